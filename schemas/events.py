@@ -1,0 +1,97 @@
+"""The unions consumers parse, and the one way to turn bytes into an event (or a clear reason)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TypeVar
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from schemas.nudges import NudgeDue
+from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed
+from schemas.preferences import (
+    CoupleErased,
+    PreferencesPaused,
+    PreferencesResumed,
+    PreferencesSet,
+    PreferencesUnsubscribed,
+)
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "EventRejected",
+    "OutcomeEvent",
+    "PreferenceEvent",
+    "json_schemas",
+    "parse_due",
+    "parse_outcome",
+    "parse_preference",
+]
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+
+PreferenceEvent = Annotated[
+    PreferencesSet
+    | PreferencesPaused
+    | PreferencesResumed
+    | PreferencesUnsubscribed
+    | CoupleErased,
+    Field(discriminator="type"),
+]
+OutcomeEvent = Annotated[NudgeSent | NudgeSuppressed | NudgeFailed, Field(discriminator="type")]
+
+_preference: TypeAdapter[PreferenceEvent] = TypeAdapter(PreferenceEvent)
+_outcome: TypeAdapter[OutcomeEvent] = TypeAdapter(OutcomeEvent)
+_due: TypeAdapter[NudgeDue] = TypeAdapter(NudgeDue)
+
+T = TypeVar("T")
+
+
+class EventRejected(ValueError):
+    """A message that is not a valid event; `reason` is safe to log and to publish."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per problem, `location: message`, without echoing the offending input."""
+    parts: list[str] = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        message = item["msg"]
+        if item["type"] == "json_invalid":
+            message = "not valid JSON"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts[:8]) + (f" (+{len(parts) - 8} more)" if len(parts) > 8 else "")
+
+
+def _parse(adapter: TypeAdapter[T], raw: bytes | str) -> T:
+    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    if size > MAX_EVENT_BYTES:
+        raise EventRejected(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise EventRejected(_describe(exc)) from None
+
+
+def parse_preference(raw: bytes | str) -> PreferenceEvent:
+    return _parse(_preference, raw)
+
+
+def parse_due(raw: bytes | str) -> NudgeDue:
+    return _parse(_due, raw)
+
+
+def parse_outcome(raw: bytes | str) -> OutcomeEvent:
+    return _parse(_outcome, raw)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every stream's payload, keyed by file stem, for other languages."""
+    return {
+        "preference-event": _preference.json_schema(),
+        "nudge-due": _due.json_schema(),
+        "outcome-event": _outcome.json_schema(),
+    }

@@ -1,0 +1,40 @@
+"""NudgeDue: the scheduler's announcement that one occurrence of a schedule has come due.
+
+It carries ids only, never names or addresses: the notifier reads the couple's current profile
+when it sends, so a stream entry holds no personal data and erasure needs no stream surgery.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from schemas._base import Envelope, SafeId, StrictModel
+from schemas.preferences import NudgeKind
+
+__all__ = ["NudgeDue", "NudgeDueData", "OccurrenceId"]
+
+OccurrenceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/@-]{1,200}$")]
+
+
+class NudgeDueData(StrictModel):
+    occurrence_id: OccurrenceId = Field(
+        description="Deterministic: schedule id + scheduled instant. The notifier's dedup key."
+    )
+    couple_id: SafeId
+    schedule_id: Annotated[str, StringConstraints(max_length=160)]
+    kind: NudgeKind
+    recipients: Annotated[list[SafeId], Field(min_length=1, max_length=2)]
+    turn: SafeId | None = Field(default=None, description="Whose turn it is to plan (date night).")
+    sequence: Annotated[int, Field(ge=0, description="How many times this schedule fired before.")]
+    scheduled_at: AwareDatetime
+    revision: Annotated[int, Field(ge=0)]
+    note: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="Why the instant moved: dst_gap, quiet_hours_deferred, late."
+    )
+
+
+class NudgeDue(Envelope):
+    type: Literal["nudge.due.v1"]
+    data: NudgeDueData

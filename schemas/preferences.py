@@ -1,0 +1,283 @@
+"""Preference events: what other apps publish on the preferences stream.
+
+preferences.set.v1           full replacement of a couple's preferences (with a revision)
+preferences.paused.v1        pause the couple or one partner, optionally until an instant
+preferences.resumed.v1       undo a pause
+preferences.unsubscribed.v1  one partner stops one nudge kind (or all) on one channel (or all)
+couple.erased.v1             forget everything about the couple
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, Self
+
+from croniter import croniter
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from schemas._base import Envelope, LocalTime, Name, SafeId, StrictModel, TimeZoneName
+
+__all__ = [
+    "Cadence",
+    "Channel",
+    "CoupleErased",
+    "CoupleErasedData",
+    "CronCadence",
+    "FocusArea",
+    "LoveLanguage",
+    "MonthlyCadence",
+    "NudgeKind",
+    "NudgePlan",
+    "Nudges",
+    "Partner",
+    "PreferencesPaused",
+    "PreferencesPausedData",
+    "PreferencesResumed",
+    "PreferencesResumedData",
+    "PreferencesSet",
+    "PreferencesSetData",
+    "PreferencesUnsubscribed",
+    "PreferencesUnsubscribedData",
+    "PushSubscription",
+    "QuietHours",
+    "TimeWindow",
+    "TimesPerWeekCadence",
+    "Weekday",
+    "WeeklyCadence",
+]
+
+NudgeKind = Literal["date_night", "check_in", "appreciation"]
+Channel = Literal["email", "push", "webhook"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LoveLanguage = Literal[
+    "words_of_affirmation", "acts_of_service", "receiving_gifts", "quality_time", "physical_touch"
+]
+FocusArea = Literal[
+    "emotional", "physical", "intellectual", "experiential", "spiritual", "conflict"
+]
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the SMTP
+# server's judgement; this only keeps obvious garbage (and header injection) out.
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$"),
+]
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
+
+
+class TimeWindow(StrictModel):
+    """A daily local window [start, end); start < end on the same day."""
+
+    start: LocalTime
+    end: LocalTime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("window end must be after its start on the same day")
+        return self
+
+
+class QuietHours(StrictModel):
+    """Local hours in which a partner gets no nudge; may wrap midnight (22:00-08:00)."""
+
+    start: LocalTime
+    end: LocalTime
+    policy: Literal["defer", "drop"] = "defer"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end must differ")
+        return self
+
+
+class PushSubscription(StrictModel):
+    """A Web Push subscription as the browser's PushManager returns it."""
+
+    endpoint: Annotated[str, StringConstraints(max_length=1024, pattern=r"^https://\S+$")]
+    p256dh: Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_=-]+$")]
+    auth: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class Partner(StrictModel):
+    partner_id: SafeId
+    name: Name
+    timezone: TimeZoneName
+    locale: Locale = "en"
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=3)]
+    email: Email | None = None
+    push: PushSubscription | None = None
+    love_languages: Annotated[list[LoveLanguage], Field(max_length=5)] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
+
+    @model_validator(mode="after")
+    def _channels_have_addresses(self) -> Self:
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        if len(set(self.love_languages)) != len(self.love_languages):
+            raise ValueError("love_languages must not repeat")
+        if "email" in self.channels and self.email is None:
+            raise ValueError("channel 'email' needs an email address")
+        if "push" in self.channels and self.push is None:
+            raise ValueError("channel 'push' needs a push subscription")
+        return self
+
+
+class WeeklyCadence(StrictModel):
+    """Every week (or every n-th week, counted from the anchor's week) on a weekday."""
+
+    repeat: Literal["weekly"]
+    weekday: Weekday
+    at: LocalTime
+    every_weeks: Annotated[int, Field(ge=1, le=4)] = 1
+    anchor: date | None = Field(
+        default=None, description="A date in a week that fires; needed when every_weeks > 1."
+    )
+
+    @model_validator(mode="after")
+    def _anchor_when_skipping(self) -> Self:
+        if self.every_weeks > 1 and self.anchor is None:
+            raise ValueError("every_weeks > 1 needs an anchor date")
+        return self
+
+
+class MonthlyCadence(StrictModel):
+    """Monthly on the n-th weekday (nth=-1 is the last) or on a day of the month (1-28)."""
+
+    repeat: Literal["monthly"]
+    at: LocalTime
+    weekday: Weekday | None = None
+    nth: Literal[1, 2, 3, 4, -1] | None = None
+    day: Annotated[int, Field(ge=1, le=28)] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        by_weekday = self.weekday is not None and self.nth is not None
+        if by_weekday == (self.day is not None) or (self.weekday is None) != (self.nth is None):
+            raise ValueError("give either weekday and nth, or day")
+        return self
+
+
+class TimesPerWeekCadence(StrictModel):
+    """N times a week at spread, per-couple times inside a daily local window."""
+
+    repeat: Literal["times_per_week"]
+    times: Annotated[int, Field(ge=1, le=7)]
+    between: TimeWindow
+
+
+class CronCadence(StrictModel):
+    """A raw five-field cron expression in local time, for power users."""
+
+    repeat: Literal["cron"]
+    cron: Annotated[str, StringConstraints(max_length=120)]
+
+    @model_validator(mode="after")
+    def _parses(self) -> Self:
+        if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
+            raise ValueError(f"not a valid five-field cron expression: {self.cron!r}")
+        return self
+
+
+Cadence = Annotated[
+    WeeklyCadence | MonthlyCadence | TimesPerWeekCadence | CronCadence,
+    Field(discriminator="repeat"),
+]
+
+
+class NudgePlan(StrictModel):
+    """How one kind of nudge repeats and who gets it.
+
+    recipients: "both", "alternate" (one partner per occurrence, taking turns) or "one"
+    (only `partner_id`). timing: "own_local" fires at each recipient's own local time;
+    "together" fires both at the same instant, computed in `timezone_of`'s zone.
+    """
+
+    cadence: Cadence
+    recipients: Literal["both", "alternate", "one"] = "both"
+    partner_id: SafeId | None = None
+    timing: Literal["own_local", "together"] = "own_local"
+    timezone_of: SafeId | None = None
+
+    @model_validator(mode="after")
+    def _one_names_partner(self) -> Self:
+        if (self.recipients == "one") != (self.partner_id is not None):
+            raise ValueError("recipients 'one' needs partner_id (and only it does)")
+        return self
+
+
+class Nudges(StrictModel):
+    date_night: NudgePlan | None = None
+    check_in: NudgePlan | None = None
+    appreciation: NudgePlan | None = None
+
+
+class PreferencesSetData(StrictModel):
+    couple_id: SafeId
+    revision: Annotated[int, Field(ge=0, description="Monotonic; older revisions are ignored.")]
+    partners: tuple[Partner, Partner]
+    nudges: Nudges
+    focus_areas: Annotated[list[FocusArea], Field(max_length=6)] = Field(default_factory=list)
+    discreet: bool = Field(default=False, description="Neutral push titles and email subjects.")
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        ids = {p.partner_id for p in self.partners}
+        if len(ids) != 2:
+            raise ValueError("the two partners need distinct partner_id values")
+        for kind in ("date_night", "check_in", "appreciation"):
+            plan: NudgePlan | None = getattr(self.nudges, kind)
+            if plan is None:
+                continue
+            for ref in (plan.partner_id, plan.timezone_of):
+                if ref is not None and ref not in ids:
+                    raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")
+        return self
+
+
+class PreferencesSet(Envelope):
+    type: Literal["preferences.set.v1"]
+    data: PreferencesSetData
+
+
+class PreferencesPausedData(StrictModel):
+    couple_id: SafeId
+    partner_id: SafeId | None = Field(default=None, description="None pauses the whole couple.")
+    until: AwareDatetime | None = Field(default=None, description="None pauses until resumed.")
+
+
+class PreferencesPaused(Envelope):
+    type: Literal["preferences.paused.v1"]
+    data: PreferencesPausedData
+
+
+class PreferencesResumedData(StrictModel):
+    couple_id: SafeId
+    partner_id: SafeId | None = None
+
+
+class PreferencesResumed(Envelope):
+    type: Literal["preferences.resumed.v1"]
+    data: PreferencesResumedData
+
+
+class PreferencesUnsubscribedData(StrictModel):
+    couple_id: SafeId
+    partner_id: SafeId
+    kind: NudgeKind | Literal["all"] = "all"
+    channel: Channel | Literal["all"] = "all"
+
+
+class PreferencesUnsubscribed(Envelope):
+    type: Literal["preferences.unsubscribed.v1"]
+    data: PreferencesUnsubscribedData
+
+
+class CoupleErasedData(StrictModel):
+    couple_id: SafeId
+
+
+class CoupleErased(Envelope):
+    type: Literal["couple.erased.v1"]
+    data: CoupleErasedData

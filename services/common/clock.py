@@ -1,0 +1,90 @@
+"""Injected time. Services never call datetime.now() or asyncio.sleep() for schedule time.
+
+`ScaledClock` runs faster than real time (the demo's simulated month); tests pass their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+__all__ = ["Clock", "ManualClock", "ScaledClock", "SystemClock", "epoch_ms", "from_ms"]
+
+
+class Clock(Protocol):
+    speed: float  # clock seconds per real second
+
+    def now(self) -> datetime:
+        """The current instant, aware UTC."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for `seconds` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    speed = 1.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class ScaledClock:
+    """Starts at `start` and runs `speed` times faster than the wall clock."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock needs an aware start")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start = start.astimezone(UTC)
+        self.speed = speed
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+class ManualClock:
+    """Time stands still until `advance`/`set`; sleeping yields briefly in real time."""
+
+    speed = 1.0
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware start")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, instant: datetime) -> None:
+        self._now = instant.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(max(0.0, seconds), 0.01))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(instant: datetime) -> int:
+    """Exact integer milliseconds (float timestamp() * 1000 is off by one now and then)."""
+    return (instant - _EPOCH) // _MS
+
+
+def from_ms(ms: int | float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

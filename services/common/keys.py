@@ -1,0 +1,91 @@
+"""Every Redis key and stream name the services use. Nothing else builds key names.
+
+Layout (prefix "nudges", shard tag {sNN}):
+
+    nudges:preferences                 stream  in: preference events        group "scheduler"
+    nudges:outcomes                    stream  out: sent/suppressed/failed
+    nudges:rejected                    stream  bad input + reason (plain fields)
+    nudges:dead                        stream  nudges that exhausted retries
+    nudges:due:{s00}                   stream  NudgeDue for shard 00          group "notifier"
+    nudges:timers:{s00}                zset    schedule id -> next fire (epoch ms)
+    nudges:schedules:{s00}             hash    schedule id -> "seq|nominal_ms|spec"
+    nudges:couple:{s00}:<couple>       hash    revision, profile, pause and unsubscribe state
+    nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms
+    nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms
+    nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
+
+Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
+shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass
+
+__all__ = ["NOTIFIER_GROUP", "SCHEDULER_GROUP", "Keys", "couple_digest"]
+
+SCHEDULER_GROUP = "scheduler"
+NOTIFIER_GROUP = "notifier"
+
+
+def couple_digest(couple_id: str) -> str:
+    """A one-way name for an erased couple: lets us ignore replays without keeping the id."""
+    return hashlib.blake2b(couple_id.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "nudges"
+    shards: int = 1
+
+    @property
+    def preferences(self) -> str:
+        return f"{self.prefix}:preferences"
+
+    @property
+    def outcomes(self) -> str:
+        return f"{self.prefix}:outcomes"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.prefix}:rejected"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"
+
+    def shard_of(self, couple_id: str) -> int:
+        return zlib.crc32(couple_id.encode()) % self.shards
+
+    def _tag(self, shard: int) -> str:
+        return f"{{s{shard:02d}}}"
+
+    def due(self, shard: int) -> str:
+        return f"{self.prefix}:due:{self._tag(shard)}"
+
+    def all_due(self) -> list[str]:
+        return [self.due(s) for s in range(self.shards)]
+
+    def timers(self, shard: int) -> str:
+        return f"{self.prefix}:timers:{self._tag(shard)}"
+
+    def schedules(self, shard: int) -> str:
+        return f"{self.prefix}:schedules:{self._tag(shard)}"
+
+    def tombstones(self, shard: int) -> str:
+        return f"{self.prefix}:tombstones:{self._tag(shard)}"
+
+    def couple(self, couple_id: str) -> str:
+        return f"{self.prefix}:couple:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
+    def sent(self, couple_id: str) -> str:
+        return f"{self.prefix}:sent:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
+    def seen(self, couple_id: str) -> str:
+        return f"{self.prefix}:seen:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
+    def couple_keys(self, couple_id: str) -> list[str]:
+        """Every key that holds data of one couple: what erasure deletes."""
+        return [self.couple(couple_id), self.sent(couple_id), self.seen(couple_id)]

@@ -1,0 +1,49 @@
+"""Configuration from the environment: one validated object per service, built once at start.
+
+Nothing else reads os.environ. Every variable is prefixed NUDGE_ except REDIS_URL, the
+conventional name (NUDGE_REDIS_URL works too).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.keys import Keys
+
+__all__ = ["CommonSettings"]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", frozen=True)
+
+    redis_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_REDIS_URL),
+        validation_alias=AliasChoices("REDIS_URL", "NUDGE_REDIS_URL"),
+        description="redis:// or rediss:// URL, may carry user and password (never logged).",
+    )
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "nudges"
+    shards: Annotated[int, Field(ge=1, le=1024)] = 1
+    preferences_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
+    due_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
+    outcomes_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
+    rejected_maxlen: Annotated[int, Field(ge=100)] = 100_000
+    consumer_name: str | None = Field(
+        default=None, description="Unique per process; default hostname-pid."
+    )
+    clock_speed: Annotated[float, Field(gt=0)] = Field(
+        default=1.0, description="Simulated seconds per real second (demos only)."
+    )
+    clock_start: AwareDatetime | None = Field(
+        default=None, description="Simulated start instant; with clock_speed, for demos."
+    )
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(prefix=self.key_prefix, shards=self.shards)

@@ -1,0 +1,117 @@
+"""Writing to streams and preparing consumer groups.
+
+Wire format: every event entry has one field, `__data__`, holding the event as plain JSON.
+FastStream subscribers parse that as the message body, and any language can produce or read
+it with XADD/XRANGE. Rejected entries are plain fields for operators reading with redis-cli.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Final, TypeVar, cast
+
+import redis.asyncio as aioredis
+from faststream.redis.annotations import RedisStreamMessage
+from pydantic import BaseModel
+from redis.exceptions import ResponseError
+
+__all__ = [
+    "DATA_FIELD",
+    "encode",
+    "ensure_group",
+    "entry_id",
+    "publish",
+    "read_entries",
+    "read_events",
+    "reject",
+]
+
+T = TypeVar("T")
+
+DATA_FIELD: Final = "__data__"
+RAW_LIMIT: Final = 8 * 1024
+
+
+def encode(event: BaseModel) -> bytes:
+    return event.model_dump_json().encode()
+
+
+async def publish(
+    redis: aioredis.Redis, stream: str, events: Iterable[BaseModel], *, maxlen: int
+) -> list[bytes]:
+    """XADD every event in one pipeline round trip; returns the entry ids."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for event in events:
+            pipe.xadd(stream, {DATA_FIELD: encode(event)}, maxlen=maxlen, approximate=True)
+        ids: list[bytes] = await pipe.execute()
+    return ids
+
+
+async def reject(
+    redis: aioredis.Redis,
+    stream: str,
+    *,
+    source: str,
+    entry_id: str,
+    raw: bytes,
+    reason: str,
+    service: str,
+    maxlen: int,
+) -> None:
+    """Keep a bad message (truncated) with the reason it was refused, for operators."""
+    await redis.xadd(
+        stream,
+        {
+            "source": source,
+            "entry_id": entry_id,
+            "service": service,
+            "reason": reason[:2000],
+            "raw": raw[:RAW_LIMIT],
+            "truncated": "1" if len(raw) > RAW_LIMIT else "0",
+            "at": datetime.now(UTC).isoformat(),
+        },
+        maxlen=maxlen,
+        approximate=True,
+    )
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
+    """Create the group at the start of the stream (so a backlog is read), if missing.
+
+    Called on every start: a Redis that restarted without persistence loses its groups, and
+    FastStream's subscriber stops for good on a missing group.
+    """
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def entry_id(msg: RedisStreamMessage) -> str:
+    """The stream entry id of a consumed message (FastStream's message_id is random)."""
+    ids = msg.raw_message.get("message_ids") or [b"?"]
+    first = ids[0]
+    return first.decode() if isinstance(first, bytes) else str(first)
+
+
+async def read_entries(
+    redis: aioredis.Redis, stream: str, *, start: str = "-", count: int | None = None
+) -> list[tuple[str, dict[bytes, bytes]]]:
+    """XRANGE with plain types: (entry id, fields) in stream order."""
+    rows = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]",
+        await redis.xrange(stream, min=start, count=count),
+    )
+    return [(entry.decode(), fields) for entry, fields in rows]
+
+
+async def read_events(
+    redis: aioredis.Redis, stream: str, parse: Callable[[bytes], T], *, count: int | None = None
+) -> list[T]:
+    """Every event on a stream, parsed (e.g. with schemas.parse_outcome)."""
+    return [
+        parse(fields[DATA_FIELD.encode()])
+        for _, fields in await read_entries(redis, stream, count=count)
+    ]

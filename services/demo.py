@@ -1,0 +1,179 @@
+"""`nudge demo`: both services, embedded parts, sample couples and a simulated month.
+
+Starts a private Valkey (unless REDIS_URL is set) and an SMTP catcher writing ./outbox/*.eml,
+runs the scheduler and the notifier in this process on one accelerated clock, publishes the
+couples in examples/couples/, and prints what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from schemas import parse_outcome
+from services.common.clock import ScaledClock
+from services.common.keys import NOTIFIER_GROUP
+from services.common.streams import DATA_FIELD, read_events
+from services.embedded.mailcatcher import MailCatcher
+from services.embedded.valkey import EmbeddedValkey
+from services.notifier.service import NotifierService
+from services.notifier.settings import NotifierSettings
+from services.scheduler.service import SchedulerService
+from services.scheduler.settings import SchedulerSettings
+
+__all__ = ["DemoResult", "default_start", "run_demo"]
+
+
+def default_start(today: datetime | None = None) -> datetime:
+    """Midnight UTC on the 1st of next month: every monthly cadence falls inside 31 days."""
+    now = today or datetime.now(UTC)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+@dataclass
+class DemoResult:
+    sent: Counter[tuple[str, str, str, str]]  # (couple, partner, kind, channel)
+    suppressed: Counter[str]
+    emails: int
+    outbox: Path
+    seconds: float
+
+
+async def run_demo(
+    *,
+    couples_dir: Path,
+    outbox: Path,
+    days: int = 31,
+    seconds: float = 20.0,
+    start: datetime | None = None,
+    console: Console | None = None,
+) -> DemoResult:
+    console = console or Console()
+    if outbox.exists():  # noqa: ASYNC240 (start-up, before anything runs concurrently)
+        shutil.rmtree(outbox)
+    events = [p.read_bytes() for p in sorted(couples_dir.glob("*.json"))]  # noqa: ASYNC240
+    start = start or default_start()
+    speed = days * 86400 / seconds
+    clock = ScaledClock(start, speed)
+    valkey = None if os.environ.get("REDIS_URL") else EmbeddedValkey().start()
+    url = os.environ["REDIS_URL"] if valkey is None else valkey.url
+    prefix = f"demo{os.getpid()}"
+    catcher = MailCatcher(outbox).start()
+    scheduler = SchedulerService(
+        SchedulerSettings(redis_url=SecretStr(url), key_prefix=prefix, max_poll_seconds=0.01),
+        clock,
+    )
+    notifier = NotifierService(
+        NotifierSettings(
+            redis_url=SecretStr(url),
+            key_prefix=prefix,
+            smtp_port=catcher.port,
+            sender="Nudges <nudges@demo.test>",
+        ),
+        clock,
+    )
+    redis = aioredis.Redis.from_url(url)
+    began = time.monotonic()
+    try:
+        await scheduler.start()
+        await notifier.start()
+        for event in events:
+            await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: event})
+        end = start + timedelta(days=days)
+        with Progress(
+            TextColumn("[bold]simulated month[/]"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("", total=days * 24)
+            while (now := clock.now()) < end:
+                hours = (now - start).total_seconds() / 3600
+                progress.update(
+                    task,
+                    completed=min(hours, days * 24),
+                    description=f"{now:%a %d %b %H:%M} UTC · {len(catcher.messages)} emails",
+                )
+                await asyncio.sleep(0.1)
+            progress.update(
+                task, completed=days * 24, description=f"{len(catcher.messages)} emails"
+            )
+        await scheduler.stop()
+        await _drain(redis, notifier.keys.all_due())
+        await notifier.stop()
+        sent, suppressed = await _tally(redis, notifier.keys.outcomes)
+        await redis.delete(*[k async for k in redis.scan_iter(match=f"{prefix}:*")])
+    finally:
+        await redis.aclose()
+        catcher.stop()
+        if valkey is not None:
+            valkey.stop()
+    return DemoResult(sent, suppressed, len(catcher.messages), outbox, time.monotonic() - began)
+
+
+async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0) -> None:
+    """Wait until the notifier group has read and acknowledged everything."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        busy = False
+        for stream in streams:
+            for group in await redis.xinfo_groups(stream):
+                if group["name"].decode() == NOTIFIER_GROUP and (
+                    group["pending"] or group.get("lag")
+                ):
+                    busy = True
+        if not busy:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _tally(
+    redis: aioredis.Redis, stream: str
+) -> tuple[Counter[tuple[str, str, str, str]], Counter[str]]:
+    sent: Counter[tuple[str, str, str, str]] = Counter()
+    suppressed: Counter[str] = Counter()
+    for event in await read_events(redis, stream, parse_outcome):
+        if event.type == "nudge.sent.v1":
+            d = event.data
+            sent[(d.couple_id, d.partner_id, d.kind, d.channel)] += 1
+        elif event.type == "nudge.suppressed.v1":
+            suppressed[event.data.reason] += 1
+    return sent, suppressed
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    table = Table(title="Nudges sent in the simulated month")
+    for column in ("couple", "partner", "channel", "date night", "check-in", "appreciation"):
+        table.add_column(
+            column, justify="right" if " " in column or column == "appreciation" else "left"
+        )
+    people = sorted({(c, p, ch) for c, p, _, ch in result.sent})
+    for couple, partner, channel in people:
+        counts = [
+            str(result.sent[(couple, partner, kind, channel)])
+            for kind in ("date_night", "check_in", "appreciation")
+        ]
+        table.add_row(couple, partner, channel, *counts)
+    console.print(table)
+    if result.suppressed:
+        details = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.suppressed.items()))
+        console.print(f"Suppressed (with reasons, as outcome events): {details}")
+    console.print(
+        f"{result.emails} emails in [bold]{result.outbox}/[/] (open any .eml in a mail client) "
+        f"· {result.seconds:.1f} s"
+    )

@@ -1,0 +1,47 @@
+"""The one interface every channel implements, and an in-memory recorder beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+from schemas import Channel as ChannelName
+
+__all__ = ["Channel", "Outgoing", "RecordingChannel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One rendered nudge for one partner on one channel."""
+
+    channel: ChannelName
+    idempotency_key: str
+    email: EmailMessage | None = None  # channel "email"
+    push: dict[str, Any] | None = None  # channels "push" and "webhook": title, body, url
+    address: Any = None  # email address or push subscription; never logged
+
+
+class Channel(Protocol):
+    @property
+    def name(self) -> ChannelName: ...
+
+    async def send(self, message: Outgoing) -> None:
+        """Deliver or raise TransientSendError / PermanentSendError."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class RecordingChannel:
+    """Keeps what it was asked to send; for tests and benchmarks that need no real far end."""
+
+    name: ChannelName = "email"
+    sent: list[Outgoing] = field(default_factory=list)
+
+    async def send(self, message: Outgoing) -> None:
+        self.sent.append(message)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,46 @@
+"""Choosing what a nudge says. Pure and deterministic: the same state gives the same choice.
+
+- Fits the kind, the receiving partner's love languages (appreciation) and the couple's focus
+  areas; widens the pool step by step when a filter leaves nothing.
+- Never repeats an item the couple saw within the window before this occurrence. Only
+  sightings *before* the occurrence count, so a redelivered occurrence picks the same item.
+- The pick among the fitting items is a hash of the occurrence (and, for appreciation, the
+  giver), so shared nudges give both partners the same prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+
+from schemas import FocusArea, LoveLanguage, NudgeKind
+from services.notifier.catalog import Item
+
+__all__ = ["choose"]
+
+
+def _stable_index(seed: str, n: int) -> int:
+    digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
+
+
+def choose(
+    items: Sequence[Item],
+    *,
+    kind: NudgeKind,
+    seed: str,
+    love_languages: Collection[LoveLanguage] = (),
+    focus_areas: Collection[FocusArea] = (),
+    recently_seen: Collection[str] = (),
+) -> Item:
+    pool = [i for i in items if i.kind == kind]
+    if not pool:
+        raise LookupError(f"the catalog has no {kind} items")
+    fresh = [i for i in pool if i.id not in recently_seen] or pool
+    candidates = fresh
+    if love_languages and kind == "appreciation":
+        candidates = [i for i in candidates if i.love_languages & set(love_languages)] or candidates
+    if focus_areas:
+        candidates = [i for i in candidates if i.focus & set(focus_areas)] or candidates
+    ordered = sorted(candidates, key=lambda i: i.id)
+    return ordered[_stable_index(seed, len(ordered))]

@@ -1,0 +1,291 @@
+"""Delivering one NudgeDue: consent checks, idempotency, content, rendering, sending.
+
+For each recipient and each of their channels, in order:
+  already sent (idempotency record)  -> nothing to do, no second outcome
+  couple erased / schedule replaced  -> suppressed (erased / stale_revision)
+  paused, unsubscribed, channel dead -> suppressed with that reason
+  otherwise: choose content, render, send, record, outcome "sent"
+Transient failures are returned, not raised, next to the outcomes of what did succeed: the
+service publishes those outcomes and schedules a retry that sends only what is missing (the
+idempotency records make the retry skip everything already done).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from typing import Final
+
+import structlog
+
+from schemas import (
+    Channel as ChannelName,
+)
+from schemas import (
+    NudgeDue,
+    NudgeFailed,
+    NudgeFailedData,
+    NudgeSent,
+    NudgeSentData,
+    NudgeSuppressed,
+    NudgeSuppressedData,
+    OutcomeEvent,
+    Partner,
+    SuppressionReason,
+)
+from services.common.clock import Clock, epoch_ms
+from services.common.couple_state import CoupleState
+from services.notifier.catalog import Catalog, Item
+from services.notifier.channels.base import Channel, Outgoing
+from services.notifier.content import choose
+from services.notifier.errors import PermanentSendError, TransientSendError
+from services.notifier.render import NudgeView, render_email, render_push
+from services.notifier.settings import NotifierSettings
+from services.notifier.state import NotifierState, idempotency_key
+
+__all__ = ["PRODUCER", "Delivery", "DeliveryResult", "RetryNeeded"]
+
+log = structlog.get_logger()
+PRODUCER: Final = "nudge-notifier"
+_NS: Final = uuid.UUID("1f6f3c5e-2b8a-4b0e-9d1c-7e5a3b2c4d6f")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNeeded:
+    partner_id: str
+    channel: ChannelName
+    error: TransientSendError
+
+
+@dataclass
+class DeliveryResult:
+    outcomes: list[OutcomeEvent] = field(default_factory=list)
+    retry: list[RetryNeeded] = field(default_factory=list)
+
+
+class Delivery:
+    def __init__(
+        self,
+        state: NotifierState,
+        channels: Mapping[ChannelName, Channel],
+        catalog: Catalog,
+        clock: Clock,
+        settings: NotifierSettings,
+    ) -> None:
+        self.state = state
+        self.channels = channels
+        self.catalog = catalog
+        self.clock = clock
+        self.settings = settings
+
+    async def deliver(self, due: NudgeDue) -> DeliveryResult:
+        d = due.data
+        scheduled_ms = epoch_ms(d.scheduled_at)
+        window_ms = int(self.settings.repeat_window.total_seconds() * 1000)
+        couple, sent, seen = await self.state.load(
+            d.couple_id, seen_since_ms=scheduled_ms - window_ms, seen_before_ms=scheduled_ms
+        )
+        now = self.clock.now()
+        result = DeliveryResult()
+        if couple.profile is None:
+            result.outcomes.append(self._suppressed(due, now, "erased"))
+            return result
+        if d.schedule_id not in couple.fields.get("sids", "").split(","):
+            result.outcomes.append(self._suppressed(due, now, "stale_revision"))
+            return result
+        partners = {p.partner_id: p for p in couple.profile.partners}
+        for partner_id in d.recipients:
+            partner = partners.get(partner_id)
+            if partner is None:
+                result.outcomes.append(self._suppressed(due, now, "stale_revision", partner_id))
+                continue
+            other = next(p for p in couple.profile.partners if p.partner_id != partner_id)
+            await self._deliver_to(result, due, couple, partner, other, sent, seen, now)
+        return result
+
+    async def _deliver_to(
+        self,
+        result: DeliveryResult,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        other: Partner,
+        sent: set[str],
+        seen: set[str],
+        now: datetime,
+    ) -> None:
+        d = due.data
+        now_ms = epoch_ms(now)
+        outcomes = result.outcomes
+        if couple.paused(partner.partner_id, now_ms):
+            outcomes.append(self._suppressed(due, now, "paused", partner.partner_id))
+            return
+        for channel_name in partner.channels:
+            key = idempotency_key(d.occurrence_id, partner.partner_id, channel_name)
+            if key in sent:
+                continue
+            reason = self._blocked(couple, partner.partner_id, d.kind, channel_name)
+            if reason is not None:
+                outcomes.append(
+                    self._suppressed(due, now, reason, partner.partner_id, channel_name)
+                )
+                continue
+            item = self._choose(due, couple, partner, other, seen)
+            message = self._render(due, couple, partner, other, item, channel_name, key, now)
+            outcome: OutcomeEvent
+            try:
+                await self.channels[channel_name].send(message)
+                outcome = self._sent(due, now, partner.partner_id, channel_name, item.id)
+            except TransientSendError as exc:
+                result.retry.append(RetryNeeded(partner.partner_id, channel_name, exc))
+                continue
+            except PermanentSendError as exc:
+                if exc.gone:
+                    await self.state.mark_dead(
+                        d.couple_id, partner.partner_id, channel_name, now_ms
+                    )
+                outcome = self._failed(due, now, partner.partner_id, channel_name, exc)
+            # A permanent failure is final too: record it so a redelivery does not retry it.
+            recorded = await self.state.record_sent(
+                d.couple_id,
+                [key],
+                content_id=item.id if outcome.type == "nudge.sent.v1" else "",
+                scheduled_ms=epoch_ms(d.scheduled_at),
+                now_ms=now_ms,
+                retention_ms=int(self.settings.idempotency_retention.total_seconds() * 1000),
+            )
+            if not recorded:
+                log.info("couple_erased_during_delivery", occurrence_id=d.occurrence_id)
+            outcomes.append(outcome)
+
+    def _blocked(
+        self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName
+    ) -> SuppressionReason | None:
+        if couple.unsubscribed(partner_id, kind, channel):
+            return "unsubscribed"
+        if couple.channel_dead(partner_id, channel):
+            return "channel_dead"
+        if channel not in self.channels:
+            return "no_channel"
+        return None
+
+    def _choose(
+        self, due: NudgeDue, couple: CoupleState, partner: Partner, other: Partner, seen: set[str]
+    ) -> Item:
+        d = due.data
+        assert couple.profile is not None
+        personal = d.kind == "appreciation"  # the giver is the recipient; about the other
+        return choose(
+            self.catalog.items(d.kind, partner.locale),
+            kind=d.kind,
+            seed=f"{d.occurrence_id}|{partner.partner_id}" if personal else d.occurrence_id,
+            love_languages=other.love_languages if personal else (),
+            focus_areas=couple.profile.focus_areas,
+            recently_seen=seen,
+        )
+
+    def _render(
+        self,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        other: Partner,
+        item: Item,
+        channel: ChannelName,
+        key: str,
+        now: datetime,
+    ) -> Outgoing:
+        d = due.data
+        assert couple.profile is not None
+        names = {p.partner_id: p.name for p in couple.profile.partners}
+        view = NudgeView(
+            kind=d.kind,
+            item=item,
+            recipient=partner.name,
+            partner=other.name,
+            turn=names.get(d.turn) if d.turn else None,
+            turn_is_recipient=d.turn == partner.partner_id,
+            discreet=couple.profile.discreet,
+            locale=partner.locale,
+        )
+        if channel == "email":
+            assert partner.email is not None
+            to = Address(display_name=partner.name, addr_spec=partner.email)
+            message = render_email(view, sender=self.settings.sender, to=str(to), when=now)
+            return Outgoing(channel, key, email=message, address=partner.email)
+        return Outgoing(channel, key, push=render_push(view), address=partner.push)
+
+    def _suppressed(
+        self,
+        due: NudgeDue,
+        now: datetime,
+        reason: SuppressionReason,
+        partner_id: str | None = None,
+        channel: ChannelName | None = None,
+    ) -> NudgeSuppressed:
+        d = due.data
+        return NudgeSuppressed(
+            type="nudge.suppressed.v1",
+            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|{reason}"),
+            occurred_at=now,
+            producer=PRODUCER,
+            data=NudgeSuppressedData(
+                occurrence_id=d.occurrence_id,
+                couple_id=d.couple_id,
+                kind=d.kind,
+                scheduled_at=d.scheduled_at,
+                partner_id=partner_id,
+                channel=channel,
+                reason=reason,
+            ),
+        )
+
+    def _sent(
+        self, due: NudgeDue, now: datetime, partner_id: str, channel: ChannelName, content_id: str
+    ) -> NudgeSent:
+        d = due.data
+        return NudgeSent(
+            type="nudge.sent.v1",
+            event_id=uuid.uuid5(_NS, idempotency_key(d.occurrence_id, partner_id, channel)),
+            occurred_at=now,
+            producer=PRODUCER,
+            data=NudgeSentData(
+                occurrence_id=d.occurrence_id,
+                couple_id=d.couple_id,
+                kind=d.kind,
+                scheduled_at=d.scheduled_at,
+                partner_id=partner_id,
+                channel=channel,
+                content_id=content_id,
+                note=d.note,
+            ),
+        )
+
+    def _failed(
+        self,
+        due: NudgeDue,
+        now: datetime,
+        partner_id: str,
+        channel: ChannelName,
+        exc: PermanentSendError,
+    ) -> NudgeFailed:
+        d = due.data
+        return NudgeFailed(
+            type="nudge.failed.v1",
+            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|failed"),
+            occurred_at=now,
+            producer=PRODUCER,
+            data=NudgeFailedData(
+                occurrence_id=d.occurrence_id,
+                couple_id=d.couple_id,
+                kind=d.kind,
+                scheduled_at=d.scheduled_at,
+                partner_id=partner_id,
+                channel=channel,
+                error=exc.detail[:200],
+                permanent=True,
+            ),
+        )

@@ -1,0 +1,36 @@
+"""The notifier's errors. Transient ones are retried with backoff; permanent ones are not.
+
+    NotifierError
+    └── SendError                  a channel could not deliver one message
+        ├── TransientSendError     timeouts, SMTP 4xx, HTTP 429/5xx: retry later
+        └── PermanentSendError     SMTP 5xx recipient errors, push 404/410: mark channel dead
+
+Messages carry error classes and codes only, never addresses or content.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NotifierError", "PermanentSendError", "SendError", "TransientSendError"]
+
+
+class NotifierError(Exception):
+    pass
+
+
+class SendError(NotifierError):
+    def __init__(self, channel: str, detail: str) -> None:
+        super().__init__(f"{channel}: {detail}")
+        self.channel = channel
+        self.detail = detail
+
+
+class TransientSendError(SendError):
+    permanent = False
+
+
+class PermanentSendError(SendError):
+    permanent = True
+
+    def __init__(self, channel: str, detail: str, *, gone: bool = False) -> None:
+        super().__init__(channel, detail)
+        self.gone = gone  # the address/subscription itself is dead: stop using the channel

@@ -1,0 +1,138 @@
+"""Turning a chosen item into an email (plain text + HTML) and a push payload. No I/O.
+
+Names and any user text are filled in before rendering and escaped by Jinja2's autoescape in
+HTML. Interface text lives in templates/<locale>/strings.toml; unknown locales fall back to en.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from schemas import NudgeKind
+from services.notifier.catalog import DEFAULT_LOCALE, Item
+
+__all__ = ["NudgeView", "render_email", "render_push"]
+
+
+@dataclass(frozen=True, slots=True)
+class NudgeView:
+    """Everything the templates need for one partner; built by the delivery step."""
+
+    kind: NudgeKind
+    item: Item
+    recipient: str  # the recipient's display name
+    partner: str  # the other partner's display name
+    turn: str | None = None  # display name of whose turn it is to plan, if any
+    turn_is_recipient: bool = False
+    discreet: bool = False
+    locale: str = DEFAULT_LOCALE
+    link: str | None = None  # deep link for push
+    unsubscribe_url: str | None = None
+
+    @property
+    def body(self) -> str:
+        # Appreciation goes to the giver (the recipient) about the receiver (the partner).
+        return self.item.body.format(receiver=self.partner, giver=self.recipient)
+
+
+def _templates_root() -> Any:
+    return resources.files("services.notifier") / "templates"
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    root = str(_templates_root())
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@functools.cache
+def _locale_dir(locale: str) -> str:
+    root = _templates_root()
+    for candidate in (locale, locale.split("-")[0]):
+        if (root / candidate / "strings.toml").is_file():
+            return candidate
+    return DEFAULT_LOCALE
+
+
+@functools.cache
+def _strings(locale_dir: str) -> dict[str, Any]:
+    text = (_templates_root() / locale_dir / "strings.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _context(view: NudgeView) -> dict[str, Any]:
+    s = _strings(_locale_dir(view.locale))
+    turn_line = None
+    if view.turn is not None:
+        turn_line = (
+            s["turn"]["yours"]
+            if view.turn_is_recipient
+            else s["turn"]["partner"].format(name=view.turn)
+        )
+    return {
+        "lang": view.locale.split("-")[0],
+        "subject": _subject(view, s),
+        "heading": s["heading"][view.kind],
+        "recipient": view.recipient,
+        "body": view.body,
+        "detail": view.item.detail,
+        "turn_line": turn_line,
+        "footer_why": s["footer"]["why"].format(partner=view.partner),
+        "footer_unsubscribe": s["footer"]["unsubscribe"],
+        "footer_counselor": s["footer"]["counselor"],
+        "unsubscribe_url": view.unsubscribe_url,
+    }
+
+
+def _subject(view: NudgeView, s: dict[str, Any]) -> str:
+    return str(s["discreet"]["subject"]) if view.discreet else view.item.title
+
+
+def render_email(
+    view: NudgeView,
+    *,
+    sender: str,
+    to: str,
+    when: datetime,
+    list_unsubscribe_post: bool = False,
+) -> EmailMessage:
+    ctx = _context(view)
+    folder = _locale_dir(view.locale)
+    message = EmailMessage()
+    message["Subject"] = ctx["subject"]
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(when)
+    message["Message-ID"] = make_msgid(
+        domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    )
+    message["Auto-Submitted"] = "auto-generated"
+    if view.unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{view.unsubscribe_url}>"
+        if list_unsubscribe_post:
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(_env().get_template(f"{folder}/email.txt.j2").render(ctx))
+    message.add_alternative(
+        _env().get_template(f"{folder}/email.html.j2").render(ctx), subtype="html"
+    )
+    return message
+
+
+def render_push(view: NudgeView) -> dict[str, Any]:
+    s = _strings(_locale_dir(view.locale))
+    title = s["discreet"]["push_title"] if view.discreet else view.item.title
+    return {"title": title, "body": view.body, "url": view.link, "kind": view.kind}

@@ -1,0 +1,236 @@
+"""Preferences -> schedules -> occurrences. Pure: no clock, no Redis; `after` is an argument.
+
+A couple's preferences become a handful of schedules, one per (nudge kind, audience):
+- timing "together", or recipients "alternate": one shared schedule in one zone; both partners
+  (or the partner whose turn it is) get the same occurrence;
+- timing "own_local": one schedule per recipient, in that recipient's zone.
+Every recipient's quiet hours apply, each in that partner's own zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from schemas import (
+    Cadence,
+    CronCadence,
+    MonthlyCadence,
+    NudgeKind,
+    NudgePlan,
+    Partner,
+    PreferencesSetData,
+    QuietHours,
+    TimesPerWeekCadence,
+    WeeklyCadence,
+)
+from services.scheduler.rules import CronRule, Rule, RuleError, SpreadRule, fires_between, next_fire
+from services.scheduler.wallclock import resolve, to_local
+
+__all__ = [
+    "KIND_CODES",
+    "Occurrence",
+    "PlanningError",
+    "QuietWindow",
+    "Schedule",
+    "next_occurrence",
+    "occurrence_at",
+    "plan",
+    "rule_for",
+]
+
+KIND_CODES: dict[NudgeKind, str] = {"date_night": "d", "check_in": "c", "appreciation": "a"}
+_DOW = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
+# Raw cron is checked over a year of wall-clock fires (so seasonal spam is caught), in UTC so
+# that the shortening a DST gap causes on one day a year is not held against the user.
+_FREQUENCY_HORIZON = timedelta(days=366)
+_UTC = ZoneInfo("UTC")
+
+
+class PlanningError(ValueError):
+    """Preferences that are valid JSON but not an acceptable plan (e.g. too frequent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuietWindow:
+    """One partner's quiet hours, in that partner's zone; may wrap midnight."""
+
+    start: time
+    end: time
+    policy: Literal["defer", "drop"]
+    timezone: str
+
+    @classmethod
+    def of(cls, quiet: QuietHours, timezone: str) -> QuietWindow:
+        return cls(quiet.start, quiet.end, quiet.policy, timezone)
+
+    def contains(self, instant: datetime) -> bool:
+        local = to_local(instant, ZoneInfo(self.timezone)).time()
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def end_after(self, instant: datetime) -> datetime:
+        """The instant this window ends, for an instant inside it."""
+        zone = ZoneInfo(self.timezone)
+        local = to_local(instant, zone)
+        end_day = local.date()
+        if self.start > self.end and local.time() >= self.start:
+            end_day += timedelta(days=1)
+        return resolve(datetime.combine(end_day, self.end), zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    schedule_id: str
+    couple_id: str
+    kind: NudgeKind
+    rule: Rule
+    timezone: str
+    recipients: tuple[str, ...]
+    alternate: bool = False
+    quiet: tuple[QuietWindow, ...] = ()
+    revision: int = 0
+    partners: tuple[str, ...] = ()  # both partner ids in order: whose turn it is to plan
+
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One firing: `nominal` is the rule's instant (its identity); `fire_at` when it goes out."""
+
+    nominal: datetime
+    fire_at: datetime
+    note: str | None = None
+    dropped: bool = False
+
+
+def _cron_at(at: time, dom: str, dow: str) -> str:
+    return f"{at.minute} {at.hour} {dom} * {dow}"
+
+
+def rule_for(cadence: Cadence, seed: str) -> Rule:
+    match cadence:
+        case WeeklyCadence():
+            return CronRule(
+                _cron_at(cadence.at, "*", str(_DOW[cadence.weekday])),
+                every_weeks=cadence.every_weeks,
+                anchor=cadence.anchor,
+            )
+        case MonthlyCadence(day=int() as day):
+            return CronRule(_cron_at(cadence.at, str(day), "*"))
+        case MonthlyCadence(weekday=str() as weekday, nth=int() as nth):
+            dow = _DOW[weekday]  # croniter: "0#1" first Sunday, "L5" last Friday
+            return CronRule(_cron_at(cadence.at, "*", f"L{dow}" if nth == -1 else f"{dow}#{nth}"))
+        case TimesPerWeekCadence():
+            return SpreadRule(cadence.times, cadence.between.start, cadence.between.end, seed)
+        case CronCadence():
+            return CronRule(cadence.cron)
+    raise PlanningError(f"unsupported cadence {cadence!r}")  # pragma: no cover
+
+
+def _schedules_for(prefs: PreferencesSetData, kind: NudgeKind, plan_: NudgePlan) -> list[Schedule]:
+    by_id = {p.partner_id: p for p in prefs.partners}
+    both = tuple(p.partner_id for p in prefs.partners)
+    base = f"{prefs.couple_id}/{KIND_CODES[kind]}"
+
+    def one(
+        target: str, zone_of: Partner, recipients: tuple[str, ...], alternate: bool
+    ) -> Schedule:
+        sid = f"{base}/{target}"
+        quiet = tuple(
+            QuietWindow.of(q, by_id[pid].timezone)
+            for pid in recipients
+            if (q := by_id[pid].quiet_hours) is not None
+        )
+        return Schedule(
+            schedule_id=sid,
+            couple_id=prefs.couple_id,
+            kind=kind,
+            rule=rule_for(plan_.cadence, sid),
+            timezone=zone_of.timezone,
+            recipients=recipients,
+            alternate=alternate,
+            quiet=quiet,
+            revision=prefs.revision,
+            partners=both,
+        )
+
+    shared_zone = by_id[plan_.timezone_of] if plan_.timezone_of else prefs.partners[0]
+    if plan_.recipients == "alternate":
+        return [one("turns", shared_zone, both, alternate=True)]
+    targets = both if plan_.recipients == "both" else (plan_.partner_id or "",)
+    if plan_.timing == "together":
+        return [one("both", shared_zone, targets, alternate=False)]
+    return [one(pid, by_id[pid], (pid,), alternate=False) for pid in targets]
+
+
+def plan(prefs: PreferencesSetData, *, min_interval: timedelta, now: datetime) -> list[Schedule]:
+    """All schedules of a couple. Raises PlanningError for cadences firing too often."""
+    schedules: list[Schedule] = []
+    for kind in KIND_CODES:
+        plan_: NudgePlan | None = getattr(prefs.nudges, kind)
+        if plan_ is None:
+            continue
+        made = _schedules_for(prefs, kind, plan_)
+        if isinstance(plan_.cadence, CronCadence):
+            _check_frequency(made[0], min_interval, now)  # same rule for every audience
+        schedules.extend(made)
+    return schedules
+
+
+def _check_frequency(schedule: Schedule, min_interval: timedelta, now: datetime) -> None:
+    """Stops at the first gap that is too short, so spam is refused in microseconds."""
+    previous: datetime | None = None
+    try:
+        for instant in fires_between(schedule.rule, _UTC, now, now + _FREQUENCY_HORIZON):
+            if previous is not None and instant - previous < min_interval:
+                raise PlanningError(
+                    f"{schedule.kind}: cron fires as often as every {_human(instant - previous)}; "
+                    f"the minimum interval between nudges is {_human(min_interval)}"
+                )
+            previous = instant
+    except RuleError as exc:
+        raise PlanningError(f"{schedule.kind}: {exc}") from None
+
+
+def _human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 60:
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    hours = minutes // 60
+    return "1 hour" if hours == 1 else f"{hours} hours"
+
+
+def occurrence_at(schedule: Schedule, nominal: datetime) -> Occurrence:
+    """Where a rule instant lands once every recipient's quiet hours are applied.
+
+    Inside someone's quiet hours the nudge moves to the first instant outside everyone's (the
+    end of the covering window, repeated while another window covers that), unless every
+    window covering the nominal instant says "drop". No shared allowed time within a day:
+    dropped, with the note "no_shared_window".
+    """
+    covering = [w for w in schedule.quiet if w.contains(nominal)]
+    if not covering:
+        return Occurrence(nominal, nominal)
+    if all(w.policy == "drop" for w in covering):
+        return Occurrence(nominal, nominal, note="quiet_hours_dropped", dropped=True)
+    at = nominal
+    for _ in range(2 * len(schedule.quiet) + 1):
+        inside = [w for w in schedule.quiet if w.contains(at)]
+        if not inside:
+            return Occurrence(nominal, at, note="quiet_hours_deferred")
+        at = max(w.end_after(at) for w in inside)
+        if at - nominal > timedelta(days=1):
+            break
+    return Occurrence(nominal, nominal, note="no_shared_window", dropped=True)
+
+
+def next_occurrence(schedule: Schedule, after: datetime) -> Occurrence | None:
+    """The first occurrence whose nominal instant is strictly after `after`."""
+    nominal = next_fire(schedule.rule, schedule.tz(), after)
+    return None if nominal is None else occurrence_at(schedule, nominal)

@@ -1,0 +1,397 @@
+"""Recurrence rules and when they fire next.
+
+A rule yields *local wall-clock* candidates (naive datetimes) in the couple's
+IANA zone; :func:`services.scheduler.wallclock.resolve` turns each into an
+instant the way Debian's cron treats fixed-time jobs:
+
+* a candidate inside a spring-forward gap fires once, at the transition
+  instant (02:30 on the US spring-forward day -> 03:00 EDT = 07:00 UTC);
+  several candidates inside one gap collapse into that single fire;
+* a candidate inside a fall-back overlap fires once, at its first occurrence;
+* so a daily rule fires once per local calendar day and a weekly rule once per
+  local week. (Where a gap straddles midnight -- America/Nuuk jumps from
+  Saturday 23:00 to Sunday 00:00 -- a Saturday 23:30 candidate fires at Sunday
+  00:00: once for Saturday's schedule, but on Sunday's date.)
+
+Unlike Debian's cron, rules with ``*`` in the minute or hour field get the same
+treatment rather than running on elapsed time: "0 * * * *" in New York fires
+at 01:00 EDT and then 02:00 EST on the fall-back day, not at 01:00 EST.
+
+Rules:
+
+* :class:`CronRule` -- a 5-field cron expression in local time, croniter syntax:
+  lists, ranges, steps, names, ``L`` (last day of the month), ``L5`` (last
+  Friday), ``sun#1``/``0#1`` (first Sunday), ``15W`` (nearest weekday),
+  wrapping ranges (hours ``22-2``). Day-of-month and day-of-week are OR-ed
+  when neither is ``*`` (croniter's rule, also for ``*/2``). One deliberate
+  difference from croniter 7: an equal range such as ``5-5`` is the single
+  value 5, as in every cron, not croniter's "whole cycle". ``H``/``R``
+  (hashed/random) values and ``@daily``-style macros are refused. Optionally
+  only every 2nd..4th week, counted in Monday-weeks from an anchor date.
+* :class:`SpreadRule` -- N distinct days per ISO week at seeded, uniformly
+  spread minutes inside a daily window, so a million couples do not all fire
+  at the same minute.
+
+Everything here is pure: ``after``/``start`` come in as arguments, no clock and
+no I/O. Returned instants are aware UTC with ``second == 0`` and
+``microsecond == 0``. croniter iterates *naive* wall-clock datetimes only: its
+own timezone support is not used (croniter 7.0.0 fires "30 1 * * *" twice on a
+fall-back day in America/New_York). Parsed expressions are cached.
+
+Errors: :class:`RuleError` (a ``ValueError``) for a bad expression, week
+cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from itertools import pairwise, takewhile
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import (  # type: ignore[import-untyped, unused-ignore]
+    CroniterBadDateError,
+    CroniterError,
+    croniter,
+)
+
+from services.scheduler.wallclock import resolve, to_local
+
+__all__ = [
+    "CronRule",
+    "Rule",
+    "RuleError",
+    "SpreadRule",
+    "fires_between",
+    "min_gap",
+    "next_fire",
+    "validate_cron",
+]
+
+#: How far past the previous candidate the search looks before giving up
+#: (a leap-day rule can go 8 years between fires: 2096-02-29 -> 2104-02-29).
+_SEARCH_YEARS = 8
+_SEARCH_SPAN = timedelta(days=366 * _SEARCH_YEARS + 1)
+_MINUTE = timedelta(minutes=1)
+_WEEK = timedelta(weeks=1)
+_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
+_FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
+_NUMBERS_RE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
+_WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron's 0-7
+_LAST_WEEKDAY_RE = re.compile(r"[0-7]l", re.ASCII | re.IGNORECASE)
+_EQUAL_RANGE_RE = re.compile(r"([0-9a-z]+)-([0-9a-z]+)(?:/\d+)?", re.ASCII | re.IGNORECASE)
+_HASHED_RE = re.compile(r"(?:^|,)[hr](?:$|[(/,])", re.ASCII | re.IGNORECASE)
+
+
+class RuleError(ValueError):
+    """A rule that can never be scheduled: bad cron expression, week cadence or window."""
+
+
+@dataclass(frozen=True, slots=True)
+class CronRule:
+    """A 5-field cron expression in local wall-clock time, optionally every N-th week."""
+
+    expr: str
+    every_weeks: int = 1
+    anchor: date | None = None
+
+    def __post_init__(self) -> None:
+        validate_cron(self.expr)
+        if isinstance(self.every_weeks, bool) or not isinstance(self.every_weeks, int):
+            raise RuleError(f"every_weeks must be an int from 1 to 4, got {self.every_weeks!r}")
+        if not 1 <= self.every_weeks <= 4:
+            raise RuleError(f"every_weeks must be from 1 to 4, got {self.every_weeks}")
+        if self.anchor is not None and (
+            isinstance(self.anchor, datetime) or not isinstance(self.anchor, date)
+        ):
+            raise RuleError(f"anchor must be a date, got {self.anchor!r}")
+        if self.every_weeks > 1 and self.anchor is None:
+            raise RuleError(
+                f"every_weeks={self.every_weeks} needs an anchor date to count weeks from"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadRule:
+    """N times a week at deterministic, seeded local times inside a daily window.
+
+    For each ISO week, ``blake2b(f"{seed}\\0{iso_year:04d}-W{iso_week:02d}",
+    digest_size=64, person=b"nudge-spread")`` is read as sixteen little-endian
+    uint32 draws: draws 0-5 shuffle the weekdays Mon..Sun (Fisher-Yates, i = 6..1,
+    j = draw % (i + 1)) and the first ``times_per_week`` are the days; draw 6 + d
+    picks minute ``draw % width`` of the window for weekday d. The same seed and
+    week give the same times in every process and release; window_end is
+    exclusive; both bounds are whole minutes.
+    """
+
+    times_per_week: int
+    window_start: time
+    window_end: time
+    seed: str
+
+    def __post_init__(self) -> None:
+        n = self.times_per_week
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 7:
+            raise RuleError(f"times_per_week must be an int from 1 to 7, got {n!r}")
+        for name in ("window_start", "window_end"):
+            value = getattr(self, name)
+            if not isinstance(value, time):
+                raise RuleError(f"{name} must be a datetime.time, got {value!r}")
+            if value.tzinfo is not None:
+                raise RuleError(f"{name} must be a naive local time, got {value.isoformat()}")
+            if value.second or value.microsecond:
+                raise RuleError(f"{name} must be a whole minute, got {value.isoformat()}")
+        if self.window_end <= self.window_start:
+            raise RuleError(
+                f"window_end {self.window_end:%H:%M} must be after "
+                f"window_start {self.window_start:%H:%M}"
+            )
+        if not isinstance(self.seed, str) or not self.seed:
+            raise RuleError(f"seed must be a non-empty string, got {self.seed!r}")
+
+
+Rule = CronRule | SpreadRule
+
+
+def validate_cron(expr: str) -> None:
+    """Raise :class:`RuleError` unless ``expr`` is a 5-field cron expression croniter accepts."""
+    _compile(expr)
+
+
+def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
+    """The first instant strictly after ``after`` (aware) at which ``rule`` fires, in UTC.
+
+    None when the rule has no candidate within 8 years (e.g. "0 0 30 2 *").
+    """
+    _require_aware("after", after)
+    return next(_instants(rule, tz, after), None)
+
+
+def fires_between(rule: Rule, tz: ZoneInfo, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every fire in (start, end], ascending, each instant once."""
+    _require_aware("start", start)
+    _require_aware("end", end)
+    return takewhile(lambda instant: instant <= end, _instants(rule, tz, start))
+
+
+def min_gap(rule: Rule, tz: ZoneInfo, start: datetime, horizon: timedelta) -> timedelta | None:
+    """The smallest interval between consecutive fires in (start, start + horizon].
+
+    None when fewer than two fires fall in that span. The gap rule shortens
+    intervals at spring-forward: "30 * * * *" in New York fires 01:30 EST,
+    03:00 EDT (for 02:30), 03:30 EDT -- 30 minutes apart on that one day.
+    """
+    fires = fires_between(rule, tz, start, start + horizon)
+    return min((b - a for a, b in pairwise(fires)), default=None)
+
+
+# --- iteration --------------------------------------------------------------
+
+
+def _instants(rule: Rule, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Resolved fires strictly after ``after``, strictly increasing.
+
+    ``resolve`` is monotone in wall-clock time, so walking candidates after the
+    local wall time of ``after`` and dropping every instant not past the last
+    one handles both DST cases: the rest of a gap (same transition instant) and
+    the second pass of an overlap (candidates resolve to the first pass,
+    which is already over).
+    """
+    last = after
+    local_after = to_local(after, tz)
+    candidates = (
+        _cron_candidates(rule, local_after)
+        if isinstance(rule, CronRule)
+        else _spread_candidates(rule, local_after)
+    )
+    for local in candidates:
+        instant = _whole_minute(resolve(local, tz))
+        if instant > last:
+            last = instant
+            yield instant
+
+
+def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime]:
+    """Naive wall-clock matches of ``rule`` strictly after ``local_after``, ascending."""
+    it = copy.copy(_compile(rule.expr))  # shares the parsed fields; state is per copy
+    it.set_current(local_after, force=True)
+    horizon = _add_or_max(local_after, _SEARCH_SPAN)
+    while True:
+        try:
+            local: datetime = it.get_next(datetime)
+        except CroniterBadDateError:  # nothing within croniter's year limit
+            return
+        if local > horizon:
+            return
+        if rule.every_weeks > 1 and not _in_cadence(rule, local.date()):
+            # Jump to the Monday of the next week in the cadence instead of
+            # walking every candidate of the off weeks ("* * * * *" has 10080).
+            monday = _monday(local.date())
+            skip = _off_weeks_left(rule, monday)
+            it.set_current(datetime.combine(monday + skip, time()) - _MINUTE, force=True)
+            continue
+        horizon = _add_or_max(local, _SEARCH_SPAN)
+        yield local
+
+
+def _spread_candidates(rule: SpreadRule, local_after: datetime) -> Iterator[datetime]:
+    """Naive wall-clock times of ``rule``, week by week from the week of ``local_after``."""
+    monday = _monday(local_after.date())
+    while True:
+        for local in _spread_week(rule, monday):
+            if local > local_after:
+                yield local
+        monday += _WEEK
+
+
+def _spread_week(rule: SpreadRule, monday: date) -> list[datetime]:
+    """The rule's wall-clock times in the ISO week starting on ``monday``, ascending.
+
+    See :class:`SpreadRule` for the derivation. Taking the first N of one
+    shuffle means a larger N adds days without moving the others; the modulo
+    bias of a 32-bit draw is below 2**-20 even for a full-day window.
+    """
+    iso_year, iso_week, _ = monday.isocalendar()
+    digest = hashlib.blake2b(
+        f"{rule.seed}\x00{iso_year:04d}-W{iso_week:02d}".encode(),
+        digest_size=64,
+        person=b"nudge-spread",
+    ).digest()
+    draws = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 64, 4)]
+    days = list(range(7))
+    for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays
+        j = draws[6 - i] % (i + 1)
+        days[i], days[j] = days[j], days[i]
+    start = rule.window_start.hour * 60 + rule.window_start.minute
+    width = rule.window_end.hour * 60 + rule.window_end.minute - start
+    first_minute = datetime.combine(monday, time())
+    return [
+        first_minute + timedelta(days=day, minutes=start + draws[6 + day] % width)
+        for day in sorted(days[: rule.times_per_week])
+    ]
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _compile(expr: str) -> Any:
+    """A validated croniter for ``expr``; callers ``copy.copy`` it before iterating."""
+    if not isinstance(expr, str):
+        raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
+    fields = _FIELD_RE.findall(expr)
+    if len(fields) != len(_FIELDS):
+        hint = " (macros such as @daily are not supported)" if expr.strip()[:1] == "@" else ""
+        raise RuleError(
+            f"cron expression {expr!r}: expected 5 fields "
+            f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
+        )
+    for index, field in enumerate(fields):
+        _check_field(expr, index, field)
+    normalized = " ".join(_single_value_ranges(field) for field in fields)
+    try:
+        return croniter(normalized, datetime(2000, 1, 1), max_years_between_matches=9)
+    except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise RuleError(f"cron expression {expr!r}: {exc}") from None
+
+
+def _check_field(expr: str, index: int, field: str) -> None:
+    """Raise a :class:`RuleError` naming the field when one field is wrong on its own."""
+    name, low, high = _FIELDS[index]
+    if _HASHED_RE.search(field):
+        raise RuleError(
+            f"cron expression {expr!r}: {name} field {field!r}: "
+            "H (hashed) and R (random) values are not supported"
+        )
+    for item in field.split(","):
+        base = item.split("/", 1)[0]
+        if index == 4 and "#" in base:
+            base, nth = base.split("#", 1)
+            if nth.isdigit() and not 1 <= int(nth) <= 5:
+                raise RuleError(
+                    f"cron expression {expr!r}: {name} {item!r}: occurrence {nth} "
+                    "out of range (1-5)"
+                )
+        numbers = _NUMBERS_RE.fullmatch(base)
+        for value in numbers.groups() if numbers else ():
+            if value is not None and not low <= int(value) <= high:
+                raise RuleError(
+                    f"cron expression {expr!r}: {name} {int(value)} out of range ({low}-{high})"
+                )
+    probe = ["*"] * len(_FIELDS)
+    probe[index] = field
+    try:
+        croniter(" ".join(probe), datetime(2000, 1, 1))
+    except (CroniterError, ValueError, TypeError, KeyError, IndexError):
+        hint = ""
+        if index == 4 and _LAST_WEEKDAY_RE.fullmatch(field):
+            day = _WEEKDAY_NAMES[int(field[0])]
+            hint = f" (croniter writes the last {day} of the month as 'L{field[0]}')"
+        raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}") from None
+
+
+def _single_value_ranges(field: str) -> str:
+    """Rewrite equal ranges ("5-5", "mon-mon/2") to their single value, as cron reads them.
+
+    croniter 7 deliberately reads an equal range as the whole cycle, so "5-5 * * * *"
+    would fire every minute; Vixie/Debian cron and every cron manual mean minute 5.
+    """
+    items = []
+    for item in field.split(","):
+        match = _EQUAL_RANGE_RE.fullmatch(item)
+        if match and _same_bound(match[1], match[2]):
+            item = match[1]
+        items.append(item)
+    return ",".join(items)
+
+
+def _same_bound(first: str, second: str) -> bool:
+    if first.isdigit() and second.isdigit():
+        return int(first) == int(second)
+    return first.lower() == second.lower()
+
+
+def _in_cadence(rule: CronRule, day: date) -> bool:
+    return _off_weeks_left(rule, _monday(day)) == timedelta(0)
+
+
+def _off_weeks_left(rule: CronRule, monday: date) -> timedelta:
+    """How far from ``monday`` to the Monday of the next week in the rule's cadence."""
+    assert rule.anchor is not None  # guaranteed by CronRule for every_weeks > 1
+    weeks = (monday - _monday(rule.anchor)).days // 7
+    return _WEEK * (-weeks % rule.every_weeks)
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _whole_minute(instant: datetime) -> datetime:
+    """Round up to the minute; only pre-1972 sub-minute offsets (LMT) ever need it."""
+    if instant.second or instant.microsecond:
+        return instant.replace(second=0, microsecond=0) + _MINUTE
+    return instant
+
+
+def _add_or_max(moment: datetime, span: timedelta) -> datetime:
+    try:
+        return moment + span
+    except OverflowError:
+        return datetime.max
+
+
+def _require_aware(name: str, moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")

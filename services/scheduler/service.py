@@ -1,0 +1,114 @@
+"""The scheduler process: a preferences consumer and the timer loop, sharing one Redis client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import structlog
+from faststream.redis import RedisBroker, RedisRouter, StreamSub
+from faststream.redis.annotations import RedisStreamMessage
+
+from schemas import EventRejected, parse_preference
+from services.common.clock import Clock
+from services.common.keys import SCHEDULER_GROUP
+from services.common.runtime import clock_from, consumer_name, redis_client
+from services.common.streams import ensure_group, entry_id, reject
+from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.planning import PlanningError
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.store import ScheduleStore
+from services.scheduler.timer_loop import TimerLoop
+
+__all__ = ["SchedulerService"]
+
+log = structlog.get_logger()
+SERVICE = "scheduler"
+
+
+class SchedulerService:
+    def __init__(self, settings: SchedulerSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.keys = settings.keys
+        self.clock = clock or clock_from(settings)
+        self.redis = redis_client(settings)
+        self.store = ScheduleStore(self.redis, self.keys, due_maxlen=settings.due_maxlen)
+        self.ingest = PreferenceIngest(self.store, self.clock, settings)
+        self.timers = TimerLoop(self.store, self.clock, settings)
+        self.consumer = consumer_name(settings, SERVICE)
+        self.broker = RedisBroker(
+            settings.redis_url.get_secret_value(),
+            log_level=logging.DEBUG,
+            graceful_timeout=10.0,
+        )
+        self.broker.include_router(self._router())
+        self._stop = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def _router(self) -> RedisRouter:
+        router = RedisRouter()
+        sub = StreamSub(
+            self.keys.preferences, group=SCHEDULER_GROUP, consumer=self.consumer, max_records=100
+        )
+
+        @router.subscriber(stream=sub)
+        async def on_preference(msg: RedisStreamMessage) -> None:
+            await self.handle(msg.body, entry_id(msg))
+
+        return router
+
+    async def handle(self, raw: bytes, entry_id: str) -> None:
+        """Validate and apply one preferences entry; bad input goes to the rejected stream."""
+        try:
+            event = parse_preference(raw)
+            result = await self.ingest.apply(event)
+        except (EventRejected, PlanningError) as exc:
+            reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
+            await reject(
+                self.redis,
+                self.keys.rejected,
+                source=self.keys.preferences,
+                entry_id=entry_id,
+                raw=raw,
+                reason=reason,
+                service=SERVICE,
+                maxlen=self.settings.rejected_maxlen,
+            )
+            log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+            return
+        log.info(
+            "preference_applied",
+            entry_id=entry_id,
+            event_type=event.type,
+            event_id=str(event.event_id),
+            couple_id=event.data.couple_id,
+            result=result,
+        )
+
+    async def before_start(self) -> None:
+        await ensure_group(self.redis, self.keys.preferences, SCHEDULER_GROUP)
+
+    async def after_start(self) -> None:
+        self._stop.clear()
+        self._loop_task = asyncio.create_task(self.timers.run(self._stop), name="timer-loop")
+        log.info("scheduler_started", consumer=self.consumer, shards=self.settings.shards)
+
+    async def before_stop(self) -> None:
+        self._stop.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+
+    async def after_stop(self) -> None:
+        await self.redis.aclose()
+
+    async def start(self) -> None:
+        """Run in-process (tests, demo): everything the FastStream app hooks would do."""
+        await self.before_start()
+        await self.broker.start()
+        await self.after_start()
+
+    async def stop(self) -> None:
+        await self.before_stop()
+        await self.broker.stop()
+        await self.after_stop()

@@ -1,0 +1,34 @@
+"""Scheduler configuration (environment variables prefixed NUDGE_)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field
+
+from schemas import NudgeKind
+from services.common.settings import CommonSettings
+
+__all__ = ["SchedulerSettings"]
+
+
+class SchedulerSettings(CommonSettings):
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    max_poll_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=0.2, description="Longest real-time sleep of the timer loop between checks."
+    )
+    min_interval: timedelta = Field(
+        default=timedelta(hours=4), description="Raw cron may not fire more often than this."
+    )
+    grace_date_night: timedelta = timedelta(hours=3)
+    grace_check_in: timedelta = timedelta(hours=6)
+    grace_appreciation: timedelta = timedelta(hours=6)
+    tombstone_retention: timedelta = Field(
+        default=timedelta(days=30),
+        description="How long an erasure blocks replays of the couple's older events.",
+    )
+
+    def grace(self, kind: NudgeKind) -> timedelta:
+        grace: timedelta = getattr(self, f"grace_{kind}")
+        return grace

@@ -1,0 +1,122 @@
+"""The scheduler's Redis edge: couples, schedule records and timers. No planning in here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import redis.asyncio as aioredis
+
+from services.common.keys import Keys, couple_digest
+from services.scheduler import lua
+
+__all__ = ["Arm", "Fire", "ScheduleStore"]
+
+ApplyResult = Literal["applied", "stale", "erased"]
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """A schedule to store with its first timer."""
+
+    schedule_id: str
+    spec: str
+    nominal_ms: int
+    fire_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """One compare-and-set step of the timer loop."""
+
+    schedule_id: str
+    expected_ms: int
+    next_fire_ms: int | None
+    next_nominal_ms: int | None
+    payload: bytes | None
+
+
+class ScheduleStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, *, due_maxlen: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.due_maxlen = due_maxlen
+        self._apply = redis.register_script(lua.APPLY_PLAN)
+        self._fire = redis.register_script(lua.FIRE)
+        self._erase = redis.register_script(lua.ERASE)
+        self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
+
+    async def apply_plan(
+        self, couple_id: str, *, revision: int, occurred_ms: int, profile: str, arms: Sequence[Arm]
+    ) -> ApplyResult:
+        shard = self.keys.shard_of(couple_id)
+        args: list[str | int] = [revision, occurred_ms, couple_digest(couple_id), profile]
+        for arm in arms:
+            args += [arm.schedule_id, f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms]
+        result = await self._apply(
+            keys=[
+                self.keys.couple(couple_id),
+                self.keys.timers(shard),
+                self.keys.schedules(shard),
+                self.keys.tombstones(shard),
+            ],
+            args=args,
+        )
+        return cast("ApplyResult", cast("bytes", result).decode())
+
+    async def erase(self, couple_id: str, *, occurred_ms: int, retention_ms: int) -> None:
+        shard = self.keys.shard_of(couple_id)
+        await self._erase(
+            keys=[
+                self.keys.couple(couple_id),
+                self.keys.timers(shard),
+                self.keys.schedules(shard),
+                self.keys.tombstones(shard),
+                *self.keys.couple_keys(couple_id)[1:],
+            ],
+            args=[couple_digest(couple_id), occurred_ms, retention_ms],
+        )
+
+    async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
+        written = await self._set_if_newer(
+            keys=[self.keys.couple(couple_id)], args=[field, occurred_ms, value]
+        )
+        return int(written)
+
+    async def due(self, shard: int, now_ms: int, limit: int) -> list[tuple[str, int]]:
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            await self.redis.zrangebyscore(
+                self.keys.timers(shard), "-inf", now_ms, start=0, num=limit, withscores=True
+            ),
+        )
+        return [(sid.decode(), int(score)) for sid, score in rows]
+
+    async def records(self, shard: int, schedule_ids: Sequence[str]) -> list[bytes | None]:
+        if not schedule_ids:
+            return []
+        values = await self.redis.hmget(self.keys.schedules(shard), list(schedule_ids))
+        return cast("list[bytes | None]", values)
+
+    async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
+        if not steps:
+            return set()
+        args: list[str | int | bytes] = [self.due_maxlen]
+        for s in steps:
+            args += [
+                s.schedule_id,
+                s.expected_ms,
+                "" if s.next_fire_ms is None else s.next_fire_ms,
+                "" if s.next_nominal_ms is None else s.next_nominal_ms,
+                s.payload or b"",
+            ]
+        won = await self._fire(
+            keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
+            args=args,
+        )
+        return {sid.decode() for sid in won}
+
+    async def next_due_ms(self, shard: int) -> int | None:
+        head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)
+        return int(head[0][1]) if head else None

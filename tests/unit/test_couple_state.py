@@ -1,0 +1,204 @@
+"""Specification of services.common.couple_state: the couple hash as the notifier reads it.
+
+Field values are "<occurred_ms>|<value>" as the scheduler's last-writer-wins script stores
+them; ``pause_value`` builds the pause form of that string.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import NudgePlan, Nudges, Partner, PreferencesSetData, WeeklyCadence
+from services.common.couple_state import CoupleState, parse_couple, pause_value
+
+KINDS = ("date_night", "check_in", "appreciation")
+CHANNELS = ("email", "push", "webhook")
+
+
+def state(**fields: str) -> CoupleState:
+    """A couple state from hash fields; keyword names use __ for ':' (pause__sam -> pause:sam)."""
+    return CoupleState(profile=None, fields={k.replace("__", ":"): v for k, v in fields.items()})
+
+
+class TestPauseValue:
+    @pytest.mark.parametrize(
+        ("occurred_ms", "until_ms", "resume", "expected"),
+        [
+            (1000, None, False, "1000|inf"),
+            (1000, 5000, False, "1000|5000"),
+            (1000, None, True, "1000|off"),
+            (1000, 5000, True, "1000|off"),
+        ],
+    )
+    def test_encoding(
+        self, occurred_ms: int, until_ms: int | None, resume: bool, expected: str
+    ) -> None:
+        """A pause is stored with when it happened and until when: an instant, inf, or off."""
+        assert pause_value(occurred_ms, until_ms, resume=resume) == expected
+
+
+class TestPaused:
+    @pytest.mark.parametrize(
+        ("value", "now_ms", "paused"),
+        [
+            ("1000|inf", 1000, True),
+            ("1000|inf", 10**15, True),
+            ("1000|5000", 4999, True),
+            ("1000|5000", 5000, False),  # `until` is the first instant no longer paused
+            ("1000|5000", 6000, False),
+            ("1000|off", 2000, False),
+        ],
+    )
+    def test_couple_pause(self, value: str, now_ms: int, paused: bool) -> None:
+        """A couple pause holds for both partners: forever, until an instant, or not at all."""
+        s = state(pause=value)
+        assert s.paused("maya", now_ms) is paused
+        assert s.paused("sam", now_ms) is paused
+
+    def test_no_pause(self) -> None:
+        """Without any pause field nobody is paused."""
+        assert state().paused("maya", 0) is False
+
+    def test_partner_pause(self) -> None:
+        """A partner-level pause stops that partner only."""
+        s = state(pause__sam="1000|inf")
+        assert s.paused("sam", 2000) is True
+        assert s.paused("maya", 2000) is False
+
+    def test_partner_pause_survives_couple_resume(self) -> None:
+        """Resuming the couple does not undo one partner's own pause."""
+        s = state(pause="2000|off", pause__sam="1000|inf")
+        assert s.paused("sam", 3000) is True
+        assert s.paused("maya", 3000) is False
+
+    def test_couple_pause_overrides_partner_resume(self) -> None:
+        """A couple pause holds even for a partner who resumed their own."""
+        s = state(pause="2000|9000", pause__sam="1000|off")
+        assert s.paused("sam", 3000) is True
+
+    def test_partner_pause_until(self) -> None:
+        """A partner's timed pause ends at its instant."""
+        s = state(pause__maya="1000|5000")
+        assert s.paused("maya", 4999) is True
+        assert s.paused("maya", 5000) is False
+
+    @given(until=st.integers(0, 2**45), now=st.integers(0, 2**45))
+    def test_timed_pause_property(self, until: int, now: int) -> None:
+        """Built with pause_value, a timed pause holds exactly while now < until."""
+        s = state(pause__sam=pause_value(0, until))
+        assert s.paused("sam", now) is (now < until)
+
+
+class TestUnsubscribed:
+    @pytest.mark.parametrize(
+        ("field", "blocked"),
+        [
+            (
+                "unsub:sam:check_in:push",
+                {("sam", "check_in", "push")},
+            ),
+            (
+                "unsub:sam:all:push",
+                {("sam", kind, "push") for kind in KINDS},
+            ),
+            (
+                "unsub:sam:check_in:all",
+                {("sam", "check_in", channel) for channel in CHANNELS},
+            ),
+            (
+                "unsub:sam:all:all",
+                {("sam", kind, channel) for kind in KINDS for channel in CHANNELS},
+            ),
+        ],
+    )
+    def test_kind_and_channel(self, field: str, blocked: set[tuple[str, str, str]]) -> None:
+        """An unsubscribe covers its kind (or all) on its channel (or all), for one partner."""
+        s = CoupleState(profile=None, fields={field: "1000|1"})
+        actual = {
+            (partner, kind, channel)
+            for partner in ("maya", "sam")
+            for kind in KINDS
+            for channel in CHANNELS
+            if s.unsubscribed(partner, kind, channel)
+        }
+        assert actual == blocked
+
+    def test_nothing_unsubscribed(self) -> None:
+        """Without unsubscribe fields everything is allowed."""
+        assert state().unsubscribed("sam", "check_in", "email") is False
+
+
+class TestChannelDead:
+    def test_dead_channel(self) -> None:
+        """A channel marked dead is dead for that partner only, and only that channel."""
+        s = CoupleState(profile=None, fields={"dead:sam:email": "1000"})
+        assert s.channel_dead("sam", "email") is True
+        assert s.channel_dead("sam", "push") is False
+        assert s.channel_dead("maya", "email") is False
+
+
+def profile() -> PreferencesSetData:
+    return PreferencesSetData(
+        couple_id="c1",
+        revision=4,
+        partners=(
+            Partner(
+                partner_id="maya",
+                name="Maya",
+                timezone="Europe/Berlin",
+                channels=["email"],
+                email="maya@example.org",
+            ),
+            Partner(
+                partner_id="sam",
+                name="Sam",
+                timezone="America/New_York",
+                channels=["email"],
+                email="sam@example.org",
+            ),
+        ),
+        nudges=Nudges(
+            date_night=NudgePlan(
+                cadence=WeeklyCadence(repeat="weekly", weekday="fri", at=time(19, 0))
+            )
+        ),
+        discreet=True,
+    )
+
+
+class TestParseCouple:
+    def test_full_hash(self) -> None:
+        """The profile JSON becomes the validated preferences; every other field is kept as text."""
+        raw = {
+            b"rev": b"4",
+            b"profile": profile().model_dump_json(exclude_defaults=True).encode(),
+            b"sids": b"c1/d/maya,c1/d/sam",
+            b"pause:sam": b"1000|inf",
+            b"unsub:maya:all:push": b"1000|1",
+        }
+        s = parse_couple(raw)
+        assert s.exists is True
+        assert s.profile == profile()
+        assert s.fields == {
+            "rev": "4",
+            "sids": "c1/d/maya,c1/d/sam",
+            "pause:sam": "1000|inf",
+            "unsub:maya:all:push": "1000|1",
+        }
+        assert s.paused("sam", 2000) is True
+        assert s.unsubscribed("maya", "date_night", "push") is True
+
+    def test_unknown_couple(self) -> None:
+        """An empty hash (never set, or erased) is a couple that does not exist."""
+        s = parse_couple({})
+        assert s.exists is False
+        assert s.profile is None
+        assert s.fields == {}
+
+    def test_fields_without_profile(self) -> None:
+        """Fields without a profile still do not make the couple exist."""
+        assert parse_couple({b"pause": b"1|inf"}).exists is False

@@ -1,0 +1,297 @@
+"""Specification of services.scheduler.records: schedules as strings in the schedules hash.
+
+A record is "<seq>|<nominal_ms>|<spec>"; decoding it with its schedule id gives back the
+schedule that was encoded, for every cadence kind, audience and quiet-hours policy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import (
+    Cadence,
+    CronCadence,
+    MonthlyCadence,
+    NudgePlan,
+    Nudges,
+    Partner,
+    PreferencesSetData,
+    QuietHours,
+    TimesPerWeekCadence,
+    TimeWindow,
+    Weekday,
+    WeeklyCadence,
+)
+from services.scheduler.planning import QuietWindow, Schedule, plan
+from services.scheduler.records import decode_record, encode_spec
+from services.scheduler.rules import CronRule, SpreadRule, fires_between
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+WINDOW = TimeWindow(start=time(12, 0), end=time(20, 30))
+
+CADENCES: dict[str, Cadence] = {
+    "weekly": WeeklyCadence(repeat="weekly", weekday="fri", at=time(19, 0)),
+    "every_other_week": WeeklyCadence(
+        repeat="weekly", weekday="sat", at=time(18, 45), every_weeks=2, anchor=date(2026, 1, 10)
+    ),
+    "monthly_day": MonthlyCadence(repeat="monthly", at=time(8, 30), day=15),
+    "monthly_first_sunday": MonthlyCadence(repeat="monthly", at=time(20, 0), weekday="sun", nth=1),
+    "monthly_last_friday": MonthlyCadence(repeat="monthly", at=time(19, 0), weekday="fri", nth=-1),
+    "times_per_week": TimesPerWeekCadence(repeat="times_per_week", times=3, between=WINDOW),
+    "cron": CronCadence(repeat="cron", cron="0 9 * * mon-fri"),
+}
+
+AUDIENCES: dict[str, dict[str, str]] = {
+    "own_local": {},
+    "together": {"timing": "together", "timezone_of": "sam"},
+    "alternate": {"recipients": "alternate"},
+    "one": {"recipients": "one", "partner_id": "sam"},
+}
+
+
+def couple(
+    cadence: Cadence,
+    audience: dict[str, str],
+    *,
+    couple_id: str = "c-1.x",
+    maya_quiet: QuietHours | None = None,
+    sam_quiet: QuietHours | None = None,
+    sam_zone: str = "America/New_York",
+) -> PreferencesSetData:
+    plan_ = NudgePlan.model_validate({"cadence": cadence, **audience})
+    return PreferencesSetData(
+        couple_id=couple_id,
+        revision=12,
+        partners=(
+            Partner(
+                partner_id="maya",
+                name="Maya",
+                timezone="Europe/Berlin",
+                channels=["email"],
+                email="maya@example.org",
+                quiet_hours=maya_quiet,
+            ),
+            Partner(
+                partner_id="sam",
+                name="Sam",
+                timezone=sam_zone,
+                channels=["email"],
+                email="sam@example.org",
+                quiet_hours=sam_quiet,
+            ),
+        ),
+        nudges=Nudges(date_night=plan_, check_in=plan_, appreciation=plan_),
+    )
+
+
+def record(schedule: Schedule, seq: int = 3, nominal_ms: int = 1_781_074_800_000) -> str:
+    return f"{seq}|{nominal_ms}|{encode_spec(schedule)}"
+
+
+QUIET_DEFER = QuietHours(start=time(22, 0), end=time(7, 0), policy="defer")
+QUIET_DROP = QuietHours(start=time(23, 30), end=time(6, 15), policy="drop")
+
+
+class TestRoundTrip:
+    @pytest.mark.parametrize("audience", sorted(AUDIENCES))
+    @pytest.mark.parametrize("cadence", sorted(CADENCES))
+    def test_every_cadence_and_audience(self, cadence: str, audience: str) -> None:
+        """Every planned schedule decodes to an equal schedule, with its seq and nominal."""
+        prefs = couple(
+            CADENCES[cadence], AUDIENCES[audience], maya_quiet=QUIET_DEFER, sam_quiet=QUIET_DROP
+        )
+        schedules = plan(prefs, min_interval=timedelta(hours=4), now=NOW)
+        assert len(schedules) >= 3
+        for schedule in schedules:
+            decoded = decode_record(schedule.schedule_id, record(schedule, 3, 1_781_074_800_000))
+            assert decoded.schedule == schedule
+            assert (decoded.seq, decoded.nominal_ms) == (3, 1_781_074_800_000)
+
+    def test_bytes_and_text(self) -> None:
+        """A record read from Redis as bytes decodes like the same text."""
+        [schedule, *_] = plan(
+            couple(CADENCES["weekly"], {}), min_interval=timedelta(hours=4), now=NOW
+        )
+        text = record(schedule)
+        from_bytes = decode_record(schedule.schedule_id, text.encode())
+        from_text = decode_record(schedule.schedule_id, text)
+        assert from_bytes.schedule == from_text.schedule == schedule
+        assert (from_bytes.seq, from_bytes.nominal_ms) == (from_text.seq, from_text.nominal_ms)
+
+    def test_missing_nominal_reads_as_zero(self) -> None:
+        """A record whose nominal slot is empty (not yet armed) decodes with nominal 0."""
+        [schedule, *_] = plan(
+            couple(CADENCES["weekly"], {}), min_interval=timedelta(hours=4), now=NOW
+        )
+        decoded = decode_record(schedule.schedule_id, f"0||{encode_spec(schedule)}")
+        assert (decoded.seq, decoded.nominal_ms) == (0, 0)
+
+    @pytest.mark.parametrize(
+        ("schedule_id", "couple_id", "kind"),
+        [
+            ("c1/d/turns", "c1", "date_night"),
+            ("c-1.x/c/both", "c-1.x", "check_in"),
+            ("C_9/a/sam", "C_9", "appreciation"),
+        ],
+    )
+    def test_couple_and_kind_come_from_the_id(
+        self, schedule_id: str, couple_id: str, kind: str
+    ) -> None:
+        """Couple id and kind are read back from "<couple>/<kind code>/<target>"."""
+        spec = '{"z":"UTC","r":["maya"],"v":0,"x":{"e":"0 9 * * *"}}'
+        decoded = decode_record(schedule_id, f"1|0|{spec}").schedule
+        assert (decoded.schedule_id, decoded.couple_id, decoded.kind) == (
+            schedule_id,
+            couple_id,
+            kind,
+        )
+
+    def test_weekly_anchor_without_skipping_fires_the_same(self) -> None:
+        """A weekly rule with an anchor but every_weeks=1 decodes to a rule firing identically."""
+        cadence = WeeklyCadence(
+            repeat="weekly", weekday="fri", at=time(19, 0), every_weeks=1, anchor=date(2026, 1, 9)
+        )
+        [schedule, *_] = plan(couple(cadence, {}), min_interval=timedelta(hours=4), now=NOW)
+        decoded = decode_record(schedule.schedule_id, record(schedule)).schedule
+        zone = ZoneInfo(schedule.timezone)
+        end = NOW + timedelta(days=120)
+        assert list(fires_between(decoded.rule, zone, NOW, end)) == list(
+            fires_between(schedule.rule, zone, NOW, end)
+        )
+
+
+class TestSpecFormat:
+    def test_cron_spec(self) -> None:
+        """A cron schedule is stored as short-keyed JSON: zone, recipients, revision, rule."""
+        schedule = Schedule(
+            schedule_id="c1/c/maya",
+            couple_id="c1",
+            kind="check_in",
+            rule=CronRule("0 20 * * 0#1"),
+            timezone="Europe/Berlin",
+            recipients=("maya",),
+            revision=7,
+        )
+        assert encode_spec(schedule) == (
+            '{"z":"Europe/Berlin","r":["maya"],"v":7,"x":{"e":"0 20 * * 0#1"}}'
+        )
+
+    def test_full_spec(self) -> None:
+        """Week cadence, spread window, alternation and quiet hours each have their own key."""
+        every_other = Schedule(
+            schedule_id="c1/d/turns",
+            couple_id="c1",
+            kind="date_night",
+            rule=CronRule("0 19 * * 5", every_weeks=2, anchor=date(2026, 1, 9)),
+            timezone="UTC",
+            recipients=("maya", "sam"),
+            alternate=True,
+            revision=1,
+        )
+        spread = Schedule(
+            schedule_id="c1/a/sam",
+            couple_id="c1",
+            kind="appreciation",
+            rule=SpreadRule(3, time(12, 0), time(20, 30), "c1/a/sam"),
+            timezone="America/New_York",
+            recipients=("sam",),
+            quiet=(QuietWindow.of(QUIET_DROP, "America/New_York"),),
+            revision=2,
+            partners=("maya", "sam"),
+        )
+        assert encode_spec(every_other) == (
+            '{"z":"UTC","r":["maya","sam"],"v":1,'
+            '"x":{"e":"0 19 * * 5","w":2,"n":"2026-01-09"},"a":1}'
+        )
+        assert encode_spec(spread) == (
+            '{"z":"America/New_York","r":["sam"],"v":2,'
+            '"x":{"t":3,"s":"12:00","u":"20:30"},"p":["maya","sam"],'
+            '"q":[["23:30","06:15","drop","America/New_York"]]}'
+        )
+
+    def test_no_personal_data(self) -> None:
+        """Specs hold ids, zones and rules only: no names or addresses."""
+        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER)
+        for schedule in plan(prefs, min_interval=timedelta(hours=4), now=NOW):
+            spec = encode_spec(schedule)
+            assert "Maya" not in spec
+            assert "@" not in spec
+
+
+_WEEKDAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_minutes = st.integers(0, 24 * 60 - 1).map(lambda m: time(m // 60, m % 60))
+
+
+@st.composite
+def cadences(draw: st.DrawFn) -> Cadence:
+    form = draw(st.sampled_from(["weekly", "monthly_day", "monthly_nth", "spread", "cron"]))
+    at = draw(_minutes)
+    weekday = draw(st.sampled_from(_WEEKDAYS))
+    if form == "weekly":
+        every = draw(st.integers(1, 4))
+        anchor = draw(st.dates(date(2020, 1, 1), date(2030, 12, 31))) if every > 1 else None
+        return WeeklyCadence(
+            repeat="weekly", weekday=weekday, at=at, every_weeks=every, anchor=anchor
+        )
+    if form == "monthly_day":
+        return MonthlyCadence(repeat="monthly", at=at, day=draw(st.integers(1, 28)))
+    if form == "monthly_nth":
+        nth: Literal[1, 2, 3, 4, -1] = draw(st.sampled_from([1, 2, 3, 4, -1]))
+        return MonthlyCadence(repeat="monthly", at=at, weekday=weekday, nth=nth)
+    if form == "spread":
+        start, end = sorted(draw(st.lists(_minutes, min_size=2, max_size=2, unique=True)))
+        window = TimeWindow(start=start, end=end)
+        return TimesPerWeekCadence(
+            repeat="times_per_week", times=draw(st.integers(1, 7)), between=window
+        )
+    return CronCadence(repeat="cron", cron=f"{at.minute} {at.hour} * * {weekday}")
+
+
+@st.composite
+def quiet_hours(draw: st.DrawFn) -> QuietHours | None:
+    if draw(st.booleans()):
+        return None
+    start, end = draw(st.lists(_minutes, min_size=2, max_size=2, unique=True))
+    policy: Literal["defer", "drop"] = draw(st.sampled_from(["defer", "drop"]))
+    return QuietHours(start=start, end=end, policy=policy)
+
+
+class TestRoundTripProperty:
+    @settings(max_examples=200, deadline=None)
+    @given(
+        cadence=cadences(),
+        audience=st.sampled_from(sorted(AUDIENCES)),
+        maya_quiet=quiet_hours(),
+        sam_quiet=quiet_hours(),
+        sam_zone=st.sampled_from(["America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]),
+        seq=st.integers(0, 10**6),
+        nominal_ms=st.integers(0, 2**42),
+    )
+    def test_decode_inverts_encode(
+        self,
+        cadence: Cadence,
+        audience: str,
+        maya_quiet: QuietHours | None,
+        sam_quiet: QuietHours | None,
+        sam_zone: str,
+        seq: int,
+        nominal_ms: int,
+    ) -> None:
+        """For any cadence, audience, quiet hours and zone, decoding gives back the schedule."""
+        prefs = couple(
+            cadence,
+            AUDIENCES[audience],
+            maya_quiet=maya_quiet,
+            sam_quiet=sam_quiet,
+            sam_zone=sam_zone,
+        )
+        for schedule in plan(prefs, min_interval=timedelta(0), now=NOW):
+            decoded = decode_record(schedule.schedule_id, record(schedule, seq, nominal_ms))
+            assert decoded.schedule == schedule
+            assert (decoded.seq, decoded.nominal_ms) == (seq, nominal_ms)

@@ -1,0 +1,289 @@
+"""Specification of services.notifier.render: a chosen item as an email and a push payload.
+
+Interface strings are the English ones from templates/en/strings.toml. In HTML, Jinja2's
+autoescape writes < > & " ' as &lt; &gt; &amp; &#34; &#39;.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from schemas import NudgeKind
+from services.notifier.catalog import Item, load_catalog
+from services.notifier.render import NudgeView, render_email, render_push
+
+WHEN = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # a Wednesday
+SENDER = "Nudges <nudges@example.org>"
+UNSUBSCRIBE = "https://nudges.example.org/u/c1/maya?sig=abc&k=all"
+TRICKY = '<b>Sam & "Jo"</b>'
+TRICKY_HTML = "&lt;b&gt;Sam &amp; &#34;Jo&#34;&lt;/b&gt;"
+# 40 characters, the longest name the schema accepts, with every HTML-special character.
+LONGEST = "Zoë 'Z' <Ó Briain> & Anne-Marie \"Łukasz\""
+
+APPRECIATION = Item(
+    id="ap-test",
+    kind="appreciation",
+    title="Say a specific thank you",
+    body="Tell {receiver} one thing you noticed today. Signed, {giver}",
+    detail="Small and specific beats grand and vague.",
+    focus=frozenset({"emotional"}),
+    love_languages=frozenset({"words_of_affirmation"}),
+)
+DATE_NIGHT = Item(
+    id="dn-test",
+    kind="date_night",
+    title="Cook something new together",
+    body="Pick a cuisine neither of you has cooked before and make it together.",
+    detail="",
+    focus=frozenset({"experiential"}),
+    love_languages=frozenset(),
+)
+
+
+def view(item: Item = APPRECIATION, **changes: Any) -> NudgeView:
+    fields: dict[str, Any] = {
+        "kind": item.kind,
+        "item": item,
+        "recipient": "Maya",
+        "partner": "Sam",
+    }
+    return NudgeView(**(fields | changes))
+
+
+def email(v: NudgeView, *, post: bool = False) -> EmailMessage:
+    return render_email(
+        v, sender=SENDER, to="Maya <maya@example.org>", when=WHEN, list_unsubscribe_post=post
+    )
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """(plain text, html) bodies, decoded."""
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert isinstance(text, EmailMessage)
+    assert isinstance(html, EmailMessage)
+    return str(text.get_content()), str(html.get_content())
+
+
+class TestEmailStructure:
+    def test_multipart_alternative(self) -> None:
+        """An email is multipart/alternative: plain text first, then HTML, both UTF-8."""
+        message = email(view())
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+        assert {p.get_content_charset() for p in message.iter_parts()} == {"utf-8"}
+
+    def test_headers(self) -> None:
+        """Sender, recipient, date, an auto-generated marker and a Message-ID at our domain."""
+        message = email(view())
+        assert message["From"] == SENDER
+        assert message["To"] == "Maya <maya@example.org>"
+        assert message["Date"] == "Wed, 10 Jun 2026 07:00:00 +0000"
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert str(message["Message-ID"]).startswith("<")
+        assert str(message["Message-ID"]).endswith("@example.org>")
+
+    def test_subject_is_item_title(self) -> None:
+        """Outside discreet mode, the subject is the item's title."""
+        assert email(view())["Subject"] == "Say a specific thank you"
+
+    def test_greeting_body_detail_and_footer(self) -> None:
+        """Both parts greet the recipient, carry the body and tip, and say why they get it."""
+        for part in parts(email(view())):
+            assert "A moment of appreciation" in part
+            assert "Hi Maya," in part
+            assert "Tell Sam one thing you noticed today. Signed, Maya" in part
+            assert "Small and specific beats grand and vague." in part
+            assert "You get these nudges because you and Sam set them up together." in part
+            assert "a couples counselor can help" in part
+
+    @pytest.mark.parametrize(
+        ("kind", "heading"),
+        [
+            ("date_night", "Date night"),
+            ("check_in", "Time for a check-in"),
+            ("appreciation", "A moment of appreciation"),
+        ],
+    )
+    def test_heading_per_kind(self, kind: NudgeKind, heading: str) -> None:
+        """The text part opens with the kind's heading."""
+        item = load_catalog().items(kind)[0]
+        text, html = parts(email(view(item)))
+        assert text.startswith(f"{heading}\n")
+        assert f">{heading}</td>" in html
+
+    @pytest.mark.parametrize(("locale", "lang"), [("en", "en"), ("en-GB", "en"), ("fr-CA", "fr")])
+    def test_html_language(self, locale: str, lang: str) -> None:
+        """The HTML declares the recipient's language; unknown locales use English strings."""
+        text, html = parts(email(view(locale=locale)))
+        assert f'<html lang="{lang}">' in html
+        assert "Hi Maya," in text
+
+
+class TestEscaping:
+    def test_recipient_name(self) -> None:
+        """A recipient's name is escaped in HTML and verbatim in plain text."""
+        text, html = parts(email(view(recipient=TRICKY)))
+        assert f"Hi {TRICKY}," in text
+        assert f"Hi {TRICKY_HTML}," in html
+        assert "<b>Sam" not in html
+
+    def test_partner_name_in_body_and_footer(self) -> None:
+        """The other partner's name is escaped wherever it appears in HTML."""
+        text, html = parts(email(view(partner=TRICKY)))
+        assert f"Tell {TRICKY} one thing" in text
+        assert f"you and {TRICKY} set them up" in text
+        assert f"Tell {TRICKY_HTML} one thing" in html
+        assert f"you and {TRICKY_HTML} set them up" in html
+        assert "<b>Sam" not in html
+        assert '"Jo"' not in html
+
+    def test_turn_name(self) -> None:
+        """The name in the turn line is escaped in HTML too."""
+        text, html = parts(email(view(DATE_NIGHT, turn=TRICKY)))
+        assert f"It's {TRICKY}'s turn to plan this one." in text
+        assert f"It&#39;s {TRICKY_HTML}&#39;s turn to plan this one." in html
+
+    def test_unsubscribe_url(self) -> None:
+        """The unsubscribe URL's & is escaped in the HTML link and kept in the text part."""
+        text, html = parts(email(view(unsubscribe_url=UNSUBSCRIBE)))
+        assert f"Unsubscribe from these nudges: {UNSUBSCRIBE}" in text
+        assert 'href="https://nudges.example.org/u/c1/maya?sig=abc&amp;k=all"' in html
+
+    def test_push_is_plain_text(self) -> None:
+        """Push payloads carry names verbatim: they are not HTML."""
+        assert render_push(view(partner=TRICKY))["body"].startswith(f"Tell {TRICKY} one thing")
+
+
+class TestDiscreet:
+    def test_neutral_subject(self) -> None:
+        """In discreet mode the subject says nothing about the nudge."""
+        message = email(view(discreet=True))
+        assert message["Subject"] == "A reminder from your app"
+        _, html = parts(message)
+        assert "<title>A reminder from your app</title>" in html
+        assert "Say a specific thank you" not in str(message["Subject"])
+
+    def test_neutral_push_title(self) -> None:
+        """In discreet mode the push title is neutral."""
+        assert render_push(view(discreet=True))["title"] == "Reminder"
+
+    def test_normal_push_title(self) -> None:
+        """Otherwise the push title is the item's title."""
+        assert render_push(view())["title"] == "Say a specific thank you"
+
+
+class TestTurnLine:
+    @pytest.mark.parametrize(
+        ("turn", "is_recipient", "line"),
+        [
+            ("Maya", True, "It's your turn to plan this one."),
+            ("Sam", False, "It's Sam's turn to plan this one."),
+        ],
+    )
+    def test_whose_turn(self, turn: str, is_recipient: bool, line: str) -> None:
+        """The recipient reads "your turn" when it is theirs, else the other partner's name."""
+        text, html = parts(email(view(DATE_NIGHT, turn=turn, turn_is_recipient=is_recipient)))
+        assert line in text
+        assert line.replace("'", "&#39;") in html
+
+    def test_no_turn(self) -> None:
+        """Without a turn there is no turn line."""
+        for part in parts(email(view(DATE_NIGHT))):
+            assert "turn to plan" not in part
+
+
+class TestAppreciationBody:
+    def test_about_the_receiver_for_the_giver(self) -> None:
+        """{receiver} is the other partner, {giver} the recipient of the nudge."""
+        assert view(recipient="Maya", partner="Sam").body == (
+            "Tell Sam one thing you noticed today. Signed, Maya"
+        )
+        assert view(recipient="Sam", partner="Maya").body == (
+            "Tell Maya one thing you noticed today. Signed, Sam"
+        )
+
+    def test_catalog_items_name_the_receiver(self) -> None:
+        """Every appreciation in the catalog names the other partner and no placeholder is left."""
+        for item in load_catalog().items("appreciation"):
+            body = view(item, recipient="Maya", partner="Samwise").body
+            assert "Samwise" in body
+            assert "{" not in body
+
+    def test_names_are_not_reformatted(self) -> None:
+        """A name that looks like a placeholder is inserted as it is."""
+        assert view(partner="{giver}").body.startswith("Tell {giver} one thing")
+
+
+class TestListUnsubscribe:
+    def test_without_url(self) -> None:
+        """Without an unsubscribe URL there are no List-Unsubscribe headers and no link."""
+        message = email(view(), post=True)
+        assert "List-Unsubscribe" not in message
+        assert "List-Unsubscribe-Post" not in message
+        for part in parts(message):
+            assert "Unsubscribe from these nudges" not in part
+
+    def test_with_url(self) -> None:
+        """With a URL, List-Unsubscribe names it in angle brackets and the footer links to it."""
+        message = email(view(unsubscribe_url=UNSUBSCRIBE))
+        assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
+        assert "List-Unsubscribe-Post" not in message
+        _, html = parts(message)
+        assert ">Unsubscribe from these nudges</a>" in html
+
+    def test_one_click(self) -> None:
+        """RFC 8058 one-click adds List-Unsubscribe-Post when asked for."""
+        message = email(view(unsubscribe_url=UNSUBSCRIBE), post=True)
+        assert message["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+class TestPush:
+    def test_payload(self) -> None:
+        """A push carries title, body, the deep link and the kind."""
+        payload = render_push(view(link="https://app.example.org/n/1"))
+        assert payload == {
+            "title": "Say a specific thank you",
+            "body": "Tell Sam one thing you noticed today. Signed, Maya",
+            "url": "https://app.example.org/n/1",
+            "kind": "appreciation",
+        }
+
+
+def _every_item() -> list[Item]:
+    catalog = load_catalog()
+    return [i for kind in ("date_night", "check_in", "appreciation") for i in catalog.items(kind)]
+
+
+class TestWholeCatalog:
+    def test_longest_name_is_forty(self) -> None:
+        """The long test name is exactly the schema's maximum length."""
+        assert len(LONGEST) == 40
+
+    @pytest.mark.parametrize("discreet", [False, True], ids=["normal", "discreet"])
+    @pytest.mark.parametrize("item", _every_item(), ids=lambda i: i.id)
+    def test_renders(self, item: Item, discreet: bool) -> None:
+        """Every catalog item renders as email and push, with 40-character names escaped in
+        HTML, no placeholder left, and a push body of at most 200 characters."""
+        v = view(
+            item,
+            recipient=LONGEST,
+            partner=LONGEST,
+            turn=LONGEST if item.kind == "date_night" else None,
+            discreet=discreet,
+            unsubscribe_url=UNSUBSCRIBE,
+        )
+        text, html = parts(email(v, post=True))
+        push = render_push(v)
+        assert f"Hi {LONGEST}," in text
+        assert "<Ó Briain>" not in html
+        assert "&lt;Ó Briain&gt;" in html
+        assert "{receiver}" not in text + html + push["body"]
+        assert "{giver}" not in text + html + push["body"]
+        assert len(push["body"]) <= 200
+        assert 0 < len(push["title"]) <= 40
