@@ -41,6 +41,10 @@ class CommonSettings(BaseSettings):
     clock_start: AwareDatetime | None = Field(
         default=None, description="Simulated start instant; with clock_speed, for demos."
     )
+    http_host: str = Field(default="127.0.0.1", description="Where /healthz, /metrics listen.")
+    http_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
+        default=None, description="HTTP port; unset disables HTTP, 0 picks a free port."
+    )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -21,6 +21,7 @@ __all__ = [
     "encode",
     "ensure_group",
     "entry_id",
+    "group_names",
     "publish",
     "read_entries",
     "read_events",
@@ -87,6 +88,15 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+async def group_names(redis: aioredis.Redis, stream: str) -> set[str]:
+    """Consumer groups of a stream (empty if the stream does not exist)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return set()
+    return {g["name"].decode() if isinstance(g["name"], bytes) else g["name"] for g in groups}
 
 
 def entry_id(msg: RedisStreamMessage) -> str:

@@ -8,13 +8,16 @@ from collections.abc import Awaitable, Callable
 import structlog
 from faststream.redis import RedisBroker, RedisRouter, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
+from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
 from schemas import EventRejected, parse_due
 from services.common.clock import Clock
+from services.common.health import health_routes
+from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
 from services.common.runtime import clock_from, consumer_name, redis_client
-from services.common.streams import ensure_group, entry_id, publish, reject
+from services.common.streams import ensure_group, entry_id, group_names, publish, reject
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
@@ -64,6 +67,7 @@ class NotifierService:
         )
         self.broker.include_router(self._router())
         self.delivered = 0
+        self.http: HttpServer | None = None
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -121,6 +125,14 @@ class NotifierService:
             outcomes=[o.type.split(".")[1] for o in outcomes],
         )
 
+    def routes(self) -> list[BaseRoute]:
+        """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
+        return health_routes(self.ready)
+
+    async def ready(self) -> dict[str, bool]:
+        present = [NOTIFIER_GROUP in await group_names(self.redis, s) for s in self.keys.all_due()]
+        return {"redis": True, "consumer_groups": all(present)}
+
     async def before_start(self) -> None:
         for stream in self.keys.all_due():
             await ensure_group(self.redis, stream, NOTIFIER_GROUP)
@@ -133,7 +145,14 @@ class NotifierService:
     async def start(self) -> None:
         await self.before_start()
         await self.broker.start()
+        if self.settings.http_port is not None:
+            self.http = HttpServer(
+                self.routes(), host=self.settings.http_host, port=self.settings.http_port
+            )
+            await self.http.start()
 
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         await self.broker.stop()
         await self.after_stop()

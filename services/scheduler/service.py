@@ -8,12 +8,15 @@ import logging
 import structlog
 from faststream.redis import RedisBroker, RedisRouter, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
+from starlette.routing import BaseRoute
 
 from schemas import EventRejected, parse_preference
 from services.common.clock import Clock
+from services.common.health import health_routes
+from services.common.http import HttpServer
 from services.common.keys import SCHEDULER_GROUP
 from services.common.runtime import clock_from, consumer_name, redis_client
-from services.common.streams import ensure_group, entry_id, reject
+from services.common.streams import ensure_group, entry_id, group_names, reject
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
@@ -44,6 +47,7 @@ class SchedulerService:
         self.broker.include_router(self._router())
         self._stop = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self.http: HttpServer | None = None
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -85,6 +89,14 @@ class SchedulerService:
             result=result,
         )
 
+    def routes(self) -> list[BaseRoute]:
+        """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
+        return health_routes(self.ready)
+
+    async def ready(self) -> dict[str, bool]:
+        groups = await group_names(self.redis, self.keys.preferences)
+        return {"redis": True, "consumer_group": SCHEDULER_GROUP in groups}
+
     async def before_start(self) -> None:
         await ensure_group(self.redis, self.keys.preferences, SCHEDULER_GROUP)
 
@@ -103,12 +115,18 @@ class SchedulerService:
         await self.redis.aclose()
 
     async def start(self) -> None:
-        """Run in-process (tests, demo): everything the FastStream app hooks would do."""
         await self.before_start()
         await self.broker.start()
         await self.after_start()
+        if self.settings.http_port is not None:
+            self.http = HttpServer(
+                self.routes(), host=self.settings.http_host, port=self.settings.http_port
+            )
+            await self.http.start()
 
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         await self.before_stop()
         await self.broker.stop()
         await self.after_stop()

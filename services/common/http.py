@@ -1,0 +1,50 @@
+"""Each service's small HTTP side (health, metrics, and the notifier's pages), in-process.
+
+A Starlette app served by uvicorn on the service's own event loop, started and stopped with
+the service. Routes come from the modules that own them; this module only serves them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+__all__ = ["HttpServer"]
+
+
+class HttpServer:
+    def __init__(self, routes: list[BaseRoute], *, host: str, port: int) -> None:
+        self.app = Starlette(routes=routes)
+        self._host = host
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))  # port 0: the OS picks a free one, known at once
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # re-raise the start-up error
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        self._socket.close()
