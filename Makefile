@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest lint typecheck schema clean
+.PHONY: demo test pytest lint typecheck schema bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -32,6 +32,12 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Benchmarks side by side with APScheduler and Celery beat + RedBeat (the `bench` extra);
+## BENCH_ARGS="burst --n 20000" picks scenarios and sizes (see docs/performance.md)
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/nudge schema export schemas/json

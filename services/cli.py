@@ -12,6 +12,9 @@ import typer
 from rich.console import Console
 
 from schemas import EventRejected, PreferenceEvent, PreferencesSet, json_schemas, parse_preference
+from services.dlq_cli import app as dlq_app
+from services.notifier.render_cli import render
+from services.operator.status_cli import status
 
 app = typer.Typer(
     help="Reminders and nudges for couples: scheduler, notifier and operator tools.",
@@ -20,6 +23,9 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(help="Event contracts for publishers.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+app.add_typer(dlq_app, name="dlq")
+app.command("status")(status)
+app.command("render")(render)
 console = Console()
 
 

@@ -68,12 +68,21 @@ async def run_demo(
     start = start or default_start()
     speed = days * 86400 / seconds
     clock = ScaledClock(start, speed)
+    real_second = timedelta(seconds=speed)
     valkey = None if os.environ.get("REDIS_URL") else EmbeddedValkey().start()
     url = os.environ["REDIS_URL"] if valkey is None else valkey.url
     prefix = f"demo{os.getpid()}"
     catcher = MailCatcher(outbox).start()
     scheduler = SchedulerService(
-        SchedulerSettings(redis_url=SecretStr(url), key_prefix=prefix, max_poll_seconds=0.01),
+        SchedulerSettings(
+            redis_url=SecretStr(url),
+            key_prefix=prefix,
+            max_poll_seconds=0.01,
+            # On a clock this fast a 50 ms hiccup is hours: allow a real second of lateness.
+            grace_date_night=real_second,
+            grace_check_in=real_second,
+            grace_appreciation=real_second,
+        ),
         clock,
     )
     notifier = NotifierService(

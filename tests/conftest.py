@@ -6,6 +6,7 @@ Server choice, in order: REDIS_URL if set; a Redis container if a Docker engine 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey
@@ -41,6 +43,19 @@ def _docker_answers() -> bool:
             return b" 200 " in sock.recv(256)
     except OSError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that configures logging (into a captured stream) must not leave it behind."""
+    loggers = [logging.getLogger(name) for name in ("", "faststream", "faststream.access")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    structlog_config = structlog.get_config()
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers, lg.level, lg.propagate = handlers, level, propagate
+    structlog.configure(**structlog_config)
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(scope="session")

@@ -36,19 +36,28 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Starts at `start` and runs `speed` times faster than the wall clock."""
+    """Starts at `start` and runs `speed` times faster than the wall clock.
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    With `anchor` (a Unix time), `start` is the simulated time at that real instant, so that
+    several processes share one simulated time; without it, at this clock's creation.
+    """
+
+    def __init__(self, start: datetime, speed: float, anchor: float | None = None) -> None:
         if start.tzinfo is None:
             raise ValueError("ScaledClock needs an aware start")
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.start = start.astimezone(UTC)
         self.speed = speed
+        self._anchor = anchor
         self._t0 = time.monotonic()
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+        if self._anchor is not None:
+            elapsed = time.time() - self._anchor
+        else:
+            elapsed = time.monotonic() - self._t0
+        return self.start + timedelta(seconds=elapsed * self.speed)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

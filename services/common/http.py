@@ -25,7 +25,11 @@ class HttpServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))  # port 0: the OS picks a free one, known at once
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        # log_config=None: uvicorn keeps its hands off logging, so its lines go through our
+        # structlog configuration (JSON, redacted) like everything else.
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", log_config=None
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -13,6 +13,7 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
+    nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
 
 Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
 shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
@@ -73,6 +74,9 @@ class Keys:
 
     def schedules(self, shard: int) -> str:
         return f"{self.prefix}:schedules:{self._tag(shard)}"
+
+    def retries(self, shard: int) -> str:
+        return f"{self.prefix}:retries:{self._tag(shard)}"
 
     def tombstones(self, shard: int) -> str:
         return f"{self.prefix}:tombstones:{self._tag(shard)}"

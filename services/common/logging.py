@@ -1,8 +1,11 @@
 """structlog configured once per process: JSON in production, readable in development.
 
-A redaction step runs last before rendering: whatever a caller binds by mistake, email
-addresses, URLs (push endpoints, links with tokens) and fields named like bodies or secrets
-never reach the output.
+Every line carries `service` (bound at start) and, where the code knows them, `event_type`,
+`event_id` and `occurrence_id`. A redaction step runs last before rendering: whatever a caller
+binds by mistake, email addresses, URLs (push endpoints, links with tokens) and fields named
+like bodies, names or secrets never reach the output. Lines from libraries that log through
+the standard library (FastStream, aiosmtplib, redis) go through the same processors and
+renderer, at warning level and above only.
 """
 
 from __future__ import annotations
@@ -11,40 +14,79 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["REDACTED_FIELDS", "configure_logging", "redact", "scrub"]
 
 _EMAIL: Final = re.compile(r"[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
 _URL: Final = re.compile(r"\b(?:https?|rediss?)://\S+")
-_SECRET_FIELDS: Final = frozenset(
-    {"body", "html", "text", "email", "endpoint", "token", "password", "secret", "raw", "to"}
+REDACTED_FIELDS: Final = frozenset(
+    {
+        "body",
+        "html",
+        "text",
+        "email",
+        "endpoint",
+        "token",
+        "password",
+        "secret",
+        "raw",
+        "to",
+        "name",
+        "display_name",
+        "subject",
+        "title",
+        "detail",
+        "auth",
+        "p256dh",
+    }
 )
 
 
-def _scrub(value: str) -> str:
+def scrub(value: str) -> str:
+    """Replace email addresses and URLs in free text (reasons, errors, tracebacks)."""
     return _URL.sub("[url]", _EMAIL.sub("[email]", value))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k in REDACTED_FIELDS else _clean(v) for k, v in value.items()}
+    return value
 
 
 def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if key in _SECRET_FIELDS:
-            event_dict[key] = "[redacted]"
-        elif isinstance(value, str):
-            event_dict[key] = _scrub(value)
+        event_dict[key] = "[redacted]" if key in REDACTED_FIELDS else _clean(value)
     return event_dict
 
 
-def configure_logging(service: str, fmt: str = "json", level: str = "info") -> None:
+def configure_logging(
+    service: str,
+    fmt: str = "json",
+    level: str = "info",
+    *,
+    stream: TextIO | None = None,
+    cache_loggers: bool = True,
+) -> None:
+    """Configure structlog and the standard library's root logger; `stream` defaults to stderr.
+
+    `cache_loggers=False` lets a test configure logging for a while and then reset it.
+    """
+    out = stream if stream is not None else sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -54,10 +96,35 @@ def configure_logging(service: str, fmt: str = "json", level: str = "info") -> N
             redact,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=cache_loggers,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    # FastStream logs through stdlib logging; keep its per-message chatter out of production.
-    logging.getLogger("faststream").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Libraries log at warning and above only, whatever our level: their debug output can hold
+    # message content (an SMTP server's DATA lines, HTTP bodies) that no redaction can spot.
+    root.setLevel(max(numeric_level, logging.WARNING))
+    # FastStream logs through its own stdlib loggers (not propagating); give them our handler
+    # and keep its per-message chatter out of production.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers = [handler]
+    faststream.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

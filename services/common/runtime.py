@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from typing import cast
 
 import redis.asyncio as aioredis
+from faststream.redis import RedisBroker, RedisClusterBroker
+from redis.asyncio.cluster import RedisCluster
 
 from services.common.clock import Clock, ScaledClock, SystemClock
 from services.common.settings import CommonSettings
 
-__all__ = ["clock_from", "consumer_name", "redis_client"]
+__all__ = ["broker_for", "clock_from", "consumer_name", "redis_client"]
 
 
 def consumer_name(settings: CommonSettings, role: str) -> str:
@@ -19,16 +23,36 @@ def consumer_name(settings: CommonSettings, role: str) -> str:
 
 
 def redis_client(settings: CommonSettings) -> aioredis.Redis:
+    """A client for one server, or for a Redis Cluster when NUDGE_REDIS_CLUSTER is set.
+
+    The cluster client speaks the same commands, pipelines and scripts we use (every script
+    touches keys of one shard's hash tag), so the rest of the code takes either; the cast
+    states that shared surface, which redis-py's types do not express.
+    """
+    url = settings.redis_url.get_secret_value()
+    if settings.redis_cluster:
+        return cast("aioredis.Redis", RedisCluster.from_url(url, socket_keepalive=True))
     return aioredis.Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        health_check_interval=30,
-        socket_keepalive=True,
-        retry_on_timeout=True,
+        url, health_check_interval=30, socket_keepalive=True, retry_on_timeout=True
+    )
+
+
+def broker_for(settings: CommonSettings, *, graceful_timeout: float) -> RedisBroker:
+    """FastStream's broker for one server or (NUDGE_REDIS_CLUSTER) a cluster."""
+    url = settings.redis_url.get_secret_value()
+    factory = RedisClusterBroker if settings.redis_cluster else RedisBroker
+    # FastStream logs some lines at INFO whatever log_level says; a child of the "faststream"
+    # logger gets the level configure_logging gives it (WARNING unless debugging).
+    return factory(
+        url,
+        logger=logging.getLogger("faststream.nudge"),
+        log_level=logging.DEBUG,
+        graceful_timeout=graceful_timeout,
     )
 
 
 def clock_from(settings: CommonSettings) -> Clock:
     if settings.clock_start is not None or settings.clock_speed != 1.0:
         start = settings.clock_start or SystemClock().now()
-        return ScaledClock(start, settings.clock_speed)
+        return ScaledClock(start, settings.clock_speed, settings.clock_anchor)
     return SystemClock()

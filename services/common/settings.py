@@ -6,6 +6,7 @@ conventional name (NUDGE_REDIS_URL works too).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
@@ -26,12 +27,23 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "NUDGE_REDIS_URL"),
         description="redis:// or rediss:// URL, may carry user and password (never logged).",
     )
+    redis_cluster: bool = Field(
+        default=False, description="REDIS_URL names a node of a Redis Cluster."
+    )
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "nudges"
     shards: Annotated[int, Field(ge=1, le=1024)] = 1
     preferences_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     due_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     outcomes_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     rejected_maxlen: Annotated[int, Field(ge=100)] = 100_000
+    dead_maxlen: Annotated[int, Field(ge=100)] = 100_000
+    reclaim_idle: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="A pending message idle this long (its consumer died) is claimed again.",
+    )
+    max_deliveries: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="Deliveries before a message that keeps failing is dead-lettered."
+    )
     consumer_name: str | None = Field(
         default=None, description="Unique per process; default hostname-pid."
     )
@@ -41,9 +53,17 @@ class CommonSettings(BaseSettings):
     clock_start: AwareDatetime | None = Field(
         default=None, description="Simulated start instant; with clock_speed, for demos."
     )
+    clock_anchor: float | None = Field(
+        default=None,
+        description="Unix time at which the simulated clock reads clock_start (shared by "
+        "several processes); default: process start.",
+    )
     http_host: str = Field(default="127.0.0.1", description="Where /healthz, /metrics listen.")
     http_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
         default=None, description="HTTP port; unset disables HTTP, 0 picks a free port."
+    )
+    metrics_refresh_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=15.0, description="How often the Redis gauges behind /metrics are refreshed."
     )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -7,6 +7,7 @@ it with XADD/XRANGE. Rejected entries are plain fields for operators reading wit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final, TypeVar, cast
@@ -26,12 +27,14 @@ __all__ = [
     "read_entries",
     "read_events",
     "reject",
+    "scrub",
 ]
 
 T = TypeVar("T")
 
 DATA_FIELD: Final = "__data__"
 RAW_LIMIT: Final = 8 * 1024
+_COUPLE_ID: Final = re.compile(rb'"couple_id"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
 
 
 def encode(event: BaseModel) -> bytes:
@@ -60,10 +63,16 @@ async def reject(
     service: str,
     maxlen: int,
 ) -> None:
-    """Keep a bad message (truncated) with the reason it was refused, for operators."""
+    """Keep a bad message (truncated) with the reason it was refused, for operators.
+
+    The couple id, when one can be read from the raw bytes, is kept in its own field so that
+    erasing the couple also removes its rejected entries (see `scrub`).
+    """
+    found = _COUPLE_ID.search(raw[:RAW_LIMIT])
     await redis.xadd(
         stream,
         {
+            "couple_id": found.group(1) if found else b"",
             "source": source,
             "entry_id": entry_id,
             "service": service,
@@ -125,3 +134,29 @@ async def read_events(
         parse(fields[DATA_FIELD.encode()])
         for _, fields in await read_entries(redis, stream, count=count)
     ]
+
+
+async def scrub(redis: aioredis.Redis, stream: str, couple_id: str, batch: int = 1000) -> int:
+    """Delete every entry of `stream` that belongs to a couple (for erasure); returns how many.
+
+    An entry belongs to the couple when its `couple_id` field says so or its payload names it.
+    Streams are capped, so this reads at most the cap, in batches.
+    """
+    needle = f'"couple_id":"{couple_id}"'.encode()
+    spaced = f'"couple_id": "{couple_id}"'.encode()
+    removed, start = 0, "-"
+    while True:
+        entries = await read_entries(redis, stream, start=start, count=batch)
+        if not entries:
+            return removed
+        doomed = [
+            entry
+            for entry, fields in entries
+            if fields.get(b"couple_id") == couple_id.encode()
+            or any(needle in v or spaced in v for v in fields.values())
+        ]
+        if doomed:
+            removed += int(await redis.xdel(stream, *doomed))
+        if len(entries) < batch:
+            return removed
+        start = "(" + entries[-1][0]

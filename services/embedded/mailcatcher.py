@@ -29,8 +29,21 @@ class _Keep:
         self.recipients: list[list[str]] = []
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self.refusals: list[str] = []  # replies for the next messages, e.g. "451 try later"
+        self.unknown: set[str] = set()  # recipients answered "550 no such user" at RCPT
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower() in self.unknown:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        with self._lock:
+            if self.refusals:
+                return self.refusals.pop(0)
         raw = envelope.original_content or b""
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
@@ -46,11 +59,13 @@ class _Keep:
 class MailCatcher:
     """Listens on a free loopback port; `messages` holds what arrived, in order."""
 
-    def __init__(self, outbox: Path | None = None, **smtp_kwargs: Any) -> None:
+    def __init__(
+        self, outbox: Path | None = None, *, port: int | None = None, **smtp_kwargs: Any
+    ) -> None:
         if outbox is not None:
             outbox.mkdir(parents=True, exist_ok=True)
         self._handler = _Keep(outbox)
-        self.port = free_port()
+        self.port = port or free_port()
         # Our own loop, closed on stop: aiosmtpd leaves the one it makes open (a leaked socket).
         self._loop = asyncio.new_event_loop()
         self._controller = Controller(
@@ -64,6 +79,15 @@ class MailCatcher:
     @property
     def recipients(self) -> list[list[str]]:
         return self._handler.recipients
+
+    def refuse_recipient(self, address: str) -> None:
+        """Answer RCPT TO for `address` with 550 (a bounce: the address does not exist)."""
+        self._handler.unknown.add(address.lower())
+
+    def refuse_next(self, count: int, reply: str = "451 4.3.0 Try again later") -> None:
+        """Answer the next `count` messages with `reply` instead of accepting them."""
+        with self._handler._lock:
+            self._handler.refusals.extend([reply] * count)
 
     def start(self) -> Self:
         self._controller.start()

@@ -21,8 +21,10 @@ def free_port() -> int:
 class EmbeddedValkey:
     """Starts valkey-server on a free loopback port; `appendonly` keeps data across restarts."""
 
-    def __init__(self, *, data_dir: Path | None = None, appendonly: bool = False) -> None:
-        self._port = free_port()
+    def __init__(
+        self, *, data_dir: Path | None = None, appendonly: bool = False, port: int | None = None
+    ) -> None:
+        self._port = port or free_port()
         config = {"appendonly": "yes", "appendfsync": "always"} if appendonly else {"save": ""}
         self._server = ValkeyServer(
             port=self._port, data_dir=data_dir, persist=data_dir is not None, config=config

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Sequence
 
-from schemas import FocusArea, LoveLanguage, NudgeKind
+from schemas import FocusArea, LoveLanguage, NudgeKind, Partner
 from services.notifier.catalog import Item
 
-__all__ = ["choose"]
+__all__ = ["choose", "choose_for"]
 
 
 def _stable_index(seed: str, n: int) -> int:
@@ -44,3 +44,30 @@ def choose(
         candidates = [i for i in candidates if i.focus & set(focus_areas)] or candidates
     ordered = sorted(candidates, key=lambda i: i.id)
     return ordered[_stable_index(seed, len(ordered))]
+
+
+def choose_for(
+    items: Sequence[Item],
+    *,
+    kind: NudgeKind,
+    occurrence_id: str,
+    recipient: Partner,
+    other: Partner,
+    focus_areas: Collection[FocusArea] = (),
+    recently_seen: Collection[str] = (),
+) -> Item:
+    """The item one partner gets for one occurrence.
+
+    Appreciation goes to the giver (the recipient) about the receiver (the other partner): it
+    fits the receiver's love languages and is drawn per giver. Date nights and check-ins are
+    drawn per occurrence, so both partners of a shared nudge get the same prompt.
+    """
+    personal = kind == "appreciation"
+    return choose(
+        items,
+        kind=kind,
+        seed=f"{occurrence_id}|{recipient.partner_id}" if personal else occurrence_id,
+        love_languages=other.love_languages if personal else (),
+        focus_areas=focus_areas,
+        recently_seen=recently_seen,
+    )

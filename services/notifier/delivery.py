@@ -4,7 +4,10 @@ For each recipient and each of their channels, in order:
   already sent (idempotency record)  -> nothing to do, no second outcome
   couple erased / schedule replaced  -> suppressed (erased / stale_revision)
   paused, unsubscribed, channel dead -> suppressed with that reason
+  daily cap reached (caps.py)        -> suppressed "cap_reached", once per partner
   otherwise: choose content, render, send, record, outcome "sent"
+Emails carry a signed one-click unsubscribe link for the nudge's kind (unsubscribe.py) when
+unsubscribe links are configured; push and webhook payloads carry the deep link.
 Transient failures are returned, not raised, next to the outcomes of what did succeed: the
 service publishes those outcomes and schedules a retry that sends only what is missing (the
 idempotency records make the retry skip everything already done).
@@ -38,19 +41,22 @@ from schemas import (
 )
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import CoupleState
+from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.content import choose
+from services.notifier.content import choose_for
 from services.notifier.errors import PermanentSendError, TransientSendError
-from services.notifier.render import NudgeView, render_email, render_push
+from services.notifier.render import deep_link, render_email, render_push, view_for
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState, idempotency_key
+from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
 
 __all__ = ["PRODUCER", "Delivery", "DeliveryResult", "RetryNeeded"]
 
 log = structlog.get_logger()
 PRODUCER: Final = "nudge-notifier"
 _NS: Final = uuid.UUID("1f6f3c5e-2b8a-4b0e-9d1c-7e5a3b2c4d6f")
+_DAY_MS: Final = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,12 @@ class Delivery:
         self.catalog = catalog
         self.clock = clock
         self.settings = settings
+        self.caps = CapLedger(state.redis, state.keys)
+        self.unsubscribe = (
+            UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
+            if settings.public_url is not None and settings.unsubscribe_secrets
+            else None
+        )
 
     async def deliver(self, due: NudgeDue) -> DeliveryResult:
         d = due.data
@@ -120,9 +132,12 @@ class Delivery:
         d = due.data
         now_ms = epoch_ms(now)
         outcomes = result.outcomes
+        if capped_member(d.occurrence_id, partner.partner_id) in sent:
+            return  # refused a slot earlier; that outcome was published then
         if couple.paused(partner.partner_id, now_ms):
             outcomes.append(self._suppressed(due, now, "paused", partner.partner_id))
             return
+        holds_slot = False
         for channel_name in partner.channels:
             key = idempotency_key(d.occurrence_id, partner.partner_id, channel_name)
             if key in sent:
@@ -133,8 +148,28 @@ class Delivery:
                     self._suppressed(due, now, reason, partner.partner_id, channel_name)
                 )
                 continue
+            if not holds_slot:  # every channel of one occurrence shares one slot of the cap
+                slot = await self.caps.reserve(
+                    d.couple_id,
+                    d.occurrence_id,
+                    partner.partner_id,
+                    now_ms=now_ms,
+                    window_ms=_DAY_MS,
+                    cap=self.settings.daily_cap_per_partner,
+                )
+                if slot != "reserved":
+                    why: SuppressionReason = "cap_reached" if slot == "over_cap" else "erased"
+                    outcomes.append(self._suppressed(due, now, why, partner.partner_id))
+                    log.info(
+                        "nudge_not_sent",
+                        occurrence_id=d.occurrence_id,
+                        partner_id=partner.partner_id,
+                        reason=why,
+                    )
+                    return
+                holds_slot = True
             item = self._choose(due, couple, partner, other, seen)
-            message = self._render(due, couple, partner, other, item, channel_name, key, now)
+            message = self._render(due, couple, partner, item, channel_name, key, now)
             outcome: OutcomeEvent
             try:
                 await self.channels[channel_name].send(message)
@@ -177,12 +212,12 @@ class Delivery:
     ) -> Item:
         d = due.data
         assert couple.profile is not None
-        personal = d.kind == "appreciation"  # the giver is the recipient; about the other
-        return choose(
+        return choose_for(
             self.catalog.items(d.kind, partner.locale),
             kind=d.kind,
-            seed=f"{d.occurrence_id}|{partner.partner_id}" if personal else d.occurrence_id,
-            love_languages=other.love_languages if personal else (),
+            occurrence_id=d.occurrence_id,
+            recipient=partner,
+            other=other,
             focus_areas=couple.profile.focus_areas,
             recently_seen=seen,
         )
@@ -192,7 +227,6 @@ class Delivery:
         due: NudgeDue,
         couple: CoupleState,
         partner: Partner,
-        other: Partner,
         item: Item,
         channel: ChannelName,
         key: str,
@@ -200,23 +234,61 @@ class Delivery:
     ) -> Outgoing:
         d = due.data
         assert couple.profile is not None
-        names = {p.partner_id: p.name for p in couple.profile.partners}
-        view = NudgeView(
-            kind=d.kind,
-            item=item,
-            recipient=partner.name,
-            partner=other.name,
-            turn=names.get(d.turn) if d.turn else None,
-            turn_is_recipient=d.turn == partner.partner_id,
-            discreet=couple.profile.discreet,
-            locale=partner.locale,
+        view = view_for(
+            couple.profile,
+            partner.partner_id,
+            d.kind,
+            item,
+            turn=d.turn,
+            link=deep_link(
+                self.settings.push_link,
+                kind=d.kind,
+                couple_id=d.couple_id,
+                occurrence_id=d.occurrence_id,
+            ),
+            unsubscribe_url=self._unsubscribe_url(due, partner, now)
+            if channel == "email"
+            else None,
         )
         if channel == "email":
             assert partner.email is not None
             to = Address(display_name=partner.name, addr_spec=partner.email)
-            message = render_email(view, sender=self.settings.sender, to=str(to), when=now)
-            return Outgoing(channel, key, email=message, address=partner.email)
-        return Outgoing(channel, key, push=render_push(view), address=partner.push)
+            message = render_email(
+                view,
+                sender=self.settings.sender,
+                to=str(to),
+                when=now,
+                list_unsubscribe_post=True,  # our endpoint takes RFC 8058 one-click POSTs
+            )
+            return Outgoing(
+                channel,
+                key,
+                email=message,
+                address=partner.email,
+                couple_id=d.couple_id,
+                partner_id=partner.partner_id,
+                occurrence_id=d.occurrence_id,
+            )
+        return Outgoing(
+            channel,
+            key,
+            push=render_push(view),
+            address=partner.push if channel == "push" else None,  # the webhook needs none
+            couple_id=d.couple_id,
+            partner_id=partner.partner_id,
+            occurrence_id=d.occurrence_id,
+        )
+
+    def _unsubscribe_url(self, due: NudgeDue, partner: Partner, now: datetime) -> str | None:
+        if self.unsubscribe is None:
+            return None
+        claim = UnsubscribeClaim(
+            couple_id=due.data.couple_id,
+            partner_id=partner.partner_id,
+            scope=due.data.kind,
+            issued_at=int(now.timestamp()),
+        )
+        return self.unsubscribe.link(claim)
 
     def _suppressed(
         self,

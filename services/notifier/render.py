@@ -2,6 +2,7 @@
 
 Names and any user text are filled in before rendering and escaped by Jinja2's autoescape in
 HTML. Interface text lives in templates/<locale>/strings.toml; unknown locales fall back to en.
+The unsubscribe pages (unsubscribe_routes.py) are rendered here too, with the same escaping.
 """
 
 from __future__ import annotations
@@ -13,14 +14,25 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 import jinja2
 
-from schemas import NudgeKind
+from schemas import NudgeKind, PreferencesSetData
 from services.notifier.catalog import DEFAULT_LOCALE, Item
 
-__all__ = ["NudgeView", "render_email", "render_push"]
+__all__ = [
+    "NudgeView",
+    "PageState",
+    "deep_link",
+    "render_email",
+    "render_push",
+    "render_unsubscribe_page",
+    "view_for",
+]
+
+PageState = Literal["confirm", "done", "invalid", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,45 @@ class NudgeView:
     def body(self) -> str:
         # Appreciation goes to the giver (the recipient) about the receiver (the partner).
         return self.item.body.format(receiver=self.partner, giver=self.recipient)
+
+
+def deep_link(template: str | None, *, kind: str, couple_id: str, occurrence_id: str) -> str | None:
+    """The URL a push opens, from settings.push_link; ids are percent-encoded."""
+    if template is None:
+        return None
+    return template.format(
+        kind=kind,
+        couple_id=quote(couple_id, safe=""),
+        occurrence_id=quote(occurrence_id, safe=""),
+    )
+
+
+def view_for(
+    profile: PreferencesSetData,
+    partner_id: str,
+    kind: NudgeKind,
+    item: Item,
+    *,
+    turn: str | None = None,
+    link: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> NudgeView:
+    """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
+    partner = next(p for p in profile.partners if p.partner_id == partner_id)
+    other = next(p for p in profile.partners if p.partner_id != partner_id)
+    names = {p.partner_id: p.name for p in profile.partners}
+    return NudgeView(
+        kind=kind,
+        item=item,
+        recipient=partner.name,
+        partner=other.name,
+        turn=names.get(turn) if turn else None,
+        turn_is_recipient=turn == partner_id,
+        discreet=profile.discreet,
+        locale=partner.locale,
+        link=link,
+        unsubscribe_url=unsubscribe_url,
+    )
 
 
 def _templates_root() -> Any:
@@ -86,10 +137,14 @@ def _context(view: NudgeView) -> dict[str, Any]:
     return {
         "lang": view.locale.split("-")[0],
         "subject": _subject(view, s),
+        # What an inbox shows beside the subject: neutral too in discreet mode.
+        "preheader": s["discreet"]["subject"] if view.discreet else view.body,
         "heading": s["heading"][view.kind],
+        "title": view.item.title,
         "recipient": view.recipient,
         "body": view.body,
         "detail": view.item.detail,
+        "tip_label": s["email"]["tip"],
         "turn_line": turn_line,
         "footer_why": s["footer"]["why"].format(partner=view.partner),
         "footer_unsubscribe": s["footer"]["unsubscribe"],
@@ -136,3 +191,28 @@ def render_push(view: NudgeView) -> dict[str, Any]:
     s = _strings(_locale_dir(view.locale))
     title = s["discreet"]["push_title"] if view.discreet else view.item.title
     return {"title": title, "body": view.body, "url": view.link, "kind": view.kind}
+
+
+def render_unsubscribe_page(
+    state: PageState,
+    *,
+    scope: str | None = None,
+    action_url: str | None = None,
+    all_url: str | None = None,
+    locale: str = DEFAULT_LOCALE,
+) -> str:
+    """The HTML page an unsubscribe link shows: confirm (with buttons), done, invalid, error."""
+    folder = _locale_dir(locale)
+    s = _strings(folder)
+    page = s["unsubscribe"]
+    what = s["scope"][scope] if scope is not None else ""
+    ctx = {
+        "lang": locale.split("-")[0],
+        "title": page[f"{state}_title"].format(what=what),
+        "text": page[f"{state}_text"].format(what=what),
+        "button": page["confirm_button"].format(what=what),
+        "all_button": page["confirm_all_button"],
+        "action_url": action_url if state == "confirm" else None,
+        "all_url": all_url if state == "confirm" else None,
+    }
+    return _env().get_template(f"{folder}/unsubscribe.html.j2").render(ctx)

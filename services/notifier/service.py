@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any
 
 import structlog
-from faststream.redis import RedisBroker, RedisRouter, StreamSub
+from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
-from schemas import EventRejected, parse_due
+from schemas import EventRejected, NudgeDue, NudgeFailed, NudgeFailedData, parse_due
+from services.common import dead_letters
 from services.common.clock import Clock
+from services.common.dead_letters import bury
 from services.common.health import health_routes
 from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
-from services.common.runtime import clock_from, consumer_name, redis_client
+from services.common.metrics import Metrics
+from services.common.reclaim import Reclaimer
+from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
 from services.common.streams import ensure_group, entry_id, group_names, publish, reject
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import Delivery
+from services.notifier.delivery import PRODUCER, Delivery, RetryNeeded
+from services.notifier.retries import RetryPolicy, RetryQueue, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
+from services.operator.dashboard import StatusPage
+from services.operator.refresher import GaugeRefresher
 
 __all__ = ["NotifierService", "default_channels"]
 
@@ -32,7 +42,11 @@ SERVICE = "notifier"
 
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
-    return {
+    """Email always; Web Push and the webhook only when configured (see settings.py)."""
+    from services.notifier.channels.webhook import WebhookChannel
+    from services.notifier.channels.webpush import WebPushChannel
+
+    channels: dict[ChannelName, Channel] = {
         "email": SmtpChannel(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -43,6 +57,22 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             concurrency=settings.smtp_concurrency,
         )
     }
+    if settings.vapid_private_key is not None and settings.vapid_subject is not None:
+        channels["push"] = WebPushChannel(
+            vapid_private_key=settings.vapid_private_key,
+            subject=settings.vapid_subject,
+            ttl=settings.push_ttl,
+            timeout=settings.push_timeout,
+            concurrency=settings.push_concurrency,
+        )
+    if settings.webhook_url is not None and settings.webhook_secret is not None:
+        channels["webhook"] = WebhookChannel(
+            url=settings.webhook_url,
+            secret=settings.webhook_secret,
+            timeout=settings.push_timeout,
+            concurrency=settings.push_concurrency,
+        )
+    return channels
 
 
 class NotifierService:
@@ -60,14 +90,25 @@ class NotifierService:
         self.state = NotifierState(self.redis, self.keys)
         self.delivery = Delivery(self.state, self.channels, load_catalog(), self.clock, settings)
         self.consumer = consumer_name(settings, SERVICE)
-        self.broker = RedisBroker(
-            settings.redis_url.get_secret_value(),
-            log_level=logging.DEBUG,
-            graceful_timeout=15.0,
-        )
+        self.broker = broker_for(settings, graceful_timeout=15.0)
         self.broker.include_router(self._router())
         self.delivered = 0
+        self.metrics = Metrics(SERVICE, self.keys)  # operators' view: see routes(), start()
+        self.gauges = GaugeRefresher(
+            self.redis, self.metrics, self.clock, interval=settings.metrics_refresh_seconds
+        )
         self.http: HttpServer | None = None
+        self.retry_policy = RetryPolicy(
+            base=settings.retry_base, cap=settings.retry_cap, max_attempts=settings.max_attempts
+        )
+        self.retries = RetryQueue(self.redis, self.keys, self.clock, due_maxlen=settings.due_maxlen)
+        self.reclaimers: list[Reclaimer] = []
+        self._held: dict[str, set[str]] = {}  # due stream -> entry ids being handled here
+        # NUDGE_MAX_IN_FLIGHT bounds the whole process, not each shard's subscriber: with
+        # NUDGE_SHARDS=8 the subscribers alone would run 8x as many (and exhaust the Redis pool).
+        self._in_flight = asyncio.Semaphore(settings.max_in_flight)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -86,13 +127,26 @@ class NotifierService:
 
     def _handler_for(self, stream: str) -> Callable[[RedisStreamMessage], Awaitable[None]]:
         async def on_due(msg: RedisStreamMessage) -> None:
-            await self.handle(msg.body, entry_id(msg), stream)
+            entry = entry_id(msg)
+            held = self._held.setdefault(stream, set())
+            held.add(entry)  # in flight here: this stream's Reclaimer keeps it ours meanwhile
+            try:
+                async with self._in_flight:
+                    await self.handle(msg.body, entry, stream, msg.raw_message.get("data") or {})
+            finally:
+                held.discard(entry)
 
         on_due.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
         return on_due
 
-    async def handle(self, raw: bytes, entry_id: str, stream: str) -> None:
-        """Deliver one NudgeDue and publish its outcomes; return only when both are done."""
+    async def handle(
+        self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
+    ) -> None:
+        """Deliver one NudgeDue, publish its outcomes, schedule what must be retried.
+
+        Returns only when all of that is durable in Redis; the caller then acknowledges.
+        """
+        self.metrics.observe_consumed(stream)
         try:
             due = parse_due(raw)
         except EventRejected as exc:
@@ -106,28 +160,67 @@ class NotifierService:
                 service=SERVICE,
                 maxlen=self.settings.rejected_maxlen,
             )
+            self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
+        attempt = int((fields or {}).get(b"attempt", b"1"))
         result = await self.delivery.deliver(due)
-        outcomes = result.outcomes
+        outcomes = list(result.outcomes)
+        delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
+        if result.retry and delay is None:  # out of attempts: report, keep for operators
+            outcomes += [_gave_up(due, r, attempt, self.clock.now()) for r in result.retry]
+            await bury(
+                self.redis,
+                self.keys.dead,
+                source=stream,
+                entry_id=entry_id,
+                reason=f"gave up after {attempt} attempts: {result.retry[0].error.detail}",
+                attempts=attempt,
+                data=raw,
+                couple_id=due.data.couple_id,
+                maxlen=self.settings.dead_maxlen,
+            )
         if outcomes:
             await publish(
                 self.redis, self.keys.outcomes, outcomes, maxlen=self.settings.outcomes_maxlen
             )
-        if result.retry:  # until retries are scheduled, leave the message pending
-            raise result.retry[0].error
+            self.metrics.observe_outcomes(outcomes)
+        if result.retry and delay is not None:
+            shard = self.keys.shard_of(due.data.couple_id)
+            await self.retries.schedule(shard, raw, attempt + 1, delay)
+            for retry in result.retry:
+                self.metrics.observe_retry(retry.channel)
         self.delivered += 1
         log.info(
-            "nudge_delivered",
+            "nudge_handled",
+            event_type=due.type,
             event_id=str(due.event_id),
             occurrence_id=due.data.occurrence_id,
             kind=due.data.kind,
+            attempt=attempt,
             outcomes=[o.type.split(".")[1] for o in outcomes],
+            retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
         )
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
-        return health_routes(self.ready)
+        dead = self.keys.dead
+        page = StatusPage(
+            self.redis,
+            self.keys,
+            self.clock,
+            token=self.settings.operator_token,
+            list_dead=lambda count: dead_letters.list_dead(self.redis, dead, count),
+            replay=lambda ids: dead_letters.replay(self.redis, dead, ids),
+        )
+        from services.notifier.unsubscribe_routes import unsubscribe_routes
+
+        return (
+            health_routes(self.ready)
+            + unsubscribe_routes(self.redis, self.settings, self.clock)
+            + self.metrics.routes()
+            + page.routes()
+        )
 
     async def ready(self) -> dict[str, bool]:
         present = [NOTIFIER_GROUP in await group_names(self.redis, s) for s in self.keys.all_due()]
@@ -142,17 +235,75 @@ class NotifierService:
             await channel.close()
         await self.redis.aclose()
 
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        loops: list[Coroutine[Any, Any, None]] = [
+            self.retries.run(self._stop, self.settings.retry_poll_seconds)
+        ]
+        for stream in self.keys.all_due():
+
+            async def again(
+                raw: bytes, entry: str, fields: dict[bytes, bytes], s: str = stream
+            ) -> None:
+                async with self._in_flight:
+                    await self.handle(raw, entry, s, fields)
+
+            reclaimer = Reclaimer(
+                self.redis,
+                stream=stream,
+                group=NOTIFIER_GROUP,
+                consumer=self.consumer,
+                handle=again,
+                dead_stream=self.keys.dead,
+                dead_maxlen=self.settings.dead_maxlen,
+                min_idle_ms=int(self.settings.reclaim_idle.total_seconds() * 1000),
+                max_deliveries=self.settings.max_deliveries,
+                poll_seconds=min(5.0, self.settings.reclaim_idle.total_seconds() / 2),
+                held=self._held.setdefault(stream, set()),
+            )
+            self.reclaimers.append(reclaimer)
+            loops.append(reclaimer.run(self._stop))
+        return loops
+
     async def start(self) -> None:
         await self.before_start()
         await self.broker.start()
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(loop) for loop in self._background()]
         if self.settings.http_port is not None:
             self.http = HttpServer(
                 self.routes(), host=self.settings.http_host, port=self.settings.http_port
             )
             await self.http.start()
+            self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
     async def stop(self) -> None:
+        """Stop reading, let in-flight deliveries finish (bounded), then close connections."""
+        await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.stop()
         await self.after_stop()
+
+
+def _gave_up(due: NudgeDue, retry: RetryNeeded, attempts: int, now: datetime) -> NudgeFailed:
+    d = due.data
+    key = f"{d.occurrence_id}|{retry.partner_id}|{retry.channel}|gave-up"
+    return NudgeFailed(
+        type="nudge.failed.v1",
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, key),
+        occurred_at=now,
+        producer=PRODUCER,
+        data=NudgeFailedData(
+            occurrence_id=d.occurrence_id,
+            couple_id=d.couple_id,
+            kind=d.kind,
+            scheduled_at=d.scheduled_at,
+            partner_id=retry.partner_id,
+            channel=retry.channel,
+            error=f"gave up after {attempts} attempts: {retry.error.detail}"[:200],
+            permanent=False,
+            attempt=attempts,
+        ),
+    )

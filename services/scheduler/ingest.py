@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
 from schemas import (
@@ -10,14 +12,16 @@ from schemas import (
     PreferencesPaused,
     PreferencesResumed,
     PreferencesSet,
+    PreferencesSetData,
     PreferencesUnsubscribed,
 )
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import pause_value
-from services.scheduler.planning import next_occurrence, plan
+from services.common.streams import scrub
+from services.scheduler.planning import PlanningError, next_occurrence, plan
 from services.scheduler.records import encode_spec
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Arm, ScheduleStore
+from services.scheduler.store import Arm, Plan, ScheduleStore
 
 __all__ = ["PreferenceIngest"]
 
@@ -30,6 +34,61 @@ class PreferenceIngest:
         self.clock = clock
         self.settings = settings
 
+    async def apply_many(self, events: Sequence[PreferenceEvent]) -> list[str | PlanningError]:
+        """Apply events in order, like `apply` on each; returns each result or its PlanningError.
+
+        Consecutive preferences.set events are planned, then stored in one pipelined round trip
+        (their Lua calls run in order, so the result is the same as one by one); any other
+        event is applied on its own, in its place.
+        """
+        results: list[str | PlanningError] = []
+        pending: list[tuple[int, Plan]] = []
+
+        async def flush() -> None:
+            stored = await self.store.apply_plans([p for _, p in pending])
+            for (index, _), result in zip(pending, stored, strict=True):
+                results[index] = result
+            pending.clear()
+
+        for event in events:
+            results.append("")
+            try:
+                if isinstance(event, PreferencesSet):
+                    planned = self._plan(event.data, epoch_ms(event.occurred_at))
+                    pending.append((len(results) - 1, planned))
+                    continue
+                await flush()
+                results[-1] = await self.apply(event)
+            except PlanningError as exc:
+                results[-1] = exc
+        await flush()
+        return results
+
+    def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:
+        """Plan a couple's schedules and their first fires (pure: the clock is read once)."""
+        now = self.clock.now()
+        arms: list[Arm] = []
+        for schedule in plan(data, min_interval=self.settings.min_interval, now=now):
+            first = next_occurrence(schedule, now)
+            if first is None:
+                continue
+            arms.append(
+                Arm(
+                    schedule.schedule_id,
+                    encode_spec(schedule),
+                    epoch_ms(first.nominal),
+                    epoch_ms(first.fire_at),
+                )
+            )
+        profile = data.model_copy(update={"nudges": type(data.nudges)()})
+        return Plan(
+            data.couple_id,
+            data.revision,
+            occurred_ms,
+            profile.model_dump_json(exclude_defaults=True),
+            arms,
+        )
+
     async def apply(self, event: PreferenceEvent) -> str:
         """Apply one validated event; returns what happened, for logs and tests.
 
@@ -38,27 +97,13 @@ class PreferenceIngest:
         occurred_ms = epoch_ms(event.occurred_at)
         match event:
             case PreferencesSet(data=data):
-                now = self.clock.now()
-                arms: list[Arm] = []
-                for schedule in plan(data, min_interval=self.settings.min_interval, now=now):
-                    first = next_occurrence(schedule, now)
-                    if first is None:
-                        continue
-                    arms.append(
-                        Arm(
-                            schedule.schedule_id,
-                            encode_spec(schedule),
-                            epoch_ms(first.nominal),
-                            epoch_ms(first.fire_at),
-                        )
-                    )
-                profile = data.model_copy(update={"nudges": type(data.nudges)()})
+                planned = self._plan(data, occurred_ms)
                 return await self.store.apply_plan(
-                    data.couple_id,
-                    revision=data.revision,
-                    occurred_ms=occurred_ms,
-                    profile=profile.model_dump_json(exclude_defaults=True),
-                    arms=arms,
+                    planned.couple_id,
+                    revision=planned.revision,
+                    occurred_ms=planned.occurred_ms,
+                    profile=planned.profile,
+                    arms=planned.arms,
                 )
             case PreferencesPaused(data=data):
                 field = "pause" if data.partner_id is None else f"pause:{data.partner_id}"
@@ -84,6 +129,9 @@ class PreferenceIngest:
                     occurred_ms=occurred_ms,
                     retention_ms=int(self.settings.tombstone_retention.total_seconds() * 1000),
                 )
+                keys = self.settings.keys
+                for stream in (keys.rejected, keys.dead):  # the only streams with raw input
+                    await scrub(self.store.redis, stream, data.couple_id)
                 return "erased"
 
 

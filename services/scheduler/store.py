@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline
 
 from services.common.keys import Keys, couple_digest
 from services.scheduler import lua
 
-__all__ = ["Arm", "Fire", "ScheduleStore"]
+__all__ = ["Arm", "Fire", "Plan", "ScheduleStore"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
 
@@ -24,6 +25,16 @@ class Arm:
     spec: str
     nominal_ms: int
     fire_ms: int
+
+
+class Plan(NamedTuple):
+    """One couple's APPLY_PLAN arguments (see :meth:`ScheduleStore.apply_plans`)."""
+
+    couple_id: str
+    revision: int
+    occurred_ms: int
+    profile: str
+    arms: Sequence[Arm]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,7 @@ class ScheduleStore:
         self.keys = keys
         self.due_maxlen = due_maxlen
         self._apply = redis.register_script(lua.APPLY_PLAN)
+        self._due = redis.register_script(lua.DUE)
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
@@ -50,20 +62,40 @@ class ScheduleStore:
     async def apply_plan(
         self, couple_id: str, *, revision: int, occurred_ms: int, profile: str, arms: Sequence[Arm]
     ) -> ApplyResult:
+        keys, args = self._apply_call(couple_id, revision, occurred_ms, profile, arms)
+        result = await self._apply(keys=keys, args=args)
+        return cast("ApplyResult", cast("bytes", result).decode())
+
+    async def apply_plans(self, plans: Sequence[Plan]) -> list[ApplyResult]:
+        """Many couples' APPLY_PLAN calls in one pipelined round trip, in order."""
+        if not plans:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            cluster = isinstance(pipe, ClusterPipeline)
+            for plan in plans:
+                keys, args = self._apply_call(*plan)
+                if cluster:  # redis-py refuses EVALSHA in a cluster pipeline: send the body
+                    pipe.eval(lua.APPLY_PLAN, len(keys), *keys, *args)
+                    continue
+                # With a pipeline as client the script is only queued; execute() loads it first.
+                await self._apply(keys=keys, args=args, client=pipe)
+            results = await pipe.execute()
+        return [cast("ApplyResult", cast("bytes", r).decode()) for r in results]
+
+    def _apply_call(
+        self, couple_id: str, revision: int, occurred_ms: int, profile: str, arms: Sequence[Arm]
+    ) -> tuple[list[str], list[str | int]]:
         shard = self.keys.shard_of(couple_id)
         args: list[str | int] = [revision, occurred_ms, couple_digest(couple_id), profile]
         for arm in arms:
             args += [arm.schedule_id, f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms]
-        result = await self._apply(
-            keys=[
-                self.keys.couple(couple_id),
-                self.keys.timers(shard),
-                self.keys.schedules(shard),
-                self.keys.tombstones(shard),
-            ],
-            args=args,
-        )
-        return cast("ApplyResult", cast("bytes", result).decode())
+        keys = [
+            self.keys.couple(couple_id),
+            self.keys.timers(shard),
+            self.keys.schedules(shard),
+            self.keys.tombstones(shard),
+        ]
+        return keys, args
 
     async def erase(self, couple_id: str, *, occurred_ms: int, retention_ms: int) -> None:
         shard = self.keys.shard_of(couple_id)
@@ -83,6 +115,22 @@ class ScheduleStore:
             keys=[self.keys.couple(couple_id)], args=[field, occurred_ms, value]
         )
         return int(written)
+
+    async def due_records(
+        self, shard: int, now_ms: int, limit: int, *, pick: int = 0
+    ) -> list[tuple[str, int, bytes | None]]:
+        """Up to `limit` due timers with their records (one round trip); see lua.DUE."""
+        flat = cast(
+            "list[bytes | None]",
+            await self._due(
+                keys=[self.keys.timers(shard), self.keys.schedules(shard)],
+                args=[now_ms, limit, pick],
+            ),
+        )
+        return [
+            (cast("bytes", flat[i]).decode(), int(float(cast("bytes", flat[i + 1]))), flat[i + 2])
+            for i in range(0, len(flat), 3)
+        ]
 
     async def due(self, shard: int, now_ms: int, limit: int) -> list[tuple[str, int]]:
         rows = cast(

@@ -1,15 +1,18 @@
 """The timer loop: claim what is due, publish NudgeDue, re-arm. Safe with any number of replicas.
 
-Per shard and batch: 1 round trip for the due timers, 1 for their records, 1 Lua call that
-compare-and-sets every timer score and publishes atomically, and 1 pipeline for missed/dropped
-outcomes. A replica that loses the compare-and-set for a timer simply moves on.
+Per shard and batch: 1 Lua call reads the due timers with their records, then 1 Lua call per
+chunk of 200 compare-and-sets every timer score and publishes atomically, and 1 pipeline for
+missed/dropped outcomes. A replica that loses the compare-and-set for a timer simply moves on;
+in a burst, replicas read different slots of the backlog so they rarely compute the same batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,6 +21,7 @@ from redis.exceptions import RedisError
 
 from schemas import NudgeSuppressed, NudgeSuppressedData, SuppressionReason
 from services.common.clock import Clock, epoch_ms, from_ms
+from services.common.metrics import Metrics
 from services.common.streams import encode, publish
 from services.scheduler.firing import PRODUCER, Decision, decide, occurrence_id
 from services.scheduler.planning import Occurrence, Schedule, occurrence_at
@@ -25,10 +29,11 @@ from services.scheduler.records import decode_record
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import Fire, ScheduleStore
 
-__all__ = ["TimerLoop"]
+__all__ = ["TimerLoop", "shard_round"]
 
 log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
+_CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
 
 
 class TimerLoop:
@@ -39,25 +44,60 @@ class TimerLoop:
         settings: SchedulerSettings,
         *,
         on_fired: Callable[[Decision, Schedule], None] | None = None,
+        metrics: Metrics | None = None,
+        replica: str = "",
     ) -> None:
+        self.replica = replica  # this process's consumer name: where its shard round starts
         self.store = store
         self.clock = clock
         self.settings = settings
         self.keys = settings.keys
         self.on_fired = on_fired
+        self.metrics = metrics if metrics is not None else Metrics("scheduler", self.keys)
         self.fired = 0
         self.missed = 0
 
     async def tick(self, shard: int) -> int:
-        """Handle one batch of due timers of one shard; returns how many were due."""
+        """Handle one batch of due timers of one shard; returns how many were due.
+
+        The batch is fired in chunks: each chunk's FIRE call runs in Redis while the next
+        chunk is computed here, so the two cores work side by side.
+        """
         now = self.clock.now()
-        due = await self.store.due(shard, epoch_ms(now), self.settings.batch_size)
+        now_ms = epoch_ms(now)
+        due = await self.store.due_records(
+            shard, now_ms, self.settings.batch_size, pick=random.randrange(1 << 30)
+        )
         if not due:
             return 0
-        raws = await self.store.records(shard, [sid for sid, _ in due])
+        firing: asyncio.Task[set[str]] | None = None
+        fired_decisions: dict[str, tuple[Decision, Schedule]] = {}
+        try:
+            for start in range(0, len(due), _CHUNK):
+                steps, decisions = self._steps(due[start : start + _CHUNK], now)
+                if firing is not None:
+                    await self._report(await firing, fired_decisions, now_ms=now_ms)
+                firing, fired_decisions = (
+                    asyncio.create_task(self.store.fire(shard, steps)),
+                    decisions,
+                )
+                await asyncio.sleep(0)  # let the task send the call before computing on
+            assert firing is not None
+            won, firing = await firing, None
+        finally:
+            if firing is not None:  # an error above: do not leave the call unobserved
+                firing.cancel()
+                with contextlib.suppress(BaseException):
+                    await firing
+        await self._report(won, fired_decisions, now_ms=now_ms)
+        return len(due)
+
+    def _steps(
+        self, due: list[tuple[str, int, bytes | None]], now: datetime
+    ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]]]:
         steps: list[Fire] = []
         decisions: dict[str, tuple[Decision, Schedule]] = {}
-        for (sid, score), raw in zip(due, raws, strict=True):
+        for sid, score, raw in due:
             if raw is None:  # a timer without a record (erased meanwhile): remove it
                 steps.append(Fire(sid, score, None, None, None))
                 continue
@@ -69,9 +109,7 @@ class TimerLoop:
             steps.append(step)
             if decided is not None:
                 decisions[sid] = decided
-        won = await self.store.fire(shard, steps)
-        await self._report(won, decisions, now_ms=epoch_ms(now))
-        return len(due)
+        return steps, decisions
 
     def _step(
         self, sid: str, score: int, raw: bytes, now: datetime
@@ -104,8 +142,11 @@ class TimerLoop:
             decision, schedule = decisions[sid]
             if decision.due is not None:
                 self.fired += 1
+                self.metrics.observe_due(schedule.kind, decision.lateness)
                 log.debug(
                     "nudge_due_published",
+                    event_type=decision.due.type,
+                    event_id=str(decision.due.event_id),
                     occurrence_id=decision.due.data.occurrence_id,
                     kind=schedule.kind,
                     lateness_ms=int(decision.lateness.total_seconds() * 1000),
@@ -124,11 +165,12 @@ class TimerLoop:
                 outcomes[:1000],
                 maxlen=self.settings.outcomes_maxlen,
             )
+            self.metrics.observe_outcomes(outcomes[:1000])
             log.info("occurrences_suppressed", count=len(outcomes))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: fire what is due, else sleep until the next timer (bounded)."""
-        shards = range(self.settings.shards)
+        shards = shard_round(self.settings.shards, self.replica)
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -136,6 +178,7 @@ class TimerLoop:
                 for shard in shards:
                     if await self.tick(shard) >= self.settings.batch_size:
                         busy = True
+                self.metrics.observe_timer_pass()
                 if busy:
                     continue
                 heads = [await self.store.next_due_ms(shard) for shard in shards]
@@ -153,6 +196,13 @@ class TimerLoop:
             delay = (min(heads) - epoch_ms(self.clock.now())) / 1000 / self.clock.speed
             bound = max(0.0, min(bound, delay))
         await _wait(stop, bound)
+
+
+def shard_round(shards: int, replica: str) -> list[int]:
+    """Every shard once per pass, starting at an offset that is a stable hash of the replica's
+    name: replicas side by side begin their passes on different shards (no coordination)."""
+    first = zlib.crc32(replica.encode()) % shards
+    return [(first + i) % shards for i in range(shards)]
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -12,9 +12,17 @@ from typing import Any
 
 import pytest
 
-from schemas import NudgeKind
+from schemas import NudgeKind, PreferencesSetData
 from services.notifier.catalog import Item, load_catalog
-from services.notifier.render import NudgeView, render_email, render_push
+from services.notifier.render import (
+    NudgeView,
+    PageState,
+    deep_link,
+    render_email,
+    render_push,
+    render_unsubscribe_page,
+    view_for,
+)
 
 WHEN = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # a Wednesday
 SENDER = "Nudges <nudges@example.org>"
@@ -287,3 +295,116 @@ class TestWholeCatalog:
         assert "{giver}" not in text + html + push["body"]
         assert len(push["body"]) <= 200
         assert 0 < len(push["title"]) <= 40
+
+
+class TestHeadline:
+    def test_title_under_the_heading(self) -> None:
+        """Both parts show the kind's heading and then the item's title as the headline."""
+        text, html = parts(email(view()))
+        assert text.startswith("A moment of appreciation\nSay a specific thank you\n")
+        assert ">Say a specific thank you</td>" in html
+
+    def test_tip_is_labelled(self) -> None:
+        """The detail is introduced as a tip."""
+        text, html = parts(email(view()))
+        assert "A tip: Small and specific beats grand and vague." in text
+        assert ">A tip</p>" in html
+
+
+def preheader(html: str) -> str:
+    """The hidden text an inbox shows beside the subject."""
+    start = html.index('<div style="display:none;')
+    return html[html.index(">", start) + 1 : html.index("&#8199;", start)]
+
+
+class TestPreheader:
+    def test_is_the_body(self) -> None:
+        """The inbox preview shows the nudge itself, escaped."""
+        _, html = parts(email(view(partner=TRICKY)))
+        assert preheader(html) == f"Tell {TRICKY_HTML} one thing you noticed today. Signed, Maya"
+
+    def test_neutral_when_discreet(self) -> None:
+        """In discreet mode the preview is as neutral as the subject."""
+        _, html = parts(email(view(discreet=True)))
+        assert preheader(html) == "A reminder from your app"
+
+
+PROFILE = PreferencesSetData.model_validate(
+    {
+        "couple_id": "c1",
+        "revision": 1,
+        "partners": [
+            {
+                "partner_id": "p1",
+                "name": "Maya",
+                "timezone": "UTC",
+                "locale": "en-GB",
+                "channels": ["email"],
+                "email": "maya@example.org",
+            },
+            {"partner_id": "p2", "name": "Sam", "timezone": "UTC", "channels": ["webhook"]},
+        ],
+        "nudges": {},
+        "discreet": True,
+    },
+    strict=False,
+)
+
+
+class TestViewFor:
+    def test_names_and_settings_from_the_profile(self) -> None:
+        """The recipient, the other partner, locale and discreet mode come from the profile."""
+        v = view_for(
+            PROFILE,
+            "p1",
+            "appreciation",
+            APPRECIATION,
+            link="https://l",
+            unsubscribe_url="https://u",
+        )
+        assert (v.recipient, v.partner, v.locale, v.discreet) == ("Maya", "Sam", "en-GB", True)
+        assert (v.link, v.unsubscribe_url, v.turn) == ("https://l", "https://u", None)
+
+    @pytest.mark.parametrize(
+        ("recipient", "turn", "name", "mine"),
+        [("p1", "p1", "Maya", True), ("p1", "p2", "Sam", False), ("p2", "p1", "Maya", False)],
+    )
+    def test_turn(self, recipient: str, turn: str, name: str, mine: bool) -> None:
+        """The turn names a partner; it is "yours" exactly for that partner."""
+        v = view_for(PROFILE, recipient, "date_night", DATE_NIGHT, turn=turn)
+        assert (v.turn, v.turn_is_recipient) == (name, mine)
+
+
+class TestDeepLink:
+    def test_ids_are_percent_encoded(self) -> None:
+        """Placeholders are filled in; ids are encoded so they stay one path/query component."""
+        link = deep_link(
+            "https://app.example.org/n/{kind}?o={occurrence_id}&c={couple_id}",
+            kind="check_in",
+            couple_id="c1",
+            occurrence_id="c1/m/both@1796000000",
+        )
+        assert link == "https://app.example.org/n/check_in?o=c1%2Fm%2Fboth%401796000000&c=c1"
+
+    def test_none_without_template(self) -> None:
+        """Without a configured template a push has no link."""
+        assert deep_link(None, kind="check_in", couple_id="c1", occurrence_id="x") is None
+
+
+class TestUnsubscribePage:
+    def test_action_urls_are_escaped(self) -> None:
+        """Form actions are attribute-escaped."""
+        page = render_unsubscribe_page(
+            "confirm", scope="check_in", action_url='https://x/"><b>', all_url="https://x/a&b"
+        )
+        assert 'action="https://x/&#34;&gt;&lt;b&gt;"' in page
+        assert 'action="https://x/a&amp;b"' in page
+        assert "Stop check-in nudges?" in page
+
+    @pytest.mark.parametrize("state", ["done", "invalid", "error"])
+    def test_only_the_confirmation_has_buttons(self, state: PageState) -> None:
+        """Done, invalid and error pages offer no form, even if given URLs."""
+        page = render_unsubscribe_page(
+            state, scope="all", action_url="https://x/1", all_url="https://x/2"
+        )
+        assert "<form" not in page

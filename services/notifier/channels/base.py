@@ -13,13 +13,20 @@ __all__ = ["Channel", "Outgoing", "RecordingChannel"]
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One rendered nudge for one partner on one channel."""
+    """One rendered nudge for one partner on one channel.
+
+    The ids let a channel tell its far end which nudge this is (the webhook sends them);
+    none of them is personal data.
+    """
 
     channel: ChannelName
     idempotency_key: str
     email: EmailMessage | None = None  # channel "email"
-    push: dict[str, Any] | None = None  # channels "push" and "webhook": title, body, url
+    push: dict[str, Any] | None = None  # channels "push" and "webhook": title, body, url, kind
     address: Any = None  # email address or push subscription; never logged
+    couple_id: str = ""
+    partner_id: str = ""
+    occurrence_id: str = ""
 
 
 class Channel(Protocol):

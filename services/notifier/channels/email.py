@@ -1,10 +1,18 @@
-"""Email over SMTP (aiosmtplib): STARTTLS or implicit TLS, auth, reused connections, timeouts."""
+"""Email over SMTP (aiosmtplib): STARTTLS or implicit TLS, auth, reused connections, timeouts.
+
+Messages are flattened by `wire_bytes`, not by aiosmtplib's send_message: its 78-character
+folding turns a long List-Unsubscribe URL into RFC 2047 encoded words, which mail clients do
+not read as a URL (and then offer no one-click unsubscribe).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import email.policy
+import email.utils
 import ssl
-from typing import Literal
+from email.message import EmailMessage
+from typing import Final, Literal
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -12,7 +20,17 @@ from pydantic import SecretStr
 from services.notifier.channels.base import Outgoing
 from services.notifier.errors import PermanentSendError, TransientSendError
 
-__all__ = ["SmtpChannel"]
+__all__ = ["SmtpChannel", "wire_bytes"]
+
+# RFC 5322: lines SHOULD be <= 78 and MUST be <= 998 characters; bodies are already encoded
+# (quoted-printable) when rendered, so this only lets long header values stay on one line.
+_MAX_LINE: Final = 998
+
+
+def wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
+    """The message as it goes over SMTP (CRLF line ends; SMTPUTF8 headers when `utf8`)."""
+    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    return message.as_bytes(policy=policy.clone(max_line_length=_MAX_LINE))
 
 
 class SmtpChannel:
@@ -50,39 +68,76 @@ class SmtpChannel:
         )
         await client.connect()
         if self._username and self._password is not None:
-            await client.login(self._username, self._password.get_secret_value())
+            try:
+                await client.login(self._username, self._password.get_secret_value())
+            except BaseException:
+                _discard(client)  # a refused login must not leak the open connection
+                raise
         return client
 
-    async def _checkout(self) -> aiosmtplib.SMTP:
+    def _pooled(self) -> aiosmtplib.SMTP | None:
         while not self._idle.empty():
             client = self._idle.get_nowait()
             if client.is_connected:
                 return client
-        return await self._connect()
+            _discard(client)
+        return None
 
     async def send(self, message: Outgoing) -> None:
-        assert message.email is not None
+        if message.email is None or not isinstance(message.address, str):
+            raise PermanentSendError("email", "no message or no address")
+        sender = email.utils.parseaddr(str(message.email["From"]))[1]
+        recipient = message.address
+        utf8 = not (sender + recipient).isascii()
+        raw = wire_bytes(message.email, utf8=utf8)
         async with self._slots:
-            client: aiosmtplib.SMTP | None = None
+            client = self._pooled()
+            if client is not None:  # a pooled connection the server may have closed meanwhile
+                try:
+                    await self._sendmail(client, sender, recipient, raw, utf8)
+                except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                    _discard(client)
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    _discard(client)  # state after an error is unknown: never reuse it
+                    raise _classify(exc) from None
+                else:
+                    self._idle.put_nowait(client)
+                    return
+            client = None
             try:
-                client = await self._checkout()
-                await client.send_message(message.email)
+                client = await self._connect()
+                await self._sendmail(client, sender, recipient, raw, utf8)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
-                    client.close()  # state after an error is unknown: never reuse it
-                    client = None
+                    _discard(client)
                 raise _classify(exc) from None
-            finally:
-                if client is not None:
-                    self._idle.put_nowait(client)
+            self._idle.put_nowait(client)
+
+    @staticmethod
+    async def _sendmail(
+        client: aiosmtplib.SMTP, sender: str, recipient: str, raw: bytes, utf8: bool
+    ) -> None:
+        await client.sendmail(sender, [recipient], raw, mail_options=["SMTPUTF8"] if utf8 else [])
 
     async def close(self) -> None:
         while not self._idle.empty():
             client = self._idle.get_nowait()
+            transport = client.transport  # quit() forgets it
             try:
                 await client.quit()
             except aiosmtplib.SMTPException:
-                client.close()
+                pass
+            finally:
+                _discard(client, transport)
+
+
+def _discard(client: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
+    """Close now: abort() also drops a TLS connection at once instead of after a shutdown
+    handshake that would outlive the event loop (and leak the socket)."""
+    transport = transport or client.transport
+    client.close()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
 
 
 def _classify(exc: BaseException) -> TransientSendError | PermanentSendError:

@@ -1,0 +1,90 @@
+"""python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--json PATH]
+
+Scenarios: burst, memory, steady, notifier (default: all, in that order). Prints one table
+and writes JSON: benchmarks/results/<scenario>.json per scenario and latest.json for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.harness import RESULTS, Options, Row, machine, quiet_logs, report_json
+
+SCENARIOS = ("burst", "memory", "steady", "notifier")
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3f}"
+
+
+def table(rows: list[Row]) -> Table:
+    out = Table(title="couples-nudge benchmarks", show_lines=False)
+    for name in ("scenario", "system", "metric", "value", "unit", "target", "met", "note"):
+        out.add_column(name, justify="right" if name in ("value", "target") else "left")
+    for row in rows:
+        target = "" if row.target is None else ("<= " if row.goal == "min" else ">= ")
+        target += "" if row.target is None else _fmt(row.target)
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[row.met]
+        out.add_row(
+            row.scenario, row.system, row.metric, _fmt(row.value), row.unit, target, met, row.note
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("scenario", nargs="*", choices=[*SCENARIOS, []], default=[])
+    parser.add_argument("--n", type=int, default=None, help="main size (couples / nudges)")
+    parser.add_argument("--peer-n", type=int, default=10_000, help="jobs for each peer (burst)")
+    parser.add_argument("--no-peers", action="store_true", help="skip APScheduler and RedBeat")
+    parser.add_argument("--speed", type=float, default=10.0, help="steady: clock speed")
+    parser.add_argument("--seconds", type=float, default=60.0, help="steady: real seconds")
+    parser.add_argument("--json", type=Path, default=None, help="also write the run here")
+    args = parser.parse_args()
+    quiet_logs()
+    options = Options(
+        n=args.n,
+        peer_n=args.peer_n,
+        peers=not args.no_peers,
+        speed=args.speed,
+        seconds=args.seconds,
+    )
+    console = Console(width=None if Console().is_terminal else 170)
+    meta = {"started": datetime.now(UTC).isoformat(), "machine": machine()}
+    rows: list[Row] = []
+    for name in args.scenario or SCENARIOS:
+        console.print(f"[bold]{name}[/] ...")
+        started = time.perf_counter()
+        module = importlib.import_module(f"benchmarks.{name}")
+        scenario_rows: list[Row] = module.run(options)
+        seconds = time.perf_counter() - started
+        report_json(
+            scenario_rows,
+            RESULTS / f"{name}.json",
+            {**meta, "scenario": name, "options": vars(args) | {"json": None}, "seconds": seconds},
+        )
+        rows += scenario_rows
+        console.print(table(scenario_rows))
+        console.print(f"{name}: {seconds:.0f} s")
+    if len(args.scenario or SCENARIOS) > 1:
+        console.print(table(rows))
+    for path in (RESULTS / "latest.json", args.json):
+        if path is not None:
+            report_json(rows, path, {**meta, "options": vars(args) | {"json": str(args.json)}})
+
+
+if __name__ == "__main__":
+    main()

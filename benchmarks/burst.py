@@ -1,0 +1,281 @@
+"""Burst: N couples with the same 19:00 date night, and the peers on the same workload.
+
+1. Ingestion through the real path: parse_preference + PreferenceIngest (planning, the
+   APPLY_PLAN Lua call), one event at a time as the service handles them, and batched with
+   PreferenceIngest.apply_many (pipelined).
+2. One scheduler process (benchmarks.scheduler_proc: the real TimerLoop.run) emits every
+   NudgeDue for the instant; lateness = stream entry id (server wall ms, shifted to simulated
+   time) - the scheduled instant. Then two processes on the next week's occurrence.
+3. APScheduler 3.11 (RedisJobStore) and Celery beat + RedBeat on peer_n jobs, same instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from benchmarks.harness import (
+    Options,
+    RealOffsetClock,
+    Row,
+    couple_event,
+    entry_ms,
+    instant_after,
+    percentile,
+    private_server,
+    scheduler_settings,
+    stream_page,
+)
+from schemas import parse_preference
+from services.common.clock import ManualClock, epoch_ms
+from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.store import ScheduleStore
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_N = 100_000
+SAMPLE = 5_000  # events applied one at a time (the per-message path), before the batched run
+START = datetime(2026, 12, 1, 9, tzinfo=UTC)  # a Tuesday; the burst is Friday 19:00 Berlin
+
+
+async def ingest(url: str, n: int) -> dict[str, float]:
+    settings = scheduler_settings(url)
+    client = aioredis.Redis.from_url(url)
+    store = ScheduleStore(client, settings.keys, due_maxlen=settings.due_maxlen)
+    ingest_ = PreferenceIngest(store, ManualClock(START), settings)
+    raws = [couple_event(i, mix="burst", occurred=START) for i in range(n)]
+    sample = raws[: min(n, SAMPLE)]
+    started = time.perf_counter()
+    for raw in sample:
+        await ingest_.apply(parse_preference(raw))
+    one_by_one = len(sample) / (time.perf_counter() - started)
+    await client.flushdb()
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, n, 500):
+        results = await ingest_.apply_many([parse_preference(raw) for raw in raws[i : i + 500]])
+        assert all(result == "applied" for result in results), results[:3]
+    seconds = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
+    await client.aclose()
+    return {"one_by_one": one_by_one, "batched": n / seconds, "cpu_us_per_event": cpu_s / n * 1e6}
+
+
+def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
+    """Run `processes` scheduler processes over the burst at `instant`; read the due stream."""
+    settings = scheduler_settings(url)
+    sync = redis.Redis.from_url(url)
+    due_key = settings.keys.due(0)
+    sync.delete(due_key)
+    instant_ms = epoch_ms(instant)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.scheduler_proc", url, "--until-ms", str(instant_ms)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("scheduler process did not start")
+        # Each process wakes up by itself; the instant is 0.5 s of wall time from now.
+        clock = RealOffsetClock(time.time() + 0.5, instant.timestamp())
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{clock.anchor} {clock.start} {clock.speed}\n")
+            proc.stdin.flush()
+        stats = []
+        for proc in procs:
+            assert proc.stdout is not None
+            stats.append(json.loads(proc.stdout.readline()))
+    finally:
+        for proc in procs:
+            proc.wait(timeout=60)
+    lateness: list[float] = []
+    scheduled_at = instant.timestamp()
+    last = "-"
+    while True:
+        page = stream_page(sync, due_key, last)
+        if last != "-":
+            page = page[1:]
+        if not page:
+            break
+        for entry_id, fields in page:
+            written = clock.simulated(entry_ms(entry_id) / 1000)
+            due = json.loads(fields[b"__data__"])
+            at = datetime.fromisoformat(due["data"]["scheduled_at"]).timestamp()
+            assert at == scheduled_at, due
+            lateness.append(written - at)
+        last = page[-1][0].decode()
+    sync.close()
+    span = max(lateness) if lateness else 0.0
+    return {
+        "processes": processes,
+        "fired": len(lateness),
+        "fired_by_loops": sum(s["fired"] for s in stats),
+        "expected": n,
+        "fires_per_s": len(lateness) / span if span > 0 else 0.0,
+        "all_within_s": span,
+        "p50_s": percentile(lateness, 50),
+        "p99_s": percentile(lateness, 99),
+        "max_s": span,
+        "cpu_s": sum(s["cpu_s"] for s in stats),
+    }
+
+
+async def _bytes_per_schedule(url: str) -> float:
+    settings = scheduler_settings(url)
+    client = aioredis.Redis.from_url(url)
+    size = 0
+    for key in (settings.keys.timers(0), settings.keys.schedules(0)):
+        size += int(await client.memory_usage(key, samples=0) or 0)
+    count = int(await client.zcard(settings.keys.timers(0)))
+    await client.aclose()
+    return size / max(1, count)
+
+
+def run(options: Options) -> list[Row]:
+    n = options.n or DEFAULT_N
+    rows: list[Row] = []
+    with private_server() as url:
+        ing = asyncio.run(ingest(url, n))
+        rows += [
+            Row(
+                "burst",
+                "ours",
+                "ingest, one at a time",
+                ing["one_by_one"],
+                "events/s",
+                note="parse + plan + APPLY_PLAN per event (the service's per-message path)",
+            ),
+            Row(
+                "burst",
+                "ours",
+                "ingest, batched (apply_many)",
+                ing["batched"],
+                "events/s",
+                target=10_000,
+                note=f"{ing['cpu_us_per_event']:.0f} us CPU/event in the client",
+            ),
+        ]
+        friday = instant_after(START, 4, 19, "Europe/Berlin")
+        one = fire(url, friday, 1, n)
+        two = fire(url, friday + timedelta(days=7), 2, n)
+        per_schedule = asyncio.run(_bytes_per_schedule(url))
+    for result, label in ((one, "1 process"), (two, "2 processes")):
+        extra = {k: v for k, v in result.items() if k not in ("fires_per_s",)}
+        rows += [
+            Row(
+                "burst",
+                f"ours, {label}",
+                "NudgeDue emitted",
+                result["fires_per_s"],
+                "fires/s",
+                target=25_000,
+                extra=extra,
+                note=f"{result['fired']}/{n} in {result['all_within_s']:.2f} s",
+            ),
+            Row("burst", f"ours, {label}", "p50 lateness", result["p50_s"], "s"),
+            Row(
+                "burst",
+                f"ours, {label}",
+                "p99 lateness",
+                result["p99_s"],
+                "s",
+                target=2.0,
+                goal="min",
+            ),
+            Row(
+                "burst",
+                f"ours, {label}",
+                "all emitted within",
+                result["all_within_s"],
+                "s",
+                target=4.0,
+                goal="min",
+            ),
+        ]
+    rows.append(
+        Row(
+            "burst",
+            "ours",
+            "Redis bytes per schedule (timer + record)",
+            per_schedule,
+            "B",
+            target=300,
+            goal="min",
+        )
+    )
+    rows.append(
+        Row(
+            "burst",
+            "ours",
+            "2 processes / 1 process",
+            two["fires_per_s"] / max(1e-9, one["fires_per_s"]),
+            "x",
+            target=1.0,
+            note="together faster than one: > 1",
+        )
+    )
+    if options.peers:
+        rows += _peers(options, one)
+    return rows
+
+
+def _peers(options: Options, ours: dict[str, Any]) -> list[Row]:
+    from benchmarks import peer_apscheduler, peer_redbeat
+
+    rows: list[Row] = []
+    for name, module in (
+        ("APScheduler 3.11", peer_apscheduler),
+        ("Celery beat + RedBeat", peer_redbeat),
+    ):
+        try:
+            with private_server() as url:
+                peer = module.run(url, options.peer_n)
+        except Exception as exc:  # a peer that cannot run here is reported, not fatal
+            rows.append(Row("burst", name, "could not run", 0.0, "", note=str(exc)[:200]))
+            continue
+        rows += [
+            Row(
+                "burst",
+                name,
+                "fires",
+                peer["fires_per_s"],
+                "fires/s",
+                extra=peer,
+                note=f"{peer['fired']}/{peer['n']} jobs, all within {peer['max_s']:.2f} s",
+            ),
+            Row("burst", name, "p50 lateness", peer["p50_s"], "s"),
+            Row("burst", name, "p99 lateness", peer["p99_s"], "s"),
+            Row("burst", name, "jobs added", peer["adds_per_s"], "jobs/s"),
+            Row("burst", name, "Redis bytes per job", peer["bytes_per_job"], "B"),
+            Row(
+                "burst",
+                f"ours / {name}",
+                "fires/s ratio",
+                ours["fires_per_s"] / max(1e-9, peer["fires_per_s"]),
+                "x",
+                target=20.0 if name.startswith("APScheduler") else None,
+            ),
+            Row(
+                "burst",
+                f"ours / {name}",
+                "p99 lateness ratio (lower is better)",
+                ours["p99_s"] / max(1e-9, peer["p99_s"]),
+                "x",
+            ),
+        ]
+    return rows

@@ -1,0 +1,5 @@
+"""`python -m services ...` is `nudge ...` (for environments without the console script)."""
+
+from services.cli import app
+
+app()

@@ -1,0 +1,107 @@
+"""The dead-letter stream: messages that exhausted their retries or deliveries, kept for people.
+
+Each entry keeps where it came from, why it died and the original `__data__`, so an operator
+can read the reason and replay it onto its source stream (`nudge dlq replay`).
+Entry fields: source, entry_id, reason, attempts, at, couple_id (when known), __data__.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from services.common.streams import DATA_FIELD, read_entries
+
+__all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    source: str
+    entry_id: str
+    reason: str
+    attempts: int
+    at: str
+    couple_id: str
+    data: bytes
+
+    @property
+    def event_type(self) -> str:
+        """The event's type if the payload says it (a cheap peek, no validation)."""
+        marker = b'"type":"'
+        start = self.data.find(marker)
+        if start < 0:
+            return "?"
+        start += len(marker)
+        return self.data[start : self.data.find(b'"', start)].decode(errors="replace")
+
+
+async def bury(
+    redis: aioredis.Redis,
+    dead_stream: str,
+    *,
+    source: str,
+    entry_id: str,
+    reason: str,
+    attempts: int,
+    data: bytes,
+    couple_id: str = "",
+    maxlen: int,
+) -> None:
+    await redis.xadd(
+        dead_stream,
+        {
+            "source": source,
+            "entry_id": entry_id,
+            "reason": reason[:2000],
+            "attempts": attempts,
+            "at": datetime.now(UTC).isoformat(),
+            "couple_id": couple_id,
+            DATA_FIELD: data,
+        },
+        maxlen=maxlen,
+        approximate=True,
+    )
+
+
+def _letter(entry: str, fields: dict[bytes, bytes]) -> DeadLetter:
+    def text(name: str) -> str:
+        return fields.get(name.encode(), b"").decode(errors="replace")
+
+    return DeadLetter(
+        id=entry,
+        source=text("source"),
+        entry_id=text("entry_id"),
+        reason=text("reason"),
+        attempts=int(text("attempts") or 0),
+        at=text("at"),
+        couple_id=text("couple_id"),
+        data=fields.get(DATA_FIELD.encode(), b""),
+    )
+
+
+async def list_dead(redis: aioredis.Redis, dead_stream: str, count: int = 100) -> list[DeadLetter]:
+    return [_letter(e, f) for e, f in await read_entries(redis, dead_stream, count=count)]
+
+
+async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None = None) -> int:
+    """Put dead letters back on their source streams (all of them if `ids` is None)."""
+    letters = await list_dead(redis, dead_stream, count=100_000)
+    chosen = [d for d in letters if ids is None or d.id in ids]
+    if not chosen:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for letter in chosen:
+            pipe.xadd(letter.source, {DATA_FIELD: letter.data})
+            pipe.xdel(dead_stream, letter.id)
+        await pipe.execute()
+    return len(chosen)
+
+
+async def purge(redis: aioredis.Redis, dead_stream: str) -> int:
+    length = int(await redis.xlen(dead_stream))
+    await redis.delete(dead_stream)
+    return length

@@ -1,0 +1,221 @@
+"""Every Prometheus metric of the services, in one registry per service object.
+
+Metric names are a public contract (alert rules in deploy/, the Grafana dashboard, people's
+queries): stable, snake_case, prefixed `nudge_`. Stream labels are key names without the
+prefix (`preferences`, `due:{s00}`), so one dashboard serves any NUDGE_KEY_PREFIX.
+
+Two kinds of figures:
+  counters and histograms  updated where things happen, through the observe_* methods;
+  gauges about Redis       (streams, groups, timers, dead letters) set by a periodic refresher
+                           (services/operator/refresher.py), never computed per scrape.
+
+A registry per object (not prometheus_client's global one) lets tests run several services in
+one process, each with its own figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Final, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from schemas import Channel, NudgeKind, OutcomeEvent
+from services.common.keys import Keys
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+# From half a second to a day: lateness is normally sub-second, retries push delivery to hours.
+LATENCY_BUCKETS: Final = (
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    43200.0, 86400.0,
+)  # fmt: skip
+
+_SUFFIXES: Final = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+
+
+class Metrics:
+    def __init__(self, service: str, keys: Keys) -> None:
+        self.service = service
+        self.keys = keys
+        self.registry = CollectorRegistry()
+        r = self.registry
+        # --- what happens (counters, histograms) -------------------------------------------
+        self.events_consumed = Counter(
+            "nudge_events_consumed", "Stream entries read by a consumer.", ["stream"], registry=r
+        )
+        self.events_rejected = Counter(
+            "nudge_events_rejected",
+            "Entries refused as invalid and copied to the rejected stream.",
+            ["stream"],
+            registry=r,
+        )
+        self.due_emitted = Counter(
+            "nudge_due_emitted",
+            "NudgeDue events published by the timer loop.",
+            ["kind"],
+            registry=r,
+        )
+        self.sent = Counter(
+            "nudge_nudges_sent",
+            "Nudges sent, per kind and channel.",
+            ["kind", "channel"],
+            registry=r,
+        )
+        self.suppressed = Counter(
+            "nudge_nudges_suppressed",
+            "Nudges not sent on purpose (paused, unsubscribed, missed, quiet_hours, ...).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "nudge_nudges_failed",
+            "Nudges that failed for good, per channel; failure is permanent or transient "
+            "(retries exhausted).",
+            ["channel", "failure"],
+            registry=r,
+        )
+        self.retries_scheduled = Counter(
+            "nudge_retries_scheduled",
+            "Sends scheduled for another attempt after a transient failure.",
+            ["channel"],
+            registry=r,
+        )
+        self.firing_lateness = Histogram(
+            "nudge_firing_lateness_seconds",
+            "From an occurrence's scheduled instant to its NudgeDue being published.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "nudge_delivery_latency_seconds",
+            "From an occurrence's scheduled instant to the nudge being sent.",
+            ["kind", "channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # --- how things stand in Redis (gauges, set by the refresher) ------------------------
+        self.stream_length = Gauge(
+            "nudge_stream_length", "Entries in a stream.", ["stream"], registry=r
+        )
+        self.group_consumers = Gauge(
+            "nudge_stream_group_consumers",
+            "Consumers known to a consumer group.",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.group_pending = Gauge(
+            "nudge_stream_group_pending",
+            "Entries delivered to a group and not yet acknowledged.",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.group_lag = Gauge(
+            "nudge_stream_group_lag",
+            "Entries not yet delivered to a group (absent when the server cannot tell).",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.oldest_pending_age = Gauge(
+            "nudge_stream_group_oldest_pending_age_seconds",
+            "Age of the oldest unacknowledged entry of a group (0 when none is pending).",
+            ["stream", "group"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "nudge_dead_letters", "Entries in the dead-letter stream.", registry=r
+        )
+        self.timers = Gauge("nudge_timers", "Armed timers (schedules), all shards.", registry=r)
+        self.timers_due = Gauge(
+            "nudge_timers_due", "Timers whose fire time has passed, all shards.", registry=r
+        )
+        self.timers_overdue = Gauge(
+            "nudge_timers_overdue",
+            "Timers more than a minute past their fire time, all shards.",
+            registry=r,
+        )
+        self.status_refreshed = Gauge(
+            "nudge_status_refresh_timestamp_seconds",
+            "When the Redis gauges were last refreshed (Unix time).",
+            registry=r,
+        )
+        self.status_refresh_errors = Counter(
+            "nudge_status_refresh_errors", "Failed refreshes of the Redis gauges.", registry=r
+        )
+        self.timer_loop_pass = Gauge(
+            "nudge_timer_loop_last_pass_timestamp_seconds",
+            "When the scheduler's timer loop last completed a pass (Unix time).",
+            registry=r,
+        )
+
+    # --- naming -----------------------------------------------------------------------------
+    def stream_label(self, stream: str) -> str:
+        """`nudges:due:{s00}` -> `due:{s00}`: labels do not depend on the key prefix."""
+        return stream.removeprefix(f"{self.keys.prefix}:")
+
+    # --- events -----------------------------------------------------------------------------
+    def observe_consumed(self, stream: str) -> None:
+        self.events_consumed.labels(self.stream_label(stream)).inc()
+
+    def observe_rejected(self, stream: str) -> None:
+        self.events_rejected.labels(self.stream_label(stream)).inc()
+
+    def observe_due(self, kind: NudgeKind, lateness: timedelta) -> None:
+        self.due_emitted.labels(kind).inc()
+        self.firing_lateness.labels(kind).observe(max(0.0, lateness.total_seconds()))
+
+    def observe_outcomes(self, outcomes: Iterable[OutcomeEvent]) -> None:
+        """Count published outcomes; a sent one also measures scheduled -> sent latency."""
+        for outcome in outcomes:
+            d = outcome.data
+            if outcome.type == "nudge.sent.v1":
+                channel = outcome.data.channel
+                self.sent.labels(d.kind, channel).inc()
+                self.observe_delivery(d.kind, channel, d.scheduled_at, outcome.occurred_at)
+            elif outcome.type == "nudge.suppressed.v1":
+                self.suppressed.labels(d.kind, outcome.data.reason).inc()
+            else:
+                failure = "permanent" if outcome.data.permanent else "transient"
+                self.failed.labels(outcome.data.channel, failure).inc()
+
+    def observe_delivery(
+        self, kind: NudgeKind, channel: Channel, scheduled_at: datetime, sent_at: datetime
+    ) -> None:
+        seconds = (sent_at - scheduled_at).total_seconds()
+        self.delivery_latency.labels(kind, channel).observe(max(0.0, seconds))
+
+    def observe_retry(self, channel: Channel) -> None:
+        self.retries_scheduled.labels(channel).inc()
+
+    def observe_timer_pass(self) -> None:
+        """The timer loop completed a pass (wall-clock time: alerts compare it with time())."""
+        self.timer_loop_pass.set_to_current_time()
+
+    # --- exposition -------------------------------------------------------------------------
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def routes(self) -> list[BaseRoute]:
+        async def metrics(_: Request) -> Response:
+            return Response(self.render(), media_type=CONTENT_TYPE_LATEST)
+
+        return [Route("/metrics", metrics)]
+
+    def sample_names(self) -> set[str]:
+        """Every series name this registry can expose (e.g. `nudge_nudges_sent_total`)."""
+        names: set[str] = set()
+        for family in self.registry.collect():
+            kind: Literal["counter", "histogram", "gauge", "info"] | str = family.type
+            names.update(family.name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
+        return names

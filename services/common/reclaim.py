@@ -1,0 +1,178 @@
+"""Reclaiming messages a crashed consumer left pending (XAUTOCLAIM), with a delivery cap.
+
+FastStream's subscribers read only new entries (`>`): a message whose handler raised, or whose
+consumer died, stays in the group's pending list forever. Every service process runs one
+Reclaimer per stream: entries idle longer than `min_idle_ms` are claimed in batches and handled
+again; an entry delivered more than `max_deliveries` times is poison and goes to the
+dead-letter stream. Claiming is atomic in Redis, so replicas never handle the same entry at once.
+Entries a live process is still handling (`held`) are re-claimed to it on every pass, so their
+idle time never reaches `min_idle_ms`: only a dead or stuck consumer's work is taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from services.common.dead_letters import bury
+from services.common.streams import DATA_FIELD
+
+__all__ = ["Handler", "Reclaimer"]
+
+log = structlog.get_logger()
+
+# (raw __data__, entry id, all fields) -> done; raising leaves the entry pending
+Handler = Callable[[bytes, str, dict[bytes, bytes]], Awaitable[None]]
+
+
+class Reclaimer:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handle: Handler,
+        dead_stream: str,
+        dead_maxlen: int,
+        min_idle_ms: int,
+        max_deliveries: int,
+        count: int = 100,
+        poll_seconds: float = 1.0,
+        held: set[str] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.stream, self.group, self.consumer = stream, group, consumer
+        self.handle = handle
+        self.dead_stream, self.dead_maxlen = dead_stream, dead_maxlen
+        self.min_idle_ms = min_idle_ms
+        self.max_deliveries = max_deliveries
+        self.count = count
+        self.poll_seconds = poll_seconds
+        # Entry ids this process is handling right now (its subscriber adds and removes them):
+        # see `refresh`. Shared with the subscriber, so never replaced.
+        self.held: set[str] = held if held is not None else set()
+        self._refreshed = time.monotonic()
+        self.reclaimed = 0
+        self.buried = 0
+
+    async def refresh(self) -> None:
+        """Re-claim the held entries to this consumer (XCLAIM JUSTID: idle time back to 0, no
+        delivery counted), so no replica reclaims work that a live process is still doing.
+
+        Without it, an entry that waits in a busy process longer than `min_idle_ms` is taken
+        over and sent again by another replica, and an overloaded group then does all its work
+        twice. The run loop refreshes every `poll_seconds`, well inside `min_idle_ms`.
+        """
+        self._refreshed = time.monotonic()
+        if self.held:
+            ids: list[Any] = sorted(self.held)
+            await self.redis.xclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=0,
+                message_ids=ids,
+                justid=True,
+            )
+
+    async def sweep(self) -> int:
+        """Claim and handle one pass over the pending list; returns how many were claimed."""
+        cursor, claimed_total = "0-0", 0
+        while True:
+            reply: list[Any] = await self.redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.min_idle_ms,
+                start_id=cursor,
+                count=self.count,
+            )
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            entries = [(eid, fields) for eid, fields in reply[1] if fields is not None]
+            if entries:
+                claimed_total += len(entries)
+                await self._handle_claimed(entries)
+            if cursor == "0-0":
+                return claimed_total
+
+    async def _handle_claimed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        ids = [eid.decode() for eid, _ in entries]
+        pending = await self.redis.xpending_range(
+            self.stream,
+            self.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2,
+            consumername=self.consumer,
+        )
+        deliveries: dict[str, int] = {
+            (
+                p["message_id"].decode()
+                if isinstance(p["message_id"], bytes)
+                else str(p["message_id"])
+            ): int(p["times_delivered"])
+            for p in pending
+        }
+        self.held.update(ids)  # ours now: a long batch must not be taken over meanwhile
+        try:
+            for eid, fields in entries:
+                if time.monotonic() - self._refreshed >= self.poll_seconds:
+                    await self.refresh()
+                await self._handle_one(eid.decode(), fields, deliveries)
+                self.held.discard(eid.decode())
+        finally:
+            self.held.difference_update(ids)
+
+    async def _handle_one(
+        self, entry: str, fields: dict[bytes, bytes], deliveries: dict[str, int]
+    ) -> None:
+        raw = fields.get(DATA_FIELD.encode(), b"")
+        times = deliveries.get(entry, 1)
+        if times > self.max_deliveries:
+            await bury(
+                self.redis,
+                self.dead_stream,
+                source=self.stream,
+                entry_id=entry,
+                reason=f"delivered {times} times without success",
+                attempts=times,
+                data=raw,
+                maxlen=self.dead_maxlen,
+            )
+            await self.redis.xack(self.stream, self.group, entry)
+            self.buried += 1
+            log.warning(
+                "message_dead_lettered", stream=self.stream, entry_id=entry, deliveries=times
+            )
+            return
+        try:
+            await self.handle(raw, entry, fields)
+        except Exception as exc:  # stays pending; the next sweep counts another delivery
+            log.warning(
+                "reclaimed_message_failed",
+                stream=self.stream,
+                entry_id=entry,
+                error=type(exc).__name__,
+            )
+            return
+        await self.redis.xack(self.stream, self.group, entry)
+        self.reclaimed += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh()
+                await self.sweep()
+            except RedisError as exc:
+                log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)

@@ -1,0 +1,89 @@
+"""`nudge dlq`: look at, replay and purge the dead-letter stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import redis.asyncio as aioredis
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.common import dead_letters
+from services.common.runtime import redis_client
+from services.common.settings import CommonSettings
+
+app = typer.Typer(help="Dead letters: nudges and events that exhausted their retries.")
+console = Console()
+T = TypeVar("T")
+
+
+def _run(action: Callable[[aioredis.Redis, str], Awaitable[T]]) -> T:
+    settings = CommonSettings()
+
+    async def go() -> T:
+        redis = redis_client(settings)
+        try:
+            return await action(redis, settings.keys.dead)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+@app.command("list")
+def list_(
+    count: Annotated[int, typer.Option(min=1, help="How many, oldest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List dead letters with the reason each one died (no personal data is shown)."""
+    letters = _run(lambda r, s: dead_letters.list_dead(r, s, count))
+    if as_json:
+        for d in letters:
+            row = {
+                "id": d.id,
+                "at": d.at,
+                "source": d.source,
+                "entry_id": d.entry_id,
+                "attempts": d.attempts,
+                "type": d.event_type,
+                "couple_id": d.couple_id,
+                "reason": d.reason,
+            }
+            typer.echo(json.dumps(row))
+        return
+    table = Table(title=f"{len(letters)} dead letters")
+    for column in ("id", "at", "source", "type", "attempts", "couple", "reason"):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        table.add_row(d.id, d.at, d.source, d.event_type, str(d.attempts), d.couple_id, d.reason)
+    console.print(table)
+
+
+@app.command()
+def replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids to replay.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Put dead letters back on the stream they came from, to be handled again."""
+    if not ids and not all_:
+        raise typer.BadParameter("name the ids to replay, or pass --all")
+    if all_ and not yes:
+        typer.confirm("Replay every dead letter?", abort=True)
+    replayed = _run(lambda r, s: dead_letters.replay(r, s, None if all_ else list(ids or [])))
+    console.print(f"replayed {replayed} dead letter(s)")
+
+
+@app.command()
+def purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every dead letter for good."""
+    if not yes:
+        typer.confirm("Delete every dead letter for good?", abort=True)
+    purged = _run(dead_letters.purge)
+    console.print(f"purged {purged} dead letter(s)")

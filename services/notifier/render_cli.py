@@ -1,0 +1,198 @@
+"""`nudge render FILE --kind KIND`: what a partner would receive, written out for review.
+
+From a preferences.set.v1 event it writes, per partner (or only `--partner`):
+
+    <couple>-<partner>-<kind>.eml         the complete email (headers, text and HTML parts)
+    <couple>-<partner>-<kind>.html        the HTML part, to open in a browser
+    <couple>-<partner>-<kind>.push.json   the Web Push payload (title, body, url, kind)
+
+It runs the notifier's own code: content choice (content.choose_for), the view
+(render.view_for), render_email and render_push. The unsubscribe link is signed with the
+configured keys; without NUDGE_PUBLIC_URL/NUDGE_UNSUBSCRIBE_SECRETS a throwaway preview key and
+https://nudges.invalid are used, so the footer still shows.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+
+from schemas import EventRejected, NudgeKind, PreferencesSet, PreferencesSetData, parse_preference
+from services.notifier.catalog import Item, load_catalog
+from services.notifier.channels.email import wire_bytes
+from services.notifier.content import choose_for
+from services.notifier.render import deep_link, render_email, render_push, view_for
+from services.notifier.settings import NotifierSettings
+from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+
+__all__ = ["RenderedFiles", "render", "render_files"]
+
+console = Console()
+PREVIEW_URL = "https://nudges.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFiles:
+    partner_id: str
+    item_id: str
+    subject: str
+    eml: Path
+    html: Path
+    push: Path
+
+
+def render_files(
+    data: PreferencesSetData,
+    kind: NudgeKind,
+    out: Path,
+    settings: NotifierSettings,
+    *,
+    partner_id: str | None = None,
+    item_id: str | None = None,
+    turn: str | None = None,
+    seed: str = "preview",
+    when: datetime | None = None,
+) -> list[RenderedFiles]:
+    """Render one nudge for each partner (or one) into `out`; returns what was written."""
+    ids = [p.partner_id for p in data.partners]
+    for wanted in (partner_id, turn):
+        if wanted is not None and wanted not in ids:
+            raise ValueError(f"no partner {wanted!r} in {data.couple_id} (partners: {ids})")
+    when = when or datetime.now(UTC)
+    tokens = _tokens(settings)
+    occurrence_id = f"{data.couple_id}/preview/{kind}@{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[RenderedFiles] = []
+    for partner in data.partners:
+        if partner_id is not None and partner.partner_id != partner_id:
+            continue
+        other = next(p for p in data.partners if p.partner_id != partner.partner_id)
+        items = load_catalog().items(kind, partner.locale)
+        item = _item(items, item_id, kind) if item_id else None
+        item = item or choose_for(
+            items,
+            kind=kind,
+            occurrence_id=occurrence_id,
+            recipient=partner,
+            other=other,
+            focus_areas=data.focus_areas,
+        )
+        claim = UnsubscribeClaim(
+            couple_id=data.couple_id,
+            partner_id=partner.partner_id,
+            scope=kind,
+            issued_at=int(when.timestamp()),
+        )
+        view = view_for(
+            data,
+            partner.partner_id,
+            kind,
+            item,
+            turn=turn,
+            link=deep_link(
+                settings.push_link,
+                kind=kind,
+                couple_id=data.couple_id,
+                occurrence_id=occurrence_id,
+            ),
+            unsubscribe_url=tokens.link(claim),
+        )
+        address = partner.email or f"{partner.partner_id}@example.invalid"
+        message = render_email(
+            view,
+            sender=settings.sender,
+            to=str(Address(display_name=partner.name, addr_spec=address)),
+            when=when,
+            list_unsubscribe_post=True,
+        )
+        html = message.get_body(("html",))
+        assert html is not None
+        stem = out / f"{data.couple_id}-{partner.partner_id}-{kind}"
+        files = RenderedFiles(
+            partner_id=partner.partner_id,
+            item_id=item.id,
+            subject=str(message["Subject"]),
+            eml=stem.with_name(stem.name + ".eml"),
+            html=stem.with_name(stem.name + ".html"),
+            push=stem.with_name(stem.name + ".push.json"),
+        )
+        files.eml.write_bytes(wire_bytes(message))
+        files.html.write_text(str(html.get_content()), encoding="utf-8")
+        push = json.dumps(render_push(view), ensure_ascii=False, indent=2) + "\n"
+        files.push.write_text(push, encoding="utf-8")
+        written.append(files)
+    return written
+
+
+def _tokens(settings: NotifierSettings) -> UnsubscribeTokens:
+    if settings.public_url is not None and settings.unsubscribe_secrets:
+        return UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
+    throwaway = SecretStr(f"preview:{secrets.token_urlsafe(32)}")
+    return UnsubscribeTokens.from_secrets([throwaway], PREVIEW_URL)
+
+
+def _item(items: tuple[Item, ...], item_id: str, kind: NudgeKind) -> Item:
+    for item in items:
+        if item.id == item_id:
+            return item
+    raise ValueError(f"no {kind} item {item_id!r} in the catalog")
+
+
+def render(
+    file: Annotated[Path, typer.Argument(help="A preferences.set.v1 event as JSON.")],
+    kind: Annotated[NudgeKind, typer.Option(help="Which nudge to render.")],
+    partner: Annotated[
+        str | None, typer.Option(help="Only this partner_id (default: both partners).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the .eml, .html and .push.json.")] = Path(
+        "rendered"
+    ),
+    item: Annotated[
+        str | None, typer.Option(help="A catalog item id (default: chosen as in production).")
+    ] = None,
+    turn: Annotated[
+        str | None, typer.Option(help="partner_id whose turn it is to plan (date night).")
+    ] = None,
+    seed: Annotated[str, typer.Option(help="Vary this to see other choices.")] = "preview",
+) -> None:
+    """Write the email (.eml, .html) and push payload a partner would get, for review."""
+    try:
+        event = parse_preference(file.read_bytes())
+    except (EventRejected, OSError) as exc:
+        reason = exc.reason if isinstance(exc, EventRejected) else type(exc).__name__
+        console.print(f"[red]{file} is not a readable preference event:[/] {reason}")
+        raise typer.Exit(2) from None
+    if not isinstance(event, PreferencesSet):
+        console.print(f"[red]{file} holds {event.type}, not preferences.set.v1[/]")
+        raise typer.Exit(2)
+    settings = NotifierSettings()
+    try:
+        written = render_files(
+            event.data,
+            kind,
+            out,
+            settings,
+            partner_id=partner,
+            item_id=item,
+            turn=turn,
+            seed=seed,
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if not settings.unsubscribe_enabled:
+        console.print(f"[dim]unsubscribe links use a throwaway preview key and {PREVIEW_URL}[/]")
+    for files in written:
+        console.print(
+            f"{files.partner_id}: [bold]{files.subject}[/] ({files.item_id})\n"
+            f"  {files.eml}\n  {files.html}\n  {files.push}"
+        )

@@ -1,0 +1,162 @@
+"""The HTTP side of one-click unsubscribe (RFC 8058), served by the notifier.
+
+    GET  /unsubscribe/<token>   a small confirmation page; changes nothing (link scanners
+                                and prefetchers may GET any link)
+    POST /unsubscribe/<token>   body "List-Unsubscribe=One-Click" (what mail clients send, and
+                                what the page's buttons send): publishes
+                                preferences.unsubscribed.v1 on the preferences stream, 200
+
+The scheduler applies the event to the couple's state and the notifier checks that state just
+before every send. A token that is forged, tampered with, malformed or signed with a key we no
+longer hold gets 400 and publishes nothing. The unsubscribe covers the token's scope (one kind
+or all) on every channel; the confirmation page also offers "all nudges". Tokens, names and
+addresses are never logged; pages are not cached, indexed or framed and send no Referer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute, Route
+
+from schemas import PreferencesUnsubscribed, PreferencesUnsubscribedData
+from services.common.clock import Clock
+from services.common.streams import publish
+from services.notifier.delivery import PRODUCER
+from services.notifier.render import PageState, render_unsubscribe_page
+from services.notifier.settings import NotifierSettings
+from services.notifier.unsubscribe import InvalidToken, UnsubscribeClaim, UnsubscribeTokens
+
+__all__ = ["UnsubscribePages", "unsubscribe_routes"]
+
+log = structlog.get_logger()
+
+MAX_BODY: Final = 8 * 1024
+ONE_CLICK: Final = ("List-Unsubscribe", "One-Click")
+_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+class UnsubscribePages:
+    def __init__(
+        self,
+        tokens: UnsubscribeTokens,
+        redis: aioredis.Redis,
+        settings: NotifierSettings,
+        clock: Clock,
+    ) -> None:
+        self.tokens = tokens
+        self.redis = redis
+        self.stream = settings.keys.preferences
+        self.maxlen = settings.preferences_maxlen
+        self.clock = clock
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/unsubscribe/{token}", self.confirm, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
+        ]
+
+    def _page(
+        self,
+        state: PageState,
+        status: int,
+        *,
+        token: str | None = None,
+        claim: UnsubscribeClaim | None = None,
+    ) -> HTMLResponse:
+        all_url = None
+        if state == "confirm" and claim is not None and claim.scope != "all":
+            everything = claim.model_copy(update={"scope": "all"})
+            all_url = self.tokens.link(everything)
+        html = render_unsubscribe_page(
+            state,
+            scope=None if claim is None else claim.scope,
+            action_url=None if token is None else self.tokens.url(token),
+            all_url=all_url,
+        )
+        return HTMLResponse(html, status, headers=_HEADERS)
+
+    async def confirm(self, request: Request) -> HTMLResponse:
+        token = request.path_params["token"]
+        try:
+            claim = self.tokens.verify(token)
+        except InvalidToken:
+            log.info("unsubscribe_refused", method="GET")
+            return self._page("invalid", 400)
+        return self._page("confirm", 200, token=token, claim=claim)
+
+    async def unsubscribe(self, request: Request) -> HTMLResponse:
+        try:
+            claim = self.tokens.verify(request.path_params["token"])
+        except InvalidToken:
+            log.info("unsubscribe_refused", method="POST")
+            return self._page("invalid", 400)
+        if not await _is_one_click(request):
+            log.info("unsubscribe_refused", method="POST", reason="not_one_click")
+            return self._page("invalid", 400)
+        event = PreferencesUnsubscribed(
+            type="preferences.unsubscribed.v1",
+            event_id=uuid.uuid4(),
+            occurred_at=self.clock.now(),
+            producer=PRODUCER,
+            data=PreferencesUnsubscribedData(
+                couple_id=claim.couple_id,
+                partner_id=claim.partner_id,
+                kind=claim.scope,
+                channel="all",
+            ),
+        )
+        try:
+            await publish(self.redis, self.stream, [event], maxlen=self.maxlen)
+        except (RedisError, OSError) as exc:
+            log.warning("unsubscribe_not_published", error=type(exc).__name__)
+            return self._page("error", 503)
+        log.info(
+            "unsubscribe_published",
+            event_id=str(event.event_id),
+            couple_id=claim.couple_id,
+            partner_id=claim.partner_id,
+            scope=claim.scope,
+        )
+        return self._page("done", 200, claim=claim)
+
+
+async def _is_one_click(request: Request) -> bool:
+    """RFC 8058: the POST body (urlencoded or multipart) holds List-Unsubscribe=One-Click."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > MAX_BODY:
+        return False
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    try:
+        async with request.form(max_files=0, max_fields=20) as form:
+            return form.get(ONE_CLICK[0]) == ONE_CLICK[1]
+    except HTTPException:  # a malformed body: Starlette's form parser says 400
+        return False
+
+
+def unsubscribe_routes(
+    redis: aioredis.Redis, settings: NotifierSettings, clock: Clock
+) -> list[BaseRoute]:
+    """The unsubscribe routes, or none when unsubscribe links are not configured."""
+    if settings.public_url is None or not settings.unsubscribe_secrets:
+        return []
+    tokens = UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
+    return UnsubscribePages(tokens, redis, settings, clock).routes()

@@ -1,0 +1,143 @@
+"""`nudge status`: streams, consumer groups, timers, dead letters and recent rejections.
+
+Reads REDIS_URL, NUDGE_KEY_PREFIX and NUDGE_SHARDS. Rich tables for people, `--json` for
+scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from services.operator.status import REJECTED_COUNT_CAP, Status
+
+__all__ = ["render_status", "status"]
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _when(instant: datetime | None, now: datetime) -> str:
+    if instant is None:
+        return "-"
+    delta = (instant - now).total_seconds()
+    relative = f"in {_age(delta)}" if delta >= 0 else f"{_age(-delta)} ago"
+    return f"{instant:%Y-%m-%d %H:%M:%S}Z ({relative})"
+
+
+def render_status(status: Status) -> Group:
+    """The tables `nudge status` prints, from one snapshot."""
+    streams = Table(title="Streams", title_justify="left")
+    for column in ("stream", "length", "group", "consumers", "pending", "lag", "oldest pending"):
+        streams.add_column(column, justify="left" if column in ("stream", "group") else "right")
+    for stream in status.streams:
+        if not stream.groups:
+            streams.add_row(stream.label, str(stream.length), "-", "-", "-", "-", "-")
+        for group in stream.groups:
+            streams.add_row(
+                stream.label,
+                str(stream.length),
+                group.name,
+                str(group.consumers),
+                str(group.pending),
+                "?" if group.lag is None else str(group.lag),
+                _age(group.oldest_pending_age_s),
+            )
+    timers = Table(title="Timers", title_justify="left")
+    for column in ("shard", "total", "due now", "overdue (>1 min)", "next fire"):
+        timers.add_column(column, justify="left" if column == "next fire" else "right")
+    for t in status.timers:
+        next_fire = _when(t.next_fire, status.at)
+        timers.add_row(f"{t.shard:02d}", str(t.total), str(t.due), str(t.overdue), next_fire)
+    if len(status.timers) > 1:
+        timers.add_row(
+            "all",
+            str(status.timers_total),
+            str(status.timers_due),
+            str(status.timers_overdue),
+            _when(status.next_fire, status.at),
+            style="bold",
+        )
+    rejected = str(status.rejected_last_hour)
+    if status.rejected_last_hour >= REJECTED_COUNT_CAP:
+        rejected += "+"
+    summary = Text.assemble(
+        ("dead letters: ", "bold"),
+        (str(status.dead_letters), "red" if status.dead_letters else "green"),
+        ("   rejected in the last hour: ", "bold"),
+        (rejected, "yellow" if status.rejected_last_hour else "green"),
+        (f"   at {status.at:%Y-%m-%d %H:%M:%S}Z", "dim"),
+    )
+    return Group(streams, timers, summary)
+
+
+async def _snapshot() -> Status:
+    from services.common.clock import SystemClock
+    from services.common.runtime import redis_client
+    from services.common.settings import CommonSettings
+    from services.operator.status import gather_status
+
+    settings = CommonSettings()
+    redis = redis_client(settings)
+    try:
+        return await gather_status(redis, settings.keys, SystemClock().now())
+    finally:
+        await redis.aclose()
+
+
+def _read(console: Console) -> Status:
+    from redis.exceptions import RedisError
+
+    try:
+        return asyncio.run(_snapshot())
+    except (RedisError, OSError) as exc:
+        console.print(f"[red]cannot read status from Redis:[/] {type(exc).__name__}")
+        raise typer.Exit(1) from None
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per refresh.")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option(min=0.5, metavar="SECONDS", help="Refresh every SECONDS until Ctrl-C."),
+    ] = None,
+) -> None:
+    """Streams, consumer groups, timers, dead letters and rejections, read from Redis."""
+    console = Console()
+    if watch is None:
+        _show(console, _read(console), as_json)
+        return
+    try:
+        if as_json:
+            while True:
+                _show(console, _read(console), as_json=True)
+                time.sleep(watch)
+        with Live(render_status(_read(console)), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(watch)
+                live.update(render_status(_read(console)), refresh=True)
+    except KeyboardInterrupt:
+        return
+
+
+def _show(console: Console, snapshot: Status, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(snapshot.as_json(), separators=(",", ":")))
+    else:
+        console.print(render_status(snapshot))

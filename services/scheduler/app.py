@@ -1,0 +1,83 @@
+"""The scheduler as a FastStream app, for its AsyncAPI description only.
+
+    faststream docs gen services.scheduler.app:app --out docs/asyncapi/scheduler.json
+
+The scheduler runs with `nudge scheduler` (services/scheduler/service.py), whose handlers take
+raw messages so a bad entry can be kept byte for byte. This module declares the same streams,
+consumer group and event models for the description, built from the same key names; it reads
+no environment, so the generated document is the same on every machine
+(tests/unit/test_asyncapi.py fails when docs/asyncapi/ drifts from the code).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from faststream import FastStream
+from faststream.redis import RedisBroker, StreamSub
+from faststream.specification import AsyncAPI
+
+from schemas import NudgeDue, NudgeSuppressed, PreferenceEvent
+from services.common.keys import SCHEDULER_GROUP, Keys
+from services.common.settings import DEFAULT_REDIS_URL
+from services.operator.entries import DeadLetterEntry, RejectedEntry
+
+__all__ = ["app", "broker"]
+
+KEYS = Keys()
+WIRE = (
+    "Each entry has one field, `__data__`, holding the event as plain JSON (UTF-8). "
+    "Key names use the default prefix `nudges` (NUDGE_KEY_PREFIX)."
+)
+
+broker = RedisBroker(DEFAULT_REDIS_URL)
+
+broker.publisher(
+    stream=KEYS.due(0),
+    title="due",
+    description="NudgeDue, one stream per shard: nudges:due:{s00} ... {sNN} (NUDGE_SHARDS). "
+    "Published atomically with the timer's re-arm (Lua). Ids only, no personal data. " + WIRE,
+    schema=NudgeDue,
+)
+broker.publisher(
+    stream=KEYS.outcomes,
+    title="outcomes",
+    description="The scheduler reports occurrences it did not publish: reason `missed` (after "
+    "downtime, beyond the grace window) or `quiet_hours` (policy drop). " + WIRE,
+    schema=NudgeSuppressed,
+)
+broker.publisher(
+    stream=KEYS.rejected,
+    title="rejected",
+    description="Preference events that failed validation, with the reason. Flat fields, "
+    "not `__data__`: read with XRANGE.",
+    schema=RejectedEntry,
+)
+broker.publisher(
+    stream=KEYS.dead,
+    title="dead",
+    description="Preference entries that failed delivery too often (poison messages). Flat "
+    "fields; replay with `nudge dlq replay`.",
+    schema=DeadLetterEntry,
+)
+
+
+@broker.subscriber(
+    stream=StreamSub(KEYS.preferences, group=SCHEDULER_GROUP, consumer="scheduler-<host>-<pid>"),
+    title="preferences",
+    description="Preference events from your apps (set, paused, resumed, unsubscribed, erased). "
+    "Validated strictly; a bad event is acknowledged and copied to `rejected`. " + WIRE,
+)
+async def on_preference(event: PreferenceEvent) -> None:
+    """Declared for the description; `SchedulerService.handle` does the work."""
+
+
+app = FastStream(
+    broker,
+    specification=AsyncAPI(
+        title="Couples' nudges: scheduler",
+        version=version("couples-nudge"),
+        description="Turns preference events into schedules and publishes NudgeDue when they "
+        "come due. Publisher guide: docs/publishers.md.",
+    ),
+)

@@ -1,0 +1,296 @@
+"""Real processes, killed for real: nothing is lost, and doubles stay within the known window.
+
+Each test prints one line into the run's summary ("fault tests: lost / doubled").
+The only place a duplicate email can come from is a crash between the SMTP server's 250 and
+the idempotency record (one Redis round trip), so doubles are bounded by the sends in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from schemas import parse_due, parse_outcome
+from services.common.clock import ManualClock
+from services.common.keys import NOTIFIER_GROUP
+from services.common.streams import read_events
+from services.embedded.mailcatcher import MailCatcher
+from services.embedded.valkey import EmbeddedValkey, free_port
+from services.scheduler.store import ScheduleStore
+from services.scheduler.timer_loop import TimerLoop
+from tests.support.couples import occurrences, plant_couples
+from tests.support.processes import ServiceProcess
+from tests.support.settings import scheduler_settings
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.fault
+
+FRIDAY = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)  # date night 19:00 Berlin = 18:00Z
+TOGETHER = {
+    "date_night": {
+        "cadence": {"repeat": "weekly", "weekday": "fri", "at": "19:00"},
+        "timing": "together",
+    }
+}
+BUSY_WEEK = {
+    "date_night": {"cadence": {"repeat": "weekly", "weekday": "wed", "at": "19:00"}},
+    "check_in": {"cadence": {"repeat": "cron", "cron": "0 8,20 * * *"}, "timing": "together"},
+    "appreciation": {
+        "cadence": {
+            "repeat": "times_per_week",
+            "times": 7,
+            "between": {"start": "09:00", "end": "21:00"},
+        }
+    },
+}
+
+
+def _addresses(mail: MailCatcher) -> Counter[str]:
+    return Counter(str(m["To"]).split("<")[-1].rstrip(">") for m in mail.messages)
+
+
+async def _fire_burst(redis: aioredis.Redis, redis_url: str, prefix: str, couples: int) -> None:
+    """Plan `couples` couples with the same Friday date night and fire it onto the due stream."""
+    settings = scheduler_settings(redis_url, prefix)
+    store = ScheduleStore(redis, settings.keys, due_maxlen=1_000_000)
+    await plant_couples(store, settings, couples, FRIDAY, nudges=TOGETHER)
+    clock = ManualClock(FRIDAY + timedelta(hours=1, seconds=5))
+    loop = TimerLoop(store, clock, settings)
+    while await loop.tick(0):
+        pass
+    assert await redis.xlen(settings.keys.due(0)) == couples
+
+
+async def _drained(redis: aioredis.Redis, stream: str) -> bool:
+    groups = await redis.xinfo_groups(stream)
+    group = next((g for g in groups if g["name"] == NOTIFIER_GROUP.encode()), None)
+    return group is not None and group["pending"] == 0 and not group.get("lag")
+
+
+class TestNotifierKilled:
+    async def test_kill_9_mid_burst_loses_nothing(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        mail: MailCatcher,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """kill -9 a notifier in a 3,000-email burst; a new one finishes it: none lost."""
+        couples, concurrency = 1500, 8
+        await _fire_burst(redis, redis_url, key_prefix, couples)
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_SMTP_PORT": str(mail.port),
+            "NUDGE_SMTP_CONCURRENCY": str(concurrency),
+            "NUDGE_RECLAIM_IDLE": "PT2S",
+        }
+        with ServiceProcess("notifier", env, tmp_path, "notifier-1") as first:
+            await eventually(lambda: _count(mail), until=lambda n: n >= 600, within=240)
+            first.kill()
+            at_kill = len(mail.messages)
+        with ServiceProcess("notifier", env, tmp_path, "notifier-2") as second:
+            await eventually(lambda: _unique(mail), until=lambda n: n >= 2 * couples, within=300)
+            await eventually(lambda: _drained(redis, f"{key_prefix}:due:{{s00}}"), until=bool)
+            assert second.terminate() == 0  # SIGTERM: graceful, exit code 0
+        received = _addresses(mail)
+        lost = 2 * couples - len(received)
+        doubled = sum(received.values()) - len(received)
+        fault_report.append(
+            f"notifier kill -9 at {at_kill}/{2 * couples} emails: lost {lost}, doubled {doubled}"
+        )
+        assert lost == 0
+        assert doubled <= concurrency  # only sends in flight at the kill can repeat
+
+
+class TestSchedulerReplicas:
+    @pytest.mark.parametrize(
+        ("days", "kill"), [(30, False), (7, True)], ids=["month-three-replicas", "week-one-killed"]
+    )
+    async def test_three_replicas_publish_every_occurrence_exactly_once(
+        self,
+        days: int,
+        kill: bool,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """Three scheduler processes, no leader (one killed mid-way in the second case):
+        every expected occurrence is on the due stream exactly once."""
+        start = datetime(2026, 12, 7, tzinfo=UTC)
+        seconds, couples = 30.0, 30
+        settings = scheduler_settings(redis_url, key_prefix)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1_000_000)
+        await plant_couples(store, settings, couples, start, nudges=BUSY_WEEK)
+        speed = days * 86400 / seconds
+        anchor = time.time() + 4.0  # processes are up before time starts
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_CLOCK_START": start.isoformat(),
+            "NUDGE_CLOCK_SPEED": str(speed),
+            "NUDGE_CLOCK_ANCHOR": str(anchor),
+            "NUDGE_MAX_POLL_SECONDS": "0.02",
+            # A busy CI machine stalls processes for simulated hours: grace is not tested here.
+            "NUDGE_GRACE_DATE_NIGHT": "P10D",
+            "NUDGE_GRACE_CHECK_IN": "P10D",
+            "NUDGE_GRACE_APPRECIATION": "P10D",
+        }
+        replicas = [
+            ServiceProcess("scheduler", env, tmp_path, f"scheduler-{i}").start() for i in range(3)
+        ]
+        try:
+            await asyncio.sleep(anchor - time.time() + seconds * 0.4)
+            if kill:
+                replicas[0].kill()
+            await asyncio.sleep(anchor - time.time() + seconds + 0.5)
+        finally:
+            codes = [r.terminate() for r in replicas if r.alive()]
+        end = start + timedelta(days=days)
+        published = Counter(
+            d.data.occurrence_id for d in await read_events(redis, settings.keys.due(0), parse_due)
+        )
+        expected = {oid for _, _, oid in occurrences(couples, start, end, nudges=BUSY_WEEK)}
+        doubled = sum(published.values()) - len(published)
+        missing = expected - set(published)
+        outcomes = await read_events(redis, settings.keys.outcomes, parse_outcome)
+        fault_report.append(
+            f"3 schedulers over {days} simulated days{', one killed' if kill else ''}: "
+            f"{len(expected)} occurrences, "
+            f"missing {len(missing)}, doubled {doubled}, reported missed {len(outcomes)}"
+        )
+        assert codes == [0] * (2 if kill else 3)
+        assert doubled == 0
+        assert missing == set()
+        assert outcomes == []  # nothing fired late enough to count as missed
+
+
+class TestRedisRestarted:
+    async def test_redis_killed_and_restarted_with_aof_loses_nothing(
+        self, tmp_path: Path, fault_report: list[str]
+    ) -> None:
+        """kill -9 the Redis server mid-run and restart it from its AOF: all emails arrive once."""
+        port = free_port()
+        data = tmp_path / "redis"
+        data.mkdir()
+        server = EmbeddedValkey(data_dir=data, appendonly=True, port=port).start()
+        url = server.url
+        start = datetime(2026, 12, 7, tzinfo=UTC)
+        seconds, couples, days = 24.0, 12, 3
+        redis = aioredis.Redis.from_url(url)
+        settings = scheduler_settings(url, "nudges")
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1_000_000)
+        await plant_couples(store, settings, couples, start, nudges=BUSY_WEEK)
+        anchor = time.time() + 4.0  # processes are up before time starts
+        with MailCatcher() as mail:
+            env = {
+                "REDIS_URL": url,
+                "NUDGE_SMTP_PORT": str(mail.port),
+                "NUDGE_CLOCK_START": start.isoformat(),
+                "NUDGE_CLOCK_SPEED": str(days * 86400 / seconds),
+                "NUDGE_CLOCK_ANCHOR": str(anchor),
+                "NUDGE_MAX_POLL_SECONDS": "0.02",
+                "NUDGE_RECLAIM_IDLE": "PT2S",
+                "NUDGE_DAILY_CAP_PER_PARTNER": "50",
+                # Real seconds of outage are simulated hours: keep every late fire in grace.
+                "NUDGE_GRACE_DATE_NIGHT": "P2D",
+                "NUDGE_GRACE_CHECK_IN": "P2D",
+                "NUDGE_GRACE_APPRECIATION": "P2D",
+            }
+            scheduler = ServiceProcess("scheduler", env, tmp_path, "scheduler").start()
+            notifier = ServiceProcess("notifier", env, tmp_path, "notifier").start()
+            try:
+                await asyncio.sleep(anchor - time.time() + seconds * 0.4)
+                await redis.aclose()
+                server.kill()
+                await asyncio.sleep(1.0)
+                server = EmbeddedValkey(data_dir=data, appendonly=True, port=port).start()
+                redis = aioredis.Redis.from_url(url)
+                await asyncio.sleep(anchor - time.time() + seconds + 1.0)
+                end = start + timedelta(days=days)
+                expected = Counter(
+                    f"{partner}-{schedule.couple_id[1:]}@example.test"
+                    for schedule, _, _ in occurrences(couples, start, end, nudges=BUSY_WEEK)
+                    for partner in schedule.recipients
+                )
+                await eventually(
+                    lambda: _total(mail), until=lambda n: n >= sum(expected.values()), within=90
+                )
+                await eventually(lambda: _drained(redis, "nudges:due:{s00}"), until=bool, within=60)
+            finally:
+                codes = [scheduler.terminate(), notifier.terminate()]
+                await redis.aclose()
+                server.stop()
+            received = _addresses(mail)
+        lost = sum((expected - received).values())
+        doubled = sum((received - expected).values())
+        fault_report.append(
+            f"redis kill -9 + AOF restart: {sum(expected.values())} emails expected, "
+            f"lost {lost}, doubled {doubled}"
+        )
+        assert codes == [0, 0], scheduler.log()[-2000:] + notifier.log()[-2000:]
+        assert lost == 0
+        assert doubled == 0
+
+
+class TestSmtpOutage:
+    async def test_smtp_down_then_back_delivers_everything_once(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """With the mail server down, sends retry with backoff; when it is back, all arrive."""
+        couples = 150
+        await _fire_burst(redis, redis_url, key_prefix, couples)
+        port = free_port()
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_SMTP_PORT": str(port),
+            "NUDGE_SMTP_TIMEOUT": "2",
+            "NUDGE_RETRY_BASE": "PT1S",
+            "NUDGE_RETRY_CAP": "PT2S",
+            "NUDGE_MAX_ATTEMPTS": "30",
+            "NUDGE_RETRY_POLL_SECONDS": "0.2",
+        }
+        retries = f"{key_prefix}:retries:{{s00}}"
+        with ServiceProcess("notifier", env, tmp_path, "notifier") as notifier:
+            await eventually(lambda: redis.zcard(retries), until=lambda n: n >= couples, within=60)
+            with MailCatcher(port=port) as mail:
+                await eventually(lambda: _unique(mail), until=lambda n: n >= 2 * couples, within=90)
+                await eventually(lambda: redis.zcard(retries), until=lambda n: n == 0)
+                received = _addresses(mail)
+            assert notifier.terminate() == 0
+        dead = await redis.xlen(f"{key_prefix}:dead")
+        lost = 2 * couples - len(received)
+        doubled = sum(received.values()) - len(received)
+        fault_report.append(
+            f"SMTP down then back: {2 * couples} emails, lost {lost}, doubled {doubled}, "
+            f"dead letters {dead}"
+        )
+        assert (lost, doubled, dead) == (0, 0, 0)
+
+
+async def _count(mail: MailCatcher) -> int:
+    return len(mail.messages)
+
+
+async def _total(mail: MailCatcher) -> int:
+    return len(mail.messages)
+
+
+async def _unique(mail: MailCatcher) -> int:
+    return len(_addresses(mail))

@@ -1,0 +1,162 @@
+"""Time semantics end to end against a real server, on an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas import NudgeDue, parse_due, parse_outcome, parse_preference
+from services.common.clock import ManualClock
+from services.common.streams import read_events
+from services.notifier.channels.base import RecordingChannel
+from services.notifier.service import NotifierService
+from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.store import ScheduleStore
+from services.scheduler.timer_loop import TimerLoop
+from tests.support.events import envelope, example
+from tests.support.settings import notifier_settings, scheduler_settings
+from tests.support.waiting import eventually
+
+MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
+DAILY_CHECK_IN = {
+    "check_in": {"cadence": {"repeat": "cron", "cron": "0 8 * * *"}, "timing": "together"}
+}
+
+
+def _prefs(nudges: dict[str, Any], **partner0: Any) -> bytes:
+    data = example()["data"]
+    data["couple_id"] = "c1"
+    data["nudges"] = nudges
+    data["partners"][0].update(partner0)
+    return envelope("preferences.set.v1", data, MONDAY - timedelta(days=1))
+
+
+class _World:
+    def __init__(self, redis: aioredis.Redis, settings: SchedulerSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.clock = ManualClock(MONDAY)
+        self.store = ScheduleStore(redis, settings.keys, due_maxlen=100_000)
+        self.ingest = PreferenceIngest(self.store, self.clock, settings)
+        self.loop = TimerLoop(self.store, self.clock, settings)
+
+    async def run_until(self, until: datetime, step: timedelta = timedelta(minutes=10)) -> None:
+        while self.clock.now() < until:
+            self.clock.advance(step)
+            while await self.loop.tick(0):
+                pass
+
+    async def dues(self) -> list[NudgeDue]:
+        return await read_events(self.redis, self.settings.keys.due(0), parse_due)
+
+
+class TestMisfires:
+    async def test_after_downtime_only_the_latest_in_grace_fires_and_the_rest_are_reported(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Down from Monday to Thursday 09:00: Thursday 08:00 fires once (late); Mon-Wed missed."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        await world.ingest.apply(parse_preference(_prefs(DAILY_CHECK_IN)))
+        world.clock.set(datetime(2026, 12, 10, 9, 0, tzinfo=UTC))  # 08:00 Berlin = 07:00Z
+        while await world.loop.tick(0):
+            pass
+        [due] = await world.dues()
+        assert due.data.scheduled_at == datetime(2026, 12, 10, 7, 0, tzinfo=UTC)
+        assert due.data.note == "late"
+        missed = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8, 9]
+        assert {o.type for o in missed} == {"nudge.suppressed.v1"}
+        assert {getattr(o.data, "reason", None) for o in missed} == {"missed"}
+        next_fire = await redis.zscore(world.settings.keys.timers(0), "c1/c/both")
+        assert next_fire == datetime(2026, 12, 11, 7, 0, tzinfo=UTC).timestamp() * 1000
+
+    async def test_beyond_grace_nothing_fires(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Back at 15:00, seven hours after 08:00 (grace 6 h): nothing is sent, all reported."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        await world.ingest.apply(parse_preference(_prefs(DAILY_CHECK_IN)))
+        world.clock.set(datetime(2026, 12, 8, 14, 0, tzinfo=UTC))
+        while await world.loop.tick(0):
+            pass
+        assert await world.dues() == []
+        missed = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8]
+
+
+class TestQuietHours:
+    async def test_a_nudge_inside_quiet_hours_is_deferred_to_their_end(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """23:00 Berlin inside Maya's 22:00-08:00 (defer): due at 08:00 next morning, noted."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        nudges = {"check_in": {"cadence": {"repeat": "cron", "cron": "0 23 * * 1"}}}
+        await world.ingest.apply(parse_preference(_prefs(nudges)))
+        await world.run_until(datetime(2026, 12, 8, 12, 0, tzinfo=UTC))
+        by_partner = {d.data.recipients[0]: d.data for d in await world.dues()}
+        maya, sam = by_partner["maya"], by_partner["sam"]
+        assert maya.scheduled_at == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+        assert maya.note == "quiet_hours_deferred"
+        assert maya.occurrence_id.endswith(
+            f"@{int(datetime(2026, 12, 7, 22, 0, tzinfo=UTC).timestamp())}"
+        )
+        assert sam.scheduled_at == datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+        assert sam.note is None
+
+    async def test_drop_policy_reports_the_dropped_nudge(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """With policy "drop" the occurrence is not published; the outcome says quiet_hours."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        quiet = {"start": "22:00", "end": "08:00", "policy": "drop"}
+        nudges = {"check_in": {"cadence": {"repeat": "cron", "cron": "0 23 * * 1"}}}
+        await world.ingest.apply(parse_preference(_prefs(nudges, quiet_hours=quiet)))
+        await world.run_until(datetime(2026, 12, 8, 12, 0, tzinfo=UTC))
+        assert [d.data.recipients for d in await world.dues()] == [["sam"]]
+        outcomes = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        assert [(o.data.kind, getattr(o.data, "reason", None)) for o in outcomes] == [
+            ("check_in", "quiet_hours")
+        ]
+
+
+class TestPause:
+    async def test_paused_couple_gets_nothing_and_resumes_without_a_burst(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Paused Mon-Wed: those check-ins are suppressed "paused"; Thu on: one per day again."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        await world.ingest.apply(parse_preference(_prefs(DAILY_CHECK_IN)))
+        pause = envelope(
+            "preferences.paused.v1",
+            {"couple_id": "c1", "until": "2026-12-10T00:00:00Z"},
+            MONDAY,
+        )
+        await world.ingest.apply(parse_preference(pause))
+        sink = RecordingChannel()
+        notifier = NotifierService(
+            notifier_settings(redis_url, key_prefix), world.clock, channels={"email": sink}
+        )
+        await notifier.start()
+        try:
+            await world.run_until(datetime(2026, 12, 11, 12, 0, tzinfo=UTC), timedelta(hours=1))
+            await eventually(
+                lambda: read_events(redis, world.settings.keys.outcomes, parse_outcome),
+                until=lambda found: len(found) == 10,  # 5 days x 2 partners
+            )
+        finally:
+            await notifier.stop()
+        outcomes = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        per_day = {
+            (o.data.scheduled_at.day, o.type, getattr(o.data, "reason", None)) for o in outcomes
+        }
+        assert per_day == {
+            (7, "nudge.suppressed.v1", "paused"),
+            (8, "nudge.suppressed.v1", "paused"),
+            (9, "nudge.suppressed.v1", "paused"),
+            (10, "nudge.sent.v1", None),
+            (11, "nudge.sent.v1", None),
+        }
+        assert len(sink.sent) == 4  # two days after the pause, two partners, nothing extra

@@ -1,0 +1,74 @@
+"""Driving the notifier's Delivery directly: a couple stored as the scheduler stores it, and
+NudgeDue events built by hand."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas import NudgeDue, NudgeDueData, NudgeKind, parse_preference
+from services.common.clock import Clock, ManualClock
+from services.notifier.catalog import load_catalog
+from services.notifier.channels.base import Channel
+from services.notifier.delivery import Delivery
+from services.notifier.settings import NotifierSettings
+from services.notifier.state import NotifierState
+from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.store import ScheduleStore
+from tests.support.events import envelope
+
+
+async def plant(
+    redis: aioredis.Redis, settings: NotifierSettings, data: dict[str, Any], now: datetime
+) -> list[str]:
+    """Apply a preferences.set.v1 payload with the scheduler's own code; its schedule ids."""
+    scheduler = SchedulerSettings(redis_url=settings.redis_url, key_prefix=settings.key_prefix)
+    store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+    event = parse_preference(envelope("preferences.set.v1", json.loads(json.dumps(data))))
+    await PreferenceIngest(store, ManualClock(now), scheduler).apply(event)
+    sids = await redis.hget(settings.keys.couple(data["couple_id"]), "sids")
+    assert isinstance(sids, bytes)
+    return sids.decode().split(",")
+
+
+def due(
+    couple_id: str,
+    schedule_id: str,
+    kind: NudgeKind,
+    recipients: list[str],
+    at: datetime,
+    *,
+    turn: str | None = None,
+) -> NudgeDue:
+    occurrence = f"{schedule_id}@{int(at.timestamp())}"
+    return NudgeDue(
+        type="nudge.due.v1",
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, occurrence),
+        occurred_at=at,
+        producer="tests",
+        data=NudgeDueData(
+            occurrence_id=occurrence,
+            couple_id=couple_id,
+            schedule_id=schedule_id,
+            kind=kind,
+            recipients=recipients,
+            turn=turn,
+            sequence=0,
+            scheduled_at=at,
+            revision=1,
+        ),
+    )
+
+
+def delivery(
+    redis: aioredis.Redis,
+    settings: NotifierSettings,
+    channels: dict[Any, Channel],
+    clock: Clock,
+) -> Delivery:
+    return Delivery(NotifierState(redis, settings.keys), channels, load_catalog(), clock, settings)

@@ -1,0 +1,121 @@
+"""deploy/: the Prometheus alert rules and the Grafana dashboard are valid and use real metrics.
+
+promtool (Debian's `prometheus` package, installed by .ci/run) checks the rules' syntax and runs
+their unit tests (deploy/prometheus/alerts.test.yml); every metric a rule or a panel names must
+exist in the services' registry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.common.keys import Keys
+from services.common.metrics import Metrics
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "deploy/prometheus/alerts.yml"
+RULE_TESTS = REPO / "deploy/prometheus/alerts.test.yml"
+DASHBOARD = REPO / "deploy/grafana/nudges-dashboard.json"
+METRIC = re.compile(r"\bnudge_[a-z0-9_]+")
+REQUIRED_ALERTS = {
+    "NudgeConsumerLagHigh",
+    "NudgeOldestPendingTooOld",
+    "NudgeDeadLettersGrowing",
+    "NudgeFiringLatenessHigh",
+    "NudgeSchedulerNotFiring",
+}
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail(
+            "promtool is not installed: install Debian's prometheus package "
+            "(`apt-get install -y prometheus`); .ci/run does."
+        )
+    return found
+
+
+def rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel["targets"]]
+
+
+def known_series() -> set[str]:
+    return Metrics("any", Keys()).sample_names()
+
+
+class TestAlertRules:
+    def test_promtool_accepts_the_rules(self) -> None:
+        """`promtool check rules` parses every expression and template."""
+        result = subprocess.run(
+            [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_the_rules_fire_as_their_unit_tests_say(self) -> None:
+        """`promtool test rules`: lag, pending age, dead letters and a stalled scheduler."""
+        result = subprocess.run(
+            [promtool(), "test", "rules", RULE_TESTS.name],
+            capture_output=True,
+            text=True,
+            cwd=RULE_TESTS.parent,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_the_alerts_operators_asked_for_exist(self) -> None:
+        """Consumer lag, oldest pending age, dead letters, firing lateness, scheduler stalled."""
+        assert {rule["alert"] for rule in rules()} >= REQUIRED_ALERTS
+
+    def test_every_metric_a_rule_uses_exists(self) -> None:
+        """A renamed metric would silently disable an alert: names are checked here."""
+        used = {name for rule in rules() for name in METRIC.findall(rule["expr"])}
+        assert used
+        assert used - known_series() == set()
+
+    def test_every_alert_says_how_bad_and_what_to_do(self) -> None:
+        """Each rule has a severity label, a summary and a description."""
+        for rule in rules():
+            assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+            assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+
+class TestGrafanaDashboard:
+    def test_every_metric_a_panel_uses_exists(self) -> None:
+        """Panels query only series the services export."""
+        used = {name for expr in dashboard_expressions() for name in METRIC.findall(expr)}
+        assert used
+        assert used - known_series() == set()
+
+    def test_every_metric_family_is_on_the_dashboard(self) -> None:
+        """Nothing the services measure is left off the dashboard."""
+        text = " ".join(dashboard_expressions())
+        families = {name for name in known_series() if not name.endswith("_created")}
+        shown = {
+            name
+            for name in families
+            if re.search(rf"\b{name}\b", text)
+            or re.search(rf"\b{re.sub(r'_(total|bucket|count|sum)$', '', name)}_", text)
+        }
+        assert families - shown == set()
+
+    def test_panels_have_unique_ids_and_a_prometheus_datasource(self) -> None:
+        """Grafana imports the file as is; the datasource is chosen with a variable."""
+        document = json.loads(DASHBOARD.read_text())
+        ids = [panel["id"] for panel in document["panels"]]
+        assert len(ids) == len(set(ids))
+        assert document["templating"]["list"][0]["query"] == "prometheus"
+        assert all(p["datasource"]["uid"] == "${datasource}" for p in document["panels"])
