@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import time
 from collections import Counter
@@ -91,6 +92,9 @@ async def run_demo(
             key_prefix=prefix,
             smtp_port=catcher.port,
             sender="Nudges <nudges@demo.test>",
+            # Emails carry one-click unsubscribe links (RFC 8058) signed with a throwaway key.
+            public_url="http://localhost:8080",
+            unsubscribe_secrets=[SecretStr(f"demo:{secrets.token_urlsafe(24)}")],
         ),
         clock,
     )

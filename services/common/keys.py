@@ -10,7 +10,8 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:timers:{s00}                zset    schedule id -> next fire (epoch ms)
     nudges:schedules:{s00}             hash    schedule id -> "seq|nominal_ms|spec"
     nudges:couple:{s00}:<couple>       hash    revision, profile, pause and unsubscribe state
-    nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms
+    nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
+                                               and daily-cap slots "occurrence|partner|cap(ped)"
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms

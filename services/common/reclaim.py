@@ -22,6 +22,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from services.common.dead_letters import bury
+from services.common.settings import CommonSettings
 from services.common.streams import DATA_FIELD
 
 __all__ = ["Handler", "Reclaimer"]
@@ -33,6 +34,34 @@ Handler = Callable[[bytes, str, dict[bytes, bytes]], Awaitable[None]]
 
 
 class Reclaimer:
+    @classmethod
+    def from_settings(
+        cls,
+        redis: aioredis.Redis,
+        settings: CommonSettings,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handle: Handler,
+        held: set[str] | None = None,
+    ) -> Reclaimer:
+        """The reclaimer a service runs for one stream, tuned by NUDGE_RECLAIM_IDLE etc."""
+        idle = settings.reclaim_idle.total_seconds()
+        return cls(
+            redis,
+            stream=stream,
+            group=group,
+            consumer=consumer,
+            handle=handle,
+            dead_stream=settings.keys.dead,
+            dead_maxlen=settings.dead_maxlen,
+            min_idle_ms=int(idle * 1000),
+            max_deliveries=settings.max_deliveries,
+            poll_seconds=min(5.0, idle / 2),
+            held=held,
+        )
+
     def __init__(
         self,
         redis: aioredis.Redis,

@@ -17,7 +17,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 
-from schemas import NudgeDue, OutcomeEvent
+from schemas import NudgeDue, OutcomeEvent, PreferencesUnsubscribed
 from services.common.keys import NOTIFIER_GROUP, Keys
 from services.common.settings import DEFAULT_REDIS_URL
 from services.operator.entries import DeadLetterEntry, RejectedEntry
@@ -39,6 +39,13 @@ broker.publisher(
     "reason) or failed (permanent, or transient after the last attempt). Ids only, no "
     "personal data. Read it with your own consumer group. " + WIRE,
     schema=OutcomeEvent,
+)
+broker.publisher(
+    stream=KEYS.preferences,
+    title="preferences (unsubscribes)",
+    description="The one-click unsubscribe endpoint publishes preferences.unsubscribed.v1 "
+    "here, for the scheduler to apply like any other preference event. " + WIRE,
+    schema=PreferencesUnsubscribed,
 )
 broker.publisher(
     stream=KEYS.rejected,

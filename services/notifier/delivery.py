@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
+from email.utils import parseaddr
 from typing import Final
 
 import structlog
@@ -46,7 +46,7 @@ from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.content import choose_for
 from services.notifier.errors import PermanentSendError, TransientSendError
-from services.notifier.render import deep_link, render_email, render_push, view_for
+from services.notifier.render import deep_link, render_email_bytes, render_push, view_for
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState, idempotency_key
 from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
@@ -86,6 +86,7 @@ class Delivery:
         self.catalog = catalog
         self.clock = clock
         self.settings = settings
+        self._sender_address = parseaddr(settings.sender)[1]
         self.caps = CapLedger(state.redis, state.keys)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
@@ -182,7 +183,7 @@ class Delivery:
                     await self.state.mark_dead(
                         d.couple_id, partner.partner_id, channel_name, now_ms
                     )
-                outcome = self._failed(due, now, partner.partner_id, channel_name, exc)
+                outcome = self._failed(due, now, partner.partner_id, channel_name, exc.detail)
             # A permanent failure is final too: record it so a redelivery does not retry it.
             recorded = await self.state.record_sent(
                 d.couple_id,
@@ -252,18 +253,19 @@ class Delivery:
         )
         if channel == "email":
             assert partner.email is not None
-            to = Address(display_name=partner.name, addr_spec=partner.email)
-            message = render_email(
+            mime = render_email_bytes(
                 view,
                 sender=self.settings.sender,
-                to=str(to),
+                to_name=partner.name,
+                to_address=partner.email,
                 when=now,
                 list_unsubscribe_post=True,  # our endpoint takes RFC 8058 one-click POSTs
             )
             return Outgoing(
                 channel,
                 key,
-                email=message,
+                mime=mime,
+                sender=self._sender_address,
                 address=partner.email,
                 couple_id=d.couple_id,
                 partner_id=partner.partner_id,
@@ -336,18 +338,30 @@ class Delivery:
             ),
         )
 
+    def gave_up(self, due: NudgeDue, retry: RetryNeeded, attempts: int) -> NudgeFailed:
+        """The outcome of a transient failure that ran out of attempts."""
+        detail = f"gave up after {attempts} attempts: {retry.error.detail}"
+        return self._failed(
+            due, self.clock.now(), retry.partner_id, retry.channel, detail,
+            permanent=False, attempt=attempts, key="gave-up",
+        )  # fmt: skip
+
     def _failed(
         self,
         due: NudgeDue,
         now: datetime,
         partner_id: str,
         channel: ChannelName,
-        exc: PermanentSendError,
+        error: str,
+        *,
+        permanent: bool = True,
+        attempt: int = 1,
+        key: str = "failed",
     ) -> NudgeFailed:
         d = due.data
         return NudgeFailed(
             type="nudge.failed.v1",
-            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|failed"),
+            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|{key}"),
             occurred_at=now,
             producer=PRODUCER,
             data=NudgeFailedData(
@@ -357,7 +371,8 @@ class Delivery:
                 scheduled_at=d.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
-                error=exc.detail[:200],
-                permanent=True,
+                error=error[:200],
+                permanent=permanent,
+                attempt=attempt,
             ),
         )

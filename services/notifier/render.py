@@ -7,12 +7,14 @@ The unsubscribe pages (unsubscribe_routes.py) are rendered here too, with the sa
 
 from __future__ import annotations
 
+import email
+import email.policy
 import functools
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import parseaddr
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import quote
@@ -21,6 +23,7 @@ import jinja2
 
 from schemas import NudgeKind, PreferencesSetData
 from services.notifier.catalog import DEFAULT_LOCALE, Item
+from services.notifier.mime import build_email
 
 __all__ = [
     "NudgeView",
@@ -106,6 +109,7 @@ def _env() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(root),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # templates ship with the package; no mtime check per render
         keep_trailing_newline=True,
     )
 
@@ -157,6 +161,39 @@ def _subject(view: NudgeView, s: dict[str, Any]) -> str:
     return str(s["discreet"]["subject"]) if view.discreet else view.item.title
 
 
+_READ_POLICY = email.policy.default.clone(utf8=True)  # internationalised addresses parse too
+
+
+def render_email_bytes(
+    view: NudgeView,
+    *,
+    sender: str,
+    to_name: str,
+    to_address: str,
+    when: datetime,
+    list_unsubscribe_post: bool = False,
+) -> bytes:
+    """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage)."""
+    ctx = _context(view)
+    folder = _locale_dir(view.locale)
+    extra = [("Auto-Submitted", "auto-generated")]
+    if view.unsubscribe_url:
+        extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
+        if list_unsubscribe_post:
+            extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return build_email(
+        subject=ctx["subject"],
+        sender=sender,
+        to_name=to_name,
+        to_address=to_address,
+        when=when,
+        text=_env().get_template(f"{folder}/email.txt.j2").render(ctx),
+        html=_env().get_template(f"{folder}/email.html.j2").render(ctx),
+        extra_headers=extra,
+        message_domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost",
+    )
+
+
 def render_email(
     view: NudgeView,
     *,
@@ -165,25 +202,19 @@ def render_email(
     when: datetime,
     list_unsubscribe_post: bool = False,
 ) -> EmailMessage:
-    ctx = _context(view)
-    folder = _locale_dir(view.locale)
-    message = EmailMessage()
-    message["Subject"] = ctx["subject"]
-    message["From"] = sender
-    message["To"] = to
-    message["Date"] = format_datetime(when)
-    message["Message-ID"] = make_msgid(
-        domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    """The same email as a parsed EmailMessage (for reviewing, tests and `nudge render`)."""
+    name, address = parseaddr(to)
+    raw = render_email_bytes(
+        view,
+        sender=sender,
+        to_name=name,
+        to_address=address,
+        when=when,
+        list_unsubscribe_post=list_unsubscribe_post,
     )
-    message["Auto-Submitted"] = "auto-generated"
-    if view.unsubscribe_url:
-        message["List-Unsubscribe"] = f"<{view.unsubscribe_url}>"
-        if list_unsubscribe_post:
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(_env().get_template(f"{folder}/email.txt.j2").render(ctx))
-    message.add_alternative(
-        _env().get_template(f"{folder}/email.html.j2").render(ctx), subtype="html"
-    )
+    # Parsed from LF line ends, as a mail client shows it; the wire bytes keep CRLF.
+    message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=_READ_POLICY)
+    assert isinstance(message, EmailMessage)
     return message
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -14,7 +12,7 @@ from faststream.redis.annotations import RedisStreamMessage
 from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
-from schemas import EventRejected, NudgeDue, NudgeFailed, NudgeFailedData, parse_due
+from schemas import EventRejected, parse_due
 from services.common import dead_letters
 from services.common.clock import Clock
 from services.common.dead_letters import bury
@@ -28,7 +26,7 @@ from services.common.streams import ensure_group, entry_id, group_names, publish
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import PRODUCER, Delivery, RetryNeeded
+from services.notifier.delivery import Delivery
 from services.notifier.retries import RetryPolicy, RetryQueue, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
@@ -168,7 +166,7 @@ class NotifierService:
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
         if result.retry and delay is None:  # out of attempts: report, keep for operators
-            outcomes += [_gave_up(due, r, attempt, self.clock.now()) for r in result.retry]
+            outcomes += [self.delivery.gave_up(due, r, attempt) for r in result.retry]
             await bury(
                 self.redis,
                 self.keys.dead,
@@ -247,17 +245,13 @@ class NotifierService:
                 async with self._in_flight:
                     await self.handle(raw, entry, s, fields)
 
-            reclaimer = Reclaimer(
+            reclaimer = Reclaimer.from_settings(
                 self.redis,
+                self.settings,
                 stream=stream,
                 group=NOTIFIER_GROUP,
                 consumer=self.consumer,
                 handle=again,
-                dead_stream=self.keys.dead,
-                dead_maxlen=self.settings.dead_maxlen,
-                min_idle_ms=int(self.settings.reclaim_idle.total_seconds() * 1000),
-                max_deliveries=self.settings.max_deliveries,
-                poll_seconds=min(5.0, self.settings.reclaim_idle.total_seconds() / 2),
                 held=self._held.setdefault(stream, set()),
             )
             self.reclaimers.append(reclaimer)
@@ -285,25 +279,3 @@ class NotifierService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.stop()
         await self.after_stop()
-
-
-def _gave_up(due: NudgeDue, retry: RetryNeeded, attempts: int, now: datetime) -> NudgeFailed:
-    d = due.data
-    key = f"{d.occurrence_id}|{retry.partner_id}|{retry.channel}|gave-up"
-    return NudgeFailed(
-        type="nudge.failed.v1",
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, key),
-        occurred_at=now,
-        producer=PRODUCER,
-        data=NudgeFailedData(
-            occurrence_id=d.occurrence_id,
-            couple_id=d.couple_id,
-            kind=d.kind,
-            scheduled_at=d.scheduled_at,
-            partner_id=retry.partner_id,
-            channel=retry.channel,
-            error=f"gave up after {attempts} attempts: {retry.error.detail}"[:200],
-            permanent=False,
-            attempt=attempts,
-        ),
-    )

@@ -119,17 +119,13 @@ class SchedulerService:
         async def again(raw: bytes, entry: str, _fields: dict[bytes, bytes]) -> None:
             await self.handle(raw, entry)
 
-        self.reclaimer = Reclaimer(
+        self.reclaimer = Reclaimer.from_settings(
             self.redis,
+            self.settings,
             stream=self.keys.preferences,
             group=SCHEDULER_GROUP,
             consumer=self.consumer,
             handle=again,
-            dead_stream=self.keys.dead,
-            dead_maxlen=self.settings.dead_maxlen,
-            min_idle_ms=int(self.settings.reclaim_idle.total_seconds() * 1000),
-            max_deliveries=self.settings.max_deliveries,
-            poll_seconds=min(5.0, self.settings.reclaim_idle.total_seconds() / 2),
         )
         self._tasks = [
             asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),

@@ -65,7 +65,8 @@ class TestAsyncApi:
         assert json.loads(out.read_text()) == committed("scheduler")
 
     def test_every_stream_a_service_touches_is_a_channel(self) -> None:
-        """Preferences, due, outcomes, rejected and dead, with the default key names."""
+        """Preferences, due, outcomes, rejected and dead, with the default key names (the
+        notifier publishes unsubscribes on the preferences stream)."""
         addresses = {
             service: {c["address"] for c in committed(service)["channels"].values()}
             for service in APPS
@@ -78,6 +79,7 @@ class TestAsyncApi:
             "nudges:dead",
         }
         assert addresses["notifier"] == {
+            "nudges:preferences",  # one-click unsubscribes are published there
             "nudges:due:{s00}",
             "nudges:outcomes",
             "nudges:rejected",

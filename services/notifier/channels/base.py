@@ -21,7 +21,9 @@ class Outgoing:
 
     channel: ChannelName
     idempotency_key: str
-    email: EmailMessage | None = None  # channel "email"
+    email: EmailMessage | None = None  # channel "email", as a message object, or:
+    mime: bytes | None = None  # channel "email" as wire bytes (what delivery sends: faster)
+    sender: str = ""  # envelope sender address for `mime`
     push: dict[str, Any] | None = None  # channels "push" and "webhook": title, body, url, kind
     address: Any = None  # email address or push subscription; never logged
     couple_id: str = ""

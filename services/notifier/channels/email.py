@@ -84,12 +84,17 @@ class SmtpChannel:
         return None
 
     async def send(self, message: Outgoing) -> None:
-        if message.email is None or not isinstance(message.address, str):
+        if not isinstance(message.address, str) or (message.email is None and message.mime is None):
             raise PermanentSendError("email", "no message or no address")
-        sender = email.utils.parseaddr(str(message.email["From"]))[1]
         recipient = message.address
-        utf8 = not (sender + recipient).isascii()
-        raw = wire_bytes(message.email, utf8=utf8)
+        if message.mime is not None:
+            sender, raw = message.sender, message.mime
+            utf8 = not (sender + recipient).isascii()
+        else:
+            assert message.email is not None
+            sender = email.utils.parseaddr(str(message.email["From"]))[1]
+            utf8 = not (sender + recipient).isascii()
+            raw = wire_bytes(message.email, utf8=utf8)
         async with self._slots:
             client = self._pooled()
             if client is not None:  # a pooled connection the server may have closed meanwhile

@@ -1,0 +1,86 @@
+"""The hand-built email: valid MIME on the wire, read back by the standard library as written."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+
+from services.notifier.mime import build_email
+
+WHEN = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+LONG_URL = "https://nudges.example/u/" + "x" * 400
+
+
+def _read(raw: bytes) -> EmailMessage:
+    # SMTPUTF8 headers are raw UTF-8 bytes: read them as text, as a receiving server does.
+    message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def _build(**overrides: object) -> bytes:
+    options: dict[str, object] = {
+        "subject": "Date night",
+        "sender": "Nudges <nudges@example.org>",
+        "to_name": "Maya",
+        "to_address": "maya@example.org",
+        "when": WHEN,
+        "text": "Hi Maya,\nIt's Sam's turn.\n",
+        "html": "<p>Hi Maya,</p>\n<p>It&#39;s Sam&#39;s turn.</p>\n",
+    }
+    return build_email(**(options | overrides))  # type: ignore[arg-type]
+
+
+class TestWireFormat:
+    def test_every_line_ends_in_crlf_and_fits_998_characters(self) -> None:
+        """No bare LF anywhere; no line longer than RFC 5322 allows."""
+        raw = _build(text="a" * 3000 + "\n", extra_headers=[("List-Unsubscribe", f"<{LONG_URL}>")])
+        assert re.search(rb"(?<!\r)\n", raw) is None
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+    def test_long_header_stays_on_one_line(self) -> None:
+        """A long List-Unsubscribe URL is not folded (folded URLs break one-click clients)."""
+        raw = _build(extra_headers=[("List-Unsubscribe", f"<{LONG_URL}>")])
+        assert f"List-Unsubscribe: <{LONG_URL}>\r\n".encode() in raw
+
+    def test_multipart_alternative_text_then_html(self) -> None:
+        """Two parts, plain first (the fallback), HTML last (the preferred)."""
+        message = _read(_build())
+        assert message.get_content_type() == "multipart/alternative"
+        parts = list(message.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+
+
+class TestReadBack:
+    @pytest.mark.parametrize(
+        ("subject", "name"),
+        [
+            ("Date night", "Maya"),
+            ("Zeit für euch ❤", "Zoë Ångström"),
+            ('Say "thanks"', 'Jo "JJ" Li'),
+        ],
+    )
+    def test_headers_and_bodies_read_back_exactly(self, subject: str, name: str) -> None:
+        """Non-ASCII subjects and names, quotes in names: decoded, they are what was given."""
+        text, html = f"Hi {name},\nübung macht\n", f"<p>Hi {name}, übung</p>\n"
+        message = _read(_build(subject=subject, to_name=name, text=text, html=html))
+        assert message["Subject"] == subject
+        assert message["To"].addresses[0].display_name == name
+        assert message["To"].addresses[0].addr_spec == "maya@example.org"
+        plain, rich = message.iter_parts()
+        assert plain.get_content().replace("\r\n", "\n") == text
+        assert rich.get_content().replace("\r\n", "\n") == html
+
+    def test_international_address_falls_back_to_smtputf8(self) -> None:
+        """A non-ASCII address takes the standard library path and keeps the address as is."""
+        message = _read(_build(to_address="zoë@example.org"))
+        assert message["To"].addresses[0].addr_spec == "zoë@example.org"
+
+    def test_each_message_gets_its_own_message_id(self) -> None:
+        """Two renders of the same nudge never share a Message-ID."""
+        assert _read(_build())["Message-ID"] != _read(_build())["Message-ID"]
