@@ -35,8 +35,10 @@ from starlette.routing import Route
 
 from schemas import PushSubscription
 from services.common.clock import ManualClock
+from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import free_port
 from services.notifier.channels.base import Outgoing
+from services.notifier.channels.email import SmtpChannel
 from services.notifier.channels.webpush import WebPushChannel, public_key_b64
 from services.notifier.errors import PermanentSendError, TransientSendError
 from tests.support.events import example
@@ -381,3 +383,49 @@ class TestThroughDelivery:
             ("nudge.suppressed.v1", "channel_dead")
         ]
         assert len(service.received) == 1
+
+    async def test_email_still_arrives_when_the_push_subscription_is_gone(
+        self,
+        service: PushService,
+        channel: WebPushChannel,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        mail: MailCatcher,
+    ) -> None:
+        """Push answers 410 for a partner with push and email: push is marked dead, the email
+        goes out through a real SMTP server, and later nudges try push no more."""
+        now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        settings = notifier_settings(redis_url, key_prefix, smtp_port=mail.port)
+        data = example()["data"]
+        maya = data["partners"][0]
+        maya["channels"] = ["push", "email"]
+        maya["push"] = service.browser.subscription(f"{service.origin}/push/maya").model_dump()
+        sids = await plant(redis, settings, data, now)
+        clock = ManualClock(now)
+        smtp = SmtpChannel(host="127.0.0.1", port=mail.port)
+        deliver = delivery(redis, settings, {"push": channel, "email": smtp}, clock)
+        try:
+            service.answers.append(410)
+            first = await deliver.deliver(due("maya-sam", sids[0], "appreciation", ["maya"], now))
+            clock.advance(timedelta(hours=1))
+            later = now + timedelta(hours=1)
+            second = await deliver.deliver(
+                due("maya-sam", sids[0], "appreciation", ["maya"], later)
+            )
+        finally:
+            await smtp.close()
+        assert [(o.type, o.data.channel) for o in first.outcomes] == [
+            ("nudge.failed.v1", "push"),
+            ("nudge.sent.v1", "email"),
+        ]
+        assert [
+            (o.type, o.data.channel, getattr(o.data, "reason", None)) for o in second.outcomes
+        ] == [
+            ("nudge.suppressed.v1", "push", "channel_dead"),
+            ("nudge.sent.v1", "email", None),
+        ]
+        assert first.retry == []  # a gone subscription is never retried
+        assert second.retry == []
+        assert len(service.received) == 1  # one push attempt in all: no retry storm
+        assert [str(m["To"]) for m in mail.messages] == ["Maya <maya@example.test>"] * 2
