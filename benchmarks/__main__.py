@@ -17,7 +17,7 @@ from rich.table import Table
 
 from benchmarks.harness import RESULTS, Options, Row, machine, quiet_logs, report_json
 
-SCENARIOS = ("burst", "memory", "steady", "notifier")
+SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster")
 
 
 def _fmt(value: float) -> str:

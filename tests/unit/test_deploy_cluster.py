@@ -1,0 +1,87 @@
+"""deploy/cluster/: the compose file and the Kubernetes example configure a cluster deployment
+consistently (no Docker engine or Kubernetes here, so these checks stand in for a run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.notifier.settings import NotifierSettings
+from services.scheduler.settings import SchedulerSettings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return document
+
+
+def _manifests() -> list[dict[str, Any]]:
+    text = (DEPLOY / "kubernetes" / "nudge.yaml").read_text()
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _k8s_env(kind: str) -> dict[str, str]:
+    """A Deployment's environment: the shared ConfigMap plus its own `env` entries."""
+    [config] = [d for d in _manifests() if d["kind"] == "ConfigMap"]
+    [deployment] = [
+        d
+        for d in _manifests()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == f"nudge-{kind}"
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    own = {e["name"]: e["value"] for e in container.get("env", [])}
+    return {**config["data"], **own}
+
+
+def _valid(kind: str, env: dict[str, str]) -> None:
+    """The environment builds the service's settings (unknown NUDGE_ names would be ignored,
+    so every name must also be a field)."""
+    model = SchedulerSettings if kind == "scheduler" else NotifierSettings
+    fields = {f"NUDGE_{name.upper()}" for name in model.model_fields} | {"REDIS_URL"}
+    assert set(env) <= fields, set(env) - fields
+    settings = model.model_validate({k.removeprefix("NUDGE_").lower(): v for k, v in env.items()})
+    assert settings.redis_cluster
+
+
+class TestCompose:
+    @pytest.mark.parametrize("kind", ["scheduler", "notifier"])
+    def test_each_service_is_configured_for_the_cluster(self, kind: str) -> None:
+        """NUDGE_REDIS_CLUSTER is on and every variable is a real setting of that service."""
+        env = _compose()["services"][kind]["environment"]
+        _valid(kind, {k: v for k, v in env.items() if k != "REDIS_URL"})
+
+    def test_both_services_share_one_shard_count(self) -> None:
+        """NUDGE_SHARDS is identical for schedulers and notifiers (it is fixed per deployment)."""
+        services = _compose()["services"]
+        shards = {services[k]["environment"]["NUDGE_SHARDS"] for k in ("scheduler", "notifier")}
+        assert len(shards) == 1
+
+    def test_the_cluster_has_three_primaries_with_a_replica_each(self) -> None:
+        """Six Redis nodes with AOF, formed with one replica per primary."""
+        services = _compose()["services"]
+        nodes = [name for name in services if name.startswith("redis-")]
+        assert len(nodes) == 6
+        assert all("--appendonly yes" in services[n]["command"][0] for n in nodes)
+        assert "--cluster-replicas 1" in services["cluster-init"]["command"][0]
+
+
+class TestKubernetesExample:
+    @pytest.mark.parametrize("kind", ["scheduler", "notifier"])
+    def test_each_deployment_is_configured_for_the_cluster(self, kind: str) -> None:
+        """Both Deployments read the shared ConfigMap: cluster on, one shard count."""
+        _valid(kind, _k8s_env(kind))
+
+    def test_probes_use_the_services_health_endpoints(self) -> None:
+        """Readiness is /readyz and liveness /healthz on the NUDGE_HTTP_PORT."""
+        for deployment in (d for d in _manifests() if d["kind"] == "Deployment"):
+            [container] = deployment["spec"]["template"]["spec"]["containers"]
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["ports"][0]["containerPort"] == int(
+                _k8s_env("scheduler")["NUDGE_HTTP_PORT"]
+            )
