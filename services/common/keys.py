@@ -12,7 +12,7 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:couple:{s00}:<couple>       hash    revision, profile, pause and unsubscribe state
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
                                                and daily-cap slots "occurrence|partner|cap(ped)"
-    nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms
+    nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
 

@@ -192,6 +192,7 @@ class Delivery:
                 scheduled_ms=epoch_ms(d.scheduled_at),
                 now_ms=now_ms,
                 retention_ms=int(self.settings.idempotency_retention.total_seconds() * 1000),
+                repeat_window_ms=int(self.settings.repeat_window.total_seconds() * 1000),
             )
             if not recorded:
                 log.info("couple_erased_during_delivery", occurrence_id=d.occurrence_id)

@@ -16,12 +16,17 @@ __all__ = ["NotifierState", "idempotency_key"]
 RECORD_SENT: Final = """
 -- Record sends of one occurrence, only while the couple exists (an erasure may have won).
 -- KEYS: 1 couple hash, 2 sent zset, 3 seen zset
--- ARGV: 1 now_ms, 2 retention_ms, 3 content id, 4 scheduled_ms, 5.. idempotency keys
--- Returns 1 if recorded, 0 if the couple is gone.
+-- ARGV: 1 now_ms, 2 retention_ms, 3 content id, 4 scheduled_ms, 5 repeat window ms,
+--       6.. idempotency keys
+-- Returns 1 if recorded, 0 if the couple is gone. Sightings older than the repeat window
+-- can no longer affect a choice, so they are trimmed: the seen set stays bounded.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 5, #ARGV do redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i]) end
+for i = 6, #ARGV do redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[3]) end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[4]) - tonumber(ARGV[5])))
+end
 return 1
 """
 
@@ -67,15 +72,16 @@ class NotifierState:
         scheduled_ms: int,
         now_ms: int,
         retention_ms: int,
+        repeat_window_ms: int,
     ) -> bool:
-        """Idempotency records and the seen item, trimmed, atomically: 1 round trip."""
+        """Idempotency records and the seen item, both trimmed, atomically: 1 round trip."""
         recorded = await self._record_sent(
             keys=[
                 self.keys.couple(couple_id),
                 self.keys.sent(couple_id),
                 self.keys.seen(couple_id),
             ],
-            args=[now_ms, retention_ms, content_id, scheduled_ms, *keys],
+            args=[now_ms, retention_ms, content_id, scheduled_ms, repeat_window_ms, *keys],
         )
         return bool(recorded)
 

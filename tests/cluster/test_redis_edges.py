@@ -177,6 +177,7 @@ class TestNotifierStateOnCluster:
             scheduled_ms=now,
             now_ms=now,
             retention_ms=86_400_000,
+            repeat_window_ms=86_400_000,
         )
         await state.mark_dead("c00005", "sam", "email", now)
         couple, already, seen = await state.load(

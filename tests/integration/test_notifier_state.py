@@ -1,0 +1,56 @@
+"""The notifier's per-couple records stay bounded: old sends and old sightings are trimmed."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from services.notifier.state import NotifierState, idempotency_key
+from tests.support.settings import notifier_settings
+
+DAY = 86_400_000
+
+
+class TestRecordSent:
+    async def test_sightings_older_than_the_repeat_window_are_trimmed(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """With a 30-day window, a year of daily items leaves only the last 30 days seen."""
+        keys = notifier_settings(redis_url, key_prefix).keys
+        state = NotifierState(redis, keys)
+        await redis.hset(keys.couple("c1"), "rev", 1)  # the couple exists
+        for day in range(365):
+            scheduled = day * DAY
+            recorded = await state.record_sent(
+                "c1",
+                [idempotency_key(f"c1/a/maya@{day}", "maya", "email")],
+                content_id=f"item-{day}",
+                scheduled_ms=scheduled,
+                now_ms=scheduled,
+                retention_ms=14 * DAY,
+                repeat_window_ms=30 * DAY,
+            )
+            assert recorded
+        seen = cast("list[bytes]", await redis.zrange(keys.seen("c1"), 0, -1))
+        assert seen == [f"item-{day}".encode() for day in range(364 - 30, 365)]
+        sent = cast("list[bytes]", await redis.zrange(keys.sent("c1"), 0, -1))
+        assert len(sent) == 14  # records exactly 14 days old are already trimmed
+
+    async def test_nothing_is_recorded_for_an_erased_couple(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A send finishing after the couple was erased leaves no key behind."""
+        keys = notifier_settings(redis_url, key_prefix).keys
+        state = NotifierState(redis, keys)
+        recorded = await state.record_sent(
+            "gone",
+            ["x|maya|email"],
+            content_id="item",
+            scheduled_ms=DAY,
+            now_ms=DAY,
+            retention_ms=DAY,
+            repeat_window_ms=DAY,
+        )
+        assert recorded is False
+        assert await redis.exists(*keys.couple_keys("gone")) == 0
