@@ -33,6 +33,7 @@ __all__ = ["TimerLoop", "shard_round"]
 
 log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
+_OUTCOME_CHUNK = 1000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
 
 
@@ -158,14 +159,15 @@ class TimerLoop:
             self.missed += len(decision.missed)
             if self.on_fired is not None:
                 self.on_fired(decision, schedule)
-        if outcomes:
+        # Every missed or dropped occurrence is reported; after a long outage there can be
+        # many, so they go out in pipelines of a bounded size.
+        for start in range(0, len(outcomes), _OUTCOME_CHUNK):
+            chunk = outcomes[start : start + _OUTCOME_CHUNK]
             await publish(
-                self.store.redis,
-                self.keys.outcomes,
-                outcomes[:1000],
-                maxlen=self.settings.outcomes_maxlen,
+                self.store.redis, self.keys.outcomes, chunk, maxlen=self.settings.outcomes_maxlen
             )
-            self.metrics.observe_outcomes(outcomes[:1000])
+            self.metrics.observe_outcomes(chunk)
+        if outcomes:
             log.info("occurrences_suppressed", count=len(outcomes))
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +86,25 @@ class TestMisfires:
         assert await world.dues() == []
         missed = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
         assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8]
+
+
+class TestLongOutage:
+    async def test_every_missed_occurrence_is_reported_even_beyond_one_batch(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Two daily check-ins, down 700 days and 20 h: 2 x 701 missed, all reported, none sent."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        for couple in ("c1", "c2"):
+            event = json.loads(_prefs(DAILY_CHECK_IN))
+            event["data"]["couple_id"] = couple
+            await world.ingest.apply(parse_preference(json.dumps(event)))
+        world.clock.set(MONDAY + timedelta(days=700, hours=20))  # past 08:00 Berlin + 6 h grace
+        while await world.loop.tick(0):
+            pass
+        assert await world.dues() == []
+        missed = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        assert len(missed) == 2 * 701
+        assert {getattr(o.data, "reason", None) for o in missed} == {"missed"}
 
 
 class TestQuietHours:
