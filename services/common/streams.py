@@ -28,6 +28,7 @@ __all__ = [
     "read_events",
     "reject",
     "scrub",
+    "xadd_command",
 ]
 
 T = TypeVar("T")
@@ -39,6 +40,11 @@ _COUPLE_ID: Final = re.compile(rb'"couple_id"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
 
 def encode(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
+
+
+def xadd_command(stream: str, event: BaseModel, maxlen: int) -> tuple[str | int | bytes, ...]:
+    """The XADD of one event, as arguments for AutoPipeline.call (trimmed like `publish`)."""
+    return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, encode(event))
 
 
 async def publish(

@@ -15,10 +15,12 @@ then failed still counts: the cap errs on the side of fewer nudges.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import redis.asyncio as aioredis
 
+from services.common.autopipeline import AutoPipeline
 from services.common.keys import Keys
 
 __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member", "slot_member"]
@@ -26,26 +28,39 @@ __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member", "slot_member"]
 CapResult = Literal["reserved", "over_cap", "erased"]
 
 RESERVE: Final = """
--- Take one of a partner's daily slots for an occurrence, unless the cap is reached.
+-- Take one daily slot per partner for an occurrence, unless that partner's cap is reached.
 -- KEYS: 1 couple hash, 2 sent zset
--- ARGV: 1 slot member "<occ>|<partner>|cap", 2 refusal member "<occ>|<partner>|capped",
---       3 slot suffix "|<partner>|cap", 4 now_ms, 5 window_ms, 6 cap
--- Returns 1 reserved (now or before), 0 over the cap (recorded, final), -1 couple gone.
+-- ARGV: 1 occurrence id, 2 now_ms, 3 window_ms, 4 cap, 5.. partner ids
+-- Returns, per partner: 1 reserved (now or before), 0 over the cap (recorded, final);
+-- or -1 alone when the couple is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 1 end
-if redis.call('ZSCORE', KEYS[2], ARGV[2]) then return 0 end
-local suffix = ARGV[3]
-local since = tonumber(ARGV[4]) - tonumber(ARGV[5])
-local used = 0
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. since, '+inf')) do
-  if string.sub(member, -#suffix) == suffix then used = used + 1 end
+local since = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local recent = nil
+local out = {}
+for i = 5, #ARGV do
+  local slot = ARGV[1] .. '|' .. ARGV[i] .. '|cap'
+  local refusal = ARGV[1] .. '|' .. ARGV[i] .. '|capped'
+  if redis.call('ZSCORE', KEYS[2], slot) then
+    out[#out + 1] = 1
+  elseif redis.call('ZSCORE', KEYS[2], refusal) then
+    out[#out + 1] = 0
+  else
+    recent = recent or redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. since, '+inf')
+    local suffix = '|' .. ARGV[i] .. '|cap'
+    local used = 0
+    for _, member in ipairs(recent) do
+      if string.sub(member, -#suffix) == suffix then used = used + 1 end
+    end
+    if used >= tonumber(ARGV[4]) then
+      redis.call('ZADD', KEYS[2], ARGV[2], refusal)
+      out[#out + 1] = 0
+    else
+      redis.call('ZADD', KEYS[2], ARGV[2], slot)
+      out[#out + 1] = 1
+    end
+  end
 end
-if used >= tonumber(ARGV[6]) then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
-  return 0
-end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return 1
+return out
 """
 
 _RESULTS: Final[dict[int, CapResult]] = {1: "reserved", 0: "over_cap", -1: "erased"}
@@ -60,30 +75,27 @@ def capped_member(occurrence_id: str, partner_id: str) -> str:
 
 
 class CapLedger:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, pipe: AutoPipeline | None = None) -> None:
         self.keys = keys
+        self.pipe = pipe or AutoPipeline(redis)
         self._reserve = redis.register_script(RESERVE)
 
     async def reserve(
         self,
         couple_id: str,
         occurrence_id: str,
-        partner_id: str,
+        partner_ids: Sequence[str],
         *,
         now_ms: int,
         window_ms: int,
         cap: int,
-    ) -> CapResult:
-        """Take (or find) this occurrence's slot for the partner: 1 round trip."""
-        result = await self._reserve(
-            keys=[self.keys.couple(couple_id), self.keys.sent(couple_id)],
-            args=[
-                slot_member(occurrence_id, partner_id),
-                capped_member(occurrence_id, partner_id),
-                f"|{partner_id}|cap",
-                now_ms,
-                window_ms,
-                cap,
-            ],
+    ) -> list[CapResult]:
+        """Take (or find) this occurrence's slot for each partner: one script call."""
+        result = await self.pipe.script(
+            self._reserve,
+            [self.keys.couple(couple_id), self.keys.sent(couple_id)],
+            [occurrence_id, now_ms, window_ms, cap, *partner_ids],
         )
-        return _RESULTS[int(result)]
+        if not isinstance(result, list):  # -1: the couple was erased
+            return ["erased" for _ in partner_ids]
+        return [_RESULTS[int(r)] for r in result]

@@ -31,12 +31,19 @@ class Item:
 class Catalog:
     def __init__(self, items_by_locale: dict[str, tuple[Item, ...]]) -> None:
         self._items = items_by_locale
+        self._pools: dict[tuple[NudgeKind, str], tuple[Item, ...]] = {}  # items() per nudge
 
     @property
     def locales(self) -> frozenset[str]:
         return frozenset(self._items)
 
     def items(self, kind: NudgeKind, locale: str = DEFAULT_LOCALE) -> tuple[Item, ...]:
+        pool = self._pools.get((kind, locale))
+        if pool is None:
+            pool = self._pools[kind, locale] = self._select(kind, locale)
+        return pool
+
+    def _select(self, kind: NudgeKind, locale: str) -> tuple[Item, ...]:
         chosen = self._items.get(locale) or self._items.get(locale.split("-")[0])
         pool = chosen if chosen is not None else self._items[DEFAULT_LOCALE]
         return tuple(item for item in pool if item.kind == kind)

@@ -15,6 +15,7 @@ idempotency records make the retry skip everything already done).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,15 @@ class RetryNeeded:
     error: TransientSendError
 
 
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """A recipient who still needs this nudge, and on which (channel, idempotency key)."""
+
+    partner: Partner
+    other: Partner
+    channels: list[tuple[ChannelName, str]]
+
+
 @dataclass
 class DeliveryResult:
     outcomes: list[OutcomeEvent] = field(default_factory=list)
@@ -87,7 +97,7 @@ class Delivery:
         self.clock = clock
         self.settings = settings
         self._sender_address = parseaddr(settings.sender)[1]
-        self.caps = CapLedger(state.redis, state.keys)
+        self.caps = CapLedger(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
             if settings.public_url is not None and settings.unsubscribe_secrets
@@ -95,6 +105,8 @@ class Delivery:
         )
 
     async def deliver(self, due: NudgeDue) -> DeliveryResult:
+        """Decide, reserve cap slots, send, record: three Redis calls per nudge in all (load,
+        reserve, record), each shared with concurrent nudges through the AutoPipeline."""
         d = due.data
         scheduled_ms = epoch_ms(d.scheduled_at)
         window_ms = int(self.settings.repeat_window.total_seconds() * 1000)
@@ -109,94 +121,116 @@ class Delivery:
         if d.schedule_id not in couple.fields.get("sids", "").split(","):
             result.outcomes.append(self._suppressed(due, now, "stale_revision"))
             return result
+        wanted = self._wanted(result, due, couple, sent, now)
+        if not wanted:
+            return result
+        now_ms = epoch_ms(now)
+        # Every channel of one occurrence shares one slot of the partner's cap.
+        slots = await self.caps.reserve(
+            d.couple_id,
+            d.occurrence_id,
+            [w.partner.partner_id for w in wanted],
+            now_ms=now_ms,
+            window_ms=_DAY_MS,
+            cap=self.settings.daily_cap_per_partner,
+        )
+        sends: list[tuple[_Wanted, ChannelName, str, Item]] = []
+        for want, slot in zip(wanted, slots, strict=True):
+            if slot != "reserved":
+                why: SuppressionReason = "cap_reached" if slot == "over_cap" else "erased"
+                result.outcomes.append(self._suppressed(due, now, why, want.partner.partner_id))
+                log.info(
+                    "nudge_not_sent",
+                    occurrence_id=d.occurrence_id,
+                    partner_id=want.partner.partner_id,
+                    reason=why,
+                )
+                continue
+            item = self._choose(due, couple, want.partner, want.other, seen)
+            sends += [(want, channel, key, item) for channel, key in want.channels]
+        done = await asyncio.gather(
+            *(
+                self._send(self._render(due, couple, w.partner, item, ch, key, now))
+                for w, ch, key, item in sends
+            )
+        )
+        records: list[tuple[str, str]] = []
+        for (want, channel, key, item), error in zip(sends, done, strict=True):
+            partner_id = want.partner.partner_id
+            outcome: OutcomeEvent
+            if isinstance(error, TransientSendError):
+                result.retry.append(RetryNeeded(partner_id, channel, error))
+                continue
+            if isinstance(error, PermanentSendError):
+                if error.gone:
+                    await self.state.mark_dead(d.couple_id, partner_id, channel, now_ms)
+                outcome = self._failed(due, now, partner_id, channel, error.detail)
+                records.append((key, ""))  # final too: a redelivery must not retry it
+            else:
+                outcome = self._sent(due, now, partner_id, channel, item.id)
+                records.append((key, item.id))
+            result.outcomes.append(outcome)
+        if records:
+            recorded = await self.state.record_sent(
+                d.couple_id,
+                records,
+                scheduled_ms=scheduled_ms,
+                now_ms=now_ms,
+                retention_ms=int(self.settings.idempotency_retention.total_seconds() * 1000),
+                repeat_window_ms=window_ms,
+            )
+            if not recorded:
+                log.info("couple_erased_during_delivery", occurrence_id=d.occurrence_id)
+        return result
+
+    def _wanted(
+        self,
+        result: DeliveryResult,
+        due: NudgeDue,
+        couple: CoupleState,
+        sent: set[str],
+        now: datetime,
+    ) -> list[_Wanted]:
+        """Who still needs this nudge, on which channels; suppressions go to `result`."""
+        d = due.data
+        assert couple.profile is not None
+        now_ms = epoch_ms(now)
         partners = {p.partner_id: p for p in couple.profile.partners}
+        wanted: list[_Wanted] = []
         for partner_id in d.recipients:
             partner = partners.get(partner_id)
             if partner is None:
                 result.outcomes.append(self._suppressed(due, now, "stale_revision", partner_id))
                 continue
-            other = next(p for p in couple.profile.partners if p.partner_id != partner_id)
-            await self._deliver_to(result, due, couple, partner, other, sent, seen, now)
-        return result
+            if capped_member(d.occurrence_id, partner_id) in sent:
+                continue  # refused a slot earlier; that outcome was published then
+            if couple.paused(partner_id, now_ms):
+                result.outcomes.append(self._suppressed(due, now, "paused", partner_id))
+                continue
+            channels: list[tuple[ChannelName, str]] = []
+            for channel_name in partner.channels:
+                key = idempotency_key(d.occurrence_id, partner_id, channel_name)
+                if key in sent:
+                    continue
+                reason = self._blocked(couple, partner_id, d.kind, channel_name)
+                if reason is not None:
+                    result.outcomes.append(
+                        self._suppressed(due, now, reason, partner_id, channel_name)
+                    )
+                    continue
+                channels.append((channel_name, key))
+            if channels:
+                other = next(p for p in couple.profile.partners if p.partner_id != partner_id)
+                wanted.append(_Wanted(partner, other, channels))
+        return wanted
 
-    async def _deliver_to(
-        self,
-        result: DeliveryResult,
-        due: NudgeDue,
-        couple: CoupleState,
-        partner: Partner,
-        other: Partner,
-        sent: set[str],
-        seen: set[str],
-        now: datetime,
-    ) -> None:
-        d = due.data
-        now_ms = epoch_ms(now)
-        outcomes = result.outcomes
-        if capped_member(d.occurrence_id, partner.partner_id) in sent:
-            return  # refused a slot earlier; that outcome was published then
-        if couple.paused(partner.partner_id, now_ms):
-            outcomes.append(self._suppressed(due, now, "paused", partner.partner_id))
-            return
-        holds_slot = False
-        for channel_name in partner.channels:
-            key = idempotency_key(d.occurrence_id, partner.partner_id, channel_name)
-            if key in sent:
-                continue
-            reason = self._blocked(couple, partner.partner_id, d.kind, channel_name)
-            if reason is not None:
-                outcomes.append(
-                    self._suppressed(due, now, reason, partner.partner_id, channel_name)
-                )
-                continue
-            if not holds_slot:  # every channel of one occurrence shares one slot of the cap
-                slot = await self.caps.reserve(
-                    d.couple_id,
-                    d.occurrence_id,
-                    partner.partner_id,
-                    now_ms=now_ms,
-                    window_ms=_DAY_MS,
-                    cap=self.settings.daily_cap_per_partner,
-                )
-                if slot != "reserved":
-                    why: SuppressionReason = "cap_reached" if slot == "over_cap" else "erased"
-                    outcomes.append(self._suppressed(due, now, why, partner.partner_id))
-                    log.info(
-                        "nudge_not_sent",
-                        occurrence_id=d.occurrence_id,
-                        partner_id=partner.partner_id,
-                        reason=why,
-                    )
-                    return
-                holds_slot = True
-            item = self._choose(due, couple, partner, other, seen)
-            message = self._render(due, couple, partner, item, channel_name, key, now)
-            outcome: OutcomeEvent
-            try:
-                await self.channels[channel_name].send(message)
-                outcome = self._sent(due, now, partner.partner_id, channel_name, item.id)
-            except TransientSendError as exc:
-                result.retry.append(RetryNeeded(partner.partner_id, channel_name, exc))
-                continue
-            except PermanentSendError as exc:
-                if exc.gone:
-                    await self.state.mark_dead(
-                        d.couple_id, partner.partner_id, channel_name, now_ms
-                    )
-                outcome = self._failed(due, now, partner.partner_id, channel_name, exc.detail)
-            # A permanent failure is final too: record it so a redelivery does not retry it.
-            recorded = await self.state.record_sent(
-                d.couple_id,
-                [key],
-                content_id=item.id if outcome.type == "nudge.sent.v1" else "",
-                scheduled_ms=epoch_ms(d.scheduled_at),
-                now_ms=now_ms,
-                retention_ms=int(self.settings.idempotency_retention.total_seconds() * 1000),
-                repeat_window_ms=int(self.settings.repeat_window.total_seconds() * 1000),
-            )
-            if not recorded:
-                log.info("couple_erased_during_delivery", occurrence_id=d.occurrence_id)
-            outcomes.append(outcome)
+    async def _send(self, message: Outgoing) -> TransientSendError | PermanentSendError | None:
+        """Send one message; the send error, if any, is returned, not raised."""
+        try:
+            await self.channels[message.channel].send(message)
+        except (TransientSendError, PermanentSendError) as exc:
+            return exc
+        return None
 
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName

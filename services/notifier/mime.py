@@ -3,8 +3,9 @@
 The standard library's EmailMessage (policy machinery, content managers, header folding) costs
 about 2 ms per message, which capped the notifier at a few hundred emails a second. A nudge is
 always the same shape (multipart/alternative: text + HTML, UTF-8), so we write it ourselves:
-RFC 2047 for non-ASCII header text, quoted-printable bodies, CRLF line ends, headers on one
-line (RFC 5322 allows 998 characters; a folded List-Unsubscribe URL breaks mail clients).
+RFC 2047 for non-ASCII header text, a quoted-printable text part and a base64 HTML part,
+CRLF line ends, headers on one line (RFC 5322 allows 998 characters; a folded
+List-Unsubscribe URL breaks mail clients).
 Anything unusual (a non-ASCII address, a header too long for one line) goes through the
 standard library instead, so correctness never depends on the fast path.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import email.policy
+import functools
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
@@ -38,6 +40,17 @@ def _qp(body: str) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+def _base64(body: str) -> bytes:
+    """Base64 in 76-character lines (RFC 2045): ~5x cheaper than quoted-printable for HTML."""
+    data = binascii.b2a_base64(body.replace("\r\n", "\n").encode("utf-8"), newline=False)
+    return b"\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+
+
+@functools.lru_cache(maxsize=256)
+def _date(when: datetime) -> str:
+    return format_datetime(when)  # the same instant for every message of a batch
+
+
 def build_email(
     *,
     subject: str,
@@ -57,7 +70,7 @@ def build_email(
         ("Subject", _text(subject)),
         ("From", sender),
         ("To", formataddr((to_name, to_address), charset="utf-8")),
-        ("Date", format_datetime(when)),
+        ("Date", _date(when)),
         ("Message-ID", make_msgid(domain=message_domain)),
         *[(name, _text(value)) for name, value in extra_headers],
         ("MIME-Version", "1.0"),
@@ -68,13 +81,17 @@ def build_email(
     out = [f"{name}: {value}".encode() for name, value in headers]
     out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode())
     out.append(b"")
-    for subtype, body in (("plain", text), ("html", html)):
+    # The text part stays quoted-printable (readable as is); HTML is long and goes as base64.
+    for subtype, encoding, body in (
+        ("plain", "quoted-printable", _qp(text)),
+        ("html", "base64", _base64(html)),
+    ):
         out += [
             f"--{boundary}".encode(),
             f'Content-Type: text/{subtype}; charset="utf-8"'.encode(),
-            b"Content-Transfer-Encoding: quoted-printable",
+            f"Content-Transfer-Encoding: {encoding}".encode(),
             b"",
-            _qp(body),
+            body,
         ]
     out += [f"--{boundary}--".encode(), b""]
     return b"\r\n".join(out)

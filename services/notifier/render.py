@@ -115,6 +115,16 @@ def _env() -> jinja2.Environment:
 
 
 @functools.cache
+def _template(path: str) -> jinja2.Template:
+    return _env().get_template(path)
+
+
+@functools.cache
+def _message_domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+
+
+@functools.cache
 def _locale_dir(locale: str) -> str:
     root = _templates_root()
     for candidate in (locale, locale.split("-")[0]):
@@ -187,10 +197,10 @@ def render_email_bytes(
         to_name=to_name,
         to_address=to_address,
         when=when,
-        text=_env().get_template(f"{folder}/email.txt.j2").render(ctx),
-        html=_env().get_template(f"{folder}/email.html.j2").render(ctx),
+        text=_template(f"{folder}/email.txt.j2").render(ctx),
+        html=_template(f"{folder}/email.html.j2").render(ctx),
         extra_headers=extra,
-        message_domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost",
+        message_domain=_message_domain(sender),
     )
 
 

@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
+from faststream import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
-from faststream.redis.annotations import RedisStreamMessage
+from faststream.redis.annotations import RedisBatchStreamMessage
 from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
 from schemas import EventRejected, parse_due
 from services.common import dead_letters
+from services.common.autopipeline import AutoPipeline
 from services.common.clock import Clock
 from services.common.dead_letters import bury
 from services.common.health import health_routes
@@ -22,7 +24,7 @@ from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.streams import ensure_group, entry_id, group_names, publish, reject
+from services.common.streams import DATA_FIELD, ensure_group, group_names, reject, xadd_command
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
@@ -37,6 +39,8 @@ __all__ = ["NotifierService", "default_channels"]
 
 log = structlog.get_logger()
 SERVICE = "notifier"
+DATA_KEY = DATA_FIELD.encode()
+STOP_GRACE_S = 15.0  # on SIGTERM, deliveries already started get this long to finish
 
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
@@ -85,11 +89,10 @@ class NotifierService:
         self.clock = clock or clock_from(settings)
         self.redis = redis_client(settings)
         self.channels = channels if channels is not None else default_channels(settings)
-        self.state = NotifierState(self.redis, self.keys)
+        self.pipe = AutoPipeline(self.redis)  # concurrent nudges share round trips
+        self.state = NotifierState(self.redis, self.keys, self.pipe)
         self.delivery = Delivery(self.state, self.channels, load_catalog(), self.clock, settings)
         self.consumer = consumer_name(settings, SERVICE)
-        self.broker = broker_for(settings, graceful_timeout=15.0)
-        self.broker.include_router(self._router())
         self.delivered = 0
         self.metrics = Metrics(SERVICE, self.keys)  # operators' view: see routes(), start()
         self.gauges = GaugeRefresher(
@@ -105,8 +108,11 @@ class NotifierService:
         # NUDGE_MAX_IN_FLIGHT bounds the whole process, not each shard's subscriber: with
         # NUDGE_SHARDS=8 the subscribers alone would run 8x as many (and exhaust the Redis pool).
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
+        self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.broker = broker_for(settings, graceful_timeout=STOP_GRACE_S)
+        self.broker.include_router(self._router())
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -115,27 +121,44 @@ class NotifierService:
                 stream,
                 group=NOTIFIER_GROUP,
                 consumer=self.consumer,
+                batch=True,
                 max_records=self.settings.batch_size,
             )
-
-            router.subscriber(stream=sub, max_workers=self.settings.max_in_flight)(
-                self._handler_for(stream)
-            )
+            # Acknowledged by us, one entry at a time, when its work is durable (_run_one).
+            router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL)(self._admit_for(stream))
         return router
 
-    def _handler_for(self, stream: str) -> Callable[[RedisStreamMessage], Awaitable[None]]:
-        async def on_due(msg: RedisStreamMessage) -> None:
-            entry = entry_id(msg)
-            held = self._held.setdefault(stream, set())
-            held.add(entry)  # in flight here: this stream's Reclaimer keeps it ours meanwhile
-            try:
-                async with self._in_flight:
-                    await self.handle(msg.body, entry, stream, msg.raw_message.get("data") or {})
-            finally:
-                held.discard(entry)
+    def _admit_for(self, stream: str) -> Callable[[RedisBatchStreamMessage], Awaitable[None]]:
+        held = self._held.setdefault(stream, set())
 
-        on_due.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
-        return on_due
+        async def on_due_batch(msg: RedisBatchStreamMessage) -> None:
+            """Start every entry of a batch as its own task and return: the subscriber reads
+            the next batch while these run. Back-pressure: at most NUDGE_MAX_IN_FLIGHT
+            entries run in this process, so this waits for a free place per entry."""
+            raw_message = msg.raw_message
+            for raw_id, fields in zip(raw_message["message_ids"], raw_message["data"], strict=True):
+                await self._in_flight.acquire()
+                entry = raw_id.decode()
+                held.add(entry)  # in flight here: this stream's Reclaimer keeps it ours
+                task = asyncio.create_task(self._run_one(stream, entry, fields, held))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+        on_due_batch.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
+        return on_due_batch
+
+    async def _run_one(
+        self, stream: str, entry: str, fields: dict[bytes, bytes], held: set[str]
+    ) -> None:
+        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer)."""
+        try:
+            await self.handle(fields.get(DATA_KEY, b""), entry, stream, fields)
+            await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
+        except Exception as exc:
+            log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
+        finally:
+            held.discard(entry)
+            self._in_flight.release()
 
     async def handle(
         self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
@@ -179,8 +202,13 @@ class NotifierService:
                 maxlen=self.settings.dead_maxlen,
             )
         if outcomes:
-            await publish(
-                self.redis, self.keys.outcomes, outcomes, maxlen=self.settings.outcomes_maxlen
+            await asyncio.gather(
+                *(
+                    self.pipe.call(
+                        *xadd_command(self.keys.outcomes, o, self.settings.outcomes_maxlen)
+                    )
+                    for o in outcomes
+                )
             )
             self.metrics.observe_outcomes(outcomes)
         if result.retry and delay is not None:
@@ -189,7 +217,8 @@ class NotifierService:
             for retry in result.retry:
                 self.metrics.observe_retry(retry.channel)
         self.delivered += 1
-        log.info(
+        # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
+        log.debug(
             "nudge_handled",
             event_type=due.type,
             event_id=str(due.event_id),
@@ -278,4 +307,7 @@ class NotifierService:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.stop()
+        if self._running:  # entries already started finish (bounded), then are acknowledged
+            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
+        await self.pipe.drain()
         await self.after_stop()

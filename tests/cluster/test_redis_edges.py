@@ -168,12 +168,11 @@ class TestNotifierStateOnCluster:
         now = epoch_ms(START)
         sent = [idempotency_key("c00005/d/both@1", p, "email") for p in ("maya", "sam")]
         reserved = await caps.reserve(
-            "c00005", "c00005/d/both@1", "maya", now_ms=now, window_ms=86_400_000, cap=3
+            "c00005", "c00005/d/both@1", ["maya", "sam"], now_ms=now, window_ms=86_400_000, cap=3
         )
         recorded = await state.record_sent(
             "c00005",
-            sent,
-            content_id="dn-picnic",
+            [(key, "dn-picnic") for key in sent],
             scheduled_ms=now,
             now_ms=now,
             retention_ms=86_400_000,
@@ -183,7 +182,7 @@ class TestNotifierStateOnCluster:
         couple, already, seen = await state.load(
             "c00005", seen_since_ms=now - 1000, seen_before_ms=now + 1
         )
-        assert (reserved, recorded) == ("reserved", True)
+        assert (reserved, recorded) == (["reserved", "reserved"], True)
         assert set(sent) <= already
         assert seen == {"dn-picnic"}
         assert await cluster_redis.hget(keys.couple("c00005"), "dead:sam:email") is not None

@@ -24,8 +24,7 @@ class TestRecordSent:
             scheduled = day * DAY
             recorded = await state.record_sent(
                 "c1",
-                [idempotency_key(f"c1/a/maya@{day}", "maya", "email")],
-                content_id=f"item-{day}",
+                [(idempotency_key(f"c1/a/maya@{day}", "maya", "email"), f"item-{day}")],
                 scheduled_ms=scheduled,
                 now_ms=scheduled,
                 retention_ms=14 * DAY,
@@ -45,8 +44,7 @@ class TestRecordSent:
         state = NotifierState(redis, keys)
         recorded = await state.record_sent(
             "gone",
-            ["x|maya|email"],
-            content_id="item",
+            [("x|maya|email", "item")],
             scheduled_ms=DAY,
             now_ms=DAY,
             retention_ms=DAY,

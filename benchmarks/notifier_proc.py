@@ -1,0 +1,86 @@
+"""One notifier process for the benchmarks: the real NotifierService, in its own interpreter.
+
+Run by the notifier scenario as a subprocess:
+    python -m benchmarks.notifier_proc URL --now-ms MS [--smtp-port PORT]
+It builds the service (a counting channel for email, or real SMTP to PORT), prints "ready",
+starts consuming when it reads "go", stops when it reads "stop" (stop() lets deliveries in
+flight finish), then prints one JSON line: messages it handed to the channel, CPU seconds, peak
+RSS growth. Several of these share one consumer group, as replicas do in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from benchmarks.harness import PREFIX, quiet_logs
+from services.common.clock import ManualClock
+from services.notifier.channels.base import Outgoing, RecordingChannel
+from services.notifier.service import NotifierService
+from services.notifier.settings import NotifierSettings
+
+
+class CountingChannel(RecordingChannel):
+    """A RecordingChannel that keeps a count, not the messages: memory stays the notifier's."""
+
+    count: int = 0
+
+    async def send(self, message: Outgoing) -> None:
+        self.count += 1
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> None:
+    quiet_logs()
+    settings = NotifierSettings(
+        redis_url=SecretStr(url),
+        key_prefix=PREFIX,
+        smtp_port=smtp_port or 1025,
+        smtp_concurrency=16,
+        max_in_flight=in_flight,
+        batch_size=200,
+    )
+    counter = CountingChannel()
+    channels = None if smtp_port else {"email": counter}
+    clock = ManualClock(datetime.fromtimestamp(now_ms / 1000, UTC))
+    service = NotifierService(settings, clock, channels)  # type: ignore[arg-type]
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # "go"
+    rss0, peak = rss_kib(), 0
+    cpu0 = time.process_time()
+    await service.start()
+    line = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))  # "stop"
+    while not line.done():
+        peak = max(peak, rss_kib() - rss0)
+        await asyncio.sleep(0.1)
+    await service.stop()
+    result = {
+        "handled": service.delivered,
+        "counted": counter.count,
+        "cpu_s": time.process_time() - cpu0,
+        "peak_rss_growth_mib": peak / 1024,
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--now-ms", type=int, required=True)
+    parser.add_argument("--smtp-port", type=int)
+    parser.add_argument("--in-flight", type=int, default=256)
+    a = parser.parse_args()
+    asyncio.run(main(a.url, a.now_ms, a.smtp_port, a.in_flight))

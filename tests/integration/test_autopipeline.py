@@ -1,0 +1,88 @@
+"""AutoPipeline: concurrent calls share round trips, and each caller still gets its own reply."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from services.common.autopipeline import AutoPipeline
+
+ECHO_KEYS = "return {KEYS[1], ARGV[1]}"
+
+
+class TestAutoPipeline:
+    async def test_concurrent_calls_share_round_trips_and_keep_their_order(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """500 coroutines each INCR then GET: every reply is theirs, in far fewer trips."""
+        pipe = AutoPipeline(redis)
+        key = f"{key_prefix}counter"
+
+        async def one(i: int) -> tuple[int, bytes]:
+            await pipe.call("SET", f"{key_prefix}k{i}", f"v{i}")
+            count = await pipe.call("INCR", key)
+            value = await pipe.call("GET", f"{key_prefix}k{i}")
+            return int(count), value
+
+        results = await asyncio.gather(*(one(i) for i in range(500)))
+
+        assert [value for _, value in results] == [f"v{i}".encode() for i in range(500)]
+        assert sorted(count for count, _ in results) == list(range(1, 501))
+        assert pipe.commands == 1500
+        assert pipe.round_trips <= 10  # one call at a time would take 1,500
+
+    async def test_an_error_reaches_only_its_caller(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A WRONGTYPE reply fails that call alone; its neighbours in the pipeline succeed."""
+        pipe = AutoPipeline(redis)
+        await redis.set(f"{key_prefix}str", "x")
+        good = pipe.call("SET", f"{key_prefix}ok", "1")
+        bad = pipe.call("LPUSH", f"{key_prefix}str", "y")
+        after = pipe.call("GET", f"{key_prefix}ok")
+        results = await asyncio.gather(good, bad, after, return_exceptions=True)
+        assert results[0] == b"OK"
+        assert isinstance(results[1], ResponseError)
+        assert results[2] == b"1"
+
+    async def test_scripts_run_again_after_the_server_forgot_them(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """After SCRIPT FLUSH (a restart, a failover) the NOSCRIPT reply is answered by
+        loading the script and calling it again."""
+        pipe = AutoPipeline(redis)
+        script = redis.register_script(ECHO_KEYS)
+        first = await pipe.script(script, [f"{key_prefix}a"], ["1"])
+        await redis.script_flush()
+        again = await asyncio.gather(
+            *(pipe.script(script, [f"{key_prefix}a"], [str(i)]) for i in range(3))
+        )
+        assert first == [f"{key_prefix}a".encode(), b"1"]
+        assert again == [[f"{key_prefix}a".encode(), str(i).encode()] for i in range(3)]
+
+    async def test_a_lost_connection_fails_every_call_of_that_round_trip(
+        self, redis_url: str, key_prefix: str
+    ) -> None:
+        """When the server cannot be reached, every waiting caller gets the error: none hangs."""
+        unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        pipe = AutoPipeline(unreachable)
+        calls = [pipe.call("GET", f"{key_prefix}{i}") for i in range(5)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, Exception) for r in results)
+        await unreachable.aclose()
+
+    async def test_a_cancelled_caller_does_not_break_the_others(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        pipe = AutoPipeline(redis)
+        doomed = asyncio.ensure_future(pipe.call("SET", f"{key_prefix}a", "1"))
+        kept = pipe.call("SET", f"{key_prefix}b", "2")
+        doomed.cancel()
+        assert await kept == b"OK"
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        await pipe.drain()
+        assert await redis.get(f"{key_prefix}b") == b"2"
