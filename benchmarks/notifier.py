@@ -37,6 +37,10 @@ from benchmarks.harness import (
 from benchmarks.harness import scheduler_settings as _scheduler_settings
 from schemas import parse_preference
 from services.common.clock import ManualClock, epoch_ms
+from services.notifier.catalog import load_catalog
+from services.notifier.channels.base import Outgoing
+from services.notifier.channels.email import SmtpChannel
+from services.notifier.render import NudgeView, render_email_bytes
 from services.notifier.settings import NotifierSettings
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.store import ScheduleStore
@@ -44,6 +48,7 @@ from services.scheduler.timer_loop import TimerLoop
 
 DEFAULT_N = 2_000
 SMTP_SHARE = 4  # the SMTP run drains N / 4 couples (2 emails each)
+SMTP_CONCURRENCY = 16  # NUDGE_SMTP_CONCURRENCY of the notifier processes (notifier_proc.py)
 REPO = Path(__file__).resolve().parents[1]
 SMTP_SINK = """
 import sys, time
@@ -51,7 +56,7 @@ from services.embedded.mailcatcher import MailCatcher
 with MailCatcher() as mail:
     print(mail.port, flush=True)
     sys.stdin.readline()
-    print(len(mail.messages), flush=True)
+    print(mail.count, flush=True)
 """
 
 
@@ -162,6 +167,34 @@ def _sink() -> subprocess.Popen[str]:
     )
 
 
+async def _smtp_ceiling(port: int, m: int) -> float:
+    """Emails/s of the SMTP leg alone: the same rendered email, sent m times by SmtpChannel
+    (same concurrency as the notifier processes) to the same server: what no notifier beats."""
+    view = NudgeView(
+        kind="date_night", item=load_catalog().items("date_night")[0], recipient="Maya",
+        partner="Sam", unsubscribe_url="https://nudge.example/u/abc",
+    )
+    mime = render_email_bytes(
+        view, sender="Nudge <nudge@example.test>", to_name="Maya",
+        to_address="maya@example.test", when=START, list_unsubscribe_post=True,
+    )
+    channel = SmtpChannel(host="127.0.0.1", port=port, concurrency=SMTP_CONCURRENCY)
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(
+            channel.send(
+                Outgoing("email", f"k{i}", mime=mime, sender="nudge@example.test",
+                         address="maya@example.test", couple_id="c", partner_id="maya",
+                         occurrence_id=f"o{i}")
+            )
+            for i in range(m)
+        )
+    )
+    seconds = time.perf_counter() - started
+    await channel.close()
+    return m / seconds
+
+
 def _run(n: int, processes: int, smtp_port: int | None) -> dict[str, Any]:
     with private_server() as url:
         instant = asyncio.run(_backlog(url, n))
@@ -217,6 +250,21 @@ def run(options: Options) -> list[Row]:
         )
     )
     m = max(1, n // SMTP_SHARE)
+    sink = _sink()
+    assert sink.stdin is not None
+    assert sink.stdout is not None
+    try:
+        ceiling = asyncio.run(_smtp_ceiling(int(sink.stdout.readline()), 2 * m))
+        sink.stdin.write("\n")
+        sink.stdin.flush()
+        sink.stdout.readline()
+    finally:
+        sink.wait(timeout=60)
+    rows.append(
+        Row("notifier", "SMTP leg alone (SmtpChannel -> MailCatcher)", "emails, pre-rendered",
+            ceiling, "emails/s",
+            note=f"{2 * m:,} emails, {SMTP_CONCURRENCY} connections: the ceiling below")
+    )
     for k in (1, 2):
         sink = _sink()
         assert sink.stdin is not None

@@ -49,7 +49,7 @@ async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> 
         redis_url=SecretStr(url),
         key_prefix=PREFIX,
         smtp_port=smtp_port or 1025,
-        smtp_concurrency=16,
+        smtp_concurrency=16,  # notifier.SMTP_CONCURRENCY
         max_in_flight=in_flight,
         batch_size=200,
     )

@@ -52,6 +52,8 @@ class CoupleState:
         )
 
     def unsubscribed(self, partner_id: str, kind: str, channel: str) -> bool:
+        if not any(name.startswith("unsub:") for name in self.fields):
+            return False  # the common case, checked once per call without building keys
         return any(
             f"unsub:{partner_id}:{k}:{c}" in self.fields
             for k in (kind, "all")

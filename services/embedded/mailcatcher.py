@@ -25,7 +25,8 @@ __all__ = ["MailCatcher"]
 class _Keep:
     def __init__(self, outbox: Path | None) -> None:
         self.outbox = outbox
-        self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # as received; parsed on demand (see `parsed`)
+        self._parsed: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -45,15 +46,23 @@ class _Keep:
             if self.refusals:
                 return self.refusals.pop(0)
         raw = envelope.original_content or b""
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
         with self._lock:
             n = next(self._counter)
-            self.messages.append(message)
+            self.raw.append(raw)
             self.recipients.append([str(r) for r in envelope.rcpt_tos])
         if self.outbox is not None:
             (self.outbox / f"{n:05d}.eml").write_bytes(raw)
         return "250 Message accepted for delivery"
+
+
+    def parsed(self) -> list[EmailMessage]:
+        """Every message so far, parsed once each: receiving stays cheap (a benchmark sink)."""
+        with self._lock:
+            for raw in self.raw[len(self._parsed) :]:
+                message = email.message_from_bytes(raw, policy=email.policy.default)
+                assert isinstance(message, EmailMessage)
+                self._parsed.append(message)
+            return list(self._parsed)
 
 
 class MailCatcher:
@@ -74,7 +83,12 @@ class MailCatcher:
 
     @property
     def messages(self) -> list[EmailMessage]:
-        return self._handler.messages
+        return self._handler.parsed()
+
+    @property
+    def count(self) -> int:
+        """How many messages arrived (without parsing them)."""
+        return len(self._handler.raw)
 
     @property
     def recipients(self) -> list[list[str]]:

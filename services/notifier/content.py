@@ -36,12 +36,16 @@ def choose(
     pool = [i for i in items if i.kind == kind]
     if not pool:
         raise LookupError(f"the catalog has no {kind} items")
-    fresh = [i for i in pool if i.id not in recently_seen] or pool
-    candidates = fresh
+    fresh = [i for i in pool if i.id not in recently_seen] if recently_seen else pool
+    candidates = fresh or pool
     if love_languages and kind == "appreciation":
-        candidates = [i for i in candidates if i.love_languages & set(love_languages)] or candidates
+        wanted = frozenset(love_languages)
+        candidates = [
+            i for i in candidates if not i.love_languages.isdisjoint(wanted)
+        ] or candidates
     if focus_areas:
-        candidates = [i for i in candidates if i.focus & set(focus_areas)] or candidates
+        areas = frozenset(focus_areas)
+        candidates = [i for i in candidates if not i.focus.isdisjoint(areas)] or candidates
     ordered = sorted(candidates, key=lambda i: i.id)
     return ordered[_stable_index(seed, len(ordered))]
 

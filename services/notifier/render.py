@@ -20,10 +20,12 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 
 from schemas import NudgeKind, PreferencesSetData
 from services.notifier.catalog import DEFAULT_LOCALE, Item
 from services.notifier.mime import build_email
+from services.notifier.skeleton import SkeletonRenderer
 
 __all__ = [
     "NudgeView",
@@ -120,6 +122,11 @@ def _template(path: str) -> jinja2.Template:
 
 
 @functools.cache
+def _email_part(path: str) -> SkeletonRenderer:
+    return SkeletonRenderer.load(_env(), path)
+
+
+@functools.cache
 def _message_domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
@@ -139,6 +146,10 @@ def _strings(locale_dir: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+# Invisible characters after the preheader keep inboxes from previewing the body after it.
+_PREHEADER_PAD = markupsafe.Markup("&#8199;&#847;" * 40)  # noqa: S704 (a constant)
+
+
 def _context(view: NudgeView) -> dict[str, Any]:
     s = _strings(_locale_dir(view.locale))
     turn_line = None
@@ -153,6 +164,7 @@ def _context(view: NudgeView) -> dict[str, Any]:
         "subject": _subject(view, s),
         # What an inbox shows beside the subject: neutral too in discreet mode.
         "preheader": s["discreet"]["subject"] if view.discreet else view.body,
+        "preheader_pad": _PREHEADER_PAD,
         "heading": s["heading"][view.kind],
         "title": view.item.title,
         "recipient": view.recipient,
@@ -197,8 +209,8 @@ def render_email_bytes(
         to_name=to_name,
         to_address=to_address,
         when=when,
-        text=_template(f"{folder}/email.txt.j2").render(ctx),
-        html=_template(f"{folder}/email.html.j2").render(ctx),
+        text=_email_part(f"{folder}/email.txt.j2").render(ctx),
+        html=_email_part(f"{folder}/email.html.j2").render(ctx),
         extra_headers=extra,
         message_domain=_message_domain(sender),
     )

@@ -1,0 +1,101 @@
+"""The skeleton renderer gives exactly what Jinja gives, for our templates and for any values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+import markupsafe
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.notifier.render import _context, _email_part
+from services.notifier.skeleton import SkeletonRenderer
+
+TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x1a"),
+    max_size=40,
+)
+MAYBE = st.one_of(st.none(), st.just(""), TEXT)
+CONTEXT = st.fixed_dictionaries(
+    {
+        "lang": st.sampled_from(["en", "de"]),
+        "subject": TEXT,
+        "preheader": TEXT,
+        "preheader_pad": st.just(markupsafe.Markup("&#8199;&#847;")),
+        "heading": TEXT,
+        "title": TEXT,
+        "recipient": TEXT,
+        "body": TEXT,
+        "detail": MAYBE,
+        "tip_label": TEXT,
+        "turn_line": MAYBE,
+        "footer_why": TEXT,
+        "footer_unsubscribe": TEXT,
+        "footer_counselor": TEXT,
+        "unsubscribe_url": st.one_of(st.none(), st.just("https://x.test/u?t=a&b=<c>")),
+    }
+)
+
+
+class TestOurTemplates:
+    @settings(max_examples=300, deadline=None)
+    @given(context=CONTEXT)
+    def test_email_parts_match_jinja_for_any_values(self, context: dict[str, Any]) -> None:
+        """Names with <, &, quotes, emoji; missing detail, turn or unsubscribe link: the same
+        bytes as Jinja, first render (learning) and every render after it."""
+        for part in ("en/email.html.j2", "en/email.txt.j2"):
+            renderer = _email_part(part)
+            expected = renderer.template.render(context)
+            assert renderer.render(context) == expected
+            assert renderer.render(context) == expected
+
+    def test_the_email_templates_are_rendered_by_skeletons(self) -> None:
+        """Our templates only test truthiness, so every shape gets a skeleton (the speed-up
+        is real, not a silent fallback to Jinja)."""
+        from services.notifier.catalog import load_catalog
+        from services.notifier.render import NudgeView
+
+        item = load_catalog().items("date_night")[0]
+        view = NudgeView(kind="date_night", item=item, recipient="Maya", partner="Sam")
+        for part in ("en/email.html.j2", "en/email.txt.j2"):
+            renderer = _email_part(part)
+            renderer.render(_context(view))
+            assert renderer.simple, part
+            assert renderer._shapes, part
+            assert all(skeleton is not None for skeleton in renderer._shapes.values()), part
+
+
+class TestFallback:
+    def test_a_filter_on_a_value_falls_back_to_jinja(self) -> None:
+        env = jinja2.Environment(autoescape=True)
+        renderer = SkeletonRenderer.from_string(env, "<b>{{ name|upper }}</b>")
+        assert renderer.render({"name": "maya"}) == "<b>MAYA</b>"
+        assert renderer.render({"name": "sam & jo"}) == "<b>SAM &amp; JO</b>"
+        assert not renderer.simple
+
+    def test_a_comparison_on_a_value_falls_back_to_jinja(self) -> None:
+        """Even when the first sample would match a skeleton: "en" first, then "de"."""
+        env = jinja2.Environment(autoescape=True)
+        source = "{% if lang == 'de' %}Hallo{% else %}Hi{% endif %} {{ name }}"
+        renderer = SkeletonRenderer.from_string(env, source)
+        assert renderer.render({"lang": "en", "name": "Sam"}) == "Hi Sam"
+        assert renderer.render({"lang": "de", "name": "Maya"}) == "Hallo Maya"
+        assert not renderer.simple
+
+    def test_if_not_and_else_keep_their_skeleton(self) -> None:
+        env = jinja2.Environment(autoescape=True)
+        source = "{% if not a %}-{% else %}<i>{{ a }}</i>{% endif %}{% if b %}{{ b }}{% endif %}"
+        renderer = SkeletonRenderer.from_string(env, source)
+        for a, b in [("", "x"), ("<&>", None), ("q", "r"), (None, "")]:
+            assert renderer.render({"a": a, "b": b}) == env.from_string(source).render(a=a, b=b)
+        assert renderer.simple
+        assert all(skeleton is not None for skeleton in renderer._shapes.values())
+
+    def test_empty_string_and_none_are_different_shapes(self) -> None:
+        renderer = SkeletonRenderer.from_string(
+            jinja2.Environment(autoescape=True), "[{{ detail }}]"
+        )
+        assert renderer.render({"detail": ""}) == "[]"
+        assert renderer.render({"detail": None}) == "[None]"
+        assert renderer.render({"detail": "x"}) == "[x]"
