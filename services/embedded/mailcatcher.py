@@ -54,7 +54,6 @@ class _Keep:
             (self.outbox / f"{n:05d}.eml").write_bytes(raw)
         return "250 Message accepted for delivery"
 
-
     def parsed(self) -> list[EmailMessage]:
         """Every message so far, parsed once each: receiving stays cheap (a benchmark sink)."""
         with self._lock:

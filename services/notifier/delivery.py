@@ -97,6 +97,8 @@ class Delivery:
         self.clock = clock
         self.settings = settings
         self._sender_address = parseaddr(settings.sender)[1]
+        self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
+        self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self.caps = CapLedger(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
@@ -105,13 +107,12 @@ class Delivery:
         )
 
     async def deliver(self, due: NudgeDue) -> DeliveryResult:
-        """Decide, reserve cap slots, send, record: three Redis calls per nudge in all (load,
-        reserve, record), each shared with concurrent nudges through the AutoPipeline."""
+        """Decide, reserve cap slots, send and record each message: one load, one reserve and
+        one record per message, each shared with concurrent nudges through the AutoPipeline."""
         d = due.data
         scheduled_ms = epoch_ms(d.scheduled_at)
-        window_ms = int(self.settings.repeat_window.total_seconds() * 1000)
         couple, sent, seen = await self.state.load(
-            d.couple_id, seen_since_ms=scheduled_ms - window_ms, seen_before_ms=scheduled_ms
+            d.couple_id, seen_since_ms=scheduled_ms - self._window_ms, seen_before_ms=scheduled_ms
         )
         now = self.clock.now()
         result = DeliveryResult()
@@ -150,37 +151,22 @@ class Delivery:
             sends += [(want, channel, key, item) for channel, key in want.channels]
         done = await asyncio.gather(
             *(
-                self._send(self._render(due, couple, w.partner, item, ch, key, now))
+                self._send_and_record(
+                    self._render(due, couple, w.partner, item, ch, key, now), item, scheduled_ms
+                )
                 for w, ch, key, item in sends
             )
         )
-        records: list[tuple[str, str]] = []
-        for (want, channel, key, item), error in zip(sends, done, strict=True):
+        for (want, channel, _, item), error in zip(sends, done, strict=True):
             partner_id = want.partner.partner_id
-            outcome: OutcomeEvent
             if isinstance(error, TransientSendError):
                 result.retry.append(RetryNeeded(partner_id, channel, error))
-                continue
-            if isinstance(error, PermanentSendError):
+            elif isinstance(error, PermanentSendError):
                 if error.gone:
                     await self.state.mark_dead(d.couple_id, partner_id, channel, now_ms)
-                outcome = self._failed(due, now, partner_id, channel, error.detail)
-                records.append((key, ""))  # final too: a redelivery must not retry it
+                result.outcomes.append(self._failed(due, now, partner_id, channel, error.detail))
             else:
-                outcome = self._sent(due, now, partner_id, channel, item.id)
-                records.append((key, item.id))
-            result.outcomes.append(outcome)
-        if records:
-            recorded = await self.state.record_sent(
-                d.couple_id,
-                records,
-                scheduled_ms=scheduled_ms,
-                now_ms=now_ms,
-                retention_ms=int(self.settings.idempotency_retention.total_seconds() * 1000),
-                repeat_window_ms=window_ms,
-            )
-            if not recorded:
-                log.info("couple_erased_during_delivery", occurrence_id=d.occurrence_id)
+                result.outcomes.append(self._sent(due, now, partner_id, channel, item.id))
         return result
 
     def _wanted(
@@ -224,13 +210,33 @@ class Delivery:
                 wanted.append(_Wanted(partner, other, channels))
         return wanted
 
-    async def _send(self, message: Outgoing) -> TransientSendError | PermanentSendError | None:
-        """Send one message; the send error, if any, is returned, not raised."""
+    async def _send_and_record(
+        self, message: Outgoing, item: Item, scheduled_ms: int
+    ) -> TransientSendError | PermanentSendError | None:
+        """Send one message and record it at once (not after the nudge's other sends: a crash
+        in between may repeat only sends still in flight). The send error, if any, is returned.
+        """
         try:
             await self.channels[message.channel].send(message)
-        except (TransientSendError, PermanentSendError) as exc:
+            shown = item.id
+        except TransientSendError as exc:
             return exc
-        return None
+        except PermanentSendError as exc:
+            error: PermanentSendError | None = exc
+            shown = ""  # final too: a redelivery must not retry it
+        else:
+            error = None
+        recorded = await self.state.record_sent(
+            message.couple_id,
+            [(message.idempotency_key, shown)],
+            scheduled_ms=scheduled_ms,
+            now_ms=epoch_ms(self.clock.now()),
+            retention_ms=self._retention_ms,
+            repeat_window_ms=self._window_ms,
+        )
+        if not recorded:
+            log.info("couple_erased_during_delivery", occurrence_id=message.occurrence_id)
+        return error
 
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName
