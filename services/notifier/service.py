@@ -136,10 +136,10 @@ class NotifierService:
             the next batch while these run. Back-pressure: at most NUDGE_MAX_IN_FLIGHT
             entries run in this process, so this waits for a free place per entry."""
             raw_message = msg.raw_message
-            for raw_id, fields in zip(raw_message["message_ids"], raw_message["data"], strict=True):
+            entries = [raw_id.decode() for raw_id in raw_message["message_ids"]]
+            held.update(entries)  # ours from now on: this stream's Reclaimer keeps them claimed
+            for entry, fields in zip(entries, raw_message["data"], strict=True):
                 await self._in_flight.acquire()
-                entry = raw_id.decode()
-                held.add(entry)  # in flight here: this stream's Reclaimer keeps it ours
                 task = asyncio.create_task(self._run_one(stream, entry, fields, held))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
