@@ -37,9 +37,8 @@ class Plan(NamedTuple):
     arms: Sequence[Arm]
 
 
-@dataclass(frozen=True, slots=True)
-class Fire:
-    """One compare-and-set step of the timer loop."""
+class Fire(NamedTuple):
+    """One compare-and-set step of the timer loop (a tuple: one is built per fire)."""
 
     schedule_id: str
     expected_ms: int
@@ -151,14 +150,14 @@ class ScheduleStore:
         if not steps:
             return set()
         args: list[str | int | bytes] = [self.due_maxlen]
-        for s in steps:
-            args += [
-                s.schedule_id,
-                s.expected_ms,
-                "" if s.next_fire_ms is None else s.next_fire_ms,
-                "" if s.next_nominal_ms is None else s.next_nominal_ms,
-                s.payload or b"",
-            ]
+        for sid, expected, next_fire, next_nominal, payload in steps:
+            args += (
+                sid,
+                expected,
+                "" if next_fire is None else next_fire,
+                "" if next_nominal is None else next_nominal,
+                payload or b"",
+            )
         won = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
             args=args,

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from redis.exceptions import RedisError
 
-from schemas import NudgeSuppressed, NudgeSuppressedData, SuppressionReason
+from schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, SuppressionReason
 from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.metrics import Metrics
-from services.common.streams import encode, publish
+from services.common.streams import publish
 from services.scheduler.firing import PRODUCER, Decision, decide, occurrence_id
 from services.scheduler.planning import Occurrence, Schedule, occurrence_at
 from services.scheduler.records import decode_record
@@ -124,12 +126,13 @@ class TimerLoop:
             schedule, current, seq=record.seq, now=now, grace=self.settings.grace(schedule.kind)
         )
         nxt = decision.next
+        publish = decision.publish
         step = Fire(
             sid,
             score,
             None if nxt is None else epoch_ms(nxt.fire_at),
             None if nxt is None else epoch_ms(nxt.nominal),
-            None if decision.due is None else encode(decision.due),
+            None if publish is None else publish.payload(),
         )
         return step, (decision, schedule)
 
@@ -137,28 +140,36 @@ class TimerLoop:
         self, won: set[str], decisions: dict[str, tuple[Decision, Schedule]], now_ms: int
     ) -> None:
         outcomes: list[NudgeSuppressed] = []
+        fired: Counter[tuple[NudgeKind, timedelta]] = Counter()
+        debug = log.is_enabled_for(logging.DEBUG)  # per-fire lines cost nothing when filtered
         for sid in won:
-            if sid not in decisions:
+            decided = decisions.get(sid)
+            if decided is None:
                 continue
-            decision, schedule = decisions[sid]
-            if decision.due is not None:
-                self.fired += 1
-                self.metrics.observe_due(schedule.kind, decision.lateness)
-                log.debug(
-                    "nudge_due_published",
-                    event_type=decision.due.type,
-                    event_id=str(decision.due.event_id),
-                    occurrence_id=decision.due.data.occurrence_id,
-                    kind=schedule.kind,
-                    lateness_ms=int(decision.lateness.total_seconds() * 1000),
-                )
-            for occ in decision.missed:
-                outcomes.append(_suppressed(schedule, occ, "missed", now_ms))
+            decision, schedule = decided
+            if decision.publish is not None:
+                fired[schedule.kind, decision.lateness] += 1
+                if debug:
+                    due = decision.publish
+                    log.debug(
+                        "nudge_due_published",
+                        event_type="nudge.due.v1",
+                        event_id=due.event_id,
+                        occurrence_id=due.occurrence_id,
+                        kind=schedule.kind,
+                        lateness_ms=int(decision.lateness.total_seconds() * 1000),
+                    )
+            if decision.missed:
+                for occ in decision.missed:
+                    outcomes.append(_suppressed(schedule, occ, "missed", now_ms))
+                self.missed += len(decision.missed)
             if decision.dropped is not None:
                 outcomes.append(_suppressed(schedule, decision.dropped, "quiet_hours", now_ms))
-            self.missed += len(decision.missed)
             if self.on_fired is not None:
                 self.on_fired(decision, schedule)
+        if fired:
+            self.fired += fired.total()
+            self.metrics.observe_dues(fired)
         # Every missed or dropped occurrence is reported; after a long outage there can be
         # many, so they go out in pipelines of a bounded size.
         for start in range(0, len(outcomes), _OUTCOME_CHUNK):
