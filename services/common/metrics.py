@@ -166,8 +166,8 @@ class Metrics:
         return stream.removeprefix(f"{self.keys.prefix}:")
 
     # --- events -----------------------------------------------------------------------------
-    def observe_consumed(self, stream: str) -> None:
-        self.events_consumed.labels(self.stream_label(stream)).inc()
+    def observe_consumed(self, stream: str, count: int = 1) -> None:
+        self.events_consumed.labels(self.stream_label(stream)).inc(count)
 
     def observe_rejected(self, stream: str) -> None:
         self.events_rejected.labels(self.stream_label(stream)).inc()
