@@ -43,7 +43,6 @@ log = structlog.get_logger()
 SERVICE = "scheduler"
 _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
 _DATA: Final = DATA_FIELD.encode()
-_PLACEHOLDER: Final = {_DATA: b"0"}
 
 
 class SchedulerService:
@@ -84,13 +83,15 @@ class SchedulerService:
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
             await self.handle_batch(
-                [(eid.decode(), _payload(fields)) for eid, fields in zip(ids, data, strict=True)]
+                [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
             )
 
         return router
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
-        """Validate and apply a batch of preferences entries (entry id, payload) in order.
+        """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
+
+        Each payload is read as FastStream's subscriber reads one (see `_read`).
 
         Bad entries are rejected one by one with their reason, exactly as `handle` does; the
         good ones are applied together. Then every handled entry is deleted and acknowledged
@@ -103,11 +104,14 @@ class SchedulerService:
         self.metrics.observe_consumed(self.keys.preferences, len(entries))
         refused: dict[int, str] = {}
         events: list[tuple[int, PreferenceEvent]] = []
-        for index, (_, raw) in enumerate(entries):
-            try:
-                events.append((index, parse_preference(raw)))
-            except EventRejected as exc:
-                refused[index] = exc.reason
+        read_entries: list[tuple[str, bytes]] = []
+        for index, (entry, stored) in enumerate(entries):
+            payload, read = _read(stored)
+            read_entries.append((entry, payload))
+            if isinstance(read, EventRejected):
+                refused[index] = read.reason
+            else:
+                events.append((index, read))
         handled = set(range(len(entries)))
         try:
             results: list[str | PlanningError | None] = list(
@@ -131,7 +135,7 @@ class SchedulerService:
             elif result is not None:
                 self._applied(entries[index][0], event, result)
         for index in sorted(refused):
-            await self._reject(*entries[index], reason=refused[index])
+            await self._reject(*read_entries[index], reason=refused[index])
         done = [entries[i][0] for i in sorted(handled)]
         if done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
@@ -242,10 +246,29 @@ class SchedulerService:
         await self.after_stop()
 
 
-def _payload(fields: dict[bytes, bytes]) -> bytes:
-    """An entry's payload as FastStream's single-message subscriber reads it (and rejects it)."""
-    body, _headers = BinaryMessageFormatV1.parse(fields.get(_DATA) or dump_json(fields))
-    return body
+def _stored(fields: dict[bytes, bytes]) -> bytes:
+    """An entry's payload field, or (none given) its fields as JSON, as FastStream takes it."""
+    return fields.get(_DATA) or dump_json(fields)
+
+
+def _read(stored: bytes) -> tuple[bytes, PreferenceEvent | EventRejected]:
+    """The payload FastStream's single-entry subscriber hands over, and the event it holds.
+
+    FastStream unwraps its own framing and a legacy {"data": "<string>"} envelope, at the
+    cost of two JSON parses per entry. A valid event is neither (its "data" is an object),
+    so it is validated as stored first; only a refused one is unwrapped and tried again,
+    which gives every entry the same payload and outcome as one at a time.
+    """
+    try:
+        return stored, parse_preference(stored)
+    except EventRejected as refused:
+        payload, _headers = BinaryMessageFormatV1.parse(stored)
+        if payload == stored:
+            return stored, refused
+    try:
+        return payload, parse_preference(payload)
+    except EventRejected as exc:
+        return payload, exc
 
 
 async def _entries_as_read(
@@ -253,8 +276,8 @@ async def _entries_as_read(
 ) -> Any:
     """FastStream's batch parser JSON-decodes every payload and re-encodes them as one body:
     wasted work here, and one payload that is not UTF-8 fails the whole batch. The handler
-    reads `raw_message` itself, so the parser is given placeholders and the message keeps
-    the entries as they were read."""
-    parsed = await original({**msg, "data": [_PLACEHOLDER] * len(msg["data"])})
+    reads `raw_message` itself, so the parser is given no entries and the message keeps them
+    as they were read."""
+    parsed = await original({**msg, "data": []})
     parsed.raw_message = msg
     return parsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -192,5 +193,23 @@ class TestBatchSubscriber:
             assert b"unexpected" in rejected[5][0]  # no payload field: the fields are the raw
             groups = await redis.xinfo_groups(settings.keys.preferences)
             assert groups[0]["pending"] == 0
+        finally:
+            await service.stop()
+
+    async def test_payloads_are_read_as_one_at_a_time(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A legacy {"data": "<event>"} envelope is unwrapped as FastStream's subscriber does."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.before_start()
+        wrapped = json.dumps({"data": preferences("c9", 1, NOW).decode(), "headers": {}})
+        await redis.xadd(settings.keys.preferences, {DATA_FIELD: wrapped.encode()})
+        await redis.xadd(settings.keys.preferences, {DATA_FIELD: json.dumps({"data": "{x"})})
+        await service.start()
+        try:
+            await eventually(lambda: redis.xlen(settings.keys.preferences), until=lambda n: n == 0)
+            assert await redis.hget(settings.keys.couple("c9"), "rev") == b"1"
+            assert [raw for raw, _ in await _rejections(redis, service)] == [b"{x"]
         finally:
             await service.stop()
