@@ -121,6 +121,34 @@ class TestHandleBatch:
             for service in (batched, single):
                 await service.redis.aclose()
 
+    async def test_revisions_keep_their_order_across_pipelined_chunks(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Hundreds of entries (several pipelined chunks): the same state as one at a time."""
+        at = NOW - timedelta(hours=1)
+        raws: list[bytes] = []
+        for step, revision in enumerate([1, 3, 2, 5, 4, 7, 6, 9, 8, 10] * 3):
+            for couple in range(9):
+                when = at + timedelta(seconds=step)
+                raws.append(preferences(f"c{couple}", revision + 10 * (step // 10), when))
+            if step % 7 == 0:
+                pause = {"couple_id": "c1", "partner_id": "maya"}
+                raws.append(envelope("preferences.paused.v1", pause, at + timedelta(seconds=step)))
+        batched = _service(redis_url, f"{key_prefix}-batch")
+        single = _service(redis_url, f"{key_prefix}-single")
+        try:
+            for service in (batched, single):
+                await service.before_start()
+            entries = await _deliver(redis, batched, raws)
+            assert len(await batched.handle_batch(entries)) == len(raws)
+            for entry, raw in await _deliver(redis, single, raws):
+                await single.handle(raw, entry)
+            assert await _state(redis, batched) == await _state(redis, single)
+            assert await redis.hget(batched.keys.couple("c8"), "rev") == b"30"
+        finally:
+            for service in (batched, single):
+                await service.redis.aclose()
+
     async def test_an_entry_that_fails_stays_pending_and_the_others_are_applied(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
