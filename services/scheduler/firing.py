@@ -23,7 +23,7 @@ from typing import Final
 from schemas import NudgeDue, NudgeDueData
 from services.scheduler.planning import Occurrence, Schedule, next_occurrence
 
-__all__ = ["Decision", "Due", "decide", "occurrence_id"]
+__all__ = ["Decision", "Due", "Timing", "decide", "occurrence_id", "timing"]
 
 _NAMESPACE: Final = uuid.UUID("5d0c6e0e-8f1d-4e8a-9b7e-6a2f4c1d9e11")
 _MAX_CATCH_UP: Final = 1000
@@ -105,9 +105,26 @@ class Decision:
         return None if self.publish is None else self.publish.model()
 
 
-def decide(
-    schedule: Schedule, current: Occurrence, *, seq: int, now: datetime, grace: timedelta
-) -> Decision:
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What `decide` decides that does not depend on whose schedule it is.
+
+    It depends only on the rule, zone and quiet hours, the current occurrence, `now` and the
+    grace window: in a burst thousands of schedules share all of those, and so one Timing.
+    """
+
+    publish: Occurrence | None  # the occurrence published now, if any
+    next: Occurrence | None
+    missed: tuple[Occurrence, ...] = ()
+    dropped: Occurrence | None = None
+    lateness: timedelta = timedelta(0)
+
+    def decision(self, schedule: Schedule, seq: int, now: datetime) -> Decision:
+        publish = None if self.publish is None else Due(schedule, self.publish, seq, now)
+        return Decision(publish, self.next, list(self.missed), self.dropped, self.lateness)
+
+
+def timing(schedule: Schedule, current: Occurrence, *, now: datetime, grace: timedelta) -> Timing:
     missed: list[Occurrence] = []
     nxt = next_occurrence(schedule, current.nominal)
     steps = 0
@@ -119,10 +136,16 @@ def decide(
         nxt = next_occurrence(schedule, now)
     lateness = now - current.fire_at
     if lateness > grace:
-        return Decision(None, nxt, [*missed, current], lateness=lateness)
+        return Timing(None, nxt, (*missed, current), lateness=lateness)
     if current.dropped:
-        return Decision(None, nxt, missed, dropped=current, lateness=lateness)
-    return Decision(Due(schedule, current, seq, now), nxt, missed, lateness=lateness)
+        return Timing(None, nxt, tuple(missed), dropped=current, lateness=lateness)
+    return Timing(current, nxt, tuple(missed), lateness=lateness)
+
+
+def decide(
+    schedule: Schedule, current: Occurrence, *, seq: int, now: datetime, grace: timedelta
+) -> Decision:
+    return timing(schedule, current, now=now, grace=grace).decision(schedule, seq, now)
 
 
 def _nudge_due(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> NudgeDue:
@@ -157,7 +180,9 @@ def _nudge_due(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> 
 
 # What the direct JSON path vouches for: values the schema accepts as they are and that JSON
 # writes without escapes (the patterns of SafeId and OccurrenceId, notes in plain ASCII).
-_SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SAFE_IDS: Final = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:,[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*"
+)
 _OCCURRENCE_ID: Final = re.compile(r"[A-Za-z0-9_.:/@-]{1,200}")
 _NOTE: Final = re.compile(r"[A-Za-z0-9_ .:-]{0,40}")
 _KINDS: Final = frozenset(("date_night", "check_in", "appreciation"))
@@ -172,6 +197,14 @@ def _utc_text(instant: datetime) -> str | None:
 @lru_cache(maxsize=1024)
 def _utc_iso(instant: datetime) -> str:
     return instant.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _ids_are_safe(couple_id: str, recipients: tuple[str, ...], turn: str | None) -> bool:
+    """Every id a SafeId (str, no comma): one regex over them joined by commas."""
+    ids = (couple_id, *recipients) if turn is None else (couple_id, *recipients, turn)
+    if not all(type(i) is str for i in ids):
+        return False
+    return _SAFE_IDS.fullmatch(",".join(ids)) is not None
 
 
 def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> bytes | None:
@@ -190,12 +223,10 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
         occurred_at is None
         or scheduled_at is None
         or not 1 <= len(recipients) <= 2
-        or not all(type(r) is str and _SAFE_ID.fullmatch(r) for r in recipients)
-        or (turn is not None and not (type(turn) is str and _SAFE_ID.fullmatch(turn)))
+        or not _ids_are_safe(schedule.couple_id, recipients, turn)
         or (note is not None and not (type(note) is str and _NOTE.fullmatch(note)))
         or not _OCCURRENCE_ID.fullmatch(oid)
         or len(schedule.schedule_id) > 160
-        or not (type(schedule.couple_id) is str and _SAFE_ID.fullmatch(schedule.couple_id))
         or schedule.kind not in _KINDS
         or type(seq) is not int
         or seq < 0

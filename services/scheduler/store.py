@@ -149,14 +149,16 @@ class ScheduleStore:
     async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
         if not steps:
             return set()
-        args: list[str | int | bytes] = [self.due_maxlen]
+        # Payloads go as memoryviews: redis-py then sends them as they are, instead of copying
+        # each into a command buffer that it copies again for every following argument.
+        args: list[str | int | bytes | memoryview] = [self.due_maxlen]
         for sid, expected, next_fire, next_nominal, payload in steps:
             args += (
                 sid,
                 expected,
                 "" if next_fire is None else next_fire,
                 "" if next_nominal is None else next_nominal,
-                payload or b"",
+                memoryview(payload) if payload else b"",
             )
         won = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],

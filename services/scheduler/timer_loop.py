@@ -25,9 +25,10 @@ from schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, Suppression
 from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.metrics import Metrics
 from services.common.streams import publish
-from services.scheduler.firing import PRODUCER, Decision, decide, occurrence_id
-from services.scheduler.planning import Occurrence, Schedule, occurrence_at
+from services.scheduler.firing import PRODUCER, Decision, Timing, occurrence_id, timing
+from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from services.scheduler.records import decode_record
+from services.scheduler.rules import Rule
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import Fire, ScheduleStore
 
@@ -37,6 +38,10 @@ log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
 _OUTCOME_CHUNK = 1000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
+# (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
+# besides `now`; with it the Timing and the next fire and nominal instants in ms.
+_TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
+_Timed = tuple[Timing, int | None, int | None]
 
 
 class TimerLoop:
@@ -75,9 +80,10 @@ class TimerLoop:
             return 0
         firing: asyncio.Task[set[str]] | None = None
         fired_decisions: dict[str, tuple[Decision, Schedule]] = {}
+        timings: dict[_TimingKey, _Timed] = {}  # shared by the batch's schedules (a burst)
         try:
             for start in range(0, len(due), _CHUNK):
-                steps, decisions = self._steps(due[start : start + _CHUNK], now)
+                steps, decisions = self._steps(due[start : start + _CHUNK], now, timings)
                 if firing is not None:
                     await self._report(await firing, fired_decisions, now_ms=now_ms)
                 firing, fired_decisions = (
@@ -96,7 +102,10 @@ class TimerLoop:
         return len(due)
 
     def _steps(
-        self, due: list[tuple[str, int, bytes | None]], now: datetime
+        self,
+        due: list[tuple[str, int, bytes | None]],
+        now: datetime,
+        timings: dict[_TimingKey, _Timed],
     ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]]]:
         steps: list[Fire] = []
         decisions: dict[str, tuple[Decision, Schedule]] = {}
@@ -105,7 +114,7 @@ class TimerLoop:
                 steps.append(Fire(sid, score, None, None, None))
                 continue
             try:
-                step, decided = self._step(sid, score, raw, now)
+                step, decided = self._step(sid, score, raw, now, timings)
             except Exception:  # one broken record must not stop every other schedule
                 log.exception("schedule_failed", schedule_id=sid)
                 step, decided = Fire(sid, score, score + _RETRY_BROKEN_MS, None, None), None
@@ -115,23 +124,32 @@ class TimerLoop:
         return steps, decisions
 
     def _step(
-        self, sid: str, score: int, raw: bytes, now: datetime
+        self, sid: str, score: int, raw: bytes, now: datetime, timings: dict[_TimingKey, _Timed]
     ) -> tuple[Fire, tuple[Decision, Schedule]]:
         record = decode_record(sid, raw)
         schedule = record.schedule
-        current = occurrence_at(schedule, from_ms(record.nominal_ms))
-        if epoch_ms(current.fire_at) != score:  # the score is authoritative (deferrals)
-            current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
-        decision = decide(
-            schedule, current, seq=record.seq, now=now, grace=self.settings.grace(schedule.kind)
-        )
-        nxt = decision.next
+        grace = self.settings.grace(schedule.kind)
+        key = (schedule.rule, schedule.timezone, schedule.quiet, record.nominal_ms, score, grace)
+        timed = timings.get(key)
+        if timed is None:  # `now` is the batch's: the key holds everything else timing reads
+            current = occurrence_at(schedule, from_ms(record.nominal_ms))
+            if epoch_ms(current.fire_at) != score:  # the score is authoritative (deferrals)
+                current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
+            decided = timing(schedule, current, now=now, grace=grace)
+            nxt = decided.next
+            timed = timings[key] = (
+                decided,
+                None if nxt is None else epoch_ms(nxt.fire_at),
+                None if nxt is None else epoch_ms(nxt.nominal),
+            )
+        decided, next_fire_ms, next_nominal_ms = timed
+        decision = decided.decision(schedule, record.seq, now)
         publish = decision.publish
         step = Fire(
             sid,
             score,
-            None if nxt is None else epoch_ms(nxt.fire_at),
-            None if nxt is None else epoch_ms(nxt.nominal),
+            next_fire_ms,
+            next_nominal_ms,
             None if publish is None else publish.payload(),
         )
         return step, (decision, schedule)
