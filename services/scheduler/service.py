@@ -19,6 +19,7 @@ from faststream.middlewares import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from faststream.redis.parser import BinaryMessageFormatV1
+from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
 from schemas import EventRejected, PreferenceEvent, parse_preference
@@ -95,9 +96,10 @@ class SchedulerService:
 
         Bad entries are rejected one by one with their reason, exactly as `handle` does; the
         good ones are applied together. Then every handled entry is deleted and acknowledged
-        (one round trip), and their ids are returned. If applying the batch fails unexpectedly, its
-        entries are applied one at a time, and one that fails again stays pending for the
-        Reclaimer (neither deleted nor acknowledged).
+        (one round trip), and their ids are returned. If applying the batch fails unexpectedly
+        (not a Redis error: that leaves the whole batch pending), its entries are applied one
+        at a time, and one that fails again stays pending for the Reclaimer (neither deleted
+        nor acknowledged).
         """
         if not entries:
             return []
@@ -117,6 +119,8 @@ class SchedulerService:
             results: list[str | PlanningError | None] = list(
                 await self.ingest.apply_many([event for _, event in events])
             )
+        except RedisError:
+            raise  # nothing is acknowledged: the Reclaimer hands the entries over again
         except Exception:
             log.exception("preference_batch_failed", entries=len(entries))
             results = []
@@ -125,6 +129,8 @@ class SchedulerService:
                     results.append(await self.ingest.apply(event))
                 except PlanningError as exc:
                     results.append(exc)
+                except RedisError:
+                    raise
                 except Exception:
                     log.exception("preference_failed", entry_id=entries[index][0])
                     handled.discard(index)

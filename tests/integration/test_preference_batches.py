@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from schemas import PreferenceEvent
 from services.common.clock import ManualClock
@@ -187,6 +189,30 @@ class TestHandleBatch:
             pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
             assert pending["pending"] == 1
             assert pending["min"].decode() == boom
+        finally:
+            await service.redis.aclose()
+
+    async def test_a_redis_error_leaves_the_whole_batch_pending(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Redis failing mid-batch: nothing is deleted or acknowledged; the Reclaimer retries."""
+
+        class Disconnected(PreferenceIngest):
+            async def apply_many(
+                self, events: Sequence[PreferenceEvent]
+            ) -> list[str | PlanningError]:
+                raise RedisConnectionError("connection lost")
+
+        service = _service(redis_url, key_prefix)
+        service.ingest = Disconnected(service.store, service.clock, service.settings)
+        try:
+            await service.before_start()
+            entries = await _deliver(redis, service, [preferences("c1", 1, NOW), b"{not json"])
+            with pytest.raises(RedisConnectionError):
+                await service.handle_batch(entries)
+            assert await redis.xlen(service.keys.preferences) == 2
+            pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
+            assert pending["pending"] == 2
         finally:
             await service.redis.aclose()
 
