@@ -1,8 +1,9 @@
 """Burst: N couples with the same 19:00 date night, and the peers on the same workload.
 
-1. Ingestion through the real path: parse_preference + PreferenceIngest (planning, the
-   APPLY_PLAN Lua call), one event at a time as the service handles them, and batched with
-   PreferenceIngest.apply_many (pipelined).
+1. Ingestion through the real path: the scheduler service consuming the preferences stream
+   (FastStream batches: validate, apply_many, XDEL + XACK per batch); for comparison the
+   service's one-entry path (SchedulerService.handle: parse, plan, APPLY_PLAN, XDEL per
+   event, as the Reclaimer uses it) and PreferenceIngest.apply_many on its own.
 2. One scheduler process (benchmarks.scheduler_proc: the real TimerLoop.run) emits every
    NudgeDue for the instant; lateness = stream entry id (server wall ms, shifted to simulated
    time) - the scheduled instant. Then two processes on the next week's occurrence.
@@ -18,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -37,7 +38,10 @@ from benchmarks.harness import (
 )
 from schemas import parse_preference
 from services.common.clock import ManualClock, epoch_ms
+from services.common.keys import SCHEDULER_GROUP
+from services.common.streams import DATA_FIELD
 from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.service import SchedulerService
 from services.scheduler.store import ScheduleStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,23 +53,72 @@ START = datetime(2026, 12, 1, 9, tzinfo=UTC)  # a Tuesday; the burst is Friday 1
 async def ingest(url: str, n: int) -> dict[str, float]:
     settings = scheduler_settings(url)
     client = aioredis.Redis.from_url(url)
-    store = ScheduleStore(client, settings.keys, due_maxlen=settings.due_maxlen)
-    ingest_ = PreferenceIngest(store, ManualClock(START), settings)
     raws = [couple_event(i, mix="burst", occurred=START) for i in range(n)]
     sample = raws[: min(n, SAMPLE)]
+
+    service = SchedulerService(settings, ManualClock(START))
+    await service.before_start()
+    entries = await _enqueue(client, settings.keys.preferences, sample, read=True)
     started = time.perf_counter()
-    for raw in sample:
-        await ingest_.apply(parse_preference(raw))
+    for entry, raw in entries:
+        await service.handle(raw, entry)
     one_by_one = len(sample) / (time.perf_counter() - started)
+    await service.redis.aclose()
     await client.flushdb()
+
+    ingest_ = PreferenceIngest(
+        ScheduleStore(client, settings.keys, due_maxlen=settings.due_maxlen),
+        ManualClock(START),
+        settings,
+    )
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, n, 500):
         results = await ingest_.apply_many([parse_preference(raw) for raw in raws[i : i + 500]])
         assert all(result == "applied" for result in results), results[:3]
     seconds = time.perf_counter() - started
     cpu_s = time.process_time() - cpu
+    await client.flushdb()
+
+    # The service as deployed: a backlog on the preferences stream, consumed in batches.
+    service = SchedulerService(settings, ManualClock(START))
+    await _enqueue(client, settings.keys.preferences, raws, read=False)
+    started, cpu = time.perf_counter(), time.process_time()
+    await service.start()
+    while True:  # drained: every entry applied and deleted
+        if not await client.xlen(settings.keys.preferences):
+            break
+        await asyncio.sleep(0.005)
+    service_s = time.perf_counter() - started
+    service_cpu = time.process_time() - cpu
+    await service.stop()
+    couples = int(await client.zcard(settings.keys.timers(0)))
+    assert couples == n, couples
     await client.aclose()
-    return {"one_by_one": one_by_one, "batched": n / seconds, "cpu_us_per_event": cpu_s / n * 1e6}
+    return {
+        "one_by_one": one_by_one,
+        "batched": n / seconds,
+        "cpu_us_per_event": cpu_s / n * 1e6,
+        "service": n / service_s,
+        "service_cpu_us_per_event": service_cpu / n * 1e6,
+    }
+
+
+async def _enqueue(
+    client: aioredis.Redis, stream: str, raws: list[bytes], *, read: bool
+) -> list[tuple[str, bytes]]:
+    """XADD the events (pipelined); with `read`, deliver them to the scheduler group too."""
+    for i in range(0, len(raws), 1000):
+        async with client.pipeline(transaction=False) as pipe:
+            for raw in raws[i : i + 1000]:
+                pipe.xadd(stream, {DATA_FIELD: raw})
+            await pipe.execute()
+    if not read:
+        return []
+    reply = cast(
+        "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
+        await client.xreadgroup(SCHEDULER_GROUP, "bench", {stream: ">"}, count=len(raws)),
+    )
+    return [(entry.decode(), fields[DATA_FIELD.encode()]) for entry, fields in reply[0][1]]
 
 
 def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
@@ -155,19 +208,30 @@ def run(options: Options) -> list[Row]:
             Row(
                 "burst",
                 "ours",
-                "ingest, one at a time",
-                ing["one_by_one"],
+                "ingest, service, batched",
+                ing["service"],
                 "events/s",
-                note="parse + plan + APPLY_PLAN per event (the service's per-message path)",
+                target=10_000,
+                note=(
+                    "SchedulerService consuming a backlog in batches (validate, apply_many, "
+                    f"XDEL+XACK); {ing['service_cpu_us_per_event']:.0f} us CPU/event"
+                ),
             ),
             Row(
                 "burst",
                 "ours",
-                "ingest, batched (apply_many)",
+                "ingest, service, one at a time",
+                ing["one_by_one"],
+                "events/s",
+                note="SchedulerService.handle per entry (parse, plan, APPLY_PLAN, XDEL)",
+            ),
+            Row(
+                "burst",
+                "ours",
+                "ingest, apply_many alone",
                 ing["batched"],
                 "events/s",
-                target=10_000,
-                note=f"{ing['cpu_us_per_event']:.0f} us CPU/event in the client",
+                note=f"parse + apply_many; {ing['cpu_us_per_event']:.0f} us CPU/event",
             ),
         ]
         friday = instant_after(START, 4, 19, "Europe/Berlin")

@@ -15,7 +15,8 @@ one process, each with its own figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
@@ -165,8 +166,8 @@ class Metrics:
         return stream.removeprefix(f"{self.keys.prefix}:")
 
     # --- events -----------------------------------------------------------------------------
-    def observe_consumed(self, stream: str) -> None:
-        self.events_consumed.labels(self.stream_label(stream)).inc()
+    def observe_consumed(self, stream: str, count: int = 1) -> None:
+        self.events_consumed.labels(self.stream_label(stream)).inc(count)
 
     def observe_rejected(self, stream: str) -> None:
         self.events_rejected.labels(self.stream_label(stream)).inc()
@@ -174,6 +175,21 @@ class Metrics:
     def observe_due(self, kind: NudgeKind, lateness: timedelta) -> None:
         self.due_emitted.labels(kind).inc()
         self.firing_lateness.labels(kind).observe(max(0.0, lateness.total_seconds()))
+
+    def observe_dues(self, fired: Mapping[tuple[NudgeKind, timedelta], int]) -> None:
+        """Many NudgeDue at once: `fired[(kind, lateness)]` published with that lateness.
+
+        The same counts as `observe_due` once per NudgeDue (every one is counted), at the cost
+        of one update per distinct (kind, lateness): in a burst a whole batch shares one.
+        """
+        per_kind: dict[NudgeKind, int] = {}
+        for (kind, lateness), count in fired.items():
+            per_kind[kind] = per_kind.get(kind, 0) + count
+            _observe_many(
+                self.firing_lateness.labels(kind), max(0.0, lateness.total_seconds()), count
+            )
+        for kind, count in per_kind.items():
+            self.due_emitted.labels(kind).inc(count)
 
     def observe_outcomes(self, outcomes: Iterable[OutcomeEvent]) -> None:
         """Count published outcomes; a sent one also measures scheduled -> sent latency."""
@@ -219,3 +235,16 @@ class Metrics:
             kind: Literal["counter", "histogram", "gauge", "info"] | str = family.type
             names.update(family.name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
         return names
+
+
+def _observe_many(histogram: Histogram, amount: float, count: int) -> None:
+    """`histogram.observe(amount)` `count` times, in one step (prometheus_client has no such
+    call). Uses the histogram's value holders; tests/unit/test_metrics.py pins that it
+    exposes exactly what repeated `observe` does."""
+    if count == 1:
+        histogram.observe(amount)
+        return
+    index = bisect_left(histogram._upper_bounds, amount)  # first bucket with amount <= bound
+    histogram._sum.inc(amount * count)
+    if index < len(histogram._buckets):
+        histogram._buckets[index].inc(count)

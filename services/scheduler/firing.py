@@ -4,20 +4,26 @@ After downtime a schedule may be several occurrences behind. It fires at most on
 newest occurrence that is due, and only if it is within the kind's grace window; the older
 ones are reported as missed. The timer is re-armed at the first occurrence after `now`, so
 there is never a backlog of copies.
+
+What is published is a :class:`Due`: the timer loop writes its JSON directly
+(:meth:`Due.payload`, byte for byte what the NudgeDue model dumps, without building the
+model: ~10 us less per fire in a burst); :meth:`Due.model` builds the validated model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
 from schemas import NudgeDue, NudgeDueData
 from services.scheduler.planning import Occurrence, Schedule, next_occurrence
 
-__all__ = ["Decision", "decide", "occurrence_id"]
+__all__ = ["Decision", "Due", "Timing", "decide", "occurrence_id", "timing"]
 
 _NAMESPACE: Final = uuid.UUID("5d0c6e0e-8f1d-4e8a-9b7e-6a2f4c1d9e11")
 _MAX_CATCH_UP: Final = 1000
@@ -30,14 +36,23 @@ _VERSION_MASK: Final = ~((0xC000 << 48) | (0xF000 << 64))
 _VERSION_5: Final = (0x8000 << 48) | (5 << 76)
 
 
+def _uuid5_int(name: str) -> int:
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:16], "big") & _VERSION_MASK | _VERSION_5
+
+
 def _uuid5(name: str) -> uuid.UUID:
     """``uuid.uuid5(_NAMESPACE, name)``, without ``UUID.__init__``'s checks: 2x faster per fire."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
-    value = int.from_bytes(digest[:16], "big") & _VERSION_MASK | _VERSION_5
     made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "int", _uuid5_int(name))
     object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
     return made
+
+
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))`` without a UUID object."""
+    h = f"{_uuid5_int(name):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def occurrence_id(schedule_id: str, nominal: datetime) -> str:
@@ -45,17 +60,71 @@ def occurrence_id(schedule_id: str, nominal: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Due:
+    """One occurrence to publish now, with the schedule's sequence number (whose turn it is)."""
+
+    schedule: Schedule
+    occurrence: Occurrence
+    seq: int
+    now: datetime
+
+    @property
+    def occurrence_id(self) -> str:
+        return occurrence_id(self.schedule.schedule_id, self.occurrence.nominal)
+
+    @property
+    def event_id(self) -> str:
+        """The NudgeDue's event id, as text: a UUIDv5 of the occurrence id."""
+        return _uuid5_text(self.occurrence_id)
+
+    def model(self) -> NudgeDue:
+        """The validated NudgeDue (raises ValidationError for values the schema refuses)."""
+        return _nudge_due(self.schedule, self.occurrence, self.seq, self.now)
+
+    def payload(self) -> bytes:
+        """``self.model().model_dump_json().encode()``, byte for byte, without the model.
+
+        Anything the direct path does not vouch for (a value the schema might refuse or JSON
+        might escape, a datetime not in UTC) goes through the model, which validates it.
+        """
+        fast = _due_json(self.schedule, self.occurrence, self.seq, self.now)
+        return fast if fast is not None else self.model().model_dump_json().encode()
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
-    due: NudgeDue | None  # what to publish, if anything
+    publish: Due | None  # what to publish, if anything
     next: Occurrence | None  # where to re-arm the timer (None: the rule never fires again)
     missed: list[Occurrence] = field(default_factory=list)
     dropped: Occurrence | None = None  # fell in quiet hours with policy "drop"
     lateness: timedelta = timedelta(0)
 
+    @property
+    def due(self) -> NudgeDue | None:
+        """The NudgeDue model of what is published (built on each access)."""
+        return None if self.publish is None else self.publish.model()
 
-def decide(
-    schedule: Schedule, current: Occurrence, *, seq: int, now: datetime, grace: timedelta
-) -> Decision:
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What `decide` decides that does not depend on whose schedule it is.
+
+    It depends only on the rule, zone and quiet hours, the current occurrence, `now` and the
+    grace window: in a burst thousands of schedules share all of those, and so one Timing.
+    """
+
+    publish: Occurrence | None  # the occurrence published now, if any
+    next: Occurrence | None
+    missed: tuple[Occurrence, ...] = ()
+    dropped: Occurrence | None = None
+    lateness: timedelta = timedelta(0)
+
+    def decision(self, schedule: Schedule, seq: int, now: datetime) -> Decision:
+        publish = None if self.publish is None else Due(schedule, self.publish, seq, now)
+        return Decision(publish, self.next, list(self.missed), self.dropped, self.lateness)
+
+
+def timing(schedule: Schedule, current: Occurrence, *, now: datetime, grace: timedelta) -> Timing:
     missed: list[Occurrence] = []
     nxt = next_occurrence(schedule, current.nominal)
     steps = 0
@@ -67,10 +136,16 @@ def decide(
         nxt = next_occurrence(schedule, now)
     lateness = now - current.fire_at
     if lateness > grace:
-        return Decision(None, nxt, [*missed, current], lateness=lateness)
+        return Timing(None, nxt, (*missed, current), lateness=lateness)
     if current.dropped:
-        return Decision(None, nxt, missed, dropped=current, lateness=lateness)
-    return Decision(_nudge_due(schedule, current, seq, now), nxt, missed, lateness=lateness)
+        return Timing(None, nxt, tuple(missed), dropped=current, lateness=lateness)
+    return Timing(current, nxt, tuple(missed), lateness=lateness)
+
+
+def decide(
+    schedule: Schedule, current: Occurrence, *, seq: int, now: datetime, grace: timedelta
+) -> Decision:
+    return timing(schedule, current, now=now, grace=grace).decision(schedule, seq, now)
 
 
 def _nudge_due(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> NudgeDue:
@@ -101,3 +176,72 @@ def _nudge_due(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> 
             note=occ.note or ("late" if now - occ.fire_at > _LATE else None),
         ),
     )
+
+
+# What the direct JSON path vouches for: values the schema accepts as they are and that JSON
+# writes without escapes (the patterns of SafeId and OccurrenceId, notes in plain ASCII).
+_SAFE_IDS: Final = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:,[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*"
+)
+_OCCURRENCE_ID: Final = re.compile(r"[A-Za-z0-9_.:/@-]{1,200}")
+_NOTE: Final = re.compile(r"[A-Za-z0-9_ .:-]{0,40}")
+_KINDS: Final = frozenset(("date_night", "check_in", "appreciation"))
+
+
+def _utc_text(instant: datetime) -> str | None:
+    """How pydantic writes a UTC datetime ("...T19:00:00Z", "...T19:00:00.500000Z")."""
+    # Checked before the cache: aware datetimes of one instant are equal in any zone.
+    return _utc_iso(instant) if instant.tzinfo is UTC else None
+
+
+@lru_cache(maxsize=1024)
+def _utc_iso(instant: datetime) -> str:
+    return instant.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _ids_are_safe(couple_id: str, recipients: tuple[str, ...], turn: str | None) -> bool:
+    """Every id a SafeId (str, no comma): one regex over them joined by commas."""
+    ids = (couple_id, *recipients) if turn is None else (couple_id, *recipients, turn)
+    if not all(type(i) is str for i in ids):
+        return False
+    return _SAFE_IDS.fullmatch(",".join(ids)) is not None
+
+
+def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> bytes | None:
+    """NudgeDue JSON as pydantic dumps it, or None when the model must decide (see payload)."""
+    oid = occurrence_id(schedule.schedule_id, occ.nominal)
+    recipients = schedule.recipients
+    pair = schedule.partners
+    whose = pair[seq % len(pair)] if pair else None
+    if schedule.alternate and whose is not None:
+        recipients = (whose,)
+    turn = whose if schedule.kind == "date_night" else None
+    note = occ.note or ("late" if now - occ.fire_at > _LATE else None)
+    occurred_at = _utc_text(now)
+    scheduled_at = _utc_text(occ.fire_at)
+    if (
+        occurred_at is None
+        or scheduled_at is None
+        or not 1 <= len(recipients) <= 2
+        or not _ids_are_safe(schedule.couple_id, recipients, turn)
+        or (note is not None and not (type(note) is str and _NOTE.fullmatch(note)))
+        or not _OCCURRENCE_ID.fullmatch(oid)
+        or len(schedule.schedule_id) > 160
+        or schedule.kind not in _KINDS
+        or type(seq) is not int
+        or seq < 0
+        or type(schedule.revision) is not int
+        or schedule.revision < 0
+    ):
+        return None
+    people = ",".join(f'"{r}"' for r in recipients)
+    turn_json = "null" if turn is None else f'"{turn}"'
+    note_json = "null" if note is None else f'"{note}"'
+    return (
+        f'{{"event_id":"{_uuid5_text(oid)}","occurred_at":"{occurred_at}",'
+        f'"producer":"{PRODUCER}","type":"nudge.due.v1","data":{{"occurrence_id":"{oid}",'
+        f'"couple_id":"{schedule.couple_id}","schedule_id":"{schedule.schedule_id}",'
+        f'"kind":"{schedule.kind}","recipients":[{people}],"turn":{turn_json},'
+        f'"sequence":{seq},"scheduled_at":"{scheduled_at}","revision":{schedule.revision},'
+        f'"note":{note_json}}}}}'
+    ).encode()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
+from typing import Final
 
 import structlog
 
@@ -26,6 +29,7 @@ from services.scheduler.store import Arm, Plan, ScheduleStore
 __all__ = ["PreferenceIngest"]
 
 log = structlog.get_logger()
+_CHUNK: Final = 100  # plans per pipelined round trip in apply_many
 
 
 class PreferenceIngest:
@@ -37,31 +41,51 @@ class PreferenceIngest:
     async def apply_many(self, events: Sequence[PreferenceEvent]) -> list[str | PlanningError]:
         """Apply events in order, like `apply` on each; returns each result or its PlanningError.
 
-        Consecutive preferences.set events are planned, then stored in one pipelined round trip
-        (their Lua calls run in order, so the result is the same as one by one); any other
-        event is applied on its own, in its place.
+        Consecutive preferences.set events are planned, then stored in pipelined round trips of
+        up to `_CHUNK` (their Lua calls run in order, so the result is the same as one by one);
+        while one chunk runs in Redis the next is planned here, and a chunk is only sent once
+        the one before it has finished. Any other event is applied on its own, in its place.
         """
         results: list[str | PlanningError] = []
         pending: list[tuple[int, Plan]] = []
+        storing: asyncio.Task[None] | None = None
 
-        async def flush() -> None:
-            stored = await self.store.apply_plans([p for _, p in pending])
-            for (index, _), result in zip(pending, stored, strict=True):
+        async def store(chunk: list[tuple[int, Plan]]) -> None:
+            stored = await self.store.apply_plans([p for _, p in chunk])
+            for (index, _), result in zip(chunk, stored, strict=True):
                 results[index] = result
-            pending.clear()
 
-        for event in events:
-            results.append("")
-            try:
-                if isinstance(event, PreferencesSet):
-                    planned = self._plan(event.data, epoch_ms(event.occurred_at))
-                    pending.append((len(results) - 1, planned))
-                    continue
-                await flush()
-                results[-1] = await self.apply(event)
-            except PlanningError as exc:
-                results[-1] = exc
-        await flush()
+        async def flush(*, wait: bool) -> None:
+            nonlocal storing
+            if storing is not None:
+                await storing  # keeps the order: the previous chunk is done in Redis
+                storing = None
+            if pending:
+                storing = asyncio.create_task(store(pending.copy()))
+                pending.clear()
+            if wait and storing is not None:
+                await storing
+                storing = None
+
+        try:
+            for event in events:
+                results.append("")
+                try:
+                    if isinstance(event, PreferencesSet):
+                        planned = self._plan(event.data, epoch_ms(event.occurred_at))
+                        pending.append((len(results) - 1, planned))
+                        if len(pending) >= _CHUNK:
+                            await flush(wait=False)
+                        continue
+                    await flush(wait=True)
+                    results[-1] = await self.apply(event)
+                except PlanningError as exc:
+                    results[-1] = exc
+            await flush(wait=True)
+        finally:
+            if storing is not None:  # an error above: let the chunk sent finish, observed
+                with contextlib.suppress(BaseException):
+                    await storing
         return results
 
     def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:

@@ -1,15 +1,28 @@
-"""The scheduler process: a preferences consumer and the timer loop, sharing one Redis client."""
+"""The scheduler process: a preferences consumer and the timer loop, sharing one Redis client.
+
+The preferences stream is consumed in batches (up to `_BATCH` entries per XREADGROUP): every
+entry is validated on its own, bad ones go to the rejected stream with their reason, the good
+ones are applied in stream order with `PreferenceIngest.apply_many` (the same results as one
+at a time), and then the handled entries are deleted and acknowledged in one round trip. An entry
+that fails unexpectedly stays pending for the Reclaimer, which handles it alone (`handle`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
 
 import structlog
+from faststream._internal._compat import dump_json
+from faststream.middlewares import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
-from faststream.redis.annotations import RedisStreamMessage
+from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.parser import BinaryMessageFormatV1
+from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
-from schemas import EventRejected, parse_preference
+from schemas import EventRejected, PreferenceEvent, parse_preference
 from services.common.clock import Clock
 from services.common.health import health_routes
 from services.common.http import HttpServer
@@ -17,7 +30,7 @@ from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.streams import ensure_group, entry_id, group_names, reject
+from services.common.streams import DATA_FIELD, ensure_group, group_names, reject
 from services.operator.refresher import GaugeRefresher
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
@@ -29,6 +42,8 @@ __all__ = ["SchedulerService"]
 
 log = structlog.get_logger()
 SERVICE = "scheduler"
+_BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
+_DATA: Final = DATA_FIELD.encode()
 
 
 class SchedulerService:
@@ -57,20 +72,90 @@ class SchedulerService:
     def _router(self) -> RedisRouter:
         router = RedisRouter()
         sub = StreamSub(
-            self.keys.preferences, group=SCHEDULER_GROUP, consumer=self.consumer, max_records=100
+            self.keys.preferences,
+            group=SCHEDULER_GROUP,
+            consumer=self.consumer,
+            batch=True,
+            max_records=_BATCH,
         )
 
-        @router.subscriber(stream=sub)
-        async def on_preference(msg: RedisStreamMessage) -> None:
-            await self.handle(msg.body, entry_id(msg))
+        # Acknowledged by handle_batch itself: only the entries it handled, after the work.
+        @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=_entries_as_read)
+        async def on_preferences(msg: RedisBatchStreamMessage) -> None:
+            ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
+            await self.handle_batch(
+                [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
+            )
 
         return router
+
+    async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
+
+        Each payload is read as FastStream's subscriber reads one (see `_read`).
+
+        Bad entries are rejected one by one with their reason, exactly as `handle` does; the
+        good ones are applied together. Then every handled entry is deleted and acknowledged
+        (one round trip), and their ids are returned. If applying the batch fails unexpectedly
+        (not a Redis error: that leaves the whole batch pending), its entries are applied one
+        at a time, and one that fails again stays pending for the Reclaimer (neither deleted
+        nor acknowledged).
+        """
+        if not entries:
+            return []
+        self.metrics.observe_consumed(self.keys.preferences, len(entries))
+        refused: dict[int, str] = {}
+        events: list[tuple[int, PreferenceEvent]] = []
+        read_entries: list[tuple[str, bytes]] = []
+        for index, (entry, stored) in enumerate(entries):
+            payload, read = _read(stored)
+            read_entries.append((entry, payload))
+            if isinstance(read, EventRejected):
+                refused[index] = read.reason
+            else:
+                events.append((index, read))
+        handled = set(range(len(entries)))
+        try:
+            results: list[str | PlanningError | None] = list(
+                await self.ingest.apply_many([event for _, event in events])
+            )
+        except RedisError:
+            raise  # nothing is acknowledged: the Reclaimer hands the entries over again
+        except Exception:
+            log.exception("preference_batch_failed", entries=len(entries))
+            results = []
+            for index, event in events:
+                try:
+                    results.append(await self.ingest.apply(event))
+                except PlanningError as exc:
+                    results.append(exc)
+                except RedisError:
+                    raise
+                except Exception:
+                    log.exception("preference_failed", entry_id=entries[index][0])
+                    handled.discard(index)
+                    results.append(None)
+        for (index, event), result in zip(events, results, strict=True):
+            if isinstance(result, PlanningError):
+                refused[index] = str(result)
+            elif result is not None:
+                self._applied(entries[index][0], event, result)
+        for index in sorted(refused):
+            await self._reject(*read_entries[index], reason=refused[index])
+        done = [entries[i][0] for i in sorted(handled)]
+        if done:
+            async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.xdel(self.keys.preferences, *done)
+                pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
+                await pipe.execute()
+        return done
 
     async def handle(self, raw: bytes, entry_id: str) -> None:
         """Validate and apply one preferences entry; bad input goes to the rejected stream.
 
         Afterwards the entry is deleted from the preferences stream (the caller acknowledges):
-        the stream is a queue into the scheduler and keeps no copy of personal data.
+        the stream is a queue into the scheduler and keeps no copy of personal data. The
+        Reclaimer uses it for entries left pending; the subscriber uses `handle_batch`.
         """
         self.metrics.observe_consumed(self.keys.preferences)
         try:
@@ -78,21 +163,27 @@ class SchedulerService:
             result = await self.ingest.apply(event)
         except (EventRejected, PlanningError) as exc:
             reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
-            await reject(
-                self.redis,
-                self.keys.rejected,
-                source=self.keys.preferences,
-                entry_id=entry_id,
-                raw=raw,
-                reason=reason,
-                service=SERVICE,
-                maxlen=self.settings.rejected_maxlen,
-            )
-            self.metrics.observe_rejected(self.keys.preferences)
-            log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+            await self._reject(entry_id, raw, reason=reason)
             await self.redis.xdel(self.keys.preferences, entry_id)
             return
         await self.redis.xdel(self.keys.preferences, entry_id)
+        self._applied(entry_id, event, result)
+
+    async def _reject(self, entry_id: str, raw: bytes, *, reason: str) -> None:
+        await reject(
+            self.redis,
+            self.keys.rejected,
+            source=self.keys.preferences,
+            entry_id=entry_id,
+            raw=raw,
+            reason=reason,
+            service=SERVICE,
+            maxlen=self.settings.rejected_maxlen,
+        )
+        self.metrics.observe_rejected(self.keys.preferences)
+        log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+
+    def _applied(self, entry_id: str, event: PreferenceEvent, result: str) -> None:
         log.info(
             "preference_applied",
             entry_id=entry_id,
@@ -159,3 +250,40 @@ class SchedulerService:
         await self.before_stop()
         await self.broker.stop()
         await self.after_stop()
+
+
+def _stored(fields: dict[bytes, bytes]) -> bytes:
+    """An entry's payload field, or (none given) its fields as JSON, as FastStream takes it."""
+    return fields.get(_DATA) or dump_json(fields)
+
+
+def _read(stored: bytes) -> tuple[bytes, PreferenceEvent | EventRejected]:
+    """The payload FastStream's single-entry subscriber hands over, and the event it holds.
+
+    FastStream unwraps its own framing and a legacy {"data": "<string>"} envelope, at the
+    cost of two JSON parses per entry. A valid event is neither (its "data" is an object),
+    so it is validated as stored first; only a refused one is unwrapped and tried again,
+    which gives every entry the same payload and outcome as one at a time.
+    """
+    try:
+        return stored, parse_preference(stored)
+    except EventRejected as refused:
+        payload, _headers = BinaryMessageFormatV1.parse(stored)
+        if payload == stored:
+            return stored, refused
+    try:
+        return payload, parse_preference(payload)
+    except EventRejected as exc:
+        return payload, exc
+
+
+async def _entries_as_read(
+    msg: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser JSON-decodes every payload and re-encodes them as one body:
+    wasted work here, and one payload that is not UTF-8 fails the whole batch. The handler
+    reads `raw_message` itself, so the parser is given no entries and the message keeps them
+    as they were read."""
+    parsed = await original({**msg, "data": []})
+    parsed.raw_message = msg
+    return parsed

@@ -37,9 +37,8 @@ class Plan(NamedTuple):
     arms: Sequence[Arm]
 
 
-@dataclass(frozen=True, slots=True)
-class Fire:
-    """One compare-and-set step of the timer loop."""
+class Fire(NamedTuple):
+    """One compare-and-set step of the timer loop (a tuple: one is built per fire)."""
 
     schedule_id: str
     expected_ms: int
@@ -150,15 +149,17 @@ class ScheduleStore:
     async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
         if not steps:
             return set()
-        args: list[str | int | bytes] = [self.due_maxlen]
-        for s in steps:
-            args += [
-                s.schedule_id,
-                s.expected_ms,
-                "" if s.next_fire_ms is None else s.next_fire_ms,
-                "" if s.next_nominal_ms is None else s.next_nominal_ms,
-                s.payload or b"",
-            ]
+        # Payloads go as memoryviews: redis-py then sends them as they are, instead of copying
+        # each into a command buffer that it copies again for every following argument.
+        args: list[str | int | bytes | memoryview] = [self.due_maxlen]
+        for sid, expected, next_fire, next_nominal, payload in steps:
+            args += (
+                sid,
+                expected,
+                "" if next_fire is None else next_fire,
+                "" if next_nominal is None else next_nominal,
+                memoryview(payload) if payload else b"",
+            )
         won = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
             args=args,

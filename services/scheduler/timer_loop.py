@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from redis.exceptions import RedisError
 
-from schemas import NudgeSuppressed, NudgeSuppressedData, SuppressionReason
+from schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, SuppressionReason
 from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.metrics import Metrics
-from services.common.streams import encode, publish
-from services.scheduler.firing import PRODUCER, Decision, decide, occurrence_id
-from services.scheduler.planning import Occurrence, Schedule, occurrence_at
+from services.common.streams import publish
+from services.scheduler.firing import PRODUCER, Decision, Timing, occurrence_id, timing
+from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from services.scheduler.records import decode_record
+from services.scheduler.rules import Rule
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import Fire, ScheduleStore
 
@@ -35,6 +38,10 @@ log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
 _OUTCOME_CHUNK = 1000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
+# (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
+# besides `now`; with it the Timing and the next fire and nominal instants in ms.
+_TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
+_Timed = tuple[Timing, int | None, int | None]
 
 
 class TimerLoop:
@@ -73,9 +80,10 @@ class TimerLoop:
             return 0
         firing: asyncio.Task[set[str]] | None = None
         fired_decisions: dict[str, tuple[Decision, Schedule]] = {}
+        timings: dict[_TimingKey, _Timed] = {}  # shared by the batch's schedules (a burst)
         try:
             for start in range(0, len(due), _CHUNK):
-                steps, decisions = self._steps(due[start : start + _CHUNK], now)
+                steps, decisions = self._steps(due[start : start + _CHUNK], now, timings)
                 if firing is not None:
                     await self._report(await firing, fired_decisions, now_ms=now_ms)
                 firing, fired_decisions = (
@@ -94,7 +102,10 @@ class TimerLoop:
         return len(due)
 
     def _steps(
-        self, due: list[tuple[str, int, bytes | None]], now: datetime
+        self,
+        due: list[tuple[str, int, bytes | None]],
+        now: datetime,
+        timings: dict[_TimingKey, _Timed],
     ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]]]:
         steps: list[Fire] = []
         decisions: dict[str, tuple[Decision, Schedule]] = {}
@@ -103,7 +114,7 @@ class TimerLoop:
                 steps.append(Fire(sid, score, None, None, None))
                 continue
             try:
-                step, decided = self._step(sid, score, raw, now)
+                step, decided = self._step(sid, score, raw, now, timings)
             except Exception:  # one broken record must not stop every other schedule
                 log.exception("schedule_failed", schedule_id=sid)
                 step, decided = Fire(sid, score, score + _RETRY_BROKEN_MS, None, None), None
@@ -113,23 +124,33 @@ class TimerLoop:
         return steps, decisions
 
     def _step(
-        self, sid: str, score: int, raw: bytes, now: datetime
+        self, sid: str, score: int, raw: bytes, now: datetime, timings: dict[_TimingKey, _Timed]
     ) -> tuple[Fire, tuple[Decision, Schedule]]:
         record = decode_record(sid, raw)
         schedule = record.schedule
-        current = occurrence_at(schedule, from_ms(record.nominal_ms))
-        if epoch_ms(current.fire_at) != score:  # the score is authoritative (deferrals)
-            current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
-        decision = decide(
-            schedule, current, seq=record.seq, now=now, grace=self.settings.grace(schedule.kind)
-        )
-        nxt = decision.next
+        grace = self.settings.grace(schedule.kind)
+        key = (schedule.rule, schedule.timezone, schedule.quiet, record.nominal_ms, score, grace)
+        timed = timings.get(key)
+        if timed is None:  # `now` is the batch's: the key holds everything else timing reads
+            current = occurrence_at(schedule, from_ms(record.nominal_ms))
+            if epoch_ms(current.fire_at) != score:  # the score is authoritative (deferrals)
+                current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
+            decided = timing(schedule, current, now=now, grace=grace)
+            nxt = decided.next
+            timed = timings[key] = (
+                decided,
+                None if nxt is None else epoch_ms(nxt.fire_at),
+                None if nxt is None else epoch_ms(nxt.nominal),
+            )
+        decided, next_fire_ms, next_nominal_ms = timed
+        decision = decided.decision(schedule, record.seq, now)
+        publish = decision.publish
         step = Fire(
             sid,
             score,
-            None if nxt is None else epoch_ms(nxt.fire_at),
-            None if nxt is None else epoch_ms(nxt.nominal),
-            None if decision.due is None else encode(decision.due),
+            next_fire_ms,
+            next_nominal_ms,
+            None if publish is None else publish.payload(),
         )
         return step, (decision, schedule)
 
@@ -137,28 +158,36 @@ class TimerLoop:
         self, won: set[str], decisions: dict[str, tuple[Decision, Schedule]], now_ms: int
     ) -> None:
         outcomes: list[NudgeSuppressed] = []
+        fired: Counter[tuple[NudgeKind, timedelta]] = Counter()
+        debug = log.is_enabled_for(logging.DEBUG)  # per-fire lines cost nothing when filtered
         for sid in won:
-            if sid not in decisions:
+            decided = decisions.get(sid)
+            if decided is None:
                 continue
-            decision, schedule = decisions[sid]
-            if decision.due is not None:
-                self.fired += 1
-                self.metrics.observe_due(schedule.kind, decision.lateness)
-                log.debug(
-                    "nudge_due_published",
-                    event_type=decision.due.type,
-                    event_id=str(decision.due.event_id),
-                    occurrence_id=decision.due.data.occurrence_id,
-                    kind=schedule.kind,
-                    lateness_ms=int(decision.lateness.total_seconds() * 1000),
-                )
-            for occ in decision.missed:
-                outcomes.append(_suppressed(schedule, occ, "missed", now_ms))
+            decision, schedule = decided
+            if decision.publish is not None:
+                fired[schedule.kind, decision.lateness] += 1
+                if debug:
+                    due = decision.publish
+                    log.debug(
+                        "nudge_due_published",
+                        event_type="nudge.due.v1",
+                        event_id=due.event_id,
+                        occurrence_id=due.occurrence_id,
+                        kind=schedule.kind,
+                        lateness_ms=int(decision.lateness.total_seconds() * 1000),
+                    )
+            if decision.missed:
+                for occ in decision.missed:
+                    outcomes.append(_suppressed(schedule, occ, "missed", now_ms))
+                self.missed += len(decision.missed)
             if decision.dropped is not None:
                 outcomes.append(_suppressed(schedule, decision.dropped, "quiet_hours", now_ms))
-            self.missed += len(decision.missed)
             if self.on_fired is not None:
                 self.on_fired(decision, schedule)
+        if fired:
+            self.fired += fired.total()
+            self.metrics.observe_dues(fired)
         # Every missed or dropped occurrence is reported; after a long outage there can be
         # many, so they go out in pipelines of a bounded size.
         for start in range(0, len(outcomes), _OUTCOME_CHUNK):

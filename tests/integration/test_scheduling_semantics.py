@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from schemas import NudgeDue, parse_due, parse_outcome, parse_preference
-from services.common.clock import ManualClock
+from services.common.clock import ManualClock, epoch_ms
 from services.common.streams import read_events
 from services.notifier.channels.base import RecordingChannel
 from services.notifier.service import NotifierService
@@ -140,6 +140,62 @@ class TestQuietHours:
         assert [(o.data.kind, getattr(o.data, "reason", None)) for o in outcomes] == [
             ("check_in", "quiet_hours")
         ]
+
+
+class TestOneBatch:
+    async def test_schedules_sharing_an_instant_keep_their_own_quiet_hours_and_zones(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Due in one batch, same rule and instant: each still gets its own outcome.
+
+        A week before summer time: Berlin moves to UTC+2 for the next occurrence, Lagos
+        (UTC+1 all year, the same instant today) does not.
+        """
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        world.clock.set(datetime(2027, 3, 20, tzinfo=UTC))
+        nudges = {"check_in": {"cadence": {"repeat": "cron", "cron": "0 23 * * 1"}}}
+        night = {"start": "22:00", "end": "08:00"}
+        variants: dict[str, dict[str, Any]] = {
+            "plain": {"quiet_hours": None},
+            "drop": {"quiet_hours": {**night, "policy": "drop"}},
+            "defer": {"quiet_hours": {**night, "policy": "defer"}},
+            "london": {"quiet_hours": None, "timezone": "Europe/London"},
+            "lagos": {"quiet_hours": None, "timezone": "Africa/Lagos"},
+        }
+        for couple, partner0 in variants.items():
+            data = json.loads(_prefs(nudges, **partner0))
+            data["data"]["couple_id"] = couple
+            await world.ingest.apply(parse_preference(json.dumps(data)))
+        berlin = datetime(2027, 3, 22, 22, 0, tzinfo=UTC)  # Monday 23:00 in Berlin and Lagos
+        world.clock.set(berlin + timedelta(seconds=30))
+        # Due now, in one batch: both partners of plain, drop and lagos, sam of the others.
+        assert await world.loop.tick(0) == 8
+        dues = await world.dues()
+        assert sorted((d.data.couple_id, d.data.recipients[0]) for d in dues) == [
+            ("defer", "sam"),
+            ("drop", "sam"),
+            ("lagos", "maya"),
+            ("lagos", "sam"),
+            ("london", "sam"),
+            ("plain", "maya"),
+            ("plain", "sam"),
+        ]
+        assert {(d.data.scheduled_at, d.data.note) for d in dues} == {(berlin, None)}
+        outcomes = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
+        assert [(o.data.couple_id, getattr(o.data, "reason", None)) for o in outcomes] == [
+            ("drop", "quiet_hours")
+        ]
+        timers = cast(
+            "list[tuple[bytes, float]]",
+            await redis.zrange(world.settings.keys.timers(0), 0, -1, withscores=True),
+        )
+        next_ms = {sid.decode(): int(score) for sid, score in timers}
+        summer = berlin + timedelta(days=7, hours=-1)
+        assert next_ms["defer/c/maya"] == epoch_ms(datetime(2027, 3, 23, 7, 0, tzinfo=UTC))
+        assert next_ms["london/c/maya"] == epoch_ms(berlin + timedelta(hours=1))
+        assert next_ms["plain/c/maya"] == epoch_ms(summer)
+        assert next_ms["drop/c/maya"] == epoch_ms(summer)
+        assert next_ms["lagos/c/maya"] == epoch_ms(berlin + timedelta(days=7))
 
 
 class TestPause:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas import NudgeKind, QuietHours, parse_due
-from services.scheduler.firing import Decision, decide, occurrence_id
+from services.scheduler.firing import Decision, Due, _due_json, decide, occurrence_id
 from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from services.scheduler.rules import CronRule, next_fire
 
@@ -347,3 +348,154 @@ class TestIdentity:
         assert moved is not None
         assert moved.data.occurrence_id == plain.data.occurrence_id
         assert moved.event_id == plain.event_id
+
+
+_SAFE = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True)
+_ANY_TEXT = st.text(max_size=50)
+_UTC_INSTANT = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(0)), ZoneInfo("Europe/Berlin"), ZoneInfo("Etc/UTC")]
+)
+_NOTES = st.sampled_from(
+    [None, "dst_gap", "quiet_hours_deferred", "no_shared_window", "x" * 40, "x" * 41, 'a"b', "é"]
+)
+
+
+def _model_bytes(due: Due) -> bytes | ValidationError:
+    try:
+        return due.model().model_dump_json().encode()
+    except ValidationError as exc:
+        return exc
+
+
+def _payload_bytes(due: Due) -> bytes | ValidationError:
+    try:
+        return due.payload()
+    except ValidationError as exc:
+        return exc
+
+
+def _assert_same_as_model(due: Due) -> None:
+    model, payload = _model_bytes(due), _payload_bytes(due)
+    if isinstance(model, ValidationError):
+        assert isinstance(payload, ValidationError)
+    else:
+        assert payload == model
+
+
+class TestPayload:
+    """Due.payload writes NudgeDue JSON directly; it must be what the model dumps, byte for byte."""
+
+    @pytest.mark.parametrize("kind", ["date_night", "check_in", "appreciation"])
+    @pytest.mark.parametrize("alternate", [False, True])
+    @pytest.mark.parametrize("seq", [0, 1, 7])
+    @pytest.mark.parametrize(
+        "now", ["2026-06-10T07:00Z", "2026-06-10T07:00:00.250Z", "2026-06-10T08:00Z"]
+    )
+    def test_planner_schedules_take_the_direct_path(
+        self, kind: NudgeKind, alternate: bool, seq: int, now: str
+    ) -> None:
+        """Every schedule the planner makes is written directly, and equals the model's JSON."""
+        sched = schedule(
+            schedule_id=f"c1/{kind[0]}/{'turns' if alternate else 'both'}",
+            kind=kind,
+            recipients=("maya", "sam"),
+            alternate=alternate,
+        )
+        decision = run(on_time("2026-06-10T07:00Z"), now, sched=sched, seq=seq)
+        assert decision.publish is not None
+        due = decision.publish
+        direct = _due_json(due.schedule, due.occurrence, due.seq, due.now)
+        assert direct is not None
+        assert direct == due.model().model_dump_json().encode()
+        assert due.event_id == str(due.model().event_id)
+        assert due.occurrence_id == due.model().data.occurrence_id
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        couple=_SAFE,
+        target=_SAFE,
+        kind=st.sampled_from(["date_night", "check_in", "appreciation"]),
+        recipients=st.lists(_SAFE, min_size=1, max_size=2),
+        partners=st.one_of(st.just(()), st.tuples(_SAFE, _SAFE)),
+        alternate=st.booleans(),
+        revision=st.integers(min_value=0, max_value=2**40),
+        seq=st.integers(min_value=0, max_value=2**40),
+        nominal=_UTC_INSTANT,
+        delay=st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=30)),
+        lateness=st.timedeltas(min_value=timedelta(seconds=-5), max_value=timedelta(hours=3)),
+        note=_NOTES,
+        zone=_ZONES,
+    )
+    def test_same_bytes_as_the_model(
+        self,
+        couple: str,
+        target: str,
+        kind: NudgeKind,
+        recipients: list[str],
+        partners: tuple[str, ...],
+        alternate: bool,
+        revision: int,
+        seq: int,
+        nominal: datetime,
+        delay: timedelta,
+        lateness: timedelta,
+        note: str | None,
+        zone: tzinfo,
+    ) -> None:
+        """Schedules as records hold them, any note and clock zone: the model's bytes."""
+        sched = Schedule(
+            schedule_id=f"{couple}/{kind[0]}/{target}",
+            couple_id=couple,
+            kind=kind,
+            rule=CronRule("0 9 * * *"),
+            timezone="Europe/Berlin",
+            recipients=tuple(recipients),
+            alternate=alternate,
+            revision=revision,
+            partners=partners,
+        )
+        occ = Occurrence(nominal, nominal + delay, note)
+        _assert_same_as_model(Due(sched, occ, seq, (nominal + delay + lateness).astimezone(zone)))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        couple=st.one_of(_SAFE, _ANY_TEXT),
+        target=st.one_of(_SAFE, _ANY_TEXT),
+        recipients=st.lists(st.one_of(_SAFE, _ANY_TEXT), max_size=3),
+        revision=st.integers(min_value=-2, max_value=2),
+        seq=st.integers(min_value=-2, max_value=2),
+        note=st.one_of(_NOTES, _ANY_TEXT),
+    )
+    def test_same_refusals_as_the_model(
+        self,
+        couple: str,
+        target: str,
+        recipients: list[str],
+        revision: int,
+        seq: int,
+        note: str | None,
+    ) -> None:
+        """Arbitrary ids, counts and notes: the model's bytes, or the model's refusal."""
+        sched = Schedule(
+            schedule_id=f"{couple}/c/{target}",
+            couple_id=couple,
+            kind="check_in",
+            rule=CronRule("0 9 * * *"),
+            timezone="Europe/Berlin",
+            recipients=tuple(recipients),
+            revision=revision,
+            partners=(),
+        )
+        occ = Occurrence(at("2026-06-10T07:00Z"), at("2026-06-10T07:00Z"), note)
+        _assert_same_as_model(Due(sched, occ, seq, at("2026-06-10T07:00:00.5Z")))
+
+    def test_values_the_schema_refuses_are_refused(self) -> None:
+        """A record the schema would not accept still fails (the loop retries it later)."""
+        bad = schedule(schedule_id="c1/c/maya", recipients=("not a safe id",))
+        decision = run(on_time("2026-06-10T07:00Z"), "2026-06-10T07:00Z", sched=bad)
+        assert decision.publish is not None
+        with pytest.raises(ValidationError):
+            decision.publish.payload()

@@ -6,11 +6,13 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import (
     NudgeFailed,
     NudgeFailedData,
+    NudgeKind,
     NudgeSent,
     NudgeSentData,
     NudgeSuppressed,
@@ -144,6 +146,39 @@ class TestMetrics:
         metrics.observe_due("check_in", timedelta(seconds=-1))
         assert value(metrics, "nudge_due_emitted_total", kind="check_in") == 2
         assert value(metrics, "nudge_firing_lateness_seconds_sum", kind="check_in") == 2
+
+    def test_dues_in_bulk_expose_what_one_at_a_time_does(self) -> None:
+        """observe_dues counts every NudgeDue: the same series as observe_due once per fire."""
+        fired: dict[tuple[NudgeKind, timedelta], int] = {
+            ("check_in", timedelta(seconds=-1)): 3,
+            ("check_in", timedelta(0)): 2,
+            ("check_in", timedelta(milliseconds=500)): 4,  # exactly a bucket bound
+            ("check_in", timedelta(milliseconds=1370)): 1,
+            ("date_night", timedelta(seconds=2, milliseconds=1)): 250,
+            ("date_night", timedelta(days=3)): 2,  # beyond the last bound: +Inf only
+        }
+        bulk, single = Metrics("scheduler", Keys()), Metrics("scheduler", Keys())
+        bulk.observe_dues(fired)
+        for (kind, lateness), count in fired.items():
+            for _ in range(count):
+                single.observe_due(kind, lateness)
+
+        def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(metrics.render().decode())
+                for s in family.samples
+                if family.name in ("nudge_due_emitted", "nudge_firing_lateness_seconds")
+                and not s.name.endswith("_created")
+            }
+
+        expected = samples(single)
+        got = samples(bulk)
+        assert got.keys() == expected.keys()
+        for key, wanted in expected.items():
+            assert got[key] == pytest.approx(wanted, rel=1e-12), key
+        assert value(bulk, "nudge_due_emitted_total", kind="date_night") == 252
+        assert value(bulk, "nudge_firing_lateness_seconds_count", kind="check_in") == 10
 
     def test_retries_are_counted_per_channel(self) -> None:
         """The retry counter the notifier increments when it schedules another attempt."""

@@ -1,0 +1,269 @@
+"""The scheduler consumes preferences in batches: the same outcome as one entry at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from schemas import PreferenceEvent
+from services.common.clock import ManualClock
+from services.common.keys import SCHEDULER_GROUP
+from services.common.streams import DATA_FIELD, read_entries
+from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.planning import PlanningError
+from services.scheduler.service import SchedulerService
+from tests.support.events import envelope, example, preferences
+from tests.support.settings import scheduler_settings
+from tests.support.waiting import eventually
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _frequent(couple_id: str) -> bytes:
+    data = example()["data"]
+    data["couple_id"] = couple_id
+    data["nudges"]["check_in"]["cadence"] = {"repeat": "cron", "cron": "*/10 * * * *"}
+    return envelope("preferences.set.v1", data, NOW)
+
+
+def _mixed() -> list[bytes]:
+    """Good, bad and order-sensitive entries, as a producer might interleave them."""
+    at = NOW - timedelta(hours=1)
+    return [
+        preferences("c1", 1, at),
+        b"{not json",
+        preferences("c2", 2, at),
+        preferences("c2", 1, at + timedelta(seconds=1)),  # older revision: stale
+        preferences("c2", 3, at + timedelta(seconds=2)),
+        _frequent("c3"),  # valid JSON, refused by planning
+        envelope("preferences.paused.v1", {"couple_id": "c1"}, at + timedelta(seconds=3)),
+        preferences("c4", 1, at),
+        envelope("couple.erased.v1", {"couple_id": "c4"}, at + timedelta(seconds=4)),
+        preferences("c4", 1, at + timedelta(seconds=1)),  # replayed after erasure: ignored
+        b'{"type": "preferences.exploded.v1"}',
+        preferences("c5", 1, at),
+    ]
+
+
+async def _state(redis: aioredis.Redis, service: SchedulerService) -> dict[str, Any]:
+    """Everything the scheduler stores, with key names relative to its prefix."""
+    prefix = f"{service.keys.prefix}:"
+    state: dict[str, Any] = {}
+    for key in sorted(cast("list[bytes]", await redis.keys(f"{prefix}*"))):
+        name = key.decode().removeprefix(prefix)
+        kind = cast("bytes", await redis.type(key)).decode()
+        if name.startswith(("preferences", "rejected")):
+            continue
+        if kind == "hash":
+            state[name] = await redis.hgetall(key)
+        elif kind == "zset":
+            state[name] = await redis.zrange(key, 0, -1, withscores=True)
+    return state
+
+
+async def _rejections(redis: aioredis.Redis, service: SchedulerService) -> list[tuple[bytes, ...]]:
+    return [
+        (fields[b"raw"], fields[b"reason"])
+        for _, fields in await read_entries(redis, service.keys.rejected)
+    ]
+
+
+async def _deliver(
+    redis: aioredis.Redis, service: SchedulerService, raws: Sequence[bytes]
+) -> list[tuple[str, bytes]]:
+    """XADD the entries and read them as the group's consumer (so they are pending)."""
+    for raw in raws:
+        await redis.xadd(service.keys.preferences, {DATA_FIELD: raw})
+    reply = cast(
+        "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
+        await redis.xreadgroup(
+            SCHEDULER_GROUP, service.consumer, {service.keys.preferences: ">"}, count=len(raws)
+        ),
+    )
+    return [(eid.decode(), fields[DATA_FIELD.encode()]) for eid, fields in reply[0][1]]
+
+
+def _service(redis_url: str, prefix: str) -> SchedulerService:
+    return SchedulerService(scheduler_settings(redis_url, prefix), ManualClock(NOW))
+
+
+class TestHandleBatch:
+    async def test_a_batch_ends_as_one_entry_at_a_time(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Same stored state and the same rejections, in stream order, as handling one by one."""
+        batched = _service(redis_url, f"{key_prefix}-batch")
+        single = _service(redis_url, f"{key_prefix}-single")
+        try:
+            for service in (batched, single):
+                await service.before_start()
+            raws = _mixed()
+            entries = await _deliver(redis, batched, raws)
+            done = await batched.handle_batch(entries)
+            for entry, raw in await _deliver(redis, single, raws):
+                await single.handle(raw, entry)
+
+            assert done == [entry for entry, _ in entries]
+            assert await _state(redis, batched) == await _state(redis, single)
+            rejected = await _rejections(redis, batched)
+            assert rejected == await _rejections(redis, single)
+            assert [raw for raw, _ in rejected] == [raws[1], raws[5], raws[10]]
+            assert b"minimum interval" in rejected[1][1]
+            assert await redis.hget(batched.keys.couple("c2"), "rev") == b"3"
+            assert await redis.xlen(batched.keys.preferences) == 0
+            pending = await redis.xpending(batched.keys.preferences, SCHEDULER_GROUP)
+            assert pending["pending"] == 0
+        finally:
+            for service in (batched, single):
+                await service.redis.aclose()
+
+    async def test_revisions_keep_their_order_across_pipelined_chunks(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Hundreds of entries (several pipelined chunks): the same state as one at a time."""
+        at = NOW - timedelta(hours=1)
+        raws: list[bytes] = []
+        for step, revision in enumerate([1, 3, 2, 5, 4, 7, 6, 9, 8, 10] * 3):
+            for couple in range(9):
+                when = at + timedelta(seconds=step)
+                raws.append(preferences(f"c{couple}", revision + 10 * (step // 10), when))
+            if step % 7 == 0:
+                pause = {"couple_id": "c1", "partner_id": "maya"}
+                raws.append(envelope("preferences.paused.v1", pause, at + timedelta(seconds=step)))
+        batched = _service(redis_url, f"{key_prefix}-batch")
+        single = _service(redis_url, f"{key_prefix}-single")
+        try:
+            for service in (batched, single):
+                await service.before_start()
+            entries = await _deliver(redis, batched, raws)
+            assert len(await batched.handle_batch(entries)) == len(raws)
+            for entry, raw in await _deliver(redis, single, raws):
+                await single.handle(raw, entry)
+            assert await _state(redis, batched) == await _state(redis, single)
+            assert await redis.hget(batched.keys.couple("c8"), "rev") == b"30"
+        finally:
+            for service in (batched, single):
+                await service.redis.aclose()
+
+    async def test_an_entry_that_fails_stays_pending_and_the_others_are_applied(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """An unexpected failure leaves only its own entry for the Reclaimer."""
+
+        class Exploding(PreferenceIngest):
+            async def apply_many(
+                self, events: Sequence[PreferenceEvent]
+            ) -> list[str | PlanningError]:
+                if any(e.data.couple_id == "boom" for e in events):
+                    raise RuntimeError("boom")
+                return await super().apply_many(events)
+
+            async def apply(self, event: PreferenceEvent) -> str:
+                if event.data.couple_id == "boom":
+                    raise RuntimeError("boom")
+                return await super().apply(event)
+
+        service = _service(redis_url, key_prefix)
+        service.ingest = Exploding(service.store, service.clock, service.settings)
+        try:
+            await service.before_start()
+            raws = [preferences("c1", 1, NOW), preferences("boom", 1, NOW), b"{not json"]
+            entries = await _deliver(redis, service, [*raws, preferences("c2", 1, NOW)])
+
+            done = await service.handle_batch(entries)
+
+            boom = entries[1][0]
+            assert done == [entry for entry, _ in entries if entry != boom]
+            for couple in ("c1", "c2"):
+                assert await redis.hget(service.keys.couple(couple), "rev") == b"1"
+            assert not await redis.exists(service.keys.couple("boom"))
+            assert len(await _rejections(redis, service)) == 1
+            left = await read_entries(redis, service.keys.preferences)
+            assert [entry for entry, _ in left] == [boom]
+            pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
+            assert pending["pending"] == 1
+            assert pending["min"].decode() == boom
+        finally:
+            await service.redis.aclose()
+
+    async def test_a_redis_error_leaves_the_whole_batch_pending(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Redis failing mid-batch: nothing is deleted or acknowledged; the Reclaimer retries."""
+
+        class Disconnected(PreferenceIngest):
+            async def apply_many(
+                self, events: Sequence[PreferenceEvent]
+            ) -> list[str | PlanningError]:
+                raise RedisConnectionError("connection lost")
+
+        service = _service(redis_url, key_prefix)
+        service.ingest = Disconnected(service.store, service.clock, service.settings)
+        try:
+            await service.before_start()
+            entries = await _deliver(redis, service, [preferences("c1", 1, NOW), b"{not json"])
+            with pytest.raises(RedisConnectionError):
+                await service.handle_batch(entries)
+            assert await redis.xlen(service.keys.preferences) == 2
+            pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
+            assert pending["pending"] == 2
+        finally:
+            await service.redis.aclose()
+
+
+class TestBatchSubscriber:
+    async def test_a_backlog_is_applied_in_order_and_emptied(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A backlog read in batches: revisions in stream order, bad entries rejected, no rest."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.before_start()
+        at = NOW - timedelta(hours=1)
+        for revision in range(1, 41):
+            for couple in ("c1", "c2"):
+                raw = preferences(couple, revision, at + timedelta(seconds=revision))
+                await redis.xadd(settings.keys.preferences, {DATA_FIELD: raw})
+            if revision % 10 == 0:
+                await redis.xadd(settings.keys.preferences, {DATA_FIELD: b"{not json"})
+            if revision == 15:
+                await redis.xadd(settings.keys.preferences, {DATA_FIELD: b"\xff not UTF-8"})
+        await redis.xadd(settings.keys.preferences, {"unexpected": b"field"})
+        await service.start()
+        try:
+            await eventually(lambda: redis.xlen(settings.keys.preferences), until=lambda n: n == 0)
+            for couple in ("c1", "c2"):
+                assert await redis.hget(settings.keys.couple(couple), "rev") == b"40"
+            rejected = await _rejections(redis, service)
+            raws = [raw for raw, _ in rejected]
+            assert raws[:5] == [b"{not json", b"\xff not UTF-8", *[b"{not json"] * 3]
+            assert len(rejected) == 6
+            assert b"unexpected" in rejected[5][0]  # no payload field: the fields are the raw
+            groups = await redis.xinfo_groups(settings.keys.preferences)
+            assert groups[0]["pending"] == 0
+        finally:
+            await service.stop()
+
+    async def test_payloads_are_read_as_one_at_a_time(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A legacy {"data": "<event>"} envelope is unwrapped as FastStream's subscriber does."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.before_start()
+        wrapped = json.dumps({"data": preferences("c9", 1, NOW).decode(), "headers": {}})
+        await redis.xadd(settings.keys.preferences, {DATA_FIELD: wrapped.encode()})
+        await redis.xadd(settings.keys.preferences, {DATA_FIELD: json.dumps({"data": "{x"})})
+        await service.start()
+        try:
+            await eventually(lambda: redis.xlen(settings.keys.preferences), until=lambda n: n == 0)
+            assert await redis.hget(settings.keys.couple("c9"), "rev") == b"1"
+            assert [raw for raw, _ in await _rejections(redis, service)] == [b"{x"]
+        finally:
+            await service.stop()
