@@ -16,6 +16,9 @@ as EVAL with their body (the server caches the compiled script by its digest).
 On one server the batch is packed by hiredis (C) and written on a pooled redis-py connection,
 whose parser reads the replies: redis-py's pure-Python packing took half of the pipeline's
 CPU. Replies come raw (no redis-py response callbacks: HGETALL is a flat list, SET is b"OK").
+A lost connection is retried with backoff for several seconds, as redis-py's own pipelines do
+with a retry policy (so a command may run twice after a reconnect: every script here is
+idempotent, and an outcome XADD twice is the at-least-once our consumers already handle).
 On a cluster, redis-py's ClusterPipeline routes each command to its node.
 """
 
@@ -29,6 +32,8 @@ from typing import Any, Final
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -38,13 +43,17 @@ MAX_BATCH: Final = 1000  # commands per pipeline; more wait for the next one
 
 
 class AutoPipeline:
-    def __init__(self, redis: aioredis.Redis, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, max_batch: int = MAX_BATCH, retries: int = 12
+    ) -> None:
         self.redis = redis
         self.max_batch = max_batch
         self._cluster = isinstance(redis, RedisCluster)
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loading: dict[str, asyncio.Future[Any]] = {}  # sha -> its SCRIPT LOAD
+        # 12: ~8 s of reconnect attempts, longer than a restart from AOF or a promotion.
+        self.retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=retries)
         self.round_trips = 0  # pipelines sent (for tests and benchmarks)
         self.commands = 0
 
@@ -102,24 +111,33 @@ class AutoPipeline:
                     pipe.execute_command(*args)
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
                 return replies
+        packed = b"".join([hiredis.pack_command(args) for args in commands])
         pool = self.redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await connection.send_packed_command(
-                b"".join([hiredis.pack_command(args) for args in commands]), check_health=False
-            )
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:  # that command's error, for its caller alone
-                    replies.append(exc)
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse it
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
+
+        async def round_trip() -> list[Any]:
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await connection.send_packed_command(packed, check_health=False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:  # that command's error, for its caller alone
+                        replies.append(exc)
+                return replies
+            except BaseException:
+                await connection.disconnect()  # replies may be left unread: never reuse it as is
+                raise
+            finally:
+                await pool.release(connection)
+
+        async def failed(_: Exception) -> None:
+            return None  # round_trip already dropped the connection
+
+        # A connection lost to a server restart or failover is retried with backoff, not failed
+        # at once: a send already made must get its record once Redis is back.
+        done: list[Any] = await self.retry.call_with_retry(round_trip, failed)
+        return done
 
     async def drain(self) -> None:
         """Wait until every queued command has been sent and answered."""

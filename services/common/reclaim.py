@@ -134,6 +134,12 @@ class Reclaimer:
                 return claimed_total
 
     async def _handle_claimed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        # Entries this process is handling right now were claimed only because their refresh
+        # could not reach Redis for a while (an outage): the claim refreshed them; handling
+        # them a second time, concurrently, would send twice.
+        entries = [(eid, fields) for eid, fields in entries if eid.decode() not in self.held]
+        if not entries:
+            return
         ids = [eid.decode() for eid, _ in entries]
         pending = await self.redis.xpending_range(
             self.stream,

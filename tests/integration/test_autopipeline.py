@@ -68,11 +68,28 @@ class TestAutoPipeline:
     ) -> None:
         """When the server cannot be reached, every waiting caller gets the error: none hangs."""
         unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-        pipe = AutoPipeline(unreachable)
+        pipe = AutoPipeline(unreachable, retries=1)
         calls = [pipe.call("GET", f"{key_prefix}{i}") for i in range(5)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(r, Exception) for r in results)
         await unreachable.aclose()
+
+    async def test_a_dropped_connection_is_retried_like_redis_pys_own_pipelines(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The server closes our pooled connection (as a restart or failover does): the next
+        calls reconnect and succeed instead of failing their nudges."""
+        client = aioredis.Redis.from_url(redis_url)
+        pipe = AutoPipeline(client)
+        victim = await pipe.call("CLIENT", "ID")
+        killed = await redis.client_kill_filter(_id=victim)
+        assert killed == 1
+        replies = await asyncio.gather(
+            *(pipe.call("SET", f"{key_prefix}after{i}", i) for i in range(3))
+        )
+        assert replies == [b"OK"] * 3
+        assert await redis.get(f"{key_prefix}after2") == b"2"
+        await client.aclose()
 
     async def test_a_cancelled_caller_does_not_break_the_others(
         self, redis: aioredis.Redis, key_prefix: str

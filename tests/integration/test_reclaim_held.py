@@ -55,6 +55,22 @@ class TestReclaimerHeldEntries:
         assert await other.sweep() == 0
         assert handled == []
 
+    async def test_its_own_held_entries_are_not_handled_twice_after_an_outage(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Refreshes that could not reach Redis let held entries go idle; the holder's own sweep
+        then claims them, and must leave them to the task still handling them (a second,
+        concurrent delivery would send twice). Entries it does not hold are handled."""
+        keys = Keys(prefix=key_prefix)
+        ids = await _delivered(redis, keys.due(0), "notifier-busy", 3)
+        handled: list[str] = []
+        busy = _reclaimer(redis, keys, "notifier-busy", handled)
+        busy.held.update(ids[:2])
+        await asyncio.sleep(0.3)  # longer than min_idle_ms: as after missed refreshes
+        assert await busy.sweep() == 3
+        assert handled == [ids[2]]
+        assert busy.held == set(ids[:2])  # still held by their task, not released by the sweep
+
     async def test_refresh_counts_no_delivery(self, redis: aioredis.Redis, key_prefix: str) -> None:
         """Keeping an entry does not bring it closer to the dead-letter cap."""
         keys = Keys(prefix=key_prefix)
