@@ -240,7 +240,18 @@ class TestParseCouple:
         """Locale, channels, push, love languages, quiet hours, focus and '|' in text survive."""
         s = parse_couple(stored(varied()))
         assert s.profile == varied()
+        assert s.profile.model_dump_json() == varied().model_dump_json()
         assert s.fields == {"rev": "9", "sids": ""}
+
+    def test_a_cached_profile_follows_the_stored_bytes(self) -> None:
+        """Decoded profiles are cached by their bytes: a changed field is never served stale."""
+        first = parse_couple(stored(varied()))
+        renamed = varied().partners[1].model_copy(update={"name": "Samuel"})
+        changed = varied().model_copy(update={"partners": (varied().partners[0], renamed)})
+        again = parse_couple(stored(changed))
+        assert first.profile is not None
+        assert again.profile is not None
+        assert (first.profile.partners[1].name, again.profile.partners[1].name) == ("Sam", "Samuel")
 
     def test_defaults_store_nothing(self) -> None:
         """Default locale, focus areas and discretion take no field."""
