@@ -6,12 +6,13 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
 
     rev                      revision of the last applied preferences.set
     id                       the couple id
-    s0, s1                   partner 0/1 as the scheduler needs it (no personal data):
-                             "<partner id>|<zone>" or "<partner id>|<zone>|<HH:MM>-<HH:MM><d|x>"
-                             with quiet hours (d: defer, x: drop)
+    s0, s1                   partner 0/1's "<partner id>|<zone>" (the scheduler reads s and q
+    q0, q1                   on every fire: no personal data); q: quiet hours
+                             "<HH:MM>-<HH:MM><d|x>" (d: defer, x: drop), only when set
     n0, n1                   partner 0/1's name
     c0, c1                   "<locale>|<channel codes>|<love language codes>|<email or empty>"
-    w0, w1                   partner 0/1's push subscription JSON, only when there is one
+    w0.00, w0.01, ...        partner 0/1's push subscription "<endpoint>|<p256dh>|<auth>", only
+    w1.00, ...               when there is one, in pieces of at most 64 bytes (endpoints are long)
     f                        "<focus area codes>|<1 if discreet>", only when not the defaults
     <kind code>/<target>     a schedule record (services/scheduler/records.py): the schedule
                              "<couple>/<kind code>/<target>"; these fields are its "sids"
@@ -58,8 +59,10 @@ __all__ = [
 OFF: Final = "off"
 FOREVER: Final = "inf"
 
-PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "n0", "n1", "c0", "c1", "w0", "w1", "f"})
-_ORDER_KEYS: Final = (b"rev", b"id", b"s0", b"s1", b"n0", b"n1", b"c0", b"c1", b"w0", b"w1", b"f")
+PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f"})
+_ORDER_KEYS: Final = tuple(
+    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f")
+)
 _PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
 
 _CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w"}
@@ -84,6 +87,8 @@ _LOVE_NAMES: Final[dict[str, LoveLanguage]] = {v: k for k, v in _LOVE.items()}  
 _FOCUS_NAMES: Final[dict[str, FocusArea]] = {v: k for k, v in _FOCUS.items()}  # type: ignore[misc]
 _NO_NUDGES: Final = Nudges()
 _DEFAULT_LOCALE: Final = "en"
+_PIECE: Final = 64
+_W: Final = ord("w")
 
 
 def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False) -> str:
@@ -101,29 +106,41 @@ def parse_quiet(text: str) -> tuple[time, time, Literal["defer", "drop"]]:
     return time.fromisoformat(text[:5]), time.fromisoformat(text[6:11]), policy
 
 
-def split_partner_field(text: str) -> tuple[str, str, str]:
-    """(partner id, zone, quiet text or "") of an "s0"/"s1" value."""
-    partner_id, zone, *quiet = text.split("|")
-    return partner_id, zone, quiet[0] if quiet else ""
+def split_partner_field(text: str) -> tuple[str, str]:
+    """(partner id, zone) of an "s0"/"s1" value."""
+    partner_id, _, zone = text.partition("|")
+    return partner_id, zone
 
 
 def encode_profile(data: PreferencesSetData) -> dict[str, str]:
     """The couple hash fields that hold the profile (everything but the nudge plans)."""
     fields = {"id": data.couple_id}
     for i, p in enumerate(data.partners):
-        quiet = f"|{quiet_text(p.quiet_hours)}" if p.quiet_hours else ""
-        fields[f"s{i}"] = f"{p.partner_id}|{p.timezone}{quiet}"
+        fields[f"s{i}"] = f"{p.partner_id}|{p.timezone}"
+        if p.quiet_hours:
+            fields[f"q{i}"] = quiet_text(p.quiet_hours)
         fields[f"n{i}"] = p.name
         channels = "".join(_CHANNELS[c] for c in p.channels)
         love = "".join(_LOVE[x] for x in p.love_languages)
         locale = "" if p.locale == _DEFAULT_LOCALE else p.locale
         fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
         if p.push is not None:
-            fields[f"w{i}"] = p.push.model_dump_json()
+            fields |= _push_fields(i, p.push)
     if data.focus_areas or data.discreet:
         focus = "".join(_FOCUS[a] for a in data.focus_areas)
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
     return fields
+
+
+def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
+    text = f"{push.endpoint}|{push.p256dh}|{push.auth}"
+    size = _PIECE if text.isascii() else _PIECE // 4  # at most 4 bytes a character
+    return {f"w{i}.{n:02d}": text[at : at + size] for n, at in enumerate(range(0, len(text), size))}
+
+
+def _push(text: bytes) -> PushSubscription:
+    endpoint, p256dh, auth = text.decode().rsplit("|", 2)
+    return _trusted(PushSubscription, {"endpoint": endpoint, "p256dh": p256dh, "auth": auth})
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -143,8 +160,8 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     return made
 
 
-def _partner(s: bytes, n: bytes, c: bytes, w: bytes | None) -> Partner:
-    partner_id, zone, quiet = split_partner_field(s.decode())
+def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> Partner:
+    partner_id, zone = split_partner_field(s.decode())
     locale, channels, love, email = c.decode().split("|", 3)
     return _trusted(
         Partner,
@@ -155,9 +172,9 @@ def _partner(s: bytes, n: bytes, c: bytes, w: bytes | None) -> Partner:
             "locale": locale or _DEFAULT_LOCALE,
             "channels": [_CHANNEL_NAMES[x] for x in channels],
             "email": email or None,
-            "push": None if w is None else PushSubscription.model_validate_json(w),
+            "push": None if w is None else _push(w),
             "love_languages": [_LOVE_NAMES[x] for x in love],
-            "quiet_hours": _quiet_hours(quiet) if quiet else None,
+            "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
     )
 
@@ -170,8 +187,9 @@ def _quiet_hours(text: str) -> QuietHours:
 
 @lru_cache(maxsize=4096)
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
-    """The profile of a couple hash's fields (in _ORDER_KEYS); cached by their bytes."""
-    rev, couple_id, s0, s1, n0, n1, c0, c1, w0, w1, f = values
+    """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
+    subscriptions joined from their pieces); cached by their bytes."""
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
@@ -182,7 +200,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
-            "partners": (_partner(s0, n0, c0, w0), _partner(s1, n1, c1, w1)),
+            "partners": (_partner(s0, q0, n0, c0, w0), _partner(s1, q1, n1, c1, w1)),
             "nudges": _NO_NUDGES,
             "focus_areas": [_FOCUS_NAMES[x] for x in focus],
             "discreet": discreet == "1",
@@ -231,13 +249,25 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
         return CoupleState(PreferencesSetData.model_validate_json(legacy), fields)
     fields = {}
     schedules = []
+    push: list[tuple[bytes, bytes]] = []
     for k, v in raw.items():
         if b"/" in k:
             schedules.append(k)
+        elif k[0] == _W:  # a piece of a push subscription
+            push.append((k, v))
         elif k not in _PROFILE_KEYS:
             fields[k.decode()] = v.decode()
     couple_id = raw.get(b"id")
     if couple_id is None:
         return CoupleState(None, fields)
     fields["sids"] = b",".join([couple_id + b"/" + k for k in schedules]).decode()
-    return CoupleState(_profile(tuple(map(raw.get, _ORDER_KEYS))), fields)
+    if push:
+        values = (*map(raw.get, _ORDER_KEYS), _joined(push, b"w0."), _joined(push, b"w1."))
+    else:
+        values = (*map(raw.get, _ORDER_KEYS), None, None)
+    return CoupleState(_profile(values), fields)
+
+
+def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:
+    mine = sorted(p for p in pieces if p[0].startswith(prefix))
+    return b"".join(v for _, v in mine) if mine else None

@@ -78,8 +78,8 @@ DUE: Final = """
 -- replicas racing over a burst then mostly take different batches instead of computing the
 -- same one and losing the compare-and-set. Otherwise it starts at the earliest timer.
 -- Returns a flat list: schedule id, score, record, ... where record is
--- "<record>\\n<rev>\\n<s0>\\n<s1>" (see records.py), a legacy record from KEYS[2], or nil
--- when the record is gone.
+-- "<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>" (see records.py), a legacy record from
+-- KEYS[2], or nil when the record is gone.
 local limit = tonumber(ARGV[2])
 local offset = 0
 local slots = math.min(math.floor(redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]) / limit), 8)
@@ -92,9 +92,10 @@ for i = 1, #due, 2 do
   local couple, field = string.match(sid, '^([^/]*)/(.*)$')
   local record = false
   if couple then
-    local row = redis.call('HMGET', ARGV[4] .. couple, field, 'rev', 's0', 's1')
+    local row = redis.call('HMGET', ARGV[4] .. couple, field, 'rev', 's0', 's1', 'q0', 'q1')
     if row[1] then
-      record = table.concat({row[1], row[2] or '', row[3] or '', row[4] or ''}, '\\n')
+      for j = 2, 6 do row[j] = row[j] or '' end
+      record = table.concat(row, '\\n')
     end
   end
   if not record then record = redis.call('HGET', KEYS[2], sid) end

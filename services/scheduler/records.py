@@ -11,12 +11,14 @@ armed timer (the occurrence's identity, before quiet-hours deferral), and spec i
 with partners as indexes 0/1 into the couple's partners ("a": recipients take turns) and rule
 "e<cron>", "e<cron>;<every n weeks>;<anchor date>" or "t<times a week>;<HH:MM>;<HH:MM>".
 Nothing a couple shares is repeated per record: the revision is the couple's "rev", partner
-ids, zones and quiet hours are its "s0"/"s1" fields (quiet windows are the recipients' quiet
-hours, each in its partner's zone), couple id and kind are read from the schedule id.
+ids and zones its "s0"/"s1" fields and quiet hours its "q0"/"q1" (quiet windows are the
+recipients' quiet hours, each in its partner's zone); couple id and kind come from the
+schedule id.
 
 lua.DUE hands a record to the timer loop joined with what it shares with its couple,
-"<record>\\n<rev>\\n<s0>\\n<s1>": that is what `decode_record` reads. A record of the layout before
-issue 7 (in the shard's schedules hash, "<seq>|<nominal_ms>|<short-keyed JSON>") still decodes.
+"<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>": what `decode_record` reads. A record of the
+layout before issue 7 (in the shard's schedules hash, "<seq>|<nominal_ms>|<short-keyed JSON>")
+still decodes.
 """
 
 from __future__ import annotations
@@ -135,25 +137,25 @@ class Record:
 
 
 def decode_record(schedule_id: str, raw: bytes | str) -> Record:
-    """A record as lua.DUE returns it ("<record>\\n<rev>\\n<s0>\\n<s1>"), or a legacy one."""
+    """A record as lua.DUE returns it (see the module docstring), or a legacy one."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     if "\n" not in text:
         return _decode_legacy(schedule_id, text)
-    record, rev, s0, s1 = text.split("\n")
+    record, rev, s0, s1, q0, q1 = text.split("\n")
     seq, nominal, spec, rule = record.split("|", 3)
     couple_id, code, _ = schedule_id.split("/", 2)
-    # Partner fields "<id>|<zone>[|<quiet>]", indexed by the spec's partner digits.
-    both = (s0.split("|"), s1.split("|"))
+    # Partners as [id, zone, quiet text or ""], indexed by the spec's partner digits.
+    both = ([*s0.split("|", 1), q0], [*s1.split("|", 1), q1])
     alternate = spec[-1] == "a"
     audience = spec[1:-1] if alternate else spec[1:]
     if len(audience) == 1:
         one = both[int(audience)]
         recipients: tuple[str, ...] = (one[0],)
-        quiet: tuple[QuietWindow, ...] = (_quiet_window(one[2], one[1]),) if len(one) > 2 else ()
+        quiet: tuple[QuietWindow, ...] = (_quiet_window(one[2], one[1]),) if one[2] else ()
     else:
         chosen = [both[int(i)] for i in audience]
         recipients = tuple(p[0] for p in chosen)
-        quiet = tuple(_quiet_window(p[2], p[1]) for p in chosen if len(p) > 2)
+        quiet = tuple(_quiet_window(p[2], p[1]) for p in chosen if p[2])
     schedule = Schedule(
         schedule_id=schedule_id,
         couple_id=couple_id,

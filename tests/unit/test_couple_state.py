@@ -6,6 +6,7 @@ them; ``pause_value`` builds the pause form of that string.
 
 from __future__ import annotations
 
+import uuid
 from datetime import time
 
 import pytest
@@ -257,20 +258,45 @@ class TestParseCouple:
         """Default locale, focus areas and discretion take no field."""
         fields = encode_profile(profile().model_copy(update={"discreet": False}))
         assert set(fields) == {"id", "s0", "s1", "n0", "n1", "c0", "c1"}
+        assert "q0" in encode_profile(varied())
         assert fields["c0"] == "|e||maya@example.org"
 
     def test_values_fit_a_listpack(self) -> None:
-        """Without a push subscription every value stays within hash-max-listpack-value (64)."""
+        """Without a push subscription every value stays within hash-max-listpack-value (64),
+        even with UUIDs for ids (and a zone name of up to 27 characters)."""
         prefs = varied()
-        maya = prefs.partners[0].model_copy(update={"push": None, "channels": ["email"]})
+        maya = prefs.partners[0].model_copy(
+            update={
+                "push": None,
+                "channels": ["email"],
+                "partner_id": str(uuid.uuid4()),
+                "timezone": "America/Argentina/Catamarca",
+            }
+        )
         fields = encode_profile(prefs.model_copy(update={"partners": (maya, prefs.partners[1])}))
         assert max(len(v.encode()) for v in fields.values()) <= 64
+
+    @pytest.mark.parametrize("piece", ["a", "\u00e9"])
+    def test_a_long_push_subscription_is_kept_in_pieces(self, piece: str) -> None:
+        """A push endpoint of 1,000 characters round-trips from values of at most 64 bytes."""
+        push = PushSubscription(
+            endpoint="https://push.example.org/" + piece * 975, p256dh="B" * 87, auth="a" * 22
+        )
+        maya = varied().partners[0].model_copy(update={"push": push})
+        prefs = varied().model_copy(update={"partners": (maya, varied().partners[1])})
+        fields = encode_profile(prefs)
+        assert max(len(v.encode()) for v in fields.values()) <= 64
+        assert len([f for f in fields if f.startswith("w0.")]) > 16
+        profile = parse_couple(stored(prefs)).profile
+        assert profile is not None
+        assert profile.partners[0].push == push
 
     def test_scheduler_fields_hold_no_personal_data(self) -> None:
         """s0/s1, which the timer loop reads on every fire, carry ids, zones and quiet hours."""
         fields = encode_profile(varied())
-        assert fields["s0"] == "maya|America/Argentina/Buenos_Aires|23:30-06:15x"
-        assert fields["s1"] == "sam|Asia/Kolkata|13:00-14:00d"
+        assert fields["s0"] == "maya|America/Argentina/Buenos_Aires"
+        assert fields["s1"] == "sam|Asia/Kolkata"
+        assert (fields["q0"], fields["q1"]) == ("23:30-06:15x", "13:00-14:00d")
 
     def test_legacy_profile_json(self) -> None:
         """A hash of the layout before issue 7 (profile JSON, "sids") parses as it always did."""

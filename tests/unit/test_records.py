@@ -1,9 +1,10 @@
 """Specification of services.scheduler.records: schedules as short fields of the couple hash.
 
 A record is "<seq>|<nominal_ms>|<spec>"; the timer loop reads it joined with what the couple's
-schedules share ("<record>\n<rev>\n<s0>\n<s1>", as lua.DUE returns it). Decoding that with
-the schedule id gives back the schedule that was encoded, for every cadence kind, audience and
-quiet-hours policy. Records of the layout before issue 7 (JSON specs) still decode.
+schedules share ("<record>\n<rev>\n<s0>\n<s1>\n<q0>\n<q1>", as lua.DUE returns it).
+Decoding that with the schedule id gives back the schedule that was encoded, for every cadence
+kind, audience and quiet-hours policy. Records of the layout before issue 7 (JSON specs)
+still decode.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def record(
     """The record as lua.DUE hands it over: with the couple's revision and partner fields."""
     fields = encode_profile(prefs)
     spec = encode_spec(schedule, context_of(prefs))
-    return f"{seq}|{nominal_ms}|{spec}\n{prefs.revision}\n{fields['s0']}\n{fields['s1']}"
+    shared = [str(prefs.revision), *(fields.get(f, "") for f in ("s0", "s1", "q0", "q1"))]
+    return "\n".join([f"{seq}|{nominal_ms}|{spec}", *shared])
 
 
 def planned(prefs: PreferencesSetData) -> list[Schedule]:
@@ -159,7 +161,7 @@ class TestRoundTrip:
         self, schedule_id: str, couple_id: str, kind: str
     ) -> None:
         """Couple id and kind are read back from "<couple>/<kind code>/<target>"."""
-        decoded = decode_record(schedule_id, "1|0|00|e0 9 * * *\n0\nmaya|UTC\nsam|UTC").schedule
+        decoded = decode_record(schedule_id, "1|0|00|e0 9 * * *\n0\nmaya|UTC\nsam|UTC\n\n").schedule
         assert (decoded.schedule_id, decoded.couple_id, decoded.kind) == (
             schedule_id,
             couple_id,
