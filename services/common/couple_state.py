@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import time
 from functools import lru_cache
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -51,9 +51,9 @@ __all__ = [
     "CoupleState",
     "encode_profile",
     "parse_couple",
+    "parse_quiet",
     "pause_value",
     "quiet_text",
-    "split_partner_field",
 ]
 
 OFF: Final = "off"
@@ -82,9 +82,9 @@ _FOCUS: Final = {
     "conflict": "c",
 }
 _POLICY: Final = {"defer": "d", "drop": "x"}
-_CHANNEL_NAMES: Final[dict[str, Channel]] = {v: k for k, v in _CHANNELS.items()}  # type: ignore[misc]
-_LOVE_NAMES: Final[dict[str, LoveLanguage]] = {v: k for k, v in _LOVE.items()}  # type: ignore[misc]
-_FOCUS_NAMES: Final[dict[str, FocusArea]] = {v: k for k, v in _FOCUS.items()}  # type: ignore[misc]
+_CHANNEL_NAMES: Final = cast("dict[str, Channel]", {v: k for k, v in _CHANNELS.items()})
+_LOVE_NAMES: Final = cast("dict[str, LoveLanguage]", {v: k for k, v in _LOVE.items()})
+_FOCUS_NAMES: Final = cast("dict[str, FocusArea]", {v: k for k, v in _FOCUS.items()})
 _NO_NUDGES: Final = Nudges()
 _DEFAULT_LOCALE: Final = "en"
 _PIECE: Final = 64
@@ -106,7 +106,7 @@ def parse_quiet(text: str) -> tuple[time, time, Literal["defer", "drop"]]:
     return time.fromisoformat(text[:5]), time.fromisoformat(text[6:11]), policy
 
 
-def split_partner_field(text: str) -> tuple[str, str]:
+def _split_partner(text: str) -> tuple[str, str]:
     """(partner id, zone) of an "s0"/"s1" value."""
     partner_id, _, zone = text.partition("|")
     return partner_id, zone
@@ -161,7 +161,7 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
 
 
 def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> Partner:
-    partner_id, zone = split_partner_field(s.decode())
+    partner_id, zone = _split_partner(s.decode())
     locale, channels, love, email = c.decode().split("|", 3)
     return _trusted(
         Partner,

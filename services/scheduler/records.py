@@ -51,14 +51,12 @@ class CoupleContext:
 
 def context_of(data: PreferencesSetData) -> CoupleContext:
     a, b = data.partners
+    qa, qb = (
+        None if p.quiet_hours is None else _quiet_window(quiet_text(p.quiet_hours), p.timezone)
+        for p in data.partners
+    )
     return CoupleContext(
-        data.revision,
-        (a.partner_id, b.partner_id),
-        (a.timezone, b.timezone),
-        tuple(  # type: ignore[arg-type]
-            None if p.quiet_hours is None else _quiet_window(quiet_text(p.quiet_hours), p.timezone)
-            for p in data.partners
-        ),
+        data.revision, (a.partner_id, b.partner_id), (a.timezone, b.timezone), (qa, qb)
     )
 
 
