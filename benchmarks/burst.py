@@ -36,6 +36,7 @@ from benchmarks.harness import (
     scheduler_settings,
     stream_page,
 )
+from benchmarks.memory import couple_hashes
 from schemas import parse_preference
 from services.common.clock import ManualClock, epoch_ms
 from services.common.keys import SCHEDULER_GROUP
@@ -188,15 +189,16 @@ def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
     }
 
 
-async def _bytes_per_schedule(url: str) -> float:
+async def _bytes_per_schedule(url: str, n: int) -> float:
+    """The timers zset per schedule plus a record's share of its couple hash (memory.py)."""
     settings = scheduler_settings(url)
     client = aioredis.Redis.from_url(url)
-    size = 0
-    for key in (settings.keys.timers(0), settings.keys.schedules(0)):
-        size += int(await client.memory_usage(key, samples=0) or 0)
+    timers = int(await client.memory_usage(settings.keys.timers(0), samples=0) or 0)
     count = int(await client.zcard(settings.keys.timers(0)))
+    sample = [settings.keys.couple(f"c{i:07d}") for i in range(0, n, max(1, n // 200))]
+    share = await couple_hashes(client, sample)
     await client.aclose()
-    return size / max(1, count)
+    return timers / max(1, count) + float(share["record"])
 
 
 def run(options: Options) -> list[Row]:
@@ -237,7 +239,7 @@ def run(options: Options) -> list[Row]:
         friday = instant_after(START, 4, 19, "Europe/Berlin")
         one = fire(url, friday, 1, n)
         two = fire(url, friday + timedelta(days=7), 2, n)
-        per_schedule = asyncio.run(_bytes_per_schedule(url))
+        per_schedule = asyncio.run(_bytes_per_schedule(url, n))
     for result, label in ((one, "1 process"), (two, "2 processes")):
         extra = {k: v for k, v in result.items() if k not in ("fires_per_s",)}
         rows += [

@@ -1,31 +1,211 @@
 """The couple hash: what the scheduler writes and the notifier reads at send time. Pure codec.
 
-Fields of nudges:couple:{sNN}:<couple>:
+Fields of nudges:couple:{sNN}:<couple>, each value short (at most 64 bytes for typical data),
+so that Redis keeps the hash in its compact listpack encoding with default settings
+(`hash-max-listpack-value 64`, `hash-max-listpack-entries` 128 or more):
+
     rev                      revision of the last applied preferences.set
-    profile                  PreferencesSetData JSON (names, zones, channels, love languages)
-    sids                     comma-separated schedule ids (what erasure and re-planning remove)
+    id                       the couple id
+    s0, s1                   partner 0/1's "<partner id>|<zone>" (the scheduler reads s and q
+    q0, q1                   on every fire: no personal data); q: quiet hours
+                             "<HH:MM>-<HH:MM><d|x>" (d: defer, x: drop), only when set
+    n0, n1                   partner 0/1's name
+    c0, c1                   "<locale>|<channel codes>|<love language codes>|<email or empty>"
+    w0.00, w0.01, ...        partner 0/1's push subscription "<endpoint>|<p256dh>|<auth>", only
+    w1.00, ...               when there is one, in pieces of at most 64 bytes (endpoints are long)
+    f                        "<focus area codes>|<1 if discreet>", only when not the defaults
+    <kind code>/<target>     a schedule record (services/scheduler/records.py): the schedule
+                             "<couple>/<kind code>/<target>"; these fields are its "sids"
     pause                    "<occurred_ms>|<until_ms|inf|off>", last writer wins
     pause:<partner>          the same for one partner
     unsub:<partner>:<kind>:<channel>   occurred_ms; kind, channel may be "all"
     dead:<partner>:<channel> occurred_ms; a channel that answered "gone" (bad address, 410)
+
+The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
+schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
+`parse_couple` gives the notifier the same view of both: `profile` and `fields["sids"]`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from datetime import time
+from functools import lru_cache
+from typing import Any, Final, Literal, TypeVar, cast
 
-from schemas import PreferencesSetData
+from pydantic import BaseModel
 
-__all__ = ["CoupleState", "parse_couple", "pause_value"]
+from schemas import (
+    Channel,
+    FocusArea,
+    LoveLanguage,
+    Nudges,
+    Partner,
+    PreferencesSetData,
+    PushSubscription,
+    QuietHours,
+)
+
+__all__ = [
+    "PROFILE_FIELDS",
+    "CoupleState",
+    "encode_profile",
+    "parse_couple",
+    "parse_quiet",
+    "pause_value",
+    "quiet_text",
+]
 
 OFF: Final = "off"
 FOREVER: Final = "inf"
+
+PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f"})
+_ORDER_KEYS: Final = tuple(
+    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f")
+)
+_PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
+
+_CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w"}
+_LOVE: Final = {
+    "words_of_affirmation": "w",
+    "acts_of_service": "a",
+    "receiving_gifts": "g",
+    "quality_time": "q",
+    "physical_touch": "t",
+}
+_FOCUS: Final = {
+    "emotional": "e",
+    "physical": "p",
+    "intellectual": "i",
+    "experiential": "x",
+    "spiritual": "s",
+    "conflict": "c",
+}
+_POLICY: Final = {"defer": "d", "drop": "x"}
+_CHANNEL_NAMES: Final = cast("dict[str, Channel]", {v: k for k, v in _CHANNELS.items()})
+_LOVE_NAMES: Final = cast("dict[str, LoveLanguage]", {v: k for k, v in _LOVE.items()})
+_FOCUS_NAMES: Final = cast("dict[str, FocusArea]", {v: k for k, v in _FOCUS.items()})
+_NO_NUDGES: Final = Nudges()
+_DEFAULT_LOCALE: Final = "en"
+_PIECE: Final = 64
+_W: Final = ord("w")
 
 
 def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False) -> str:
     state = OFF if resume else (FOREVER if until_ms is None else str(until_ms))
     return f"{occurred_ms}|{state}"
+
+
+def quiet_text(quiet: QuietHours) -> str:
+    """ "22:00-07:00d": start, end and policy (d defer, x drop) of a partner's quiet hours."""
+    return f"{quiet.start:%H:%M}-{quiet.end:%H:%M}{_POLICY[quiet.policy]}"
+
+
+def parse_quiet(text: str) -> tuple[time, time, Literal["defer", "drop"]]:
+    policy: Literal["defer", "drop"] = "drop" if text[-1] == "x" else "defer"
+    return time.fromisoformat(text[:5]), time.fromisoformat(text[6:11]), policy
+
+
+def _split_partner(text: str) -> tuple[str, str]:
+    """(partner id, zone) of an "s0"/"s1" value."""
+    partner_id, _, zone = text.partition("|")
+    return partner_id, zone
+
+
+def encode_profile(data: PreferencesSetData) -> dict[str, str]:
+    """The couple hash fields that hold the profile (everything but the nudge plans)."""
+    fields = {"id": data.couple_id}
+    for i, p in enumerate(data.partners):
+        fields[f"s{i}"] = f"{p.partner_id}|{p.timezone}"
+        if p.quiet_hours:
+            fields[f"q{i}"] = quiet_text(p.quiet_hours)
+        fields[f"n{i}"] = p.name
+        channels = "".join(_CHANNELS[c] for c in p.channels)
+        love = "".join(_LOVE[x] for x in p.love_languages)
+        locale = "" if p.locale == _DEFAULT_LOCALE else p.locale
+        fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
+        if p.push is not None:
+            fields |= _push_fields(i, p.push)
+    if data.focus_areas or data.discreet:
+        focus = "".join(_FOCUS[a] for a in data.focus_areas)
+        fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
+    return fields
+
+
+def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
+    text = f"{push.endpoint}|{push.p256dh}|{push.auth}"
+    size = _PIECE if text.isascii() else _PIECE // 4  # at most 4 bytes a character
+    return {f"w{i}.{n:02d}": text[at : at + size] for n, at in enumerate(range(0, len(text), size))}
+
+
+def _push(text: bytes) -> PushSubscription:
+    endpoint, p256dh, auth = text.decode().rsplit("|", 2)
+    return _trusted(PushSubscription, {"endpoint": endpoint, "p256dh": p256dh, "auth": auth})
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
+
+    Only the scheduler writes the profile fields, from a validated preferences.set: validating
+    them again on every read would cost more than the rest of a parse.
+    """
+    made = cls.__new__(cls)
+    object.__setattr__(made, "__dict__", values)
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
+def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> Partner:
+    partner_id, zone = _split_partner(s.decode())
+    locale, channels, love, email = c.decode().split("|", 3)
+    return _trusted(
+        Partner,
+        {
+            "partner_id": partner_id,
+            "name": n.decode(),
+            "timezone": zone,
+            "locale": locale or _DEFAULT_LOCALE,
+            "channels": [_CHANNEL_NAMES[x] for x in channels],
+            "email": email or None,
+            "push": None if w is None else _push(w),
+            "love_languages": [_LOVE_NAMES[x] for x in love],
+            "quiet_hours": None if q is None else _quiet_hours(q.decode()),
+        },
+    )
+
+
+@lru_cache(maxsize=1024)
+def _quiet_hours(text: str) -> QuietHours:
+    start, end, policy = parse_quiet(text)
+    return _trusted(QuietHours, {"start": start, "end": end, "policy": policy})
+
+
+@lru_cache(maxsize=4096)
+def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
+    """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
+    subscriptions joined from their pieces); cached by their bytes."""
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1 = values
+    if rev is None or couple_id is None:
+        return None
+    if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
+        return None
+    focus, _, discreet = (f or b"|").decode().partition("|")
+    return _trusted(
+        PreferencesSetData,
+        {
+            "couple_id": couple_id.decode(),
+            "revision": int(rev),
+            "partners": (_partner(s0, q0, n0, c0, w0), _partner(s1, q1, n1, c1, w1)),
+            "nudges": _NO_NUDGES,
+            "focus_areas": [_FOCUS_NAMES[x] for x in focus],
+            "discreet": discreet == "1",
+        },
+    )
 
 
 def _paused(raw: str | None, now_ms: int) -> bool:
@@ -65,7 +245,31 @@ class CoupleState:
 
 
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
-    profile_json = fields.pop("profile", None)
-    profile = PreferencesSetData.model_validate_json(profile_json) if profile_json else None
-    return CoupleState(profile=profile, fields=fields)
+    legacy = raw.get(b"profile")
+    if legacy:
+        fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"profile"}
+        return CoupleState(PreferencesSetData.model_validate_json(legacy), fields)
+    fields = {}
+    schedules = []
+    push: list[tuple[bytes, bytes]] = []
+    for k, v in raw.items():
+        if b"/" in k:
+            schedules.append(k)
+        elif k[0] == _W:  # a piece of a push subscription
+            push.append((k, v))
+        elif k not in _PROFILE_KEYS:
+            fields[k.decode()] = v.decode()
+    couple_id = raw.get(b"id")
+    if couple_id is None:
+        return CoupleState(None, fields)
+    fields["sids"] = b",".join([couple_id + b"/" + k for k in schedules]).decode()
+    if push:
+        values = (*map(raw.get, _ORDER_KEYS), _joined(push, b"w0."), _joined(push, b"w1."))
+    else:
+        values = (*map(raw.get, _ORDER_KEYS), None, None)
+    return CoupleState(_profile(values), fields)
+
+
+def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:
+    mine = sorted(p for p in pieces if p[0].startswith(prefix))
+    return b"".join(v for _, v in mine) if mine else None

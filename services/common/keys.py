@@ -8,8 +8,10 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:dead                        stream  nudges that exhausted retries
     nudges:due:{s00}                   stream  NudgeDue for shard 00          group "notifier"
     nudges:timers:{s00}                zset    schedule id -> next fire (epoch ms)
-    nudges:schedules:{s00}             hash    schedule id -> "seq|nominal_ms|spec"
-    nudges:couple:{s00}:<couple>       hash    revision, profile, pause and unsubscribe state
+    nudges:schedules:{s00}             hash    legacy (before issue 7): schedule id -> record;
+                                               read and migrated, no longer written
+    nudges:couple:{s00}:<couple>       hash    revision, profile, schedule records, pause and
+                                               unsubscribe state (services/common/couple_state.py)
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
                                                and daily-cap slots "occurrence|partner|cap(ped)"
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
@@ -82,8 +84,12 @@ class Keys:
     def tombstones(self, shard: int) -> str:
         return f"{self.prefix}:tombstones:{self._tag(shard)}"
 
+    def couple_prefix(self, shard: int) -> str:
+        """What a couple's hash key is named after: the scheduler's Lua appends the couple id."""
+        return f"{self.prefix}:couple:{self._tag(shard)}:"
+
     def couple(self, couple_id: str) -> str:
-        return f"{self.prefix}:couple:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+        return f"{self.couple_prefix(self.shard_of(couple_id))}{couple_id}"
 
     def sent(self, couple_id: str) -> str:
         return f"{self.prefix}:sent:{self._tag(self.shard_of(couple_id))}:{couple_id}"

@@ -19,10 +19,10 @@ from schemas import (
     PreferencesUnsubscribed,
 )
 from services.common.clock import Clock, epoch_ms
-from services.common.couple_state import pause_value
+from services.common.couple_state import encode_profile, pause_value
 from services.common.streams import scrub
 from services.scheduler.planning import PlanningError, next_occurrence, plan
-from services.scheduler.records import encode_spec
+from services.scheduler.records import context_of, encode_spec
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import Arm, Plan, ScheduleStore
 
@@ -91,6 +91,7 @@ class PreferenceIngest:
     def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:
         """Plan a couple's schedules and their first fires (pure: the clock is read once)."""
         now = self.clock.now()
+        context = context_of(data)
         arms: list[Arm] = []
         for schedule in plan(data, min_interval=self.settings.min_interval, now=now):
             first = next_occurrence(schedule, now)
@@ -99,19 +100,12 @@ class PreferenceIngest:
             arms.append(
                 Arm(
                     schedule.schedule_id,
-                    encode_spec(schedule),
+                    encode_spec(schedule, context),
                     epoch_ms(first.nominal),
                     epoch_ms(first.fire_at),
                 )
             )
-        profile = data.model_copy(update={"nudges": type(data.nudges)()})
-        return Plan(
-            data.couple_id,
-            data.revision,
-            occurred_ms,
-            profile.model_dump_json(exclude_defaults=True),
-            arms,
-        )
+        return Plan(data.couple_id, data.revision, occurred_ms, encode_profile(data), arms)
 
     async def apply(self, event: PreferenceEvent) -> str:
         """Apply one validated event; returns what happened, for logs and tests.

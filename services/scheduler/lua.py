@@ -7,61 +7,79 @@ from typing import Final
 __all__ = ["APPLY_PLAN", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
 
 APPLY_PLAN: Final = """
--- Replace a couple's schedules if the revision is newer; keep each schedule's sequence.
--- KEYS: 1 couple hash, 2 timers zset, 3 schedules hash, 4 tombstones zset
--- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 profile json,
---       then triples (schedule id, "<nominal_ms>|<spec>", fire_ms)
+-- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
+-- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset
+-- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 couple id, 5 n profile fields,
+--       then n pairs (field, value), then triples ("<kind code>/<target>", "<nominal_ms>|<spec>",
+--       fire_ms): a schedule is the field "<kind code>/<target>" of the couple hash, and its
+--       timer member is "<couple id>/<kind code>/<target>"
 -- Returns "applied", "stale" (revision not newer) or "erased" (erased after it occurred).
 -- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
--- couple has no old schedules, sequences or dead channels to look up.
+-- couple has no old schedules, sequences or dead channels to look up. A new revision restates
+-- everything but consent (pause, unsubscribe): the hash is rebuilt, which also gives it back
+-- the compact listpack encoding, and channels marked dead get another chance.
+-- The layout before issue 7 (records in KEYS[3], listed in the field "sids") is migrated.
 local erased = redis.call('ZSCORE', KEYS[4], ARGV[3])
 if erased and tonumber(erased) >= tonumber(ARGV[2]) then return 'erased' end
 local stored = redis.call('HGET', KEYS[1], 'rev')
 if stored and tonumber(stored) >= tonumber(ARGV[1]) then return 'stale' end
-local sids = {}
-for i = 5, #ARGV, 3 do table.insert(sids, ARGV[i]) end
+local first = 6 + 2 * tonumber(ARGV[5])
+local out = {'rev', ARGV[1]}
+for i = 6, first - 1 do out[#out + 1] = ARGV[i] end
+local seqs = {}
 if stored then
   local new = {}
-  for _, sid in ipairs(sids) do new[sid] = true end
-  local old = redis.call('HGET', KEYS[1], 'sids')
-  if old then
-    for sid in string.gmatch(old, '[^,]+') do
-      if not new[sid] then
-        redis.call('ZREM', KEYS[2], sid)
+  for i = first, #ARGV, 3 do new[ARGV[i]] = true end
+  local prefix = ARGV[4] .. '/'
+  local old = redis.call('HGETALL', KEYS[1])
+  for i = 1, #old, 2 do
+    local field, value = old[i], old[i + 1]
+    if string.find(field, '/', 1, true) then
+      if new[field] then seqs[field] = string.match(value, '^(%d+)|')
+      else redis.call('ZREM', KEYS[2], prefix .. field) end
+    elseif field == 'pause' or string.sub(field, 1, 6) == 'pause:'
+        or string.sub(field, 1, 6) == 'unsub:' then
+      out[#out + 1] = field
+      out[#out + 1] = value
+    elseif field == 'sids' then
+      for sid in string.gmatch(value, '[^,]+') do
+        local short = string.sub(sid, #prefix + 1)
+        if new[short] then
+          local prev = redis.call('HGET', KEYS[3], sid)
+          if prev and not seqs[short] then seqs[short] = string.match(prev, '^(%d+)|') end
+        else
+          redis.call('ZREM', KEYS[2], sid)
+        end
         redis.call('HDEL', KEYS[3], sid)
       end
     end
   end
+  redis.call('DEL', KEYS[1])
 end
-for i = 5, #ARGV, 3 do
-  local sid = ARGV[i]
-  local seq = '0'
-  if stored then
-    local prev = redis.call('HGET', KEYS[3], sid)
-    if prev then seq = string.match(prev, '^(%d+)|') end
-  end
-  redis.call('HSET', KEYS[3], sid, seq .. '|' .. ARGV[i + 1])
-  redis.call('ZADD', KEYS[2], ARGV[i + 2], sid)
+for i = first, #ARGV, 3 do
+  out[#out + 1] = ARGV[i]
+  out[#out + 1] = (seqs[ARGV[i]] or '0') .. '|' .. ARGV[i + 1]
+  redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[4] .. '/' .. ARGV[i])
 end
-if stored then
-  -- A new revision restates the channels: give channels marked dead another chance.
-  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(field, 1, 5) == 'dead:' then redis.call('HDEL', KEYS[1], field) end
-  end
-end
-redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'profile', ARGV[4], 'sids', table.concat(sids, ','))
+redis.call('HSET', KEYS[1], unpack(out))
 if erased then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return 'applied'
 """
 
 DUE: Final = """
 -- Due timers of one shard with their records, in one round trip.
--- KEYS: 1 timers zset, 2 schedules hash
--- ARGV: 1 now ms, 2 batch size, 3 slot pick (any integer >= 0)
+-- KEYS: 1 timers zset, 2 legacy schedules hash
+-- ARGV: 1 now ms, 2 batch size, 3 slot pick (any integer >= 0),
+--       4 couple key prefix ("<prefix>:couple:{sNN}:", the shard's tag)
+-- A timer "<couple>/<kind code>/<target>" has its record in the field "<kind code>/<target>"
+-- of the hash ARGV[4] .. "<couple>". Those keys are not in KEYS (the due timers decide which
+-- couples); they carry the shard's hash tag, so they are in this script's slot on a cluster.
 -- With two or more full batches due, the batch starts at slot (pick mod min(batches, 8)):
 -- replicas racing over a burst then mostly take different batches instead of computing the
 -- same one and losing the compare-and-set. Otherwise it starts at the earliest timer.
--- Returns a flat list: schedule id, score, record (nil when the record is gone), ...
+-- Returns a flat list: schedule id, score, record, ... where record is
+-- "<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>" (see records.py), a legacy record from
+-- KEYS[2], or nil when the record is gone.
 local limit = tonumber(ARGV[2])
 local offset = 0
 local slots = math.min(math.floor(redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]) / limit), 8)
@@ -70,27 +88,46 @@ local due = redis.call(
   'ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, limit)
 local out = {}
 for i = 1, #due, 2 do
-  out[#out + 1] = due[i]
+  local sid = due[i]
+  local couple, field = string.match(sid, '^([^/]*)/(.*)$')
+  local record = false
+  if couple then
+    local row = redis.call('HMGET', ARGV[4] .. couple, field, 'rev', 's0', 's1', 'q0', 'q1')
+    if row[1] then
+      for j = 2, 6 do row[j] = row[j] or '' end
+      record = table.concat(row, '\\n')
+    end
+  end
+  if not record then record = redis.call('HGET', KEYS[2], sid) end
+  out[#out + 1] = sid
   out[#out + 1] = due[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], due[i])
+  out[#out + 1] = record
 end
 return out
 """
 
 FIRE: Final = """
 -- Fire due timers with compare-and-set on the timer score: replicas never double-fire.
--- KEYS: 1 timers zset, 2 schedules hash, 3 due stream
--- ARGV: 1 due stream maxlen, then quintuples
+-- KEYS: 1 timers zset, 2 legacy schedules hash, 3 due stream
+-- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), then quintuples
 --       (schedule id, expected score, next fire ms or "", next nominal ms or "", payload or "")
+-- A record lives in its couple's hash (see DUE), or in KEYS[2] in the layout before issue 7.
 -- An empty payload re-arms without publishing (a skipped or dropped occurrence); an empty
 -- next nominal keeps the stored one (a deferred retry of the same occurrence).
 -- Returns the schedule ids this call won.
 local won = {}
-for i = 2, #ARGV, 5 do
+for i = 3, #ARGV, 5 do
   local sid = ARGV[i]
   local score = redis.call('ZSCORE', KEYS[1], sid)
   if score and tonumber(score) == tonumber(ARGV[i + 1]) then
-    local record = redis.call('HGET', KEYS[2], sid)
+    local key, field = KEYS[2], sid
+    local couple, short = string.match(sid, '^([^/]*)/(.*)$')
+    local record = false
+    if couple then
+      record = redis.call('HGET', ARGV[2] .. couple, short)
+      if record then key, field = ARGV[2] .. couple, short end
+    end
+    if not record then record = redis.call('HGET', KEYS[2], sid) end
     if record then
       local seq, nominal, spec = string.match(record, '^(%d+)|(%d*)|(.*)$')
       if ARGV[i + 3] ~= '' then nominal = ARGV[i + 3] end
@@ -99,10 +136,10 @@ for i = 2, #ARGV, 5 do
         seq = tostring(tonumber(seq) + 1)
       end
       if ARGV[i + 2] ~= '' then
-        redis.call('HSET', KEYS[2], sid, seq .. '|' .. nominal .. '|' .. spec)
+        redis.call('HSET', key, field, seq .. '|' .. nominal .. '|' .. spec)
         redis.call('ZADD', KEYS[1], ARGV[i + 2], sid)
       else
-        redis.call('HSET', KEYS[2], sid, seq .. '||' .. spec)
+        redis.call('HSET', key, field, seq .. '||' .. spec)
         redis.call('ZREM', KEYS[1], sid)
       end
     else
@@ -116,9 +153,13 @@ return won
 
 ERASE: Final = """
 -- Forget a couple: its schedules, timers and every key of its own; leave a one-way tombstone.
--- KEYS: 1 couple hash, 2 timers zset, 3 schedules hash, 4 tombstones zset, 5.. other couple keys
--- ARGV: 1 couple digest, 2 occurred_ms, 3 tombstone retention ms
-local old = redis.call('HGET', KEYS[1], 'sids')
+-- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset,
+--       5.. other couple keys
+-- ARGV: 1 couple digest, 2 occurred_ms, 3 tombstone retention ms, 4 couple id
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.find(field, '/', 1, true) then redis.call('ZREM', KEYS[2], ARGV[4] .. '/' .. field) end
+end
+local old = redis.call('HGET', KEYS[1], 'sids')  -- the layout before issue 7
 if old then
   for sid in string.gmatch(old, '[^,]+') do
     redis.call('ZREM', KEYS[2], sid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, cast
 
@@ -19,7 +19,7 @@ ApplyResult = Literal["applied", "stale", "erased"]
 
 @dataclass(frozen=True, slots=True)
 class Arm:
-    """A schedule to store with its first timer."""
+    """A schedule to store with its first timer (spec: records.encode_spec)."""
 
     schedule_id: str
     spec: str
@@ -33,7 +33,7 @@ class Plan(NamedTuple):
     couple_id: str
     revision: int
     occurred_ms: int
-    profile: str
+    profile: Mapping[str, str]  # couple hash fields: couple_state.encode_profile
     arms: Sequence[Arm]
 
 
@@ -59,7 +59,13 @@ class ScheduleStore:
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
 
     async def apply_plan(
-        self, couple_id: str, *, revision: int, occurred_ms: int, profile: str, arms: Sequence[Arm]
+        self,
+        couple_id: str,
+        *,
+        revision: int,
+        occurred_ms: int,
+        profile: Mapping[str, str],
+        arms: Sequence[Arm],
     ) -> ApplyResult:
         keys, args = self._apply_call(couple_id, revision, occurred_ms, profile, arms)
         result = await self._apply(keys=keys, args=args)
@@ -82,12 +88,26 @@ class ScheduleStore:
         return [cast("ApplyResult", cast("bytes", r).decode()) for r in results]
 
     def _apply_call(
-        self, couple_id: str, revision: int, occurred_ms: int, profile: str, arms: Sequence[Arm]
+        self,
+        couple_id: str,
+        revision: int,
+        occurred_ms: int,
+        profile: Mapping[str, str],
+        arms: Sequence[Arm],
     ) -> tuple[list[str], list[str | int]]:
         shard = self.keys.shard_of(couple_id)
-        args: list[str | int] = [revision, occurred_ms, couple_digest(couple_id), profile]
+        args: list[str | int] = [
+            revision,
+            occurred_ms,
+            couple_digest(couple_id),
+            couple_id,
+            len(profile),
+        ]
+        for field, value in profile.items():
+            args += [field, value]
+        skip = len(couple_id) + 1  # the record's field: the schedule id after "<couple>/"
         for arm in arms:
-            args += [arm.schedule_id, f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms]
+            args += [arm.schedule_id[skip:], f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms]
         keys = [
             self.keys.couple(couple_id),
             self.keys.timers(shard),
@@ -106,7 +126,7 @@ class ScheduleStore:
                 self.keys.tombstones(shard),
                 *self.keys.couple_keys(couple_id)[1:],
             ],
-            args=[couple_digest(couple_id), occurred_ms, retention_ms],
+            args=[couple_digest(couple_id), occurred_ms, retention_ms, couple_id],
         )
 
     async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
@@ -123,7 +143,7 @@ class ScheduleStore:
             "list[bytes | None]",
             await self._due(
                 keys=[self.keys.timers(shard), self.keys.schedules(shard)],
-                args=[now_ms, limit, pick],
+                args=[now_ms, limit, pick, self.keys.couple_prefix(shard)],
             ),
         )
         return [
@@ -140,18 +160,15 @@ class ScheduleStore:
         )
         return [(sid.decode(), int(score)) for sid, score in rows]
 
-    async def records(self, shard: int, schedule_ids: Sequence[str]) -> list[bytes | None]:
-        if not schedule_ids:
-            return []
-        values = await self.redis.hmget(self.keys.schedules(shard), list(schedule_ids))
-        return cast("list[bytes | None]", values)
-
     async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
         if not steps:
             return set()
         # Payloads go as memoryviews: redis-py then sends them as they are, instead of copying
         # each into a command buffer that it copies again for every following argument.
-        args: list[str | int | bytes | memoryview] = [self.due_maxlen]
+        args: list[str | int | bytes | memoryview] = [
+            self.due_maxlen,
+            self.keys.couple_prefix(shard),
+        ]
         for sid, expected, next_fire, next_nominal, payload in steps:
             args += (
                 sid,

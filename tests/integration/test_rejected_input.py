@@ -71,13 +71,18 @@ class TestSchedulerRejects:
             await eventually(
                 lambda: redis.hget(settings.keys.couple("good"), "rev"), until=lambda r: r == b"1"
             )
-            rejected = await read_entries(redis, settings.keys.rejected)
+            # One batch: its rejections and acknowledgements follow the good event's apply.
+            rejected = await eventually(
+                lambda: read_entries(redis, settings.keys.rejected), until=lambda r: len(r) >= 1
+            )
             assert len(rejected) == 1
             fields = rejected[0][1]
             assert reason_part in fields[b"reason"].decode()
             assert fields[b"raw"] == raw[:8192]
             assert fields[b"source"] == settings.keys.preferences.encode()
-            groups = await redis.xinfo_groups(settings.keys.preferences)
-            assert groups[0]["pending"] == 0  # both acknowledged
+            await eventually(  # both acknowledged
+                lambda: redis.xinfo_groups(settings.keys.preferences),
+                until=lambda groups: groups[0]["pending"] == 0,
+            )
         finally:
             await service.stop()

@@ -8,7 +8,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from schemas import parse_due, parse_preference
+from schemas import Nudges, PreferencesSetData, parse_due, parse_preference
 from services.common.clock import ManualClock, epoch_ms
 from services.common.streams import read_events
 from services.scheduler.ingest import PreferenceIngest
@@ -74,7 +74,8 @@ class TestRevisions:
         await ingest.apply(parse_preference(preferences("c1", revision=2, nudges=nudges)))
         after = await _members(redis, settings.keys.timers(0))
         assert after == before - {"c1/d/both"}
-        assert await redis.hget(settings.keys.schedules(0), "c1/d/both") is None
+        assert await redis.hget(settings.keys.couple("c1"), "d/both") is None
+        assert await redis.hget(settings.keys.couple("c1"), "c/both") is not None
 
 
 class TestErasure:
@@ -137,3 +138,121 @@ class TestReplicas:
         assert sum(loop.fired for loop in loops) == len(ids)
         for client in clients:
             await client.aclose()
+
+
+class TestLayout:
+    async def test_records_are_fields_of_a_compact_couple_hash(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Each schedule is a short field of its couple's hash, which stays a listpack."""
+        settings = _settings(redis_url, key_prefix)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        await PreferenceIngest(store, ManualClock(START), settings).apply(
+            parse_preference(preferences("c1"))
+        )
+        key = settings.keys.couple("c1")
+        fields = cast("dict[bytes, bytes]", await redis.hgetall(key))
+        records = sorted(f.decode() for f in fields if b"/" in f)
+        assert records == ["a/maya", "a/sam", "c/both", "d/both"]
+        assert await _members(redis, settings.keys.timers(0)) == {f"c1/{r}" for r in records}
+        assert max(len(v) for v in fields.values()) <= 64
+        assert await redis.object("encoding", key) == b"listpack"
+        assert await redis.exists(settings.keys.schedules(0)) == 0
+
+    async def test_new_revision_keeps_sequences_and_consent_and_restates_the_rest(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Seq and pause/unsubscribe survive a new revision; dead channels and dropped parts go."""
+        settings = _settings(redis_url, key_prefix)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        await ingest.apply(parse_preference(preferences("c1", revision=1)))
+        key = settings.keys.couple("c1")
+        record = cast("bytes", await redis.hget(key, "d/both"))
+        await redis.hset(key, "d/both", b"7" + record[1:])
+        await redis.hset(key, mapping={"pause:sam": "5|inf", "dead:maya:email": "5"})
+        assert await redis.hget(key, "f") is not None
+        await ingest.apply(parse_preference(preferences("c1", revision=2, focus_areas=[])))
+        fields = cast("dict[bytes, bytes]", await redis.hgetall(key))
+        assert fields[b"d/both"].startswith(b"7|")
+        assert fields[b"c/both"].startswith(b"0|")
+        assert fields[b"pause:sam"] == b"5|inf"
+        assert fields[b"rev"] == b"2"
+        assert b"dead:maya:email" not in fields
+        assert b"f" not in fields
+
+
+LEGACY_SPECS = {
+    "c1/d/both": '{"z":"Europe/Berlin","r":["maya","sam"],"v":1,"x":{"e":"0 19 * * 5"},'
+    '"p":["maya","sam"],"q":[["22:00","08:00","defer","Europe/Berlin"]]}',
+    "c1/d/turns": '{"z":"Europe/Berlin","r":["maya","sam"],"v":1,"x":{"e":"0 18 * * 6"},"a":1,'
+    '"p":["maya","sam"]}',
+}
+
+
+async def _plant_legacy(redis: aioredis.Redis, settings: SchedulerSettings, fire_ms: int) -> None:
+    """A couple exactly as the scheduler stored it before issue 7: JSON profile, shard hash."""
+    data = parse_preference(preferences("c1")).data
+    assert isinstance(data, PreferencesSetData)
+    profile = data.model_copy(update={"nudges": Nudges()})
+    await redis.hset(
+        settings.keys.couple("c1"),
+        mapping={
+            "rev": "1",
+            "profile": profile.model_dump_json(exclude_defaults=True),
+            "sids": ",".join(LEGACY_SPECS),
+            "pause:sam": "5|inf",
+        },
+    )
+    for n, (sid, spec) in enumerate(LEGACY_SPECS.items()):
+        await redis.hset(settings.keys.schedules(0), sid, f"5|{fire_ms}|{spec}")
+        await redis.zadd(settings.keys.timers(0), {sid: fire_ms + n * 86_400_000})
+
+
+class TestLegacyLayout:
+    async def test_a_legacy_record_still_fires(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A timer whose record is in the old shard hash fires from it and re-arms it there."""
+        settings = _settings(redis_url, key_prefix)
+        friday = datetime(2026, 12, 4, 18, tzinfo=UTC)  # 19:00 in Berlin
+        await _plant_legacy(redis, settings, epoch_ms(friday))
+        clock = ManualClock(friday + timedelta(seconds=1))
+        loop = TimerLoop(ScheduleStore(redis, settings.keys, due_maxlen=1000), clock, settings)
+        await loop.tick(0)
+        [due] = await read_events(redis, settings.keys.due(0), parse_due)
+        assert (due.data.schedule_id, due.data.sequence) == ("c1/d/both", 5)
+        assert due.data.recipients == ["maya", "sam"]
+        record = cast("bytes", await redis.hget(settings.keys.schedules(0), "c1/d/both"))
+        assert record.startswith(f"6|{epoch_ms(friday + timedelta(days=7))}|".encode())
+
+    async def test_a_new_revision_migrates_a_legacy_couple(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The next preferences.set moves a couple to the compact layout, with seq and consent."""
+        settings = _settings(redis_url, key_prefix)
+        await _plant_legacy(redis, settings, epoch_ms(START) + 3_600_000)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        assert await ingest.apply(parse_preference(preferences("c1", revision=2))) == "applied"
+        key = settings.keys.couple("c1")
+        fields = cast("dict[bytes, bytes]", await redis.hgetall(key))
+        assert b"profile" not in fields
+        assert b"sids" not in fields
+        assert fields[b"d/both"].startswith(b"5|")
+        assert fields[b"pause:sam"] == b"5|inf"
+        assert await redis.object("encoding", key) == b"listpack"
+        assert await redis.exists(settings.keys.schedules(0)) == 0
+        assert "c1/d/turns" not in await _members(redis, settings.keys.timers(0))
+
+    async def test_erasing_a_legacy_couple_leaves_nothing(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Erasure also removes records and timers of the old layout."""
+        settings = _settings(redis_url, key_prefix)
+        await _plant_legacy(redis, settings, epoch_ms(START) + 3_600_000)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        erase = envelope("couple.erased.v1", {"couple_id": "c1"}, START)
+        await PreferenceIngest(store, ManualClock(START), settings).apply(parse_preference(erase))
+        assert await _mentions(redis, f"{key_prefix}:*", "c1/") == []
+        assert await redis.exists(settings.keys.couple("c1")) == 0

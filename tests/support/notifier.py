@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from schemas import NudgeDue, NudgeDueData, NudgeKind, parse_preference
 from services.common.clock import Clock, ManualClock
+from services.common.couple_state import parse_couple
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.delivery import Delivery
@@ -31,9 +32,9 @@ async def plant(
     store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
     event = parse_preference(envelope("preferences.set.v1", json.loads(json.dumps(data))))
     await PreferenceIngest(store, ManualClock(now), scheduler).apply(event)
-    sids = await redis.hget(settings.keys.couple(data["couple_id"]), "sids")
-    assert isinstance(sids, bytes)
-    return sids.decode().split(",")
+    raw = await redis.hgetall(settings.keys.couple(data["couple_id"]))
+    couple = parse_couple(cast("dict[bytes, bytes]", raw))
+    return couple.fields["sids"].split(",")
 
 
 def due(

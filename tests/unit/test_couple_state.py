@@ -6,14 +6,23 @@ them; ``pause_value`` builds the pause form of that string.
 
 from __future__ import annotations
 
+import uuid
 from datetime import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import NudgePlan, Nudges, Partner, PreferencesSetData, WeeklyCadence
-from services.common.couple_state import CoupleState, parse_couple, pause_value
+from schemas import (
+    NudgePlan,
+    Nudges,
+    Partner,
+    PreferencesSetData,
+    PushSubscription,
+    QuietHours,
+    WeeklyCadence,
+)
+from services.common.couple_state import CoupleState, encode_profile, parse_couple, pause_value
 
 KINDS = ("date_night", "check_in", "appreciation")
 CHANNELS = ("email", "push", "webhook")
@@ -170,19 +179,55 @@ def profile() -> PreferencesSetData:
     )
 
 
+def varied() -> PreferencesSetData:
+    """Every optional part of a profile set, as the scheduler stores it (no nudge plans)."""
+    return PreferencesSetData(
+        couple_id="c-2.x",
+        revision=9,
+        partners=(
+            Partner(
+                partner_id="maya",
+                name="Maya | Lu",
+                timezone="America/Argentina/Buenos_Aires",
+                locale="pt-BR",
+                channels=["push", "webhook", "email"],
+                email="m|a@example.org",
+                push=PushSubscription(
+                    endpoint="https://push.example.org/send/abc", p256dh="BNc_x-1=", auth="q-1_"
+                ),
+                love_languages=["physical_touch", "words_of_affirmation", "receiving_gifts"],
+                quiet_hours=QuietHours(start=time(23, 30), end=time(6, 15), policy="drop"),
+            ),
+            Partner(
+                partner_id="sam",
+                name="Sam",
+                timezone="Asia/Kolkata",
+                channels=["webhook"],
+                love_languages=["acts_of_service", "quality_time"],
+                quiet_hours=QuietHours(start=time(13, 0), end=time(14, 0)),
+            ),
+        ),
+        nudges=Nudges(),
+        focus_areas=["conflict", "emotional", "physical", "intellectual", "experiential"],
+        discreet=True,
+    )
+
+
+def stored(prefs: PreferencesSetData, **extra: str) -> dict[bytes, bytes]:
+    """The couple hash as the scheduler writes it, plus extra fields (same __ convention)."""
+    fields = {"rev": str(prefs.revision), **encode_profile(prefs)}
+    fields |= {k.replace("__", ":"): v for k, v in extra.items()}
+    return {k.encode(): v.encode() for k, v in fields.items()}
+
+
 class TestParseCouple:
     def test_full_hash(self) -> None:
-        """The profile JSON becomes the validated preferences; every other field is kept as text."""
-        raw = {
-            b"rev": b"4",
-            b"profile": profile().model_dump_json(exclude_defaults=True).encode(),
-            b"sids": b"c1/d/maya,c1/d/sam",
-            b"pause:sam": b"1000|inf",
-            b"unsub:maya:all:push": b"1000|1",
-        }
+        """The profile fields become the preferences; records become "sids"; the rest is text."""
+        raw = stored(profile(), pause__sam="1000|inf", unsub__maya__all__push="1000|1")
+        raw |= {b"d/maya": b"0|1|00|e0 19 * * 5", b"d/sam": b"0|1|11|e0 19 * * 5"}
         s = parse_couple(raw)
         assert s.exists is True
-        assert s.profile == profile()
+        assert s.profile == profile().model_copy(update={"nudges": Nudges()})
         assert s.fields == {
             "rev": "4",
             "sids": "c1/d/maya,c1/d/sam",
@@ -191,6 +236,80 @@ class TestParseCouple:
         }
         assert s.paused("sam", 2000) is True
         assert s.unsubscribed("maya", "date_night", "push") is True
+
+    def test_every_part_of_a_profile(self) -> None:
+        """Locale, channels, push, love languages, quiet hours, focus and '|' in text survive."""
+        s = parse_couple(stored(varied()))
+        assert s.profile == varied()
+        assert s.profile.model_dump_json() == varied().model_dump_json()
+        assert s.fields == {"rev": "9", "sids": ""}
+
+    def test_a_cached_profile_follows_the_stored_bytes(self) -> None:
+        """Decoded profiles are cached by their bytes: a changed field is never served stale."""
+        first = parse_couple(stored(varied()))
+        renamed = varied().partners[1].model_copy(update={"name": "Samuel"})
+        changed = varied().model_copy(update={"partners": (varied().partners[0], renamed)})
+        again = parse_couple(stored(changed))
+        assert first.profile is not None
+        assert again.profile is not None
+        assert (first.profile.partners[1].name, again.profile.partners[1].name) == ("Sam", "Samuel")
+
+    def test_defaults_store_nothing(self) -> None:
+        """Default locale, focus areas and discretion take no field."""
+        fields = encode_profile(profile().model_copy(update={"discreet": False}))
+        assert set(fields) == {"id", "s0", "s1", "n0", "n1", "c0", "c1"}
+        assert "q0" in encode_profile(varied())
+        assert fields["c0"] == "|e||maya@example.org"
+
+    def test_values_fit_a_listpack(self) -> None:
+        """Without a push subscription every value stays within hash-max-listpack-value (64),
+        even with UUIDs for ids (and a zone name of up to 27 characters)."""
+        prefs = varied()
+        maya = prefs.partners[0].model_copy(
+            update={
+                "push": None,
+                "channels": ["email"],
+                "partner_id": str(uuid.uuid4()),
+                "timezone": "America/Argentina/Catamarca",
+            }
+        )
+        fields = encode_profile(prefs.model_copy(update={"partners": (maya, prefs.partners[1])}))
+        assert max(len(v.encode()) for v in fields.values()) <= 64
+
+    @pytest.mark.parametrize("piece", ["a", "\u00e9"])
+    def test_a_long_push_subscription_is_kept_in_pieces(self, piece: str) -> None:
+        """A push endpoint of 1,000 characters round-trips from values of at most 64 bytes."""
+        push = PushSubscription(
+            endpoint="https://push.example.org/" + piece * 975, p256dh="B" * 87, auth="a" * 22
+        )
+        maya = varied().partners[0].model_copy(update={"push": push})
+        prefs = varied().model_copy(update={"partners": (maya, varied().partners[1])})
+        fields = encode_profile(prefs)
+        assert max(len(v.encode()) for v in fields.values()) <= 64
+        assert len([f for f in fields if f.startswith("w0.")]) > 16
+        profile = parse_couple(stored(prefs)).profile
+        assert profile is not None
+        assert profile.partners[0].push == push
+
+    def test_scheduler_fields_hold_no_personal_data(self) -> None:
+        """s0/s1, which the timer loop reads on every fire, carry ids, zones and quiet hours."""
+        fields = encode_profile(varied())
+        assert fields["s0"] == "maya|America/Argentina/Buenos_Aires"
+        assert fields["s1"] == "sam|Asia/Kolkata"
+        assert (fields["q0"], fields["q1"]) == ("23:30-06:15x", "13:00-14:00d")
+
+    def test_legacy_profile_json(self) -> None:
+        """A hash of the layout before issue 7 (profile JSON, "sids") parses as it always did."""
+        raw = {
+            b"rev": b"4",
+            b"profile": profile().model_dump_json(exclude_defaults=True).encode(),
+            b"sids": b"c1/d/maya,c1/d/sam",
+            b"pause:sam": b"1000|inf",
+        }
+        s = parse_couple(raw)
+        assert s.exists is True
+        assert s.profile == profile()
+        assert s.fields == {"rev": "4", "sids": "c1/d/maya,c1/d/sam", "pause:sam": "1000|inf"}
 
     def test_unknown_couple(self) -> None:
         """An empty hash (never set, or erased) is a couple that does not exist."""

@@ -1,11 +1,15 @@
-"""Specification of services.scheduler.records: schedules as strings in the schedules hash.
+"""Specification of services.scheduler.records: schedules as short fields of the couple hash.
 
-A record is "<seq>|<nominal_ms>|<spec>"; decoding it with its schedule id gives back the
-schedule that was encoded, for every cadence kind, audience and quiet-hours policy.
+A record is "<seq>|<nominal_ms>|<spec>"; the timer loop reads it joined with what the couple's
+schedules share ("<record>\n<rev>\n<s0>\n<s1>\n<q0>\n<q1>", as lua.DUE returns it).
+Decoding that with the schedule id gives back the schedule that was encoded, for every cadence
+kind, audience and quiet-hours policy. Records of the layout before issue 7 (JSON specs)
+still decode.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -28,8 +32,9 @@ from schemas import (
     Weekday,
     WeeklyCadence,
 )
+from services.common.couple_state import encode_profile
 from services.scheduler.planning import QuietWindow, Schedule, plan
-from services.scheduler.records import decode_record, encode_spec
+from services.scheduler.records import context_of, decode_record, encode_spec
 from services.scheduler.rules import CronRule, SpreadRule, fires_between
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -90,8 +95,21 @@ def couple(
     )
 
 
-def record(schedule: Schedule, seq: int = 3, nominal_ms: int = 1_781_074_800_000) -> str:
-    return f"{seq}|{nominal_ms}|{encode_spec(schedule)}"
+def record(
+    schedule: Schedule,
+    prefs: PreferencesSetData,
+    seq: int = 3,
+    nominal_ms: int | str = 1_781_074_800_000,
+) -> str:
+    """The record as lua.DUE hands it over: with the couple's revision and partner fields."""
+    fields = encode_profile(prefs)
+    spec = encode_spec(schedule, context_of(prefs))
+    shared = [str(prefs.revision), *(fields.get(f, "") for f in ("s0", "s1", "q0", "q1"))]
+    return "\n".join([f"{seq}|{nominal_ms}|{spec}", *shared])
+
+
+def planned(prefs: PreferencesSetData) -> list[Schedule]:
+    return plan(prefs, min_interval=timedelta(hours=4), now=NOW)
 
 
 QUIET_DEFER = QuietHours(start=time(22, 0), end=time(7, 0), policy="defer")
@@ -109,16 +127,16 @@ class TestRoundTrip:
         schedules = plan(prefs, min_interval=timedelta(hours=4), now=NOW)
         assert len(schedules) >= 3
         for schedule in schedules:
-            decoded = decode_record(schedule.schedule_id, record(schedule, 3, 1_781_074_800_000))
+            raw = record(schedule, prefs, 3, 1_781_074_800_000)
+            decoded = decode_record(schedule.schedule_id, raw)
             assert decoded.schedule == schedule
             assert (decoded.seq, decoded.nominal_ms) == (3, 1_781_074_800_000)
 
     def test_bytes_and_text(self) -> None:
         """A record read from Redis as bytes decodes like the same text."""
-        [schedule, *_] = plan(
-            couple(CADENCES["weekly"], {}), min_interval=timedelta(hours=4), now=NOW
-        )
-        text = record(schedule)
+        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER)
+        [schedule, *_] = planned(prefs)
+        text = record(schedule, prefs)
         from_bytes = decode_record(schedule.schedule_id, text.encode())
         from_text = decode_record(schedule.schedule_id, text)
         assert from_bytes.schedule == from_text.schedule == schedule
@@ -126,10 +144,9 @@ class TestRoundTrip:
 
     def test_missing_nominal_reads_as_zero(self) -> None:
         """A record whose nominal slot is empty (not yet armed) decodes with nominal 0."""
-        [schedule, *_] = plan(
-            couple(CADENCES["weekly"], {}), min_interval=timedelta(hours=4), now=NOW
-        )
-        decoded = decode_record(schedule.schedule_id, f"0||{encode_spec(schedule)}")
+        prefs = couple(CADENCES["weekly"], {})
+        [schedule, *_] = planned(prefs)
+        decoded = decode_record(schedule.schedule_id, record(schedule, prefs, 0, ""))
         assert (decoded.seq, decoded.nominal_ms) == (0, 0)
 
     @pytest.mark.parametrize(
@@ -144,8 +161,7 @@ class TestRoundTrip:
         self, schedule_id: str, couple_id: str, kind: str
     ) -> None:
         """Couple id and kind are read back from "<couple>/<kind code>/<target>"."""
-        spec = '{"z":"UTC","r":["maya"],"v":0,"x":{"e":"0 9 * * *"}}'
-        decoded = decode_record(schedule_id, f"1|0|{spec}").schedule
+        decoded = decode_record(schedule_id, "1|0|00|e0 9 * * *\n0\nmaya|UTC\nsam|UTC\n\n").schedule
         assert (decoded.schedule_id, decoded.couple_id, decoded.kind) == (
             schedule_id,
             couple_id,
@@ -157,8 +173,9 @@ class TestRoundTrip:
         cadence = WeeklyCadence(
             repeat="weekly", weekday="fri", at=time(19, 0), every_weeks=1, anchor=date(2026, 1, 9)
         )
-        [schedule, *_] = plan(couple(cadence, {}), min_interval=timedelta(hours=4), now=NOW)
-        decoded = decode_record(schedule.schedule_id, record(schedule)).schedule
+        prefs = couple(cadence, {})
+        [schedule, *_] = planned(prefs)
+        decoded = decode_record(schedule.schedule_id, record(schedule, prefs)).schedule
         zone = ZoneInfo(schedule.timezone)
         end = NOW + timedelta(days=120)
         assert list(fires_between(decoded.rule, zone, NOW, end)) == list(
@@ -168,8 +185,64 @@ class TestRoundTrip:
 
 class TestSpecFormat:
     def test_cron_spec(self) -> None:
-        """A cron schedule is stored as short-keyed JSON: zone, recipients, revision, rule."""
-        schedule = Schedule(
+        """A cron schedule: zone and recipients as partner indexes, then the rule."""
+        prefs = couple(CADENCES["monthly_first_sunday"], {"recipients": "one", "partner_id": "sam"})
+        [schedule, *_] = planned(prefs)
+        assert encode_spec(schedule, context_of(prefs)) == "11|e0 20 * * 0#1"
+
+    def test_full_spec(self) -> None:
+        """Week cadence, spread window and alternation; quiet hours are not repeated."""
+        together = {"timing": "together", "timezone_of": "sam", "recipients": "alternate"}
+        prefs = couple(CADENCES["every_other_week"], together, maya_quiet=QUIET_DEFER)
+        [schedule, *_] = planned(prefs)
+        assert schedule.alternate
+        assert schedule.quiet
+        assert encode_spec(schedule, context_of(prefs)) == "101a|e45 18 * * 6;2;2026-01-10"
+        spread = couple(CADENCES["times_per_week"], {}, sam_quiet=QUIET_DROP)
+        by_id = {s.schedule_id: s for s in planned(spread)}
+        assert encode_spec(by_id["c-1.x/a/sam"], context_of(spread)) == "11|t3;12:00;20:30"
+        assert encode_spec(by_id["c-1.x/a/maya"], context_of(spread)) == "00|t3;12:00;20:30"
+
+    def test_record_is_short(self) -> None:
+        """A record stays under 64 bytes, so the couple hash keeps the listpack encoding."""
+        prefs = couple(CADENCES["every_other_week"], {}, maya_quiet=QUIET_DEFER)
+        for schedule in planned(prefs):
+            value = f"{2**31}|{2**42}|{encode_spec(schedule, context_of(prefs))}"
+            assert len(value) <= 64
+
+    def test_no_personal_data(self) -> None:
+        """Specs and the partner fields the scheduler reads hold no names or addresses."""
+        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER)
+        for schedule in planned(prefs):
+            text = record(schedule, prefs)
+            assert "Maya" not in text
+            assert "@" not in text
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"recipients": ("maya", "alex")},
+            {"timezone": "Asia/Tokyo"},
+            {"revision": 13},
+            {"quiet": ()},
+            {"partners": ("sam", "maya")},
+        ],
+    )
+    def test_refuses_what_the_couple_does_not_imply(self, change: dict[str, object]) -> None:
+        """A schedule whose ids, zone, revision or quiet hours are not the couple's is refused."""
+        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER)
+        [schedule, *_] = planned(prefs)
+        with pytest.raises(ValueError, match=schedule.schedule_id):
+            encode_spec(replace(schedule, **change), context_of(prefs))  # type: ignore[arg-type]
+
+
+class TestLegacyRecords:
+    def test_cron_record(self) -> None:
+        """A record of the shard's schedules hash (before issue 7) decodes as it always did."""
+        spec = '{"z":"Europe/Berlin","r":["maya"],"v":7,"x":{"e":"0 20 * * 0#1"}}'
+        decoded = decode_record("c1/c/maya", f"2|1781074800000|{spec}")
+        assert (decoded.seq, decoded.nominal_ms) == (2, 1_781_074_800_000)
+        assert decoded.schedule == Schedule(
             schedule_id="c1/c/maya",
             couple_id="c1",
             kind="check_in",
@@ -178,13 +251,19 @@ class TestSpecFormat:
             recipients=("maya",),
             revision=7,
         )
-        assert encode_spec(schedule) == (
-            '{"z":"Europe/Berlin","r":["maya"],"v":7,"x":{"e":"0 20 * * 0#1"}}'
-        )
 
-    def test_full_spec(self) -> None:
-        """Week cadence, spread window, alternation and quiet hours each have their own key."""
-        every_other = Schedule(
+    def test_full_record(self) -> None:
+        """Week cadence, spread window, alternation, partners and quiet hours of a legacy spec."""
+        every_other = (
+            '{"z":"UTC","r":["maya","sam"],"v":1,'
+            '"x":{"e":"0 19 * * 5","w":2,"n":"2026-01-09"},"a":1}'
+        )
+        spread = (
+            '{"z":"America/New_York","r":["sam"],"v":2,'
+            '"x":{"t":3,"s":"12:00","u":"20:30"},"p":["maya","sam"],'
+            '"q":[["23:30","06:15","drop","America/New_York"]]}'
+        )
+        assert decode_record("c1/d/turns", f"0||{every_other}").schedule == Schedule(
             schedule_id="c1/d/turns",
             couple_id="c1",
             kind="date_night",
@@ -194,7 +273,7 @@ class TestSpecFormat:
             alternate=True,
             revision=1,
         )
-        spread = Schedule(
+        assert decode_record("c1/a/sam", f"1|5|{spread}").schedule == Schedule(
             schedule_id="c1/a/sam",
             couple_id="c1",
             kind="appreciation",
@@ -205,23 +284,6 @@ class TestSpecFormat:
             revision=2,
             partners=("maya", "sam"),
         )
-        assert encode_spec(every_other) == (
-            '{"z":"UTC","r":["maya","sam"],"v":1,'
-            '"x":{"e":"0 19 * * 5","w":2,"n":"2026-01-09"},"a":1}'
-        )
-        assert encode_spec(spread) == (
-            '{"z":"America/New_York","r":["sam"],"v":2,'
-            '"x":{"t":3,"s":"12:00","u":"20:30"},"p":["maya","sam"],'
-            '"q":[["23:30","06:15","drop","America/New_York"]]}'
-        )
-
-    def test_no_personal_data(self) -> None:
-        """Specs hold ids, zones and rules only: no names or addresses."""
-        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER)
-        for schedule in plan(prefs, min_interval=timedelta(hours=4), now=NOW):
-            spec = encode_spec(schedule)
-            assert "Maya" not in spec
-            assert "@" not in spec
 
 
 _WEEKDAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -292,6 +354,6 @@ class TestRoundTripProperty:
             sam_zone=sam_zone,
         )
         for schedule in plan(prefs, min_interval=timedelta(0), now=NOW):
-            decoded = decode_record(schedule.schedule_id, record(schedule, seq, nominal_ms))
+            decoded = decode_record(schedule.schedule_id, record(schedule, prefs, seq, nominal_ms))
             assert decoded.schedule == schedule
             assert (decoded.seq, decoded.nominal_ms) == (seq, nominal_ms)
