@@ -53,7 +53,7 @@ async def publish(
     """XADD every event in one pipeline round trip; returns the entry ids."""
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
-            pipe.xadd(stream, {DATA_FIELD: encode(event)}, maxlen=maxlen, approximate=True)
+            pipe.execute_command(*xadd_command(stream, event, maxlen))
         ids: list[bytes] = await pipe.execute()
     return ids
 

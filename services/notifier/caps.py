@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from services.common.autopipeline import AutoPipeline
 from services.common.keys import Keys
 
-__all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member", "slot_member"]
+__all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 
 CapResult = Literal["reserved", "over_cap", "erased"]
 
@@ -64,10 +64,6 @@ return out
 """
 
 _RESULTS: Final[dict[int, CapResult]] = {1: "reserved", 0: "over_cap", -1: "erased"}
-
-
-def slot_member(occurrence_id: str, partner_id: str) -> str:
-    return f"{occurrence_id}|{partner_id}|cap"
 
 
 def capped_member(occurrence_id: str, partner_id: str) -> str:

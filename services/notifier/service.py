@@ -106,7 +106,7 @@ class NotifierService:
         self.reclaimers: list[Reclaimer] = []
         self._held: dict[str, set[str]] = {}  # due stream -> entry ids being handled here
         # NUDGE_MAX_IN_FLIGHT bounds the whole process, not each shard's subscriber: with
-        # NUDGE_SHARDS=8 the subscribers alone would run 8x as many (and exhaust the Redis pool).
+        # NUDGE_SHARDS=8 the subscribers alone would start 8x as many.
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._stop = asyncio.Event()

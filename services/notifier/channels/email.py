@@ -23,7 +23,7 @@ from services.notifier.errors import PermanentSendError, TransientSendError
 __all__ = ["SmtpChannel", "wire_bytes"]
 
 # RFC 5322: lines SHOULD be <= 78 and MUST be <= 998 characters; bodies are already encoded
-# (quoted-printable) when rendered, so this only lets long header values stay on one line.
+# (quoted-printable or base64) when rendered, so this only lets long header values stay on one line.
 _MAX_LINE: Final = 998
 
 
