@@ -18,7 +18,6 @@ import redis.asyncio as aioredis
 
 from schemas import parse_due, parse_outcome
 from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP
 from services.common.streams import read_events
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey, free_port
@@ -27,7 +26,7 @@ from services.scheduler.timer_loop import TimerLoop
 from tests.support.couples import occurrences, plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings
-from tests.support.waiting import eventually
+from tests.support.waiting import drained, eventually
 
 pytestmark = pytest.mark.fault
 
@@ -67,12 +66,6 @@ async def _fire_burst(redis: aioredis.Redis, redis_url: str, prefix: str, couple
     assert await redis.xlen(settings.keys.due(0)) == couples
 
 
-async def _drained(redis: aioredis.Redis, stream: str) -> bool:
-    groups = await redis.xinfo_groups(stream)
-    group = next((g for g in groups if g["name"] == NOTIFIER_GROUP.encode()), None)
-    return group is not None and group["pending"] == 0 and not group.get("lag")
-
-
 class TestNotifierKilled:
     async def test_kill_9_mid_burst_loses_nothing(
         self,
@@ -99,7 +92,7 @@ class TestNotifierKilled:
             at_kill = len(mail.messages)
         with ServiceProcess("notifier", env, tmp_path, "notifier-2") as second:
             await eventually(lambda: _unique(mail), until=lambda n: n >= 2 * couples, within=300)
-            await eventually(lambda: _drained(redis, f"{key_prefix}:due:{{s00}}"), until=bool)
+            await eventually(lambda: drained(redis, f"{key_prefix}:due:{{s00}}"), until=bool)
             assert second.terminate() == 0  # SIGTERM: graceful, exit code 0
         received = _addresses(mail)
         lost = 2 * couples - len(received)
@@ -229,7 +222,7 @@ class TestRedisRestarted:
                 await eventually(
                     lambda: _total(mail), until=lambda n: n >= sum(expected.values()), within=90
                 )
-                await eventually(lambda: _drained(redis, "nudges:due:{s00}"), until=bool, within=60)
+                await eventually(lambda: drained(redis, "nudges:due:{s00}"), until=bool, within=60)
             finally:
                 codes = [scheduler.terminate(), notifier.terminate()]
                 await redis.aclose()

@@ -19,7 +19,7 @@ from services.scheduler.store import ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 from tests.support.events import envelope, example
 from tests.support.settings import notifier_settings, scheduler_settings
-from tests.support.waiting import eventually
+from tests.support.waiting import drained, eventually
 
 MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
 DAILY_CHECK_IN = {
@@ -44,11 +44,17 @@ class _World:
         self.ingest = PreferenceIngest(self.store, self.clock, settings)
         self.loop = TimerLoop(self.store, self.clock, settings)
 
-    async def run_until(self, until: datetime, step: timedelta = timedelta(minutes=10)) -> None:
+    async def run_until(
+        self, until: datetime, step: timedelta = timedelta(minutes=10), *, settle: bool = False
+    ) -> None:
+        """Advance the clock step by step, firing what is due; with `settle`, wait after each
+        step until the notifier has handled it (consent is checked at the time of sending)."""
         while self.clock.now() < until:
             self.clock.advance(step)
             while await self.loop.tick(0):
                 pass
+            if settle:
+                await eventually(lambda: drained(self.redis, self.settings.keys.due(0)), until=bool)
 
     async def dues(self) -> list[NudgeDue]:
         return await read_events(self.redis, self.settings.keys.due(0), parse_due)
@@ -217,7 +223,9 @@ class TestPause:
         )
         await notifier.start()
         try:
-            await world.run_until(datetime(2026, 12, 11, 12, 0, tzinfo=UTC), timedelta(hours=1))
+            await world.run_until(
+                datetime(2026, 12, 11, 12, 0, tzinfo=UTC), timedelta(hours=1), settle=True
+            )
             await eventually(
                 lambda: read_events(redis, world.settings.keys.outcomes, parse_outcome),
                 until=lambda found: len(found) == 10,  # 5 days x 2 partners

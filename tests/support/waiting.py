@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import redis.asyncio as aioredis
+
 T = TypeVar("T")
 
 
@@ -22,3 +24,9 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s; last value: {result!r}")
         await asyncio.sleep(0.02)
+
+
+async def drained(redis: aioredis.Redis, stream: str) -> bool:
+    """Every consumer group of `stream` has read and acknowledged everything on it."""
+    groups = await redis.xinfo_groups(stream)
+    return bool(groups) and all(int(g["pending"]) == 0 and not g.get("lag") for g in groups)
