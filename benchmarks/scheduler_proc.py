@@ -16,10 +16,9 @@ import json
 import sys
 import time
 
-import redis.asyncio as aioredis
-
 from benchmarks.harness import RealOffsetClock, quiet_logs, scheduler_settings
 from services.common.clock import epoch_ms
+from services.common.runtime import redis_client
 from services.scheduler.store import ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 
@@ -27,7 +26,7 @@ from services.scheduler.timer_loop import TimerLoop
 async def main(url: str, until_ms: int, deadline_s: float, stop_at_ms: int | None) -> None:
     quiet_logs()
     settings = scheduler_settings(url)
-    redis = aioredis.Redis.from_url(url)
+    redis = redis_client(settings)  # the service's own client (hiredis packing)
     store = ScheduleStore(redis, settings.keys, due_maxlen=settings.due_maxlen)
     await redis.ping()
     print("ready", flush=True)

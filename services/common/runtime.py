@@ -12,6 +12,7 @@ from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.asyncio.cluster import RedisCluster
 
 from services.common.clock import Clock, ScaledClock, SystemClock
+from services.common.packing import hiredis_packing
 from services.common.settings import CommonSettings
 
 __all__ = ["broker_for", "clock_from", "consumer_name", "redis_client"]
@@ -32,9 +33,10 @@ def redis_client(settings: CommonSettings) -> aioredis.Redis:
     url = settings.redis_url.get_secret_value()
     if settings.redis_cluster:
         return cast("aioredis.Redis", RedisCluster.from_url(url, socket_keepalive=True))
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url, health_check_interval=30, socket_keepalive=True, retry_on_timeout=True
     )
+    return hiredis_packing(client)
 
 
 def broker_for(settings: CommonSettings, *, graceful_timeout: float) -> RedisBroker:

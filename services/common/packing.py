@@ -1,0 +1,68 @@
+"""redis-py connections whose commands are packed by hiredis (C) instead of Python.
+
+redis-py's asyncio connection packs every command in Python, argument by argument, even when
+hiredis is installed (hiredis then only parses replies). In the scheduler's burst that packing
+was ~5-8 us of each fire's ~45 us; `hiredis.pack_command` does the same in well under a
+microsecond. The bytes on the wire are the same (a property test compares them with redis-py's
+own packer), so this is a drop-in for any connection class of a single-server client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import DataError
+
+__all__ = ["hiredis_packing", "pack"]
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP, as redis-py would pack it (literal words in a str name split)."""
+    name = args[0]
+    if isinstance(name, str):
+        args = (*name.encode().split(), *args[1:])
+    elif isinstance(name, bytes) and b" " in name:
+        args = (*name.split(), *args[1:])
+    try:
+        return hiredis.pack_command(args)  # type: ignore[no-any-return]
+    except TypeError:
+        # hiredis takes str, bytes, int and float (and refuses bool, as redis-py does);
+        # redis-py also sends bytearray and memoryview as they are.
+        buffers = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+        try:
+            return hiredis.pack_command(buffers)  # type: ignore[arg-type,no-any-return]
+        except TypeError as exc:
+            kinds = ", ".join(sorted({type(a).__name__ for a in args}))
+            raise DataError(f"{exc} (got {kinds})") from exc
+
+
+class _HiredisPacking:
+    """Mixin over a redis-py asyncio connection class: both packers replaced, nothing else."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return [pack(args)]
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        return [b"".join([pack(tuple(command)) for command in commands])]
+
+
+_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def _packing_class(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    if issubclass(base, _HiredisPacking):
+        return base
+    if base not in _classes:
+        _classes[base] = type(f"Hiredis{base.__name__}", (_HiredisPacking, base), {})
+    return _classes[base]
+
+
+def hiredis_packing(client: aioredis.Redis) -> aioredis.Redis:
+    """Make every connection `client`'s pool opens from now on pack with hiredis."""
+    pool = client.connection_pool
+    pool.connection_class = _packing_class(pool.connection_class)
+    return client

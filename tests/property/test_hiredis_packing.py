@@ -1,0 +1,47 @@
+"""Commands packed by hiredis are the bytes redis-py's own packer would have sent."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+from redis.typing import EncodableT
+
+from services.common.packing import hiredis_packing, pack
+
+argument = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=32),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.binary(max_size=16).map(bytearray),
+    st.binary(max_size=16).map(lambda b: memoryview(b)),
+)
+name = st.sampled_from(["SET", "CONFIG GET", b"XADD", b"SCRIPT LOAD", "EVALSHA"])
+command = st.tuples(name, st.lists(argument, max_size=8)).map(lambda c: (c[0], *c[1]))
+
+
+def _python_packer() -> Connection:
+    return Connection()
+
+
+@given(command)
+def test_one_command_is_packed_as_redis_py_packs_it(args: tuple[EncodableT, ...]) -> None:
+    assert pack(args) == b"".join(bytes(p) for p in _python_packer().pack_command(*args))
+
+
+@given(st.lists(command, min_size=1, max_size=5))
+def test_a_pipeline_is_packed_as_redis_py_packs_it(commands: list[tuple[EncodableT, ...]]) -> None:
+    client = hiredis_packing(aioredis.Redis())
+    ours = client.connection_pool.connection_class().pack_commands(commands)
+    theirs = _python_packer().pack_commands(commands)
+    assert b"".join(ours) == b"".join(bytes(p) for p in theirs)
+
+
+@pytest.mark.parametrize("bad", [True, None, object(), [1]])
+def test_what_redis_py_refuses_is_refused(bad: object) -> None:
+    with pytest.raises(DataError):
+        pack(("SET", "k", bad))
