@@ -40,6 +40,7 @@ from benchmarks.memory import couple_hashes
 from schemas import parse_preference
 from services.common.clock import ManualClock, epoch_ms
 from services.common.keys import SCHEDULER_GROUP
+from services.common.runtime import redis_client, settle_heap
 from services.common.streams import DATA_FIELD
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.service import SchedulerService
@@ -53,11 +54,12 @@ START = datetime(2026, 12, 1, 9, tzinfo=UTC)  # a Tuesday; the burst is Friday 1
 
 async def ingest(url: str, n: int) -> dict[str, float]:
     settings = scheduler_settings(url)
-    client = aioredis.Redis.from_url(url)
+    client = redis_client(settings)  # the service's own client (hiredis packing)
     raws = [couple_event(i, mix="burst", occurred=START) for i in range(n)]
     sample = raws[: min(n, SAMPLE)]
 
     service = SchedulerService(settings, ManualClock(START))
+    settle_heap()  # as `nudge scheduler` does before it starts (services/runner.py)
     await service.before_start()
     entries = await _enqueue(client, settings.keys.preferences, sample, read=True)
     started = time.perf_counter()
@@ -72,6 +74,7 @@ async def ingest(url: str, n: int) -> dict[str, float]:
         ManualClock(START),
         settings,
     )
+    settle_heap()
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, n, 500):
         results = await ingest_.apply_many([parse_preference(raw) for raw in raws[i : i + 500]])
@@ -83,6 +86,7 @@ async def ingest(url: str, n: int) -> dict[str, float]:
     # The service as deployed: a backlog on the preferences stream, consumed in batches.
     service = SchedulerService(settings, ManualClock(START))
     await _enqueue(client, settings.keys.preferences, raws, read=False)
+    settle_heap()
     started, cpu = time.perf_counter(), time.process_time()
     await service.start()
     while True:  # drained: every entry applied and deleted

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from benchmarks.harness import PREFIX, quiet_logs
 from services.common.clock import ManualClock
+from services.common.runtime import settle_heap
 from services.notifier.channels.base import Outgoing, RecordingChannel
 from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
@@ -60,6 +61,7 @@ async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> 
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)  # "go"
     rss0, peak = rss_kib(), 0
+    settle_heap()  # as `nudge notifier` does before it starts (services/runner.py)
     cpu0 = time.process_time()
     await service.start()
     line = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))  # "stop"

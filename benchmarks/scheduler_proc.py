@@ -18,7 +18,7 @@ import time
 
 from benchmarks.harness import RealOffsetClock, quiet_logs, scheduler_settings
 from services.common.clock import epoch_ms
-from services.common.runtime import redis_client
+from services.common.runtime import redis_client, settle_heap
 from services.scheduler.store import ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 
@@ -34,6 +34,7 @@ async def main(url: str, until_ms: int, deadline_s: float, stop_at_ms: int | Non
     clock = RealOffsetClock(anchor, start, speed)
     loop = TimerLoop(store, clock, settings)
     stop = asyncio.Event()
+    settle_heap()  # as `nudge scheduler` does before it starts (services/runner.py)
     cpu0, wall0 = time.process_time(), time.perf_counter()
 
     async def watch() -> None:

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import structlog
 
+from services.common.runtime import settle_heap
+
 __all__ = ["Runnable", "run_until_signalled"]
 
 log = structlog.get_logger()
@@ -25,6 +27,7 @@ async def run_until_signalled(service: Runnable) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settle_heap()  # start-up's objects live as long as the process: no GC walks over them
     await service.start()
     log.info("service_running")
     await stop.wait()

@@ -14,8 +14,10 @@ failed-over server). On a Redis Cluster, redis-py refuses EVALSHA in pipelines, 
 as EVAL with their body (the server caches the compiled script by its digest).
 
 On one server the batch is packed by hiredis (C) and written on a pooled redis-py connection,
-whose parser reads the replies: redis-py's pure-Python packing took half of the pipeline's
-CPU. Replies come raw (no redis-py response callbacks: HGETALL is a flat list, SET is b"OK").
+and its replies are taken from that connection's hiredis reader in one loop (redis-py reads
+one reply per awaited call, each with its own timeout scope; its pure-Python packing had
+taken half of the pipeline's CPU). Replies come raw (no redis-py response callbacks: HGETALL
+is a flat list, SET is b"OK").
 A lost connection is retried with backoff for several seconds, as redis-py's own pipelines do
 with a retry policy (so a command may run twice after a reconnect: every script here is
 idempotent, and an outcome XADD twice is the at-least-once our consumers already handle).
@@ -25,19 +27,23 @@ On a cluster, redis-py's ClusterPipeline routes each command to its node.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
-__all__ = ["AutoPipeline"]
+from services.common.packing import pack
+
+__all__ = ["AutoPipeline", "read_replies"]
 
 MAX_BATCH: Final = 1000  # commands per pipeline; more wait for the next one
 
@@ -67,13 +73,38 @@ class AutoPipeline:
 
     async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a registered Lua script through the shared pipeline."""
-        if self._cluster:
-            return await self.call("EVAL", script.script, len(keys), *keys, *args)
         try:
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self.call(*self._invocation(script, keys, args))
         except NoScriptError:
             await self._load(script)
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self.call(*self._invocation(script, keys, args))
+
+    async def script_many(
+        self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run a script once per (keys, args), queued together and so sent in order in as few
+        round trips as the batch limit allows; the replies in order. The first error raises
+        (after every call has been answered), as a redis-py pipeline's execute() does."""
+        futures = [self.call(*self._invocation(script, keys, args)) for keys, args in calls]
+        replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
+        forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if forgotten:
+            await self._load(script)
+            again = [self.call(*self._invocation(script, *calls[i])) for i in forgotten]
+            answers = await asyncio.gather(*again, return_exceptions=True)
+            for i, reply in zip(forgotten, answers, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    def _invocation(
+        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        if self._cluster:  # redis-py refuses EVALSHA in a cluster pipeline: send the body
+            return ("EVAL", script.script, len(keys), *keys, *args)
+        return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def _load(self, script: AsyncScript) -> None:
         """SCRIPT LOAD once, however many callers met the NOSCRIPT at the same moment."""
@@ -111,20 +142,14 @@ class AutoPipeline:
                     pipe.execute_command(*args)
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
                 return replies
-        packed = b"".join([hiredis.pack_command(args) for args in commands])
+        packed = b"".join([pack(args) for args in commands])
         pool = self.redis.connection_pool
 
         async def round_trip() -> list[Any]:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await connection.send_packed_command(packed, check_health=False)
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await connection.read_response())
-                    except ResponseError as exc:  # that command's error, for its caller alone
-                        replies.append(exc)
-                return replies
+                return await read_replies(connection, len(commands))
             except BaseException:
                 await connection.disconnect()  # replies may be left unread: never reuse it as is
                 raise
@@ -144,3 +169,45 @@ class AutoPipeline:
         while self._flusher is not None and not self._flusher.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._flusher)
+
+
+async def read_replies(connection: AbstractConnection, count: int) -> list[Any]:
+    """The next `count` replies on `connection`; a command's error reply is its value.
+
+    With redis-py's hiredis parser the replies are taken straight from its `hiredis.Reader`,
+    reading the socket only when the reader runs dry (parser internals, kept to this function;
+    the property of the result is the same as the fallback's, which the tests run too). As with
+    `read_response`, an I/O error or timeout leaves the connection unusable: the caller
+    disconnects it.
+    """
+    parser = getattr(connection, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    if not isinstance(parser, _AsyncHiredisParser) or reader is None:
+        return [await _read_one(connection) for _ in range(count)]
+    replies: list[Any] = []
+    timeout = connection.socket_timeout
+    while len(replies) < count:
+        reply = reader.gets()
+        if reply is NOT_ENOUGH_DATA:
+            try:
+                async with asyncio.timeout(timeout):
+                    await parser.read_from_socket()  # type: ignore[no-untyped-call]
+            except builtins.TimeoutError as exc:
+                raise TimeoutError("Timeout reading from Redis") from exc
+            except OSError as exc:
+                raise ConnectionError(f"Error while reading from Redis: {exc}") from exc
+            continue
+        if isinstance(reply, ConnectionError):
+            raise reply
+        replies.append(reply)
+    if connection.health_check_interval:
+        loop_time = asyncio.get_running_loop().time()
+        connection.next_health_check = loop_time + connection.health_check_interval
+    return replies
+
+
+async def _read_one(connection: AbstractConnection) -> Any:
+    try:
+        return await connection.read_response()
+    except ResponseError as exc:  # that command's error, for its caller alone
+        return exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -15,7 +16,7 @@ from services.common.clock import Clock, ScaledClock, SystemClock
 from services.common.packing import hiredis_packing
 from services.common.settings import CommonSettings
 
-__all__ = ["broker_for", "clock_from", "consumer_name", "redis_client"]
+__all__ = ["broker_for", "clock_from", "consumer_name", "redis_client", "settle_heap"]
 
 
 def consumer_name(settings: CommonSettings, role: str) -> str:
@@ -58,3 +59,18 @@ def clock_from(settings: CommonSettings) -> Clock:
         start = settings.clock_start or SystemClock().now()
         return ScaledClock(start, settings.clock_speed, settings.clock_anchor)
     return SystemClock()
+
+
+def settle_heap() -> None:
+    """Put what start-up built out of the cyclic garbage collector's reach (`gc.freeze`).
+
+    A service's heap after its imports and set-up (pydantic schemas, templates, the catalog:
+    ~80,000 tracked objects) lives as long as the process, yet every full collection walks
+    all of it again. In the burst benchmark that was ~30 us of each preference event's
+    ~120 us of CPU; frozen, collections walk only what came later (~10 us). Called once per
+    service process, before it starts consuming; garbage made before the call is collected
+    first. Not for processes that start services over and over (tests): frozen objects are
+    never freed.
+    """
+    gc.collect()
+    gc.freeze()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterPipeline
 
+from services.common.autopipeline import AutoPipeline
 from services.common.keys import Keys, couple_digest
 from services.scheduler import lua
 
@@ -52,6 +52,7 @@ class ScheduleStore:
         self.redis = redis
         self.keys = keys
         self.due_maxlen = due_maxlen
+        self.pipe = AutoPipeline(redis)  # concurrent calls share round trips
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
         self._fire = redis.register_script(lua.FIRE)
@@ -73,18 +74,8 @@ class ScheduleStore:
 
     async def apply_plans(self, plans: Sequence[Plan]) -> list[ApplyResult]:
         """Many couples' APPLY_PLAN calls in one pipelined round trip, in order."""
-        if not plans:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            cluster = isinstance(pipe, ClusterPipeline)
-            for plan in plans:
-                keys, args = self._apply_call(*plan)
-                if cluster:  # redis-py refuses EVALSHA in a cluster pipeline: send the body
-                    pipe.eval(lua.APPLY_PLAN, len(keys), *keys, *args)
-                    continue
-                # With a pipeline as client the script is only queued; execute() loads it first.
-                await self._apply(keys=keys, args=args, client=pipe)
-            results = await pipe.execute()
+        calls = [self._apply_call(*plan) for plan in plans]
+        results = await self.pipe.script_many(self._apply, calls)
         return [cast("ApplyResult", cast("bytes", r).decode()) for r in results]
 
     def _apply_call(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
 from redis.exceptions import ResponseError
 
 from services.common.autopipeline import AutoPipeline
@@ -13,12 +15,20 @@ from services.common.autopipeline import AutoPipeline
 ECHO_KEYS = "return {KEYS[1], ARGV[1]}"
 
 
+@pytest.fixture(params=[_AsyncHiredisParser, _AsyncRESP2Parser], ids=["hiredis", "python"])
+async def client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """Replies are read from hiredis's reader directly, or by redis-py's own parser."""
+    connected = aioredis.Redis.from_url(redis_url, parser_class=request.param)
+    yield connected
+    await connected.aclose()
+
+
 class TestAutoPipeline:
     async def test_concurrent_calls_share_round_trips_and_keep_their_order(
-        self, redis: aioredis.Redis, key_prefix: str
+        self, client: aioredis.Redis, key_prefix: str
     ) -> None:
         """500 coroutines each INCR then GET: every reply is theirs, in far fewer trips."""
-        pipe = AutoPipeline(redis)
+        pipe = AutoPipeline(client)
         key = f"{key_prefix}counter"
 
         async def one(i: int) -> tuple[int, bytes]:
@@ -35,10 +45,10 @@ class TestAutoPipeline:
         assert pipe.round_trips <= 10  # one call at a time would take 1,500
 
     async def test_an_error_reaches_only_its_caller(
-        self, redis: aioredis.Redis, key_prefix: str
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """A WRONGTYPE reply fails that call alone; its neighbours in the pipeline succeed."""
-        pipe = AutoPipeline(redis)
+        pipe = AutoPipeline(client)
         await redis.set(f"{key_prefix}str", "x")
         good = pipe.call("SET", f"{key_prefix}ok", "1")
         bad = pipe.call("LPUSH", f"{key_prefix}str", "y")
@@ -49,11 +59,11 @@ class TestAutoPipeline:
         assert results[2] == b"1"
 
     async def test_scripts_run_again_after_the_server_forgot_them(
-        self, redis: aioredis.Redis, key_prefix: str
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """After SCRIPT FLUSH (a restart, a failover) the NOSCRIPT reply is answered by
         loading the script and calling it again."""
-        pipe = AutoPipeline(redis)
+        pipe = AutoPipeline(client)
         script = redis.register_script(ECHO_KEYS)
         first = await pipe.script(script, [f"{key_prefix}a"], ["1"])
         await redis.script_flush()
@@ -103,3 +113,28 @@ class TestAutoPipeline:
             await doomed
         await pipe.drain()
         assert await redis.get(f"{key_prefix}b") == b"2"
+
+    async def test_replies_larger_than_one_socket_read_arrive_whole(
+        self, client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """1,000 replies of 1 KB each (many socket reads): every caller gets its own value."""
+        pipe = AutoPipeline(client)
+        values = [bytes([65 + i % 26]) * 1024 + str(i).encode() for i in range(1000)]
+        await asyncio.gather(
+            *(pipe.call("SET", f"{key_prefix}v{i}", v) for i, v in enumerate(values))
+        )
+        got = await asyncio.gather(*(pipe.call("GET", f"{key_prefix}v{i}") for i in range(1000)))
+        assert got == values
+
+    async def test_a_reply_that_never_comes_fails_its_callers_after_the_socket_timeout(
+        self, redis_url: str, key_prefix: str
+    ) -> None:
+        """BLPOP on an empty list holds the reply back longer than socket_timeout allows."""
+        slow = aioredis.Redis.from_url(redis_url, socket_timeout=0.2)
+        pipe = AutoPipeline(slow, retries=0)
+        results = await asyncio.gather(
+            pipe.call("BLPOP", f"{key_prefix}empty", 5), return_exceptions=True
+        )
+        assert isinstance(results[0], Exception), results
+        assert "Timeout" in type(results[0]).__name__
+        await slow.aclose()
