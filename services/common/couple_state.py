@@ -120,14 +120,14 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         if p.quiet_hours:
             fields[f"q{i}"] = quiet_text(p.quiet_hours)
         fields[f"n{i}"] = p.name
-        channels = "".join(_CHANNELS[c] for c in p.channels)
-        love = "".join(_LOVE[x] for x in p.love_languages)
+        channels = "".join([_CHANNELS[c] for c in p.channels])
+        love = "".join([_LOVE[x] for x in p.love_languages])
         locale = "" if p.locale == _DEFAULT_LOCALE else p.locale
         fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
         if p.push is not None:
             fields |= _push_fields(i, p.push)
     if data.focus_areas or data.discreet:
-        focus = "".join(_FOCUS[a] for a in data.focus_areas)
+        focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
     return fields
 

@@ -74,3 +74,8 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    # The youngest generation is collected every 700 net allocations by default: a batch of
+    # 500 preference events keeps ~10,000 objects alive until it is stored, and each of those
+    # collections walked them again (~4 % of the instructions per event, measured with
+    # callgrind). 20,000 lets a batch's objects die by reference counting first.
+    gc.set_threshold(20_000, 10, 10)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
@@ -17,9 +17,9 @@ __all__ = ["Arm", "Fire", "Plan", "ScheduleStore"]
 ApplyResult = Literal["applied", "stale", "erased"]
 
 
-@dataclass(frozen=True, slots=True)
-class Arm:
-    """A schedule to store with its first timer (spec: records.encode_spec)."""
+class Arm(NamedTuple):
+    """A schedule to store with its first timer (spec: records.encode_spec); a tuple: one is
+    built per schedule planned."""
 
     schedule_id: str
     spec: str
@@ -94,18 +94,24 @@ class ScheduleStore:
             couple_id,
             len(profile),
         ]
-        for field, value in profile.items():
-            args += [field, value]
+        for item in profile.items():
+            args += item
         skip = len(couple_id) + 1  # the record's field: the schedule id after "<couple>/"
         for arm in arms:
-            args += [arm.schedule_id[skip:], f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms]
-        keys = [
-            self.keys.couple(couple_id),
-            self.keys.timers(shard),
-            self.keys.schedules(shard),
-            self.keys.tombstones(shard),
-        ]
-        return keys, args
+            args += (arm.schedule_id[skip:], f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms)
+        prefix, timers, schedules, tombstones = self._shard_keys(shard)
+        return [prefix + couple_id, timers, schedules, tombstones], args
+
+    @functools.cache  # noqa: B019  (one store per process; a few hundred shards at most)
+    def _shard_keys(self, shard: int) -> tuple[str, str, str, str]:
+        """A shard's couple-key prefix and the keys APPLY_PLAN touches, named once."""
+        keys = self.keys
+        return (
+            keys.couple_prefix(shard),
+            keys.timers(shard),
+            keys.schedules(shard),
+            keys.tombstones(shard),
+        )
 
     async def erase(self, couple_id: str, *, occurred_ms: int, retention_ms: int) -> None:
         shard = self.keys.shard_of(couple_id)
