@@ -48,6 +48,7 @@ from services.scheduler.timer_loop import TimerLoop
 
 DEFAULT_N = 2_000
 SMTP_SHARE = 4  # the SMTP run drains N / 4 couples (2 emails each)
+LAG_BACKLOG = 100_000  # the issue's lag-recovery backlog on the due streams
 SMTP_CONCURRENCY = 16  # NUDGE_SMTP_CONCURRENCY of the notifier processes (notifier_proc.py)
 REPO = Path(__file__).resolve().parents[1]
 SMTP_SINK = """
@@ -242,16 +243,22 @@ def run(options: Options) -> list[Row]:
             ),
         ]
     best = max(r["nudges_per_s"] for r in runs.values())
+    measured = n >= LAG_BACKLOG  # a backlog of the issue's size was drained above
+    how = "measured" if measured else "projected"
     rows.append(
         Row(
             "notifier",
             "ours, counting sink",
-            "100,000 NudgeDue backlog drained in (projected)",
-            100_000 / max(1e-9, best),
+            f"{LAG_BACKLOG:,} NudgeDue backlog drained in ({how})",
+            LAG_BACKLOG / max(1e-9, best),
             "s",
             target=30,
             goal="min",
-            note="at the best NudgeDue rate above (2 emails each)",
+            note=(
+                f"the faster drain above, of {n:,} NudgeDue (2 emails each)"
+                if measured
+                else "at the best NudgeDue rate above (2 emails each); --n 100000 measures it"
+            ),
         )
     )
     rows.append(

@@ -6,6 +6,9 @@ It builds the service (a counting channel for email, or real SMTP to PORT), prin
 starts consuming when it reads "go", stops when it reads "stop" (stop() lets deliveries in
 flight finish), then prints one JSON line: messages it handed to the channel, CPU seconds, peak
 RSS growth. Several of these share one consumer group, as replicas do in production.
+
+With BENCH_PROFILE_DIR set, each process profiles its drain with pyinstrument (the `bench`
+extra) and writes `notifier-<pid>.txt` there.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -35,6 +40,16 @@ class CountingChannel(RecordingChannel):
 
     async def send(self, message: Outgoing) -> None:
         self.count += 1
+
+
+def _profiler() -> Any:
+    if not os.environ.get("BENCH_PROFILE_DIR"):
+        return None
+    import pyinstrument
+
+    profiler = pyinstrument.Profiler(interval=0.0005)
+    profiler.start()
+    return profiler
 
 
 def rss_kib() -> int:
@@ -62,6 +77,7 @@ async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> 
     await asyncio.to_thread(sys.stdin.readline)  # "go"
     rss0, peak = rss_kib(), 0
     settle_heap()  # as `nudge notifier` does before it starts (services/runner.py)
+    profiler = _profiler()
     cpu0 = time.process_time()
     await service.start()
     line = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))  # "stop"
@@ -69,6 +85,10 @@ async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> 
         peak = max(peak, rss_kib() - rss0)
         await asyncio.sleep(0.1)
     await service.stop()
+    if profiler is not None:
+        profiler.stop()
+        out = Path(os.environ["BENCH_PROFILE_DIR"]) / f"notifier-{os.getpid()}.txt"
+        out.write_text(profiler.output_text(unicode=False, color=False))
     result = {
         "handled": service.delivered,
         "counted": counter.count,

@@ -17,6 +17,7 @@ shape is also rendered by Jinja and compared.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,9 +76,11 @@ class SkeletonRenderer:
         parts = skeleton.parts
         out = [parts[0]]
         if self.html:
-            escape = markupsafe.escape
             for name, after in zip(skeleton.names, parts[1:], strict=True):
-                out += (escape(context[name]), after)
+                value = context[name]
+                # Names and catalog texts repeat across nudges: escape each once. Only plain
+                # str is cached (Markup("<b>") == "<b>" but must not be escaped).
+                out += (_escaped(value) if type(value) is str else markupsafe.escape(value), after)
         else:
             for name, after in zip(skeleton.names, parts[1:], strict=True):
                 out += (str(context[name]), after)
@@ -101,6 +104,11 @@ class SkeletonRenderer:
 
 
 _UNSEEN: Final = _Skeleton((), ())
+
+
+@functools.lru_cache(maxsize=8192)
+def _escaped(value: str) -> str:
+    return str(markupsafe.escape(value))
 
 
 def _autoescaped(env: jinja2.Environment, name: str | None) -> bool:
