@@ -52,6 +52,12 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip APScheduler and RedBeat")
     parser.add_argument("--speed", type=float, default=10.0, help="steady: clock speed")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady: real seconds")
+    parser.add_argument(
+        "--smtp",
+        choices=["auto", "smtp-sink", "mailcatcher"],
+        default="auto",
+        help="notifier: the local SMTP server (auto: Postfix smtp-sink when installed)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the run here")
     args = parser.parse_args()
     quiet_logs()
@@ -61,6 +67,7 @@ def main() -> None:
         peers=not args.no_peers,
         speed=args.speed,
         seconds=args.seconds,
+        smtp=args.smtp,
     )
     console = Console(width=None if Console().is_terminal else 170)
     meta = {"started": datetime.now(UTC).isoformat(), "machine": machine()}

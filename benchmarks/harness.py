@@ -61,6 +61,7 @@ class Options:
     speed: float = 10.0
     seconds: float = 60.0
     profile: bool = False
+    smtp: str = "auto"  # notifier: "smtp-sink" (Postfix), "mailcatcher" or "auto" (see smtp_sink)
 
 
 @dataclass

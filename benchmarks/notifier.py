@@ -4,15 +4,15 @@ N couples (burst mix, two partners with email) are ingested and one TimerLoop fi
 date night, leaving N NudgeDue (2N messages) on the due stream. Then 1 and 2 notifier
 processes (benchmarks/notifier_proc.py: the real NotifierService, one consumer group: consent
 checks, idempotency, content choice, rendering, outcome publication) drain it into a counting
-channel (the pipeline without a network), and N/4 into a real local SMTP server (MailCatcher,
-in its own process). Peak RSS growth while draining shows whether memory stays bounded.
+channel (the pipeline without a network), and N/4 into a real local SMTP server in its own
+process (benchmarks/smtp_sink.py: Postfix's smtp-sink when installed, else MailCatcher). Peak
+RSS growth while draining shows whether memory stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +24,7 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from benchmarks import smtp_sink
 from benchmarks.burst import START
 from benchmarks.harness import (
     PREFIX,
@@ -51,14 +52,6 @@ SMTP_SHARE = 4  # the SMTP run drains N / 4 couples (2 emails each)
 LAG_BACKLOG = 100_000  # the issue's lag-recovery backlog on the due streams
 SMTP_CONCURRENCY = 16  # NUDGE_SMTP_CONCURRENCY of the notifier processes (notifier_proc.py)
 REPO = Path(__file__).resolve().parents[1]
-SMTP_SINK = """
-import sys, time
-from services.embedded.mailcatcher import MailCatcher
-with MailCatcher() as mail:
-    print(mail.port, flush=True)
-    sys.stdin.readline()
-    print(mail.count, flush=True)
-"""
 
 
 async def _backlog(url: str, n: int) -> datetime:
@@ -155,17 +148,6 @@ def _drain(
         "cpu_us_per_message": cpu_s / max(1, done) * 1e6,
         "peak_rss_growth_mib": max(s["peak_rss_growth_mib"] for s in stats),
     }
-
-
-def _sink() -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", SMTP_SINK],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
 
 
 async def _smtp_ceiling(port: int, m: int) -> float:
@@ -271,20 +253,14 @@ def run(options: Options) -> list[Row]:
         )
     )
     m = max(1, n // SMTP_SHARE)
-    sink = _sink()
-    assert sink.stdin is not None
-    assert sink.stdout is not None
-    try:
-        ceiling = asyncio.run(_smtp_ceiling(int(sink.stdout.readline()), 2 * m))
-        sink.stdin.write("\n")
-        sink.stdin.flush()
-        sink.stdout.readline()
-    finally:
-        sink.wait(timeout=60)
+    kind = smtp_sink.available() if options.smtp == "auto" else cast("smtp_sink.Kind", options.smtp)
+    with smtp_sink.SmtpSink(kind) as sink:
+        ceiling = asyncio.run(_smtp_ceiling(sink.port, 2 * m))
+        server = sink.label
     rows.append(
         Row(
             "notifier",
-            "SMTP leg alone (SmtpChannel -> MailCatcher)",
+            f"SMTP leg alone (SmtpChannel -> {server})",
             "emails, pre-rendered",
             ceiling,
             "emails/s",
@@ -292,27 +268,19 @@ def run(options: Options) -> list[Row]:
         )
     )
     for k in (1, 2):
-        sink = _sink()
-        assert sink.stdin is not None
-        assert sink.stdout is not None
-        try:
-            port = int(sink.stdout.readline())
-            smtp = _run(m, k, port)
-            sink.stdin.write("\n")
-            sink.stdin.flush()
-            received = int(sink.stdout.readline())
-        finally:
-            sink.wait(timeout=60)
+        with smtp_sink.SmtpSink(kind) as sink:
+            smtp = _run(m, k, sink.port)
+            received = sink.received()
         label = f"ours, local SMTP, {k} process{'es' if k > 1 else ''}"
         rows.append(
             Row(
                 "notifier",
                 label,
-                "emails into a real SMTP server",
+                f"emails into a real SMTP server ({server})",
                 received / smtp["seconds"],
                 "emails/s",
                 target=1_000,
-                extra=smtp,
+                extra={**smtp, "smtp_server": kind},
                 note=f"{received:,} emails ({m:,} nudges) in {smtp['seconds']:.1f} s",
             )
         )
