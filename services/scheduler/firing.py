@@ -8,6 +8,8 @@ there is never a backlog of copies.
 What is published is a :class:`Due`: the timer loop writes its JSON directly
 (:meth:`Due.payload`, byte for byte what the NudgeDue model dumps, without building the
 model: ~10 us less per fire in a burst); :meth:`Due.model` builds the validated model.
+In a burst, thousands of Dues differ only in whose they are: a :class:`DueTemplate` holds what
+they share, so a fire writes its JSON without a Schedule, an Occurrence or a Due.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Final
 from schemas import NudgeDue, NudgeDueData
 from services.scheduler.planning import Occurrence, Schedule, next_occurrence
 
-__all__ = ["Decision", "Due", "Timing", "decide", "occurrence_id", "timing"]
+__all__ = ["Decision", "Due", "DueTemplate", "Timing", "decide", "occurrence_id", "timing"]
 
 _NAMESPACE: Final = uuid.UUID("5d0c6e0e-8f1d-4e8a-9b7e-6a2f4c1d9e11")
 _MAX_CATCH_UP: Final = 1000
@@ -51,7 +53,12 @@ def _uuid5(name: str) -> uuid.UUID:
 
 def _uuid5_text(name: str) -> str:
     """``str(uuid.uuid5(_NAMESPACE, name))`` without a UUID object."""
-    h = f"{_uuid5_int(name):032x}"
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    )
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -207,6 +214,20 @@ def _ids_are_safe(couple_id: str, recipients: tuple[str, ...], turn: str | None)
     return _SAFE_IDS.fullmatch(",".join(ids)) is not None
 
 
+def _direct_texts(occ: Occurrence, now: datetime) -> tuple[str | None, str, str] | None:
+    """The note and both instants as the direct JSON writes them, or None: the model decides."""
+    note = occ.note or ("late" if now - occ.fire_at > _LATE else None)
+    occurred_at = _utc_text(now)
+    scheduled_at = _utc_text(occ.fire_at)
+    if (
+        occurred_at is None
+        or scheduled_at is None
+        or (note is not None and not (type(note) is str and _NOTE.fullmatch(note)))
+    ):
+        return None
+    return note, occurred_at, scheduled_at
+
+
 def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> bytes | None:
     """NudgeDue JSON as pydantic dumps it, or None when the model must decide (see payload)."""
     oid = occurrence_id(schedule.schedule_id, occ.nominal)
@@ -216,15 +237,11 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
     if schedule.alternate and whose is not None:
         recipients = (whose,)
     turn = whose if schedule.kind == "date_night" else None
-    note = occ.note or ("late" if now - occ.fire_at > _LATE else None)
-    occurred_at = _utc_text(now)
-    scheduled_at = _utc_text(occ.fire_at)
+    texts = _direct_texts(occ, now)
     if (
-        occurred_at is None
-        or scheduled_at is None
+        texts is None
         or not 1 <= len(recipients) <= 2
         or not _ids_are_safe(schedule.couple_id, recipients, turn)
-        or (note is not None and not (type(note) is str and _NOTE.fullmatch(note)))
         or not _OCCURRENCE_ID.fullmatch(oid)
         or len(schedule.schedule_id) > 160
         or schedule.kind not in _KINDS
@@ -234,6 +251,7 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
         or schedule.revision < 0
     ):
         return None
+    note, occurred_at, scheduled_at = texts
     people = ",".join(f'"{r}"' for r in recipients)
     turn_json = "null" if turn is None else f'"{turn}"'
     note_json = "null" if note is None else f'"{note}"'
@@ -245,3 +263,103 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
         f'"sequence":{seq},"scheduled_at":"{scheduled_at}","revision":{schedule.revision},'
         f'"note":{note_json}}}}}'
     ).encode()
+
+
+# A schedule id whose couple part is a SafeId and whose rest is occurrence-id text, then both
+# partner ids as SafeIds: what DueTemplate.payload vouches for (see _due_json's checks).
+_SAFE_ID: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_BURST_IDS: Final = re.compile(rf"{_SAFE_ID}/[A-Za-z0-9_.:/@-]*,{_SAFE_ID},{_SAFE_ID}")
+
+
+@dataclass(frozen=True, slots=True)
+class DueTemplate:
+    """The NudgeDue JSON that Dues of one occurrence, kind and audience shape share.
+
+    Only the schedule and couple ids, the two partner ids, seq and revision vary between them:
+    :meth:`payload` writes ``Due(...).payload()`` for those, or returns None when it cannot
+    vouch for them (the caller then takes the Due's own path). Build with :meth:`of`.
+    """
+
+    head: str  # '","occurred_at":...,"data":{"occurrence_id":"'
+    at: str  # "@<nominal epoch seconds>"
+    kind: str  # '","kind":"<kind>","recipients":['
+    tail: str  # ',"scheduled_at":"...","revision":'
+    note: str  # ',"note":...}}'
+    audience: tuple[int, ...]  # recipients as indexes into the partners
+    alternate: bool
+    turn: bool  # a date night: whose turn it is goes out
+    longest_id: int  # the longest schedule id the occurrence-id pattern and schema allow
+
+    @classmethod
+    def of(cls, due: Due, audience: tuple[int, ...]) -> DueTemplate | None:
+        """The template of `due`'s shape, or None when `due` does not fit one.
+
+        `audience` is the recipients' indexes into ``due.schedule.partners``; the template is
+        checked against `due` itself (same bytes as ``due.payload()``).
+        """
+        schedule, occ = due.schedule, due.occurrence
+        texts = _direct_texts(occ, due.now)
+        if (
+            texts is None
+            or len(schedule.partners) != 2
+            or not 1 <= len(audience) <= 2
+            or schedule.kind not in _KINDS
+        ):
+            return None
+        note, occurred_at, scheduled_at = texts
+        at = f"@{int(occ.nominal.timestamp())}"
+        note_json = "null" if note is None else f'"{note}"'
+        template = cls(
+            head=(
+                f'","occurred_at":"{occurred_at}","producer":"{PRODUCER}","type":"nudge.due.v1",'
+                '"data":{"occurrence_id":"'
+            ),
+            at=at,
+            kind=f'","kind":"{schedule.kind}","recipients":[',
+            tail=f',"scheduled_at":"{scheduled_at}","revision":',
+            note=f',"note":{note_json}}}}}',
+            audience=audience,
+            alternate=schedule.alternate,
+            turn=schedule.kind == "date_night",
+            longest_id=min(160, 200 - len(at)),
+        )
+        mine = template.payload(
+            schedule.schedule_id,
+            schedule.couple_id,
+            (schedule.partners[0], schedule.partners[1]),
+            due.seq,
+            schedule.revision,
+        )
+        return template if mine is not None and mine == due.payload() else None
+
+    def payload(
+        self,
+        schedule_id: str,
+        couple_id: str,
+        partners: tuple[str, str],
+        seq: int,
+        revision: int,
+    ) -> bytes | None:
+        """The JSON of this shape's Due for these ids (`couple_id` heads `schedule_id`)."""
+        a, b = partners
+        if (
+            seq < 0
+            or revision < 0
+            or len(schedule_id) > self.longest_id
+            or _BURST_IDS.fullmatch(f"{schedule_id},{a},{b}") is None
+        ):
+            return None
+        whose = b if seq & 1 else a
+        if self.alternate:
+            people = f'"{whose}"'
+        elif len(self.audience) == 1:
+            people = f'"{partners[self.audience[0]]}"'
+        else:
+            people = f'"{partners[self.audience[0]]}","{partners[self.audience[1]]}"'
+        turn = f'"{whose}"' if self.turn else "null"
+        oid = schedule_id + self.at
+        return (
+            f'{{"event_id":"{_uuid5_text(oid)}{self.head}{oid}","couple_id":"{couple_id}",'
+            f'"schedule_id":"{schedule_id}{self.kind}{people}],"turn":{turn},'
+            f'"sequence":{seq}{self.tail}{revision}{self.note}'
+        ).encode()

@@ -34,7 +34,15 @@ from services.common.couple_state import parse_quiet, quiet_text
 from services.scheduler.planning import KIND_CODES, QuietWindow, Schedule
 from services.scheduler.rules import CronRule, Rule, SpreadRule
 
-__all__ = ["CoupleContext", "Record", "context_of", "decode_record", "encode_spec"]
+__all__ = [
+    "CoupleContext",
+    "Record",
+    "audience_of",
+    "context_of",
+    "decode_record",
+    "encode_spec",
+    "split_joined",
+]
 
 _KINDS = {code: kind for kind, code in KIND_CODES.items()}
 
@@ -167,6 +175,34 @@ def decode_record(schedule_id: str, raw: bytes | str) -> Record:
         partners=(both[0][0], both[1][0]),
     )
     return Record(int(seq), int(nominal or 0), schedule)
+
+
+JoinedParts = tuple[str, str, str, str, str, str, str, str, str, str]
+
+
+def split_joined(raw: bytes) -> JoinedParts | None:
+    """A record as lua.DUE returns it, in text parts, without building a schedule.
+
+    (seq, nominal_ms, "<spec>|<rule>", rev, partner 0 id, zone, partner 1 id, zone, q0, q1),
+    or None for a legacy record; ValueError for one `decode_record` would not read either.
+    In a burst, schedules share everything here but the seq, rev and partner ids: a caller can
+    decode one of them and key what it computed by the rest (`decode_record` gives the schedule).
+    """
+    text = raw.decode()
+    if "\n" not in text:
+        return None
+    record, rev, s0, s1, q0, q1 = text.split("\n")
+    seq, nominal, shape = record.split("|", 2)
+    id0, zone0 = s0.split("|", 1)
+    id1, zone1 = s1.split("|", 1)
+    return seq, nominal, shape, rev, id0, zone0, id1, zone1, q0, q1
+
+
+def audience_of(shape: str) -> tuple[tuple[int, ...], bool]:
+    """The recipients as partner indexes, and whether they take turns, of "<spec>|<rule>"."""
+    spec = shape.split("|", 1)[0]
+    alternate = spec[-1] == "a"
+    return tuple(int(i) for i in (spec[1:-1] if alternate else spec[1:])), alternate
 
 
 def _legacy_rule(x: dict[str, Any], seed: str) -> Rule:

@@ -17,6 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 import structlog
 from redis.exceptions import RedisError
@@ -25,10 +26,17 @@ from schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, Suppression
 from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.metrics import Metrics
 from services.common.streams import publish
-from services.scheduler.firing import PRODUCER, Decision, Timing, occurrence_id, timing
+from services.scheduler.firing import (
+    PRODUCER,
+    Decision,
+    DueTemplate,
+    Timing,
+    occurrence_id,
+    timing,
+)
 from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
-from services.scheduler.records import decode_record
-from services.scheduler.rules import Rule
+from services.scheduler.records import audience_of, decode_record, split_joined
+from services.scheduler.rules import CronRule, Rule
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import Fire, ScheduleStore
 
@@ -42,6 +50,12 @@ _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the
 # besides `now`; with it the Timing and the next fire and nominal instants in ms.
 _TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
 _Timed = tuple[Timing, int | None, int | None]
+# (kind code, "<spec>|<rule>", zones, quiet hours, nominal ms, score): as the key above, in the
+# record's own text (split_joined), plus the audience; with it what a plain fire of such a
+# schedule needs: the NudgeDue template, the next fire and nominal ms, and what is counted.
+_BurstKey = tuple[str, str, str, str, str, str, str, int]
+_Fired = tuple[NudgeKind, timedelta]
+_Burst = tuple[DueTemplate, int | None, int | None, _Fired]
 
 
 class TimerLoop:
@@ -80,15 +94,23 @@ class TimerLoop:
             return 0
         firing: asyncio.Task[set[str]] | None = None
         fired_decisions: dict[str, tuple[Decision, Schedule]] = {}
+        fired_plain: dict[str, _Fired] = {}
         timings: dict[_TimingKey, _Timed] = {}  # shared by the batch's schedules (a burst)
+        # Plain fires skip the Decision and Schedule: only when nobody looks at them per fire.
+        bursts: dict[_BurstKey, _Burst | Literal[False]] | None = (
+            {} if self.on_fired is None and not log.is_enabled_for(logging.DEBUG) else None
+        )
         try:
             for start in range(0, len(due), _CHUNK):
-                steps, decisions = self._steps(due[start : start + _CHUNK], now, timings)
+                steps, decisions, plain = self._steps(
+                    due[start : start + _CHUNK], now, timings, bursts
+                )
                 if firing is not None:
-                    await self._report(await firing, fired_decisions, now_ms=now_ms)
-                firing, fired_decisions = (
+                    await self._report(await firing, fired_decisions, fired_plain, now_ms=now_ms)
+                firing, fired_decisions, fired_plain = (
                     asyncio.create_task(self.store.fire(shard, steps)),
                     decisions,
+                    plain,
                 )
                 await asyncio.sleep(0)  # let the task send the call before computing on
             assert firing is not None
@@ -98,7 +120,7 @@ class TimerLoop:
                 firing.cancel()
                 with contextlib.suppress(BaseException):
                     await firing
-        await self._report(won, fired_decisions, now_ms=now_ms)
+        await self._report(won, fired_decisions, fired_plain, now_ms=now_ms)
         return len(due)
 
     def _steps(
@@ -106,13 +128,24 @@ class TimerLoop:
         due: list[tuple[str, int, bytes | None]],
         now: datetime,
         timings: dict[_TimingKey, _Timed],
-    ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]]]:
+        bursts: dict[_BurstKey, _Burst | Literal[False]] | None,
+    ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]:
         steps: list[Fire] = []
         decisions: dict[str, tuple[Decision, Schedule]] = {}
+        plain: dict[str, _Fired] = {}
         for sid, score, raw in due:
             if raw is None:  # a timer without a record (erased meanwhile): remove it
                 steps.append(Fire(sid, score, None, None, None))
                 continue
+            if bursts is not None:
+                try:
+                    made = self._plain_step(sid, score, raw, now, timings, bursts)
+                except Exception:  # whatever it is, the general path below decides (and logs)
+                    made = None
+                if made is not None:
+                    steps.append(made[0])
+                    plain[sid] = made[1]
+                    continue
             try:
                 step, decided = self._step(sid, score, raw, now, timings)
             except Exception:  # one broken record must not stop every other schedule
@@ -121,7 +154,62 @@ class TimerLoop:
             steps.append(step)
             if decided is not None:
                 decisions[sid] = decided
-        return steps, decisions
+        return steps, decisions, plain
+
+    def _plain_step(
+        self,
+        sid: str,
+        score: int,
+        raw: bytes,
+        now: datetime,
+        timings: dict[_TimingKey, _Timed],
+        bursts: dict[_BurstKey, _Burst | Literal[False]],
+    ) -> tuple[Fire, _Fired] | None:
+        """`_step` for a schedule that publishes on time, without decoding it: what schedules
+        of one shape share is computed once (`_burst`); None means "take `_step`"."""
+        parts = split_joined(raw)
+        if parts is None:  # a legacy record
+            return None
+        seq, nominal, shape, rev, id0, zone0, id1, zone1, q0, q1 = parts
+        couple_id, code, _ = sid.split("/", 2)
+        key = (code, shape, zone0, zone1, q0, q1, nominal, score)
+        burst = bursts.get(key)
+        if burst is None:
+            burst = bursts[key] = self._burst(sid, score, raw, shape, now, timings)
+        if burst is False:
+            return None
+        template, next_fire_ms, next_nominal_ms, fired = burst
+        payload = template.payload(sid, couple_id, (id0, id1), int(seq), int(rev))
+        if payload is None:
+            return None
+        return Fire(sid, score, next_fire_ms, next_nominal_ms, payload), fired
+
+    def _burst(
+        self,
+        sid: str,
+        score: int,
+        raw: bytes,
+        shape: str,
+        now: datetime,
+        timings: dict[_TimingKey, _Timed],
+    ) -> _Burst | Literal[False]:
+        """What schedules of `sid`'s shape share when they publish on time and nothing else;
+        False when they do something else (missed, dropped, late) or cannot share it."""
+        step, (decision, schedule) = self._step(sid, score, raw, now, timings)
+        due = decision.publish
+        if (
+            due is None
+            or decision.missed
+            or decision.dropped is not None
+            or not isinstance(schedule.rule, CronRule)  # a spread rule is seeded per schedule
+        ):
+            return False
+        audience, alternate = audience_of(shape)
+        template = DueTemplate.of(due, audience) if alternate == schedule.alternate else None
+        if template is None:
+            return False
+        fired = (schedule.kind, decision.lateness)
+        return template, step.next_fire_ms, step.next_nominal_ms, fired
 
     def _step(
         self, sid: str, score: int, raw: bytes, now: datetime, timings: dict[_TimingKey, _Timed]
@@ -155,12 +243,20 @@ class TimerLoop:
         return step, (decision, schedule)
 
     async def _report(
-        self, won: set[str], decisions: dict[str, tuple[Decision, Schedule]], now_ms: int
+        self,
+        won: set[str],
+        decisions: dict[str, tuple[Decision, Schedule]],
+        plain: dict[str, _Fired],
+        now_ms: int,
     ) -> None:
         outcomes: list[NudgeSuppressed] = []
-        fired: Counter[tuple[NudgeKind, timedelta]] = Counter()
+        fired: Counter[_Fired] = Counter()
         debug = log.is_enabled_for(logging.DEBUG)  # per-fire lines cost nothing when filtered
         for sid in won:
+            kind_late = plain.get(sid)
+            if kind_late is not None:  # published, nothing else to report
+                fired[kind_late] += 1
+                continue
             decided = decisions.get(sid)
             if decided is None:
                 continue
