@@ -51,15 +51,17 @@ def _uuid5(name: str) -> uuid.UUID:
     return made
 
 
+_NAMESPACE_SHA1: Final = hashlib.sha1(_NAMESPACE_BYTES, usedforsecurity=False)
+# The RFC 4122 variant (binary 10) in the first hex digit of the clock sequence.
+_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def _uuid5_text(name: str) -> str:
-    """``str(uuid.uuid5(_NAMESPACE, name))`` without a UUID object."""
-    digest = bytearray(
-        hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
-    )
-    digest[6] = digest[6] & 0x0F | 0x50  # version 5
-    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(_NAMESPACE, name))`` without a UUID object (or an int)."""
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(name.encode())
+    h = sha1.hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def occurrence_id(schedule_id: str, nominal: datetime) -> str:

@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import NudgeKind, QuietHours, parse_due
-from services.scheduler.firing import Decision, Due, _due_json, decide, occurrence_id
+from services.scheduler.firing import (
+    _NAMESPACE,
+    Decision,
+    Due,
+    _due_json,
+    _uuid5,
+    _uuid5_text,
+    decide,
+    occurrence_id,
+)
 from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from services.scheduler.rules import CronRule, next_fire
 
@@ -499,3 +508,13 @@ class TestPayload:
         assert decision.publish is not None
         with pytest.raises(ValidationError):
             decision.publish.payload()
+
+
+class TestEventIds:
+    @settings(max_examples=500, deadline=None)
+    @given(name=st.one_of(_ANY_TEXT, st.from_regex(r"[A-Za-z0-9_.:/@-]{1,200}", fullmatch=True)))
+    def test_text_is_the_uuid5(self, name: str) -> None:
+        """The event id text written directly is ``str(uuid.uuid5(namespace, name))``."""
+        expected = uuid.uuid5(_NAMESPACE, name)
+        assert _uuid5_text(name) == str(expected)
+        assert _uuid5(name) == expected
