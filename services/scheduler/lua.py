@@ -77,7 +77,7 @@ DUE: Final = """
 -- With two or more full batches due, the batch starts at slot (pick mod min(batches, 8)):
 -- replicas racing over a burst then mostly take different batches instead of computing the
 -- same one and losing the compare-and-set. Otherwise it starts at the earliest timer.
--- Returns a flat list: schedule id, score, record, ... where record is
+-- Returns a flat list: schedule id, score (an integer), record, ... where record is
 -- "<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>" (see records.py), a legacy record from
 -- KEYS[2], or nil when the record is gone.
 local limit = tonumber(ARGV[2])
@@ -100,7 +100,7 @@ for i = 1, #due, 2 do
   end
   if not record then record = redis.call('HGET', KEYS[2], sid) end
   out[#out + 1] = sid
-  out[#out + 1] = due[i + 1]
+  out[#out + 1] = tonumber(due[i + 1])  -- integral ms: an integer reply
   out[#out + 1] = record
 end
 return out
@@ -114,8 +114,9 @@ FIRE: Final = """
 -- A record lives in its couple's hash (see DUE), or in KEYS[2] in the layout before issue 7.
 -- An empty payload re-arms without publishing (a skipped or dropped occurrence); an empty
 -- next nominal keeps the stored one (a deferred retry of the same occurrence).
--- Returns the schedule ids this call won.
-local won = {}
+-- Returns the schedule ids this call lost (their score had changed: another replica fired
+-- them, or they were re-planned); it won all others. In a burst it wins nearly every one.
+local lost = {}
 for i = 3, #ARGV, 5 do
   local sid = ARGV[i]
   local score = redis.call('ZSCORE', KEYS[1], sid)
@@ -145,10 +146,11 @@ for i = 3, #ARGV, 5 do
     else
       redis.call('ZREM', KEYS[1], sid)
     end
-    table.insert(won, sid)
+  else
+    lost[#lost + 1] = sid
   end
 end
-return won
+return lost
 """
 
 ERASE: Final = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
 
@@ -137,16 +137,15 @@ class ScheduleStore:
     ) -> list[tuple[str, int, bytes | None]]:
         """Up to `limit` due timers with their records (one round trip); see lua.DUE."""
         flat = cast(
-            "list[bytes | None]",
+            "list[Any]",
             await self._due(
                 keys=[self.keys.timers(shard), self.keys.schedules(shard)],
                 args=[now_ms, limit, pick, self.keys.couple_prefix(shard)],
             ),
         )
-        return [
-            (cast("bytes", flat[i]).decode(), int(float(cast("bytes", flat[i + 1]))), flat[i + 2])
-            for i in range(0, len(flat), 3)
-        ]
+        rows = iter(flat)  # schedule id, score (an integer), record or None; repeated
+        triples = zip(rows, rows, rows, strict=True)
+        return [(sid.decode(), score, record) for sid, score, record in triples]
 
     async def due(self, shard: int, now_ms: int, limit: int) -> list[tuple[str, int]]:
         rows = cast(
@@ -158,6 +157,7 @@ class ScheduleStore:
         return [(sid.decode(), int(score)) for sid, score in rows]
 
     async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
+        """Compare-and-set each step (see lua.FIRE); returns the schedule ids it lost."""
         if not steps:
             return set()
         # Payloads go as memoryviews: redis-py then sends them as they are, instead of copying
@@ -174,11 +174,11 @@ class ScheduleStore:
                 "" if next_nominal is None else next_nominal,
                 memoryview(payload) if payload else b"",
             )
-        won = await self._fire(
+        lost = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
             args=args,
         )
-        return {sid.decode() for sid in won}
+        return {sid.decode() for sid in lost}
 
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)

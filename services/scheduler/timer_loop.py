@@ -114,13 +114,13 @@ class TimerLoop:
                 )
                 await asyncio.sleep(0)  # let the task send the call before computing on
             assert firing is not None
-            won, firing = await firing, None
+            lost, firing = await firing, None
         finally:
             if firing is not None:  # an error above: do not leave the call unobserved
                 firing.cancel()
                 with contextlib.suppress(BaseException):
                     await firing
-        await self._report(won, fired_decisions, fired_plain, now_ms=now_ms)
+        await self._report(lost, fired_decisions, fired_plain, now_ms=now_ms)
         return len(due)
 
     def _steps(
@@ -244,23 +244,20 @@ class TimerLoop:
 
     async def _report(
         self,
-        won: set[str],
+        lost: set[str],
         decisions: dict[str, tuple[Decision, Schedule]],
         plain: dict[str, _Fired],
         now_ms: int,
     ) -> None:
+        """Count and report what the FIRE call did: everything but what it `lost`."""
         outcomes: list[NudgeSuppressed] = []
         fired: Counter[_Fired] = Counter()
         debug = log.is_enabled_for(logging.DEBUG)  # per-fire lines cost nothing when filtered
-        for sid in won:
-            kind_late = plain.get(sid)
-            if kind_late is not None:  # published, nothing else to report
-                fired[kind_late] += 1
+        # Plain fires published and did nothing else (see _plain_step).
+        fired.update(plain.values() if not lost else (plain[s] for s in plain if s not in lost))
+        for sid, (decision, schedule) in decisions.items():
+            if sid in lost:
                 continue
-            decided = decisions.get(sid)
-            if decided is None:
-                continue
-            decision, schedule = decided
             if decision.publish is not None:
                 fired[schedule.kind, decision.lateness] += 1
                 if debug:

@@ -13,7 +13,7 @@ from services.common.clock import ManualClock, epoch_ms
 from services.common.streams import read_events
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from services.scheduler.store import Fire, ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 from tests.support.events import envelope, preferences
 from tests.support.settings import scheduler_settings
@@ -138,6 +138,27 @@ class TestReplicas:
         assert sum(loop.fired for loop in loops) == len(ids)
         for client in clients:
             await client.aclose()
+
+    async def test_fire_returns_what_it_lost(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A step whose timer no longer holds the score read is lost and returned; others win."""
+        settings = _settings(redis_url, key_prefix)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        await PreferenceIngest(store, ManualClock(START), settings).apply(
+            parse_preference(preferences("c1"))
+        )
+        due = await store.due_records(0, 2**62, 10)
+        assert len(due) == 4
+        assert all(type(score) is int for _, score, _ in due)
+        (first, score, _), *rest = due
+        steps = [Fire(sid, at, at + 1, None, None) for sid, at, _ in due]
+        assert await store.fire(0, steps[:1]) == set()  # re-armed one ms later
+        assert await store.fire(0, steps) == {first}
+        rows = await redis.zrange(settings.keys.timers(0), 0, -1, withscores=True)
+        timers = dict(cast("list[tuple[bytes, float]]", rows))
+        assert timers[first.encode()] == score + 1
+        assert all(timers[sid.encode()] == at + 1 for sid, at, _ in rest)
 
 
 class TestLayout:
