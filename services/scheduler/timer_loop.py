@@ -14,7 +14,7 @@ import logging
 import random
 import uuid
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
@@ -46,6 +46,7 @@ log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
 _OUTCOME_CHUNK = 1000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
+_IN_FLIGHT = 2  # FIRE calls sent ahead of their replies
 # (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
 # besides `now`; with it the Timing and the next fire and nominal instants in ms.
 _TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
@@ -56,6 +57,7 @@ _Timed = tuple[Timing, int | None, int | None]
 _BurstKey = tuple[str, str, str, str, str, str, str, int]
 _Fired = tuple[NudgeKind, timedelta]
 _Burst = tuple[DueTemplate, int | None, int | None, _Fired]
+_Firing = tuple["asyncio.Task[set[str]]", dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]
 
 
 class TimerLoop:
@@ -83,7 +85,8 @@ class TimerLoop:
         """Handle one batch of due timers of one shard; returns how many were due.
 
         The batch is fired in chunks: each chunk's FIRE call runs in Redis while the next
-        chunk is computed here, so the two cores work side by side.
+        chunk is computed here, so the two cores work side by side. Up to `_IN_FLIGHT` calls
+        are sent ahead, so that Redis has the next chunk as soon as it finishes one.
         """
         now = self.clock.now()
         now_ms = epoch_ms(now)
@@ -92,9 +95,8 @@ class TimerLoop:
         )
         if not due:
             return 0
-        firing: asyncio.Task[set[str]] | None = None
-        fired_decisions: dict[str, tuple[Decision, Schedule]] = {}
-        fired_plain: dict[str, _Fired] = {}
+        # FIRE calls in flight, oldest first, each with what its chunk decided.
+        firing: deque[_Firing] = deque()
         timings: dict[_TimingKey, _Timed] = {}  # shared by the batch's schedules (a burst)
         # Plain fires skip the Decision and Schedule: only when nobody looks at them per fire.
         bursts: dict[_BurstKey, _Burst | Literal[False]] | None = (
@@ -105,23 +107,25 @@ class TimerLoop:
                 steps, decisions, plain = self._steps(
                     due[start : start + _CHUNK], now, timings, bursts
                 )
-                if firing is not None:
-                    await self._report(await firing, fired_decisions, fired_plain, now_ms=now_ms)
-                firing, fired_decisions, fired_plain = (
-                    asyncio.create_task(self.store.fire(shard, steps)),
-                    decisions,
-                    plain,
-                )
+                if len(firing) == _IN_FLIGHT:
+                    await self._reported(firing[0], now_ms)
+                    firing.popleft()
+                task = asyncio.create_task(self.store.fire(shard, steps))
+                firing.append((task, decisions, plain))
                 await asyncio.sleep(0)  # let the task send the call before computing on
-            assert firing is not None
-            lost, firing = await firing, None
+            while firing:
+                await self._reported(firing[0], now_ms)
+                firing.popleft()
         finally:
-            if firing is not None:  # an error above: do not leave the call unobserved
-                firing.cancel()
+            for task, _, _ in firing:  # an error above: do not leave a call unobserved
+                task.cancel()
                 with contextlib.suppress(BaseException):
-                    await firing
-        await self._report(lost, fired_decisions, fired_plain, now_ms=now_ms)
+                    await task
         return len(due)
+
+    async def _reported(self, call: _Firing, now_ms: int) -> None:
+        task, decisions, plain = call
+        await self._report(await task, decisions, plain, now_ms=now_ms)
 
     def _steps(
         self,
