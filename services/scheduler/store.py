@@ -160,8 +160,10 @@ class ScheduleStore:
         """Compare-and-set each step (see lua.FIRE); returns the schedule ids it lost."""
         if not steps:
             return set()
-        # Payloads go as memoryviews: redis-py then sends them as they are, instead of copying
-        # each into a command buffer that it copies again for every following argument.
+        # Payloads go as memoryviews: on a cluster redis-py's Python packer then sends them as
+        # they are, instead of copying each into a buffer it copies again for every following
+        # argument; on one server hiredis packs the call (services/common/packing.py), copying
+        # each payload once.
         args: list[str | int | bytes | memoryview] = [
             self.due_maxlen,
             self.keys.couple_prefix(shard),
