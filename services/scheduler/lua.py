@@ -116,11 +116,24 @@ FIRE: Final = """
 -- next nominal keeps the stored one (a deferred retry of the same occurrence).
 -- Returns the schedule ids this call lost (their score had changed: another replica fired
 -- them, or they were re-planned); it won all others. In a burst it wins nearly every one.
-local lost = {}
-for i = 3, #ARGV, 5 do
-  local sid = ARGV[i]
-  local score = redis.call('ZSCORE', KEYS[1], sid)
-  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+-- The timers' scores are read with one ZMSCORE and the re-arms written with one ZADD (and one
+-- ZREM) per call instead of one of each per timer (~5 % of the Redis time per fire).
+local function each_slice(args, size, call)  -- unpack() has a stack limit: slices of `size`
+  for from = 1, #args, size do call(unpack(args, from, math.min(from + size - 1, #args))) end
+end
+local ids = {}
+for i = 3, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+local scores = {}
+each_slice(ids, 200, function(...)
+  for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
+end)
+local lost, seen, rearm, gone = {}, {}, {}, {}
+for n = 1, #ids do
+  local i = 3 + (n - 1) * 5
+  local sid, score = ids[n], scores[n]
+  -- A schedule twice in one call: only its first step compares with the score it was read at.
+  if score and not seen[sid] and tonumber(score) == tonumber(ARGV[i + 1]) then
+    seen[sid] = true
     local key, field = KEYS[2], sid
     local couple, short = string.match(sid, '^([^/]*)/(.*)$')
     local record = false
@@ -138,18 +151,21 @@ for i = 3, #ARGV, 5 do
       end
       if ARGV[i + 2] ~= '' then
         redis.call('HSET', key, field, seq .. '|' .. nominal .. '|' .. spec)
-        redis.call('ZADD', KEYS[1], ARGV[i + 2], sid)
+        rearm[#rearm + 1] = ARGV[i + 2]
+        rearm[#rearm + 1] = sid
       else
         redis.call('HSET', key, field, seq .. '||' .. spec)
-        redis.call('ZREM', KEYS[1], sid)
+        gone[#gone + 1] = sid
       end
     else
-      redis.call('ZREM', KEYS[1], sid)
+      gone[#gone + 1] = sid
     end
   else
     lost[#lost + 1] = sid
   end
 end
+each_slice(rearm, 400, function(...) redis.call('ZADD', KEYS[1], ...) end)
+each_slice(gone, 200, function(...) redis.call('ZREM', KEYS[1], ...) end)
 return lost
 """
 

@@ -143,12 +143,7 @@ class TestReplicas:
         self, redis_url: str, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """A step whose timer no longer holds the score read is lost and returned; others win."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        await PreferenceIngest(store, ManualClock(START), settings).apply(
-            parse_preference(preferences("c1"))
-        )
-        due = await store.due_records(0, 2**62, 10)
+        settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
         assert len(due) == 4
         assert all(type(score) is int for _, score, _ in due)
         (first, score, _), *rest = due
@@ -159,6 +154,46 @@ class TestReplicas:
         timers = dict(cast("list[tuple[bytes, float]]", rows))
         assert timers[first.encode()] == score + 1
         assert all(timers[sid.encode()] == at + 1 for sid, at, _ in rest)
+
+    async def test_a_schedule_twice_in_one_call_fires_once(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """FIRE reads every score up front (one ZMSCORE): a repeated step must still lose."""
+        settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
+        (sid, at, _), *_ = due
+        step = Fire(sid, at, at + 60_000, None, b'{"n":1}')
+        again = Fire(sid, at, at + 120_000, None, b'{"n":2}')
+        assert await store.fire(0, [step, again]) == {sid}
+        entries = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(settings.keys.due(0))
+        )
+        assert [fields[b"__data__"] for _, fields in entries] == [b'{"n":1}']
+        assert await redis.zscore(settings.keys.timers(0), sid) == at + 60_000
+
+    async def test_a_timer_without_a_record_is_removed_and_others_rearmed(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """One call: a record erased meanwhile drops its timer; the rest are re-armed."""
+        settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
+        (orphan, _, _), *rest = due
+        await redis.hdel(settings.keys.couple("c1"), orphan.split("/", 1)[1])
+        assert await store.fire(0, [Fire(s, at, at + 7, None, None) for s, at, _ in due]) == set()
+        timers = await _members(redis, settings.keys.timers(0))
+        assert timers == {sid for sid, _, _ in rest}
+        for sid, at, _ in rest:
+            assert await redis.zscore(settings.keys.timers(0), sid) == at + 7
+
+
+async def _planned_couple(
+    redis: aioredis.Redis, redis_url: str, key_prefix: str
+) -> tuple[SchedulerSettings, ScheduleStore, list[tuple[str, int, bytes | None]]]:
+    """Couple c1's four schedules planned; their due timers, read as the timer loop reads them."""
+    settings = _settings(redis_url, key_prefix)
+    store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+    await PreferenceIngest(store, ManualClock(START), settings).apply(
+        parse_preference(preferences("c1"))
+    )
+    return settings, store, await store.due_records(0, 2**62, 10)
 
 
 class TestLayout:
