@@ -27,7 +27,6 @@ On a cluster, redis-py's ClusterPipeline routes each command to its node.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
@@ -39,7 +38,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common.packing import pack
 
@@ -176,7 +177,7 @@ async def read_replies(connection: AbstractConnection, count: int) -> list[Any]:
 
     With redis-py's hiredis parser the replies are taken straight from its `hiredis.Reader`,
     reading the socket only when the reader runs dry (parser internals, kept to this function;
-    the property of the result is the same as the fallback's, which the tests run too). As with
+    the result is the same as the fallback's, and the tests run both). As with
     `read_response`, an I/O error or timeout leaves the connection unusable: the caller
     disconnects it.
     """
@@ -192,12 +193,12 @@ async def read_replies(connection: AbstractConnection, count: int) -> list[Any]:
             try:
                 async with asyncio.timeout(timeout):
                     await parser.read_from_socket()  # type: ignore[no-untyped-call]
-            except builtins.TimeoutError as exc:
-                raise TimeoutError("Timeout reading from Redis") from exc
+            except TimeoutError as exc:  # asyncio's, a builtin
+                raise RedisTimeoutError("Timeout reading from Redis") from exc
             except OSError as exc:
-                raise ConnectionError(f"Error while reading from Redis: {exc}") from exc
+                raise RedisConnectionError(f"Error while reading from Redis: {exc}") from exc
             continue
-        if isinstance(reply, ConnectionError):
+        if isinstance(reply, RedisConnectionError):
             raise reply
         replies.append(reply)
     if connection.health_check_interval:

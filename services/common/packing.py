@@ -1,10 +1,10 @@
 """redis-py connections whose commands are packed by hiredis (C) instead of Python.
 
 redis-py's asyncio connection packs every command in Python, argument by argument, even when
-hiredis is installed (hiredis then only parses replies). In the scheduler's burst that packing
-was ~5-8 us of each fire's ~45 us; `hiredis.pack_command` does the same in well under a
-microsecond. The bytes on the wire are the same (a property test compares them with redis-py's
-own packer), so this is a drop-in for any connection class of a single-server client.
+hiredis is installed (hiredis then only parses replies): 6.6 us for an 11-argument EVALSHA,
+against 1.4 us with `hiredis.pack_command` (measured in one process). The bytes on the wire
+are the same (a property test compares them with redis-py's own packer), so this is a drop-in
+for any connection class of a single-server client.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP, as redis-py would pack it (literal words in a str name split)."""
     name = args[0]
     if isinstance(name, str):
-        args = (*name.encode().split(), *args[1:])
+        if not name.isalpha():  # "CONFIG GET": words that go as separate arguments
+            args = (*name.encode().split(), *args[1:])
     elif isinstance(name, bytes) and b" " in name:
         args = (*name.split(), *args[1:])
     try:

@@ -115,14 +115,7 @@ class PreferenceIngest:
         occurred_ms = epoch_ms(event.occurred_at)
         match event:
             case PreferencesSet(data=data):
-                planned = self._plan(data, occurred_ms)
-                return await self.store.apply_plan(
-                    planned.couple_id,
-                    revision=planned.revision,
-                    occurred_ms=planned.occurred_ms,
-                    profile=planned.profile,
-                    arms=planned.arms,
-                )
+                return await self.store.apply_plan(self._plan(data, occurred_ms))
             case PreferencesPaused(data=data):
                 field = "pause" if data.partner_id is None else f"pause:{data.partner_id}"
                 until = None if data.until is None else epoch_ms(data.until)

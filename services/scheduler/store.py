@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, cast
 
@@ -53,24 +52,17 @@ class ScheduleStore:
         self.keys = keys
         self.due_maxlen = due_maxlen
         self.pipe = AutoPipeline(redis)  # concurrent calls share round trips
+        self._named: dict[int, tuple[str, str, str, str]] = {}  # see _shard_keys
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
 
-    async def apply_plan(
-        self,
-        couple_id: str,
-        *,
-        revision: int,
-        occurred_ms: int,
-        profile: Mapping[str, str],
-        arms: Sequence[Arm],
-    ) -> ApplyResult:
-        keys, args = self._apply_call(couple_id, revision, occurred_ms, profile, arms)
-        result = await self._apply(keys=keys, args=args)
-        return cast("ApplyResult", cast("bytes", result).decode())
+    async def apply_plan(self, plan: Plan) -> ApplyResult:
+        """One couple's APPLY_PLAN (through the shared pipeline, like `apply_plans`)."""
+        (result,) = await self.apply_plans([plan])
+        return result
 
     async def apply_plans(self, plans: Sequence[Plan]) -> list[ApplyResult]:
         """Many couples' APPLY_PLAN calls in one pipelined round trip, in order."""
@@ -102,16 +94,18 @@ class ScheduleStore:
         prefix, timers, schedules, tombstones = self._shard_keys(shard)
         return [prefix + couple_id, timers, schedules, tombstones], args
 
-    @functools.cache  # noqa: B019  (one store per process; a few hundred shards at most)
     def _shard_keys(self, shard: int) -> tuple[str, str, str, str]:
         """A shard's couple-key prefix and the keys APPLY_PLAN touches, named once."""
-        keys = self.keys
-        return (
-            keys.couple_prefix(shard),
-            keys.timers(shard),
-            keys.schedules(shard),
-            keys.tombstones(shard),
-        )
+        named = self._named.get(shard)
+        if named is None:
+            keys = self.keys
+            named = self._named[shard] = (
+                keys.couple_prefix(shard),
+                keys.timers(shard),
+                keys.schedules(shard),
+                keys.tombstones(shard),
+            )
+        return named
 
     async def erase(self, couple_id: str, *, occurred_ms: int, retention_ms: int) -> None:
         shard = self.keys.shard_of(couple_id)
@@ -160,21 +154,14 @@ class ScheduleStore:
         """Compare-and-set each step (see lua.FIRE); returns the schedule ids it lost."""
         if not steps:
             return set()
-        # Payloads go as memoryviews: on a cluster redis-py's Python packer then sends them as
-        # they are, instead of copying each into a buffer it copies again for every following
-        # argument; on one server hiredis packs the call (services/common/packing.py), copying
-        # each payload once.
-        args: list[str | int | bytes | memoryview] = [
-            self.due_maxlen,
-            self.keys.couple_prefix(shard),
-        ]
+        args: list[str | int | bytes] = [self.due_maxlen, self.keys.couple_prefix(shard)]
         for sid, expected, next_fire, next_nominal, payload in steps:
             args += (
                 sid,
                 expected,
                 "" if next_fire is None else next_fire,
                 "" if next_nominal is None else next_nominal,
-                memoryview(payload) if payload else b"",
+                payload or b"",
             )
         lost = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],

@@ -45,14 +45,21 @@ def _settings(redis_url: str, prefix: str) -> SchedulerSettings:
     return scheduler_settings(redis_url, prefix)
 
 
+def _ingest(
+    redis: aioredis.Redis, redis_url: str, key_prefix: str
+) -> tuple[SchedulerSettings, ScheduleStore, PreferenceIngest]:
+    """Settings, a store and an ingest at START, as most tests here need them."""
+    settings = _settings(redis_url, key_prefix)
+    store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+    return settings, store, PreferenceIngest(store, ManualClock(START), settings)
+
+
 class TestRevisions:
     async def test_newer_revision_replaces_and_older_is_ignored(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
         """A replayed or out-of-order older revision never rolls state back."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        settings, _, ingest = _ingest(redis, redis_url, key_prefix)
         assert await ingest.apply(parse_preference(preferences("c1", revision=2))) == "applied"
         assert await ingest.apply(parse_preference(preferences("c1", revision=1))) == "stale"
         assert await ingest.apply(parse_preference(preferences("c1", revision=2))) == "stale"
@@ -62,9 +69,7 @@ class TestRevisions:
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
         """A new revision without date night leaves no date-night timer or record behind."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        settings, _, ingest = _ingest(redis, redis_url, key_prefix)
         await ingest.apply(parse_preference(preferences("c1", revision=1)))
         before = await _members(redis, settings.keys.timers(0))
         assert "c1/d/both" in before
@@ -102,9 +107,7 @@ class TestErasure:
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
         """A couple who comes back after erasure (a newer event) is planned again from scratch."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        _, _, ingest = _ingest(redis, redis_url, key_prefix)
         erase = envelope("couple.erased.v1", {"couple_id": "back"}, START)
         await ingest.apply(parse_preference(erase))
         later = preferences("back", revision=1, occurred_at=START + timedelta(days=2))
@@ -188,11 +191,8 @@ async def _planned_couple(
     redis: aioredis.Redis, redis_url: str, key_prefix: str
 ) -> tuple[SchedulerSettings, ScheduleStore, list[tuple[str, int, bytes | None]]]:
     """Couple c1's four schedules planned; their due timers, read as the timer loop reads them."""
-    settings = _settings(redis_url, key_prefix)
-    store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-    await PreferenceIngest(store, ManualClock(START), settings).apply(
-        parse_preference(preferences("c1"))
-    )
+    settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+    await ingest.apply(parse_preference(preferences("c1")))
     return settings, store, await store.due_records(0, 2**62, 10)
 
 
@@ -201,11 +201,7 @@ class TestLayout:
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
         """Each schedule is a short field of its couple's hash, which stays a listpack."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        await PreferenceIngest(store, ManualClock(START), settings).apply(
-            parse_preference(preferences("c1"))
-        )
+        settings, _, _ = await _planned_couple(redis, redis_url, key_prefix)
         key = settings.keys.couple("c1")
         fields = cast("dict[bytes, bytes]", await redis.hgetall(key))
         records = sorted(f.decode() for f in fields if b"/" in f)
@@ -219,9 +215,7 @@ class TestLayout:
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
         """Seq and pause/unsubscribe survive a new revision; dead channels and dropped parts go."""
-        settings = _settings(redis_url, key_prefix)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        ingest = PreferenceIngest(store, ManualClock(START), settings)
+        settings, _, ingest = _ingest(redis, redis_url, key_prefix)
         await ingest.apply(parse_preference(preferences("c1", revision=1)))
         key = settings.keys.couple("c1")
         record = cast("bytes", await redis.hget(key, "d/both"))
