@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -83,9 +83,14 @@ class Row:
         return self.value >= self.target if self.goal == "max" else self.value <= self.target
 
 
+LOG_FILE: Final = RESULTS / "bench.log"
+
+
 def quiet_logs() -> None:
-    """Production logging at warning level: per-fire debug lines cost nothing, as deployed."""
-    configure_logging("bench", fmt="json", level="warning")
+    """Logging as deployed by default (JSON at info: per-event lines are debug), written to
+    benchmarks/results/bench.log instead of the terminal that shows the table."""
+    LOG_FILE.parent.mkdir(exist_ok=True)
+    configure_logging("bench", fmt="json", level="info", stream=LOG_FILE.open("a"))
 
 
 @contextmanager

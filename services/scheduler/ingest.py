@@ -21,10 +21,10 @@ from schemas import (
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import encode_profile, pause_value
 from services.common.streams import scrub
-from services.scheduler.planning import PlanningError, next_occurrence, plan
-from services.scheduler.records import context_of, encode_spec
+from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Arm, Plan, ScheduleStore
+from services.scheduler.shapes import ShapePlanner
+from services.scheduler.store import Plan, ScheduleStore
 
 __all__ = ["PreferenceIngest"]
 
@@ -37,6 +37,7 @@ class PreferenceIngest:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.shapes = ShapePlanner(settings.min_interval)  # plans each shape of couple once
 
     async def apply_many(self, events: Sequence[PreferenceEvent]) -> list[str | PlanningError]:
         """Apply events in order, like `apply` on each; returns each result or its PlanningError.
@@ -90,21 +91,7 @@ class PreferenceIngest:
 
     def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:
         """Plan a couple's schedules and their first fires (pure: the clock is read once)."""
-        now = self.clock.now()
-        context = context_of(data)
-        arms: list[Arm] = []
-        for schedule in plan(data, min_interval=self.settings.min_interval, now=now):
-            first = next_occurrence(schedule, now)
-            if first is None:
-                continue
-            arms.append(
-                Arm(
-                    schedule.schedule_id,
-                    encode_spec(schedule, context),
-                    epoch_ms(first.nominal),
-                    epoch_ms(first.fire_at),
-                )
-            )
+        arms = self.shapes.arms(data, self.clock.now())
         return Plan(data.couple_id, data.revision, occurred_ms, encode_profile(data), arms)
 
     async def apply(self, event: PreferenceEvent) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "next_occurrence",
     "occurrence_at",
     "plan",
+    "plan_kind",
     "rule_for",
 ]
 
@@ -174,13 +175,24 @@ def plan(prefs: PreferencesSetData, *, min_interval: timedelta, now: datetime) -
     schedules: list[Schedule] = []
     for kind in KIND_CODES:
         plan_: NudgePlan | None = getattr(prefs.nudges, kind)
-        if plan_ is None:
-            continue
-        made = _schedules_for(prefs, kind, plan_)
-        if isinstance(plan_.cadence, CronCadence):
-            _check_frequency(made[0], min_interval, now)  # same rule for every audience
-        schedules.extend(made)
+        if plan_ is not None:
+            schedules += plan_kind(prefs, kind, plan_, min_interval=min_interval, now=now)
     return schedules
+
+
+def plan_kind(
+    prefs: PreferencesSetData,
+    kind: NudgeKind,
+    plan_: NudgePlan,
+    *,
+    min_interval: timedelta,
+    now: datetime,
+) -> list[Schedule]:
+    """The schedules of one nudge kind of a couple (see `plan`)."""
+    made = _schedules_for(prefs, kind, plan_)
+    if isinstance(plan_.cadence, CronCadence):
+        _check_frequency(made[0], min_interval, now)  # same rule for every audience
+    return made
 
 
 def _check_frequency(schedule: Schedule, min_interval: timedelta, now: datetime) -> None:

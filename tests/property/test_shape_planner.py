@@ -1,0 +1,176 @@
+"""Planning once per shape gives every couple exactly the Arms planned directly.
+
+`ShapePlanner` remembers a nudge kind's specs and first fires per shape (the kind's plan with
+partner ids as positions, zones, quiet hours) and serves them while `now` stays before the
+first nominal instant. For any couple, at any sequence of instants (forwards, backwards,
+across fires), with the memo shared by other couples of the same shape and by other
+shapes, its Arms equal `plan_arms`'s.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, NamedTuple
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import Cadence, NudgePlan, Nudges, PreferencesSetData, QuietHours, WeeklyCadence
+from services.common.clock import from_ms
+from services.scheduler.planning import PlanningError
+from services.scheduler.shapes import ShapePlanner, plan_arms
+from services.scheduler.store import Arm
+from tests.unit.test_records import AUDIENCES, cadences, couple
+
+START = datetime(2026, 3, 27, 23, tzinfo=UTC)  # two days before Europe's spring DST change
+_STEP = st.integers(-3 * 86_400_000, 9 * 86_400_000).map(lambda ms: timedelta(milliseconds=ms))
+_IDS = st.sampled_from(["maya", "sam", "both", "turns", "x.1", "lee"])
+
+
+def _as(prefs: PreferencesSetData, couple_id: str, a: str, b: str) -> PreferencesSetData:
+    """The same preferences for other people (plans that name a partner follow the rename)."""
+    rename = {prefs.partners[0].partner_id: a, prefs.partners[1].partner_id: b}
+
+    def moved(plan_: NudgePlan | None) -> NudgePlan | None:
+        if plan_ is None:
+            return None
+        update = {
+            field: rename[ref]
+            for field in ("partner_id", "timezone_of")
+            if (ref := getattr(plan_, field)) is not None
+        }
+        return plan_.model_copy(update=update)
+
+    first, second = prefs.partners
+    nudges = prefs.nudges
+    return prefs.model_copy(
+        update={
+            "couple_id": couple_id,
+            "partners": (
+                first.model_copy(update={"partner_id": a}),
+                second.model_copy(update={"partner_id": b}),
+            ),
+            "nudges": Nudges(
+                date_night=moved(nudges.date_night),
+                check_in=moved(nudges.check_in),
+                appreciation=moved(nudges.appreciation),
+            ),
+        }
+    )
+
+
+def _direct(prefs: PreferencesSetData, now: datetime) -> list[Arm] | str:
+    try:
+        return plan_arms(prefs, min_interval=timedelta(hours=1), now=now)
+    except PlanningError as exc:
+        return str(exc)
+
+
+def _shaped(planner: ShapePlanner, prefs: PreferencesSetData, now: datetime) -> list[Arm] | str:
+    try:
+        return planner.arms(prefs, now)
+    except PlanningError as exc:
+        return str(exc)
+
+
+_QUIET = st.sampled_from(
+    [None, QuietHours(start=time(22), end=time(7)), QuietHours(start=time(18), end=time(20))]
+)
+
+
+class _Shape(NamedTuple):
+    cadence: Cadence
+    audience: str
+    maya_quiet: QuietHours | None
+    sam_quiet: QuietHours | None
+    sam_zone: str
+    ids: tuple[str, str]
+
+
+@st.composite
+def _couples(draw: st.DrawFn) -> list[PreferencesSetData]:
+    """A couple and variants of it that differ in one part each: shapes that nearly collide."""
+    pools: dict[str, st.SearchStrategy[Any]] = {
+        "cadence": st.sampled_from(_CADENCES),
+        "audience": st.sampled_from(sorted(_AUDIENCES)),
+        "maya_quiet": _QUIET,
+        "sam_quiet": _QUIET,
+        "sam_zone": _ZONES,
+        "ids": _PAIR,
+    }
+    base = _Shape(**{part: draw(pool) for part, pool in pools.items()})
+    if draw(st.booleans()):
+        base = base._replace(cadence=draw(cadences()))
+    shapes = [base]
+    for part in draw(st.lists(st.sampled_from(sorted(pools)), min_size=2, max_size=8)):
+        shapes.append(base._replace(**{part: draw(pools[part])}))
+    return [
+        _as(
+            couple(
+                shape.cadence,
+                _AUDIENCES[shape.audience],
+                maya_quiet=shape.maya_quiet,
+                sam_quiet=shape.sam_quiet,
+                sam_zone=shape.sam_zone,
+            ),
+            f"c{i}",
+            *shape.ids,
+        )
+        for i, shape in enumerate(shapes)
+    ]
+
+
+_AUDIENCES = {
+    **AUDIENCES,
+    "together_in_first_zone": {"timing": "together"},
+    "one_together": {"recipients": "one", "partner_id": "sam", "timing": "together"},
+    "one_first": {"recipients": "one", "partner_id": "maya"},
+}
+_ZONES = st.sampled_from(["Europe/Berlin", "America/New_York"])
+_PAIR = st.tuples(_IDS, _IDS).filter(lambda t: t[0] != t[1])
+_CADENCES = [
+    WeeklyCadence(repeat="weekly", weekday="fri", at=time(19)),
+    WeeklyCadence(repeat="weekly", weekday="fri", at=time(19, 30)),
+    WeeklyCadence(repeat="weekly", weekday="sat", at=time(19)),
+]
+
+
+class TestShapePlanner:
+    @settings(max_examples=400, deadline=None)
+    @given(couples=_couples(), data=st.data())
+    def test_same_arms_as_planned_directly(
+        self, couples: list[PreferencesSetData], data: st.DataObject
+    ) -> None:
+        """Instants move forwards and back, often to just before, at or after a first fire."""
+        planner = ShapePlanner(timedelta(hours=1), size=3)  # small: the memo also starts over
+        now = START
+        for _ in range(data.draw(st.integers(1, 6))):
+            fires: list[int] = []
+            for each in couples:
+                shaped = _shaped(planner, each, now)
+                assert shaped == _direct(each, now)
+                fires += [arm.nominal_ms for arm in shaped if isinstance(arm, Arm)]
+            jump = data.draw(st.booleans())
+            if fires and jump:
+                edge = data.draw(st.sampled_from(fires)) + data.draw(st.sampled_from([-1, 0, 1]))
+                now = from_ms(edge)
+            else:
+                now += data.draw(_STEP)
+
+    def test_a_shape_is_planned_once_until_its_first_fire(self) -> None:
+        """Couples of one shape share the entry while `now` is before the first fire."""
+        prefs = couple(WeeklyCadence(repeat="weekly", weekday="fri", at=time(19)), {})
+        planner = ShapePlanner(timedelta(hours=1))
+        friday = datetime(2026, 3, 27, 18, tzinfo=UTC)  # 19:00 in Berlin, 14:00 in New York
+        first = planner.arms(prefs, friday - timedelta(hours=1))
+        assert planner.hits == 0
+        again = planner.arms(_as(prefs, "c2", "kim", "lou"), friday - timedelta(minutes=1))
+        assert planner.hits == 3  # three kinds, each from the memo
+        assert [arm.schedule_id for arm in again] == [
+            f"c2/{code}/{who}" for code in "dca" for who in ("kim", "lou")
+        ]
+        assert [arm[1:] for arm in again] == [arm[1:] for arm in first]
+        later = planner.arms(prefs, friday)  # Berlin's 19:00 has come: planned again
+        assert planner.hits == 3
+        summer = 7 * 86_400_000 - 3_600_000  # a week later, in Berlin's summer time
+        assert later[0].nominal_ms == first[0].nominal_ms + summer
