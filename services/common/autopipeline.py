@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -63,11 +63,15 @@ class AutoPipeline:
         self.retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=retries)
         self.round_trips = 0  # pipelines sent (for tests and benchmarks)
         self.commands = 0
+        self._queued = 0  # commands ever queued; those up to _written are on the wire (or failed)
+        self._written = 0
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # see `sent`
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command (e.g. "HGETALL", key); await the result to get its reply."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((args, future))
+        self._queued += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
         return future
@@ -80,13 +84,22 @@ class AutoPipeline:
             await self._load(script)
             return await self.call(*self._invocation(script, keys, args))
 
-    async def script_many(
+    def script_many(
         self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run a script once per (keys, args), queued together and so sent in order in as few
-        round trips as the batch limit allows; the replies in order. The first error raises
-        (after every call has been answered), as a redis-py pipeline's execute() does."""
+    ) -> Coroutine[Any, Any, list[Any]]:
+        """Run a script once per (keys, args), queued together at once (before this returns:
+        see `sent`) and so sent in order in as few round trips as the batch limit allows; await
+        the result for the replies in order. The first error raises (after every call has been
+        answered), as a redis-py pipeline's execute() does."""
         futures = [self.call(*self._invocation(script, keys, args)) for keys, args in calls]
+        return self._script_replies(script, calls, futures)
+
+    async def _script_replies(
+        self,
+        script: AsyncScript,
+        calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+        futures: list[asyncio.Future[Any]],
+    ) -> list[Any]:
         replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
         forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if forgotten:
@@ -119,9 +132,11 @@ class AutoPipeline:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            upto = self._written + len(batch)
             try:
-                replies = await self._execute([args for args, _ in batch])
+                replies = await self._execute([args for args, _ in batch], upto)
             except Exception as exc:  # the whole round trip failed: every caller sees why
+                self._wrote(upto)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -136,11 +151,33 @@ class AutoPipeline:
                 else:
                     future.set_result(reply)
 
-    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async def sent(self) -> None:
+        """Wait until every command queued so far is written to Redis (or its round trip has
+        failed), not for the replies: a producer can then prepare the next batch while Redis
+        runs this one (queueing is synchronous: `call`, `script_many`)."""
+        if self._written >= self._queued:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((self._queued, waiter))
+        await waiter
+
+    def _wrote(self, upto: int) -> None:
+        """Commands up to number `upto` are on the wire (or failed): wake who waits for them."""
+        self._written = max(self._written, upto)
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, waiter in self._waiting:
+            if target > self._written:
+                still.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._waiting = still
+
+    async def _execute(self, commands: list[tuple[Any, ...]], upto: int) -> list[Any]:
         if self._cluster:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for args in commands:
                     pipe.execute_command(*args)
+                self._wrote(upto)  # redis-py writes and reads in one call: as good as sent
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
                 return replies
         packed = b"".join([pack(args) for args in commands])
@@ -150,6 +187,7 @@ class AutoPipeline:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await connection.send_packed_command(packed, check_health=False)
+                self._wrote(upto)
                 return await read_replies(connection, len(commands))
             except BaseException:
                 await connection.disconnect()  # replies may be left unread: never reuse it as is

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Coroutine, Sequence
+from typing import Any, Final
 
 import structlog
 
@@ -24,7 +24,7 @@ from services.common.streams import scrub
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.shapes import ShapePlanner
-from services.scheduler.store import Plan, ScheduleStore
+from services.scheduler.store import ApplyResult, Plan, ScheduleStore
 
 __all__ = ["PreferenceIngest"]
 
@@ -43,30 +43,31 @@ class PreferenceIngest:
         """Apply events in order, like `apply` on each; returns each result or its PlanningError.
 
         Consecutive preferences.set events are planned, then stored in pipelined round trips of
-        up to `_CHUNK` (their Lua calls run in order, so the result is the same as one by one);
-        while one chunk runs in Redis the next is planned here, and a chunk is only sent once
-        the one before it has finished. Any other event is applied on its own, in its place.
+        up to `_CHUNK` (their Lua calls run in order, so the result is the same as one by one).
+        Once a chunk is on the wire the next is planned here while Redis runs it; a chunk is
+        only sent once the one before it has succeeded. Any other event is applied on its own,
+        in its place.
         """
         results: list[str | PlanningError] = []
         pending: list[tuple[int, Plan]] = []
-        storing: asyncio.Task[None] | None = None
+        storing: list[asyncio.Task[None]] = []  # the chunk sent last, until its outcomes are in
 
-        async def store(chunk: list[tuple[int, Plan]]) -> None:
-            stored = await self.store.apply_plans([p for _, p in chunk])
-            for (index, _), result in zip(chunk, stored, strict=True):
+        async def stored(
+            indexes: list[int], outcomes: Coroutine[Any, Any, list[ApplyResult]]
+        ) -> None:
+            for index, result in zip(indexes, await outcomes, strict=True):
                 results[index] = result
 
         async def flush(*, wait: bool) -> None:
-            nonlocal storing
-            if storing is not None:
-                await storing  # keeps the order: the previous chunk is done in Redis
-                storing = None
+            if storing:
+                await storing.pop()  # keeps the order: the previous chunk is done in Redis
             if pending:
-                storing = asyncio.create_task(store(pending.copy()))
+                outcomes = self.store.apply_plans([p for _, p in pending])  # queued now
+                storing.append(asyncio.create_task(stored([i for i, _ in pending], outcomes)))
                 pending.clear()
-            if wait and storing is not None:
-                await storing
-                storing = None
+                await self.store.pipe.sent()
+            if wait and storing:
+                await storing.pop()
 
         try:
             for event in events:
@@ -84,9 +85,9 @@ class PreferenceIngest:
                     results[-1] = exc
             await flush(wait=True)
         finally:
-            if storing is not None:  # an error above: let the chunk sent finish, observed
+            if storing:  # an error above: let the chunk sent finish, observed
                 with contextlib.suppress(BaseException):
-                    await storing
+                    await storing.pop()
         return results
 
     def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
@@ -11,7 +11,7 @@ from services.common.autopipeline import AutoPipeline
 from services.common.keys import Keys, couple_digest
 from services.scheduler import lua
 
-__all__ = ["Arm", "Fire", "Plan", "ScheduleStore"]
+__all__ = ["ApplyResult", "Arm", "Fire", "Plan", "ScheduleStore"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
 
@@ -64,11 +64,12 @@ class ScheduleStore:
         (result,) = await self.apply_plans([plan])
         return result
 
-    async def apply_plans(self, plans: Sequence[Plan]) -> list[ApplyResult]:
-        """Many couples' APPLY_PLAN calls in one pipelined round trip, in order."""
+    def apply_plans(self, plans: Sequence[Plan]) -> Coroutine[Any, Any, list[ApplyResult]]:
+        """Many couples' APPLY_PLAN calls in one pipelined round trip, in order: queued on the
+        shared pipeline before this returns (`self.pipe.sent()` tells when they are on the
+        wire); await the result for each couple's outcome."""
         calls = [self._apply_call(*plan) for plan in plans]
-        results = await self.pipe.script_many(self._apply, calls)
-        return [cast("ApplyResult", cast("bytes", r).decode()) for r in results]
+        return _decoded(self.pipe.script_many(self._apply, calls))
 
     def _apply_call(
         self,
@@ -172,3 +173,7 @@ class ScheduleStore:
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)
         return int(head[0][1]) if head else None
+
+
+async def _decoded(replies: Awaitable[list[Any]]) -> list[ApplyResult]:
+    return [cast("ApplyResult", cast("bytes", r).decode()) for r in await replies]

@@ -138,3 +138,38 @@ class TestAutoPipeline:
         assert isinstance(results[0], Exception), results
         assert "Timeout" in type(results[0]).__name__
         await slow.aclose()
+
+    async def test_sent_returns_once_the_commands_are_written_not_answered(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A BLPOP on an empty list is held by the server: `sent` returns while its reply is
+        still to come, and the server has it (a push from another client answers it)."""
+        pipe = AutoPipeline(client)
+        waiting = pipe.call("BLPOP", f"{key_prefix}list", 5)
+        await asyncio.wait_for(pipe.sent(), 2)
+        assert not waiting.done()
+        await redis.lpush(f"{key_prefix}list", "hello")
+        assert await waiting == [f"{key_prefix}list".encode(), b"hello"]
+        await pipe.sent()  # nothing queued: returns at once
+
+    async def test_sent_returns_when_the_round_trip_fails(self, key_prefix: str) -> None:
+        unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        pipe = AutoPipeline(unreachable, retries=0)
+        call = pipe.call("GET", f"{key_prefix}x")
+        await asyncio.wait_for(pipe.sent(), 5)
+        with pytest.raises(Exception, match="Connect"):
+            await call
+        await unreachable.aclose()
+
+    async def test_script_many_is_queued_before_it_is_awaited(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A call queued after an un-awaited script_many runs after its scripts, in order."""
+        pipe = AutoPipeline(client)
+        script = redis.register_script("return redis.call('APPEND', KEYS[1], ARGV[1])")
+        key = f"{key_prefix}log"
+        await redis.script_load(script.script)  # a NOSCRIPT would run the scripts again later
+        scripts = pipe.script_many(script, [([key], [str(i)]) for i in range(5)])
+        after = pipe.call("GET", key)
+        assert await after == b"01234"
+        assert await scripts == [1, 2, 3, 4, 5]
