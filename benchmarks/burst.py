@@ -188,9 +188,11 @@ def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
         "processes": processes,
         "fired": len(lateness),
         "fired_by_loops": sum(s["fired"] for s in stats),
+        "fired_ahead": sum(s.get("fired_ahead", 0) for s in stats),  # prepared (lookahead)
         "expected": n,
         "fires_per_s": len(lateness) / span if span > 0 else 0.0,
         "all_within_s": span,
+        "first_s": min(lateness) if lateness else 0.0,
         "p50_s": percentile(lateness, 50),
         "p99_s": percentile(lateness, 99),
         "max_s": span,
