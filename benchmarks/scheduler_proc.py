@@ -53,6 +53,7 @@ async def main(url: str, until_ms: int, deadline_s: float, stop_at_ms: int | Non
     await asyncio.gather(loop.run(stop), watch())
     result = {
         "fired": loop.fired,
+        "fired_ahead": loop.fired_ahead,
         "missed": loop.missed,
         "cpu_s": time.process_time() - cpu0,
         "wall_s": time.perf_counter() - wall0,

@@ -25,7 +25,17 @@ from typing import Final
 from schemas import NudgeDue, NudgeDueData
 from services.scheduler.planning import Occurrence, Schedule, next_occurrence
 
-__all__ = ["Decision", "Due", "DueTemplate", "Timing", "decide", "occurrence_id", "timing"]
+__all__ = [
+    "Decision",
+    "Due",
+    "DueTemplate",
+    "Timing",
+    "decide",
+    "occurred_field",
+    "occurrence_id",
+    "record_after",
+    "timing",
+]
 
 _NAMESPACE: Final = uuid.UUID("5d0c6e0e-8f1d-4e8a-9b7e-6a2f4c1d9e11")
 _MAX_CATCH_UP: Final = 1000
@@ -157,6 +167,23 @@ def decide(
     return timing(schedule, current, now=now, grace=grace).decision(schedule, seq, now)
 
 
+def record_after(
+    state: bytes, *, published: bool, next_fire_ms: int | None, next_nominal_ms: int | None
+) -> bytes:
+    """The record FIRE writes after a step, from the state DUE read ("<seq>|<nominal_ms>|<spec>"
+    first, either layout): seq counts a publish; the nominal becomes the next one (None keeps
+    it: a deferred retry of the same occurrence), or empty when the rule never fires again.
+    Computed here so that FIRE, which checks the state is unchanged, only writes it."""
+    seq, nominal, spec = state.split(b"\n", 1)[0].split(b"|", 2)
+    if published:
+        seq = b"%d" % (int(seq) + 1)
+    if next_fire_ms is None:
+        nominal = b""
+    elif next_nominal_ms is not None:
+        nominal = b"%d" % next_nominal_ms
+    return b"|".join((seq, nominal, spec))
+
+
 def _nudge_due(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> NudgeDue:
     oid = occurrence_id(schedule.schedule_id, occ.nominal)
     recipients = list(schedule.recipients)
@@ -201,6 +228,14 @@ def _utc_text(instant: datetime) -> str | None:
     """How pydantic writes a UTC datetime ("...T19:00:00Z", "...T19:00:00.500000Z")."""
     # Checked before the cache: aware datetimes of one instant are equal in any zone.
     return _utc_iso(instant) if instant.tzinfo is UTC else None
+
+
+def occurred_field(now: datetime) -> bytes:
+    """The envelope's occurred_at as a NudgeDue payload writes it (`now` aware, in UTC)."""
+    text = _utc_text(now)
+    if text is None:
+        raise ValueError(f"not a UTC datetime: {now!r}")
+    return f'"occurred_at":"{text}"'.encode()
 
 
 @lru_cache(maxsize=1024)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPLY_PLAN", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
+__all__ = ["AHEAD", "APPLY_PLAN", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
 
 APPLY_PLAN: Final = """
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
@@ -66,20 +66,41 @@ if erased then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return 'applied'
 """
 
-DUE: Final = """
+# What DUE, AHEAD and FIRE read of one timer's record, in one place so that FIRE compares
+# exactly what the others returned. A timer "<couple>/<kind code>/<target>" has its record in the
+# field "<kind code>/<target>" of the hash prefix .. "<couple>", returned joined with what the
+# couple's records share: "<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>" (see records.py);
+# else a record of the layout before issue 7 from the shard hash `legacy`. Also returns the key
+# and field holding the record; false when there is none. Those couple keys are not in KEYS
+# (the timers decide which couples); they carry the shard's hash tag, so they are in the
+# script's slot on a cluster.
+_STATE_OF = """
+local function state_of(prefix, legacy, sid)
+  local couple, field = string.match(sid, '^([^/]*)/(.*)$')
+  if couple then
+    local row = redis.call('HMGET', prefix .. couple, field, 'rev', 's0', 's1', 'q0', 'q1')
+    if row[1] then
+      for j = 2, 6 do row[j] = row[j] or '' end
+      return table.concat(row, '\\n'), prefix .. couple, field
+    end
+  end
+  local record = redis.call('HGET', legacy, sid)
+  if record then return record, legacy, sid end
+  return false
+end
+"""
+
+DUE: Final = (
+    _STATE_OF
+    + """
 -- Due timers of one shard with their records, in one round trip.
 -- KEYS: 1 timers zset, 2 legacy schedules hash
 -- ARGV: 1 now ms, 2 batch size, 3 slot pick (any integer >= 0),
 --       4 couple key prefix ("<prefix>:couple:{sNN}:", the shard's tag)
--- A timer "<couple>/<kind code>/<target>" has its record in the field "<kind code>/<target>"
--- of the hash ARGV[4] .. "<couple>". Those keys are not in KEYS (the due timers decide which
--- couples); they carry the shard's hash tag, so they are in this script's slot on a cluster.
 -- With two or more full batches due, the batch starts at slot (pick mod min(batches, 8)):
 -- replicas racing over a burst then mostly take different batches instead of computing the
 -- same one and losing the compare-and-set. Otherwise it starts at the earliest timer.
--- Returns a flat list: schedule id, score (an integer), record, ... where record is
--- "<record>\\n<rev>\\n<s0>\\n<s1>\\n<q0>\\n<q1>" (see records.py), a legacy record from
--- KEYS[2], or nil when the record is gone.
+-- Returns a flat list: schedule id, score (an integer), state (state_of; nil: no record), ...
 local limit = tonumber(ARGV[2])
 local offset = 0
 local slots = math.min(math.floor(redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]) / limit), 8)
@@ -88,86 +109,112 @@ local due = redis.call(
   'ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, limit)
 local out = {}
 for i = 1, #due, 2 do
-  local sid = due[i]
-  local couple, field = string.match(sid, '^([^/]*)/(.*)$')
-  local record = false
-  if couple then
-    local row = redis.call('HMGET', ARGV[4] .. couple, field, 'rev', 's0', 's1', 'q0', 'q1')
-    if row[1] then
-      for j = 2, 6 do row[j] = row[j] or '' end
-      record = table.concat(row, '\\n')
-    end
-  end
-  if not record then record = redis.call('HGET', KEYS[2], sid) end
-  out[#out + 1] = sid
+  out[#out + 1] = due[i]
   out[#out + 1] = tonumber(due[i + 1])  -- integral ms: an integer reply
-  out[#out + 1] = record
+  out[#out + 1] = state_of(ARGV[4], KEYS[2], due[i])
 end
 return out
 """
+)
 
-FIRE: Final = """
+AHEAD: Final = (
+    _STATE_OF
+    + """
+-- Timers due soon (after < score <= horizon) with their records, read before their instant so
+-- that the timer loop can prepare their FIRE calls (timer_loop, lookahead.py). Reads nothing
+-- due already: that is DUE's. Pages in the zset's order, resuming after the member `cursor`
+-- wherever it is now (ZRANK), or from the start of the window when it is gone: a caller
+-- keeps what it prepared by schedule id, so a page read twice costs time, not correctness.
+-- KEYS: 1 timers zset, 2 legacy schedules hash
+-- ARGV: 1 after ms, 2 horizon ms, 3 limit, 4 couple key prefix, 5 cursor member or ""
+-- Returns as DUE does: schedule id, score, state, ...; fewer than `limit` timers: the last page.
+local limit = tonumber(ARGV[3])
+local after, horizon = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rows
+local rank = ARGV[5] ~= '' and redis.call('ZRANK', KEYS[1], ARGV[5])
+if rank then
+  rows = redis.call('ZRANGE', KEYS[1], rank + 1, rank + limit, 'WITHSCORES')
+else
+  rows = redis.call(
+    'ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+end
+local out = {}
+for i = 1, #rows, 2 do
+  local score = tonumber(rows[i + 1])
+  if score > horizon then break end
+  if score > after then
+    out[#out + 1] = rows[i]
+    out[#out + 1] = score
+    out[#out + 1] = state_of(ARGV[4], KEYS[2], rows[i])
+  end
+end
+return out
+"""
+)
+
+FIRE: Final = (
+    _STATE_OF
+    + """
 -- Fire due timers with compare-and-set on the timer score: replicas never double-fire.
 -- KEYS: 1 timers zset, 2 legacy schedules hash, 3 due stream
--- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), then quintuples
---       (schedule id, expected score, next fire ms or "", next nominal ms or "", payload or "")
--- A record lives in its couple's hash (see DUE), or in KEYS[2] in the layout before issue 7.
--- An empty payload re-arms without publishing (a skipped or dropped occurrence); an empty
--- next nominal keeps the stored one (a deferred retry of the same occurrence).
--- Returns the schedule ids this call lost (their score had changed: another replica fired
--- them, or they were re-planned); it won all others. In a burst it wins nearly every one.
+-- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), 3 now ms, then sextuples
+--       (schedule id, expected score, next fire ms or "", state as read or "" (none),
+--        record to write or "", payload or "")
+-- A step goes ahead only if its timer holds the expected score, that score is not after `now`
+-- and its record and the couple fields it shares (state_of) are still what the caller read:
+-- a revision, an erasure, a re-created couple or a re-plan between the read and this call
+-- (a lookahead read can be seconds old) never publishes a payload built from the old state.
+-- Then it publishes the payload (if any), writes the record the caller computed (next seq and
+-- nominal; the caller read the record it replaces) and re-arms the timer, or removes it when
+-- there is no next fire or no record.
+-- Returns {lost, stale}: the schedule ids whose score had changed (another replica fired them,
+-- or they were re-planned or erased), and those whose score held but whose state did not (or
+-- whose score is still ahead): their timers are untouched and the next DUE reads them afresh.
 -- The timers' scores are read with one ZMSCORE and the re-arms written with one ZADD (and one
--- ZREM) per call instead of one of each per timer (~5 % of the Redis time per fire).
+-- ZREM) per call instead of one of each per timer.
 local function each_slice(args, size, call)  -- unpack() has a stack limit: slices of `size`
   for from = 1, #args, size do call(unpack(args, from, math.min(from + size - 1, #args))) end
 end
 local ids = {}
-for i = 3, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+for i = 4, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
 local scores = {}
 each_slice(ids, 200, function(...)
   for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
 end)
-local lost, seen, rearm, gone = {}, {}, {}, {}
+local now = tonumber(ARGV[3])
+local lost, stale, seen, rearm, gone = {}, {}, {}, {}, {}
 for n = 1, #ids do
-  local i = 3 + (n - 1) * 5
-  local sid, score = ids[n], scores[n]
+  local i = 4 + (n - 1) * 6
+  local sid, score, expected = ids[n], scores[n], tonumber(ARGV[i + 1])
   -- A schedule twice in one call: only its first step compares with the score it was read at.
-  if score and not seen[sid] and tonumber(score) == tonumber(ARGV[i + 1]) then
+  if not score or seen[sid] or tonumber(score) ~= expected then
+    lost[#lost + 1] = sid
+  else
     seen[sid] = true
-    local key, field = KEYS[2], sid
-    local couple, short = string.match(sid, '^([^/]*)/(.*)$')
-    local record = false
-    if couple then
-      record = redis.call('HGET', ARGV[2] .. couple, short)
-      if record then key, field = ARGV[2] .. couple, short end
-    end
-    if not record then record = redis.call('HGET', KEYS[2], sid) end
-    if record then
-      local seq, nominal, spec = string.match(record, '^(%d+)|(%d*)|(.*)$')
-      if ARGV[i + 3] ~= '' then nominal = ARGV[i + 3] end
-      if ARGV[i + 4] ~= '' then
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', '__data__', ARGV[i + 4])
-        seq = tostring(tonumber(seq) + 1)
+    local state, key, field = state_of(ARGV[2], KEYS[2], sid)
+    if expected > now or (state or '') ~= ARGV[i + 3] then
+      stale[#stale + 1] = sid
+    elseif not state then
+      gone[#gone + 1] = sid
+    else
+      if ARGV[i + 5] ~= '' then
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', '__data__', ARGV[i + 5])
       end
+      if ARGV[i + 4] ~= '' then redis.call('HSET', key, field, ARGV[i + 4]) end
       if ARGV[i + 2] ~= '' then
-        redis.call('HSET', key, field, seq .. '|' .. nominal .. '|' .. spec)
         rearm[#rearm + 1] = ARGV[i + 2]
         rearm[#rearm + 1] = sid
       else
-        redis.call('HSET', key, field, seq .. '||' .. spec)
         gone[#gone + 1] = sid
       end
-    else
-      gone[#gone + 1] = sid
     end
-  else
-    lost[#lost + 1] = sid
   end
 end
 each_slice(rearm, 400, function(...) redis.call('ZADD', KEYS[1], ...) end)
 each_slice(gone, 200, function(...) redis.call('ZREM', KEYS[1], ...) end)
-return lost
+return {lost, stale}
 """
+)
 
 ERASE: Final = """
 -- Forget a couple: its schedules, timers and every key of its own; leave a one-way tombstone.

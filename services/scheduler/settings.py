@@ -18,6 +18,18 @@ class SchedulerSettings(CommonSettings):
     max_poll_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=0.2, description="Longest real-time sleep of the timer loop between checks."
     )
+    lookahead_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=2.0,
+        description=(
+            "Real seconds before an instant at which the timer loop prepares its FIRE calls "
+            "(timers and records read, payloads built; nothing sent before the instant); 0 "
+            "disables it."
+        ),
+    )
+    lookahead_max: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        default=100_000,
+        description="Most fires held prepared at once (~1 KB each); more are fired as usual.",
+    )
     min_interval: timedelta = Field(
         default=timedelta(hours=4), description="Raw cron may not fire more often than this."
     )

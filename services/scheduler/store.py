@@ -11,7 +11,7 @@ from services.common.autopipeline import AutoPipeline
 from services.common.keys import Keys, couple_digest
 from services.scheduler import lua
 
-__all__ = ["ApplyResult", "Arm", "Fire", "Plan", "ScheduleStore"]
+__all__ = ["ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
 
@@ -37,13 +37,23 @@ class Plan(NamedTuple):
 
 
 class Fire(NamedTuple):
-    """One compare-and-set step of the timer loop (a tuple: one is built per fire)."""
+    """One compare-and-set step of the timer loop (a tuple: one is built per fire); lua.FIRE."""
 
     schedule_id: str
-    expected_ms: int
-    next_fire_ms: int | None
-    next_nominal_ms: int | None
-    payload: bytes | None
+    expected_ms: int  # the timer's score as read
+    next_fire_ms: int | None  # re-arm here (None: remove the timer)
+    state: bytes | None  # the record as DUE/AHEAD read it (None: none); must still be so
+    record: bytes | None  # the record to write (firing.record_after; None: leave it)
+    payload: bytes | None  # the NudgeDue to publish, if any
+
+
+class Fired(NamedTuple):
+    """What a FIRE call did not do: the steps it `lost` (the timer had moved or was gone) and
+    the `stale` ones (the score held, the record or couple fields had changed, or the instant
+    was still ahead): their timers are untouched. It did all the others."""
+
+    lost: set[str]
+    stale: set[str]
 
 
 class ScheduleStore:
@@ -55,6 +65,7 @@ class ScheduleStore:
         self._named: dict[int, tuple[str, str, str, str]] = {}  # see _shard_keys
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
+        self._ahead = redis.register_script(lua.AHEAD)
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
@@ -131,16 +142,24 @@ class ScheduleStore:
         self, shard: int, now_ms: int, limit: int, *, pick: int = 0
     ) -> list[tuple[str, int, bytes | None]]:
         """Up to `limit` due timers with their records (one round trip); see lua.DUE."""
-        flat = cast(
-            "list[Any]",
+        return _triples(
             await self._due(
                 keys=[self.keys.timers(shard), self.keys.schedules(shard)],
                 args=[now_ms, limit, pick, self.keys.couple_prefix(shard)],
-            ),
+            )
         )
-        rows = iter(flat)  # schedule id, score (an integer), record or None; repeated
-        triples = zip(rows, rows, rows, strict=True)
-        return [(sid.decode(), score, record) for sid, score, record in triples]
+
+    async def ahead_records(
+        self, shard: int, after_ms: int, horizon_ms: int, limit: int, *, cursor: str = ""
+    ) -> list[tuple[str, int, bytes | None]]:
+        """Up to `limit` timers with after_ms < score <= horizon_ms and their records, in the
+        zset's order after the member `cursor` (see lua.AHEAD)."""
+        return _triples(
+            await self._ahead(
+                keys=[self.keys.timers(shard), self.keys.schedules(shard)],
+                args=[after_ms, horizon_ms, limit, self.keys.couple_prefix(shard), cursor],
+            )
+        )
 
     async def due(self, shard: int, now_ms: int, limit: int) -> list[tuple[str, int]]:
         rows = cast(
@@ -151,24 +170,25 @@ class ScheduleStore:
         )
         return [(sid.decode(), int(score)) for sid, score in rows]
 
-    async def fire(self, shard: int, steps: Sequence[Fire]) -> set[str]:
-        """Compare-and-set each step (see lua.FIRE); returns the schedule ids it lost."""
+    async def fire(self, shard: int, steps: Sequence[Fire], now_ms: int) -> Fired:
+        """Compare-and-set each step at `now_ms` (see lua.FIRE): what it lost or found stale."""
         if not steps:
-            return set()
-        args: list[str | int | bytes] = [self.due_maxlen, self.keys.couple_prefix(shard)]
-        for sid, expected, next_fire, next_nominal, payload in steps:
+            return Fired(set(), set())
+        args: list[str | int | bytes] = [self.due_maxlen, self.keys.couple_prefix(shard), now_ms]
+        for sid, expected, next_fire, state, record, payload in steps:
             args += (
                 sid,
                 expected,
                 "" if next_fire is None else next_fire,
-                "" if next_nominal is None else next_nominal,
+                state or b"",
+                record or b"",
                 payload or b"",
             )
-        lost = await self._fire(
+        lost, stale = await self._fire(
             keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
             args=args,
         )
-        return {sid.decode() for sid in lost}
+        return Fired({sid.decode() for sid in lost}, {sid.decode() for sid in stale})
 
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)
@@ -177,3 +197,11 @@ class ScheduleStore:
 
 async def _decoded(replies: Awaitable[list[Any]]) -> list[ApplyResult]:
     return [cast("ApplyResult", cast("bytes", r).decode()) for r in await replies]
+
+
+def _triples(reply: object) -> list[tuple[str, int, bytes | None]]:
+    """DUE's and AHEAD's flat reply: schedule id, score (an integer), state or None; ..."""
+    rows = iter(cast("list[Any]", reply))
+    return [
+        (sid.decode(), score, state) for sid, score, state in zip(rows, rows, rows, strict=True)
+    ]

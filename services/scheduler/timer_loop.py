@@ -4,6 +4,10 @@ Per shard and batch: 1 Lua call reads the due timers with their records, then 1 
 chunk of 200 compare-and-sets every timer score and publishes atomically, and 1 pipeline for
 missed/dropped outcomes. A replica that loses the compare-and-set for a timer simply moves on;
 in a burst, replicas read different slots of the backlog so they rarely compute the same batch.
+
+Before a busy instant the loop also looks ahead (lookahead.py): it reads the timers due within
+`lookahead_seconds` and prepares their FIRE steps, then at the instant only sends them, before
+the batch above picks up whatever they did not do.
 """
 
 from __future__ import annotations
@@ -31,14 +35,17 @@ from services.scheduler.firing import (
     Decision,
     DueTemplate,
     Timing,
+    occurred_field,
     occurrence_id,
+    record_after,
     timing,
 )
+from services.scheduler.lookahead import Ahead, Prepared, restamped
 from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from services.scheduler.records import audience_of, decode_record, split_joined
 from services.scheduler.rules import CronRule, Rule
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, ScheduleStore
+from services.scheduler.store import Fire, Fired, ScheduleStore
 
 __all__ = ["TimerLoop", "shard_round"]
 
@@ -56,8 +63,11 @@ _Timed = tuple[Timing, int | None, int | None]
 # schedule needs: the NudgeDue template, the next fire and nominal ms, and what is counted.
 _BurstKey = tuple[str, str, str, str, str, str, str, int]
 _Fired = tuple[NudgeKind, timedelta]
-_Burst = tuple[DueTemplate, int | None, int | None, _Fired]
-_Firing = tuple["asyncio.Task[set[str]]", dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]
+# The template, the next fire ms, the record's "|<next nominal>|" and what is counted.
+_Burst = tuple[DueTemplate, int | None, str, _Fired]
+_Firing = tuple["asyncio.Task[Fired]", dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]
+# A prepared chunk's FIRE call, its steps, their instant and when it was sent.
+_Sent = tuple["asyncio.Task[Fired]", list[Prepared], datetime, datetime]
 
 
 class TimerLoop:
@@ -80,6 +90,8 @@ class TimerLoop:
         self.metrics = metrics if metrics is not None else Metrics("scheduler", self.keys)
         self.fired = 0
         self.missed = 0
+        self.ahead: dict[int, Ahead] = {}  # per shard: the steps prepared ahead (lookahead.py)
+        self.fired_ahead = 0  # of `fired`, by steps prepared ahead
 
     async def tick(self, shard: int) -> int:
         """Handle one batch of due timers of one shard; returns how many were due.
@@ -110,7 +122,7 @@ class TimerLoop:
                 if len(firing) == _IN_FLIGHT:
                     await self._reported(firing[0], now_ms)
                     firing.popleft()
-                task = asyncio.create_task(self.store.fire(shard, steps))
+                task = asyncio.create_task(self.store.fire(shard, steps, now_ms))
                 firing.append((task, decisions, plain))
                 await asyncio.sleep(0)  # let the task send the call before computing on
             while firing:
@@ -122,6 +134,132 @@ class TimerLoop:
                 with contextlib.suppress(BaseException):
                     await task
         return len(due)
+
+    def _looks_ahead(self) -> bool:
+        """Prepared steps are plain fires (`_plain_step`): not when `on_fired` wants each
+        Decision."""
+        settings = self.settings
+        return (
+            settings.lookahead_seconds > 0 and settings.lookahead_max > 0 and self.on_fired is None
+        )
+
+    async def look_ahead(self, shard: int) -> int:
+        """Prepare the FIRE steps of the shard's timers due within the lookahead window (after
+        now: what is due now is `tick`'s); returns how many the shard holds prepared.
+
+        Reads a batch at a time from where the last read ended. Stops at the window's last
+        timer, at `lookahead_max` prepared (all shards together: the rest fire as usual), and
+        as soon as the earliest prepared instant has come (firing it must not wait).
+        """
+        if not self._looks_ahead():
+            return 0
+        ahead = self.ahead.setdefault(shard, Ahead())
+        timings: dict[_TimingKey, _Timed] = {}
+        bursts: dict[_BurstKey, _Burst | Literal[False]] = {}
+        window_ms = int(self.settings.lookahead_seconds * 1000 * self.clock.speed)
+        while True:
+            room = self.settings.lookahead_max - sum(map(len, self.ahead.values()))
+            now_ms = epoch_ms(self.clock.now())
+            first = ahead.next_instant()
+            if room <= 0 or (first is not None and now_ms >= first):
+                break
+            limit = min(self.settings.batch_size, room)
+            rows = await self.store.ahead_records(
+                shard, now_ms, now_ms + window_ms, limit, cursor=ahead.cursor
+            )
+            for sid, score, raw in rows:
+                if raw is not None and sid not in ahead.ids:
+                    prepared = self._prepared(sid, score, raw, timings, bursts)
+                    if prepared is not None:  # else `tick` decides it at its instant
+                        ahead.add(prepared)
+            if rows:
+                ahead.cursor = rows[-1][0]
+            if len(rows) < limit:
+                break
+        return len(ahead)
+
+    def _prepared(
+        self,
+        sid: str,
+        score: int,
+        raw: bytes,
+        timings: dict[_TimingKey, _Timed],
+        bursts: dict[_BurstKey, _Burst | Literal[False]],
+    ) -> Prepared | None:
+        """The plain step of `sid` as `tick` would make it at its instant, or None."""
+        try:
+            made = self._plain_step(sid, score, raw, from_ms(score), timings, bursts)
+        except Exception:  # `tick` decides it at its instant, and logs what is wrong
+            return None
+        return None if made is None else Prepared(made[0], made[1][0])
+
+    async def fire_ahead(self, shard: int) -> int:
+        """Send the shard's prepared steps whose instant has come; returns how many were sent.
+
+        Each chunk's payloads say when it was sent (occurred_at), and its fires are counted
+        with the lateness it was sent at. Whatever FIRE lost or found stale (a revision, an
+        erasure, another replica) is left to `tick`, as are steps no longer fresh (lookahead).
+        Replicas holding the same steps start at random chunks of an instant and go round: a
+        chunk lost whole means another replica got there first and is sending the chunks after
+        it too, so this one stops there and leaves what it did not send to `tick`.
+        """
+        ahead = self.ahead.get(shard)
+        if ahead is None or not ahead.instants:
+            return 0
+        groups, dropped = ahead.take(epoch_ms(self.clock.now()))
+        sending: deque[_Sent] = deque()
+        sent = undone = 0
+        try:
+            for instant_ms, group in groups:
+                instant = from_ms(instant_ms)
+                then = occurred_field(instant)
+                chunks = [group[i : i + _CHUNK] for i in range(0, len(group), _CHUNK)]
+                turn = random.randrange(len(chunks))
+                overtaken = False
+                for chunk in chunks[turn:] + chunks[:turn]:
+                    if len(sending) == _IN_FLIGHT:
+                        left, overtaken = await self._counted(sending.popleft())
+                        undone += left
+                    if overtaken:
+                        break
+                    now = self.clock.now()
+                    stamp = occurred_field(now)
+                    steps = [restamped(p.step, then, stamp) for p in chunk]
+                    task = asyncio.create_task(self.store.fire(shard, steps, epoch_ms(now)))
+                    sending.append((task, chunk, instant, now))
+                    sent += len(chunk)
+                    await asyncio.sleep(0)  # let the task send the call before the next
+                while sending:
+                    undone += (await self._counted(sending.popleft()))[0]
+        finally:
+            for task, _, _, _ in sending:  # an error above: do not leave a call unobserved
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if dropped or undone:
+            log.info("lookahead_left_to_tick", shard=shard, not_fresh=dropped, not_done=undone)
+        return sent
+
+    async def _counted(self, call: _Sent) -> tuple[int, bool]:
+        """Count what a prepared chunk's FIRE call did; returns how many steps it did not do
+        and whether it lost them all (another replica fired them)."""
+        task, chunk, instant, now = call
+        undone = await task
+        skipped = undone.lost | undone.stale
+        fired: Counter[_Fired] = Counter()
+        lateness = now - instant
+        debug = log.is_enabled_for(logging.DEBUG)
+        for prepared in chunk:
+            step = prepared.step
+            if step.schedule_id not in skipped:
+                fired[prepared.kind, lateness] += 1
+                if debug:  # as `_report` logs a fire
+                    _log_prepared(step, prepared.kind, lateness)
+        if fired:
+            self.fired += fired.total()
+            self.fired_ahead += fired.total()
+            self.metrics.observe_dues(fired)
+        return len(skipped), len(undone.lost) == len(chunk)
 
     async def _reported(self, call: _Firing, now_ms: int) -> None:
         task, decisions, plain = call
@@ -139,7 +277,7 @@ class TimerLoop:
         plain: dict[str, _Fired] = {}
         for sid, score, raw in due:
             if raw is None:  # a timer without a record (erased meanwhile): remove it
-                steps.append(Fire(sid, score, None, None, None))
+                steps.append(Fire(sid, score, None, None, None, None))
                 continue
             if bursts is not None:
                 try:
@@ -154,7 +292,8 @@ class TimerLoop:
                 step, decided = self._step(sid, score, raw, now, timings)
             except Exception:  # one broken record must not stop every other schedule
                 log.exception("schedule_failed", schedule_id=sid)
-                step, decided = Fire(sid, score, score + _RETRY_BROKEN_MS, None, None), None
+                step = Fire(sid, score, score + _RETRY_BROKEN_MS, raw, None, None)
+                decided = None
             steps.append(step)
             if decided is not None:
                 decisions[sid] = decided
@@ -182,11 +321,13 @@ class TimerLoop:
             burst = bursts[key] = self._burst(sid, score, raw, shape, now, timings)
         if burst is False:
             return None
-        template, next_fire_ms, next_nominal_ms, fired = burst
-        payload = template.payload(sid, couple_id, (id0, id1), int(seq), int(rev))
+        template, next_fire_ms, middle, fired = burst
+        count = int(seq)
+        payload = template.payload(sid, couple_id, (id0, id1), count, int(rev))
         if payload is None:
             return None
-        return Fire(sid, score, next_fire_ms, next_nominal_ms, payload), fired
+        record = f"{count + 1}{middle}{shape}".encode()  # record_after, for a publish
+        return Fire(sid, score, next_fire_ms, raw, record, payload), fired
 
     def _burst(
         self,
@@ -213,7 +354,10 @@ class TimerLoop:
         if template is None:
             return False
         fired = (schedule.kind, decision.lateness)
-        return template, step.next_fire_ms, step.next_nominal_ms, fired
+        if step.record is None:
+            return False
+        middle = f"|{step.record.split(b'|', 2)[1].decode()}|"  # the next nominal, as written
+        return template, step.next_fire_ms, middle, fired
 
     def _step(
         self, sid: str, score: int, raw: bytes, now: datetime, timings: dict[_TimingKey, _Timed]
@@ -237,23 +381,25 @@ class TimerLoop:
         decided, next_fire_ms, next_nominal_ms = timed
         decision = decided.decision(schedule, record.seq, now)
         publish = decision.publish
-        step = Fire(
-            sid,
-            score,
-            next_fire_ms,
-            next_nominal_ms,
-            None if publish is None else publish.payload(),
+        written = record_after(
+            raw,
+            published=publish is not None,
+            next_fire_ms=next_fire_ms,
+            next_nominal_ms=next_nominal_ms,
         )
-        return step, (decision, schedule)
+        payload = None if publish is None else publish.payload()
+        return Fire(sid, score, next_fire_ms, raw, written, payload), (decision, schedule)
 
     async def _report(
         self,
-        lost: set[str],
+        undone: Fired,
         decisions: dict[str, tuple[Decision, Schedule]],
         plain: dict[str, _Fired],
         now_ms: int,
     ) -> None:
-        """Count and report what the FIRE call did: everything but what it `lost`."""
+        """Count and report what the FIRE call did: everything it did not lose or find stale
+        (those timers are untouched: the next DUE reads them afresh)."""
+        lost = undone.lost | undone.stale if undone.stale else undone.lost
         outcomes: list[NudgeSuppressed] = []
         fired: Counter[_Fired] = Counter()
         debug = log.is_enabled_for(logging.DEBUG)  # per-fire lines cost nothing when filtered
@@ -304,12 +450,14 @@ class TimerLoop:
             try:
                 busy = False
                 for shard in shards:
+                    await self.fire_ahead(shard)  # first: `tick` takes what they leave
                     if await self.tick(shard) >= self.settings.batch_size:
                         busy = True
                 self.metrics.observe_timer_pass()
                 if busy:
                     continue
                 heads = [await self.store.next_due_ms(shard) for shard in shards]
+                await self._look_ahead_near(shards, heads)
                 backoff = 0.5
             except RedisError as exc:
                 log.warning("timer_loop_redis_error", error=type(exc).__name__)
@@ -318,12 +466,37 @@ class TimerLoop:
                 continue
             await self._sleep_until([h for h in heads if h is not None], stop)
 
+    async def _look_ahead_near(self, shards: list[int], heads: list[int | None]) -> None:
+        """Look ahead on the shards whose next timer is within the window."""
+        if not self._looks_ahead():
+            return
+        now_ms = epoch_ms(self.clock.now())
+        window_ms = self.settings.lookahead_seconds * 1000 * self.clock.speed
+        for shard, head in zip(shards, heads, strict=True):
+            if head is not None and now_ms < head <= now_ms + window_ms:
+                await self.look_ahead(shard)
+
     async def _sleep_until(self, heads: list[int], stop: asyncio.Event) -> None:
         bound = self.settings.max_poll_seconds
         if heads:
             delay = (min(heads) - epoch_ms(self.clock.now())) / 1000 / self.clock.speed
             bound = max(0.0, min(bound, delay))
         await _wait(stop, bound)
+
+
+def _log_prepared(step: Fire, kind: NudgeKind, lateness: timedelta) -> None:
+    """The debug line `_report` writes per fire, for a prepared plain step."""
+    assert step.state is not None  # a plain step has a record and publishes
+    assert step.payload is not None
+    nominal_ms = int(step.state.split(b"|", 2)[1])
+    log.debug(
+        "nudge_due_published",
+        event_type="nudge.due.v1",
+        event_id=step.payload[13:49].decode(),  # the payload opens '{"event_id":"<uuid>"'
+        occurrence_id=occurrence_id(step.schedule_id, from_ms(nominal_ms)),
+        kind=kind,
+        lateness_ms=int(lateness.total_seconds() * 1000),
+    )
 
 
 def shard_round(shards: int, replica: str) -> list[int]:

@@ -13,12 +13,13 @@ from services.common.clock import ManualClock, epoch_ms
 from services.common.streams import read_events
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, ScheduleStore
+from services.scheduler.store import Fire, Fired, ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 from tests.support.events import envelope, preferences
 from tests.support.settings import scheduler_settings
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
+LATER = 2**62  # a `now` after every timer
 
 
 async def _members(redis: aioredis.Redis, key: str) -> set[str]:
@@ -150,9 +151,9 @@ class TestReplicas:
         assert len(due) == 4
         assert all(type(score) is int for _, score, _ in due)
         (first, score, _), *rest = due
-        steps = [Fire(sid, at, at + 1, None, None) for sid, at, _ in due]
-        assert await store.fire(0, steps[:1]) == set()  # re-armed one ms later
-        assert await store.fire(0, steps) == {first}
+        steps = [Fire(sid, at, at + 1, raw, None, None) for sid, at, raw in due]
+        assert await store.fire(0, steps[:1], LATER) == Fired(set(), set())  # re-armed 1 ms later
+        assert await store.fire(0, steps, LATER) == Fired({first}, set())
         rows = await redis.zrange(settings.keys.timers(0), 0, -1, withscores=True)
         timers = dict(cast("list[tuple[bytes, float]]", rows))
         assert timers[first.encode()] == score + 1
@@ -163,10 +164,10 @@ class TestReplicas:
     ) -> None:
         """FIRE reads every score up front (one ZMSCORE): a repeated step must still lose."""
         settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
-        (sid, at, _), *_ = due
-        step = Fire(sid, at, at + 60_000, None, b'{"n":1}')
-        again = Fire(sid, at, at + 120_000, None, b'{"n":2}')
-        assert await store.fire(0, [step, again]) == {sid}
+        (sid, at, raw), *_ = due
+        step = Fire(sid, at, at + 60_000, raw, None, b'{"n":1}')
+        again = Fire(sid, at, at + 120_000, raw, None, b'{"n":2}')
+        assert await store.fire(0, [step, again], LATER) == Fired({sid}, set())
         entries = cast(
             "list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(settings.keys.due(0))
         )
@@ -180,7 +181,9 @@ class TestReplicas:
         settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
         (orphan, _, _), *rest = due
         await redis.hdel(settings.keys.couple("c1"), orphan.split("/", 1)[1])
-        assert await store.fire(0, [Fire(s, at, at + 7, None, None) for s, at, _ in due]) == set()
+        steps = [Fire(s, at, at + 7, raw, None, None) for s, at, raw in due]
+        steps[0] = steps[0]._replace(state=None)  # read after the erasure: no record
+        assert await store.fire(0, steps, LATER) == Fired(set(), set())
         timers = await _members(redis, settings.keys.timers(0))
         assert timers == {sid for sid, _, _ in rest}
         for sid, at, _ in rest:
@@ -193,7 +196,7 @@ async def _planned_couple(
     """Couple c1's four schedules planned; their due timers, read as the timer loop reads them."""
     settings, store, ingest = _ingest(redis, redis_url, key_prefix)
     await ingest.apply(parse_preference(preferences("c1")))
-    return settings, store, await store.due_records(0, 2**62, 10)
+    return settings, store, await store.due_records(0, LATER, 10)
 
 
 class TestLayout:

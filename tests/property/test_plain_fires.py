@@ -19,11 +19,12 @@ from pydantic import SecretStr
 
 from schemas import Cadence, NudgeKind, PreferencesSetData, QuietHours
 from services.common.clock import ManualClock, epoch_ms
-from services.scheduler.firing import Due, DueTemplate
+from services.scheduler.firing import Due, DueTemplate, occurred_field
+from services.scheduler.lookahead import FRESH_MS, restamped
 from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
 from services.scheduler.rules import CronRule, RuleError
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from services.scheduler.store import Fire, ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 from tests.unit.test_records import AUDIENCES, cadences, couple, quiet_hours, record
 
@@ -187,3 +188,33 @@ class TestDueTemplate:
         else:  # declined: only for ids or numbers the direct JSON does not vouch for
             safe = all(_SAFE_ID.fullmatch(x) for x in (couple_id, a, b))
             assert not (safe and _SAFE_ID.fullmatch(target) and min(seqs[1], revisions[1]) >= 0)
+
+
+class TestRestamped:
+    @settings(max_examples=200, deadline=None)
+    @given(
+        seq=st.integers(0, 2**20),
+        note=st.sampled_from([None, "dst_gap", "quiet_hours_deferred"]),
+        later=st.timedeltas(min_value=timedelta(0), max_value=timedelta(milliseconds=FRESH_MS)),
+    )
+    def test_a_prepared_payload_sent_later_is_the_one_made_then(
+        self, seq: int, note: str | None, later: timedelta
+    ) -> None:
+        """A step prepared for `now` = its instant and sent within FRESH_MS of it carries the
+        bytes the normal path writes at the sending moment (only occurred_at differs)."""
+        nominal = datetime(2026, 12, 4, 18, tzinfo=UTC)
+        occurrence = Occurrence(nominal, nominal, note)
+        schedule = Schedule(
+            schedule_id="c1/d/both",
+            couple_id="c1",
+            kind="date_night",
+            rule=CronRule("0 19 * * 5"),
+            timezone="Europe/Berlin",
+            recipients=("maya", "sam"),
+            partners=("maya", "sam"),
+        )
+        then, sent = nominal, nominal + later
+        prepared = Due(schedule, occurrence, seq, then).payload()
+        step = Fire("c1/d/both", 0, None, None, None, prepared)
+        moved = restamped(step, occurred_field(then), occurred_field(sent))
+        assert moved.payload == Due(schedule, occurrence, seq, sent).payload()

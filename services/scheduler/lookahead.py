@@ -1,0 +1,88 @@
+"""Fires prepared ahead of their instant (issue 7's burst). Pure: no I/O, `now` is an argument.
+
+Shortly before a busy instant the timer loop reads the timers due up to it with their records
+(lua.AHEAD) and prepares each FIRE step as `DUE` + `_steps` would at the instant: payload, next
+fire, record to write. At the instant it only sends those steps, so Redis spends the burst on
+FIRE alone and the client has nothing left to compute. Nothing is published early: a step is
+sent only once its instant has come (and lua.FIRE refuses a score after `now`), and FIRE
+publishes only if the timer still holds the score and its record and couple fields are still
+what was read; anything else stays armed and the next `DUE` decides it afresh. Nothing is
+written ahead either, so a crash loses no timer.
+
+A prepared step is decided for `now` = its instant. Sent later, that decision still holds only
+for a while: it is sent within `FRESH_MS` of the instant and before the schedule's next fire,
+else dropped for the normal path (a loop stalled that long would otherwise publish without the
+"late" note, or past a missed occurrence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+from schemas import NudgeKind
+from services.scheduler.store import Fire
+
+__all__ = ["FRESH_MS", "Ahead", "Prepared", "restamped"]
+
+# Well under firing._LATE (a minute: the "late" note) and every grace window (hours).
+FRESH_MS: Final = 30_000
+
+
+class Prepared(NamedTuple):
+    step: Fire  # decided and written for `now` = step.expected_ms
+    kind: NudgeKind  # what the metrics count when it is done
+
+
+@dataclass(slots=True)
+class Ahead:
+    """One shard's prepared steps, by instant (ms); each schedule at most once."""
+
+    instants: dict[int, list[Prepared]] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)
+    cursor: str = ""  # the last timer lua.AHEAD returned: where the next page starts
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, prepared: Prepared) -> None:
+        sid = prepared.step.schedule_id
+        if sid not in self.ids:  # a page read twice (see lua.AHEAD) prepares nothing twice
+            self.ids.add(sid)
+            self.instants.setdefault(prepared.step.expected_ms, []).append(prepared)
+
+    def next_instant(self) -> int | None:
+        return min(self.instants, default=None)
+
+    def take(self, now_ms: int) -> tuple[list[tuple[int, list[Prepared]]], int]:
+        """Remove every instant that has come, oldest first; return the steps still fresh at
+        `now_ms` by instant, and how many were dropped (the normal path decides those)."""
+        taken: list[tuple[int, list[Prepared]]] = []
+        dropped = 0
+        for instant in sorted(i for i in self.instants if i <= now_ms):
+            group = self.instants.pop(instant)
+            self.ids.difference_update(p.step.schedule_id for p in group)
+            if now_ms - instant >= FRESH_MS:
+                dropped += len(group)
+                continue
+            fresh = [
+                p for p in group if p.step.next_fire_ms is None or now_ms < p.step.next_fire_ms
+            ]
+            dropped += len(group) - len(fresh)
+            if fresh:
+                taken.append((instant, fresh))
+        if not self.instants:  # nothing left ahead: the next window is read from its start
+            self.cursor = ""
+        return taken, dropped
+
+
+def restamped(prepared: Fire, occurred_then: bytes, occurred_now: bytes) -> Fire:
+    """`prepared` with its NudgeDue's occurred_at moved from the instant it was prepared for
+    to when it is sent (both as `'"occurred_at":"<UTC text>"'`): the envelope says when the
+    event was emitted, as the normal path's does. The field is unique in a NudgeDue."""
+    sid, expected, next_fire, state, record, payload = prepared
+    if payload is None or occurred_then == occurred_now:
+        return prepared
+    return Fire(
+        sid, expected, next_fire, state, record, payload.replace(occurred_then, occurred_now, 1)
+    )
