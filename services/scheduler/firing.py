@@ -31,6 +31,7 @@ __all__ = [
     "DueTemplate",
     "Timing",
     "decide",
+    "due_event_id",
     "occurred_field",
     "occurrence_id",
     "record_after",
@@ -78,6 +79,11 @@ def occurrence_id(schedule_id: str, nominal: datetime) -> str:
     return f"{schedule_id}@{int(nominal.timestamp())}"
 
 
+def due_event_id(occurrence: str) -> str:
+    """A NudgeDue's event id, as text: a UUIDv5 of its occurrence id."""
+    return _uuid5_text(occurrence)
+
+
 @dataclass(frozen=True, slots=True)
 class Due:
     """One occurrence to publish now, with the schedule's sequence number (whose turn it is)."""
@@ -93,8 +99,7 @@ class Due:
 
     @property
     def event_id(self) -> str:
-        """The NudgeDue's event id, as text: a UUIDv5 of the occurrence id."""
-        return _uuid5_text(self.occurrence_id)
+        return due_event_id(self.occurrence_id)
 
     def model(self) -> NudgeDue:
         """The validated NudgeDue (raises ValidationError for values the schema refuses)."""

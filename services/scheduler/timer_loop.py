@@ -35,6 +35,7 @@ from services.scheduler.firing import (
     Decision,
     DueTemplate,
     Timing,
+    due_event_id,
     occurred_field,
     occurrence_id,
     record_after,
@@ -143,6 +144,10 @@ class TimerLoop:
             settings.lookahead_seconds > 0 and settings.lookahead_max > 0 and self.on_fired is None
         )
 
+    def _window_ms(self) -> int:
+        """The lookahead window in clock ms (a scaled clock runs `speed` times real time)."""
+        return int(self.settings.lookahead_seconds * 1000 * self.clock.speed)
+
     async def look_ahead(self, shard: int) -> int:
         """Prepare the FIRE steps of the shard's timers due within the lookahead window (after
         now: what is due now is `tick`'s); returns how many the shard holds prepared.
@@ -156,7 +161,7 @@ class TimerLoop:
         ahead = self.ahead.setdefault(shard, Ahead())
         timings: dict[_TimingKey, _Timed] = {}
         bursts: dict[_BurstKey, _Burst | Literal[False]] = {}
-        window_ms = int(self.settings.lookahead_seconds * 1000 * self.clock.speed)
+        window_ms = self._window_ms()
         while True:
             room = self.settings.lookahead_max - sum(map(len, self.ahead.values()))
             now_ms = epoch_ms(self.clock.now())
@@ -470,8 +475,7 @@ class TimerLoop:
         """Look ahead on the shards whose next timer is within the window."""
         if not self._looks_ahead():
             return
-        now_ms = epoch_ms(self.clock.now())
-        window_ms = self.settings.lookahead_seconds * 1000 * self.clock.speed
+        now_ms, window_ms = epoch_ms(self.clock.now()), self._window_ms()
         for shard, head in zip(shards, heads, strict=True):
             if head is not None and now_ms < head <= now_ms + window_ms:
                 await self.look_ahead(shard)
@@ -487,13 +491,12 @@ class TimerLoop:
 def _log_prepared(step: Fire, kind: NudgeKind, lateness: timedelta) -> None:
     """The debug line `_report` writes per fire, for a prepared plain step."""
     assert step.state is not None  # a plain step has a record and publishes
-    assert step.payload is not None
-    nominal_ms = int(step.state.split(b"|", 2)[1])
+    occurrence = occurrence_id(step.schedule_id, from_ms(int(step.state.split(b"|", 2)[1])))
     log.debug(
         "nudge_due_published",
         event_type="nudge.due.v1",
-        event_id=step.payload[13:49].decode(),  # the payload opens '{"event_id":"<uuid>"'
-        occurrence_id=occurrence_id(step.schedule_id, from_ms(nominal_ms)),
+        event_id=due_event_id(occurrence),
+        occurrence_id=occurrence,
         kind=kind,
         lateness_ms=int(lateness.total_seconds() * 1000),
     )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+import structlog.testing
 
 from schemas import NudgeDue, parse_due, parse_preference
 from services.common.clock import ManualClock, epoch_ms, from_ms
@@ -120,6 +121,24 @@ class TestPrepared:
         assert await world.due_at(instant) == set()  # re-armed
         twins = [k async for k in redis.scan_iter(match=f"{key_prefix}t:*", count=1000)]
         await redis.delete(*twins)
+
+    async def test_the_debug_line_of_a_prepared_fire_names_what_it_published(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """As `tick` logs a fire: the published NudgeDue's event and occurrence ids."""
+        world = await _world(redis, redis_url, key_prefix)
+        instant = await world.plan()
+        loop = world.loop()
+        await world.prepare(instant, loop)
+        world.at(instant + 10)
+        with structlog.testing.capture_logs() as logs:
+            assert await loop.fire_ahead(0) == len(COUPLES)
+        lines = {
+            (x["event_id"], x["occurrence_id"]) for x in logs if x["event"] == "nudge_due_published"
+        }
+        dues = {(str(d.event_id), d.data.occurrence_id) for d in await world.dues()}
+        assert lines == dues
+        assert len(dues) == len(COUPLES)
 
     async def test_fire_refuses_a_step_whose_instant_is_still_ahead(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
