@@ -39,6 +39,7 @@ __all__ = [
     "occurrence_at",
     "plan",
     "plan_kind",
+    "quiet_occurrence",
     "rule_for",
 ]
 
@@ -219,6 +220,11 @@ def _human(delta: timedelta) -> str:
 
 
 def occurrence_at(schedule: Schedule, nominal: datetime) -> Occurrence:
+    """Where a rule instant of `schedule` lands once its recipients' quiet hours apply."""
+    return quiet_occurrence(schedule.quiet, nominal)
+
+
+def quiet_occurrence(quiet: tuple[QuietWindow, ...], nominal: datetime) -> Occurrence:
     """Where a rule instant lands once every recipient's quiet hours are applied.
 
     Inside someone's quiet hours the nudge moves to the first instant outside everyone's (the
@@ -226,14 +232,14 @@ def occurrence_at(schedule: Schedule, nominal: datetime) -> Occurrence:
     window covering the nominal instant says "drop". No shared allowed time within a day:
     dropped, with the note "no_shared_window".
     """
-    covering = [w for w in schedule.quiet if w.contains(nominal)]
+    covering = [w for w in quiet if w.contains(nominal)]
     if not covering:
         return Occurrence(nominal, nominal)
     if all(w.policy == "drop" for w in covering):
         return Occurrence(nominal, nominal, note="quiet_hours_dropped", dropped=True)
     at = nominal
-    for _ in range(2 * len(schedule.quiet) + 1):
-        inside = [w for w in schedule.quiet if w.contains(at)]
+    for _ in range(2 * len(quiet) + 1):
+        inside = [w for w in quiet if w.contains(at)]
         if not inside:
             return Occurrence(nominal, at, note="quiet_hours_deferred")
         at = max(w.end_after(at) for w in inside)

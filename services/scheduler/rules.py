@@ -53,6 +53,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -184,7 +185,7 @@ def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
     _require_aware("after", after)
     if isinstance(rule, CronRule):
         return _next_cron_fire(rule, tz, after)
-    return next(_instants(rule, tz, after), None)
+    return _next_spread_fire(rule, tz, after)
 
 
 @lru_cache(maxsize=16_384)
@@ -284,31 +285,66 @@ def _spread_candidates(rule: SpreadRule, local_after: datetime) -> Iterator[date
         monday += _WEEK
 
 
+def _next_spread_fire(rule: SpreadRule, tz: ZoneInfo, after: datetime) -> datetime:
+    """``next(_instants(rule, tz, after))`` without generators or a datetime per candidate:
+    a couple's times-per-week schedule is planned on the ingestion path, once per couple.
+
+    Candidates compare as whole minutes into the week first: a minute ``m`` is after the local
+    time of ``after`` exactly when ``m`` is past the minutes elapsed, rounded down (the
+    instant check alone would do; this skips resolving the ones before). Every week has a
+    candidate, so this ends (in the next week but for DST edges).
+    """
+    local_after = to_local(after, tz)
+    monday = _monday(local_after.date())
+    first_minute = datetime(monday.year, monday.month, monday.day)
+    elapsed = (local_after - first_minute) // _MINUTE
+    while True:
+        for minute in _spread_minutes(rule, monday):
+            if minute > elapsed:
+                instant = _whole_minute(resolve(first_minute + _MINUTE * minute, tz))
+                if instant > after:
+                    return instant
+        monday += _WEEK
+        first_minute += _WEEK
+        elapsed = -1  # every minute of a later week is after
+
+
 def _spread_week(rule: SpreadRule, monday: date) -> list[datetime]:
-    """The rule's wall-clock times in the ISO week starting on ``monday``, ascending.
+    """The rule's wall-clock times in the ISO week starting on ``monday``, ascending."""
+    first_minute = datetime(monday.year, monday.month, monday.day)
+    return [first_minute + _MINUTE * minute for minute in _spread_minutes(rule, monday)]
+
+
+_DRAWS = struct.Struct("<16I")  # a 64-byte digest as sixteen little-endian uint32 draws
+_SPREAD_HASH = hashlib.blake2b(digest_size=64, person=b"nudge-spread")  # copied per week
+
+
+def _spread_minutes(rule: SpreadRule, monday: date) -> list[int]:
+    """The rule's times in the ISO week starting on ``monday``, as minutes into it, ascending.
 
     See :class:`SpreadRule` for the derivation. Taking the first N of one
     shuffle means a larger N adds days without moving the others; the modulo
     bias of a 32-bit draw is below 2**-20 even for a full-day window.
     """
     iso_year, iso_week, _ = monday.isocalendar()
-    digest = hashlib.blake2b(
-        f"{rule.seed}\x00{iso_year:04d}-W{iso_week:02d}".encode(),
-        digest_size=64,
-        person=b"nudge-spread",
-    ).digest()
-    draws = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 64, 4)]
-    days = list(range(7))
+    digest = _SPREAD_HASH.copy()
+    digest.update(f"{rule.seed}\x00{iso_year:04d}-W{iso_week:02d}".encode())
+    draws = _DRAWS.unpack(digest.digest())
+    days = [0, 1, 2, 3, 4, 5, 6]
     for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays
         j = draws[6 - i] % (i + 1)
         days[i], days[j] = days[j], days[i]
-    start = rule.window_start.hour * 60 + rule.window_start.minute
-    width = rule.window_end.hour * 60 + rule.window_end.minute - start
-    first_minute = datetime.combine(monday, time())
+    start, width = _window_minutes(rule.window_start, rule.window_end)
     return [
-        first_minute + timedelta(days=day, minutes=start + draws[6 + day] % width)
-        for day in sorted(days[: rule.times_per_week])
+        1440 * day + start + draws[6 + day] % width for day in sorted(days[: rule.times_per_week])
     ]
+
+
+@lru_cache(maxsize=1024)
+def _window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
+    """A daily window as (first minute of the day, width in minutes)."""
+    start = window_start.hour * 60 + window_start.minute
+    return start, window_end.hour * 60 + window_end.minute - start
 
 
 # --- fixed-time fast path ---------------------------------------------------

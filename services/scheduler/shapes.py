@@ -12,21 +12,37 @@ nominal instant. So one entry per (kind, shape) serves every couple of that shap
 with an app's defaults repeat a few shapes; a real clock moves `now` on every event, which the
 interval covers (a memo keyed by `now` would never hit).
 
-Planned directly instead: times_per_week (its times are seeded by the schedule id), raw cron
-(its frequency check reads a year ahead of `now`), and couples whose partner ids are spelled
-like a shared target ("both", "turns"), which a schedule id could not tell apart.
+Times-per-week is seeded by the schedule id, so its first fire is each couple's own; but its
+specs, zone and quiet windows are still the shape's. Its entry keeps those (valid for every
+`now`), and each couple only derives its first fire from its own seed.
+
+Planned directly instead: raw cron (its frequency check reads a year ahead of `now`), and
+couples whose partner ids are spelled like a shared target ("both", "turns"), which a schedule
+id could not tell apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
+from zoneinfo import ZoneInfo
 
-from schemas import CronCadence, NudgeKind, NudgePlan, PreferencesSetData, TimesPerWeekCadence
+from pydantic import BaseModel
+
+from schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
 from services.common.clock import epoch_ms, from_ms
-from services.scheduler.planning import KIND_CODES, Schedule, next_occurrence, plan, plan_kind
+from services.scheduler.planning import (
+    KIND_CODES,
+    QuietWindow,
+    Schedule,
+    next_occurrence,
+    plan,
+    plan_kind,
+    quiet_occurrence,
+)
 from services.scheduler.records import CoupleContext, context_of, encode_spec
+from services.scheduler.rules import SpreadRule, next_fire
 from services.scheduler.store import Arm
 
 __all__ = ["ShapePlanner", "plan_arms"]
@@ -52,10 +68,39 @@ def _arms(schedules: list[Schedule], context: CoupleContext, now: datetime) -> l
     return arms
 
 
+def _values(model: BaseModel | None) -> Hashable:
+    """A model as a tuple of its type and field values (nested models likewise): hashed and
+    compared in C, where a pydantic model's own __hash__/__eq__ run Python code per field
+    (they were a tenth of planning a couple from the memo)."""
+    if model is None:
+        return None
+    return (
+        type(model),
+        *(_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()),
+    )
+
+
 class _Entry(NamedTuple):
     since: datetime
     until: datetime  # the earliest nominal instant among the arms
     arms: tuple[tuple[str | int, str, int, int], ...]  # target (shared or position), spec, ms
+
+
+class _SpreadArm(NamedTuple):
+    target: str | int  # shared target or partner position, as in _Entry
+    spec: str
+    rule: SpreadRule  # seeded for the couple it was planned for: each couple uses its own id
+    zone: ZoneInfo
+    quiet: tuple[QuietWindow, ...]
+
+    def arm(self, schedule_id: str, now: datetime) -> Arm:
+        """This couple's arm: the first fire after `now` of the rule seeded by its own id."""
+        rule = self.rule
+        seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
+        nominal = next_fire(seeded, self.zone, now)
+        assert nominal is not None  # every week has a fire
+        occurrence = quiet_occurrence(self.quiet, nominal)
+        return Arm(schedule_id, self.spec, epoch_ms(nominal), epoch_ms(occurrence.fire_at))
 
 
 class ShapePlanner:
@@ -66,6 +111,7 @@ class ShapePlanner:
         self.size = size
         self.hits = 0  # kinds served from the memo (for tests and benchmarks)
         self._memo: dict[Hashable, _Entry] = {}
+        self._spreads: dict[Hashable, tuple[_SpreadArm, ...]] = {}
 
     def arms(self, data: PreferencesSetData, now: datetime) -> list[Arm]:
         a, b = data.partners
@@ -78,30 +124,44 @@ class ShapePlanner:
             plan_: NudgePlan | None = getattr(data.nudges, kind)
             if plan_ is None:
                 continue
-            if isinstance(plan_.cadence, TimesPerWeekCadence | CronCadence):
+            if isinstance(plan_.cadence, CronCadence):
                 context = context or context_of(data)
                 made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
                 arms += _arms(made, context, now)
                 continue
             key = (
                 kind,
-                plan_.cadence,
+                _values(plan_.cadence),
                 plan_.recipients,
                 None if plan_.partner_id is None else ids.index(plan_.partner_id),
                 plan_.timing,
                 None if plan_.timezone_of is None else ids.index(plan_.timezone_of),
                 a.timezone,
                 b.timezone,
-                a.quiet_hours,
-                b.quiet_hours,
+                _values(a.quiet_hours),
+                _values(b.quiet_hours),
             )
+            base = f"{data.couple_id}/{code}/"
+            if isinstance(plan_.cadence, TimesPerWeekCadence):
+                spread = self._spreads.get(key)
+                if spread is None:
+                    context = context or context_of(data)
+                    made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
+                    spread = self._remember_spread(key, made, context)
+                else:
+                    self.hits += 1
+                arms += [
+                    each.arm(base + (t if isinstance(t := each.target, str) else ids[t]), now)
+                    for each in spread
+                ]
+                continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:
                 self.hits += 1
             else:
                 context = context or context_of(data)
-                entry = self._remember(key, data, kind, plan_, context, now)
-            base = f"{data.couple_id}/{code}/"
+                made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
+                entry = self._remember(key, made, context, now)
             arms += [
                 Arm(base + (t if isinstance(t, str) else ids[t]), spec, nominal_ms, fire_ms)
                 for t, spec, nominal_ms, fire_ms in entry.arms
@@ -109,29 +169,45 @@ class ShapePlanner:
         return arms
 
     def _remember(
-        self,
-        key: Hashable,
-        data: PreferencesSetData,
-        kind: NudgeKind,
-        plan_: NudgePlan,
-        context: CoupleContext,
-        now: datetime,
+        self, key: Hashable, made: list[Schedule], context: CoupleContext, now: datetime
     ) -> _Entry:
-        made = _arms(
-            plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now), context, now
-        )
-        skip = len(data.couple_id) + len(KIND_CODES[kind]) + 2  # "<couple>/<code>/"
-        ids = context.partners
-        targets = [arm.schedule_id[skip:] for arm in made]
+        arms = _arms(made, context, now)
         entry = _Entry(
             now,
-            from_ms(min((arm.nominal_ms for arm in made), default=epoch_ms(now))),
+            from_ms(min((arm.nominal_ms for arm in arms), default=epoch_ms(now))),
             tuple(
-                (t if t in _SHARED else ids.index(t), arm.spec, arm.nominal_ms, arm.fire_ms)
-                for t, arm in zip(targets, made, strict=True)
+                (_target(arm.schedule_id, context), arm.spec, arm.nominal_ms, arm.fire_ms)
+                for arm in arms
             ),
         )
-        if len(self._memo) >= self.size:
-            self._memo.clear()
-        self._memo[key] = entry
+        _keep(self._memo, key, entry, self.size)
         return entry
+
+    def _remember_spread(
+        self, key: Hashable, made: list[Schedule], context: CoupleContext
+    ) -> tuple[_SpreadArm, ...]:
+        spread = tuple(
+            _SpreadArm(
+                _target(s.schedule_id, context), encode_spec(s, context), s.rule, s.tz(), s.quiet
+            )
+            for s in made
+            if isinstance(s.rule, SpreadRule)
+        )
+        _keep(self._spreads, key, spread, self.size)
+        return spread
+
+
+def _target(schedule_id: str, context: CoupleContext) -> str | int:
+    """A schedule's target as the memo keeps it: shared, or the position of its partner."""
+    target = schedule_id.rsplit("/", 1)[1]  # "<couple>/<kind code>/<target>"
+    return target if target in _SHARED else context.partners.index(target)
+
+
+_V = TypeVar("_V")
+
+
+def _keep(memo: dict[Hashable, _V], key: Hashable, value: _V, size: int) -> None:
+    """Remember `value`; a full memo starts over (the shapes in use come back at once)."""
+    if len(memo) >= size:
+        memo.clear()
+    memo[key] = value

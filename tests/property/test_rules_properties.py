@@ -380,6 +380,34 @@ class TestSpreadRule:
             assert inside or is_transition(fire, tz), (fire, local)
         assert all(next_fire(rule, tz, a) == b for a, b in pairwise(fires))
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        zone=zones,
+        n=st.integers(1, 7),
+        seed=st.text(min_size=1, max_size=40),
+        data=st.data(),
+    )
+    def test_next_fire_from_any_instant_is_the_first_of_fires_between(
+        self, zone: str, n: int, seed: str, data: st.DataObject
+    ) -> None:
+        """The direct next fire (no generators) equals the first fire of the walk over
+        candidates, from instants around a transition (inside gaps, on either pass of an
+        overlap, mid-minute), with windows around the transition's wall time, so candidates
+        fall in gaps and overlaps."""
+        tz = ZoneInfo(zone)
+        transition = data.draw(st.sampled_from(transitions(zone)))
+        local = to_local(transition, tz)
+        start_minute = max(local.hour * 60 + local.minute - data.draw(st.integers(0, 90)), 0)
+        end_minute = min(start_minute + data.draw(st.integers(1, 150)), 24 * 60 - 1)
+        start_minute = min(start_minute, end_minute - 1)
+        rule = SpreadRule(n, time(*divmod(start_minute, 60)), time(*divmod(end_minute, 60)), seed)
+        near = st.integers(-3 * 3600, 3 * 3600)
+        for _ in range(4):
+            seconds = data.draw(st.one_of(near, st.integers(-8 * 86400, 8 * 86400)))
+            after = transition + timedelta(seconds=seconds)
+            walked = next(fires_between(rule, tz, after, after + timedelta(weeks=3)))
+            assert next_fire(rule, tz, after) == walked, after
+
 
 class TestWallclockAgainstReference:
     @settings(max_examples=200, deadline=None)

@@ -15,7 +15,16 @@ from typing import Any, NamedTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Cadence, NudgePlan, Nudges, PreferencesSetData, QuietHours, WeeklyCadence
+from schemas import (
+    Cadence,
+    NudgePlan,
+    Nudges,
+    PreferencesSetData,
+    QuietHours,
+    TimesPerWeekCadence,
+    TimeWindow,
+    WeeklyCadence,
+)
 from services.common.clock import from_ms
 from services.scheduler.planning import PlanningError
 from services.scheduler.shapes import ShapePlanner, plan_arms
@@ -128,10 +137,17 @@ _AUDIENCES = {
 }
 _ZONES = st.sampled_from(["Europe/Berlin", "America/New_York"])
 _PAIR = st.tuples(_IDS, _IDS).filter(lambda t: t[0] != t[1])
-_CADENCES = [
+_CADENCES: list[Cadence] = [
     WeeklyCadence(repeat="weekly", weekday="fri", at=time(19)),
     WeeklyCadence(repeat="weekly", weekday="fri", at=time(19, 30)),
     WeeklyCadence(repeat="weekly", weekday="sat", at=time(19)),
+    # seeded by the schedule id: the shape is shared, each couple's first fire is its own
+    TimesPerWeekCadence(
+        repeat="times_per_week", times=3, between=TimeWindow(start=time(9), end=time(21))
+    ),
+    TimesPerWeekCadence(
+        repeat="times_per_week", times=3, between=TimeWindow(start=time(9), end=time(20))
+    ),
 ]
 
 
@@ -174,3 +190,17 @@ class TestShapePlanner:
         assert planner.hits == 3
         summer = 7 * 86_400_000 - 3_600_000  # a week later, in Berlin's summer time
         assert later[0].nominal_ms == first[0].nominal_ms + summer
+
+    def test_times_per_week_shares_the_shape_but_not_the_fires(self) -> None:
+        """A times-per-week kind's specs come from the memo; each couple's seed picks its fires."""
+        prefs = couple(_CADENCES[3], {})
+        planner = ShapePlanner(timedelta(hours=1))
+        first = planner.arms(prefs, START)
+        assert planner.hits == 0
+        other = _as(prefs, "c2", "kim", "lou")
+        again = planner.arms(other, START + timedelta(days=30))  # any instant: no validity
+        assert planner.hits == 3
+        assert again == _direct(other, START + timedelta(days=30))
+        assert [arm.spec for arm in again] == [arm.spec for arm in first]
+        fires = [arm.nominal_ms for arm in again + first]  # 3 kinds x 2 partners x 2 couples
+        assert len(set(fires)) == len(fires) == 12  # each schedule its own seed
