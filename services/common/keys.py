@@ -17,6 +17,8 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
+    nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
+                                               so far by the replicas (expires in a minute)
 
 Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
 shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
@@ -80,6 +82,9 @@ class Keys:
 
     def retries(self, shard: int) -> str:
         return f"{self.prefix}:retries:{self._tag(shard)}"
+
+    def ahead_claims(self, shard: int, instant_ms: int) -> str:
+        return f"{self.prefix}:ahead:{self._tag(shard)}:{instant_ms}"
 
     def tombstones(self, shard: int) -> str:
         return f"{self.prefix}:tombstones:{self._tag(shard)}"

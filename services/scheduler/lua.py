@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AHEAD", "APPLY_PLAN", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
+__all__ = ["AHEAD", "APPLY_PLAN", "CLAIM", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
 
 APPLY_PLAN: Final = """
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
@@ -215,6 +215,15 @@ each_slice(gone, 200, function(...) redis.call('ZREM', KEYS[1], ...) end)
 return {lost, stale}
 """
 )
+
+CLAIM: Final = """
+-- The next chunk of an instant's prepared fires for the calling replica (timer_loop.fire_ahead):
+-- replicas count the chunks off one counter, which expires once the instant is long past.
+-- KEYS: 1 the instant's counter; ARGV: 1 its time to live, ms. Returns 0, 1, 2, ...
+local taken = redis.call('INCR', KEYS[1])
+if taken == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return taken - 1
+"""
 
 ERASE: Final = """
 -- Forget a couple: its schedules, timers and every key of its own; leave a one-way tombstone.

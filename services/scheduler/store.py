@@ -14,6 +14,9 @@ from services.scheduler import lua
 __all__ = ["ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
+# Past every prepared step's freshness (lookahead.FRESH_MS): a counter outlives its instant's
+# sending, and a replica restarted later finds it spent and leaves the instant to `tick`.
+CLAIM_TTL_MS = 60_000
 
 
 class Arm(NamedTuple):
@@ -66,6 +69,7 @@ class ScheduleStore:
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
         self._ahead = redis.register_script(lua.AHEAD)
+        self._claim = redis.register_script(lua.CLAIM)
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
@@ -189,6 +193,12 @@ class ScheduleStore:
             args=args,
         )
         return Fired({sid.decode() for sid in lost}, {sid.decode() for sid in stale})
+
+    async def claim_chunk(self, shard: int, instant_ms: int) -> int:
+        """The next chunk (0, 1, ...) of the instant's prepared fires for this replica to send:
+        replicas count them off one counter, so each chunk goes out once (timer_loop)."""
+        keys = [self.keys.ahead_claims(shard, instant_ms)]
+        return int(await self._claim(keys=keys, args=[CLAIM_TTL_MS]))
 
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)

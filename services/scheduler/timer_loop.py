@@ -21,7 +21,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from redis.exceptions import RedisError
@@ -204,40 +204,41 @@ class TimerLoop:
         Each chunk's payloads say when it was sent (occurred_at), and its fires are counted
         with the lateness it was sent at. Whatever FIRE lost or found stale (a revision, an
         erasure, another replica) is left to `tick`, as are steps no longer fresh (lookahead).
-        Replicas holding the same steps start at random chunks of an instant and go round: a
-        chunk lost whole means another replica got there first and is sending the chunks after
-        it too, so this one stops there and leaves what it did not send to `tick`.
+        Replicas holding the same steps (they read the same timers in the same order) count an
+        instant's chunks off one counter in Redis (`claim_chunk`), so each chunk is sent once
+        and every replica sends until none is left. A chunk claimed by a replica that then
+        died, or holding other timers (a replica that read different ones), is `tick`'s.
         """
         ahead = self.ahead.get(shard)
         if ahead is None or not ahead.instants:
             return 0
         groups, dropped = ahead.take(epoch_ms(self.clock.now()))
         sending: deque[_Sent] = deque()
+        claim: asyncio.Task[int] | None = None
         sent = undone = 0
         try:
             for instant_ms, group in groups:
                 instant = from_ms(instant_ms)
                 then = occurred_field(instant)
-                chunks = [group[i : i + _CHUNK] for i in range(0, len(group), _CHUNK)]
-                turn = random.randrange(len(chunks))
-                overtaken = False
-                for chunk in chunks[turn:] + chunks[:turn]:
-                    if len(sending) == _IN_FLIGHT:
-                        left, overtaken = await self._counted(sending.popleft())
-                        undone += left
-                    if overtaken:
-                        break
+                claim = asyncio.create_task(self.store.claim_chunk(shard, instant_ms))
+                while (index := await claim) * _CHUNK < len(group):
+                    # The next claim's round trip overlaps this chunk's: Redis is never idle
+                    # waiting for a replica to learn which chunk is its next.
+                    claim = asyncio.create_task(self.store.claim_chunk(shard, instant_ms))
+                    chunk = group[index * _CHUNK : (index + 1) * _CHUNK]
                     now = self.clock.now()
                     stamp = occurred_field(now)
                     steps = [restamped(p.step, then, stamp) for p in chunk]
                     task = asyncio.create_task(self.store.fire(shard, steps, epoch_ms(now)))
                     sending.append((task, chunk, instant, now))
                     sent += len(chunk)
-                    await asyncio.sleep(0)  # let the task send the call before the next
+                    if len(sending) == _IN_FLIGHT:
+                        undone += await self._counted(sending.popleft())
                 while sending:
-                    undone += (await self._counted(sending.popleft()))[0]
-        finally:
-            for task, _, _, _ in sending:  # an error above: do not leave a call unobserved
+                    undone += await self._counted(sending.popleft())
+        finally:  # an error above: leave no call unobserved (a chunk claimed is `tick`'s)
+            calls: list[asyncio.Task[Any]] = [call[0] for call in sending]
+            for task in [*calls, *([claim] if claim else [])]:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
@@ -245,9 +246,8 @@ class TimerLoop:
             log.info("lookahead_left_to_tick", shard=shard, not_fresh=dropped, not_done=undone)
         return sent
 
-    async def _counted(self, call: _Sent) -> tuple[int, bool]:
-        """Count what a prepared chunk's FIRE call did; returns how many steps it did not do
-        and whether it lost them all (another replica fired them)."""
+    async def _counted(self, call: _Sent) -> int:
+        """Count what a prepared chunk's FIRE call did; returns how many steps it did not do."""
         task, chunk, instant, now = call
         undone = await task
         skipped = undone.lost | undone.stale
@@ -264,7 +264,7 @@ class TimerLoop:
             self.fired += fired.total()
             self.fired_ahead += fired.total()
             self.metrics.observe_dues(fired)
-        return len(skipped), len(undone.lost) == len(chunk)
+        return len(skipped)
 
     async def _reported(self, call: _Firing, now_ms: int) -> None:
         task, decisions, plain = call

@@ -126,6 +126,31 @@ class TestScheduleStoreOnCluster:
             START + timedelta(days=7, hours=1)
         )
 
+    async def test_two_replicas_share_prepared_fires_on_every_shards_primary(
+        self, cluster: LocalCluster, cluster_redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Both look ahead on all 8 shards; at the instant they count each shard's chunks off
+        its counter (on that shard's primary): every date night once, all by prepared steps."""
+        settings = _settings(cluster, key_prefix)
+        store = await _plant(cluster_redis, settings)
+        instant = START + timedelta(hours=1)
+        clock = ManualClock(instant - timedelta(seconds=1))
+        loops = [
+            TimerLoop(store, clock, settings, replica=name) for name in ("sched-a-1", "sched-b-2")
+        ]
+        for loop in loops:
+            for s in range(SHARDS):
+                await loop.look_ahead(s)
+        clock.set(instant + timedelta(milliseconds=20))
+        await asyncio.gather(*(loop.fire_ahead(s) for loop in loops for s in range(SHARDS)))
+        published: Counter[str] = Counter()
+        for s in range(SHARDS):
+            for due in await read_events(cluster_redis, settings.keys.due(s), parse_due):
+                published[due.data.occurrence_id] += 1
+        assert len(published) == COUPLES
+        assert max(published.values()) == 1
+        assert sum(loop.fired_ahead for loop in loops) == COUPLES
+
     async def test_pause_and_erase_touch_only_the_couples_shard(
         self, cluster: LocalCluster, cluster_redis: aioredis.Redis, key_prefix: str
     ) -> None:

@@ -7,6 +7,7 @@ crash) is decided by the normal path, and every occurrence still fires exactly o
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -16,10 +17,11 @@ import structlog.testing
 from schemas import NudgeDue, parse_due, parse_preference
 from services.common.clock import ManualClock, epoch_ms, from_ms
 from services.common.streams import read_events
+from services.scheduler import timer_loop
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.lookahead import FRESH_MS
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, Fired, ScheduleStore
+from services.scheduler.store import CLAIM_TTL_MS, Fire, Fired, ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 from tests.support.events import envelope, preferences
 from tests.support.settings import scheduler_settings
@@ -222,6 +224,37 @@ class TestPrepared:
         for loop in loops:
             await loop.fire_ahead(0)
         assert len(await world.occurrences_once()) == sum(loop.fired for loop in loops) == prepared
+
+    async def test_replicas_sending_at_once_send_each_chunk_once(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, monkeypatch: Any
+    ) -> None:
+        """They count the instant's chunks off one counter: none goes out twice, and every
+        one goes out prepared (nothing is left to the normal path)."""
+        monkeypatch.setattr(timer_loop, "_CHUNK", 1)  # five chunks of one step
+        world = await _world(redis, redis_url, key_prefix)
+        instant = await world.plan()
+        loops = [world.loop(), world.loop(), world.loop()]
+        prepared = await world.prepare(instant, *loops)
+        world.at(instant + 10)
+        sent = await asyncio.gather(*(loop.fire_ahead(0) for loop in loops))
+        assert sum(sent) == sum(loop.fired_ahead for loop in loops) == prepared == len(COUPLES)
+        assert len(await world.occurrences_once()) == prepared
+
+    async def test_a_chunk_claimed_by_a_replica_that_died_fires_by_the_normal_path(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, monkeypatch: Any
+    ) -> None:
+        monkeypatch.setattr(timer_loop, "_CHUNK", 2)
+        world = await _world(redis, redis_url, key_prefix)
+        instant = await world.plan()
+        loop = world.loop()
+        prepared = await world.prepare(instant, loop)
+        world.at(instant + 10)
+        assert await world.store.claim_chunk(0, instant) == 0  # then that replica is gone
+        counter = world.settings.keys.ahead_claims(0, instant)
+        assert 0 < await redis.pttl(counter) <= CLAIM_TTL_MS  # the counter does not linger
+        assert await loop.fire_ahead(0) == prepared - 2  # chunks 1 and 2
+        assert await loop.tick(0) == 2
+        assert len(await world.occurrences_once()) == prepared == loop.fired
 
     async def test_a_crash_between_prepare_and_fire_loses_nothing(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
