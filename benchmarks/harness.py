@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -259,6 +260,49 @@ def proc_cpu_seconds(pid: int | None = None) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class CpuSampler:
+    """CPU seconds of some processes against wall time, sampled every `period` s in a thread,
+    so that a window found afterwards (a burst's first to last fire) can be read off: how
+    busy each process was in it. /proc counts in ticks (10 ms), so use windows of 0.5 s+."""
+
+    def __init__(self, pids: Sequence[int], period: float = 0.005) -> None:
+        self.pids, self.period = list(pids), period
+        self.samples: list[tuple[float, list[float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.samples.append((time.time(), [proc_cpu_seconds(p) for p in self.pids]))
+            except OSError:  # a process ended
+                return
+
+    def busy(self, start: float, end: float) -> list[float]:
+        """Cores each process used on average in [start, end] (wall, epoch seconds)."""
+        if end <= start:
+            return [0.0] * len(self.pids)
+        first, last = self._at(start), self._at(end)
+        return [(b - a) / (end - start) for a, b in zip(first, last, strict=True)]
+
+    def _at(self, moment: float) -> list[float]:
+        """CPU seconds at `moment`, interpolated between the samples around it."""
+        before = max((s for s in self.samples if s[0] <= moment), default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= moment), default=self.samples[-1])
+        if after[0] == before[0]:
+            return before[1]
+        share = (moment - before[0]) / (after[0] - before[0])
+        return [a + (b - a) * share for a, b in zip(before[1], after[1], strict=True)]
 
 
 def machine() -> dict[str, Any]:
