@@ -8,9 +8,9 @@ it with XADD/XRANGE. Rejected entries are plain fields for operators reading wit
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Final, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import redis.asyncio as aioredis
 from faststream.redis.annotations import RedisStreamMessage
@@ -21,6 +21,7 @@ __all__ = [
     "DATA_FIELD",
     "encode",
     "ensure_group",
+    "entries_as_read",
     "entry_id",
     "group_names",
     "publish",
@@ -45,6 +46,21 @@ def encode(event: BaseModel) -> bytes:
 def xadd_command(stream: str, event: BaseModel, maxlen: int) -> tuple[str | int | bytes, ...]:
     """The XADD of one event, as arguments for AutoPipeline.call (trimmed like `publish`)."""
     return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, encode(event))
+
+
+async def entries_as_read(
+    msg: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+) -> Any:
+    """A batch subscriber's parser (`parser=`) for handlers that read `raw_message` themselves.
+
+    FastStream's batch parser JSON-decodes every payload and re-encodes them all as one body:
+    wasted work (a tenth of the notifier's CPU), and one payload that is not UTF-8 fails the
+    whole batch, good entries included. So the parser is given no entries, and the message
+    keeps them as they were read; each handler validates its entries one by one.
+    """
+    parsed = await original({**msg, "data": []})
+    parsed.raw_message = msg
+    return parsed
 
 
 async def publish(

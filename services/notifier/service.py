@@ -24,7 +24,14 @@ from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.streams import DATA_FIELD, ensure_group, group_names, reject, xadd_command
+from services.common.streams import (
+    DATA_FIELD,
+    ensure_group,
+    entries_as_read,
+    group_names,
+    reject,
+    xadd_command,
+)
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
@@ -125,7 +132,9 @@ class NotifierService:
                 max_records=self.settings.batch_size,
             )
             # Acknowledged by us, one entry at a time, when its work is durable (_run_one).
-            router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL)(self._admit_for(stream))
+            router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)(
+                self._admit_for(stream)
+            )
         return router
 
     def _admit_for(self, stream: str) -> Callable[[RedisBatchStreamMessage], Awaitable[None]]:

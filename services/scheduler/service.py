@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
 import structlog
 from faststream._internal._compat import dump_json
@@ -32,7 +32,13 @@ from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.streams import DATA_FIELD, ensure_group, group_names, reject
+from services.common.streams import (
+    DATA_FIELD,
+    ensure_group,
+    entries_as_read,
+    group_names,
+    reject,
+)
 from services.operator.refresher import GaugeRefresher
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
@@ -82,7 +88,7 @@ class SchedulerService:
         )
 
         # Acknowledged by handle_batch itself: only the entries it handled, after the work.
-        @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=_entries_as_read)
+        @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
             await self.handle_batch(
@@ -287,15 +293,3 @@ def _read(stored: bytes) -> tuple[bytes, PreferenceEvent | EventRejected]:
         return payload, parse_preference(payload)
     except EventRejected as exc:
         return payload, exc
-
-
-async def _entries_as_read(
-    msg: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
-) -> Any:
-    """FastStream's batch parser JSON-decodes every payload and re-encodes them as one body:
-    wasted work here, and one payload that is not UTF-8 fails the whole batch. The handler
-    reads `raw_message` itself, so the parser is given no entries and the message keeps them
-    as they were read."""
-    parsed = await original({**msg, "data": []})
-    parsed.raw_message = msg
-    return parsed

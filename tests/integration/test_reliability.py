@@ -145,6 +145,32 @@ class TestPermanentFailures:
         assert [f for f in fields if f.startswith(b"dead:")] == [b"dead:maya:email"]
 
 
+class TestMalformedDue:
+    async def test_bad_entries_in_a_batch_are_rejected_and_the_good_one_delivered(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, mail: MailCatcher
+    ) -> None:
+        """Bytes that are not UTF-8 and text that is not JSON, read in one batch with a good
+        NudgeDue: each bad entry is rejected with its reason, the good one is delivered, and
+        nothing is left pending."""
+        due = await _due_date_night(redis, redis_url, key_prefix)
+        settings = notifier_settings(redis_url, key_prefix, smtp_port=mail.port)
+        stream = settings.keys.due(0)
+        await redis.xtrim(stream, maxlen=0)
+        for raw in (b"\xff\xfe not UTF-8", b"{not json", due.model_dump_json().encode()):
+            await redis.xadd(stream, {DATA_FIELD: raw})
+        notifier = NotifierService(settings, ManualClock(DATE_NIGHT))
+        await notifier.start()
+        try:
+            await eventually(lambda: _count(mail), until=lambda n: n == 2)
+            await eventually(lambda: _group(redis, stream), until=lambda g: g["pending"] == 0)
+        finally:
+            await notifier.stop()
+        rejected = [fields for _, fields in await read_entries(redis, settings.keys.rejected)]
+        assert [f[b"raw"] for f in rejected] == [b"\xff\xfe not UTF-8", b"{not json"]
+        assert all(f[b"reason"] for f in rejected)
+        assert await dead_letters.list_dead(redis, settings.keys.dead) == []
+
+
 class TestReclaim:
     async def test_a_crashed_consumers_message_is_claimed_and_delivered(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str, mail: MailCatcher
