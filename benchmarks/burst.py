@@ -39,6 +39,7 @@ from benchmarks.harness import (
 )
 from benchmarks.memory import couple_hashes
 from schemas import parse_preference
+from services import runner
 from services.common.clock import epoch_ms
 from services.common.keys import SCHEDULER_GROUP
 from services.common.runtime import redis_client, settle_heap
@@ -261,7 +262,7 @@ def run(options: Options) -> list[Row]:
     n = options.n or DEFAULT_N
     rows: list[Row] = []
     with private_server() as url:
-        ing = asyncio.run(ingest(url, n))
+        ing = runner.run(ingest(url, n))  # on the services' event loop
         rows += [
             Row(
                 "burst",

@@ -31,6 +31,7 @@ from services.common.runtime import settle_heap
 from services.notifier.channels.base import Outgoing, RecordingChannel
 from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
+from services.runner import run
 
 
 class CountingChannel(RecordingChannel):
@@ -105,4 +106,4 @@ if __name__ == "__main__":
     parser.add_argument("--smtp-port", type=int)
     parser.add_argument("--in-flight", type=int, default=256)
     a = parser.parse_args()
-    asyncio.run(main(a.url, a.now_ms, a.smtp_port, a.in_flight))
+    run(main(a.url, a.now_ms, a.smtp_port, a.in_flight))

@@ -19,6 +19,7 @@ import time
 from benchmarks.harness import RealOffsetClock, quiet_logs, scheduler_settings
 from services.common.clock import epoch_ms
 from services.common.runtime import redis_client, settle_heap
+from services.runner import run
 from services.scheduler.store import ScheduleStore
 from services.scheduler.timer_loop import TimerLoop
 
@@ -69,4 +70,4 @@ if __name__ == "__main__":
     parser.add_argument("--stop-at-ms", type=int, default=None)
     parser.add_argument("--deadline", type=float, default=120.0)
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.until_ms, args.deadline, args.stop_at_ms))
+    run(main(args.url, args.until_ms, args.deadline, args.stop_at_ms))

@@ -33,13 +33,13 @@ console = Console()
 def scheduler() -> None:
     """Run the scheduler: consume preferences, fire timers, publish NudgeDue."""
     from services.common.logging import configure_logging
-    from services.runner import run_until_signalled
+    from services.runner import run, run_until_signalled
     from services.scheduler.service import SchedulerService
     from services.scheduler.settings import SchedulerSettings
 
     settings = SchedulerSettings()
     configure_logging("scheduler", settings.log_format, settings.log_level)
-    asyncio.run(run_until_signalled(SchedulerService(settings)))
+    run(run_until_signalled(SchedulerService(settings)))
 
 
 @app.command()
@@ -48,11 +48,11 @@ def notifier() -> None:
     from services.common.logging import configure_logging
     from services.notifier.service import NotifierService
     from services.notifier.settings import NotifierSettings
-    from services.runner import run_until_signalled
+    from services.runner import run, run_until_signalled
 
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_format, settings.log_level)
-    asyncio.run(run_until_signalled(NotifierService(settings)))
+    run(run_until_signalled(NotifierService(settings)))
 
 
 @app.command()
