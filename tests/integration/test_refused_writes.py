@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -47,7 +47,7 @@ class RecordRefusedAfterSend:
     """The real SMTP channel; right after its send, the server starts refusing every write
     (NOREPLICAS) for `seconds`: the record after the send meets the refusal."""
 
-    name = "email"
+    name: Literal["email"] = "email"
 
     def __init__(self, smtp: SmtpChannel, admin: aioredis.Redis, seconds: float) -> None:
         self.smtp, self.admin, self.seconds = smtp, admin, seconds
