@@ -734,14 +734,13 @@ class TestSecondEditionShape:
     def test_guide_steps_follow_the_shape(self, locale: str) -> None:
         """Each guide's agenda runs: a warm start (thanks, what went well) first; a step where
         one listens and says back what they heard; "what would help you feel loved this
-        month"; a small plan; then, optionally, a time box (the only step naming minutes)."""
+        month"; a small plan. (A time box may follow; it is not checked.)"""
         _on_second_edition("check_in")
-        warm = re.compile(r"\b(thank|thanks|grateful|went well|appreciate[ds]?)\b", re.I)
+        warm = re.compile(r"\b(thank\w*|grateful|went well|appreciat\w*)\b", re.I)
         listen = re.compile(r"\blisten", re.I)
         back = re.compile(r"\bback\b|own words", re.I)
         loved = re.compile(r"feel loved", re.I)
         plan = re.compile(r"\b(plan|agree|choose|pick|decide|settle on)\b", re.I)
-        minutes = re.compile(r"\bminutes?\b", re.I)
         bad = []
         for i in _guides(locale):
             steps: list[str] = i.get("steps", [])
@@ -756,11 +755,8 @@ class TestSecondEditionShape:
             )
             love = first(loved, heard)
             planned = first(plan, love)
-            timed = [n for n, step in enumerate(steps) if minutes.search(step)]
             if not (steps and warm.search(steps[0]) and 0 < heard < love < planned):
                 bad.append((i["id"], "order"))
-            if timed and timed != [len(steps) - 1]:
-                bad.append((i["id"], "time box"))
         assert bad == []
 
     @locale_param
