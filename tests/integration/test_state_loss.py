@@ -32,8 +32,10 @@ DATE_NIGHT = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 
 
 class Running:
-    def __init__(self, scheduler: SchedulerService, notifier: NotifierService) -> None:
-        self.scheduler, self.notifier = scheduler, notifier
+    def __init__(
+        self, scheduler: SchedulerService, notifier: NotifierService, clock: ManualClock
+    ) -> None:
+        self.scheduler, self.notifier, self.clock = scheduler, notifier, clock
         self.keys = scheduler.keys
 
 
@@ -50,7 +52,7 @@ async def services(redis_url: str, key_prefix: str, mail: MailCatcher) -> AsyncI
     await scheduler.start()
     await notifier.start()
     try:
-        yield Running(scheduler, notifier)
+        yield Running(scheduler, notifier, clock)
     finally:
         await notifier.stop()
         await scheduler.stop()
@@ -93,7 +95,7 @@ class TestStateLost:
         assert found[0].data.detected_by in (scheduler.consumer, notifier.consumer)
         await redis.xadd(keys.preferences, {DATA_FIELD: preferences("maya-sam")})
         await eventually(lambda: redis.zcard(timers), until=bool, within=10)
-        scheduler.clock.set(DATE_NIGHT + timedelta(seconds=1))  # (one clock for both)
+        services.clock.set(DATE_NIGHT + timedelta(seconds=1))
         await eventually(lambda: _emails(mail), until=lambda n: n >= 2, within=10)
 
         assert len(await _notices(redis, keys.outcomes)) == 1
