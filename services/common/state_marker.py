@@ -54,6 +54,7 @@ __all__ = [
     "StateEpoch",
     "StateMarker",
     "Verdict",
+    "read_state",
     "state_lost_notice",
 ]
 
@@ -180,6 +181,12 @@ def _epoch(values: list[Any]) -> StateEpoch:
     )
 
 
+async def read_state(redis: aioredis.Redis, keys: Keys) -> StateEpoch | None:
+    """The marker as it stands (None: there is none), for status views."""
+    values = await redis.hmget(keys.state, ["epoch", "began", "lost", "by", "prev"])
+    return None if values[0] is None else _epoch(list(values))
+
+
 class StateMarker:
     """The marker's Redis edge for one process (`name`: its consumer name)."""
 
@@ -203,8 +210,7 @@ class StateMarker:
 
     async def read(self) -> StateEpoch | None:
         """The marker as it stands (None: there is none)."""
-        values = await self.redis.hmget(self.keys.state, ["epoch", "began", "lost", "by", "prev"])
-        return None if values[0] is None else _epoch(list(values))
+        return await read_state(self.redis, self.keys)
 
     async def observe(self, known: StateEpoch | None) -> Observation:
         """Compare what this process knows with the marker (see OBSERVE). One HGET when
