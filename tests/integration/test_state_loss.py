@@ -8,6 +8,7 @@ was consumed again until a restart.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from schemas import ServiceStateLost, parse_outcomes_entry
 from services.common.clock import ManualClock
 from services.common.keys import SCHEDULER_GROUP
+from services.common.reclaim import Reclaimer
 from services.common.streams import DATA_FIELD, group_names, read_events
 from services.embedded.mailcatcher import MailCatcher
 from services.notifier.service import NotifierService
@@ -125,3 +127,40 @@ class TestStateLost:
 
 async def _restarts(service: SchedulerService) -> int:
     return service.watch.restarts
+
+
+class TestReclaimerWithoutGroup:
+    async def test_nogroup_pokes_the_watcher_and_the_reclaimer_carries_on(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A reclaimer whose group vanished tells `on_missing_group` and keeps running."""
+        pokes: list[int] = []
+        stream = f"{key_prefix}:preferences"
+        await redis.xadd(stream, {DATA_FIELD: b"{}"})  # a stream, but no group
+
+        async def never(_raw: bytes, _entry: str, _fields: dict[bytes, bytes]) -> None:
+            raise AssertionError("nothing to reclaim")
+
+        reclaimer = Reclaimer(
+            redis,
+            stream=stream,
+            group=SCHEDULER_GROUP,
+            consumer="c",
+            handle=never,
+            dead_stream=f"{key_prefix}:dead",
+            dead_maxlen=100,
+            min_idle_ms=0,
+            max_deliveries=3,
+            poll_seconds=0.05,
+            on_missing_group=lambda: pokes.append(1),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(reclaimer.run(stop))
+        await eventually(lambda: _len(pokes), until=lambda n: n >= 2)
+        assert not task.done()
+        stop.set()
+        await task
+
+
+async def _len(items: list[int]) -> int:
+    return len(items)
