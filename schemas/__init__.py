@@ -5,10 +5,12 @@ from schemas.events import (
     MAX_EVENT_BYTES,
     EventRejected,
     OutcomeEvent,
+    OutcomesStreamEvent,
     PreferenceEvent,
     json_schemas,
     parse_due,
     parse_outcome,
+    parse_outcomes_entry,
     parse_preference,
 )
 from schemas.nudges import NudgeDue, NudgeDueData
@@ -19,6 +21,8 @@ from schemas.outcomes import (
     NudgeSentData,
     NudgeSuppressed,
     NudgeSuppressedData,
+    ServiceStateLost,
+    ServiceStateLostData,
     SuppressionReason,
 )
 from schemas.preferences import (
@@ -74,6 +78,7 @@ __all__ = [
     "NudgeSuppressedData",
     "Nudges",
     "OutcomeEvent",
+    "OutcomesStreamEvent",
     "Partner",
     "PreferenceEvent",
     "PreferencesPaused",
@@ -86,6 +91,8 @@ __all__ = [
     "PreferencesUnsubscribedData",
     "PushSubscription",
     "QuietHours",
+    "ServiceStateLost",
+    "ServiceStateLostData",
     "StrictModel",
     "SuppressionReason",
     "TimeWindow",
@@ -95,5 +102,6 @@ __all__ = [
     "json_schemas",
     "parse_due",
     "parse_outcome",
+    "parse_outcomes_entry",
     "parse_preference",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "Envelope",
     "LocalTime",
     "Name",
+    "Producer",
     "SafeId",
     "StrictModel",
     "TimeZoneName",

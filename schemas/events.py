@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final, TypeVar
 from pydantic import Field, TypeAdapter, ValidationError
 
 from schemas.nudges import NudgeDue
-from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed
+from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
     CoupleErased,
     PreferencesPaused,
@@ -20,10 +20,12 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "EventRejected",
     "OutcomeEvent",
+    "OutcomesStreamEvent",
     "PreferenceEvent",
     "json_schemas",
     "parse_due",
     "parse_outcome",
+    "parse_outcomes_entry",
     "parse_preference",
 ]
 
@@ -37,10 +39,16 @@ PreferenceEvent = Annotated[
     | CoupleErased,
     Field(discriminator="type"),
 ]
+# What happened to one nudge. The outcomes stream also carries service notices (state lost):
+# OutcomesStreamEvent is everything an entry of that stream may hold.
 OutcomeEvent = Annotated[NudgeSent | NudgeSuppressed | NudgeFailed, Field(discriminator="type")]
+OutcomesStreamEvent = Annotated[
+    NudgeSent | NudgeSuppressed | NudgeFailed | ServiceStateLost, Field(discriminator="type")
+]
 
 _preference: TypeAdapter[PreferenceEvent] = TypeAdapter(PreferenceEvent)
 _outcome: TypeAdapter[OutcomeEvent] = TypeAdapter(OutcomeEvent)
+_outcomes_entry: TypeAdapter[OutcomesStreamEvent] = TypeAdapter(OutcomesStreamEvent)
 _due: TypeAdapter[NudgeDue] = TypeAdapter(NudgeDue)
 
 T = TypeVar("T")
@@ -85,7 +93,13 @@ def parse_due(raw: bytes | str) -> NudgeDue:
 
 
 def parse_outcome(raw: bytes | str) -> OutcomeEvent:
+    """A nudge's outcome (sent, suppressed, failed); a service notice is rejected."""
     return _parse(_outcome, raw)
+
+
+def parse_outcomes_entry(raw: bytes | str) -> OutcomesStreamEvent:
+    """Any event of the outcomes stream: a nudge's outcome or a service notice."""
+    return _parse(_outcomes_entry, raw)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -93,5 +107,5 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "preference-event": _preference.json_schema(),
         "nudge-due": _due.json_schema(),
-        "outcome-event": _outcome.json_schema(),
+        "outcome-event": _outcomes_entry.json_schema(),
     }

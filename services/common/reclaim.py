@@ -7,6 +7,9 @@ again; an entry delivered more than `max_deliveries` times is poison and goes to
 dead-letter stream. Claiming is atomic in Redis, so replicas never handle the same entry at once.
 Entries a live process is still handling (`held`) are re-claimed to it on every pass, so their
 idle time never reaches `min_idle_ms`: only a dead or stuck consumer's work is taken over.
+A missing group (NOGROUP: Redis came back without its state) is not retried blindly: the
+reclaimer tells `on_missing_group` (the process's StateWatcher, which recreates the groups)
+and carries on with its next pass.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from services.common.dead_letters import bury
 from services.common.settings import CommonSettings
@@ -31,6 +34,7 @@ log = structlog.get_logger()
 
 # (raw __data__, entry id, all fields) -> done; raising leaves the entry pending
 Handler = Callable[[bytes, str, dict[bytes, bytes]], Awaitable[None]]
+_NOGROUP: Final = "NOGROUP"
 
 
 class Reclaimer:
@@ -45,6 +49,7 @@ class Reclaimer:
         consumer: str,
         handle: Handler,
         held: set[str] | None = None,
+        on_missing_group: Callable[[], None] | None = None,
     ) -> Reclaimer:
         """The reclaimer a service runs for one stream, tuned by NUDGE_RECLAIM_IDLE etc."""
         idle = settings.reclaim_idle.total_seconds()
@@ -60,6 +65,7 @@ class Reclaimer:
             max_deliveries=settings.max_deliveries,
             poll_seconds=min(5.0, idle / 2),
             held=held,
+            on_missing_group=on_missing_group,
         )
 
     def __init__(
@@ -77,6 +83,7 @@ class Reclaimer:
         count: int = 100,
         poll_seconds: float = 1.0,
         held: set[str] | None = None,
+        on_missing_group: Callable[[], None] | None = None,
     ) -> None:
         self.redis = redis
         self.stream, self.group, self.consumer = stream, group, consumer
@@ -89,6 +96,7 @@ class Reclaimer:
         # Entry ids this process is handling right now (its subscriber adds and removes them):
         # see `refresh`. Shared with the subscriber, so never replaced.
         self.held: set[str] = held if held is not None else set()
+        self.on_missing_group = on_missing_group
         self._refreshed = time.monotonic()
         self.reclaimed = 0
         self.buried = 0
@@ -207,6 +215,13 @@ class Reclaimer:
             try:
                 await self.refresh()
                 await self.sweep()
+            except ResponseError as exc:
+                if _NOGROUP not in str(exc):
+                    log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+                else:
+                    log.warning("reclaim_group_missing", stream=self.stream, group=self.group)
+                    if self.on_missing_group is not None:
+                        self.on_missing_group()
             except RedisError as exc:
                 log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):

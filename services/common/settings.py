@@ -62,6 +62,11 @@ class CommonSettings(BaseSettings):
     http_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
         default=None, description="HTTP port; unset disables HTTP, 0 picks a free port."
     )
+    state_check_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=2.0,
+        description="How often a process checks that Redis still holds the services' state "
+        "(the state marker) and that its consumer groups and subscribers are there.",
+    )
     metrics_refresh_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=15.0, description="How often the Redis gauges behind /metrics are refreshed."
     )

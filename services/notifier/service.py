@@ -24,9 +24,10 @@ from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.state_marker import StateMarker
+from services.common.state_watch import StateWatcher
 from services.common.streams import (
     DATA_FIELD,
-    ensure_group,
     entries_as_read,
     group_names,
     reject,
@@ -35,7 +36,7 @@ from services.common.streams import (
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import Delivery
+from services.notifier.delivery import PRODUCER, Delivery
 from services.notifier.retries import RetryPolicy, RetryQueue, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
@@ -120,6 +121,21 @@ class NotifierService:
         self._tasks: list[asyncio.Task[None]] = []
         self.broker = broker_for(settings, graceful_timeout=STOP_GRACE_S)
         self.broker.include_router(self._router())
+        # A Redis that came back empty: noticed, reported once, groups and subscribers back.
+        marker = StateMarker(
+            self.redis,
+            self.keys,
+            name=self.consumer,
+            producer=PRODUCER,
+            outcomes_maxlen=settings.outcomes_maxlen,
+        )
+        self.watch = StateWatcher(
+            marker,
+            groups=[(stream, NOTIFIER_GROUP) for stream in self.keys.all_due()],
+            metrics=self.metrics,
+            interval=settings.state_check_seconds,
+            broker=self.broker,
+        )
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -252,7 +268,7 @@ class NotifierService:
         from services.notifier.unsubscribe_routes import unsubscribe_routes
 
         return (
-            health_routes(self.ready)
+            health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
             + self.metrics.routes()
             + page.routes()
@@ -263,8 +279,7 @@ class NotifierService:
         return {"redis": True, "consumer_groups": all(present)}
 
     async def before_start(self) -> None:
-        for stream in self.keys.all_due():
-            await ensure_group(self.redis, stream, NOTIFIER_GROUP)
+        await self.watch.begin()  # joins the state epoch, creates the consumer groups
 
     async def after_stop(self) -> None:
         for channel in self.channels.values():
@@ -273,7 +288,8 @@ class NotifierService:
 
     def _background(self) -> list[Coroutine[Any, Any, None]]:
         loops: list[Coroutine[Any, Any, None]] = [
-            self.retries.run(self._stop, self.settings.retry_poll_seconds)
+            self.retries.run(self._stop, self.settings.retry_poll_seconds),
+            self.watch.run(self._stop),
         ]
         for stream in self.keys.all_due():
 
@@ -291,6 +307,7 @@ class NotifierService:
                 consumer=self.consumer,
                 handle=again,
                 held=self._held.setdefault(stream, set()),
+                on_missing_group=self.watch.poke,
             )
             self.reclaimers.append(reclaimer)
             loops.append(reclaimer.run(self._stop))

@@ -4,22 +4,24 @@ One `gather_status` call makes a fixed number of round trips whatever the size o
 (pipelines per kind of figure, one Lua call to count recent rejections). It backs
 `nudge status`, the notifier's status page and the Prometheus gauges.
 
-Two clocks, on purpose: timer figures (due, overdue, next fire) use the service's clock, the
+Three clocks, on purpose: timer figures (due, overdue, next fire) use the service's clock, the
 one that scores timers; ages of stream entries use the Redis server's TIME, the clock that
-stamped their ids. Works on Redis 7 and Valkey 9: XINFO GROUPS `lag` may be nil (the server
+stamped their ids; whether the state was lost recently uses the wall clock, which stamped the
+state marker. Works on Redis 7 and Valkey 9: XINFO GROUPS `lag` may be nil (the server
 cannot tell after deletions), which is reported as unknown, not as zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 
 from services.common.clock import epoch_ms, from_ms
 from services.common.keys import Keys
+from services.common.state_marker import StateEpoch, read_state
 
 __all__ = [
     "OVERDUE_AFTER",
@@ -85,6 +87,8 @@ class Status:
     timers: tuple[TimerStatus, ...]
     dead_letters: int
     rejected_last_hour: int  # capped at REJECTED_COUNT_CAP
+    state: StateEpoch | None = None  # the state marker (None: no service has started yet)
+    state_lost_recently: bool = False  # the state was lost within LOSS_SHOWN_FOR
 
     @property
     def timers_total(self) -> int:
@@ -110,6 +114,7 @@ class Status:
         """Plain JSON types; datetimes as ISO 8601 strings."""
         data = asdict(self)
         data["at"] = self.at.isoformat()
+        data["state"] = None if self.state is None else self.state.as_json()
         for timer in data["timers"]:
             fire = timer["next_fire"]
             timer["next_fire"] = None if fire is None else fire.isoformat()
@@ -168,12 +173,15 @@ async def gather_status(redis: aioredis.Redis, keys: Keys, now: datetime) -> Sta
         f"{server_ms - int(REJECTED_WINDOW.total_seconds() * 1000)}-0",
         REJECTED_COUNT_CAP,
     )
+    state = await read_state(redis, keys)
     return Status(
         at=now,
         streams=stream_status,
         timers=timers,
         dead_letters=lengths[keys.dead],
         rejected_last_hour=min(int(rejected), REJECTED_COUNT_CAP),
+        state=state,
+        state_lost_recently=state is not None and state.recently_lost(datetime.now(UTC)),
     )
 
 

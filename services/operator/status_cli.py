@@ -20,7 +20,7 @@ from rich.text import Text
 
 from services.operator.status import REJECTED_COUNT_CAP, Status
 
-__all__ = ["render_status", "status"]
+__all__ = ["render_status", "state_line", "status"]
 
 
 def _age(seconds: float | None) -> str:
@@ -84,7 +84,25 @@ def render_status(status: Status) -> Group:
         (rejected, "yellow" if status.rejected_last_hour else "green"),
         (f"   at {status.at:%Y-%m-%d %H:%M:%S}Z", "dim"),
     )
-    return Group(streams, timers, summary)
+    return Group(streams, timers, summary, state_line(status))
+
+
+def state_line(status: Status) -> Text:
+    """Which Redis state the services run on, and its last loss (red while recent)."""
+    state = status.state
+    if state is None:
+        return Text("state: no marker (no service has started on this Redis)", "yellow")
+    began = f"state since {state.began_at:%Y-%m-%d %H:%M:%S}Z"
+    if state.lost_at is None:
+        return Text(began + " (no loss noticed)", "dim")
+    lost = (
+        f"STATE LOST at {state.lost_at:%Y-%m-%d %H:%M:%S}Z, detected by {state.detected_by}"
+        if status.state_lost_recently
+        else f"state lost at {state.lost_at:%Y-%m-%d %H:%M:%S}Z, detected by {state.detected_by}"
+    )
+    if state.lost_epoch_began_at is not None:
+        lost += f"; the lost state had begun {state.lost_epoch_began_at:%Y-%m-%d %H:%M:%S}Z"
+    return Text(lost, "bold red" if status.state_lost_recently else "dim")
 
 
 async def _snapshot() -> Status:

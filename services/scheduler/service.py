@@ -32,14 +32,16 @@ from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.state_marker import StateMarker
+from services.common.state_watch import StateWatcher
 from services.common.streams import (
     DATA_FIELD,
-    ensure_group,
     entries_as_read,
     group_names,
     reject,
 )
 from services.operator.refresher import GaugeRefresher
+from services.scheduler.firing import PRODUCER
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
@@ -72,6 +74,21 @@ class SchedulerService:
         )
         self.broker = broker_for(settings, graceful_timeout=10.0)
         self.broker.include_router(self._router())
+        # A Redis that came back empty: noticed, reported once, groups and subscriber back.
+        marker = StateMarker(
+            self.redis,
+            self.keys,
+            name=self.consumer,
+            producer=PRODUCER,
+            outcomes_maxlen=settings.outcomes_maxlen,
+        )
+        self.watch = StateWatcher(
+            marker,
+            groups=[(self.keys.preferences, SCHEDULER_GROUP)],
+            metrics=self.metrics,
+            interval=settings.state_check_seconds,
+            broker=self.broker,
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reclaimer: Reclaimer | None = None
@@ -213,14 +230,14 @@ class SchedulerService:
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
-        return health_routes(self.ready) + self.metrics.routes()
+        return health_routes(self.ready, self.watch.notes) + self.metrics.routes()
 
     async def ready(self) -> dict[str, bool]:
         groups = await group_names(self.redis, self.keys.preferences)
         return {"redis": True, "consumer_group": SCHEDULER_GROUP in groups}
 
     async def before_start(self) -> None:
-        await ensure_group(self.redis, self.keys.preferences, SCHEDULER_GROUP)
+        await self.watch.begin()  # joins the state epoch, creates the consumer group
 
     async def after_start(self) -> None:
         self._stop.clear()
@@ -235,10 +252,12 @@ class SchedulerService:
             group=SCHEDULER_GROUP,
             consumer=self.consumer,
             handle=again,
+            on_missing_group=self.watch.poke,
         )
         self._tasks = [
             asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),
             asyncio.create_task(self.reclaimer.run(self._stop), name="reclaim-preferences"),
+            asyncio.create_task(self.watch.run(self._stop), name="state-watch"),
         ]
         log.info("scheduler_started", consumer=self.consumer, shards=self.settings.shards)
 

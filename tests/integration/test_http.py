@@ -54,6 +54,11 @@ class TestHealth:
             async with httpx.AsyncClient(base_url=service.http.url) as client:
                 ready = await client.get("/readyz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ok", "redis": True, "consumer_groups": True}
+            assert ready.json() == {
+                "status": "ok",
+                "redis": True,
+                "consumer_groups": True,
+                "state_lost": None,  # no loss of the Redis state in the last day
+            }
         finally:
             await service.stop()

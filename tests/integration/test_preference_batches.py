@@ -58,7 +58,7 @@ async def _state(redis: aioredis.Redis, service: SchedulerService) -> dict[str, 
     for key in sorted(cast("list[bytes]", await redis.keys(f"{prefix}*"))):
         name = key.decode().removeprefix(prefix)
         kind = cast("bytes", await redis.type(key)).decode()
-        if name.startswith(("preferences", "rejected")):
+        if name.startswith(("preferences", "rejected", "state:")):  # state: each run's own epoch
             continue
         if kind == "hash":
             state[name] = await redis.hgetall(key)

@@ -32,11 +32,13 @@ from schemas import (
     PreferencesResumed,
     PreferencesSet,
     PreferencesUnsubscribed,
+    ServiceStateLost,
     TimesPerWeekCadence,
     WeeklyCadence,
     json_schemas,
     parse_due,
     parse_outcome,
+    parse_outcomes_entry,
     parse_preference,
 )
 
@@ -207,6 +209,7 @@ class TestExportedMembers:
             "NudgeSuppressedData",
             "Nudges",
             "OutcomeEvent",
+            "OutcomesStreamEvent",
             "Partner",
             "PreferenceEvent",
             "PreferencesPaused",
@@ -219,6 +222,8 @@ class TestExportedMembers:
             "PreferencesUnsubscribedData",
             "PushSubscription",
             "QuietHours",
+            "ServiceStateLost",
+            "ServiceStateLostData",
             "StrictModel",
             "SuppressionReason",
             "TimeWindow",
@@ -228,6 +233,7 @@ class TestExportedMembers:
             "json_schemas",
             "parse_due",
             "parse_outcome",
+            "parse_outcomes_entry",
             "parse_preference",
         ]
 
@@ -733,6 +739,45 @@ class TestParseOutcome:
         assert caught.value.reason.startswith(expected)
 
 
+STATE_LOST = {
+    "detected_at": "2026-12-06T19:00:03Z",
+    "detected_by": "scheduler-host-12",
+    "lost_epoch_began_at": "2026-12-01T08:00:00Z",
+}
+
+
+class TestParseOutcomesEntry:
+    def test_state_lost_notice(self) -> None:
+        """service.state_lost.v1 is an entry of the outcomes stream, with when and by whom."""
+        event = parse_outcomes_entry(raw(envelope("service.state_lost.v1", STATE_LOST)))
+        assert isinstance(event, ServiceStateLost)
+        assert event.data.detected_by == "scheduler-host-12"
+        assert event.data.lost_epoch_began_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
+
+    def test_nudge_outcomes_too(self) -> None:
+        """The stream's parser reads the nudge outcomes as parse_outcome does."""
+        data = outcome_data(reason="state_lost")
+        assert type(parse_outcomes_entry(raw(envelope("nudge.suppressed.v1", data)))) is (
+            NudgeSuppressed
+        )
+
+    def test_parse_outcome_refuses_the_notice(self) -> None:
+        """parse_outcome is for nudges' outcomes only: a service notice is not one."""
+        with pytest.raises(EventRejected):
+            parse_outcome(raw(envelope("service.state_lost.v1", STATE_LOST)))
+
+    def test_naive_detection_time_is_rejected(self) -> None:
+        """detected_at needs a UTC offset, like every instant in every event."""
+        data = {**STATE_LOST, "detected_at": "2026-12-06T19:00:03"}
+        with pytest.raises(EventRejected) as caught:
+            parse_outcomes_entry(raw(envelope("service.state_lost.v1", data)))
+        assert "detected_at" in caught.value.reason
+
+    def test_the_json_schema_describes_the_notice(self) -> None:
+        """Apps in other languages find service.state_lost.v1 in outcome-event.schema.json."""
+        assert "service.state_lost.v1" in json.dumps(json_schemas()["outcome-event"])
+
+
 def _objects(node: Any) -> list[Json]:
     """Every JSON Schema object definition (with `properties`) anywhere under ``node``."""
     found: list[Json] = []
@@ -765,7 +810,15 @@ class TestJsonSchemas:
                     "couple.erased.v1",
                 },
             ),
-            ("outcome-event", {"nudge.sent.v1", "nudge.suppressed.v1", "nudge.failed.v1"}),
+            (
+                "outcome-event",
+                {
+                    "nudge.sent.v1",
+                    "nudge.suppressed.v1",
+                    "nudge.failed.v1",
+                    "service.state_lost.v1",
+                },
+            ),
         ],
     )
     def test_unions_are_discriminated_by_type(self, stem: str, types: set[str]) -> None:
