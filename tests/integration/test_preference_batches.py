@@ -15,7 +15,7 @@ from schemas import PreferenceEvent
 from services.common.clock import ManualClock
 from services.common.keys import SCHEDULER_GROUP
 from services.common.streams import DATA_FIELD, read_entries
-from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.ingest import Checkpoint, PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.service import SchedulerService
 from tests.support.events import envelope, example, preferences
@@ -158,11 +158,11 @@ class TestHandleBatch:
 
         class Exploding(PreferenceIngest):
             async def apply_many(
-                self, events: Sequence[PreferenceEvent]
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
                 if any(e.data.couple_id == "boom" for e in events):
                     raise RuntimeError("boom")
-                return await super().apply_many(events)
+                return await super().apply_many(events, checkpoint)
 
             async def apply(self, event: PreferenceEvent) -> str:
                 if event.data.couple_id == "boom":
@@ -199,7 +199,7 @@ class TestHandleBatch:
 
         class Disconnected(PreferenceIngest):
             async def apply_many(
-                self, events: Sequence[PreferenceEvent]
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
                 raise RedisConnectionError("connection lost")
 
