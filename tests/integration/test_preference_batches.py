@@ -301,7 +301,7 @@ class TestStopMidBatch:
             assert 0 < len(applied) < len(ids)
             assert applied == list(range(len(applied)))  # in stream order, none skipped
             assert left == ids[len(applied) :]
-            assert [row["message_id"].decode() for row in rows] == left
+            assert [cast("bytes", row["message_id"]).decode() for row in rows] == left
         finally:
             if not stopped:
                 await service.stop()

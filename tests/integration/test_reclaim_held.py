@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -119,4 +119,4 @@ class TestReclaimerHeldEntries:
         await asyncio.wait_for(reclaimer.run(stop), timeout=10)
         assert handled == ids[:1]
         rows = await redis.xpending_range(keys.due(0), NOTIFIER_GROUP, min="-", max="+", count=5)
-        assert [row["message_id"].decode() for row in rows] == ids[1:]
+        assert [cast("bytes", row["message_id"]).decode() for row in rows] == ids[1:]
