@@ -10,6 +10,7 @@ idle time never reaches `min_idle_ms`: only a dead or stuck consumer's work is t
 A missing group (NOGROUP: Redis came back without its state) is not retried blindly: the
 reclaimer tells `on_missing_group` (the process's StateWatcher, which recreates the groups)
 and carries on with its next pass.
+A stop is honoured between entries: what a pass has claimed but not handled stays pending.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ from services.common.dead_letters import bury
 from services.common.settings import CommonSettings
 from services.common.streams import DATA_FIELD
 
-__all__ = ["Handler", "Reclaimer"]
+__all__ = ["Handler", "Interrupted", "Reclaimer"]
 
 log = structlog.get_logger()
 
 # (raw __data__, entry id, all fields) -> done; raising leaves the entry pending
 Handler = Callable[[bytes, str, dict[bytes, bytes]], Awaitable[None]]
 _NOGROUP: Final = "NOGROUP"
+
+
+class Interrupted(Exception):
+    """Raised by a handler that did not handle its entry because the process is stopping:
+    the entry stays pending and nothing is logged (the stop ends the pass)."""
 
 
 class Reclaimer:
@@ -98,6 +104,7 @@ class Reclaimer:
         self.held: set[str] = held if held is not None else set()
         self.on_missing_group = on_missing_group
         self._refreshed = time.monotonic()
+        self._stop: asyncio.Event | None = None  # set by `run`: a pass ends at the next entry
         self.reclaimed = 0
         self.buried = 0
 
@@ -121,6 +128,17 @@ class Reclaimer:
                 justid=True,
             )
 
+    async def keep_held(self) -> None:
+        """Refresh the held entries if a refresh is due: for work that holds the event loop
+        longer than a pass (a long preferences batch calls it between entries). A Redis error is
+        logged, not raised: the next call tries again."""
+        if time.monotonic() - self._refreshed < self.poll_seconds:
+            return
+        try:
+            await self.refresh()
+        except RedisError as exc:
+            log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+
     async def sweep(self) -> int:
         """Claim and handle one pass over the pending list; returns how many were claimed."""
         cursor, claimed_total = "0-0", 0
@@ -138,7 +156,7 @@ class Reclaimer:
             if entries:
                 claimed_total += len(entries)
                 await self._handle_claimed(entries)
-            if cursor == "0-0":
+            if cursor == "0-0" or self._stopping():
                 return claimed_total
 
     async def _handle_claimed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
@@ -168,12 +186,17 @@ class Reclaimer:
         self.held.update(ids)  # ours now: a long batch must not be taken over meanwhile
         try:
             for eid, fields in entries:
+                if self._stopping():
+                    return  # the rest stay pending, for whichever replica claims them next
                 if time.monotonic() - self._refreshed >= self.poll_seconds:
                     await self.refresh()
                 await self._handle_one(eid.decode(), fields, deliveries)
                 self.held.discard(eid.decode())
         finally:
             self.held.difference_update(ids)
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     async def _handle_one(
         self, entry: str, fields: dict[bytes, bytes], deliveries: dict[str, int]
@@ -199,6 +222,8 @@ class Reclaimer:
             return
         try:
             await self.handle(raw, entry, fields)
+        except Interrupted:
+            return
         except Exception as exc:  # stays pending; the next sweep counts another delivery
             log.warning(
                 "reclaimed_message_failed",
@@ -211,6 +236,7 @@ class Reclaimer:
         self.reclaimed += 1
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self.refresh()

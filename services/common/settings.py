@@ -44,6 +44,13 @@ class CommonSettings(BaseSettings):
     max_deliveries: Annotated[int, Field(ge=1)] = Field(
         default=5, description="Deliveries before a message that keeps failing is dead-lettered."
     )
+    shutdown_timeout: timedelta = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        le=timedelta(minutes=10),
+        description="The whole budget from SIGTERM to exit: work unfinished by then is left "
+        "pending for another replica.",
+    )
     consumer_name: str | None = Field(
         default=None, description="Unique per process; default hostname-pid."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,8 +23,9 @@ from services.common.health import health_routes
 from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
-from services.common.reclaim import Reclaimer
+from services.common.reclaim import Interrupted, Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.shutdown import Deadline, settle, stopped_reading
 from services.common.state_marker import StateMarker
 from services.common.state_watch import StateWatcher
 from services.common.streams import (
@@ -48,7 +50,6 @@ __all__ = ["NotifierService", "default_channels"]
 log = structlog.get_logger()
 SERVICE = "notifier"
 DATA_KEY = DATA_FIELD.encode()
-STOP_GRACE_S = 15.0  # on SIGTERM, deliveries already started get this long to finish
 
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
@@ -119,7 +120,7 @@ class NotifierService:
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = broker_for(settings, graceful_timeout=STOP_GRACE_S)
+        self.broker = broker_for(settings)
         self.broker.include_router(self._router())
         # A Redis that came back empty: noticed, reported once, groups and subscribers back.
         marker = StateMarker(
@@ -163,8 +164,13 @@ class NotifierService:
             raw_message = msg.raw_message
             entries = [raw_id.decode() for raw_id in raw_message["message_ids"]]
             held.update(entries)  # ours from now on: this stream's Reclaimer keeps them claimed
-            for entry, fields in zip(entries, raw_message["data"], strict=True):
-                await self._in_flight.acquire()
+            for n, (entry, fields) in enumerate(zip(entries, raw_message["data"], strict=True)):
+                if not await self._admitted():  # stopping: the rest stay pending, for others
+                    held.difference_update(entries[n:])
+                    await stopped_reading(
+                        self.broker, self.settings.shutdown_timeout.total_seconds()
+                    )
+                    return
                 task = asyncio.create_task(self._run_one(stream, entry, fields, held))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -172,10 +178,27 @@ class NotifierService:
         on_due_batch.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
         return on_due_batch
 
+    async def _admitted(self) -> bool:
+        """Wait for a place among the NUDGE_MAX_IN_FLIGHT; False once the service is stopping.
+
+        A stop releases one place more (`stop`); whoever gets a place after the stop hands it
+        on at once, so every waiting batch wakes, returns, and lets FastStream stop without
+        cancelling a handler (and without waiting for a send to finish to free a place).
+        """
+        await self._in_flight.acquire()
+        if self._stop.is_set():
+            self._in_flight.release()
+            return False
+        return True
+
     async def _run_one(
         self, stream: str, entry: str, fields: dict[bytes, bytes], held: set[str]
     ) -> None:
-        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer)."""
+        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer).
+
+        Cancelled at the shutdown deadline, it is neither acknowledged nor logged: the entry
+        stays pending for another replica.
+        """
         try:
             await self.handle(fields.get(DATA_KEY, b""), entry, stream, fields)
             await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
@@ -296,8 +319,12 @@ class NotifierService:
             async def again(
                 raw: bytes, entry: str, fields: dict[bytes, bytes], s: str = stream
             ) -> None:
-                async with self._in_flight:
+                if not await self._admitted():
+                    raise Interrupted  # stopping: the entry stays pending
+                try:
                     await self.handle(raw, entry, s, fields)
+                finally:
+                    self._in_flight.release()
 
             reclaimer = Reclaimer.from_settings(
                 self.redis,
@@ -315,8 +342,9 @@ class NotifierService:
 
     async def start(self) -> None:
         await self.before_start()
-        await self.broker.start()
         self._stop.clear()
+        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
+        await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
         if self.settings.http_port is not None:
             self.http = HttpServer(
@@ -325,15 +353,26 @@ class NotifierService:
             await self.http.start()
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
-    async def stop(self) -> None:
-        """Stop reading, let in-flight deliveries finish (bounded), then close connections."""
+    async def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop reading and admitting; let the deliveries in flight finish until the deadline
+        (default: NUDGE_SHUTDOWN_TIMEOUT from now), cancel the rest; then close connections.
+
+        A delivery cancelled at the deadline is not acknowledged: its entry stays pending and
+        another replica's reclaimer sends it (the idempotency records skip what was sent).
+        """
+        deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
+        self._stop.set()  # loops end their pass; reclaimers stop between entries
+        self._in_flight.release()  # wakes a batch waiting for a place: see `_admitted`
         await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
-        self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.broker.stop()
-        if self._running:  # entries already started finish (bounded), then are acknowledged
-            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
-        await self.pipe.drain()
+        await self.broker.stop()  # prompt: its handlers admit nothing more and return
+        cancelled, _ = await asyncio.gather(
+            settle(set(self._running), deadline), settle(self._tasks, deadline)
+        )
+        if cancelled:  # info: a stop with sends still hanging is normal, and handled
+            log.info("deliveries_left_pending", deliveries=cancelled)
+        self._tasks = []
+        with contextlib.suppress(TimeoutError):  # acknowledgements of what finished
+            await asyncio.wait_for(self.pipe.drain(), timeout=max(1.0, deadline.remaining()))
         await self.after_stop()

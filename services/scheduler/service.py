@@ -5,6 +5,11 @@ entry is validated on its own, bad ones go to the rejected stream with their rea
 ones are applied in stream order with `PreferenceIngest.apply_many` (the same results as one
 at a time), and then the handled entries are deleted and acknowledged in one round trip. An entry
 that fails unexpectedly stays pending for the Reclaimer, which handles it alone (`handle`).
+
+A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
+pass, so however long the batch takes, no replica (nor this one's own sweep) applies them a
+second time. A stop is honoured between entries: what was applied is acknowledged, the rest is
+left pending (neither deleted nor acknowledged) for another scheduler.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.shutdown import Deadline, settle, stopped_reading
 from services.common.state_marker import StateMarker
 from services.common.state_watch import StateWatcher
 from services.common.streams import (
@@ -72,7 +78,7 @@ class SchedulerService:
         self.gauges = GaugeRefresher(
             self.redis, self.metrics, self.clock, interval=settings.metrics_refresh_seconds
         )
-        self.broker = broker_for(settings, graceful_timeout=10.0)
+        self.broker = broker_for(settings)
         self.broker.include_router(self._router())
         # A Redis that came back empty: noticed, reported once, groups and subscriber back.
         marker = StateMarker(
@@ -90,6 +96,7 @@ class SchedulerService:
             broker=self.broker,
         )
         self._stop = asyncio.Event()
+        self._held: set[str] = set()  # entries being applied here: the Reclaimer keeps them
         self._tasks: list[asyncio.Task[None]] = []
         self.reclaimer: Reclaimer | None = None
         self.http: HttpServer | None = None
@@ -108,9 +115,15 @@ class SchedulerService:
         @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
-            await self.handle_batch(
-                [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
-            )
+            batch = [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
+            read = [entry for entry, _ in batch]
+            self._held.update(read)  # kept claimed by the Reclaimer while the batch runs
+            try:
+                await self.handle_batch(batch)
+            finally:
+                self._held.difference_update(read)
+            if self._stop.is_set():
+                await stopped_reading(self.broker, self.settings.shutdown_timeout.total_seconds())
 
         return router
 
@@ -124,7 +137,8 @@ class SchedulerService:
         (one round trip), and their ids are returned. If applying the batch fails unexpectedly
         (not a Redis error: that leaves the whole batch pending), its entries are applied one
         at a time, and one that fails again stays pending for the Reclaimer (neither deleted
-        nor acknowledged).
+        nor acknowledged). When the service stops meanwhile, the batch ends between entries:
+        the entries from the first one not applied onwards stay pending, unhandled.
         """
         if not entries:
             return []
@@ -142,7 +156,7 @@ class SchedulerService:
         handled = set(range(len(entries)))
         try:
             results: list[str | PlanningError | None] = list(
-                await self.ingest.apply_many([event for _, event in events])
+                await self.ingest.apply_many([event for _, event in events], self._checkpoint)
             )
         except RedisError:
             raise  # nothing is acknowledged: the Reclaimer hands the entries over again
@@ -150,6 +164,8 @@ class SchedulerService:
             log.exception("preference_batch_failed", entries=len(entries))
             results = []
             for index, event in events:
+                if not await self._checkpoint():
+                    break
                 try:
                     results.append(await self.ingest.apply(event))
                 except PlanningError as exc:
@@ -160,23 +176,35 @@ class SchedulerService:
                     log.exception("preference_failed", entry_id=entries[index][0])
                     handled.discard(index)
                     results.append(None)
+        # Stopped before the end: from the first event not applied on, nothing is handled.
+        cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
         outcomes: Counter[str] = Counter()
-        for (index, event), result in zip(events, results, strict=True):
+        for (index, event), result in zip(events, results, strict=False):
             if isinstance(result, PlanningError):
                 refused[index] = str(result)
             elif result is not None:
                 outcomes[result] += 1
                 self._applied(entries[index][0], event, result)
+        refused = {index: reason for index, reason in refused.items() if index < cutoff}
+        if cutoff < len(entries):
+            outcomes["left_pending"] = len(entries) - cutoff
         log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
         for index in sorted(refused):
             await self._reject(*read_entries[index], reason=refused[index])
-        done = [entries[i][0] for i in sorted(handled)]
+        done = [entries[i][0] for i in sorted(handled) if i < cutoff]
         if done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
                 pipe.xdel(self.keys.preferences, *done)
                 pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
                 await pipe.execute()
         return done
+
+    async def _checkpoint(self) -> bool:
+        """Between entries of a batch: keep its entries claimed (however busy the event loop
+        is: planning is CPU-bound); False once the service is stopping."""
+        if self.reclaimer is not None:
+            await self.reclaimer.keep_held()
+        return not self._stop.is_set()
 
     async def handle(self, raw: bytes, entry_id: str) -> None:
         """Validate and apply one preferences entry; bad input goes to the rejected stream.
@@ -253,6 +281,7 @@ class SchedulerService:
             consumer=self.consumer,
             handle=again,
             on_missing_group=self.watch.poke,
+            held=self._held,
         )
         self._tasks = [
             asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),
@@ -260,11 +289,6 @@ class SchedulerService:
             asyncio.create_task(self.watch.run(self._stop), name="state-watch"),
         ]
         log.info("scheduler_started", consumer=self.consumer, shards=self.settings.shards)
-
-    async def before_stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
 
     async def after_stop(self) -> None:
         await self.redis.aclose()
@@ -280,12 +304,17 @@ class SchedulerService:
             await self.http.start()
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop reading; the batch being applied ends at its next entry, the loops after their
+        pass, all by the deadline (default: NUDGE_SHUTDOWN_TIMEOUT from now); then close."""
+        deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
+        self._stop.set()
         await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
-        await self.before_stop()
-        await self.broker.stop()
+        await self.broker.stop()  # waits for the batch handler, which stops between entries
+        await settle(self._tasks, deadline)
+        self._tasks = []
         await self.after_stop()
 
 

@@ -105,6 +105,9 @@ class SmtpChannel:
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     _discard(client)  # state after an error is unknown: never reuse it
                     raise _classify(exc) from None
+                except asyncio.CancelledError:
+                    _discard(client)  # cut off at shutdown: hang up, the server keeps nothing
+                    raise
                 else:
                     self._idle.put_nowait(client)
                     return
@@ -116,6 +119,10 @@ class SmtpChannel:
                 if client is not None:
                     _discard(client)
                 raise _classify(exc) from None
+            except asyncio.CancelledError:
+                if client is not None:
+                    _discard(client)
+                raise
             self._idle.put_nowait(client)
 
     @staticmethod
