@@ -1,13 +1,16 @@
 """`nudge status`: streams, consumer groups, timers, dead letters and recent rejections.
 
 Reads REDIS_URL, NUDGE_KEY_PREFIX and NUDGE_SHARDS. Rich tables for people, `--json` for
-scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C.
+scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C: in place on a
+terminal, else (a pipe, a log file) each refresh printed in full and flushed. Errors (Redis
+unreachable) reach the command line's error boundary (services/cli_errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from datetime import datetime
 from typing import Annotated
@@ -101,14 +104,8 @@ async def _snapshot() -> Status:
         await redis.aclose()
 
 
-def _read(console: Console) -> Status:
-    from redis.exceptions import RedisError
-
-    try:
-        return asyncio.run(_snapshot())
-    except (RedisError, OSError) as exc:
-        console.print(f"[red]cannot read status from Redis:[/] {type(exc).__name__}")
-        raise typer.Exit(1) from None
+def _read() -> Status:
+    return asyncio.run(_snapshot())
 
 
 def status(
@@ -121,17 +118,17 @@ def status(
     """Streams, consumer groups, timers, dead letters and rejections, read from Redis."""
     console = Console()
     if watch is None:
-        _show(console, _read(console), as_json)
+        _show(console, _read(), as_json)
         return
     try:
-        if as_json:
+        if as_json or not console.is_terminal:  # no screen to redraw: one snapshot after another
             while True:
-                _show(console, _read(console), as_json=True)
+                _show(console, _read(), as_json)
                 time.sleep(watch)
-        with Live(render_status(_read(console)), console=console, auto_refresh=False) as live:
+        with Live(render_status(_read()), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(watch)
-                live.update(render_status(_read(console)), refresh=True)
+                live.update(render_status(_read()), refresh=True)
     except KeyboardInterrupt:
         return
 
@@ -141,3 +138,4 @@ def _show(console: Console, snapshot: Status, as_json: bool) -> None:
         typer.echo(json.dumps(snapshot.as_json(), separators=(",", ":")))
     else:
         console.print(render_status(snapshot))
+    sys.stdout.flush()  # a pipe is block-buffered: each refresh must leave now, not at exit

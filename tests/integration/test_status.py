@@ -214,7 +214,10 @@ class TestStatusCommand:
         env = _cli_env("redis://127.0.0.1:1/0", key_prefix)
         result = await _invoke(["status"], env)
         assert result.exit_code == 1
-        assert "cannot read status from Redis" in result.output
+        assert result.output.splitlines() == [
+            "nudge: cannot reach Redis at 127.0.0.1:1 (connection refused): start it, "
+            "or set REDIS_URL to a server that runs"
+        ]
 
 
 async def _invoke(args: list[str], env: dict[str, str]) -> Any:
