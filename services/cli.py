@@ -121,9 +121,10 @@ def notifier() -> None:
 def demo(
     days: Annotated[int, typer.Option(min=1, max=366, help="Simulated days.")] = 31,
     seconds: Annotated[float, typer.Option(min=2, help="Real seconds the simulation takes.")] = 20,
-    outbox: Annotated[Path, typer.Option(help="Where received emails are written.")] = Path(
-        "outbox"
-    ),
+    outbox: Annotated[
+        Path,
+        typer.Option(help="Folder for the emails: new, empty, or a previous demo outbox."),
+    ] = Path("outbox"),
     couples: Annotated[Path, typer.Option(help="Folder of preference events.")] = Path(
         "examples/couples"
     ),
@@ -131,7 +132,12 @@ def demo(
     """Live demo: embedded Valkey, SMTP catcher, both services, a simulated month of nudges."""
     from services.common.logging import configure_logging
     from services.demo import print_summary, run_demo
+    from services.demo_outbox import OutboxRefused, prepare_outbox
 
+    try:
+        prepare_outbox(outbox)  # before anything starts: a refusal is a usage error
+    except OutboxRefused as exc:
+        raise CliError(bounded(str(exc), 300)) from None
     configure_logging("demo", "console", "warning")
     result = asyncio.run(run_demo(couples_dir=couples, outbox=outbox, days=days, seconds=seconds))
     print_summary(result, console)
