@@ -1,4 +1,4 @@
-"""`nudge status`: streams, consumer groups, timers, dead letters and recent rejections.
+"""`nudge status`: streams, consumer groups, timers, retries, dead letters, recent rejections.
 
 Reads REDIS_URL, NUDGE_KEY_PREFIX and NUDGE_SHARDS. Rich tables for people, `--json` for
 scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C: in place on a
@@ -77,6 +77,15 @@ def render_status(status: Status) -> Group:
             _when(status.next_fire, status.at),
             style="bold",
         )
+    retries = Table(title="Retries (sends waiting for another attempt)", title_justify="left")
+    for column in ("shard", "waiting", "next attempt"):
+        retries.add_column(column, justify="left" if column == "next attempt" else "right")
+    for r in status.retries:
+        retries.add_row(f"{r.shard:02d}", str(r.waiting), _when(r.next_due, status.at))
+    if len(status.retries) > 1:
+        retries.add_row(
+            "all", str(status.retries_waiting), _when(status.next_retry, status.at), style="bold"
+        )
     rejected = str(status.rejected_last_hour)
     if status.rejected_last_hour >= REJECTED_COUNT_CAP:
         rejected += "+"
@@ -87,7 +96,7 @@ def render_status(status: Status) -> Group:
         (rejected, "yellow" if status.rejected_last_hour else "green"),
         (f"   at {status.at:%Y-%m-%d %H:%M:%S}Z", "dim"),
     )
-    return Group(streams, timers, summary)
+    return Group(streams, timers, retries, summary)
 
 
 async def _snapshot() -> Status:
