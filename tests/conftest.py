@@ -25,6 +25,7 @@ import structlog
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey
 from tests.support.leftovers import dbsize, remove_leftovers
+from tests.support.tools import REQUIRE_ENV, not_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,6 +117,15 @@ def _no_keys_left(request: pytest.FixtureRequest) -> Iterator[None]:
             f"the test left {count} keys in the shared server (now removed), e.g. {names}: "
             f"name keys `{prefix}:...` (the `redis` fixture removes those) or delete them"
         )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which checks did not run for want of a system tool, and how to enable them."""
+    if lines := not_run():
+        terminalreporter.section("checks not run: missing tools", yellow=True)
+        for line in lines:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"({REQUIRE_ENV}=1 makes a missing tool fail the run.)")
 
 
 _SHARED_DB_AT_START: list[int] = []
