@@ -216,7 +216,7 @@ class Reclaimer:
             )
             await self.redis.xack(self.stream, self.group, entry)
             self.buried += 1
-            log.warning(
+            log.error(  # a dead letter is always an error line (docs/operations.md)
                 "message_dead_lettered", stream=self.stream, entry_id=entry, deliveries=times
             )
             return

@@ -39,7 +39,7 @@ from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
 from services.notifier.delivery import PRODUCER, Delivery
-from services.notifier.retries import RetryPolicy, RetryQueue, jitter
+from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
 from services.operator.dashboard import StatusPage
@@ -264,6 +264,29 @@ class NotifierService:
             await self.retries.schedule(shard, raw, attempt + 1, delay)
             for retry in result.retry:
                 self.metrics.observe_retry(retry.channel)
+                # One line per failed send, at the default level: a failing relay is visible
+                # before anything is dead-lettered. Ids and a reason category only.
+                log.warning(
+                    "nudge_delivery_failed",
+                    event_id=str(due.event_id),
+                    occurrence_id=due.data.occurrence_id,
+                    kind=due.data.kind,
+                    channel=retry.channel,
+                    reason=failure_reason(retry.error.detail),
+                    attempt=attempt,
+                    retry_in_s=round(delay.total_seconds(), 1),
+                )
+        elif result.retry:  # buried above: one error line for the nudge that gave up
+            log.error(
+                "nudge_dead_lettered",
+                event_id=str(due.event_id),
+                occurrence_id=due.data.occurrence_id,
+                couple_id=due.data.couple_id,
+                kind=due.data.kind,
+                channels=sorted({r.channel for r in result.retry}),
+                reasons=sorted({failure_reason(r.error.detail) for r in result.retry}),
+                attempts=attempt,
+            )
         self.delivered += 1
         # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
         log.debug(

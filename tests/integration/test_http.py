@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from services.common.clock import ManualClock
@@ -38,6 +39,7 @@ class TestHealth:
         finally:
             await service.stop()
 
+    @pytest.mark.usefixtures("redis")  # removes the consumer group's stream afterwards
     async def test_notifier_serves_health_on_a_free_port(
         self, redis_url: str, key_prefix: str
     ) -> None:

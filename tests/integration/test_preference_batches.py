@@ -91,6 +91,13 @@ async def _deliver(
     return [(eid.decode(), fields[DATA_FIELD.encode()]) for eid, fields in reply[0][1]]
 
 
+async def _clear(redis: aioredis.Redis, service: SchedulerService) -> None:
+    """Remove a side service's keys: its prefix (`<key_prefix>-batch`) is not `<key_prefix>:`."""
+    keys = [k async for k in redis.scan_iter(match=f"{service.keys.prefix}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
 def _service(redis_url: str, prefix: str) -> SchedulerService:
     return SchedulerService(scheduler_settings(redis_url, prefix), ManualClock(NOW))
 
@@ -123,6 +130,7 @@ class TestHandleBatch:
             assert pending["pending"] == 0
         finally:
             for service in (batched, single):
+                await _clear(redis, service)
                 await service.redis.aclose()
 
     async def test_revisions_keep_their_order_across_pipelined_chunks(
@@ -151,6 +159,7 @@ class TestHandleBatch:
             assert await redis.hget(batched.keys.couple("c8"), "rev") == b"30"
         finally:
             for service in (batched, single):
+                await _clear(redis, service)
                 await service.redis.aclose()
 
     async def test_an_entry_that_fails_stays_pending_and_the_others_are_applied(
