@@ -55,6 +55,7 @@ class StateWatcher:
         self.losses = 0  # losses this process noticed
         self.restarts = 0  # subscribers started again
         self._poked = asyncio.Event()
+        self._stopping: asyncio.Event | None = None  # set by run(): the service is stopping
 
     async def begin(self) -> StateEpoch:
         """At start-up, before consuming: join (or start) the state epoch, create the groups."""
@@ -82,7 +83,9 @@ class StateWatcher:
         if seen.lost:
             self._lost(seen)
         self.known = seen.epoch
-        stopped = self._stopped()
+        # A stopping service stops its subscribers itself: starting them again would race it.
+        stopping = self._stopping is not None and self._stopping.is_set()
+        stopped = [] if stopping else self._stopped()
         if seen.lost or poked or stopped:
             await self._ensure_groups()
         for subscriber in stopped:
@@ -92,6 +95,7 @@ class StateWatcher:
         return seen
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stopping = stop
         async def wake_on_stop() -> None:
             await stop.wait()
             self._poked.set()

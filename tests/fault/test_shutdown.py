@@ -182,7 +182,7 @@ class TestNotifierStop:
         )
         assert (code, second_code) == (0, 0), first.log()[-3000:]
         assert seconds <= BUDGET_S + SLACK_S
-        assert noise == []
+        assert noise == [], "\n".join(noise)
         assert left == couples  # none finished: all left for another replica, none acked
         assert lost == 0
         assert doubled == 0  # the hung transactions were never confirmed, so never kept
@@ -298,7 +298,7 @@ class TestSchedulerSlowBatch:
         )
         assert (code, second_code) == (0, 0), first.log()[-3000:]
         assert seconds <= BUDGET_S + SLACK_S
-        assert noise == []
+        assert noise == [], "\n".join(noise)
         assert 0 < len(done_first) < couples  # stopped mid-batch, between entries
         assert left == remaining == couples - len(done_first)  # applied: acked and deleted
         assert set(applied) == set(ids)
