@@ -3,6 +3,7 @@
 from schemas._base import Envelope, StrictModel
 from schemas.events import (
     MAX_EVENT_BYTES,
+    REASON_LIMIT,
     EventRejected,
     OutcomeEvent,
     PreferenceEvent,
@@ -10,6 +11,7 @@ from schemas.events import (
     parse_due,
     parse_outcome,
     parse_preference,
+    safe_reason,
 )
 from schemas.nudges import NudgeDue, NudgeDueData
 from schemas.outcomes import (
@@ -52,6 +54,7 @@ from schemas.preferences import (
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REASON_LIMIT",
     "Cadence",
     "Channel",
     "CoupleErased",
@@ -96,4 +99,5 @@ __all__ = [
     "parse_due",
     "parse_outcome",
     "parse_preference",
+    "safe_reason",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, SafeId, StrictModel
+from schemas._base import Envelope, Instant, SafeId, StrictModel
 from schemas.nudges import OccurrenceId
 from schemas.preferences import Channel, NudgeKind
 
@@ -37,7 +37,7 @@ class _OutcomeData(StrictModel):
     occurrence_id: OccurrenceId
     couple_id: SafeId
     kind: NudgeKind
-    scheduled_at: AwareDatetime
+    scheduled_at: Instant
 
 
 class NudgeSentData(_OutcomeData):
