@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy
@@ -179,6 +180,7 @@ class NotifierService:
         self.metrics.observe_consumed(stream)
         try:
             due = parse_due(raw)
+            attempt = _attempt(fields)
         except EventRejected as exc:
             await reject(
                 self.redis,
@@ -193,7 +195,6 @@ class NotifierService:
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
-        attempt = int((fields or {}).get(b"attempt", b"1"))
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
@@ -320,3 +321,17 @@ class NotifierService:
             await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
         await self.pipe.drain()
         await self.after_stop()
+
+
+_ATTEMPT: Final = re.compile(rb"[1-9][0-9]{0,5}")
+
+
+def _attempt(fields: dict[bytes, bytes] | None) -> int:
+    """The entry's `attempt` field (the retry queue writes it), 1 when absent.
+
+    Any bytes can be there: what is not a small positive number is refused like a bad event.
+    """
+    value = (fields or {}).get(b"attempt", b"1")
+    if _ATTEMPT.fullmatch(value) is None:
+        raise EventRejected("attempt: must be a whole number from 1 to 999999")
+    return int(value)
