@@ -235,8 +235,7 @@ Email = Annotated[
     StringConstraints(max_length=254),
     Checked(
         EMAIL_PATTERN,
-        "not an email address: one @, a dot in the domain, and no spaces, control or "
-        'invisible characters, nor any of <>,;:"',
+        'not an email address: one @, a dot in the domain; no spaces, controls or <>,;:"',
     ),
 ]
 Instant = Annotated[

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -75,8 +76,7 @@ class Probe:
 
 
 async def _rev(redis: aioredis.Redis, service: SchedulerService, couple: str) -> bytes | None:
-    rev: bytes | None = await redis.hget(service.keys.couple(couple), "rev")
-    return rev
+    return cast("bytes | None", await redis.hget(service.keys.couple(couple), "rev"))
 
 
 async def _pending(redis: aioredis.Redis, stream: str, group: str) -> int:
@@ -229,7 +229,7 @@ def _personal_preferences() -> list[Fields]:
 
 def _personal_dues() -> list[Fields]:
     """NudgeDue entries with personal text in their type, ids, recipients and fields."""
-    due = {
+    due: dict[str, Any] = {
         "type": "nudge.due.v1",
         "event_id": "0b6e2b1c-3c1e-4d4a-9f5e-1a2b3c4d5e6f",
         "occurred_at": "2026-12-01T10:00:00Z",
