@@ -3,6 +3,7 @@
 from schemas._base import Envelope, StrictModel
 from schemas.events import (
     MAX_EVENT_BYTES,
+    REASON_LIMIT,
     EventRejected,
     OutcomeEvent,
     OutcomesStreamEvent,
@@ -12,6 +13,7 @@ from schemas.events import (
     parse_outcome,
     parse_outcomes_entry,
     parse_preference,
+    safe_reason,
 )
 from schemas.nudges import NudgeDue, NudgeDueData
 from schemas.outcomes import (
@@ -56,6 +58,7 @@ from schemas.preferences import (
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REASON_LIMIT",
     "Cadence",
     "Channel",
     "CoupleErased",
@@ -104,4 +107,5 @@ __all__ = [
     "parse_outcome",
     "parse_outcomes_entry",
     "parse_preference",
+    "safe_reason",
 ]

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from schemas._reasons import REASON_LIMIT, describe, safe_reason
 from schemas.nudges import NudgeDue
 from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
@@ -18,6 +19,7 @@ from schemas.preferences import (
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REASON_LIMIT",
     "EventRejected",
     "OutcomeEvent",
     "OutcomesStreamEvent",
@@ -27,6 +29,7 @@ __all__ = [
     "parse_outcome",
     "parse_outcomes_entry",
     "parse_preference",
+    "safe_reason",
 ]
 
 MAX_EVENT_BYTES: Final = 64 * 1024
@@ -55,23 +58,15 @@ T = TypeVar("T")
 
 
 class EventRejected(ValueError):
-    """A message that is not a valid event; `reason` is safe to log and to publish."""
+    """A message that is not a valid event; `reason` is safe to log and to publish.
+
+    The reason is cut to `REASON_LIMIT` characters and holds no control character, whoever
+    wrote it (see schemas/_reasons.py).
+    """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _describe(error: ValidationError) -> str:
-    """One line per problem, `location: message`, without echoing the offending input."""
-    parts: list[str] = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in item["loc"]) or "event"
-        message = item["msg"]
-        if item["type"] == "json_invalid":
-            message = "not valid JSON"
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts[:8]) + (f" (+{len(parts) - 8} more)" if len(parts) > 8 else "")
+        self.reason = safe_reason(reason)
+        super().__init__(self.reason)
 
 
 def _parse(adapter: TypeAdapter[T], raw: bytes | str) -> T:
@@ -81,7 +76,7 @@ def _parse(adapter: TypeAdapter[T], raw: bytes | str) -> T:
     try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
-        raise EventRejected(_describe(exc)) from None
+        raise EventRejected(describe(exc)) from None
 
 
 def parse_preference(raw: bytes | str) -> PreferenceEvent:

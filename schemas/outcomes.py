@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, Producer, SafeId, StrictModel
+from schemas._base import Envelope, Instant, Producer, SafeId, StrictModel
 from schemas.nudges import OccurrenceId
 from schemas.preferences import Channel, NudgeKind
 
@@ -41,7 +41,7 @@ class _OutcomeData(StrictModel):
     occurrence_id: OccurrenceId
     couple_id: SafeId
     kind: NudgeKind
-    scheduled_at: AwareDatetime
+    scheduled_at: Instant
 
 
 class NudgeSentData(_OutcomeData):
@@ -84,11 +84,11 @@ class NudgeFailed(Envelope):
 
 
 class ServiceStateLostData(StrictModel):
-    detected_at: AwareDatetime = Field(
+    detected_at: Instant = Field(
         description="When a service found its Redis state gone (wall-clock time)."
     )
     detected_by: Producer = Field(description="The service process that noticed it first.")
-    lost_epoch_began_at: AwareDatetime | None = Field(
+    lost_epoch_began_at: Instant | None = Field(
         default=None,
         description="When the state that was lost began to be written, if known: everything "
         "published since then (preferences, pauses, unsubscribes, erasures) is gone.",

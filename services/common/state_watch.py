@@ -96,6 +96,7 @@ class StateWatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stopping = stop
+
         async def wake_on_stop() -> None:
             await stop.wait()
             self._poked.set()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy
@@ -218,6 +219,7 @@ class NotifierService:
         self.metrics.observe_consumed(stream)
         try:
             due = parse_due(raw)
+            attempt = _attempt(fields)
         except EventRejected as exc:
             await reject(
                 self.redis,
@@ -232,7 +234,6 @@ class NotifierService:
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
-        attempt = int((fields or {}).get(b"attempt", b"1"))
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
@@ -399,3 +400,17 @@ class NotifierService:
         with contextlib.suppress(TimeoutError):  # acknowledgements of what finished
             await asyncio.wait_for(self.pipe.drain(), timeout=max(1.0, deadline.remaining()))
         await self.after_stop()
+
+
+_ATTEMPT: Final = re.compile(rb"[1-9][0-9]{0,5}")
+
+
+def _attempt(fields: dict[bytes, bytes] | None) -> int:
+    """The entry's `attempt` field (the retry queue writes it), 1 when absent.
+
+    Any bytes can be there: what is not a small positive number is refused like a bad event.
+    """
+    value = (fields or {}).get(b"attempt", b"1")
+    if _ATTEMPT.fullmatch(value) is None:
+        raise EventRejected("attempt: must be a whole number from 1 to 999999")
+    return int(value)

@@ -1,10 +1,12 @@
 """The scheduler process: a preferences consumer and the timer loop, sharing one Redis client.
 
 The preferences stream is consumed in batches (up to `_BATCH` entries per XREADGROUP): every
-entry is validated on its own, bad ones go to the rejected stream with their reason, the good
-ones are applied in stream order with `PreferenceIngest.apply_many` (the same results as one
-at a time), and then the handled entries are deleted and acknowledged in one round trip. An entry
-that fails unexpectedly stays pending for the Reclaimer, which handles it alone (`handle`).
+entry is read and validated on its own (services/scheduler/entries.py: any bytes in any field
+are refused per entry, never failing the batch), the good ones are applied in stream order with
+`PreferenceIngest.apply_many` (the same results as one at a time), and then the bad ones go to
+the rejected stream with their reason and the handled entries are deleted and acknowledged, all
+in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
+handles it alone (`handle_entry`).
 
 A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
 pass, so however long the batch takes, no replica (nor this one's own sweep) applies them a
@@ -17,15 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
 
 import structlog
-from faststream._internal._compat import dump_json
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
-from faststream.redis.parser import BinaryMessageFormatV1
 from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
@@ -41,12 +41,12 @@ from services.common.shutdown import Deadline, settle, stopped_reading
 from services.common.state_marker import StateMarker
 from services.common.state_watch import StateWatcher
 from services.common.streams import (
-    DATA_FIELD,
     entries_as_read,
     group_names,
-    reject,
+    rejected_fields,
 )
 from services.operator.refresher import GaugeRefresher
+from services.scheduler.entries import Read, read_entry, read_payload
 from services.scheduler.firing import PRODUCER
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
@@ -59,7 +59,6 @@ __all__ = ["SchedulerService"]
 log = structlog.get_logger()
 SERVICE = "scheduler"
 _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
-_DATA: Final = DATA_FIELD.encode()
 
 
 class SchedulerService:
@@ -115,40 +114,52 @@ class SchedulerService:
         @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
-            batch = [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
-            read = [entry for entry, _ in batch]
-            self._held.update(read)  # kept claimed by the Reclaimer while the batch runs
-            try:
-                await self.handle_batch(batch)
-            finally:
-                self._held.difference_update(read)
+            await self.handle_fields(list(zip(ids, data, strict=True)))
             if self._stop.is_set():
                 await stopped_reading(self.broker, self.settings.shutdown_timeout.total_seconds())
 
         return router
 
+    async def handle_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
+        """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
+        await self._handle_read([(eid.decode(), *read_entry(fields)) for eid, fields in entries])
+
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
         """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
 
-        Each payload is read as FastStream's subscriber reads one (see `_read`).
+        Each payload is read as FastStream's subscriber reads one (see entries.read_payload).
+        Returns the ids of the entries handled (see `_handle_read`).
+        """
+        return await self._handle_read(
+            [(entry, *read_payload(stored)) for entry, stored in entries]
+        )
 
-        Bad entries are rejected one by one with their reason, exactly as `handle` does; the
-        good ones are applied together. Then every handled entry is deleted and acknowledged
-        (one round trip), and their ids are returned. If applying the batch fails unexpectedly
-        (not a Redis error: that leaves the whole batch pending), its entries are applied one
-        at a time, and one that fails again stays pending for the Reclaimer (neither deleted
-        nor acknowledged). When the service stops meanwhile, the batch ends between entries:
-        the entries from the first one not applied onwards stay pending, unhandled.
+    async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
+        """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
+
+        Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
+        applied together. Then the rejections are written and every handled entry is deleted
+        and acknowledged (one round trip), and their ids are returned. If applying the batch
+        fails unexpectedly (not a Redis error: that leaves the whole batch pending), its entries
+        are applied one at a time, and one that fails again stays pending for the Reclaimer
+        (neither deleted nor acknowledged). The entries are held (kept claimed by the
+        Reclaimer) while the batch runs; when the service stops meanwhile, the batch ends
+        between entries: the entries from the first one not applied onwards stay pending.
         """
         if not entries:
             return []
+        ids = [entry for entry, _payload, _read in entries]
+        self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
+        try:
+            return await self._apply_read(entries)
+        finally:
+            self._held.difference_update(ids)
+
+    async def _apply_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
         self.metrics.observe_consumed(self.keys.preferences, len(entries))
         refused: dict[int, str] = {}
         events: list[tuple[int, PreferenceEvent]] = []
-        read_entries: list[tuple[str, bytes]] = []
-        for index, (entry, stored) in enumerate(entries):
-            payload, read = _read(stored)
-            read_entries.append((entry, payload))
+        for index, (_entry, _payload, read) in enumerate(entries):
             if isinstance(read, EventRejected):
                 refused[index] = read.reason
             else:
@@ -189,13 +200,15 @@ class SchedulerService:
         if cutoff < len(entries):
             outcomes["left_pending"] = len(entries) - cutoff
         log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
-        for index in sorted(refused):
-            await self._reject(*read_entries[index], reason=refused[index])
         done = [entries[i][0] for i in sorted(handled) if i < cutoff]
-        if done:
+        if refused or done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-                pipe.xdel(self.keys.preferences, *done)
-                pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
+                for index in sorted(refused):
+                    entry, payload, _read = entries[index]
+                    self._rejected(pipe, entry, payload, refused[index])
+                if done:
+                    pipe.xdel(self.keys.preferences, *done)
+                    pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
                 await pipe.execute()
         return done
 
@@ -207,37 +220,58 @@ class SchedulerService:
         return not self._stop.is_set()
 
     async def handle(self, raw: bytes, entry_id: str) -> None:
-        """Validate and apply one preferences entry; bad input goes to the rejected stream.
+        """Validate and apply one preferences payload; bad input goes to the rejected stream.
 
         Afterwards the entry is deleted from the preferences stream (the caller acknowledges):
         the stream is a queue into the scheduler and keeps no copy of personal data. The
-        Reclaimer uses it for entries left pending; the subscriber uses `handle_batch`.
+        subscriber uses `handle_fields`, the Reclaimer `handle_entry`.
         """
+        try:
+            read: PreferenceEvent | EventRejected = parse_preference(raw)
+        except EventRejected as exc:
+            read = exc
+        await self._handle_one(entry_id, raw, read)
+
+    async def handle_entry(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
+        """`handle` for an entry as read from the stream (fields of any bytes), as a batch
+        reads it; raises (leaving it pending) if applying fails unexpectedly."""
+        await self._handle_one(entry_id, *read_entry(fields))
+
+    async def _handle_one(
+        self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
+    ) -> None:
         self.metrics.observe_consumed(self.keys.preferences)
         try:
-            event = parse_preference(raw)
-            result = await self.ingest.apply(event)
+            if isinstance(read, EventRejected):
+                raise read
+            result = await self.ingest.apply(read)
         except (EventRejected, PlanningError) as exc:
             reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
-            await self._reject(entry_id, raw, reason=reason)
-            await self.redis.xdel(self.keys.preferences, entry_id)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._rejected(pipe, entry_id, payload, reason)
+                pipe.xdel(self.keys.preferences, entry_id)
+                await pipe.execute()
             return
         await self.redis.xdel(self.keys.preferences, entry_id)
-        self._applied(entry_id, event, result)
+        self._applied(entry_id, read, result)
 
-    async def _reject(self, entry_id: str, raw: bytes, *, reason: str) -> None:
-        await reject(
-            self.redis,
-            self.keys.rejected,
+    def _rejected(self, pipe: Any, entry_id: str, payload: bytes, reason: str) -> None:
+        """Queue the rejected-stream entry of a refused payload on `pipe`, and say so."""
+        fields = rejected_fields(
             source=self.keys.preferences,
             entry_id=entry_id,
-            raw=raw,
+            raw=payload,
             reason=reason,
             service=SERVICE,
+        )
+        pipe.xadd(
+            self.keys.rejected,
+            cast("Any", fields),
             maxlen=self.settings.rejected_maxlen,
+            approximate=True,
         )
         self.metrics.observe_rejected(self.keys.preferences)
-        log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+        log.warning("preference_rejected", entry_id=entry_id, reason=fields["reason"])
 
     def _applied(self, entry_id: str, event: PreferenceEvent, result: str) -> None:
         """One line per event at debug, as per fire and per message: at 10,000 events a second
@@ -270,8 +304,8 @@ class SchedulerService:
     async def after_start(self) -> None:
         self._stop.clear()
 
-        async def again(raw: bytes, entry: str, _fields: dict[bytes, bytes]) -> None:
-            await self.handle(raw, entry)
+        async def again(_raw: bytes, entry: str, fields: dict[bytes, bytes]) -> None:
+            await self.handle_entry(entry, fields)
 
         self.reclaimer = Reclaimer.from_settings(
             self.redis,
@@ -316,28 +350,3 @@ class SchedulerService:
         await settle(self._tasks, deadline)
         self._tasks = []
         await self.after_stop()
-
-
-def _stored(fields: dict[bytes, bytes]) -> bytes:
-    """An entry's payload field, or (none given) its fields as JSON, as FastStream takes it."""
-    return fields.get(_DATA) or dump_json(fields)
-
-
-def _read(stored: bytes) -> tuple[bytes, PreferenceEvent | EventRejected]:
-    """The payload FastStream's single-entry subscriber hands over, and the event it holds.
-
-    FastStream unwraps its own framing and a legacy {"data": "<string>"} envelope, at the
-    cost of two JSON parses per entry. A valid event is neither (its "data" is an object),
-    so it is validated as stored first; only a refused one is unwrapped and tried again,
-    which gives every entry the same payload and outcome as one at a time.
-    """
-    try:
-        return stored, parse_preference(stored)
-    except EventRejected as refused:
-        payload, _headers = BinaryMessageFormatV1.parse(stored)
-        if payload == stored:
-            return stored, refused
-    try:
-        return payload, parse_preference(payload)
-    except EventRejected as exc:
-        return payload, exc

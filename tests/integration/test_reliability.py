@@ -287,7 +287,7 @@ class TestDlqCommands:
                 entry_id=f"{n}-0",
                 reason=f"reason {n}",
                 attempts=6,
-                data=b'{"type":"nudge.due.v1"}',
+                data=b'{"type": "nudge.due.v1", "event_id": "e"}',  # as json.dumps writes it
                 couple_id=f"c{n}",
                 maxlen=1000,
             )
