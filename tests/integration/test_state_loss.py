@@ -42,7 +42,12 @@ class Running:
 
 
 @pytest.fixture
-async def services(redis_url: str, key_prefix: str, mail: MailCatcher) -> AsyncIterator[Running]:
+async def services(
+    redis_url: str, key_prefix: str, mail: MailCatcher, redis: aioredis.Redis
+) -> AsyncIterator[Running]:
+    """Both services, stopped before the `redis` fixture removes the test's keys (so they
+    cannot write a marker or a group again after that clean-up)."""
+    del redis  # requested for its teardown order only
     clock = ManualClock(START)
     fast = {"state_check_seconds": 0.2, "http_port": 0, "reclaim_idle": timedelta(minutes=10)}
     scheduler = SchedulerService(
