@@ -25,9 +25,13 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
                                                so far by the replicas (expires in a minute)
+    nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
+                                               and the last loss (services/common/state_marker.py)
 
 Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
 shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
+The state marker's tag is the outcomes stream's whole name (which has no tag of its own), so the
+two share a cluster slot and one script may check the marker and publish the loss notice.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ class Keys:
     @property
     def dead(self) -> str:
         return f"{self.prefix}:dead"
+
+    @property
+    def state(self) -> str:
+        """The state marker, in the outcomes stream's cluster slot (see the module docstring)."""
+        return f"{self.prefix}:state:{{{self.outcomes}}}"
 
     def shard_of(self, couple_id: str) -> int:
         return zlib.crc32(couple_id.encode()) % self.shards

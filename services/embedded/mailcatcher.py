@@ -39,6 +39,7 @@ class _Keep:
         with self._lock:
             self.open += change
             self.connections += max(change, 0)
+        self.stall_seconds = 0.0  # DATA is answered only after this long (a hung server)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -49,6 +50,8 @@ class _Keep:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        if self.stall_seconds:  # a client that hangs up meanwhile cancels this: nothing kept
+            await asyncio.sleep(self.stall_seconds)
         with self._lock:
             if self.refusals:
                 return self.refusals.pop(0)
@@ -140,6 +143,11 @@ class MailCatcher:
         """Answer the next `count` messages with `reply` instead of accepting them."""
         with self._handler._lock:
             self._handler.refusals.extend([reply] * count)
+
+    def stall(self, seconds: float) -> None:
+        """Answer DATA only after `seconds` (0: at once again); a message whose client hangs
+        up meanwhile is not kept, as a real server drops a transaction it never confirmed."""
+        self._handler.stall_seconds = seconds
 
     def start(self) -> Self:
         self._controller.start()

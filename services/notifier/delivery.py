@@ -2,7 +2,8 @@
 
 For each recipient and each of their channels, in order:
   already sent (idempotency record)  -> nothing to do, no second outcome
-  couple erased / schedule replaced  -> suppressed (erased / stale_revision)
+  couple gone / schedule replaced    -> suppressed (erased or state_lost: vanished.py;
+                                        stale_revision)
   paused, unsubscribed, channel dead -> suppressed with that reason
   daily cap reached (caps.py)        -> suppressed "cap_reached", once per partner
   otherwise: choose content, render, send, record, outcome "sent"
@@ -65,6 +66,7 @@ from services.notifier.render import deep_link, render_email_bytes, render_push,
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState, dead_field, idempotency_key
 from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from services.notifier.vanished import why_vanished
 
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded"]
 
@@ -154,7 +156,8 @@ class Delivery:
         result = DeliveryResult()
         self._unbox(result, due, outbox)
         if couple.profile is None:
-            result.outcomes.append(self._suppressed(due, now, "erased"))
+            reason = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
+            result.outcomes.append(self._suppressed(due, now, reason))
             return result
         if d.schedule_id not in couple.fields.get("sids", "").split(","):
             result.outcomes.append(self._suppressed(due, now, "stale_revision"))
@@ -174,10 +177,13 @@ class Delivery:
             cap=self.settings.daily_cap_per_partner,
         )
         sends: list[tuple[_Wanted, ChannelName, str, Item]] = []
+        gone: SuppressionReason = "erased"
+        if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
+            gone = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
         for want, slot in zip(wanted, slots, strict=True):
             partner_id = want.partner.partner_id
             if slot != "reserved":
-                why: SuppressionReason = "cap_reached" if slot == "over_cap" else "erased"
+                why: SuppressionReason = "cap_reached" if slot == "over_cap" else gone
                 if why == "cap_reached":  # RESERVE left it in the outbox: see _unbox
                     capped = self._suppressed(due, from_ms(now_ms), why, partner_id)
                     entry = Boxed(capped_member(d.occurrence_id, partner_id), encode(capped))

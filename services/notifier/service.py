@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy
@@ -24,12 +26,14 @@ from services.common.health import health_routes
 from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
-from services.common.reclaim import Reclaimer
+from services.common.reclaim import Interrupted, Reclaimer
 from services.common.refusals import not_now, pause
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.shutdown import Deadline, settle, stopped_reading
+from services.common.state_marker import StateMarker
+from services.common.state_watch import StateWatcher
 from services.common.streams import (
     DATA_FIELD,
-    ensure_group,
     entries_as_read,
     group_names,
     reject,
@@ -38,8 +42,8 @@ from services.common.streams import (
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import Boxed, Delivery
-from services.notifier.retries import RetryPolicy, RetryQueue, jitter
+from services.notifier.delivery import PRODUCER, Boxed, Delivery
+from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
 from services.operator.dashboard import StatusPage
@@ -50,7 +54,6 @@ __all__ = ["NotifierService", "default_channels"]
 log = structlog.get_logger()
 SERVICE = "notifier"
 DATA_KEY = DATA_FIELD.encode()
-STOP_GRACE_S = 15.0  # on SIGTERM, deliveries already started get this long to finish
 
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
@@ -123,8 +126,23 @@ class NotifierService:
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = broker_for(settings, graceful_timeout=STOP_GRACE_S)
+        self.broker = broker_for(settings)
         self.broker.include_router(self._router())
+        # A Redis that came back empty: noticed, reported once, groups and subscribers back.
+        marker = StateMarker(
+            self.redis,
+            self.keys,
+            name=self.consumer,
+            producer=PRODUCER,
+            outcomes_maxlen=settings.outcomes_maxlen,
+        )
+        self.watch = StateWatcher(
+            marker,
+            groups=[(stream, NOTIFIER_GROUP) for stream in self.keys.all_due()],
+            metrics=self.metrics,
+            interval=settings.state_check_seconds,
+            broker=self.broker,
+        )
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -152,8 +170,13 @@ class NotifierService:
             raw_message = msg.raw_message
             entries = [raw_id.decode() for raw_id in raw_message["message_ids"]]
             held.update(entries)  # ours from now on: this stream's Reclaimer keeps them claimed
-            for entry, fields in zip(entries, raw_message["data"], strict=True):
-                await self._in_flight.acquire()
+            for n, (entry, fields) in enumerate(zip(entries, raw_message["data"], strict=True)):
+                if not await self._admitted():  # stopping: the rest stay pending, for others
+                    held.difference_update(entries[n:])
+                    await stopped_reading(
+                        self.broker, self.settings.shutdown_timeout.total_seconds()
+                    )
+                    return
                 task = asyncio.create_task(self._run_one(stream, entry, fields, held))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -161,10 +184,27 @@ class NotifierService:
         on_due_batch.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
         return on_due_batch
 
+    async def _admitted(self) -> bool:
+        """Wait for a place among the NUDGE_MAX_IN_FLIGHT; False once the service is stopping.
+
+        A stop releases one place more (`stop`); whoever gets a place after the stop hands it
+        on at once, so every waiting batch wakes, returns, and lets FastStream stop without
+        cancelling a handler (and without waiting for a send to finish to free a place).
+        """
+        await self._in_flight.acquire()
+        if self._stop.is_set():
+            self._in_flight.release()
+            return False
+        return True
+
     async def _run_one(
         self, stream: str, entry: str, fields: dict[bytes, bytes], held: set[str]
     ) -> None:
-        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer)."""
+        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer).
+
+        Cancelled at the shutdown deadline, it is neither acknowledged nor logged: the entry
+        stays pending for another replica.
+        """
         try:
             await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
             await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
@@ -212,6 +252,7 @@ class NotifierService:
         self.metrics.observe_consumed(stream)
         try:
             due = parse_due(raw)
+            attempt = _attempt(fields)
         except EventRejected as exc:
             await reject(
                 self.redis,
@@ -226,7 +267,6 @@ class NotifierService:
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
-        attempt = int((fields or {}).get(b"attempt", b"1"))
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
@@ -250,6 +290,29 @@ class NotifierService:
             await self.retries.schedule(shard, raw, attempt + 1, delay)
             for retry in result.retry:
                 self.metrics.observe_retry(retry.channel)
+                # One line per failed send, at the default level: a failing relay is visible
+                # before anything is dead-lettered. Ids and a reason category only.
+                log.warning(
+                    "nudge_delivery_failed",
+                    event_id=str(due.event_id),
+                    occurrence_id=due.data.occurrence_id,
+                    kind=due.data.kind,
+                    channel=retry.channel,
+                    reason=failure_reason(retry.error.detail),
+                    attempt=attempt,
+                    retry_in_s=round(delay.total_seconds(), 1),
+                )
+        elif result.retry:  # buried above: one error line for the nudge that gave up
+            log.error(
+                "nudge_dead_lettered",
+                event_id=str(due.event_id),
+                occurrence_id=due.data.occurrence_id,
+                couple_id=due.data.couple_id,
+                kind=due.data.kind,
+                channels=sorted({r.channel for r in result.retry}),
+                reasons=sorted({failure_reason(r.error.detail) for r in result.retry}),
+                attempts=attempt,
+            )
         self.delivered += 1
         # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
         log.debug(
@@ -308,7 +371,7 @@ class NotifierService:
         from services.notifier.unsubscribe_routes import unsubscribe_routes
 
         return (
-            health_routes(self.ready)
+            health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
             + self.metrics.routes()
             + page.routes()
@@ -319,8 +382,7 @@ class NotifierService:
         return {"redis": True, "consumer_groups": all(present)}
 
     async def before_start(self) -> None:
-        for stream in self.keys.all_due():
-            await ensure_group(self.redis, stream, NOTIFIER_GROUP)
+        await self.watch.begin()  # joins the state epoch, creates the consumer groups
 
     async def after_stop(self) -> None:
         for channel in self.channels.values():
@@ -329,15 +391,20 @@ class NotifierService:
 
     def _background(self) -> list[Coroutine[Any, Any, None]]:
         loops: list[Coroutine[Any, Any, None]] = [
-            self.retries.run(self._stop, self.settings.retry_poll_seconds)
+            self.retries.run(self._stop, self.settings.retry_poll_seconds),
+            self.watch.run(self._stop),
         ]
         for stream in self.keys.all_due():
 
             async def again(
                 raw: bytes, entry: str, fields: dict[bytes, bytes], s: str = stream
             ) -> None:
-                async with self._in_flight:
+                if not await self._admitted():
+                    raise Interrupted  # stopping: the entry stays pending
+                try:
                     await self._handle_patiently(raw, entry, s, fields)
+                finally:
+                    self._in_flight.release()
 
             reclaimer = Reclaimer.from_settings(
                 self.redis,
@@ -347,6 +414,7 @@ class NotifierService:
                 consumer=self.consumer,
                 handle=again,
                 held=self._held.setdefault(stream, set()),
+                on_missing_group=self.watch.poke,
             )
             self.reclaimers.append(reclaimer)
             loops.append(reclaimer.run(self._stop))
@@ -354,8 +422,9 @@ class NotifierService:
 
     async def start(self) -> None:
         await self.before_start()
-        await self.broker.start()
         self._stop.clear()
+        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
+        await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
         if self.settings.http_port is not None:
             self.http = HttpServer(
@@ -364,15 +433,40 @@ class NotifierService:
             await self.http.start()
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
-    async def stop(self) -> None:
-        """Stop reading, let in-flight deliveries finish (bounded), then close connections."""
+    async def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop reading and admitting; let the deliveries in flight finish until the deadline
+        (default: NUDGE_SHUTDOWN_TIMEOUT from now), cancel the rest; then close connections.
+
+        A delivery cancelled at the deadline is not acknowledged: its entry stays pending and
+        another replica's reclaimer sends it (the idempotency records skip what was sent).
+        """
+        deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
+        self._stop.set()  # loops end their pass; reclaimers stop between entries
+        self._in_flight.release()  # wakes a batch waiting for a place: see `_admitted`
         await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
-        self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.broker.stop()
-        if self._running:  # entries already started finish (bounded), then are acknowledged
-            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
-        await self.pipe.drain()
+        await self.broker.stop()  # prompt: its handlers admit nothing more and return
+        cancelled, _ = await asyncio.gather(
+            settle(set(self._running), deadline), settle(self._tasks, deadline)
+        )
+        if cancelled:  # info: a stop with sends still hanging is normal, and handled
+            log.info("deliveries_left_pending", deliveries=cancelled)
+        self._tasks = []
+        with contextlib.suppress(TimeoutError):  # acknowledgements of what finished
+            await asyncio.wait_for(self.pipe.drain(), timeout=max(1.0, deadline.remaining()))
         await self.after_stop()
+
+
+_ATTEMPT: Final = re.compile(rb"[1-9][0-9]{0,5}")
+
+
+def _attempt(fields: dict[bytes, bytes] | None) -> int:
+    """The entry's `attempt` field (the retry queue writes it), 1 when absent.
+
+    Any bytes can be there: what is not a small positive number is refused like a bad event.
+    """
+    value = (fields or {}).get(b"attempt", b"1")
+    if _ATTEMPT.fullmatch(value) is None:
+        raise EventRejected("attempt: must be a whole number from 1 to 999999")
+    return int(value)

@@ -133,6 +133,9 @@ class SmtpChannel:
                     if not isinstance(exc, Exception):  # cancelled: closed, not classified
                         raise
                     raise _classify(exc) from None
+                except asyncio.CancelledError:
+                    _discard(client)  # cut off at shutdown: hang up, the server keeps nothing
+                    raise
                 else:
                     self._idle.put_nowait(client)
                     return
@@ -146,6 +149,10 @@ class SmtpChannel:
                 if not isinstance(exc, Exception):
                     raise
                 raise _classify(exc) from None
+            except asyncio.CancelledError:
+                if client is not None:
+                    _discard(client)
+                raise
             self._idle.put_nowait(client)
 
     @staticmethod
