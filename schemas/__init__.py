@@ -1,6 +1,18 @@
 """Versioned, strict event schemas shared by the scheduler, the notifier and publishing apps."""
 
 from schemas._base import Envelope, StrictModel
+from schemas.deliverability import (
+    BounceKind,
+    ChannelBounced,
+    ChannelBouncedData,
+    ChannelComplained,
+    ChannelComplainedData,
+    NudgeBounced,
+    NudgeBouncedData,
+    NudgeComplained,
+    NudgeComplainedData,
+    ReportSource,
+)
 from schemas.events import (
     MAX_EVENT_BYTES,
     REASON_LIMIT,
@@ -30,6 +42,7 @@ from schemas.outcomes import (
 from schemas.preferences import (
     Cadence,
     Channel,
+    ConsentMethod,
     CoupleErased,
     CoupleErasedData,
     CronCadence,
@@ -42,6 +55,8 @@ from schemas.preferences import (
     Partner,
     PreferencesPaused,
     PreferencesPausedData,
+    PreferencesResubscribed,
+    PreferencesResubscribedData,
     PreferencesResumed,
     PreferencesResumedData,
     PreferencesSet,
@@ -59,8 +74,14 @@ from schemas.preferences import (
 __all__ = [
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",
+    "BounceKind",
     "Cadence",
     "Channel",
+    "ChannelBounced",
+    "ChannelBouncedData",
+    "ChannelComplained",
+    "ChannelComplainedData",
+    "ConsentMethod",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
@@ -69,6 +90,10 @@ __all__ = [
     "FocusArea",
     "LoveLanguage",
     "MonthlyCadence",
+    "NudgeBounced",
+    "NudgeBouncedData",
+    "NudgeComplained",
+    "NudgeComplainedData",
     "NudgeDue",
     "NudgeDueData",
     "NudgeFailed",
@@ -86,6 +111,8 @@ __all__ = [
     "PreferenceEvent",
     "PreferencesPaused",
     "PreferencesPausedData",
+    "PreferencesResubscribed",
+    "PreferencesResubscribedData",
     "PreferencesResumed",
     "PreferencesResumedData",
     "PreferencesSet",
@@ -94,6 +121,7 @@ __all__ = [
     "PreferencesUnsubscribedData",
     "PushSubscription",
     "QuietHours",
+    "ReportSource",
     "ServiceStateLost",
     "ServiceStateLostData",
     "StrictModel",

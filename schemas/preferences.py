@@ -4,6 +4,7 @@ preferences.set.v1           full replacement of a couple's preferences (with a 
 preferences.paused.v1        pause the couple or one partner, optionally until an instant
 preferences.resumed.v1       undo a pause
 preferences.unsubscribed.v1  one partner stops one nudge kind (or all) on one channel (or all)
+preferences.resubscribed.v1  undo unsubscribes (and spam complaints) in a scope, with the consent
 couple.erased.v1             forget everything about the couple
 """
 
@@ -34,6 +35,7 @@ from schemas._base import (
 __all__ = [
     "Cadence",
     "Channel",
+    "ConsentMethod",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
@@ -46,6 +48,8 @@ __all__ = [
     "Partner",
     "PreferencesPaused",
     "PreferencesPausedData",
+    "PreferencesResubscribed",
+    "PreferencesResubscribedData",
     "PreferencesResumed",
     "PreferencesResumedData",
     "PreferencesSet",
@@ -300,3 +304,28 @@ class CoupleErasedData(StrictModel):
 class CoupleErased(Envelope):
     type: Literal["couple.erased.v1"]
     data: CoupleErasedData
+
+
+ConsentMethod = Literal["in_app", "web_form", "email_confirmation", "support", "other"]
+
+
+class PreferencesResubscribedData(StrictModel):
+    couple_id: SafeId
+    partner_id: SafeId
+    kind: NudgeKind | Literal["all"] = "all"
+    channel: Channel | Literal["all"] = "all"
+    consented_at: Instant = Field(description="When the person asked for the nudges again.")
+    method: ConsentMethod = Field(description="How they asked: kept as the record of consent.")
+
+
+class PreferencesResubscribed(Envelope):
+    """Undo unsubscribes (and spam complaints) inside the scope (kind, channel).
+
+    It clears every unsubscribe whose kind and channel both lie inside the scope: "all" covers
+    every kind (or channel) and "all" itself. A broader unsubscribe stays: after an
+    unsubscribe of all kinds, a resubscribe to date_night alone changes nothing; send "all".
+    A spam complaint is an unsubscribe of kind "all" on the email channel.
+    """
+
+    type: Literal["preferences.resubscribed.v1"]
+    data: PreferencesResubscribedData

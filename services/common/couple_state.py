@@ -18,8 +18,11 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
                              "<couple>/<kind code>/<target>"; these fields are its "sids"
     pause                    "<occurred_ms>|<until_ms|inf|off>", last writer wins
     pause:<partner>          the same for one partner
-    unsub:<partner>:<kind>:<channel>   occurred_ms; kind, channel may be "all"
-    dead:<partner>:<channel> occurred_ms; a channel that answered "gone" (bad address, 410)
+    unsub:<partner>:<kind>:<channel>   "<occurred_ms>|1" (or "|complaint": a spam report);
+                             kind, channel may be "all"; "<ms>|0": cleared by a resubscribe
+    dead:<partner>:<channel> occurred_ms (and "|hard", "|soft" after bounces); a channel that
+                             answered "gone" (bad address, 410) or bounced
+    soft:<partner>:<channel> "<count>|<first ms>": soft bounces counted (scheduler/consent.py)
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
@@ -234,11 +237,12 @@ class CoupleState:
     def unsubscribed(self, partner_id: str, kind: str, channel: str) -> bool:
         if not any(name.startswith("unsub:") for name in self.fields):
             return False  # the common case, checked once per call without building keys
-        return any(
-            f"unsub:{partner_id}:{k}:{c}" in self.fields
-            for k in (kind, "all")
-            for c in (channel, "all")
-        )
+        for k in (kind, "all"):
+            for c in (channel, "all"):
+                value = self.fields.get(f"unsub:{partner_id}:{k}:{c}")
+                if value is not None and not value.endswith("|0"):  # "|0": resubscribed
+                    return True
+        return False
 
     def channel_dead(self, partner_id: str, channel: str) -> bool:
         return f"dead:{partner_id}:{channel}" in self.fields

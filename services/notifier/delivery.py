@@ -62,10 +62,17 @@ from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.content import choose_for
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
-from services.notifier.render import deep_link, render_email_bytes, render_push, view_for
+from services.notifier.message_ids import MessageIds, MessageRef, provider_headers
+from services.notifier.render import (
+    deep_link,
+    message_domain,
+    render_email_bytes,
+    render_push,
+    view_for,
+)
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState, dead_field, idempotency_key
-from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens, parse_keys
 from services.notifier.vanished import why_vanished
 
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded"]
@@ -136,6 +143,12 @@ class Delivery:
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
             if settings.public_url is not None and settings.unsubscribe_secrets
+            else None
+        )
+        # Message-IDs that name their nudge, for bounce and complaint reports (message_ids.py).
+        self.message_ids = (
+            MessageIds(parse_keys(settings.unsubscribe_secrets), message_domain(settings.sender))
+            if settings.unsubscribe_secrets
             else None
         )
 
@@ -417,6 +430,12 @@ class Delivery:
         )
         if channel == "email":
             assert partner.email is not None
+            message_id, headers = None, []
+            if self.message_ids is not None:
+                ref = MessageRef(d.couple_id, partner.partner_id, d.occurrence_id)
+                token = self.message_ids.token(ref)
+                message_id = self.message_ids.message_id(ref)
+                headers = provider_headers(token)
             mime = render_email_bytes(
                 view,
                 sender=self.settings.sender,
@@ -424,6 +443,8 @@ class Delivery:
                 to_address=partner.email,
                 when=now,
                 list_unsubscribe_post=True,  # our endpoint takes RFC 8058 one-click POSTs
+                message_id=message_id,
+                extra_headers=headers,
             )
             return Outgoing(
                 channel,

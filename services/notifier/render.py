@@ -11,6 +11,7 @@ import email
 import email.policy
 import functools
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -31,6 +32,7 @@ __all__ = [
     "NudgeView",
     "PageState",
     "deep_link",
+    "message_domain",
     "render_email",
     "render_push",
     "render_unsubscribe_page",
@@ -127,7 +129,8 @@ def _email_part(path: str) -> SkeletonRenderer:
 
 
 @functools.cache
-def _message_domain(sender: str) -> str:
+def message_domain(sender: str) -> str:
+    """The domain of the sender's address: where Message-IDs are made."""
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
 
@@ -210,11 +213,16 @@ def render_email_bytes(
     to_address: str,
     when: datetime,
     list_unsubscribe_post: bool = False,
+    message_id: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage)."""
+    """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage).
+
+    `message_id` (else a random one) and `extra_headers` come from the sender's side
+    (delivery.py: a Message-ID that names the nudge, message_ids.py)."""
     ctx = _context(view)
     folder = _locale_dir(view.locale)
-    extra = [("Auto-Submitted", "auto-generated")]
+    extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
         extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
         if list_unsubscribe_post:
@@ -228,7 +236,8 @@ def render_email_bytes(
         text=_email_part(f"{folder}/email.txt.j2").render(ctx),
         html=_email_part(f"{folder}/email.html.j2").render(ctx),
         extra_headers=extra,
-        message_domain=_message_domain(sender),
+        message_domain=message_domain(sender),
+        message_id=message_id,
     )
 
 
