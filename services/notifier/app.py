@@ -14,11 +14,10 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Annotated
 
-from pydantic import Field
-
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
+from pydantic import Field
 
 from schemas import (
     ChannelBounced,

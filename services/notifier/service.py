@@ -41,6 +41,7 @@ from services.common.streams import (
 )
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
+from services.notifier.channels.dkim import DkimSigner
 from services.notifier.channels.email import SmtpChannel
 from services.notifier.delivery import PRODUCER, Boxed, Delivery
 from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
@@ -70,6 +71,7 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             password=settings.smtp_password,
             timeout=settings.smtp_timeout,
             concurrency=settings.smtp_concurrency,
+            dkim=DkimSigner.from_settings(settings),
         )
     }
     if settings.vapid_private_key is not None and settings.vapid_subject is not None:
@@ -369,10 +371,12 @@ class NotifierService:
             replay=lambda ids: dead_letters.replay(self.redis, dead, ids),
         )
         from services.notifier.unsubscribe_routes import unsubscribe_routes
+        from services.notifier.webhooks.routes import report_routes
 
         return (
             health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
+            + report_routes(self.redis, self.settings, self.clock, self.metrics)
             + self.metrics.routes()
             + page.routes()
         )
@@ -421,6 +425,13 @@ class NotifierService:
         return loops
 
     async def start(self) -> None:
+        if "email" in self.channels and not self.settings.unsubscribe_enabled:
+            # Gmail and Yahoo require one-click unsubscribe (RFC 8058) of bulk senders.
+            log.warning(
+                "email_without_unsubscribe",
+                hint="set NUDGE_PUBLIC_URL and NUDGE_UNSUBSCRIBE_SECRETS: without them emails "
+                "carry no one-click unsubscribe link and bounces cannot be mapped to nudges",
+            )
         await self.before_start()
         self._stop.clear()
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`

@@ -8,7 +8,9 @@ Validation errors name the setting, never a secret's value.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
@@ -19,6 +21,8 @@ from services.common.settings import CommonSettings
 from services.notifier.unsubscribe import parse_keys
 
 __all__ = ["NotifierSettings"]
+
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}")
 
 
 def _http_url(value: str, name: str, *, query: bool = False) -> str:
@@ -100,11 +104,86 @@ class NotifierSettings(CommonSettings):
         description="Unlocks dead-letter replay on the /status page (X-Operator-Token header).",
     )
 
+    # Relay webhooks for bounces and complaints (services/notifier/webhooks/): each endpoint is
+    # served when its credential is set; all need unsubscribe_secrets (Message-IDs are signed).
+    ses_topic_arns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SNS topic ARNs whose SES notifications are believed (comma-separated); "
+        "enables POST /webhooks/ses.",
+    )
+    sns_cert_host_pattern: str = Field(
+        default=r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?",
+        description="Regex the host of SigningCertURL and SubscribeURL must match in full.",
+    )
+    sns_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle for fetching SNS certificates (default: the system's); tests.",
+    )
+    sendgrid_public_key: str | None = Field(
+        default=None,
+        description="SendGrid Event Webhook verification key (base64 DER or PEM, ECDSA "
+        "P-256); enables POST /webhooks/sendgrid.",
+    )
+    postmark_webhook_user: str | None = None
+    postmark_webhook_password: SecretStr | None = Field(
+        default=None,
+        description="Basic auth Postmark sends (with postmark_webhook_user); enables POST "
+        "/webhooks/postmark.",
+    )
+    mailgun_signing_key: SecretStr | None = Field(
+        default=None, description="Mailgun HTTP webhook signing key; enables /webhooks/mailgun."
+    )
+    dsn_secret: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for POST /webhooks/dsn (RFC 3464 bounces sent by email).",
+    )
+    webhook_replay_window: timedelta = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        le=timedelta(days=1),
+        description="Signed webhook requests older (or newer) than this are refused; seen "
+        "ones are remembered this long (and events a day) to refuse replays.",
+    )
+    webhook_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        default=1024 * 1024, description="Largest webhook request body accepted."
+    )
+    dkim_key_file: Path | None = Field(
+        default=None, description="PEM RSA private key that DKIM-signs every email."
+    )
+    dkim_selector: str | None = Field(default=None, description="DKIM selector (s=).")
+    dkim_domain: str | None = Field(default=None, description="DKIM signing domain (d=).")
+
     @field_validator("unsubscribe_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ses_topic_arns", mode="before")
+    @classmethod
+    def _split_arns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ses_topic_arns")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not re.fullmatch(
+                r"arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}", arn
+            ):
+                raise ValueError("ses_topic_arns must be SNS topic ARNs (arn:aws:sns:...)")
+        return value
+
+    @field_validator("sns_cert_host_pattern")
+    @classmethod
+    def _host_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error:
+            raise ValueError("sns_cert_host_pattern is not a regular expression") from None
         return value
 
     @field_validator("public_url")
@@ -143,7 +222,48 @@ class NotifierSettings(CommonSettings):
             raise ValueError("webhook_url and webhook_secret go together")
         if self.webhook_url is not None:
             _http_url(self.webhook_url, "webhook_url", query=True)
+        self._check_reports()
+        self._check_dkim()
         return self
+
+    def _check_reports(self) -> None:
+        if (self.postmark_webhook_user is None) != (self.postmark_webhook_password is None):
+            raise ValueError("postmark_webhook_user and postmark_webhook_password go together")
+        if self.sendgrid_public_key is not None:
+            from services.notifier.webhooks.sendgrid import load_public_key
+
+            load_public_key(self.sendgrid_public_key)
+        if self.reports_enabled and not self.unsubscribe_secrets:
+            raise ValueError(
+                "bounce and complaint webhooks need unsubscribe_secrets (and public_url): "
+                "Message-IDs are signed with them, so that a report maps back to its nudge"
+            )
+
+    def _check_dkim(self) -> None:
+        dkim = (self.dkim_key_file, self.dkim_selector, self.dkim_domain)
+        if any(v is None for v in dkim) and any(v is not None for v in dkim):
+            raise ValueError("dkim_key_file, dkim_selector and dkim_domain go together")
+        if self.dkim_selector is not None and not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", self.dkim_selector
+        ):
+            raise ValueError("dkim_selector must be a DNS label (letters, digits, . _ -)")
+        if self.dkim_domain is not None and not re.fullmatch(
+            r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+", self.dkim_domain
+        ):
+            raise ValueError("dkim_domain must be a domain name")
+        if self.dkim_key_file is not None and not self.dkim_key_file.is_file():
+            raise ValueError("dkim_key_file does not name a readable file")
+
+    @property
+    def reports_enabled(self) -> bool:
+        """Any relay webhook endpoint is configured."""
+        return bool(
+            self.ses_topic_arns
+            or self.sendgrid_public_key
+            or self.postmark_webhook_password
+            or self.mailgun_signing_key
+            or self.dsn_secret
+        )
 
     @property
     def unsubscribe_enabled(self) -> bool:

@@ -71,8 +71,8 @@ broker.publisher(
     title="preferences",
     description="Preference events from your apps (set, paused, resumed, unsubscribed, "
     "resubscribed, erased) and from the notifier's unsubscribe and relay webhook endpoints "
-    "(unsubscribed, channel.bounced, channel.complained). Validated strictly; a bad event is acknowledged and copied to `rejected`. "
-    + WIRE,
+    "(unsubscribed, channel.bounced, channel.complained). Validated strictly; a bad event "
+    "is acknowledged and copied to `rejected`. " + WIRE,
 )
 async def on_preference(event: PreferenceEvent) -> None:
     """Declared for the description; `SchedulerService.handle` does the work."""
