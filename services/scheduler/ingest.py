@@ -162,7 +162,7 @@ class PreferenceIngest:
                 cleared = await self.consent.resubscribe(
                     data.couple_id, data.partner_id, data.kind, data.channel, occurred_ms
                 )
-                return "unknown_couple" if cleared < 0 else f"resubscribed:{cleared}"
+                return "unknown_couple" if cleared < 0 else "applied"
             case ChannelComplained(data=data):  # a spam report: no more email of any kind
                 field = f"unsub:{data.partner_id}:all:{data.channel}"
                 return _written(
@@ -184,7 +184,7 @@ class PreferenceIngest:
                 )
                 if count < 0:
                     return "unknown_couple"
-                return "dead" if count >= self.settings.soft_bounce_limit else f"soft:{count}"
+                return "applied" if count >= self.settings.soft_bounce_limit else "counted"
 
 
 def _written(code: int) -> str:

@@ -99,11 +99,12 @@ class TestBounces:
         marks it dead; bounces further apart than the window start the count again."""
         couple = Couple(redis, scheduler_settings(redis_url, key_prefix, soft_bounce_limit=3))
         await couple.set(1)
-        assert await couple.bounce("soft", at(1)) == "soft:1"
-        assert await couple.bounce("soft", at(60 * 24 * 31)) == "soft:1"  # 31 days later
-        assert await couple.bounce("soft", at(60 * 24 * 32)) == "soft:2"
+        day = 60 * 24
+        assert await couple.bounce("soft", at(1)) == "counted"
+        assert await couple.bounce("soft", at(31 * day)) == "counted"  # a new count
+        assert await couple.bounce("soft", at(32 * day)) == "counted"
         assert await couple.blocked() == OPEN
-        assert await couple.bounce("soft", at(60 * 24 * 33)) == "dead"
+        assert await couple.bounce("soft", at(33 * day)) == "applied"
         assert await couple.blocked() == OPEN | {"dead": True}
 
     async def test_an_unknown_couple_is_not_created(
@@ -132,9 +133,9 @@ class TestComplaintsAndResubscribes:
         assert not (await couple.state()).unsubscribed("maya", "date_night", "push")
         await couple.set(2, at(2))
         assert await couple.blocked() == spam
-        assert await couple.resubscribe("date_night", "email", at(3)) == "resubscribed:0"
+        await couple.resubscribe("date_night", "email", at(3))
         assert await couple.blocked() == spam
-        assert await couple.resubscribe("all", "email", at(4)) == "resubscribed:1"
+        await couple.resubscribe("all", "email", at(4))
         assert await couple.blocked() == OPEN
 
     async def test_resubscribe_clears_only_what_lies_in_its_scope(
@@ -146,7 +147,7 @@ class TestComplaintsAndResubscribes:
         await couple.set(1)
         await couple.unsubscribe("date_night", at(1))
         await couple.unsubscribe("check_in", at(1))
-        assert await couple.resubscribe("date_night", "all", at(2)) == "resubscribed:1"
+        assert await couple.resubscribe("date_night", "all", at(2)) == "applied"
         assert await couple.blocked() == OPEN | {"check_in": True}
 
     async def test_order_is_by_when_things_happened(
@@ -160,7 +161,7 @@ class TestComplaintsAndResubscribes:
         assert await couple.unsubscribe("date_night", at(5)) == "stale"
         assert await couple.blocked() == OPEN
         await couple.complaint(at(20))
-        assert await couple.resubscribe("all", "all", at(15)) == "resubscribed:0"
+        await couple.resubscribe("all", "all", at(15))
         assert (await couple.blocked())["date_night"]
         await couple.resubscribe("all", "all", at(30))
         assert await couple.blocked() == OPEN
