@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import cast
 
 import httpx
 import redis.asyncio as aioredis
@@ -104,8 +105,8 @@ class TestBounceEndToEnd:
             await redis.xadd(keys.preferences, {DATA_FIELD: event})
 
             async def cleared() -> bool:
-                value = await redis.hget(couple, "unsub:sam:all:email")
-                return value is not None and bytes(value).endswith(b"|0")
+                value = cast("bytes | None", await redis.hget(couple, "unsub:sam:all:email"))
+                return value is not None and value.endswith(b"|0")
 
             await eventually(cleared, until=bool)
 
