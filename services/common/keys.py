@@ -13,7 +13,13 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:couple:{s00}:<couple>       hash    revision, profile, schedule records, pause and
                                                unsubscribe state (services/common/couple_state.py)
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
-                                               and daily-cap slots "occurrence|partner|cap(ped)"
+                                               daily-cap slots "occurrence|partner|cap(ped)",
+                                               and "occurrence|partner|channel|sending" -> ms,
+                                               written before a send (services/notifier/caps.py)
+    nudges:outbox:{s00}:<couple>       hash    outcomes recorded but not yet on the outcomes
+                                               stream: "occurrence|partner|channel" -> event
+                                               JSON, "occurrence|partner|capped" -> ms
+                                               (services/notifier/state.py); usually empty
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
@@ -111,6 +117,14 @@ class Keys:
     def seen(self, couple_id: str) -> str:
         return f"{self.prefix}:seen:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 
+    def outbox(self, couple_id: str) -> str:
+        return f"{self.prefix}:outbox:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
     def couple_keys(self, couple_id: str) -> list[str]:
         """Every key that holds data of one couple: what erasure deletes."""
-        return [self.couple(couple_id), self.sent(couple_id), self.seen(couple_id)]
+        return [
+            self.couple(couple_id),
+            self.sent(couple_id),
+            self.seen(couple_id),
+            self.outbox(couple_id),
+        ]

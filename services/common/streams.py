@@ -46,9 +46,13 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
 
 
-def xadd_command(stream: str, event: BaseModel, maxlen: int) -> tuple[str | int | bytes, ...]:
-    """The XADD of one event, as arguments for AutoPipeline.call (trimmed like `publish`)."""
-    return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, encode(event))
+def xadd_command(
+    stream: str, event: BaseModel | bytes, maxlen: int
+) -> tuple[str | int | bytes, ...]:
+    """The XADD of one event (or its JSON as encoded before), as arguments for
+    AutoPipeline.call (trimmed like `publish`)."""
+    data = event if isinstance(event, bytes) else encode(event)
+    return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, data)
 
 
 async def entries_as_read(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
@@ -12,10 +13,11 @@ import structlog
 from faststream import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
+from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
-from schemas import EventRejected, parse_due
+from schemas import EventRejected, OutcomeEvent, parse_due
 from services.common import dead_letters
 from services.common.autopipeline import AutoPipeline
 from services.common.clock import Clock
@@ -25,6 +27,7 @@ from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Interrupted, Reclaimer
+from services.common.refusals import not_now, pause
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
 from services.common.shutdown import Deadline, settle, stopped_reading
 from services.common.state_marker import StateMarker
@@ -39,7 +42,7 @@ from services.common.streams import (
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import PRODUCER, Delivery
+from services.notifier.delivery import PRODUCER, Boxed, Delivery
 from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
@@ -101,7 +104,10 @@ class NotifierService:
         self.channels = channels if channels is not None else default_channels(settings)
         self.pipe = AutoPipeline(self.redis)  # concurrent nudges share round trips
         self.state = NotifierState(self.redis, self.keys, self.pipe)
-        self.delivery = Delivery(self.state, self.channels, load_catalog(), self.clock, settings)
+        self._stop = asyncio.Event()
+        self.delivery = Delivery(
+            self.state, self.channels, load_catalog(), self.clock, settings, stopping=self._stop
+        )
         self.consumer = consumer_name(settings, SERVICE)
         self.delivered = 0
         self.metrics = Metrics(SERVICE, self.keys)  # operators' view: see routes(), start()
@@ -119,7 +125,6 @@ class NotifierService:
         # NUDGE_SHARDS=8 the subscribers alone would start 8x as many.
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
-        self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.broker = broker_for(settings)
         self.broker.include_router(self._router())
@@ -201,13 +206,41 @@ class NotifierService:
         stays pending for another replica.
         """
         try:
-            await self.handle(fields.get(DATA_KEY, b""), entry, stream, fields)
+            await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
             await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
         finally:
             held.discard(entry)
             self._in_flight.release()
+
+    async def _handle_patiently(
+        self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
+    ) -> None:
+        """`handle`, tried again in this process, with backoff, while Redis refuses writes or
+        cannot be reached (OOM, READONLY, NOREPLICAS, a lost connection: refusals.py).
+
+        Such a failure is not the entry's: leaving it pending would have the Reclaimer count a
+        delivery per try and dead-letter it after a few. A try that failed so sent nothing
+        (the reservation before every send failed) or recorded what it sent (the next try
+        skips it and publishes its outcome from the outbox). Other errors, and any error once
+        the service is stopping, leave the entry pending as before."""
+        failures = 0
+        while True:
+            try:
+                await self.handle(raw, entry_id, stream, fields)
+                return
+            except RedisError as exc:
+                if not not_now(exc) or self._stop.is_set():
+                    raise
+                failures += 1
+                log.warning(
+                    "redis_refused_backing_off",
+                    entry_id=entry_id,
+                    error=type(exc).__name__,
+                    failures=failures,
+                )
+            await pause(self._stop, failures)
 
     async def handle(
         self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
@@ -251,15 +284,7 @@ class NotifierService:
                 maxlen=self.settings.dead_maxlen,
             )
         if outcomes:
-            await asyncio.gather(
-                *(
-                    self.pipe.call(
-                        *xadd_command(self.keys.outcomes, o, self.settings.outcomes_maxlen)
-                    )
-                    for o in outcomes
-                )
-            )
-            self.metrics.observe_outcomes(outcomes)
+            await self._publish(due.data.couple_id, outcomes, result.boxed)
         if result.retry and delay is not None:
             shard = self.keys.shard_of(due.data.couple_id)
             await self.retries.schedule(shard, raw, attempt + 1, delay)
@@ -300,6 +325,37 @@ class NotifierService:
             outcomes=[o.type.split(".")[1] for o in outcomes],
             retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
         )
+
+    async def _publish(
+        self, couple_id: str, outcomes: list[OutcomeEvent], boxed: dict[uuid.UUID, Boxed]
+    ) -> None:
+        """XADD every outcome (one from the couple's outbox as it was written there), then
+        delete the published ones from the outbox; then raise the first failure, if any: the
+        next try publishes only what is still in the outbox (and what is decided afresh)."""
+        maxlen = self.settings.outcomes_maxlen
+        replies = await asyncio.gather(
+            *(
+                self.pipe.call(
+                    *xadd_command(
+                        self.keys.outcomes,
+                        boxed[o.event_id].data if o.event_id in boxed else o,
+                        maxlen,
+                    )
+                )
+                for o in outcomes
+            ),
+            return_exceptions=True,
+        )
+        published = [
+            o for o, r in zip(outcomes, replies, strict=True) if not isinstance(r, BaseException)
+        ]
+        fields = [boxed[o.event_id].field for o in published if o.event_id in boxed]
+        if fields:
+            await self.state.unbox(couple_id, fields)
+        self.metrics.observe_outcomes(published)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
@@ -346,7 +402,7 @@ class NotifierService:
                 if not await self._admitted():
                     raise Interrupted  # stopping: the entry stays pending
                 try:
-                    await self.handle(raw, entry, s, fields)
+                    await self._handle_patiently(raw, entry, s, fields)
                 finally:
                     self._in_flight.release()
 

@@ -224,7 +224,7 @@ class TestReclaim:
             )
         finally:
             await notifier.stop()
-        assert letters[0].reason == "delivered 4 times without success"
+        assert letters[0].reason == "3 deliveries, none handled to the end"
         assert letters[0].data == b'{"type":"nudge.due.v1"}'
         assert (await _group(redis, settings.keys.due(0)))["pending"] == 0
 
