@@ -50,11 +50,10 @@ cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end`
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -63,11 +62,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import (  # type: ignore[import-untyped, unused-ignore]
-    CroniterBadDateError,
     CroniterError,
     croniter,
 )
 
+from services.scheduler.cron_fields import CronFields
 from services.scheduler.wallclock import resolve, to_local
 
 __all__ = [
@@ -76,6 +75,7 @@ __all__ = [
     "RuleError",
     "SpreadRule",
     "fires_between",
+    "first_gap_below",
     "min_gap",
     "next_fire",
     "validate_cron",
@@ -86,6 +86,7 @@ __all__ = [
 _SEARCH_YEARS = 8
 _SEARCH_SPAN = timedelta(days=366 * _SEARCH_YEARS + 1)
 _MINUTE = timedelta(minutes=1)
+_UTC = ZoneInfo("UTC")
 _WEEK = timedelta(weeks=1)
 _FIELDS = (
     ("minute", 0, 59),
@@ -99,6 +100,8 @@ _NUMBERS_RE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 _WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron's 0-7
 _LAST_WEEKDAY_RE = re.compile(r"[0-7]l", re.ASCII | re.IGNORECASE)
 _EQUAL_RANGE_RE = re.compile(r"([0-9a-z]+)-([0-9a-z]+)(?:/\d+)?", re.ASCII | re.IGNORECASE)
+_PARSE_START = datetime(2000, 1, 1)
+_CRONITER_ERRORS = (CroniterError, ValueError, TypeError, KeyError, IndexError)
 _HASHED_RE = re.compile(r"(?:^|,)[hr](?:$|[(/,])", re.ASCII | re.IGNORECASE)
 
 
@@ -212,6 +215,28 @@ def min_gap(rule: Rule, tz: ZoneInfo, start: datetime, horizon: timedelta) -> ti
     return min((b - a for a, b in pairwise(fires)), default=None)
 
 
+def first_gap_below(
+    rule: CronRule, start: datetime, end: datetime, limit: timedelta
+) -> timedelta | None:
+    """The first gap shorter than ``limit`` between consecutive fires in (start, end], on the
+    UTC wall clock, walking forward in time; None when no two fires are that close.
+
+    Exactly what walking ``fires_between(rule, UTC, start, end)`` and stopping at the first
+    short gap finds (the year walk the minimum-interval check used to make), derived from
+    the expression's fields instead: see :mod:`services.scheduler.cron_fields`.
+    """
+    _require_aware("start", start)
+    _require_aware("end", end)
+    if rule.every_weeks > 1:  # never for raw cron; the walk is the definition
+        fires = fires_between(rule, _UTC, start, end)
+        return next((b - a for a, b in pairwise(fires) if b - a < limit), None)
+    minutes = -(-limit // _MINUTE)  # whole-minute gaps: gap < limit <=> gap < ceil(limit)
+    gap = _fields(rule.expr).first_gap_below(
+        to_local(start, _UTC), to_local(end, _UTC), max(minutes, 0)
+    )
+    return None if gap is None else gap * _MINUTE
+
+
 # --- iteration --------------------------------------------------------------
 
 
@@ -240,8 +265,7 @@ def _instants(rule: Rule, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
 
 def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime]:
     """Naive wall-clock matches of ``rule`` strictly after ``local_after``, ascending."""
-    fixed = _fixed_time(rule.expr)
-    step = fixed.next_after if fixed is not None else _croniter_step(rule.expr)
+    step = _fields(rule.expr).next_after
     horizon = _add_or_max(local_after, _SEARCH_SPAN)
     current = local_after
     while True:
@@ -258,21 +282,6 @@ def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime
         horizon = _add_or_max(local, _SEARCH_SPAN)
         current = local
         yield local
-
-
-def _croniter_step(expr: str) -> Callable[[datetime], datetime | None]:
-    """croniter's next match strictly after a naive local time (None: none within its limit)."""
-    it = copy.copy(_compile(expr))  # shares the parsed fields; state is per copy
-
-    def step(local: datetime) -> datetime | None:
-        it.set_current(local, force=True)
-        try:
-            found: datetime = it.get_next(datetime)
-        except CroniterBadDateError:  # nothing within croniter's year limit
-            return None
-        return found
-
-    return step
 
 
 def _spread_candidates(rule: SpreadRule, local_after: datetime) -> Iterator[datetime]:
@@ -347,122 +356,19 @@ def _window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
     return start, window_end.hour * 60 + window_end.minute - start
 
 
-# --- fixed-time fast path ---------------------------------------------------
-
-_DIGITS_RE = re.compile(r"\d{1,2}", re.ASCII)
-_NTH_RE = re.compile(r"([0-7])#([1-5])", re.ASCII)
-_LAST_RE = re.compile(r"[lL]([0-7])", re.ASCII)
-_DOW_BY_NAME = {name: n for n, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-
-
-def _weekday_number(text: str) -> int | None:
-    """A single cron weekday (0-7 or a three-letter name) as 0=Sunday..6, else None."""
-    if _DIGITS_RE.fullmatch(text):
-        return int(text) % 7
-    return _DOW_BY_NAME.get(text.lower())
-
-
-def _cron_weekday(day: date) -> int:
-    return (day.weekday() + 1) % 7  # cron counts from Sunday = 0
-
-
-def _month_length(year: int, month: int) -> int:
-    if month == 12:
-        return 31
-    return (date(year, month + 1, 1) - date(year, month, 1)).days
-
-
-def _next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _FixedTime:
-    """One minute and hour of every month, on days found by calendar arithmetic.
-
-    Exactly one day form: every day (``* *``), weekdays (``* D,D``), days of the month
-    (``N,N *``), the n-th weekday (``* D#n``) or the last weekday (``* LD``). With ``*``
-    in one day field, croniter ANDs the fields, so the other field alone decides.
-    """
-
-    at: time
-    weekday_delta: tuple[int, ...] | None = None  # per cron weekday: days to the next match
-    month_days: tuple[int, ...] | None = None  # ascending
-    weekday: int = 0  # for nth / last
-    nth: int = 0  # 1..5 the n-th weekday of the month, -1 the last one, 0 unused
-
-    def next_after(self, local: datetime) -> datetime | None:
-        """The first match strictly after ``local`` (naive), None past year 9999."""
-        day = local.date()
-        try:
-            if datetime.combine(day, self.at) <= local:
-                day += timedelta(days=1)
-            return datetime.combine(self._first_day(day), self.at)
-        except (OverflowError, ValueError):
-            return None
-
-    def _first_day(self, day: date) -> date:
-        """The first matching day on or after ``day``."""
-        if self.weekday_delta is not None:
-            return day + timedelta(days=self.weekday_delta[_cron_weekday(day)])
-        if self.month_days is None and not self.nth:
-            return day
-        year, month, earliest = day.year, day.month, day.day
-        while True:
-            found = self._day_in_month(year, month, earliest)
-            if found is not None:
-                return date(year, month, found)
-            year, month = _next_month(year, month)
-            earliest = 1
-
-    def _day_in_month(self, year: int, month: int, earliest: int) -> int | None:
-        length = _month_length(year, month)
-        if self.month_days is not None:
-            return next((d for d in self.month_days if earliest <= d <= length), None)
-        if self.nth > 0:
-            first = (self.weekday - _cron_weekday(date(year, month, 1))) % 7 + 1
-            found = first + 7 * (self.nth - 1)
-        else:
-            found = length - (_cron_weekday(date(year, month, length)) - self.weekday) % 7
-        return found if earliest <= found <= length else None
-
-
-@lru_cache(maxsize=4096)
-def _fixed_time(expr: str) -> _FixedTime | None:
-    """The fast form of a validated expression, or None when croniter must iterate it."""
-    minute, hour, dom, month, dow = (
-        _single_value_ranges(field) for field in _FIELD_RE.findall(expr)
-    )
-    if not (_DIGITS_RE.fullmatch(minute) and _DIGITS_RE.fullmatch(hour)) or month != "*":
-        return None
-    at = time(int(hour), int(minute))
-    if dom == "*" and dow == "*":
-        return _FixedTime(at)
-    if dow == "*":
-        days = dom.split(",")
-        if not all(_DIGITS_RE.fullmatch(d) and 1 <= int(d) <= 31 for d in days):
-            return None
-        return _FixedTime(at, month_days=tuple(sorted({int(d) for d in days})))
-    if dom != "*":
-        return None
-    if nth := _NTH_RE.fullmatch(dow):
-        return _FixedTime(at, weekday=int(nth[1]) % 7, nth=int(nth[2]))
-    if last := _LAST_RE.fullmatch(dow):
-        return _FixedTime(at, weekday=int(last[1]) % 7, nth=-1)
-    weekdays = [_weekday_number(item) for item in dow.split(",")]
-    if any(w is None for w in weekdays):
-        return None
-    wanted = {w for w in weekdays if w is not None}
-    delta = tuple(min((w - today) % 7 for w in wanted) for today in range(7))
-    return _FixedTime(at, weekday_delta=delta)
-
-
 # --- helpers ----------------------------------------------------------------
 
 
 @lru_cache(maxsize=4096)
+def _fields(expr: str) -> CronFields:
+    """The compiled fields of a validated expression (croniter parses, CronFields walks)."""
+    parsed = _compile(expr)
+    return CronFields.compile([_single_value_ranges(f) for f in _FIELD_RE.findall(expr)], parsed)
+
+
+@lru_cache(maxsize=4096)
 def _compile(expr: str) -> Any:
-    """A validated croniter for ``expr``; callers ``copy.copy`` it before iterating."""
+    """A validated croniter for ``expr`` (read for its expanded fields, never iterated)."""
     if not isinstance(expr, str):
         raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
     fields = _FIELD_RE.findall(expr)
@@ -472,17 +378,28 @@ def _compile(expr: str) -> Any:
             f"cron expression {expr!r}: expected 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
         )
+    raw = " ".join(fields)
+    try:  # one parse of the whole; each field alone only to say which one is wrong
+        parsed = croniter(raw, _PARSE_START)
+    except _CRONITER_ERRORS:
+        parsed = None
     for index, field in enumerate(fields):
-        _check_field(expr, index, field)
+        _check_field(expr, index, field, probe=parsed is None)
     normalized = " ".join(_single_value_ranges(field) for field in fields)
+    if parsed is not None and normalized == raw:
+        return parsed
     try:
-        return croniter(normalized, datetime(2000, 1, 1), max_years_between_matches=9)
-    except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
+        return croniter(normalized, _PARSE_START)
+    except _CRONITER_ERRORS as exc:
         raise RuleError(f"cron expression {expr!r}: {exc}") from None
 
 
-def _check_field(expr: str, index: int, field: str) -> None:
-    """Raise a :class:`RuleError` naming the field when one field is wrong on its own."""
+def _check_field(expr: str, index: int, field: str, *, probe: bool) -> None:
+    """Raise a :class:`RuleError` naming the field when one field is wrong on its own.
+
+    ``probe``: parse the field alone with croniter (needed only when the whole expression
+    did not parse: a field croniter refuses makes the whole fail).
+    """
     name, low, high = _FIELDS[index]
     if _HASHED_RE.search(field):
         raise RuleError(
@@ -504,16 +421,40 @@ def _check_field(expr: str, index: int, field: str) -> None:
                 raise RuleError(
                     f"cron expression {expr!r}: {name} {int(value)} out of range ({low}-{high})"
                 )
+    if probe:
+        _probe_field(expr, index, field)
+    if index == 4:
+        _check_weekday_forms(expr, field)
+
+
+def _probe_field(expr: str, index: int, field: str) -> None:
+    """Raise a :class:`RuleError` naming the field when croniter refuses it alone."""
+    name = _FIELDS[index][0]
     probe = ["*"] * len(_FIELDS)
     probe[index] = field
     try:
-        croniter(" ".join(probe), datetime(2000, 1, 1))
-    except (CroniterError, ValueError, TypeError, KeyError, IndexError):
+        croniter(" ".join(probe), _PARSE_START)
+    except _CRONITER_ERRORS:
         hint = ""
         if index == 4 and _LAST_WEEKDAY_RE.fullmatch(field):
             day = _WEEKDAY_NAMES[int(field[0])]
             hint = f" (croniter writes the last {day} of the month as 'L{field[0]}')"
         raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}") from None
+
+
+def _check_weekday_forms(expr: str, field: str) -> None:
+    """Refuse n-th ("1#2") or last ("L5") weekdays listed with plain weekdays ("1,1#2").
+
+    croniter refuses most such lists and reads the rest ("1,1#2", "0-6,1#2") as the n-th
+    weekday alone; a cron reader would expect the plain weekdays too.
+    """
+    items = field.split(",")
+    special = [item for item in items if "#" in item or item[:1] in "lL"]
+    if special and len(special) < len(items):
+        raise RuleError(
+            f"cron expression {expr!r}: day-of-week field {field!r}: n-th (#) and last (L) "
+            "weekdays cannot be listed with plain weekdays"
+        )
 
 
 def _single_value_ranges(field: str) -> str:

@@ -1,0 +1,71 @@
+"""services.scheduler.cron_fields agrees with croniter, match for match, in cronie's day rule.
+
+The compiled fields walk naive wall-clock times (before any DST resolution). The reference
+is croniter itself, used only as a field interpreter: when either day field starts with
+'*' (or '?') one croniter with day_or=False (days must match both fields); otherwise the
+earlier of two croniters, one with only the day-of-month field and one with only the
+day-of-week field (a day matching either) -- cronie's rule, without croniter's own
+reading of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from croniter import CroniterBadDateError, croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.scheduler.rules import _FIELD_RE, _fields, _single_value_ranges
+from tests.support.crons import any_crons
+
+EIGHT_YEARS = timedelta(days=366 * 8)  # rules never looks further past a match
+naive_times = st.datetimes(datetime(1990, 1, 1), datetime(2090, 12, 31))
+
+
+def reference_next(expr: str, at: datetime) -> datetime | None:
+    """The first match strictly after `at`, by croniter (None: none within 9 years)."""
+    fields = [_single_value_ranges(field) for field in _FIELD_RE.findall(expr)]
+    minute, hour, day, month, weekday = fields
+    if day[0] in "*?" or weekday[0] in "*?":
+        parts = [fields]
+    else:
+        parts = [[minute, hour, day, month, "*"], [minute, hour, "*", month, weekday]]
+    found = []
+    for part in parts:
+        it = croniter(" ".join(part), at, day_or=False, max_years_between_matches=9)
+        try:
+            found.append(it.get_next(datetime))
+        except CroniterBadDateError:
+            continue
+    return min(found, default=None)
+
+
+class TestNextAfterAgainstCroniter:
+    @settings(max_examples=600, deadline=None)
+    @given(expr=any_crons(), start=naive_times, seconds=st.sampled_from([0, 1, 59]))
+    def test_the_next_twelve_matches_are_croniters(
+        self, expr: str, start: datetime, seconds: int
+    ) -> None:
+        """From any wall time, the same next matches, strictly after it, in every field form."""
+        fields = _fields(expr)
+        at = start.replace(second=seconds, microsecond=0)
+        for _ in range(12):
+            expected, got = reference_next(expr, at), fields.next_after(at)
+            if expected is None or expected - at > EIGHT_YEARS:
+                assert got is None or got - at > EIGHT_YEARS, (expr, at, got)
+                return
+            assert got == expected, (expr, at)
+            at = got
+
+    @settings(max_examples=300, deadline=None)
+    @given(expr=any_crons(), day=st.dates())
+    def test_a_day_matches_when_croniter_has_a_match_on_it(self, expr: str, day: object) -> None:
+        """Day by day (any year 1-9999), a day matches exactly when croniter finds a time on it."""
+        assert isinstance(day, type(datetime(2000, 1, 1).date()))
+        if not 1971 <= day.year <= 9990:
+            day = day.replace(year=2000 + day.year % 100)
+        midnight = datetime(day.year, day.month, day.day)
+        expected = reference_next(expr, midnight - timedelta(minutes=1))
+        on_day = expected is not None and expected.date() == day
+        assert _fields(expr).matches_day(day) == on_day, (expr, day)
