@@ -26,7 +26,14 @@ from schemas import (
     TimesPerWeekCadence,
     WeeklyCadence,
 )
-from services.scheduler.rules import CronRule, Rule, SpreadRule, first_gap_below, next_fire
+from services.scheduler.rules import (
+    CronRule,
+    Rule,
+    RuleError,
+    SpreadRule,
+    first_gap_below,
+    next_fire,
+)
 from services.scheduler.wallclock import resolve, to_local
 
 __all__ = [
@@ -189,7 +196,10 @@ def plan_kind(
     now: datetime,
 ) -> list[Schedule]:
     """The schedules of one nudge kind of a couple (see `plan`)."""
-    made = _schedules_for(prefs, kind, plan_)
+    try:
+        made = _schedules_for(prefs, kind, plan_)
+    except RuleError as exc:  # a cron the schema lets through but the rules refuse ("R 9 * * *")
+        raise PlanningError(f"{kind}: {exc}") from None
     if isinstance(plan_.cadence, CronCadence):
         _check_frequency(made[0], min_interval, now)  # same rule for every audience
     return made
