@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, Final
+from typing import Final, Protocol
 
-__all__ = ["CronFields", "and_days"]
+__all__ = ["CronFields", "ParsedField", "and_days"]
 
 _DAY_MINUTES: Final = 1440
 #: How far the next match is searched (croniter's max_years_between_matches is 9 here;
@@ -44,6 +44,18 @@ _DAY_MINUTES: Final = 1440
 _MONTHS_SEARCHED: Final = 12 * 10
 _STARS: Final = frozenset("*?")
 _IN_MONTH: Final = tuple(((1 << shape % 4 + 28) - 1) << 1 for shape in range(28))  # days 1..n
+
+
+class ParsedField(Protocol):
+    """croniter's reading of one field (its ``expanded`` values; for day-of-month its ``W``
+    days, for day-of-week its ``D#n``/``LD`` weekdays: ``(weekday, (n or "l", ...))``)."""
+
+    @property
+    def values(self) -> Sequence[int | str]: ...
+    @property
+    def nth(self) -> Sequence[tuple[int, Sequence[int | str]]]: ...
+    @property
+    def nearest(self) -> Sequence[int]: ...
 
 
 def and_days(day_of_month: str, day_of_week: str) -> bool:
@@ -69,28 +81,19 @@ class CronFields:
     smallest_gap: int  # the smallest gap between consecutive times of a day (1440 if one time)
 
     @classmethod
-    def compile(cls, fields: Sequence[str], parsed: Any) -> CronFields:
-        """Compile the five written ``fields`` and croniter's parse of them."""
-        minutes, hours, days, months, weekdays = parsed.expanded
-        times = tuple(
-            sorted(
-                h * 60 + m
-                for h in (range(24) if "*" in hours else hours)
-                for m in (range(60) if "*" in minutes else minutes)
-            )
+    def compile(cls, fields: Sequence[str], parsed: Sequence[ParsedField]) -> CronFields:
+        """Compile the five written ``fields`` from croniter's reading of each."""
+        minutes, hours, days, months, weekdays = (tuple(field.values) for field in parsed)
+        times, span, smallest_gap = _times(minutes, hours)
+        month_bits = sum(1 << m for m in _numbers(months, 1, 12))
+        masks = _day_masks(
+            days,
+            tuple(parsed[2].nearest),
+            weekdays,
+            tuple((day, tuple(nth)) for day, nth in parsed[4].nth),
+            and_days(fields[2], fields[4]),
         )
-        month_bits = sum(1 << m for m in (range(1, 13) if "*" in months else months))
-        both = and_days(fields[2], fields[4])
-        dom_masks = _day_of_month_masks(days, sorted(parsed.nearest_weekday))
-        dow_masks = _day_of_week_masks(weekdays, parsed.nth_weekday_of_month)
-        masks = [
-            (dom & dow if both else dom | dow) & _IN_MONTH[shape]
-            for shape, (dom, dow) in enumerate(zip(dom_masks, dow_masks, strict=True))
-        ]
-        gaps = [b - a for a, b in pairwise(times)]
-        return cls(
-            times, month_bits, tuple(masks), times[-1] - times[0], min(gaps, default=_DAY_MINUTES)
-        )
+        return cls(times, month_bits, masks, span, smallest_gap)
 
     def day_mask(self, year: int, month: int) -> int:
         """Bit d set when day d of that month matches (0 when the month does not)."""
@@ -174,6 +177,41 @@ class CronFields:
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+@lru_cache(maxsize=1024)
+def _times(
+    minutes: tuple[int | str, ...], hours: tuple[int | str, ...]
+) -> tuple[tuple[int, ...], int, int]:
+    """The minutes of the day the minute and hour fields name, ascending; their span (first to
+    last) and smallest gap (1440 for one time)."""
+    times = tuple(
+        sorted(h * 60 + m for h in _numbers(hours, 0, 23) for m in _numbers(minutes, 0, 59))
+    )
+    smallest = min((b - a for a, b in pairwise(times)), default=_DAY_MINUTES)
+    return times, times[-1] - times[0], smallest
+
+
+@lru_cache(maxsize=4096)
+def _day_masks(
+    days: tuple[int | str, ...],
+    nearest: tuple[int, ...],
+    weekdays: tuple[int | str, ...],
+    nth: tuple[tuple[int, tuple[int | str, ...]], ...],
+    both: bool,
+) -> tuple[int, ...]:
+    """The matching days of a month, per month shape, as bits: the day fields ANDed or ORed."""
+    dom_masks = _day_of_month_masks(days, nearest)
+    dow_masks = _day_of_week_masks(weekdays, nth)
+    return tuple(
+        (dom & dow if both else dom | dow) & _IN_MONTH[shape]
+        for shape, (dom, dow) in enumerate(zip(dom_masks, dow_masks, strict=True))
+    )
+
+
+def _numbers(values: Sequence[int | str], low: int, high: int) -> Sequence[int]:
+    """The values of a minute, hour or month field (``"*"`` among them: all)."""
+    return range(low, high + 1) if "*" in values else [int(value) for value in values]
+
+
 def _minutes(moment: datetime) -> int:
     """A naive time as whole minutes since the proleptic epoch (seconds dropped)."""
     return moment.toordinal() * _DAY_MINUTES + moment.hour * 60 + moment.minute
@@ -194,14 +232,16 @@ def _day_of_month_masks(days: Sequence[int | str], nearest: Sequence[int]) -> li
     return [fixed | last << shape % 4 + 28 for shape in range(28)]
 
 
-def _day_of_week_masks(weekdays: Sequence[int | str], nth: dict[Any, set[Any]]) -> list[int]:
+def _day_of_week_masks(
+    weekdays: Sequence[int | str], nth: Sequence[tuple[int, Sequence[int | str]]]
+) -> list[int]:
     """croniter's expanded day-of-week (0-6, Sunday 0, or ``["*"]``) and its ``D#n``/``LD``
     days (which replace the plain weekdays), as bits, per month shape."""
     if nth:
         masks = []
         for shape in range(28):
             first, length, bits = shape // 4, shape % 4 + 28, 0
-            for weekday, occurrences in nth.items():
+            for weekday, occurrences in nth:
                 first_day = (int(weekday) - first) % 7 + 1
                 for n in occurrences:
                     last = n == "l"

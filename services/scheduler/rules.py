@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise, takewhile
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from croniter import (  # type: ignore[import-untyped, unused-ignore]
@@ -99,7 +99,11 @@ _FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
 _NUMBERS_RE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 _WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron's 0-7
 _LAST_WEEKDAY_RE = re.compile(r"[0-7]l", re.ASCII | re.IGNORECASE)
-_EQUAL_RANGE_RE = re.compile(r"([0-9a-z]+)-([0-9a-z]+)(?:/\d+)?", re.ASCII | re.IGNORECASE)
+# An equal range of numbers or names, without a step or with a non-zero one ("5-5/0" stays,
+# for croniter to refuse; so do "L-L" and "15W-15W").
+_EQUAL_RANGE_RE = re.compile(
+    r"(\d+|[a-z]{3})-(\d+|[a-z]{3})(?:/0*[1-9]\d*)?", re.ASCII | re.IGNORECASE
+)
 _PARSE_START = datetime(2000, 1, 1)
 _CRONITER_ERRORS = (CroniterError, ValueError, TypeError, KeyError, IndexError)
 _HASHED_RE = re.compile(r"(?:^|,)[hr](?:$|[(/,])", re.ASCII | re.IGNORECASE)
@@ -362,13 +366,35 @@ def _window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
 @lru_cache(maxsize=4096)
 def _fields(expr: str) -> CronFields:
     """The compiled fields of a validated expression (croniter parses, CronFields walks)."""
-    parsed = _compile(expr)
-    return CronFields.compile([_single_value_ranges(f) for f in _FIELD_RE.findall(expr)], parsed)
+    fields = [_single_value_ranges(field) for field in _FIELD_RE.findall(expr)]
+    return CronFields.compile(fields, _compile(expr))
+
+
+#: croniter's reading of each valid field seen, by (position, field as written): fields
+#: repeat across expressions far more than whole expressions do, and croniter's parse is most
+#: of the cost of a new expression (30-100 us a field). An expression whose fields are all
+#: known is not parsed again: croniter's checks and ours are all within one field (ranges,
+#: names, steps, "?" in a day field, "W" alone, "#" beside plain weekdays), so an expression
+#: is valid exactly when each of its fields is, and a field reads the same in any expression
+#: (but for croniter writing a full day field as "*" beside a day field with "*", which
+#: names the same days). tests/property/test_cron_fields.py holds both to croniter's
+#: whole-expression parse.
+_KNOWN_FIELDS: dict[tuple[int, str], _Parsed] = {}
+_KNOWN_FIELDS_MAX = 16_384
+
+
+class _Parsed(NamedTuple):
+    """croniter's reading of one field: its ``expanded`` values, and for the day fields the
+    ``D#n``/``LD`` weekdays (``nth_weekday_of_month``) and ``W`` days (``nearest_weekday``)."""
+
+    values: tuple[int | str, ...]
+    nth: tuple[tuple[int, tuple[int | str, ...]], ...] = ()
+    nearest: tuple[int, ...] = ()
 
 
 @lru_cache(maxsize=4096)
-def _compile(expr: str) -> Any:
-    """A validated croniter for ``expr`` (read for its expanded fields, never iterated)."""
+def _compile(expr: str) -> tuple[_Parsed, ...]:
+    """croniter's reading of each field of a valid ``expr``; RuleError for an invalid one."""
     if not isinstance(expr, str):
         raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
     fields = _FIELD_RE.findall(expr)
@@ -378,28 +404,32 @@ def _compile(expr: str) -> Any:
             f"cron expression {expr!r}: expected 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
         )
-    raw = " ".join(fields)
-    try:  # one parse of the whole; each field alone only to say which one is wrong
-        parsed = croniter(raw, _PARSE_START)
-    except _CRONITER_ERRORS:
-        parsed = None
-    for index, field in enumerate(fields):
-        _check_field(expr, index, field, probe=parsed is None)
-    normalized = " ".join(_single_value_ranges(field) for field in fields)
-    if parsed is not None and normalized == raw:
-        return parsed
-    try:
-        return croniter(normalized, _PARSE_START)
+    known = [_KNOWN_FIELDS.get((index, field)) for index, field in enumerate(fields)]
+    if None not in known:
+        return tuple(reading for reading in known if reading is not None)
+    normalized = [_single_value_ranges(field) for field in fields]
+    readings: list[_Parsed | None] = [None] * len(_FIELDS)
+    error = None
+    try:  # one parse of the whole expression
+        whole = croniter(" ".join(normalized), _PARSE_START)
     except _CRONITER_ERRORS as exc:
-        raise RuleError(f"cron expression {expr!r}: {exc}") from None
+        error = exc  # each field alone says which one is wrong
+    else:
+        readings = [_reading(whole, index) for index in range(len(_FIELDS))]
+    parsed = tuple(
+        _check_field(expr, index, field, readings[index]) for index, field in enumerate(fields)
+    )
+    if error is not None:  # pragma: no cover - croniter refuses a field alone whenever the whole
+        raise RuleError(f"cron expression {expr!r}: {error}")
+    if len(_KNOWN_FIELDS) > _KNOWN_FIELDS_MAX:
+        _KNOWN_FIELDS.clear()  # the fields in use come back at once
+    _KNOWN_FIELDS.update(zip(enumerate(fields), parsed, strict=True))
+    return parsed
 
 
-def _check_field(expr: str, index: int, field: str, *, probe: bool) -> None:
-    """Raise a :class:`RuleError` naming the field when one field is wrong on its own.
-
-    ``probe``: parse the field alone with croniter (needed only when the whole expression
-    did not parse: a field croniter refuses makes the whole fail).
-    """
+def _check_field(expr: str, index: int, field: str, parsed: _Parsed | None) -> _Parsed:
+    """croniter's reading of one field (``parsed``, or parsed alone now); a RuleError naming
+    the field when it is wrong."""
     name, low, high = _FIELDS[index]
     if _HASHED_RE.search(field):
         raise RuleError(
@@ -421,25 +451,36 @@ def _check_field(expr: str, index: int, field: str, *, probe: bool) -> None:
                 raise RuleError(
                     f"cron expression {expr!r}: {name} {int(value)} out of range ({low}-{high})"
                 )
-    if probe:
-        _probe_field(expr, index, field)
-    if index == 4:
-        _check_weekday_forms(expr, field)
-
-
-def _probe_field(expr: str, index: int, field: str) -> None:
-    """Raise a :class:`RuleError` naming the field when croniter refuses it alone."""
-    name = _FIELDS[index][0]
-    probe = ["*"] * len(_FIELDS)
-    probe[index] = field
-    try:
-        croniter(" ".join(probe), _PARSE_START)
-    except _CRONITER_ERRORS:
+    if parsed is None:
+        parsed = _parse_field(index, _single_value_ranges(field))
+    if parsed is None:
         hint = ""
         if index == 4 and _LAST_WEEKDAY_RE.fullmatch(field):
             day = _WEEKDAY_NAMES[int(field[0])]
             hint = f" (croniter writes the last {day} of the month as 'L{field[0]}')"
-        raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}") from None
+        raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}")
+    if index == 4:
+        _check_weekday_forms(expr, field)
+    return parsed
+
+
+def _parse_field(index: int, field: str) -> _Parsed | None:
+    """croniter's reading of one field alone (the others ``*``), None when it refuses it."""
+    probe = ["*"] * len(_FIELDS)
+    probe[index] = field
+    try:
+        return _reading(croniter(" ".join(probe), _PARSE_START), index)
+    except _CRONITER_ERRORS:
+        return None
+
+
+def _reading(parsed: Any, index: int) -> _Parsed:
+    """Field ``index`` of croniter's parse (its W days for day-of-month, #/L for day-of-week)."""
+    return _Parsed(
+        tuple(parsed.expanded[index]),
+        tuple((d, tuple(n)) for d, n in parsed.nth_weekday_of_month.items()) if index == 4 else (),
+        tuple(sorted(parsed.nearest_weekday)) if index == 2 else (),
+    )
 
 
 def _check_weekday_forms(expr: str, field: str) -> None:
@@ -457,6 +498,7 @@ def _check_weekday_forms(expr: str, field: str) -> None:
         )
 
 
+@lru_cache(maxsize=4096)
 def _single_value_ranges(field: str) -> str:
     """Rewrite equal ranges ("5-5", "mon-mon/2") to their single value, as cron reads them.
 

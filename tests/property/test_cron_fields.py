@@ -10,13 +10,22 @@ reading of it.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
-from croniter import CroniterBadDateError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduler.rules import _FIELD_RE, _fields, _single_value_ranges
+from services.scheduler.cron_fields import CronFields
+from services.scheduler.rules import (
+    _FIELD_RE,
+    RuleError,
+    _fields,
+    _Parsed,
+    _single_value_ranges,
+    validate_cron,
+)
 from tests.support.crons import any_crons
 
 EIGHT_YEARS = timedelta(days=366 * 8)  # rules never looks further past a match
@@ -39,6 +48,78 @@ def reference_next(expr: str, at: datetime) -> datetime | None:
         except CroniterBadDateError:
             continue
     return min(found, default=None)
+
+
+FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+
+
+def croniter_accepts(expr: str) -> bool:
+    try:
+        croniter(expr, datetime(2000, 1, 1))
+    except (CroniterError, ValueError, TypeError, KeyError, IndexError):
+        return False
+    return True
+
+
+def refusal(expr: str) -> str | None:
+    try:
+        validate_cron(expr)
+    except RuleError as exc:
+        return str(exc)
+    return None
+
+
+def whole_parse(expr: str) -> CronFields:
+    """The fields compiled from croniter's parse of the whole expression at once."""
+    fields = [_single_value_ranges(field) for field in _FIELD_RE.findall(expr)]
+    parsed = croniter(" ".join(fields), datetime(2000, 1, 1))
+    nth = tuple((day, tuple(n)) for day, n in parsed.nth_weekday_of_month.items())
+    nearest = tuple(sorted(parsed.nearest_weekday))
+    return CronFields.compile(
+        fields,
+        [
+            _Parsed(tuple(values), nth if index == 4 else (), nearest if index == 2 else ())
+            for index, values in enumerate(parsed.expanded)
+        ],
+    )
+
+
+junk_fields = st.text(alphabet="0123456789*/,-?#LlWwHRjanJANmonMON", min_size=1, max_size=8) | (
+    st.sampled_from(
+        ["L-L", "15W-15W", "L5-L5", "5-5/0", "mon-mon/0", "1#1-1#1", "jan-JAN", "sun-7", "0-00/2"]
+    )
+)
+
+
+class TestFieldByField:
+    @settings(max_examples=600, deadline=None)
+    @given(fields=st.lists(junk_fields, min_size=5, max_size=5))
+    def test_an_expression_parses_exactly_when_each_field_does(self, fields: list[str]) -> None:
+        """croniter accepts the whole expression exactly when it accepts each field alone, so
+        the rules refuse what croniter refuses (naming a field it refuses), and beyond that
+        only what their own checks refuse (ranges, H/R, n-th beside plain weekdays)."""
+        expr = " ".join(fields)
+        normalized = [_single_value_ranges(field) for field in fields]
+        alone = [
+            croniter_accepts(" ".join(field if i == j else "*" for j in range(5)))
+            for i, field in enumerate(normalized)
+        ]
+        whole = croniter_accepts(" ".join(normalized))
+        assert whole == all(alone)
+        reason = refusal(expr)
+        named = re.search(r": invalid (\S+) field", reason or "")
+        if reason is None:
+            assert whole
+        elif named:
+            assert not alone[FIELD_NAMES.index(named[1])]
+        else:
+            assert re.search(r"out of range|not supported|cannot be listed", reason), reason
+
+    @settings(max_examples=300, deadline=None)
+    @given(expr=any_crons())
+    def test_the_fields_are_those_of_the_whole_expression(self, expr: str) -> None:
+        """Times, months and day masks compiled field by field equal those of one parse."""
+        assert _fields(expr) == whole_parse(expr)
 
 
 class TestNextAfterAgainstCroniter:
