@@ -17,6 +17,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.preferences import _valid_cron_field
 from services.scheduler.cron_fields import CronFields
 from services.scheduler.rules import (
     _FIELD_RE,
@@ -114,6 +115,16 @@ class TestFieldByField:
             assert not alone[FIELD_NAMES.index(named[1])]
         else:
             assert re.search(r"out of range|not supported|cannot be listed", reason), reason
+
+    @settings(max_examples=600, deadline=None)
+    @given(fields=st.lists(junk_fields, min_size=5, max_size=5))
+    def test_the_schema_checks_field_by_field_what_croniter_checks_whole(
+        self, fields: list[str]
+    ) -> None:
+        """The schema's remembered per-field check accepts exactly what croniter.is_valid does."""
+        expr = " ".join(fields)
+        by_field = all(_valid_cron_field(i, field) for i, field in enumerate(fields))
+        assert by_field == croniter.is_valid(expr)
 
     @settings(max_examples=300, deadline=None)
     @given(expr=any_crons())
