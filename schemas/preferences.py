@@ -9,6 +9,7 @@ couple.erased.v1             forget everything about the couple
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import lru_cache
 from typing import Annotated, Literal, Self
@@ -176,20 +177,31 @@ class CronCadence(StrictModel):
 
     @model_validator(mode="after")
     def _parses(self) -> Self:
-        fields = self.cron.split()
-        if len(fields) != 5 or not all(_valid_cron_field(i, f) for i, f in enumerate(fields)):
+        if not _valid_cron(self.cron):
             raise ValueError(f"not a valid five-field cron expression: {self.cron!r}")
         return self
 
 
-@lru_cache(maxsize=16_384)
-def _valid_cron_field(index: int, field: str) -> bool:
-    """croniter's check of one field alone (the others '*').
+def _valid_cron(cron: str) -> bool:
+    """Five fields croniter accepts: ``croniter.is_valid``, field by field.
 
     croniter checks each field on its own, so an expression is valid exactly when each of its
-    fields is; and fields repeat across couples far more than whole expressions do, while
-    croniter's check of a new expression costs more than the rest of ingesting a couple.
+    fields is (with the others '*'); and fields repeat across couples far more than whole
+    expressions do, while croniter's check of a new expression costs more than the rest of
+    ingesting a couple. Fields are split as croniter splits them (ASCII whitespace).
     """
+    fields = _CRON_FIELD_RE.findall(cron)
+    return len(cron.split()) == len(fields) == 5 and all(
+        _valid_cron_field(index, field) for index, field in enumerate(fields)
+    )
+
+
+_CRON_FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
+
+
+@lru_cache(maxsize=16_384)
+def _valid_cron_field(index: int, field: str) -> bool:
+    """croniter's check of one field alone (the others '*'), remembered."""
     probe = ["*"] * 5
     probe[index] = field
     return bool(croniter.is_valid(" ".join(probe)))

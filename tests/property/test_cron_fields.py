@@ -14,10 +14,10 @@ import re
 from datetime import datetime, timedelta
 
 from croniter import CroniterBadDateError, CroniterError, croniter
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas.preferences import _valid_cron_field
+from schemas.preferences import _valid_cron
 from services.scheduler.cron_fields import CronFields
 from services.scheduler.rules import (
     _FIELD_RE,
@@ -117,14 +117,19 @@ class TestFieldByField:
             assert re.search(r"out of range|not supported|cannot be listed", reason), reason
 
     @settings(max_examples=600, deadline=None)
-    @given(fields=st.lists(junk_fields, min_size=5, max_size=5))
+    @given(
+        fields=st.lists(junk_fields, min_size=4, max_size=6),
+        spaces=st.lists(st.sampled_from([" ", "  ", "\t", "\u00a0", "\u2003"]), min_size=6),
+    )
+    @example(fields=["0", "0", "*", "*", "*"], spaces=[" ", "\u00a0", " ", " ", " ", " "])
+    @example(fields=["0", "0", "*", "*", "*", "\u2003"], spaces=[" "] * 6)
     def test_the_schema_checks_field_by_field_what_croniter_checks_whole(
-        self, fields: list[str]
+        self, fields: list[str], spaces: list[str]
     ) -> None:
-        """The schema's remembered per-field check accepts exactly what croniter.is_valid does."""
-        expr = " ".join(fields)
-        by_field = all(_valid_cron_field(i, field) for i, field in enumerate(fields))
-        assert by_field == croniter.is_valid(expr)
+        """The schema's field-by-field check accepts exactly what it accepted before: five
+        whitespace-separated fields and croniter.is_valid of the whole (odd spaces too)."""
+        expr = "".join(space + field for space, field in zip(spaces, fields, strict=False))
+        assert _valid_cron(expr) == (len(expr.split()) == 5 and croniter.is_valid(expr))
 
     @settings(max_examples=300, deadline=None)
     @given(expr=any_crons())
