@@ -133,6 +133,11 @@ class CronFields:
             earliest = 1
         return None
 
+    def can_be_closer_than(self, limit: int) -> bool:
+        """False when no two matches anywhere are closer than ``limit`` minutes: the grid's
+        smallest gap and the distance across midnight (1440 - span) both reach it."""
+        return self.smallest_gap < limit or _DAY_MINUTES - self.span < limit
+
     def first_gap_below(self, start: datetime, end: datetime, limit: int) -> int | None:
         """The first gap, in minutes, shorter than ``limit`` minutes between consecutive
         matches in (start, end] (naive), walking forward in time; None when there is none.
@@ -140,7 +145,7 @@ class CronFields:
         Equal to walking every match with :meth:`next_after` and stopping at the first
         short gap, without the walk in the common case (see the module docstring).
         """
-        if self.smallest_gap >= limit and _DAY_MINUTES - self.span >= limit:
+        if not self.can_be_closer_than(limit):
             return None
         times = self.times
         low = _minutes(start)  # matches are strictly after

@@ -22,10 +22,12 @@ Rules:
 * :class:`CronRule` -- a 5-field cron expression in local time, croniter syntax:
   lists, ranges, steps, names, ``L`` (last day of the month), ``L5`` (last
   Friday), ``sun#1``/``0#1`` (first Sunday), ``15W`` (nearest weekday),
-  wrapping ranges (hours ``22-2``). Day-of-month and day-of-week are OR-ed
-  when neither is ``*`` (croniter's rule, also for ``*/2``). One deliberate
-  difference from croniter 7: an equal range such as ``5-5`` is the single
-  value 5, as in every cron, not croniter's "whole cycle". ``H``/``R``
+  wrapping ranges (hours ``22-2``). Day-of-month and day-of-week combine as in
+  cronie: AND-ed when either field starts with ``*`` (also ``*/2``, and ``?``),
+  OR-ed otherwise (see :mod:`services.scheduler.cron_fields`). Deliberate
+  differences from croniter 7: an equal range such as ``5-5`` is the single
+  value 5, as in every cron, not croniter's "whole cycle"; an n-th or last
+  weekday listed with plain weekdays ("1,1#2") is refused. ``H``/``R``
   (hashed/random) values and ``@daily``-style macros are refused. Optionally
   only every 2nd..4th week, counted in Monday-weeks from an anchor date.
 * :class:`SpreadRule` -- N distinct days per ISO week at seeded, uniformly
@@ -34,15 +36,15 @@ Rules:
 
 Everything here is pure: ``after``/``start`` come in as arguments, no clock and
 no I/O. Returned instants are aware UTC with ``second == 0`` and
-``microsecond == 0``. croniter iterates *naive* wall-clock datetimes only: its
+``microsecond == 0``. Candidates are *naive* wall-clock datetimes: croniter's
 own timezone support is not used (croniter 7.0.0 fires "30 1 * * *" twice on a
-fall-back day in America/New_York). Parsed expressions are cached.
+fall-back day in America/New_York).
 
-Fast path: an expression with one minute, one hour, every month, and days that
-are "every day", weekdays, days of the month, ``D#n`` or ``LD`` (everything the
-human-level cadences produce) finds its next day by calendar arithmetic instead
-of croniter's iteration (about 30x faster); anything else goes to croniter. Both
-read the same validated expression and give the same candidates.
+croniter parses and validates; it is never iterated. What it reads of each field
+is compiled into :class:`services.scheduler.cron_fields.CronFields` (minutes of
+the day, month and day bitmasks), which finds next matches and the gaps the
+minimum-interval check needs with integer arithmetic. Readings of valid fields,
+compiled expressions and next fires are cached.
 
 Errors: :class:`RuleError` (a ``ValueError``) for a bad expression, week
 cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end``.
@@ -197,7 +199,18 @@ def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
 
 @lru_cache(maxsize=16_384)
 def _next_cron_fire(rule: CronRule, tz: ZoneInfo, after: datetime) -> datetime | None:
-    """Memoized: at a busy instant thousands of schedules share one rule, zone and instant."""
+    """Memoized: at a busy instant thousands of schedules share one rule, zone and instant.
+
+    ``next(_instants(...))`` without its generators when the first candidate will do (every
+    week in the cadence, and past ``after`` once resolved: all but DST and cadence edges).
+    """
+    if rule.every_weeks == 1:
+        local_after = to_local(after, tz)
+        local = _fields(rule.expr).next_after(local_after)
+        if local is not None and local <= _add_or_max(local_after, _SEARCH_SPAN):
+            instant = _whole_minute(resolve(local, tz))
+            if instant > after:
+                return instant
     return next(_instants(rule, tz, after), None)
 
 
@@ -234,10 +247,11 @@ def first_gap_below(
     if rule.every_weeks > 1:  # never for raw cron; the walk is the definition
         fires = fires_between(rule, _UTC, start, end)
         return next((b - a for a, b in pairwise(fires) if b - a < limit), None)
-    minutes = -(-limit // _MINUTE)  # whole-minute gaps: gap < limit <=> gap < ceil(limit)
-    gap = _fields(rule.expr).first_gap_below(
-        to_local(start, _UTC), to_local(end, _UTC), max(minutes, 0)
-    )
+    minutes = max(-(-limit // _MINUTE), 0)  # whole-minute gaps: gap < limit <=> gap < ceil
+    fields = _fields(rule.expr)
+    if not fields.can_be_closer_than(minutes):
+        return None
+    gap = fields.first_gap_below(to_local(start, _UTC), to_local(end, _UTC), minutes)
     return None if gap is None else gap * _MINUTE
 
 
@@ -370,15 +384,15 @@ def _fields(expr: str) -> CronFields:
     return CronFields.compile(fields, _compile(expr))
 
 
-#: croniter's reading of each valid field seen, by (position, field as written): fields
-#: repeat across expressions far more than whole expressions do, and croniter's parse is most
-#: of the cost of a new expression (30-100 us a field). An expression whose fields are all
-#: known is not parsed again: croniter's checks and ours are all within one field (ranges,
-#: names, steps, "?" in a day field, "W" alone, "#" beside plain weekdays), so an expression
-#: is valid exactly when each of its fields is, and a field reads the same in any expression
-#: (but for croniter writing a full day field as "*" beside a day field with "*", which
-#: names the same days). tests/property/test_cron_fields.py holds both to croniter's
-#: whole-expression parse.
+#: croniter's reading of each valid field seen, by (position, field as written). Fields are
+#: parsed one by one (the others "*"), each once: fields repeat across expressions far more
+#: than whole expressions do, and croniter's parse is most of the cost of a new expression
+#: (30-100 us a field). That is exact because croniter's checks and ours are all within one
+#: field (ranges, names, steps, "?" in a day field, "W" alone, "#" beside plain weekdays), so
+#: an expression is valid exactly when each of its fields is, and a field reads the same in
+#: any expression (but for croniter writing a full day field as "*" beside a day field with
+#: "*", which names the same days). tests/property/test_cron_fields.py holds both to
+#: croniter's whole-expression parse.
 _KNOWN_FIELDS: dict[tuple[int, str], _Parsed] = {}
 _KNOWN_FIELDS_MAX = 16_384
 
@@ -404,32 +418,18 @@ def _compile(expr: str) -> tuple[_Parsed, ...]:
             f"cron expression {expr!r}: expected 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
         )
-    known = [_KNOWN_FIELDS.get((index, field)) for index, field in enumerate(fields)]
-    if None not in known:
-        return tuple(reading for reading in known if reading is not None)
-    normalized = [_single_value_ranges(field) for field in fields]
-    readings: list[_Parsed | None] = [None] * len(_FIELDS)
-    error = None
-    try:  # one parse of the whole expression
-        whole = croniter(" ".join(normalized), _PARSE_START)
-    except _CRONITER_ERRORS as exc:
-        error = exc  # each field alone says which one is wrong
-    else:
-        readings = [_reading(whole, index) for index in range(len(_FIELDS))]
     parsed = tuple(
-        _check_field(expr, index, field, readings[index]) for index, field in enumerate(fields)
+        _KNOWN_FIELDS.get((index, field)) or _check_field(expr, index, field)
+        for index, field in enumerate(fields)
     )
-    if error is not None:  # pragma: no cover - croniter refuses a field alone whenever the whole
-        raise RuleError(f"cron expression {expr!r}: {error}")
     if len(_KNOWN_FIELDS) > _KNOWN_FIELDS_MAX:
         _KNOWN_FIELDS.clear()  # the fields in use come back at once
     _KNOWN_FIELDS.update(zip(enumerate(fields), parsed, strict=True))
     return parsed
 
 
-def _check_field(expr: str, index: int, field: str, parsed: _Parsed | None) -> _Parsed:
-    """croniter's reading of one field (``parsed``, or parsed alone now); a RuleError naming
-    the field when it is wrong."""
+def _check_field(expr: str, index: int, field: str) -> _Parsed:
+    """croniter's reading of one field, parsed alone; a RuleError naming it when it is wrong."""
     name, low, high = _FIELDS[index]
     if _HASHED_RE.search(field):
         raise RuleError(
@@ -451,8 +451,7 @@ def _check_field(expr: str, index: int, field: str, parsed: _Parsed | None) -> _
                 raise RuleError(
                     f"cron expression {expr!r}: {name} {int(value)} out of range ({low}-{high})"
                 )
-    if parsed is None:
-        parsed = _parse_field(index, _single_value_ranges(field))
+    parsed = _parse_field(index, _single_value_ranges(field))
     if parsed is None:
         hint = ""
         if index == 4 and _LAST_WEEKDAY_RE.fullmatch(field):
