@@ -29,7 +29,7 @@ from benchmarks.harness import scheduler_settings as settings_for
 from schemas import PreferencesSet, parse_preference
 from schemas.preferences import _valid_cron_field
 from services import runner
-from services.common.runtime import redis_client
+from services.common.runtime import redis_client, settle_heap
 from services.scheduler import rules
 from services.scheduler.planning import PlanningError
 from services.scheduler.rules import CronRule, first_gap_below
@@ -64,6 +64,7 @@ def plan_times(items: list[tuple[str, dict[str, Any]]]) -> list[Timed]:
     """Each item planned once through ShapePlanner.arms, timed."""
     planner = ShapePlanner(MIN_INTERVAL)
     events = [couple(i, cadence, ZONES[i % len(ZONES)]) for i, (_, cadence) in enumerate(items)]
+    settle_heap()  # as the scheduler service does before it consumes (gc.freeze)
     timed = []
     for i, ((label, _), raw) in enumerate(zip(items, events, strict=True)):
         event = parse_preference(raw)
