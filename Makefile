@@ -1,8 +1,12 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 # Both create (or reuse) .venv and install what they need; no Docker, no Redis required.
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+# The first Python 3.11+ on PATH, probed once. A pyenv shim answers `command -v` for a
+# version it does not have and then fails loudly: its complaint goes to /dev/null.
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

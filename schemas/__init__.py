@@ -3,13 +3,17 @@
 from schemas._base import Envelope, StrictModel
 from schemas.events import (
     MAX_EVENT_BYTES,
+    REASON_LIMIT,
     EventRejected,
     OutcomeEvent,
+    OutcomesStreamEvent,
     PreferenceEvent,
     json_schemas,
     parse_due,
     parse_outcome,
+    parse_outcomes_entry,
     parse_preference,
+    safe_reason,
 )
 from schemas.nudges import NudgeDue, NudgeDueData
 from schemas.outcomes import (
@@ -19,6 +23,8 @@ from schemas.outcomes import (
     NudgeSentData,
     NudgeSuppressed,
     NudgeSuppressedData,
+    ServiceStateLost,
+    ServiceStateLostData,
     SuppressionReason,
 )
 from schemas.preferences import (
@@ -52,6 +58,7 @@ from schemas.preferences import (
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REASON_LIMIT",
     "Cadence",
     "Channel",
     "CoupleErased",
@@ -74,6 +81,7 @@ __all__ = [
     "NudgeSuppressedData",
     "Nudges",
     "OutcomeEvent",
+    "OutcomesStreamEvent",
     "Partner",
     "PreferenceEvent",
     "PreferencesPaused",
@@ -86,6 +94,8 @@ __all__ = [
     "PreferencesUnsubscribedData",
     "PushSubscription",
     "QuietHours",
+    "ServiceStateLost",
+    "ServiceStateLostData",
     "StrictModel",
     "SuppressionReason",
     "TimeWindow",
@@ -95,5 +105,7 @@ __all__ = [
     "json_schemas",
     "parse_due",
     "parse_outcome",
+    "parse_outcomes_entry",
     "parse_preference",
+    "safe_reason",
 ]

@@ -11,18 +11,44 @@ import functools
 import re
 import uuid
 import zoneinfo
-from datetime import time
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import date, time
+from typing import Annotated, Any, Final, cast
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 __all__ = [
+    "EMAIL_PATTERN",
+    "FORBIDDEN_CHARACTERS",
+    "INSTANT_PATTERN",
+    "NAME_PATTERN",
+    "SPACES",
+    "ZONE_PATTERN",
+    "Checked",
+    "Email",
     "Envelope",
+    "ExactInt",
+    "Instant",
+    "LocalDate",
     "LocalTime",
     "Name",
+    "Producer",
     "SafeId",
     "StrictModel",
     "TimeZoneName",
+    "Unique",
 ]
 
 
@@ -32,6 +58,124 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+# Areas of the tz database's geographic zones. "UTC" and Area/Location names (links such as
+# Asia/Calcutta included) are canonical here; "localtime", "posixrules", "Factory", "EST",
+# "US/Eastern", "Etc/GMT+5" and the like are not: they depend on the host or mislead.
+_ZONE_AREAS: Final = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
+ZONE_PATTERN: Final = rf"^(?:UTC|(?:{'|'.join(_ZONE_AREAS)})/[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)?)$"
+
+# What no display name or address may hold, as one character class that Python's `re`, the
+# ECMA-262 regexes of JSON Schema validators and Rust's regex all read alike: every control
+# character (Cc, C0 and C1, U+0085 included), the line and paragraph separators (Zl, Zp) and
+# the invisible format characters (Cf) of the Basic Multilingual Plane that can hide or reorder
+# text (bidi overrides, zero-width space, BOM...). Zero-width (non-)joiners stay allowed:
+# Persian and Indic names and emoji sequences need them.
+FORBIDDEN_CHARACTERS: Final = (
+    r"\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    r"\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+# Unicode whitespace that FORBIDDEN_CHARACTERS does not already cover.
+SPACES: Final = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+NAME_PATTERN: Final = (
+    rf"^[^{SPACES}{FORBIDDEN_CHARACTERS}](?:[^{FORBIDDEN_CHARACTERS}]*"
+    rf"[^{SPACES}{FORBIDDEN_CHARACTERS}])?$"
+)
+_ADDRESS_PART: Final = rf'[^@<>,;:"{SPACES}{FORBIDDEN_CHARACTERS}]+'
+# Deliberately simple: one @, a dot in the domain, no spaces, controls or invisible characters.
+# Deliverability is the SMTP server's judgement; this keeps garbage and header injection out.
+EMAIL_PATTERN: Final = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
+# ISO 8601 / RFC 3339 date and time with a UTC offset ("Z" or +HH:MM), as a string.
+INSTANT_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A pattern a string must match, and the reason given when it does not.
+
+    Checked by Python's `re` with a clear message (pydantic's own `pattern` would report the
+    whole regex), and exported as the JSON Schema `pattern`, so a standard validator applies
+    the same rule. Patterns are anchored and written in the regex subset every engine reads
+    alike (no `\\s`, `\\d`, `\\w`, look-arounds or Unicode classes).
+
+    With `raw_text=True` the check runs on the input before pydantic parses it (for values
+    that pydantic would otherwise read from other forms, e.g. a datetime from "1"): a string
+    must match, a non-string input is refused, and an already-built value (in Python) passes.
+    """
+
+    pattern: str
+    message: str
+    raw_text: bool = False
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        regex = re.compile(self.pattern)
+        message, raw_text = self.message, self.raw_text
+
+        def check(value: Any) -> Any:
+            if isinstance(value, str):
+                if regex.fullmatch(value) is None:
+                    raise ValueError(message)
+            elif raw_text and isinstance(value, int | float | bool | list | dict | None):
+                raise ValueError(message)  # JSON values other than strings
+            return value
+
+        inner = handler(source)
+        if raw_text:
+            # Strict validation refuses a string that is not JSON input any more; the text was
+            # just checked, so the value's own parser reads it as from JSON.
+            lax = cast("core_schema.CoreSchema", {**inner, "strict": False})
+            return core_schema.no_info_before_validator_function(check, lax)
+        return core_schema.no_info_after_validator_function(check, inner)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """The items of a list must not repeat (`uniqueItems` in the JSON Schema)."""
+
+    message: str = "items must not repeat"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        message = self.message
+
+        def check(value: list[Any]) -> list[Any]:
+            if len(set(value)) != len(value):
+                raise ValueError(message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["uniqueItems"] = True
+        return json_schema
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
@@ -39,7 +183,7 @@ def _known_zones() -> frozenset[str]:
 
 def _check_zone(name: str) -> str:
     if name not in _known_zones():
-        raise ValueError(f"unknown IANA time zone {name!r}")
+        raise ValueError("unknown IANA time zone")
     return name
 
 
@@ -51,30 +195,67 @@ def _check_local_time(value: time) -> time:
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _check_printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("control characters are not allowed")
-    if value != value.strip():
-        raise ValueError("leading or trailing whitespace is not allowed")
+def _exact_int(value: Any) -> Any:
+    """Refuses true/false and 1.0 where a Literal of ints is expected (Python's True == 1)."""
+    if type(value) is not int:
+        raise ValueError("must be an integer")
     return value
 
 
 # Ids end up inside Redis keys and hash tags, so they exclude braces, colons and whitespace.
 SafeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_zone)]
-LocalTime = Annotated[time, AfterValidator(_check_local_time)]
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=40), AfterValidator(_check_printable)
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    Checked(ZONE_PATTERN, "not a canonical IANA time zone name (Area/Location, or UTC)"),
+    AfterValidator(_check_zone),
 ]
-Producer = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
+LocalTime = Annotated[
+    time,
+    Checked(
+        r"^[0-9]{2}:[0-9]{2}(?::[0-9]{2})?$",
+        "must be a local time as HH:MM (no UTC offset: the partner's zone applies)",
+        raw_text=True,
+    ),
+    AfterValidator(_check_local_time),
+]
+LocalDate = Annotated[
+    date, Checked(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "must be a date as YYYY-MM-DD", raw_text=True)
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40),
+    Checked(
+        NAME_PATTERN,
+        "control, invisible and line-separator characters, and leading or trailing "
+        "whitespace, are not allowed",
+    ),
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254),
+    Checked(
+        EMAIL_PATTERN,
+        'not an email address: one @, a dot in the domain; no spaces, controls or <>,;:"',
+    ),
+]
+Instant = Annotated[
+    AwareDatetime,
+    Checked(
+        INSTANT_PATTERN,
+        "must be an ISO 8601 date and time with a UTC offset, as a string (2026-03-01T10:00:00Z)",
+        raw_text=True,
+    ),
+]
+Producer = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
+]
+ExactInt = BeforeValidator(_exact_int)  # Annotated[Literal[1, 2], ExactInt]
 
 
 class Envelope(StrictModel):
     """What every event carries: a versioned type, a unique id, when it happened, who sent it."""
 
     event_id: uuid.UUID
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     producer: Producer = Field(description="Name of the publishing app or service.")

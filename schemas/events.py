@@ -6,8 +6,9 @@ from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from schemas._reasons import REASON_LIMIT, describe, safe_reason
 from schemas.nudges import NudgeDue
-from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed
+from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
     CoupleErased,
     PreferencesPaused,
@@ -18,13 +19,17 @@ from schemas.preferences import (
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "REASON_LIMIT",
     "EventRejected",
     "OutcomeEvent",
+    "OutcomesStreamEvent",
     "PreferenceEvent",
     "json_schemas",
     "parse_due",
     "parse_outcome",
+    "parse_outcomes_entry",
     "parse_preference",
+    "safe_reason",
 ]
 
 MAX_EVENT_BYTES: Final = 64 * 1024
@@ -37,33 +42,31 @@ PreferenceEvent = Annotated[
     | CoupleErased,
     Field(discriminator="type"),
 ]
+# What happened to one nudge. The outcomes stream also carries service notices (state lost):
+# OutcomesStreamEvent is everything an entry of that stream may hold.
 OutcomeEvent = Annotated[NudgeSent | NudgeSuppressed | NudgeFailed, Field(discriminator="type")]
+OutcomesStreamEvent = Annotated[
+    NudgeSent | NudgeSuppressed | NudgeFailed | ServiceStateLost, Field(discriminator="type")
+]
 
 _preference: TypeAdapter[PreferenceEvent] = TypeAdapter(PreferenceEvent)
 _outcome: TypeAdapter[OutcomeEvent] = TypeAdapter(OutcomeEvent)
+_outcomes_entry: TypeAdapter[OutcomesStreamEvent] = TypeAdapter(OutcomesStreamEvent)
 _due: TypeAdapter[NudgeDue] = TypeAdapter(NudgeDue)
 
 T = TypeVar("T")
 
 
 class EventRejected(ValueError):
-    """A message that is not a valid event; `reason` is safe to log and to publish."""
+    """A message that is not a valid event; `reason` is safe to log and to publish.
+
+    The reason is cut to `REASON_LIMIT` characters and holds no control character, whoever
+    wrote it (see schemas/_reasons.py).
+    """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _describe(error: ValidationError) -> str:
-    """One line per problem, `location: message`, without echoing the offending input."""
-    parts: list[str] = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in item["loc"]) or "event"
-        message = item["msg"]
-        if item["type"] == "json_invalid":
-            message = "not valid JSON"
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts[:8]) + (f" (+{len(parts) - 8} more)" if len(parts) > 8 else "")
+        self.reason = safe_reason(reason)
+        super().__init__(self.reason)
 
 
 def _parse(adapter: TypeAdapter[T], raw: bytes | str) -> T:
@@ -73,7 +76,7 @@ def _parse(adapter: TypeAdapter[T], raw: bytes | str) -> T:
     try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
-        raise EventRejected(_describe(exc)) from None
+        raise EventRejected(describe(exc)) from None
 
 
 def parse_preference(raw: bytes | str) -> PreferenceEvent:
@@ -85,7 +88,13 @@ def parse_due(raw: bytes | str) -> NudgeDue:
 
 
 def parse_outcome(raw: bytes | str) -> OutcomeEvent:
+    """A nudge's outcome (sent, suppressed, failed); a service notice is rejected."""
     return _parse(_outcome, raw)
+
+
+def parse_outcomes_entry(raw: bytes | str) -> OutcomesStreamEvent:
+    """Any event of the outcomes stream: a nudge's outcome or a service notice."""
+    return _parse(_outcomes_entry, raw)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -93,5 +102,5 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "preference-event": _preference.json_schema(),
         "nudge-due": _due.json_schema(),
-        "outcome-event": _outcome.json_schema(),
+        "outcome-event": _outcomes_entry.json_schema(),
     }

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, SafeId, StrictModel
+from schemas._base import Envelope, Instant, SafeId, StrictModel, Unique
 from schemas.preferences import NudgeKind
 
 __all__ = ["NudgeDue", "NudgeDueData", "OccurrenceId"]
 
 OccurrenceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/@-]{1,200}$")]
+_NOTE = r"^[A-Za-z0-9_ .:-]*$"
 
 
 class NudgeDueData(StrictModel):
@@ -23,14 +24,18 @@ class NudgeDueData(StrictModel):
         description="Deterministic: schedule id + scheduled instant. The notifier's dedup key."
     )
     couple_id: SafeId
-    schedule_id: Annotated[str, StringConstraints(max_length=160)]
+    schedule_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9_.:/@-]+$")
+    ]
     kind: NudgeKind
-    recipients: Annotated[list[SafeId], Field(min_length=1, max_length=2)]
+    recipients: Annotated[
+        list[SafeId], Field(min_length=1, max_length=2), Unique("recipients must not repeat")
+    ]
     turn: SafeId | None = Field(default=None, description="Whose turn it is to plan (date night).")
     sequence: Annotated[int, Field(ge=0, description="How many times this schedule fired before.")]
-    scheduled_at: AwareDatetime
+    scheduled_at: Instant
     revision: Annotated[int, Field(ge=0)]
-    note: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+    note: Annotated[str, StringConstraints(max_length=40, pattern=_NOTE)] | None = Field(
         default=None, description="Why the instant moved: dst_gap, quiet_hours_deferred, late."
     )
 

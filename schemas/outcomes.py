@@ -1,12 +1,13 @@
-"""Outcome events: what happened to every (occurrence, partner, channel) the notifier handled."""
+"""Outcome events: what happened to every (occurrence, partner, channel) the notifier handled,
+and the one service notice that shares their stream: the service's state was lost."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, SafeId, StrictModel
+from schemas._base import Envelope, Instant, Producer, SafeId, StrictModel
 from schemas.nudges import OccurrenceId
 from schemas.preferences import Channel, NudgeKind
 
@@ -17,6 +18,8 @@ __all__ = [
     "NudgeSentData",
     "NudgeSuppressed",
     "NudgeSuppressedData",
+    "ServiceStateLost",
+    "ServiceStateLostData",
     "SuppressionReason",
 ]
 
@@ -30,6 +33,7 @@ SuppressionReason = Literal[
     "cap_reached",
     "missed",
     "stale_revision",
+    "state_lost",
 ]
 
 
@@ -37,7 +41,7 @@ class _OutcomeData(StrictModel):
     occurrence_id: OccurrenceId
     couple_id: SafeId
     kind: NudgeKind
-    scheduled_at: AwareDatetime
+    scheduled_at: Instant
 
 
 class NudgeSentData(_OutcomeData):
@@ -77,3 +81,26 @@ class NudgeFailedData(_OutcomeData):
 class NudgeFailed(Envelope):
     type: Literal["nudge.failed.v1"]
     data: NudgeFailedData
+
+
+class ServiceStateLostData(StrictModel):
+    detected_at: Instant = Field(
+        description="When a service found its Redis state gone (wall-clock time)."
+    )
+    detected_by: Producer = Field(description="The service process that noticed it first.")
+    lost_epoch_began_at: Instant | None = Field(
+        default=None,
+        description="When the state that was lost began to be written, if known: everything "
+        "published since then (preferences, pauses, unsubscribes, erasures) is gone.",
+    )
+
+
+class ServiceStateLost(Envelope):
+    """Redis came back without the services' state: republish your couples' preferences.
+
+    Published once per loss, on the outcomes stream; `event_id` is derived from the lost
+    state's identity, so a copy seen twice is the same notice.
+    """
+
+    type: Literal["service.state_lost.v1"]
+    data: ServiceStateLostData

@@ -10,14 +10,28 @@ couple.erased.v1             forget everything about the couple
 from __future__ import annotations
 
 import re
-from datetime import date
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from croniter import croniter
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from schemas._base import Envelope, LocalTime, Name, SafeId, StrictModel, TimeZoneName
+from schemas._base import (
+    FORBIDDEN_CHARACTERS,
+    SPACES,
+    Checked,
+    Email,
+    Envelope,
+    ExactInt,
+    Instant,
+    LocalDate,
+    LocalTime,
+    Name,
+    SafeId,
+    StrictModel,
+    TimeZoneName,
+    Unique,
+)
 
 __all__ = [
     "Cadence",
@@ -58,12 +72,6 @@ FocusArea = Literal[
     "emotional", "physical", "intellectual", "experiential", "spiritual", "conflict"
 ]
 
-# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the SMTP
-# server's judgement; this only keeps obvious garbage (and header injection) out.
-Email = Annotated[
-    str,
-    StringConstraints(max_length=254, pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$"),
-]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 
 
@@ -97,7 +105,14 @@ class QuietHours(StrictModel):
 class PushSubscription(StrictModel):
     """A Web Push subscription as the browser's PushManager returns it."""
 
-    endpoint: Annotated[str, StringConstraints(max_length=1024, pattern=r"^https://\S+$")]
+    endpoint: Annotated[
+        str,
+        StringConstraints(max_length=1024),
+        Checked(
+            rf"^https://[^{SPACES}{FORBIDDEN_CHARACTERS}]+$",
+            "must be an https:// URL without spaces, control or invisible characters",
+        ),
+    ]
     p256dh: Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_=-]+$")]
     auth: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")]
 
@@ -107,18 +122,18 @@ class Partner(StrictModel):
     name: Name
     timezone: TimeZoneName
     locale: Locale = "en"
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=3)]
+    channels: Annotated[
+        list[Channel], Field(min_length=1, max_length=3), Unique("channels must not repeat")
+    ]
     email: Email | None = None
     push: PushSubscription | None = None
-    love_languages: Annotated[list[LoveLanguage], Field(max_length=5)] = Field(default_factory=list)
+    love_languages: Annotated[
+        list[LoveLanguage], Field(max_length=5), Unique("love_languages must not repeat")
+    ] = Field(default_factory=list)
     quiet_hours: QuietHours | None = None
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> Self:
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError("channels must not repeat")
-        if len(set(self.love_languages)) != len(self.love_languages):
-            raise ValueError("love_languages must not repeat")
         if "email" in self.channels and self.email is None:
             raise ValueError("channel 'email' needs an email address")
         if "push" in self.channels and self.push is None:
@@ -133,7 +148,7 @@ class WeeklyCadence(StrictModel):
     weekday: Weekday
     at: LocalTime
     every_weeks: Annotated[int, Field(ge=1, le=4)] = 1
-    anchor: date | None = Field(
+    anchor: LocalDate | None = Field(
         default=None, description="A date in a week that fires; needed when every_weeks > 1."
     )
 
@@ -150,7 +165,7 @@ class MonthlyCadence(StrictModel):
     repeat: Literal["monthly"]
     at: LocalTime
     weekday: Weekday | None = None
-    nth: Literal[1, 2, 3, 4, -1] | None = None
+    nth: Annotated[Literal[1, 2, 3, 4, -1], ExactInt] | None = None
     day: Annotated[int, Field(ge=1, le=28)] | None = None
 
     @model_validator(mode="after")
@@ -173,12 +188,16 @@ class CronCadence(StrictModel):
     """A raw five-field cron expression in local time, for power users."""
 
     repeat: Literal["cron"]
-    cron: Annotated[str, StringConstraints(max_length=120)]
+    cron: Annotated[
+        str,
+        StringConstraints(max_length=120),
+        Checked(r"^[\x20-\x7e]+$", "a cron expression is printable ASCII text"),
+    ]
 
     @model_validator(mode="after")
     def _parses(self) -> Self:
         if not _valid_cron(self.cron):
-            raise ValueError(f"not a valid five-field cron expression: {self.cron!r}")
+            raise ValueError("not a valid five-field cron expression")
         return self
 
 
@@ -271,7 +290,7 @@ class PreferencesSet(Envelope):
 class PreferencesPausedData(StrictModel):
     couple_id: SafeId
     partner_id: SafeId | None = Field(default=None, description="None pauses the whole couple.")
-    until: AwareDatetime | None = Field(default=None, description="None pauses until resumed.")
+    until: Instant | None = Field(default=None, description="None pauses until resumed.")
 
 
 class PreferencesPaused(Envelope):

@@ -2,4 +2,4 @@
 
 from services.cli import app
 
-app()
+app(prog_name="nudge")

@@ -1,4 +1,10 @@
-"""The `nudge` command line."""
+"""The `nudge` command line.
+
+Every command runs inside one error boundary (`GuardedGroup`): an exception that reaches it
+is printed as one line on stderr by services/cli_errors.py (exit 2 for usage errors, 1 for
+runtime ones); `nudge --debug ...` or NUDGE_DEBUG=1 shows the traceback instead. Help is
+plain text (`rich_markup_mode=None`): typer 0.29's rich panels print `<bool>` beside flags.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,83 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from schemas import EventRejected, PreferenceEvent, PreferencesSet, json_schemas, parse_preference
+from schemas import PreferenceEvent, PreferencesSet, json_schemas, parse_preference
+from services.cli_errors import CliError, Where, bounded, explain, redis_location
 from services.dlq_cli import app as dlq_app
 from services.notifier.render_cli import render
 from services.operator.status_cli import status
 
+__all__ = ["GuardedGroup", "app"]
+
+DEBUG_PARAM = "debug"
+
+
+class GuardedGroup(TyperGroup):
+    """The error boundary: one line on stderr and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.core.TyperGroup: its context class is private
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own: usage errors (exit 2), Ctrl-C, explicit exits
+        except Exception as exc:
+            if ctx.params.get(DEBUG_PARAM):
+                raise
+            error = explain(exc, _where())
+            typer.echo(f"nudge: {error.message}", err=True)
+            raise typer.Exit(error.code) from None
+
+
+def _where() -> Where:
+    """Host and port of Redis and SMTP from the settings, for error messages only."""
+    from services.common.settings import CommonSettings
+    from services.notifier.settings import NotifierSettings
+
+    where = Where()
+    try:
+        url = CommonSettings().redis_url.get_secret_value()
+        where = Where(redis=redis_location(url))
+        smtp = NotifierSettings()
+        where = Where(redis=where.redis, smtp=f"{bounded(smtp.smtp_host)}:{smtp.smtp_port}")
+    except Exception:  # noqa: S110 (invalid settings: the generic wording is still true)
+        pass
+    return where
+
+
 app = typer.Typer(
+    cls=GuardedGroup,
     help="Reminders and nudges for couples: scheduler, notifier and operator tools.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,  # --debug: locals can hold a REDIS_URL password
 )
-schema_app = typer.Typer(help="Event contracts for publishers.", no_args_is_help=True)
+schema_app = typer.Typer(
+    help="Event contracts for publishers.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(schema_app, name="schema")
 app.add_typer(dlq_app, name="dlq")
 app.command("status")(status)
 app.command("render")(render)
 console = Console()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="NUDGE_DEBUG", help="Show the traceback of an error, not one line."
+        ),
+    ] = False,
+) -> None:
+    """Reminders and nudges for couples: scheduler, notifier and operator tools."""
 
 
 @app.command()
@@ -59,9 +121,10 @@ def notifier() -> None:
 def demo(
     days: Annotated[int, typer.Option(min=1, max=366, help="Simulated days.")] = 31,
     seconds: Annotated[float, typer.Option(min=2, help="Real seconds the simulation takes.")] = 20,
-    outbox: Annotated[Path, typer.Option(help="Where received emails are written.")] = Path(
-        "outbox"
-    ),
+    outbox: Annotated[
+        Path,
+        typer.Option(help="Folder for the emails: new, empty, or a previous demo outbox."),
+    ] = Path("outbox"),
     couples: Annotated[Path, typer.Option(help="Folder of preference events.")] = Path(
         "examples/couples"
     ),
@@ -69,7 +132,12 @@ def demo(
     """Live demo: embedded Valkey, SMTP catcher, both services, a simulated month of nudges."""
     from services.common.logging import configure_logging
     from services.demo import print_summary, run_demo
+    from services.demo_outbox import OutboxRefused, prepare_outbox
 
+    try:
+        prepare_outbox(outbox)  # before anything starts: a refusal is a usage error
+    except OutboxRefused as exc:
+        raise CliError(bounded(str(exc), 300)) from None
     configure_logging("demo", "console", "warning")
     result = asyncio.run(run_demo(couples_dir=couples, outbox=outbox, days=days, seconds=seconds))
     print_summary(result, console)
@@ -91,7 +159,7 @@ def preview(
 
     event = _read_event(file)
     if not isinstance(event, PreferencesSet):
-        raise typer.BadParameter(f"{file} holds {event.type}, not preferences.set.v1")
+        raise CliError(f"{bounded(str(file))} holds {event.type}, not preferences.set.v1")
     begin = datetime.now(UTC) if start is None else start
     begin = begin.replace(tzinfo=UTC) if begin.tzinfo is None else begin.astimezone(UTC)
     for line in preview_lines(event.data, begin, begin + timedelta(days=days)):
@@ -140,8 +208,11 @@ def schema_export(directory: Annotated[Path, typer.Argument()] = Path("schemas/j
 
 
 def _read_event(file: Path) -> PreferenceEvent:
+    """The event in `file`; a missing file, invalid JSON or event is a one-line usage error."""
+    name = bounded(str(file))
+    raw = file.read_bytes()
     try:
-        return parse_preference(file.read_bytes())
-    except EventRejected as exc:
-        console.print(f"[red]{file} is not a valid preference event:[/] {exc.reason}")
-        raise typer.Exit(2) from None
+        json.loads(raw)  # only to say where the JSON breaks: the schema parses it below
+        return parse_preference(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CliError(f"{name}: {explain(exc).message}") from exc

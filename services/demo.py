@@ -1,6 +1,7 @@
 """`nudge demo`: both services, embedded parts, sample couples and a simulated month.
 
-Starts a private Valkey (unless REDIS_URL is set) and an SMTP catcher writing ./outbox/*.eml,
+Starts a private Valkey (unless REDIS_URL is set) and an SMTP catcher writing ./outbox/*.eml
+(a folder it marks as its own, and clears of its own emails only: services/demo_outbox.py),
 runs the scheduler and the notifier in this process on one accelerated clock, publishes the
 couples in examples/couples/, and prints what was sent.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from schemas import parse_outcome
 from services.common.clock import ScaledClock
 from services.common.keys import NOTIFIER_GROUP
 from services.common.streams import DATA_FIELD, read_events
+from services.demo_outbox import prepare_outbox
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey
 from services.notifier.service import NotifierService
@@ -63,8 +64,7 @@ async def run_demo(
     console: Console | None = None,
 ) -> DemoResult:
     console = console or Console()
-    if outbox.exists():  # noqa: ASYNC240 (start-up, before anything runs concurrently)
-        shutil.rmtree(outbox)
+    prepare_outbox(outbox)  # refuses a folder of the user's; start-up: nothing runs yet
     events = [p.read_bytes() for p in sorted(couples_dir.glob("*.json"))]  # noqa: ASYNC240
     start = start or default_start()
     speed = days * 86400 / seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli_errors import CliError
 from services.common import dead_letters
 from services.common.runtime import redis_client
 from services.common.settings import CommonSettings
@@ -73,7 +75,7 @@ def replay(
     if not ids and not all_:
         raise typer.BadParameter("name the ids to replay, or pass --all")
     if all_ and not yes:
-        typer.confirm("Replay every dead letter?", abort=True)
+        _confirm("Replay every dead letter?", "replay --all")
     replayed = _run(lambda r, s: dead_letters.replay(r, s, None if all_ else list(ids or [])))
     console.print(f"replayed {replayed} dead letter(s)")
 
@@ -84,6 +86,13 @@ def purge(
 ) -> None:
     """Delete every dead letter for good."""
     if not yes:
-        typer.confirm("Delete every dead letter for good?", abort=True)
+        _confirm("Delete every dead letter for good?", "purge")
     purged = _run(dead_letters.purge)
     console.print(f"purged {purged} dead letter(s)")
+
+
+def _confirm(question: str, command: str) -> None:
+    """Ask on a terminal; elsewhere (a script, CI) say that --yes is how to confirm."""
+    if not sys.stdin.isatty():
+        raise CliError(f"`nudge dlq {command}` cannot ask for confirmation here: add --yes")
+    typer.confirm(question, abort=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from services.common.runtime import settle_heap
+from services.common.settings import CommonSettings
+from services.common.shutdown import Deadline
 
 __all__ = ["Runnable", "run", "run_until_signalled"]
 
@@ -32,14 +35,26 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+# After the budget, closing connections may take this much more before the process gives up
+# waiting for its own stop (a backstop: the services keep their stop inside the budget).
+CLOSE_GRACE_S = 2.0
+
+
 class Runnable(Protocol):
+    @property
+    def settings(self) -> CommonSettings: ...
+
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, deadline: Deadline | None = None) -> None: ...
 
 
 async def run_until_signalled(service: Runnable) -> None:
-    """Start; on SIGTERM or SIGINT stop reading, finish in-flight work, close, return."""
+    """Start; on SIGTERM or SIGINT stop reading, finish in-flight work, close, return.
+
+    The stop has one budget, NUDGE_SHUTDOWN_TIMEOUT, counted from the signal (see
+    services/common/shutdown.py): what is unfinished by then stays pending for another replica.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -48,6 +63,12 @@ async def run_until_signalled(service: Runnable) -> None:
     await service.start()
     log.info("service_running", event_loop=type(loop).__module__.partition(".")[0])
     await stop.wait()
-    log.info("service_stopping")
-    await service.stop()
-    log.info("service_stopped")
+    budget = service.settings.shutdown_timeout.total_seconds()
+    deadline, began = Deadline.after(budget), time.monotonic()
+    log.info("service_stopping", budget_s=budget)
+    try:
+        await asyncio.wait_for(service.stop(deadline), timeout=budget + CLOSE_GRACE_S)
+    except TimeoutError:
+        log.warning("service_stop_overran", budget_s=budget)
+        return
+    log.info("service_stopped", seconds=round(time.monotonic() - began, 2))

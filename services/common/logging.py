@@ -6,6 +6,12 @@ binds by mistake, email addresses, URLs (push endpoints, links with tokens) and 
 like bodies, names or secrets never reach the output. Lines from libraries that log through
 the standard library (FastStream, aiosmtplib, redis) go through the same processors and
 renderer, at warning level and above only.
+
+Every string value is cut to `LOG_VALUE_LIMIT` characters (a traceback keeps its last
+`LOG_TRACEBACK_LIMIT`), so no input can make a line, or the work of redacting it, unbounded.
+The patterns run in linear time: the email pattern can only start where a run of address
+characters starts (the look-behind), so each character is scanned a bounded number of times,
+whatever the text (a quadratic pattern took 7 s on 32,000 characters without an `@`).
 """
 
 from __future__ import annotations
@@ -18,9 +24,20 @@ from typing import Any, Final, TextIO
 
 import structlog
 
-__all__ = ["REDACTED_FIELDS", "configure_logging", "redact", "scrub"]
+__all__ = [
+    "LOG_TRACEBACK_LIMIT",
+    "LOG_VALUE_LIMIT",
+    "REDACTED_FIELDS",
+    "bounded",
+    "configure_logging",
+    "redact",
+    "scrub",
+]
 
-_EMAIL: Final = re.compile(r"[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
+LOG_VALUE_LIMIT: Final = 2000
+LOG_TRACEBACK_LIMIT: Final = 8000
+_EMAIL: Final = re.compile(r"(?<![^\s@<>\"'])[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
+_WORD_BREAKS: Final = " \t\n\r\f\v<>\"'"
 _URL: Final = re.compile(r"\b(?:https?|rediss?)://\S+")
 REDACTED_FIELDS: Final = frozenset(
     {
@@ -46,13 +63,38 @@ REDACTED_FIELDS: Final = frozenset(
 
 
 def scrub(value: str) -> str:
-    """Replace email addresses and URLs in free text (reasons, errors, tracebacks)."""
+    """Replace email addresses and URLs in free text (reasons, errors, tracebacks).
+
+    Linear in the length of `value` (see the module docstring); `bounded` also cuts it.
+    """
     return _URL.sub("[url]", _EMAIL.sub("[email]", value))
+
+
+def bounded(value: str, limit: int = LOG_VALUE_LIMIT) -> str:
+    """`value` scrubbed and cut to `limit` characters (plus a note of its full length).
+
+    Only the kept head is scrubbed, so the work is bounded too. The cut can fall inside an
+    address, where the pattern no longer sees one: the head's last token is dropped whole.
+    """
+    if len(value) <= limit:
+        return scrub(value)
+    head = value[:limit]
+    head = head[: max(head.rfind(c) for c in _WORD_BREAKS) + 1]
+    return f"{scrub(head)}... [cut: {len(value)} characters]"
+
+
+def _tail(value: str, limit: int = LOG_TRACEBACK_LIMIT) -> str:
+    """A traceback scrubbed and cut to its last `limit` characters (its most telling part)."""
+    if len(value) <= limit:
+        return scrub(value)
+    tail = value[-limit:]
+    tail = tail[min((i for c in _WORD_BREAKS if (i := tail.find(c)) >= 0), default=limit) :]
+    return f"[cut: {len(value)} characters] ...{scrub(tail)}"
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return bounded(value)
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     if isinstance(value, dict):
@@ -64,7 +106,12 @@ def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        event_dict[key] = "[redacted]" if key in REDACTED_FIELDS else _clean(value)
+        if key in REDACTED_FIELDS:
+            event_dict[key] = "[redacted]"
+        elif key == "exception" and isinstance(value, str):
+            event_dict[key] = _tail(value)
+        else:
+            event_dict[key] = _clean(value)
     return event_dict
 
 

@@ -86,6 +86,12 @@ class Metrics:
             ["channel", "failure"],
             registry=r,
         )
+        self.state_lost = Counter(
+            "nudge_state_lost",
+            "Times this process found that Redis had lost the services' state (every process "
+            "that notices a loss counts it once).",
+            registry=r,
+        )
         self.retries_scheduled = Counter(
             "nudge_retries_scheduled",
             "Sends scheduled for another attempt after a transient failure.",
@@ -210,6 +216,9 @@ class Metrics:
     ) -> None:
         seconds = (sent_at - scheduled_at).total_seconds()
         self.delivery_latency.labels(kind, channel).observe(max(0.0, seconds))
+
+    def observe_state_lost(self) -> None:
+        self.state_lost.inc()
 
     def observe_retry(self, channel: Channel) -> None:
         self.retries_scheduled.labels(channel).inc()

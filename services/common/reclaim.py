@@ -7,6 +7,18 @@ again; an entry delivered more than `max_deliveries` times is poison and goes to
 dead-letter stream. Claiming is atomic in Redis, so replicas never handle the same entry at once.
 Entries a live process is still handling (`held`) are re-claimed to it on every pass, so their
 idle time never reaches `min_idle_ms`: only a dead or stuck consumer's work is taken over.
+A missing group (NOGROUP: Redis came back without its state) is not retried blindly: the
+reclaimer tells `on_missing_group` (the process's StateWatcher, which recreates the groups)
+and carries on with its next pass.
+A stop is honoured between entries: what a pass has claimed but not handled stays pending.
+
+A delivery is counted when handling an entry starts, not when it is claimed: a sweep takes
+idle entries over without counting (XAUTOCLAIM JUSTID) and counts each one (XCLAIM, which also
+reads it) just before handling it. Before, a batch of 100 claimed entries was counted at once
+while they were handled one by one, so a process killed again and again (a crash loop, a
+busy deploy) dead-lettered entries nobody had tried, and the reason "delivered N times
+without success" was not true. The cap still catches poison: an entry whose handling keeps
+failing or crashing the process counts one delivery per try.
 """
 
 from __future__ import annotations
@@ -15,22 +27,37 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from services.common.dead_letters import bury
 from services.common.settings import CommonSettings
 from services.common.streams import DATA_FIELD
 
-__all__ = ["Handler", "Reclaimer"]
+__all__ = ["Handler", "Interrupted", "Reclaimer"]
 
 log = structlog.get_logger()
 
 # (raw __data__, entry id, all fields) -> done; raising leaves the entry pending
 Handler = Callable[[bytes, str, dict[bytes, bytes]], Awaitable[None]]
+_NOGROUP: Final = "NOGROUP"
+TAKE_OVER: Final = """
+-- Take over entries idle for min_idle ms without counting a delivery (XAUTOCLAIM JUSTID;
+-- redis-py's reply parser drops the cursor of a JUSTID reply, hence a script).
+-- KEYS: 1 stream   ARGV: 1 group, 2 consumer, 3 min idle ms, 4 cursor, 5 count
+-- Returns {next cursor, entry ids}
+local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  'COUNT', ARGV[5], 'JUSTID')
+return {reply[1], reply[2]}
+"""
+
+
+class Interrupted(Exception):
+    """Raised by a handler that did not handle its entry because the process is stopping:
+    the entry stays pending and nothing is logged (the stop ends the pass)."""
 
 
 class Reclaimer:
@@ -45,6 +72,7 @@ class Reclaimer:
         consumer: str,
         handle: Handler,
         held: set[str] | None = None,
+        on_missing_group: Callable[[], None] | None = None,
     ) -> Reclaimer:
         """The reclaimer a service runs for one stream, tuned by NUDGE_RECLAIM_IDLE etc."""
         idle = settings.reclaim_idle.total_seconds()
@@ -60,6 +88,7 @@ class Reclaimer:
             max_deliveries=settings.max_deliveries,
             poll_seconds=min(5.0, idle / 2),
             held=held,
+            on_missing_group=on_missing_group,
         )
 
     def __init__(
@@ -77,6 +106,7 @@ class Reclaimer:
         count: int = 100,
         poll_seconds: float = 1.0,
         held: set[str] | None = None,
+        on_missing_group: Callable[[], None] | None = None,
     ) -> None:
         self.redis = redis
         self.stream, self.group, self.consumer = stream, group, consumer
@@ -89,7 +119,10 @@ class Reclaimer:
         # Entry ids this process is handling right now (its subscriber adds and removes them):
         # see `refresh`. Shared with the subscriber, so never replaced.
         self.held: set[str] = held if held is not None else set()
+        self.on_missing_group = on_missing_group
         self._refreshed = time.monotonic()
+        self._stop: asyncio.Event | None = None  # set by `run`: a pass ends at the next entry
+        self._take_over = redis.register_script(TAKE_OVER)
         self.reclaimed = 0
         self.buried = 0
 
@@ -113,34 +146,40 @@ class Reclaimer:
                 justid=True,
             )
 
+    async def keep_held(self) -> None:
+        """Refresh the held entries if a refresh is due: for work that holds the event loop
+        longer than a pass (a long preferences batch calls it between entries). A Redis error is
+        logged, not raised: the next call tries again."""
+        if time.monotonic() - self._refreshed < self.poll_seconds:
+            return
+        try:
+            await self.refresh()
+        except RedisError as exc:
+            log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+
     async def sweep(self) -> int:
         """Claim and handle one pass over the pending list; returns how many were claimed."""
         cursor, claimed_total = "0-0", 0
         while True:
-            reply: list[Any] = await self.redis.xautoclaim(
-                self.stream,
-                self.group,
-                self.consumer,
-                self.min_idle_ms,
-                start_id=cursor,
-                count=self.count,
+            reply: list[Any] = await self._take_over(
+                keys=[self.stream],
+                args=[self.group, self.consumer, self.min_idle_ms, cursor, self.count],
             )
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            entries = [(eid, fields) for eid, fields in reply[1] if fields is not None]
-            if entries:
-                claimed_total += len(entries)
-                await self._handle_claimed(entries)
-            if cursor == "0-0":
+            ids = [eid.decode() if isinstance(eid, bytes) else str(eid) for eid in reply[1]]
+            if ids:
+                claimed_total += len(ids)
+                await self._handle_claimed(ids)
+            if cursor == "0-0" or self._stopping():
                 return claimed_total
 
-    async def _handle_claimed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _handle_claimed(self, ids: list[str]) -> None:
         # Entries this process is handling right now were claimed only because their refresh
         # could not reach Redis for a while (an outage): the claim refreshed them; handling
         # them a second time, concurrently, would send twice.
-        entries = [(eid, fields) for eid, fields in entries if eid.decode() not in self.held]
-        if not entries:
+        ids = [eid for eid in ids if eid not in self.held]
+        if not ids:
             return
-        ids = [eid.decode() for eid, _ in entries]
         pending = await self.redis.xpending_range(
             self.stream,
             self.group,
@@ -159,38 +198,53 @@ class Reclaimer:
         }
         self.held.update(ids)  # ours now: a long batch must not be taken over meanwhile
         try:
-            for eid, fields in entries:
+            for entry in ids:
+                if self._stopping():
+                    return  # the rest stay pending, for whichever replica claims them next
                 if time.monotonic() - self._refreshed >= self.poll_seconds:
                     await self.refresh()
-                await self._handle_one(eid.decode(), fields, deliveries)
-                self.held.discard(eid.decode())
+                await self._handle_one(entry, deliveries.get(entry, 1))
+                self.held.discard(entry)
         finally:
             self.held.difference_update(ids)
 
-    async def _handle_one(
-        self, entry: str, fields: dict[bytes, bytes], deliveries: dict[str, int]
-    ) -> None:
-        raw = fields.get(DATA_FIELD.encode(), b"")
-        times = deliveries.get(entry, 1)
-        if times > self.max_deliveries:
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _handle_one(self, entry: str, times: int) -> None:
+        """`times`: deliveries so far (the first read, and each handling that started)."""
+        if times >= self.max_deliveries:
+            rows: Any = await self.redis.xrange(self.stream, min=entry, max=entry)
+            raw = rows[0][1].get(DATA_FIELD.encode(), b"") if rows else b""
             await bury(
                 self.redis,
                 self.dead_stream,
                 source=self.stream,
                 entry_id=entry,
-                reason=f"delivered {times} times without success",
+                reason=f"{times} deliveries, none handled to the end",
                 attempts=times,
                 data=raw,
                 maxlen=self.dead_maxlen,
             )
             await self.redis.xack(self.stream, self.group, entry)
             self.buried += 1
-            log.warning(
+            log.error(  # a dead letter is always an error line (docs/operations.md)
                 "message_dead_lettered", stream=self.stream, entry_id=entry, deliveries=times
             )
             return
+        # Counts this delivery (an XCLAIM that is not JUSTID) and reads the entry.
+        claimed: Any = await self.redis.xclaim(
+            self.stream, self.group, self.consumer, min_idle_time=0, message_ids=[entry]
+        )
+        if not claimed or claimed[0][1] is None:  # deleted meanwhile (XTRIM, erasure)
+            await self.redis.xack(self.stream, self.group, entry)
+            return
+        fields: dict[bytes, bytes] = claimed[0][1]
+        raw = fields.get(DATA_FIELD.encode(), b"")
         try:
             await self.handle(raw, entry, fields)
+        except Interrupted:
+            return
         except Exception as exc:  # stays pending; the next sweep counts another delivery
             log.warning(
                 "reclaimed_message_failed",
@@ -203,10 +257,18 @@ class Reclaimer:
         self.reclaimed += 1
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self.refresh()
                 await self.sweep()
+            except ResponseError as exc:
+                if _NOGROUP not in str(exc):
+                    log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+                else:
+                    log.warning("reclaim_group_missing", stream=self.stream, group=self.group)
+                    if self.on_missing_group is not None:
+                        self.on_missing_group()
             except RedisError as exc:
                 log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):

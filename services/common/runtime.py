@@ -40,8 +40,15 @@ def redis_client(settings: CommonSettings) -> aioredis.Redis:
     return hiredis_packing(client)
 
 
-def broker_for(settings: CommonSettings, *, graceful_timeout: float) -> RedisBroker:
-    """FastStream's broker for one server or (NUDGE_REDIS_CLUSTER) a cluster."""
+def broker_for(settings: CommonSettings) -> RedisBroker:
+    """FastStream's broker for one server or (NUDGE_REDIS_CLUSTER) a cluster.
+
+    On stop, FastStream waits up to its graceful timeout for the handlers running, then
+    cancels them. Ours return promptly once their service is stopping, and the broker is the
+    first thing a service stops, so its wait comes out of the shutdown budget: the graceful
+    timeout is that budget (NUDGE_SHUTDOWN_TIMEOUT), an outer bound that is never reached
+    unless a handler is stuck in a call.
+    """
     url = settings.redis_url.get_secret_value()
     factory = RedisClusterBroker if settings.redis_cluster else RedisBroker
     # FastStream logs some lines at INFO whatever log_level says; a child of the "faststream"
@@ -50,7 +57,7 @@ def broker_for(settings: CommonSettings, *, graceful_timeout: float) -> RedisBro
         url,
         logger=logging.getLogger("faststream.nudge"),
         log_level=logging.DEBUG,
-        graceful_timeout=graceful_timeout,
+        graceful_timeout=settings.shutdown_timeout.total_seconds(),
     )
 
 

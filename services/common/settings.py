@@ -44,6 +44,13 @@ class CommonSettings(BaseSettings):
     max_deliveries: Annotated[int, Field(ge=1)] = Field(
         default=5, description="Deliveries before a message that keeps failing is dead-lettered."
     )
+    shutdown_timeout: timedelta = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        le=timedelta(minutes=10),
+        description="The whole budget from SIGTERM to exit: work unfinished by then is left "
+        "pending for another replica.",
+    )
     consumer_name: str | None = Field(
         default=None, description="Unique per process; default hostname-pid."
     )
@@ -61,6 +68,11 @@ class CommonSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Where /healthz, /metrics listen.")
     http_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
         default=None, description="HTTP port; unset disables HTTP, 0 picks a free port."
+    )
+    state_check_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=2.0,
+        description="How often a process checks that Redis still holds the services' state "
+        "(the state marker) and that its consumer groups and subscribers are there.",
     )
     metrics_refresh_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=15.0, description="How often the Redis gauges behind /metrics are refreshed."

@@ -17,6 +17,8 @@ from faststream.redis.annotations import RedisStreamMessage
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
+from schemas import safe_reason
+
 __all__ = [
     "DATA_FIELD",
     "encode",
@@ -28,6 +30,7 @@ __all__ = [
     "read_entries",
     "read_events",
     "reject",
+    "rejected_fields",
     "scrub",
     "xadd_command",
 ]
@@ -43,9 +46,13 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
 
 
-def xadd_command(stream: str, event: BaseModel, maxlen: int) -> tuple[str | int | bytes, ...]:
-    """The XADD of one event, as arguments for AutoPipeline.call (trimmed like `publish`)."""
-    return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, encode(event))
+def xadd_command(
+    stream: str, event: BaseModel | bytes, maxlen: int
+) -> tuple[str | int | bytes, ...]:
+    """The XADD of one event (or its JSON as encoded before), as arguments for
+    AutoPipeline.call (trimmed like `publish`)."""
+    data = event if isinstance(event, bytes) else encode(event)
+    return ("XADD", stream, "MAXLEN", "~", maxlen, "*", DATA_FIELD, data)
 
 
 async def entries_as_read(
@@ -74,6 +81,28 @@ async def publish(
     return ids
 
 
+def rejected_fields(
+    *, source: str, entry_id: str, raw: bytes, reason: str, service: str
+) -> dict[str, bytes | str]:
+    """The fields of a `rejected` entry: the raw message cut at RAW_LIMIT bytes (any bytes),
+    the reason made safe (at most REASON_LIMIT printable characters, see schemas.safe_reason).
+
+    The couple id, when one can be read from the raw bytes, is kept in its own field so that
+    erasing the couple also removes its rejected entries (see `scrub`).
+    """
+    found = _COUPLE_ID.search(raw[:RAW_LIMIT])
+    return {
+        "couple_id": found.group(1) if found else b"",
+        "source": source,
+        "entry_id": entry_id,
+        "service": service,
+        "reason": safe_reason(reason),
+        "raw": raw[:RAW_LIMIT],
+        "truncated": "1" if len(raw) > RAW_LIMIT else "0",
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
 async def reject(
     redis: aioredis.Redis,
     stream: str,
@@ -85,27 +114,11 @@ async def reject(
     service: str,
     maxlen: int,
 ) -> None:
-    """Keep a bad message (truncated) with the reason it was refused, for operators.
-
-    The couple id, when one can be read from the raw bytes, is kept in its own field so that
-    erasing the couple also removes its rejected entries (see `scrub`).
-    """
-    found = _COUPLE_ID.search(raw[:RAW_LIMIT])
-    await redis.xadd(
-        stream,
-        {
-            "couple_id": found.group(1) if found else b"",
-            "source": source,
-            "entry_id": entry_id,
-            "service": service,
-            "reason": reason[:2000],
-            "raw": raw[:RAW_LIMIT],
-            "truncated": "1" if len(raw) > RAW_LIMIT else "0",
-            "at": datetime.now(UTC).isoformat(),
-        },
-        maxlen=maxlen,
-        approximate=True,
+    """Keep a bad message (truncated) with the reason it was refused, for operators."""
+    fields = rejected_fields(
+        source=source, entry_id=entry_id, raw=raw, reason=reason, service=service
     )
+    await redis.xadd(stream, cast("Any", fields), maxlen=maxlen, approximate=True)
 
 
 async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:

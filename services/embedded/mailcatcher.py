@@ -32,6 +32,14 @@ class _Keep:
         self._lock = threading.Lock()
         self.refusals: list[str] = []  # replies for the next messages, e.g. "451 try later"
         self.unknown: set[str] = set()  # recipients answered "550 no such user" at RCPT
+        self.connections = 0  # SMTP connections accepted so far
+        self.open = 0  # of which still open
+
+    def connected(self, change: int) -> None:
+        with self._lock:
+            self.open += change
+            self.connections += max(change, 0)
+        self.stall_seconds = 0.0  # DATA is answered only after this long (a hung server)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -42,6 +50,8 @@ class _Keep:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        if self.stall_seconds:  # a client that hangs up meanwhile cancels this: nothing kept
+            await asyncio.sleep(self.stall_seconds)
         with self._lock:
             if self.refusals:
                 return self.refusals.pop(0)
@@ -64,6 +74,27 @@ class _Keep:
             return list(self._parsed)
 
 
+class _CountingSMTP(SMTP):
+    """aiosmtpd's server session, counting connections as they open and close."""
+
+    def __init__(self, handler: _Keep, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._keep = handler
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._keep.connected(+1)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self._keep.connected(-1)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class MailCatcher:
     """Listens on a free loopback port; `messages` holds what arrived, in order."""
 
@@ -76,7 +107,7 @@ class MailCatcher:
         self.port = port or free_port()
         # Our own loop, closed on stop: aiosmtpd leaves the one it makes open (a leaked socket).
         self._loop = asyncio.new_event_loop()
-        self._controller = Controller(
+        self._controller = _Controller(
             self._handler, hostname="127.0.0.1", port=self.port, loop=self._loop, **smtp_kwargs
         )
 
@@ -90,6 +121,17 @@ class MailCatcher:
         return len(self._handler.raw)
 
     @property
+    def open_connections(self) -> int:
+        """SMTP connections open right now (the server's side; the controller's own start-up
+        probe included while it lasts)."""
+        return self._handler.open
+
+    @property
+    def connections(self) -> int:
+        """SMTP connections accepted since start."""
+        return self._handler.connections
+
+    @property
     def recipients(self) -> list[list[str]]:
         return self._handler.recipients
 
@@ -101,6 +143,11 @@ class MailCatcher:
         """Answer the next `count` messages with `reply` instead of accepting them."""
         with self._handler._lock:
             self._handler.refusals.extend([reply] * count)
+
+    def stall(self, seconds: float) -> None:
+        """Answer DATA only after `seconds` (0: at once again); a message whose client hangs
+        up meanwhile is not kept, as a real server drops a transaction it never confirmed."""
+        self._handler.stall_seconds = seconds
 
     def start(self) -> Self:
         self._controller.start()

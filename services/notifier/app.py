@@ -17,7 +17,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 
-from schemas import NudgeDue, OutcomeEvent, PreferencesUnsubscribed
+from schemas import NudgeDue, OutcomesStreamEvent, PreferencesUnsubscribed
 from services.common.keys import NOTIFIER_GROUP, Keys
 from services.common.settings import DEFAULT_REDIS_URL
 from services.operator.entries import DeadLetterEntry, RejectedEntry
@@ -37,8 +37,10 @@ broker.publisher(
     title="outcomes",
     description="One event per (occurrence, partner, channel): sent, suppressed (with the "
     "reason) or failed (permanent, or transient after the last attempt). Ids only, no "
-    "personal data. Read it with your own consumer group. " + WIRE,
-    schema=OutcomeEvent,
+    "personal data. Read it with your own consumer group. Also `service.state_lost.v1`, once, "
+    "when Redis came back without the services' state: republish your couples' "
+    "preferences. " + WIRE,
+    schema=OutcomesStreamEvent,
 )
 broker.publisher(
     stream=KEYS.preferences,

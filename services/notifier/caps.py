@@ -1,16 +1,25 @@
-"""The per-partner daily cap: at most N nudges per partner in any rolling 24 hours.
+"""The per-partner daily cap, and the write that must succeed before every send.
 
 State lives in the couple's existing idempotency zset (nudges:sent:{sNN}:<couple>), so erasure
-and the retention trim already cover it; no new key. Besides the "occurrence|partner|channel"
-send records it holds two kinds of member, scored with the decision time (ms):
+and the retention trim already cover it. Besides the "occurrence|partner|channel" send records
+it holds three kinds of member, scored with the decision time (ms):
 
-    <occurrence>|<partner>|cap      this occurrence holds one of the partner's slots
-    <occurrence>|<partner>|capped   this occurrence was refused a slot (final)
+    <occurrence>|<partner>|cap                this occurrence holds one of the partner's slots
+    <occurrence>|<partner>|capped             this occurrence was refused a slot (final)
+    <occurrence>|<partner>|<channel>|sending  a send on that channel is about to start
 
 The slot is taken before the first channel is tried, atomically (Lua), so concurrent
 deliveries of several occurrences never exceed the cap; all channels of one occurrence share
 its slot, and a redelivery finds its slot or its refusal again. A slot taken by a send that
 then failed still counts: the cap errs on the side of fewer nudges.
+
+Write-ahead: RESERVE always writes before it answers "reserved" (the "sending" members, even
+when it finds the slot it already holds), and that is the script's first write. Redis with
+`maxmemory` and `noeviction` refuses a script's first write that may grow memory (ZADD) with
+OOM, and a script that only reads would succeed: so while Redis refuses writes, RESERVE fails
+and nothing is sent (the send after it could never be recorded). A refusal also leaves its
+`cap_reached` outcome in the couple's outbox ("<occurrence>|<partner>|capped" -> ms; see
+state.py), in the same script, so a crash before it is published cannot lose it.
 """
 
 from __future__ import annotations
@@ -28,35 +37,51 @@ __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 CapResult = Literal["reserved", "over_cap", "erased"]
 
 RESERVE: Final = """
--- Take one daily slot per partner for an occurrence, unless that partner's cap is reached.
--- KEYS: 1 couple hash, 2 sent zset
--- ARGV: 1 occurrence id, 2 now_ms, 3 window_ms, 4 cap, 5.. partner ids
+-- Take one daily slot per partner for an occurrence, unless that partner's cap is reached,
+-- and mark the sends about to start. The first write is always a ZADD (see the module).
+-- KEYS: 1 couple hash, 2 sent zset, 3 outbox hash
+-- ARGV: 1 occurrence id, 2 now_ms, 3 window_ms, 4 cap,
+--       5.. pairs (partner id, comma-separated channels about to be sent)
 -- Returns, per partner: 1 reserved (now or before), 0 over the cap (recorded, final);
 -- or -1 alone when the couple is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local since = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local recent = nil
 local out = {}
-for i = 5, #ARGV do
-  local slot = ARGV[1] .. '|' .. ARGV[i] .. '|cap'
-  local refusal = ARGV[1] .. '|' .. ARGV[i] .. '|capped'
-  if redis.call('ZSCORE', KEYS[2], slot) then
-    out[#out + 1] = 1
-  elseif redis.call('ZSCORE', KEYS[2], refusal) then
+for i = 5, #ARGV, 2 do
+  local partner = ARGV[i]
+  local slot = ARGV[1] .. '|' .. partner .. '|cap'
+  local refusal = ARGV[1] .. '|' .. partner .. '|capped'
+  local held = redis.call('ZSCORE', KEYS[2], slot)
+  local granted = held ~= false
+  if not granted and redis.call('ZSCORE', KEYS[2], refusal) then
     out[#out + 1] = 0
   else
-    recent = recent or redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. since, '+inf')
-    local suffix = '|' .. ARGV[i] .. '|cap'
-    local used = 0
-    for _, member in ipairs(recent) do
-      if string.sub(member, -#suffix) == suffix then used = used + 1 end
+    if not granted then
+      recent = recent or redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. since, '+inf')
+      local suffix = '|' .. partner .. '|cap'
+      local used = 0
+      for _, member in ipairs(recent) do
+        if string.sub(member, -#suffix) == suffix then used = used + 1 end
+      end
+      granted = used < tonumber(ARGV[4])
     end
-    if used >= tonumber(ARGV[4]) then
-      redis.call('ZADD', KEYS[2], ARGV[2], refusal)
-      out[#out + 1] = 0
-    else
-      redis.call('ZADD', KEYS[2], ARGV[2], slot)
+    if granted then
+      local marks = {}
+      for channel in string.gmatch(ARGV[i + 1], '[^,]+') do
+        marks[#marks + 1] = ARGV[2]
+        marks[#marks + 1] = ARGV[1] .. '|' .. partner .. '|' .. channel .. '|sending'
+      end
+      if not held then
+        marks[#marks + 1] = ARGV[2]
+        marks[#marks + 1] = slot
+      end
+      redis.call('ZADD', KEYS[2], unpack(marks))
       out[#out + 1] = 1
+    else
+      redis.call('ZADD', KEYS[2], ARGV[2], refusal)
+      redis.call('HSET', KEYS[3], refusal, ARGV[2])
+      out[#out + 1] = 0
     end
   end
 end
@@ -80,18 +105,23 @@ class CapLedger:
         self,
         couple_id: str,
         occurrence_id: str,
-        partner_ids: Sequence[str],
+        sends: Sequence[tuple[str, Sequence[str]]],
         *,
         now_ms: int,
         window_ms: int,
         cap: int,
     ) -> list[CapResult]:
-        """Take (or find) this occurrence's slot for each partner: one script call."""
+        """Take (or find) this occurrence's slot for each (partner, channels about to be sent)
+        and mark those sends as starting: one script call. Raises (OutOfMemoryError, ...) when
+        Redis refuses writes: then nothing may be sent."""
+        args: list[str | int] = [occurrence_id, now_ms, window_ms, cap]
+        for partner_id, channels in sends:
+            args += (partner_id, ",".join(channels))
         result = await self.pipe.script(
             self._reserve,
-            [self.keys.couple(couple_id), self.keys.sent(couple_id)],
-            [occurrence_id, now_ms, window_ms, cap, *partner_ids],
+            [self.keys.couple(couple_id), self.keys.sent(couple_id), self.keys.outbox(couple_id)],
+            args,
         )
         if not isinstance(result, list):  # -1: the couple was erased
-            return ["erased" for _ in partner_ids]
+            return ["erased" for _ in sends]
         return [_RESULTS[int(r)] for r in result]

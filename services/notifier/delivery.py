@@ -2,7 +2,8 @@
 
 For each recipient and each of their channels, in order:
   already sent (idempotency record)  -> nothing to do, no second outcome
-  couple erased / schedule replaced  -> suppressed (erased / stale_revision)
+  couple gone / schedule replaced    -> suppressed (erased or state_lost: vanished.py;
+                                        stale_revision)
   paused, unsubscribed, channel dead -> suppressed with that reason
   daily cap reached (caps.py)        -> suppressed "cap_reached", once per partner
   otherwise: choose content, render, send, record, outcome "sent"
@@ -11,6 +12,15 @@ unsubscribe links are configured; push and webhook payloads carry the deep link.
 Transient failures are returned, not raised, next to the outcomes of what did succeed: the
 service publishes those outcomes and schedules a retry that sends only what is missing (the
 idempotency records make the retry skip everything already done).
+
+Nothing is sent unless Redis has just taken a write for it (RESERVE, caps.py: it fails while
+Redis refuses writes, and then this raises before any send). After a send, its record and its
+outcome go into Redis together (RECORD_SENT, state.py: the outcome waits in the couple's
+outbox until the service has published it); if Redis cannot take that record, the send is not
+forgotten: the record is retried here, with backoff, until Redis takes it or the service stops.
+Outcomes found in the outbox (a crash came between record and publish) are published again as
+they were written (`DeliveryResult.boxed`). Every outcome's event_id is a UUIDv5 of what it is
+about, so a republished outcome is recognisably the same event.
 """
 
 from __future__ import annotations
@@ -24,11 +34,13 @@ from email.utils import parseaddr
 from typing import Final
 
 import structlog
+from redis.exceptions import RedisError
 
 from schemas import (
     Channel as ChannelName,
 )
 from schemas import (
+    EventRejected,
     NudgeDue,
     NudgeFailed,
     NudgeFailedData,
@@ -39,25 +51,30 @@ from schemas import (
     OutcomeEvent,
     Partner,
     SuppressionReason,
+    parse_outcome,
 )
-from services.common.clock import Clock, epoch_ms
+from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.couple_state import CoupleState
+from services.common.refusals import pause
+from services.common.streams import encode
 from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.content import choose_for
-from services.notifier.errors import PermanentSendError, TransientSendError
+from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 from services.notifier.render import deep_link, render_email_bytes, render_push, view_for
 from services.notifier.settings import NotifierSettings
-from services.notifier.state import NotifierState, idempotency_key
+from services.notifier.state import NotifierState, dead_field, idempotency_key
 from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from services.notifier.vanished import why_vanished
 
-__all__ = ["PRODUCER", "Delivery", "DeliveryResult", "RetryNeeded"]
+__all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded"]
 
 log = structlog.get_logger()
 PRODUCER: Final = "nudge-notifier"
 _NS: Final = uuid.UUID("1f6f3c5e-2b8a-4b0e-9d1c-7e5a3b2c4d6f")
 _DAY_MS: Final = 24 * 3600 * 1000
+_CAPPED: Final = "|capped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +93,23 @@ class _Wanted:
     channels: list[tuple[ChannelName, str]]
 
 
+@dataclass(frozen=True, slots=True)
+class Boxed:
+    """An outcome waiting in the couple's outbox: publish `data`, then delete `field`."""
+
+    field: str
+    data: bytes
+
+
 @dataclass
 class DeliveryResult:
     outcomes: list[OutcomeEvent] = field(default_factory=list)
     retry: list[RetryNeeded] = field(default_factory=list)
+    boxed: dict[uuid.UUID, Boxed] = field(default_factory=dict)  # event_id -> its outbox entry
+
+    def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
+        self.outcomes.append(outcome)
+        self.boxed[outcome.event_id] = entry
 
 
 class Delivery:
@@ -90,8 +120,11 @@ class Delivery:
         catalog: Catalog,
         clock: Clock,
         settings: NotifierSettings,
+        *,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.state = state
+        self.stopping = stopping or asyncio.Event()  # set: stop retrying records (shutdown)
         self.channels = channels
         self.catalog = catalog
         self.clock = clock
@@ -108,16 +141,23 @@ class Delivery:
 
     async def deliver(self, due: NudgeDue) -> DeliveryResult:
         """Decide, reserve cap slots, send and record each message: one load, one reserve and
-        one record per message, each shared with concurrent nudges through the AutoPipeline."""
+        one record per message, each shared with concurrent nudges through the AutoPipeline.
+
+        Raises a RedisError when Redis refuses the reservation (nothing was sent then)."""
         d = due.data
         scheduled_ms = epoch_ms(d.scheduled_at)
-        couple, sent, seen = await self.state.load(
-            d.couple_id, seen_since_ms=scheduled_ms - self._window_ms, seen_before_ms=scheduled_ms
+        couple, sent, seen, outbox = await self.state.load(
+            d.couple_id,
+            d.occurrence_id,
+            seen_since_ms=scheduled_ms - self._window_ms,
+            seen_before_ms=scheduled_ms,
         )
         now = self.clock.now()
         result = DeliveryResult()
+        self._unbox(result, due, outbox)
         if couple.profile is None:
-            result.outcomes.append(self._suppressed(due, now, "erased"))
+            reason = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
+            result.outcomes.append(self._suppressed(due, now, reason))
             return result
         if d.schedule_id not in couple.fields.get("sids", "").split(","):
             result.outcomes.append(self._suppressed(due, now, "stale_revision"))
@@ -126,24 +166,34 @@ class Delivery:
         if not wanted:
             return result
         now_ms = epoch_ms(now)
-        # Every channel of one occurrence shares one slot of the partner's cap.
+        # Every channel of one occurrence shares one slot of the partner's cap; the sends
+        # about to start are marked in the same call (the write-ahead: see caps.py).
         slots = await self.caps.reserve(
             d.couple_id,
             d.occurrence_id,
-            [w.partner.partner_id for w in wanted],
+            [(w.partner.partner_id, [channel for channel, _ in w.channels]) for w in wanted],
             now_ms=now_ms,
             window_ms=_DAY_MS,
             cap=self.settings.daily_cap_per_partner,
         )
         sends: list[tuple[_Wanted, ChannelName, str, Item]] = []
+        gone: SuppressionReason = "erased"
+        if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
+            gone = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
         for want, slot in zip(wanted, slots, strict=True):
+            partner_id = want.partner.partner_id
             if slot != "reserved":
-                why: SuppressionReason = "cap_reached" if slot == "over_cap" else "erased"
-                result.outcomes.append(self._suppressed(due, now, why, want.partner.partner_id))
+                why: SuppressionReason = "cap_reached" if slot == "over_cap" else gone
+                if why == "cap_reached":  # RESERVE left it in the outbox: see _unbox
+                    capped = self._suppressed(due, from_ms(now_ms), why, partner_id)
+                    entry = Boxed(capped_member(d.occurrence_id, partner_id), encode(capped))
+                    result.box(capped, entry)
+                else:
+                    result.outcomes.append(self._suppressed(due, now, why, partner_id))
                 log.info(
                     "nudge_not_sent",
                     occurrence_id=d.occurrence_id,
-                    partner_id=want.partner.partner_id,
+                    partner_id=partner_id,
                     reason=why,
                 )
                 continue
@@ -151,23 +201,43 @@ class Delivery:
             sends += [(want, channel, key, item) for channel, key in want.channels]
         done = await asyncio.gather(
             *(
-                self._send_and_record(
-                    self._render(due, couple, w.partner, item, ch, key, now), item, scheduled_ms
-                )
+                self._send_and_record(due, couple, w.partner, item, ch, key, now, scheduled_ms)
                 for w, ch, key, item in sends
             )
         )
-        for (want, channel, _, item), error in zip(sends, done, strict=True):
-            partner_id = want.partner.partner_id
-            if isinstance(error, TransientSendError):
-                result.retry.append(RetryNeeded(partner_id, channel, error))
-            elif isinstance(error, PermanentSendError):
-                if error.gone:
-                    await self.state.mark_dead(d.couple_id, partner_id, channel, now_ms)
-                result.outcomes.append(self._failed(due, now, partner_id, channel, error.detail))
+        for outcome in done:
+            if isinstance(outcome, RetryNeeded):
+                result.retry.append(outcome)
+            elif isinstance(outcome, tuple):
+                result.box(*outcome)
             else:
-                result.outcomes.append(self._sent(due, now, partner_id, channel, item.id))
+                result.outcomes.append(outcome)
         return result
+
+    def _unbox(self, result: DeliveryResult, due: NudgeDue, outbox: dict[str, bytes]) -> None:
+        """Outcomes of this occurrence recorded by an earlier attempt but not published (it
+        crashed, or Redis refused the XADD): published now, as they were written."""
+        d = due.data
+        skip = len(d.occurrence_id) + 1
+        for name, value in sorted(outbox.items()):
+            event: OutcomeEvent
+            try:
+                if name.endswith(_CAPPED):  # RESERVE's refusal: the decision time, ms
+                    partner_id = name[skip : -len(_CAPPED)]
+                    event = self._suppressed(due, from_ms(int(value)), "cap_reached", partner_id)
+                    data = encode(event)
+                else:
+                    event, data = parse_outcome(value), value
+            except (EventRejected, ValueError):
+                log.warning("outbox_entry_unreadable", occurrence_id=d.occurrence_id)
+                continue
+            result.box(event, Boxed(name, data))
+            log.info(
+                "outcome_republished",
+                occurrence_id=d.occurrence_id,
+                event_id=str(event.event_id),
+                outcome=event.type,
+            )
 
     def _wanted(
         self,
@@ -211,32 +281,85 @@ class Delivery:
         return wanted
 
     async def _send_and_record(
-        self, message: Outgoing, item: Item, scheduled_ms: int
-    ) -> TransientSendError | PermanentSendError | None:
-        """Send one message and record it at once (not after the nudge's other sends: a crash
-        in between may repeat only sends still in flight). The send error, if any, is returned.
-        """
+        self,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        item: Item,
+        channel: ChannelName,
+        key: str,
+        now: datetime,
+        scheduled_ms: int,
+    ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
+        """Send one message and record it at once with its outcome (not after the nudge's
+        other sends: a crash in between may repeat only sends still in flight).
+
+        Returns what to retry, or the outcome with its outbox entry (the outcome alone when
+        the couple was erased meanwhile: nothing was recorded)."""
+        message = self._render(due, couple, partner, item, channel, key, now)
+        partner_id = partner.partner_id
         try:
-            await self.channels[message.channel].send(message)
-            shown = item.id
+            await self.channels[channel].send(message)
         except TransientSendError as exc:
-            return exc
+            return RetryNeeded(partner_id, channel, exc)
         except PermanentSendError as exc:
             error: PermanentSendError | None = exc
-            shown = ""  # final too: a redelivery must not retry it
+        except Exception as exc:  # a channel that let something unclassified through
+            error = unexpected(channel, exc)
+            log.warning(
+                "channel_error_unclassified",
+                occurrence_id=due.data.occurrence_id,
+                channel=channel,
+                error=type(exc).__name__,
+            )
         else:
             error = None
-        recorded = await self.state.record_sent(
-            message.couple_id,
-            [(message.idempotency_key, shown)],
-            scheduled_ms=scheduled_ms,
-            now_ms=epoch_ms(self.clock.now()),
-            retention_ms=self._retention_ms,
-            repeat_window_ms=self._window_ms,
-        )
-        if not recorded:
+        if error is None:
+            outcome: OutcomeEvent = self._sent(due, now, partner_id, channel, item.id)
+        else:  # final too: a redelivery must not retry it
+            outcome = self._failed(due, now, partner_id, channel, error.detail)
+        data = encode(outcome)
+        dead = dead_field(partner_id, channel) if error is not None and error.gone else ""
+        shown = "" if error else item.id
+        if not await self._record(message, [(key, shown, data)], dead, scheduled_ms):
             log.info("couple_erased_during_delivery", occurrence_id=message.occurrence_id)
-        return error
+            return outcome
+        return outcome, Boxed(key, data)
+
+    async def _record(
+        self,
+        message: Outgoing,
+        records: list[tuple[str, str, bytes]],
+        dead: str,
+        scheduled_ms: int,
+    ) -> bool:
+        """RECORD_SENT for a send that has happened. If Redis cannot take it, keep trying
+        with backoff (this coroutine holds the fact meanwhile) until it does or the service
+        stops; raising instead would let a redelivery send again."""
+        failures = 0
+        while True:
+            try:
+                return await self.state.record_sent(
+                    message.couple_id,
+                    records,
+                    scheduled_ms=scheduled_ms,
+                    now_ms=epoch_ms(self.clock.now()),
+                    retention_ms=self._retention_ms,
+                    repeat_window_ms=self._window_ms,
+                    dead=dead,
+                )
+            except RedisError as exc:
+                if self.stopping.is_set():
+                    raise  # shutting down: the redelivery may send it again (one duplicate)
+                failures += 1
+                log.warning(
+                    "send_not_recorded_yet",
+                    occurrence_id=message.occurrence_id,
+                    channel=message.channel,
+                    error=type(exc).__name__,
+                    failures=failures,
+                )
+                await pause(self.stopping, failures)
 
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName

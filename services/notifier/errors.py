@@ -3,14 +3,22 @@
     NotifierError
     └── SendError                  a channel could not deliver one message
         ├── TransientSendError     timeouts, SMTP 4xx, HTTP 429/5xx: retry later
-        └── PermanentSendError     SMTP 5xx recipient errors, push 404/410: mark channel dead
+        └── PermanentSendError     SMTP 5xx recipient errors, push 404/410: mark channel dead;
+                                   and any exception a channel did not expect (`unexpected`):
+                                   retrying what nobody foresaw would only repeat it
 
 Messages carry error classes and codes only, never addresses or content.
 """
 
 from __future__ import annotations
 
-__all__ = ["NotifierError", "PermanentSendError", "SendError", "TransientSendError"]
+__all__ = [
+    "NotifierError",
+    "PermanentSendError",
+    "SendError",
+    "TransientSendError",
+    "unexpected",
+]
 
 
 class NotifierError(Exception):
@@ -34,3 +42,9 @@ class PermanentSendError(SendError):
     def __init__(self, channel: str, detail: str, *, gone: bool = False) -> None:
         super().__init__(channel, detail)
         self.gone = gone  # the address/subscription itself is dead: stop using the channel
+
+
+def unexpected(channel: str, exc: BaseException, *, gone: bool = False) -> PermanentSendError:
+    """An exception no channel classified: permanent (only its class is kept: the message may
+    quote an address). `gone` when it is known to be about the address itself."""
+    return PermanentSendError(channel, f"unexpected {type(exc).__name__}", gone=gone)

@@ -150,8 +150,22 @@ def _strings(locale_dir: str) -> dict[str, Any]:
 _PREHEADER_PAD = markupsafe.Markup("&#8199;&#847;" * 40)  # noqa: S704 (a constant)
 
 
+@functools.lru_cache(maxsize=256)
+def _agenda(folder: str, steps: tuple[str, ...]) -> tuple[str, markupsafe.Markup]:
+    """A monthly guide's steps as a numbered list: (plain text, escaped HTML).
+
+    Rendered by their own small templates (a loop), so the email templates stay made of
+    slots and ifs and keep their skeleton fast path (skeleton.py)."""
+    label = _strings(folder)["email"]["agenda"]
+    text = _template(f"{folder}/agenda.txt.j2").render(label=label, steps=steps)
+    html = _template(f"{folder}/agenda.html.j2").render(label=label, steps=steps)
+    return text, markupsafe.Markup(html)  # noqa: S704 (autoescaped by Jinja2 above)
+
+
 def _context(view: NudgeView) -> dict[str, Any]:
-    s = _strings(_locale_dir(view.locale))
+    folder = _locale_dir(view.locale)
+    s = _strings(folder)
+    agenda_text, agenda_html = _agenda(folder, view.item.steps) if view.item.steps else ("", "")
     turn_line = None
     if view.turn is not None:
         turn_line = (
@@ -170,6 +184,8 @@ def _context(view: NudgeView) -> dict[str, Any]:
         "recipient": view.recipient,
         "body": view.body,
         "detail": view.item.detail,
+        "agenda_text": agenda_text,
+        "agenda_html": agenda_html,
         "tip_label": s["email"]["tip"],
         "turn_line": turn_line,
         "footer_why": s["footer"]["why"].format(partner=view.partner),

@@ -1,6 +1,9 @@
 """Retrying transient failures later without blocking the consumer.
 
 `RetryPolicy` is pure: it says how long to wait before attempt n+1, or that n was the last.
+`failure_reason` is pure too: a send error's detail -> one word of a fixed vocabulary, the
+`reason` of the `nudge_delivery_failed` log line (never the detail itself: it may one day
+hold an address).
 `RetryQueue` keeps waiting retries in a sorted set per shard (member "<attempt>|<NudgeDue
 JSON>", score = due ms) and, when they come due, moves them back onto the shard's due stream
 in one Lua call with an `attempt` field, so the normal consumer path (with its acks,
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -23,7 +27,7 @@ from redis.exceptions import RedisError
 from services.common.clock import Clock, epoch_ms
 from services.common.keys import Keys
 
-__all__ = ["RetryPolicy", "RetryQueue"]
+__all__ = ["FAILURE_REASONS", "RetryPolicy", "RetryQueue", "failure_reason"]
 
 log = structlog.get_logger()
 
@@ -39,6 +43,46 @@ for _, member in ipairs(due) do
 end
 return #due
 """
+
+
+FAILURE_REASONS: Final = (
+    "smtp_4xx",
+    "smtp_5xx",
+    "recipient_refused",
+    "http_429",
+    "http_4xx",
+    "http_5xx",
+    "timeout",
+    "connection",
+    "tls",
+    "other",
+)
+_STATUS: Final = re.compile(r"^(SMTP|HTTP) (\d)(\d\d)\b")
+
+
+def failure_reason(detail: str) -> str:
+    """The kind of a send failure, one of FAILURE_REASONS, from the error's detail text.
+
+    Details are what the channels put there (services/notifier/channels): "SMTP 451",
+    "recipient refused [450]", "HTTP 503", "timeout", or an exception class name.
+    """
+    if match := _STATUS.match(detail):
+        protocol, first, rest = match.groups()
+        if protocol == "HTTP" and first + rest == "429":
+            return "http_429"
+        return f"{protocol.lower()}_{first}xx" if first in "45" else "other"
+    if detail.startswith("recipient refused"):
+        return "recipient_refused"
+    lowered = detail.lower()
+    if "timeout" in lowered or "timedout" in lowered:
+        return "timeout"
+    if "ssl" in lowered or "tls" in lowered or "certificate" in lowered:
+        return "tls"
+    if any(word in lowered for word in ("connect", "disconnect", "refused", "reset", "network")):
+        return "connection"
+    if lowered in ("oserror", "brokenpipeerror", "readerror", "writeerror", "protocolerror"):
+        return "connection"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
+from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
 from schemas import Channel as ChannelName
-from schemas import EventRejected, parse_due
+from schemas import EventRejected, OutcomeEvent, parse_due
 from services.common import dead_letters
 from services.common.autopipeline import AutoPipeline
 from services.common.clock import Clock
@@ -22,11 +26,14 @@ from services.common.health import health_routes
 from services.common.http import HttpServer
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
-from services.common.reclaim import Reclaimer
+from services.common.reclaim import Interrupted, Reclaimer
+from services.common.refusals import not_now, pause
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.shutdown import Deadline, settle, stopped_reading
+from services.common.state_marker import StateMarker
+from services.common.state_watch import StateWatcher
 from services.common.streams import (
     DATA_FIELD,
-    ensure_group,
     entries_as_read,
     group_names,
     reject,
@@ -35,8 +42,8 @@ from services.common.streams import (
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import Delivery
-from services.notifier.retries import RetryPolicy, RetryQueue, jitter
+from services.notifier.delivery import PRODUCER, Boxed, Delivery
+from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
 from services.operator.dashboard import StatusPage
@@ -47,7 +54,6 @@ __all__ = ["NotifierService", "default_channels"]
 log = structlog.get_logger()
 SERVICE = "notifier"
 DATA_KEY = DATA_FIELD.encode()
-STOP_GRACE_S = 15.0  # on SIGTERM, deliveries already started get this long to finish
 
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
@@ -98,7 +104,10 @@ class NotifierService:
         self.channels = channels if channels is not None else default_channels(settings)
         self.pipe = AutoPipeline(self.redis)  # concurrent nudges share round trips
         self.state = NotifierState(self.redis, self.keys, self.pipe)
-        self.delivery = Delivery(self.state, self.channels, load_catalog(), self.clock, settings)
+        self._stop = asyncio.Event()
+        self.delivery = Delivery(
+            self.state, self.channels, load_catalog(), self.clock, settings, stopping=self._stop
+        )
         self.consumer = consumer_name(settings, SERVICE)
         self.delivered = 0
         self.metrics = Metrics(SERVICE, self.keys)  # operators' view: see routes(), start()
@@ -116,10 +125,24 @@ class NotifierService:
         # NUDGE_SHARDS=8 the subscribers alone would start 8x as many.
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
-        self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.broker = broker_for(settings, graceful_timeout=STOP_GRACE_S)
+        self.broker = broker_for(settings)
         self.broker.include_router(self._router())
+        # A Redis that came back empty: noticed, reported once, groups and subscribers back.
+        marker = StateMarker(
+            self.redis,
+            self.keys,
+            name=self.consumer,
+            producer=PRODUCER,
+            outcomes_maxlen=settings.outcomes_maxlen,
+        )
+        self.watch = StateWatcher(
+            marker,
+            groups=[(stream, NOTIFIER_GROUP) for stream in self.keys.all_due()],
+            metrics=self.metrics,
+            interval=settings.state_check_seconds,
+            broker=self.broker,
+        )
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -147,8 +170,13 @@ class NotifierService:
             raw_message = msg.raw_message
             entries = [raw_id.decode() for raw_id in raw_message["message_ids"]]
             held.update(entries)  # ours from now on: this stream's Reclaimer keeps them claimed
-            for entry, fields in zip(entries, raw_message["data"], strict=True):
-                await self._in_flight.acquire()
+            for n, (entry, fields) in enumerate(zip(entries, raw_message["data"], strict=True)):
+                if not await self._admitted():  # stopping: the rest stay pending, for others
+                    held.difference_update(entries[n:])
+                    await stopped_reading(
+                        self.broker, self.settings.shutdown_timeout.total_seconds()
+                    )
+                    return
                 task = asyncio.create_task(self._run_one(stream, entry, fields, held))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -156,18 +184,63 @@ class NotifierService:
         on_due_batch.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
         return on_due_batch
 
+    async def _admitted(self) -> bool:
+        """Wait for a place among the NUDGE_MAX_IN_FLIGHT; False once the service is stopping.
+
+        A stop releases one place more (`stop`); whoever gets a place after the stop hands it
+        on at once, so every waiting batch wakes, returns, and lets FastStream stop without
+        cancelling a handler (and without waiting for a send to finish to free a place).
+        """
+        await self._in_flight.acquire()
+        if self._stop.is_set():
+            self._in_flight.release()
+            return False
+        return True
+
     async def _run_one(
         self, stream: str, entry: str, fields: dict[bytes, bytes], held: set[str]
     ) -> None:
-        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer)."""
+        """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer).
+
+        Cancelled at the shutdown deadline, it is neither acknowledged nor logged: the entry
+        stays pending for another replica.
+        """
         try:
-            await self.handle(fields.get(DATA_KEY, b""), entry, stream, fields)
+            await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
             await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
         finally:
             held.discard(entry)
             self._in_flight.release()
+
+    async def _handle_patiently(
+        self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
+    ) -> None:
+        """`handle`, tried again in this process, with backoff, while Redis refuses writes or
+        cannot be reached (OOM, READONLY, NOREPLICAS, a lost connection: refusals.py).
+
+        Such a failure is not the entry's: leaving it pending would have the Reclaimer count a
+        delivery per try and dead-letter it after a few. A try that failed so sent nothing
+        (the reservation before every send failed) or recorded what it sent (the next try
+        skips it and publishes its outcome from the outbox). Other errors, and any error once
+        the service is stopping, leave the entry pending as before."""
+        failures = 0
+        while True:
+            try:
+                await self.handle(raw, entry_id, stream, fields)
+                return
+            except RedisError as exc:
+                if not not_now(exc) or self._stop.is_set():
+                    raise
+                failures += 1
+                log.warning(
+                    "redis_refused_backing_off",
+                    entry_id=entry_id,
+                    error=type(exc).__name__,
+                    failures=failures,
+                )
+            await pause(self._stop, failures)
 
     async def handle(
         self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
@@ -179,6 +252,7 @@ class NotifierService:
         self.metrics.observe_consumed(stream)
         try:
             due = parse_due(raw)
+            attempt = _attempt(fields)
         except EventRejected as exc:
             await reject(
                 self.redis,
@@ -193,7 +267,6 @@ class NotifierService:
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
-        attempt = int((fields or {}).get(b"attempt", b"1"))
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
@@ -211,20 +284,35 @@ class NotifierService:
                 maxlen=self.settings.dead_maxlen,
             )
         if outcomes:
-            await asyncio.gather(
-                *(
-                    self.pipe.call(
-                        *xadd_command(self.keys.outcomes, o, self.settings.outcomes_maxlen)
-                    )
-                    for o in outcomes
-                )
-            )
-            self.metrics.observe_outcomes(outcomes)
+            await self._publish(due.data.couple_id, outcomes, result.boxed)
         if result.retry and delay is not None:
             shard = self.keys.shard_of(due.data.couple_id)
             await self.retries.schedule(shard, raw, attempt + 1, delay)
             for retry in result.retry:
                 self.metrics.observe_retry(retry.channel)
+                # One line per failed send, at the default level: a failing relay is visible
+                # before anything is dead-lettered. Ids and a reason category only.
+                log.warning(
+                    "nudge_delivery_failed",
+                    event_id=str(due.event_id),
+                    occurrence_id=due.data.occurrence_id,
+                    kind=due.data.kind,
+                    channel=retry.channel,
+                    reason=failure_reason(retry.error.detail),
+                    attempt=attempt,
+                    retry_in_s=round(delay.total_seconds(), 1),
+                )
+        elif result.retry:  # buried above: one error line for the nudge that gave up
+            log.error(
+                "nudge_dead_lettered",
+                event_id=str(due.event_id),
+                occurrence_id=due.data.occurrence_id,
+                couple_id=due.data.couple_id,
+                kind=due.data.kind,
+                channels=sorted({r.channel for r in result.retry}),
+                reasons=sorted({failure_reason(r.error.detail) for r in result.retry}),
+                attempts=attempt,
+            )
         self.delivered += 1
         # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
         log.debug(
@@ -237,6 +325,37 @@ class NotifierService:
             outcomes=[o.type.split(".")[1] for o in outcomes],
             retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
         )
+
+    async def _publish(
+        self, couple_id: str, outcomes: list[OutcomeEvent], boxed: dict[uuid.UUID, Boxed]
+    ) -> None:
+        """XADD every outcome (one from the couple's outbox as it was written there), then
+        delete the published ones from the outbox; then raise the first failure, if any: the
+        next try publishes only what is still in the outbox (and what is decided afresh)."""
+        maxlen = self.settings.outcomes_maxlen
+        replies = await asyncio.gather(
+            *(
+                self.pipe.call(
+                    *xadd_command(
+                        self.keys.outcomes,
+                        boxed[o.event_id].data if o.event_id in boxed else o,
+                        maxlen,
+                    )
+                )
+                for o in outcomes
+            ),
+            return_exceptions=True,
+        )
+        published = [
+            o for o, r in zip(outcomes, replies, strict=True) if not isinstance(r, BaseException)
+        ]
+        fields = [boxed[o.event_id].field for o in published if o.event_id in boxed]
+        if fields:
+            await self.state.unbox(couple_id, fields)
+        self.metrics.observe_outcomes(published)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
@@ -252,7 +371,7 @@ class NotifierService:
         from services.notifier.unsubscribe_routes import unsubscribe_routes
 
         return (
-            health_routes(self.ready)
+            health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
             + self.metrics.routes()
             + page.routes()
@@ -263,8 +382,7 @@ class NotifierService:
         return {"redis": True, "consumer_groups": all(present)}
 
     async def before_start(self) -> None:
-        for stream in self.keys.all_due():
-            await ensure_group(self.redis, stream, NOTIFIER_GROUP)
+        await self.watch.begin()  # joins the state epoch, creates the consumer groups
 
     async def after_stop(self) -> None:
         for channel in self.channels.values():
@@ -273,15 +391,20 @@ class NotifierService:
 
     def _background(self) -> list[Coroutine[Any, Any, None]]:
         loops: list[Coroutine[Any, Any, None]] = [
-            self.retries.run(self._stop, self.settings.retry_poll_seconds)
+            self.retries.run(self._stop, self.settings.retry_poll_seconds),
+            self.watch.run(self._stop),
         ]
         for stream in self.keys.all_due():
 
             async def again(
                 raw: bytes, entry: str, fields: dict[bytes, bytes], s: str = stream
             ) -> None:
-                async with self._in_flight:
-                    await self.handle(raw, entry, s, fields)
+                if not await self._admitted():
+                    raise Interrupted  # stopping: the entry stays pending
+                try:
+                    await self._handle_patiently(raw, entry, s, fields)
+                finally:
+                    self._in_flight.release()
 
             reclaimer = Reclaimer.from_settings(
                 self.redis,
@@ -291,6 +414,7 @@ class NotifierService:
                 consumer=self.consumer,
                 handle=again,
                 held=self._held.setdefault(stream, set()),
+                on_missing_group=self.watch.poke,
             )
             self.reclaimers.append(reclaimer)
             loops.append(reclaimer.run(self._stop))
@@ -298,8 +422,9 @@ class NotifierService:
 
     async def start(self) -> None:
         await self.before_start()
-        await self.broker.start()
         self._stop.clear()
+        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
+        await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
         if self.settings.http_port is not None:
             self.http = HttpServer(
@@ -308,15 +433,40 @@ class NotifierService:
             await self.http.start()
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
-    async def stop(self) -> None:
-        """Stop reading, let in-flight deliveries finish (bounded), then close connections."""
+    async def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop reading and admitting; let the deliveries in flight finish until the deadline
+        (default: NUDGE_SHUTDOWN_TIMEOUT from now), cancel the rest; then close connections.
+
+        A delivery cancelled at the deadline is not acknowledged: its entry stays pending and
+        another replica's reclaimer sends it (the idempotency records skip what was sent).
+        """
+        deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
+        self._stop.set()  # loops end their pass; reclaimers stop between entries
+        self._in_flight.release()  # wakes a batch waiting for a place: see `_admitted`
         await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
-        self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.broker.stop()
-        if self._running:  # entries already started finish (bounded), then are acknowledged
-            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
-        await self.pipe.drain()
+        await self.broker.stop()  # prompt: its handlers admit nothing more and return
+        cancelled, _ = await asyncio.gather(
+            settle(set(self._running), deadline), settle(self._tasks, deadline)
+        )
+        if cancelled:  # info: a stop with sends still hanging is normal, and handled
+            log.info("deliveries_left_pending", deliveries=cancelled)
+        self._tasks = []
+        with contextlib.suppress(TimeoutError):  # acknowledgements of what finished
+            await asyncio.wait_for(self.pipe.drain(), timeout=max(1.0, deadline.remaining()))
         await self.after_stop()
+
+
+_ATTEMPT: Final = re.compile(rb"[1-9][0-9]{0,5}")
+
+
+def _attempt(fields: dict[bytes, bytes] | None) -> int:
+    """The entry's `attempt` field (the retry queue writes it), 1 when absent.
+
+    Any bytes can be there: what is not a small positive number is refused like a bad event.
+    """
+    value = (fields or {}).get(b"attempt", b"1")
+    if _ATTEMPT.fullmatch(value) is None:
+        raise EventRejected("attempt: must be a whole number from 1 to 999999")
+    return int(value)

@@ -1,10 +1,23 @@
-"""The notifier's Redis edge: couple state, idempotency records and seen content."""
+"""The notifier's Redis edge: couple state, idempotency records, seen content, the outbox.
+
+Outbox: the outcome of a send is written in the same script as its idempotency record, into
+the couple's outbox hash (same hash tag as the couple, so this works on Redis Cluster where the
+outcomes stream lives in another slot). The service then publishes it on the outcomes stream
+and deletes it from the outbox. A delivery that finds an outbox entry of its occurrence (a
+crash, or a refused XADD, came between record and publish) publishes it as it was written:
+same bytes, same event_id. So a send's outcome is never lost, and a republished one is
+recognisably the same event.
+
+RECORD_SENT runs with `allow-oom`: it follows a send that has already happened, and refusing
+it would turn every redelivery into another email. It writes a bounded amount (one record, one
+outcome) and only after RESERVE (caps.py), which is refused under OOM, let the send start.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -12,35 +25,54 @@ from services.common.autopipeline import AutoPipeline
 from services.common.couple_state import CoupleState, parse_couple
 from services.common.keys import Keys
 
-__all__ = ["NotifierState", "idempotency_key"]
+__all__ = ["Loaded", "NotifierState", "idempotency_key"]
 
 
 LOAD: Final = """
 -- What one delivery needs to decide, in one call.
--- KEYS: 1 couple hash, 2 sent zset, 3 seen zset   ARGV: 1 seen since ms, 2 seen before ms
+-- KEYS: 1 couple hash, 2 sent zset, 3 seen zset, 4 outbox hash
+-- ARGV: 1 seen since ms, 2 seen before ms, 3 "<occurrence id>|"
+-- Returns the couple hash, the sent members, the content seen, and the outbox entries of
+-- this occurrence (flat field, value list).
+local boxed = {}
+local prefix = ARGV[3]
+local outbox = redis.call('HGETALL', KEYS[4])
+for i = 1, #outbox, 2 do
+  if string.sub(outbox[i], 1, #prefix) == prefix then
+    boxed[#boxed + 1] = outbox[i]
+    boxed[#boxed + 1] = outbox[i + 1]
+  end
+end
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('ZRANGE', KEYS[2], 0, -1),
-  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '(' .. ARGV[2])
+  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '(' .. ARGV[2]),
+  boxed
 }
 """
 
-RECORD_SENT: Final = """
--- Record the sends of one occurrence, only while the couple exists (an erasure may have won).
--- KEYS: 1 couple hash, 2 sent zset, 3 seen zset
+RECORD_SENT: Final = """#!lua flags=allow-oom
+-- Record the sends of one occurrence and their outcomes, only while the couple exists (an
+-- erasure may have won). Allowed when Redis is out of memory: see the module docstring.
+-- KEYS: 1 couple hash, 2 sent zset, 3 seen zset, 4 outbox hash
 -- ARGV: 1 now_ms, 2 retention_ms, 3 scheduled_ms, 4 repeat window ms,
---       5.. pairs of (idempotency key, content id or '' when nothing was shown)
+--       5 couple field marking a channel dead ('' for none),
+--       6.. triples (idempotency key, content id or '' when nothing was shown,
+--                    outcome JSON for the outbox or '')
 -- Returns 1 if recorded, 0 if the couple is gone. Sightings older than the repeat window
 -- can no longer affect a choice, so they are trimmed: the seen set stays bounded.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local shown = false
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i] .. '|sending')
   if ARGV[i + 1] ~= '' then
     redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[i + 1])
     shown = true
   end
+  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2]) end
 end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 if shown then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[4])))
@@ -59,6 +91,18 @@ def idempotency_key(occurrence_id: str, partner_id: str, channel: str) -> str:
     return f"{occurrence_id}|{partner_id}|{channel}"
 
 
+def dead_field(partner_id: str, channel: str) -> str:
+    """The couple hash field that marks a partner's channel dead (couple_state.py)."""
+    return f"dead:{partner_id}:{channel}"
+
+
+class Loaded(NamedTuple):
+    couple: CoupleState
+    sent: set[str]  # members of the sent zset: records, cap slots, "sending" marks
+    seen: set[str]  # content ids seen in the repeat window
+    outbox: dict[str, bytes]  # this occurrence's outcomes recorded but not yet published
+
+
 class NotifierState:
     """Every call goes through one AutoPipeline: concurrent nudges share round trips."""
 
@@ -71,37 +115,65 @@ class NotifierState:
         self._mark_dead = redis.register_script(MARK_DEAD)
 
     async def load(
-        self, couple_id: str, *, seen_since_ms: int, seen_before_ms: int
-    ) -> tuple[CoupleState, set[str], set[str]]:
-        """Couple state, idempotency keys already sent, content seen in the window: one call."""
-        flat, sent, seen = await self.pipe.script(
+        self, couple_id: str, occurrence_id: str, *, seen_since_ms: int, seen_before_ms: int
+    ) -> Loaded:
+        """Couple state, what is already sent, content seen in the window, and the outbox
+        entries of this occurrence: one call."""
+        flat, sent, seen, boxed = await self.pipe.script(
             self._load,
-            [self.keys.couple(couple_id), self.keys.sent(couple_id), self.keys.seen(couple_id)],
-            [seen_since_ms, seen_before_ms],
+            [
+                self.keys.couple(couple_id),
+                self.keys.sent(couple_id),
+                self.keys.seen(couple_id),
+                self.keys.outbox(couple_id),
+            ],
+            [seen_since_ms, seen_before_ms, f"{occurrence_id}|"],
         )
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
-        return parse_couple(raw), {s.decode() for s in sent}, {s.decode() for s in seen}
+        return Loaded(
+            parse_couple(raw),
+            {s.decode() for s in sent},
+            {s.decode() for s in seen},
+            {f.decode(): v for f, v in zip(boxed[::2], boxed[1::2], strict=True)},
+        )
 
     async def record_sent(
         self,
         couple_id: str,
-        records: Sequence[tuple[str, str]],
+        records: Sequence[tuple[str, str, bytes]],
         *,
         scheduled_ms: int,
         now_ms: int,
         retention_ms: int,
         repeat_window_ms: int,
+        dead: str = "",
     ) -> bool:
-        """Idempotency records (key, content id shown or "") and the seen items, both trimmed,
-        atomically, in one call."""
+        """Idempotency records (key, content id shown or "", outcome JSON for the outbox or
+        b""), the seen items, both trimmed, and a dead channel's field (`dead`, if any),
+        atomically, in one call. False when the couple is gone (nothing written)."""
         recorded = await self.pipe.script(
             self._record_sent,
-            [self.keys.couple(couple_id), self.keys.sent(couple_id), self.keys.seen(couple_id)],
-            [now_ms, retention_ms, scheduled_ms, repeat_window_ms, *itertools.chain(*records)],
+            [
+                self.keys.couple(couple_id),
+                self.keys.sent(couple_id),
+                self.keys.seen(couple_id),
+                self.keys.outbox(couple_id),
+            ],
+            [
+                now_ms,
+                retention_ms,
+                scheduled_ms,
+                repeat_window_ms,
+                dead,
+                *itertools.chain(*records),
+            ],
         )
         return bool(recorded)
 
+    async def unbox(self, couple_id: str, fields: Sequence[str]) -> None:
+        """Delete outbox entries once their outcomes are on the outcomes stream."""
+        await self.pipe.call("HDEL", self.keys.outbox(couple_id), *fields)
+
     async def mark_dead(self, couple_id: str, partner_id: str, channel: str, now_ms: int) -> None:
-        await self.pipe.script(
-            self._mark_dead, [self.keys.couple(couple_id)], [f"dead:{partner_id}:{channel}", now_ms]
-        )
+        field = dead_field(partner_id, channel)
+        await self.pipe.script(self._mark_dead, [self.keys.couple(couple_id)], [field, now_ms])

@@ -5,7 +5,9 @@ Routes (on the notifier's HTTP side):
   GET  /status/data.json              figures, recent outcomes and dead letters (polled by the page)
   POST /status/dead-letters/replay    {"ids": [...]} or {"all": true}; header X-Operator-Token
 
-Outcomes are shown as type, kind, reason, channel and ids only; dead letters as ids, source,
+Outcomes are shown as type, kind, reason, channel and ids only (a service.state_lost.v1 notice
+as type "state_lost" with who noticed it); a recent loss of the Redis state also as a banner
+(`status.state_lost_recently`, `status.state`); dead letters as ids, source,
 attempts and a scrubbed reason, never their payload. Replay is refused unless the notifier has
 an operator token (NUDGE_OPERATOR_TOKEN) and the request carries it; the comparison takes
 constant time.
@@ -23,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from schemas import EventRejected, parse_outcome
+from schemas import EventRejected, ServiceStateLost, parse_outcomes_entry
 from services.common.clock import Clock
 from services.common.keys import Keys
 from services.common.logging import scrub
@@ -71,9 +73,22 @@ Replay = Callable[[list[str] | None], Awaitable[int]]
 def outcome_row(entry_id: str, raw: bytes) -> dict[str, Any] | None:
     """An outcome without personal data: type, kind, reason, channel and ids (None if invalid)."""
     try:
-        event = parse_outcome(raw)
+        event = parse_outcomes_entry(raw)
     except EventRejected:
         return None
+    if isinstance(event, ServiceStateLost):
+        return {
+            "entry_id": entry_id,
+            "at": event.occurred_at.isoformat(),
+            "type": "state_lost",
+            "kind": None,
+            "reason": f"detected by {event.data.detected_by}",
+            "channel": None,
+            "occurrence_id": None,
+            "couple_id": None,
+            "partner_id": None,
+            "attempt": None,
+        }
     d = event.data
     return {
         "entry_id": entry_id,

@@ -21,7 +21,10 @@ class RejectedEntry(BaseModel):
     source: str = Field(description="The stream the bad message was read from.")
     entry_id: str = Field(description="Its entry id there.")
     service: str = Field(description="Which service refused it: scheduler or notifier.")
-    reason: str = Field(description="One line per problem, `location: message`; no input echo.")
+    reason: str = Field(
+        description="`location: message` per problem; at most 300 printable characters, never "
+        "the input."
+    )
     raw: str = Field(description="The message as received, cut at 8 KiB.")
     truncated: str = Field(description='"1" when raw was cut, else "0".')
     couple_id: str | None = Field(default=None, description="When the message names one.")

@@ -27,6 +27,7 @@ HTML: Final = """<!doctype html>
   <p id="updated" class="muted">loading&hellip;</p>
 </header>
 <main>
+  <p id="state-lost" class="banner" role="alert" hidden></p>
   <section class="cards" aria-label="Key figures">
     <div class="card"><span class="label">timers</span>
       <span class="value" id="timers-total">-</span></div>
@@ -107,7 +108,9 @@ tr:last-child td { border-bottom:none; }
 .pill { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; }
 .pill.sent { background:#e3f4ea; color:var(--ok); }
 .pill.suppressed { background:#f3efe6; color:var(--warn); }
-.pill.failed { background:#f9e4e1; color:var(--bad); }
+.pill.failed, .pill.state_lost { background:#f9e4e1; color:var(--bad); }
+.banner { margin:16px 0 0; padding:10px 14px; border:1px solid var(--bad); border-radius:8px;
+          background:#f9e4e1; color:var(--bad); font-weight:600; }
 form { display:flex; gap:8px; align-items:center; margin-bottom:8px; }
 input { padding:5px 8px; border:1px solid var(--line); border-radius:6px; }
 button { padding:5px 12px; border:1px solid var(--accent); background:var(--accent);
@@ -156,8 +159,22 @@ function fill(tbody, rows, build) {
   }
 }
 
+function stateLost(s) {
+  const banner = $("state-lost");
+  banner.hidden = !s.state_lost_recently;
+  if (!s.state_lost_recently) return;
+  const st = s.state;
+  let text = "Redis lost the services' state: noticed " + shortTime(st.lost_at) + " by " +
+    st.detected_by + ". Publishers were asked (service.state_lost.v1) to republish preferences.";
+  if (st.lost_epoch_began_at) {
+    text += " The lost state had begun " + shortTime(st.lost_epoch_began_at) + ".";
+  }
+  banner.textContent = text;
+}
+
 function render(data) {
   const s = data.status;
+  stateLost(s);
   setCard("timers-total", s.totals.timers);
   setCard("timers-due", s.totals.due);
   setCard("timers-overdue", s.totals.overdue, s.totals.overdue > 0 ? "bad" : "ok");

@@ -1,30 +1,34 @@
-"""How the service stands, read from Redis: streams, consumer groups, timers, dead letters.
+"""How the service stands, read from Redis: streams, consumer groups, timers, retries, dead
+letters.
 
 One `gather_status` call makes a fixed number of round trips whatever the size of the data
 (pipelines per kind of figure, one Lua call to count recent rejections). It backs
 `nudge status`, the notifier's status page and the Prometheus gauges.
 
-Two clocks, on purpose: timer figures (due, overdue, next fire) use the service's clock, the
+Three clocks, on purpose: timer figures (due, overdue, next fire) use the service's clock, the
 one that scores timers; ages of stream entries use the Redis server's TIME, the clock that
-stamped their ids. Works on Redis 7 and Valkey 9: XINFO GROUPS `lag` may be nil (the server
+stamped their ids; whether the state was lost recently uses the wall clock, which stamped the
+state marker. Works on Redis 7 and Valkey 9: XINFO GROUPS `lag` may be nil (the server
 cannot tell after deletions), which is reported as unknown, not as zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 
 from services.common.clock import epoch_ms, from_ms
 from services.common.keys import Keys
+from services.common.state_marker import StateEpoch, read_state
 
 __all__ = [
     "OVERDUE_AFTER",
     "REJECTED_COUNT_CAP",
     "GroupStatus",
+    "RetryStatus",
     "Status",
     "StreamStatus",
     "TimerStatus",
@@ -79,12 +83,33 @@ class TimerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryStatus:
+    """A shard's retry queue (`<prefix>:retries:{sNN}`): sends waiting for another attempt."""
+
+    shard: int
+    waiting: int
+    next_due: datetime | None  # None: nothing waiting
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     at: datetime  # the service clock's now
     streams: tuple[StreamStatus, ...]
     timers: tuple[TimerStatus, ...]
     dead_letters: int
     rejected_last_hour: int  # capped at REJECTED_COUNT_CAP
+    state: StateEpoch | None = None  # the state marker (None: no service has started yet)
+    state_lost_recently: bool = False  # the state was lost within LOSS_SHOWN_FOR
+    retries: tuple[RetryStatus, ...] = ()
+
+    @property
+    def retries_waiting(self) -> int:
+        return sum(r.waiting for r in self.retries)
+
+    @property
+    def next_retry(self) -> datetime | None:
+        due = [r.next_due for r in self.retries if r.next_due is not None]
+        return min(due) if due else None
 
     @property
     def timers_total(self) -> int:
@@ -110,14 +135,20 @@ class Status:
         """Plain JSON types; datetimes as ISO 8601 strings."""
         data = asdict(self)
         data["at"] = self.at.isoformat()
+        data["state"] = None if self.state is None else self.state.as_json()
         for timer in data["timers"]:
             fire = timer["next_fire"]
             timer["next_fire"] = None if fire is None else fire.isoformat()
+        for retry in data["retries"]:
+            due = retry["next_due"]
+            retry["next_due"] = None if due is None else due.isoformat()
         data["totals"] = {
             "timers": self.timers_total,
             "due": self.timers_due,
             "overdue": self.timers_overdue,
             "next_fire": None if self.next_fire is None else self.next_fire.isoformat(),
+            "retries_waiting": self.retries_waiting,
+            "next_retry": None if self.next_retry is None else self.next_retry.isoformat(),
         }
         return data
 
@@ -160,7 +191,7 @@ async def gather_status(redis: aioredis.Redis, keys: Keys, now: datetime) -> Sta
         )
         for stream in streams
     )
-    timers = await _timers(redis, keys, now)
+    timers, retries = await _timers(redis, keys, now)
     rejected = await redis.eval(
         COUNT_SINCE,
         1,
@@ -168,12 +199,16 @@ async def gather_status(redis: aioredis.Redis, keys: Keys, now: datetime) -> Sta
         f"{server_ms - int(REJECTED_WINDOW.total_seconds() * 1000)}-0",
         REJECTED_COUNT_CAP,
     )
+    state = await read_state(redis, keys)
     return Status(
         at=now,
         streams=stream_status,
         timers=timers,
         dead_letters=lengths[keys.dead],
         rejected_last_hour=min(int(rejected), REJECTED_COUNT_CAP),
+        state=state,
+        state_lost_recently=state is not None and state.recently_lost(datetime.now(UTC)),
+        retries=retries,
     )
 
 
@@ -208,7 +243,10 @@ def _group(raw: dict[str, Any], oldest_ms: int | None, server_ms: int) -> GroupS
     )
 
 
-async def _timers(redis: aioredis.Redis, keys: Keys, now: datetime) -> tuple[TimerStatus, ...]:
+async def _timers(
+    redis: aioredis.Redis, keys: Keys, now: datetime
+) -> tuple[tuple[TimerStatus, ...], tuple[RetryStatus, ...]]:
+    """Timer and retry sorted sets of every shard, in one pipeline."""
     now_ms = epoch_ms(now)
     late_ms = now_ms - int(OVERDUE_AFTER.total_seconds() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
@@ -218,11 +256,14 @@ async def _timers(redis: aioredis.Redis, keys: Keys, now: datetime) -> tuple[Tim
             pipe.zcount(timers, "-inf", now_ms)
             pipe.zcount(timers, "-inf", f"({late_ms}")
             pipe.zrange(timers, 0, 0, withscores=True)
+            pipe.zcard(keys.retries(shard))
+            pipe.zrange(keys.retries(shard), 0, 0, withscores=True)
         replies = await pipe.execute()
-    result: list[TimerStatus] = []
+    timer_result: list[TimerStatus] = []
+    retry_result: list[RetryStatus] = []
     for shard in range(keys.shards):
-        total, due, overdue, head = replies[4 * shard : 4 * shard + 4]
-        result.append(
+        total, due, overdue, head, waiting, first = replies[6 * shard : 6 * shard + 6]
+        timer_result.append(
             TimerStatus(
                 shard=shard,
                 total=int(total),
@@ -231,4 +272,11 @@ async def _timers(redis: aioredis.Redis, keys: Keys, now: datetime) -> tuple[Tim
                 next_fire=from_ms(int(head[0][1])) if head else None,
             )
         )
-    return tuple(result)
+        retry_result.append(
+            RetryStatus(
+                shard=shard,
+                waiting=int(waiting),
+                next_due=from_ms(int(first[0][1])) if first else None,
+            )
+        )
+    return tuple(timer_result), tuple(retry_result)

@@ -1,13 +1,16 @@
-"""`nudge status`: streams, consumer groups, timers, dead letters and recent rejections.
+"""`nudge status`: streams, consumer groups, timers, retries, dead letters, recent rejections.
 
 Reads REDIS_URL, NUDGE_KEY_PREFIX and NUDGE_SHARDS. Rich tables for people, `--json` for
-scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C.
+scripts (one object per refresh), `--watch SECONDS` to refresh until Ctrl-C: in place on a
+terminal, else (a pipe, a log file) each refresh printed in full and flushed. Errors (Redis
+unreachable) reach the command line's error boundary (services/cli_errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from datetime import datetime
 from typing import Annotated
@@ -20,7 +23,7 @@ from rich.text import Text
 
 from services.operator.status import REJECTED_COUNT_CAP, Status
 
-__all__ = ["render_status", "status"]
+__all__ = ["render_status", "state_line", "status"]
 
 
 def _age(seconds: float | None) -> str:
@@ -74,6 +77,15 @@ def render_status(status: Status) -> Group:
             _when(status.next_fire, status.at),
             style="bold",
         )
+    retries = Table(title="Retries (sends waiting for another attempt)", title_justify="left")
+    for column in ("shard", "waiting", "next attempt"):
+        retries.add_column(column, justify="left" if column == "next attempt" else "right")
+    for r in status.retries:
+        retries.add_row(f"{r.shard:02d}", str(r.waiting), _when(r.next_due, status.at))
+    if len(status.retries) > 1:
+        retries.add_row(
+            "all", str(status.retries_waiting), _when(status.next_retry, status.at), style="bold"
+        )
     rejected = str(status.rejected_last_hour)
     if status.rejected_last_hour >= REJECTED_COUNT_CAP:
         rejected += "+"
@@ -84,7 +96,25 @@ def render_status(status: Status) -> Group:
         (rejected, "yellow" if status.rejected_last_hour else "green"),
         (f"   at {status.at:%Y-%m-%d %H:%M:%S}Z", "dim"),
     )
-    return Group(streams, timers, summary)
+    return Group(streams, timers, retries, summary, state_line(status))
+
+
+def state_line(status: Status) -> Text:
+    """Which Redis state the services run on, and its last loss (red while recent)."""
+    state = status.state
+    if state is None:
+        return Text("state: no marker (no service has started on this Redis)", "yellow")
+    began = f"state since {state.began_at:%Y-%m-%d %H:%M:%S}Z"
+    if state.lost_at is None:
+        return Text(began + " (no loss noticed)", "dim")
+    lost = (
+        f"STATE LOST at {state.lost_at:%Y-%m-%d %H:%M:%S}Z, detected by {state.detected_by}"
+        if status.state_lost_recently
+        else f"state lost at {state.lost_at:%Y-%m-%d %H:%M:%S}Z, detected by {state.detected_by}"
+    )
+    if state.lost_epoch_began_at is not None:
+        lost += f"; the lost state had begun {state.lost_epoch_began_at:%Y-%m-%d %H:%M:%S}Z"
+    return Text(lost, "bold red" if status.state_lost_recently else "dim")
 
 
 async def _snapshot() -> Status:
@@ -101,14 +131,8 @@ async def _snapshot() -> Status:
         await redis.aclose()
 
 
-def _read(console: Console) -> Status:
-    from redis.exceptions import RedisError
-
-    try:
-        return asyncio.run(_snapshot())
-    except (RedisError, OSError) as exc:
-        console.print(f"[red]cannot read status from Redis:[/] {type(exc).__name__}")
-        raise typer.Exit(1) from None
+def _read() -> Status:
+    return asyncio.run(_snapshot())
 
 
 def status(
@@ -121,17 +145,17 @@ def status(
     """Streams, consumer groups, timers, dead letters and rejections, read from Redis."""
     console = Console()
     if watch is None:
-        _show(console, _read(console), as_json)
+        _show(console, _read(), as_json)
         return
     try:
-        if as_json:
+        if as_json or not console.is_terminal:  # no screen to redraw: one snapshot after another
             while True:
-                _show(console, _read(console), as_json=True)
+                _show(console, _read(), as_json)
                 time.sleep(watch)
-        with Live(render_status(_read(console)), console=console, auto_refresh=False) as live:
+        with Live(render_status(_read()), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(watch)
-                live.update(render_status(_read(console)), refresh=True)
+                live.update(render_status(_read()), refresh=True)
     except KeyboardInterrupt:
         return
 
@@ -141,3 +165,4 @@ def _show(console: Console, snapshot: Status, as_json: bool) -> None:
         typer.echo(json.dumps(snapshot.as_json(), separators=(",", ":")))
     else:
         console.print(render_status(snapshot))
+    sys.stdout.flush()  # a pipe is block-buffered: each refresh must leave now, not at exit

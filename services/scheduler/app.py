@@ -12,12 +12,14 @@ no environment, so the generated document is the same on every machine
 from __future__ import annotations
 
 from importlib.metadata import version
+from typing import Annotated
 
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
+from pydantic import Field
 
-from schemas import NudgeDue, NudgeSuppressed, PreferenceEvent
+from schemas import NudgeDue, NudgeSuppressed, PreferenceEvent, ServiceStateLost
 from services.common.keys import SCHEDULER_GROUP, Keys
 from services.common.settings import DEFAULT_REDIS_URL
 from services.operator.entries import DeadLetterEntry, RejectedEntry
@@ -43,8 +45,10 @@ broker.publisher(
     stream=KEYS.outcomes,
     title="outcomes",
     description="The scheduler reports occurrences it did not publish: reason `missed` (after "
-    "downtime, beyond the grace window) or `quiet_hours` (policy drop). " + WIRE,
-    schema=NudgeSuppressed,
+    "downtime, beyond the grace window) or `quiet_hours` (policy drop). Either service "
+    "publishes `service.state_lost.v1` once when Redis came back without their state: "
+    "republish your couples' preferences. " + WIRE,
+    schema=Annotated[NudgeSuppressed | ServiceStateLost, Field(discriminator="type")],
 )
 broker.publisher(
     stream=KEYS.rejected,

@@ -283,6 +283,8 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
     if (
         texts is None
         or not 1 <= len(recipients) <= 2
+        or len(set(recipients)) != len(recipients)  # the schema refuses repeated recipients
+        or not schedule.schedule_id
         or not _ids_are_safe(schedule.couple_id, recipients, turn)
         or not _OCCURRENCE_ID.fullmatch(oid)
         or len(schedule.schedule_id) > 160
@@ -388,6 +390,7 @@ class DueTemplate:
             seq < 0
             or revision < 0
             or len(schedule_id) > self.longest_id
+            or (a == b and len(self.audience) == 2 and not self.alternate)  # repeated recipient
             or _BURST_IDS.fullmatch(f"{schedule_id},{a},{b}") is None
         ):
             return None

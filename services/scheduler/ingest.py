@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -26,10 +27,17 @@ from services.scheduler.settings import SchedulerSettings
 from services.scheduler.shapes import ShapePlanner
 from services.scheduler.store import ApplyResult, Plan, ScheduleStore
 
-__all__ = ["PreferenceIngest"]
+__all__ = ["Checkpoint", "PreferenceIngest"]
 
 log = structlog.get_logger()
 _CHUNK: Final = 100  # plans per pipelined round trip in apply_many
+# Longest stretch apply_many plans without a checkpoint: planning is CPU-bound (a raw cron
+# took ~0.1-0.2 s), and a batch that never yields holds up the signal handler, and the
+# refresh that keeps the batch's entries claimed.
+_SLICE_S: Final = 0.05
+
+# Awaited between events by apply_many; returns False to stop the batch there.
+Checkpoint = Callable[[], Awaitable[bool]]
 
 
 class PreferenceIngest:
@@ -39,7 +47,9 @@ class PreferenceIngest:
         self.settings = settings
         self.shapes = ShapePlanner(settings.min_interval)  # plans each shape of couple once
 
-    async def apply_many(self, events: Sequence[PreferenceEvent]) -> list[str | PlanningError]:
+    async def apply_many(
+        self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
+    ) -> list[str | PlanningError]:
         """Apply events in order, like `apply` on each; returns each result or its PlanningError.
 
         Consecutive preferences.set events are planned, then stored in pipelined round trips of
@@ -47,6 +57,11 @@ class PreferenceIngest:
         Once a chunk is on the wire the next is planned here while Redis runs it; a chunk is
         only sent once the one before it has succeeded. Any other event is applied on its own,
         in its place.
+
+        Between events, at least every `_SLICE_S`, planning yields to the event loop and awaits
+        `checkpoint` (the scheduler keeps the batch's entries claimed there). When it returns
+        False, the events planned so far are stored and their results returned: the list then
+        ends before the first event that was not applied (the caller leaves those pending).
         """
         results: list[str | PlanningError] = []
         pending: list[tuple[int, Plan]] = []
@@ -70,7 +85,13 @@ class PreferenceIngest:
                 await storing.pop()
 
         try:
+            yielded = time.monotonic()
             for event in events:
+                if time.monotonic() - yielded >= _SLICE_S:
+                    await asyncio.sleep(0)  # signals and replies get their turn
+                    if checkpoint is not None and not await checkpoint():
+                        break
+                    yielded = time.monotonic()
                 results.append("")
                 try:
                     if isinstance(event, PreferencesSet):

@@ -1,10 +1,17 @@
 """The scheduler process: a preferences consumer and the timer loop, sharing one Redis client.
 
 The preferences stream is consumed in batches (up to `_BATCH` entries per XREADGROUP): every
-entry is validated on its own, bad ones go to the rejected stream with their reason, the good
-ones are applied in stream order with `PreferenceIngest.apply_many` (the same results as one
-at a time), and then the handled entries are deleted and acknowledged in one round trip. An entry
-that fails unexpectedly stays pending for the Reclaimer, which handles it alone (`handle`).
+entry is read and validated on its own (services/scheduler/entries.py: any bytes in any field
+are refused per entry, never failing the batch), the good ones are applied in stream order with
+`PreferenceIngest.apply_many` (the same results as one at a time), and then the bad ones go to
+the rejected stream with their reason and the handled entries are deleted and acknowledged, all
+in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
+handles it alone (`handle_entry`).
+
+A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
+pass, so however long the batch takes, no replica (nor this one's own sweep) applies them a
+second time. A stop is honoured between entries: what was applied is acknowledged, the rest is
+left pending (neither deleted nor acknowledged) for another scheduler.
 """
 
 from __future__ import annotations
@@ -12,15 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
 
 import structlog
-from faststream._internal._compat import dump_json
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
-from faststream.redis.parser import BinaryMessageFormatV1
 from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
@@ -32,14 +37,17 @@ from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
 from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from services.common.shutdown import Deadline, settle, stopped_reading
+from services.common.state_marker import StateMarker
+from services.common.state_watch import StateWatcher
 from services.common.streams import (
-    DATA_FIELD,
-    ensure_group,
     entries_as_read,
     group_names,
-    reject,
+    rejected_fields,
 )
 from services.operator.refresher import GaugeRefresher
+from services.scheduler.entries import Read, read_entry, read_payload
+from services.scheduler.firing import PRODUCER
 from services.scheduler.ingest import PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
@@ -51,7 +59,6 @@ __all__ = ["SchedulerService"]
 log = structlog.get_logger()
 SERVICE = "scheduler"
 _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
-_DATA: Final = DATA_FIELD.encode()
 
 
 class SchedulerService:
@@ -70,9 +77,25 @@ class SchedulerService:
         self.gauges = GaugeRefresher(
             self.redis, self.metrics, self.clock, interval=settings.metrics_refresh_seconds
         )
-        self.broker = broker_for(settings, graceful_timeout=10.0)
+        self.broker = broker_for(settings)
         self.broker.include_router(self._router())
+        # A Redis that came back empty: noticed, reported once, groups and subscriber back.
+        marker = StateMarker(
+            self.redis,
+            self.keys,
+            name=self.consumer,
+            producer=PRODUCER,
+            outcomes_maxlen=settings.outcomes_maxlen,
+        )
+        self.watch = StateWatcher(
+            marker,
+            groups=[(self.keys.preferences, SCHEDULER_GROUP)],
+            metrics=self.metrics,
+            interval=settings.state_check_seconds,
+            broker=self.broker,
+        )
         self._stop = asyncio.Event()
+        self._held: set[str] = set()  # entries being applied here: the Reclaimer keeps them
         self._tasks: list[asyncio.Task[None]] = []
         self.reclaimer: Reclaimer | None = None
         self.http: HttpServer | None = None
@@ -91,33 +114,52 @@ class SchedulerService:
         @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
-            await self.handle_batch(
-                [(eid.decode(), _stored(fields)) for eid, fields in zip(ids, data, strict=True)]
-            )
+            await self.handle_fields(list(zip(ids, data, strict=True)))
+            if self._stop.is_set():
+                await stopped_reading(self.broker, self.settings.shutdown_timeout.total_seconds())
 
         return router
+
+    async def handle_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
+        """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
+        await self._handle_read([(eid.decode(), *read_entry(fields)) for eid, fields in entries])
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
         """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
 
-        Each payload is read as FastStream's subscriber reads one (see `_read`).
+        Each payload is read as FastStream's subscriber reads one (see entries.read_payload).
+        Returns the ids of the entries handled (see `_handle_read`).
+        """
+        return await self._handle_read(
+            [(entry, *read_payload(stored)) for entry, stored in entries]
+        )
 
-        Bad entries are rejected one by one with their reason, exactly as `handle` does; the
-        good ones are applied together. Then every handled entry is deleted and acknowledged
-        (one round trip), and their ids are returned. If applying the batch fails unexpectedly
-        (not a Redis error: that leaves the whole batch pending), its entries are applied one
-        at a time, and one that fails again stays pending for the Reclaimer (neither deleted
-        nor acknowledged).
+    async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
+        """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
+
+        Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
+        applied together. Then the rejections are written and every handled entry is deleted
+        and acknowledged (one round trip), and their ids are returned. If applying the batch
+        fails unexpectedly (not a Redis error: that leaves the whole batch pending), its entries
+        are applied one at a time, and one that fails again stays pending for the Reclaimer
+        (neither deleted nor acknowledged). The entries are held (kept claimed by the
+        Reclaimer) while the batch runs; when the service stops meanwhile, the batch ends
+        between entries: the entries from the first one not applied onwards stay pending.
         """
         if not entries:
             return []
+        ids = [entry for entry, _payload, _read in entries]
+        self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
+        try:
+            return await self._apply_read(entries)
+        finally:
+            self._held.difference_update(ids)
+
+    async def _apply_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
         self.metrics.observe_consumed(self.keys.preferences, len(entries))
         refused: dict[int, str] = {}
         events: list[tuple[int, PreferenceEvent]] = []
-        read_entries: list[tuple[str, bytes]] = []
-        for index, (entry, stored) in enumerate(entries):
-            payload, read = _read(stored)
-            read_entries.append((entry, payload))
+        for index, (_entry, _payload, read) in enumerate(entries):
             if isinstance(read, EventRejected):
                 refused[index] = read.reason
             else:
@@ -125,7 +167,7 @@ class SchedulerService:
         handled = set(range(len(entries)))
         try:
             results: list[str | PlanningError | None] = list(
-                await self.ingest.apply_many([event for _, event in events])
+                await self.ingest.apply_many([event for _, event in events], self._checkpoint)
             )
         except RedisError:
             raise  # nothing is acknowledged: the Reclaimer hands the entries over again
@@ -133,6 +175,8 @@ class SchedulerService:
             log.exception("preference_batch_failed", entries=len(entries))
             results = []
             for index, event in events:
+                if not await self._checkpoint():
+                    break
                 try:
                     results.append(await self.ingest.apply(event))
                 except PlanningError as exc:
@@ -143,56 +187,91 @@ class SchedulerService:
                     log.exception("preference_failed", entry_id=entries[index][0])
                     handled.discard(index)
                     results.append(None)
+        # Stopped before the end: from the first event not applied on, nothing is handled.
+        cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
         outcomes: Counter[str] = Counter()
-        for (index, event), result in zip(events, results, strict=True):
+        for (index, event), result in zip(events, results, strict=False):
             if isinstance(result, PlanningError):
                 refused[index] = str(result)
             elif result is not None:
                 outcomes[result] += 1
                 self._applied(entries[index][0], event, result)
+        refused = {index: reason for index, reason in refused.items() if index < cutoff}
+        if cutoff < len(entries):
+            outcomes["left_pending"] = len(entries) - cutoff
         log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
-        for index in sorted(refused):
-            await self._reject(*read_entries[index], reason=refused[index])
-        done = [entries[i][0] for i in sorted(handled)]
-        if done:
+        done = [entries[i][0] for i in sorted(handled) if i < cutoff]
+        if refused or done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-                pipe.xdel(self.keys.preferences, *done)
-                pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
+                for index in sorted(refused):
+                    entry, payload, _read = entries[index]
+                    self._rejected(pipe, entry, payload, refused[index])
+                if done:
+                    pipe.xdel(self.keys.preferences, *done)
+                    pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
                 await pipe.execute()
         return done
 
+    async def _checkpoint(self) -> bool:
+        """Between entries of a batch: keep its entries claimed (however busy the event loop
+        is: planning is CPU-bound); False once the service is stopping."""
+        if self.reclaimer is not None:
+            await self.reclaimer.keep_held()
+        return not self._stop.is_set()
+
     async def handle(self, raw: bytes, entry_id: str) -> None:
-        """Validate and apply one preferences entry; bad input goes to the rejected stream.
+        """Validate and apply one preferences payload; bad input goes to the rejected stream.
 
         Afterwards the entry is deleted from the preferences stream (the caller acknowledges):
         the stream is a queue into the scheduler and keeps no copy of personal data. The
-        Reclaimer uses it for entries left pending; the subscriber uses `handle_batch`.
+        subscriber uses `handle_fields`, the Reclaimer `handle_entry`.
         """
+        try:
+            read: PreferenceEvent | EventRejected = parse_preference(raw)
+        except EventRejected as exc:
+            read = exc
+        await self._handle_one(entry_id, raw, read)
+
+    async def handle_entry(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
+        """`handle` for an entry as read from the stream (fields of any bytes), as a batch
+        reads it; raises (leaving it pending) if applying fails unexpectedly."""
+        await self._handle_one(entry_id, *read_entry(fields))
+
+    async def _handle_one(
+        self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
+    ) -> None:
         self.metrics.observe_consumed(self.keys.preferences)
         try:
-            event = parse_preference(raw)
-            result = await self.ingest.apply(event)
+            if isinstance(read, EventRejected):
+                raise read
+            result = await self.ingest.apply(read)
         except (EventRejected, PlanningError) as exc:
             reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
-            await self._reject(entry_id, raw, reason=reason)
-            await self.redis.xdel(self.keys.preferences, entry_id)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._rejected(pipe, entry_id, payload, reason)
+                pipe.xdel(self.keys.preferences, entry_id)
+                await pipe.execute()
             return
         await self.redis.xdel(self.keys.preferences, entry_id)
-        self._applied(entry_id, event, result)
+        self._applied(entry_id, read, result)
 
-    async def _reject(self, entry_id: str, raw: bytes, *, reason: str) -> None:
-        await reject(
-            self.redis,
-            self.keys.rejected,
+    def _rejected(self, pipe: Any, entry_id: str, payload: bytes, reason: str) -> None:
+        """Queue the rejected-stream entry of a refused payload on `pipe`, and say so."""
+        fields = rejected_fields(
             source=self.keys.preferences,
             entry_id=entry_id,
-            raw=raw,
+            raw=payload,
             reason=reason,
             service=SERVICE,
+        )
+        pipe.xadd(
+            self.keys.rejected,
+            cast("Any", fields),
             maxlen=self.settings.rejected_maxlen,
+            approximate=True,
         )
         self.metrics.observe_rejected(self.keys.preferences)
-        log.warning("preference_rejected", entry_id=entry_id, reason=reason)
+        log.warning("preference_rejected", entry_id=entry_id, reason=fields["reason"])
 
     def _applied(self, entry_id: str, event: PreferenceEvent, result: str) -> None:
         """One line per event at debug, as per fire and per message: at 10,000 events a second
@@ -213,20 +292,20 @@ class SchedulerService:
 
     def routes(self) -> list[BaseRoute]:
         """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
-        return health_routes(self.ready) + self.metrics.routes()
+        return health_routes(self.ready, self.watch.notes) + self.metrics.routes()
 
     async def ready(self) -> dict[str, bool]:
         groups = await group_names(self.redis, self.keys.preferences)
         return {"redis": True, "consumer_group": SCHEDULER_GROUP in groups}
 
     async def before_start(self) -> None:
-        await ensure_group(self.redis, self.keys.preferences, SCHEDULER_GROUP)
+        await self.watch.begin()  # joins the state epoch, creates the consumer group
 
     async def after_start(self) -> None:
         self._stop.clear()
 
-        async def again(raw: bytes, entry: str, _fields: dict[bytes, bytes]) -> None:
-            await self.handle(raw, entry)
+        async def again(_raw: bytes, entry: str, fields: dict[bytes, bytes]) -> None:
+            await self.handle_entry(entry, fields)
 
         self.reclaimer = Reclaimer.from_settings(
             self.redis,
@@ -235,17 +314,15 @@ class SchedulerService:
             group=SCHEDULER_GROUP,
             consumer=self.consumer,
             handle=again,
+            on_missing_group=self.watch.poke,
+            held=self._held,
         )
         self._tasks = [
             asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),
             asyncio.create_task(self.reclaimer.run(self._stop), name="reclaim-preferences"),
+            asyncio.create_task(self.watch.run(self._stop), name="state-watch"),
         ]
         log.info("scheduler_started", consumer=self.consumer, shards=self.settings.shards)
-
-    async def before_stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
 
     async def after_stop(self) -> None:
         await self.redis.aclose()
@@ -261,35 +338,15 @@ class SchedulerService:
             await self.http.start()
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop reading; the batch being applied ends at its next entry, the loops after their
+        pass, all by the deadline (default: NUDGE_SHUTDOWN_TIMEOUT from now); then close."""
+        deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
+        self._stop.set()
         await self.gauges.stop()
         if self.http is not None:
             await self.http.stop()
-        await self.before_stop()
-        await self.broker.stop()
+        await self.broker.stop()  # waits for the batch handler, which stops between entries
+        await settle(self._tasks, deadline)
+        self._tasks = []
         await self.after_stop()
-
-
-def _stored(fields: dict[bytes, bytes]) -> bytes:
-    """An entry's payload field, or (none given) its fields as JSON, as FastStream takes it."""
-    return fields.get(_DATA) or dump_json(fields)
-
-
-def _read(stored: bytes) -> tuple[bytes, PreferenceEvent | EventRejected]:
-    """The payload FastStream's single-entry subscriber hands over, and the event it holds.
-
-    FastStream unwraps its own framing and a legacy {"data": "<string>"} envelope, at the
-    cost of two JSON parses per entry. A valid event is neither (its "data" is an object),
-    so it is validated as stored first; only a refused one is unwrapped and tried again,
-    which gives every entry the same payload and outcome as one at a time.
-    """
-    try:
-        return stored, parse_preference(stored)
-    except EventRejected as refused:
-        payload, _headers = BinaryMessageFormatV1.parse(stored)
-        if payload == stored:
-            return stored, refused
-    try:
-        return payload, parse_preference(payload)
-    except EventRejected as exc:
-        return payload, exc

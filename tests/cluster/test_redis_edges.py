@@ -174,7 +174,7 @@ class TestScheduleStoreOnCluster:
         )
         erase = envelope("couple.erased.v1", {"couple_id": "c00003"}, START)
         assert await ingest.apply(parse_preference(erase)) == "erased"
-        assert [await cluster_redis.exists(k) for k in keys.couple_keys("c00003")] == [0, 0, 0]
+        assert [await cluster_redis.exists(k) for k in keys.couple_keys("c00003")] == [0, 0, 0, 0]
         shard = keys.shard_of("c00003")
         assert await cluster_redis.zscore(keys.timers(shard), "c00003/d/both") is None
         assert await cluster_redis.xlen(keys.rejected) == 0
@@ -193,23 +193,29 @@ class TestNotifierStateOnCluster:
         now = epoch_ms(START)
         sent = [idempotency_key("c00005/d/both@1", p, "email") for p in ("maya", "sam")]
         reserved = await caps.reserve(
-            "c00005", "c00005/d/both@1", ["maya", "sam"], now_ms=now, window_ms=86_400_000, cap=3
+            "c00005",
+            "c00005/d/both@1",
+            [("maya", ["email"]), ("sam", ["email"])],
+            now_ms=now,
+            window_ms=86_400_000,
+            cap=3,
         )
         recorded = await state.record_sent(
             "c00005",
-            [(key, "dn-picnic") for key in sent],
+            [(key, "dn-picnic", b'{"outcome": 1}') for key in sent],
             scheduled_ms=now,
             now_ms=now,
             retention_ms=86_400_000,
             repeat_window_ms=86_400_000,
         )
         await state.mark_dead("c00005", "sam", "email", now)
-        couple, already, seen = await state.load(
-            "c00005", seen_since_ms=now - 1000, seen_before_ms=now + 1
+        couple, already, seen, outbox = await state.load(
+            "c00005", "c00005/d/both@1", seen_since_ms=now - 1000, seen_before_ms=now + 1
         )
         assert (reserved, recorded) == (["reserved", "reserved"], True)
         assert set(sent) <= already
         assert seen == {"dn-picnic"}
+        assert outbox == dict.fromkeys(sent, b'{"outcome": 1}')
         assert await cluster_redis.hget(keys.couple("c00005"), "dead:sam:email") is not None
         assert couple is not None
 

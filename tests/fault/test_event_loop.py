@@ -12,6 +12,7 @@ from tests.support.waiting import eventually
 
 
 @pytest.mark.parametrize("role", ["scheduler", "notifier"])
+@pytest.mark.usefixtures("redis")  # removes the streams and groups the service made
 async def test_a_service_process_runs_on_uvloop_and_stops_cleanly(
     role: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:

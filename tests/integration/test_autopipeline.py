@@ -16,10 +16,16 @@ ECHO_KEYS = "return {KEYS[1], ARGV[1]}"
 
 
 @pytest.fixture(params=[_AsyncHiredisParser, _AsyncRESP2Parser], ids=["hiredis", "python"])
-async def client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """Replies are read from hiredis's reader directly, or by redis-py's own parser."""
+async def client(
+    request: pytest.FixtureRequest, redis_url: str, key_prefix: str
+) -> AsyncIterator[aioredis.Redis]:
+    """Replies are read from hiredis's reader directly, or by redis-py's own parser. The
+    test's keys (`<key_prefix>:...`) are removed afterwards."""
     connected = aioredis.Redis.from_url(redis_url, parser_class=request.param)
     yield connected
+    keys = [k async for k in connected.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    if keys:
+        await connected.delete(*keys)
     await connected.aclose()
 
 
@@ -29,12 +35,12 @@ class TestAutoPipeline:
     ) -> None:
         """500 coroutines each INCR then GET: every reply is theirs, in far fewer trips."""
         pipe = AutoPipeline(client)
-        key = f"{key_prefix}counter"
+        key = f"{key_prefix}:counter"
 
         async def one(i: int) -> tuple[int, bytes]:
-            await pipe.call("SET", f"{key_prefix}k{i}", f"v{i}")
+            await pipe.call("SET", f"{key_prefix}:k{i}", f"v{i}")
             count = await pipe.call("INCR", key)
-            value = await pipe.call("GET", f"{key_prefix}k{i}")
+            value = await pipe.call("GET", f"{key_prefix}:k{i}")
             return int(count), value
 
         results = await asyncio.gather(*(one(i) for i in range(500)))
@@ -49,10 +55,10 @@ class TestAutoPipeline:
     ) -> None:
         """A WRONGTYPE reply fails that call alone; its neighbours in the pipeline succeed."""
         pipe = AutoPipeline(client)
-        await redis.set(f"{key_prefix}str", "x")
-        good = pipe.call("SET", f"{key_prefix}ok", "1")
-        bad = pipe.call("LPUSH", f"{key_prefix}str", "y")
-        after = pipe.call("GET", f"{key_prefix}ok")
+        await redis.set(f"{key_prefix}:str", "x")
+        good = pipe.call("SET", f"{key_prefix}:ok", "1")
+        bad = pipe.call("LPUSH", f"{key_prefix}:str", "y")
+        after = pipe.call("GET", f"{key_prefix}:ok")
         results = await asyncio.gather(good, bad, after, return_exceptions=True)
         assert results[0] == b"OK"
         assert isinstance(results[1], ResponseError)
@@ -65,13 +71,13 @@ class TestAutoPipeline:
         loading the script and calling it again."""
         pipe = AutoPipeline(client)
         script = redis.register_script(ECHO_KEYS)
-        first = await pipe.script(script, [f"{key_prefix}a"], ["1"])
+        first = await pipe.script(script, [f"{key_prefix}:a"], ["1"])
         await redis.script_flush()
         again = await asyncio.gather(
-            *(pipe.script(script, [f"{key_prefix}a"], [str(i)]) for i in range(3))
+            *(pipe.script(script, [f"{key_prefix}:a"], [str(i)]) for i in range(3))
         )
-        assert first == [f"{key_prefix}a".encode(), b"1"]
-        assert again == [[f"{key_prefix}a".encode(), str(i).encode()] for i in range(3)]
+        assert first == [f"{key_prefix}:a".encode(), b"1"]
+        assert again == [[f"{key_prefix}:a".encode(), str(i).encode()] for i in range(3)]
 
     async def test_a_lost_connection_fails_every_call_of_that_round_trip(
         self, redis_url: str, key_prefix: str
@@ -79,7 +85,7 @@ class TestAutoPipeline:
         """When the server cannot be reached, every waiting caller gets the error: none hangs."""
         unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
         pipe = AutoPipeline(unreachable, retries=1)
-        calls = [pipe.call("GET", f"{key_prefix}{i}") for i in range(5)]
+        calls = [pipe.call("GET", f"{key_prefix}:{i}") for i in range(5)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(r, Exception) for r in results)
         await unreachable.aclose()
@@ -95,24 +101,24 @@ class TestAutoPipeline:
         killed = await redis.client_kill_filter(_id=victim)
         assert killed == 1
         replies = await asyncio.gather(
-            *(pipe.call("SET", f"{key_prefix}after{i}", i) for i in range(3))
+            *(pipe.call("SET", f"{key_prefix}:after{i}", i) for i in range(3))
         )
         assert replies == [b"OK"] * 3
-        assert await redis.get(f"{key_prefix}after2") == b"2"
+        assert await redis.get(f"{key_prefix}:after2") == b"2"
         await client.aclose()
 
     async def test_a_cancelled_caller_does_not_break_the_others(
         self, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         pipe = AutoPipeline(redis)
-        doomed = asyncio.ensure_future(pipe.call("SET", f"{key_prefix}a", "1"))
-        kept = pipe.call("SET", f"{key_prefix}b", "2")
+        doomed = asyncio.ensure_future(pipe.call("SET", f"{key_prefix}:a", "1"))
+        kept = pipe.call("SET", f"{key_prefix}:b", "2")
         doomed.cancel()
         assert await kept == b"OK"
         with pytest.raises(asyncio.CancelledError):
             await doomed
         await pipe.drain()
-        assert await redis.get(f"{key_prefix}b") == b"2"
+        assert await redis.get(f"{key_prefix}:b") == b"2"
 
     async def test_replies_larger_than_one_socket_read_arrive_whole(
         self, client: aioredis.Redis, key_prefix: str
@@ -121,9 +127,9 @@ class TestAutoPipeline:
         pipe = AutoPipeline(client)
         values = [bytes([65 + i % 26]) * 1024 + str(i).encode() for i in range(1000)]
         await asyncio.gather(
-            *(pipe.call("SET", f"{key_prefix}v{i}", v) for i, v in enumerate(values))
+            *(pipe.call("SET", f"{key_prefix}:v{i}", v) for i, v in enumerate(values))
         )
-        got = await asyncio.gather(*(pipe.call("GET", f"{key_prefix}v{i}") for i in range(1000)))
+        got = await asyncio.gather(*(pipe.call("GET", f"{key_prefix}:v{i}") for i in range(1000)))
         assert got == values
 
     async def test_a_reply_that_never_comes_fails_its_callers_after_the_socket_timeout(
@@ -133,7 +139,7 @@ class TestAutoPipeline:
         slow = aioredis.Redis.from_url(redis_url, socket_timeout=0.2)
         pipe = AutoPipeline(slow, retries=0)
         results = await asyncio.gather(
-            pipe.call("BLPOP", f"{key_prefix}empty", 5), return_exceptions=True
+            pipe.call("BLPOP", f"{key_prefix}:empty", 5), return_exceptions=True
         )
         assert isinstance(results[0], Exception), results
         assert "Timeout" in type(results[0]).__name__
@@ -145,17 +151,17 @@ class TestAutoPipeline:
         """A BLPOP on an empty list is held by the server: `sent` returns while its reply is
         still to come, and the server has it (a push from another client answers it)."""
         pipe = AutoPipeline(client)
-        waiting = pipe.call("BLPOP", f"{key_prefix}list", 5)
+        waiting = pipe.call("BLPOP", f"{key_prefix}:list", 5)
         await asyncio.wait_for(pipe.sent(), 2)
         assert not waiting.done()
-        await redis.lpush(f"{key_prefix}list", "hello")
-        assert await waiting == [f"{key_prefix}list".encode(), b"hello"]
+        await redis.lpush(f"{key_prefix}:list", "hello")
+        assert await waiting == [f"{key_prefix}:list".encode(), b"hello"]
         await pipe.sent()  # nothing queued: returns at once
 
     async def test_sent_returns_when_the_round_trip_fails(self, key_prefix: str) -> None:
         unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
         pipe = AutoPipeline(unreachable, retries=0)
-        call = pipe.call("GET", f"{key_prefix}x")
+        call = pipe.call("GET", f"{key_prefix}:x")
         await asyncio.wait_for(pipe.sent(), 5)
         with pytest.raises(Exception, match="Connect"):
             await call
@@ -167,7 +173,7 @@ class TestAutoPipeline:
         """A call queued after an un-awaited script_many runs after its scripts, in order."""
         pipe = AutoPipeline(client)
         script = redis.register_script("return redis.call('APPEND', KEYS[1], ARGV[1])")
-        key = f"{key_prefix}log"
+        key = f"{key_prefix}:log"
         await redis.script_load(script.script)  # a NOSCRIPT would run the scripts again later
         scripts = pipe.script_many(script, [([key], [str(i)]) for i in range(5)])
         after = pipe.call("GET", key)

@@ -19,7 +19,7 @@ from services.notifier.channels.base import RecordingChannel
 from services.notifier.delivery import Delivery
 from services.notifier.settings import NotifierSettings
 from tests.support.events import example
-from tests.support.notifier import delivery, due, plant
+from tests.support.notifier import deliver_published, delivery, due, plant
 from tests.support.settings import notifier_settings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -56,7 +56,7 @@ class Couple:
         self.n += 1
         when = (at or self.clock.now()) - timedelta(seconds=self.n)  # a distinct occurrence
         nudge = due("maya-sam", self.sids[0], KINDS[self.n % 4], recipients, when)
-        return (await self.delivery.deliver(nudge)).outcomes
+        return (await deliver_published(self.delivery, nudge)).outcomes
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ class TestOneSlotPerOccurrence:
         """Redelivering a sent occurrence sends nothing and uses no further slot."""
         assert couple.delivery is not None
         first = due("maya-sam", couple.sids[0], "check_in", ["maya"], NOW)
-        await couple.delivery.deliver(first)
+        await deliver_published(couple.delivery, first)
         assert (await couple.delivery.deliver(first)).outcomes == []
         assert summary(await couple.nudge(["maya"])) == [("sent", "maya", "email")]
         assert len(email.sent) == 2
@@ -156,7 +156,7 @@ class TestOneSlotPerOccurrence:
         await couple.nudge(["maya"])
         await couple.nudge(["maya"])
         capped = due("maya-sam", couple.sids[0], "check_in", ["maya"], NOW)
-        assert summary((await couple.delivery.deliver(capped)).outcomes) == [
+        assert summary((await deliver_published(couple.delivery, capped)).outcomes) == [
             ("suppressed", "maya", "cap_reached")
         ]
         couple.clock.advance(timedelta(days=2))

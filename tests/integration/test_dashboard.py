@@ -8,7 +8,6 @@ full-size, non-blank picture.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
 import uuid
 import zlib
@@ -36,6 +35,7 @@ from services.notifier.channels.base import RecordingChannel
 from services.notifier.service import NotifierService
 from services.operator.dashboard import TOKEN_HEADER
 from tests.support.settings import notifier_settings
+from tests.support.tools import require_tool
 
 NOW = datetime(2026, 12, 4, 18, 0, 30, tzinfo=UTC)
 SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
@@ -264,13 +264,7 @@ class TestReplay:
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "chromium is not installed: the status page is tested in a real headless browser. "
-            "Install Debian's package (`apt-get install -y chromium`); .ci/run does."
-        )
-    return found
+    return require_tool("chromium")
 
 
 async def browse(url: str, profile: Path, *args: str) -> bytes:

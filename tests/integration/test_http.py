@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from services.common.clock import ManualClock
@@ -38,6 +39,7 @@ class TestHealth:
         finally:
             await service.stop()
 
+    @pytest.mark.usefixtures("redis")  # removes the consumer group's stream afterwards
     async def test_notifier_serves_health_on_a_free_port(
         self, redis_url: str, key_prefix: str
     ) -> None:
@@ -54,6 +56,11 @@ class TestHealth:
             async with httpx.AsyncClient(base_url=service.http.url) as client:
                 ready = await client.get("/readyz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ok", "redis": True, "consumer_groups": True}
+            assert ready.json() == {
+                "status": "ok",
+                "redis": True,
+                "consumer_groups": True,
+                "state_lost": None,  # no loss of the Redis state in the last day
+            }
         finally:
             await service.stop()

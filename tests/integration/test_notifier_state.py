@@ -24,7 +24,7 @@ class TestRecordSent:
             scheduled = day * DAY
             recorded = await state.record_sent(
                 "c1",
-                [(idempotency_key(f"c1/a/maya@{day}", "maya", "email"), f"item-{day}")],
+                [(idempotency_key(f"c1/a/maya@{day}", "maya", "email"), f"item-{day}", b"")],
                 scheduled_ms=scheduled,
                 now_ms=scheduled,
                 retention_ms=14 * DAY,
@@ -44,7 +44,7 @@ class TestRecordSent:
         state = NotifierState(redis, keys)
         recorded = await state.record_sent(
             "gone",
-            [("x|maya|email", "item")],
+            [("x|maya|email", "item", b"{}")],
             scheduled_ms=DAY,
             now_ms=DAY,
             retention_ms=DAY,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,10 @@ from schemas import PreferenceEvent
 from services.common.clock import ManualClock
 from services.common.keys import SCHEDULER_GROUP
 from services.common.streams import DATA_FIELD, read_entries
-from services.scheduler.ingest import PreferenceIngest
+from services.scheduler.ingest import Checkpoint, PreferenceIngest
 from services.scheduler.planning import PlanningError
 from services.scheduler.service import SchedulerService
+from tests.support.couples import couple_event
 from tests.support.events import envelope, example, preferences
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually
@@ -58,7 +60,7 @@ async def _state(redis: aioredis.Redis, service: SchedulerService) -> dict[str, 
     for key in sorted(cast("list[bytes]", await redis.keys(f"{prefix}*"))):
         name = key.decode().removeprefix(prefix)
         kind = cast("bytes", await redis.type(key)).decode()
-        if name.startswith(("preferences", "rejected")):
+        if name.startswith(("preferences", "rejected", "state:")):  # state: each run's own epoch
             continue
         if kind == "hash":
             state[name] = await redis.hgetall(key)
@@ -87,6 +89,13 @@ async def _deliver(
         ),
     )
     return [(eid.decode(), fields[DATA_FIELD.encode()]) for eid, fields in reply[0][1]]
+
+
+async def _clear(redis: aioredis.Redis, service: SchedulerService) -> None:
+    """Remove a side service's keys: its prefix (`<key_prefix>-batch`) is not `<key_prefix>:`."""
+    keys = [k async for k in redis.scan_iter(match=f"{service.keys.prefix}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
 
 
 def _service(redis_url: str, prefix: str) -> SchedulerService:
@@ -121,6 +130,7 @@ class TestHandleBatch:
             assert pending["pending"] == 0
         finally:
             for service in (batched, single):
+                await _clear(redis, service)
                 await service.redis.aclose()
 
     async def test_revisions_keep_their_order_across_pipelined_chunks(
@@ -149,6 +159,7 @@ class TestHandleBatch:
             assert await redis.hget(batched.keys.couple("c8"), "rev") == b"30"
         finally:
             for service in (batched, single):
+                await _clear(redis, service)
                 await service.redis.aclose()
 
     async def test_an_entry_that_fails_stays_pending_and_the_others_are_applied(
@@ -158,11 +169,11 @@ class TestHandleBatch:
 
         class Exploding(PreferenceIngest):
             async def apply_many(
-                self, events: Sequence[PreferenceEvent]
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
                 if any(e.data.couple_id == "boom" for e in events):
                     raise RuntimeError("boom")
-                return await super().apply_many(events)
+                return await super().apply_many(events, checkpoint)
 
             async def apply(self, event: PreferenceEvent) -> str:
                 if event.data.couple_id == "boom":
@@ -199,7 +210,7 @@ class TestHandleBatch:
 
         class Disconnected(PreferenceIngest):
             async def apply_many(
-                self, events: Sequence[PreferenceEvent]
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
                 raise RedisConnectionError("connection lost")
 
@@ -267,3 +278,48 @@ class TestBatchSubscriber:
             assert [raw for raw, _ in await _rejections(redis, service)] == [b"{x"]
         finally:
             await service.stop()
+
+
+class TestStopMidBatch:
+    async def test_a_stop_acknowledges_what_was_applied_and_leaves_the_rest_pending(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """stop() during a long batch ends it between entries: the entries applied are deleted
+        and acknowledged, the ones after them stay on the stream and pending, in order."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.start()
+        stopped = False
+        try:
+            async with redis.pipeline(transaction=True) as pipe:  # one batch
+                for n in range(8):  # ~0.25 s of planning each: three raw crons of its own
+                    pipe.xadd(settings.keys.preferences, {DATA_FIELD: _costly(n)})
+                ids = [entry.decode() for entry in await pipe.execute()]
+            await eventually(
+                lambda: redis.xpending(settings.keys.preferences, SCHEDULER_GROUP),
+                until=lambda p: p["pending"] == len(ids),
+            )
+            await asyncio.sleep(0.3)
+            await service.stop()
+            stopped = True
+            applied = [n for n in range(8) if await redis.exists(settings.keys.couple(f"c{n:05d}"))]
+            left = [entry for entry, _ in await read_entries(redis, settings.keys.preferences)]
+            rows = await redis.xpending_range(
+                settings.keys.preferences, SCHEDULER_GROUP, min="-", max="+", count=20
+            )
+            assert 0 < len(applied) < len(ids)
+            assert applied == list(range(len(applied)))  # in stream order, none skipped
+            assert left == ids[len(applied) :]
+            assert [cast("bytes", row["message_id"]).decode() for row in rows] == left
+        finally:
+            if not stopped:
+                await service.stop()
+
+
+def _costly(n: int) -> bytes:
+    kinds = ("date_night", "check_in", "appreciation")
+    nudges = {
+        kind: {"cadence": {"repeat": "cron", "cron": f"{(n + 20 * i) % 60} */4 * * *"}}
+        for i, kind in enumerate(kinds)
+    }
+    return couple_event(n, nudges=nudges)

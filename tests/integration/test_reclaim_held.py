@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -98,3 +98,25 @@ class TestReclaimerHeldEntries:
         await busy.refresh()
         assert await other.sweep() == 1
         assert handled == ids[:1]
+
+    async def test_a_stop_ends_a_pass_between_entries(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Once the process is stopping, a pass hands over no further entry: those it claimed
+        but did not handle stay pending, unacknowledged, for another replica."""
+        keys = Keys(prefix=key_prefix)
+        ids = await _delivered(redis, keys.due(0), "notifier-dead", 3)
+        stop = asyncio.Event()
+        handled: list[str] = []
+
+        async def handle(raw: bytes, entry: str, fields: dict[bytes, bytes]) -> None:
+            handled.append(entry)
+            stop.set()  # SIGTERM arrives while the first entry is being handled
+
+        reclaimer = _reclaimer(redis, keys, "notifier-live", handled)
+        reclaimer.handle = handle
+        await asyncio.sleep(0.3)  # longer than min_idle_ms
+        await asyncio.wait_for(reclaimer.run(stop), timeout=10)
+        assert handled == ids[:1]
+        rows = await redis.xpending_range(keys.due(0), NOTIFIER_GROUP, min="-", max="+", count=5)
+        assert [cast("bytes", row["message_id"]).decode() for row in rows] == ids[1:]

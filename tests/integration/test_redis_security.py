@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from services.scheduler.service import SchedulerService
 from tests.support.events import preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.tls import self_signed
+from tests.support.tools import require_tool
 from tests.support.waiting import eventually
 
 from .test_end_to_end import FIRST_DATE_NIGHT, START
@@ -38,9 +38,7 @@ PASSWORD = "s3cret-Redis-pass"
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[str]:
     """A private redis-server (Debian's, built with TLS) with TLS only and one ACL user."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server (Debian's redis package, with TLS) is needed for this test")
+    binary = require_tool("redis-server")
     cert = self_signed(tmp_path)
     port = free_port()
     server = subprocess.Popen(

@@ -16,7 +16,7 @@ from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually
 
 BAD_ZONE = example()
-BAD_ZONE["data"]["partners"][0]["timezone"] = "Mars/Olympus_Mons"
+BAD_ZONE["data"]["partners"][0]["timezone"] = "Europe/Atlantis"
 NAIVE = example()
 NAIVE["occurred_at"] = "2026-11-01T09:00:00"
 FREQUENT = example()
@@ -32,11 +32,11 @@ class TestSchedulerRejects:
             (str(BAD_ZONE).encode(), "not valid JSON"),
             (
                 json.dumps(BAD_ZONE).encode(),
-                "unknown IANA time zone 'Mars/Olympus_Mons'",
+                "timezone: Value error, unknown IANA time zone",
             ),
             (
                 json.dumps(NAIVE).encode(),
-                "occurred_at: Input should have timezone info",
+                "occurred_at: Value error, must be an ISO 8601 date and time with a UTC offset",
             ),
             (json.dumps(FREQUENT).encode(), "minimum interval between nudges"),
             (b'{"type": "couple.erased.v1", "data": {"couple_id": 7}}', "Field required"),

@@ -224,7 +224,7 @@ class TestReclaim:
             )
         finally:
             await notifier.stop()
-        assert letters[0].reason == "delivered 4 times without success"
+        assert letters[0].reason == "3 deliveries, none handled to the end"
         assert letters[0].data == b'{"type":"nudge.due.v1"}'
         assert (await _group(redis, settings.keys.due(0)))["pending"] == 0
 
@@ -287,7 +287,7 @@ class TestDlqCommands:
                 entry_id=f"{n}-0",
                 reason=f"reason {n}",
                 attempts=6,
-                data=b'{"type":"nudge.due.v1"}',
+                data=b'{"type": "nudge.due.v1", "event_id": "e"}',  # as json.dumps writes it
                 couple_id=f"c{n}",
                 maxlen=1000,
             )
@@ -304,8 +304,9 @@ class TestDlqCommands:
         first_id = (await dead_letters.list_dead(redis, keys.dead))[0].id
         assert (await asyncio.to_thread(nudge, "dlq", "replay", first_id)).exit_code == 0
         assert len(await read_entries(redis, keys.due(0))) == 1
-        refused = await asyncio.to_thread(nudge, "dlq", "purge", stdin="n\n")
-        assert refused.exit_code == 1
+        refused = await asyncio.to_thread(nudge, "dlq", "purge", stdin="y\n")
+        assert refused.exit_code == 2  # no terminal to ask on: --yes is the way to confirm
+        assert "add --yes" in refused.output
         assert len(await dead_letters.list_dead(redis, keys.dead)) == 2
         assert (await asyncio.to_thread(nudge, "dlq", "purge", "--yes")).exit_code == 0
         assert await dead_letters.list_dead(redis, keys.dead) == []

@@ -133,14 +133,20 @@ class TestGatherStatus:
         """`as_json` survives json.dumps and names the totals scripts need."""
         keys = Keys(prefix=key_prefix)
         await redis.zadd(keys.timers(0), {"s": epoch_ms(NOW) + 60_000})
+        await redis.zadd(keys.retries(0), {b"2|{}": epoch_ms(NOW) + 30_000})
         data = json.loads(json.dumps((await gather_status(redis, keys, NOW)).as_json()))
         assert data["totals"] == {
             "timers": 1,
             "due": 0,
             "overdue": 0,
             "next_fire": "2026-12-01T12:01:00+00:00",
+            "retries_waiting": 1,
+            "next_retry": "2026-12-01T12:00:30+00:00",
         }
         assert data["timers"][0]["next_fire"] == "2026-12-01T12:01:00+00:00"
+        assert data["retries"] == [
+            {"shard": 0, "waiting": 1, "next_due": "2026-12-01T12:00:30+00:00"}
+        ]
 
 
 class TestRenderStatus:
@@ -214,7 +220,10 @@ class TestStatusCommand:
         env = _cli_env("redis://127.0.0.1:1/0", key_prefix)
         result = await _invoke(["status"], env)
         assert result.exit_code == 1
-        assert "cannot read status from Redis" in result.output
+        assert result.output.splitlines() == [
+            "nudge: cannot reach Redis at 127.0.0.1:1 (connection refused): start it, "
+            "or set REDIS_URL to a server that runs"
+        ]
 
 
 async def _invoke(args: list[str], env: dict[str, str]) -> Any:

@@ -15,7 +15,7 @@ from services.common.clock import Clock, ManualClock
 from services.common.couple_state import parse_couple
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
-from services.notifier.delivery import Delivery
+from services.notifier.delivery import Delivery, DeliveryResult
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState
 from services.scheduler.ingest import PreferenceIngest
@@ -73,3 +73,14 @@ def delivery(
     clock: Clock,
 ) -> Delivery:
     return Delivery(NotifierState(redis, settings.keys), channels, load_catalog(), clock, settings)
+
+
+async def deliver_published(deliverer: Delivery, nudge: NudgeDue) -> DeliveryResult:
+    """Deliver, then empty the outbox of what was delivered, as the service does once the
+    outcomes are on the outcomes stream: a later delivery of the same nudge then sees them
+    as published."""
+    result = await deliverer.deliver(nudge)
+    fields = [entry.field for entry in result.boxed.values()]
+    if fields:
+        await deliverer.state.unbox(nudge.data.couple_id, fields)
+    return result

@@ -4,6 +4,13 @@ The catalog is pure data: one folder per locale, one TOML file per nudge kind,
 each a list of ``[[item]]`` tables. These tests pin down the schema, the
 minimum size and tag coverage, the placeholder rules and the safety rules, for
 every locale found on disk, so a new translation is checked automatically.
+
+The second edition of the format (catalog/README.md) adds cost, free_variant, setting, effort,
+assumes, deck, hard_topic and steps, and rules for touch, hard topics, spelling and repetition.
+Its values are checked wherever they appear; the rules that need every item rewritten (the new
+keys present on every item, the phrase rules, US spelling, no near-duplicates, the raised
+minimums) apply to the kinds in KINDS_ON_SECOND_EDITION, so each kind is switched on when its
+file has been rewritten.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rapidfuzz import fuzz
 
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "services/notifier/catalog"
 REFERENCE_LOCALE = "en"
@@ -29,6 +37,7 @@ KIND_FILES: dict[str, str] = {
     "check_in": "check_in.toml",
     "appreciation": "appreciation.toml",
 }
+VARIANTS_FILE = "variants.toml"
 ID_PREFIXES: dict[str, str] = {
     "date_night": "dn-",
     "check_in": "ci-",
@@ -63,18 +72,98 @@ MAX_BODY_LEN = 160
 MAX_DETAIL_LEN = 500
 
 REQUIRED_KEYS = frozenset({"id", "kind", "title", "body", "focus", "love_languages"})
-OPTIONAL_KEYS = frozenset({"detail"})
+OPTIONAL_KEYS = frozenset({"detail", "free_variant", "hard_topic"})
 CHECK_IN_ONLY_KEYS = frozenset({"format"})
 TEXT_FIELDS = ("title", "body", "detail")
+
+
+def _terms(text: str) -> tuple[str, ...]:
+    """Split a comma-separated block of words and phrases."""
+    return tuple(" ".join(term.split()) for term in text.split(",") if term.strip())
+
+
+# --- Second edition --------------------------------------------------------------------------
+
+# Kinds whose file is written to the second edition: the rules that need every item rewritten
+# apply to these; every kind is on it now (a new kind starts off it while it is rewritten).
+KINDS_ON_SECOND_EDITION: frozenset[str] = frozenset({"date_night", "check_in", "appreciation"})
+
+SECOND_EDITION_KEYS = frozenset({"cost", "setting", "effort", "assumes"})  # on every item
+COSTS = frozenset({"free", "low", "paid"})
+SETTINGS = frozenset({"home", "out", "apart", "any"})
+EFFORTS = frozenset({"small", "medium", "big"})
+ASSUMPTIONS = frozenset({"living_together", "mobility", "no_children_home"})
+DECKS = frozenset({"love_map", "open_ended"})
+# Which check-in format carries which key (and every item of that format carries it).
+FORMAT_KEYS: dict[str, str] = {"question": "deck", "monthly_guide": "steps"}
+MIN_STEPS, MAX_STEPS, MAX_STEP_LEN = 4, 6, 120
+
+MIN_ITEMS_SECOND_EDITION: dict[str, int] = {
+    "date_night": 135,
+    "check_in": 175,
+    "appreciation": 205,
+}
+MIN_CHECK_IN_SECOND_EDITION: dict[str, int] = {"monthly_guide": 52, "question": 123}
+MIN_LOVE_MAP_QUESTIONS = 42
+MIN_APPRECIATION_PER_LOVE_LANGUAGE_SECOND_EDITION = 37
+MIN_PER_FOCUS_AREA_PER_KIND = 6
+# Every kind serves every focus area: "conflict" date nights are gentle evenings that make
+# repair easier (a walk to talk a plan through, each with an exit), never a scheduled argument.
+
+# Phrases the tests look for (case-insensitive). Touch is offered, never assumed:
+CONSENT_PHRASES = (
+    "if it's welcome",
+    "if they'd like",
+    "if they would like",
+    "ask first",
+    "ask if",
+    "check it's welcome",
+    "if they're in the mood for",
+    "whatever feels welcome",
+    "if that feels good to them",
+)
+# A hard topic always has an exit...
+OUT_PHRASES = (
+    "only if you both feel ready",
+    "if you both feel ready",
+    "or pick another time",
+    "choose another time",
+    "another time that suits you both",
+)
+# ...and suggests a pause with a time to come back.
+PAUSE_PATTERN = re.compile(r"\bpause\b", re.IGNORECASE)
+COME_BACK_PATTERN = re.compile(r"\bcome back\b|\breturn to\b", re.IGNORECASE)
+# Wording that makes an item a hard topic, so it must be tagged (and then carry the exit): a
+# schedule must never be the one deciding that now is the moment for a difficult talk.
+HARD_TOPIC_WORDING = _terms(
+    """
+    hesitant to say, now that things are calm, been avoiding, been putting off,
+    hard conversation, difficult conversation, hard talk, difficult talk, tense moment,
+    rough moment, argument, arguments, argue, argued, fight, fights, fought, resentment,
+    resent, hurtful, unresolved, sore point, sore spot, grievance
+    """
+)
+# Wording that assumes something a couple may not have; such an item must say so in `assumes`
+# (or, for distance, be an `apart` item). Deliberately short lists of unambiguous words.
+ASSUMPTION_WORDING: dict[str, tuple[str, ...]] = {
+    "living_together": _terms(
+        "mirror, fridge, pillow, chore, chores, laundry, the dishes, come home, comes home"
+    ),
+    "mobility": _terms(
+        """
+        walk, walks, walking, hike, hikes, hiking, cycle, cycling, bike, bikes, dance,
+        dancing, climb, climbing, run, running, swim, swimming
+        """
+    ),
+    "no_children_home": _terms("kids are asleep, kids are in bed, babysitter, child-free"),
+}
+DISTANCE_WORDING = _terms(
+    "video call, long distance, long-distance, miles apart, time zone, time zones, parcel"
+)
 
 ID_PATTERN = re.compile(r"^(dn|ci|ap)-[a-z0-9]+(?:-[a-z0-9]+)*$")
 PLACEHOLDER_FIELDS = frozenset({"receiver", "giver"})
 SAMPLE_NAMES: dict[str, str] = {"receiver": "Sam", "giver": "Alex"}
-
-
-def _terms(text: str) -> tuple[str, ...]:
-    """Split a comma-separated block of banned words and phrases."""
-    return tuple(" ".join(term.split()) for term in text.split(",") if term.strip())
 
 
 # Matched as whole words / phrases, case-insensitively, in every text field.
@@ -167,9 +256,16 @@ def _all_items(locale: str) -> list[Item]:
 
 
 def _texts(item: Item) -> Iterator[tuple[str, str]]:
+    """Every text of an item: title, body, detail and each agenda step."""
     for field in TEXT_FIELDS:
         if field in item:
             yield field, item[field]
+    for n, step in enumerate(item.get("steps", ())):
+        yield f"steps[{n}]", step
+
+
+def _all_text(item: Item) -> str:
+    return "\n".join(text for _, text in _texts(item))
 
 
 def _format_fields(text: str) -> list[str]:
@@ -219,9 +315,9 @@ class TestCatalogLayout:
 
     @locale_param
     def test_no_stray_files(self, locale: str) -> None:
-        """A locale folder holds only the known kind files."""
+        """A locale folder holds the known kind files and at most a variant table."""
         found = {p.name for p in (CATALOG_DIR / locale).iterdir() if p.suffix == ".toml"}
-        assert found == set(KIND_FILES.values())
+        assert found - {VARIANTS_FILE} == set(KIND_FILES.values())
 
 
 class TestItemSchema:
@@ -234,11 +330,17 @@ class TestItemSchema:
 
     @locale_kind_param
     def test_no_unknown_keys(self, locale: str, kind: str) -> None:
-        """Items carry no keys beyond the documented ones; only check-ins carry `format`."""
-        allowed = REQUIRED_KEYS | OPTIONAL_KEYS
-        if kind == "check_in":
-            allowed |= CHECK_IN_ONLY_KEYS
-        extra = {_label(i): sorted(set(i) - allowed) for i in _items(locale, kind)}
+        """Items carry no keys beyond the documented ones; only check-ins carry `format`, only
+        questions a `deck` and only monthly guides `steps`."""
+        allowed = REQUIRED_KEYS | OPTIONAL_KEYS | SECOND_EDITION_KEYS
+        extra: dict[str, list[str]] = {}
+        for i in _items(locale, kind):
+            keys = allowed
+            if kind == "check_in":
+                keys = keys | CHECK_IN_ONLY_KEYS
+                if i.get("format") in FORMAT_KEYS:
+                    keys = keys | {FORMAT_KEYS[i["format"]]}
+            extra[_label(i)] = sorted(set(i) - keys)
         assert {k: v for k, v in extra.items() if v} == {}
 
     @locale_kind_param
@@ -479,7 +581,19 @@ def _translation_problems(
     problems = [f"missing {i}" for i in sorted(set(reference) - set(translated))]
     problems += [f"unknown {i}" for i in sorted(set(translated) - set(reference))]
     for item_id in sorted(set(reference) & set(translated)):
-        for key in ("kind", "focus", "love_languages", "format"):
+        for key in (
+            "kind",
+            "focus",
+            "love_languages",
+            "format",
+            "cost",
+            "free_variant",
+            "setting",
+            "effort",
+            "assumes",
+            "deck",
+            "hard_topic",
+        ):
             if translated[item_id].get(key) != reference[item_id].get(key):
                 problems.append(f"{item_id}: {key} changed")
     return problems
@@ -506,3 +620,376 @@ class TestLocales:
             f"{changed}: focus changed",
         ]
         assert _translation_problems(reference, reference) == []
+
+
+# --- Second edition --------------------------------------------------------------------------
+
+SECOND_EDITION_KINDS = sorted(KINDS_ON_SECOND_EDITION)
+second_edition_param = pytest.mark.parametrize(
+    ("locale", "kind"), [(locale, kind) for locale in LOCALES for kind in SECOND_EDITION_KINDS]
+)
+
+
+def _has_phrase(text: str, phrases: tuple[str, ...]) -> bool:
+    folded = " ".join(text.casefold().replace("\u2019", "'").split())
+    return any(phrase in folded for phrase in phrases)
+
+
+def _wording(terms: tuple[str, ...], text: str) -> list[str]:
+    return [term for term in terms if _whole_word(term).search(text)]
+
+
+def _on_second_edition(kind: str) -> None:
+    if kind not in KINDS_ON_SECOND_EDITION:
+        pytest.skip(f"{kind} is not on the second edition yet")
+
+
+def _questions(locale: str) -> list[Item]:
+    return [i for i in _items(locale, "check_in") if i["format"] == "question"]
+
+
+def _guides(locale: str) -> list[Item]:
+    return [i for i in _items(locale, "check_in") if i["format"] == "monthly_guide"]
+
+
+class TestSecondEditionValues:
+    """Checked on every item that has the key, in every kind, switched on or not."""
+
+    @locale_param
+    def test_allowed_values(self, locale: str) -> None:
+        """cost, setting, effort, deck take one known value; assumes is a list of known ones
+        without repeats; hard_topic is only ever written as true."""
+        bad: list[tuple[str, str]] = []
+        for i in _all_items(locale):
+            for key, allowed in (
+                ("cost", COSTS),
+                ("setting", SETTINGS),
+                ("effort", EFFORTS),
+                ("deck", DECKS),
+            ):
+                if key in i and i[key] not in allowed:
+                    bad.append((i["id"], key))
+            assumes = i.get("assumes", [])
+            if (
+                not isinstance(assumes, list)
+                or not set(assumes) <= ASSUMPTIONS
+                or len(assumes) != len(set(assumes))
+            ):
+                bad.append((i["id"], "assumes"))
+            if "hard_topic" in i and i["hard_topic"] is not True:
+                bad.append((i["id"], "hard_topic"))
+        assert bad == []
+
+    @locale_param
+    def test_paid_items_name_a_free_variant(self, locale: str) -> None:
+        """Every paid idea names a free_variant, and only paid ideas do."""
+        items = _all_items(locale)
+        assert [i["id"] for i in items if i.get("cost") == "paid" and "free_variant" not in i] == []
+        assert [i["id"] for i in items if "free_variant" in i and i.get("cost") != "paid"] == []
+
+    @locale_param
+    def test_free_variant_is_a_free_item_of_the_same_kind(self, locale: str) -> None:
+        """A free_variant exists, is of the same kind and is free."""
+        by_id = _by_id(locale)
+        bad = []
+        for i in _all_items(locale):
+            if "free_variant" in i:
+                other = by_id.get(i["free_variant"])
+                if other is None or other["kind"] != i["kind"] or other.get("cost") != "free":
+                    bad.append((i["id"], i["free_variant"]))
+        assert bad == []
+
+
+class TestSecondEditionShape:
+    @second_edition_param
+    def test_new_keys_on_every_item(self, locale: str, kind: str) -> None:
+        """Every item states cost, setting, effort and assumes (even when it is [])."""
+        missing = {_label(i): sorted(SECOND_EDITION_KEYS - set(i)) for i in _items(locale, kind)}
+        assert {k: v for k, v in missing.items() if v} == {}
+
+    @locale_param
+    def test_deck_on_every_question(self, locale: str) -> None:
+        """Every check-in question belongs to the love_map or the open_ended deck."""
+        _on_second_edition("check_in")
+        assert [i["id"] for i in _questions(locale) if i.get("deck") not in DECKS] == []
+
+    @locale_param
+    def test_steps_on_every_guide(self, locale: str) -> None:
+        """Every monthly guide has 4 to 6 short, one-line steps (its agenda)."""
+        _on_second_edition("check_in")
+        bad = []
+        for i in _guides(locale):
+            steps = i.get("steps")
+            if not isinstance(steps, list) or not MIN_STEPS <= len(steps) <= MAX_STEPS:
+                bad.append((i["id"], "count"))
+                continue
+            for n, step in enumerate(steps):
+                if not isinstance(step, str) or not step.strip() or len(step) > MAX_STEP_LEN:
+                    bad.append((i["id"], f"steps[{n}]"))
+        assert bad == []
+
+    @locale_param
+    def test_guide_steps_follow_the_shape(self, locale: str) -> None:
+        """Each guide's agenda runs: a warm start (thanks, what went well) first; a step where
+        one listens and says back what they heard; "what would help you feel loved this
+        month"; a small plan. (A time box may follow; it is not checked.)"""
+        _on_second_edition("check_in")
+        warm = re.compile(r"\b(thank\w*|grateful|went well|appreciat\w*)\b", re.I)
+        listen = re.compile(r"\blisten", re.I)
+        back = re.compile(r"\bback\b|own words", re.I)
+        loved = re.compile(r"feel loved", re.I)
+        plan = re.compile(r"\b(plan|agree|choose|pick|decide|settle on)\b", re.I)
+        bad = []
+        for i in _guides(locale):
+            steps: list[str] = i.get("steps", [])
+
+            def first(pattern: re.Pattern[str], after: int, steps: list[str] = steps) -> int:
+                return next(
+                    (n for n, step in enumerate(steps) if n > after and pattern.search(step)), -1
+                )
+
+            heard = next(
+                (n for n, st in enumerate(steps) if listen.search(st) and back.search(st)), -1
+            )
+            love = first(loved, heard)
+            planned = first(plan, love)
+            if not (steps and warm.search(steps[0]) and 0 < heard < love < planned):
+                bad.append((i["id"], "order"))
+        assert bad == []
+
+    @locale_param
+    def test_guides_are_not_copies(self, locale: str) -> None:
+        """Each guide has its own angle: no step is repeated word for word in another guide."""
+        _on_second_edition("check_in")
+        seen: dict[str, str] = {}
+        repeated = []
+        for i in _guides(locale):
+            for step in i.get("steps", []):
+                key = " ".join(re.findall(r"[a-z']+", step.lower()))
+                if key in seen and seen[key] != i["id"]:
+                    repeated.append((seen[key], i["id"], step))
+                seen.setdefault(key, i["id"])
+        assert repeated == []
+
+    @second_edition_param
+    def test_titles_unique(self, locale: str, kind: str) -> None:
+        """No two items of a kind share a title (a lock screen tells them apart)."""
+        counts = Counter(i["title"].casefold() for i in _items(locale, kind))
+        assert [t for t, n in counts.items() if n > 1] == []
+
+
+class TestSecondEditionCare:
+    @second_edition_param
+    def test_touch_is_offered_not_assumed(self, locale: str, kind: str) -> None:
+        """An item with the physical_touch love language or the physical focus says, in one of
+        the agreed phrases, to ask or notice what is welcome."""
+        bad = [
+            i["id"]
+            for i in _items(locale, kind)
+            if ("physical_touch" in i["love_languages"] or "physical" in i["focus"])
+            and not _has_phrase(_all_text(i), CONSENT_PHRASES)
+        ]
+        assert bad == []
+
+    @second_edition_param
+    def test_hard_topics_have_an_exit(self, locale: str, kind: str) -> None:
+        """A hard_topic item offers an out ("only if you both feel ready", "or pick another
+        time", ...) and suggests a pause with a time to come back."""
+        bad = []
+        for i in _items(locale, kind):
+            if i.get("hard_topic"):
+                text = _all_text(i)
+                if not _has_phrase(text, OUT_PHRASES):
+                    bad.append((i["id"], "out"))
+                if not (PAUSE_PATTERN.search(text) and COME_BACK_PATTERN.search(text)):
+                    bad.append((i["id"], "pause"))
+        assert bad == []
+
+    @second_edition_param
+    def test_hard_wording_is_tagged(self, locale: str, kind: str) -> None:
+        """Wording that invites a difficult talk ("something you've been hesitant to say", "now
+        that things are calm", an argument...) only appears in hard_topic items."""
+        bad = [
+            (i["id"], found)
+            for i in _items(locale, kind)
+            if not i.get("hard_topic") and (found := _wording(HARD_TOPIC_WORDING, _all_text(i)))
+        ]
+        assert bad == []
+
+    @second_edition_param
+    def test_assumptions_are_tagged(self, locale: str, kind: str) -> None:
+        """An item worded for a shared home, for walking or dancing, or for an evening without
+        children carries the matching `assumes` tag."""
+        bad = [
+            (i["id"], tag, found)
+            for i in _items(locale, kind)
+            for tag, terms in ASSUMPTION_WORDING.items()
+            if tag not in i.get("assumes", []) and (found := _wording(terms, _all_text(i)))
+        ]
+        assert bad == []
+
+    @second_edition_param
+    def test_only_apart_items_assume_distance(self, locale: str, kind: str) -> None:
+        """Video calls, parcels and time zones belong to `apart` items only."""
+        bad = [
+            (i["id"], found)
+            for i in _items(locale, kind)
+            if i.get("setting") != "apart" and (found := _wording(DISTANCE_WORDING, _all_text(i)))
+        ]
+        assert bad == []
+
+
+def _uk_forms() -> tuple[str, ...]:
+    """The UK forms of the en-GB variant table that are not also ordinary US words."""
+    table: dict[str, str] = tomllib.loads(
+        (CATALOG_DIR / REFERENCE_LOCALE / VARIANTS_FILE).read_text(encoding="utf-8")
+    )["en-GB"]
+    shared = {"holiday", "holidays", "flat", "flats"}  # good US words in other senses
+    return tuple(sorted(set(table.values()) - shared))
+
+
+UK_FORMS = _uk_forms()
+
+
+class TestSpelling:
+    def test_uk_forms_known(self) -> None:
+        """The list the spelling test uses comes from the variant table."""
+        assert {"favourite", "colour", "counsellor", "takeaway", "centre", "cosy"} <= set(UK_FORMS)
+
+    @pytest.mark.parametrize("kind", SECOND_EDITION_KINDS)
+    def test_source_is_us_english(self, kind: str) -> None:
+        """The source locale uses US forms only; UK forms come from the variant table."""
+        hits = [
+            (i["id"], form)
+            for i in _items(REFERENCE_LOCALE, kind)
+            for form in _wording(UK_FORMS, _all_text(i))
+        ]
+        assert hits == []
+
+
+class TestSecondEditionCoverage:
+    @second_edition_param
+    def test_minimum_items(self, locale: str, kind: str) -> None:
+        """Enough items for a year of a busy rhythm (see catalog/README.md)."""
+        assert len(_items(locale, kind)) >= MIN_ITEMS_SECOND_EDITION[kind]
+
+    @locale_param
+    @pytest.mark.parametrize("check_in_format", sorted(MIN_CHECK_IN_SECOND_EDITION))
+    def test_check_in_formats(self, locale: str, check_in_format: str) -> None:
+        """At least 52 monthly guides and 123 questions of the day."""
+        _on_second_edition("check_in")
+        count = sum(i["format"] == check_in_format for i in _items(locale, "check_in"))
+        assert count >= MIN_CHECK_IN_SECOND_EDITION[check_in_format]
+
+    @locale_param
+    def test_love_map_questions(self, locale: str) -> None:
+        """At least 42 questions are about the partner's inner world (the love_map deck)."""
+        _on_second_edition("check_in")
+        count = sum(i.get("deck") == "love_map" for i in _questions(locale))
+        assert count >= MIN_LOVE_MAP_QUESTIONS
+
+    @locale_param
+    @pytest.mark.parametrize("language", sorted(LOVE_LANGUAGES))
+    def test_appreciation_per_love_language(self, locale: str, language: str) -> None:
+        """Each love language is served by at least 37 appreciation items."""
+        _on_second_edition("appreciation")
+        count = sum(language in i["love_languages"] for i in _items(locale, "appreciation"))
+        assert count >= MIN_APPRECIATION_PER_LOVE_LANGUAGE_SECOND_EDITION
+
+    @second_edition_param
+    @pytest.mark.parametrize("focus", sorted(FOCUS_AREAS))
+    def test_items_per_focus_area(self, locale: str, kind: str, focus: str) -> None:
+        """Each focus area a kind serves is tagged on at least 6 of its items."""
+        assert sum(focus in i["focus"] for i in _items(locale, kind)) >= MIN_PER_FOCUS_AREA_PER_KIND
+
+
+# Function words, and words every item of a format repeats ("question", "month", "check"),
+# say nothing about an item's idea; without them the score measures the idea's own words.
+_FILLER = frozenset(
+    _terms(
+        """
+        a, an, the, and, or, but, of, to, in, on, at, for, with, by, from, as, is, are, be,
+        been, it, its, this, that, these, those, you, your, yours, we, our, us, they, them,
+        their, i, me, my, each, other, both, either, what, which, who, how, when, where, why,
+        if, then, than, so, do, does, did, can, could, would, will, just, some, any, all,
+        about, into, up, out, over, there, here, not, no, it's, what's, you're, you've, i'd,
+        i'm, don't, haven't, were, was, check, month, monthly, theme, only, ready, another,
+        pick, suits
+        """
+    )
+)
+NEAR_DUPLICATE_THRESHOLD = 72.0
+
+
+def _idea_words(text: str) -> str:
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", re.sub(r"\{\w+\}", " ", text.lower()))
+    return " ".join(w for w in words if w not in _FILLER)
+
+
+def _similarity(a: Item, b: Item) -> float:
+    """rapidfuzz's token_set_ratio of the two items' title + body, filler words removed."""
+    return float(
+        fuzz.token_set_ratio(
+            _idea_words(f"{a['title']} {a['body']}"),
+            _idea_words(f"{b['title']} {b['body']}"),
+            processor=None,
+        )
+    )
+
+
+def _closest_pairs(items: list[Item]) -> list[tuple[float, str, str]]:
+    pairs = [
+        (_similarity(a, b), a["id"], b["id"]) for n, a in enumerate(items) for b in items[n + 1 :]
+    ]
+    return sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))
+
+
+class TestNearDuplicates:
+    """No two items of a kind say the same thing in other words.
+
+    The score is rapidfuzz's token_set_ratio over title + body, after dropping function words
+    and the words every item of a format repeats ("check-in theme", the exit phrase). It
+    compares the words two texts share with the rest of each, so a rewording that keeps the
+    idea's words scores high and two ideas that only share a frame score lower.
+
+    The threshold, 72, comes from the data. On the first-edition catalog the closest pairs of
+    different ideas scored 68.7 (ap-morning-drink / ap-slow-morning-moment) and 65.9
+    (dn-virtual-tour / dn-online-game-night), while its real repeat, ci-q-grateful-today /
+    ci-q-small-win ("one thing you're grateful for today" / "one small thing that went well
+    today"), scored 74.7; a hug item reworded ("lasts a few seconds longer than usual") scores
+    83.1 against the original. Drafting this edition it caught ci-q-hope-and-fear /
+    ci-q-hope-for-us (74.3) and three pairs that shared a subject word in very short texts.
+    What a word score cannot see is the same idea in new words: four different hugs score
+    42-53 against each other, below unrelated pairs. That stays the editor's job, helped by
+    the ten closest pairs this test prints for every kind (pytest -s or on failure).
+    """
+
+    def test_detector_catches_a_reworded_item(self) -> None:
+        """The score flags a reworded idea and passes two ideas that share a subject."""
+        hug = {
+            "title": "A long, warm hug",
+            "body": "Give {receiver} a proper hug today, the "
+            "kind that lasts a few breaths longer than usual.",
+        }
+        reworded = {
+            "title": "Hug them a little longer",
+            "body": "Give {receiver} a hug today that lasts a few seconds longer than usual.",
+        }
+        other = {
+            "title": "Open arms after a long day",
+            "body": "If {receiver} comes home tired, "
+            "open your arms for a hug before asking how the day went.",
+        }
+        assert _similarity(hug, reworded) > NEAR_DUPLICATE_THRESHOLD
+        assert _similarity(hug, other) < NEAR_DUPLICATE_THRESHOLD
+
+    @locale_kind_param
+    def test_no_near_duplicates(self, locale: str, kind: str) -> None:
+        """No pair of items of a kind scores above the threshold (enforced for kinds on the
+        second edition; the ten closest pairs are printed for every kind)."""
+        pairs = _closest_pairs(_items(locale, kind))
+        print(f"\n{locale} {kind}: closest pairs (threshold {NEAR_DUPLICATE_THRESHOLD})")
+        for score, a, b in pairs[:10]:
+            print(f"  {score:5.1f}  {a}  {b}")
+        if kind in KINDS_ON_SECOND_EDITION:
+            assert [p for p in pairs if p[0] > NEAR_DUPLICATE_THRESHOLD] == []

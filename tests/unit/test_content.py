@@ -9,6 +9,7 @@ When a filter leaves nothing, the pool is widened instead of failing.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from schemas import FocusArea, LoveLanguage, NudgeKind
 from services.notifier.catalog import DEFAULT_LOCALE, Catalog, Item, load_catalog
 from services.notifier.content import choose
+from services.notifier.variants import Variants
 
 KINDS: list[NudgeKind] = ["date_night", "check_in", "appreciation"]
 LOVE_LANGUAGES: list[LoveLanguage] = [
@@ -276,6 +278,11 @@ class TestChooseProperties:
         assert first == again
 
 
+def blank(i: Item) -> Item:
+    """The item without its texts: what a variant table must not change."""
+    return replace(i, title="", body="", detail="", steps=())
+
+
 class TestLoadCatalog:
     def test_loaded_once(self) -> None:
         """The catalog is read from disk once and shared."""
@@ -316,12 +323,65 @@ class TestLoadCatalog:
         assert {i.format for i in catalog.items("check_in")} == {"monthly_guide", "question"}
         assert {i.format for i in catalog.items("date_night")} == {None}
 
-    @pytest.mark.parametrize("locale", ["en-GB", "en-US", "fr", "de-AT", "zz", "pt-BR"])
+    @pytest.mark.parametrize("locale", ["en-US", "fr", "de-AT", "zz", "pt-BR"])
     def test_unknown_locales_fall_back_to_english(self, locale: str) -> None:
         """A regional variant uses its language; a language without a catalog uses English."""
         catalog = load_catalog()
         for kind in KINDS:
             assert catalog.items(kind, locale) == catalog.items(kind, "en")
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_en_gb_is_the_source_through_the_variant_table(self, kind: NudgeKind) -> None:
+        """en-GB has the same items, tags and order as en, with UK word forms in the texts."""
+        catalog = load_catalog()
+        us, uk = catalog.items(kind, "en"), catalog.items(kind, "en-GB")
+        assert [i.id for i in uk] == [i.id for i in us]
+        assert [blank(i) for i in uk] == [blank(i) for i in us]
+
+
+class TestVariantLocales:
+    CATALOG = Catalog(
+        {
+            "en": (
+                replace(
+                    item("ci-en", "check_in"),
+                    title="Your favorite color",
+                    detail="Call your Mom.",
+                    steps=("Order takeout", "Realize it"),
+                ),
+            ),
+            "de": (item("ci-de", "check_in"),),
+        },
+        {
+            "en-GB": Variants(
+                {
+                    "favorite": "favourite",
+                    "color": "colour",
+                    "mom": "mum",
+                    "takeout": "takeaway",
+                    "realize": "realise",
+                }
+            )
+        },
+    )
+
+    def test_variant_locale_gets_the_replaced_texts(self) -> None:
+        """A locale with a variant table gets its language's items with every text replaced."""
+        (gb,) = self.CATALOG.items("check_in", "en-GB")
+        assert (gb.id, gb.title, gb.detail) == ("ci-en", "Your favourite colour", "Call your Mum.")
+        assert gb.steps == ("Order takeaway", "Realise it")
+
+    @pytest.mark.parametrize("locale", ["en", "en-US", "en-AU"])
+    def test_other_locales_get_the_source(self, locale: str) -> None:
+        """en, en-US and locales without a table are the source text."""
+        (item_,) = self.CATALOG.items("check_in", locale)
+        assert item_.title == "Your favorite color"
+        assert item_.steps == ("Order takeout", "Realize it")
+
+    def test_own_folder_wins(self) -> None:
+        """A table never applies to a locale's own folder (only to a derived locale)."""
+        catalog = Catalog({"en": (item("ap-en"),)}, {"en": Variants({"body": "text"})})
+        assert catalog.items("appreciation", "en")[0].body == "Body for {receiver}"
 
 
 class TestCatalogLocales:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from services.common.keys import Keys
 from services.common.metrics import Metrics
+from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy/prometheus/alerts.yml"
@@ -35,13 +34,7 @@ REQUIRED_ALERTS = {
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail(
-            "promtool is not installed: install Debian's prometheus package "
-            "(`apt-get install -y prometheus`); .ci/run does."
-        )
-    return found
+    return require_tool("promtool")
 
 
 def rules() -> list[dict[str, Any]]:

@@ -68,4 +68,4 @@ class TestPreview:
         path.write_text('{"type": "preferences.set.v1"}')
         result = CliRunner().invoke(app, ["preview", str(path)])
         assert result.exit_code == 2
-        assert "is not a valid preference event" in " ".join(result.output.split())
+        assert "not a valid preference event" in " ".join(result.output.split())

@@ -408,3 +408,48 @@ class TestUnsubscribePage:
             state, scope="all", action_url="https://x/1", all_url="https://x/2"
         )
         assert "<form" not in page
+
+
+GUIDE = Item(
+    id="ci-test-guide",
+    kind="check_in",
+    title="A monthly check-in",
+    body="Talk about the month together.",
+    detail="",
+    focus=frozenset({"emotional"}),
+    love_languages=frozenset(),
+    format="monthly_guide",
+    steps=("Say thanks & why", "Listen, then say back <what> you heard", "Plan one thing"),
+)
+
+
+class TestAgenda:
+    def test_steps_as_a_numbered_list(self) -> None:
+        """A guide's steps follow the body as a numbered agenda, escaped in HTML."""
+        text, html = parts(email(view(GUIDE, kind="check_in")))
+        assert (
+            "Talk about the month together.\n\nYour check-in, step by step\n"
+            "1. Say thanks & why\n2. Listen, then say back <what> you heard\n3. Plan one thing\n"
+        ) in text
+        assert ">Your check-in, step by step</p><ol" in html
+        assert '<li style="margin:0 0 4px 0;">Say thanks &amp; why</li>' in html
+        assert "say back &lt;what&gt; you heard" in html
+
+    @pytest.mark.parametrize("item", [APPRECIATION, DATE_NIGHT])
+    def test_no_agenda_without_steps(self, item: Item) -> None:
+        """Items without steps have no agenda block."""
+        for part in parts(email(view(item))):
+            assert "step by step" not in part
+
+    def test_not_in_push(self) -> None:
+        """A push carries the body only; the agenda is for the email."""
+        assert render_push(view(GUIDE, kind="check_in"))["body"] == "Talk about the month together."
+
+    def test_catalog_guide_in_uk_english(self) -> None:
+        """An en-GB partner's agenda comes from the variant table like the rest of the item."""
+        (item,) = [
+            i for i in load_catalog().items("check_in", "en-GB") if i.id == "ci-monthly-home"
+        ]
+        text, _ = parts(email(view(item, kind="check_in", locale="en-GB")))
+        assert "your favourite and least favourite spot" in text
+        assert "favorite" not in text

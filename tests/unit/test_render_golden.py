@@ -1,9 +1,11 @@
-"""The rendered email of one fixed nudge, byte for byte: any template change shows up in review.
+"""The rendered emails of two fixed nudges, byte for byte: any template change shows up in review.
+
+A date night (name escaping, the turn line, a tip) and a monthly check-in guide (its agenda).
 
 The HTML was checked in headless Chromium (desktop and 375 px wide). After an intended
 template change, regenerate with `UPDATE_GOLDEN=1 .venv/bin/python -m pytest
 tests/unit/test_render_golden.py` (the run then fails once, saying it rewrote the files), look
-at tests/golden/date-night.html in a browser, and commit the new files with the change.
+at tests/golden/*.html in a browser, and commit the new files with the change.
 """
 
 from __future__ import annotations
@@ -38,9 +40,29 @@ VIEW = NudgeView(
 )
 
 
-def rendered() -> dict[str, str]:
+GUIDE = Item(
+    id="ci-golden",
+    kind="check_in",
+    title="Money, gently",
+    body="Check-in theme: money & how it feels. Only if you both feel ready; or pick another time.",
+    detail="Start with feelings, not spreadsheets.",
+    focus=frozenset({"conflict"}),
+    love_languages=frozenset(),
+    format="monthly_guide",
+    steps=(
+        "Each thank the other for one money decision that helped.",
+        "Take turns on how money feels; the listener says back the <feeling>, not the figures.",
+        "Share what would help you feel loved when money is on your mind.",
+        'Agree on one small step, like a "no-spend" weekend.',
+    ),
+    hard_topic=True,
+)
+GUIDE_VIEW = NudgeView(kind="check_in", item=GUIDE, recipient="Maya", partner="Sam")
+
+
+def _parts(view: NudgeView, name: str) -> dict[str, str]:
     message = render_email(
-        VIEW,
+        view,
         sender="Nudges <nudges@example.org>",
         to="Maya <maya@example.org>",
         when=datetime(2026, 12, 4, 18, 0, tzinfo=UTC),
@@ -49,11 +71,18 @@ def rendered() -> dict[str, str]:
     html, text = message.get_body(("html",)), message.get_body(("plain",))
     assert isinstance(html, EmailMessage)
     assert isinstance(text, EmailMessage)
-    return {"date-night.html": str(html.get_content()), "date-night.txt": str(text.get_content())}
+    return {f"{name}.html": str(html.get_content()), f"{name}.txt": str(text.get_content())}
+
+
+def rendered() -> dict[str, str]:
+    return _parts(VIEW, "date-night") | _parts(GUIDE_VIEW, "check-in-guide")
 
 
 class TestGoldenEmail:
-    @pytest.mark.parametrize("name", ["date-night.html", "date-night.txt"])
+    @pytest.mark.parametrize(
+        "name",
+        ["date-night.html", "date-night.txt", "check-in-guide.html", "check-in-guide.txt"],
+    )
     def test_matches_the_reviewed_rendering(self, name: str) -> None:
         """The HTML and text parts equal the reviewed golden files."""
         actual = rendered()[name]
@@ -68,3 +97,12 @@ class TestGoldenEmail:
         golden = (GOLDEN / "date-night.html").read_text(encoding="utf-8")
         assert "&lt;O&#39;Neil&gt;" in golden
         assert "<O'Neil>" not in golden
+
+    def test_golden_guide_escapes_the_steps(self) -> None:
+        """The reviewed guide shows its steps as a list, escaped, in both parts."""
+        html = (GOLDEN / "check-in-guide.html").read_text(encoding="utf-8")
+        text = (GOLDEN / "check-in-guide.txt").read_text(encoding="utf-8")
+        assert '<li style="margin:0 0 4px 0;">Each thank the other' in html
+        assert "the &lt;feeling&gt;, not the figures" in html
+        assert "&#34;no-spend&#34; weekend" in html
+        assert "2. Take turns on how money feels; the listener says back the <feeling>" in text

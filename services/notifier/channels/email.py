@@ -3,6 +3,14 @@
 Messages are flattened by `wire_bytes`, not by aiosmtplib's send_message: its 78-character
 folding turns a long List-Unsubscribe URL into RFC 2047 encoded words, which mail clients do
 not read as a URL (and then offer no one-click unsubscribe).
+
+Every way out of `send` either returns its connection to the pool (after a 250) or closes
+it: an error leaves the SMTP session in an unknown state, so it is never reused. Errors are
+classified once (`_classify`): SMTP 5xx is permanent (for the recipient: the address is gone),
+4xx and network errors and timeouts are transient, and anything else (aiosmtplib raises
+ValueError for a control character in an address, for example) is permanent: retrying an
+error nobody foresaw only repeats it. A recipient with a control character is refused before
+any connection is taken (the address is gone: it can never work).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import email.utils
+import re
 import ssl
 from email.message import EmailMessage
 from typing import Final, Literal
@@ -18,13 +27,19 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from services.notifier.channels.base import Outgoing
-from services.notifier.errors import PermanentSendError, TransientSendError
+from services.notifier.errors import (
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    unexpected,
+)
 
 __all__ = ["SmtpChannel", "wire_bytes"]
 
 # RFC 5322: lines SHOULD be <= 78 and MUST be <= 998 characters; bodies are already encoded
 # (quoted-printable or base64) when rendered, so this only lets long header values stay on one line.
 _MAX_LINE: Final = 998
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
@@ -66,13 +81,13 @@ class SmtpChannel:
             start_tls=self._security == "starttls",
             tls_context=self._tls_context,
         )
-        await client.connect()
-        if self._username and self._password is not None:
-            try:
+        try:
+            await client.connect()
+            if self._username and self._password is not None:
                 await client.login(self._username, self._password.get_secret_value())
-            except BaseException:
-                _discard(client)  # a refused login must not leak the open connection
-                raise
+        except BaseException:
+            _discard(client)  # a failed STARTTLS or a refused login must not leak the socket
+            raise
         return client
 
     def _pooled(self) -> aiosmtplib.SMTP | None:
@@ -84,9 +99,20 @@ class SmtpChannel:
         return None
 
     async def send(self, message: Outgoing) -> None:
+        """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
+        try:
+            await self._send(message)
+        except SendError:
+            raise
+        except Exception as exc:  # an exception nobody classified: permanent
+            raise unexpected("email", exc) from None
+
+    async def _send(self, message: Outgoing) -> None:
         if not isinstance(message.address, str) or (message.email is None and message.mime is None):
             raise PermanentSendError("email", "no message or no address")
         recipient = message.address
+        if _CONTROL.search(recipient):  # aiosmtplib would raise ValueError (or send it as is)
+            raise PermanentSendError("email", "address has a control character", gone=True)
         if message.mime is not None:
             sender, raw = message.sender, message.mime
             utf8 = not (sender + recipient).isascii()
@@ -101,10 +127,15 @@ class SmtpChannel:
                 try:
                     await self._sendmail(client, sender, recipient, raw, utf8)
                 except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
-                    _discard(client)
-                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    _discard(client)  # closed while idle: try once on a fresh connection
+                except BaseException as exc:
                     _discard(client)  # state after an error is unknown: never reuse it
+                    if not isinstance(exc, Exception):  # cancelled: closed, not classified
+                        raise
                     raise _classify(exc) from None
+                except asyncio.CancelledError:
+                    _discard(client)  # cut off at shutdown: hang up, the server keeps nothing
+                    raise
                 else:
                     self._idle.put_nowait(client)
                     return
@@ -112,10 +143,16 @@ class SmtpChannel:
             try:
                 client = await self._connect()
                 await self._sendmail(client, sender, recipient, raw, utf8)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            except BaseException as exc:  # cancelled too: the connection is closed, not leaked
                 if client is not None:
                     _discard(client)
+                if not isinstance(exc, Exception):
+                    raise
                 raise _classify(exc) from None
+            except asyncio.CancelledError:
+                if client is not None:
+                    _discard(client)
+                raise
             self._idle.put_nowait(client)
 
     @staticmethod
@@ -145,18 +182,20 @@ def _discard(client: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = 
         transport.abort()
 
 
-def _classify(exc: BaseException) -> TransientSendError | PermanentSendError:
-    """SMTP 5xx about the recipient is permanent; everything else may work later."""
+def _classify(exc: Exception) -> TransientSendError | PermanentSendError:
+    """SMTP 5xx is permanent (about the recipient: the address is gone); SMTP 4xx, network
+    errors and timeouts may work later; anything else is permanent."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = sorted({r.code for r in exc.recipients})
-        permanent = bool(codes) and all(c >= 500 for c in codes)
         detail = f"recipient refused {codes}"
-        if permanent:
+        if codes and all(c >= 500 for c in codes):
             return PermanentSendError("email", detail, gone=True)
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        permanent = exc.code >= 500
+        return TransientSendError("email", detail)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
         detail = f"SMTP {exc.code}"
-    else:
-        permanent = False
-        detail = type(exc).__name__
-    return (PermanentSendError if permanent else TransientSendError)("email", detail)
+        if exc.code >= 500:
+            return PermanentSendError("email", detail)
+        return TransientSendError("email", detail)
+    if isinstance(exc, OSError | TimeoutError):  # aiosmtplib's disconnects and timeouts too
+        return TransientSendError("email", type(exc).__name__)
+    return unexpected("email", exc)

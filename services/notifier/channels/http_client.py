@@ -5,6 +5,10 @@ gone statuses (404/410)   PermanentSendError(gone=True): the subscription/recipi
 429, 5xx                  TransientSendError: retry with backoff
 timeouts, network errors  TransientSendError
 any other status          PermanentSendError: retrying will not help; the channel stays
+a URL httpx cannot use    PermanentSendError, gone when the URL is the address (push endpoint)
+any other exception       PermanentSendError (unexpected): the channel stays
+
+httpx returns every connection to its pool (or closes it) on all of these paths.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Collection, Mapping
 
 import httpx
 
-from services.notifier.errors import PermanentSendError, TransientSendError
+from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 
 __all__ = ["HttpSender", "classify_status"]
 
@@ -46,9 +50,11 @@ class HttpSender:
         concurrency: int,
         gone: Collection[int],
         verify: ssl.SSLContext | bool = True,
+        url_is_address: bool = False,
     ) -> None:
         self._channel = channel
         self._gone = frozenset(gone)
+        self._url_is_address = url_is_address  # a URL that cannot work: the address is gone
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -63,8 +69,13 @@ class HttpSender:
             response = await self._client.post(url, content=content, headers=dict(headers))
         except httpx.TimeoutException:
             raise TransientSendError(self._channel, "timeout") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            # Not a URL httpx can use (or a request it cannot write): never works as it is.
+            raise unexpected(self._channel, exc, gone=self._url_is_address) from None
         except httpx.HTTPError as exc:  # connection refused, reset, TLS failure, ...
             raise TransientSendError(self._channel, type(exc).__name__) from None
+        except Exception as exc:  # e.g. ValueError for a malformed URL
+            raise unexpected(self._channel, exc, gone=self._url_is_address) from None
         error = classify_status(self._channel, response.status_code, gone=self._gone)
         if error is not None:
             raise error

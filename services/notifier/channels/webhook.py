@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from services.notifier.channels.base import Outgoing
 from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError
+from services.notifier.errors import PermanentSendError, SendError, unexpected
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "sign"]
 
@@ -61,6 +61,15 @@ class WebhookChannel:
         )
 
     async def send(self, message: Outgoing) -> None:
+        """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
+        try:
+            await self._send(message)
+        except SendError:
+            raise
+        except Exception as exc:  # an exception nobody classified: permanent
+            raise unexpected("webhook", exc) from None
+
+    async def _send(self, message: Outgoing) -> None:
         if message.push is None:
             raise PermanentSendError("webhook", "no push payload")
         payload = {

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from schemas import PushSubscription
 from services.notifier.channels.base import Outgoing
 from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError
+from services.notifier.errors import PermanentSendError, SendError, unexpected
 
 __all__ = [
     "MAX_PLAINTEXT",
@@ -136,12 +136,20 @@ class WebPushChannel:
         self._now = wall_clock  # JWT expiry is checked by real push services: wall time
         self._jwts: dict[str, tuple[int, str]] = {}  # audience -> (expires, Authorization)
         self._http = HttpSender(
-            "push", timeout=timeout, concurrency=concurrency, gone=(404, 410), verify=verify
+            "push",
+            timeout=timeout,
+            concurrency=concurrency,
+            gone=(404, 410),
+            verify=verify,
+            url_is_address=True,  # the endpoint is the subscription
         )
 
     def _authorization(self, endpoint: str) -> str:
         """A VAPID header for the endpoint's origin, reused until an hour before it expires."""
-        parts = urlsplit(endpoint)
+        try:
+            parts = urlsplit(endpoint)
+        except ValueError:  # e.g. a malformed IPv6 host: this subscription can never work
+            raise PermanentSendError("push", "endpoint is not a URL", gone=True) from None
         audience = f"{parts.scheme}://{parts.netloc}"
         now = int(self._now())
         cached = self._jwts.get(audience)
@@ -153,8 +161,8 @@ class WebPushChannel:
                 {"aud": audience, "exp": expires, "sub": self._subject}
             )
         except VapidException:
-            raise PermanentSendError(
-                "push", "endpoint origin is not a valid VAPID audience"
+            raise PermanentSendError(  # the endpoint is the subscription: it can never work
+                "push", "endpoint origin is not a valid VAPID audience", gone=True
             ) from None
         if len(self._jwts) > 1000:  # a handful of push services in practice; stay bounded
             self._jwts.clear()
@@ -162,6 +170,15 @@ class WebPushChannel:
         return headers["Authorization"]
 
     async def send(self, message: Outgoing) -> None:
+        """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
+        try:
+            await self._send(message)
+        except SendError:
+            raise
+        except Exception as exc:  # an exception nobody classified: permanent
+            raise unexpected("push", exc) from None
+
+    async def _send(self, message: Outgoing) -> None:
         subscription = message.address
         if not isinstance(subscription, PushSubscription) or message.push is None:
             raise PermanentSendError("push", "no push subscription")

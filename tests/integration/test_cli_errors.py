@@ -1,0 +1,143 @@
+"""The command line as a newcomer meets it: one-line errors, exit codes, help, no TTY."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import cli_env, closed_port, nudge
+from tests.support.events import EXAMPLES, REPO
+
+PASSWORD = "s3cret-Pa55word"
+
+
+def _unreachable() -> dict[str, str]:
+    return cli_env(REDIS_URL=f"redis://nudge:{PASSWORD}@127.0.0.1:{closed_port()}/0")
+
+
+class TestUsageErrors:
+    def test_a_missing_file_is_one_line_and_exit_2(self) -> None:
+        """`nudge preview missing.json`: what is wrong and which file, no traceback."""
+        ran = nudge("preview", "missing.json")
+        assert ran.code == 2
+        assert ran.err_lines == ["nudge: missing.json: no such file or directory: check the path"]
+
+    def test_invalid_json_says_line_and_column(self, tmp_path: Path) -> None:
+        """A JSON syntax error is located by line and column; the input is not echoed."""
+        path = tmp_path / "broken.json"
+        path.write_text('{\n  "type": "preferences.set.v1",\n  "data": [1,, "hidden-text"]\n}')
+        ran = nudge("preview", str(path))
+        assert ran.code == 2
+        [line] = ran.err_lines
+        assert "not valid JSON at line 3, column 14" in line
+        assert "hidden-text" not in ran.err
+
+    def test_an_invalid_event_names_the_problem(self, tmp_path: Path) -> None:
+        """Valid JSON that is not a valid event: one line with the validation reason."""
+        path = tmp_path / "bad.json"
+        path.write_text('{"type": "preferences.set.v1"}')
+        ran = nudge("publish", str(path))
+        assert ran.code == 2
+        [line] = ran.err_lines
+        assert "not a valid preference event" in line
+
+    def test_an_invalid_setting_names_the_variable(self) -> None:
+        """A setting that does not parse is a usage error naming its variable."""
+        ran = nudge("status", env=cli_env(NUDGE_SHARDS="many"))
+        assert ran.code == 2
+        [line] = ran.err_lines
+        assert "NUDGE_SHARDS" in line
+        assert "many" not in line
+
+    def test_replay_all_without_a_terminal_says_to_add_yes(self) -> None:
+        """No TTY to ask on: one line naming --yes, exit 2, nothing replayed."""
+        ran = nudge("dlq", "replay", "--all", env=_unreachable())
+        assert ran.code == 2
+        [line] = ran.err_lines
+        assert "--yes" in line
+
+
+class TestRuntimeErrors:
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["publish", str(EXAMPLES / "maya-and-sam.json")],
+            ["dlq", "list"],
+            ["status"],
+            ["scheduler"],
+            ["notifier"],
+        ],
+        ids=lambda args: args[0] if args[0] != "dlq" else "dlq-list",
+    )
+    def test_redis_unreachable_is_one_line_with_host_and_port(self, args: list[str]) -> None:
+        """Exit 1, one line on stderr naming host:port and what to do; never the password."""
+        env = _unreachable()
+        port = env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        ran = nudge(*args, env=env)
+        assert ran.code == 1, ran.err
+        assert ran.err_lines == [
+            f"nudge: cannot reach Redis at 127.0.0.1:{port} (connection refused): start it, "
+            "or set REDIS_URL to a server that runs"
+        ]
+        assert PASSWORD not in ran.out + ran.err
+        assert "nudge:" + PASSWORD not in ran.err
+
+    def test_debug_shows_the_traceback(self) -> None:
+        """`--debug` (or NUDGE_DEBUG=1) trades the one line for the full traceback."""
+        for ran in (
+            nudge("--debug", "dlq", "list", env=_unreachable()),
+            nudge("dlq", "list", env={**_unreachable(), "NUDGE_DEBUG": "1"}),
+        ):
+            assert ran.code == 1
+            assert "Traceback" in ran.err
+            assert "ConnectionError" in ran.err
+            assert len(ran.err_lines) > 5
+            assert PASSWORD not in ran.err
+
+
+class TestHelp:
+    @pytest.mark.parametrize(
+        "args", [[], ["dlq", "replay"], ["status"], ["demo"], ["preview"], ["render"]]
+    )
+    def test_flags_show_no_type_placeholder(self, args: list[str]) -> None:
+        """`--help` shows flags bare: no `<bool>` (typer 0.29's rich panels printed one)."""
+        ran = nudge(*args, "--help")
+        assert ran.code == 0, ran.err
+        assert "--help" in ran.out
+        assert "<bool>" not in ran.out
+        assert not re.search(r"--(json|all|yes|help)\s+<", ran.out)
+
+
+class TestWatchWithoutTerminal:
+    def test_each_refresh_is_printed_as_it_happens(self, redis_url: str, key_prefix: str) -> None:
+        """`status --watch` into a pipe prints every snapshot at once, not at Ctrl-C (it only
+        reads: no keys to clean up)."""
+        env = cli_env(REDIS_URL=redis_url, NUDGE_KEY_PREFIX=key_prefix)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services", "status", "--watch", "0.5"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            seen: list[str] = []
+            deadline = time.monotonic() + 60
+            while sum("Streams" in line for line in seen) < 2 and time.monotonic() < deadline:
+                seen.append(proc.stdout.readline())
+            assert sum("Streams" in line for line in seen) >= 2, "".join(seen)
+            assert proc.poll() is None  # still watching: the output came while it ran
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err

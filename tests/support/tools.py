@@ -1,0 +1,64 @@
+"""System tools some checks need (Debian packages), and what happens when one is missing.
+
+On a machine with only Python and make, a check whose tool is missing is skipped with a
+reason naming the tool and how to install it, and the run ends with a summary of the checks
+not run (tests/conftest.py). With NUDGE_REQUIRE_TOOLS=1 (set by .ci/run, which installs the
+tools) a missing tool fails the test instead: CI never skips these checks quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Final
+
+import pytest
+
+__all__ = ["REQUIRE_ENV", "TOOLS", "Tool", "not_run", "require_tool"]
+
+REQUIRE_ENV: Final = "NUDGE_REQUIRE_TOOLS"
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    commands: tuple[str, ...]  # the first one found on PATH is used
+    package: str  # Debian package
+    checks: str  # what is not checked without it
+
+
+TOOLS: Final = {
+    "chromium": Tool(
+        ("chromium", "chromium-browser"), "chromium", "the status page in a real browser"
+    ),
+    "promtool": Tool(("promtool",), "prometheus", "the Prometheus alert rules and their tests"),
+    "redis-server": Tool(("redis-server",), "redis-server", "Redis over TLS with an ACL user"),
+}
+
+_NOT_RUN: dict[str, int] = {}  # tool -> tests skipped for want of it, this run
+
+
+def require_tool(name: str) -> str:
+    """The path of tool `name`; else skip the test (or fail it with NUDGE_REQUIRE_TOOLS=1)."""
+    tool = TOOLS[name]
+    for command in tool.commands:
+        if found := shutil.which(command):
+            return found
+    reason = (
+        f"{name} is not installed, so {tool.checks} are not checked: install it with "
+        f"`sudo apt-get install -y {tool.package}` (Debian/Ubuntu); .ci/run does, and sets "
+        f"{REQUIRE_ENV}=1 so that it is required there"
+    )
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(reason)
+    _NOT_RUN[name] = _NOT_RUN.get(name, 0) + 1
+    pytest.skip(reason)
+
+
+def not_run() -> list[str]:
+    """One line per missing tool: the checks not run, how many tests, how to enable them."""
+    return [
+        f"{name}: {TOOLS[name].checks} ({count} tests skipped); "
+        f"`sudo apt-get install -y {TOOLS[name].package}` runs them"
+        for name, count in sorted(_NOT_RUN.items())
+    ]
