@@ -582,8 +582,8 @@ class TestSafety:
         """German words match whole, umlauts included: "Bett" but not "Bettdecke"."""
         assert _whole_word("bett").search("Frühstück im Bett")
         assert not _whole_word("bett").search("eine warme Bettdecke")
-        assert _whole_word("sie").search("Frag, ob Sie mögen")
-        assert not _whole_word("er").search("erzählt einander")
+        assert _whole_word("dein partner").search("Sag deinem Partner oder dein  Partner")
+        assert not _whole_word("frau").search("eine Frauenzeitschrift")
 
     def test_banned_word_matcher_is_whole_word(self) -> None:
         """The banned-word matcher catches whole words in any case but not substrings."""
@@ -941,6 +941,8 @@ class TestSpelling:
         assert rules["old spelling"].search("Schön, daß es dich gibt")
         assert rules["capitalised du"].search("Sag, wie Du dich fühlst")
         assert not rules["capitalised du"].search("Du bist dran. Ihr beide entscheidet.")
+        assert rules["formal address"].search("Frag, ob Sie mögen")
+        assert not rules["formal address"].search("Sie ist schön, die Karte.")
         assert rules["straight quotes"].search('Sag "danke"')
 
 
@@ -1015,9 +1017,8 @@ LOCALE_RULES["en"] = LocaleRules(
     misspelling={},  # US spelling has its own test (TestSpelling), from the variant table
 )
 
-# German: du for each of you, ihr/euch for both; no gendered words for the partner (the name,
-# "ihr beide", "die andere Person"), so "er", "sie", "ihn", "ihm", "seine", "ihre" do not
-# appear at all; that also keeps out the formal Sie and Ihr/Ihre.
+# German: du for each of you, ihr/euch for both, never the formal Sie; no gendered words for the
+# partner (the name, "ihr beide", "die andere Person").
 LOCALE_RULES["de"] = LocaleRules(
     consent=(
         "wenn es willkommen ist",
@@ -1103,11 +1104,13 @@ LOCALE_RULES["de"] = LocaleRules(
             immer wieder fragen, bis er, bis sie, kein nein
             """
         ),
+        # German pronouns follow grammatical gender ("die andere Person ... sie", "der Plan ...
+        # er"), so they are not listed; the partner is named, "die andere Person" or "ihr beide".
         "gendered": _terms(
             """
-            er, sie, ihn, ihm, seine, seinen, seinem, seiner, seines, ihre, ihren, ihrem, ihrer,
-            ihres, ihnen, mann, frau, ehemann, ehefrau, freundin, partnerin, dein partner,
-            deinen partner, deinem partner, deines partners
+            mann, frau, ehemann, ehefrau, freundin, partnerin, dein partner, deinen partner,
+            deinem partner, deines partners, dein freund, deinen freund, deinem freund,
+            deine freundin, deiner freundin
             """
         ),
     },
@@ -1141,10 +1144,12 @@ LOCALE_RULES["de"] = LocaleRules(
         "umlaut written out": _any_case(
             r"\b(fuer|ueber|schoen|koennt|moechte|fuehlt|hoert|waehlt|gruesse)\b"
         ),
-        # Modern app copy writes du, dich, dein and ihr, euch, euer in lower case.
+        # Modern app copy writes du, dich, dein and ihr, euch, euer in lower case; a capital Sie,
+        # Ihnen or Ihre inside a sentence is the formal address.
         "capitalised du": re.compile(
             r"(?<=[a-zäöüß,;] )(Du|Dich|Dir|Dein\w*|Ihr|Euch|Euer|Eur\w+)\b"
         ),
+        "formal address": re.compile(r"(?<=[a-zäöüß,;] )(Sie|Ihnen|Ihre\w*)\b|\bIhnen\b"),
         "straight quotes": re.compile(r'"'),
     },
 )
