@@ -1131,7 +1131,8 @@ LOCALE_RULES["de"] = LocaleRules(
             euer, eure, euren, eurem, eurer, wir, uns, unser, unsere, was, wie, wann, wo, warum,
             wer, welche, welcher, welches, wenn, ob, dann, so, da, dass, nur, auch, noch, schon,
             mal, nicht, kein, keine, jeder, jede, jedes, beide, beiden, andere, anderen, heute,
-            kann, könnt, würde, hat, habt, hast, etwas, ganz, sich, einander, check, monat,
+            kann, könnt, könntest, könntet, würde, würdest, würdet, wäre, wären, hättest,
+            hättet, hat, habt, hast, etwas, ganz, sich, einander, check, monat,
             monats, thema, bereit, fühlt, sucht, zeitpunkt, passt
             """
         )
