@@ -174,7 +174,8 @@ class TestJarDraws:
         maya = due("maya-sam", "maya-sam/d/maya", "date_night", ["maya"], FRIDAY)
         sam = due("maya-sam", "maya-sam/d/sam", "date_night", ["sam"], FRIDAY + timedelta(hours=6))
         ids = drawn_ids([await deliver_at(deliverer, n) for n in (maya, sam)])
-        assert ids[0] == ids[1] and ids[0].startswith("jar:")
+        assert ids[0] == ids[1]
+        assert ids[0].startswith("jar:")
         assert await redis.hlen(settings.keys.jar_draws("maya-sam")) == 2  # one drawn, one record
 
     async def test_mixed_takes_the_jar_and_the_catalog_in_turn(
@@ -220,5 +221,6 @@ class TestJarDraws:
             result = await deliver_at(deliverer, weekly(sid, 1, ["maya", "sam"])[0])
         outcomes = json.dumps([o.model_dump(mode="json") for o in result.outcomes])
         for text in IDEAS.values():
-            assert text not in outcomes and text not in repr(logs)
+            assert text not in outcomes
+            assert text not in repr(logs)
         assert '"content_id": "jar:' in outcomes
