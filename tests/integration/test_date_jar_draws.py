@@ -34,7 +34,7 @@ IDEAS = {
 
 
 def couple(source: str, **plan: Any) -> dict[str, Any]:
-    data = copy.deepcopy(example()["data"])
+    data: dict[str, Any] = copy.deepcopy(example()["data"])
     for partner in data["partners"]:
         partner["channels"] = ["webhook"]
         partner.pop("quiet_hours", None)
@@ -75,7 +75,9 @@ def weekly(schedule_id: str, weeks: int, recipients: list[str]) -> list[NudgeDue
 
 async def deliver_at(deliverer: Any, nudge: NudgeDue) -> Any:
     """Deliver at the nudge's own instant (the daily cap counts real days)."""
-    deliverer.clock.set(nudge.data.scheduled_at)
+    clock = deliverer.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(nudge.data.scheduled_at)
     return await deliver_published(deliverer, nudge)
 
 
@@ -142,14 +144,15 @@ class TestJarDraws:
         [sid] = [s for s in await plant(redis, settings, couple("jar"), FRIDAY) if "/d/" in s]
         await fill_jar(redis, settings, IDEAS | {"zoo": "Zoo at night"})  # one left undrawn
         channel = FlakyChannel(name="webhook")
-        deliverer = delivery(redis, settings, {"webhook": channel}, ManualClock(FRIDAY))
+        clock = ManualClock(FRIDAY)
+        deliverer = delivery(redis, settings, {"webhook": channel}, clock)
         first, *later = weekly(sid, 3, ["maya", "sam"])
         result = await deliver_at(deliverer, first)
         assert [r.partner_id for r in result.retry] == ["sam"]
         for hours, nudge in enumerate(later, start=1):  # drawn early, as by a catch-up
-            deliverer.clock.set(FRIDAY + timedelta(hours=hours))
+            clock.set(FRIDAY + timedelta(hours=hours))
             await deliver_published(deliverer, nudge)
-        deliverer.clock.set(FRIDAY + timedelta(hours=3))
+        clock.set(FRIDAY + timedelta(hours=3))
         retried = await deliver_published(deliverer, first)
         [sent] = [o for o in retried.outcomes if isinstance(o, NudgeSent)]
         to = {m.partner_id: m.push["body"] for m in channel.sent if m.push is not None and

@@ -78,9 +78,10 @@ class TestJarEndToEnd:
             await redis.xadd(keys.preferences, {DATA_FIELD: idea_added("maya-sam", "lake", IDEA)})
             await eventually(lambda: redis.hlen(keys.jar("maya-sam")), until=lambda n: n == 1)
 
-            for at, count in ((MAYA_CHECK_IN, 1), (SAM_CHECK_IN, 2)):
-                clock.set(at + timedelta(seconds=1))
-                await eventually(lambda: _count(mail), until=lambda n, c=count: n >= c)
+            clock.set(MAYA_CHECK_IN + timedelta(seconds=1))
+            await eventually(lambda: _count(mail), until=lambda n: n >= 1)
+            clock.set(SAM_CHECK_IN + timedelta(seconds=1))
+            await eventually(lambda: _count(mail), until=lambda n: n >= 2)
             maya_q, sam_q = mail.messages[:2]
             assert (str(maya_q["To"]), str(sam_q["To"])) == (
                 "Maya <maya@example.test>",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -32,7 +33,7 @@ def ingest_for(redis: aioredis.Redis, settings: SchedulerSettings) -> Preference
 
 
 async def jar_of(redis: aioredis.Redis, settings: SchedulerSettings, couple: str) -> dict[str, str]:
-    raw = await redis.hgetall(settings.keys.jar(couple))
+    raw = cast("dict[bytes, bytes]", await redis.hgetall(settings.keys.jar(couple)))
     return {k.decode(): json.loads(v)["text"] for k, v in raw.items()}
 
 
@@ -46,7 +47,7 @@ class TestJarIngest:
         await ingest.apply(parse_preference(preferences("c1", occurred_at=NOW)))
         assert await ingest.apply(parse_preference(idea_added("c1", "roof", SECRET))) == "added"
         assert await ingest.apply(parse_preference(idea_added("c1", "dance", "Salsa class", "sam")))
-        entry = json.loads(await redis.hget(settings.keys.jar("c1"), "roof"))
+        entry = json.loads(cast("bytes", await redis.hget(settings.keys.jar("c1"), "roof")))
         assert (entry["text"], entry["added_by"]) == (SECRET, "maya")
         assert datetime.fromisoformat(entry["added_at"]).tzinfo is not None
         assert await ingest.apply(parse_preference(idea_removed("c1", "roof"))) == "removed"
