@@ -5,7 +5,7 @@ every day instead of a scored choice. The couple's questions stand in an order o
 questions sorted by a hash of couple id and item id), and the day's question is the one at
 (the day's ordinal mod the number of questions): consecutive days walk the order, so a
 question comes back only after every other one has been asked, N days later (N: the number of
-questions, 126 in the English catalog: more than the 90-day repeat window, and a year of
+questions, 125 in the English catalog: more than the 90-day repeat window, and a year of
 daily questions repeats none inside it). Both partners get the question of the same day
 (occurrence_day.py), at their own local time. A question added to the catalog takes its place
 in every couple's order, which moves the later ones by one day.
