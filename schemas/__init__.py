@@ -28,11 +28,18 @@ from schemas.outcomes import (
     SuppressionReason,
 )
 from schemas.preferences import (
+    JAR_LIMIT,
     Cadence,
     Channel,
     CoupleErased,
     CoupleErasedData,
     CronCadence,
+    DailyCadence,
+    DateJarIdeaAdded,
+    DateJarIdeaAddedData,
+    DateJarIdeaRemoved,
+    DateJarIdeaRemovedData,
+    DateNightSource,
     FocusArea,
     LoveLanguage,
     MonthlyCadence,
@@ -57,6 +64,7 @@ from schemas.preferences import (
 )
 
 __all__ = [
+    "JAR_LIMIT",
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",
     "Cadence",
@@ -64,6 +72,12 @@ __all__ = [
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
+    "DailyCadence",
+    "DateJarIdeaAdded",
+    "DateJarIdeaAddedData",
+    "DateJarIdeaRemoved",
+    "DateJarIdeaRemovedData",
+    "DateNightSource",
     "Envelope",
     "EventRejected",
     "FocusArea",

@@ -11,6 +11,8 @@ from schemas.nudges import NudgeDue
 from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
     CoupleErased,
+    DateJarIdeaAdded,
+    DateJarIdeaRemoved,
     PreferencesPaused,
     PreferencesResumed,
     PreferencesSet,
@@ -39,7 +41,9 @@ PreferenceEvent = Annotated[
     | PreferencesPaused
     | PreferencesResumed
     | PreferencesUnsubscribed
-    | CoupleErased,
+    | CoupleErased
+    | DateJarIdeaAdded
+    | DateJarIdeaRemoved,
     Field(discriminator="type"),
 ]
 # What happened to one nudge. The outcomes stream also carries service notices (state lost):

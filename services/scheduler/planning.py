@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from schemas import (
     Cadence,
     CronCadence,
+    DailyCadence,
     MonthlyCadence,
     NudgeKind,
     NudgePlan,
@@ -123,6 +124,8 @@ def _cron_at(at: time, dom: str, dow: str) -> str:
 
 def rule_for(cadence: Cadence, seed: str) -> Rule:
     match cadence:
+        case DailyCadence():
+            return CronRule(_cron_at(cadence.at, "*", "*"))
         case WeeklyCadence():
             return CronRule(
                 _cron_at(cadence.at, "*", str(_DOW[cadence.weekday])),

@@ -187,6 +187,7 @@ class TestExportedMembers:
     def test_all_is_pinned(self) -> None:
         """schemas exports exactly these names, so a change to the contract is deliberate."""
         assert schemas.__all__ == [
+            "JAR_LIMIT",
             "MAX_EVENT_BYTES",
             "REASON_LIMIT",
             "Cadence",
@@ -194,6 +195,12 @@ class TestExportedMembers:
             "CoupleErased",
             "CoupleErasedData",
             "CronCadence",
+            "DailyCadence",
+            "DateJarIdeaAdded",
+            "DateJarIdeaAddedData",
+            "DateJarIdeaRemoved",
+            "DateJarIdeaRemovedData",
+            "DateNightSource",
             "Envelope",
             "EventRejected",
             "FocusArea",
@@ -440,9 +447,9 @@ class TestRejections:
             ),
             (
                 ("data", "nudges", "check_in", "cadence"),
-                {"repeat": "daily", "at": "20:00"},
+                {"repeat": "hourly", "at": "20:00"},
                 f"{D}.nudges.check_in.cadence: 'repeat' does not match any of the expected "
-                "tags: 'weekly', 'monthly', 'times_per_week', 'cron'",
+                "tags: 'weekly', 'monthly', 'times_per_week', 'cron', 'daily'",
             ),
             (
                 ("data", "nudges", "check_in", "cadence"),
@@ -821,6 +828,8 @@ class TestJsonSchemas:
                     "preferences.resumed.v1",
                     "preferences.unsubscribed.v1",
                     "couple.erased.v1",
+                    "datejar.idea_added.v1",
+                    "datejar.idea_removed.v1",
                 },
             ),
             (
