@@ -1,7 +1,8 @@
 """python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--json PATH]
 
-Scenarios: burst, memory, steady, notifier (default: all, in that order). Prints one table
-and writes JSON: benchmarks/results/<scenario>.json per scenario and latest.json for the run.
+Scenarios: burst, memory, steady, notifier, cluster, crons (default: all, in that order). Prints
+one table and writes JSON: benchmarks/results/<scenario>.json per scenario and latest.json for
+the run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from benchmarks.harness import RESULTS, Options, Row, machine, quiet_logs, report_json
 
-SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster")
+SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster", "crons")
 
 
 def _fmt(value: float) -> str:

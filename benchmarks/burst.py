@@ -64,7 +64,7 @@ async def ingest(url: str, n: int) -> dict[str, float]:
     raws = [couple_event(i, mix="burst", occurred=START) for i in range(n)]
     sample = raws[: min(n, SAMPLE)]
 
-    service = SchedulerService(settings, _moving_clock())
+    service = SchedulerService(settings, moving_clock())
     settle_heap()  # as `nudge scheduler` does before it starts (services/runner.py)
     await service.before_start()
     entries = await _enqueue(client, settings.keys.preferences, sample, read=True)
@@ -77,7 +77,7 @@ async def ingest(url: str, n: int) -> dict[str, float]:
 
     ingest_ = PreferenceIngest(
         ScheduleStore(client, settings.keys, due_maxlen=settings.due_maxlen),
-        _moving_clock(),
+        moving_clock(),
         settings,
     )
     settle_heap()
@@ -94,9 +94,9 @@ async def ingest(url: str, n: int) -> dict[str, float]:
     # schedule, so each couple's first fires are its own even where its shape is shared), then
     # the burst's couples, which stay for the fire runs.
     mixed = [couple_event(i, mix="realistic", occurred=START) for i in range(n)]
-    realistic, realistic_cpu = await _drain(settings, client, mixed)
+    realistic, realistic_cpu = await drain(settings, client, mixed)
     await client.flushdb()
-    service_rate, service_cpu = await _drain(settings, client, raws)
+    service_rate, service_cpu = await drain(settings, client, raws)
     couples = int(await client.zcard(settings.keys.timers(0)))
     assert couples == n, couples
     await client.aclose()
@@ -111,11 +111,11 @@ async def ingest(url: str, n: int) -> dict[str, float]:
     }
 
 
-async def _drain(
+async def drain(
     settings: SchedulerSettings, client: aioredis.Redis, raws: list[bytes]
 ) -> tuple[float, float]:
     """A scheduler service consuming `raws` from a backlog: events/s, us of CPU per event."""
-    service = SchedulerService(settings, _moving_clock())
+    service = SchedulerService(settings, moving_clock())
     await _enqueue(client, settings.keys.preferences, raws, read=False)
     settle_heap()
     started, cpu = time.perf_counter(), time.process_time()
@@ -129,7 +129,7 @@ async def _drain(
     return len(raws) / seconds, cpu_s / len(raws) * 1e6
 
 
-def _moving_clock() -> RealOffsetClock:
+def moving_clock() -> RealOffsetClock:
     """START, moving with the wall clock as a deployed service's does: every event planned
     at its own instant (a memo keyed by the instant would never hit in production)."""
     return RealOffsetClock(time.time(), START.timestamp())

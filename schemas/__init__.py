@@ -40,12 +40,19 @@ from schemas.outcomes import (
     SuppressionReason,
 )
 from schemas.preferences import (
+    JAR_LIMIT,
     Cadence,
     Channel,
     ConsentMethod,
     CoupleErased,
     CoupleErasedData,
     CronCadence,
+    DailyCadence,
+    DateJarIdeaAdded,
+    DateJarIdeaAddedData,
+    DateJarIdeaRemoved,
+    DateJarIdeaRemovedData,
+    DateNightSource,
     FocusArea,
     LoveLanguage,
     MonthlyCadence,
@@ -72,6 +79,7 @@ from schemas.preferences import (
 )
 
 __all__ = [
+    "JAR_LIMIT",
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",
     "BounceKind",
@@ -85,6 +93,12 @@ __all__ = [
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
+    "DailyCadence",
+    "DateJarIdeaAdded",
+    "DateJarIdeaAddedData",
+    "DateJarIdeaRemoved",
+    "DateJarIdeaRemovedData",
+    "DateNightSource",
     "Envelope",
     "EventRejected",
     "FocusArea",

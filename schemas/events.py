@@ -12,6 +12,8 @@ from schemas.nudges import NudgeDue
 from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
     CoupleErased,
+    DateJarIdeaAdded,
+    DateJarIdeaRemoved,
     PreferencesPaused,
     PreferencesResubscribed,
     PreferencesResumed,
@@ -44,7 +46,9 @@ PreferenceEvent = Annotated[
     | CoupleErased
     | PreferencesResubscribed
     | ChannelBounced
-    | ChannelComplained,
+    | ChannelComplained
+    | DateJarIdeaAdded
+    | DateJarIdeaRemoved,
     Field(discriminator="type"),
 ]
 # What happened to one nudge. The outcomes stream also carries what relays reported later

@@ -6,17 +6,22 @@ preferences.resumed.v1       undo a pause
 preferences.unsubscribed.v1  one partner stops one nudge kind (or all) on one channel (or all)
 preferences.resubscribed.v1  undo unsubscribes (and spam complaints) in a scope, with the consent
 couple.erased.v1             forget everything about the couple
+datejar.idea_added.v1        one of the couple's own date ideas goes into their date jar
+datejar.idea_removed.v1      an idea comes out of the jar again
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import re
+from functools import lru_cache
+from typing import Annotated, Final, Literal, Self
 
 from croniter import croniter
 from pydantic import Field, StringConstraints, model_validator
 
 from schemas._base import (
     FORBIDDEN_CHARACTERS,
+    NAME_PATTERN,
     SPACES,
     Checked,
     Email,
@@ -33,12 +38,19 @@ from schemas._base import (
 )
 
 __all__ = [
+    "JAR_LIMIT",
     "Cadence",
     "Channel",
     "ConsentMethod",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
+    "DailyCadence",
+    "DateJarIdeaAdded",
+    "DateJarIdeaAddedData",
+    "DateJarIdeaRemoved",
+    "DateJarIdeaRemovedData",
+    "DateNightSource",
     "FocusArea",
     "LoveLanguage",
     "MonthlyCadence",
@@ -75,6 +87,20 @@ FocusArea = Literal[
 ]
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
+# Where a date night's idea comes from: the catalog, the couple's own date jar, or both in turn.
+DateNightSource = Literal["catalog", "jar", "mixed"]
+JAR_LIMIT: Final = 200  # ideas in one couple's date jar
+# "jar:<idea id>" is an outcome's content_id (at most 64 characters).
+IdeaId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")]
+IdeaText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Checked(
+        NAME_PATTERN,
+        "control, invisible and line-separator characters, and leading or trailing "
+        "whitespace, are not allowed",
+    ),
+]
 
 
 class TimeWindow(StrictModel):
@@ -161,6 +187,13 @@ class WeeklyCadence(StrictModel):
         return self
 
 
+class DailyCadence(StrictModel):
+    """Every local calendar day at one local time (once a day, also across DST changes)."""
+
+    repeat: Literal["daily"]
+    at: LocalTime
+
+
 class MonthlyCadence(StrictModel):
     """Monthly on the n-th weekday (nth=-1 is the last) or on a day of the month (1-28)."""
 
@@ -198,13 +231,38 @@ class CronCadence(StrictModel):
 
     @model_validator(mode="after")
     def _parses(self) -> Self:
-        if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
+        if not _valid_cron(self.cron):
             raise ValueError("not a valid five-field cron expression")
         return self
 
 
+def _valid_cron(cron: str) -> bool:
+    """Five fields croniter accepts: ``croniter.is_valid``, field by field.
+
+    croniter checks each field on its own, so an expression is valid exactly when each of its
+    fields is (with the others '*'); and fields repeat across couples far more than whole
+    expressions do, while croniter's check of a new expression costs more than the rest of
+    ingesting a couple. Fields are split as croniter splits them (ASCII whitespace).
+    """
+    fields = _CRON_FIELD_RE.findall(cron)
+    return len(cron.split()) == len(fields) == 5 and all(
+        _valid_cron_field(index, field) for index, field in enumerate(fields)
+    )
+
+
+_CRON_FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
+
+
+@lru_cache(maxsize=16_384)
+def _valid_cron_field(index: int, field: str) -> bool:
+    """croniter's check of one field alone (the others '*'), remembered."""
+    probe = ["*"] * 5
+    probe[index] = field
+    return bool(croniter.is_valid(" ".join(probe)))
+
+
 Cadence = Annotated[
-    WeeklyCadence | MonthlyCadence | TimesPerWeekCadence | CronCadence,
+    WeeklyCadence | MonthlyCadence | TimesPerWeekCadence | CronCadence | DailyCadence,
     Field(discriminator="repeat"),
 ]
 
@@ -222,6 +280,13 @@ class NudgePlan(StrictModel):
     partner_id: SafeId | None = None
     timing: Literal["own_local", "together"] = "own_local"
     timezone_of: SafeId | None = None
+    source: DateNightSource = Field(
+        default="catalog",
+        description="Date nights only: where the ideas come from. 'catalog' (the service's "
+        "ideas), 'jar' (the couple's own date jar, drawn without replacement until it is "
+        "empty, then it refills; the catalog's while it is empty) or 'mixed' (the jar on even "
+        "occurrences of the schedule, the catalog on odd ones).",
+    )
 
     @model_validator(mode="after")
     def _one_names_partner(self) -> Self:
@@ -256,6 +321,8 @@ class PreferencesSetData(StrictModel):
             for ref in (plan.partner_id, plan.timezone_of):
                 if ref is not None and ref not in ids:
                     raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")
+            if plan.source != "catalog" and kind != "date_night":
+                raise ValueError(f"nudges.{kind}: only date nights draw from the date jar")
         return self
 
 
@@ -329,3 +396,29 @@ class PreferencesResubscribed(Envelope):
 
     type: Literal["preferences.resubscribed.v1"]
     data: PreferencesResubscribedData
+
+
+class DateJarIdeaAddedData(StrictModel):
+    couple_id: SafeId
+    idea_id: IdeaId = Field(description="The app's id of the idea; adding it again is a no-op.")
+    text: IdeaText = Field(description="The idea, as the couple wrote it. Personal data.")
+    added_by: SafeId = Field(description="The partner who put it in the jar.")
+
+
+class DateJarIdeaAdded(Envelope):
+    """An idea into the couple's date jar (at most JAR_LIMIT ideas a couple)."""
+
+    type: Literal["datejar.idea_added.v1"]
+    data: DateJarIdeaAddedData
+
+
+class DateJarIdeaRemovedData(StrictModel):
+    couple_id: SafeId
+    idea_id: IdeaId
+
+
+class DateJarIdeaRemoved(Envelope):
+    """An idea out of the couple's date jar (removing one that is not there is a no-op)."""
+
+    type: Literal["datejar.idea_removed.v1"]
+    data: DateJarIdeaRemovedData

@@ -3,7 +3,8 @@
 Starts a private Valkey (unless REDIS_URL is set) and an SMTP catcher writing ./outbox/*.eml
 (a folder it marks as its own, and clears of its own emails only: services/demo_outbox.py),
 runs the scheduler and the notifier in this process on one accelerated clock, publishes the
-couples in examples/couples/, and prints what was sent.
+couples in examples/couples/ (then the date-jar events in examples/couples/jars/*.jsonl, one
+event a line), and prints what was sent.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class DemoResult:
     emails: int
     outbox: Path
     seconds: float
+    from_jar: Counter[tuple[str, str]] = field(default_factory=Counter)  # (couple, partner)
 
 
 async def run_demo(
@@ -66,6 +68,12 @@ async def run_demo(
     console = console or Console()
     prepare_outbox(outbox)  # refuses a folder of the user's; start-up: nothing runs yet
     events = [p.read_bytes() for p in sorted(couples_dir.glob("*.json"))]  # noqa: ASYNC240
+    events += [  # the couples' own date-jar ideas, after their preferences
+        line.encode()
+        for p in sorted(couples_dir.glob("jars/*.jsonl"))  # noqa: ASYNC240
+        for line in p.read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     start = start or default_start()
     speed = days * 86400 / seconds
     clock = ScaledClock(start, speed)
@@ -129,14 +137,16 @@ async def run_demo(
         await scheduler.stop()
         await _drain(redis, notifier.keys.all_due())
         await notifier.stop()
-        sent, suppressed = await _tally(redis, notifier.keys.outcomes)
+        sent, suppressed, from_jar = await _tally(redis, notifier.keys.outcomes)
         await redis.delete(*[k async for k in redis.scan_iter(match=f"{prefix}:*")])
     finally:
         await redis.aclose()
         catcher.stop()
         if valkey is not None:
             valkey.stop()
-    return DemoResult(sent, suppressed, len(catcher.messages), outbox, time.monotonic() - began)
+    return DemoResult(
+        sent, suppressed, len(catcher.messages), outbox, time.monotonic() - began, from_jar
+    )
 
 
 async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0) -> None:
@@ -157,21 +167,25 @@ async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0
 
 async def _tally(
     redis: aioredis.Redis, stream: str
-) -> tuple[Counter[tuple[str, str, str, str]], Counter[str]]:
+) -> tuple[Counter[tuple[str, str, str, str]], Counter[str], Counter[tuple[str, str]]]:
     sent: Counter[tuple[str, str, str, str]] = Counter()
     suppressed: Counter[str] = Counter()
+    from_jar: Counter[tuple[str, str]] = Counter()
     for event in await read_events(redis, stream, parse_outcome):
         if event.type == "nudge.sent.v1":
             d = event.data
             sent[(d.couple_id, d.partner_id, d.kind, d.channel)] += 1
+            if d.content_id.startswith("jar:"):
+                from_jar[(d.couple_id, d.partner_id)] += 1
         elif event.type == "nudge.suppressed.v1":
             suppressed[event.data.reason] += 1
-    return sent, suppressed
+    return sent, suppressed, from_jar
 
 
 def print_summary(result: DemoResult, console: Console) -> None:
     table = Table(title="Nudges sent in the simulated month")
-    for column in ("couple", "partner", "channel", "date night", "check-in", "appreciation"):
+    columns = ("couple", "partner", "channel", "date night", "from jar", "check-in", "appreciation")
+    for column in columns:
         table.add_column(
             column, justify="right" if " " in column or column == "appreciation" else "left"
         )
@@ -181,6 +195,7 @@ def print_summary(result: DemoResult, console: Console) -> None:
             str(result.sent[(couple, partner, kind, channel)])
             for kind in ("date_night", "check_in", "appreciation")
         ]
+        counts.insert(1, str(result.from_jar[(couple, partner)]))  # of the date nights
         table.add_row(couple, partner, channel, *counts)
     console.print(table)
     if result.suppressed:

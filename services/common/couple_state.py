@@ -14,6 +14,9 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     w0.00, w0.01, ...        partner 0/1's push subscription "<endpoint>|<p256dh>|<auth>", only
     w1.00, ...               when there is one, in pieces of at most 64 bytes (endpoints are long)
     f                        "<focus area codes>|<1 if discreet>", only when not the defaults
+    dn                       where date-night ideas come from: "jar" or "mixed", only when not
+                             the catalog (the ideas themselves: the couple's jar hash, keys.py)
+    ci                       "daily" when the check-in is the daily question, else absent
     <kind code>/<target>     a schedule record (services/scheduler/records.py): the schedule
                              "<couple>/<kind code>/<target>"; these fields are its "sids"
     pause                    "<occurred_ms>|<until_ms|inf|off>", last writer wins
@@ -129,6 +132,11 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
         if p.push is not None:
             fields |= _push_fields(i, p.push)
+    date_night, check_in = data.nudges.date_night, data.nudges.check_in
+    if date_night is not None and date_night.source != "catalog":
+        fields["dn"] = date_night.source
+    if check_in is not None and check_in.cadence.repeat == "daily":
+        fields["ci"] = "daily"
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
@@ -246,6 +254,16 @@ class CoupleState:
 
     def channel_dead(self, partner_id: str, channel: str) -> bool:
         return f"dead:{partner_id}:{channel}" in self.fields
+
+    @property
+    def date_night_source(self) -> str:
+        """Where date-night ideas come from: "catalog", "jar" or "mixed"."""
+        return self.fields.get("dn", "catalog")
+
+    @property
+    def daily_question(self) -> bool:
+        """Whether the check-in is the daily question (a `daily` cadence)."""
+        return self.fields.get("ci") == "daily"
 
 
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:

@@ -21,6 +21,11 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                JSON, "occurrence|partner|capped" -> ms
                                                (services/notifier/state.py); usually empty
     nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
+    nudges:jar:{s00}:<couple>          hash    the couple's own date jar: idea id -> JSON
+                                               {text, added_by, added_at} (at most 200)
+    nudges:jardraws:{s00}:<couple>     hash    the jar's draws: "d:<idea id>" -> ms for ideas
+                                               drawn since the last refill, "o:<draw key>" ->
+                                               "<idea id>|ms" (services/notifier/jar_store.py)
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
@@ -127,6 +132,12 @@ class Keys:
     def outbox(self, couple_id: str) -> str:
         return f"{self.prefix}:outbox:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 
+    def jar(self, couple_id: str) -> str:
+        return f"{self.prefix}:jar:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
+    def jar_draws(self, couple_id: str) -> str:
+        return f"{self.prefix}:jardraws:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
     def couple_keys(self, couple_id: str) -> list[str]:
         """Every key that holds data of one couple: what erasure deletes."""
         return [
@@ -134,4 +145,6 @@ class Keys:
             self.sent(couple_id),
             self.seen(couple_id),
             self.outbox(couple_id),
+            self.jar(couple_id),
+            self.jar_draws(couple_id),
         ]

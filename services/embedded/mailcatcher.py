@@ -34,12 +34,12 @@ class _Keep:
         self.unknown: set[str] = set()  # recipients answered "550 no such user" at RCPT
         self.connections = 0  # SMTP connections accepted so far
         self.open = 0  # of which still open
+        self.stall_seconds = 0.0  # DATA is answered only after this long (a hung server)
 
     def connected(self, change: int) -> None:
         with self._lock:
             self.open += change
             self.connections += max(change, 0)
-        self.stall_seconds = 0.0  # DATA is answered only after this long (a hung server)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -7,6 +7,10 @@ For each recipient and each of their channels, in order:
   paused, unsubscribed, channel dead -> suppressed with that reason
   daily cap reached (caps.py)        -> suppressed "cap_reached", once per partner
   otherwise: choose content, render, send, record, outcome "sent"
+Content: a date night of a couple whose ideas come from their own date jar draws one idea per
+nudge (jar.py, jar_store.py: before the cap slots are reserved, so a redelivery finds the
+same draw); a daily check-in is the couple's question of the day (daily_question.py); else
+the catalog's choice (content.py).
 Emails carry a signed one-click unsubscribe link for the nudge's kind (unsubscribe.py) when
 unsubscribe links are configured; push and webhook payloads carry the deep link.
 Transient failures are returned, not raised, next to the outcomes of what did succeed: the
@@ -61,8 +65,12 @@ from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.content import choose_for
+from services.notifier.daily_question import question_for
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
+from services.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
+from services.notifier.jar_store import JarStore
 from services.notifier.message_ids import MessageIds, MessageRef, provider_headers
+from services.notifier.occurrence_day import content_day
 from services.notifier.render import (
     deep_link,
     message_domain,
@@ -140,6 +148,7 @@ class Delivery:
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self.caps = CapLedger(state.redis, state.keys, state.pipe)
+        self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
             if settings.public_url is not None and settings.unsubscribe_secrets
@@ -179,6 +188,7 @@ class Delivery:
         if not wanted:
             return result
         now_ms = epoch_ms(now)
+        idea = await self._draw(due, couple, wanted[0].partner, now_ms)
         # Every channel of one occurrence shares one slot of the partner's cap; the sends
         # about to start are marked in the same call (the write-ahead: see caps.py).
         slots = await self.caps.reserve(
@@ -210,11 +220,14 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(due, couple, want.partner, want.other, seen)
+            item = self._choose(due, couple, want.partner, want.other, seen, idea)
             sends += [(want, channel, key, item) for channel, key in want.channels]
+        jar_text = None if idea is None else idea.text
         done = await asyncio.gather(
             *(
-                self._send_and_record(due, couple, w.partner, item, ch, key, now, scheduled_ms)
+                self._send_and_record(
+                    due, couple, w.partner, item, ch, key, now, scheduled_ms, jar_text
+                )
                 for w, ch, key, item in sends
             )
         )
@@ -303,13 +316,14 @@ class Delivery:
         key: str,
         now: datetime,
         scheduled_ms: int,
+        jar_idea: str | None = None,
     ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
         """Send one message and record it at once with its outcome (not after the nudge's
         other sends: a crash in between may repeat only sends still in flight).
 
         Returns what to retry, or the outcome with its outbox entry (the outcome alone when
         the couple was erased meanwhile: nothing was recorded)."""
-        message = self._render(due, couple, partner, item, channel, key, now)
+        message = self._render(due, couple, partner, item, channel, key, now, jar_idea)
         partner_id = partner.partner_id
         try:
             await self.channels[channel].send(message)
@@ -385,11 +399,45 @@ class Delivery:
             return "no_channel"
         return None
 
+    async def _draw(
+        self, due: NudgeDue, couple: CoupleState, partner: Partner, now_ms: int
+    ) -> JarIdea | None:
+        """The idea this date night draws from the couple's jar, if it draws from it (one
+        draw per nudge: see jar.py); None for the catalog's content."""
+        d = due.data
+        if d.kind != "date_night" or not draws_from_jar(couple.date_night_source, d.sequence):
+            return None
+        assert couple.profile is not None
+        key = draw_key(
+            d,
+            recipient_zone=partner.timezone,
+            couple_zone=couple.profile.partners[0].timezone,
+        )
+        return await self.jar.draw(d.couple_id, key, now_ms=now_ms, keep_ms=self._retention_ms)
+
     def _choose(
-        self, due: NudgeDue, couple: CoupleState, partner: Partner, other: Partner, seen: set[str]
+        self,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        other: Partner,
+        seen: set[str],
+        idea: JarIdea | None = None,
     ) -> Item:
         d = due.data
         assert couple.profile is not None
+        if idea is not None:
+            return jar_item(idea, partner.locale)
+        if d.kind == "check_in" and couple.daily_question:
+            day = content_day(
+                d,
+                recipient_zone=partner.timezone,
+                couple_zone=couple.profile.partners[0].timezone,
+            )
+            items = self.catalog.items(d.kind, partner.locale)
+            question = question_for(items, couple_id=d.couple_id, day=day)
+            if question is not None:
+                return question
         return choose_for(
             self.catalog.items(d.kind, partner.locale),
             kind=d.kind,
@@ -409,6 +457,7 @@ class Delivery:
         channel: ChannelName,
         key: str,
         now: datetime,
+        jar_idea: str | None = None,
     ) -> Outgoing:
         d = due.data
         assert couple.profile is not None
@@ -427,6 +476,7 @@ class Delivery:
             unsubscribe_url=self._unsubscribe_url(due, partner, now)
             if channel == "email"
             else None,
+            jar_idea=jar_idea,
         )
         if channel == "email":
             assert partner.email is not None

@@ -32,6 +32,7 @@ __all__ = [
     "NudgeView",
     "PageState",
     "deep_link",
+    "jar_texts",
     "message_domain",
     "render_email",
     "render_push",
@@ -56,6 +57,7 @@ class NudgeView:
     locale: str = DEFAULT_LOCALE
     link: str | None = None  # deep link for push
     unsubscribe_url: str | None = None
+    jar_idea: str | None = None  # a date night from the couple's own jar: their idea's text
 
     @property
     def body(self) -> str:
@@ -83,6 +85,7 @@ def view_for(
     turn: str | None = None,
     link: str | None = None,
     unsubscribe_url: str | None = None,
+    jar_idea: str | None = None,
 ) -> NudgeView:
     """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
     partner = next(p for p in profile.partners if p.partner_id == partner_id)
@@ -99,6 +102,7 @@ def view_for(
         locale=partner.locale,
         link=link,
         unsubscribe_url=unsubscribe_url,
+        jar_idea=jar_idea,
     )
 
 
@@ -195,6 +199,8 @@ def _context(view: NudgeView) -> dict[str, Any]:
         "footer_unsubscribe": s["footer"]["unsubscribe"],
         "footer_counselor": s["footer"]["counselor"],
         "unsubscribe_url": view.unsubscribe_url,
+        "jar_label": s["jar"]["label"],
+        "jar_idea": view.jar_idea,
     }
 
 
@@ -268,7 +274,16 @@ def render_email(
 def render_push(view: NudgeView) -> dict[str, Any]:
     s = _strings(_locale_dir(view.locale))
     title = s["discreet"]["push_title"] if view.discreet else view.item.title
-    return {"title": title, "body": view.body, "url": view.link, "kind": view.kind}
+    body = view.body
+    if view.jar_idea is not None and not view.discreet:  # a lock screen shows it
+        body = f"{s['jar']['label']} {view.jar_idea}"
+    return {"title": title, "body": body, "url": view.link, "kind": view.kind}
+
+
+def jar_texts(locale: str) -> tuple[str, str]:
+    """The title and body of a date night drawn from the couple's jar (the idea goes apart)."""
+    jar = _strings(_locale_dir(locale))["jar"]
+    return str(jar["title"]), str(jar["body"])
 
 
 def render_unsubscribe_page(

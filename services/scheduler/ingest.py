@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
@@ -11,9 +12,12 @@ from typing import Any, Final
 import structlog
 
 from schemas import (
+    JAR_LIMIT,
     ChannelBounced,
     ChannelComplained,
     CoupleErased,
+    DateJarIdeaAdded,
+    DateJarIdeaRemoved,
     PreferenceEvent,
     PreferencesPaused,
     PreferencesResubscribed,
@@ -185,6 +189,42 @@ class PreferenceIngest:
                 if count < 0:
                     return "unknown_couple"
                 return "applied" if count >= self.settings.soft_bounce_limit else "counted"
+            case DateJarIdeaAdded(data=data):
+                return await self._jar_add(data.couple_id, event, occurred_ms)
+            case DateJarIdeaRemoved(data=data):
+                return await self.store.jar_remove(data.couple_id, data.idea_id)
+
+    async def _jar_add(self, couple_id: str, event: DateJarIdeaAdded, occurred_ms: int) -> str:
+        """An idea into the couple's jar; raises PlanningError (the entry is rejected, with a
+        reason that never repeats the idea) for a full jar, a stranger or an unknown couple."""
+        data = event.data
+        entry = json.dumps(
+            {
+                "text": data.text,
+                "added_by": data.added_by,
+                "added_at": event.occurred_at.isoformat(),
+            },
+            ensure_ascii=False,
+        )
+        result = await self.store.jar_add(
+            couple_id,
+            data.idea_id,
+            entry,
+            added_by=data.added_by,
+            occurred_ms=occurred_ms,
+            limit=JAR_LIMIT,
+        )
+        if result in _JAR_REFUSALS:
+            raise PlanningError(_JAR_REFUSALS[result])
+        return result
+
+
+# Reasons for the rejected stream: fixed text, never the idea's id or text.
+_JAR_REFUSALS: Final = {
+    "full": f"datejar.idea_added: the date jar is full ({JAR_LIMIT} ideas); remove one first",
+    "not_partner": "datejar.idea_added: added_by is not one of the couple's partners",
+    "unknown_couple": "datejar.idea_added: unknown couple; publish its preferences.set first",
+}
 
 
 def _written(code: int) -> str:

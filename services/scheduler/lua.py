@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AHEAD", "APPLY_PLAN", "CLAIM", "DUE", "ERASE", "FIRE", "SET_IF_NEWER"]
+__all__ = [
+    "AHEAD",
+    "APPLY_PLAN",
+    "CLAIM",
+    "DUE",
+    "ERASE",
+    "FIRE",
+    "JAR_ADD",
+    "JAR_REMOVE",
+    "SET_IF_NEWER",
+]
 
 APPLY_PLAN: Final = """
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
@@ -256,4 +266,35 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
 return 1
+"""
+
+JAR_ADD: Final = """
+-- One idea into a couple's date jar (the jar hash has the couple's shard tag).
+-- KEYS: 1 couple hash, 2 jar hash, 3 tombstones zset
+-- ARGV: 1 idea id, 2 entry JSON, 3 most ideas a jar holds, 4 couple digest, 5 occurred_ms,
+--       6 the partner who added it
+-- Returns "added"; "present" (the id is in the jar: a replay, or the same id again: the first
+-- text stays); "full"; "not_partner" (added_by is not one of the couple's partners);
+-- "unknown_couple" (no preferences.set yet); "erased" (erased after the idea was added).
+local erased = redis.call('ZSCORE', KEYS[3], ARGV[4])
+if erased and tonumber(erased) >= tonumber(ARGV[5]) then return 'erased' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown_couple' end
+local partner = false
+for _, s in ipairs(redis.call('HMGET', KEYS[1], 's0', 's1')) do
+  if s and string.match(s, '^([^|]*)') == ARGV[6] then partner = true end
+end
+if not partner then return 'not_partner' end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 'present' end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return 'full' end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 'added'
+"""
+
+JAR_REMOVE: Final = """
+-- One idea out of a couple's date jar, and out of the set drawn since the last refill.
+-- KEYS: 1 jar hash, 2 jar draws hash   ARGV: 1 idea id
+-- Returns "removed", or "absent" when it was not in the jar (a no-op).
+redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1])
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then return 'removed' end
+return 'absent'
 """

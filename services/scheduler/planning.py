@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from schemas import (
     Cadence,
     CronCadence,
+    DailyCadence,
     MonthlyCadence,
     NudgeKind,
     NudgePlan,
@@ -26,7 +27,14 @@ from schemas import (
     TimesPerWeekCadence,
     WeeklyCadence,
 )
-from services.scheduler.rules import CronRule, Rule, RuleError, SpreadRule, fires_between, next_fire
+from services.scheduler.rules import (
+    CronRule,
+    Rule,
+    RuleError,
+    SpreadRule,
+    first_gap_below,
+    next_fire,
+)
 from services.scheduler.wallclock import resolve, to_local
 
 __all__ = [
@@ -48,7 +56,6 @@ _DOW = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
 # Raw cron is checked over a year of wall-clock fires (so seasonal spam is caught), in UTC so
 # that the shortening a DST gap causes on one day a year is not held against the user.
 _FREQUENCY_HORIZON = timedelta(days=366)
-_UTC = ZoneInfo("UTC")
 
 
 class PlanningError(ValueError):
@@ -117,6 +124,8 @@ def _cron_at(at: time, dom: str, dow: str) -> str:
 
 def rule_for(cadence: Cadence, seed: str) -> Rule:
     match cadence:
+        case DailyCadence():
+            return CronRule(_cron_at(cadence.at, "*", "*"))
         case WeeklyCadence():
             return CronRule(
                 _cron_at(cadence.at, "*", str(_DOW[cadence.weekday])),
@@ -190,25 +199,29 @@ def plan_kind(
     now: datetime,
 ) -> list[Schedule]:
     """The schedules of one nudge kind of a couple (see `plan`)."""
-    made = _schedules_for(prefs, kind, plan_)
+    try:
+        made = _schedules_for(prefs, kind, plan_)
+    except RuleError as exc:  # a cron the schema lets through but the rules refuse ("R 9 * * *")
+        raise PlanningError(f"{kind}: {exc}") from None
     if isinstance(plan_.cadence, CronCadence):
         _check_frequency(made[0], min_interval, now)  # same rule for every audience
     return made
 
 
 def _check_frequency(schedule: Schedule, min_interval: timedelta, now: datetime) -> None:
-    """Stops at the first gap that is too short, so spam is refused in microseconds."""
-    previous: datetime | None = None
-    try:
-        for instant in fires_between(schedule.rule, _UTC, now, now + _FREQUENCY_HORIZON):
-            if previous is not None and instant - previous < min_interval:
-                raise PlanningError(
-                    f"{schedule.kind}: cron fires as often as every {_human(instant - previous)}; "
-                    f"the minimum interval between nudges is {_human(min_interval)}"
-                )
-            previous = instant
-    except RuleError as exc:
-        raise PlanningError(f"{schedule.kind}: {exc}") from None
+    """Refuses a raw cron with two consecutive fires closer than `min_interval` within a year.
+
+    Measured on the UTC wall clock (see `rules.first_gap_below`, which finds the same first
+    short gap a walk over the year's fires would, from the cron's fields).
+    """
+    rule = schedule.rule
+    assert isinstance(rule, CronRule)  # only raw cron is checked
+    gap = first_gap_below(rule, now, now + _FREQUENCY_HORIZON, min_interval)
+    if gap is not None:
+        raise PlanningError(
+            f"{schedule.kind}: cron fires as often as every {_human(gap)}; "
+            f"the minimum interval between nudges is {_human(min_interval)}"
+        )
 
 
 def _human(delta: timedelta) -> str:

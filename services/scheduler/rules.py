@@ -22,10 +22,12 @@ Rules:
 * :class:`CronRule` -- a 5-field cron expression in local time, croniter syntax:
   lists, ranges, steps, names, ``L`` (last day of the month), ``L5`` (last
   Friday), ``sun#1``/``0#1`` (first Sunday), ``15W`` (nearest weekday),
-  wrapping ranges (hours ``22-2``). Day-of-month and day-of-week are OR-ed
-  when neither is ``*`` (croniter's rule, also for ``*/2``). One deliberate
-  difference from croniter 7: an equal range such as ``5-5`` is the single
-  value 5, as in every cron, not croniter's "whole cycle". ``H``/``R``
+  wrapping ranges (hours ``22-2``). Day-of-month and day-of-week combine as in
+  cronie: AND-ed when either field starts with ``*`` (also ``*/2``, and ``?``),
+  OR-ed otherwise (see :mod:`services.scheduler.cron_fields`). Deliberate
+  differences from croniter 7: an equal range such as ``5-5`` is the single
+  value 5, as in every cron, not croniter's "whole cycle"; an n-th or last
+  weekday listed with plain weekdays ("1,1#2") is refused. ``H``/``R``
   (hashed/random) values and ``@daily``-style macros are refused. Optionally
   only every 2nd..4th week, counted in Monday-weeks from an anchor date.
 * :class:`SpreadRule` -- N distinct days per ISO week at seeded, uniformly
@@ -34,15 +36,15 @@ Rules:
 
 Everything here is pure: ``after``/``start`` come in as arguments, no clock and
 no I/O. Returned instants are aware UTC with ``second == 0`` and
-``microsecond == 0``. croniter iterates *naive* wall-clock datetimes only: its
+``microsecond == 0``. Candidates are *naive* wall-clock datetimes: croniter's
 own timezone support is not used (croniter 7.0.0 fires "30 1 * * *" twice on a
-fall-back day in America/New_York). Parsed expressions are cached.
+fall-back day in America/New_York).
 
-Fast path: an expression with one minute, one hour, every month, and days that
-are "every day", weekdays, days of the month, ``D#n`` or ``LD`` (everything the
-human-level cadences produce) finds its next day by calendar arithmetic instead
-of croniter's iteration (about 30x faster); anything else goes to croniter. Both
-read the same validated expression and give the same candidates.
+croniter parses and validates; it is never iterated. What it reads of each field
+is compiled into :class:`services.scheduler.cron_fields.CronFields` (minutes of
+the day, month and day bitmasks), which finds next matches and the gaps the
+minimum-interval check needs with integer arithmetic. Readings of valid fields,
+compiled expressions and next fires are cached.
 
 Errors: :class:`RuleError` (a ``ValueError``) for a bad expression, week
 cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end``.
@@ -50,24 +52,23 @@ cadence or window; a plain ``ValueError`` for a naive ``after``/``start``/``end`
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise, takewhile
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from croniter import (  # type: ignore[import-untyped, unused-ignore]
-    CroniterBadDateError,
     CroniterError,
     croniter,
 )
 
+from services.scheduler.cron_fields import CronFields
 from services.scheduler.wallclock import resolve, to_local
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "RuleError",
     "SpreadRule",
     "fires_between",
+    "first_gap_below",
     "min_gap",
     "next_fire",
     "validate_cron",
@@ -86,6 +88,7 @@ __all__ = [
 _SEARCH_YEARS = 8
 _SEARCH_SPAN = timedelta(days=366 * _SEARCH_YEARS + 1)
 _MINUTE = timedelta(minutes=1)
+_UTC = ZoneInfo("UTC")
 _WEEK = timedelta(weeks=1)
 _FIELDS = (
     ("minute", 0, 59),
@@ -98,7 +101,13 @@ _FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
 _NUMBERS_RE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 _WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron's 0-7
 _LAST_WEEKDAY_RE = re.compile(r"[0-7]l", re.ASCII | re.IGNORECASE)
-_EQUAL_RANGE_RE = re.compile(r"([0-9a-z]+)-([0-9a-z]+)(?:/\d+)?", re.ASCII | re.IGNORECASE)
+# An equal range of numbers or names, without a step or with a non-zero one ("5-5/0" stays,
+# for croniter to refuse; so do "L-L" and "15W-15W").
+_EQUAL_RANGE_RE = re.compile(
+    r"(\d+|[a-z]{3})-(\d+|[a-z]{3})(?:/0*[1-9]\d*)?", re.ASCII | re.IGNORECASE
+)
+_PARSE_START = datetime(2000, 1, 1)
+_CRONITER_ERRORS = (CroniterError, ValueError, TypeError, KeyError, IndexError)
 _HASHED_RE = re.compile(r"(?:^|,)[hr](?:$|[(/,])", re.ASCII | re.IGNORECASE)
 
 
@@ -190,7 +199,18 @@ def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
 
 @lru_cache(maxsize=16_384)
 def _next_cron_fire(rule: CronRule, tz: ZoneInfo, after: datetime) -> datetime | None:
-    """Memoized: at a busy instant thousands of schedules share one rule, zone and instant."""
+    """Memoized: at a busy instant thousands of schedules share one rule, zone and instant.
+
+    ``next(_instants(...))`` without its generators when the first candidate will do (every
+    week in the cadence, and past ``after`` once resolved: all but DST and cadence edges).
+    """
+    if rule.every_weeks == 1:
+        local_after = to_local(after, tz)
+        local = _fields(rule.expr).next_after(local_after)
+        if local is not None and local <= _add_or_max(local_after, _SEARCH_SPAN):
+            instant = _whole_minute(resolve(local, tz))
+            if instant > after:
+                return instant
     return next(_instants(rule, tz, after), None)
 
 
@@ -210,6 +230,29 @@ def min_gap(rule: Rule, tz: ZoneInfo, start: datetime, horizon: timedelta) -> ti
     """
     fires = fires_between(rule, tz, start, start + horizon)
     return min((b - a for a, b in pairwise(fires)), default=None)
+
+
+def first_gap_below(
+    rule: CronRule, start: datetime, end: datetime, limit: timedelta
+) -> timedelta | None:
+    """The first gap shorter than ``limit`` between consecutive fires in (start, end], on the
+    UTC wall clock, walking forward in time; None when no two fires are that close.
+
+    Exactly what walking ``fires_between(rule, UTC, start, end)`` and stopping at the first
+    short gap finds (the year walk the minimum-interval check used to make), derived from
+    the expression's fields instead: see :mod:`services.scheduler.cron_fields`.
+    """
+    _require_aware("start", start)
+    _require_aware("end", end)
+    if rule.every_weeks > 1:  # never for raw cron; the walk is the definition
+        fires = fires_between(rule, _UTC, start, end)
+        return next((b - a for a, b in pairwise(fires) if b - a < limit), None)
+    minutes = max(-(-limit // _MINUTE), 0)  # whole-minute gaps: gap < limit <=> gap < ceil
+    fields = _fields(rule.expr)
+    if not fields.can_be_closer_than(minutes):
+        return None
+    gap = fields.first_gap_below(to_local(start, _UTC), to_local(end, _UTC), minutes)
+    return None if gap is None else gap * _MINUTE
 
 
 # --- iteration --------------------------------------------------------------
@@ -240,8 +283,7 @@ def _instants(rule: Rule, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
 
 def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime]:
     """Naive wall-clock matches of ``rule`` strictly after ``local_after``, ascending."""
-    fixed = _fixed_time(rule.expr)
-    step = fixed.next_after if fixed is not None else _croniter_step(rule.expr)
+    step = _fields(rule.expr).next_after
     horizon = _add_or_max(local_after, _SEARCH_SPAN)
     current = local_after
     while True:
@@ -258,21 +300,6 @@ def _cron_candidates(rule: CronRule, local_after: datetime) -> Iterator[datetime
         horizon = _add_or_max(local, _SEARCH_SPAN)
         current = local
         yield local
-
-
-def _croniter_step(expr: str) -> Callable[[datetime], datetime | None]:
-    """croniter's next match strictly after a naive local time (None: none within its limit)."""
-    it = copy.copy(_compile(expr))  # shares the parsed fields; state is per copy
-
-    def step(local: datetime) -> datetime | None:
-        it.set_current(local, force=True)
-        try:
-            found: datetime = it.get_next(datetime)
-        except CroniterBadDateError:  # nothing within croniter's year limit
-            return None
-        return found
-
-    return step
 
 
 def _spread_candidates(rule: SpreadRule, local_after: datetime) -> Iterator[datetime]:
@@ -347,122 +374,41 @@ def _window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
     return start, window_end.hour * 60 + window_end.minute - start
 
 
-# --- fixed-time fast path ---------------------------------------------------
-
-_DIGITS_RE = re.compile(r"\d{1,2}", re.ASCII)
-_NTH_RE = re.compile(r"([0-7])#([1-5])", re.ASCII)
-_LAST_RE = re.compile(r"[lL]([0-7])", re.ASCII)
-_DOW_BY_NAME = {name: n for n, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-
-
-def _weekday_number(text: str) -> int | None:
-    """A single cron weekday (0-7 or a three-letter name) as 0=Sunday..6, else None."""
-    if _DIGITS_RE.fullmatch(text):
-        return int(text) % 7
-    return _DOW_BY_NAME.get(text.lower())
-
-
-def _cron_weekday(day: date) -> int:
-    return (day.weekday() + 1) % 7  # cron counts from Sunday = 0
-
-
-def _month_length(year: int, month: int) -> int:
-    if month == 12:
-        return 31
-    return (date(year, month + 1, 1) - date(year, month, 1)).days
-
-
-def _next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _FixedTime:
-    """One minute and hour of every month, on days found by calendar arithmetic.
-
-    Exactly one day form: every day (``* *``), weekdays (``* D,D``), days of the month
-    (``N,N *``), the n-th weekday (``* D#n``) or the last weekday (``* LD``). With ``*``
-    in one day field, croniter ANDs the fields, so the other field alone decides.
-    """
-
-    at: time
-    weekday_delta: tuple[int, ...] | None = None  # per cron weekday: days to the next match
-    month_days: tuple[int, ...] | None = None  # ascending
-    weekday: int = 0  # for nth / last
-    nth: int = 0  # 1..5 the n-th weekday of the month, -1 the last one, 0 unused
-
-    def next_after(self, local: datetime) -> datetime | None:
-        """The first match strictly after ``local`` (naive), None past year 9999."""
-        day = local.date()
-        try:
-            if datetime.combine(day, self.at) <= local:
-                day += timedelta(days=1)
-            return datetime.combine(self._first_day(day), self.at)
-        except (OverflowError, ValueError):
-            return None
-
-    def _first_day(self, day: date) -> date:
-        """The first matching day on or after ``day``."""
-        if self.weekday_delta is not None:
-            return day + timedelta(days=self.weekday_delta[_cron_weekday(day)])
-        if self.month_days is None and not self.nth:
-            return day
-        year, month, earliest = day.year, day.month, day.day
-        while True:
-            found = self._day_in_month(year, month, earliest)
-            if found is not None:
-                return date(year, month, found)
-            year, month = _next_month(year, month)
-            earliest = 1
-
-    def _day_in_month(self, year: int, month: int, earliest: int) -> int | None:
-        length = _month_length(year, month)
-        if self.month_days is not None:
-            return next((d for d in self.month_days if earliest <= d <= length), None)
-        if self.nth > 0:
-            first = (self.weekday - _cron_weekday(date(year, month, 1))) % 7 + 1
-            found = first + 7 * (self.nth - 1)
-        else:
-            found = length - (_cron_weekday(date(year, month, length)) - self.weekday) % 7
-        return found if earliest <= found <= length else None
-
-
-@lru_cache(maxsize=4096)
-def _fixed_time(expr: str) -> _FixedTime | None:
-    """The fast form of a validated expression, or None when croniter must iterate it."""
-    minute, hour, dom, month, dow = (
-        _single_value_ranges(field) for field in _FIELD_RE.findall(expr)
-    )
-    if not (_DIGITS_RE.fullmatch(minute) and _DIGITS_RE.fullmatch(hour)) or month != "*":
-        return None
-    at = time(int(hour), int(minute))
-    if dom == "*" and dow == "*":
-        return _FixedTime(at)
-    if dow == "*":
-        days = dom.split(",")
-        if not all(_DIGITS_RE.fullmatch(d) and 1 <= int(d) <= 31 for d in days):
-            return None
-        return _FixedTime(at, month_days=tuple(sorted({int(d) for d in days})))
-    if dom != "*":
-        return None
-    if nth := _NTH_RE.fullmatch(dow):
-        return _FixedTime(at, weekday=int(nth[1]) % 7, nth=int(nth[2]))
-    if last := _LAST_RE.fullmatch(dow):
-        return _FixedTime(at, weekday=int(last[1]) % 7, nth=-1)
-    weekdays = [_weekday_number(item) for item in dow.split(",")]
-    if any(w is None for w in weekdays):
-        return None
-    wanted = {w for w in weekdays if w is not None}
-    delta = tuple(min((w - today) % 7 for w in wanted) for today in range(7))
-    return _FixedTime(at, weekday_delta=delta)
-
-
 # --- helpers ----------------------------------------------------------------
 
 
 @lru_cache(maxsize=4096)
-def _compile(expr: str) -> Any:
-    """A validated croniter for ``expr``; callers ``copy.copy`` it before iterating."""
+def _fields(expr: str) -> CronFields:
+    """The compiled fields of a validated expression (croniter parses, CronFields walks)."""
+    fields = [_single_value_ranges(field) for field in _FIELD_RE.findall(expr)]
+    return CronFields.compile(fields, _compile(expr))
+
+
+#: croniter's reading of each valid field seen, by (position, field as written). Fields are
+#: parsed one by one (the others "*"), each once: fields repeat across expressions far more
+#: than whole expressions do, and croniter's parse is most of the cost of a new expression
+#: (30-100 us a field). That is exact because croniter's checks and ours are all within one
+#: field (ranges, names, steps, "?" in a day field, "W" alone, "#" beside plain weekdays), so
+#: an expression is valid exactly when each of its fields is, and a field reads the same in
+#: any expression (but for croniter writing a full day field as "*" beside a day field with
+#: "*", which names the same days). tests/property/test_cron_fields.py holds both to
+#: croniter's whole-expression parse.
+_KNOWN_FIELDS: dict[tuple[int, str], _Parsed] = {}
+_KNOWN_FIELDS_MAX = 16_384
+
+
+class _Parsed(NamedTuple):
+    """croniter's reading of one field: its ``expanded`` values, and for the day fields the
+    ``D#n``/``LD`` weekdays (``nth_weekday_of_month``) and ``W`` days (``nearest_weekday``)."""
+
+    values: tuple[int | str, ...]
+    nth: tuple[tuple[int, tuple[int | str, ...]], ...] = ()
+    nearest: tuple[int, ...] = ()
+
+
+@lru_cache(maxsize=4096)
+def _compile(expr: str) -> tuple[_Parsed, ...]:
+    """croniter's reading of each field of a valid ``expr``; RuleError for an invalid one."""
     if not isinstance(expr, str):
         raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
     fields = _FIELD_RE.findall(expr)
@@ -472,17 +418,18 @@ def _compile(expr: str) -> Any:
             f"cron expression {expr!r}: expected 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
         )
-    for index, field in enumerate(fields):
-        _check_field(expr, index, field)
-    normalized = " ".join(_single_value_ranges(field) for field in fields)
-    try:
-        return croniter(normalized, datetime(2000, 1, 1), max_years_between_matches=9)
-    except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise RuleError(f"cron expression {expr!r}: {exc}") from None
+    parsed = tuple(
+        _KNOWN_FIELDS.get((index, field)) or _check_field(expr, index, field)
+        for index, field in enumerate(fields)
+    )
+    if len(_KNOWN_FIELDS) > _KNOWN_FIELDS_MAX:
+        _KNOWN_FIELDS.clear()  # the fields in use come back at once
+    _KNOWN_FIELDS.update(zip(enumerate(fields), parsed, strict=True))
+    return parsed
 
 
-def _check_field(expr: str, index: int, field: str) -> None:
-    """Raise a :class:`RuleError` naming the field when one field is wrong on its own."""
+def _check_field(expr: str, index: int, field: str) -> _Parsed:
+    """croniter's reading of one field, parsed alone; a RuleError naming it when it is wrong."""
     name, low, high = _FIELDS[index]
     if _HASHED_RE.search(field):
         raise RuleError(
@@ -504,18 +451,53 @@ def _check_field(expr: str, index: int, field: str) -> None:
                 raise RuleError(
                     f"cron expression {expr!r}: {name} {int(value)} out of range ({low}-{high})"
                 )
-    probe = ["*"] * len(_FIELDS)
-    probe[index] = field
-    try:
-        croniter(" ".join(probe), datetime(2000, 1, 1))
-    except (CroniterError, ValueError, TypeError, KeyError, IndexError):
+    parsed = _parse_field(index, _single_value_ranges(field))
+    if parsed is None:
         hint = ""
         if index == 4 and _LAST_WEEKDAY_RE.fullmatch(field):
             day = _WEEKDAY_NAMES[int(field[0])]
             hint = f" (croniter writes the last {day} of the month as 'L{field[0]}')"
-        raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}") from None
+        raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}")
+    if index == 4:
+        _check_weekday_forms(expr, field)
+    return parsed
 
 
+def _parse_field(index: int, field: str) -> _Parsed | None:
+    """croniter's reading of one field alone (the others ``*``), None when it refuses it."""
+    probe = ["*"] * len(_FIELDS)
+    probe[index] = field
+    try:
+        return _reading(croniter(" ".join(probe), _PARSE_START), index)
+    except _CRONITER_ERRORS:
+        return None
+
+
+def _reading(parsed: Any, index: int) -> _Parsed:
+    """Field ``index`` of croniter's parse (its W days for day-of-month, #/L for day-of-week)."""
+    return _Parsed(
+        tuple(parsed.expanded[index]),
+        tuple((d, tuple(n)) for d, n in parsed.nth_weekday_of_month.items()) if index == 4 else (),
+        tuple(sorted(parsed.nearest_weekday)) if index == 2 else (),
+    )
+
+
+def _check_weekday_forms(expr: str, field: str) -> None:
+    """Refuse n-th ("1#2") or last ("L5") weekdays listed with plain weekdays ("1,1#2").
+
+    croniter refuses most such lists and reads the rest ("1,1#2", "0-6,1#2") as the n-th
+    weekday alone; a cron reader would expect the plain weekdays too.
+    """
+    items = field.split(",")
+    special = [item for item in items if "#" in item or item[:1] in "lL"]
+    if special and len(special) < len(items):
+        raise RuleError(
+            f"cron expression {expr!r}: day-of-week field {field!r}: n-th (#) and last (L) "
+            "weekdays cannot be listed with plain weekdays"
+        )
+
+
+@lru_cache(maxsize=4096)
 def _single_value_ranges(field: str) -> str:
     """Rewrite equal ranges ("5-5", "mon-mon/2") to their single value, as cron reads them.
 

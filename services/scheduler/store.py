@@ -73,6 +73,8 @@ class ScheduleStore:
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
+        self._jar_add = redis.register_script(lua.JAR_ADD)
+        self._jar_remove = redis.register_script(lua.JAR_REMOVE)
 
     async def apply_plan(self, plan: Plan) -> ApplyResult:
         """One couple's APPLY_PLAN (through the shared pipeline, like `apply_plans`)."""
@@ -141,6 +143,35 @@ class ScheduleStore:
             keys=[self.keys.couple(couple_id)], args=[field, occurred_ms, value]
         )
         return int(written)
+
+    async def jar_add(
+        self,
+        couple_id: str,
+        idea_id: str,
+        entry: str,
+        *,
+        added_by: str,
+        occurred_ms: int,
+        limit: int,
+    ) -> str:
+        """One idea into the couple's date jar (see lua.JAR_ADD for what it returns)."""
+        shard = self.keys.shard_of(couple_id)
+        done = await self._jar_add(
+            keys=[
+                self.keys.couple(couple_id),
+                self.keys.jar(couple_id),
+                self.keys.tombstones(shard),
+            ],
+            args=[idea_id, entry, limit, couple_digest(couple_id), occurred_ms, added_by],
+        )
+        return cast("bytes", done).decode()
+
+    async def jar_remove(self, couple_id: str, idea_id: str) -> str:
+        """One idea out of the couple's date jar: "removed" or "absent"."""
+        done = await self._jar_remove(
+            keys=[self.keys.jar(couple_id), self.keys.jar_draws(couple_id)], args=[idea_id]
+        )
+        return cast("bytes", done).decode()
 
     async def due_records(
         self, shard: int, now_ms: int, limit: int, *, pick: int = 0

@@ -54,6 +54,16 @@ def json_logs() -> Iterator[io.StringIO]:
         faststream.handlers, faststream.level = saved[2], saved[3]
 
 
+def jar_events() -> list[bytes]:
+    """The sample couples' date-jar events (examples/couples/jars/*.jsonl, one a line)."""
+    return [
+        line.encode()
+        for path in sorted(EXAMPLES.glob("jars/*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+
+
 def personal_data() -> dict[str, re.Pattern[str]]:
     """What must never be logged: addresses, display names, every catalog title and text."""
     secrets: dict[str, re.Pattern[str]] = {}
@@ -61,6 +71,9 @@ def personal_data() -> dict[str, re.Pattern[str]]:
         for partner in json.loads(path.read_text())["data"]["partners"]:
             secrets[partner["email"]] = re.compile(re.escape(partner["email"]), re.IGNORECASE)
             secrets[partner["name"]] = re.compile(rf"\b{re.escape(partner['name'])}\b")
+    for event in jar_events():  # the couples' own date-jar ideas
+        text = json.loads(event)["data"]["text"]
+        secrets[text] = re.compile(re.escape(text))
     catalog = load_catalog()
     for locale in catalog.locales:
         for kind in ("date_night", "check_in", "appreciation"):
@@ -107,6 +120,8 @@ class TestLogsOfARun:
         try:
             for path in sorted(EXAMPLES.glob("*.json")):
                 await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: path.read_bytes()})
+            for event in jar_events():
+                await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: event})
             await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: b'{"to": "x@example.test"}'})
             await eventually(lambda: redis.zcard(scheduler.keys.timers(0)), until=lambda n: n >= 9)
             now = START
@@ -120,7 +135,10 @@ class TestLogsOfARun:
 
         outcomes = await read_events(redis, scheduler.keys.outcomes, parse_outcome)
         couples_served = {o.data.couple_id for o in outcomes if isinstance(o, NudgeSent)}
-        assert couples_served == {"ana-kai", "lena-jo", "maya-sam"}
+        assert couples_served == {"ana-kai", "lena-jo", "maya-sam", "priya-noor"}
+        assert any(
+            o.data.content_id.startswith("jar:") for o in outcomes if isinstance(o, NudgeSent)
+        )
         assert mail.messages, "the run must really render and send emails"
 
         captured = capsys.readouterr()
@@ -136,7 +154,7 @@ class TestLogsOfARun:
         assert all({"event_type", "event_id", "occurrence_id"} <= set(line) for line in published)
         applied = [line for line in lines if line["event"] == "preference_applied"]
         assert all({"event_type", "event_id"} <= set(line) for line in applied)
-        assert len(applied) == 3
+        assert len(applied) == len(list(EXAMPLES.glob("*.json"))) + len(jar_events())
         groups = await redis.xinfo_groups(scheduler.keys.due(0))
         assert [int(g["pending"]) for g in groups if g["name"].decode() == NOTIFIER_GROUP] == [0]
 

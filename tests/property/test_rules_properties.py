@@ -115,7 +115,8 @@ def parse_field(text: str, low: int, high: int) -> set[int]:
 
 @dataclass(frozen=True)
 class Matcher:
-    """croniter's matching: day-of-month and day-of-week are OR-ed unless one is '*'."""
+    """cronie's matching: day-of-month and day-of-week are AND-ed when either starts with '*'
+    (also '*/2'), OR-ed otherwise (also when a list or range covers the whole field)."""
 
     minutes: set[int]
     hours: set[int]
@@ -135,8 +136,8 @@ class Matcher:
             parse_field(day, 1, 31),
             parse_field(month, 1, 12),
             weekdays,
-            day == "*",
-            weekday == "*",
+            day.startswith("*"),
+            weekday.startswith("*"),
         )
 
     def __call__(self, local: datetime) -> bool:
@@ -219,14 +220,6 @@ def cron_exprs(draw: st.DrawFn, daily_at_most: bool = False) -> str:
         draw(cron_fields(1, 12)),
         draw(cron_fields(0, 6) | st.just("7")),
     ]
-    # croniter turns some full-range spellings into '*' ("0,1,2,3,4,5,6" but
-    # not "0-6"), which flips day-of-month/day-of-week between AND and OR;
-    # keep spellings whose meaning does not depend on that.
-    days, weekdays = parse_field(fields[2], 1, 31), parse_field(fields[4], 0, 7)
-    if fields[2] != "*" and len(days) == 31:
-        fields[2] = "1-30"
-    if fields[4] != "*" and len({d % 7 for d in weekdays}) == 7:
-        fields[4] = "1-6"
     return " ".join(fields)
 
 

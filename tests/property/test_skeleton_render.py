@@ -34,6 +34,11 @@ CONTEXT = st.fixed_dictionaries(
         "footer_unsubscribe": TEXT,
         "footer_counselor": TEXT,
         "unsubscribe_url": st.one_of(st.none(), st.just("https://x.test/u?t=a&b=<c>")),
+        # a monthly guide's steps, rendered by their own templates (render._agenda)
+        "agenda_text": st.one_of(st.just(""), TEXT),
+        "agenda_html": st.one_of(
+            st.just(""), TEXT.map(lambda t: markupsafe.Markup("<ol><li>%s</li></ol>") % t)
+        ),
     }
 )
 
@@ -42,8 +47,8 @@ class TestOurTemplates:
     @settings(max_examples=300, deadline=None)
     @given(context=CONTEXT)
     def test_email_parts_match_jinja_for_any_values(self, context: dict[str, Any]) -> None:
-        """Names with <, &, quotes, emoji; missing detail, turn or unsubscribe link: the same
-        bytes as Jinja, first render (learning) and every render after it."""
+        """Names with <, &, quotes, emoji; missing detail, agenda, turn or unsubscribe link:
+        the same bytes as Jinja, first render (learning) and every render after it."""
         for part in ("en/email.html.j2", "en/email.txt.j2"):
             renderer = _email_part(part)
             expected = renderer.template.render(context)

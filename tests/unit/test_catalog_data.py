@@ -20,6 +20,7 @@ import string
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,41 @@ def _whole_word(term: str) -> re.Pattern[str]:
 BANNED_PATTERNS: dict[str, re.Pattern[str]] = {
     term: _whole_word(term) for terms in BANNED_GROUPS.values() for term in terms
 }
+
+
+# --- The rules in other languages ------------------------------------------------------------
+#
+# The rules above are worded in English. A translation keeps them in its own words: each
+# locale has one LocaleRules entry (its consent and exit phrases, the wording that needs a tag,
+# its banned words, the words of a guide's shape, filler words and spelling mistakes), and the
+# phrase tests below look the locale's entry up. A locale without an entry fails those tests.
+
+
+@dataclass(frozen=True)
+class LocaleRules:
+    consent: tuple[str, ...]  # touch is offered: one of these, case-folded
+    out: tuple[str, ...]  # a hard topic's exit: one of these, case-folded
+    pause: re.Pattern[str]  # ...and a pause
+    come_back: re.Pattern[str]  # ...with a time to come back
+    hard_wording: tuple[str, ...]  # only in hard_topic items
+    assumption_wording: dict[str, tuple[str, ...]]  # only with the matching `assumes` tag
+    distance_wording: tuple[str, ...]  # only in `apart` items
+    banned: dict[str, tuple[str, ...]]  # by group, as BANNED_GROUPS
+    # A monthly guide's shape: warm start, listening and saying back, feeling loved, a plan.
+    warm: re.Pattern[str]
+    listen: re.Pattern[str]
+    back: re.Pattern[str]
+    loved: re.Pattern[str]
+    plan: re.Pattern[str]
+    filler: frozenset[str]  # words the near-duplicate score ignores
+    misspelling: dict[str, re.Pattern[str]]  # mistakes that must not appear, by name
+
+
+def _any_case(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+LOCALE_RULES: dict[str, LocaleRules] = {}  # filled below: "en" from the tables above, then "de"
 
 
 def _discover_locales() -> list[str]:
@@ -526,14 +562,28 @@ class TestSafety:
     @locale_param
     @pytest.mark.parametrize("group", sorted(BANNED_GROUPS))
     def test_banned_words_absent(self, locale: str, group: str) -> None:
-        """No title, body or detail contains a banned word or phrase (whole words, any case)."""
+        """No title, body or detail contains a banned word or phrase of its language (whole
+        words, any case)."""
         hits: list[tuple[str, str, str]] = []
         for item in _all_items(locale):
             for field, text in _texts(item):
-                for term in BANNED_GROUPS[group]:
-                    if BANNED_PATTERNS[term].search(text):
+                for term in _rules(locale).banned[group]:
+                    if _whole_word(term).search(text):
                         hits.append((item["id"], field, term))
         assert hits == []
+
+    def test_every_locale_bans_every_group(self) -> None:
+        """Each language's banned-word table covers the same groups as the English one."""
+        assert {loc: sorted(r.banned) for loc, r in LOCALE_RULES.items()} == {
+            loc: sorted(BANNED_GROUPS) for loc in LOCALE_RULES
+        }
+
+    def test_german_matcher_is_whole_word(self) -> None:
+        """German words match whole, umlauts included: "Bett" but not "Bettdecke"."""
+        assert _whole_word("bett").search("Frühstück im Bett")
+        assert not _whole_word("bett").search("eine warme Bettdecke")
+        assert _whole_word("dein partner").search("Sag deinem Partner oder dein  Partner")
+        assert not _whole_word("frau").search("eine Frauenzeitschrift")
 
     def test_banned_word_matcher_is_whole_word(self) -> None:
         """The banned-word matcher catches whole words in any case but not substrings."""
@@ -734,11 +784,14 @@ class TestSecondEditionShape:
         one listens and says back what they heard; "what would help you feel loved this
         month"; a small plan. (A time box may follow; it is not checked.)"""
         _on_second_edition("check_in")
-        warm = re.compile(r"\b(thank\w*|grateful|went well|appreciat\w*)\b", re.I)
-        listen = re.compile(r"\blisten", re.I)
-        back = re.compile(r"\bback\b|own words", re.I)
-        loved = re.compile(r"feel loved", re.I)
-        plan = re.compile(r"\b(plan|agree|choose|pick|decide|settle on)\b", re.I)
+        rules = _rules(locale)
+        warm, listen, back, loved, plan = (
+            rules.warm,
+            rules.listen,
+            rules.back,
+            rules.loved,
+            rules.plan,
+        )
         bad = []
         for i in _guides(locale):
             steps: list[str] = i.get("steps", [])
@@ -765,7 +818,7 @@ class TestSecondEditionShape:
         repeated = []
         for i in _guides(locale):
             for step in i.get("steps", []):
-                key = " ".join(re.findall(r"[a-z']+", step.lower()))
+                key = " ".join(re.findall(r"(?:[^\W\d_]|')+", step.lower()))
                 if key in seen and seen[key] != i["id"]:
                     repeated.append((seen[key], i["id"], step))
                 seen.setdefault(key, i["id"])
@@ -787,7 +840,7 @@ class TestSecondEditionCare:
             i["id"]
             for i in _items(locale, kind)
             if ("physical_touch" in i["love_languages"] or "physical" in i["focus"])
-            and not _has_phrase(_all_text(i), CONSENT_PHRASES)
+            and not _has_phrase(_all_text(i), _rules(locale).consent)
         ]
         assert bad == []
 
@@ -795,13 +848,14 @@ class TestSecondEditionCare:
     def test_hard_topics_have_an_exit(self, locale: str, kind: str) -> None:
         """A hard_topic item offers an out ("only if you both feel ready", "or pick another
         time", ...) and suggests a pause with a time to come back."""
+        rules = _rules(locale)
         bad = []
         for i in _items(locale, kind):
             if i.get("hard_topic"):
                 text = _all_text(i)
-                if not _has_phrase(text, OUT_PHRASES):
+                if not _has_phrase(text, rules.out):
                     bad.append((i["id"], "out"))
-                if not (PAUSE_PATTERN.search(text) and COME_BACK_PATTERN.search(text)):
+                if not (rules.pause.search(text) and rules.come_back.search(text)):
                     bad.append((i["id"], "pause"))
         assert bad == []
 
@@ -812,7 +866,8 @@ class TestSecondEditionCare:
         bad = [
             (i["id"], found)
             for i in _items(locale, kind)
-            if not i.get("hard_topic") and (found := _wording(HARD_TOPIC_WORDING, _all_text(i)))
+            if not i.get("hard_topic")
+            and (found := _wording(_rules(locale).hard_wording, _all_text(i)))
         ]
         assert bad == []
 
@@ -823,7 +878,7 @@ class TestSecondEditionCare:
         bad = [
             (i["id"], tag, found)
             for i in _items(locale, kind)
-            for tag, terms in ASSUMPTION_WORDING.items()
+            for tag, terms in _rules(locale).assumption_wording.items()
             if tag not in i.get("assumes", []) and (found := _wording(terms, _all_text(i)))
         ]
         assert bad == []
@@ -834,7 +889,8 @@ class TestSecondEditionCare:
         bad = [
             (i["id"], found)
             for i in _items(locale, kind)
-            if i.get("setting") != "apart" and (found := _wording(DISTANCE_WORDING, _all_text(i)))
+            if i.get("setting") != "apart"
+            and (found := _wording(_rules(locale).distance_wording, _all_text(i)))
         ]
         assert bad == []
 
@@ -865,6 +921,29 @@ class TestSpelling:
             for form in _wording(UK_FORMS, _all_text(i))
         ]
         assert hits == []
+
+    @pytest.mark.parametrize("locale", OTHER_LOCALES)
+    def test_no_misspellings(self, locale: str) -> None:
+        """A translation is free of its language's known misspellings (for German: the old
+        orthography, umlauts written out, a capitalised du or ihr, straight quotes)."""
+        hits = [
+            (i["id"], name, match.group())
+            for i in _all_items(locale)
+            for name, pattern in _rules(locale).misspelling.items()
+            for match in [pattern.search(_all_text(i))]
+            if match
+        ]
+        assert hits == []
+
+    def test_german_misspellings_known(self) -> None:
+        """The German checks catch what they are for and leave sentence starts alone."""
+        rules = LOCALE_RULES["de"].misspelling
+        assert rules["old spelling"].search("Schön, daß es dich gibt")
+        assert rules["capitalised du"].search("Sag, wie Du dich fühlst")
+        assert not rules["capitalised du"].search("Du bist dran. Ihr beide entscheidet.")
+        assert rules["formal address"].search("Frag, ob Sie mögen")
+        assert not rules["formal address"].search("Sie ist schön, die Karte.")
+        assert rules["straight quotes"].search('Sag "danke"')
 
 
 class TestSecondEditionCoverage:
@@ -920,26 +999,192 @@ _FILLER = frozenset(
 )
 NEAR_DUPLICATE_THRESHOLD = 72.0
 
+LOCALE_RULES["en"] = LocaleRules(
+    consent=CONSENT_PHRASES,
+    out=OUT_PHRASES,
+    pause=PAUSE_PATTERN,
+    come_back=COME_BACK_PATTERN,
+    hard_wording=HARD_TOPIC_WORDING,
+    assumption_wording=ASSUMPTION_WORDING,
+    distance_wording=DISTANCE_WORDING,
+    banned=BANNED_GROUPS,
+    warm=_any_case(r"\b(thank\w*|grateful|went well|appreciat\w*)\b"),
+    listen=_any_case(r"\blisten"),
+    back=_any_case(r"\bback\b|own words"),
+    loved=_any_case(r"feel loved"),
+    plan=_any_case(r"\b(plan|agree|choose|pick|decide|settle on)\b"),
+    filler=_FILLER,
+    misspelling={},  # US spelling has its own test (TestSpelling), from the variant table
+)
 
-def _idea_words(text: str) -> str:
-    words = re.findall(r"[a-z]+(?:'[a-z]+)?", re.sub(r"\{\w+\}", " ", text.lower()))
-    return " ".join(w for w in words if w not in _FILLER)
+# German: du for each of you, ihr/euch for both, never the formal Sie; no gendered words for the
+# partner (the name, "ihr beide", "die andere Person").
+LOCALE_RULES["de"] = LocaleRules(
+    consent=(
+        "wenn es willkommen ist",
+        "falls es willkommen ist",
+        "was gerade willkommen ist",
+        "frag vorher",
+        "frag, ob",
+        "frag kurz, ob",
+        "fragt einander vorher",
+        "wenn ihr beide mögt",
+        "wenn es sich für euch beide gut anfühlt",
+    ),
+    out=(
+        "nur wenn ihr euch beide bereit fühlt",
+        "wenn ihr euch beide bereit fühlt",
+        "oder sucht euch einen anderen zeitpunkt",
+        "oder wählt einen anderen zeitpunkt",
+        "einen anderen zeitpunkt, der euch beiden passt",
+    ),
+    pause=_any_case(r"\bpause\b|\bpausiert\b"),
+    come_back=_any_case(r"\bzurück(zu)?komm\w*|\bkommt\b[^.;]*\bzurück\b|\bwieder auf(zu)?greif"),
+    hard_wording=_terms(
+        """
+        zögerst zu sagen, schwer fällt zu sagen, jetzt wo es ruhig ist, wo es gerade ruhig ist,
+        vor dir herschiebst, vor euch herschiebt, schwieriges gespräch, schwierige gespräch,
+        schweres gespräch, heikles thema, heikle thema, angespannter moment, streit, streits,
+        streiten, streitet, gestritten, krach, groll, verletzend, ungelöst, ungeklärt,
+        wunder punkt, wunden punkt, vorwurf, vorwürfe
+        """
+    ),
+    assumption_wording={
+        "living_together": _terms(
+            """
+            spiegel, kühlschrank, kopfkissen, hausarbeit, hausarbeiten, haushalt, wäsche,
+            abwasch, spülmaschine, nach hause kommt, nach hause kommst, heimkommt, heimkommst
+            """
+        ),
+        "mobility": _terms(
+            """
+            spazieren, spaziergang, spaziergänge, wandern, wanderung, wanderungen, radtour,
+            fahrrad, fahrräder, radfahren, tanzen, tanzt, tanz, tanzkurs, klettern, kletterhalle,
+            bouldern, joggen, rennen, schwimmen
+            """
+        ),
+        "no_children_home": _terms("kinder schlafen, babysitter, babysitterin, kinderfrei"),
+    },
+    distance_wording=_terms(
+        """
+        videoanruf, videoanrufe, videotelefonat, videocall, fernbeziehung, zeitzone, zeitzonen,
+        zeitverschiebung, paket, päckchen, kilometer entfernt
+        """
+    ),
+    banned={
+        "sexual": _terms(
+            """
+            sex, sexy, sexuell, sexuelle, sexualität, sexting, bett, schlafzimmer, nackt,
+            dessous, reizwäsche, unterwäsche, erotik, erotisch, erotische, geil, orgasmus,
+            vorspiel, verführen, verführung, verführerisch, sinnlich, sinnliche, lustvoll,
+            begierde, porno, knutschen, rummachen, liebe machen, miteinander schlafen,
+            striptease, libido, erregt, erregung, erregend, scharf auf, heiß auf
+            """
+        ),
+        "clinical": _terms(
+            """
+            diagnose, diagnostizieren, diagnostiziert, störung, toxisch, toxische, narzisst,
+            narzisstisch, gaslighting, co-abhängig, co-abhängigkeit, pathologisch, psychopath,
+            soziopath, dysfunktional, missbräuchlich, trauma, traumatisch, therapie, therapeut,
+            therapeutin, therapeutisch, behandlung, heilung, symptom, symptome, klinisch,
+            bindungsstil, bindungstyp, warnsignal, red flag
+            """
+        ),
+        "guilt": _terms(
+            """
+            du nie, du immer, hättest du, du hättest, immer vergisst, vergessen hast,
+            warum hast du nicht, warum machst du nicht, deine schuld, schuld, schuldig,
+            schuldgefühl, schuldgefühle, schäm dich, wie immer, endlich mal, enttäuscht von
+            """
+        ),
+        "pressure": _terms(
+            """
+            drängen, drängeln, bedrängen, nerven, nörgeln, hinterherlaufen, bestehst darauf,
+            verlangen, einfordern, zwingen, zwingt, sorg dafür, lass nicht locker,
+            immer wieder fragen, bis er, bis sie, kein nein
+            """
+        ),
+        # German pronouns follow grammatical gender ("die andere Person ... sie", "der Plan ...
+        # er"), so they are not listed; the partner is named, "die andere Person" or "ihr beide".
+        "gendered": _terms(
+            """
+            mann, frau, ehemann, ehefrau, freundin, partnerin, dein partner, deinen partner,
+            deinem partner, deines partners, dein freund, deinen freund, deinem freund,
+            deine freundin, deiner freundin
+            """
+        ),
+    },
+    warm=_any_case(r"dank|gut gelaufen|gut lief|gelungen|schön war|wertschätz"),
+    listen=_any_case(r"\bzu(zu)?hör|\bhör\w*\b[^.;,]*\bzu\b"),
+    back=_any_case(r"eigenen worten|zurück|wiederhol|zusammenfass|fasst\b[^.;]*\bzusammen"),
+    loved=_any_case(r"geliebt"),
+    plan=_any_case(
+        r"\b(plan\w*|vereinbar\w*|einig\w*|wählt|sucht euch|entscheid\w*|beschließt|"
+        r"nehmt euch|abmach\w*|verabrede\w*|legt\b[^.;]*\bfest)"
+    ),
+    filler=frozenset(
+        _terms(
+            """
+            der, die, das, den, dem, des, ein, eine, einen, einem, einer, eines, und, oder, aber,
+            zu, zum, zur, in, im, ins, an, am, auf, für, mit, von, vom, bei, beim, aus, als, ist,
+            sind, sein, war, es, du, dich, dir, dein, deine, deinen, deinem, deiner, ihr, euch,
+            euer, eure, euren, eurem, eurer, wir, uns, unser, unsere, was, wie, wann, wo, warum,
+            wer, welche, welcher, welches, wenn, ob, dann, so, da, dass, nur, auch, noch, schon,
+            mal, nicht, kein, keine, jeder, jede, jedes, beide, beiden, andere, anderen, heute,
+            kann, könnt, könntest, könntet, würde, würdest, würdet, wäre, wären, hättest,
+            hättet, hat, habt, hast, etwas, ganz, sich, einander, check, monat,
+            monats, thema, bereit, fühlt, sucht, zeitpunkt, passt
+            """
+        )
+    ),
+    misspelling={
+        # Spelling before the 1996 reform, and umlauts written out.
+        "old spelling": _any_case(
+            r"\b(daß|muß|mußt|läßt|laß|kuß|schluß|bißchen|gewiß|eßt|ißt|wußte)\b"
+        ),
+        "umlaut written out": _any_case(
+            r"\b(fuer|ueber|schoen|koennt|moechte|fuehlt|hoert|waehlt|gruesse)\b"
+        ),
+        # Modern app copy writes du, dich, dein and ihr, euch, euer in lower case; a capital Sie,
+        # Ihnen or Ihre inside a sentence is the formal address.
+        "capitalised du": re.compile(
+            r"(?<=[a-zäöüß,;] )(Du|Dich|Dir|Dein\w*|Ihr|Euch|Euer|Eur\w+)\b"
+        ),
+        "formal address": re.compile(r"(?<=[a-zäöüß,;] )(Sie|Ihnen|Ihre\w*)\b|\bIhnen\b"),
+        "straight quotes": re.compile(r'"'),
+    },
+)
 
 
-def _similarity(a: Item, b: Item) -> float:
+def _rules(locale: str) -> LocaleRules:
+    assert locale in LOCALE_RULES, f"{locale}: add its phrase tables to LOCALE_RULES"
+    return LOCALE_RULES[locale]
+
+
+def _idea_words(text: str, filler: frozenset[str] = _FILLER) -> str:
+    letters = r"[^\W\d_]+"  # letters of any language: "fühlen" stays one word
+    words = re.findall(rf"{letters}(?:'{letters})?", re.sub(r"\{\w+\}", " ", text.lower()))
+    return " ".join(w for w in words if w not in filler)
+
+
+def _similarity(a: Item, b: Item, filler: frozenset[str] = _FILLER) -> float:
     """rapidfuzz's token_set_ratio of the two items' title + body, filler words removed."""
     return float(
         fuzz.token_set_ratio(
-            _idea_words(f"{a['title']} {a['body']}"),
-            _idea_words(f"{b['title']} {b['body']}"),
+            _idea_words(f"{a['title']} {a['body']}", filler),
+            _idea_words(f"{b['title']} {b['body']}", filler),
             processor=None,
         )
     )
 
 
-def _closest_pairs(items: list[Item]) -> list[tuple[float, str, str]]:
+def _closest_pairs(
+    items: list[Item], filler: frozenset[str] = _FILLER
+) -> list[tuple[float, str, str]]:
     pairs = [
-        (_similarity(a, b), a["id"], b["id"]) for n, a in enumerate(items) for b in items[n + 1 :]
+        (_similarity(a, b, filler), a["id"], b["id"])
+        for n, a in enumerate(items)
+        for b in items[n + 1 :]
     ]
     return sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))
 
@@ -987,9 +1232,43 @@ class TestNearDuplicates:
     def test_no_near_duplicates(self, locale: str, kind: str) -> None:
         """No pair of items of a kind scores above the threshold (enforced for kinds on the
         second edition; the ten closest pairs are printed for every kind)."""
-        pairs = _closest_pairs(_items(locale, kind))
+        pairs = _closest_pairs(_items(locale, kind), _rules(locale).filler)
         print(f"\n{locale} {kind}: closest pairs (threshold {NEAR_DUPLICATE_THRESHOLD})")
         for score, a, b in pairs[:10]:
             print(f"  {score:5.1f}  {a}  {b}")
         if kind in KINDS_ON_SECOND_EDITION:
             assert [p for p in pairs if p[0] > NEAR_DUPLICATE_THRESHOLD] == []
+
+
+# --- Interface strings -----------------------------------------------------------------------
+
+TEMPLATES_DIR = CATALOG_DIR.parent / "templates"
+TEMPLATE_LOCALES = sorted(
+    p.parent.name for p in TEMPLATES_DIR.glob("*/strings.toml") if p.parent.name != "en"
+)
+
+
+def _string_fields(locale: str) -> dict[str, list[str]]:
+    """Each string of templates/<locale>/strings.toml ("table.key") with its placeholders."""
+    data = tomllib.loads((TEMPLATES_DIR / locale / "strings.toml").read_text(encoding="utf-8"))
+    return {
+        f"{table}.{key}": sorted(_format_fields(text))
+        for table, strings in data.items()
+        for key, text in strings.items()
+    }
+
+
+class TestInterfaceStrings:
+    @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)
+    def test_same_keys_and_placeholders_as_english(self, locale: str) -> None:
+        """A locale's strings.toml has exactly the keys of the English one, each with the same
+        placeholders (render.py fills them with str.format)."""
+        assert _string_fields(locale) == _string_fields(REFERENCE_LOCALE)
+
+    @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)
+    def test_templates_are_shared(self, locale: str) -> None:
+        """render.py loads a locale's templates from its own folder; they are copies of the
+        English ones (only strings.toml differs), so they cannot drift apart."""
+        english = {p.name: p.read_bytes() for p in (TEMPLATES_DIR / "en").glob("*.j2")}
+        own = {p.name: p.read_bytes() for p in (TEMPLATES_DIR / locale).glob("*.j2")}
+        assert own == english

@@ -8,6 +8,7 @@ the zones' offsets: Europe/Berlin is UTC+1 in winter and UTC+2 from 2026-03-29 0
 
 from __future__ import annotations
 
+import re
 import time as timer
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -450,6 +451,23 @@ class TestFrequency:
         prefs = couple(check_in=NudgePlan(cadence=cron(expr)))
         with pytest.raises(PlanningError, match="cron fires as often as every"):
             plan(prefs, min_interval=FOUR_HOURS, now=at("2026-03-01T00:00Z"))
+
+    @pytest.mark.parametrize(
+        ("expr", "message"),
+        [
+            ("R 9 * * *", "minute field 'R': H (hashed) and R (random) values are not supported"),
+            ("0 9 * * 1,1#2", "n-th (#) and last (L) weekdays cannot be listed with plain"),
+        ],
+    )
+    def test_a_cron_the_schema_passes_but_the_rules_refuse_is_a_planning_error(
+        self, expr: str, message: str
+    ) -> None:
+        """The ingest path refuses it like any bad plan (a PlanningError), saying why."""
+        prefs = couple(check_in=NudgePlan(cadence=cron(expr)))
+        with pytest.raises(PlanningError, match=re.escape(f"check_in: cron expression {expr!r}")):
+            plan(prefs, min_interval=FOUR_HOURS, now=MAY)
+        with pytest.raises(PlanningError, match=re.escape(message)):
+            plan(prefs, min_interval=FOUR_HOURS, now=MAY)
 
     def test_every_minute_is_rejected_quickly(self) -> None:
         """Rejecting an every-minute cron is cheap (it must not block the consumer for seconds)."""

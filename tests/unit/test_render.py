@@ -453,3 +453,33 @@ class TestAgenda:
         text, _ = parts(email(view(item, kind="check_in", locale="en-GB")))
         assert "your favourite and least favourite spot" in text
         assert "favorite" not in text
+
+
+class TestGerman:
+    """A German partner (de, de-AT, de-CH) gets the German catalog and templates/de strings."""
+
+    @pytest.mark.parametrize("locale", ["de", "de-AT"])
+    def test_email_in_german(self, locale: str) -> None:
+        """Heading, agenda label, footer and the item itself are German."""
+        (item,) = [i for i in load_catalog().items("check_in", locale) if i.id == "ci-monthly-home"]
+        text, html = parts(email(view(item, kind="check_in", locale=locale)))
+        assert '<html lang="de">' in html
+        for part in (text, html):
+            assert "Zeit für euren Check-in" in part
+            assert "Euer Check-in, Schritt für Schritt" in part
+            assert "weil Sam und du sie gemeinsam eingerichtet habt" in part
+            assert item.steps[0].split(",")[0] in part
+
+    def test_push_and_turn_line(self) -> None:
+        """A discreet German push is neutral; the turn line names who plans."""
+        v = view(DATE_NIGHT, kind="date_night", locale="de", turn="Sam")
+        assert "Diesmal ist Sam mit dem Planen dran." in parts(email(v))[0]
+        assert render_push(view(DATE_NIGHT, locale="de", discreet=True))["title"] == "Erinnerung"
+
+    def test_unsubscribe_page(self) -> None:
+        """The unsubscribe page asks in German, with the scope in its sentence."""
+        page = render_unsubscribe_page(
+            "confirm", scope="all", action_url="https://x/1", locale="de"
+        )
+        assert "Möchtest du alle Impulse abbestellen?" in page
+        assert '<html lang="de">' in page

@@ -21,6 +21,7 @@ from services.scheduler.rules import (
     RuleError,
     SpreadRule,
     fires_between,
+    first_gap_below,
     min_gap,
     next_fire,
     validate_cron,
@@ -318,6 +319,121 @@ class TestFiresBetween:
             )
         )
         assert len({to_local(f, tz).date() for f in fires}) == len(fires) == 366
+
+
+class TestDayFieldsAsCronie:
+    """Day-of-month and day-of-week as cronie combines them (worked by hand from a calendar).
+
+    cronie's entry.c sets DOM_STAR/DOW_STAR when a day field's first character is '*', and
+    its cron.c ANDs the two fields when either flag is set, else ORs them. January 2026
+    starts on a Thursday; 2026-01-05 is the first Monday.
+    """
+
+    @pytest.mark.parametrize(
+        ("expr", "previous", "expected"),
+        [
+            # '*/3' starts with '*': the 17th AND a Sunday, Wednesday or Saturday. Jan 17 is a
+            # Saturday; Feb 17 and Mar 17 are Tuesdays, Apr 17 a Friday, May 17 a Sunday.
+            ("30 1 17 * */3", "2026-01-01T00:00Z", "2026-01-17T01:30Z"),
+            ("30 1 17 * */3", "2026-01-17T01:30Z", "2026-05-17T01:30Z"),
+            # Days 1, 4, 7, ... AND Mondays (5, 12, 19, 26): the 19th.
+            ("0 9 */3 * 1", "2026-01-01T00:00Z", "2026-01-19T09:00Z"),
+            # '*/1' starts with '*': every day AND Mondays.
+            ("0 9 */1 * 1", "2026-01-01T10:00Z", "2026-01-05T09:00Z"),
+            # '1-31' does not: every day OR Mondays, so every day.
+            ("0 9 1-31 * 1", "2026-01-01T10:00Z", "2026-01-02T09:00Z"),
+            # '?' is croniter's '*': Mondays.
+            ("0 9 ? * 1", "2026-01-01T10:00Z", "2026-01-05T09:00Z"),
+            ("0 9 * * 1", "2026-01-01T10:00Z", "2026-01-05T09:00Z"),
+            # Lists OR: the 1st, the 15th, or a Monday.
+            ("0 9 1,15 * 1", "2026-01-01T10:00Z", "2026-01-05T09:00Z"),
+            ("0 9 1,15 * 1", "2026-01-12T10:00Z", "2026-01-15T09:00Z"),
+            # Ranges OR: the "first Monday" written as 1-7 is days 1-7 or any Monday.
+            ("0 9 1-7 * 1", "2026-01-07T10:00Z", "2026-01-12T09:00Z"),
+            ("0 9 10-12 * 5", "2026-01-09T10:00Z", "2026-01-10T09:00Z"),
+            # A stepped range does not start with '*': odd days OR Mondays (the 12th is even).
+            ("0 9 1-31/2 * 1", "2026-01-11T10:00Z", "2026-01-12T09:00Z"),
+            # A full weekday range: AND with '*/2' (odd days), OR with '15' (every day).
+            ("0 9 */2 * 0-6", "2026-01-01T10:00Z", "2026-01-03T09:00Z"),
+            ("0 9 15 * 0-6", "2026-01-01T10:00Z", "2026-01-02T09:00Z"),
+            # '*/2' weekdays are Sun, Tue, Thu, Sat: the 2nd falls on one first in April (Thu).
+            ("0 9 2 * */2", "2026-01-01T00:00Z", "2026-04-02T09:00Z"),
+            # Both '*'-led: odd days, across a month end (31st, then the 1st).
+            ("0 9 */3 * *", "2026-01-31T10:00Z", "2026-02-01T09:00Z"),
+            # croniter's extensions belong to their field: the last day OR Fridays ...
+            ("0 9 L * 5", "2026-01-29T10:00Z", "2026-01-30T09:00Z"),
+            ("0 9 L * 5", "2026-01-30T10:00Z", "2026-01-31T09:00Z"),
+            # ... the 1st OR the first Monday (Feb 1 is a Sunday, Feb 2 the first Monday) ...
+            ("0 9 1 * 1#1", "2026-01-05T10:00Z", "2026-02-01T09:00Z"),
+            # ... the weekday nearest the 15th OR Mondays (Aug 15 is a Saturday: the 14th) ...
+            ("0 9 15W * 1", "2026-08-10T10:00Z", "2026-08-14T09:00Z"),
+            # ... and days 1, 11, 21, 31 AND the last Friday: first on July 31.
+            ("0 9 */10 * L5", "2026-01-01T00:00Z", "2026-07-31T09:00Z"),
+        ],
+    )
+    def test_cronie_table(self, expr: str, previous: str, expected: str) -> None:
+        """The next fire after previous (UTC) is the next day cronie would run the job."""
+        assert next_fire(CronRule(expr), ZoneInfo("UTC"), at(previous)) == at(expected)
+
+    def test_the_rule_holds_in_a_couples_zone(self) -> None:
+        """In New York the same days fire, at 01:30 local: May 17, 2026 (EDT, UTC-4)."""
+        rule = CronRule("30 1 17 * */3")
+        assert next_fire(rule, ZoneInfo(NY), at("2026-01-17T12:00Z")) == at("2026-05-17T05:30Z")
+
+
+class TestFirstGapBelow:
+    @pytest.mark.parametrize(
+        ("expr", "now", "limit_hours", "expected_minutes"),
+        [
+            ("0 */4 * * *", "2026-05-01T00:00Z", 4, None),
+            ("0 */4 * * *", "2026-05-01T00:00Z", 5, 240),
+            ("0 9,21 * * *", "2026-05-01T00:00Z", 12, None),
+            ("0 9,21 * * *", "2026-05-01T00:00Z", 13, 12 * 60),
+            # Across midnight: 23:00 then 00:00 the next day, but only in December.
+            ("0 0,23 * 12 *", "2026-03-01T00:00Z", 4, 60),
+            ("0 0,23 * 12 *", "2026-03-01T00:00Z", 1, None),
+            # Across a month end: odd days, 22:00 and 02:00: May 31 22:00 -> Jun 1 02:00.
+            ("0 2,22 */2 * *", "2026-05-01T00:00Z", 5, 4 * 60),
+            ("0 2,22 */2 5 *", "2026-05-01T00:00Z", 5, None),
+            # Weekly: a week apart, and refused only by a limit over a week.
+            ("30 8 * * 1", "2026-05-01T00:00Z", 24 * 7, None),
+            ("30 8 * * 1", "2026-05-01T00:00Z", 24 * 7 + 1, 7 * 24 * 60),
+            # Feb 29 comes only in some windows: none from 2026-03-01 to 2027-03-02 ...
+            ("0 0,12 29 2 *", "2026-03-01T00:00Z", 13, None),
+            # ... but 2028-02-29 is inside the year from 2027-03-01.
+            ("0 0,12 29 2 *", "2027-03-01T00:00Z", 13, 12 * 60),
+            # The window is (now, now + 366 days]: a fire at now does not count ...
+            ("0 0,1 29 2 *", "2028-02-29T00:00Z", 2, None),
+            ("0 0,1 29 2 *", "2028-02-28T23:59Z", 2, 60),
+            # ... a fire at the end does (2027-02-28 + 366 days is 2028-02-29).
+            ("0 0,1 29 2 *", "2027-02-28T01:00Z", 2, 60),
+            ("0 0,1 29 2 *", "2027-02-28T00:59Z", 2, None),
+        ],
+    )
+    def test_table(
+        self, expr: str, now: str, limit_hours: int, expected_minutes: int | None
+    ) -> None:
+        """The first gap under the limit in the year after now, on the UTC wall clock."""
+        start = at(now)
+        gap = first_gap_below(
+            CronRule(expr), start, start + timedelta(days=366), timedelta(hours=limit_hours)
+        )
+        assert gap == (None if expected_minutes is None else timedelta(minutes=expected_minutes))
+
+    def test_the_first_short_gap_in_time_not_the_smallest(self) -> None:
+        """09:00, 11:00, 12:00: the 2 hours come before the 1 hour, as the walk met them."""
+        rule = CronRule("0 9,11,12 * * *")
+        start = at("2026-05-04T00:00Z")
+        gap = first_gap_below(rule, start, start + timedelta(days=366), timedelta(hours=4))
+        assert gap == timedelta(hours=2)
+
+    def test_every_other_week_walks_the_fires(self) -> None:
+        """A week cadence (never raw cron) is checked by walking: two weeks apart."""
+        rule = CronRule("0 9 * * 1", every_weeks=2, anchor=date(2026, 5, 4))
+        start = at("2026-05-01T00:00Z")
+        end = start + timedelta(days=366)
+        assert first_gap_below(rule, start, end, timedelta(days=14)) is None
+        assert first_gap_below(rule, start, end, timedelta(days=15)) == timedelta(days=14)
 
 
 class TestMinGap:

@@ -187,6 +187,7 @@ class TestExportedMembers:
     def test_all_is_pinned(self) -> None:
         """schemas exports exactly these names, so a change to the contract is deliberate."""
         assert schemas.__all__ == [
+            "JAR_LIMIT",
             "MAX_EVENT_BYTES",
             "REASON_LIMIT",
             "BounceKind",
@@ -200,6 +201,12 @@ class TestExportedMembers:
             "CoupleErased",
             "CoupleErasedData",
             "CronCadence",
+            "DailyCadence",
+            "DateJarIdeaAdded",
+            "DateJarIdeaAddedData",
+            "DateJarIdeaRemoved",
+            "DateJarIdeaRemovedData",
+            "DateNightSource",
             "Envelope",
             "EventRejected",
             "FocusArea",
@@ -453,9 +460,9 @@ class TestRejections:
             ),
             (
                 ("data", "nudges", "check_in", "cadence"),
-                {"repeat": "daily", "at": "20:00"},
+                {"repeat": "hourly", "at": "20:00"},
                 f"{D}.nudges.check_in.cadence: 'repeat' does not match any of the expected "
-                "tags: 'weekly', 'monthly', 'times_per_week', 'cron'",
+                "tags: 'weekly', 'monthly', 'times_per_week', 'cron', 'daily'",
             ),
             (
                 ("data", "nudges", "check_in", "cadence"),
@@ -837,6 +844,8 @@ class TestJsonSchemas:
                     "preferences.resubscribed.v1",
                     "channel.bounced.v1",
                     "channel.complained.v1",
+                    "datejar.idea_added.v1",
+                    "datejar.idea_removed.v1",
                 },
             ),
             (
