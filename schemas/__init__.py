@@ -17,6 +17,7 @@ from schemas.events import (
 )
 from schemas.nudges import NudgeDue, NudgeDueData
 from schemas.outcomes import (
+    DeviceRef,
     NudgeFailed,
     NudgeFailedData,
     NudgeSent,
@@ -28,12 +29,16 @@ from schemas.outcomes import (
     SuppressionReason,
 )
 from schemas.preferences import (
+    MAX_DEVICES,
+    AndroidDevice,
     Cadence,
     Channel,
     CoupleErased,
     CoupleErasedData,
     CronCadence,
+    Device,
     FocusArea,
+    IosDevice,
     LoveLanguage,
     MonthlyCadence,
     NudgeKind,
@@ -57,16 +62,21 @@ from schemas.preferences import (
 )
 
 __all__ = [
+    "MAX_DEVICES",
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",
+    "AndroidDevice",
     "Cadence",
     "Channel",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
+    "Device",
+    "DeviceRef",
     "Envelope",
     "EventRejected",
     "FocusArea",
+    "IosDevice",
     "LoveLanguage",
     "MonthlyCadence",
     "NudgeDue",

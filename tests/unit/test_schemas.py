@@ -187,16 +187,21 @@ class TestExportedMembers:
     def test_all_is_pinned(self) -> None:
         """schemas exports exactly these names, so a change to the contract is deliberate."""
         assert schemas.__all__ == [
+            "MAX_DEVICES",
             "MAX_EVENT_BYTES",
             "REASON_LIMIT",
+            "AndroidDevice",
             "Cadence",
             "Channel",
             "CoupleErased",
             "CoupleErasedData",
             "CronCadence",
+            "Device",
+            "DeviceRef",
             "Envelope",
             "EventRejected",
             "FocusArea",
+            "IosDevice",
             "LoveLanguage",
             "MonthlyCadence",
             "NudgeDue",
@@ -731,7 +736,7 @@ class TestParseOutcome:
             (
                 "nudge.failed.v1",
                 outcome_data(partner_id="sam", channel="sms", error="x", permanent=False),
-                "nudge.failed.v1.data.channel: Input should be 'email', 'push' or 'webhook'",
+                "nudge.failed.v1.data.channel: Input should be 'email', 'push', 'webhook' or 'mobile'",
             ),
             (
                 "nudge.sent.v1",
