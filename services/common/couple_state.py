@@ -153,9 +153,8 @@ def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
 def _device_fields(i: int, devices: list[Device]) -> dict[str, str]:
     """Tokens and app ids are printable ASCII without spaces: one line per device."""
     text = "\n".join(f"{_PLATFORMS[d.platform]} {d.app_id or '-'} {d.token}" for d in devices)
-    return {
-        f"m{i}.{n:02d}": text[at : at + _PIECE] for n, at in enumerate(range(0, len(text), _PIECE))
-    }
+    pieces = range(0, len(text), _PIECE)  # 10 devices of 4 KiB: < 1000 pieces, 3 digits
+    return {f"m{i}.{n:03d}": text[at : at + _PIECE] for n, at in enumerate(pieces)}
 
 
 def _devices(text: bytes | None) -> list[Device]:
