@@ -128,7 +128,6 @@ class TestDevicesStored:
         assert couple.device_dead("maya", "0123456789abcdef")
         assert not couple.device_dead("sam", "0123456789abcdef")
 
-
     def test_ten_devices_of_the_longest_tokens(self) -> None:
         """Ten 4 KiB tokens (hundreds of pieces) come back in order."""
         devices = [{"platform": "android", "token": f"{i}" + "k" * 4095} for i in range(10)]
