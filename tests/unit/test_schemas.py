@@ -736,7 +736,8 @@ class TestParseOutcome:
             (
                 "nudge.failed.v1",
                 outcome_data(partner_id="sam", channel="sms", error="x", permanent=False),
-                "nudge.failed.v1.data.channel: Input should be 'email', 'push', 'webhook' or 'mobile'",
+                "nudge.failed.v1.data.channel: Input should be 'email', 'push', 'webhook' or "
+                "'mobile'",
             ),
             (
                 "nudge.sent.v1",
