@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -89,6 +89,7 @@ class ApnsServer:
     origin: str = ""
     answers: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # reason, headers
     unregistered: set[str] = field(default_factory=set)
+    failing: dict[str, list[str]] = field(default_factory=dict)  # token -> reasons, in order
     received: list[ApnsPush] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     versions: set[str] = field(default_factory=set)
@@ -152,6 +153,8 @@ class ApnsServer:
         )
         if token in self.unregistered:
             return self._error("Unregistered")
+        if self.failing.get(token):
+            return self._error(self.failing[token].pop(0))
         if self.answers:
             answer, headers = self.answers.pop(0)
             return self._error(answer, headers)
@@ -208,7 +211,12 @@ class Http2Server:
         from hypercorn.asyncio import serve
 
         self._task = asyncio.create_task(
-            serve(self._app, self._config, shutdown_trigger=self._stop.wait, mode="asgi")
+            serve(
+                cast("Any", self._app),  # a Starlette app is an ASGI app; hypercorn's types differ
+                self._config,
+                shutdown_trigger=self._stop.wait,
+                mode="asgi",
+            )
         )
         for _ in range(500):
             if self._task.done():

@@ -108,6 +108,8 @@ class FcmServer:
     answers: list[Answer] = field(default_factory=list)  # for the send endpoint, in order
     token_answers: list[Answer] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)  # accepted messages
+    unregistered: set[str] = field(default_factory=set)  # tokens answered UNREGISTERED
+    failing: dict[str, list[str]] = field(default_factory=dict)  # token -> error names, in order
     refused: list[str] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -182,6 +184,11 @@ class FcmServer:
             status, error = fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
             return JSONResponse(error, status_code=status)
         self.received.append(message)
+        token = message["token"]
+        if token in self.unregistered or self.failing.get(token):
+            name = "UNREGISTERED" if token in self.unregistered else self.failing[token].pop(0)
+            status, error = ERRORS[name]
+            return JSONResponse(error, status_code=status)
         if self.answers:
             a = self.answers.pop(0)
             return JSONResponse(a.body, status_code=a.status, headers=a.headers)
