@@ -3,17 +3,21 @@ a real notifier configured for FCM and APNs (settings only) -> local FCM and APN
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from schemas import OutcomeEvent, parse_outcome
-from services.common.clock import ManualClock
+from services.common.clock import ManualClock, epoch_ms
 from services.common.couple_state import device_ref
+from services.common.logging import configure_logging
 from services.common.streams import DATA_FIELD, read_events
 from services.notifier.service import NotifierService
 from services.scheduler.service import SchedulerService
@@ -27,6 +31,21 @@ START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 FIRST_DATE_NIGHT = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 ANDROID = "eP9k:APA91bG" + "a" * 140
 IPHONE = "7c" * 32
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Logging configured as in production (JSON, at debug level) into a buffer."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging("e2e", "json", "debug", stream=buffer, cache_loggers=False)
+    try:
+        yield buffer
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        root.handlers, root.level = saved
 
 
 @pytest.fixture
@@ -120,3 +139,58 @@ class TestPhonesEndToEnd:
         finally:
             await notifier.stop()
             await scheduler.stop()
+
+    async def test_a_provider_outage_is_retried_after_its_retry_after_and_logs_no_token(
+        self,
+        rig: MobileRig,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        json_logs: io.StringIO,
+    ) -> None:
+        """APNs answers 503 with Retry-After 120: the nudge waits at least 120 s (not the
+        30 s backoff), is then sent to the iPhone only, and no device token is logged."""
+        clock = ManualClock(START)
+        scheduler = SchedulerService(
+            scheduler_settings(redis_url, key_prefix, max_poll_seconds=0.02), clock
+        )
+        settings = notifier_settings(
+            redis_url, key_prefix, retry_poll_seconds=0.05, **rig.settings()
+        )
+        notifier = NotifierService(settings, clock)
+        await scheduler.start()
+        await notifier.start()
+
+        async def sent() -> set[str | None]:
+            events = await read_events(redis, scheduler.keys.outcomes, parse_outcome)
+            return {getattr(e.data, "device", None) for e in events if e.type == "nudge.sent.v1"}
+
+        try:
+            await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: preferences()})
+            timers = scheduler.keys.timers(0)
+            await eventually(lambda: redis.zscore(timers, "maya-sam/d/both"), until=bool)
+            rig.apns.answers.append(("ServiceUnavailable", {"retry-after": "120"}))
+            clock.set(FIRST_DATE_NIGHT + timedelta(seconds=1))
+            await eventually(sent, until=lambda found: device_ref(ANDROID) in found)
+            retries = notifier.keys.retries(0)
+            waiting = await eventually(
+                lambda: redis.zrange(retries, 0, -1, withscores=True), until=bool
+            )
+            wait_s = (waiting[0][1] - epoch_ms(clock.now())) / 1000
+            print(f"retry scheduled in {wait_s:.0f} s after Retry-After: 120")
+            assert wait_s >= 119
+
+            clock.set(FIRST_DATE_NIGHT + timedelta(seconds=wait_s + 2))
+            found = await eventually(sent, until=lambda found: len(found) >= 2)
+            assert found == {device_ref(ANDROID), device_ref(IPHONE)}
+            assert len(rig.fcm.received) == 1  # the retry did not send to Android again
+            assert len(rig.apns.received) == 2
+        finally:
+            await notifier.stop()
+            await scheduler.stop()
+        logged = json_logs.getvalue()
+        assert "nudge_delivery_failed" in logged
+        assert ANDROID not in logged
+        assert IPHONE not in logged
+        assert ANDROID[:12] not in logged
+        assert IPHONE[:16] not in logged
