@@ -176,7 +176,7 @@ class TestPhonesEndToEnd:
             waiting = await eventually(
                 lambda: redis.zrange(retries, 0, -1, withscores=True), until=bool
             )
-            wait_s = (waiting[0][1] - epoch_ms(clock.now())) / 1000
+            wait_s = (float(waiting[0][1]) - epoch_ms(clock.now())) / 1000
             print(f"retry scheduled in {wait_s:.0f} s after Retry-After: 120")
             assert wait_s >= 119
 
