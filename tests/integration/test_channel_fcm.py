@@ -214,6 +214,21 @@ class TestDelivered:
         assert info.value.retry_after == 7.0
         assert server.received == []
 
+    async def test_a_failed_token_request_is_shared_by_the_sends_waiting_for_it(
+        self, server: FcmServer, channel: FcmChannel
+    ) -> None:
+        """Ten sends waiting for a token whose request fails (503) fail together: one token
+        request, not ten in a row; the next send asks again and succeeds."""
+        server.token_answers.append(Answer(503, {"error": "x"}))
+        results = await asyncio.gather(
+            *(channel.send(outgoing()) for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(r, TransientSendError) for r in results)
+        assert server.token_requests == 1
+        await channel.send(outgoing())
+        assert server.token_requests == 2
+        assert len(server.received) == 1
+
 
 class TestAnswers:
     @pytest.mark.parametrize("name", sorted(ERRORS))

@@ -193,7 +193,7 @@ class ApnsChannel:
             "apns-id": str(uuid.uuid5(_NS, message.idempotency_key)),
             "content-type": "application/json",
         }
-        url = f"{self._origin}/3/device/{device.token}"
+        url = f"{self._origin}/3/device/{device.token.lower()}"
         for last in (False, True):
             token = self.tokens.get()
             response = await self._post(url, body, headers | {"authorization": f"bearer {token}"})

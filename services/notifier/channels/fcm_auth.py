@@ -10,7 +10,8 @@ The service account's JSON key names the signing key, the account and the token 
 as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>` and gets
 `{"access_token", "expires_in", "token_type": "Bearer"}`. The token is cached until shortly
 before it expires (`renew_before`, at most half its lifetime); concurrent sends that find it
-stale wait on one asyncio lock, so they cause one token request between them. A token the
+stale wait on one asyncio lock, so they cause one token request between them; when it fails,
+those that waited for it fail alike (one request, not one per waiting send). A token the
 send endpoint refused (401) is dropped with `invalidate`, once for all who held it.
 
 Token endpoint answers: 2xx with a token -> cached; 429/5xx, timeouts, network errors ->
@@ -34,7 +35,7 @@ import jwt
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from services.notifier.channels.http_client import HttpSender, retry_after
-from services.notifier.errors import PermanentSendError, TransientSendError
+from services.notifier.errors import PermanentSendError, SendError, TransientSendError
 
 __all__ = ["SCOPE", "AccessTokens", "ServiceAccount", "load_service_account"]
 
@@ -95,16 +96,28 @@ class AccessTokens:
         self._lock = asyncio.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self._failed: SendError | None = None  # how the latest request failed, if it did
+        self._finished = 0  # token requests that have ended (a waiter compares)
         self.requests = 0  # token requests made (operators' metric, tests)
 
     async def get(self) -> str:
         token = self._token
         if token is not None and self._now() < self._renew_at:
             return token
+        seen = self._finished
         async with self._lock:
             if self._token is not None and self._now() < self._renew_at:
                 return self._token  # another caller refreshed it while this one waited
-            return await self._refresh()
+            if self._finished != seen and self._failed is not None:
+                raise _again(self._failed)  # the request this caller waited for failed
+            self._failed = None
+            try:
+                return await self._refresh()
+            except SendError as exc:
+                self._failed = exc
+                raise
+            finally:
+                self._finished += 1
 
     def invalidate(self, token: str) -> None:
         """The send endpoint refused `token`: the next `get` fetches a new one (once)."""
@@ -155,6 +168,15 @@ class AccessTokens:
         self._token = token
         self._renew_at = now + lifetime - min(self._renew_before, lifetime / 2)
         return token
+
+
+def _again(error: SendError) -> SendError:
+    """A fresh copy of a token request's failure, for each caller that waited for it."""
+    if isinstance(error, TransientSendError):
+        return TransientSendError(error.channel, error.detail, retry_after=error.retry_after)
+    if isinstance(error, PermanentSendError):
+        return PermanentSendError(error.channel, error.detail, gone=error.gone)
+    return SendError(error.channel, error.detail)
 
 
 _OAUTH_ERRORS: Final = frozenset(
