@@ -5,6 +5,12 @@ of the app, whatever phone they carry, and an app team publishes devices, not pr
 Android devices go to FCM (fcm.py), iOS devices to APNs (apns.py). Delivery sends to every
 live device of a partner once, each send with its own idempotency key and outcome
 (delivery.py); this class only routes one message to its device's provider.
+
+Libraries: the protocol work is httpx with h2 (HTTP/2, pooled, timeouts) and PyJWT (ES256,
+RS256), as for the other HTTP channels. firebase-admin (7.x) pins httpx==0.28.1 and pulls
+google-api-core[grpc], google-cloud-firestore and google-cloud-storage for one POST; aioapns
+(4.0) brings its own HTTP/2 connection layer on pyOpenSSL next to httpx's, with its own retry
+policy, where this service wants its own error mapping and retry queue.
 """
 
 from __future__ import annotations
