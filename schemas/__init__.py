@@ -29,6 +29,7 @@ from schemas.events import (
 )
 from schemas.nudges import NudgeDue, NudgeDueData
 from schemas.outcomes import (
+    DeviceRef,
     NudgeFailed,
     NudgeFailedData,
     NudgeSent,
@@ -41,6 +42,8 @@ from schemas.outcomes import (
 )
 from schemas.preferences import (
     JAR_LIMIT,
+    MAX_DEVICES,
+    AndroidDevice,
     Cadence,
     Channel,
     ConsentMethod,
@@ -53,7 +56,9 @@ from schemas.preferences import (
     DateJarIdeaRemoved,
     DateJarIdeaRemovedData,
     DateNightSource,
+    Device,
     FocusArea,
+    IosDevice,
     LoveLanguage,
     MonthlyCadence,
     NudgeKind,
@@ -80,8 +85,10 @@ from schemas.preferences import (
 
 __all__ = [
     "JAR_LIMIT",
+    "MAX_DEVICES",
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",
+    "AndroidDevice",
     "BounceKind",
     "Cadence",
     "Channel",
@@ -99,9 +106,12 @@ __all__ = [
     "DateJarIdeaRemoved",
     "DateJarIdeaRemovedData",
     "DateNightSource",
+    "Device",
+    "DeviceRef",
     "Envelope",
     "EventRejected",
     "FocusArea",
+    "IosDevice",
     "LoveLanguage",
     "MonthlyCadence",
     "NudgeBounced",

@@ -1,6 +1,7 @@
 """Preference events: what other apps publish on the preferences stream.
 
 preferences.set.v1           full replacement of a couple's preferences (with a revision)
+                             (a partner's app devices: `devices`, for the "mobile" channel)
 preferences.paused.v1        pause the couple or one partner, optionally until an instant
 preferences.resumed.v1       undo a pause
 preferences.unsubscribed.v1  one partner stops one nudge kind (or all) on one channel (or all)
@@ -39,6 +40,8 @@ from schemas._base import (
 
 __all__ = [
     "JAR_LIMIT",
+    "MAX_DEVICES",
+    "AndroidDevice",
     "Cadence",
     "Channel",
     "ConsentMethod",
@@ -51,7 +54,9 @@ __all__ = [
     "DateJarIdeaRemoved",
     "DateJarIdeaRemovedData",
     "DateNightSource",
+    "Device",
     "FocusArea",
+    "IosDevice",
     "LoveLanguage",
     "MonthlyCadence",
     "NudgeKind",
@@ -77,7 +82,9 @@ __all__ = [
 ]
 
 NudgeKind = Literal["date_night", "check_in", "appreciation"]
-Channel = Literal["email", "push", "webhook"]
+# "mobile" reaches a partner's app devices (`devices`): FCM for Android, APNs for iOS.
+Channel = Literal["email", "push", "webhook", "mobile"]
+MAX_DEVICES: Final = 10
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 LoveLanguage = Literal[
     "words_of_affirmation", "acts_of_service", "receiving_gifts", "quality_time", "physical_touch"
@@ -145,16 +152,68 @@ class PushSubscription(StrictModel):
     auth: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")]
 
 
+# An app id: an iOS bundle id or an Android application id (reverse-DNS, at least one dot).
+AppId = Annotated[
+    str,
+    StringConstraints(max_length=155),
+    Checked(
+        r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$",
+        "an app id is a bundle id or package name such as org.example.app",
+    ),
+]
+
+
+class AndroidDevice(StrictModel):
+    """An app install reached through Firebase Cloud Messaging (its registration token)."""
+
+    platform: Literal["android"]
+    token: Annotated[
+        str,
+        StringConstraints(max_length=4096),
+        Checked(
+            r"^[\x21-\x7e]{16,4096}$",
+            "an FCM registration token is 16 to 4096 printable ASCII characters without spaces",
+        ),
+    ]
+    app_id: AppId | None = Field(
+        default=None, description="The Android application id; FCM refuses other apps' tokens."
+    )
+
+
+class IosDevice(StrictModel):
+    """An app install reached through APNs (its device token as hex)."""
+
+    platform: Literal["ios"]
+    token: Annotated[
+        str,
+        StringConstraints(max_length=200),
+        Checked(
+            r"^(?:[0-9a-fA-F]{2}){32,100}$",
+            "an APNs device token is hex: 64 characters today, at most 200",
+        ),
+    ]
+    app_id: AppId | None = Field(
+        default=None, description="The bundle id, sent as apns-topic (else NUDGE_APNS_TOPIC)."
+    )
+
+
+Device = Annotated[AndroidDevice | IosDevice, Field(discriminator="platform")]
+
+
 class Partner(StrictModel):
     partner_id: SafeId
     name: Name
     timezone: TimeZoneName
     locale: Locale = "en"
     channels: Annotated[
-        list[Channel], Field(min_length=1, max_length=3), Unique("channels must not repeat")
+        list[Channel], Field(min_length=1, max_length=4), Unique("channels must not repeat")
     ]
     email: Email | None = None
     push: PushSubscription | None = None
+    devices: Annotated[list[Device], Field(max_length=MAX_DEVICES)] = Field(
+        default_factory=list,
+        description="The partner's app installs; the 'mobile' channel reaches each live one.",
+    )
     love_languages: Annotated[
         list[LoveLanguage], Field(max_length=5), Unique("love_languages must not repeat")
     ] = Field(default_factory=list)
@@ -166,6 +225,11 @@ class Partner(StrictModel):
             raise ValueError("channel 'email' needs an email address")
         if "push" in self.channels and self.push is None:
             raise ValueError("channel 'push' needs a push subscription")
+        if "mobile" in self.channels and not self.devices:
+            raise ValueError("channel 'mobile' needs at least one device")
+        tokens = {d.token.lower() if d.platform == "ios" else d.token for d in self.devices}
+        if len(tokens) != len(self.devices):
+            raise ValueError("a device token must not repeat")
         return self
 
 

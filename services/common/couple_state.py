@@ -13,6 +13,8 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     c0, c1                   "<locale>|<channel codes>|<love language codes>|<email or empty>"
     w0.00, w0.01, ...        partner 0/1's push subscription "<endpoint>|<p256dh>|<auth>", only
     w1.00, ...               when there is one, in pieces of at most 64 bytes (endpoints are long)
+    m0.00, m0.01, ...        partner 0/1's app devices, one "<a|i> <app id or -> <token>" line
+    m1.00, ...               each, in pieces of at most 64 bytes, only when there are any
     f                        "<focus area codes>|<1 if discreet>", only when not the defaults
     dn                       where date-night ideas come from: "jar" or "mixed", only when not
                              the catalog (the ideas themselves: the couple's jar hash, keys.py)
@@ -26,6 +28,7 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     dead:<partner>:<channel> occurred_ms (and "|hard", "|soft" after bounces); a channel that
                              answered "gone" (bad address, 410) or bounced
     soft:<partner>:<channel> "<count>|<first ms>": soft bounces counted (scheduler/consent.py)
+    dead:<partner>:mobile:<device ref>  the same for one app device (refs: device_ref)
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
@@ -34,6 +37,7 @@ schedule ids in "sids"; such a hash still parses (the next preferences.set rewri
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import time
 from functools import lru_cache
@@ -42,8 +46,11 @@ from typing import Any, Final, Literal, TypeVar, cast
 from pydantic import BaseModel
 
 from schemas import (
+    AndroidDevice,
     Channel,
+    Device,
     FocusArea,
+    IosDevice,
     LoveLanguage,
     Nudges,
     Partner,
@@ -55,6 +62,7 @@ from schemas import (
 __all__ = [
     "PROFILE_FIELDS",
     "CoupleState",
+    "device_ref",
     "encode_profile",
     "parse_couple",
     "parse_quiet",
@@ -71,7 +79,8 @@ _ORDER_KEYS: Final = tuple(
 )
 _PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
 
-_CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w"}
+_CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w", "mobile": "m"}
+_PLATFORMS: Final = {"android": "a", "ios": "i"}
 _LOVE: Final = {
     "words_of_affirmation": "w",
     "acts_of_service": "a",
@@ -95,6 +104,7 @@ _NO_NUDGES: Final = Nudges()
 _DEFAULT_LOCALE: Final = "en"
 _PIECE: Final = 64
 _W: Final = ord("w")
+_MOBILE: Final = ord("m")
 
 
 def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False) -> str:
@@ -137,6 +147,8 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         fields["dn"] = date_night.source
     if check_in is not None and check_in.cadence.repeat == "daily":
         fields["ci"] = "daily"
+        if p.devices:
+            fields |= _device_fields(i, p.devices)
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
@@ -147,6 +159,33 @@ def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
     text = f"{push.endpoint}|{push.p256dh}|{push.auth}"
     size = _PIECE if text.isascii() else _PIECE // 4  # at most 4 bytes a character
     return {f"w{i}.{n:02d}": text[at : at + size] for n, at in enumerate(range(0, len(text), size))}
+
+
+def _device_fields(i: int, devices: list[Device]) -> dict[str, str]:
+    """Tokens and app ids are printable ASCII without spaces: one line per device."""
+    text = "\n".join(f"{_PLATFORMS[d.platform]} {d.app_id or '-'} {d.token}" for d in devices)
+    pieces = range(0, len(text), _PIECE)  # 10 devices of 4 KiB: < 1000 pieces, 3 digits
+    return {f"m{i}.{n:03d}": text[at : at + _PIECE] for n, at in enumerate(pieces)}
+
+
+def _devices(text: bytes | None) -> list[Device]:
+    if text is None:
+        return []
+    out: list[Device] = []
+    for line in text.decode().split("\n"):
+        platform, app_id, token = line.split(" ", 2)
+        values = {"token": token, "app_id": None if app_id == "-" else app_id}
+        if platform == "i":
+            out.append(_trusted(IosDevice, {"platform": "ios", **values}))
+        else:
+            out.append(_trusted(AndroidDevice, {"platform": "android", **values}))
+    return out
+
+
+def device_ref(token: str) -> str:
+    """Which device an outcome or a dead mark is about, without the token: the first 16 hex
+    digits of the SHA-256 of the token as published (ASCII)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def _push(text: bytes) -> PushSubscription:
@@ -171,7 +210,9 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     return made
 
 
-def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> Partner:
+def _partner(
+    s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
+) -> Partner:
     partner_id, zone = _split_partner(s.decode())
     locale, channels, love, email = c.decode().split("|", 3)
     return _trusted(
@@ -184,6 +225,7 @@ def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> 
             "channels": [_CHANNEL_NAMES[x] for x in channels],
             "email": email or None,
             "push": None if w is None else _push(w),
+            "devices": _devices(m),
             "love_languages": [_LOVE_NAMES[x] for x in love],
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
@@ -199,8 +241,8 @@ def _quiet_hours(text: str) -> QuietHours:
 @lru_cache(maxsize=4096)
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
-    subscriptions joined from their pieces); cached by their bytes."""
-    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1 = values
+    subscriptions and device lists joined from their pieces); cached by their bytes."""
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
@@ -211,7 +253,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
-            "partners": (_partner(s0, q0, n0, c0, w0), _partner(s1, q1, n1, c1, w1)),
+            "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
             "nudges": _NO_NUDGES,
             "focus_areas": [_FOCUS_NAMES[x] for x in focus],
             "discreet": discreet == "1",
@@ -265,6 +307,9 @@ class CoupleState:
         """Whether the check-in is the daily question (a `daily` cadence)."""
         return self.fields.get("ci") == "daily"
 
+    def device_dead(self, partner_id: str, ref: str) -> bool:
+        return f"dead:{partner_id}:mobile:{ref}" in self.fields
+
 
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     legacy = raw.get(b"profile")
@@ -274,21 +319,25 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     fields = {}
     schedules = []
     push: list[tuple[bytes, bytes]] = []
+    mobile: list[tuple[bytes, bytes]] = []
     for k, v in raw.items():
         if b"/" in k:
             schedules.append(k)
         elif k[0] == _W:  # a piece of a push subscription
             push.append((k, v))
+        elif k[0] == _MOBILE and k[2:3] == b".":  # a piece of a partner's device list
+            mobile.append((k, v))
         elif k not in _PROFILE_KEYS:
             fields[k.decode()] = v.decode()
     couple_id = raw.get(b"id")
     if couple_id is None:
         return CoupleState(None, fields)
     fields["sids"] = b",".join([couple_id + b"/" + k for k in schedules]).decode()
-    if push:
-        values = (*map(raw.get, _ORDER_KEYS), _joined(push, b"w0."), _joined(push, b"w1."))
-    else:
-        values = (*map(raw.get, _ORDER_KEYS), None, None)
+    values = (
+        *map(raw.get, _ORDER_KEYS),
+        *((_joined(push, b"w0."), _joined(push, b"w1.")) if push else (None, None)),
+        *((_joined(mobile, b"m0."), _joined(mobile, b"m1.")) if mobile else (None, None)),
+    )
     return CoupleState(_profile(values), fields)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Final
 
 import structlog
@@ -89,6 +90,10 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             timeout=settings.push_timeout,
             concurrency=settings.push_concurrency,
         )
+    if settings.fcm_enabled or settings.apns_enabled:
+        from services.notifier.channels.mobile_setup import mobile_channel
+
+        channels["mobile"] = mobile_channel(settings)
     return channels
 
 
@@ -272,6 +277,9 @@ class NotifierService:
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
+        if delay is not None:  # not sooner than a provider asked (Retry-After, bounded)
+            asked = max(r.error.retry_after or 0.0 for r in result.retry)
+            delay = max(delay, timedelta(seconds=asked))
         if result.retry and delay is None:  # out of attempts: report, keep for operators
             outcomes += [self.delivery.gave_up(due, r, attempt) for r in result.retry]
             await bury(

@@ -1,8 +1,11 @@
 """Notifier configuration (environment variables prefixed NUDGE_).
 
 Channels are switched on by configuring them: email always; Web Push when a VAPID key and
-subject are set; the webhook when a URL and secret are set. Unsubscribe links (and their
-HTTP endpoint) need both `public_url` and at least one `unsubscribe_secrets` entry.
+subject are set; the webhook when a URL and secret are set; "mobile" when FCM (a
+service-account key file) or APNs (a .p8 key file, key id and team id) or both are set.
+Key material is read from files (mounted secrets), never from the environment itself.
+Unsubscribe links (and their HTTP endpoint) need both `public_url` and at least one
+`unsubscribe_secrets` entry.
 Validation errors name the setting, never a secret's value.
 """
 
@@ -11,10 +14,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.common.settings import CommonSettings
@@ -32,6 +35,11 @@ def _http_url(value: str, name: str, *, query: bool = False) -> str:
     if parts.query and not query:
         raise ValueError(f"{name} must not have a query string")
     return value
+
+
+_PROJECT: Final = r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$"
+_APPLE_ID: Final = r"^[A-Z0-9]{10}$"
+_BUNDLE: Final = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$"
 
 
 class NotifierSettings(CommonSettings):
@@ -87,10 +95,41 @@ class NotifierSettings(CommonSettings):
         description="Deep link a push opens; may use {kind}, {couple_id}, {occurrence_id}.",
     )
     push_timeout: Annotated[float, Field(gt=0, le=120)] = Field(
-        default=10.0, description="Seconds per Web Push or webhook request."
+        default=10.0, description="Seconds per Web Push, webhook, FCM or APNs request."
     )
     push_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
-        default=16, description="Open connections per HTTP channel (Web Push, webhook)."
+        default=16, description="Open connections per HTTP channel (Web Push, webhook, FCM, APNs)."
+    )
+
+    fcm_credentials_file: Path | None = Field(
+        default=None, description="Google service-account JSON key file; enables FCM."
+    )
+    fcm_project_id: Annotated[str, StringConstraints(pattern=_PROJECT)] | None = Field(
+        default=None, description="Firebase project id; defaults to the key file's project_id."
+    )
+    fcm_endpoint: str = Field(
+        default="https://fcm.googleapis.com", description="FCM API origin (tests point it home)."
+    )
+    apns_key_file: Path | None = Field(
+        default=None, description="APNs .p8 signing key file; enables APNs with key and team id."
+    )
+    apns_key_id: Annotated[str, StringConstraints(pattern=_APPLE_ID)] | None = Field(
+        default=None, description="The .p8 key's 10-character key id."
+    )
+    apns_team_id: Annotated[str, StringConstraints(pattern=_APPLE_ID)] | None = Field(
+        default=None, description="The Apple developer team id (10 characters)."
+    )
+    apns_topic: Annotated[str, StringConstraints(pattern=_BUNDLE)] | None = Field(
+        default=None, description="Bundle id for iOS devices published without an app_id."
+    )
+    apns_environment: Literal["production", "sandbox"] = Field(
+        default="production", description="api.push.apple.com or api.sandbox.push.apple.com."
+    )
+    apns_host: str | None = Field(
+        default=None, description="APNs origin overriding the environment's (tests)."
+    )
+    mobile_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle trusted for FCM, OAuth and APNs (tests)."
     )
 
     webhook_url: str | None = Field(
@@ -224,6 +263,7 @@ class NotifierSettings(CommonSettings):
             _http_url(self.webhook_url, "webhook_url", query=True)
         self._check_reports()
         self._check_dkim()
+        self._check_mobile()
         return self
 
     def _check_reports(self) -> None:
@@ -264,6 +304,32 @@ class NotifierSettings(CommonSettings):
             or self.mailgun_signing_key
             or self.dsn_secret
         )
+
+    def _check_mobile(self) -> None:
+        from services.notifier.channels.apns_auth import load_p8
+        from services.notifier.channels.fcm_auth import load_service_account
+
+        if self.fcm_credentials_file is not None:
+            load_service_account(self.fcm_credentials_file)
+        if self.fcm_endpoint != "https://fcm.googleapis.com":
+            _http_url(self.fcm_endpoint, "fcm_endpoint")
+        apns = (self.apns_key_file, self.apns_key_id, self.apns_team_id)
+        if any(v is None for v in apns) and any(v is not None for v in apns):
+            raise ValueError("apns_key_file, apns_key_id and apns_team_id go together")
+        if self.apns_key_file is not None:
+            load_p8(self.apns_key_file)
+        if self.apns_host is not None:
+            _http_url(self.apns_host, "apns_host")
+        if self.mobile_ca_file is not None and not self.mobile_ca_file.is_file():
+            raise ValueError("mobile_ca_file is not a readable file")
+
+    @property
+    def fcm_enabled(self) -> bool:
+        return self.fcm_credentials_file is not None
+
+    @property
+    def apns_enabled(self) -> bool:
+        return self.apns_key_file is not None
 
     @property
     def unsubscribe_enabled(self) -> bool:

@@ -191,6 +191,8 @@ class TestExportedMembers:
             "MAX_EVENT_BYTES",
             "REASON_LIMIT",
             "BounceKind",
+            "MAX_DEVICES",
+            "AndroidDevice",
             "Cadence",
             "Channel",
             "ChannelBounced",
@@ -207,9 +209,12 @@ class TestExportedMembers:
             "DateJarIdeaRemoved",
             "DateJarIdeaRemovedData",
             "DateNightSource",
+            "Device",
+            "DeviceRef",
             "Envelope",
             "EventRejected",
             "FocusArea",
+            "IosDevice",
             "LoveLanguage",
             "MonthlyCadence",
             "NudgeBounced",
@@ -751,7 +756,8 @@ class TestParseOutcome:
             (
                 "nudge.failed.v1",
                 outcome_data(partner_id="sam", channel="sms", error="x", permanent=False),
-                "nudge.failed.v1.data.channel: Input should be 'email', 'push' or 'webhook'",
+                "nudge.failed.v1.data.channel: Input should be 'email', 'push', 'webhook' or "
+                "'mobile'",
             ),
             (
                 "nudge.sent.v1",
