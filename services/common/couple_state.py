@@ -142,13 +142,13 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
         if p.push is not None:
             fields |= _push_fields(i, p.push)
+        if p.devices:
+            fields |= _device_fields(i, p.devices)
     date_night, check_in = data.nudges.date_night, data.nudges.check_in
     if date_night is not None and date_night.source != "catalog":
         fields["dn"] = date_night.source
     if check_in is not None and check_in.cadence.repeat == "daily":
         fields["ci"] = "daily"
-        if p.devices:
-            fields |= _device_fields(i, p.devices)
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
