@@ -30,6 +30,8 @@ from schemas.outcomes import (
 from schemas.preferences import (
     Cadence,
     Channel,
+    CheckInFormat,
+    CoupleContext,
     CoupleErased,
     CoupleErasedData,
     CronCadence,
@@ -61,6 +63,8 @@ __all__ = [
     "REASON_LIMIT",
     "Cadence",
     "Channel",
+    "CheckInFormat",
+    "CoupleContext",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
