@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Final
+from typing import Final, get_args
 
 import structlog
 from redis.exceptions import RedisError
@@ -44,6 +44,7 @@ from schemas import (
     NudgeDue,
     NudgeFailed,
     NudgeFailedData,
+    NudgeKind,
     NudgeSent,
     NudgeSentData,
     NudgeSuppressed,
@@ -60,7 +61,7 @@ from services.common.streams import encode
 from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.content import choose_for
+from services.notifier.content import Pool, choose_for
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 from services.notifier.render import deep_link, render_email_bytes, render_push, view_for
 from services.notifier.settings import NotifierSettings
@@ -127,10 +128,12 @@ class Delivery:
         self.stopping = stopping or asyncio.Event()  # set: stop retrying records (shutdown)
         self.channels = channels
         self.catalog = catalog
+        self._pools = {kind: Pool(kind, catalog.items(kind)) for kind in get_args(NudgeKind)}
         self.clock = clock
         self.settings = settings
         self._sender_address = parseaddr(settings.sender)[1]
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
+        self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self.caps = CapLedger(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
@@ -373,19 +376,31 @@ class Delivery:
         return None
 
     def _choose(
-        self, due: NudgeDue, couple: CoupleState, partner: Partner, other: Partner, seen: set[str]
+        self,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        other: Partner,
+        seen: dict[str, int],
     ) -> Item:
+        """Chosen on the default locale's items (both partners of a shared nudge get the same
+        one), then read in the partner's locale."""
         d = due.data
         assert couple.profile is not None
-        return choose_for(
-            self.catalog.items(d.kind, partner.locale),
+        item = choose_for(
+            self._pools[d.kind],
             kind=d.kind,
             occurrence_id=d.occurrence_id,
             recipient=partner,
             other=other,
             focus_areas=couple.profile.focus_areas,
             recently_seen=seen,
+            check_in_format=couple.check_in_format,
+            sequence=d.sequence,
+            context=couple.profile.context,
+            rested_before=epoch_ms(d.scheduled_at) - self._gap_ms,
         )
+        return self.catalog.localized(item, partner.locale)
 
     def _render(
         self,

@@ -44,6 +44,11 @@ class NotifierSettings(CommonSettings):
     repeat_window: timedelta = Field(
         default=timedelta(days=90), description="A couple does not see an item again within it."
     )
+    repeat_min_gap: timedelta = Field(
+        default=timedelta(days=28),
+        description="An item never comes back sooner; within the repeat window only when "
+        "nothing fresh fits the receiver's love language.",
+    )
     idempotency_retention: timedelta = timedelta(days=14)
     retry_base: timedelta = Field(
         default=timedelta(seconds=30), description="First wait after a transient failure."
@@ -129,6 +134,8 @@ class NotifierSettings(CommonSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         # Checked here, not per field, so that an error never carries a secret as its input.
+        if self.repeat_min_gap > self.repeat_window:
+            raise ValueError("repeat_min_gap must not be longer than repeat_window")
         if (self.public_url is None) != (not self.unsubscribe_secrets):
             raise ValueError("public_url and unsubscribe_secrets go together (set both or none)")
         parse_keys(self.unsubscribe_secrets)
