@@ -86,6 +86,10 @@ class Catalog:
             pool = self._pools[kind, locale] = self._select(kind, locale)
         return pool
 
+    def variants(self, locale: str) -> Variants | None:
+        """The variant table that derives `locale` from its language (en-GB), if any."""
+        return self._variants.get(locale)
+
     def localized(self, item: Item, locale: str) -> Item:
         """The same item (same id) in `locale`; the item itself where the locale lacks it.
 
