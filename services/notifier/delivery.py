@@ -429,6 +429,9 @@ class Delivery:
             unsubscribe_url=self._unsubscribe_url(due, partner, now)
             if channel == "email"
             else None,
+            manage_url=self.settings.manage_url,
+            support_url=self.settings.support_url,
+            when=d.scheduled_at,
         )
         if channel == "email":
             assert partner.email is not None

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.common.settings import CommonSettings
@@ -87,6 +87,15 @@ class NotifierSettings(CommonSettings):
         default=None,
         description="Deep link a push opens; may use {kind}, {couple_id}, {occurrence_id}.",
     )
+    manage_url: str | None = Field(
+        default=None,
+        description="Where a partner manages their nudges; emails link to it when set.",
+    )
+    support_url: str | None = Field(
+        default=None,
+        description="Support for people who do not feel safe in their relationship, chosen "
+        "by the operator; emails link to it when set (never hard-coded).",
+    )
     push_timeout: Annotated[float, Field(gt=0, le=120)] = Field(
         default=10.0, description="Seconds per Web Push or webhook request."
     )
@@ -116,6 +125,11 @@ class NotifierSettings(CommonSettings):
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value, "public_url").rstrip("/")
+
+    @field_validator("manage_url", "support_url")
+    @classmethod
+    def _link(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _http_url(value, str(info.field_name), query=True)
 
     @field_validator("push_link")
     @classmethod
