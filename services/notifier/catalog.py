@@ -86,6 +86,10 @@ class Catalog:
             pool = self._pools[kind, locale] = self._select(kind, locale)
         return pool
 
+    def own_items(self, kind: NudgeKind, locale: str) -> tuple[Item, ...]:
+        """The items of a locale's own folder only (no fallback): for coverage reports."""
+        return tuple(i for i in self._items.get(locale, ()) if i.kind == kind)
+
     def variants(self, locale: str) -> Variants | None:
         """The variant table that derives `locale` from its language (en-GB), if any."""
         return self._variants.get(locale)
