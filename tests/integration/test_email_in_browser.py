@@ -72,5 +72,10 @@ async def test_email_fits_the_screen(locale: str, width: str, tmp_path: Path) ->
     assert (got_w, got_h) == (w, h)
     assert distinct > 50
     if folder := os.environ.get("NUDGE_SHOTS"):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(folder) / shot.name)
+        keep(shot, Path(folder))
+
+
+def keep(shot: Path, folder: Path) -> None:
+    """Copy a screenshot where a person can look at it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, folder / shot.name)
