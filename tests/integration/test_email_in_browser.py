@@ -18,6 +18,7 @@ from services.notifier.render import NudgeView, render_email
 from services.notifier.render_cli import every_locale
 from tests.integration.test_dashboard import browse, png_facts
 
+WHEN = datetime(2026, 12, 11, 18, 0, tzinfo=UTC)
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 900)}
 # Appended to a copy of the email only: reports whether the page scrolls sideways.
 PROBE = (
@@ -41,11 +42,11 @@ def email_html(locale: str) -> str:
         unsubscribe_url="https://nudges.example.org/unsubscribe/k1.cGF5bG9hZA.c2lnbmF0dXJl",
         manage_url="https://app.example.org/settings/nudges",
         support_url="https://support.example.org/",
-        when=datetime(2026, 12, 11, 18, 0, tzinfo=UTC),
+        when=WHEN,
         timezone="Europe/Berlin",
     )
     message = render_email(
-        view, sender="Nudges <nudges@example.org>", to="Maya <maya@example.org>", when=view.when
+        view, sender="Nudges <nudges@example.org>", to="Maya <maya@example.org>", when=WHEN
     )
     html = message.get_body(("html",))
     assert html is not None
