@@ -44,7 +44,9 @@ __all__ = [
     "AndroidDevice",
     "Cadence",
     "Channel",
+    "CheckInFormat",
     "ConsentMethod",
+    "CoupleContext",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
@@ -92,6 +94,7 @@ LoveLanguage = Literal[
 FocusArea = Literal[
     "emotional", "physical", "intellectual", "experiential", "spiritual", "conflict"
 ]
+CheckInFormat = Literal["monthly_guide", "question"]
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 # Where a date night's idea comes from: the catalog, the couple's own date jar, or both in turn.
@@ -340,6 +343,11 @@ class NudgePlan(StrictModel):
     """
 
     cadence: Cadence
+    format: CheckInFormat | None = Field(
+        default=None,
+        description="Check-ins only: 'monthly_guide' (a structured talk with an agenda) or "
+        "'question' (one question). Default: a guide for a monthly cadence, else questions.",
+    )
     recipients: Literal["both", "alternate", "one"] = "both"
     partner_id: SafeId | None = None
     timing: Literal["own_local", "together"] = "own_local"
@@ -359,6 +367,30 @@ class NudgePlan(StrictModel):
         return self
 
 
+class CoupleContext(StrictModel):
+    """What a couple's life rules out; every field optional (unknown rules nothing out).
+
+    Content choice never picks an item whose assumptions this rules out: an item for a
+    shared home when the couple lives apart, a paid idea over budget, a walk when mobility is
+    to be avoided, an evening without the children when children are at home."""
+
+    living: Literal["together", "apart"] | None = Field(
+        default=None, description="'apart': ideas that work at a distance (calls, letters)."
+    )
+    budget: Literal["free", "low", "any"] | None = Field(
+        default=None, description="The most an idea may cost: free, low (a coffee) or any."
+    )
+    avoid: Annotated[
+        list[Literal["mobility"]], Field(max_length=1), Unique("avoid must not repeat")
+    ] = Field(
+        default_factory=list,
+        description="Activities to leave out: 'mobility' (walking any distance, dancing, ...).",
+    )
+    children_at_home: bool | None = Field(
+        default=None, description="True: no idea that needs an evening without children."
+    )
+
+
 class Nudges(StrictModel):
     date_night: NudgePlan | None = None
     check_in: NudgePlan | None = None
@@ -371,7 +403,12 @@ class PreferencesSetData(StrictModel):
     partners: tuple[Partner, Partner]
     nudges: Nudges
     focus_areas: Annotated[list[FocusArea], Field(max_length=6)] = Field(default_factory=list)
-    discreet: bool = Field(default=False, description="Neutral push titles and email subjects.")
+    discreet: bool = Field(
+        default=False,
+        description="Neutral push title and body, email subject and inbox preview; the "
+        "content only inside the opened email or app.",
+    )
+    context: CoupleContext | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -387,6 +424,8 @@ class PreferencesSetData(StrictModel):
                     raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")
             if plan.source != "catalog" and kind != "date_night":
                 raise ValueError(f"nudges.{kind}: only date nights draw from the date jar")
+            if plan.format is not None and kind != "check_in":
+                raise ValueError(f"nudges.{kind}.format is for check-ins only")
         return self
 
 

@@ -19,6 +19,9 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     dn                       where date-night ideas come from: "jar" or "mixed", only when not
                              the catalog (the ideas themselves: the couple's jar hash, keys.py)
     ci                       "daily" when the check-in is the daily question, else absent
+    x                        "<living t|a>|<budget f|l|a>|<avoid codes>|<children y|n>|<check-in
+                             format m|q>", each part empty when unknown; only when one is set
+                             (the check-in format: check_in_format.py, decided when written)
     <kind code>/<target>     a schedule record (services/scheduler/records.py): the schedule
                              "<couple>/<kind code>/<target>"; these fields are its "sids"
     pause                    "<occurred_ms>|<until_ms|inf|off>", last writer wins
@@ -32,7 +35,9 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
-`parse_couple` gives the notifier the same view of both: `profile` and `fields["sids"]`.
+`parse_couple` gives the notifier the same view of both: `profile` and `fields["sids"]`; the
+check-in format is `CoupleState.check_in_format` (None for a hash written before it was kept:
+such a couple's check-ins are drawn from both formats until its next preferences.set).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from pydantic import BaseModel
 from schemas import (
     AndroidDevice,
     Channel,
+    CheckInFormat,
+    CoupleContext,
     Device,
     FocusArea,
     IosDevice,
@@ -58,6 +65,7 @@ from schemas import (
     PushSubscription,
     QuietHours,
 )
+from services.common.check_in_format import check_in_format
 
 __all__ = [
     "PROFILE_FIELDS",
@@ -73,9 +81,9 @@ __all__ = [
 OFF: Final = "off"
 FOREVER: Final = "inf"
 
-PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f"})
+PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x"})
 _ORDER_KEYS: Final = tuple(
-    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f")
+    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x")
 )
 _PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
 
@@ -97,10 +105,19 @@ _FOCUS: Final = {
     "conflict": "c",
 }
 _POLICY: Final = {"defer": "d", "drop": "x"}
+_LIVING: Final = {"together": "t", "apart": "a"}
+_BUDGET: Final = {"free": "f", "low": "l", "any": "a"}
+_AVOID: Final = {"mobility": "m"}
+_FORMAT: Final = {"monthly_guide": "m", "question": "q"}
+_LIVING_NAMES: Final = {v: k for k, v in _LIVING.items()}
+_BUDGET_NAMES: Final = {v: k for k, v in _BUDGET.items()}
+_AVOID_NAMES: Final = {v: k for k, v in _AVOID.items()}
+_FORMAT_NAMES: Final = cast("dict[str, CheckInFormat]", {v: k for k, v in _FORMAT.items()})
 _CHANNEL_NAMES: Final = cast("dict[str, Channel]", {v: k for k, v in _CHANNELS.items()})
 _LOVE_NAMES: Final = cast("dict[str, LoveLanguage]", {v: k for k, v in _LOVE.items()})
 _FOCUS_NAMES: Final = cast("dict[str, FocusArea]", {v: k for k, v in _FOCUS.items()})
 _NO_NUDGES: Final = Nudges()
+_NO_CONTEXT: Final = CoupleContext()
 _DEFAULT_LOCALE: Final = "en"
 _PIECE: Final = 64
 _W: Final = ord("w")
@@ -152,7 +169,40 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
+    context = _context_text(data.context, check_in_format(data.nudges.check_in))
+    if context:
+        fields["x"] = context
     return fields
+
+
+def _context_text(context: CoupleContext | None, fmt: CheckInFormat | None) -> str:
+    """The "x" field: "" when there is nothing to keep."""
+    c = context or _NO_CONTEXT
+    kids = "" if c.children_at_home is None else ("y" if c.children_at_home else "n")
+    text = "|".join(
+        (
+            _LIVING[c.living] if c.living else "",
+            _BUDGET[c.budget] if c.budget else "",
+            "".join([_AVOID[a] for a in c.avoid]),
+            kids,
+            _FORMAT[fmt] if fmt else "",
+        )
+    )
+    return "" if text == "||||" else text
+
+
+@lru_cache(maxsize=256)
+def _context(text: str) -> CoupleContext:
+    living, budget, avoid, kids, _ = text.split("|")
+    return _trusted(
+        CoupleContext,
+        {
+            "living": _LIVING_NAMES.get(living),
+            "budget": _BUDGET_NAMES.get(budget),
+            "avoid": [_AVOID_NAMES[a] for a in avoid],
+            "children_at_home": None if not kids else kids == "y",
+        },
+    )
 
 
 def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
@@ -242,7 +292,7 @@ def _quiet_hours(text: str) -> QuietHours:
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
     subscriptions and device lists joined from their pieces); cached by their bytes."""
-    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1, m0, m1 = values
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
@@ -257,6 +307,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "nudges": _NO_NUDGES,
             "focus_areas": [_FOCUS_NAMES[x] for x in focus],
             "discreet": discreet == "1",
+            "context": None if x is None else _context(x.decode()),
         },
     )
 
@@ -274,6 +325,7 @@ def _paused(raw: str | None, now_ms: int) -> bool:
 class CoupleState:
     profile: PreferencesSetData | None
     fields: dict[str, str] = field(default_factory=dict)
+    check_in_format: CheckInFormat | None = None  # None: not kept (written before it was)
 
     @property
     def exists(self) -> bool:
@@ -315,7 +367,8 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     legacy = raw.get(b"profile")
     if legacy:
         fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"profile"}
-        return CoupleState(PreferencesSetData.model_validate_json(legacy), fields)
+        profile = PreferencesSetData.model_validate_json(legacy)
+        return CoupleState(profile, fields, check_in_format(profile.nudges.check_in))
     fields = {}
     schedules = []
     push: list[tuple[bytes, bytes]] = []
@@ -338,7 +391,9 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
         *((_joined(push, b"w0."), _joined(push, b"w1.")) if push else (None, None)),
         *((_joined(mobile, b"m0."), _joined(mobile, b"m1.")) if mobile else (None, None)),
     )
-    return CoupleState(_profile(values), fields)
+    x = raw.get(b"x")
+    fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
+    return CoupleState(_profile(values), fields, fmt)
 
 
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Final
+from typing import Final, get_args
 
 import structlog
 from redis.exceptions import RedisError
@@ -55,6 +55,7 @@ from schemas import (
     NudgeDue,
     NudgeFailed,
     NudgeFailedData,
+    NudgeKind,
     NudgeSent,
     NudgeSentData,
     NudgeSuppressed,
@@ -72,7 +73,7 @@ from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.channels.mobile import MobileChannel
-from services.notifier.content import choose_for
+from services.notifier.content import Pool, choose_for
 from services.notifier.daily_question import question_for
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 from services.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
@@ -166,10 +167,12 @@ class Delivery:
         self.stopping = stopping or asyncio.Event()  # set: stop retrying records (shutdown)
         self.channels = channels
         self.catalog = catalog
+        self._pools = {kind: Pool(kind, catalog.items(kind)) for kind in get_args(NudgeKind)}
         self.clock = clock
         self.settings = settings
         self._sender_address = parseaddr(settings.sender)[1]
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
+        self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self.caps = CapLedger(state.redis, state.keys, state.pipe)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
@@ -482,9 +485,11 @@ class Delivery:
         couple: CoupleState,
         partner: Partner,
         other: Partner,
-        seen: set[str],
+        seen: dict[str, int],
         idea: JarIdea | None = None,
     ) -> Item:
+        """Chosen on the default locale's items (both partners of a shared nudge get the same
+        one), then read in the partner's locale."""
         d = due.data
         assert couple.profile is not None
         if idea is not None:
@@ -499,15 +504,20 @@ class Delivery:
             question = question_for(items, couple_id=d.couple_id, day=day)
             if question is not None:
                 return question
-        return choose_for(
-            self.catalog.items(d.kind, partner.locale),
+        item = choose_for(
+            self._pools[d.kind],
             kind=d.kind,
             occurrence_id=d.occurrence_id,
             recipient=partner,
             other=other,
             focus_areas=couple.profile.focus_areas,
             recently_seen=seen,
+            check_in_format=couple.check_in_format,
+            sequence=d.sequence,
+            context=couple.profile.context,
+            rested_before=epoch_ms(d.scheduled_at) - self._gap_ms,
         )
+        return self.catalog.localized(item, partner.locale)
 
     def _render(
         self,
@@ -538,6 +548,9 @@ class Delivery:
             if channel == "email"
             else None,
             jar_idea=jar_idea,
+            manage_url=self.settings.manage_url,
+            support_url=self.settings.support_url,
+            when=d.scheduled_at,
         )
         if channel == "email":
             assert partner.email is not None

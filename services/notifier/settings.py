@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 from services.common.settings import CommonSettings
@@ -56,6 +63,11 @@ class NotifierSettings(CommonSettings):
     repeat_window: timedelta = Field(
         default=timedelta(days=90), description="A couple does not see an item again within it."
     )
+    repeat_min_gap: timedelta = Field(
+        default=timedelta(days=28),
+        description="An item never comes back sooner; within the repeat window only when "
+        "nothing fresh fits the receiver's love language.",
+    )
     idempotency_retention: timedelta = timedelta(days=14)
     retry_base: timedelta = Field(
         default=timedelta(seconds=30), description="First wait after a transient failure."
@@ -93,6 +105,15 @@ class NotifierSettings(CommonSettings):
     push_link: str | None = Field(
         default=None,
         description="Deep link a push opens; may use {kind}, {couple_id}, {occurrence_id}.",
+    )
+    manage_url: str | None = Field(
+        default=None,
+        description="Where a partner manages their nudges; emails link to it when set.",
+    )
+    support_url: str | None = Field(
+        default=None,
+        description="Support for people who do not feel safe in their relationship, chosen "
+        "by the operator; emails link to it when set (never hard-coded).",
     )
     push_timeout: Annotated[float, Field(gt=0, le=120)] = Field(
         default=10.0, description="Seconds per Web Push, webhook, FCM or APNs request."
@@ -230,6 +251,11 @@ class NotifierSettings(CommonSettings):
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value, "public_url").rstrip("/")
 
+    @field_validator("manage_url", "support_url")
+    @classmethod
+    def _link(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _http_url(value, str(info.field_name), query=True)
+
     @field_validator("push_link")
     @classmethod
     def _push_link(cls, value: str | None) -> str | None:
@@ -247,6 +273,8 @@ class NotifierSettings(CommonSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         # Checked here, not per field, so that an error never carries a secret as its input.
+        if self.repeat_min_gap > self.repeat_window:
+            raise ValueError("repeat_min_gap must not be longer than repeat_window")
         if (self.public_url is None) != (not self.unsubscribe_secrets):
             raise ValueError("public_url and unsubscribe_secrets go together (set both or none)")
         parse_keys(self.unsubscribe_secrets)

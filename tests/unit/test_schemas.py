@@ -32,6 +32,7 @@ from schemas import (
     PreferencesPaused,
     PreferencesResumed,
     PreferencesSet,
+    PreferencesSetData,
     PreferencesUnsubscribed,
     ServiceStateLost,
     TimesPerWeekCadence,
@@ -200,6 +201,8 @@ class TestExportedMembers:
             "ChannelComplained",
             "ChannelComplainedData",
             "ConsentMethod",
+            "CheckInFormat",
+            "CoupleContext",
             "CoupleErased",
             "CoupleErasedData",
             "CronCadence",
@@ -900,3 +903,66 @@ class TestJsonSchemas:
             for path in sorted(folder.glob("*.schema.json"))
         }
         assert on_disk == json_schemas()
+
+
+class TestCoupleContext:
+    def test_context_and_format_parse(self) -> None:
+        """A couple's context and an explicit check-in format parse into typed values."""
+        event = with_value(
+            set_event(),
+            ("data", "context"),
+            {"living": "apart", "budget": "low", "avoid": ["mobility"], "children_at_home": True},
+        )
+        event = with_value(event, ("data", "nudges", "check_in", "format"), "question")
+        data = parsed_set_of(event)
+        assert data.context is not None
+        assert (data.context.living, data.context.budget) == ("apart", "low")
+        assert (data.context.avoid, data.context.children_at_home) == (["mobility"], True)
+        assert data.nudges.check_in is not None
+        assert data.nudges.check_in.format == "question"
+
+    def test_everything_is_optional(self) -> None:
+        """An empty context and no context both parse: unknown rules nothing out."""
+        assert parsed_set_of(with_value(set_event(), ("data", "context"), {})).context is not None
+        assert parsed_set().data.context is None
+
+    @pytest.mark.parametrize(
+        ("path", "value", "expected"),
+        [
+            (("data", "context"), {"pets": True}, f"{D}.context.pets: Extra inputs"),
+            (("data", "context"), {"living": "nearby"}, f"{D}.context.living: Input should be"),
+            (("data", "context"), {"budget": 20}, f"{D}.context.budget: Input should be"),
+            (("data", "context"), {"avoid": ["stairs"]}, f"{D}.context.avoid.0: Input should be"),
+            (
+                ("data", "context"),
+                {"avoid": ["mobility", "mobility"]},
+                f"{D}.context.avoid: ",
+            ),
+            (
+                ("data", "context"),
+                {"children_at_home": "yes"},
+                f"{D}.context.children_at_home: Input should be a valid boolean",
+            ),
+            (
+                ("data", "nudges", "date_night", "format"),
+                "question",
+                f"{D}: Value error, nudges.date_night.format is for check-ins only",
+            ),
+            (
+                ("data", "nudges", "check_in", "format"),
+                "essay",
+                f"{D}.nudges.check_in.format: Input should be",
+            ),
+        ],
+    )
+    def test_rejected(self, path: Path_, value: Any, expected: str) -> None:
+        """Unknown keys, values and a format on another kind are refused with a bounded reason."""
+        reason = reason_of(raw(with_value(set_event(), path, value)))
+        assert reason.startswith(expected)
+        assert len(reason) < 400
+
+
+def parsed_set_of(event: Json) -> PreferencesSetData:
+    parsed = parse_preference(raw(event))
+    assert isinstance(parsed, PreferencesSet)
+    return parsed.data
