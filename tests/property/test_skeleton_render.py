@@ -45,6 +45,9 @@ CONTEXT = st.fixed_dictionaries(
         "support_url": st.one_of(st.none(), st.just("https://help.test/?a=1&b='2'")),
         "manage_label": TEXT,
         "manage_url": st.one_of(st.none(), st.just("https://app.test/manage")),
+        # a date night from the couple's own jar: their idea, escaped like any input
+        "jar_label": TEXT,
+        "jar_idea": MAYBE,
     }
 )
 

@@ -1238,37 +1238,3 @@ class TestNearDuplicates:
             print(f"  {score:5.1f}  {a}  {b}")
         if kind in KINDS_ON_SECOND_EDITION:
             assert [p for p in pairs if p[0] > NEAR_DUPLICATE_THRESHOLD] == []
-
-
-# --- Interface strings -----------------------------------------------------------------------
-
-TEMPLATES_DIR = CATALOG_DIR.parent / "templates"
-TEMPLATE_LOCALES = sorted(
-    p.parent.name for p in TEMPLATES_DIR.glob("*/strings.toml") if p.parent.name != "en"
-)
-
-
-def _string_fields(locale: str) -> dict[str, list[str]]:
-    """Each string of templates/<locale>/strings.toml ("table.key") with its placeholders."""
-    data = tomllib.loads((TEMPLATES_DIR / locale / "strings.toml").read_text(encoding="utf-8"))
-    return {
-        f"{table}.{key}": sorted(_format_fields(text))
-        for table, strings in data.items()
-        for key, text in strings.items()
-    }
-
-
-class TestInterfaceStrings:
-    @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)
-    def test_same_keys_and_placeholders_as_english(self, locale: str) -> None:
-        """A locale's strings.toml has exactly the keys of the English one, each with the same
-        placeholders (render.py fills them with str.format)."""
-        assert _string_fields(locale) == _string_fields(REFERENCE_LOCALE)
-
-    @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)
-    def test_templates_are_shared(self, locale: str) -> None:
-        """render.py loads a locale's templates from its own folder; they are copies of the
-        English ones (only strings.toml differs), so they cannot drift apart."""
-        english = {p.name: p.read_bytes() for p in (TEMPLATES_DIR / "en").glob("*.j2")}
-        own = {p.name: p.read_bytes() for p in (TEMPLATES_DIR / locale).glob("*.j2")}
-        assert own == english

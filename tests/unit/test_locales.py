@@ -113,6 +113,14 @@ class TestFallback:
         for language in text_languages():
             assert template_for(language, "email.txt.j2").endswith("/email.txt.j2")
 
+    def test_a_language_brings_only_its_strings(self) -> None:
+        """No language folder keeps a copy of a template: a copy would drift from the shared
+        one (a German copy once missed the date jar's block and the greeting string)."""
+        root = resources.files("services.notifier") / "templates"
+        for folder in root.iterdir():
+            if folder.is_dir() and folder.name != "en":
+                assert sorted(p.name for p in folder.iterdir()) == ["strings.toml"], folder.name
+
 
 class TestRegionalEnglish:
     def test_en_gb_interface_strings_come_from_the_variant_table(self) -> None:
