@@ -388,8 +388,8 @@ LOCALE_RULES: dict[str, LocaleRules] = {
             _re(r"\b(gracias|agradec\w*|salió bien|ha ido bien|fue bien)\b"),
             _re(r"\bescuch"),
             _re(r"\brepite\b|con sus (propias )?palabras"),
-            _re(r"sentir que te quieren"),
-            _re(r"\b(plan|acuerd\w*|acordar|elig\w*|elij\w*|elegir|decid\w*|escog\w*|propón)\b"),
+            _re(r"sentir que (me|te) quieren"),
+            _re(r"\b(plan\w*|acuerd\w*|acordar|elig\w*|elij\w*|elegir|decid\w*|escog\w*|propón)\b"),
         ),
         filler=frozenset(
             _terms(
