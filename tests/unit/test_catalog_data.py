@@ -736,8 +736,10 @@ class TestSafety:
         assert BANNED_PATTERNS["make out"].search("they make  out")
         assert not BANNED_PATTERNS["sex"].search("Sussex")
         assert "attachment style" in CLINICAL_TERMS
-        assert _whole_word("él").search("Pregúntale a él") and not _whole_word("él").search("el")
-        assert _whole_word("os").search("Os toca") and not _whole_word("os").search("los osos")
+        assert _whole_word("él").search("Pregúntale a él")
+        assert not _whole_word("él").search("el")
+        assert _whole_word("os").search("Os toca")
+        assert not _whole_word("os").search("los osos")
 
     def test_every_locale_has_rules(self) -> None:
         """Every locale folder has its own phrase rules and word lists in LOCALE_RULES."""
@@ -841,7 +843,7 @@ STRINGS_FILE = "strings.toml"
 def _interface_strings(locale: str) -> dict[str, Any]:
     """A locale's strings.toml, flattened to "section.key" -> text."""
     data = tomllib.loads((TEMPLATES_DIR / locale / STRINGS_FILE).read_text(encoding="utf-8"))
-    return {f"{section}.{key}": text for section, table in data.items() for key, text in table.items()}
+    return {f"{name}.{key}": text for name, table in data.items() for key, text in table.items()}
 
 
 STRING_LOCALES = sorted(p.parent.name for p in TEMPLATES_DIR.glob(f"*/{STRINGS_FILE}"))
@@ -1170,7 +1172,9 @@ def _similarity(a: Item, b: Item, locale: str = REFERENCE_LOCALE) -> float:
     )
 
 
-def _closest_pairs(items: list[Item], locale: str = REFERENCE_LOCALE) -> list[tuple[float, str, str]]:
+def _closest_pairs(
+    items: list[Item], locale: str = REFERENCE_LOCALE
+) -> list[tuple[float, str, str]]:
     pairs = [
         (_similarity(a, b, locale), a["id"], b["id"])
         for n, a in enumerate(items)
@@ -1219,7 +1223,7 @@ class TestNearDuplicates:
         assert _similarity(hug, other) < NEAR_DUPLICATE_THRESHOLD
 
     def test_detector_works_in_spanish(self) -> None:
-        """The same check with Spanish filler words: a reworded hug is caught, another idea is not."""
+        """The same check with Spanish fillers: a reworded hug is caught, another idea is not."""
         hug = {
             "title": "Un abrazo largo y cálido",
             "body": "Dale a {receiver} un abrazo de verdad hoy, de los que duran unas "
