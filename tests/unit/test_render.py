@@ -526,3 +526,45 @@ class TestGerman:
         )
         assert "Möchtest du alle Impulse abbestellen?" in page
         assert '<html lang="de">' in page
+
+
+def _spanish_items() -> list[Item]:
+    kinds: tuple[NudgeKind, ...] = ("date_night", "check_in", "appreciation")
+    return [item for kind in kinds for item in load_catalog().items(kind, "es")]
+
+
+class TestSpanish:
+    """A Spanish-speaking partner (es, es-MX, ...) gets the es catalog, strings and greeting."""
+
+    @pytest.mark.parametrize("locale", ["es", "es-MX"])
+    def test_email_in_spanish(self, locale: str) -> None:
+        """Heading, greeting, agenda label, footer and html lang are Spanish."""
+        (item,) = [i for i in load_catalog().items("check_in", locale) if i.id == "ci-monthly-home"]
+        text, html = parts(email(view(item, kind="check_in", locale=locale)))
+        assert f'<html lang="{locale}">' in html
+        assert text.startswith("Hora de hablar\n¿Cómo se siente la casa?\n")
+        assert "¡Hola, Maya!" in text
+        assert "Tu charla, paso a paso\n1. " in text
+        assert "porque los configuraste junto con Sam." in text
+        assert "Hi Maya" not in text + html
+
+    def test_whose_turn(self) -> None:
+        """The turn line names the planner in Spanish."""
+        text, _ = parts(email(view(DATE_NIGHT, kind="date_night", locale="es", turn="Sam")))
+        assert "Esta vez le toca organizar a Sam." in text
+
+    def test_unsubscribe_page(self) -> None:
+        """The unsubscribe page speaks Spanish too."""
+        page = render_unsubscribe_page("confirm", scope="check_in", locale="es")
+        assert '<html lang="es">' in page
+        assert "¿Dejar de recibir los recordatorios de charlas?" in page
+
+    @pytest.mark.parametrize("item", _spanish_items(), ids=lambda i: i.id)
+    def test_every_item_renders(self, item: Item) -> None:
+        """Every es item renders with 40-character names, no placeholder left."""
+        v = view(item, recipient=LONGEST, partner=LONGEST, locale="es", discreet=False)
+        text, html = parts(email(v))
+        push = render_push(v)
+        assert f"¡Hola, {LONGEST}!" in text
+        assert "{receiver}" not in text + html + push["body"]
+        assert 0 < len(push["title"]) <= 40
