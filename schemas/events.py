@@ -8,6 +8,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from schemas._reasons import REASON_LIMIT, describe, safe_reason
 from schemas.deliverability import ChannelBounced, ChannelComplained, NudgeBounced, NudgeComplained
+from schemas.engagement import CadenceAdjusted, NudgeEngaged, NudgeFeedback, PreferencesSnoozed
 from schemas.nudges import NudgeDue
 from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
@@ -48,15 +49,25 @@ PreferenceEvent = Annotated[
     | ChannelBounced
     | ChannelComplained
     | DateJarIdeaAdded
-    | DateJarIdeaRemoved,
+    | DateJarIdeaRemoved
+    | PreferencesSnoozed
+    | NudgeFeedback,
     Field(discriminator="type"),
 ]
 # What happened to one nudge. The outcomes stream also carries what relays reported later
-# (bounces, complaints) and service notices (state lost): OutcomesStreamEvent is everything an
+# (bounces, complaints), what partners answered (engaged), how the listening cadence moved
+# (cadence adjusted) and service notices (state lost): OutcomesStreamEvent is everything an
 # entry of that stream may hold.
 OutcomeEvent = Annotated[NudgeSent | NudgeSuppressed | NudgeFailed, Field(discriminator="type")]
 OutcomesStreamEvent = Annotated[
-    NudgeSent | NudgeSuppressed | NudgeFailed | ServiceStateLost | NudgeBounced | NudgeComplained,
+    NudgeSent
+    | NudgeSuppressed
+    | NudgeFailed
+    | ServiceStateLost
+    | NudgeBounced
+    | NudgeComplained
+    | NudgeEngaged
+    | CadenceAdjusted,
     Field(discriminator="type"),
 ]
 

@@ -39,6 +39,8 @@ SuppressionReason = Literal[
     "missed",
     "stale_revision",
     "state_lost",
+    "snoozed",
+    "cadence_lowered",
 ]
 
 

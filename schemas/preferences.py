@@ -409,6 +409,12 @@ class PreferencesSetData(StrictModel):
         "content only inside the opened email or app.",
     )
     context: CoupleContext | None = None
+    listening: bool = Field(
+        default=False,
+        description="The listening cadence (opt-in): a kind a partner leaves unanswered "
+        "several times in a row comes one step less often for them; 'we did it' and 'more of "
+        "these' bring it back, never above the rhythm chosen here.",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

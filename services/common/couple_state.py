@@ -32,6 +32,11 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
                              answered "gone" (bad address, 410) or bounced
     soft:<partner>:<channel> "<count>|<first ms>": soft bounces counted (scheduler/consent.py)
     dead:<partner>:mobile:<device ref>  the same for one app device (refs: device_ref)
+    ln                       "1" when the couple opted in to the listening cadence
+    snz:<partner>:<kind>     "<occurred_ms>|<until_ms>": a snooze (preferences.snoozed.v1),
+                             last writer wins, kept across preferences.set like unsub
+    lvl:<partner>:<kind>     "<level>|<last signal>": the listening cadence's level for that
+                             partner and kind (services/common/listening.py), kept likewise
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
@@ -81,9 +86,12 @@ __all__ = [
 OFF: Final = "off"
 FOREVER: Final = "inf"
 
-PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x"})
+PROFILE_FIELDS: Final = frozenset(
+    {"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x", "ln"}
+)
 _ORDER_KEYS: Final = tuple(
-    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x")
+    f.encode()
+    for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x", "ln")
 )
 _PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
 
@@ -166,6 +174,8 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         fields["dn"] = date_night.source
     if check_in is not None and check_in.cadence.repeat == "daily":
         fields["ci"] = "daily"
+    if data.listening:
+        fields["ln"] = "1"
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
@@ -292,7 +302,7 @@ def _quiet_hours(text: str) -> QuietHours:
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
     subscriptions and device lists joined from their pieces); cached by their bytes."""
-    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, w0, w1, m0, m1 = values
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, ln, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
@@ -308,6 +318,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "focus_areas": [_FOCUS_NAMES[x] for x in focus],
             "discreet": discreet == "1",
             "context": None if x is None else _context(x.decode()),
+            "listening": ln == b"1",
         },
     )
 
@@ -326,6 +337,7 @@ class CoupleState:
     profile: PreferencesSetData | None
     fields: dict[str, str] = field(default_factory=dict)
     check_in_format: CheckInFormat | None = None  # None: not kept (written before it was)
+    records: dict[str, str] = field(default_factory=dict)  # "<kind code>/<target>" -> record
 
     @property
     def exists(self) -> bool:
@@ -362,6 +374,24 @@ class CoupleState:
     def device_dead(self, partner_id: str, ref: str) -> bool:
         return f"dead:{partner_id}:mobile:{ref}" in self.fields
 
+    @property
+    def listening(self) -> bool:
+        """Whether the couple opted in to the listening cadence."""
+        return self.profile is not None and self.profile.listening
+
+    def snoozed(self, partner_id: str, kind: str, now_ms: int) -> bool:
+        value = self.fields.get(f"snz:{partner_id}:{kind}")
+        if not value:
+            return False
+        until = value.partition("|")[2]
+        return until.isdigit() and now_ms < int(until)
+
+    def level(self, partner_id: str, kind: str) -> int:
+        """The listening cadence's level for the partner and kind (0: as chosen)."""
+        value = self.fields.get(f"lvl:{partner_id}:{kind}", "0")
+        level = value.partition("|")[0]
+        return int(level) if level.isdigit() else 0
+
 
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     legacy = raw.get(b"profile")
@@ -371,11 +401,13 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
         return CoupleState(profile, fields, check_in_format(profile.nudges.check_in))
     fields = {}
     schedules = []
+    records: dict[str, str] = {}
     push: list[tuple[bytes, bytes]] = []
     mobile: list[tuple[bytes, bytes]] = []
     for k, v in raw.items():
         if b"/" in k:
             schedules.append(k)
+            records[k.decode()] = v.decode()
         elif k[0] == _W:  # a piece of a push subscription
             push.append((k, v))
         elif k[0] == _MOBILE and k[2:3] == b".":  # a piece of a partner's device list
@@ -393,7 +425,7 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     )
     x = raw.get(b"x")
     fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
-    return CoupleState(_profile(values), fields, fmt)
+    return CoupleState(_profile(values), fields, fmt, records)
 
 
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:

@@ -26,6 +26,12 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:jardraws:{s00}:<couple>     hash    the jar's draws: "d:<idea id>" -> ms for ideas
                                                drawn since the last refill, "o:<draw key>" ->
                                                "<idea id>|ms" (services/notifier/jar_store.py)
+    nudges:engaged:{s00}:<couple>      hash    action links followed: "a|<occurrence>|<partner>|<action>"
+                                               -> "<first ms>|<state>|<lease ms>" (published
+                                               once), "s|<partner>|<kind>" -> "<count>|<last
+                                               occurrence>|<trigger occurrence>": nudges sent
+                                               since the last answer (the listening cadence;
+                                               services/notifier/engagement.py); expires
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
@@ -138,6 +144,9 @@ class Keys:
     def jar_draws(self, couple_id: str) -> str:
         return f"{self.prefix}:jardraws:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 
+    def engaged(self, couple_id: str) -> str:
+        return f"{self.prefix}:engaged:{self._tag(self.shard_of(couple_id))}:{couple_id}"
+
     def couple_keys(self, couple_id: str) -> list[str]:
         """Every key that holds data of one couple: what erasure deletes."""
         return [
@@ -147,4 +156,5 @@ class Keys:
             self.outbox(couple_id),
             self.jar(couple_id),
             self.jar_draws(couple_id),
+            self.engaged(couple_id),
         ]

@@ -105,6 +105,19 @@ class Metrics:
             ["source", "status", "reason"],
             registry=r,
         )
+        self.actions = Counter(
+            "nudge_actions",
+            "Answers partners gave through action links and the manage page, published once "
+            "each (the same link followed again is not counted).",
+            ["kind", "action"],
+            registry=r,
+        )
+        self.cadence_adjustments = Counter(
+            "nudge_cadence_adjustments",
+            "Listening-cadence changes of a partner's rhythm of a kind.",
+            ["kind", "direction"],
+            registry=r,
+        )
         self.delivery_reports = Counter(
             "nudge_delivery_reports",
             "Bounces and complaints relays reported, by source and what was done: hard, soft, "
@@ -236,6 +249,12 @@ class Metrics:
 
     def observe_report(self, source: str, report: str) -> None:
         self.delivery_reports.labels(source, report).inc()
+
+    def observe_action(self, kind: NudgeKind, action: str) -> None:
+        self.actions.labels(kind=kind, action=action).inc()
+
+    def observe_cadence(self, kind: NudgeKind, direction: str) -> None:
+        self.cadence_adjustments.labels(kind=kind, direction=direction).inc()
 
     def observe_state_lost(self) -> None:
         self.state_lost.inc()

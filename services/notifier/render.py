@@ -42,6 +42,7 @@ from services.notifier.skeleton import SkeletonRenderer
 
 __all__ = [
     "NudgeView",
+    "action_title",
     "PageState",
     "deep_link",
     "jar_texts",
@@ -75,6 +76,8 @@ class NudgeView:
     support_url: str | None = None  # NUDGE_SUPPORT_URL: support for people who feel unsafe
     when: datetime | None = None  # the nudge's scheduled instant (date night, check-in)
     timezone: str = "UTC"  # the recipient's zone, for `when`
+    # Signed one-tap answers (actions.py): (action, URL) for done, skip, snooze, more.
+    actions: tuple[tuple[str, str], ...] = ()
 
     @property
     def body(self) -> str:
@@ -106,6 +109,7 @@ def view_for(
     manage_url: str | None = None,
     support_url: str | None = None,
     when: datetime | None = None,
+    actions: tuple[tuple[str, str], ...] = (),
 ) -> NudgeView:
     """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
     partner = next(p for p in profile.partners if p.partner_id == partner_id)
@@ -127,6 +131,7 @@ def view_for(
         support_url=support_url,
         when=when,
         timezone=partner.timezone,
+        actions=actions,
     )
 
 
@@ -178,6 +183,28 @@ def _agenda(locale: str, steps: tuple[str, ...]) -> tuple[str, markupsafe.Markup
     return text, markupsafe.Markup(html)  # noqa: S704 (autoescaped by Jinja2 above)
 
 
+def action_title(locale: str, kind: str, action: str, *, discreet: bool = False) -> str:
+    """The label of an action in a language; neutral for done and skip in discreet mode
+    (push actions show on a lock screen)."""
+    s = strings_for(locale)["actions"]
+    if action in ("done", "skip"):
+        return str(s[f"discreet_{action}"] if discreet else s[action][kind])
+    return str(s[action])
+
+
+@functools.lru_cache(maxsize=1024)
+def _actions_row(
+    locale: str, kind: str, actions: tuple[tuple[str, str], ...]
+) -> tuple[str, markupsafe.Markup]:
+    """The answers row of an email: (plain text, escaped HTML), rendered by its own small
+    templates (a loop) so the email templates keep their skeleton fast path."""
+    label = strings_for(locale)["actions"]["label"]
+    rows = [{"title": action_title(locale, kind, a), "url": url} for a, url in actions]
+    text = _template(template_for(locale, "actions.txt.j2")).render(label=label, actions=rows)
+    html = _template(template_for(locale, "actions.html.j2")).render(label=label, actions=rows)
+    return text, markupsafe.Markup(html)  # noqa: S704 (autoescaped by Jinja2 above)
+
+
 def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
     if view.turn is None:
         return None
@@ -192,6 +219,9 @@ def _context(view: NudgeView) -> dict[str, Any]:
     agenda_text, agenda_html = _agenda(view.locale, steps) if steps else ("", "")
     shown_when = view.when if view.kind != "appreciation" else None
     counselling = view.kind == "check_in" or view.item.hard_topic
+    actions_text, actions_html = (
+        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+    )
     return {
         "lang": html_lang(view.locale),
         "subject": _subject(view, s),
@@ -224,6 +254,8 @@ def _context(view: NudgeView) -> dict[str, Any]:
         "unsubscribe_url": view.unsubscribe_url,
         "jar_label": s["jar"]["label"],
         "jar_idea": view.jar_idea,
+        "actions_text": actions_text,
+        "actions_html": actions_html,
     }
 
 
@@ -307,7 +339,19 @@ def render_push(view: NudgeView) -> dict[str, Any]:
         if view.turn is not None:
             turn = s["turn"]["push_yours" if view.turn_is_recipient else "push_partner"]
             body = _shortened(f"{turn.format(name=view.turn)} {body}", PUSH_BODY_MAX)
-    return {"title": title, "body": body, "url": view.link, "kind": view.kind}
+    push: dict[str, Any] = {"title": title, "body": body, "url": view.link, "kind": view.kind}
+    if view.actions:  # one-tap answers: Web Push `actions`, APNs category, FCM data
+        push["actions"] = [
+            {
+                "action": action,
+                "title": action_title(view.locale, view.kind, action, discreet=view.discreet),
+                "url": url,
+            }
+            for action, url in view.actions
+        ]
+    if view.manage_url:
+        push["manage_url"] = view.manage_url
+    return push
 
 
 def jar_texts(locale: str) -> tuple[str, str]:

@@ -110,6 +110,21 @@ class NotifierSettings(CommonSettings):
         default=None,
         description="Where a partner manages their nudges; emails link to it when set.",
     )
+    action_links: bool = Field(
+        default=True,
+        description="Signed action links (we did it, not this week, snooze, more, manage) in "
+        "every email, push and webhook payload; need public_url and unsubscribe_secrets.",
+    )
+    action_link_ttl: timedelta = Field(
+        default=timedelta(days=30),
+        description="How long a one-tap action link works (manage links do not expire); "
+        "answers are remembered this long, so a link followed again changes nothing.",
+    )
+    listen_after: Annotated[int, Field(ge=2, le=20)] = Field(
+        default=3,
+        description="Listening cadence: nudges of a kind a partner leaves unanswered in a row "
+        "before that kind comes one step less often for them (couples who opted in).",
+    )
     support_url: str | None = Field(
         default=None,
         description="Support for people who do not feel safe in their relationship, chosen "
@@ -362,3 +377,7 @@ class NotifierSettings(CommonSettings):
     @property
     def unsubscribe_enabled(self) -> bool:
         return self.public_url is not None and bool(self.unsubscribe_secrets)
+
+    @property
+    def actions_enabled(self) -> bool:
+        return self.action_links and self.unsubscribe_enabled

@@ -18,18 +18,21 @@ from schemas import (
     CoupleErased,
     DateJarIdeaAdded,
     DateJarIdeaRemoved,
+    NudgeFeedback,
     PreferenceEvent,
     PreferencesPaused,
     PreferencesResubscribed,
     PreferencesResumed,
     PreferencesSet,
     PreferencesSetData,
+    PreferencesSnoozed,
     PreferencesUnsubscribed,
 )
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import encode_profile, pause_value
 from services.common.streams import scrub
 from services.scheduler.consent import ConsentStore
+from services.scheduler.feedback import FeedbackStore
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.shapes import ShapePlanner
@@ -55,6 +58,9 @@ class PreferenceIngest:
         self.settings = settings
         self.shapes = ShapePlanner(settings.min_interval)  # plans each shape of couple once
         self.consent = ConsentStore(store.redis, store.keys)
+        self.feedback = FeedbackStore(
+            store.redis, store.keys, outcomes_maxlen=settings.outcomes_maxlen
+        )
 
     async def apply_many(
         self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
@@ -189,6 +195,14 @@ class PreferenceIngest:
                 if count < 0:
                     return "unknown_couple"
                 return "applied" if count >= self.settings.soft_bounce_limit else "counted"
+            case PreferencesSnoozed(data=data):  # until <= occurred: the snooze ends
+                field = f"snz:{data.partner_id}:{data.kind}"
+                ends = str(epoch_ms(data.until))
+                return _written(
+                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, ends)
+                )
+            case NudgeFeedback():
+                return await self.feedback.apply(event)
             case DateJarIdeaAdded(data=data):
                 return await self._jar_add(data.couple_id, event, occurred_ms)
             case DateJarIdeaRemoved(data=data):

@@ -26,7 +26,8 @@ APPLY_PLAN: Final = """
 -- Returns "applied", "stale" (revision not newer) or "erased" (erased after it occurred).
 -- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
 -- couple has no old schedules, sequences or dead channels to look up. A new revision restates
--- everything but consent (pause, unsubscribe): the hash is rebuilt, which also gives it back
+-- everything but consent (pause, unsubscribe) and the partners' answers (snoozes, the
+-- listening cadence's levels): the hash is rebuilt, which also gives it back
 -- the compact listpack encoding, and channels marked dead get another chance.
 -- The layout before issue 7 (records in KEYS[3], listed in the field "sids") is migrated.
 local erased = redis.call('ZSCORE', KEYS[4], ARGV[3])
@@ -48,7 +49,8 @@ if stored then
       if new[field] then seqs[field] = string.match(value, '^(%d+)|')
       else redis.call('ZREM', KEYS[2], prefix .. field) end
     elseif field == 'pause' or string.sub(field, 1, 6) == 'pause:'
-        or string.sub(field, 1, 6) == 'unsub:' then
+        or string.sub(field, 1, 6) == 'unsub:' or string.sub(field, 1, 4) == 'snz:'
+        or string.sub(field, 1, 4) == 'lvl:' then
       out[#out + 1] = field
       out[#out + 1] = value
     elseif field == 'sids' then

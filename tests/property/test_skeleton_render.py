@@ -37,6 +37,8 @@ CONTEXT = st.fixed_dictionaries(
         "when_line": MAYBE,
         "agenda_text": MAYBE,
         "agenda_html": st.one_of(st.just(""), st.just(markupsafe.Markup("<ol><li>a</li></ol>"))),
+        "actions_text": MAYBE,
+        "actions_html": st.one_of(st.just(""), st.just(markupsafe.Markup("<a href='x'>a</a>"))),
         "greeting": TEXT,
         "cta_url": st.one_of(st.none(), st.just("https://app.test/n?k=a&o=<1>")),
         "cta_label": TEXT,
