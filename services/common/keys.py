@@ -26,11 +26,12 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:jardraws:{s00}:<couple>     hash    the jar's draws: "d:<idea id>" -> ms for ideas
                                                drawn since the last refill, "o:<draw key>" ->
                                                "<idea id>|ms" (services/notifier/jar_store.py)
-    nudges:engaged:{s00}:<couple>      hash    action links followed: "a|<occurrence>|<partner>|<action>"
-                                               -> "<first ms>|<state>|<lease ms>" (published
-                                               once), "s|<partner>|<kind>" -> "<count>|<last
-                                               occurrence>|<trigger occurrence>": nudges sent
-                                               since the last answer (the listening cadence;
+    nudges:engaged:{s00}:<couple>      hash    answers given through action links:
+                                               "a|<occurrence>|<partner>|<action>" -> "<first
+                                               ms>|<state>|<lease ms>" (published once);
+                                               "s|<partner>|<kind>" -> "<count>|<last
+                                               occurrence>|<trigger>": nudges sent since the
+                                               last answer (the listening cadence;
                                                services/notifier/engagement.py); expires
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms

@@ -47,7 +47,9 @@ SNOOZE: Final = timedelta(days=14)
 _NS: Final = uuid.UUID("7c1e2f4a-9d3b-4c5e-8f6a-1b2c3d4e5f60")
 ManageChoice = Literal["week", "month", "stop", "start"]
 MANAGE_SNOOZE: Final = {"week": timedelta(days=7), "month": timedelta(days=30)}
-PreferenceOut = PreferencesSnoozed | NudgeFeedback | PreferencesUnsubscribed | PreferencesResubscribed
+PreferenceOut = (
+    PreferencesSnoozed | NudgeFeedback | PreferencesUnsubscribed | PreferencesResubscribed
+)
 
 
 def _id(*parts: str) -> uuid.UUID:

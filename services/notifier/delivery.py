@@ -55,6 +55,7 @@ from schemas import (
     NudgeDue,
     NudgeFailed,
     NudgeFailedData,
+    NudgeFeedback,
     NudgeKind,
     NudgeSent,
     NudgeSentData,
@@ -67,14 +68,18 @@ from schemas import (
 )
 from services.common.clock import Clock, epoch_ms, from_ms
 from services.common.couple_state import CoupleState, device_ref
+from services.common.listening import keeps, per_week, step_at
 from services.common.refusals import pause
 from services.common.streams import encode
+from services.notifier.actions import ONE_TAP, ActionClaim, ActionTokens
+from services.notifier.answers import ignored_feedback
 from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
 from services.notifier.channels.mobile import MobileChannel
 from services.notifier.content import Pool, choose_for
 from services.notifier.daily_question import question_for
+from services.notifier.engagement import EngagementStore
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 from services.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
 from services.notifier.jar_store import JarStore
@@ -146,6 +151,8 @@ class DeliveryResult:
     outcomes: list[OutcomeEvent] = field(default_factory=list)
     retry: list[RetryNeeded] = field(default_factory=list)
     boxed: dict[uuid.UUID, Boxed] = field(default_factory=dict)  # event_id -> its outbox entry
+    # For the preferences stream: "ignored" streaks of the listening cadence (engagement.py).
+    feedback: list[NudgeFeedback] = field(default_factory=list)
 
     def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
         self.outcomes.append(outcome)
@@ -186,6 +193,19 @@ class Delivery:
             MessageIds(parse_keys(settings.unsubscribe_secrets), message_domain(settings.sender))
             if settings.unsubscribe_secrets
             else None
+        )
+        # Signed one-tap answers and the manage link (actions.py), with the same keys.
+        self.actions = (
+            ActionTokens(
+                parse_keys(settings.unsubscribe_secrets),
+                settings.public_url,
+                max_age_s=int(settings.action_link_ttl.total_seconds()),
+            )
+            if settings.actions_enabled and settings.public_url is not None
+            else None
+        )
+        self.engagement = EngagementStore(
+            state.redis, state.keys, keep_ms=int(settings.action_link_ttl.total_seconds() * 1000)
         )
 
     async def deliver(self, due: NudgeDue) -> DeliveryResult:
@@ -258,14 +278,35 @@ class Delivery:
                 for w, send, item in sends
             )
         )
+        reached: set[str] = set()
         for outcome in done:
             if isinstance(outcome, RetryNeeded):
                 result.retry.append(outcome)
             elif isinstance(outcome, tuple):
                 result.box(*outcome)
+                if isinstance(outcome[0], NudgeSent):
+                    reached.add(outcome[0].data.partner_id)
             else:
                 result.outcomes.append(outcome)
+        if couple.listening:
+            await self._count_unanswered(due, sorted(reached), result)
         return result
+
+    async def _count_unanswered(
+        self, due: NudgeDue, partners: list[str], result: DeliveryResult
+    ) -> None:
+        """The listening cadence: each partner this nudge reached completes an "ignored"
+        streak when their last `listen_after` nudges of the kind went unanswered."""
+        d = due.data
+        for partner_id in partners:
+            if await self.engagement.sent(
+                d.couple_id, partner_id, d.kind, d.occurrence_id, limit=self.settings.listen_after
+            ):
+                result.feedback.append(
+                    ignored_feedback(
+                        d.couple_id, partner_id, d.kind, d.occurrence_id, d.scheduled_at
+                    )
+                )
 
     def _unbox(self, result: DeliveryResult, due: NudgeDue, outbox: dict[str, bytes]) -> None:
         """Outcomes of this occurrence recorded by an earlier attempt but not published (it
@@ -315,6 +356,12 @@ class Delivery:
                 continue  # refused a slot earlier; that outcome was published then
             if couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(due, now, "paused", partner_id))
+                continue
+            if couple.snoozed(partner_id, d.kind, now_ms):
+                result.outcomes.append(self._suppressed(due, now, "snoozed", partner_id))
+                continue
+            if self._thinned(due, couple, partner_id):
+                result.outcomes.append(self._suppressed(due, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
             for channel_name in partner.channels:
@@ -452,6 +499,25 @@ class Delivery:
                 )
                 await pause(self.stopping, failures)
 
+    @staticmethod
+    def _thinned(due: NudgeDue, couple: CoupleState, partner_id: str) -> bool:
+        """Whether the listening cadence leaves this nudge out for the partner: their level
+        for the kind keeps `kept` of every `out_of` of their own nudges of it (listening.py),
+        counted by the schedule's sequence (every other one for alternating recipients)."""
+        if not couple.listening:
+            return False
+        d = due.data
+        level = couple.level(partner_id, d.kind)
+        if level == 0:
+            return False
+        record = couple.records.get(d.schedule_id[len(d.couple_id) + 1 :], "")
+        parts = record.split("|", 3)
+        if len(parts) != 4:
+            return False
+        spec, rule = parts[2], parts[3]
+        index = d.sequence // 2 if spec.endswith("a") else d.sequence
+        return not keeps(step_at(per_week(rule), level), index)
+
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName
     ) -> SuppressionReason | None:
@@ -548,9 +614,10 @@ class Delivery:
             if channel == "email"
             else None,
             jar_idea=jar_idea,
-            manage_url=self.settings.manage_url,
+            manage_url=self._link(due, partner, "manage", now) or self.settings.manage_url,
             support_url=self.settings.support_url,
             when=d.scheduled_at,
+            actions=self._answers(due, partner, now),
         )
         if channel == "email":
             assert partner.email is not None
@@ -590,6 +657,32 @@ class Delivery:
             partner_id=partner.partner_id,
             occurrence_id=d.occurrence_id,
         )
+
+    def _link(self, due: NudgeDue, partner: Partner, action: str, now: datetime) -> str | None:
+        """A signed action link for the partner (actions.py), or None when not configured."""
+        if self.actions is None:
+            return None
+        d = due.data
+        claim = ActionClaim.model_validate(
+            {
+                "couple_id": d.couple_id,
+                "partner_id": partner.partner_id,
+                "kind": d.kind,
+                "occurrence_id": d.occurrence_id,
+                "action": action,
+                "sequence": d.sequence,
+                "issued_at": int(now.timestamp()),
+            }
+        )
+        return self.actions.link(claim)
+
+    def _answers(
+        self, due: NudgeDue, partner: Partner, now: datetime
+    ) -> tuple[tuple[str, str], ...]:
+        if self.actions is None:
+            return ()
+        links = [(a, self._link(due, partner, a, now)) for a in ONE_TAP]
+        return tuple((a, url) for a, url in links if url is not None)
 
     def _unsubscribe_url(self, due: NudgeDue, partner: Partner, now: datetime) -> str | None:
         if self.unsubscribe is None:

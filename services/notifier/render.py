@@ -42,8 +42,8 @@ from services.notifier.skeleton import SkeletonRenderer
 
 __all__ = [
     "NudgeView",
-    "action_title",
     "PageState",
+    "action_title",
     "deep_link",
     "jar_texts",
     "message_domain",
@@ -188,7 +188,7 @@ def action_title(locale: str, kind: str, action: str, *, discreet: bool = False)
     (push actions show on a lock screen)."""
     s = strings_for(locale)["actions"]
     if action in ("done", "skip"):
-        return str(s[f"discreet_{action}"] if discreet else s[action][kind])
+        return str(s[f"discreet_{action}"] if discreet else s[f"{action}_{kind}"])
     return str(s[action])
 
 

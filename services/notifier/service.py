@@ -37,6 +37,7 @@ from services.common.streams import (
     DATA_FIELD,
     entries_as_read,
     group_names,
+    publish,
     reject,
     xadd_command,
 )
@@ -293,6 +294,13 @@ class NotifierService:
                 couple_id=due.data.couple_id,
                 maxlen=self.settings.dead_maxlen,
             )
+        if result.feedback:  # the listening cadence's "ignored" streaks, for the scheduler
+            await publish(
+                self.redis,
+                self.keys.preferences,
+                result.feedback,
+                maxlen=self.settings.preferences_maxlen,
+            )
         if outcomes:
             await self._publish(due.data.couple_id, outcomes, result.boxed)
         if result.retry and delay is not None:
@@ -378,12 +386,14 @@ class NotifierService:
             list_dead=lambda count: dead_letters.list_dead(self.redis, dead, count),
             replay=lambda ids: dead_letters.replay(self.redis, dead, ids),
         )
+        from services.notifier.action_routes import action_routes
         from services.notifier.unsubscribe_routes import unsubscribe_routes
         from services.notifier.webhooks.routes import report_routes
 
         return (
             health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
+            + action_routes(self.redis, self.settings, self.clock, self.metrics)
             + report_routes(self.redis, self.settings, self.clock, self.metrics)
             + self.metrics.routes()
             + page.routes()

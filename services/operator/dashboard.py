@@ -95,8 +95,11 @@ def outcome_row(entry_id: str, raw: bytes) -> dict[str, Any] | None:
         "at": event.occurred_at.isoformat(),
         "type": event.type.split(".")[1],
         "kind": getattr(d, "kind", None),  # a bounce or complaint names no kind
-        "reason": getattr(d, "reason", None) or getattr(d, "bounce", None),
-        "channel": d.channel,
+        "reason": getattr(d, "reason", None)
+        or getattr(d, "bounce", None)
+        or getattr(d, "action", None)  # an answer (engaged) or the listening cadence's move
+        or getattr(d, "direction", None),
+        "channel": getattr(d, "channel", None),
         "occurrence_id": d.occurrence_id,
         "couple_id": d.couple_id,
         "partner_id": d.partner_id,

@@ -110,6 +110,14 @@ def apns_payload(push: dict[str, Any]) -> dict[str, Any]:
     }
     if push.get("url"):
         payload["url"] = str(push["url"])
+    actions = push.get("actions")
+    if isinstance(actions, list) and actions:
+        # The app registers a UNNotificationCategory per kind ("NUDGE_DATE_NIGHT", ...) with
+        # these action identifiers; tapping one POSTs its signed URL from custom data.
+        payload["aps"]["category"] = f"NUDGE_{kind.upper()}"
+        payload["actions"] = {str(a["action"]): str(a["url"]) for a in actions}
+    if push.get("manage_url"):
+        payload["manage_url"] = str(push["manage_url"])
     return payload
 
 

@@ -83,11 +83,22 @@ def fcm_message(
     data = {"kind": kind}
     if push.get("url"):
         data["url"] = str(push["url"])
+    actions = push.get("actions")
+    answers = isinstance(actions, list) and bool(actions)
+    if isinstance(actions, list):  # data values are strings: one "action_<name>" per answer
+        for a in actions:
+            data[f"action_{a['action']}"] = str(a["url"])
+            data[f"action_{a['action']}_title"] = str(a["title"])
+    if push.get("manage_url"):
+        data["manage_url"] = str(push["manage_url"])
+    notification: dict[str, Any] = {"tag": kind}
+    if answers:  # the app's intent filter for a nudge with answers (actions in data)
+        notification["click_action"] = "NUDGE_ACTIONS"
     android: dict[str, Any] = {
         "collapse_key": kind,
         "priority": "NORMAL",
         "ttl": f"{ttl_seconds}s",
-        "notification": {"tag": kind},
+        "notification": notification,
     }
     if app_id is not None:
         android["restricted_package_name"] = app_id
@@ -103,6 +114,7 @@ def fcm_message(
                 "apns-collapse-id": kind,
                 "apns-expiration": str(int(now) + ttl_seconds),
             },
+            **({"payload": {"aps": {"category": f"NUDGE_{kind.upper()}"}}} if answers else {}),
         },
         "webpush": {"headers": {"TTL": str(ttl_seconds), "Topic": kind, "Urgency": "normal"}},
     }

@@ -81,6 +81,10 @@ class WebhookChannel:
             "partner_id": message.partner_id,
             "occurrence_id": message.occurrence_id,
         }
+        if message.push.get("actions"):  # signed one-tap answers: POST the url to act
+            payload["actions"] = message.push["actions"]
+        if message.push.get("manage_url"):
+            payload["manage_url"] = message.push["manage_url"]
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json; charset=utf-8",

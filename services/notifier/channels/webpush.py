@@ -183,6 +183,10 @@ class WebPushChannel:
         if not isinstance(subscription, PushSubscription) or message.push is None:
             raise PermanentSendError("push", "no push subscription")
         plaintext = _json(message.push)
+        if len(plaintext) > MAX_PLAINTEXT and "actions" in message.push:
+            # Very long ids: the nudge goes without its answers rather than not at all.
+            lean = {k: v for k, v in message.push.items() if k not in ("actions", "manage_url")}
+            plaintext = _json(lean)
         if len(plaintext) > MAX_PLAINTEXT:
             raise PermanentSendError("push", f"payload of {len(plaintext)} bytes is too large")
         headers = {
