@@ -155,20 +155,71 @@ def preview(
     ] = None,
     days: Annotated[int, typer.Option(min=1, max=3660)] = 14,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Apply what the couple answered, as stored in Redis (REDIS_URL): snoozes and "
+            "the listening cadence's lowered rhythms.",
+        ),
+    ] = False,
 ) -> None:
     """Print the nudges these preferences would produce, computed by the scheduler's code."""
-    from services.scheduler.preview import preview_lines
+    from services.scheduler.preview import preview_lines, rhythm_lines
 
     event = _read_event(file)
     if not isinstance(event, PreferencesSet):
         raise CliError(f"{bounded(str(file))} holds {event.type}, not preferences.set.v1")
     begin = datetime.now(UTC) if start is None else start
     begin = begin.replace(tzinfo=UTC) if begin.tzinfo is None else begin.astimezone(UTC)
-    for line in preview_lines(event.data, begin, begin + timedelta(days=days)):
+    answers = _live_answers(event.data.couple_id) if live else None
+    if answers is not None:
+        for rhythm in rhythm_lines(event.data, answers):
+            typer.echo(json.dumps({"rhythm": rhythm}) if as_json else f"# {rhythm}")
+    for line in preview_lines(event.data, begin, begin + timedelta(days=days), answers):
         if as_json:
             typer.echo(json.dumps(line.as_json(), separators=(",", ":")))
         else:
             typer.echo(line.as_text())
+
+
+def _live_answers(couple_id: str) -> Any:
+    """The couple's stored answers (snoozes, levels, schedule sequences) for `preview --live`."""
+    from services.common.clock import from_ms
+    from services.common.runtime import redis_client
+    from services.common.settings import CommonSettings
+    from services.scheduler.preview import Answers
+
+    settings = CommonSettings()
+
+    async def read() -> dict[bytes, bytes]:
+        redis = redis_client(settings)
+        try:
+            raw = await redis.hgetall(settings.keys.couple(couple_id))
+            return {
+                k if isinstance(k, bytes) else k.encode(): v if isinstance(v, bytes) else v.encode()
+                for k, v in raw.items()
+            }
+        finally:
+            await redis.aclose()
+
+    levels: dict[tuple[str, str], int] = {}
+    snoozed: dict[tuple[str, str], datetime] = {}
+    sequences: dict[str, int] = {}
+    for key, value in asyncio.run(read()).items():
+        name, text = key.decode(), value.decode()
+        if name.startswith("lvl:") and name.count(":") == 2:
+            _, partner, kind = name.split(":")
+            level = text.partition("|")[0]
+            levels[(partner, kind)] = int(level) if level.isdigit() else 0
+        elif name.startswith("snz:") and name.count(":") == 2:
+            _, partner, kind = name.split(":")
+            until = text.partition("|")[2]
+            if until.isdigit():
+                snoozed[(partner, kind)] = from_ms(int(until))
+        elif "/" in name and text.split("|", 1)[0].isdigit():
+            sequences[name] = int(text.split("|", 1)[0])
+    return Answers(levels, snoozed, sequences)
 
 
 @app.command()

@@ -1,17 +1,35 @@
-"""What a couple's preferences would produce over a period, by the scheduler's own code. Pure."""
+"""What a couple's preferences would produce over a period, by the scheduler's own code. Pure.
+
+With the couple's live answers (`Answers`: what `nudge preview --live` reads from Redis), the
+preview also leaves out what a snooze suppresses and, for couples who opted in to the listening
+cadence, what a lowered rhythm leaves out (services/common/listening.py, the notifier's own
+rule); `rhythm_lines` says how each lowered rhythm stands.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import PreferencesSetData
+from services.common.listening import describe, keeps, per_week, step_at
 from services.scheduler.planning import next_occurrence, plan
+from services.scheduler.records import rule_text
 from services.scheduler.rules import CronRule
 from services.scheduler.wallclock import to_local
 
-__all__ = ["PreviewLine", "preview_lines"]
+__all__ = ["Answers", "PreviewLine", "preview_lines", "rhythm_lines"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """What partners answered, as stored for the couple (all optional)."""
+
+    levels: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (partner, kind)
+    snoozed_until: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    sequences: Mapping[str, int] = field(default_factory=dict)  # "<kind code>/<target>" -> seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +67,36 @@ def _fixed_time(rule: object) -> tuple[int, int] | None:
     return None
 
 
-def preview_lines(prefs: PreferencesSetData, start: datetime, end: datetime) -> list[PreviewLine]:
+def rhythm_lines(prefs: PreferencesSetData, answers: Answers) -> list[str]:
+    """One line per partner and kind whose rhythm the listening cadence lowered."""
+    if not prefs.listening:
+        return []
+    lines = []
+    for schedule in plan(prefs, min_interval=timedelta(0), now=datetime(2000, 1, 1, tzinfo=UTC)):
+        times = per_week(rule_text(schedule.rule))
+        for partner_id in schedule.recipients:
+            level = answers.levels.get((partner_id, schedule.kind), 0)
+            if level:
+                line = (
+                    f"rhythm: {schedule.kind} for {partner_id}: {describe(times, level)} "
+                    f"(listening, level {level}; chosen: {describe(times, 0)})"
+                )
+                if line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def preview_lines(
+    prefs: PreferencesSetData, start: datetime, end: datetime, answers: Answers | None = None
+) -> list[PreviewLine]:
     lines: list[PreviewLine] = []
+    given = answers or Answers()
     for schedule in plan(prefs, min_interval=timedelta(0), now=start):
         zone = schedule.tz()
         fixed = _fixed_time(schedule.rule)
-        seq = 0
+        target = schedule.schedule_id.split("/", 1)[1]
+        seq = given.sequences.get(target, 0)
+        times = per_week(rule_text(schedule.rule))
         occ = next_occurrence(schedule, start)
         while occ is not None and occ.nominal <= end:
             local = to_local(occ.fire_at, zone)
@@ -66,6 +108,8 @@ def preview_lines(prefs: PreferencesSetData, start: datetime, end: datetime) -> 
             if schedule.alternate:
                 recipients = [recipients[seq % 2]]
             for partner_id in recipients:
+                if _left_out(prefs, given, schedule.kind, partner_id, occ.fire_at, times, seq):
+                    continue
                 lines.append(
                     PreviewLine(
                         schedule.kind, partner_id, occ.fire_at, local, schedule.timezone, note
@@ -76,3 +120,24 @@ def preview_lines(prefs: PreferencesSetData, start: datetime, end: datetime) -> 
             occ = next_occurrence(schedule, occ.nominal)
     lines.sort(key=lambda line: (line.at_utc, line.kind, line.partner_id))
     return lines
+
+
+def _left_out(
+    prefs: PreferencesSetData,
+    answers: Answers,
+    kind: str,
+    partner_id: str,
+    at: datetime,
+    times: int,
+    seq: int,
+) -> bool:
+    """Snoozed then, or left out by the partner's lowered rhythm (as the notifier decides)."""
+    until = answers.snoozed_until.get((partner_id, kind))
+    if until is not None and at < until:
+        return True
+    level = answers.levels.get((partner_id, kind), 0)
+    if not prefs.listening or level == 0:
+        return False
+    plan_of = getattr(prefs.nudges, kind)
+    index = seq // 2 if plan_of is not None and plan_of.recipients == "alternate" else seq
+    return not keeps(step_at(times, level), index)

@@ -41,6 +41,7 @@ __all__ = [
     "context_of",
     "decode_record",
     "encode_spec",
+    "rule_text",
     "split_joined",
 ]
 
@@ -66,6 +67,11 @@ def context_of(data: PreferencesSetData) -> CoupleContext:
     return CoupleContext(
         data.revision, (a.partner_id, b.partner_id), (a.timezone, b.timezone), (qa, qb)
     )
+
+
+def rule_text(rule: Rule) -> str:
+    """A rule as a record stores it (the listening cadence reads its rhythm from this)."""
+    return _rule_text(rule)
 
 
 def _rule_text(rule: Rule) -> str:
