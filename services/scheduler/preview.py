@@ -79,11 +79,15 @@ def rhythm_lines(prefs: PreferencesSetData, answers: Answers) -> list[str]:
             if level:
                 line = (
                     f"rhythm: {schedule.kind} for {partner_id}: {describe(times, level)} "
-                    f"(listening, level {level}; chosen: {describe(times, 0)})"
+                    f"(listening, level {level}; chosen: {_chosen(times)})"
                 )
                 if line not in lines:
                     lines.append(line)
     return lines
+
+
+def _chosen(times: int) -> str:
+    return f"{times} a week" if times >= 2 else "every one"
 
 
 def preview_lines(
