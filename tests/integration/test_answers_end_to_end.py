@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -102,6 +102,10 @@ def to(messages: list[EmailMessage], name: str, heading: str) -> list[EmailMessa
     return [m for m in messages if str(m["To"]).startswith(name) and text_of(m).startswith(heading)]
 
 
+def count_is(n: int) -> Callable[[list[EmailMessage]], bool]:
+    return lambda found: len(found) == n
+
+
 async def outcomes(redis: aioredis.Redis, stream: str) -> list[OutcomesStreamEvent]:
     return await read_events(redis, stream, parse_outcomes_entry)
 
@@ -121,21 +125,22 @@ class TestDateNightAnswers:
             await eventually(lambda: redis.zscore(keys.timers(0), "maya-sam/d/both"), until=bool)
 
             clock.set(FRIDAY + timedelta(seconds=1))
-            first = (await eventually(lambda: _mails(mail, "Maya"), until=lambda m: len(m) == 1))[0]
+            [first] = await eventually(lambda: _mails(mail, "Maya"), until=lambda m: len(m) == 1)
             assert "It's your turn to plan this one." in text_of(first)
 
             clock.set(FRIDAY + timedelta(hours=2))
             skip = link(first, "Not this week")
             async with httpx.AsyncClient(timeout=10) as client:
                 shown = await client.get(skip)  # what a mail scanner does: changes nothing
-                assert shown.status_code == 200 and "<form" in shown.text
+                assert shown.status_code == 200
+                assert "<form" in shown.text
                 assert await _engaged(redis, keys.outcomes) == []
                 for _ in range(3):  # followed again and again: still one answer
                     answer = await client.post(skip)
                     assert answer.status_code == 200
             await eventually(
                 lambda: redis.hget(keys.couple("maya-sam"), "d/both"),
-                until=lambda v: v is not None and v.startswith(b"2|"),
+                until=lambda v: str(v).startswith("b'2|"),
             )
             engaged = await _engaged(redis, keys.outcomes)
             print(f"answers followed 3 times, outcomes published: {len(engaged)}")
@@ -157,7 +162,7 @@ class TestDateNightAnswers:
             )
             for n in (2, 3, 4):
                 clock.set(FRIDAY + n * WEEK + timedelta(seconds=1))
-                await eventually(lambda: _mails(mail, "Sam"), until=lambda m, n=n: len(m) == n + 1)
+                await eventually(lambda: _mails(mail, "Sam"), until=count_is(n + 1))
             maya_fridays = await eventually(
                 lambda: _maya_fridays(redis, keys.outcomes),
                 until=lambda found: len(found) == 5,
@@ -214,13 +219,12 @@ class TestListeningCadence:
             ]
             for n, at in enumerate(times[:4], 1):  # 4 sends: the first 3 went unanswered
                 clock.set(at + timedelta(seconds=1))
-                await eventually(lambda: _appreciations(mail), until=lambda m, n=n: len(m) == n)
-            lowered = await eventually(
+                await eventually(lambda: _appreciations(mail), until=count_is(n))
+            lowered: list[CadenceAdjusted] = await eventually(
                 lambda: _adjusted(redis, keys.outcomes), until=lambda found: len(found) == 1
             )
-            print(
-                f"after 3 ignored: {[(a.data.direction, a.data.kept, a.data.out_of) for a in lowered]}"
-            )
+            moved = [(a.data.direction, a.data.kept, a.data.out_of) for a in lowered]
+            print(f"after 3 ignored: {moved}")
             assert (lowered[0].data.direction, lowered[0].data.partner_id) == ("lowered", "maya")
             assert (lowered[0].data.kept, lowered[0].data.out_of) == (2, 3)
             assert await redis.hget(keys.couple("maya-sam"), "lvl:maya:appreciation") is not None
