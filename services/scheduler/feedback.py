@@ -29,6 +29,7 @@ import structlog
 from schemas import CadenceAdjusted, CadenceAdjustedData, NudgeFeedback
 from services.common.keys import Keys
 from services.common.listening import Adjustment, adjust, per_week
+from services.common.metrics import Metrics
 from services.common.streams import publish
 from services.scheduler.planning import KIND_CODES
 
@@ -76,7 +77,15 @@ return 1
 class FeedbackStore:
     """nudge.feedback.v1 applied to one couple: the turn, then the listening cadence."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, outcomes_maxlen: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        outcomes_maxlen: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.redis = redis
         self.keys = keys
         self.maxlen = outcomes_maxlen
@@ -128,6 +137,8 @@ class FeedbackStore:
         await publish(
             self.redis, self.keys.outcomes, [self._adjusted(event, change)], maxlen=self.maxlen
         )
+        if self.metrics is not None:
+            self.metrics.observe_cadence(d.kind, "lowered" if change.lowered else "raised")
         log.info(
             "cadence_adjusted",
             event_id=str(event.event_id),

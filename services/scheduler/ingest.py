@@ -30,6 +30,7 @@ from schemas import (
 )
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import encode_profile, pause_value
+from services.common.metrics import Metrics
 from services.common.streams import scrub
 from services.scheduler.consent import ConsentStore
 from services.scheduler.feedback import FeedbackStore
@@ -52,14 +53,20 @@ Checkpoint = Callable[[], Awaitable[bool]]
 
 
 class PreferenceIngest:
-    def __init__(self, store: ScheduleStore, clock: Clock, settings: SchedulerSettings) -> None:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        clock: Clock,
+        settings: SchedulerSettings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.shapes = ShapePlanner(settings.min_interval)  # plans each shape of couple once
         self.consent = ConsentStore(store.redis, store.keys)
         self.feedback = FeedbackStore(
-            store.redis, store.keys, outcomes_maxlen=settings.outcomes_maxlen
+            store.redis, store.keys, outcomes_maxlen=settings.outcomes_maxlen, metrics=metrics
         )
 
     async def apply_many(

@@ -68,8 +68,8 @@ class SchedulerService:
         self.clock = clock or clock_from(settings)
         self.redis = redis_client(settings)
         self.store = ScheduleStore(self.redis, self.keys, due_maxlen=settings.due_maxlen)
-        self.ingest = PreferenceIngest(self.store, self.clock, settings)
         self.metrics = Metrics(SERVICE, self.keys)
+        self.ingest = PreferenceIngest(self.store, self.clock, settings, self.metrics)
         self.consumer = consumer_name(settings, SERVICE)
         self.timers = TimerLoop(
             self.store, self.clock, settings, metrics=self.metrics, replica=self.consumer
