@@ -417,7 +417,7 @@ class TestRejections:
             (
                 ("event_id",),
                 "not-a-uuid",
-                "preferences.set.v1.event_id: Input should be a valid UUID",
+                "preferences.set.v1.event_id: Value error, must be a UUID as 8-4-4-4-12 hex digits",
             ),
             (
                 ("data", "partners", 0, "timezone"),
@@ -504,14 +504,14 @@ class TestRejections:
             (
                 ("data", "nudges", "date_night", "cadence", "at"),
                 "19:00:30",
-                f"{D}.nudges.date_night.cadence.weekly.at: Value error, local times have minute "
-                "precision (HH:MM)",
+                f"{D}.nudges.date_night.cadence.weekly.at: Value error, must be a local time as "
+                "HH:MM, minute precision",
             ),
             (
                 ("data", "nudges", "date_night", "cadence", "at"),
                 "19:00+02:00",
                 f"{D}.nudges.date_night.cadence.weekly.at: Value error, must be a local time as "
-                "HH:MM (no UTC offset",
+                "HH:MM, minute precision (no UTC offset",
             ),
             (
                 ("data", "nudges", "appreciation", "cadence", "between"),
