@@ -255,9 +255,7 @@ LocalTime = Annotated[
     ),
     AfterValidator(_check_local_time),
 ]
-LocalDate = Annotated[
-    date, Checked(DATE_PATTERN, "must be a date as YYYY-MM-DD", raw_text=True)
-]
+LocalDate = Annotated[date, Checked(DATE_PATTERN, "must be a date as YYYY-MM-DD", raw_text=True)]
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=40),

@@ -821,10 +821,11 @@ class TestParseOutcomesEntry:
 
 
 def _objects(node: Any) -> list[Json]:
-    """Every JSON Schema object definition (with `properties`) anywhere under ``node``."""
+    """Every JSON Schema object definition (with `properties`) anywhere under ``node``; the
+    conditions of `if`/`then` (which name properties of the object around them) are not."""
     found: list[Json] = []
     if isinstance(node, dict):
-        if "properties" in node:
+        if "properties" in node and node.get("type") == "object":
             found.append(node)
         for value in node.values():
             found += _objects(value)
