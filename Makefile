@@ -45,6 +45,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/nudge schema export schemas/json
+	$(BIN)/nudge schema asyncapi docs/asyncapi
 
 clean:
 	rm -rf $(VENV) outbox .mypy_cache .ruff_cache .pytest_cache

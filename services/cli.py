@@ -209,6 +209,19 @@ def schema_export(directory: Annotated[Path, typer.Argument()] = Path("schemas/j
     console.print(f"wrote {len(json_schemas())} schemas to {directory}/")
 
 
+@schema_app.command("asyncapi")
+def schema_asyncapi(directory: Annotated[Path, typer.Argument()] = Path("docs/asyncapi")) -> None:
+    """Write each service's AsyncAPI 3.0 document into DIRECTORY (FastStream's, with the due
+    streams as one channel with a shard parameter and payload correlation ids)."""
+    from services.asyncapi import SERVICES, document
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        text = json.dumps(document(service), indent=2, ensure_ascii=False)
+        (directory / f"{service}.json").write_text(text + "\n")
+    console.print(f"wrote {len(SERVICES)} AsyncAPI documents to {directory}/")
+
+
 def _read_event(file: Path) -> PreferenceEvent:
     """The event in `file`; a missing file, invalid JSON or event is a one-line usage error."""
     name = bounded(str(file))

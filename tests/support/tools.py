@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Final, NoReturn
 
 import pytest
 
-__all__ = ["REQUIRE_ENV", "TOOLS", "Tool", "not_run", "require_tool"]
+__all__ = ["REQUIRE_ENV", "TOOLS", "Tool", "not_run", "require_node_packages", "require_tool"]
 
 REQUIRE_ENV: Final = "NUDGE_REQUIRE_TOOLS"
 
@@ -33,6 +34,11 @@ TOOLS: Final = {
     ),
     "promtool": Tool(("promtool",), "prometheus", "the Prometheus alert rules and their tests"),
     "redis-server": Tool(("redis-server",), "redis-server", "Redis over TLS with an ACL user"),
+    "node": Tool(
+        ("node", "nodejs"),
+        "nodejs npm",
+        "the AsyncAPI documents against the official AsyncAPI parser (npm @asyncapi/parser)",
+    ),
 }
 
 _NOT_RUN: dict[str, int] = {}  # tool -> tests skipped for want of it, this run
@@ -49,6 +55,25 @@ def require_tool(name: str) -> str:
         f"`sudo apt-get install -y {tool.package}` (Debian/Ubuntu); .ci/run does, and sets "
         f"{REQUIRE_ENV}=1 so that it is required there"
     )
+    return _missing(name, reason)
+
+
+def require_node_packages(folder: Path, repo: Path) -> str:
+    """node, with the npm packages of `folder` (a package.json and its lock) installed; else
+    skip (or fail with NUDGE_REQUIRE_TOOLS=1) saying how to install them."""
+    node = require_tool("node")
+    if (folder / "node_modules").is_dir():
+        return node
+    where = folder.relative_to(repo)
+    reason = (
+        f"the npm packages of {where} are not installed, so "
+        f"{TOOLS['node'].checks} are not checked: run "
+        f"`npm ci --ignore-scripts --prefix {where}`; .ci/run does, and sets {REQUIRE_ENV}=1"
+    )
+    return _missing("node", reason)
+
+
+def _missing(name: str, reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(reason)
     _NOT_RUN[name] = _NOT_RUN.get(name, 0) + 1

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import tools
 from tests.support.events import REPO
-from tests.support.tools import REQUIRE_ENV, require_tool
+from tests.support.tools import REQUIRE_ENV, require_node_packages, require_tool
 
 
 @pytest.fixture
@@ -54,6 +54,41 @@ class TestRequireTool:
         browser.write_text("#!/bin/sh\n")
         browser.chmod(0o755)
         assert require_tool("chromium") == str(browser)
+
+
+class TestRequireNodePackages:
+    @pytest.fixture
+    def node(self, bare_path: Path) -> Path:
+        """A `node` on PATH (the packages, not node, are what is missing here)."""
+        found = bare_path / "node"
+        found.write_text("#!/bin/sh\n")
+        found.chmod(0o755)
+        return found
+
+    def test_missing_packages_skip_with_the_npm_command(
+        self, node: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """node without the folder's node_modules: a skip saying which `npm ci` to run."""
+        monkeypatch.delenv(REQUIRE_ENV, raising=False)
+        folder = tmp_path / "tests/tools/asyncapi"
+        folder.mkdir(parents=True)
+        with pytest.raises(pytest.skip.Exception) as skipped:
+            require_node_packages(folder, tmp_path)
+        assert "npm ci --ignore-scripts --prefix tests/tools/asyncapi" in str(skipped.value)
+        assert tools.not_run()[0].startswith("node: the AsyncAPI documents")
+
+    def test_missing_packages_fail_when_tools_are_required(
+        self, node: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With NUDGE_REQUIRE_TOOLS=1 (CI) missing packages fail the test."""
+        monkeypatch.setenv(REQUIRE_ENV, "1")
+        with pytest.raises(pytest.fail.Exception, match="npm packages of"):
+            require_node_packages(tmp_path / "tools", tmp_path)
+
+    def test_installed_packages_give_node(self, node: Path, tmp_path: Path) -> None:
+        """With node_modules in place, the node found on PATH is returned."""
+        (tmp_path / "tools/node_modules").mkdir(parents=True)
+        assert require_node_packages(tmp_path / "tools", tmp_path) == str(node)
 
 
 class TestRunWithoutTools:
