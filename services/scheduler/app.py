@@ -73,7 +73,8 @@ broker.publisher(
     description="Preference events from your apps (set, paused, resumed, unsubscribed, "
     "resubscribed, erased) and from the notifier's unsubscribe and relay webhook endpoints "
     "(unsubscribed, channel.bounced, channel.complained). Validated strictly; a bad event "
-    "is acknowledged and copied to `rejected`. " + WIRE,
+    "is acknowledged and copied to `rejected`. An event may also come as a CloudEvents 1.0 "
+    "structured-mode JSON object (id, source, type, time, data: docs/publishers.md). " + WIRE,
 )
 async def on_preference(event: PreferenceEvent) -> None:
     """Declared for the description; `SchedulerService.handle` does the work."""

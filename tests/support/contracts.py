@@ -90,10 +90,15 @@ class Verdict:
 
 
 def verdict(stem: str, event: Any) -> Verdict:
-    """What the service and the exported JSON Schema each make of one event."""
+    """What the service and the exported JSON Schema each make of one event. A preferences
+    entry naming `specversion` is a CloudEvent: the service reads it as one, and it is
+    checked against the CloudEvents form's schema."""
+    form = stem
+    if stem == "preference-event" and isinstance(event, dict) and "specversion" in event:
+        form = "preference-cloudevent"
     errors = tuple(
         f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:120]}"
-        for e in validator(stem).iter_errors(event)
+        for e in validator(form).iter_errors(event)
     )
     return Verdict(_service(stem, json.dumps(event).encode()), errors)
 

@@ -18,19 +18,21 @@ from tests.support.contracts import (
     verdict,
 )
 
-STEMS = ("preference-event", "nudge-due", "outcome-event")
+STEMS = ("preference-event", "nudge-due", "outcome-event")  # one per stream
 
 
 def valid_examples() -> list[tuple[str, Any]]:
-    """Every valid event the repository shows: couples, jars and one per event type."""
+    """Every valid event the repository shows: couples, jars, one per event type and the
+    CloudEvents form."""
     found: list[tuple[str, Any]] = []
     for path in sorted((EXAMPLES / "couples").glob("*.json")):
         found.append((path.name, json.loads(path.read_text())))
     for path in sorted((EXAMPLES / "couples").glob("*/*.jsonl")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             found.append((f"{path.name}:{number}", json.loads(line)))
-    for path in sorted((EXAMPLES / "events").glob("*.json")):
-        found.append((path.name, json.loads(path.read_text())))
+    for folder in ("events", "cloudevents"):
+        for path in sorted((EXAMPLES / folder).glob("*.json")):
+            found.append((f"{folder}/{path.name}", json.loads(path.read_text())))
     return found
 
 
@@ -56,8 +58,9 @@ class TestValidExamples:
         assert named - types == set(), "an example of a type no schema defines"
 
     def test_examples_are_named_for_their_type(self) -> None:
-        """examples/events/<type>.json holds an event of that type."""
-        for path in (EXAMPLES / "events").glob("*.json"):
+        """examples/events/<type>.json holds an event of that type (cloudevents/ too)."""
+        paths = [*(EXAMPLES / "events").glob("*.json"), *(EXAMPLES / "cloudevents").glob("*")]
+        for path in paths:
             assert json.loads(path.read_text())["type"] == path.stem
 
 

@@ -837,8 +837,14 @@ def _objects(node: Any) -> list[Json]:
 
 class TestJsonSchemas:
     def test_one_schema_per_stream(self) -> None:
-        """There is a schema for preference events, NudgeDue and outcome events."""
-        assert set(json_schemas()) == {"preference-event", "nudge-due", "outcome-event"}
+        """There is a schema for preference events (and their CloudEvents form), NudgeDue and
+        outcome events."""
+        assert set(json_schemas()) == {
+            "preference-event",
+            "preference-cloudevent",
+            "nudge-due",
+            "outcome-event",
+        }
 
     @pytest.mark.parametrize(
         ("stem", "types"),
