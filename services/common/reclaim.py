@@ -2,7 +2,7 @@
 
 FastStream's subscribers read only new entries (`>`): a message whose handler raised, or whose
 consumer died, stays in the group's pending list forever. (FastStream's own claiming
-subscriber, `StreamSub(min_idle_time=...)`, is not used: it counts a delivery when it claims,
+subscriber, `StreamSub(min_idle_time=...)`, is not used: it claims one entry per round trip,
 knows no entries a live process holds, has no cap and stops on NOGROUP; docs/architecture.md,
 "FastStream, re-checked", names the tests that show it.) Every service process runs one
 Reclaimer per stream: entries idle longer than `min_idle_ms` are claimed in batches and handled
