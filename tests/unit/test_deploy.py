@@ -50,6 +50,20 @@ def dashboard_expressions() -> list[str]:
     return [target["expr"] for panel in panels for target in panel["targets"]]
 
 
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces
+    as hyphens, a repeated one suffixed -1, -2, ..."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", markdown, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        candidate, n = slug, 0
+        while candidate in anchors:
+            n += 1
+            candidate = f"{slug}-{n}"
+        anchors.add(candidate)
+    return anchors
+
+
 def known_series() -> set[str]:
     return Metrics("any", Keys()).sample_names()
 
@@ -87,6 +101,14 @@ class TestAlertRules:
         for rule in rules():
             assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+    def test_every_alert_links_its_runbook_in_the_operations_guide(self) -> None:
+        """runbook_url is docs/operations.md#<alert in lower case>, and that heading exists."""
+        anchors = github_anchors(OPERATIONS.read_text())
+        for rule in rules():
+            url = rule["annotations"].get("runbook_url", "")
+            assert url == f"docs/operations.md#{rule['alert'].lower()}", rule["alert"]
+            assert url.split("#", 1)[1] in anchors, rule["alert"]
 
 
 class TestGrafanaDashboard:
