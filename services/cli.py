@@ -23,6 +23,7 @@ from services.cli_errors import CliError, Where, bounded, explain, redis_locatio
 from services.dlq_cli import app as dlq_app
 from services.notifier.render_cli import render
 from services.operator.status_cli import status
+from services.operator.trace_cli import trace
 
 __all__ = ["GuardedGroup", "app"]
 
@@ -75,6 +76,7 @@ schema_app = typer.Typer(
 app.add_typer(schema_app, name="schema")
 app.add_typer(dlq_app, name="dlq")
 app.command("status")(status)
+app.command("trace")(trace)
 app.command("render")(render)
 console = Console()
 
