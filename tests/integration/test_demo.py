@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from services.demo import run_demo
+from tests.integration.test_dashboard import png_facts
+from tests.support.browser import WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import EXAMPLES
 
 
@@ -48,3 +52,47 @@ class TestDemo:
             assert jar == date_nights
             assert questions >= 25
         assert sum(n for (couple, _), n in result.from_jar.items() if couple != "priya-noor") == 0
+
+
+class TestDemoCalendar:
+    async def test_the_month_is_a_calendar_page_linking_every_email(
+        self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """outbox/index.html: every email file linked once, suppressed nudges with their
+        reason, the DST change of March and quiet-hour notes, names but no address; nothing
+        clips at 390 px or on a desktop."""
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        outbox = tmp_path / "outbox"
+        march = datetime(2027, 3, 1, tzinfo=UTC)  # US clocks change on the 14th, EU on the 28th
+        result = await run_demo(
+            couples_dir=EXAMPLES, outbox=outbox, days=31, seconds=8, start=march
+        )
+        assert result.calendar == outbox / "index.html"
+        page = result.calendar.read_text()
+        links = re.findall(r'href="(\d{5}\.eml)"', page)
+        files = sorted(p.name for p in outbox.glob("*.eml"))
+        print(f"calendar: {len(links)} email links, {len(files)} emails")
+        assert sorted(links) == files  # each email once
+        assert "America/New_York: clocks change (-05:00 -&gt; -04:00)" in page
+        assert "Europe/London: clocks change (+00:00 -&gt; +01:00)" in page
+        assert "quiet_hours" in page
+        assert "suppressed: " in page
+        names = {
+            p["name"]
+            for c in (json.loads(f.read_text()) for f in EXAMPLES.glob("*.json"))
+            for p in c["data"]["partners"]
+        }
+        assert all(f"&rarr; {name}" in page for name in names)
+        assert not re.search(r"[\w.+-]+@[\w-]+\.", page)  # no address
+        assert "example.test" not in page
+        assert "<script" not in page
+        assert "http" not in page.replace("http-equiv", "")  # nothing from elsewhere
+        async with chromium() as browser:
+            for width in WIDTHS:
+                tab = await browser.new_page(viewport=viewport(width))
+                await tab.goto(result.calendar.as_uri())
+                assert await layout_overflow(tab) == [], width
+                shot = await shoot(tab, tmp_path / f"calendar-{width}.png")
+                assert png_facts(shot)[0] == WIDTHS[width][0]
+                assert png_facts(shot)[2] > 50
+        print(f"calendar screenshots: {tmp_path}")
