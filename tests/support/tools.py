@@ -29,7 +29,9 @@ class Tool:
 
 TOOLS: Final = {
     "chromium": Tool(
-        ("chromium", "chromium-browser"), "chromium", "the status page in a real browser"
+        ("chromium", "chromium-browser"),
+        "chromium",
+        "the status page and the demo calendar in a real browser",
     ),
     "promtool": Tool(("promtool",), "prometheus", "the Prometheus alert rules and their tests"),
     "redis-server": Tool(("redis-server",), "redis-server", "Redis over TLS with an ACL user"),
