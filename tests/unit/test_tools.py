@@ -72,7 +72,7 @@ class TestRunWithoutTools:
         assert relaxed.returncode == 0, relaxed.stdout[-2000:]
         assert "checks not run: missing tools" in relaxed.stdout
         assert "promtool: the Prometheus alert rules" in relaxed.stdout
-        assert "2 skipped" in relaxed.stdout
+        assert "3 skipped" in relaxed.stdout  # the rules, their tests, the dashboard queries
 
         strict = subprocess.run(
             args,
@@ -84,4 +84,4 @@ class TestRunWithoutTools:
             check=False,
         )
         assert strict.returncode == 1, strict.stdout[-2000:]
-        assert "2 failed" in strict.stdout
+        assert "3 failed" in strict.stdout
