@@ -7,6 +7,7 @@ from typing import Annotated, Any, Final, TypeVar
 from pydantic import Field, TypeAdapter, ValidationError
 
 from schemas._reasons import REASON_LIMIT, describe, safe_reason
+from schemas.deliverability import ChannelBounced, ChannelComplained, NudgeBounced, NudgeComplained
 from schemas.nudges import NudgeDue
 from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
 from schemas.preferences import (
@@ -14,6 +15,7 @@ from schemas.preferences import (
     DateJarIdeaAdded,
     DateJarIdeaRemoved,
     PreferencesPaused,
+    PreferencesResubscribed,
     PreferencesResumed,
     PreferencesSet,
     PreferencesUnsubscribed,
@@ -42,15 +44,20 @@ PreferenceEvent = Annotated[
     | PreferencesResumed
     | PreferencesUnsubscribed
     | CoupleErased
+    | PreferencesResubscribed
+    | ChannelBounced
+    | ChannelComplained
     | DateJarIdeaAdded
     | DateJarIdeaRemoved,
     Field(discriminator="type"),
 ]
-# What happened to one nudge. The outcomes stream also carries service notices (state lost):
-# OutcomesStreamEvent is everything an entry of that stream may hold.
+# What happened to one nudge. The outcomes stream also carries what relays reported later
+# (bounces, complaints) and service notices (state lost): OutcomesStreamEvent is everything an
+# entry of that stream may hold.
 OutcomeEvent = Annotated[NudgeSent | NudgeSuppressed | NudgeFailed, Field(discriminator="type")]
 OutcomesStreamEvent = Annotated[
-    NudgeSent | NudgeSuppressed | NudgeFailed | ServiceStateLost, Field(discriminator="type")
+    NudgeSent | NudgeSuppressed | NudgeFailed | ServiceStateLost | NudgeBounced | NudgeComplained,
+    Field(discriminator="type"),
 ]
 
 _preference: TypeAdapter[PreferenceEvent] = TypeAdapter(PreferenceEvent)
@@ -97,7 +104,7 @@ def parse_outcome(raw: bytes | str) -> OutcomeEvent:
 
 
 def parse_outcomes_entry(raw: bytes | str) -> OutcomesStreamEvent:
-    """Any event of the outcomes stream: a nudge's outcome or a service notice."""
+    """Any event of the outcomes stream: a nudge's outcome, a relay's report or a notice."""
     return _parse(_outcomes_entry, raw)
 
 

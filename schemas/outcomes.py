@@ -12,6 +12,7 @@ from schemas.nudges import OccurrenceId
 from schemas.preferences import Channel, NudgeKind
 
 __all__ = [
+    "DeviceRef",
     "NudgeFailed",
     "NudgeFailedData",
     "NudgeSent",
@@ -22,6 +23,10 @@ __all__ = [
     "ServiceStateLostData",
     "SuppressionReason",
 ]
+
+# Which of a partner's devices an outcome is about: the first 16 hex digits of the SHA-256 of
+# its token (a publisher computes the same to find the device), never the token itself.
+DeviceRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 
 SuppressionReason = Literal[
     "paused",
@@ -47,6 +52,9 @@ class _OutcomeData(StrictModel):
 class NudgeSentData(_OutcomeData):
     partner_id: SafeId
     channel: Channel
+    device: DeviceRef | None = Field(
+        default=None, description="Channel 'mobile': the device (a hash of its token)."
+    )
     content_id: Annotated[str, StringConstraints(max_length=64)]
     attempt: Annotated[int, Field(ge=1)] = 1
     note: Annotated[str, StringConstraints(max_length=40)] | None = None
@@ -60,6 +68,9 @@ class NudgeSent(Envelope):
 class NudgeSuppressedData(_OutcomeData):
     partner_id: SafeId | None = None
     channel: Channel | None = None
+    device: DeviceRef | None = Field(
+        default=None, description="Channel 'mobile': the device (a hash of its token)."
+    )
     reason: SuppressionReason
 
 
@@ -71,6 +82,9 @@ class NudgeSuppressed(Envelope):
 class NudgeFailedData(_OutcomeData):
     partner_id: SafeId
     channel: Channel
+    device: DeviceRef | None = Field(
+        default=None, description="Channel 'mobile': the device (a hash of its token)."
+    )
     error: Annotated[str, StringConstraints(max_length=200)] = Field(
         description="Error class and code only; never addresses or message text."
     )

@@ -1,9 +1,11 @@
 """Preference events: what other apps publish on the preferences stream.
 
 preferences.set.v1           full replacement of a couple's preferences (with a revision)
+                             (a partner's app devices: `devices`, for the "mobile" channel)
 preferences.paused.v1        pause the couple or one partner, optionally until an instant
 preferences.resumed.v1       undo a pause
 preferences.unsubscribed.v1  one partner stops one nudge kind (or all) on one channel (or all)
+preferences.resubscribed.v1  undo unsubscribes (and spam complaints) in a scope, with the consent
 couple.erased.v1             forget everything about the couple
 datejar.idea_added.v1        one of the couple's own date ideas goes into their date jar
 datejar.idea_removed.v1      an idea comes out of the jar again
@@ -38,8 +40,13 @@ from schemas._base import (
 
 __all__ = [
     "JAR_LIMIT",
+    "MAX_DEVICES",
+    "AndroidDevice",
     "Cadence",
     "Channel",
+    "CheckInFormat",
+    "ConsentMethod",
+    "CoupleContext",
     "CoupleErased",
     "CoupleErasedData",
     "CronCadence",
@@ -49,7 +56,9 @@ __all__ = [
     "DateJarIdeaRemoved",
     "DateJarIdeaRemovedData",
     "DateNightSource",
+    "Device",
     "FocusArea",
+    "IosDevice",
     "LoveLanguage",
     "MonthlyCadence",
     "NudgeKind",
@@ -58,6 +67,8 @@ __all__ = [
     "Partner",
     "PreferencesPaused",
     "PreferencesPausedData",
+    "PreferencesResubscribed",
+    "PreferencesResubscribedData",
     "PreferencesResumed",
     "PreferencesResumedData",
     "PreferencesSet",
@@ -73,7 +84,9 @@ __all__ = [
 ]
 
 NudgeKind = Literal["date_night", "check_in", "appreciation"]
-Channel = Literal["email", "push", "webhook"]
+# "mobile" reaches a partner's app devices (`devices`): FCM for Android, APNs for iOS.
+Channel = Literal["email", "push", "webhook", "mobile"]
+MAX_DEVICES: Final = 10
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 LoveLanguage = Literal[
     "words_of_affirmation", "acts_of_service", "receiving_gifts", "quality_time", "physical_touch"
@@ -81,6 +94,7 @@ LoveLanguage = Literal[
 FocusArea = Literal[
     "emotional", "physical", "intellectual", "experiential", "spiritual", "conflict"
 ]
+CheckInFormat = Literal["monthly_guide", "question"]
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 # Where a date night's idea comes from: the catalog, the couple's own date jar, or both in turn.
@@ -141,16 +155,68 @@ class PushSubscription(StrictModel):
     auth: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")]
 
 
+# An app id: an iOS bundle id or an Android application id (reverse-DNS, at least one dot).
+AppId = Annotated[
+    str,
+    StringConstraints(max_length=155),
+    Checked(
+        r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$",
+        "an app id is a bundle id or package name such as org.example.app",
+    ),
+]
+
+
+class AndroidDevice(StrictModel):
+    """An app install reached through Firebase Cloud Messaging (its registration token)."""
+
+    platform: Literal["android"]
+    token: Annotated[
+        str,
+        StringConstraints(max_length=4096),
+        Checked(
+            r"^[\x21-\x7e]{16,4096}$",
+            "an FCM registration token is 16 to 4096 printable ASCII characters without spaces",
+        ),
+    ]
+    app_id: AppId | None = Field(
+        default=None, description="The Android application id; FCM refuses other apps' tokens."
+    )
+
+
+class IosDevice(StrictModel):
+    """An app install reached through APNs (its device token as hex)."""
+
+    platform: Literal["ios"]
+    token: Annotated[
+        str,
+        StringConstraints(max_length=200),
+        Checked(
+            r"^(?:[0-9a-fA-F]{2}){32,100}$",
+            "an APNs device token is hex: 64 characters today, at most 200",
+        ),
+    ]
+    app_id: AppId | None = Field(
+        default=None, description="The bundle id, sent as apns-topic (else NUDGE_APNS_TOPIC)."
+    )
+
+
+Device = Annotated[AndroidDevice | IosDevice, Field(discriminator="platform")]
+
+
 class Partner(StrictModel):
     partner_id: SafeId
     name: Name
     timezone: TimeZoneName
     locale: Locale = "en"
     channels: Annotated[
-        list[Channel], Field(min_length=1, max_length=3), Unique("channels must not repeat")
+        list[Channel], Field(min_length=1, max_length=4), Unique("channels must not repeat")
     ]
     email: Email | None = None
     push: PushSubscription | None = None
+    devices: Annotated[list[Device], Field(max_length=MAX_DEVICES)] = Field(
+        default_factory=list,
+        description="The partner's app installs; the 'mobile' channel reaches each live one.",
+    )
     love_languages: Annotated[
         list[LoveLanguage], Field(max_length=5), Unique("love_languages must not repeat")
     ] = Field(default_factory=list)
@@ -162,6 +228,11 @@ class Partner(StrictModel):
             raise ValueError("channel 'email' needs an email address")
         if "push" in self.channels and self.push is None:
             raise ValueError("channel 'push' needs a push subscription")
+        if "mobile" in self.channels and not self.devices:
+            raise ValueError("channel 'mobile' needs at least one device")
+        tokens = {d.token.lower() if d.platform == "ios" else d.token for d in self.devices}
+        if len(tokens) != len(self.devices):
+            raise ValueError("a device token must not repeat")
         return self
 
 
@@ -272,6 +343,11 @@ class NudgePlan(StrictModel):
     """
 
     cadence: Cadence
+    format: CheckInFormat | None = Field(
+        default=None,
+        description="Check-ins only: 'monthly_guide' (a structured talk with an agenda) or "
+        "'question' (one question). Default: a guide for a monthly cadence, else questions.",
+    )
     recipients: Literal["both", "alternate", "one"] = "both"
     partner_id: SafeId | None = None
     timing: Literal["own_local", "together"] = "own_local"
@@ -291,6 +367,30 @@ class NudgePlan(StrictModel):
         return self
 
 
+class CoupleContext(StrictModel):
+    """What a couple's life rules out; every field optional (unknown rules nothing out).
+
+    Content choice never picks an item whose assumptions this rules out: an item for a
+    shared home when the couple lives apart, a paid idea over budget, a walk when mobility is
+    to be avoided, an evening without the children when children are at home."""
+
+    living: Literal["together", "apart"] | None = Field(
+        default=None, description="'apart': ideas that work at a distance (calls, letters)."
+    )
+    budget: Literal["free", "low", "any"] | None = Field(
+        default=None, description="The most an idea may cost: free, low (a coffee) or any."
+    )
+    avoid: Annotated[
+        list[Literal["mobility"]], Field(max_length=1), Unique("avoid must not repeat")
+    ] = Field(
+        default_factory=list,
+        description="Activities to leave out: 'mobility' (walking any distance, dancing, ...).",
+    )
+    children_at_home: bool | None = Field(
+        default=None, description="True: no idea that needs an evening without children."
+    )
+
+
 class Nudges(StrictModel):
     date_night: NudgePlan | None = None
     check_in: NudgePlan | None = None
@@ -303,7 +403,12 @@ class PreferencesSetData(StrictModel):
     partners: tuple[Partner, Partner]
     nudges: Nudges
     focus_areas: Annotated[list[FocusArea], Field(max_length=6)] = Field(default_factory=list)
-    discreet: bool = Field(default=False, description="Neutral push titles and email subjects.")
+    discreet: bool = Field(
+        default=False,
+        description="Neutral push title and body, email subject and inbox preview; the "
+        "content only inside the opened email or app.",
+    )
+    context: CoupleContext | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -319,6 +424,8 @@ class PreferencesSetData(StrictModel):
                     raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")
             if plan.source != "catalog" and kind != "date_night":
                 raise ValueError(f"nudges.{kind}: only date nights draw from the date jar")
+            if plan.format is not None and kind != "check_in":
+                raise ValueError(f"nudges.{kind}.format is for check-ins only")
         return self
 
 
@@ -367,6 +474,31 @@ class CoupleErasedData(StrictModel):
 class CoupleErased(Envelope):
     type: Literal["couple.erased.v1"]
     data: CoupleErasedData
+
+
+ConsentMethod = Literal["in_app", "web_form", "email_confirmation", "support", "other"]
+
+
+class PreferencesResubscribedData(StrictModel):
+    couple_id: SafeId
+    partner_id: SafeId
+    kind: NudgeKind | Literal["all"] = "all"
+    channel: Channel | Literal["all"] = "all"
+    consented_at: Instant = Field(description="When the person asked for the nudges again.")
+    method: ConsentMethod = Field(description="How they asked: kept as the record of consent.")
+
+
+class PreferencesResubscribed(Envelope):
+    """Undo unsubscribes (and spam complaints) inside the scope (kind, channel).
+
+    It clears every unsubscribe whose kind and channel both lie inside the scope: "all" covers
+    every kind (or channel) and "all" itself. A broader unsubscribe stays: after an
+    unsubscribe of all kinds, a resubscribe to date_night alone changes nothing; send "all".
+    A spam complaint is an unsubscribe of kind "all" on the email channel.
+    """
+
+    type: Literal["preferences.resubscribed.v1"]
+    data: PreferencesResubscribedData
 
 
 class DateJarIdeaAddedData(StrictModel):

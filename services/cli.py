@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from schemas import PreferenceEvent, PreferencesSet, json_schemas, parse_preference
 from services.cli_errors import CliError, Where, bounded, explain, redis_location
 from services.dlq_cli import app as dlq_app
+from services.notifier.catalog_cli import catalog
 from services.notifier.render_cli import render
 from services.operator.status_cli import status
 from services.operator.trace_cli import trace
@@ -78,6 +79,7 @@ app.add_typer(dlq_app, name="dlq")
 app.command("status")(status)
 app.command("trace")(trace)
 app.command("render")(render)
+app.command("catalog")(catalog)
 console = Console()
 
 

@@ -13,24 +13,36 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     c0, c1                   "<locale>|<channel codes>|<love language codes>|<email or empty>"
     w0.00, w0.01, ...        partner 0/1's push subscription "<endpoint>|<p256dh>|<auth>", only
     w1.00, ...               when there is one, in pieces of at most 64 bytes (endpoints are long)
+    m0.00, m0.01, ...        partner 0/1's app devices, one "<a|i> <app id or -> <token>" line
+    m1.00, ...               each, in pieces of at most 64 bytes, only when there are any
     f                        "<focus area codes>|<1 if discreet>", only when not the defaults
     dn                       where date-night ideas come from: "jar" or "mixed", only when not
                              the catalog (the ideas themselves: the couple's jar hash, keys.py)
     ci                       "daily" when the check-in is the daily question, else absent
+    x                        "<living t|a>|<budget f|l|a>|<avoid codes>|<children y|n>|<check-in
+                             format m|q>", each part empty when unknown; only when one is set
+                             (the check-in format: check_in_format.py, decided when written)
     <kind code>/<target>     a schedule record (services/scheduler/records.py): the schedule
                              "<couple>/<kind code>/<target>"; these fields are its "sids"
     pause                    "<occurred_ms>|<until_ms|inf|off>", last writer wins
     pause:<partner>          the same for one partner
-    unsub:<partner>:<kind>:<channel>   occurred_ms; kind, channel may be "all"
-    dead:<partner>:<channel> occurred_ms; a channel that answered "gone" (bad address, 410)
+    unsub:<partner>:<kind>:<channel>   "<occurred_ms>|1" (or "|complaint": a spam report);
+                             kind, channel may be "all"; "<ms>|0": cleared by a resubscribe
+    dead:<partner>:<channel> occurred_ms (and "|hard", "|soft" after bounces); a channel that
+                             answered "gone" (bad address, 410) or bounced
+    soft:<partner>:<channel> "<count>|<first ms>": soft bounces counted (scheduler/consent.py)
+    dead:<partner>:mobile:<device ref>  the same for one app device (refs: device_ref)
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).
-`parse_couple` gives the notifier the same view of both: `profile` and `fields["sids"]`.
+`parse_couple` gives the notifier the same view of both: `profile` and `fields["sids"]`; the
+check-in format is `CoupleState.check_in_format` (None for a hash written before it was kept:
+such a couple's check-ins are drawn from both formats until its next preferences.set).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import time
 from functools import lru_cache
@@ -39,8 +51,13 @@ from typing import Any, Final, Literal, TypeVar, cast
 from pydantic import BaseModel
 
 from schemas import (
+    AndroidDevice,
     Channel,
+    CheckInFormat,
+    CoupleContext,
+    Device,
     FocusArea,
+    IosDevice,
     LoveLanguage,
     Nudges,
     Partner,
@@ -48,10 +65,12 @@ from schemas import (
     PushSubscription,
     QuietHours,
 )
+from services.common.check_in_format import check_in_format
 
 __all__ = [
     "PROFILE_FIELDS",
     "CoupleState",
+    "device_ref",
     "encode_profile",
     "parse_couple",
     "parse_quiet",
@@ -62,13 +81,14 @@ __all__ = [
 OFF: Final = "off"
 FOREVER: Final = "inf"
 
-PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f"})
+PROFILE_FIELDS: Final = frozenset({"id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x"})
 _ORDER_KEYS: Final = tuple(
-    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f")
+    f.encode() for f in ("rev", "id", "s0", "s1", "q0", "q1", "n0", "n1", "c0", "c1", "f", "x")
 )
 _PROFILE_KEYS: Final = frozenset(f.encode() for f in PROFILE_FIELDS)
 
-_CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w"}
+_CHANNELS: Final = {"email": "e", "push": "p", "webhook": "w", "mobile": "m"}
+_PLATFORMS: Final = {"android": "a", "ios": "i"}
 _LOVE: Final = {
     "words_of_affirmation": "w",
     "acts_of_service": "a",
@@ -85,13 +105,23 @@ _FOCUS: Final = {
     "conflict": "c",
 }
 _POLICY: Final = {"defer": "d", "drop": "x"}
+_LIVING: Final = {"together": "t", "apart": "a"}
+_BUDGET: Final = {"free": "f", "low": "l", "any": "a"}
+_AVOID: Final = {"mobility": "m"}
+_FORMAT: Final = {"monthly_guide": "m", "question": "q"}
+_LIVING_NAMES: Final = {v: k for k, v in _LIVING.items()}
+_BUDGET_NAMES: Final = {v: k for k, v in _BUDGET.items()}
+_AVOID_NAMES: Final = {v: k for k, v in _AVOID.items()}
+_FORMAT_NAMES: Final = cast("dict[str, CheckInFormat]", {v: k for k, v in _FORMAT.items()})
 _CHANNEL_NAMES: Final = cast("dict[str, Channel]", {v: k for k, v in _CHANNELS.items()})
 _LOVE_NAMES: Final = cast("dict[str, LoveLanguage]", {v: k for k, v in _LOVE.items()})
 _FOCUS_NAMES: Final = cast("dict[str, FocusArea]", {v: k for k, v in _FOCUS.items()})
 _NO_NUDGES: Final = Nudges()
+_NO_CONTEXT: Final = CoupleContext()
 _DEFAULT_LOCALE: Final = "en"
 _PIECE: Final = 64
 _W: Final = ord("w")
+_MOBILE: Final = ord("m")
 
 
 def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False) -> str:
@@ -129,6 +159,8 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
         fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
         if p.push is not None:
             fields |= _push_fields(i, p.push)
+        if p.devices:
+            fields |= _device_fields(i, p.devices)
     date_night, check_in = data.nudges.date_night, data.nudges.check_in
     if date_night is not None and date_night.source != "catalog":
         fields["dn"] = date_night.source
@@ -137,13 +169,73 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
     if data.focus_areas or data.discreet:
         focus = "".join([_FOCUS[a] for a in data.focus_areas])
         fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
+    context = _context_text(data.context, check_in_format(data.nudges.check_in))
+    if context:
+        fields["x"] = context
     return fields
+
+
+def _context_text(context: CoupleContext | None, fmt: CheckInFormat | None) -> str:
+    """The "x" field: "" when there is nothing to keep."""
+    c = context or _NO_CONTEXT
+    kids = "" if c.children_at_home is None else ("y" if c.children_at_home else "n")
+    text = "|".join(
+        (
+            _LIVING[c.living] if c.living else "",
+            _BUDGET[c.budget] if c.budget else "",
+            "".join([_AVOID[a] for a in c.avoid]),
+            kids,
+            _FORMAT[fmt] if fmt else "",
+        )
+    )
+    return "" if text == "||||" else text
+
+
+@lru_cache(maxsize=256)
+def _context(text: str) -> CoupleContext:
+    living, budget, avoid, kids, _ = text.split("|")
+    return _trusted(
+        CoupleContext,
+        {
+            "living": _LIVING_NAMES.get(living),
+            "budget": _BUDGET_NAMES.get(budget),
+            "avoid": [_AVOID_NAMES[a] for a in avoid],
+            "children_at_home": None if not kids else kids == "y",
+        },
+    )
 
 
 def _push_fields(i: int, push: PushSubscription) -> dict[str, str]:
     text = f"{push.endpoint}|{push.p256dh}|{push.auth}"
     size = _PIECE if text.isascii() else _PIECE // 4  # at most 4 bytes a character
     return {f"w{i}.{n:02d}": text[at : at + size] for n, at in enumerate(range(0, len(text), size))}
+
+
+def _device_fields(i: int, devices: list[Device]) -> dict[str, str]:
+    """Tokens and app ids are printable ASCII without spaces: one line per device."""
+    text = "\n".join(f"{_PLATFORMS[d.platform]} {d.app_id or '-'} {d.token}" for d in devices)
+    pieces = range(0, len(text), _PIECE)  # 10 devices of 4 KiB: < 1000 pieces, 3 digits
+    return {f"m{i}.{n:03d}": text[at : at + _PIECE] for n, at in enumerate(pieces)}
+
+
+def _devices(text: bytes | None) -> list[Device]:
+    if text is None:
+        return []
+    out: list[Device] = []
+    for line in text.decode().split("\n"):
+        platform, app_id, token = line.split(" ", 2)
+        values = {"token": token, "app_id": None if app_id == "-" else app_id}
+        if platform == "i":
+            out.append(_trusted(IosDevice, {"platform": "ios", **values}))
+        else:
+            out.append(_trusted(AndroidDevice, {"platform": "android", **values}))
+    return out
+
+
+def device_ref(token: str) -> str:
+    """Which device an outcome or a dead mark is about, without the token: the first 16 hex
+    digits of the SHA-256 of the token as published (ASCII)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def _push(text: bytes) -> PushSubscription:
@@ -168,7 +260,9 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     return made
 
 
-def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> Partner:
+def _partner(
+    s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
+) -> Partner:
     partner_id, zone = _split_partner(s.decode())
     locale, channels, love, email = c.decode().split("|", 3)
     return _trusted(
@@ -181,6 +275,7 @@ def _partner(s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None) -> 
             "channels": [_CHANNEL_NAMES[x] for x in channels],
             "email": email or None,
             "push": None if w is None else _push(w),
+            "devices": _devices(m),
             "love_languages": [_LOVE_NAMES[x] for x in love],
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
@@ -196,8 +291,8 @@ def _quiet_hours(text: str) -> QuietHours:
 @lru_cache(maxsize=4096)
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
-    subscriptions joined from their pieces); cached by their bytes."""
-    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, w0, w1 = values
+    subscriptions and device lists joined from their pieces); cached by their bytes."""
+    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
@@ -208,10 +303,11 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
-            "partners": (_partner(s0, q0, n0, c0, w0), _partner(s1, q1, n1, c1, w1)),
+            "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
             "nudges": _NO_NUDGES,
             "focus_areas": [_FOCUS_NAMES[x] for x in focus],
             "discreet": discreet == "1",
+            "context": None if x is None else _context(x.decode()),
         },
     )
 
@@ -229,6 +325,7 @@ def _paused(raw: str | None, now_ms: int) -> bool:
 class CoupleState:
     profile: PreferencesSetData | None
     fields: dict[str, str] = field(default_factory=dict)
+    check_in_format: CheckInFormat | None = None  # None: not kept (written before it was)
 
     @property
     def exists(self) -> bool:
@@ -242,11 +339,12 @@ class CoupleState:
     def unsubscribed(self, partner_id: str, kind: str, channel: str) -> bool:
         if not any(name.startswith("unsub:") for name in self.fields):
             return False  # the common case, checked once per call without building keys
-        return any(
-            f"unsub:{partner_id}:{k}:{c}" in self.fields
-            for k in (kind, "all")
-            for c in (channel, "all")
-        )
+        for k in (kind, "all"):
+            for c in (channel, "all"):
+                value = self.fields.get(f"unsub:{partner_id}:{k}:{c}")
+                if value is not None and not value.endswith("|0"):  # "|0": resubscribed
+                    return True
+        return False
 
     def channel_dead(self, partner_id: str, channel: str) -> bool:
         return f"dead:{partner_id}:{channel}" in self.fields
@@ -261,31 +359,41 @@ class CoupleState:
         """Whether the check-in is the daily question (a `daily` cadence)."""
         return self.fields.get("ci") == "daily"
 
+    def device_dead(self, partner_id: str, ref: str) -> bool:
+        return f"dead:{partner_id}:mobile:{ref}" in self.fields
+
 
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     legacy = raw.get(b"profile")
     if legacy:
         fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"profile"}
-        return CoupleState(PreferencesSetData.model_validate_json(legacy), fields)
+        profile = PreferencesSetData.model_validate_json(legacy)
+        return CoupleState(profile, fields, check_in_format(profile.nudges.check_in))
     fields = {}
     schedules = []
     push: list[tuple[bytes, bytes]] = []
+    mobile: list[tuple[bytes, bytes]] = []
     for k, v in raw.items():
         if b"/" in k:
             schedules.append(k)
         elif k[0] == _W:  # a piece of a push subscription
             push.append((k, v))
+        elif k[0] == _MOBILE and k[2:3] == b".":  # a piece of a partner's device list
+            mobile.append((k, v))
         elif k not in _PROFILE_KEYS:
             fields[k.decode()] = v.decode()
     couple_id = raw.get(b"id")
     if couple_id is None:
         return CoupleState(None, fields)
     fields["sids"] = b",".join([couple_id + b"/" + k for k in schedules]).decode()
-    if push:
-        values = (*map(raw.get, _ORDER_KEYS), _joined(push, b"w0."), _joined(push, b"w1."))
-    else:
-        values = (*map(raw.get, _ORDER_KEYS), None, None)
-    return CoupleState(_profile(values), fields)
+    values = (
+        *map(raw.get, _ORDER_KEYS),
+        *((_joined(push, b"w0."), _joined(push, b"w1.")) if push else (None, None)),
+        *((_joined(mobile, b"m0."), _joined(mobile, b"m1.")) if mobile else (None, None)),
+    )
+    x = raw.get(b"x")
+    fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
+    return CoupleState(_profile(values), fields, fmt)
 
 
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:

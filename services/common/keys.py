@@ -30,6 +30,9 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
                                                so far by the replicas (expires in a minute)
+    nudges:replay:<source>:<digest>    string  a relay's webhook request or event already acted
+                                               on (services/notifier/webhooks/replay.py);
+                                               expires after the replay window
     nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
                                                and the last loss (services/common/state_marker.py)
 
@@ -81,6 +84,10 @@ class Keys:
     def state(self) -> str:
         """The state marker, in the outcomes stream's cluster slot (see the module docstring)."""
         return f"{self.prefix}:state:{{{self.outcomes}}}"
+
+    def replay(self, source: str, digest: str) -> str:
+        """A webhook request or event already acted on: `digest` of the relay's own id."""
+        return f"{self.prefix}:replay:{source}:{digest}"
 
     def shard_of(self, couple_id: str) -> int:
         return zlib.crc32(couple_id.encode()) % self.shards

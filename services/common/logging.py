@@ -58,6 +58,10 @@ REDACTED_FIELDS: Final = frozenset(
         "detail",
         "auth",
         "p256dh",
+        "devices",  # app device tokens (channel "mobile")
+        "access_token",
+        "assertion",
+        "authorization",
     }
 )
 

@@ -121,6 +121,20 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.webhook_requests = Counter(
+            "nudge_webhook_requests",
+            "Relay webhook requests (bounces, complaints) by source and HTTP status; reason is a "
+            "fixed code: accepted, bad_signature, stale, replayed, no_credentials, ...",
+            ["source", "status", "reason"],
+            registry=r,
+        )
+        self.delivery_reports = Counter(
+            "nudge_delivery_reports",
+            "Bounces and complaints relays reported, by source and what was done: hard, soft, "
+            "complaint (published), unmatched (names no nudge of ours), duplicate.",
+            ["source", "report"],
+            registry=r,
+        )
         self.firing_lateness = Histogram(
             "nudge_firing_lateness_seconds",
             "From an occurrence's scheduled instant to its NudgeDue being published.",
@@ -239,6 +253,12 @@ class Metrics:
     ) -> None:
         seconds = (sent_at - scheduled_at).total_seconds()
         self.delivery_latency.labels(kind, channel).observe(max(0.0, seconds))
+
+    def observe_webhook(self, source: str, status: int, reason: str) -> None:
+        self.webhook_requests.labels(source, str(status), reason).inc()
+
+    def observe_report(self, source: str, report: str) -> None:
+        self.delivery_reports.labels(source, report).inc()
 
     def observe_state_lost(self) -> None:
         self.state_lost.inc()

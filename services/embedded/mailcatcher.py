@@ -116,6 +116,12 @@ class MailCatcher:
         return self._handler.parsed()
 
     @property
+    def received(self) -> list[bytes]:
+        """Every message as it arrived, byte for byte (a DKIM signature verifies on these)."""
+        with self._handler._lock:
+            return list(self._handler.raw)
+
+    @property
     def count(self) -> int:
         """How many messages arrived (without parsing them)."""
         return len(self._handler.raw)

@@ -12,12 +12,20 @@ no environment, so the generated document is the same on every machine
 from __future__ import annotations
 
 from importlib.metadata import version
+from typing import Annotated
 
 from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
+from pydantic import Field
 
-from schemas import NudgeDue, OutcomesStreamEvent, PreferencesUnsubscribed
+from schemas import (
+    ChannelBounced,
+    ChannelComplained,
+    NudgeDue,
+    OutcomesStreamEvent,
+    PreferencesUnsubscribed,
+)
 from services.common.keys import NOTIFIER_GROUP, Keys
 from services.common.settings import DEFAULT_REDIS_URL
 from services.operator.entries import DeadLetterEntry, RejectedEntry
@@ -30,6 +38,11 @@ WIRE = (
     "Key names use the default prefix `nudges` (NUDGE_KEY_PREFIX)."
 )
 
+# What the notifier's HTTP side publishes on the preferences stream.
+NotifierPreferenceEvent = Annotated[
+    PreferencesUnsubscribed | ChannelBounced | ChannelComplained, Field(discriminator="type")
+]
+
 broker = RedisBroker(DEFAULT_REDIS_URL)
 
 broker.publisher(
@@ -37,17 +50,20 @@ broker.publisher(
     title="outcomes",
     description="One event per (occurrence, partner, channel): sent, suppressed (with the "
     "reason) or failed (permanent, or transient after the last attempt). Ids only, no "
-    "personal data. Read it with your own consumer group. Also `service.state_lost.v1`, once, "
+    "personal data. Read it with your own consumer group. Later, what email relays report: "
+    "`nudge.bounced.v1` (hard or soft) and `nudge.complained.v1` (a spam report), with the "
+    "occurrence when the relay named it. Also `service.state_lost.v1`, once, "
     "when Redis came back without the services' state: republish your couples' "
     "preferences. " + WIRE,
     schema=OutcomesStreamEvent,
 )
 broker.publisher(
     stream=KEYS.preferences,
-    title="preferences (unsubscribes)",
+    title="preferences (unsubscribes, bounces, complaints)",
     description="The one-click unsubscribe endpoint publishes preferences.unsubscribed.v1 "
-    "here, for the scheduler to apply like any other preference event. " + WIRE,
-    schema=PreferencesUnsubscribed,
+    "here, and the relay webhook endpoints (/webhooks/...) channel.bounced.v1 and "
+    "channel.complained.v1, for the scheduler to apply like any other preference event. " + WIRE,
+    schema=NotifierPreferenceEvent,
 )
 broker.publisher(
     stream=KEYS.rejected,

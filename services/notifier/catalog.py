@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Final, Literal, TypeVar, get_args
 
-from schemas import FocusArea, LoveLanguage, NudgeKind
+from schemas import CheckInFormat, FocusArea, LoveLanguage, NudgeKind
 from services.notifier.variants import Variants, parse_variants
 
 __all__ = [
@@ -35,7 +35,6 @@ DEFAULT_LOCALE: Final = "en"
 _FILES: Final[tuple[NudgeKind, ...]] = ("date_night", "check_in", "appreciation")
 _VARIANTS_FILE: Final = "variants.toml"
 
-CheckInFormat = Literal["monthly_guide", "question"]
 Cost = Literal["free", "low", "paid"]
 Setting = Literal["home", "out", "apart", "any"]
 Effort = Literal["small", "medium", "big"]
@@ -75,6 +74,7 @@ class Catalog:
         self._items = items_by_locale
         self._variants = variants or {}  # by locale tag, e.g. "en-GB"
         self._pools: dict[tuple[NudgeKind, str], tuple[Item, ...]] = {}  # items() per nudge
+        self._by_id: dict[tuple[NudgeKind, str], dict[str, Item]] = {}
 
     @property
     def locales(self) -> frozenset[str]:
@@ -85,6 +85,25 @@ class Catalog:
         if pool is None:
             pool = self._pools[kind, locale] = self._select(kind, locale)
         return pool
+
+    def own_items(self, kind: NudgeKind, locale: str) -> tuple[Item, ...]:
+        """The items of a locale's own folder only (no fallback): for coverage reports."""
+        return tuple(i for i in self._items.get(locale, ()) if i.kind == kind)
+
+    def variants(self, locale: str) -> Variants | None:
+        """The variant table that derives `locale` from its language (en-GB), if any."""
+        return self._variants.get(locale)
+
+    def localized(self, item: Item, locale: str) -> Item:
+        """The same item (same id) in `locale`; the item itself where the locale lacks it.
+
+        Choice runs on the default locale's items, so both partners of a shared nudge get the
+        same item whatever their languages; each reads it in their own."""
+        key = (item.kind, locale)
+        by_id = self._by_id.get(key)
+        if by_id is None:
+            by_id = self._by_id[key] = {i.id: i for i in self.items(item.kind, locale)}
+        return by_id.get(item.id, item)
 
     def _select(self, kind: NudgeKind, locale: str) -> tuple[Item, ...]:
         own = self._items.get(locale)

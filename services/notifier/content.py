@@ -1,22 +1,46 @@
-"""Choosing what a nudge says. Pure and deterministic: the same state gives the same choice.
+"""Choosing what a nudge says: a scoring choice. Pure and deterministic.
 
-- Fits the kind, the receiving partner's love languages (appreciation) and the couple's focus
-  areas; widens the pool step by step when a filter leaves nothing.
-- Never repeats an item the couple saw within the window before this occurrence. Only
-  sightings *before* the occurrence count, so a redelivered occurrence picks the same item.
-- The pick among the fitting items is a hash of the occurrence (and, for appreciation, the
-  giver), so shared nudges give both partners the same prompt.
+1. Hard filters: the kind, the check-in format (a monthly guide or a question), and the couple's
+   context (context_rules.py: never an item whose assumptions the context rules out).
+2. Among what is left, the best score wins. In order of weight:
+   - rested: not seen within the minimum gap (NUDGE_REPEAT_MIN_GAP, 4 weeks), or never;
+   - loved: fits the receiving partner's love languages (appreciation);
+   - fresh: not seen within the repeat window (NUDGE_REPEAT_WINDOW, 90 days);
+   - focused: fits one of the couple's focus areas;
+   - decked: comes from the wanted deck (questions alternate love maps and open-ended ones).
+   So a receiver's love language holds even when the catalog has few fitting items for the
+   couple's context (a fitting item comes back after the gap rather than a fresh misfit), and
+   a focus area never makes a couple cycle a few items: it steers among fresh items only.
+3. Among rested items that are not fresh, the least recently seen comes back first; when
+   nothing is rested, the least recently seen allowed item (ties: the best fit).
+4. Remaining ties are broken by a hash of the seed over the candidates in id order, so the pick
+   depends on neither catalog order nor the process; shared nudges (date night, check-in) use
+   the occurrence as seed and give both partners the same item.
+
+Only sightings *before* the occurrence count, so a redelivered occurrence picks the same item.
+A `Pool` indexes one kind's items once (love languages and focus areas as bit masks, the
+filtered candidate lists cached per format and context): a choice is one pass over the
+allowed items with integer tests only.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Final, get_args
 
-from schemas import FocusArea, LoveLanguage, NudgeKind, Partner
-from services.notifier.catalog import Item
+from schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind, Partner
+from services.notifier.catalog import Deck, Item
+from services.notifier.context_rules import Rules, fits, rules_of
 
-__all__ = ["choose", "choose_for"]
+__all__ = ["DECKS", "Pool", "choose", "choose_for", "deck_for"]
+
+DECKS: Final[tuple[Deck, ...]] = get_args(Deck)
+_LOVE_BITS: Final = {name: 1 << n for n, name in enumerate(get_args(LoveLanguage))}
+_FOCUS_BITS: Final = {name: 1 << n for n, name in enumerate(get_args(FocusArea))}
+_RESTED, _LOVED, _FRESH, _FOCUSED, _DECKED = 16, 8, 4, 2, 1
+
+Seen = Mapping[str, int] | Collection[str]
 
 
 def _stable_index(seed: str, n: int) -> int:
@@ -24,41 +48,158 @@ def _stable_index(seed: str, n: int) -> int:
     return int.from_bytes(digest, "big") % n
 
 
+def _mask(names: Iterable[str], bits: Mapping[str, int]) -> int:
+    mask = 0
+    for name in names:
+        mask |= bits.get(name, 0)
+    return mask
+
+
+def _id(item: Item) -> str:
+    return item.id
+
+
+def deck_for(check_in_format: CheckInFormat | None, sequence: int) -> Deck | None:
+    """Questions alternate between the decks, occurrence by occurrence; guides have none."""
+    return DECKS[sequence % len(DECKS)] if check_in_format == "question" else None
+
+
+class Pool:
+    """One kind's items, indexed for choosing (build once, choose many times)."""
+
+    __slots__ = ("_allowed", "_deck", "_focus", "_love", "items", "kind")
+
+    def __init__(self, kind: NudgeKind, items: Iterable[Item]) -> None:
+        self.kind = kind
+        self.items: tuple[Item, ...] = tuple(sorted((i for i in items if i.kind == kind), key=_id))
+        self._love = tuple(_mask(i.love_languages, _LOVE_BITS) for i in self.items)
+        self._focus = tuple(_mask(i.focus, _FOCUS_BITS) for i in self.items)
+        self._deck = tuple(i.deck for i in self.items)
+        self._allowed: dict[tuple[CheckInFormat | None, Rules], tuple[int, ...]] = {}
+
+    def allowed(self, check_in_format: CheckInFormat | None, rules: Rules) -> tuple[int, ...]:
+        """Indexes of the items that pass the hard filters (cached per format and rules)."""
+        key = (check_in_format, rules)
+        found = self._allowed.get(key)
+        if found is None:
+            fitting = [n for n, item in enumerate(self.items) if fits(item, rules)]
+            formatted = [n for n in fitting if self.items[n].format == check_in_format]
+            # A catalog without that format (a test, a partial translation) keeps the kind.
+            found = tuple(formatted if check_in_format and formatted else fitting)
+            self._allowed[key] = found
+        return found
+
+    def choose(
+        self,
+        *,
+        seed: str,
+        love_languages: Collection[str] = (),
+        focus_areas: Collection[str] = (),
+        check_in_format: CheckInFormat | None = None,
+        deck: Deck | None = None,
+        context: CoupleContext | None = None,
+        recently_seen: Seen = (),
+        rested_before: int | None = None,
+    ) -> Item:
+        """The best item for one nudge (see the module docstring for the order).
+
+        `recently_seen`: ids seen in the repeat window, with the time of their last sighting
+        when known (a plain collection counts as seen just now); `rested_before`: a sighting
+        at or before this time is past the minimum gap (None: no sighting is)."""
+        allowed = self.allowed(check_in_format, rules_of(context))
+        if not allowed:
+            raise LookupError(f"the catalog has no {self.kind} items for this couple")
+        items, love, focus, decks = self.items, self._love, self._focus, self._deck
+        want_love = _mask(love_languages, _LOVE_BITS) if self.kind == "appreciation" else 0
+        want_focus = _mask(focus_areas, _FOCUS_BITS)
+        times = recently_seen if isinstance(recently_seen, Mapping) else None
+        best, tied = -1, []
+        for n in allowed:
+            id_ = items[n].id
+            if id_ not in recently_seen:
+                score = _RESTED | _FRESH
+            elif rested_before is not None and times is not None and times[id_] <= rested_before:
+                score = _RESTED
+            else:
+                score = 0
+            if not want_love or love[n] & want_love:
+                score |= _LOVED
+            if not want_focus or focus[n] & want_focus:
+                score |= _FOCUSED
+            if deck is None or decks[n] == deck:
+                score |= _DECKED
+            if score > best:
+                best, tied = score, [n]
+            elif score == best:
+                tied.append(n)
+        if not best & _RESTED:  # nothing rested: the least recently seen comes back
+            tied = self._least_recent(allowed, recently_seen, want_love, want_focus)
+        elif not best & _FRESH:  # a rested repeat: the one seen longest ago
+            tied = self._least_recent(tied, recently_seen, want_love, want_focus)
+        return items[tied[_stable_index(seed, len(tied))]]
+
+    def _least_recent(
+        self, candidates: Sequence[int], seen: Seen, want_love: int, want_focus: int
+    ) -> list[int]:
+        """The candidates last seen longest ago; among those, the ones that fit best."""
+        oldest = list(candidates)
+        if isinstance(seen, Mapping):
+            first = min(seen.get(self.items[n].id, 0) for n in candidates)
+            oldest = [n for n in candidates if seen.get(self.items[n].id, 0) == first]
+
+        def fit(n: int) -> int:
+            loved = not want_love or bool(self._love[n] & want_love)
+            return loved * 2 + (not want_focus or bool(self._focus[n] & want_focus))
+
+        top = max(map(fit, oldest))
+        return [n for n in oldest if fit(n) == top]
+
+
 def choose(
-    items: Sequence[Item],
+    items: Sequence[Item] | Pool,
     *,
     kind: NudgeKind,
     seed: str,
     love_languages: Collection[LoveLanguage] = (),
     focus_areas: Collection[FocusArea] = (),
-    recently_seen: Collection[str] = (),
+    recently_seen: Seen = (),
+    check_in_format: CheckInFormat | None = None,
+    deck: Deck | None = None,
+    context: CoupleContext | None = None,
+    rested_before: int | None = None,
 ) -> Item:
-    pool = [i for i in items if i.kind == kind]
-    if not pool:
+    """One item of `kind` from `items` (a Pool is reused; a sequence is indexed per call)."""
+    if isinstance(items, Pool) and items.kind == kind:
+        pool = items
+    else:
+        pool = Pool(kind, items.items if isinstance(items, Pool) else items)
+    if not pool.items:
         raise LookupError(f"the catalog has no {kind} items")
-    fresh = [i for i in pool if i.id not in recently_seen] if recently_seen else pool
-    candidates = fresh or pool
-    if love_languages and kind == "appreciation":
-        wanted = frozenset(love_languages)
-        candidates = [
-            i for i in candidates if not i.love_languages.isdisjoint(wanted)
-        ] or candidates
-    if focus_areas:
-        areas = frozenset(focus_areas)
-        candidates = [i for i in candidates if not i.focus.isdisjoint(areas)] or candidates
-    ordered = sorted(candidates, key=lambda i: i.id)
-    return ordered[_stable_index(seed, len(ordered))]
+    return pool.choose(
+        seed=seed,
+        love_languages=love_languages,
+        focus_areas=focus_areas,
+        check_in_format=check_in_format if kind == "check_in" else None,
+        deck=deck if kind == "check_in" else None,
+        context=context,
+        recently_seen=recently_seen,
+        rested_before=rested_before,
+    )
 
 
 def choose_for(
-    items: Sequence[Item],
+    items: Sequence[Item] | Pool,
     *,
     kind: NudgeKind,
     occurrence_id: str,
     recipient: Partner,
     other: Partner,
     focus_areas: Collection[FocusArea] = (),
-    recently_seen: Collection[str] = (),
+    recently_seen: Seen = (),
+    check_in_format: CheckInFormat | None = None,
+    sequence: int = 0,
+    context: CoupleContext | None = None,
+    rested_before: int | None = None,
 ) -> Item:
     """The item one partner gets for one occurrence.
 
@@ -74,4 +215,8 @@ def choose_for(
         love_languages=other.love_languages if personal else (),
         focus_areas=focus_areas,
         recently_seen=recently_seen,
+        check_in_format=check_in_format,
+        deck=deck_for(check_in_format, sequence),
+        context=context,
+        rested_before=rested_before,
     )

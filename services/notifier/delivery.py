@@ -11,6 +11,12 @@ Content: a date night of a couple whose ideas come from their own date jar draws
 nudge (jar.py, jar_store.py: before the cap slots are reserved, so a redelivery finds the
 same draw); a daily check-in is the couple's question of the day (daily_question.py); else
 the catalog's choice (content.py).
+
+The "mobile" channel is one send per device of the partner (channels/mobile.py): each device
+has its own idempotency key ("<occurrence>|<partner>|mobile:<device ref>"), "sending" mark and
+outcome (with `device`), all under the partner's one cap slot for the occurrence; a device that
+answered "gone" is marked dead alone (`dead:<partner>:mobile:<ref>`) and later nudges report
+it suppressed `channel_dead` while the partner's other devices go on.
 Emails carry a signed one-click unsubscribe link for the nudge's kind (unsubscribe.py) when
 unsubscribe links are configured; push and webhook payloads carry the deep link.
 Transient failures are returned, not raised, next to the outcomes of what did succeed: the
@@ -35,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Final
+from typing import Final, get_args
 
 import structlog
 from redis.exceptions import RedisError
@@ -44,10 +50,12 @@ from schemas import (
     Channel as ChannelName,
 )
 from schemas import (
+    Device,
     EventRejected,
     NudgeDue,
     NudgeFailed,
     NudgeFailedData,
+    NudgeKind,
     NudgeSent,
     NudgeSentData,
     NudgeSuppressed,
@@ -58,22 +66,30 @@ from schemas import (
     parse_outcome,
 )
 from services.common.clock import Clock, epoch_ms, from_ms
-from services.common.couple_state import CoupleState
+from services.common.couple_state import CoupleState, device_ref
 from services.common.refusals import pause
 from services.common.streams import encode
 from services.notifier.caps import CapLedger, capped_member
 from services.notifier.catalog import Catalog, Item
 from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.content import choose_for
+from services.notifier.channels.mobile import MobileChannel
+from services.notifier.content import Pool, choose_for
 from services.notifier.daily_question import question_for
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 from services.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
 from services.notifier.jar_store import JarStore
+from services.notifier.message_ids import MessageIds, MessageRef, provider_headers
 from services.notifier.occurrence_day import content_day
-from services.notifier.render import deep_link, render_email_bytes, render_push, view_for
+from services.notifier.render import (
+    deep_link,
+    message_domain,
+    render_email_bytes,
+    render_push,
+    view_for,
+)
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import NotifierState, dead_field, idempotency_key
-from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens, parse_keys
 from services.notifier.vanished import why_vanished
 
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded"]
@@ -90,15 +106,31 @@ class RetryNeeded:
     partner_id: str
     channel: ChannelName
     error: TransientSendError
+    device: str | None = None  # channel "mobile": the device's reference
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One message to send: on a channel, or on one device of the "mobile" channel."""
+
+    channel: ChannelName
+    key: str  # idempotency key
+    device: Device | None = None
+    ref: str | None = None  # device_ref(device.token)
+
+    @property
+    def slot(self) -> str:
+        """What stands for the channel in keys and marks: "mobile:<ref>" for a device."""
+        return self.channel if self.ref is None else f"{self.channel}:{self.ref}"
 
 
 @dataclass(frozen=True, slots=True)
 class _Wanted:
-    """A recipient who still needs this nudge, and on which (channel, idempotency key)."""
+    """A recipient who still needs this nudge, and the sends they need."""
 
     partner: Partner
     other: Partner
-    channels: list[tuple[ChannelName, str]]
+    channels: list[_Send]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +167,24 @@ class Delivery:
         self.stopping = stopping or asyncio.Event()  # set: stop retrying records (shutdown)
         self.channels = channels
         self.catalog = catalog
+        self._pools = {kind: Pool(kind, catalog.items(kind)) for kind in get_args(NudgeKind)}
         self.clock = clock
         self.settings = settings
         self._sender_address = parseaddr(settings.sender)[1]
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
+        self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self.caps = CapLedger(state.redis, state.keys, state.pipe)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
             if settings.public_url is not None and settings.unsubscribe_secrets
+            else None
+        )
+        # Message-IDs that name their nudge, for bounce and complaint reports (message_ids.py).
+        self.message_ids = (
+            MessageIds(parse_keys(settings.unsubscribe_secrets), message_domain(settings.sender))
+            if settings.unsubscribe_secrets
             else None
         )
 
@@ -181,12 +221,12 @@ class Delivery:
         slots = await self.caps.reserve(
             d.couple_id,
             d.occurrence_id,
-            [(w.partner.partner_id, [channel for channel, _ in w.channels]) for w in wanted],
+            [(w.partner.partner_id, [send.slot for send in w.channels]) for w in wanted],
             now_ms=now_ms,
             window_ms=_DAY_MS,
             cap=self.settings.daily_cap_per_partner,
         )
-        sends: list[tuple[_Wanted, ChannelName, str, Item]] = []
+        sends: list[tuple[_Wanted, _Send, Item]] = []
         gone: SuppressionReason = "erased"
         if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
             gone = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
@@ -208,14 +248,14 @@ class Delivery:
                 )
                 continue
             item = self._choose(due, couple, want.partner, want.other, seen, idea)
-            sends += [(want, channel, key, item) for channel, key in want.channels]
+            sends += [(want, send, item) for send in want.channels]
         jar_text = None if idea is None else idea.text
         done = await asyncio.gather(
             *(
                 self._send_and_record(
-                    due, couple, w.partner, item, ch, key, now, scheduled_ms, jar_text
+                    due, couple, w.partner, item, send, now, scheduled_ms, jar_text
                 )
-                for w, ch, key, item in sends
+                for w, send, item in sends
             )
         )
         for outcome in done:
@@ -276,8 +316,11 @@ class Delivery:
             if couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(due, now, "paused", partner_id))
                 continue
-            channels: list[tuple[ChannelName, str]] = []
+            channels: list[_Send] = []
             for channel_name in partner.channels:
+                if channel_name == "mobile":
+                    channels += self._devices(result, due, couple, partner, sent, now)
+                    continue
                 key = idempotency_key(d.occurrence_id, partner_id, channel_name)
                 if key in sent:
                     continue
@@ -287,11 +330,45 @@ class Delivery:
                         self._suppressed(due, now, reason, partner_id, channel_name)
                     )
                     continue
-                channels.append((channel_name, key))
+                channels.append(_Send(channel_name, key))
             if channels:
                 other = next(p for p in couple.profile.partners if p.partner_id != partner_id)
                 wanted.append(_Wanted(partner, other, channels))
         return wanted
+
+    def _devices(
+        self,
+        result: DeliveryResult,
+        due: NudgeDue,
+        couple: CoupleState,
+        partner: Partner,
+        sent: set[str],
+        now: datetime,
+    ) -> list[_Send]:
+        """The sends of the "mobile" channel: one per live device not yet sent to; every
+        other device gets its suppression in `result`."""
+        d = due.data
+        partner_id = partner.partner_id
+        blocked = self._blocked(couple, partner_id, d.kind, "mobile")
+        router = self.channels.get("mobile")
+        sends: list[_Send] = []
+        for device in partner.devices:
+            send = _Send("mobile", "", device, device_ref(device.token))
+            key = idempotency_key(d.occurrence_id, partner_id, send.slot)
+            if key in sent:
+                continue
+            reason = blocked
+            if reason is None and couple.device_dead(partner_id, send.ref or ""):
+                reason = "channel_dead"
+            if reason is None and isinstance(router, MobileChannel):
+                reason = None if router.serves(device.platform) else "no_channel"
+            if reason is not None:
+                result.outcomes.append(
+                    self._suppressed(due, now, reason, partner_id, "mobile", send.ref)
+                )
+                continue
+            sends.append(_Send("mobile", key, device, send.ref))
+        return sends
 
     async def _send_and_record(
         self,
@@ -299,8 +376,7 @@ class Delivery:
         couple: CoupleState,
         partner: Partner,
         item: Item,
-        channel: ChannelName,
-        key: str,
+        send: _Send,
         now: datetime,
         scheduled_ms: int,
         jar_idea: str | None = None,
@@ -310,12 +386,13 @@ class Delivery:
 
         Returns what to retry, or the outcome with its outbox entry (the outcome alone when
         the couple was erased meanwhile: nothing was recorded)."""
-        message = self._render(due, couple, partner, item, channel, key, now, jar_idea)
+        channel, key = send.channel, send.key
+        message = self._render(due, couple, partner, item, send, now, jar_idea)
         partner_id = partner.partner_id
         try:
             await self.channels[channel].send(message)
         except TransientSendError as exc:
-            return RetryNeeded(partner_id, channel, exc)
+            return RetryNeeded(partner_id, channel, exc, send.ref)
         except PermanentSendError as exc:
             error: PermanentSendError | None = exc
         except Exception as exc:  # a channel that let something unclassified through
@@ -329,11 +406,11 @@ class Delivery:
         else:
             error = None
         if error is None:
-            outcome: OutcomeEvent = self._sent(due, now, partner_id, channel, item.id)
+            outcome: OutcomeEvent = self._sent(due, now, partner_id, channel, item.id, send.ref)
         else:  # final too: a redelivery must not retry it
-            outcome = self._failed(due, now, partner_id, channel, error.detail)
+            outcome = self._failed(due, now, partner_id, channel, error.detail, device=send.ref)
         data = encode(outcome)
-        dead = dead_field(partner_id, channel) if error is not None and error.gone else ""
+        dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
         shown = "" if error else item.id
         if not await self._record(message, [(key, shown, data)], dead, scheduled_ms):
             log.info("couple_erased_during_delivery", occurrence_id=message.occurrence_id)
@@ -408,9 +485,11 @@ class Delivery:
         couple: CoupleState,
         partner: Partner,
         other: Partner,
-        seen: set[str],
+        seen: dict[str, int],
         idea: JarIdea | None = None,
     ) -> Item:
+        """Chosen on the default locale's items (both partners of a shared nudge get the same
+        one), then read in the partner's locale."""
         d = due.data
         assert couple.profile is not None
         if idea is not None:
@@ -425,15 +504,20 @@ class Delivery:
             question = question_for(items, couple_id=d.couple_id, day=day)
             if question is not None:
                 return question
-        return choose_for(
-            self.catalog.items(d.kind, partner.locale),
+        item = choose_for(
+            self._pools[d.kind],
             kind=d.kind,
             occurrence_id=d.occurrence_id,
             recipient=partner,
             other=other,
             focus_areas=couple.profile.focus_areas,
             recently_seen=seen,
+            check_in_format=couple.check_in_format,
+            sequence=d.sequence,
+            context=couple.profile.context,
+            rested_before=epoch_ms(d.scheduled_at) - self._gap_ms,
         )
+        return self.catalog.localized(item, partner.locale)
 
     def _render(
         self,
@@ -441,11 +525,11 @@ class Delivery:
         couple: CoupleState,
         partner: Partner,
         item: Item,
-        channel: ChannelName,
-        key: str,
+        send: _Send,
         now: datetime,
         jar_idea: str | None = None,
     ) -> Outgoing:
+        channel, key = send.channel, send.key
         d = due.data
         assert couple.profile is not None
         view = view_for(
@@ -464,9 +548,18 @@ class Delivery:
             if channel == "email"
             else None,
             jar_idea=jar_idea,
+            manage_url=self.settings.manage_url,
+            support_url=self.settings.support_url,
+            when=d.scheduled_at,
         )
         if channel == "email":
             assert partner.email is not None
+            message_id, headers = None, []
+            if self.message_ids is not None:
+                ref = MessageRef(d.couple_id, partner.partner_id, d.occurrence_id)
+                token = self.message_ids.token(ref)
+                message_id = self.message_ids.message_id(ref)
+                headers = provider_headers(token)
             mime = render_email_bytes(
                 view,
                 sender=self.settings.sender,
@@ -474,6 +567,8 @@ class Delivery:
                 to_address=partner.email,
                 when=now,
                 list_unsubscribe_post=True,  # our endpoint takes RFC 8058 one-click POSTs
+                message_id=message_id,
+                extra_headers=headers,
             )
             return Outgoing(
                 channel,
@@ -489,7 +584,8 @@ class Delivery:
             channel,
             key,
             push=render_push(view),
-            address=partner.push if channel == "push" else None,  # the webhook needs none
+            # The webhook needs no address; a device's token never leaves the channel.
+            address=partner.push if channel == "push" else send.device,
             couple_id=d.couple_id,
             partner_id=partner.partner_id,
             occurrence_id=d.occurrence_id,
@@ -513,11 +609,13 @@ class Delivery:
         reason: SuppressionReason,
         partner_id: str | None = None,
         channel: ChannelName | None = None,
+        device: str | None = None,
     ) -> NudgeSuppressed:
         d = due.data
+        about = f"{d.occurrence_id}|{partner_id}|{channel}|{reason}"
         return NudgeSuppressed(
             type="nudge.suppressed.v1",
-            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|{reason}"),
+            event_id=uuid.uuid5(_NS, about if device is None else f"{about}|{device}"),
             occurred_at=now,
             producer=PRODUCER,
             data=NudgeSuppressedData(
@@ -527,17 +625,25 @@ class Delivery:
                 scheduled_at=d.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
+                device=device,
                 reason=reason,
             ),
         )
 
     def _sent(
-        self, due: NudgeDue, now: datetime, partner_id: str, channel: ChannelName, content_id: str
+        self,
+        due: NudgeDue,
+        now: datetime,
+        partner_id: str,
+        channel: ChannelName,
+        content_id: str,
+        device: str | None = None,
     ) -> NudgeSent:
         d = due.data
+        slot = channel if device is None else f"{channel}:{device}"
         return NudgeSent(
             type="nudge.sent.v1",
-            event_id=uuid.uuid5(_NS, idempotency_key(d.occurrence_id, partner_id, channel)),
+            event_id=uuid.uuid5(_NS, idempotency_key(d.occurrence_id, partner_id, slot)),
             occurred_at=now,
             producer=PRODUCER,
             data=NudgeSentData(
@@ -547,6 +653,7 @@ class Delivery:
                 scheduled_at=d.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
+                device=device,
                 content_id=content_id,
                 note=d.note,
             ),
@@ -557,7 +664,7 @@ class Delivery:
         detail = f"gave up after {attempts} attempts: {retry.error.detail}"
         return self._failed(
             due, self.clock.now(), retry.partner_id, retry.channel, detail,
-            permanent=False, attempt=attempts, key="gave-up",
+            permanent=False, attempt=attempts, key="gave-up", device=retry.device,
         )  # fmt: skip
 
     def _failed(
@@ -571,11 +678,13 @@ class Delivery:
         permanent: bool = True,
         attempt: int = 1,
         key: str = "failed",
+        device: str | None = None,
     ) -> NudgeFailed:
         d = due.data
+        slot = channel if device is None else f"{channel}:{device}"
         return NudgeFailed(
             type="nudge.failed.v1",
-            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{channel}|{key}"),
+            event_id=uuid.uuid5(_NS, f"{d.occurrence_id}|{partner_id}|{slot}|{key}"),
             occurred_at=now,
             producer=PRODUCER,
             data=NudgeFailedData(
@@ -585,6 +694,7 @@ class Delivery:
                 scheduled_at=d.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
+                device=device,
                 error=error[:200],
                 permanent=permanent,
                 attempt=attempt,

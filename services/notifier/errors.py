@@ -2,7 +2,8 @@
 
     NotifierError
     └── SendError                  a channel could not deliver one message
-        ├── TransientSendError     timeouts, SMTP 4xx, HTTP 429/5xx: retry later
+        ├── TransientSendError     timeouts, SMTP 4xx, HTTP 429/5xx: retry later (not before
+        │                          `retry_after` seconds when the far end said so)
         └── PermanentSendError     SMTP 5xx recipient errors, push 404/410: mark channel dead;
                                    and any exception a channel did not expect (`unexpected`):
                                    retrying what nobody foresaw would only repeat it
@@ -34,6 +35,10 @@ class SendError(NotifierError):
 
 class TransientSendError(SendError):
     permanent = False
+
+    def __init__(self, channel: str, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(channel, detail)
+        self.retry_after = retry_after  # seconds the far end asked us to wait (Retry-After)
 
 
 class PermanentSendError(SendError):

@@ -62,21 +62,29 @@ def build_email(
     html: str,
     extra_headers: Sequence[tuple[str, str]] = (),
     message_domain: str = "localhost",
+    message_id: str | None = None,
 ) -> bytes:
-    """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends."""
+    """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends.
+
+    `message_id` (with its <>) names the message; without it a random one is made."""
+    message_id = message_id or make_msgid(domain=message_domain)
     if not (to_address.isascii() and sender.isascii()):
-        return _slow(subject, sender, to_name, to_address, when, text, html, extra_headers)
+        return _slow(
+            subject, sender, to_name, to_address, when, text, html, extra_headers, message_id
+        )
     headers = [
         ("Subject", _text(subject)),
         ("From", sender),
         ("To", formataddr((to_name, to_address), charset="utf-8")),
         ("Date", _date(when)),
-        ("Message-ID", make_msgid(domain=message_domain)),
+        ("Message-ID", message_id),
         *[(name, _text(value)) for name, value in extra_headers],
         ("MIME-Version", "1.0"),
     ]
     if any(len(name) + len(value) + 2 > _MAX_HEADER_LINE for name, value in headers):
-        return _slow(subject, sender, to_name, to_address, when, text, html, extra_headers)
+        return _slow(
+            subject, sender, to_name, to_address, when, text, html, extra_headers, message_id
+        )
     boundary = f"=_nudge_{secrets.token_hex(12)}"
     out = [f"{name}: {value}".encode() for name, value in headers]
     out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode())
@@ -106,6 +114,7 @@ def _slow(
     text: str,
     html: str,
     extra_headers: Sequence[tuple[str, str]],
+    message_id: str,
 ) -> bytes:
     utf8 = not (to_address.isascii() and sender.isascii())
     base = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
@@ -117,7 +126,7 @@ def _slow(
     quoted = to_name.replace("\\", "\\\\").replace('"', '\\"')
     message["To"] = f'"{quoted}" <{to_address}>'
     message["Date"] = format_datetime(when)
-    message["Message-ID"] = make_msgid()
+    message["Message-ID"] = message_id
     for name, value in extra_headers:
         message[name] = value
     message.set_content(text)

@@ -1,8 +1,15 @@
 """Turning a chosen item into an email (plain text + HTML) and a push payload. No I/O.
 
 Names and any user text are filled in before rendering and escaped by Jinja2's autoescape in
-HTML. Interface text lives in templates/<locale>/strings.toml; unknown locales fall back to en.
+HTML. Interface text lives in templates/<language>/strings.toml, chosen along the locale's
+fallback chain (de-AT -> de -> en) with en-GB derived by the variant table: locales.py.
 The unsubscribe pages (unsubscribe_routes.py) are rendered here too, with the same escaping.
+
+What shows outside the opened email or app is discreet when the couple asked for it: the push
+title and body, the email subject and the inbox preview (preheader) are neutral strings; the
+item, the names and whose turn it is appear only inside. The footer fits the kind: the
+counselling line on check-ins and hard topics only; the operator's support link
+(NUDGE_SUPPORT_URL) and the manage link (NUDGE_MANAGE_URL) only when set.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
-import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -24,6 +31,12 @@ import markupsafe
 
 from schemas import NudgeKind, PreferencesSetData
 from services.notifier.catalog import DEFAULT_LOCALE, Item
+from services.notifier.locales import (
+    format_when,
+    html_lang,
+    strings_for,
+    template_for,
+)
 from services.notifier.mime import build_email
 from services.notifier.skeleton import SkeletonRenderer
 
@@ -32,6 +45,7 @@ __all__ = [
     "PageState",
     "deep_link",
     "jar_texts",
+    "message_domain",
     "render_email",
     "render_push",
     "render_unsubscribe_page",
@@ -39,6 +53,7 @@ __all__ = [
 ]
 
 PageState = Literal["confirm", "done", "invalid", "error"]
+PUSH_BODY_MAX = 200  # characters; a catalog body is at most 160, names at most 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +68,13 @@ class NudgeView:
     turn_is_recipient: bool = False
     discreet: bool = False
     locale: str = DEFAULT_LOCALE
-    link: str | None = None  # deep link for push
+    link: str | None = None  # deep link into the app: the push's URL, the email's button
     unsubscribe_url: str | None = None
     jar_idea: str | None = None  # a date night from the couple's own jar: their idea's text
+    manage_url: str | None = None  # NUDGE_MANAGE_URL: where nudges are managed
+    support_url: str | None = None  # NUDGE_SUPPORT_URL: support for people who feel unsafe
+    when: datetime | None = None  # the nudge's scheduled instant (date night, check-in)
+    timezone: str = "UTC"  # the recipient's zone, for `when`
 
     @property
     def body(self) -> str:
@@ -84,6 +103,9 @@ def view_for(
     link: str | None = None,
     unsubscribe_url: str | None = None,
     jar_idea: str | None = None,
+    manage_url: str | None = None,
+    support_url: str | None = None,
+    when: datetime | None = None,
 ) -> NudgeView:
     """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
     partner = next(p for p in profile.partners if p.partner_id == partner_id)
@@ -101,6 +123,10 @@ def view_for(
         link=link,
         unsubscribe_url=unsubscribe_url,
         jar_idea=jar_idea,
+        manage_url=manage_url,
+        support_url=support_url,
+        when=when,
+        timezone=partner.timezone,
     )
 
 
@@ -131,23 +157,9 @@ def _email_part(path: str) -> SkeletonRenderer:
 
 
 @functools.cache
-def _message_domain(sender: str) -> str:
+def message_domain(sender: str) -> str:
+    """The domain of the sender's address: where Message-IDs are made."""
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-
-
-@functools.cache
-def _locale_dir(locale: str) -> str:
-    root = _templates_root()
-    for candidate in (locale, locale.split("-")[0]):
-        if (root / candidate / "strings.toml").is_file():
-            return candidate
-    return DEFAULT_LOCALE
-
-
-@functools.cache
-def _strings(locale_dir: str) -> dict[str, Any]:
-    text = (_templates_root() / locale_dir / "strings.toml").read_text("utf-8")
-    return tomllib.loads(text)
 
 
 # Invisible characters after the preheader keep inboxes from previewing the body after it.
@@ -155,53 +167,67 @@ _PREHEADER_PAD = markupsafe.Markup("&#8199;&#847;" * 40)  # noqa: S704 (a consta
 
 
 @functools.lru_cache(maxsize=256)
-def _agenda(folder: str, steps: tuple[str, ...]) -> tuple[str, markupsafe.Markup]:
+def _agenda(locale: str, steps: tuple[str, ...]) -> tuple[str, markupsafe.Markup]:
     """A monthly guide's steps as a numbered list: (plain text, escaped HTML).
 
     Rendered by their own small templates (a loop), so the email templates stay made of
     slots and ifs and keep their skeleton fast path (skeleton.py)."""
-    label = _strings(folder)["email"]["agenda"]
-    text = _template(f"{folder}/agenda.txt.j2").render(label=label, steps=steps)
-    html = _template(f"{folder}/agenda.html.j2").render(label=label, steps=steps)
+    label = strings_for(locale)["email"]["agenda"]
+    text = _template(template_for(locale, "agenda.txt.j2")).render(label=label, steps=steps)
+    html = _template(template_for(locale, "agenda.html.j2")).render(label=label, steps=steps)
     return text, markupsafe.Markup(html)  # noqa: S704 (autoescaped by Jinja2 above)
 
 
+def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
+    if view.turn is None:
+        return None
+    if view.turn_is_recipient:
+        return str(s["turn"]["yours"])
+    return str(s["turn"]["partner"]).format(name=view.turn)
+
+
 def _context(view: NudgeView) -> dict[str, Any]:
-    folder = _locale_dir(view.locale)
-    s = _strings(folder)
-    agenda_text, agenda_html = _agenda(folder, view.item.steps) if view.item.steps else ("", "")
-    turn_line = None
-    if view.turn is not None:
-        turn_line = (
-            s["turn"]["yours"]
-            if view.turn_is_recipient
-            else s["turn"]["partner"].format(name=view.turn)
-        )
+    s = strings_for(view.locale)
+    steps = view.item.steps
+    agenda_text, agenda_html = _agenda(view.locale, steps) if steps else ("", "")
+    shown_when = view.when if view.kind != "appreciation" else None
+    counselling = view.kind == "check_in" or view.item.hard_topic
     return {
-        "lang": view.locale.split("-")[0],
+        "lang": html_lang(view.locale),
         "subject": _subject(view, s),
         # What an inbox shows beside the subject: neutral too in discreet mode.
-        "preheader": s["discreet"]["subject"] if view.discreet else view.body,
+        "preheader": s["discreet"]["preheader"] if view.discreet else view.body,
         "preheader_pad": _PREHEADER_PAD,
         "heading": s["heading"][view.kind],
         "title": view.item.title,
+        "when_line": format_when(shown_when, view.timezone, view.locale, s["email"]["when"])
+        if shown_when is not None
+        else None,
+        "greeting": s["email"]["greeting"].format(name=view.recipient),
         "recipient": view.recipient,
         "body": view.body,
         "detail": view.item.detail,
         "agenda_text": agenda_text,
         "agenda_html": agenda_html,
         "tip_label": s["email"]["tip"],
-        "turn_line": turn_line,
+        "turn_line": _turn_line(view, s),
+        "cta_url": view.link,
+        "cta_label": s["cta"][view.kind],
         "footer_why": s["footer"]["why"].format(partner=view.partner),
         "footer_unsubscribe": s["footer"]["unsubscribe"],
-        "footer_counselor": s["footer"]["counselor"],
+        "footer_counselor": s["footer"]["counselor"] if counselling else None,
+        "footer_support": s["footer"]["support"],
+        "support_label": s["footer"]["support_link"],
+        "support_url": view.support_url,
+        "manage_label": s["footer"]["manage"],
+        "manage_url": view.manage_url,
         "unsubscribe_url": view.unsubscribe_url,
         "jar_label": s["jar"]["label"],
         "jar_idea": view.jar_idea,
     }
 
 
-def _subject(view: NudgeView, s: dict[str, Any]) -> str:
+def _subject(view: NudgeView, s: Mapping[str, Any]) -> str:
     return str(s["discreet"]["subject"]) if view.discreet else view.item.title
 
 
@@ -216,11 +242,15 @@ def render_email_bytes(
     to_address: str,
     when: datetime,
     list_unsubscribe_post: bool = False,
+    message_id: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage)."""
+    """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage).
+
+    `message_id` (else a random one) and `extra_headers` come from the sender's side
+    (delivery.py: a Message-ID that names the nudge, message_ids.py)."""
     ctx = _context(view)
-    folder = _locale_dir(view.locale)
-    extra = [("Auto-Submitted", "auto-generated")]
+    extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
         extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
         if list_unsubscribe_post:
@@ -231,10 +261,11 @@ def render_email_bytes(
         to_name=to_name,
         to_address=to_address,
         when=when,
-        text=_email_part(f"{folder}/email.txt.j2").render(ctx),
-        html=_email_part(f"{folder}/email.html.j2").render(ctx),
+        text=_email_part(template_for(view.locale, "email.txt.j2")).render(ctx),
+        html=_email_part(template_for(view.locale, "email.html.j2")).render(ctx),
         extra_headers=extra,
-        message_domain=_message_domain(sender),
+        message_domain=message_domain(sender),
+        message_id=message_id,
     )
 
 
@@ -263,18 +294,33 @@ def render_email(
 
 
 def render_push(view: NudgeView) -> dict[str, Any]:
-    s = _strings(_locale_dir(view.locale))
-    title = s["discreet"]["push_title"] if view.discreet else view.item.title
-    body = view.body
-    if view.jar_idea is not None and not view.discreet:  # a lock screen shows it
-        body = f"{s['jar']['label']} {view.jar_idea}"
+    """Title, body, URL and kind of a push. Discreet: neutral title and body (a lock screen
+    shows both), no names, no item, no jar idea; otherwise a date night also says whose turn
+    it is, and a date night from the couple's jar shows their idea."""
+    s = strings_for(view.locale)
+    if view.discreet:
+        title, body = s["discreet"]["push_title"], s["discreet"]["push_body"]
+    else:
+        title, body = view.item.title, view.body
+        if view.jar_idea is not None:
+            body = f"{s['jar']['label']} {view.jar_idea}"
+        if view.turn is not None:
+            turn = s["turn"]["push_yours" if view.turn_is_recipient else "push_partner"]
+            body = _shortened(f"{turn.format(name=view.turn)} {body}", PUSH_BODY_MAX)
     return {"title": title, "body": body, "url": view.link, "kind": view.kind}
 
 
 def jar_texts(locale: str) -> tuple[str, str]:
     """The title and body of a date night drawn from the couple's jar (the idea goes apart)."""
-    jar = _strings(_locale_dir(locale))["jar"]
+    jar = strings_for(locale)["jar"]
     return str(jar["title"]), str(jar["body"])
+
+
+def _shortened(text: str, limit: int) -> str:
+    """`text`, cut at a word boundary with an ellipsis when longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
 
 
 def render_unsubscribe_page(
@@ -286,12 +332,11 @@ def render_unsubscribe_page(
     locale: str = DEFAULT_LOCALE,
 ) -> str:
     """The HTML page an unsubscribe link shows: confirm (with buttons), done, invalid, error."""
-    folder = _locale_dir(locale)
-    s = _strings(folder)
+    s = strings_for(locale)
     page = s["unsubscribe"]
     what = s["scope"][scope] if scope is not None else ""
     ctx = {
-        "lang": locale.split("-")[0],
+        "lang": html_lang(locale),
         "title": page[f"{state}_title"].format(what=what),
         "text": page[f"{state}_text"].format(what=what),
         "button": page["confirm_button"].format(what=what),
@@ -299,4 +344,4 @@ def render_unsubscribe_page(
         "action_url": action_url if state == "confirm" else None,
         "all_url": all_url if state == "confirm" else None,
     }
-    return _env().get_template(f"{folder}/unsubscribe.html.j2").render(ctx)
+    return _env().get_template(template_for(locale, "unsubscribe.html.j2")).render(ctx)

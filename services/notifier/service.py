@@ -7,6 +7,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Final
 
 import structlog
@@ -41,6 +42,7 @@ from services.common.streams import (
 )
 from services.notifier.catalog import load_catalog
 from services.notifier.channels.base import Channel
+from services.notifier.channels.dkim import DkimSigner
 from services.notifier.channels.email import SmtpChannel
 from services.notifier.delivery import PRODUCER, Boxed, Delivery
 from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
@@ -70,6 +72,7 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             password=settings.smtp_password,
             timeout=settings.smtp_timeout,
             concurrency=settings.smtp_concurrency,
+            dkim=DkimSigner.from_settings(settings),
         )
     }
     if settings.vapid_private_key is not None and settings.vapid_subject is not None:
@@ -87,6 +90,10 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             timeout=settings.push_timeout,
             concurrency=settings.push_concurrency,
         )
+    if settings.fcm_enabled or settings.apns_enabled:
+        from services.notifier.channels.mobile_setup import mobile_channel
+
+        channels["mobile"] = mobile_channel(settings)
     return channels
 
 
@@ -270,6 +277,9 @@ class NotifierService:
         result = await self.delivery.deliver(due)
         outcomes = list(result.outcomes)
         delay = self.retry_policy.delay(attempt, jitter()) if result.retry else None
+        if delay is not None:  # not sooner than a provider asked (Retry-After, bounded)
+            asked = max(r.error.retry_after or 0.0 for r in result.retry)
+            delay = max(delay, timedelta(seconds=asked))
         if result.retry and delay is None:  # out of attempts: report, keep for operators
             outcomes += [self.delivery.gave_up(due, r, attempt) for r in result.retry]
             await bury(
@@ -369,10 +379,12 @@ class NotifierService:
             replay=lambda ids: dead_letters.replay(self.redis, dead, ids),
         )
         from services.notifier.unsubscribe_routes import unsubscribe_routes
+        from services.notifier.webhooks.routes import report_routes
 
         return (
             health_routes(self.ready, self.watch.notes)
             + unsubscribe_routes(self.redis, self.settings, self.clock)
+            + report_routes(self.redis, self.settings, self.clock, self.metrics)
             + self.metrics.routes()
             + page.routes()
         )
@@ -421,6 +433,13 @@ class NotifierService:
         return loops
 
     async def start(self) -> None:
+        if "email" in self.channels and not self.settings.unsubscribe_enabled:
+            # Gmail and Yahoo require one-click unsubscribe (RFC 8058) of bulk senders.
+            log.warning(
+                "email_without_unsubscribe",
+                hint="set NUDGE_PUBLIC_URL and NUDGE_UNSUBSCRIBE_SECRETS: without them emails "
+                "carry no one-click unsubscribe link and bounces cannot be mapped to nudges",
+            )
         await self.before_start()
         self._stop.clear()
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`

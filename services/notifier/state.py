@@ -32,8 +32,9 @@ LOAD: Final = """
 -- What one delivery needs to decide, in one call.
 -- KEYS: 1 couple hash, 2 sent zset, 3 seen zset, 4 outbox hash
 -- ARGV: 1 seen since ms, 2 seen before ms, 3 "<occurrence id>|"
--- Returns the couple hash, the sent members, the content seen, and the outbox entries of
--- this occurrence (flat field, value list).
+-- Returns the couple hash, the sent members, the content seen with the scheduled ms of its
+-- last sighting (flat id, score list), and the outbox entries of this occurrence (flat field,
+-- value list).
 local boxed = {}
 local prefix = ARGV[3]
 local outbox = redis.call('HGETALL', KEYS[4])
@@ -46,7 +47,7 @@ end
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('ZRANGE', KEYS[2], 0, -1),
-  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '(' .. ARGV[2]),
+  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '(' .. ARGV[2], 'WITHSCORES'),
   boxed
 }
 """
@@ -99,7 +100,7 @@ def dead_field(partner_id: str, channel: str) -> str:
 class Loaded(NamedTuple):
     couple: CoupleState
     sent: set[str]  # members of the sent zset: records, cap slots, "sending" marks
-    seen: set[str]  # content ids seen in the repeat window
+    seen: dict[str, int]  # content ids seen in the repeat window -> scheduled ms last seen
     outbox: dict[str, bytes]  # this occurrence's outcomes recorded but not yet published
 
 
@@ -133,7 +134,7 @@ class NotifierState:
         return Loaded(
             parse_couple(raw),
             {s.decode() for s in sent},
-            {s.decode() for s in seen},
+            {i.decode(): int(float(ms)) for i, ms in zip(seen[::2], seen[1::2], strict=True)},
             {f.decode(): v for f, v in zip(boxed[::2], boxed[1::2], strict=True)},
         )
 

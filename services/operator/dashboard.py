@@ -100,8 +100,8 @@ def outcome_row(entry_id: str, raw: bytes) -> dict[str, Any] | None:
         "entry_id": entry_id,
         "at": event.occurred_at.isoformat(),
         "type": event.type.split(".")[1],
-        "kind": d.kind,
-        "reason": getattr(d, "reason", None),
+        "kind": getattr(d, "kind", None),  # a bounce or complaint names no kind
+        "reason": getattr(d, "reason", None) or getattr(d, "bounce", None),
         "channel": d.channel,
         "occurrence_id": d.occurrence_id,
         "couple_id": d.couple_id,

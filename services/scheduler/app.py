@@ -69,8 +69,10 @@ broker.publisher(
 @broker.subscriber(
     stream=StreamSub(KEYS.preferences, group=SCHEDULER_GROUP, consumer="scheduler-<host>-<pid>"),
     title="preferences",
-    description="Preference events from your apps (set, paused, resumed, unsubscribed, erased). "
-    "Validated strictly; a bad event is acknowledged and copied to `rejected`. " + WIRE,
+    description="Preference events from your apps (set, paused, resumed, unsubscribed, "
+    "resubscribed, erased) and from the notifier's unsubscribe and relay webhook endpoints "
+    "(unsubscribed, channel.bounced, channel.complained). Validated strictly; a bad event "
+    "is acknowledged and copied to `rejected`. " + WIRE,
 )
 async def on_preference(event: PreferenceEvent) -> None:
     """Declared for the description; `SchedulerService.handle` does the work."""

@@ -13,11 +13,14 @@ import structlog
 
 from schemas import (
     JAR_LIMIT,
+    ChannelBounced,
+    ChannelComplained,
     CoupleErased,
     DateJarIdeaAdded,
     DateJarIdeaRemoved,
     PreferenceEvent,
     PreferencesPaused,
+    PreferencesResubscribed,
     PreferencesResumed,
     PreferencesSet,
     PreferencesSetData,
@@ -26,6 +29,7 @@ from schemas import (
 from services.common.clock import Clock, epoch_ms
 from services.common.couple_state import encode_profile, pause_value
 from services.common.streams import scrub
+from services.scheduler.consent import ConsentStore
 from services.scheduler.planning import PlanningError
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.shapes import ShapePlanner
@@ -50,6 +54,7 @@ class PreferenceIngest:
         self.clock = clock
         self.settings = settings
         self.shapes = ShapePlanner(settings.min_interval)  # plans each shape of couple once
+        self.consent = ConsentStore(store.redis, store.keys)
 
     async def apply_many(
         self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
@@ -157,6 +162,33 @@ class PreferenceIngest:
                 for stream in (keys.rejected, keys.dead):  # the only streams with raw input
                     await scrub(self.store.redis, stream, data.couple_id)
                 return "erased"
+            case PreferencesResubscribed(data=data):
+                cleared = await self.consent.resubscribe(
+                    data.couple_id, data.partner_id, data.kind, data.channel, occurred_ms
+                )
+                return "unknown_couple" if cleared < 0 else "applied"
+            case ChannelComplained(data=data):  # a spam report: no more email of any kind
+                field = f"unsub:{data.partner_id}:all:{data.channel}"
+                return _written(
+                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, "complaint")
+                )
+            case ChannelBounced(data=data) if data.bounce == "hard":
+                field = f"dead:{data.partner_id}:{data.channel}"
+                return _written(
+                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, "hard")
+                )
+            case ChannelBounced(data=data):
+                count = await self.consent.soft_bounce(
+                    data.couple_id,
+                    data.partner_id,
+                    data.channel,
+                    occurred_ms,
+                    limit=self.settings.soft_bounce_limit,
+                    window_ms=int(self.settings.soft_bounce_window.total_seconds() * 1000),
+                )
+                if count < 0:
+                    return "unknown_couple"
+                return "applied" if count >= self.settings.soft_bounce_limit else "counted"
             case DateJarIdeaAdded(data=data):
                 return await self._jar_add(data.couple_id, event, occurred_ms)
             case DateJarIdeaRemoved(data=data):

@@ -41,6 +41,15 @@ class SchedulerSettings(CommonSettings):
         description="How long an erasure blocks replays of the couple's older events.",
     )
 
+    soft_bounce_limit: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3, description="Soft bounces within soft_bounce_window that mark an email dead."
+    )
+    soft_bounce_window: timedelta = Field(
+        default=timedelta(days=30),
+        gt=timedelta(0),
+        description="Soft bounces further apart than this are not counted together.",
+    )
+
     def grace(self, kind: NudgeKind) -> timedelta:
         grace: timedelta = getattr(self, f"grace_{kind}")
         return grace

@@ -214,7 +214,7 @@ class TestNotifierStateOnCluster:
         )
         assert (reserved, recorded) == (["reserved", "reserved"], True)
         assert set(sent) <= already
-        assert seen == {"dn-picnic"}
+        assert seen == {"dn-picnic": now}
         assert outbox == dict.fromkeys(sent, b'{"outcome": 1}')
         assert await cluster_redis.hget(keys.couple("c00005"), "dead:sam:email") is not None
         assert couple is not None

@@ -52,3 +52,29 @@ class TestRecordSent:
         )
         assert recorded is False
         assert await redis.exists(*keys.couple_keys("gone")) == 0
+
+
+class TestLoadSeen:
+    async def test_each_sighting_comes_with_its_time(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The load returns every item seen in the window with the scheduled time it was last
+        shown (what least-recently-seen choice needs); sightings outside the window are left out."""
+        keys = notifier_settings(redis_url, key_prefix).keys
+        state = NotifierState(redis, keys)
+        await redis.hset(keys.couple("c1"), "rev", 1)
+        shown = [("ap-a", 1), ("ap-b", 5), ("ap-a", 9), ("ap-c", 40)]
+        for n, (item, day) in enumerate(shown):
+            await state.record_sent(
+                "c1",
+                [(idempotency_key(f"c1/a/maya@{n}", "maya", "email"), item, b"")],
+                scheduled_ms=day * DAY,
+                now_ms=day * DAY,
+                retention_ms=DAY,
+                repeat_window_ms=90 * DAY,
+            )
+        loaded = await state.load(
+            "c1", "c1/a/maya@next", seen_since_ms=2 * DAY, seen_before_ms=40 * DAY
+        )
+        assert loaded.seen == {"ap-a": 9 * DAY, "ap-b": 5 * DAY}
+        await redis.delete(*keys.couple_keys("c1"))

@@ -282,17 +282,32 @@ class TestBatchSubscriber:
 
 class TestStopMidBatch:
     async def test_a_stop_acknowledges_what_was_applied_and_leaves_the_rest_pending(
-        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """stop() during a long batch ends it between entries: the entries applied are deleted
-        and acknowledged, the ones after them stay on the stream and pending, in order."""
+        and acknowledged, the ones after them stay on the stream and pending, in order.
+
+        Planning is cheap now, so the batch is made long between its entries: a checkpoint
+        after every event (no time slice) that takes 0.1 s, as a busy event loop would."""
+        monkeypatch.setattr("services.scheduler.ingest._SLICE_S", 0.0)
         settings = scheduler_settings(redis_url, key_prefix)
         service = SchedulerService(settings, ManualClock(NOW))
+        between = service._checkpoint
+
+        async def slow_checkpoint() -> bool:
+            await asyncio.sleep(0.1)
+            return await between()
+
+        monkeypatch.setattr(service, "_checkpoint", slow_checkpoint)
         await service.start()
         stopped = False
         try:
             async with redis.pipeline(transaction=True) as pipe:  # one batch
-                for n in range(8):  # ~0.25 s of planning each: three raw crons of its own
+                for n in range(8):
                     pipe.xadd(settings.keys.preferences, {DATA_FIELD: _costly(n)})
                 ids = [entry.decode() for entry in await pipe.execute()]
             await eventually(

@@ -32,13 +32,22 @@ CONTEXT = st.fixed_dictionaries(
         "turn_line": MAYBE,
         "footer_why": TEXT,
         "footer_unsubscribe": TEXT,
-        "footer_counselor": TEXT,
+        "footer_counselor": MAYBE,
         "unsubscribe_url": st.one_of(st.none(), st.just("https://x.test/u?t=a&b=<c>")),
-        # a monthly guide's steps, rendered by their own templates (render._agenda)
-        "agenda_text": st.one_of(st.just(""), TEXT),
-        "agenda_html": st.one_of(
-            st.just(""), TEXT.map(lambda t: markupsafe.Markup("<ol><li>%s</li></ol>") % t)
-        ),
+        "when_line": MAYBE,
+        "agenda_text": MAYBE,
+        "agenda_html": st.one_of(st.just(""), st.just(markupsafe.Markup("<ol><li>a</li></ol>"))),
+        "greeting": TEXT,
+        "cta_url": st.one_of(st.none(), st.just("https://app.test/n?k=a&o=<1>")),
+        "cta_label": TEXT,
+        "footer_support": TEXT,
+        "support_label": TEXT,
+        "support_url": st.one_of(st.none(), st.just("https://help.test/?a=1&b='2'")),
+        "manage_label": TEXT,
+        "manage_url": st.one_of(st.none(), st.just("https://app.test/manage")),
+        # a date night from the couple's own jar: their idea, escaped like any input
+        "jar_label": TEXT,
+        "jar_idea": MAYBE,
     }
 )
 

@@ -323,12 +323,19 @@ class TestLoadCatalog:
         assert {i.format for i in catalog.items("check_in")} == {"monthly_guide", "question"}
         assert {i.format for i in catalog.items("date_night")} == {None}
 
-    @pytest.mark.parametrize("locale", ["en-US", "fr", "de-AT", "zz", "pt-BR"])
+    @pytest.mark.parametrize("locale", ["en-US", "fr", "zz", "pt-BR"])
     def test_unknown_locales_fall_back_to_english(self, locale: str) -> None:
         """A regional variant uses its language; a language without a catalog uses English."""
         catalog = load_catalog()
         for kind in KINDS:
             assert catalog.items(kind, locale) == catalog.items(kind, "en")
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_a_region_reads_its_language(self, kind: NudgeKind) -> None:
+        """de-AT reads the German catalog: the same items as de (de-AT -> de -> en)."""
+        catalog = load_catalog()
+        assert catalog.items(kind, "de-AT") == catalog.items(kind, "de")
+        assert catalog.items(kind, "de") != catalog.items(kind, "en")
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_en_gb_is_the_source_through_the_variant_table(self, kind: NudgeKind) -> None:

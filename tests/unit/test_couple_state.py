@@ -14,12 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import (
+    CheckInFormat,
+    CoupleContext,
+    CronCadence,
+    MonthlyCadence,
     NudgePlan,
     Nudges,
     Partner,
     PreferencesSetData,
     PushSubscription,
     QuietHours,
+    TimesPerWeekCadence,
+    TimeWindow,
     WeeklyCadence,
 )
 from services.common.couple_state import CoupleState, encode_profile, parse_couple, pause_value
@@ -321,3 +327,54 @@ class TestParseCouple:
     def test_fields_without_profile(self) -> None:
         """Fields without a profile still do not make the couple exist."""
         assert parse_couple({b"pause": b"1|inf"}).exists is False
+
+
+MONTHLY = MonthlyCadence(repeat="monthly", weekday="sun", nth=1, at=time(20, 0))
+WEEKLY = WeeklyCadence(repeat="weekly", weekday="sun", at=time(20, 0))
+THRICE = TimesPerWeekCadence(
+    repeat="times_per_week", times=3, between=TimeWindow(start=time(12), end=time(20))
+)
+CRON = CronCadence(repeat="cron", cron="0 20 * * *")
+
+
+class TestContextAndCheckInFormat:
+    @pytest.mark.parametrize(
+        "context",
+        [
+            CoupleContext(living="apart", budget="free", avoid=["mobility"], children_at_home=True),
+            CoupleContext(living="together", budget="low", children_at_home=False),
+            CoupleContext(budget="any"),
+            CoupleContext(avoid=["mobility"]),
+        ],
+    )
+    def test_context_round_trips(self, context: CoupleContext) -> None:
+        """Every part of a couple's context survives the couple hash, in one short field."""
+        prefs = varied().model_copy(update={"context": context})
+        fields = encode_profile(prefs)
+        assert len(fields["x"]) <= 16
+        parsed = parse_couple(stored(prefs)).profile
+        assert parsed is not None
+        assert parsed.context == context
+
+    def test_no_context_takes_no_field(self) -> None:
+        """Without a context or a check-in plan nothing is stored, and none is read back."""
+        prefs = varied().model_copy(update={"context": CoupleContext()})
+        assert "x" not in encode_profile(prefs)
+        assert parse_couple(stored(varied())).check_in_format is None
+
+    @pytest.mark.parametrize(
+        ("plan", "expected"),
+        [
+            (NudgePlan(cadence=MONTHLY), "monthly_guide"),
+            (NudgePlan(cadence=WEEKLY), "question"),
+            (NudgePlan(cadence=THRICE), "question"),
+            (NudgePlan(cadence=CRON), "question"),
+            (NudgePlan(cadence=WEEKLY, format="monthly_guide"), "monthly_guide"),
+            (NudgePlan(cadence=MONTHLY, format="question"), "question"),
+        ],
+    )
+    def test_check_in_format_from_the_plan(self, plan: NudgePlan, expected: CheckInFormat) -> None:
+        """A monthly cadence gets the guide, anything more frequent questions, unless the plan
+        names its format; the notifier reads it back from the couple hash."""
+        prefs = varied().model_copy(update={"nudges": Nudges(check_in=plan)})
+        assert parse_couple(stored(prefs)).check_in_format == expected

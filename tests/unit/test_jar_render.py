@@ -69,10 +69,10 @@ class TestJarEmail:
 
 class TestJarPush:
     def test_the_push_says_the_idea_came_from_their_jar(self) -> None:
-        """Push body: the label and the idea (plain text: a push is not HTML)."""
+        """Push body: whose turn, the label and the idea (plain text: a push is not HTML)."""
         push = render_push(view())
         assert push["title"] == "Date night from your jar"
-        assert push["body"] == f"From your date jar: {IDEA.text}"
+        assert push["body"] == f"Sam's turn to plan: From your date jar: {IDEA.text}"
 
     def test_discreet_mode_keeps_the_idea_off_the_lock_screen(self) -> None:
         """Discreet: neutral title, and a body without the idea."""

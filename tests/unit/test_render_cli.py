@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.notifier.render_cli import every_locale
 from tests.support.events import EXAMPLES, example
 
 MAYA_SAM = EXAMPLES / "maya-and-sam.json"
@@ -129,3 +130,45 @@ class TestRenderCommand:
         code, output = run(str(source), "--kind", "check_in", "--out", str(tmp_path / "o"))
         assert code == 2
         assert "not preferences.set.v1" in output
+
+
+class TestEveryLanguageAndDiscreet:
+    def test_every_language(self, tmp_path: Path) -> None:
+        """--locale all writes the same item once per language with strings and per regional
+        variant, each declaring its language; en-GB reads British spelling."""
+        code, output = run(
+            str(MAYA_SAM), "--kind", "check_in", "--partner", "maya", "--locale", "all",
+            "--out", str(tmp_path),
+        )  # fmt: skip
+        assert code == 0, output
+        locales = every_locale()
+        assert {"en", "en-GB"} <= set(locales)
+        for locale in locales:
+            html = (tmp_path / f"maya-sam-maya-check_in-{locale}.html").read_text()
+            assert f'<html lang="{locale}">' in html
+        drawn = {part.split(")")[0] for part in output.split("(ci-")[1:]}
+        assert len(drawn) == 1  # the same item in every language
+        gb = (tmp_path / "maya-sam-maya-check_in-en-GB.html").read_text()
+        assert "counsellor" in gb
+        assert "counselor" not in gb
+
+    def test_discreet_override(self, tmp_path: Path) -> None:
+        """--discreet shows what a discreet couple's lock screen and inbox would show."""
+        code, output = run(
+            str(MAYA_SAM), "--kind", "date_night", "--partner", "sam", "--discreet",
+            "--out", str(tmp_path),
+        )  # fmt: skip
+        assert code == 0, output
+        push = json.loads((tmp_path / "maya-sam-sam-date_night.push.json").read_text())
+        assert (push["title"], push["body"]) == ("Reminder", "Open the app to see it.")
+        assert eml(tmp_path / "maya-sam-sam-date_night.eml")["Subject"] == (
+            "A reminder from your app"
+        )
+
+    def test_bad_locale(self, tmp_path: Path) -> None:
+        """A locale that is not a language tag is refused as a usage error."""
+        code, output = run(
+            str(MAYA_SAM), "--kind", "check_in", "--locale", "../x", "--out", str(tmp_path)
+        )
+        assert code == 2
+        assert "--locale" in output

@@ -1,6 +1,8 @@
 """The rendered emails of two fixed nudges, byte for byte: any template change shows up in review.
 
-A date night (name escaping, the turn line, a tip) and a monthly check-in guide (its agenda).
+A date night in en-GB (name escaping, the turn line, a tip, its date, the button to the app,
+the support and manage links; no counselling line) and a monthly check-in guide in en-US (its
+agenda and date, the counselling line).
 
 The HTML was checked in headless Chromium (desktop and 375 px wide). After an intended
 template change, regenerate with `UPDATE_GOLDEN=1 .venv/bin/python -m pytest
@@ -37,6 +39,12 @@ VIEW = NudgeView(
     partner='Sam "Sunny" <O\'Neil>',
     turn='Sam "Sunny" <O\'Neil>',
     unsubscribe_url="https://nudges.example.org/unsubscribe/k1.cGF5bG9hZA.c2ln?x=1&y=2",
+    link="https://app.example.org/open/date_night/c1?o=c1%2Fd%2Fboth%401&x=<1>",
+    manage_url="https://app.example.org/settings/nudges",
+    support_url="https://support.example.org/",
+    when=datetime(2026, 12, 11, 18, 0, tzinfo=UTC),
+    timezone="Europe/London",
+    locale="en-GB",
 )
 
 
@@ -57,7 +65,14 @@ GUIDE = Item(
     ),
     hard_topic=True,
 )
-GUIDE_VIEW = NudgeView(kind="check_in", item=GUIDE, recipient="Maya", partner="Sam")
+GUIDE_VIEW = NudgeView(
+    kind="check_in",
+    item=GUIDE,
+    recipient="Maya",
+    partner="Sam",
+    when=datetime(2026, 12, 6, 19, 30, tzinfo=UTC),
+    timezone="America/New_York",
+)
 
 
 def _parts(view: NudgeView, name: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ from schemas import (
     PreferencesPaused,
     PreferencesResumed,
     PreferencesSet,
+    PreferencesSetData,
     PreferencesUnsubscribed,
     ServiceStateLost,
     TimesPerWeekCadence,
@@ -188,10 +189,20 @@ class TestExportedMembers:
         """schemas exports exactly these names, so a change to the contract is deliberate."""
         assert schemas.__all__ == [
             "JAR_LIMIT",
+            "MAX_DEVICES",
             "MAX_EVENT_BYTES",
             "REASON_LIMIT",
+            "AndroidDevice",
+            "BounceKind",
             "Cadence",
             "Channel",
+            "ChannelBounced",
+            "ChannelBouncedData",
+            "ChannelComplained",
+            "ChannelComplainedData",
+            "CheckInFormat",
+            "ConsentMethod",
+            "CoupleContext",
             "CoupleErased",
             "CoupleErasedData",
             "CronCadence",
@@ -201,11 +212,18 @@ class TestExportedMembers:
             "DateJarIdeaRemoved",
             "DateJarIdeaRemovedData",
             "DateNightSource",
+            "Device",
+            "DeviceRef",
             "Envelope",
             "EventRejected",
             "FocusArea",
+            "IosDevice",
             "LoveLanguage",
             "MonthlyCadence",
+            "NudgeBounced",
+            "NudgeBouncedData",
+            "NudgeComplained",
+            "NudgeComplainedData",
             "NudgeDue",
             "NudgeDueData",
             "NudgeFailed",
@@ -223,6 +241,8 @@ class TestExportedMembers:
             "PreferenceEvent",
             "PreferencesPaused",
             "PreferencesPausedData",
+            "PreferencesResubscribed",
+            "PreferencesResubscribedData",
             "PreferencesResumed",
             "PreferencesResumedData",
             "PreferencesSet",
@@ -231,6 +251,7 @@ class TestExportedMembers:
             "PreferencesUnsubscribedData",
             "PushSubscription",
             "QuietHours",
+            "ReportSource",
             "ServiceStateLost",
             "ServiceStateLostData",
             "StrictModel",
@@ -738,7 +759,8 @@ class TestParseOutcome:
             (
                 "nudge.failed.v1",
                 outcome_data(partner_id="sam", channel="sms", error="x", permanent=False),
-                "nudge.failed.v1.data.channel: Input should be 'email', 'push' or 'webhook'",
+                "nudge.failed.v1.data.channel: Input should be 'email', 'push', 'webhook' or "
+                "'mobile'",
             ),
             (
                 "nudge.sent.v1",
@@ -828,6 +850,9 @@ class TestJsonSchemas:
                     "preferences.resumed.v1",
                     "preferences.unsubscribed.v1",
                     "couple.erased.v1",
+                    "preferences.resubscribed.v1",
+                    "channel.bounced.v1",
+                    "channel.complained.v1",
                     "datejar.idea_added.v1",
                     "datejar.idea_removed.v1",
                 },
@@ -839,6 +864,8 @@ class TestJsonSchemas:
                     "nudge.suppressed.v1",
                     "nudge.failed.v1",
                     "service.state_lost.v1",
+                    "nudge.bounced.v1",
+                    "nudge.complained.v1",
                 },
             ),
         ],
@@ -876,3 +903,66 @@ class TestJsonSchemas:
             for path in sorted(folder.glob("*.schema.json"))
         }
         assert on_disk == json_schemas()
+
+
+class TestCoupleContext:
+    def test_context_and_format_parse(self) -> None:
+        """A couple's context and an explicit check-in format parse into typed values."""
+        event = with_value(
+            set_event(),
+            ("data", "context"),
+            {"living": "apart", "budget": "low", "avoid": ["mobility"], "children_at_home": True},
+        )
+        event = with_value(event, ("data", "nudges", "check_in", "format"), "question")
+        data = parsed_set_of(event)
+        assert data.context is not None
+        assert (data.context.living, data.context.budget) == ("apart", "low")
+        assert (data.context.avoid, data.context.children_at_home) == (["mobility"], True)
+        assert data.nudges.check_in is not None
+        assert data.nudges.check_in.format == "question"
+
+    def test_everything_is_optional(self) -> None:
+        """An empty context and no context both parse: unknown rules nothing out."""
+        assert parsed_set_of(with_value(set_event(), ("data", "context"), {})).context is not None
+        assert parsed_set().data.context is None
+
+    @pytest.mark.parametrize(
+        ("path", "value", "expected"),
+        [
+            (("data", "context"), {"pets": True}, f"{D}.context.pets: Extra inputs"),
+            (("data", "context"), {"living": "nearby"}, f"{D}.context.living: Input should be"),
+            (("data", "context"), {"budget": 20}, f"{D}.context.budget: Input should be"),
+            (("data", "context"), {"avoid": ["stairs"]}, f"{D}.context.avoid.0: Input should be"),
+            (
+                ("data", "context"),
+                {"avoid": ["mobility", "mobility"]},
+                f"{D}.context.avoid: ",
+            ),
+            (
+                ("data", "context"),
+                {"children_at_home": "yes"},
+                f"{D}.context.children_at_home: Input should be a valid boolean",
+            ),
+            (
+                ("data", "nudges", "date_night", "format"),
+                "question",
+                f"{D}: Value error, nudges.date_night.format is for check-ins only",
+            ),
+            (
+                ("data", "nudges", "check_in", "format"),
+                "essay",
+                f"{D}.nudges.check_in.format: Input should be",
+            ),
+        ],
+    )
+    def test_rejected(self, path: Path_, value: Any, expected: str) -> None:
+        """Unknown keys, values and a format on another kind are refused with a bounded reason."""
+        reason = reason_of(raw(with_value(set_event(), path, value)))
+        assert reason.startswith(expected)
+        assert len(reason) < 400
+
+
+def parsed_set_of(event: Json) -> PreferencesSetData:
+    parsed = parse_preference(raw(event))
+    assert isinstance(parsed, PreferencesSet)
+    return parsed.data

@@ -24,8 +24,8 @@ class Outgoing:
     email: EmailMessage | None = None  # channel "email", as a message object, or:
     mime: bytes | None = None  # channel "email" as wire bytes (what delivery sends: faster)
     sender: str = ""  # envelope sender address for `mime`
-    push: dict[str, Any] | None = None  # channels "push" and "webhook": title, body, url, kind
-    address: Any = None  # email address or push subscription; never logged
+    push: dict[str, Any] | None = None  # "push", "webhook", "mobile": title, body, url, kind
+    address: Any = None  # email address, push subscription or app device; never logged
     couple_id: str = ""
     partner_id: str = ""
     occurrence_id: str = ""

@@ -27,6 +27,7 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from services.notifier.channels.base import Outgoing
+from services.notifier.channels.dkim import DkimSigner
 from services.notifier.errors import (
     PermanentSendError,
     SendError,
@@ -64,8 +65,10 @@ class SmtpChannel:
         timeout: float = 10.0,
         concurrency: int = 4,
         tls_context: ssl.SSLContext | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         self._host, self._port, self._security = host, port, security
+        self._dkim = dkim  # signs every message when set (channels/dkim.py)
         self._username, self._password = username, password
         self._timeout = timeout
         self._tls_context = tls_context
@@ -121,6 +124,8 @@ class SmtpChannel:
             sender = email.utils.parseaddr(str(message.email["From"]))[1]
             utf8 = not (sender + recipient).isascii()
             raw = wire_bytes(message.email, utf8=utf8)
+        if self._dkim is not None:
+            raw = await self._dkim.signed(raw)
         async with self._slots:
             client = self._pooled()
             if client is not None:  # a pooled connection the server may have closed meanwhile

@@ -1,4 +1,5 @@
-"""What the HTTP channels (Web Push, webhook) share: one pooled client, one error mapping.
+"""What the HTTP channels (Web Push, webhook, FCM, APNs) share: one pooled client, one error
+mapping.
 
 2xx                       delivered
 gone statuses (404/410)   PermanentSendError(gone=True): the subscription/recipient is dead
@@ -8,21 +9,45 @@ any other status          PermanentSendError: retrying will not help; the channe
 a URL httpx cannot use    PermanentSendError, gone when the URL is the address (push endpoint)
 any other exception       PermanentSendError (unexpected): the channel stays
 
-httpx returns every connection to its pool (or closes it) on all of these paths.
+httpx returns every connection to its pool (or closes it) on all of these paths. FCM and APNs
+read the answer themselves (`exchange`): their vendors say more in the body than the status.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
 
 import httpx
 
 from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
 
-__all__ = ["HttpSender", "classify_status"]
+__all__ = ["HttpSender", "classify_status", "retry_after"]
 
 USER_AGENT = "couples-nudge/0.1"
+MAX_RETRY_AFTER: Final = 24 * 3600.0  # a far end cannot park a nudge for longer
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), bounded; None when
+    absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text[:9])
+    else:
+        try:
+            when = parsedate_to_datetime(text[:64])
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def classify_status(
@@ -51,6 +76,7 @@ class HttpSender:
         gone: Collection[int],
         verify: ssl.SSLContext | bool = True,
         url_is_address: bool = False,
+        http2: bool = False,
     ) -> None:
         self._channel = channel
         self._gone = frozenset(gone)
@@ -62,11 +88,21 @@ class HttpSender:
             follow_redirects=False,
             verify=verify,
             trust_env=False,
+            http2=http2,
         )
 
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> None:
+        response = await self.exchange(url, content=content, headers=headers)
+        error = classify_status(self._channel, response.status_code, gone=self._gone)
+        if error is not None:
+            raise error
+
+    async def exchange(
+        self, url: str, *, content: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """POST and read the whole answer; network failures raised as send errors."""
         try:
-            response = await self._client.post(url, content=content, headers=dict(headers))
+            return await self._client.post(url, content=content, headers=dict(headers))
         except httpx.TimeoutException:
             raise TransientSendError(self._channel, "timeout") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
@@ -76,9 +112,6 @@ class HttpSender:
             raise TransientSendError(self._channel, type(exc).__name__) from None
         except Exception as exc:  # e.g. ValueError for a malformed URL
             raise unexpected(self._channel, exc, gone=self._url_is_address) from None
-        error = classify_status(self._channel, response.status_code, gone=self._gone)
-        if error is not None:
-            raise error
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,389 @@
+"""The relay webhook endpoints over real HTTP, publishing to real Redis: each provider's signed
+bounce and complaint (signatures made by the test), and forged, replayed, stale, malformed and
+oversized requests, which get 401/403/400/413 and publish nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from schemas import (
+    ChannelBounced,
+    ChannelComplained,
+    NudgeBounced,
+    NudgeComplained,
+    parse_outcomes_entry,
+    parse_preference,
+)
+from services.common.clock import ManualClock
+from services.common.http import HttpServer
+from services.common.metrics import Metrics
+from services.common.streams import read_events
+from services.notifier.message_ids import MessageIds, MessageRef
+from services.notifier.settings import NotifierSettings
+from services.notifier.unsubscribe import parse_keys
+from services.notifier.webhooks.routes import DeliveryReports
+from tests.support.relays import (
+    TOPIC,
+    FakeSendGrid,
+    FakeSns,
+    abuse_report,
+    basic,
+    dsn,
+    mailgun_body,
+    postmark_bounce,
+    sendgrid_events,
+    ses_bounce,
+    ses_complaint,
+)
+from tests.support.settings import notifier_settings
+from tests.support.tls import HttpsServer, self_signed
+
+NOW = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
+SECRET = "k1:" + "s" * 40
+MAILGUN_KEY = "mailgun-signing-key-0123456789"
+DSN_SECRET = "dsn-secret-0123456789abcdef"
+OCCURRENCE = "maya-sam/d/both@1796000000"
+REF = MessageRef("maya-sam", "maya", OCCURRENCE)
+Events = tuple[list[Any], list[Any]]
+
+
+class Relays:
+    """The endpoints, a fake SNS (certificate and SubscribeURL over HTTPS) and SendGrid's key."""
+
+    def __init__(
+        self, redis: aioredis.Redis, settings: NotifierSettings, sns: FakeSns, sns_origin: str
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.sns = sns
+        self.sns_origin = sns_origin
+        self.metrics = Metrics("notifier", settings.keys)
+        self.reports = DeliveryReports(redis, settings, ManualClock(NOW), self.metrics)
+        self.server = HttpServer(self.reports.routes(), host="127.0.0.1", port=0)
+        ids = MessageIds(parse_keys(settings.unsubscribe_secrets), "example.org")
+        self.message_id = ids.message_id(REF)
+        self.token = ids.token(REF)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.post(
+                f"{self.server.url}/webhooks/{path}", content=body, headers=headers or {}
+            )
+        return answer.status_code
+
+    async def sns_post(self, fields: dict[str, str]) -> int:
+        return await self.post("ses", json.dumps(fields).encode(), {"Content-Type": "text/plain"})
+
+    async def events(self) -> Events:
+        keys = self.settings.keys
+        return (
+            await read_events(self.redis, keys.preferences, parse_preference),
+            await read_events(self.redis, keys.outcomes, parse_outcomes_entry),
+        )
+
+    def counted(self, source: str, status: int, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "nudge_webhook_requests_total",
+            {"source": source, "status": str(status), "reason": reason},
+        )
+        return value or 0.0
+
+
+SENDGRID = FakeSendGrid()
+
+
+@pytest.fixture
+async def relays(
+    redis: aioredis.Redis, redis_url: str, key_prefix: str, tmp_path: Path
+) -> AsyncIterator[Relays]:
+    certificate = self_signed(tmp_path)
+    sns = FakeSns()
+    async with HttpsServer(sns.app(), certificate) as https:
+        settings = notifier_settings(
+            redis_url,
+            key_prefix,
+            sender="Nudges <nudges@example.org>",
+            public_url="https://nudges.example.org",
+            unsubscribe_secrets=[SecretStr(SECRET)],
+            ses_topic_arns=[TOPIC],
+            sns_cert_host_pattern=r"127\.0\.0\.1",
+            sns_ca_file=certificate.cert_file,
+            sendgrid_public_key=SENDGRID.public_key,
+            postmark_webhook_user="postmark",
+            postmark_webhook_password=SecretStr("postmark-password-123"),
+            mailgun_signing_key=SecretStr(MAILGUN_KEY),
+            dsn_secret=SecretStr(DSN_SECRET),
+            webhook_max_bytes=64 * 1024,
+        )
+        found = Relays(redis, settings, sns, https.origin)
+        await found.server.start()
+        try:
+            yield found
+        finally:
+            await found.server.stop()
+
+
+def _bounces(events: Events) -> list[tuple[str, str, str, str | None]]:
+    """(type, partner, bounce or "complaint", occurrence) of every event on both streams."""
+    return sorted(
+        (e.type, e.data.partner_id, getattr(e.data, "bounce", "complaint"), e.data.occurrence_id)
+        for stream in events
+        for e in stream
+    )
+
+
+def _hard(occurrence: str | None = OCCURRENCE) -> list[tuple[str, str, str, str | None]]:
+    return [
+        ("channel.bounced.v1", "maya", "hard", occurrence),
+        ("nudge.bounced.v1", "maya", "hard", occurrence),
+    ]
+
+
+def _complaint() -> list[tuple[str, str, str, str | None]]:
+    return [
+        ("channel.complained.v1", "maya", "complaint", OCCURRENCE),
+        ("nudge.complained.v1", "maya", "complaint", OCCURRENCE),
+    ]
+
+
+class TestSes:
+    @pytest.mark.parametrize("version", ["1", "2"])
+    async def test_signed_hard_bounce_is_published(self, relays: Relays, version: str) -> None:
+        """An SES bounce through SNS, signed (SHA-1 or SHA-256) with a certificate served over
+        HTTPS: channel.bounced.v1 on preferences and nudge.bounced.v1 on outcomes."""
+        fields = relays.sns.message(
+            relays.sns_origin, ses_bounce(relays.message_id), version=version
+        )
+        assert await relays.sns_post(fields) == 200
+        events = await relays.events()
+        assert _bounces(events) == _hard()
+        [preference] = events[0]
+        assert isinstance(preference, ChannelBounced)
+        assert (preference.data.source, preference.data.status) == ("ses", "5.1.1")
+
+    async def test_transient_bounce_is_soft_and_complaint_is_published(
+        self, relays: Relays
+    ) -> None:
+        """A Transient bounce is soft; a Complaint is channel.complained.v1."""
+        soft = relays.sns.message(relays.sns_origin, ses_bounce(relays.message_id, "Transient"))
+        spam = relays.sns.message(relays.sns_origin, ses_complaint(relays.message_id))
+        assert await relays.sns_post(soft) == 200
+        assert await relays.sns_post(spam) == 200
+        kinds = [(e.type, getattr(e.data, "bounce", None)) for e in (await relays.events())[0]]
+        assert kinds == [("channel.bounced.v1", "soft"), ("channel.complained.v1", None)]
+
+    async def test_subscription_is_confirmed(self, relays: Relays) -> None:
+        """A signed SubscriptionConfirmation is confirmed by GETting its SubscribeURL."""
+        fields = relays.sns.message(relays.sns_origin, "confirm", type_="SubscriptionConfirmation")
+        assert await relays.sns_post(fields) == 200
+        assert relays.sns.confirmed == [fields["Token"]]
+        assert await relays.events() == ([], [])
+
+    @pytest.mark.parametrize(
+        ("tamper", "status", "reason"),
+        [
+            ({"Message": "forged"}, 403, "bad_signature"),
+            ({"TopicArn": "arn:aws:sns:eu-west-1:999999999999:other"}, 403, "sns_topic"),
+            ({"SignatureVersion": "3"}, 403, "sns_signature_version"),
+            ({"Signature": "not base64!"}, 403, "bad_signature"),
+            (
+                {"SigningCertURL": "https://sns.evil.example/SimpleNotificationService.pem"},
+                403,
+                "sns_certificate_host",
+            ),
+            ({"SigningCertURL": "http://127.0.0.1/x.pem"}, 403, "sns_certificate_host"),
+            ({"MessageId": None}, 400, "sns_fields"),
+        ],
+    )
+    async def test_forged_or_malformed_is_refused(
+        self, relays: Relays, tamper: dict[str, str | None], status: int, reason: str
+    ) -> None:
+        """A message changed after signing, from another topic, with a certificate URL off the
+        allowed host, or missing fields is refused and changes nothing."""
+        fields: dict[str, Any] = relays.sns.message(
+            relays.sns_origin, ses_bounce(relays.message_id)
+        )
+        fields.update(tamper)
+        fields = {k: v for k, v in fields.items() if v is not None}
+        assert await relays.sns_post(fields) == status
+        assert await relays.events() == ([], [])
+        assert relays.counted("ses", status, reason) == 1
+
+    async def test_replayed_and_stale_messages_are_refused(self, relays: Relays) -> None:
+        """The same MessageId twice is refused the second time; a Timestamp outside the
+        replay window is refused even with a good signature."""
+        fields = relays.sns.message(relays.sns_origin, ses_bounce(relays.message_id))
+        assert await relays.sns_post(fields) == 200
+        assert await relays.sns_post(fields) == 403
+        old = datetime.now(UTC) - timedelta(minutes=10)
+        stale = relays.sns.message(relays.sns_origin, ses_bounce(relays.message_id), at=old)
+        assert await relays.sns_post(stale) == 403
+        assert _bounces(await relays.events()) == _hard()
+        assert relays.counted("ses", 403, "replayed") == 1
+        assert relays.counted("ses", 403, "stale") == 1
+
+    async def test_the_address_is_never_logged(self, relays: Relays) -> None:
+        """Relays name the recipient; no log line repeats it."""
+        fields = relays.sns.message(relays.sns_origin, ses_bounce(relays.message_id))
+        with capture_logs() as logs:
+            assert await relays.sns_post(fields) == 200
+        assert any(line["event"] == "delivery_reported" for line in logs)
+        assert "maya@example.test" not in repr(logs)
+
+
+class TestSendGrid:
+    async def test_signed_batch_is_published(self, relays: Relays) -> None:
+        """A signed batch: a bounce (hard), a blocked bounce (soft), a spam report, and a
+        delivered event (ignored)."""
+        body = sendgrid_events(
+            relays.token,
+            ("bounce", {"type": "bounce", "status": "5.1.1"}),
+            ("bounce", {"type": "blocked", "status": "4.7.1"}),
+            ("spamreport", {}),
+            ("delivered", {}),
+        )
+        assert await relays.post("sendgrid", body, SENDGRID.headers(body)) == 200
+        preferences, outcomes = await relays.events()
+        assert [(e.type, getattr(e.data, "bounce", None)) for e in preferences] == [
+            ("channel.bounced.v1", "hard"),
+            ("channel.bounced.v1", "soft"),
+            ("channel.complained.v1", None),
+        ]
+        assert [e.type for e in outcomes] == [
+            "nudge.bounced.v1",
+            "nudge.bounced.v1",
+            "nudge.complained.v1",
+        ]
+
+    async def test_forged_replayed_stale_and_unsigned_are_refused(self, relays: Relays) -> None:
+        """Signed by another key (403), no signature (401), a replay (403), an old timestamp
+        (403): nothing published but the one genuine request."""
+        body = sendgrid_events(relays.token, ("bounce", {"type": "bounce"}))
+        assert await relays.post("sendgrid", body, FakeSendGrid().headers(body)) == 403
+        assert await relays.post("sendgrid", body, {"Content-Type": "application/json"}) == 401
+        stale = SENDGRID.headers(body, timestamp=int(time.time()) - 600)
+        assert await relays.post("sendgrid", body, stale) == 403
+        genuine = SENDGRID.headers(body)
+        assert await relays.post("sendgrid", body, genuine) == 200
+        assert await relays.post("sendgrid", body, genuine) == 403
+        tampered = body.replace(b'"bounce"', b'"spamreport"', 1)
+        assert await relays.post("sendgrid", tampered, SENDGRID.headers(body)) == 403
+        assert _bounces(await relays.events()) == _hard()
+
+    async def test_signed_but_malformed_is_400(self, relays: Relays) -> None:
+        """A genuine signature over a body that is not an event list: 400, nothing published."""
+        body = b'{"not": "a list"}'
+        assert await relays.post("sendgrid", body, SENDGRID.headers(body)) == 400
+        assert await relays.events() == ([], [])
+
+
+class TestMailgun:
+    async def test_permanent_failure_and_complaint(self, relays: Relays) -> None:
+        """A signed permanent failure is a hard bounce, a complaint a complaint."""
+        hard = mailgun_body(MAILGUN_KEY, relays.message_id)
+        spam = mailgun_body(MAILGUN_KEY, relays.message_id, event="complained")
+        assert await relays.post("mailgun", hard) == 200
+        assert await relays.post("mailgun", spam) == 200
+        assert _bounces(await relays.events()) == sorted(_hard() + _complaint())
+
+    async def test_forged_reused_stale_and_unsigned_are_refused(self, relays: Relays) -> None:
+        """Wrong key (403), a reused token (403), an old timestamp (403), no signature (401)."""
+        assert await relays.post("mailgun", mailgun_body("wrong-key", relays.message_id)) == 403
+        first = mailgun_body(MAILGUN_KEY, relays.message_id, token="t" * 50)
+        reused = mailgun_body(MAILGUN_KEY, relays.message_id, severity="temporary", token="t" * 50)
+        old = mailgun_body(MAILGUN_KEY, relays.message_id, timestamp=int(time.time()) - 3600)
+        unsigned = json.dumps({"event-data": {"event": "failed"}}).encode()
+        assert await relays.post("mailgun", first) == 200
+        assert await relays.post("mailgun", reused) == 403
+        assert await relays.post("mailgun", old) == 403
+        assert await relays.post("mailgun", unsigned) == 401
+        assert _bounces(await relays.events()) == _hard()
+        assert relays.counted("mailgun", 403, "replayed") == 1
+
+
+class TestPostmark:
+    async def test_bounce_and_complaint_behind_basic_auth(self, relays: Relays) -> None:
+        """With the right credentials a HardBounce and a SpamComplaint are published."""
+        auth = basic("postmark", "postmark-password-123")
+        assert await relays.post("postmark", postmark_bounce(relays.token), auth) == 200
+        complaint = postmark_bounce(relays.token, "SpamComplaint", "SpamComplaint")
+        assert await relays.post("postmark", complaint, auth) == 200
+        assert _bounces(await relays.events()) == sorted(_hard() + _complaint())
+
+    async def test_wrong_or_missing_credentials_and_replays_are_refused(
+        self, relays: Relays
+    ) -> None:
+        """Wrong password or none: 401; the same event ID again: 403."""
+        body = postmark_bounce(relays.token)
+        assert await relays.post("postmark", body, basic("postmark", "guess")) == 401
+        assert await relays.post("postmark", body) == 401
+        auth = basic("postmark", "postmark-password-123")
+        assert await relays.post("postmark", body, auth) == 200
+        assert await relays.post("postmark", body, auth) == 403
+        assert _bounces(await relays.events()) == _hard()
+
+
+class TestDsn:
+    async def test_rfc3464_bounce_and_abuse_report(self, relays: Relays) -> None:
+        """A DSN (failed, 5.1.1) is a hard bounce; an RFC 5965 abuse report a complaint; a
+        delayed DSN (4.x.x) reports nothing."""
+        auth = {"Authorization": f"Bearer {DSN_SECRET}", "Content-Type": "message/rfc822"}
+        assert await relays.post("dsn", dsn(relays.message_id), auth) == 200
+        assert await relays.post("dsn", abuse_report(relays.message_id), auth) == 200
+        delayed = dsn(relays.message_id, status="4.4.1", action="delayed")
+        assert await relays.post("dsn", delayed, auth) == 200
+        assert _bounces(await relays.events()) == sorted(_hard() + _complaint())
+
+    async def test_refused_without_the_secret_and_when_replayed_or_malformed(
+        self, relays: Relays
+    ) -> None:
+        """Wrong bearer: 401; the same DSN twice: 403; not a report: 400."""
+        body = dsn(relays.message_id)
+        assert await relays.post("dsn", body, {"Authorization": "Bearer nope"}) == 401
+        auth = {"Authorization": f"Bearer {DSN_SECRET}"}
+        assert await relays.post("dsn", body, auth) == 200
+        assert await relays.post("dsn", body, auth) == 403
+        assert await relays.post("dsn", b"Subject: hello\r\n\r\nhi\r\n", auth) == 400
+        assert _bounces(await relays.events()) == _hard()
+
+
+class TestMapping:
+    async def test_a_forged_message_id_maps_to_nothing(self, relays: Relays) -> None:
+        """A verified report whose Message-ID is not one we signed publishes nothing (it is
+        counted as unmatched): a relay's payload cannot name a partner we never mailed."""
+        forged = relays.message_id.replace(relays.token[-4:], "AAAA")
+        auth = {"Authorization": f"Bearer {DSN_SECRET}"}
+        assert await relays.post("dsn", dsn(forged), auth) == 200
+        assert await relays.post("dsn", dsn("<random@mail.example>", "5.1.2"), auth) == 200
+        assert await relays.events() == ([], [])
+        unmatched = relays.metrics.registry.get_sample_value(
+            "nudge_delivery_reports_total", {"source": "dsn", "report": "unmatched"}
+        )
+        assert unmatched == 2
+
+    async def test_oversized_body_is_413(self, relays: Relays) -> None:
+        """A body past NUDGE_WEBHOOK_MAX_BYTES is refused before it is read in full."""
+        auth = {"Authorization": f"Bearer {DSN_SECRET}"}
+        assert await relays.post("dsn", b"x" * (64 * 1024 + 1), auth) == 413
+        assert await relays.events() == ([], [])
+
+    async def test_events_carry_the_report_type(self, relays: Relays) -> None:
+        """The outcome events are the typed models (for apps reading the outcomes stream)."""
+        await relays.post("mailgun", mailgun_body(MAILGUN_KEY, relays.message_id))
+        await relays.post(
+            "mailgun", mailgun_body(MAILGUN_KEY, relays.message_id, event="complained")
+        )
+        preferences, outcomes = await relays.events()
+        assert [type(e) for e in preferences] == [ChannelBounced, ChannelComplained]
+        assert [type(e) for e in outcomes] == [NudgeBounced, NudgeComplained]
