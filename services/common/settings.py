@@ -1,7 +1,9 @@
 """Configuration from the environment: one validated object per service, built once at start.
 
 Nothing else reads os.environ. Every variable is prefixed NUDGE_ except REDIS_URL, the
-conventional name (NUDGE_REDIS_URL works too).
+conventional name (NUDGE_REDIS_URL works too). Every secret (a SecretStr field, here or in a
+service's settings) can also come from a file named by `<VARIABLE>_FILE`
+(services/common/secret_files.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from services.common.keys import Keys
+from services.common.secret_files import SecretFileSource
 
 __all__ = ["CommonSettings"]
 
@@ -79,6 +82,24 @@ class CommonSettings(BaseSettings):
     )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, then `<VARIABLE>_FILE` for secrets (never both for one setting)."""
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @property
     def keys(self) -> Keys:
