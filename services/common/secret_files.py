@@ -56,7 +56,7 @@ def _names(field_name: str, field: FieldInfo, prefix: str) -> tuple[str, tuple[s
         return choices[0], choices
     if field.alias is not None:
         return field.alias, (field.alias,)
-    return field_name, (f"{prefix}{field_name}",)
+    return field_name, (f"{prefix}{field_name}".upper(),)  # as written in the environment
 
 
 def secret_variables(settings_cls: type[BaseSettings]) -> Iterator[tuple[str, tuple[str, ...]]]:
