@@ -3,12 +3,15 @@ consistently (no Docker engine or Kubernetes here, so these checks stand in for 
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from services.common.slots import SLOTS, balanced_ranges, shard_slot
 from services.notifier.settings import NotifierSettings
 from services.scheduler.settings import SchedulerSettings
 
@@ -61,13 +64,35 @@ class TestCompose:
         shards = {services[k]["environment"]["NUDGE_SHARDS"] for k in ("scheduler", "notifier")}
         assert len(shards) == 1
 
+    def test_the_slot_ranges_give_every_primary_an_equal_share_of_the_shards(self) -> None:
+        """cluster-init assigns contiguous slot ranges covering all 16384 slots, each holding
+        NUDGE_SHARDS / 3 shards (not the 12/6/6 of equal slot thirds): docs/scaling.md."""
+        script = _compose()["services"]["cluster-init"]["command"][0]
+        ranges = [
+            (int(first), int(last))
+            for first, last in re.findall(r"cluster addslotsrange (\d+) (\d+)", script)
+        ]
+        shards = int(_compose()["services"]["scheduler"]["environment"]["NUDGE_SHARDS"])
+        slots = [shard_slot(s) for s in range(shards)]
+        held = [sum(first <= slot <= last for slot in slots) for first, last in ranges]
+        print(f"slot ranges {ranges}: shards per primary {held} (of {shards})")
+        assert len(ranges) == 3
+        assert ranges[0][0] == 0
+        assert ranges[-1][1] == SLOTS - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        assert held == [shards // 3] * 3
+        assert ranges == balanced_ranges(shards, 3)
+        assert "--cluster create" not in script
+
     def test_the_cluster_has_three_primaries_with_a_replica_each(self) -> None:
         """Six Redis nodes with AOF, formed with one replica per primary."""
         services = _compose()["services"]
         nodes = [name for name in services if name.startswith("redis-")]
         assert len(nodes) == 6
         assert all("--appendonly yes" in services[n]["command"][0] for n in nodes)
-        assert "--cluster-replicas 1" in services["cluster-init"]["command"][0]
+        script = services["cluster-init"]["command"][0]
+        assert "for i in 3 4 5" in script
+        assert 'cluster replicate "$$primary"' in script
 
 
 class TestKubernetesExample:
