@@ -25,7 +25,8 @@ RULE_TESTS = REPO / "deploy/prometheus/alerts.test.yml"
 DASHBOARD = REPO / "deploy/grafana/nudges-dashboard.json"
 METRIC = re.compile(r"\bnudge_[a-z0-9_]+")
 SERIES = re.compile(r"\b(?:nudge|process|python)_[a-z0-9_]+")  # ours and the standard ones
-FILTER = '{job=~"$job", namespace=~"$namespace"}'
+FILTERS = ('job=~"$job"', 'namespace=~"$namespace"')
+SELECTOR = re.compile(r"\{([^}]*)\}")
 OPERATIONS = REPO / "docs/operations.md"
 REQUIRED_ALERTS = {
     "NudgeConsumerLagHigh",
@@ -139,7 +140,9 @@ class TestGrafanaDashboard:
             (name, expr)
             for expr in dashboard_expressions()
             for match in SERIES.finditer(expr)
-            if not expr[match.end() :].startswith(FILTER)
+            for selector in [SELECTOR.match(expr, match.end())]
+            if selector is None
+            or not set(FILTERS) <= {m.strip() for m in selector.group(1).split(",")}
             for name in [match.group()]
         ]
         assert dashboard_expressions()
