@@ -58,6 +58,9 @@ class DemoResult:
     seconds: float
     from_jar: Counter[tuple[str, str]] = field(default_factory=Counter)  # (couple, partner)
     calendar: Path | None = None  # outbox/index.html
+    # (couple, partner, kind, reason) of every suppressed nudge: a kind a partner never got
+    # was suppressed on purpose (the daily cap, quiet hours), and this says which
+    suppressed_for: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
 
 async def run_demo(
@@ -142,7 +145,7 @@ async def run_demo(
         await scheduler.stop()
         await _drain(redis, notifier.keys.all_due())
         await notifier.stop()
-        sent, suppressed, from_jar = await _tally(redis, notifier.keys.outcomes)
+        sent, suppressed, from_jar, suppressed_for = await _tally(redis, notifier.keys.outcomes)
         outcomes = await read_events(redis, notifier.keys.outcomes, parse_outcome)
         calendar = write_calendar(
             outbox,
@@ -166,6 +169,7 @@ async def run_demo(
         time.monotonic() - began,
         from_jar,
         calendar,
+        suppressed_for,
     )
 
 
@@ -224,10 +228,16 @@ async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0
 
 async def _tally(
     redis: aioredis.Redis, stream: str
-) -> tuple[Counter[tuple[str, str, str, str]], Counter[str], Counter[tuple[str, str]]]:
+) -> tuple[
+    Counter[tuple[str, str, str, str]],
+    Counter[str],
+    Counter[tuple[str, str]],
+    Counter[tuple[str, str, str, str]],
+]:
     sent: Counter[tuple[str, str, str, str]] = Counter()
     suppressed: Counter[str] = Counter()
     from_jar: Counter[tuple[str, str]] = Counter()
+    suppressed_for: Counter[tuple[str, str, str, str]] = Counter()
     for event in await read_events(redis, stream, parse_outcome):
         if event.type == "nudge.sent.v1":
             d = event.data
@@ -235,8 +245,10 @@ async def _tally(
             if d.content_id.startswith("jar:"):
                 from_jar[(d.couple_id, d.partner_id)] += 1
         elif event.type == "nudge.suppressed.v1":
-            suppressed[event.data.reason] += 1
-    return sent, suppressed, from_jar
+            held = event.data
+            suppressed[held.reason] += 1
+            suppressed_for[(held.couple_id, held.partner_id or "", held.kind, held.reason)] += 1
+    return sent, suppressed, from_jar, suppressed_for
 
 
 def print_summary(result: DemoResult, console: Console) -> None:

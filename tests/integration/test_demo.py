@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import json
 import re
 from datetime import UTC, datetime
@@ -19,7 +22,9 @@ class TestDemo:
     async def test_simulated_month_leaves_every_kind_for_every_partner_in_the_outbox(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Date night, check-in and appreciation emails for both partners of each couple."""
+        """Date night, check-in and appreciation emails for both partners of each couple (a
+        kind a partner did not get was held back by the daily cap, and reported so), each in
+        the partner's language."""
         monkeypatch.setenv("REDIS_URL", redis_url)
         outbox = tmp_path / "outbox"
         result = await run_demo(couples_dir=EXAMPLES, outbox=outbox, days=31, seconds=8)
@@ -31,8 +36,15 @@ class TestDemo:
         assert len(partners) >= 6
         for couple, partner in partners:
             for kind in ("date_night", "check_in", "appreciation"):
-                assert result.sent[(couple, partner, kind, "email")] >= 1, (couple, partner, kind)
+                got = result.sent[(couple, partner, kind, "email")]
+                capped = result.suppressed_for[(couple, partner, kind, "cap_reached")]
+                assert got >= 1 or capped >= 1, (couple, partner, kind)
         assert len(list(outbox.glob("*.eml"))) == result.emails == sum(result.sent.values())
+        greetings = _greetings(outbox)
+        print(f"greetings by recipient: {sorted(greetings.items())}")
+        assert greetings["lucia@example.test"] == {"¡Hola, Lucía!"}  # es
+        assert greetings["jonas@example.test"] == {"Hallo Jonas,"}  # de-AT reads German
+        assert greetings["jo@example.test"] == {"Hi Jo,"}
 
     async def test_the_jar_couple_dates_from_its_own_ideas_and_gets_a_daily_question(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
@@ -96,3 +108,17 @@ class TestDemoCalendar:
                 assert png_facts(shot)[0] == WIDTHS[width][0]
                 assert png_facts(shot)[2] > 50
         print(f"calendar screenshots: {tmp_path}")
+
+
+def _greetings(outbox: Path) -> dict[str, set[str]]:
+    """Each recipient's greeting lines, from the plain-text part of every email received."""
+    found: dict[str, set[str]] = {}
+    for path in outbox.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        text = message.get_body(preferencelist=("plain",))
+        assert text is not None
+        lines = text.get_content().splitlines()
+        greeting = next((ln for ln in lines if ln.startswith(("Hi ", "Hallo ", "¡Hola"))), "?")
+        found.setdefault(str(message["To"].addresses[0].addr_spec), set()).add(greeting)
+    return found
