@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas import PreferencesSetData
-from services.scheduler.planning import next_occurrence, plan
+from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
 from services.scheduler.rules import CronRule
 from services.scheduler.wallclock import to_local
 
-__all__ = ["PreviewLine", "preview_lines"]
+__all__ = ["PreviewLine", "occurrence_note", "preview_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +49,26 @@ def _fixed_time(rule: object) -> tuple[int, int] | None:
     return None
 
 
+def occurrence_note(schedule: Schedule, occ: Occurrence) -> str | None:
+    """The occurrence's note (quiet hours), or a DST gap that moved a fixed local time."""
+    if occ.note is not None:
+        return occ.note
+    fixed = _fixed_time(schedule.rule)
+    nominal_local = to_local(occ.nominal, schedule.tz())
+    if fixed and (nominal_local.hour, nominal_local.minute) != fixed:
+        return f"dst_gap: {fixed[0]:02d}:{fixed[1]:02d} did not exist that day"
+    return None
+
+
 def preview_lines(prefs: PreferencesSetData, start: datetime, end: datetime) -> list[PreviewLine]:
     lines: list[PreviewLine] = []
     for schedule in plan(prefs, min_interval=timedelta(0), now=start):
         zone = schedule.tz()
-        fixed = _fixed_time(schedule.rule)
         seq = 0
         occ = next_occurrence(schedule, start)
         while occ is not None and occ.nominal <= end:
             local = to_local(occ.fire_at, zone)
-            note = occ.note
-            nominal_local = to_local(occ.nominal, zone)
-            if note is None and fixed and (nominal_local.hour, nominal_local.minute) != fixed:
-                note = f"dst_gap: {fixed[0]:02d}:{fixed[1]:02d} did not exist that day"
+            note = occurrence_note(schedule, occ)
             recipients = list(schedule.recipients)
             if schedule.alternate:
                 recipients = [recipients[seq % 2]]
