@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 
 from schemas import NudgeFailed, NudgeSent, NudgeSuppressed, OutcomeEvent, PreferencesSetData
+from services.notifier.catalog import load_catalog
 from services.scheduler.preview import preview_lines
 
 __all__ = [
@@ -70,6 +71,7 @@ class Entry:
     note: str | None  # the preview's note (quiet hours, DST), or the outcome's
     local: tuple[LocalTime, ...]  # the recipient first, then the other partner
     email: str | None  # the .eml file name
+    item: str | None = None  # what the partner got: the item's title in their language
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,7 @@ def _entries(
     elif event.data.note != "late":  # on the demo's fast clock every send is "late"
         outcome_note = event.data.note
     at = d.scheduled_at  # its instant as planned (the demo's clock makes sends minutes late)
+    item = _item_title(prefs, event) if isinstance(event, NudgeSent) else None
     found = []
     for partner_id in recipients:
         note = notes.get((partner_id, d.kind, d.scheduled_at)) or outcome_note
@@ -160,9 +163,23 @@ def _entries(
                 note=note,
                 local=_local_times(prefs, partner_id, at),
                 email=email,
+                item=item,
             )
         )
     return found
+
+
+def _item_title(prefs: PreferencesSetData, event: NudgeSent) -> str:
+    """The title of the item a partner got, in their language; a jar draw says so (the idea
+    itself is the couple's: it stays in the email)."""
+    d = event.data
+    if d.content_id.startswith("jar:"):
+        return "an idea from their own date jar"
+    locale = next((p.locale for p in prefs.partners if p.partner_id == d.partner_id), "en")
+    for item in load_catalog().items(d.kind, locale):
+        if item.id == d.content_id:
+            return item.title
+    return d.content_id
 
 
 def _name(prefs: PreferencesSetData, partner_id: str) -> str:
@@ -288,6 +305,7 @@ h2 { margin:28px 0 2px; font-size:17px; }
 .nudge .what { font-weight:600; }
 .nudge .times, .nudge .note { color:var(--muted); font-size:11px; }
 .nudge .note { color:var(--accent); }
+.nudge .item { font-style:italic; overflow-wrap:anywhere; }
 a { color:var(--accent); }
 @media (max-width: 700px) {
   header, main { padding:12px 14px; }
@@ -335,6 +353,7 @@ a { color:var(--accent); }
           ({{ t.zone }}){% if not loop.last %} ·{% endif %}
         {% endfor %}
         </div>
+        {% if e.item %}<div class="item">&ldquo;{{ e.item }}&rdquo;</div>{% endif %}
         {% if e.note %}<div class="note">{{ e.note }}</div>{% endif %}
         {% if e.email %}<a href="{{ e.email }}">email</a>{% endif %}
       </div>

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import html
 import json
 import re
 from datetime import UTC, datetime
@@ -12,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from schemas import NudgeKind
 from services.demo import run_demo
+from services.notifier.catalog import load_catalog
 from tests.integration.test_dashboard import png_facts
 from tests.support.browser import WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import EXAMPLES
+
+KINDS: tuple[NudgeKind, ...] = ("date_night", "check_in", "appreciation")
 
 
 class TestDemo:
@@ -70,9 +75,9 @@ class TestDemoCalendar:
     async def test_the_month_is_a_calendar_page_linking_every_email(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """outbox/index.html: every email file linked once, suppressed nudges with their
-        reason, the DST change of March and quiet-hour notes, names but no address; nothing
-        clips at 390 px or on a desktop."""
+        """outbox/index.html: every email file linked once with the title of what the partner
+        got (in their language), suppressed nudges with their reason, the DST change of March
+        and quiet-hour notes, names but no address; nothing clips at 390 px or on a desktop."""
         monkeypatch.setenv("REDIS_URL", redis_url)
         outbox = tmp_path / "outbox"
         march = datetime(2027, 3, 1, tzinfo=UTC)  # US clocks change on the 14th, EU on the 28th
@@ -85,6 +90,14 @@ class TestDemoCalendar:
         files = sorted(p.name for p in outbox.glob("*.eml"))
         print(f"calendar: {len(links)} email links, {len(files)} emails")
         assert sorted(links) == files  # each email once
+        items = [
+            html.unescape(t) for t in re.findall(r'<div class="item">&ldquo;(.*?)&rdquo;', page)
+        ]
+        assert len(items) == len(links)  # every sent nudge says what the partner got
+        spanish = {i.title for k in KINDS for i in load_catalog().items(k, "es")}
+        german = {i.title for k in KINDS for i in load_catalog().items(k, "de")}
+        assert spanish & set(items)
+        assert german & set(items)  # each partner's item in their own language
         assert "America/New_York: clocks change (-05:00 -&gt; -04:00)" in page
         assert "Europe/London: clocks change (+00:00 -&gt; +01:00)" in page
         assert "quiet_hours" in page
