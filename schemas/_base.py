@@ -30,15 +30,19 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 __all__ = [
+    "DATE_PATTERN",
     "EMAIL_PATTERN",
     "FORBIDDEN_CHARACTERS",
     "INSTANT_PATTERN",
+    "LOCAL_TIME_PATTERN",
     "NAME_PATTERN",
     "SPACES",
+    "UUID_PATTERN",
     "ZONE_PATTERN",
     "Checked",
     "Email",
     "Envelope",
+    "EventId",
     "ExactInt",
     "Instant",
     "LocalDate",
@@ -95,10 +99,31 @@ _ADDRESS_PART: Final = rf'[^@<>,;:"{SPACES}{FORBIDDEN_CHARACTERS}]+'
 # Deliberately simple: one @, a dot in the domain, no spaces, controls or invisible characters.
 # Deliverability is the SMTP server's judgement; this keeps garbage and header injection out.
 EMAIL_PATTERN: Final = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
-# ISO 8601 / RFC 3339 date and time with a UTC offset ("Z" or +HH:MM), as a string.
+# Calendar dates the service's parser accepts, exactly: years 0001-9999, months of their
+# length, 29 February in leap years only (Gregorian: every 4th year, centuries every 400th).
+_YEAR: Final = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_LEAP_YEAR: Final = (
+    r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+)
+_DAY_OF_YEAR: Final = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_DATE: Final = rf"(?:{_YEAR}-{_DAY_OF_YEAR}|{_LEAP_YEAR}-02-29)"
+_HOUR_MINUTE: Final = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+DATE_PATTERN: Final = rf"^{_DATE}$"
+# A local wall-clock time, minute precision: HH:MM (HH:MM:00 too, as serialisers write it).
+LOCAL_TIME_PATTERN: Final = rf"^{_HOUR_MINUTE}(?::00)?$"
+# ISO 8601 / RFC 3339 date and time with a UTC offset ("Z" or +HH:MM), as a string; seconds
+# are optional (Java's OffsetDateTime writes none when they are zero), fractions up to 1 ns.
 INSTANT_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    rf"^{_DATE}[Tt]{_HOUR_MINUTE}(?::[0-5][0-9](?:[.,][0-9]{{1,9}})?)?"
+    rf"(?:[Zz]|[+-]{_HOUR_MINUTE})$"
+)
+# A UUID in its one text form (8-4-4-4-12 hex digits): no braces, URN or bare 32 digits.
+UUID_PATTERN: Final = (
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 )
 
 
@@ -111,6 +136,12 @@ class Checked:
     the same rule. Patterns are anchored and written in the regex subset every engine reads
     alike (no `\\s`, `\\d`, `\\w`, look-arounds or Unicode classes).
 
+    The JSON Schema keeps the `format` pydantic gives the type only where that format admits
+    every string the pattern admits (`date`, `uuid`); `drop_format=True` removes it where it
+    means something else: JSON Schema's `time` is RFC 3339's full-time (seconds and an
+    offset) and its `date-time` requires seconds, so a validator asserting formats would
+    refuse values the service accepts.
+
     With `raw_text=True` the check runs on the input before pydantic parses it (for values
     that pydantic would otherwise read from other forms, e.g. a datetime from "1"): a string
     must match, a non-string input is refused, and an already-built value (in Python) passes.
@@ -119,6 +150,7 @@ class Checked:
     pattern: str
     message: str
     raw_text: bool = False
+    drop_format: bool = False
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -147,6 +179,8 @@ class Checked:
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
         json_schema["pattern"] = self.pattern
+        if self.drop_format:
+            json_schema.pop("format", None)
         return json_schema
 
 
@@ -213,15 +247,15 @@ TimeZoneName = Annotated[
 LocalTime = Annotated[
     time,
     Checked(
-        r"^[0-9]{2}:[0-9]{2}(?::[0-9]{2})?$",
-        "must be a local time as HH:MM (no UTC offset: the partner's zone applies)",
+        LOCAL_TIME_PATTERN,
+        "must be a local time as HH:MM, minute precision (no UTC offset: the partner's zone "
+        "applies)",
         raw_text=True,
+        drop_format=True,
     ),
     AfterValidator(_check_local_time),
 ]
-LocalDate = Annotated[
-    date, Checked(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "must be a date as YYYY-MM-DD", raw_text=True)
-]
+LocalDate = Annotated[date, Checked(DATE_PATTERN, "must be a date as YYYY-MM-DD", raw_text=True)]
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=40),
@@ -245,7 +279,12 @@ Instant = Annotated[
         INSTANT_PATTERN,
         "must be an ISO 8601 date and time with a UTC offset, as a string (2026-03-01T10:00:00Z)",
         raw_text=True,
+        drop_format=True,
     ),
+]
+EventId = Annotated[
+    uuid.UUID,
+    Checked(UUID_PATTERN, "must be a UUID as 8-4-4-4-12 hex digits, as a string", raw_text=True),
 ]
 Producer = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
@@ -256,6 +295,6 @@ ExactInt = BeforeValidator(_exact_int)  # Annotated[Literal[1, 2], ExactInt]
 class Envelope(StrictModel):
     """What every event carries: a versioned type, a unique id, when it happened, who sent it."""
 
-    event_id: uuid.UUID
+    event_id: EventId
     occurred_at: Instant
     producer: Producer = Field(description="Name of the publishing app or service.")

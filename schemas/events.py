@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from schemas._base import Envelope
 from schemas._reasons import REASON_LIMIT, describe, safe_reason
 from schemas.deliverability import ChannelBounced, ChannelComplained, NudgeBounced, NudgeComplained
 from schemas.engagement import CadenceAdjusted, NudgeEngaged, NudgeFeedback, PreferencesSnoozed
@@ -34,6 +35,7 @@ __all__ = [
     "parse_outcome",
     "parse_outcomes_entry",
     "parse_preference",
+    "preference_models",
     "safe_reason",
 ]
 
@@ -54,6 +56,14 @@ PreferenceEvent = Annotated[
     | NudgeFeedback,
     Field(discriminator="type"),
 ]
+
+
+def preference_models() -> tuple[type[Envelope], ...]:
+    """The event models of the preferences stream, in PreferenceEvent's order."""
+    models: tuple[type[Envelope], ...] = get_args(get_args(PreferenceEvent)[0])
+    return models
+
+
 # What happened to one nudge. The outcomes stream also carries what relays reported later
 # (bounces, complaints), what partners answered (engaged), how the listening cadence moved
 # (cadence adjusted) and service notices (state lost): OutcomesStreamEvent is everything an
@@ -121,8 +131,11 @@ def parse_outcomes_entry(raw: bytes | str) -> OutcomesStreamEvent:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every stream's payload, keyed by file stem, for other languages."""
+    from schemas.cloudevents import cloud_event_schema  # builds on this module
+
     return {
         "preference-event": _preference.json_schema(),
+        "preference-cloudevent": cloud_event_schema(),
         "nudge-due": _due.json_schema(),
         "outcome-event": _outcomes_entry.json_schema(),
     }

@@ -18,7 +18,8 @@ from functools import lru_cache
 from typing import Annotated, Final, Literal, Self
 
 from croniter import croniter
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic.config import JsonDict
 
 from schemas._base import (
     FORBIDDEN_CHARACTERS,
@@ -203,7 +204,25 @@ class IosDevice(StrictModel):
 Device = Annotated[AndroidDevice | IosDevice, Field(discriminator="platform")]
 
 
+def _needs_when_chosen(channel: str, field: str, rule: JsonDict) -> JsonDict:
+    """JSON Schema: a partner who chose `channel` has `field` (as _channels_have_addresses)."""
+    return {
+        "if": {"properties": {"channels": {"contains": {"const": channel}}}},
+        "then": {"required": [field], "properties": {field: rule}},
+    }
+
+
 class Partner(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                _needs_when_chosen("email", "email", {"type": "string"}),
+                _needs_when_chosen("push", "push", {"type": "object"}),
+                _needs_when_chosen("mobile", "devices", {"minItems": 1}),
+            ]
+        }
+    )
+
     partner_id: SafeId
     name: Name
     timezone: TimeZoneName
@@ -238,6 +257,14 @@ class Partner(StrictModel):
 
 class WeeklyCadence(StrictModel):
     """Every week (or every n-th week, counted from the anchor's week) on a weekday."""
+
+    # JSON Schema of _anchor_when_skipping: every_weeks of 2 or more needs the anchor.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"every_weeks": {"minimum": 2}}, "required": ["every_weeks"]},
+            "then": {"required": ["anchor"], "properties": {"anchor": {"type": "string"}}},
+        }
+    )
 
     repeat: Literal["weekly"]
     weekday: Weekday
@@ -341,6 +368,15 @@ class NudgePlan(StrictModel):
     (only `partner_id`). timing: "own_local" fires at each recipient's own local time;
     "together" fires both at the same instant, computed in `timezone_of`'s zone.
     """
+
+    # JSON Schema of _one_names_partner: partner_id exactly when recipients is "one".
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"recipients": {"const": "one"}}, "required": ["recipients"]},
+            "then": {"required": ["partner_id"], "properties": {"partner_id": {"type": "string"}}},
+            "else": {"properties": {"partner_id": {"type": "null"}}},
+        }
+    )
 
     cadence: Cadence
     format: CheckInFormat | None = Field(

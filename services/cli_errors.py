@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from redis import exceptions as redis_errors
 
 from schemas import EventRejected
+from services.common.secret_files import SecretFileError
 
 __all__ = ["RUNTIME", "USAGE", "CliError", "Where", "bounded", "explain", "redis_location"]
 
@@ -82,6 +83,8 @@ def explain(exc: BaseException, where: Where | None = None) -> CliError:
             "start it, or set NUDGE_SMTP_HOST and NUDGE_SMTP_PORT",
             RUNTIME,
         )
+    if isinstance(exc, SecretFileError):
+        return CliError(str(exc))
     if isinstance(exc, ValidationError) and exc.title.endswith("Settings"):
         return _settings(exc)
     if isinstance(exc, EventRejected):

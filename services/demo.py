@@ -4,7 +4,8 @@ Starts a private Valkey (unless REDIS_URL is set) and an SMTP catcher writing ./
 (a folder it marks as its own, and clears of its own emails only: services/demo_outbox.py),
 runs the scheduler and the notifier in this process on one accelerated clock, publishes the
 couples in examples/couples/ (then the date-jar events in examples/couples/jars/*.jsonl, one
-event a line), and prints what was sent.
+event a line), prints what was sent, and writes outbox/index.html: the month as a calendar per
+couple, linking each nudge to its email (services/demo_calendar.py).
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas import parse_outcome
+from schemas import EventRejected, OutcomeEvent, PreferencesSet, parse_outcome, parse_preference
 from services.common.clock import ScaledClock
 from services.common.keys import NOTIFIER_GROUP
 from services.common.streams import DATA_FIELD, read_events
-from services.demo_outbox import prepare_outbox
+from services.demo_calendar import SentEmail, build_calendars, render_calendar
+from services.demo_outbox import CALENDAR, prepare_outbox
 from services.embedded.mailcatcher import MailCatcher
 from services.embedded.valkey import EmbeddedValkey
 from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
+from services.notifier.unsubscribe import InvalidToken, UnsubscribeTokens
 from services.scheduler.service import SchedulerService
 from services.scheduler.settings import SchedulerSettings
 
@@ -54,6 +57,10 @@ class DemoResult:
     outbox: Path
     seconds: float
     from_jar: Counter[tuple[str, str]] = field(default_factory=Counter)  # (couple, partner)
+    calendar: Path | None = None  # outbox/index.html
+    # (couple, partner, kind, reason) of every suppressed nudge: a kind a partner never got
+    # was suppressed on purpose (the daily cap, quiet hours), and this says which
+    suppressed_for: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
 
 async def run_demo(
@@ -82,6 +89,7 @@ async def run_demo(
     url = os.environ["REDIS_URL"] if valkey is None else valkey.url
     prefix = f"demo{os.getpid()}"
     catcher = MailCatcher(outbox).start()
+    unsubscribe_secret = SecretStr(f"demo:{secrets.token_urlsafe(24)}")
     scheduler = SchedulerService(
         SchedulerSettings(
             redis_url=SecretStr(url),
@@ -102,7 +110,7 @@ async def run_demo(
             sender="Nudges <nudges@demo.test>",
             # Emails carry one-click unsubscribe links (RFC 8058) signed with a throwaway key.
             public_url="http://localhost:8080",
-            unsubscribe_secrets=[SecretStr(f"demo:{secrets.token_urlsafe(24)}")],
+            unsubscribe_secrets=[unsubscribe_secret],
         ),
         clock,
     )
@@ -137,7 +145,16 @@ async def run_demo(
         await scheduler.stop()
         await _drain(redis, notifier.keys.all_due())
         await notifier.stop()
-        sent, suppressed, from_jar = await _tally(redis, notifier.keys.outcomes)
+        sent, suppressed, from_jar, suppressed_for = await _tally(redis, notifier.keys.outcomes)
+        outcomes = await read_events(redis, notifier.keys.outcomes, parse_outcome)
+        calendar = write_calendar(
+            outbox,
+            events,
+            outcomes,
+            _emails(catcher, UnsubscribeTokens.from_secrets([unsubscribe_secret], "http://x")),
+            start,
+            days,
+        )
         await redis.delete(*[k async for k in redis.scan_iter(match=f"{prefix}:*")])
     finally:
         await redis.aclose()
@@ -145,8 +162,52 @@ async def run_demo(
         if valkey is not None:
             valkey.stop()
     return DemoResult(
-        sent, suppressed, len(catcher.messages), outbox, time.monotonic() - began, from_jar
+        sent,
+        suppressed,
+        len(catcher.messages),
+        outbox,
+        time.monotonic() - began,
+        from_jar,
+        calendar,
+        suppressed_for,
     )
+
+
+def _emails(catcher: MailCatcher, tokens: UnsubscribeTokens) -> list[SentEmail]:
+    """Whose nudge each email file is, from its signed unsubscribe link (couple, partner and
+    kind), in the order the catcher numbered them."""
+    found = []
+    for n, message in enumerate(catcher.messages, start=1):
+        link = str(message.get("List-Unsubscribe", "")).strip("<>")
+        try:
+            claim = tokens.verify(link.rsplit("/", 1)[-1])
+        except InvalidToken:
+            continue
+        found.append(SentEmail(f"{n:05d}.eml", claim.couple_id, claim.partner_id, claim.scope))
+    return found
+
+
+def write_calendar(
+    outbox: Path,
+    events: list[bytes],
+    outcomes: list[OutcomeEvent],
+    emails: list[SentEmail],
+    start: datetime,
+    days: int,
+) -> Path:
+    """outbox/index.html: the simulated month per couple (services/demo_calendar.py)."""
+    couples = []
+    for raw in events:
+        try:
+            event = parse_preference(raw)
+        except EventRejected:
+            continue
+        if isinstance(event, PreferencesSet):
+            couples.append(event.data)
+    page = render_calendar(build_calendars(couples, outcomes, emails, start, days), start, days)
+    path = outbox / CALENDAR
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0) -> None:
@@ -167,10 +228,16 @@ async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0
 
 async def _tally(
     redis: aioredis.Redis, stream: str
-) -> tuple[Counter[tuple[str, str, str, str]], Counter[str], Counter[tuple[str, str]]]:
+) -> tuple[
+    Counter[tuple[str, str, str, str]],
+    Counter[str],
+    Counter[tuple[str, str]],
+    Counter[tuple[str, str, str, str]],
+]:
     sent: Counter[tuple[str, str, str, str]] = Counter()
     suppressed: Counter[str] = Counter()
     from_jar: Counter[tuple[str, str]] = Counter()
+    suppressed_for: Counter[tuple[str, str, str, str]] = Counter()
     for event in await read_events(redis, stream, parse_outcome):
         if event.type == "nudge.sent.v1":
             d = event.data
@@ -178,8 +245,10 @@ async def _tally(
             if d.content_id.startswith("jar:"):
                 from_jar[(d.couple_id, d.partner_id)] += 1
         elif event.type == "nudge.suppressed.v1":
-            suppressed[event.data.reason] += 1
-    return sent, suppressed, from_jar
+            held = event.data
+            suppressed[held.reason] += 1
+            suppressed_for[(held.couple_id, held.partner_id or "", held.kind, held.reason)] += 1
+    return sent, suppressed, from_jar, suppressed_for
 
 
 def print_summary(result: DemoResult, console: Console) -> None:
@@ -205,3 +274,9 @@ def print_summary(result: DemoResult, console: Console) -> None:
         f"{result.emails} emails in [bold]{result.outbox}/[/] (open any .eml in a mail client) "
         f"· {result.seconds:.1f} s"
     )
+    if result.calendar is not None:
+        console.print(
+            f"The month as a calendar per couple: [bold]{result.calendar}[/] "
+            "(open it in a browser)",
+            soft_wrap=True,
+        )

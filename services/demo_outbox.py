@@ -2,7 +2,8 @@
 
 A folder becomes an outbox when the demo writes its marker file (`MARKER`) into it. At the
 next run only the files the demo writes there (the SMTP catcher's `NNNNN.eml`, see
-services/embedded/mailcatcher.py) are removed; any other file stays. A folder that is not
+services/embedded/mailcatcher.py, and the calendar page `index.html`, services/demo.py) are
+removed; any other file stays. A folder that is not
 empty and has no marker is refused: it may hold the user's own files.
 """
 
@@ -12,14 +13,15 @@ import re
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MARKER", "OutboxRefused", "prepare_outbox"]
+__all__ = ["CALENDAR", "MARKER", "OutboxRefused", "prepare_outbox"]
 
 MARKER: Final = ".nudge-demo-outbox"
+CALENDAR: Final = "index.html"
 MARKER_TEXT: Final = (
     "This folder is an outbox of `nudge demo`. Its next run deletes the NNNNN.eml files\n"
-    "here (and only those) before writing new ones.\n"
+    "and index.html here (and only those) before writing new ones.\n"
 )
-DEMO_FILE: Final = re.compile(r"\d{5}\.eml")
+DEMO_FILE: Final = re.compile(r"\d{5}\.eml|index\.html")
 
 
 class OutboxRefused(ValueError):

@@ -2,6 +2,11 @@
 
 A Starlette app served by uvicorn on the service's own event loop, started and stopped with
 the service. Routes come from the modules that own them; this module only serves them.
+
+Two kinds of routes, two listeners (`listeners`): public routes (the notifier's unsubscribe
+pages and links people follow) on NUDGE_HTTP_PORT; operator routes (/healthz, /readyz,
+/metrics, /status) on NUDGE_OPERATOR_PORT when it is set, so that only the public port needs
+to face the internet. Without NUDGE_OPERATOR_PORT everything shares NUDGE_HTTP_PORT.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "listeners"]
 
 
 class HttpServer:
@@ -52,3 +57,23 @@ class HttpServer:
             await self._task
         self._task = None
         self._socket.close()
+
+
+def listeners(
+    public: list[BaseRoute],
+    operator: list[BaseRoute],
+    *,
+    host: str,
+    http_port: int | None,
+    operator_port: int | None,
+) -> tuple[HttpServer | None, HttpServer | None]:
+    """(the listener on `http_port`, the one on `operator_port`), bound, not yet started.
+
+    With `operator_port` the operator routes are served there only and `http_port` serves the
+    public routes only; without it `http_port` serves both. An unset port has no listener.
+    """
+    if operator_port is None:
+        both = operator + public
+        return (None if http_port is None else HttpServer(both, host=host, port=http_port)), None
+    main = None if http_port is None else HttpServer(public, host=host, port=http_port)
+    return main, HttpServer(operator, host=host, port=operator_port)

@@ -4,10 +4,13 @@ Metric names are a public contract (alert rules in deploy/, the Grafana dashboar
 queries): stable, snake_case, prefixed `nudge_`. Stream labels are key names without the
 prefix (`preferences`, `due:{s00}`), so one dashboard serves any NUDGE_KEY_PREFIX.
 
-Two kinds of figures:
+Three kinds of figures:
   counters and histograms  updated where things happen, through the observe_* methods;
   gauges about Redis       (streams, groups, timers, dead letters) set by a periodic refresher
-                           (services/operator/refresher.py), never computed per scrape.
+                           (services/operator/refresher.py), never computed per scrape;
+  the process itself       prometheus_client's process and platform collectors (`process_*`:
+                           CPU, memory, open files, start time; `python_info`), read per scrape
+                           from /proc, and `nudge_build_info` (= 1, the versions as labels).
 
 A registry per object (not prometheus_client's global one) lets tests run several services in
 one process, each with its own figures.
@@ -20,13 +23,22 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from schemas import Channel, NudgeKind, OutcomeEvent
+from services.common.build_info import build_info
 from services.common.keys import Keys
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
@@ -51,6 +63,17 @@ class Metrics:
         self.keys = keys
         self.registry = CollectorRegistry()
         r = self.registry
+        # --- the process: process_* (Linux /proc; absent elsewhere), python_info, build -------
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Gauge(
+            "nudge_build_info",
+            "Always 1; the labels say what this process runs: the service's version, Python, "
+            "redis-py and FastStream.",
+            ["version", "python", "redis_py", "faststream"],
+            registry=r,
+        )
+        self.build_info.labels(**build_info()._asdict()).set(1)
         # --- what happens (counters, histograms) -------------------------------------------
         self.events_consumed = Counter(
             "nudge_events_consumed", "Stream entries read by a consumer.", ["stream"], registry=r

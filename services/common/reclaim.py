@@ -1,7 +1,10 @@
 """Reclaiming messages a crashed consumer left pending (XAUTOCLAIM), with a delivery cap.
 
 FastStream's subscribers read only new entries (`>`): a message whose handler raised, or whose
-consumer died, stays in the group's pending list forever. Every service process runs one
+consumer died, stays in the group's pending list forever. (FastStream's own claiming
+subscriber, `StreamSub(min_idle_time=...)`, is not used: it claims one entry per round trip,
+knows no entries a live process holds, has no cap and stops on NOGROUP; docs/architecture.md,
+"FastStream, re-checked", names the tests that show it.) Every service process runs one
 Reclaimer per stream: entries idle longer than `min_idle_ms` are claimed in batches and handled
 again; an entry delivered more than `max_deliveries` times is poison and goes to the
 dead-letter stream. Claiming is atomic in Redis, so replicas never handle the same entry at once.

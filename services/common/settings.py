@@ -1,18 +1,21 @@
 """Configuration from the environment: one validated object per service, built once at start.
 
 Nothing else reads os.environ. Every variable is prefixed NUDGE_ except REDIS_URL, the
-conventional name (NUDGE_REDIS_URL works too).
+conventional name (NUDGE_REDIS_URL works too). Every secret (a SecretStr field, here or in a
+service's settings) can also come from a file named by `<VARIABLE>_FILE`
+(services/common/secret_files.py).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from services.common.keys import Keys
+from services.common.secret_files import SecretFileSource
 
 __all__ = ["CommonSettings"]
 
@@ -65,9 +68,16 @@ class CommonSettings(BaseSettings):
         description="Unix time at which the simulated clock reads clock_start (shared by "
         "several processes); default: process start.",
     )
-    http_host: str = Field(default="127.0.0.1", description="Where /healthz, /metrics listen.")
+    http_host: str = Field(default="127.0.0.1", description="Where the HTTP listeners listen.")
     http_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
-        default=None, description="HTTP port; unset disables HTTP, 0 picks a free port."
+        default=None,
+        description="HTTP port (everything, or only the public pages when operator_port is "
+        "set); unset disables it, 0 picks a free port.",
+    )
+    operator_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
+        default=None,
+        description="A second port for operators (/healthz, /readyz, /metrics, /status): "
+        "when set, those leave http_port, which then serves only public pages.",
     )
     state_check_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=2.0,
@@ -79,6 +89,30 @@ class CommonSettings(BaseSettings):
     )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Self:
+        if self.operator_port and self.operator_port == self.http_port:
+            raise ValueError("operator_port must differ from http_port (or be unset)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, then `<VARIABLE>_FILE` for secrets (never both for one setting)."""
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @property
     def keys(self) -> Keys:

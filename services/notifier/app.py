@@ -1,6 +1,6 @@
 """The notifier as a FastStream app, for its AsyncAPI description only.
 
-    faststream docs gen services.notifier.app:app --out docs/asyncapi/notifier.json
+    nudge schema asyncapi docs/asyncapi   (services/asyncapi.py finishes FastStream's document)
 
 The notifier runs with `nudge notifier` (services/notifier/service.py), whose handlers take raw
 messages so a bad entry can be kept byte for byte. This module declares the same streams,

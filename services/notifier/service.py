@@ -24,7 +24,7 @@ from services.common.autopipeline import AutoPipeline
 from services.common.clock import Clock
 from services.common.dead_letters import bury
 from services.common.health import health_routes
-from services.common.http import HttpServer
+from services.common.http import HttpServer, listeners
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Interrupted, Reclaimer
@@ -122,7 +122,8 @@ class NotifierService:
         self.gauges = GaugeRefresher(
             self.redis, self.metrics, self.clock, interval=settings.metrics_refresh_seconds
         )
-        self.http: HttpServer | None = None
+        self.http: HttpServer | None = None  # NUDGE_HTTP_PORT
+        self.operator_http: HttpServer | None = None  # NUDGE_OPERATOR_PORT
         self.retry_policy = RetryPolicy(
             base=settings.retry_base, cap=settings.retry_cap, max_attempts=settings.max_attempts
         )
@@ -375,8 +376,9 @@ class NotifierService:
             if isinstance(reply, BaseException):
                 raise reply
 
-    def routes(self) -> list[BaseRoute]:
-        """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
+    def operator_routes(self) -> list[BaseRoute]:
+        """Health, metrics and the /status page: on NUDGE_OPERATOR_PORT when it is set, else
+        beside the public routes on NUDGE_HTTP_PORT. Never routed from the internet."""
         dead = self.keys.dead
         page = StatusPage(
             self.redis,
@@ -386,17 +388,19 @@ class NotifierService:
             list_dead=lambda count: dead_letters.list_dead(self.redis, dead, count),
             replay=lambda ids: dead_letters.replay(self.redis, dead, ids),
         )
+        return health_routes(self.ready, self.watch.notes) + self.metrics.routes() + page.routes()
+
+    def public_routes(self) -> list[BaseRoute]:
+        """What people and providers reach from the internet (the Ingress routes only these):
+        on NUDGE_HTTP_PORT."""
         from services.notifier.action_routes import action_routes
         from services.notifier.unsubscribe_routes import unsubscribe_routes
         from services.notifier.webhooks.routes import report_routes
 
         return (
-            health_routes(self.ready, self.watch.notes)
-            + unsubscribe_routes(self.redis, self.settings, self.clock)
+            unsubscribe_routes(self.redis, self.settings, self.clock)
             + action_routes(self.redis, self.settings, self.clock, self.metrics)
             + report_routes(self.redis, self.settings, self.clock, self.metrics)
-            + self.metrics.routes()
-            + page.routes()
         )
 
     async def ready(self) -> dict[str, bool]:
@@ -443,6 +447,7 @@ class NotifierService:
         return loops
 
     async def start(self) -> None:
+        await self.before_start()  # reaches Redis first: an unreachable one is the only line
         if "email" in self.channels and not self.settings.unsubscribe_enabled:
             # Gmail and Yahoo require one-click unsubscribe (RFC 8058) of bulk senders.
             log.warning(
@@ -450,16 +455,21 @@ class NotifierService:
                 hint="set NUDGE_PUBLIC_URL and NUDGE_UNSUBSCRIBE_SECRETS: without them emails "
                 "carry no one-click unsubscribe link and bounces cannot be mapped to nudges",
             )
-        await self.before_start()
         self._stop.clear()
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
-        if self.settings.http_port is not None:
-            self.http = HttpServer(
-                self.routes(), host=self.settings.http_host, port=self.settings.http_port
-            )
-            await self.http.start()
+        self.http, self.operator_http = listeners(
+            self.public_routes(),
+            self.operator_routes(),
+            host=self.settings.http_host,
+            http_port=self.settings.http_port,
+            operator_port=self.settings.operator_port,
+        )
+        for server in (self.http, self.operator_http):
+            if server is not None:
+                await server.start()
+        if self.operator_http is not None or self.http is not None:
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
     async def stop(self, deadline: Deadline | None = None) -> None:
@@ -473,8 +483,9 @@ class NotifierService:
         self._stop.set()  # loops end their pass; reclaimers stop between entries
         self._in_flight.release()  # wakes a batch waiting for a place: see `_admitted`
         await self.gauges.stop()
-        if self.http is not None:
-            await self.http.stop()
+        for server in (self.http, self.operator_http):
+            if server is not None:
+                await server.stop()
         await self.broker.stop()  # prompt: its handlers admit nothing more and return
         cancelled, _ = await asyncio.gather(
             settle(set(self._running), deadline), settle(self._tasks, deadline)

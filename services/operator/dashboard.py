@@ -3,6 +3,9 @@
 Routes (on the notifier's HTTP side):
   GET  /status                        the page (HTML, CSS and JS from services/operator/page.py)
   GET  /status/data.json              figures, recent outcomes and dead letters (polled by the page)
+  GET  /status/trace?couple=<id>      one couple's trace (services/operator/trace.py) as HTML:
+                                      the page's search form, no script needed
+  GET  /status/trace.json?couple=<id> the same as JSON (as `nudge trace --json`)
   POST /status/dead-letters/replay    {"ids": [...]} or {"all": true}; header X-Operator-Token
 
 Outcomes are shown as type, kind, reason, channel and ids only (a service.state_lost.v1 notice
@@ -32,6 +35,9 @@ from services.common.logging import scrub
 from services.common.streams import DATA_FIELD
 from services.operator import page
 from services.operator.status import gather_status
+from services.operator.trace import build_trace
+from services.operator.trace_page import render_trace_page
+from services.operator.trace_reader import InvalidCoupleId, read_trace, valid_couple_id
 
 __all__ = ["TOKEN_HEADER", "DeadLetterLike", "StatusPage", "outcome_row"]
 
@@ -41,7 +47,7 @@ DEAD_LETTERS_SHOWN: Final = 50
 _SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -131,6 +137,8 @@ class StatusPage:
             Route("/status/app.js", self._asset),
             Route("/status/app.css", self._asset),
             Route("/status/data.json", self._data),
+            Route("/status/trace", self._trace_page),
+            Route("/status/trace.json", self._trace_json),
             Route("/status/dead-letters/replay", self._replay_route, methods=["POST"]),
         ]
 
@@ -166,6 +174,32 @@ class StatusPage:
 
     async def _page(self, _: Request) -> Response:
         return Response(page.HTML, media_type="text/html", headers=_SECURITY_HEADERS)
+
+    async def trace(self, couple_id: str) -> dict[str, Any]:
+        """One couple's trace as plain JSON (InvalidCoupleId for an id outside the pattern)."""
+        read = await read_trace(self.redis, self.keys, valid_couple_id(couple_id))
+        return build_trace(read, self.clock.now()).as_json()
+
+    async def _trace_page(self, request: Request) -> Response:
+        couple = request.query_params.get("couple", "")
+        if not couple:
+            html = render_trace_page(None, error="Type a couple id to see its trace.")
+            return Response(html, media_type="text/html", headers=_SECURITY_HEADERS)
+        try:
+            couple = valid_couple_id(couple)
+        except InvalidCoupleId as exc:
+            html = render_trace_page(None, error=str(exc))
+            return Response(html, 400, media_type="text/html", headers=_SECURITY_HEADERS)
+        read = await read_trace(self.redis, self.keys, couple)
+        html = render_trace_page(build_trace(read, self.clock.now()), couple=couple)
+        return Response(html, media_type="text/html", headers=_SECURITY_HEADERS)
+
+    async def _trace_json(self, request: Request) -> JSONResponse:
+        try:
+            data = await self.trace(request.query_params.get("couple", ""))
+        except InvalidCoupleId as exc:
+            return JSONResponse({"error": str(exc)}, 400, headers=_SECURITY_HEADERS)
+        return JSONResponse(data, headers=_SECURITY_HEADERS)
 
     async def _asset(self, request: Request) -> Response:
         if request.url.path.endswith(".js"):

@@ -24,6 +24,12 @@ HTML: Final = """<!doctype html>
 <body data-state="loading">
 <header>
   <h1>Nudges <span class="sub">live status</span></h1>
+  <form class="search" action="/status/trace" method="get" role="search">
+    <label for="couple">couple</label>
+    <input id="couple" name="couple" maxlength="64" required
+      pattern="[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" placeholder="couple id" autocomplete="off">
+    <button type="submit">Trace</button>
+  </form>
   <p id="updated" class="muted">loading&hellip;</p>
 </header>
 <main>
@@ -44,17 +50,17 @@ HTML: Final = """<!doctype html>
   </section>
   <section>
     <h2>Streams</h2>
-    <table id="streams"><thead><tr>
+    <div class="scroll"><table id="streams"><thead><tr>
       <th>stream</th><th class="n">length</th><th>group</th><th class="n">consumers</th>
       <th class="n">pending</th><th class="n">lag</th><th class="n">oldest pending</th>
-    </tr></thead><tbody></tbody></table>
+    </tr></thead><tbody></tbody></table></div>
   </section>
   <section>
     <h2>Recent outcomes</h2>
-    <table id="outcomes"><thead><tr>
+    <div class="scroll"><table id="outcomes"><thead><tr>
       <th>at</th><th>outcome</th><th>kind</th><th>reason</th><th>channel</th>
       <th>occurrence</th><th>partner</th>
-    </tr></thead><tbody></tbody></table>
+    </tr></thead><tbody></tbody></table></div>
     <p class="muted empty" id="outcomes-empty" hidden>No outcomes yet.</p>
   </section>
   <section>
@@ -65,10 +71,10 @@ HTML: Final = """<!doctype html>
       <button type="button" id="replay-all">Replay all</button>
       <span id="replay-result" class="muted" role="status"></span>
     </form>
-    <table id="dead"><thead><tr>
+    <div class="scroll"><table id="dead"><thead><tr>
       <th>entry</th><th>source</th><th>event</th><th class="n">attempts</th><th>at</th>
       <th>reason</th><th></th>
-    </tr></thead><tbody></tbody></table>
+    </tr></thead><tbody></tbody></table></div>
     <p class="muted empty" id="dead-empty" hidden>No dead letters.</p>
   </section>
 </main>
@@ -83,12 +89,16 @@ CSS: Final = """
 body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif;
        background:var(--bg); color:var(--ink); }
 header { padding:16px 28px; border-bottom:1px solid var(--line); background:var(--card);
-         display:flex; align-items:baseline; justify-content:space-between; }
+         display:flex; flex-wrap:wrap; gap:8px 16px; align-items:center;
+         justify-content:space-between; }
+header #updated { margin:0; }
+h1 a { color:inherit; text-decoration:none; }
 h1 { margin:0; font-size:20px; } h1 .sub { color:var(--accent); font-weight:500; }
 h2 { font-size:15px; margin:24px 0 8px; }
 main { padding:8px 28px 40px; max-width:1280px; }
 .muted { color:var(--muted); }
-.cards { display:grid; grid-template-columns:repeat(6, 1fr); gap:12px; margin-top:16px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px;
+         margin-top:16px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px;
         padding:12px 14px; }
 .card .label { display:block; color:var(--muted); font-size:12px; text-transform:uppercase;
@@ -97,8 +107,10 @@ main { padding:8px 28px 40px; max-width:1280px; }
 .card .value.small { font-size:14px; font-weight:500; margin-top:10px; }
 .card.bad .value { color:var(--bad); } .card.warn .value { color:var(--warn); }
 .card.ok .value { color:var(--ok); }
-table { width:100%; border-collapse:collapse; background:var(--card);
-        border:1px solid var(--line); border-radius:8px; overflow:hidden; }
+/* A wide table scrolls sideways inside its own box; the page itself never does. */
+.scroll { overflow-x:auto; -webkit-overflow-scrolling:touch; max-width:100%;
+          border:1px solid var(--line); border-radius:8px; background:var(--card); }
+table { width:100%; border-collapse:collapse; background:var(--card); }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
          white-space:nowrap; }
 th { font-size:12px; color:var(--muted); font-weight:600; background:#fbfaf8; }
@@ -111,8 +123,20 @@ tr:last-child td { border-bottom:none; }
 .pill.failed, .pill.state_lost { background:#f9e4e1; color:var(--bad); }
 .banner { margin:16px 0 0; padding:10px 14px; border:1px solid var(--bad); border-radius:8px;
           background:#f9e4e1; color:var(--bad); font-weight:600; }
-form { display:flex; gap:8px; align-items:center; margin-bottom:8px; }
-input { padding:5px 8px; border:1px solid var(--line); border-radius:6px; }
+form { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin-bottom:8px; }
+form.search { margin:0; }
+input { padding:5px 8px; border:1px solid var(--line); border-radius:6px; min-width:0;
+        max-width:100%; }
+.card .value.small { overflow-wrap:anywhere; }
+@media (max-width: 600px) {
+  header { padding:12px 14px; }
+  main { padding:4px 14px 28px; }
+  .card { padding:10px 12px; }
+  .card .value { font-size:22px; }
+  td.reason { max-width:260px; }
+  form.search { width:100%; }
+  form.search input { flex:1; }
+}
 button { padding:5px 12px; border:1px solid var(--accent); background:var(--accent);
          color:#fff; border-radius:6px; cursor:pointer; }
 button:disabled { opacity:.4; cursor:not-allowed; }

@@ -1,6 +1,6 @@
 """The scheduler as a FastStream app, for its AsyncAPI description only.
 
-    faststream docs gen services.scheduler.app:app --out docs/asyncapi/scheduler.json
+    nudge schema asyncapi docs/asyncapi   (services/asyncapi.py finishes FastStream's document)
 
 The scheduler runs with `nudge scheduler` (services/scheduler/service.py), whose handlers take
 raw messages so a bad entry can be kept byte for byte. This module declares the same streams,
@@ -37,7 +37,8 @@ broker = RedisBroker(DEFAULT_REDIS_URL)
 broker.publisher(
     stream=KEYS.due(0),
     title="due",
-    description="NudgeDue, one stream per shard: nudges:due:{s00} ... {sNN} (NUDGE_SHARDS). "
+    description="NudgeDue, one stream per shard (the `shard` parameter: {s00} ... {sNN}, "
+    "NUDGE_SHARDS). "
     "Published atomically with the timer's re-arm (Lua). Ids only, no personal data. " + WIRE,
     schema=NudgeDue,
 )
@@ -72,7 +73,8 @@ broker.publisher(
     description="Preference events from your apps (set, paused, resumed, unsubscribed, "
     "resubscribed, erased) and from the notifier's unsubscribe and relay webhook endpoints "
     "(unsubscribed, channel.bounced, channel.complained). Validated strictly; a bad event "
-    "is acknowledged and copied to `rejected`. " + WIRE,
+    "is acknowledged and copied to `rejected`. An event may also come as a CloudEvents 1.0 "
+    "structured-mode JSON object (id, source, type, time, data: docs/publishers.md). " + WIRE,
 )
 async def on_preference(event: PreferenceEvent) -> None:
     """Declared for the description; `SchedulerService.handle` does the work."""

@@ -3,7 +3,10 @@
 Pure: no I/O. An entry is read as FastStream's single-entry subscriber reads one, so that a
 batch gives every entry the same payload and outcome as one at a time:
 - the `__data__` field is the payload; without one (or empty), the fields as a JSON object;
-- FastStream's binary framing and a legacy {"data": "<string>"} envelope are unwrapped.
+- FastStream's binary framing and a legacy {"data": "<string>"} envelope are unwrapped;
+- a CloudEvents 1.0 structured-mode JSON object (`specversion`, `id`, `source`, `type`,
+  `time`, `data`) is the same event in another form (schemas/cloudevents.py): it is read into
+  the envelope, and a malformed one is refused with its own short reason.
 
 XADD accepts any bytes as field names and values. An entry without a `__data__` payload whose
 fields are not UTF-8 holds no event (FastStream's own subscriber fails on it, and its whole
@@ -20,11 +23,13 @@ from faststream._internal._compat import dump_json
 from faststream.redis.parser import BinaryMessageFormatV1
 
 from schemas import EventRejected, PreferenceEvent, parse_preference
+from schemas.cloudevents import parse_preference_cloudevent
 from services.common.streams import DATA_FIELD, RAW_LIMIT
 
 __all__ = ["read_entry", "read_payload"]
 
 _DATA = DATA_FIELD.encode()
+_SPECVERSION = b'"specversion"'
 NOT_TEXT = "entry: without a __data__ field, field names and values must be UTF-8 text"
 
 Read = tuple[bytes, PreferenceEvent | EventRejected]
@@ -65,6 +70,8 @@ def read_payload(stored: bytes) -> Read:
     try:
         return stored, parse_preference(stored)
     except EventRejected as refused:
+        if _SPECVERSION in stored:
+            return stored, _cloud_event(stored)
         try:
             payload, _headers = BinaryMessageFormatV1.parse(stored)
         except Exception:  # it catches its own errors today; a hostile frame must not escape
@@ -74,4 +81,13 @@ def read_payload(stored: bytes) -> Read:
     try:
         return payload, parse_preference(payload)
     except EventRejected as exc:
-        return payload, exc
+        return payload, _cloud_event(payload) if _SPECVERSION in payload else exc
+
+
+def _cloud_event(payload: bytes) -> PreferenceEvent | EventRejected:
+    """A payload naming `specversion` was meant as a CloudEvent: its reason is the
+    CloudEvent's (the envelope's would only list the CloudEvents attributes as unknown)."""
+    try:
+        return parse_preference_cloudevent(payload)
+    except EventRejected as exc:
+        return exc

@@ -15,12 +15,12 @@ from typing import Any
 
 from schemas import PreferencesSetData
 from services.common.listening import describe, keeps, per_week, step_at
-from services.scheduler.planning import next_occurrence, plan
+from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
 from services.scheduler.records import rule_text
 from services.scheduler.rules import CronRule
 from services.scheduler.wallclock import to_local
 
-__all__ = ["Answers", "PreviewLine", "preview_lines", "rhythm_lines"]
+__all__ = ["Answers", "PreviewLine", "occurrence_note", "preview_lines", "rhythm_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,17 @@ def _chosen(times: int) -> str:
     return f"{times} a week" if times >= 2 else "every one"
 
 
+def occurrence_note(schedule: Schedule, occ: Occurrence) -> str | None:
+    """The occurrence's note (quiet hours), or a DST gap that moved a fixed local time."""
+    if occ.note is not None:
+        return occ.note
+    fixed = _fixed_time(schedule.rule)
+    nominal_local = to_local(occ.nominal, schedule.tz())
+    if fixed and (nominal_local.hour, nominal_local.minute) != fixed:
+        return f"dst_gap: {fixed[0]:02d}:{fixed[1]:02d} did not exist that day"
+    return None
+
+
 def preview_lines(
     prefs: PreferencesSetData, start: datetime, end: datetime, answers: Answers | None = None
 ) -> list[PreviewLine]:
@@ -97,17 +108,13 @@ def preview_lines(
     given = answers or Answers()
     for schedule in plan(prefs, min_interval=timedelta(0), now=start):
         zone = schedule.tz()
-        fixed = _fixed_time(schedule.rule)
         target = schedule.schedule_id.split("/", 1)[1]
         seq = given.sequences.get(target, 0)
         times = per_week(rule_text(schedule.rule))
         occ = next_occurrence(schedule, start)
         while occ is not None and occ.nominal <= end:
             local = to_local(occ.fire_at, zone)
-            note = occ.note
-            nominal_local = to_local(occ.nominal, zone)
-            if note is None and fixed and (nominal_local.hour, nominal_local.minute) != fixed:
-                note = f"dst_gap: {fixed[0]:02d}:{fixed[1]:02d} did not exist that day"
+            note = occurrence_note(schedule, occ)
             recipients = list(schedule.recipients)
             if schedule.alternate:
                 recipients = [recipients[seq % 2]]

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute
 from schemas import CoupleErased, EventRejected, PreferenceEvent, parse_preference
 from services.common.clock import Clock
 from services.common.health import health_routes
-from services.common.http import HttpServer
+from services.common.http import HttpServer, listeners
 from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
@@ -98,7 +98,8 @@ class SchedulerService:
         self._held: set[str] = set()  # entries being applied here: the Reclaimer keeps them
         self._tasks: list[asyncio.Task[None]] = []
         self.reclaimer: Reclaimer | None = None
-        self.http: HttpServer | None = None
+        self.http: HttpServer | None = None  # NUDGE_HTTP_PORT
+        self.operator_http: HttpServer | None = None  # NUDGE_OPERATOR_PORT
 
     def _router(self) -> RedisRouter:
         router = RedisRouter()
@@ -290,9 +291,13 @@ class SchedulerService:
             result=result,
         )
 
-    def routes(self) -> list[BaseRoute]:
-        """HTTP routes of this process (served when NUDGE_HTTP_PORT is set)."""
+    def operator_routes(self) -> list[BaseRoute]:
+        """Health and metrics: on NUDGE_OPERATOR_PORT when set, else NUDGE_HTTP_PORT."""
         return health_routes(self.ready, self.watch.notes) + self.metrics.routes()
+
+    def public_routes(self) -> list[BaseRoute]:
+        """None: the scheduler serves only operators (give it NUDGE_OPERATOR_PORT alone)."""
+        return []
 
     async def ready(self) -> dict[str, bool]:
         groups = await group_names(self.redis, self.keys.preferences)
@@ -331,11 +336,17 @@ class SchedulerService:
         await self.before_start()
         await self.broker.start()
         await self.after_start()
-        if self.settings.http_port is not None:
-            self.http = HttpServer(
-                self.routes(), host=self.settings.http_host, port=self.settings.http_port
-            )
-            await self.http.start()
+        self.http, self.operator_http = listeners(
+            self.public_routes(),
+            self.operator_routes(),
+            host=self.settings.http_host,
+            http_port=self.settings.http_port,
+            operator_port=self.settings.operator_port,
+        )
+        for server in (self.http, self.operator_http):
+            if server is not None:
+                await server.start()
+        if self.operator_http is not None or self.http is not None:
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 
     async def stop(self, deadline: Deadline | None = None) -> None:
@@ -344,8 +355,9 @@ class SchedulerService:
         deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
         self._stop.set()
         await self.gauges.stop()
-        if self.http is not None:
-            await self.http.stop()
+        for server in (self.http, self.operator_http):
+            if server is not None:
+                await server.stop()
         await self.broker.stop()  # waits for the batch handler, which stops between entries
         await settle(self._tasks, deadline)
         self._tasks = []

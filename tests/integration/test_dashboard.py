@@ -30,12 +30,16 @@ from schemas import (
 )
 from services.common.clock import ManualClock, epoch_ms
 from services.common.dead_letters import bury
-from services.common.streams import publish
+from services.common.streams import DATA_FIELD, publish
 from services.notifier.channels.base import RecordingChannel
 from services.notifier.service import NotifierService
 from services.operator.dashboard import TOKEN_HEADER
-from tests.support.settings import notifier_settings
+from services.scheduler.service import SchedulerService
+from tests.support.browser import PHONE, WIDTHS, chromium, layout_overflow, shoot, viewport
+from tests.support.events import preferences
+from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 
 NOW = datetime(2026, 12, 4, 18, 0, 30, tzinfo=UTC)
 SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
@@ -335,3 +339,111 @@ class TestStatusPageInABrowser:
         width, height, distinct = png_facts(shot.read_bytes())
         assert (width, height) == (1280, 900)
         assert distinct > 50
+
+
+@pytest.fixture
+async def with_couple(
+    notifier: NotifierService, redis: aioredis.Redis, redis_url: str, key_prefix: str
+) -> NotifierService:
+    """maya-sam's preferences applied by a real scheduler (the seed has its outcome)."""
+    scheduler = SchedulerService(
+        scheduler_settings(redis_url, key_prefix, max_poll_seconds=0.02), ManualClock(NOW)
+    )
+    await scheduler.start()
+    try:
+        await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: preferences("maya-sam")})
+        await eventually(lambda: redis.zcard(scheduler.keys.timers(0)), until=lambda n: n > 2)
+    finally:
+        await scheduler.stop()
+    return notifier
+
+
+class TestCoupleSearch:
+    async def test_the_status_page_has_a_search_form_its_policy_allows(
+        self, notifier: NotifierService
+    ) -> None:
+        """A GET form to /status/trace; the CSP lets forms go to this origin only."""
+        async with client(notifier) as http:
+            page = await http.get("/status")
+        assert '<form class="search" action="/status/trace" method="get"' in page.text
+        assert 'name="couple"' in page.text
+        assert "form-action 'self'" in page.headers["content-security-policy"]
+
+    async def test_the_trace_page_shows_a_couple_by_id_without_personal_data(
+        self, with_couple: NotifierService
+    ) -> None:
+        """Schedules, next fires and the seeded outcome of maya-sam, server-rendered."""
+        async with client(with_couple) as http:
+            page = await http.get("/status/trace", params={"couple": "maya-sam"})
+            data = (await http.get("/status/trace.json", params={"couple": "maya-sam"})).json()
+        assert page.status_code == 200
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert "<script" not in page.text
+        assert "maya-sam/d/both" in page.text  # a schedule
+        assert "maya-sam/d/both@1796407200" in page.text  # the seeded outcome
+        assert 'value="maya-sam"' in page.text  # the form keeps what was searched
+        for personal in ("Maya", "Sam", SECRET_ADDRESS, "sam@example.test"):
+            assert personal not in page.text
+        assert data["couple_id"] == "maya-sam"
+        assert data["found"] is True
+        assert {s["schedule_id"] for s in data["schedules"]} >= {"maya-sam/d/both"}
+
+    @pytest.mark.parametrize("couple", ["../etc", "<script>alert(1)</script>", "a" * 65])
+    async def test_an_invalid_id_is_refused_without_echoing_it(
+        self, notifier: NotifierService, couple: str
+    ) -> None:
+        """400 with the id rules, before any key is built; the input is not on the page."""
+        async with client(notifier) as http:
+            page = await http.get("/status/trace", params={"couple": couple})
+            data = await http.get("/status/trace.json", params={"couple": couple})
+        assert page.status_code == data.status_code == 400
+        assert "not a couple id" in page.text
+        assert couple not in page.text
+        assert "<script>alert" not in page.text
+        assert couple not in data.text
+
+    async def test_an_unknown_couple_says_so(self, notifier: NotifierService) -> None:
+        """A valid id with no couple: "No couple with this id", and its outcomes if any."""
+        async with client(notifier) as http:
+            page = await http.get("/status/trace", params={"couple": "nobody"})
+        assert page.status_code == 200
+        assert "No couple with this id in Redis" in page.text
+
+
+class TestPagesAtPhoneAndDesktopWidth:
+    @pytest.mark.parametrize("width", ["phone", "desktop"])
+    async def test_nothing_clips_on_the_status_and_trace_pages(
+        self, with_couple: NotifierService, tmp_path: Path, width: str
+    ) -> None:
+        """At 390 px and 1280 px no element passes the viewport's edge (wide tables scroll in
+        their own box), and the screenshots are real pictures."""
+        assert with_couple.http is not None
+        base = with_couple.http.url
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=viewport(width))
+            await page.goto(f"{base}/status")
+            await page.wait_for_selector("body[data-state=ready]")
+            assert await layout_overflow(page) == []
+            shot = await shoot(page, tmp_path / f"status-{width}.png")
+            await page.goto(f"{base}/status/trace?couple=maya-sam")
+            assert await layout_overflow(page) == []
+            trace_shot = await shoot(page, tmp_path / f"trace-{width}.png")
+        for picture in (shot, trace_shot):
+            shot_width, _, distinct = png_facts(picture)
+            assert shot_width == WIDTHS[width][0]
+            assert distinct > 50
+        print(f"screenshots at {width}: {tmp_path}")
+
+    async def test_the_search_works_without_javascript(self, with_couple: NotifierService) -> None:
+        """With scripts off, typing an id and pressing Enter opens its trace."""
+        assert with_couple.http is not None
+        async with chromium() as browser:
+            context = await browser.new_context(java_script_enabled=False, viewport=None)
+            page = await context.new_page()
+            await page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+            await page.goto(f"{with_couple.http.url}/status")
+            await page.fill("#couple", "maya-sam")
+            await page.press("#couple", "Enter")
+            await page.wait_for_url("**/status/trace?couple=maya-sam")
+            assert "maya-sam/d/both" in await page.inner_text("#trace-schedules")
+            await context.close()

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
+import html
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from schemas import NudgeKind
 from services.demo import run_demo
+from services.notifier.catalog import load_catalog
+from tests.integration.test_dashboard import png_facts
+from tests.support.browser import WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import EXAMPLES
+
+KINDS: tuple[NudgeKind, ...] = ("date_night", "check_in", "appreciation")
 
 
 class TestDemo:
     async def test_simulated_month_leaves_every_kind_for_every_partner_in_the_outbox(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Date night, check-in and appreciation emails for both partners of each couple."""
+        """Date night, check-in and appreciation emails for both partners of each couple (a
+        kind a partner did not get was held back by the daily cap, and reported so), each in
+        the partner's language."""
         monkeypatch.setenv("REDIS_URL", redis_url)
         outbox = tmp_path / "outbox"
         result = await run_demo(couples_dir=EXAMPLES, outbox=outbox, days=31, seconds=8)
@@ -27,8 +41,15 @@ class TestDemo:
         assert len(partners) >= 6
         for couple, partner in partners:
             for kind in ("date_night", "check_in", "appreciation"):
-                assert result.sent[(couple, partner, kind, "email")] >= 1, (couple, partner, kind)
+                got = result.sent[(couple, partner, kind, "email")]
+                capped = result.suppressed_for[(couple, partner, kind, "cap_reached")]
+                assert got >= 1 or capped >= 1, (couple, partner, kind)
         assert len(list(outbox.glob("*.eml"))) == result.emails == sum(result.sent.values())
+        greetings = _greetings(outbox)
+        print(f"greetings by recipient: {sorted(greetings.items())}")
+        assert greetings["lucia@example.test"] == {"¡Hola, Lucía!"}  # es
+        assert greetings["jonas@example.test"] == {"Hallo Jonas,"}  # de-AT reads German
+        assert greetings["jo@example.test"] == {"Hi Jo,"}
 
     async def test_the_jar_couple_dates_from_its_own_ideas_and_gets_a_daily_question(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
@@ -48,3 +69,69 @@ class TestDemo:
             assert jar == date_nights
             assert questions >= 25
         assert sum(n for (couple, _), n in result.from_jar.items() if couple != "priya-noor") == 0
+
+
+class TestDemoCalendar:
+    async def test_the_month_is_a_calendar_page_linking_every_email(
+        self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """outbox/index.html: every email file linked once with the title of what the partner
+        got (in their language), suppressed nudges with their reason, the DST change of March
+        and quiet-hour notes, names but no address; nothing clips at 390 px or on a desktop."""
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        outbox = tmp_path / "outbox"
+        march = datetime(2027, 3, 1, tzinfo=UTC)  # US clocks change on the 14th, EU on the 28th
+        result = await run_demo(
+            couples_dir=EXAMPLES, outbox=outbox, days=31, seconds=8, start=march
+        )
+        assert result.calendar == outbox / "index.html"
+        page = result.calendar.read_text()
+        links = re.findall(r'href="(\d{5}\.eml)"', page)
+        files = sorted(p.name for p in outbox.glob("*.eml"))
+        print(f"calendar: {len(links)} email links, {len(files)} emails")
+        assert sorted(links) == files  # each email once
+        items = [
+            html.unescape(t) for t in re.findall(r'<div class="item">&ldquo;(.*?)&rdquo;', page)
+        ]
+        assert len(items) == len(links)  # every sent nudge says what the partner got
+        spanish = {i.title for k in KINDS for i in load_catalog().items(k, "es")}
+        german = {i.title for k in KINDS for i in load_catalog().items(k, "de")}
+        assert spanish & set(items)
+        assert german & set(items)  # each partner's item in their own language
+        assert "America/New_York: clocks change (-05:00 -&gt; -04:00)" in page
+        assert "Europe/London: clocks change (+00:00 -&gt; +01:00)" in page
+        assert "quiet_hours" in page
+        assert "suppressed: " in page
+        names = {
+            p["name"]
+            for c in (json.loads(f.read_text()) for f in EXAMPLES.glob("*.json"))
+            for p in c["data"]["partners"]
+        }
+        assert all(f"&rarr; {name}" in page for name in names)
+        assert not re.search(r"[\w.+-]+@[\w-]+\.", page)  # no address
+        assert "example.test" not in page
+        assert "<script" not in page
+        assert "http" not in page.replace("http-equiv", "")  # nothing from elsewhere
+        async with chromium() as browser:
+            for width in WIDTHS:
+                tab = await browser.new_page(viewport=viewport(width))
+                await tab.goto(result.calendar.as_uri())
+                assert await layout_overflow(tab) == [], width
+                shot = await shoot(tab, tmp_path / f"calendar-{width}.png")
+                assert png_facts(shot)[0] == WIDTHS[width][0]
+                assert png_facts(shot)[2] > 50
+        print(f"calendar screenshots: {tmp_path}")
+
+
+def _greetings(outbox: Path) -> dict[str, set[str]]:
+    """Each recipient's greeting lines, from the plain-text part of every email received."""
+    found: dict[str, set[str]] = {}
+    for path in outbox.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        text = message.get_body(preferencelist=("plain",))
+        assert text is not None
+        lines = text.get_content().splitlines()
+        greeting = next((ln for ln in lines if ln.startswith(("Hi ", "Hallo ", "¡Hola"))), "?")
+        found.setdefault(str(message["To"].addresses[0].addr_spec), set()).add(greeting)
+    return found

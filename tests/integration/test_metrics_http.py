@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis
@@ -139,6 +142,65 @@ class TestNotifierMetrics:
             assert (get(samples, "nudge_status_refresh_timestamp_seconds") or 0) > 0
         finally:
             await service.stop()
+
+
+def own_start_time() -> float:
+    """When this process started (Linux: its /proc entry's creation time)."""
+    return Path("/proc/self").stat().st_ctime
+
+
+class TestProcessAndBuildMetrics:
+    async def test_both_services_export_process_series_and_their_build(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Each /metrics has process_* (CPU, memory, files, start), python_info and one
+        nudge_build_info = 1 whose labels are the installed versions."""
+        scheduler = SchedulerService(
+            scheduler_settings(redis_url, key_prefix, http_port=0), ManualClock(START)
+        )
+        notifier = NotifierService(
+            notifier_settings(redis_url, key_prefix, http_port=0),
+            ManualClock(START),
+            channels={"email": RecordingChannel()},
+        )
+        await scheduler.start()
+        await notifier.start()
+        try:
+            for service in (scheduler, notifier):
+                assert service.http is not None
+                samples = await scrape(service.http.url)
+                names = {name for name, _ in samples}
+                assert {
+                    "process_cpu_seconds_total",
+                    "process_resident_memory_bytes",
+                    "process_virtual_memory_bytes",
+                    "process_open_fds",
+                    "process_max_fds",
+                    "process_start_time_seconds",
+                    "python_info",
+                } <= names
+                assert (get(samples, "process_open_fds") or 0) > 0  # this very process's
+                started = get(samples, "process_start_time_seconds") or 0
+                assert abs(started - own_start_time()) < 120
+                build = [
+                    (labels, v) for (n, labels), v in samples.items() if n == "nudge_build_info"
+                ]
+                assert build == [
+                    (
+                        frozenset(
+                            {
+                                ("version", version("couples-nudge")),
+                                ("python", platform.python_version()),
+                                ("redis_py", version("redis")),
+                                ("faststream", version("faststream")),
+                            }
+                        ),
+                        1.0,
+                    )
+                ]
+        finally:
+            await notifier.stop()
+            await scheduler.stop()
 
 
 class TestGaugeRefresher:

@@ -3,7 +3,9 @@
 On a machine with only Python and make, a check whose tool is missing is skipped with a
 reason naming the tool and how to install it, and the run ends with a summary of the checks
 not run (tests/conftest.py). With NUDGE_REQUIRE_TOOLS=1 (set by .ci/run, which installs the
-tools) a missing tool fails the test instead: CI never skips these checks quietly.
+tools) a missing tool fails the test instead: CI never skips these checks quietly. A tool CI
+cannot have (`required_in_ci=False`: compose, as CI has no Docker engine or compose plugin)
+is only ever skipped, and still listed in the summary.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Final, NoReturn
 
 import pytest
 
-__all__ = ["REQUIRE_ENV", "TOOLS", "Tool", "not_run", "require_tool"]
+__all__ = ["REQUIRE_ENV", "TOOLS", "Tool", "not_run", "require_node_packages", "require_tool"]
 
 REQUIRE_ENV: Final = "NUDGE_REQUIRE_TOOLS"
 
@@ -25,14 +28,28 @@ class Tool:
     commands: tuple[str, ...]  # the first one found on PATH is used
     package: str  # Debian package
     checks: str  # what is not checked without it
+    required_in_ci: bool = True  # NUDGE_REQUIRE_TOOLS=1 turns its absence into a failure
 
 
 TOOLS: Final = {
     "chromium": Tool(
-        ("chromium", "chromium-browser"), "chromium", "the status page in a real browser"
+        ("chromium", "chromium-browser"),
+        "chromium",
+        "the status page and the demo calendar in a real browser",
     ),
     "promtool": Tool(("promtool",), "prometheus", "the Prometheus alert rules and their tests"),
     "redis-server": Tool(("redis-server",), "redis-server", "Redis over TLS with an ACL user"),
+    "node": Tool(
+        ("node", "nodejs"),
+        "nodejs npm",
+        "the AsyncAPI documents against the official AsyncAPI parser (npm @asyncapi/parser)",
+    ),
+    "docker-compose": Tool(
+        ("docker-compose",),
+        "docker-compose",
+        "the compose files (`docker compose config`)",
+        required_in_ci=False,
+    ),
 }
 
 _NOT_RUN: dict[str, int] = {}  # tool -> tests skipped for want of it, this run
@@ -49,7 +66,31 @@ def require_tool(name: str) -> str:
         f"`sudo apt-get install -y {tool.package}` (Debian/Ubuntu); .ci/run does, and sets "
         f"{REQUIRE_ENV}=1 so that it is required there"
     )
-    if os.environ.get(REQUIRE_ENV) == "1":
+    return _missing(name, reason)
+
+
+def require_node_packages(folder: Path, repo: Path) -> str:
+    """node, with the npm packages of `folder` (a package.json and its lock) installed; else
+    skip (or fail with NUDGE_REQUIRE_TOOLS=1) saying how to install them."""
+    node = require_tool("node")
+    if (folder / "node_modules").is_dir():
+        return node
+    where = folder.relative_to(repo)
+    reason = (
+        f"the npm packages of {where} are not installed, so "
+        f"{TOOLS['node'].checks} are not checked: run "
+        f"`npm ci --ignore-scripts --prefix {where}`; .ci/run does, and sets {REQUIRE_ENV}=1"
+    )
+    return _missing("node", reason)
+
+
+def _missing(name: str, reason: str) -> NoReturn:
+    if not TOOLS[name].required_in_ci:
+        reason = (
+            f"{name} is not installed, so {TOOLS[name].checks} are not checked: install it (or "
+            "the Docker compose plugin) to run them; CI has none, so they are skipped there too"
+        )
+    elif os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(reason)
     _NOT_RUN[name] = _NOT_RUN.get(name, 0) + 1
     pytest.skip(reason)

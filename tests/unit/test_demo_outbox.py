@@ -49,6 +49,15 @@ class TestPrepareOutbox:
         ]
         assert (tmp_path / "sub" / "00004.eml").exists()
 
+    def test_the_previous_calendar_page_goes_and_the_users_pages_stay(self, tmp_path: Path) -> None:
+        """index.html is the demo's (its calendar); any other HTML file is the user's."""
+        prepare_outbox(tmp_path)
+        (tmp_path / "index.html").write_text("the last run's calendar")
+        (tmp_path / "notes.html").write_text("mine")
+        (tmp_path / "index.htm").write_text("mine too")
+        assert prepare_outbox(tmp_path) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER, "index.htm", "notes.html"]
+
     def test_a_file_is_refused(self, tmp_path: Path) -> None:
         """--outbox naming a file is refused; the file is kept."""
         path = tmp_path / "outbox"

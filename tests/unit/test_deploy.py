@@ -24,6 +24,10 @@ RULES = REPO / "deploy/prometheus/alerts.yml"
 RULE_TESTS = REPO / "deploy/prometheus/alerts.test.yml"
 DASHBOARD = REPO / "deploy/grafana/nudges-dashboard.json"
 METRIC = re.compile(r"\bnudge_[a-z0-9_]+")
+SERIES = re.compile(r"\b(?:nudge|process|python)_[a-z0-9_]+")  # ours and the standard ones
+FILTERS = ('job=~"$job"', 'namespace=~"$namespace"')
+SELECTOR = re.compile(r"\{([^}]*)\}")
+OPERATIONS = REPO / "docs/operations.md"
 REQUIRED_ALERTS = {
     "NudgeConsumerLagHigh",
     "NudgeOldestPendingTooOld",
@@ -45,6 +49,20 @@ def rules() -> list[dict[str, Any]]:
 def dashboard_expressions() -> list[str]:
     panels = json.loads(DASHBOARD.read_text())["panels"]
     return [target["expr"] for panel in panels for target in panel["targets"]]
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces
+    as hyphens, a repeated one suffixed -1, -2, ..."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", markdown, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        candidate, n = slug, 0
+        while candidate in anchors:
+            n += 1
+            candidate = f"{slug}-{n}"
+        anchors.add(candidate)
+    return anchors
 
 
 def known_series() -> set[str]:
@@ -85,13 +103,66 @@ class TestAlertRules:
             assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
 
+    def test_every_alert_links_its_runbook_in_the_operations_guide(self) -> None:
+        """runbook_url is docs/operations.md#<alert in lower case>, and that heading exists."""
+        anchors = github_anchors(OPERATIONS.read_text())
+        for rule in rules():
+            url = rule["annotations"].get("runbook_url", "")
+            assert url == f"docs/operations.md#{rule['alert'].lower()}", rule["alert"]
+            assert url.split("#", 1)[1] in anchors, rule["alert"]
+
 
 class TestGrafanaDashboard:
     def test_every_metric_a_panel_uses_exists(self) -> None:
         """Panels query only series the services export."""
-        used = {name for expr in dashboard_expressions() for name in METRIC.findall(expr)}
+        used = {name for expr in dashboard_expressions() for name in SERIES.findall(expr)}
         assert used
         assert used - known_series() == set()
+
+    def test_job_and_namespace_are_variables_of_the_dashboard(self) -> None:
+        """Both are multi-value query variables over nudge_build_info, "All" matching any."""
+        variables = {v["name"]: v for v in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+        for name in ("job", "namespace"):
+            variable = variables[name]
+            assert variable["type"] == "query"
+            assert variable["datasource"]["uid"] == "${datasource}"
+            assert variable["definition"].startswith("label_values(nudge_build_info")
+            assert variable["definition"].endswith(f", {name})")
+            assert (variable["includeAll"], variable["multi"], variable["allValue"]) == (
+                True,
+                True,
+                ".*",  # also matches a series without the label (no Kubernetes namespace)
+            )
+
+    def test_every_query_is_filtered_by_job_and_namespace(self) -> None:
+        """Each series a panel selects carries both filters, so no panel mixes deployments."""
+        unfiltered = [
+            (name, expr)
+            for expr in dashboard_expressions()
+            for match in SERIES.finditer(expr)
+            for selector in [SELECTOR.match(expr, match.end())]
+            if selector is None
+            or not set(FILTERS) <= {m.strip() for m in selector.group(1).split(",")}
+            for name in [match.group()]
+        ]
+        assert dashboard_expressions()
+        assert unfiltered == []
+
+    def test_every_query_parses_as_promql(self, tmp_path: Path) -> None:
+        """`promtool check rules` on the panels' queries (variables as their "All" value)."""
+        rules = [
+            {
+                "record": f"panel:query_{i}",
+                "expr": expr.replace("$job", ".*").replace("$namespace", ".*"),
+            }
+            for i, expr in enumerate(dashboard_expressions())
+        ]
+        file = tmp_path / "dashboard-queries.yml"
+        file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+        result = subprocess.run(
+            [promtool(), "check", "rules", str(file)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
     def test_every_metric_family_is_on_the_dashboard(self) -> None:
         """Nothing the services measure is left off the dashboard."""

@@ -3,6 +3,7 @@ consistently (no Docker engine or Kubernetes here, so these checks stand in for 
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.common.slots import SLOTS, balanced_ranges, shard_slot
 from services.notifier.settings import NotifierSettings
 from services.scheduler.settings import SchedulerSettings
 
@@ -84,30 +86,60 @@ class TestCompose:
         shards = {services[k]["environment"]["NUDGE_SHARDS"] for k in ("scheduler", "notifier")}
         assert len(shards) == 1
 
+    def test_the_slot_ranges_give_every_primary_an_equal_share_of_the_shards(self) -> None:
+        """cluster-init assigns contiguous slot ranges covering all 16384 slots, each holding
+        NUDGE_SHARDS / 3 shards (not the 12/6/6 of equal slot thirds): docs/scaling.md."""
+        script = _compose()["services"]["cluster-init"]["command"][0]
+        ranges = [
+            (int(first), int(last))
+            for first, last in re.findall(r"cluster addslotsrange (\d+) (\d+)", script)
+        ]
+        shards = int(_compose()["services"]["scheduler"]["environment"]["NUDGE_SHARDS"])
+        slots = [shard_slot(s) for s in range(shards)]
+        held = [sum(first <= slot <= last for slot in slots) for first, last in ranges]
+        print(f"slot ranges {ranges}: shards per primary {held} (of {shards})")
+        assert len(ranges) == 3
+        assert ranges[0][0] == 0
+        assert ranges[-1][1] == SLOTS - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        assert held == [shards // 3] * 3
+        assert ranges == balanced_ranges(shards, 3)
+        assert "--cluster create" not in script
+
     def test_the_cluster_has_three_primaries_with_a_replica_each(self) -> None:
         """Six Redis nodes with AOF, formed with one replica per primary."""
         services = _compose()["services"]
         nodes = [name for name in services if name.startswith("redis-")]
         assert len(nodes) == 6
         assert all("--appendonly yes" in services[n]["command"][0] for n in nodes)
-        assert "--cluster-replicas 1" in services["cluster-init"]["command"][0]
+        script = services["cluster-init"]["command"][0]
+        assert "for i in 3 4 5" in script
+        assert 'cluster replicate "$$primary"' in script
 
 
 class TestKubernetesExample:
+    """The rest (schemas, security, exposure, KEDA) is in test_deploy_kubernetes.py."""
+
     @pytest.mark.parametrize("kind", ["scheduler", "notifier"])
     def test_each_deployment_is_configured_for_the_cluster(self, kind: str) -> None:
-        """Both Deployments read the shared ConfigMap: cluster on, one shard count."""
-        _valid(kind, _k8s_env(kind))
+        """Both Deployments read the shared ConfigMap: cluster on, one shard count (secrets
+        come as *_FILE paths, checked there)."""
+        # NUDGE_PUBLIC_URL goes with the unsubscribe secrets, which come from a file.
+        env = {
+            k: v
+            for k, v in _k8s_env(kind).items()
+            if not k.endswith("_FILE") and k != "NUDGE_PUBLIC_URL"
+        }
+        _valid(kind, env)
 
     def test_probes_use_the_services_health_endpoints(self) -> None:
-        """Readiness is /readyz and liveness /healthz on the NUDGE_HTTP_PORT."""
+        """Readiness is /readyz and liveness /healthz on the NUDGE_OPERATOR_PORT."""
         for deployment in (d for d in _manifests() if d["kind"] == "Deployment"):
             [container] = deployment["spec"]["template"]["spec"]["containers"]
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-            assert container["ports"][0]["containerPort"] == int(
-                _k8s_env("scheduler")["NUDGE_HTTP_PORT"]
-            )
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports["operator"] == int(_k8s_env("scheduler")["NUDGE_OPERATOR_PORT"])
 
 
 class TestUnsubscribeIsConfigured:
@@ -127,7 +159,8 @@ class TestUnsubscribeIsConfigured:
         assert _REQUIRED.match(env["NUDGE_UNSUBSCRIBE_SECRETS"])
 
     def test_kubernetes_sets_them(self) -> None:
-        """The notifier Deployment sets NUDGE_PUBLIC_URL and reads the nudge-email Secret."""
+        """The notifier Deployment sets NUDGE_PUBLIC_URL and reads the unsubscribe secrets from
+        a mounted Secret file (NUDGE_UNSUBSCRIBE_SECRETS_FILE)."""
         env = _k8s_env("notifier")
         assert env["NUDGE_PUBLIC_URL"].startswith("https://")
-        assert "NUDGE_UNSUBSCRIBE_SECRETS" in env
+        assert env["NUDGE_UNSUBSCRIBE_SECRETS_FILE"].startswith("/run/secrets/")

@@ -91,10 +91,14 @@ def failed(permanent: bool) -> NudgeFailed:
 
 class TestMetrics:
     def test_every_name_is_snake_case_and_prefixed(self) -> None:
-        """Names are a contract for dashboards: `nudge_` + snake_case, nothing else."""
+        """Names are a contract for dashboards: `nudge_` + snake_case, besides the standard
+        collectors' `process_*` and `python_info` (named as every Python exporter names them)."""
         names = Metrics("scheduler", Keys()).sample_names()
         assert names
-        assert all(re.fullmatch(r"nudge_[a-z0-9_]+", name) for name in names), names
+        ours = {name for name in names if not re.fullmatch(r"process_[a-z_]+|python_info", name)}
+        assert all(re.fullmatch(r"nudge_[a-z0-9_]+", name) for name in ours), names
+        assert "process_cpu_seconds_total" in names
+        assert "python_info" in names
 
     def test_each_service_object_has_its_own_registry(self) -> None:
         """Two services in one process (tests, the demo) never mix their figures."""

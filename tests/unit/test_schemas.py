@@ -427,7 +427,7 @@ class TestRejections:
             (
                 ("event_id",),
                 "not-a-uuid",
-                "preferences.set.v1.event_id: Input should be a valid UUID",
+                "preferences.set.v1.event_id: Value error, must be a UUID as 8-4-4-4-12 hex digits",
             ),
             (
                 ("data", "partners", 0, "timezone"),
@@ -514,14 +514,14 @@ class TestRejections:
             (
                 ("data", "nudges", "date_night", "cadence", "at"),
                 "19:00:30",
-                f"{D}.nudges.date_night.cadence.weekly.at: Value error, local times have minute "
-                "precision (HH:MM)",
+                f"{D}.nudges.date_night.cadence.weekly.at: Value error, must be a local time as "
+                "HH:MM, minute precision",
             ),
             (
                 ("data", "nudges", "date_night", "cadence", "at"),
                 "19:00+02:00",
                 f"{D}.nudges.date_night.cadence.weekly.at: Value error, must be a local time as "
-                "HH:MM (no UTC offset",
+                "HH:MM, minute precision (no UTC offset",
             ),
             (
                 ("data", "nudges", "appreciation", "cadence", "between"),
@@ -831,10 +831,11 @@ class TestParseOutcomesEntry:
 
 
 def _objects(node: Any) -> list[Json]:
-    """Every JSON Schema object definition (with `properties`) anywhere under ``node``."""
+    """Every JSON Schema object definition (with `properties`) anywhere under ``node``; the
+    conditions of `if`/`then` (which name properties of the object around them) are not."""
     found: list[Json] = []
     if isinstance(node, dict):
-        if "properties" in node:
+        if "properties" in node and node.get("type") == "object":
             found.append(node)
         for value in node.values():
             found += _objects(value)
@@ -846,8 +847,14 @@ def _objects(node: Any) -> list[Json]:
 
 class TestJsonSchemas:
     def test_one_schema_per_stream(self) -> None:
-        """There is a schema for preference events, NudgeDue and outcome events."""
-        assert set(json_schemas()) == {"preference-event", "nudge-due", "outcome-event"}
+        """There is a schema for preference events (and their CloudEvents form), NudgeDue and
+        outcome events."""
+        assert set(json_schemas()) == {
+            "preference-event",
+            "preference-cloudevent",
+            "nudge-due",
+            "outcome-event",
+        }
 
     @pytest.mark.parametrize(
         ("stem", "types"),

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import tools
 from tests.support.events import REPO
-from tests.support.tools import REQUIRE_ENV, require_tool
+from tests.support.tools import REQUIRE_ENV, require_node_packages, require_tool
 
 
 @pytest.fixture
@@ -56,6 +56,41 @@ class TestRequireTool:
         assert require_tool("chromium") == str(browser)
 
 
+class TestRequireNodePackages:
+    @pytest.fixture
+    def node(self, bare_path: Path) -> Path:
+        """A `node` on PATH (the packages, not node, are what is missing here)."""
+        found = bare_path / "node"
+        found.write_text("#!/bin/sh\n")
+        found.chmod(0o755)
+        return found
+
+    def test_missing_packages_skip_with_the_npm_command(
+        self, node: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """node without the folder's node_modules: a skip saying which `npm ci` to run."""
+        monkeypatch.delenv(REQUIRE_ENV, raising=False)
+        folder = tmp_path / "tests/tools/asyncapi"
+        folder.mkdir(parents=True)
+        with pytest.raises(pytest.skip.Exception) as skipped:
+            require_node_packages(folder, tmp_path)
+        assert "npm ci --ignore-scripts --prefix tests/tools/asyncapi" in str(skipped.value)
+        assert tools.not_run()[0].startswith("node: the AsyncAPI documents")
+
+    def test_missing_packages_fail_when_tools_are_required(
+        self, node: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With NUDGE_REQUIRE_TOOLS=1 (CI) missing packages fail the test."""
+        monkeypatch.setenv(REQUIRE_ENV, "1")
+        with pytest.raises(pytest.fail.Exception, match="npm packages of"):
+            require_node_packages(tmp_path / "tools", tmp_path)
+
+    def test_installed_packages_give_node(self, node: Path, tmp_path: Path) -> None:
+        """With node_modules in place, the node found on PATH is returned."""
+        (tmp_path / "tools/node_modules").mkdir(parents=True)
+        assert require_node_packages(tmp_path / "tools", tmp_path) == str(node)
+
+
 class TestRunWithoutTools:
     def test_the_suite_passes_without_promtool_and_says_what_it_did_not_check(
         self, tmp_path: Path
@@ -72,7 +107,7 @@ class TestRunWithoutTools:
         assert relaxed.returncode == 0, relaxed.stdout[-2000:]
         assert "checks not run: missing tools" in relaxed.stdout
         assert "promtool: the Prometheus alert rules" in relaxed.stdout
-        assert "2 skipped" in relaxed.stdout
+        assert "3 skipped" in relaxed.stdout  # the rules, their tests, the dashboard queries
 
         strict = subprocess.run(
             args,
@@ -84,4 +119,15 @@ class TestRunWithoutTools:
             check=False,
         )
         assert strict.returncode == 1, strict.stdout[-2000:]
-        assert "2 failed" in strict.stdout
+        assert "3 failed" in strict.stdout
+
+
+class TestToolsCiCannotHave:
+    def test_a_tool_ci_cannot_have_is_skipped_even_when_tools_are_required(
+        self, bare_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """docker-compose (no Docker in CI): skipped and listed, never failed."""
+        monkeypatch.setenv(REQUIRE_ENV, "1")
+        with pytest.raises(pytest.skip.Exception, match="docker-compose is not installed"):
+            require_tool("docker-compose")
+        assert tools.not_run()[0].startswith("docker-compose: the compose files")

