@@ -77,3 +77,21 @@ def listeners(
         return (None if http_port is None else HttpServer(both, host=host, port=http_port)), None
     main = None if http_port is None else HttpServer(public, host=host, port=http_port)
     return main, HttpServer(operator, host=host, port=operator_port)
+
+
+async def serve(
+    public: list[BaseRoute],
+    operator: list[BaseRoute],
+    *,
+    host: str,
+    http_port: int | None,
+    operator_port: int | None,
+) -> tuple[HttpServer | None, HttpServer | None]:
+    """`listeners`, started: what a service serves (nothing when neither port is set)."""
+    main, side = listeners(
+        public, operator, host=host, http_port=http_port, operator_port=operator_port
+    )
+    for server in (main, side):
+        if server is not None:
+            await server.start()
+    return main, side

@@ -13,6 +13,8 @@ Messages carry error classes and codes only, never addresses or content.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 __all__ = [
     "NotifierError",
     "PermanentSendError",
@@ -53,3 +55,14 @@ def unexpected(channel: str, exc: BaseException, *, gone: bool = False) -> Perma
     """An exception no channel classified: permanent (only its class is kept: the message may
     quote an address). `gone` when it is known to be about the address itself."""
     return PermanentSendError(channel, f"unexpected {type(exc).__name__}", gone=gone)
+
+
+async def classified(channel: str, attempt: Awaitable[None]) -> None:
+    """Await one send attempt so that only a SendError leaves it: anything a channel did not
+    classify becomes permanent (`unexpected`), so a redelivery never retries it forever."""
+    try:
+        await attempt
+    except SendError:
+        raise
+    except Exception as exc:  # an exception nobody classified: permanent
+        raise unexpected(channel, exc) from None

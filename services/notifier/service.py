@@ -24,7 +24,7 @@ from services.common.autopipeline import AutoPipeline
 from services.common.clock import Clock
 from services.common.dead_letters import bury
 from services.common.health import health_routes
-from services.common.http import HttpServer, listeners
+from services.common.http import HttpServer, serve
 from services.common.keys import NOTIFIER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Interrupted, Reclaimer
@@ -459,16 +459,13 @@ class NotifierService:
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
-        self.http, self.operator_http = listeners(
+        self.http, self.operator_http = await serve(
             self.public_routes(),
             self.operator_routes(),
             host=self.settings.http_host,
             http_port=self.settings.http_port,
             operator_port=self.settings.operator_port,
         )
-        for server in (self.http, self.operator_http):
-            if server is not None:
-                await server.start()
         if self.operator_http is not None or self.http is not None:
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute
 from schemas import CoupleErased, EventRejected, PreferenceEvent, parse_preference
 from services.common.clock import Clock
 from services.common.health import health_routes
-from services.common.http import HttpServer, listeners
+from services.common.http import HttpServer, serve
 from services.common.keys import SCHEDULER_GROUP
 from services.common.metrics import Metrics
 from services.common.reclaim import Reclaimer
@@ -336,16 +336,13 @@ class SchedulerService:
         await self.before_start()
         await self.broker.start()
         await self.after_start()
-        self.http, self.operator_http = listeners(
+        self.http, self.operator_http = await serve(
             self.public_routes(),
             self.operator_routes(),
             host=self.settings.http_host,
             http_port=self.settings.http_port,
             operator_port=self.settings.operator_port,
         )
-        for server in (self.http, self.operator_http):
-            if server is not None:
-                await server.start()
         if self.operator_http is not None or self.http is not None:
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
 

@@ -40,9 +40,8 @@ from services.notifier.channels.base import Outgoing
 from services.notifier.channels.http_client import HttpSender, retry_after
 from services.notifier.errors import (
     PermanentSendError,
-    SendError,
     TransientSendError,
-    unexpected,
+    classified,
 )
 
 __all__ = ["APNS_HOSTS", "MAX_PAYLOAD", "ApnsChannel", "apns_payload", "classify_apns"]
@@ -173,12 +172,7 @@ class ApnsChannel:
 
     async def send(self, message: Outgoing) -> None:
         """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
-        try:
-            await self._send(message)
-        except SendError:
-            raise
-        except Exception as exc:  # an exception nobody classified: permanent
-            raise unexpected("mobile", exc) from None
+        await classified("mobile", self._send(message))
 
     async def _send(self, message: Outgoing) -> None:
         device = message.address

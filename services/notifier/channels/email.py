@@ -30,8 +30,8 @@ from services.notifier.channels.base import Outgoing
 from services.notifier.channels.dkim import DkimSigner
 from services.notifier.errors import (
     PermanentSendError,
-    SendError,
     TransientSendError,
+    classified,
     unexpected,
 )
 
@@ -103,12 +103,7 @@ class SmtpChannel:
 
     async def send(self, message: Outgoing) -> None:
         """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
-        try:
-            await self._send(message)
-        except SendError:
-            raise
-        except Exception as exc:  # an exception nobody classified: permanent
-            raise unexpected("email", exc) from None
+        await classified("email", self._send(message))
 
     async def _send(self, message: Outgoing) -> None:
         if not isinstance(message.address, str) or (message.email is None and message.mime is None):

@@ -45,9 +45,8 @@ from services.notifier.channels.fcm_auth import AccessTokens, ServiceAccount
 from services.notifier.channels.http_client import HttpSender, retry_after
 from services.notifier.errors import (
     PermanentSendError,
-    SendError,
     TransientSendError,
-    unexpected,
+    classified,
 )
 
 __all__ = ["FCM_ENDPOINT", "FcmChannel", "classify_fcm", "fcm_message"]
@@ -189,12 +188,7 @@ class FcmChannel:
 
     async def send(self, message: Outgoing) -> None:
         """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
-        try:
-            await self._send(message)
-        except SendError:
-            raise
-        except Exception as exc:  # an exception nobody classified: permanent
-            raise unexpected("mobile", exc) from None
+        await classified("mobile", self._send(message))
 
     async def _send(self, message: Outgoing) -> None:
         device = message.address

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from services.notifier.channels.base import Outgoing
 from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError, SendError, unexpected
+from services.notifier.errors import PermanentSendError, classified
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "sign"]
 
@@ -62,12 +62,7 @@ class WebhookChannel:
 
     async def send(self, message: Outgoing) -> None:
         """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
-        try:
-            await self._send(message)
-        except SendError:
-            raise
-        except Exception as exc:  # an exception nobody classified: permanent
-            raise unexpected("webhook", exc) from None
+        await classified("webhook", self._send(message))
 
     async def _send(self, message: Outgoing) -> None:
         if message.push is None:

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from schemas import PushSubscription
 from services.notifier.channels.base import Outgoing
 from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError, SendError, unexpected
+from services.notifier.errors import PermanentSendError, classified
 
 __all__ = [
     "MAX_PLAINTEXT",
@@ -171,12 +171,7 @@ class WebPushChannel:
 
     async def send(self, message: Outgoing) -> None:
         """Deliver, or raise TransientSendError / PermanentSendError (nothing else)."""
-        try:
-            await self._send(message)
-        except SendError:
-            raise
-        except Exception as exc:  # an exception nobody classified: permanent
-            raise unexpected("push", exc) from None
+        await classified("push", self._send(message))
 
     async def _send(self, message: Outgoing) -> None:
         subscription = message.address
