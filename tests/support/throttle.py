@@ -24,8 +24,8 @@ class CpuQuota:
         if not 0 < share < 1:
             raise ValueError("share is the fraction of each period the process may run")
         self.pid = pid
-        self.running_for = period * share
-        self.stopped_for = period - self.running_for
+        self.period = period
+        self.share = share  # may be changed while it runs: read at every period
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._cycle, name=f"cpu-quota-{pid}", daemon=True)
         self.periods = 0
@@ -40,13 +40,14 @@ class CpuQuota:
     def _cycle(self) -> None:
         try:
             while not self._done.is_set():
+                running_for = self.period * self.share
                 if not self._signal(signal.SIGSTOP):
                     return
-                self._done.wait(self.stopped_for)
+                self._done.wait(self.period - running_for)
                 if not self._signal(signal.SIGCONT):
                     return
                 self.periods += 1
-                time.sleep(self.running_for)
+                time.sleep(running_for)
         finally:
             self._signal(signal.SIGCONT)  # never leave the process stopped
 
