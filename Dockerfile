@@ -33,6 +33,6 @@ ENV PATH=/opt/nudge/bin:$PATH \
 EXPOSE 8080 9090
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "services.healthcheck"]
+    CMD ["python", "-m", "couples_nudge.healthcheck"]
 ENTRYPOINT ["nudge"]
 CMD ["--help"]

@@ -38,16 +38,16 @@ from benchmarks.harness import (
     stream_page,
 )
 from benchmarks.memory import couple_hashes
-from schemas import parse_preference
-from services import runner
-from services.common.clock import epoch_ms
-from services.common.keys import SCHEDULER_GROUP
-from services.common.runtime import redis_client, settle_heap
-from services.common.streams import DATA_FIELD
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.service import SchedulerService
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from couples_nudge import runner
+from couples_nudge.common.clock import epoch_ms
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.runtime import redis_client, settle_heap
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import parse_preference
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_N = 100_000

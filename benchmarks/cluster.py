@@ -3,7 +3,7 @@
 Both topologies run in the same invocation, with the same code and NUDGE_SHARDS=8:
   single   one valkey-server (no persistence), as `private_server` in the other scenarios;
   cluster  3 primaries + 3 replicas (tests.support.cluster.LocalCluster, no AOF), slot
-           ranges from services.common.slots.balanced_ranges (3/3/2 shards per primary),
+           ranges from couples_nudge.common.slots.balanced_ranges (3/3/2 shards per primary),
            every process on the same machine, replicas included (they cost CPU here too).
 
 Measured per topology:
@@ -57,20 +57,20 @@ from benchmarks.harness import (
     quiet_logs,
     report_json,
 )
-from schemas import Channel as ChannelName
-from schemas import parse_preference
-from services.common.clock import ManualClock, epoch_ms
-from services.common.runtime import redis_client
-from services.common.slots import balanced_ranges
-from services.common.streams import DATA_FIELD, read_entries
-from services.embedded.valkey import EmbeddedValkey
-from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.service import NotifierService
-from services.notifier.settings import NotifierSettings
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.slots import balanced_ranges
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.notifier.channels.base import Channel, Outgoing
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import Channel as ChannelName
+from couples_nudge_schemas import parse_preference
 
 REPO = Path(__file__).resolve().parents[1]
 SHARDS = 8

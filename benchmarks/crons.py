@@ -26,15 +26,15 @@ from benchmarks.burst import drain
 from benchmarks.cron_corpus import ZONES, cadences, everyday_crons, raw_crons
 from benchmarks.harness import Options, Row, couple_event, percentile, private_server
 from benchmarks.harness import scheduler_settings as settings_for
-from schemas import PreferencesSet, parse_preference
-from schemas.preferences import _valid_cron_field
-from services import runner
-from services.common.runtime import redis_client, settle_heap
-from services.scheduler import rules
-from services.scheduler.planning import PlanningError
-from services.scheduler.rules import CronRule, first_gap_below
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.shapes import ShapePlanner
+from couples_nudge import runner
+from couples_nudge.common.runtime import redis_client, settle_heap
+from couples_nudge.scheduler import rules
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.rules import CronRule, first_gap_below
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.shapes import ShapePlanner
+from couples_nudge_schemas import PreferencesSet, parse_preference
+from couples_nudge_schemas.preferences import _valid_cron_field
 
 DEFAULT_N = 10_000
 INGEST_N = 10_000  # couples per ingestion run (at most n)

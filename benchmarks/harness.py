@@ -27,9 +27,9 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from services.common.logging import configure_logging
-from services.embedded.valkey import EmbeddedValkey
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.common.logging import configure_logging
+from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.scheduler.settings import SchedulerSettings
 
 __all__ = [
     "RESULTS",

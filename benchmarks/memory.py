@@ -26,11 +26,11 @@ from benchmarks.harness import (
     scheduler_settings,
     used_memory,
 )
-from schemas import parse_preference
-from services.common.clock import ManualClock
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.records import decode_record
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.records import decode_record
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import parse_preference
 
 DEFAULT_N = 100_000
 START = datetime(2026, 12, 1, 9, tzinfo=UTC)

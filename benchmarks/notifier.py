@@ -36,16 +36,16 @@ from benchmarks.harness import (
     private_server,
 )
 from benchmarks.harness import scheduler_settings as _scheduler_settings
-from schemas import parse_preference
-from services.common.clock import ManualClock, epoch_ms
-from services.notifier.catalog import load_catalog
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.render import NudgeView, render_email_bytes
-from services.notifier.settings import NotifierSettings
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.render import NudgeView, render_email_bytes
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import parse_preference
 
 DEFAULT_N = 2_000
 SMTP_SHARE = 4  # the SMTP run drains N / 4 couples (2 emails each)

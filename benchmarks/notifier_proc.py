@@ -26,12 +26,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from benchmarks.harness import PREFIX, quiet_logs
-from services.common.clock import ManualClock
-from services.common.runtime import settle_heap
-from services.notifier.channels.base import Outgoing, RecordingChannel
-from services.notifier.service import NotifierService
-from services.notifier.settings import NotifierSettings
-from services.runner import run
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.runtime import settle_heap
+from couples_nudge.notifier.channels.base import Outgoing, RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.runner import run
 
 
 class CountingChannel(RecordingChannel):

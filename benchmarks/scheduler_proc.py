@@ -17,11 +17,11 @@ import sys
 import time
 
 from benchmarks.harness import RealOffsetClock, quiet_logs, scheduler_settings
-from services.common.clock import epoch_ms
-from services.common.runtime import redis_client, settle_heap
-from services.runner import run
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import epoch_ms
+from couples_nudge.common.runtime import redis_client, settle_heap
+from couples_nudge.runner import run
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
 
 
 async def main(url: str, until_ms: int, deadline_s: float, stop_at_ms: int | None) -> None:

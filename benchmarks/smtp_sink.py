@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from services.embedded.valkey import free_port
+from couples_nudge.embedded.valkey import free_port
 
 __all__ = ["SmtpSink", "available"]
 
@@ -29,7 +29,7 @@ Kind = Literal["smtp-sink", "mailcatcher"]
 _REPO = Path(__file__).resolve().parents[1]
 _MAILCATCHER = """
 import sys
-from services.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.mailcatcher import MailCatcher
 with MailCatcher() as mail:
     print(mail.port, flush=True)
     sys.stdin.readline()

@@ -32,7 +32,7 @@ from benchmarks.harness import (
     stream_page,
 )
 from benchmarks.memory import measure as _ingest_and_measure
-from services.common.clock import epoch_ms
+from couples_nudge.common.clock import epoch_ms
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_N = 50_000

@@ -1,7 +1,7 @@
 """Versioned, strict event schemas shared by the scheduler, the notifier and publishing apps."""
 
-from schemas._base import Envelope, StrictModel
-from schemas.deliverability import (
+from couples_nudge_schemas._base import Envelope, StrictModel
+from couples_nudge_schemas.deliverability import (
     BounceKind,
     ChannelBounced,
     ChannelBouncedData,
@@ -13,7 +13,7 @@ from schemas.deliverability import (
     NudgeComplainedData,
     ReportSource,
 )
-from schemas.engagement import (
+from couples_nudge_schemas.engagement import (
     CadenceAdjusted,
     CadenceAdjustedData,
     EngagementAction,
@@ -25,7 +25,7 @@ from schemas.engagement import (
     PreferencesSnoozed,
     PreferencesSnoozedData,
 )
-from schemas.events import (
+from couples_nudge_schemas.events import (
     MAX_EVENT_BYTES,
     REASON_LIMIT,
     EventRejected,
@@ -39,8 +39,8 @@ from schemas.events import (
     parse_preference,
     safe_reason,
 )
-from schemas.nudges import NudgeDue, NudgeDueData
-from schemas.outcomes import (
+from couples_nudge_schemas.nudges import NudgeDue, NudgeDueData
+from couples_nudge_schemas.outcomes import (
     DeviceRef,
     NudgeFailed,
     NudgeFailedData,
@@ -52,7 +52,7 @@ from schemas.outcomes import (
     ServiceStateLostData,
     SuppressionReason,
 )
-from schemas.preferences import (
+from couples_nudge_schemas.preferences import (
     JAR_LIMIT,
     MAX_DEVICES,
     AndroidDevice,
@@ -96,8 +96,27 @@ from schemas.preferences import (
     Weekday,
     WeeklyCadence,
 )
+from couples_nudge_schemas.publish import (
+    DATA_FIELD,
+    DEFAULT_PREFIX,
+    EventBuilder,
+    build_couple_erased,
+    build_event,
+    build_idea_added,
+    build_idea_removed,
+    build_preferences_paused,
+    build_preferences_resubscribed,
+    build_preferences_resumed,
+    build_preferences_set,
+    build_preferences_unsubscribed,
+    preferences_stream,
+    publish,
+    publish_async,
+)
 
 __all__ = [
+    "DATA_FIELD",
+    "DEFAULT_PREFIX",
     "JAR_LIMIT",
     "MAX_DEVICES",
     "MAX_EVENT_BYTES",
@@ -128,6 +147,7 @@ __all__ = [
     "DeviceRef",
     "EngagementAction",
     "Envelope",
+    "EventBuilder",
     "EventRejected",
     "FeedbackSignal",
     "FocusArea",
@@ -180,10 +200,22 @@ __all__ = [
     "TimesPerWeekCadence",
     "Weekday",
     "WeeklyCadence",
+    "build_couple_erased",
+    "build_event",
+    "build_idea_added",
+    "build_idea_removed",
+    "build_preferences_paused",
+    "build_preferences_resubscribed",
+    "build_preferences_resumed",
+    "build_preferences_set",
+    "build_preferences_unsubscribed",
     "json_schemas",
     "parse_due",
     "parse_outcome",
     "parse_outcomes_entry",
     "parse_preference",
+    "preferences_stream",
+    "publish",
+    "publish_async",
     "safe_reason",
 ]

@@ -28,9 +28,14 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
-from schemas._base import Envelope, EventId, Instant, Producer, StrictModel
-from schemas._reasons import describe
-from schemas.events import MAX_EVENT_BYTES, EventRejected, PreferenceEvent, preference_models
+from couples_nudge_schemas._base import Envelope, EventId, Instant, Producer, StrictModel
+from couples_nudge_schemas._reasons import describe
+from couples_nudge_schemas.events import (
+    MAX_EVENT_BYTES,
+    EventRejected,
+    PreferenceEvent,
+    preference_models,
+)
 
 __all__ = ["SPECVERSION", "cloud_event_schema", "parse_preference_cloudevent", "to_cloudevent"]
 

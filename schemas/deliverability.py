@@ -22,9 +22,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, SafeId, StrictModel
-from schemas.nudges import OccurrenceId
-from schemas.preferences import Channel
+from couples_nudge_schemas._base import Envelope, SafeId, StrictModel
+from couples_nudge_schemas.nudges import OccurrenceId
+from couples_nudge_schemas.preferences import Channel
 
 __all__ = [
     "BounceKind",

@@ -24,9 +24,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas._base import Envelope, Instant, SafeId, StrictModel
-from schemas.nudges import OccurrenceId
-from schemas.preferences import NudgeKind
+from couples_nudge_schemas._base import Envelope, Instant, SafeId, StrictModel
+from couples_nudge_schemas.nudges import OccurrenceId
+from couples_nudge_schemas.preferences import NudgeKind
 
 __all__ = [
     "CadenceAdjusted",

@@ -6,13 +6,23 @@ from typing import Annotated, Any, Final, TypeVar, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas._base import Envelope
-from schemas._reasons import REASON_LIMIT, describe, safe_reason
-from schemas.deliverability import ChannelBounced, ChannelComplained, NudgeBounced, NudgeComplained
-from schemas.engagement import CadenceAdjusted, NudgeEngaged, NudgeFeedback, PreferencesSnoozed
-from schemas.nudges import NudgeDue
-from schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
-from schemas.preferences import (
+from couples_nudge_schemas._base import Envelope
+from couples_nudge_schemas._reasons import REASON_LIMIT, describe, safe_reason
+from couples_nudge_schemas.deliverability import (
+    ChannelBounced,
+    ChannelComplained,
+    NudgeBounced,
+    NudgeComplained,
+)
+from couples_nudge_schemas.engagement import (
+    CadenceAdjusted,
+    NudgeEngaged,
+    NudgeFeedback,
+    PreferencesSnoozed,
+)
+from couples_nudge_schemas.nudges import NudgeDue
+from couples_nudge_schemas.outcomes import NudgeFailed, NudgeSent, NudgeSuppressed, ServiceStateLost
+from couples_nudge_schemas.preferences import (
     CoupleErased,
     DateJarIdeaAdded,
     DateJarIdeaRemoved,
@@ -131,7 +141,7 @@ def parse_outcomes_entry(raw: bytes | str) -> OutcomesStreamEvent:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every stream's payload, keyed by file stem, for other languages."""
-    from schemas.cloudevents import cloud_event_schema  # builds on this module
+    from couples_nudge_schemas.cloudevents import cloud_event_schema  # builds on this module
 
     return {
         "preference-event": _preference.json_schema(),

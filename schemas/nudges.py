@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, Instant, SafeId, StrictModel, Unique
-from schemas.preferences import NudgeKind
+from couples_nudge_schemas._base import Envelope, Instant, SafeId, StrictModel, Unique
+from couples_nudge_schemas.preferences import NudgeKind
 
 __all__ = ["NudgeDue", "NudgeDueData", "OccurrenceId"]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas._base import Envelope, Instant, Producer, SafeId, StrictModel
-from schemas.nudges import OccurrenceId
-from schemas.preferences import Channel, NudgeKind
+from couples_nudge_schemas._base import Envelope, Instant, Producer, SafeId, StrictModel
+from couples_nudge_schemas.nudges import OccurrenceId
+from couples_nudge_schemas.preferences import Channel, NudgeKind
 
 __all__ = [
     "DeviceRef",

@@ -21,7 +21,7 @@ from croniter import croniter
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
-from schemas._base import (
+from couples_nudge_schemas._base import (
     FORBIDDEN_CHARACTERS,
     NAME_PATTERN,
     SPACES,

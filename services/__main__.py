@@ -1,5 +1,5 @@
-"""`python -m services ...` is `nudge ...` (for environments without the console script)."""
+"""`python -m couples_nudge ...` is `nudge ...` (for environments without the console script)."""
 
-from services.cli import app
+from couples_nudge.cli import app
 
 app(prog_name="nudge")

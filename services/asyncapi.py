@@ -23,11 +23,14 @@ import importlib
 from typing import Any, Final
 from urllib.parse import unquote
 
-from services.common.keys import Keys
+from couples_nudge.common.keys import Keys
 
 __all__ = ["CORRELATION_FIELDS", "SERVICES", "SHARD_PARAMETER", "document", "due_address", "finish"]
 
-SERVICES: Final = {"scheduler": "services.scheduler.app", "notifier": "services.notifier.app"}
+SERVICES: Final = {
+    "scheduler": "couples_nudge.scheduler.app",
+    "notifier": "couples_nudge.notifier.app",
+}
 # Payload fields that identify a message, in order of preference.
 CORRELATION_FIELDS: Final = ("event_id", "entry_id")
 SHARD_PARAMETER: Final = {

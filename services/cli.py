@@ -18,13 +18,13 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from schemas import PreferenceEvent, PreferencesSet, json_schemas, parse_preference
-from services.cli_errors import CliError, Where, bounded, explain, redis_location
-from services.dlq_cli import app as dlq_app
-from services.notifier.catalog_cli import catalog
-from services.notifier.render_cli import render
-from services.operator.status_cli import status
-from services.operator.trace_cli import trace
+from couples_nudge.cli_errors import CliError, Where, bounded, explain, redis_location
+from couples_nudge.dlq_cli import app as dlq_app
+from couples_nudge.notifier.catalog_cli import catalog
+from couples_nudge.notifier.render_cli import render
+from couples_nudge.operator.status_cli import status
+from couples_nudge.operator.trace_cli import trace
+from couples_nudge_schemas import PreferenceEvent, PreferencesSet, json_schemas, parse_preference
 
 __all__ = ["GuardedGroup", "app"]
 
@@ -50,8 +50,8 @@ class GuardedGroup(TyperGroup):
 
 def _where() -> Where:
     """Host and port of Redis and SMTP from the settings, for error messages only."""
-    from services.common.settings import CommonSettings
-    from services.notifier.settings import NotifierSettings
+    from couples_nudge.common.settings import CommonSettings
+    from couples_nudge.notifier.settings import NotifierSettings
 
     where = Where()
     try:
@@ -99,10 +99,10 @@ def _options(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler: consume preferences, fire timers, publish NudgeDue."""
-    from services.common.logging import configure_logging
-    from services.runner import run, run_until_signalled
-    from services.scheduler.service import SchedulerService
-    from services.scheduler.settings import SchedulerSettings
+    from couples_nudge.common.logging import configure_logging
+    from couples_nudge.runner import run, run_until_signalled
+    from couples_nudge.scheduler.service import SchedulerService
+    from couples_nudge.scheduler.settings import SchedulerSettings
 
     settings = SchedulerSettings()
     configure_logging("scheduler", settings.log_format, settings.log_level)
@@ -112,10 +112,10 @@ def scheduler() -> None:
 @app.command()
 def notifier() -> None:
     """Run the notifier: consume NudgeDue, send email/push, publish outcomes."""
-    from services.common.logging import configure_logging
-    from services.notifier.service import NotifierService
-    from services.notifier.settings import NotifierSettings
-    from services.runner import run, run_until_signalled
+    from couples_nudge.common.logging import configure_logging
+    from couples_nudge.notifier.service import NotifierService
+    from couples_nudge.notifier.settings import NotifierSettings
+    from couples_nudge.runner import run, run_until_signalled
 
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_format, settings.log_level)
@@ -135,11 +135,11 @@ def demo(
     ),
 ) -> None:
     """Live demo: embedded Valkey, SMTP catcher, both services, a simulated month of nudges."""
-    from services.common.logging import configure_logging
-    from services.demo_outbox import OutboxRefused, prepare_outbox
+    from couples_nudge.common.logging import configure_logging
+    from couples_nudge.demo_outbox import OutboxRefused, prepare_outbox
 
     try:
-        from services.demo import print_summary, run_demo
+        from couples_nudge.demo import print_summary, run_demo
     except ModuleNotFoundError as exc:
         if exc.name not in DEMO_EXTRA:
             raise
@@ -177,7 +177,7 @@ def preview(
     ] = False,
 ) -> None:
     """Print the nudges these preferences would produce, computed by the scheduler's code."""
-    from services.scheduler.preview import preview_lines, rhythm_lines
+    from couples_nudge.scheduler.preview import preview_lines, rhythm_lines
 
     event = _read_event(file)
     if not isinstance(event, PreferencesSet):
@@ -197,10 +197,10 @@ def preview(
 
 def _live_answers(couple_id: str) -> Any:
     """The couple's stored answers (snoozes, levels, schedule sequences) for `preview --live`."""
-    from services.common.clock import from_ms
-    from services.common.runtime import redis_client
-    from services.common.settings import CommonSettings
-    from services.scheduler.preview import Answers
+    from couples_nudge.common.clock import from_ms
+    from couples_nudge.common.runtime import redis_client
+    from couples_nudge.common.settings import CommonSettings
+    from couples_nudge.scheduler.preview import Answers
 
     settings = CommonSettings()
 
@@ -239,9 +239,9 @@ def publish(
     file: Annotated[Path, typer.Argument(help="A preference event as JSON (set/pause/erase...).")],
 ) -> None:
     """Validate a preference event and publish it on the preferences stream."""
-    from services.common.runtime import redis_client
-    from services.common.settings import CommonSettings
-    from services.common.streams import DATA_FIELD
+    from couples_nudge.common.runtime import redis_client
+    from couples_nudge.common.settings import CommonSettings
+    from couples_nudge.common.streams import DATA_FIELD
 
     event = _read_event(file)
     settings = CommonSettings()
@@ -276,7 +276,7 @@ def schema_export(directory: Annotated[Path, typer.Argument()] = Path("schemas/j
 def schema_asyncapi(directory: Annotated[Path, typer.Argument()] = Path("docs/asyncapi")) -> None:
     """Write each service's AsyncAPI 3.0 document into DIRECTORY (FastStream's, with the due
     streams as one channel with a shard parameter and payload correlation ids)."""
-    from services.asyncapi import SERVICES, document
+    from couples_nudge.asyncapi import SERVICES, document
 
     directory.mkdir(parents=True, exist_ok=True)
     for service in SERVICES:

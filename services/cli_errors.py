@@ -24,8 +24,8 @@ import aiosmtplib
 from pydantic import ValidationError
 from redis import exceptions as redis_errors
 
-from schemas import EventRejected
-from services.common.secret_files import SecretFileError
+from couples_nudge.common.secret_files import SecretFileError
+from couples_nudge_schemas import EventRejected
 
 __all__ = ["RUNTIME", "USAGE", "CliError", "Where", "bounded", "explain", "redis_location"]
 

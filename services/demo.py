@@ -25,19 +25,25 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas import EventRejected, OutcomeEvent, PreferencesSet, parse_outcome, parse_preference
-from services.common.clock import ScaledClock
-from services.common.keys import NOTIFIER_GROUP
-from services.common.streams import DATA_FIELD, read_events
-from services.demo_calendar import SentEmail, build_calendars, render_calendar
-from services.demo_outbox import CALENDAR, prepare_outbox
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey
-from services.notifier.service import NotifierService
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import InvalidToken, UnsubscribeTokens
-from services.scheduler.service import SchedulerService
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.common.clock import ScaledClock
+from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.demo_calendar import SentEmail, build_calendars, render_calendar
+from couples_nudge.demo_outbox import CALENDAR, prepare_outbox
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import InvalidToken, UnsubscribeTokens
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge_schemas import (
+    EventRejected,
+    OutcomeEvent,
+    PreferencesSet,
+    parse_outcome,
+    parse_preference,
+)
 
 __all__ = ["DemoResult", "default_start", "run_demo"]
 

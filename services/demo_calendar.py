@@ -22,9 +22,15 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
-from schemas import NudgeFailed, NudgeSent, NudgeSuppressed, OutcomeEvent, PreferencesSetData
-from services.notifier.catalog import load_catalog
-from services.scheduler.preview import preview_lines
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.scheduler.preview import preview_lines
+from couples_nudge_schemas import (
+    NudgeFailed,
+    NudgeSent,
+    NudgeSuppressed,
+    OutcomeEvent,
+    PreferencesSetData,
+)
 
 __all__ = [
     "CoupleCalendar",

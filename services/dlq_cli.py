@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli_errors import CliError
-from services.common import dead_letters
-from services.common.runtime import redis_client
-from services.common.settings import CommonSettings
+from couples_nudge.cli_errors import CliError
+from couples_nudge.common import dead_letters
+from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.settings import CommonSettings
 
 app = typer.Typer(help="Dead letters: nudges and events that exhausted their retries.")
 console = Console()

@@ -1,4 +1,4 @@
-"""`python -m services.healthcheck`: exit 0 when this container's service answers /healthz.
+"""`python -m couples_nudge.healthcheck`: exit 0 when this container's service answers /healthz.
 
 For the image's HEALTHCHECK (and any orchestrator that runs a command): it asks the operator
 listener (NUDGE_OPERATOR_PORT, else NUDGE_HTTP_PORT) on this host, with the same settings the
@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Final
 
-from services.common.settings import CommonSettings
+from couples_nudge.common.settings import CommonSettings
 
 __all__ = ["healthz_url", "main"]
 

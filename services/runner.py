@@ -10,9 +10,9 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from services.common.runtime import settle_heap
-from services.common.settings import CommonSettings
-from services.common.shutdown import Deadline
+from couples_nudge.common.runtime import settle_heap
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.common.shutdown import Deadline
 
 __all__ = ["Runnable", "run", "run_until_signalled"]
 

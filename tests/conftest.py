@@ -22,8 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey
 from tests.support.leftovers import dbsize, remove_leftovers
 from tests.support.tools import REQUIRE_ENV, not_run
 

@@ -42,7 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.common.packing import pack
+from couples_nudge.common.packing import pack
 
 __all__ = ["AutoPipeline", "read_replies"]
 

@@ -7,7 +7,7 @@ cron) gets one question at a time.
 
 from __future__ import annotations
 
-from schemas import CheckInFormat, NudgePlan
+from couples_nudge_schemas import CheckInFormat, NudgePlan
 
 __all__ = ["check_in_format"]
 

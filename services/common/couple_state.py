@@ -55,7 +55,8 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
-from schemas import (
+from couples_nudge.common.check_in_format import check_in_format
+from couples_nudge_schemas import (
     AndroidDevice,
     Channel,
     CheckInFormat,
@@ -70,7 +71,6 @@ from schemas import (
     PushSubscription,
     QuietHours,
 )
-from services.common.check_in_format import check_in_format
 
 __all__ = [
     "PROFILE_FIELDS",

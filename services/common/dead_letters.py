@@ -15,8 +15,8 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from schemas import MAX_EVENT_BYTES
-from services.common.streams import DATA_FIELD, read_entries
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge_schemas import MAX_EVENT_BYTES
 
 __all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay"]
 

@@ -37,9 +37,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from schemas import Channel, NudgeKind, OutcomeEvent
-from services.common.build_info import build_info
-from services.common.keys import Keys
+from couples_nudge.common.build_info import build_info
+from couples_nudge.common.keys import Keys
+from couples_nudge_schemas import Channel, NudgeKind, OutcomeEvent
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
 

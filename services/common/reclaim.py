@@ -36,9 +36,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from services.common.dead_letters import bury
-from services.common.settings import CommonSettings
-from services.common.streams import DATA_FIELD
+from couples_nudge.common.dead_letters import bury
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.common.streams import DATA_FIELD
 
 __all__ = ["Handler", "Interrupted", "Reclaimer"]
 

@@ -12,9 +12,9 @@ import redis.asyncio as aioredis
 from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.asyncio.cluster import RedisCluster
 
-from services.common.clock import Clock, ScaledClock, SystemClock
-from services.common.packing import hiredis_packing
-from services.common.settings import CommonSettings
+from couples_nudge.common.clock import Clock, ScaledClock, SystemClock
+from couples_nudge.common.packing import hiredis_packing
+from couples_nudge.common.settings import CommonSettings
 
 __all__ = ["broker_for", "clock_from", "consumer_name", "redis_client", "settle_heap"]
 

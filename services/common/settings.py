@@ -14,8 +14,8 @@ from typing import Annotated, Literal, Self
 from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from services.common.keys import Keys
-from services.common.secret_files import SecretFileSource
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.secret_files import SecretFileSource
 
 __all__ = ["CommonSettings"]
 

@@ -5,7 +5,7 @@ and the service's load is spread by shards, not by slots. The tags' slots are no
 with the usual equal thirds (`redis-cli --cluster create`), 8 shards land 4/2/2 on three
 primaries and 24 land 12/6/6. `balanced_ranges` gives each primary a contiguous slot range
 holding an equal share of the shards (8/8/8), for forming a cluster with CLUSTER ADDSLOTSRANGE
-(see docs/scaling.md), and `python -m services.common.slots SHARDS PRIMARIES` prints them.
+(see docs/scaling.md), and `python -m couples_nudge.common.slots SHARDS PRIMARIES` prints them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import itertools
 
 from redis.crc import key_slot
 
-from services.common.keys import Keys
+from couples_nudge.common.keys import Keys
 
 __all__ = ["SLOTS", "balanced_ranges", "shard_slot"]
 
@@ -41,7 +41,9 @@ def balanced_ranges(shards: int, primaries: int) -> list[tuple[int, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.common.slots", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m couples_nudge.common.slots", description=__doc__
+    )
     parser.add_argument("shards", type=int, help="NUDGE_SHARDS of the deployment")
     parser.add_argument("primaries", type=int, help="primaries of the cluster")
     args = parser.parse_args()

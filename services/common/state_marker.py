@@ -42,10 +42,10 @@ from typing import Any, Final, Literal, cast
 
 import redis.asyncio as aioredis
 
-from schemas import ServiceStateLost, ServiceStateLostData
-from services.common.clock import Clock, SystemClock, epoch_ms, from_ms
-from services.common.keys import Keys
-from services.common.streams import DATA_FIELD
+from couples_nudge.common.clock import Clock, SystemClock, epoch_ms, from_ms
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge_schemas import ServiceStateLost, ServiceStateLostData
 
 __all__ = [
     "LOSS_SHOWN_FOR",

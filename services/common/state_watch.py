@@ -27,9 +27,9 @@ import structlog
 from faststream.redis import RedisBroker
 from redis.exceptions import RedisError
 
-from services.common.metrics import Metrics
-from services.common.state_marker import Observation, StateEpoch, StateMarker
-from services.common.streams import ensure_group
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.state_marker import Observation, StateEpoch, StateMarker
+from couples_nudge.common.streams import ensure_group
 
 __all__ = ["StateWatcher"]
 

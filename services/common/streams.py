@@ -17,7 +17,7 @@ from faststream.redis.annotations import RedisStreamMessage
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
-from schemas import safe_reason
+from couples_nudge_schemas import DATA_FIELD, safe_reason
 
 __all__ = [
     "DATA_FIELD",
@@ -37,7 +37,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-DATA_FIELD: Final = "__data__"
 RAW_LIMIT: Final = 8 * 1024
 _COUPLE_ID: Final = re.compile(rb'"couple_id"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
 
@@ -85,7 +84,8 @@ def rejected_fields(
     *, source: str, entry_id: str, raw: bytes, reason: str, service: str
 ) -> dict[str, bytes | str]:
     """The fields of a `rejected` entry: the raw message cut at RAW_LIMIT bytes (any bytes),
-    the reason made safe (at most REASON_LIMIT printable characters, see schemas.safe_reason).
+    the reason made safe (at most REASON_LIMIT printable characters, see
+    couples_nudge_schemas.safe_reason).
 
     The couple id, when one can be read from the raw bytes, is kept in its own field so that
     erasing the couple also removes its rejected entries (see `scrub`).

@@ -17,7 +17,7 @@ from typing import Any, Self
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from services.embedded.valkey import free_port
+from couples_nudge.embedded.valkey import free_port
 
 __all__ = ["MailCatcher"]
 

@@ -30,23 +30,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
-from schemas import NudgeKind
-from services.common.clock import Clock, epoch_ms, from_ms
-from services.common.couple_state import CoupleState, parse_couple
-from services.common.metrics import Metrics
-from services.common.streams import publish
-from services.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
-from services.notifier.answers import ManageChoice, answer_events, manage_events
-from services.notifier.engagement import EngagementStore
-from services.notifier.pages import (
+from couples_nudge.common.clock import Clock, epoch_ms, from_ms
+from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import publish
+from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
+from couples_nudge.notifier.answers import ManageChoice, answer_events, manage_events
+from couples_nudge.notifier.engagement import EngagementStore
+from couples_nudge.notifier.pages import (
     AnswerState,
     KindState,
     csp_for,
     render_answer_page,
     render_manage_page,
 )
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import parse_keys
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import parse_keys
+from couples_nudge_schemas import NudgeKind
 
 __all__ = ["ActionPages", "action_routes"]
 

@@ -25,10 +25,10 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, ValidationError
 
-from schemas import NudgeKind, StrictModel
-from schemas._base import SafeId
-from schemas.nudges import OccurrenceId
-from services.notifier.unsubscribe import InvalidToken
+from couples_nudge.notifier.unsubscribe import InvalidToken
+from couples_nudge_schemas import NudgeKind, StrictModel
+from couples_nudge_schemas._base import SafeId
+from couples_nudge_schemas.nudges import OccurrenceId
 
 __all__ = [
     "ONE_TAP",

@@ -16,7 +16,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from schemas import (
+from couples_nudge.common.clock import from_ms
+from couples_nudge.notifier.actions import ActionClaim
+from couples_nudge_schemas import (
     EngagementAction,
     NudgeEngaged,
     NudgeEngagedData,
@@ -30,8 +32,6 @@ from schemas import (
     PreferencesUnsubscribed,
     PreferencesUnsubscribedData,
 )
-from services.common.clock import from_ms
-from services.notifier.actions import ActionClaim
 
 __all__ = [
     "SNOOZE",

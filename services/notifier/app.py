@@ -19,16 +19,16 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
-from schemas import (
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.settings import DEFAULT_REDIS_URL
+from couples_nudge.operator.entries import DeadLetterEntry, RejectedEntry
+from couples_nudge_schemas import (
     ChannelBounced,
     ChannelComplained,
     NudgeDue,
     OutcomesStreamEvent,
     PreferencesUnsubscribed,
 )
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.settings import DEFAULT_REDIS_URL
-from services.operator.entries import DeadLetterEntry, RejectedEntry
 
 __all__ = ["app", "broker"]
 

@@ -29,8 +29,8 @@ from typing import Final, Literal
 
 import redis.asyncio as aioredis
 
-from services.common.autopipeline import AutoPipeline
-from services.common.keys import Keys
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.keys import Keys
 
 __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Final, Literal, TypeVar, get_args
 
-from schemas import CheckInFormat, FocusArea, LoveLanguage, NudgeKind
-from services.notifier.variants import Variants, parse_variants
+from couples_nudge.notifier.variants import Variants, parse_variants
+from couples_nudge_schemas import CheckInFormat, FocusArea, LoveLanguage, NudgeKind
 
 __all__ = [
     "DEFAULT_LOCALE",
@@ -180,7 +180,7 @@ def _item(raw: dict[str, object]) -> Item:
 
 @functools.cache
 def load_catalog() -> Catalog:
-    root = resources.files("services.notifier") / "catalog"
+    root = resources.files("couples_nudge.notifier") / "catalog"
     by_locale: dict[str, tuple[Item, ...]] = {}
     variants: dict[str, Variants] = {}
     for folder in root.iterdir():

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas import NudgeKind
-from services.notifier.catalog import load_catalog
-from services.notifier.coverage import CONTEXTS, gaps, languages, sections
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.coverage import CONTEXTS, gaps, languages, sections
+from couples_nudge_schemas import NudgeKind
 
 __all__ = ["catalog"]
 

@@ -29,9 +29,16 @@ import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final, get_args
 
-from schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind, Partner
-from services.notifier.catalog import Deck, Item
-from services.notifier.context_rules import Rules, fits, rules_of
+from couples_nudge.notifier.catalog import Deck, Item
+from couples_nudge.notifier.context_rules import Rules, fits, rules_of
+from couples_nudge_schemas import (
+    CheckInFormat,
+    CoupleContext,
+    FocusArea,
+    LoveLanguage,
+    NudgeKind,
+    Partner,
+)
 
 __all__ = ["DECKS", "Pool", "choose", "choose_for", "deck_for"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from schemas import CoupleContext
-from services.notifier.catalog import Item
+from couples_nudge.notifier.catalog import Item
+from couples_nudge_schemas import CoupleContext
 
 __all__ = ["Rules", "fits", "rules_of"]
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Final, get_args
 
-from schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind
-from services.notifier.catalog import Catalog, Item
-from services.notifier.context_rules import fits, rules_of
-from services.notifier.year import RHYTHMS, Rhythm
+from couples_nudge.notifier.catalog import Catalog, Item
+from couples_nudge.notifier.context_rules import fits, rules_of
+from couples_nudge.notifier.year import RHYTHMS, Rhythm
+from couples_nudge_schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind
 
 __all__ = ["CONTEXTS", "Gap", "Section", "coverage", "gaps", "languages", "sections"]
 

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import date
 
-from services.notifier.catalog import Item
+from couples_nudge.notifier.catalog import Item
 
 __all__ = ["question_for", "questions_in_order"]
 

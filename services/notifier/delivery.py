@@ -46,10 +46,40 @@ from typing import Final, get_args
 import structlog
 from redis.exceptions import RedisError
 
-from schemas import (
+from couples_nudge.common.clock import Clock, epoch_ms, from_ms
+from couples_nudge.common.couple_state import CoupleState, device_ref
+from couples_nudge.common.listening import keeps, per_week, step_at
+from couples_nudge.common.refusals import pause
+from couples_nudge.common.streams import encode
+from couples_nudge.notifier.actions import ONE_TAP, ActionClaim, ActionTokens
+from couples_nudge.notifier.answers import ignored_feedback
+from couples_nudge.notifier.caps import CapLedger, capped_member
+from couples_nudge.notifier.catalog import Catalog, Item
+from couples_nudge.notifier.channels.base import Channel, Outgoing
+from couples_nudge.notifier.channels.mobile import MobileChannel
+from couples_nudge.notifier.content import Pool, choose_for
+from couples_nudge.notifier.daily_question import question_for
+from couples_nudge.notifier.engagement import EngagementStore
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError, unexpected
+from couples_nudge.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
+from couples_nudge.notifier.jar_store import JarStore
+from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
+from couples_nudge.notifier.occurrence_day import content_day
+from couples_nudge.notifier.render import (
+    deep_link,
+    message_domain,
+    render_email_bytes,
+    render_push,
+    view_for,
+)
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.state import NotifierState, dead_field, idempotency_key
+from couples_nudge.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens, parse_keys
+from couples_nudge.notifier.vanished import why_vanished
+from couples_nudge_schemas import (
     Channel as ChannelName,
 )
-from schemas import (
+from couples_nudge_schemas import (
     Device,
     EventRejected,
     NudgeDue,
@@ -66,36 +96,6 @@ from schemas import (
     SuppressionReason,
     parse_outcome,
 )
-from services.common.clock import Clock, epoch_ms, from_ms
-from services.common.couple_state import CoupleState, device_ref
-from services.common.listening import keeps, per_week, step_at
-from services.common.refusals import pause
-from services.common.streams import encode
-from services.notifier.actions import ONE_TAP, ActionClaim, ActionTokens
-from services.notifier.answers import ignored_feedback
-from services.notifier.caps import CapLedger, capped_member
-from services.notifier.catalog import Catalog, Item
-from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.channels.mobile import MobileChannel
-from services.notifier.content import Pool, choose_for
-from services.notifier.daily_question import question_for
-from services.notifier.engagement import EngagementStore
-from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
-from services.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_item
-from services.notifier.jar_store import JarStore
-from services.notifier.message_ids import MessageIds, MessageRef, provider_headers
-from services.notifier.occurrence_day import content_day
-from services.notifier.render import (
-    deep_link,
-    message_domain,
-    render_email_bytes,
-    render_push,
-    view_for,
-)
-from services.notifier.settings import NotifierSettings
-from services.notifier.state import NotifierState, dead_field, idempotency_key
-from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens, parse_keys
-from services.notifier.vanished import why_vanished
 
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded"]
 

@@ -26,7 +26,7 @@ from typing import Final, Literal
 
 import redis.asyncio as aioredis
 
-from services.common.keys import Keys
+from couples_nudge.common.keys import Keys
 
 __all__ = ["DONE", "ENGAGE", "LEASE_MS", "STREAK", "Claimed", "EngagementStore"]
 

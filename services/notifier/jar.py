@@ -17,10 +17,10 @@ import hashlib
 import json
 from typing import Final, NamedTuple
 
-from schemas import NudgeDueData
-from services.notifier.catalog import Item
-from services.notifier.occurrence_day import content_day, is_shared
-from services.notifier.render import jar_texts
+from couples_nudge.notifier.catalog import Item
+from couples_nudge.notifier.occurrence_day import content_day, is_shared
+from couples_nudge.notifier.render import jar_texts
+from couples_nudge_schemas import NudgeDueData
 
 __all__ = ["JarIdea", "draw_key", "draw_pick", "draws_from_jar", "jar_item", "parse_draw"]
 

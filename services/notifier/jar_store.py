@@ -11,9 +11,9 @@ from typing import Final, cast
 
 import redis.asyncio as aioredis
 
-from services.common.autopipeline import AutoPipeline
-from services.common.keys import Keys
-from services.notifier.jar import JarIdea, draw_pick, parse_draw
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.keys import Keys
+from couples_nudge.notifier.jar import JarIdea, draw_pick, parse_draw
 
 __all__ = ["DRAW", "JarStore"]
 

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import babel
 import babel.dates
 
-from services.notifier.catalog import DEFAULT_LOCALE, load_catalog
-from services.notifier.variants import Variants
+from couples_nudge.notifier.catalog import DEFAULT_LOCALE, load_catalog
+from couples_nudge.notifier.variants import Variants
 
 __all__ = [
     "chain",
@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _root() -> Any:
-    return resources.files("services.notifier") / "templates"
+    return resources.files("couples_nudge.notifier") / "templates"
 
 
 def chain(locale: str) -> tuple[str, ...]:

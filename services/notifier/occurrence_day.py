@@ -13,7 +13,7 @@ from datetime import date
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from schemas import NudgeDueData
+from couples_nudge_schemas import NudgeDueData
 
 __all__ = ["content_day", "is_shared"]
 

@@ -18,9 +18,9 @@ from typing import Any, Final, Literal
 
 import jinja2
 
-from schemas import NudgeKind
-from services.notifier.locales import format_when, html_lang, strings_for, template_for
-from services.notifier.render import action_title
+from couples_nudge.notifier.locales import format_when, html_lang, strings_for, template_for
+from couples_nudge.notifier.render import action_title
+from couples_nudge_schemas import NudgeKind
 
 __all__ = ["AnswerState", "KindState", "csp_for", "render_answer_page", "render_manage_page"]
 
@@ -34,7 +34,9 @@ def _env() -> jinja2.Environment:
     from importlib import resources
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("services.notifier") / "templates")),
+        loader=jinja2.FileSystemLoader(
+            str(resources.files("couples_nudge.notifier") / "templates")
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         auto_reload=False,

@@ -29,16 +29,16 @@ from urllib.parse import quote
 import jinja2
 import markupsafe
 
-from schemas import NudgeKind, PreferencesSetData
-from services.notifier.catalog import DEFAULT_LOCALE, Item
-from services.notifier.locales import (
+from couples_nudge.notifier.catalog import DEFAULT_LOCALE, Item
+from couples_nudge.notifier.locales import (
     format_when,
     html_lang,
     strings_for,
     template_for,
 )
-from services.notifier.mime import build_email
-from services.notifier.skeleton import SkeletonRenderer
+from couples_nudge.notifier.mime import build_email
+from couples_nudge.notifier.skeleton import SkeletonRenderer
+from couples_nudge_schemas import NudgeKind, PreferencesSetData
 
 __all__ = [
     "NudgeView",
@@ -136,7 +136,7 @@ def view_for(
 
 
 def _templates_root() -> Any:
-    return resources.files("services.notifier") / "templates"
+    return resources.files("couples_nudge.notifier") / "templates"
 
 
 @functools.cache

@@ -32,7 +32,15 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
-from schemas import (
+from couples_nudge.common.check_in_format import check_in_format
+from couples_nudge.notifier.catalog import Item, load_catalog
+from couples_nudge.notifier.channels.email import wire_bytes
+from couples_nudge.notifier.content import Pool, choose_for
+from couples_nudge.notifier.locales import text_languages
+from couples_nudge.notifier.render import deep_link, render_email, render_push, view_for
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from couples_nudge_schemas import (
     EventRejected,
     NudgeKind,
     Partner,
@@ -40,14 +48,6 @@ from schemas import (
     PreferencesSetData,
     parse_preference,
 )
-from services.common.check_in_format import check_in_format
-from services.notifier.catalog import Item, load_catalog
-from services.notifier.channels.email import wire_bytes
-from services.notifier.content import Pool, choose_for
-from services.notifier.locales import text_languages
-from services.notifier.render import deep_link, render_email, render_push, view_for
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
 
 __all__ = ["RenderedFiles", "every_locale", "render", "render_files"]
 

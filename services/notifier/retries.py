@@ -24,8 +24,8 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from services.common.clock import Clock, epoch_ms
-from services.common.keys import Keys
+from couples_nudge.common.clock import Clock, epoch_ms
+from couples_nudge.common.keys import Keys
 
 __all__ = ["FAILURE_REASONS", "RetryPolicy", "RetryQueue", "failure_reason"]
 

@@ -17,23 +17,21 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
-from schemas import Channel as ChannelName
-from schemas import EventRejected, OutcomeEvent, parse_due
-from services.common import dead_letters
-from services.common.autopipeline import AutoPipeline
-from services.common.clock import Clock
-from services.common.dead_letters import bury
-from services.common.health import health_routes
-from services.common.http import HttpServer, serve
-from services.common.keys import NOTIFIER_GROUP
-from services.common.metrics import Metrics
-from services.common.reclaim import Interrupted, Reclaimer
-from services.common.refusals import not_now, pause
-from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.shutdown import Deadline, settle, stopped_reading
-from services.common.state_marker import StateMarker
-from services.common.state_watch import StateWatcher
-from services.common.streams import (
+from couples_nudge.common import dead_letters
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.dead_letters import bury
+from couples_nudge.common.health import health_routes
+from couples_nudge.common.http import HttpServer, serve
+from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.reclaim import Interrupted, Reclaimer
+from couples_nudge.common.refusals import not_now, pause
+from couples_nudge.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
+from couples_nudge.common.state_marker import StateMarker
+from couples_nudge.common.state_watch import StateWatcher
+from couples_nudge.common.streams import (
     DATA_FIELD,
     entries_as_read,
     group_names,
@@ -41,16 +39,18 @@ from services.common.streams import (
     reject,
     xadd_command,
 )
-from services.notifier.catalog import load_catalog
-from services.notifier.channels.base import Channel
-from services.notifier.channels.dkim import DkimSigner
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.delivery import PRODUCER, Boxed, Delivery
-from services.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
-from services.notifier.settings import NotifierSettings
-from services.notifier.state import NotifierState
-from services.operator.dashboard import StatusPage
-from services.operator.refresher import GaugeRefresher
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.channels.base import Channel
+from couples_nudge.notifier.channels.dkim import DkimSigner
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.delivery import PRODUCER, Boxed, Delivery
+from couples_nudge.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.state import NotifierState
+from couples_nudge.operator.dashboard import StatusPage
+from couples_nudge.operator.refresher import GaugeRefresher
+from couples_nudge_schemas import Channel as ChannelName
+from couples_nudge_schemas import EventRejected, OutcomeEvent, parse_due
 
 __all__ = ["NotifierService", "default_channels"]
 
@@ -61,8 +61,8 @@ DATA_KEY = DATA_FIELD.encode()
 
 def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
     """Email always; Web Push and the webhook only when configured (see settings.py)."""
-    from services.notifier.channels.webhook import WebhookChannel
-    from services.notifier.channels.webpush import WebPushChannel
+    from couples_nudge.notifier.channels.webhook import WebhookChannel
+    from couples_nudge.notifier.channels.webpush import WebPushChannel
 
     channels: dict[ChannelName, Channel] = {
         "email": SmtpChannel(
@@ -92,7 +92,7 @@ def default_channels(settings: NotifierSettings) -> dict[ChannelName, Channel]:
             concurrency=settings.push_concurrency,
         )
     if settings.fcm_enabled or settings.apns_enabled:
-        from services.notifier.channels.mobile_setup import mobile_channel
+        from couples_nudge.notifier.channels.mobile_setup import mobile_channel
 
         channels["mobile"] = mobile_channel(settings)
     return channels
@@ -393,9 +393,9 @@ class NotifierService:
     def public_routes(self) -> list[BaseRoute]:
         """What people and providers reach from the internet (the Ingress routes only these):
         on NUDGE_HTTP_PORT."""
-        from services.notifier.action_routes import action_routes
-        from services.notifier.unsubscribe_routes import unsubscribe_routes
-        from services.notifier.webhooks.routes import report_routes
+        from couples_nudge.notifier.action_routes import action_routes
+        from couples_nudge.notifier.unsubscribe_routes import unsubscribe_routes
+        from couples_nudge.notifier.webhooks.routes import report_routes
 
         return (
             unsubscribe_routes(self.redis, self.settings, self.clock)

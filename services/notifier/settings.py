@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode
 
-from services.common.settings import CommonSettings
-from services.notifier.unsubscribe import parse_keys
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.notifier.unsubscribe import parse_keys
 
 __all__ = ["NotifierSettings"]
 
@@ -296,7 +296,7 @@ class NotifierSettings(CommonSettings):
         if (self.vapid_private_key is None) != (self.vapid_subject is None):
             raise ValueError("vapid_private_key and vapid_subject go together")
         if self.vapid_private_key is not None and self.vapid_subject is not None:
-            from services.notifier.channels.webpush import check_subject, load_vapid_key
+            from couples_nudge.notifier.channels.webpush import check_subject, load_vapid_key
 
             load_vapid_key(self.vapid_private_key)
             check_subject(self.vapid_subject)
@@ -313,7 +313,7 @@ class NotifierSettings(CommonSettings):
         if (self.postmark_webhook_user is None) != (self.postmark_webhook_password is None):
             raise ValueError("postmark_webhook_user and postmark_webhook_password go together")
         if self.sendgrid_public_key is not None:
-            from services.notifier.webhooks.sendgrid import load_public_key
+            from couples_nudge.notifier.webhooks.sendgrid import load_public_key
 
             load_public_key(self.sendgrid_public_key)
         if self.reports_enabled and not self.unsubscribe_secrets:
@@ -349,8 +349,8 @@ class NotifierSettings(CommonSettings):
         )
 
     def _check_mobile(self) -> None:
-        from services.notifier.channels.apns_auth import load_p8
-        from services.notifier.channels.fcm_auth import load_service_account
+        from couples_nudge.notifier.channels.apns_auth import load_p8
+        from couples_nudge.notifier.channels.fcm_auth import load_service_account
 
         if self.fcm_credentials_file is not None:
             load_service_account(self.fcm_credentials_file)

@@ -21,9 +21,9 @@ from typing import Final, NamedTuple
 
 import redis.asyncio as aioredis
 
-from services.common.autopipeline import AutoPipeline
-from services.common.couple_state import CoupleState, parse_couple
-from services.common.keys import Keys
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.common.keys import Keys
 
 __all__ = ["Loaded", "NotifierState", "idempotency_key"]
 

@@ -24,8 +24,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 
-from schemas import NudgeKind, StrictModel
-from schemas._base import SafeId
+from couples_nudge_schemas import NudgeKind, StrictModel
+from couples_nudge_schemas._base import SafeId
 
 __all__ = [
     "MAX_TOKEN_LENGTH",

@@ -26,13 +26,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
-from schemas import PreferencesUnsubscribed, PreferencesUnsubscribedData
-from services.common.clock import Clock
-from services.common.streams import publish
-from services.notifier.delivery import PRODUCER
-from services.notifier.render import PageState, render_unsubscribe_page
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import InvalidToken, UnsubscribeClaim, UnsubscribeTokens
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.streams import publish
+from couples_nudge.notifier.delivery import PRODUCER
+from couples_nudge.notifier.render import PageState, render_unsubscribe_page
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import InvalidToken, UnsubscribeClaim, UnsubscribeTokens
+from couples_nudge_schemas import PreferencesUnsubscribed, PreferencesUnsubscribedData
 
 __all__ = ["UnsubscribePages", "unsubscribe_routes"]
 

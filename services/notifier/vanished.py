@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from services.common.autopipeline import AutoPipeline
-from services.common.keys import Keys, couple_digest
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.keys import Keys, couple_digest
 
 __all__ = ["VanishedReason", "why_vanished"]
 

@@ -11,8 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind, Partner
-from services.notifier.content import Pool, choose_for
+from couples_nudge.notifier.content import Pool, choose_for
+from couples_nudge_schemas import (
+    CheckInFormat,
+    CoupleContext,
+    FocusArea,
+    LoveLanguage,
+    NudgeKind,
+    Partner,
+)
 
 __all__ = ["RHYTHMS", "Rhythm", "YearFigures", "simulate_year"]
 

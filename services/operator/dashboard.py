@@ -28,16 +28,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from schemas import EventRejected, ServiceStateLost, parse_outcomes_entry
-from services.common.clock import Clock
-from services.common.keys import Keys
-from services.common.logging import scrub
-from services.common.streams import DATA_FIELD
-from services.operator import page
-from services.operator.status import gather_status
-from services.operator.trace import build_trace
-from services.operator.trace_page import render_trace_page
-from services.operator.trace_reader import InvalidCoupleId, read_trace, valid_couple_id
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.logging import scrub
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.operator import page
+from couples_nudge.operator.status import gather_status
+from couples_nudge.operator.trace import build_trace
+from couples_nudge.operator.trace_page import render_trace_page
+from couples_nudge.operator.trace_reader import InvalidCoupleId, read_trace, valid_couple_id
+from couples_nudge_schemas import EventRejected, ServiceStateLost, parse_outcomes_entry
 
 __all__ = ["TOKEN_HEADER", "DeadLetterLike", "StatusPage", "outcome_row"]
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from services.common.clock import Clock
-from services.common.metrics import Metrics
-from services.operator.status import Status, gather_status
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.operator.status import Status, gather_status
 
 __all__ = ["GaugeRefresher", "apply_status"]
 

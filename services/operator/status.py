@@ -20,9 +20,9 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from services.common.clock import epoch_ms, from_ms
-from services.common.keys import Keys
-from services.common.state_marker import StateEpoch, read_state
+from couples_nudge.common.clock import epoch_ms, from_ms
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.state_marker import StateEpoch, read_state
 
 __all__ = [
     "OVERDUE_AFTER",

@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from services.operator.status import REJECTED_COUNT_CAP, Status
+from couples_nudge.operator.status import REJECTED_COUNT_CAP, Status
 
 __all__ = ["render_status", "state_line", "status"]
 
@@ -118,10 +118,10 @@ def state_line(status: Status) -> Text:
 
 
 async def _snapshot() -> Status:
-    from services.common.clock import SystemClock
-    from services.common.runtime import redis_client
-    from services.common.settings import CommonSettings
-    from services.operator.status import gather_status
+    from couples_nudge.common.clock import SystemClock
+    from couples_nudge.common.runtime import redis_client
+    from couples_nudge.common.settings import CommonSettings
+    from couples_nudge.operator.status import gather_status
 
     settings = CommonSettings()
     redis = redis_client(settings)

@@ -21,14 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
-from schemas import EventRejected, NudgeFailed, NudgeSent, NudgeSuppressed, parse_outcomes_entry
-from services.common.clock import epoch_ms, from_ms
-from services.common.couple_state import CoupleState, parse_couple
-from services.common.logging import scrub
-from services.scheduler.planning import Occurrence, Schedule, next_occurrence, occurrence_at
-from services.scheduler.preview import occurrence_note
-from services.scheduler.records import decode_record
-from services.scheduler.rules import CronRule
+from couples_nudge.common.clock import epoch_ms, from_ms
+from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.common.logging import scrub
+from couples_nudge.scheduler.planning import Occurrence, Schedule, next_occurrence, occurrence_at
+from couples_nudge.scheduler.preview import occurrence_note
+from couples_nudge.scheduler.records import decode_record
+from couples_nudge.scheduler.rules import CronRule
+from couples_nudge_schemas import (
+    EventRejected,
+    NudgeFailed,
+    NudgeSent,
+    NudgeSuppressed,
+    parse_outcomes_entry,
+)
 
 __all__ = [
     "CoupleTrace",

@@ -18,9 +18,14 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from services.cli_errors import CliError
-from services.operator.trace import CoupleTrace
-from services.operator.trace_reader import DEFAULT_SCAN, MAX_SCAN, InvalidCoupleId, valid_couple_id
+from couples_nudge.cli_errors import CliError
+from couples_nudge.operator.trace import CoupleTrace
+from couples_nudge.operator.trace_reader import (
+    DEFAULT_SCAN,
+    MAX_SCAN,
+    InvalidCoupleId,
+    valid_couple_id,
+)
 
 __all__ = ["render_trace", "trace"]
 
@@ -112,11 +117,11 @@ def _headline(trace: CoupleTrace) -> Text:
 
 
 async def _read(couple_id: str, scan: int, fires: int, outcomes: int) -> CoupleTrace:
-    from services.common.clock import SystemClock
-    from services.common.runtime import redis_client
-    from services.common.settings import CommonSettings
-    from services.operator.trace import build_trace
-    from services.operator.trace_reader import read_trace
+    from couples_nudge.common.clock import SystemClock
+    from couples_nudge.common.runtime import redis_client
+    from couples_nudge.common.settings import CommonSettings
+    from couples_nudge.operator.trace import build_trace
+    from couples_nudge.operator.trace_reader import read_trace
 
     settings = CommonSettings()
     redis = redis_client(settings)

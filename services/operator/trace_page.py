@@ -13,7 +13,7 @@ from typing import Final
 from jinja2 import Environment
 from markupsafe import Markup
 
-from services.operator.trace import CoupleTrace
+from couples_nudge.operator.trace import CoupleTrace
 
 __all__ = ["render_trace_page", "search_form"]
 

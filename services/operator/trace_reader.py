@@ -17,11 +17,11 @@ from typing import Any, Final, cast
 import redis.asyncio as aioredis
 from pydantic import TypeAdapter, ValidationError
 
-from schemas._base import SafeId
-from services.common.couple_state import parse_couple
-from services.common.keys import Keys, couple_digest
-from services.common.streams import DATA_FIELD
-from services.operator.trace import TraceInput
+from couples_nudge.common.couple_state import parse_couple
+from couples_nudge.common.keys import Keys, couple_digest
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.operator.trace import TraceInput
+from couples_nudge_schemas._base import SafeId
 
 __all__ = ["DEFAULT_SCAN", "MAX_SCAN", "InvalidCoupleId", "read_trace", "valid_couple_id"]
 

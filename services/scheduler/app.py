@@ -19,10 +19,10 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 from pydantic import Field
 
-from schemas import NudgeDue, NudgeSuppressed, PreferenceEvent, ServiceStateLost
-from services.common.keys import SCHEDULER_GROUP, Keys
-from services.common.settings import DEFAULT_REDIS_URL
-from services.operator.entries import DeadLetterEntry, RejectedEntry
+from couples_nudge.common.keys import SCHEDULER_GROUP, Keys
+from couples_nudge.common.settings import DEFAULT_REDIS_URL
+from couples_nudge.operator.entries import DeadLetterEntry, RejectedEntry
+from couples_nudge_schemas import NudgeDue, NudgeSuppressed, PreferenceEvent, ServiceStateLost
 
 __all__ = ["app", "broker"]
 

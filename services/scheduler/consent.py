@@ -19,7 +19,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from services.common.keys import Keys
+from couples_nudge.common.keys import Keys
 
 __all__ = ["RESUBSCRIBE", "SOFT_BOUNCE", "ConsentStore"]
 

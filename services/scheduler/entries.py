@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from faststream._internal._compat import dump_json
 from faststream.redis.parser import BinaryMessageFormatV1
 
-from schemas import EventRejected, PreferenceEvent, parse_preference
-from schemas.cloudevents import parse_preference_cloudevent
-from services.common.streams import DATA_FIELD, RAW_LIMIT
+from couples_nudge.common.streams import DATA_FIELD, RAW_LIMIT
+from couples_nudge_schemas import EventRejected, PreferenceEvent, parse_preference
+from couples_nudge_schemas.cloudevents import parse_preference_cloudevent
 
 __all__ = ["read_entry", "read_payload"]
 

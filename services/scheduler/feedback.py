@@ -26,12 +26,12 @@ from typing import Final
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import CadenceAdjusted, CadenceAdjustedData, NudgeFeedback
-from services.common.keys import Keys
-from services.common.listening import Adjustment, adjust, per_week
-from services.common.metrics import Metrics
-from services.common.streams import publish
-from services.scheduler.planning import KIND_CODES
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.listening import Adjustment, adjust, per_week
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import publish
+from couples_nudge.scheduler.planning import KIND_CODES
+from couples_nudge_schemas import CadenceAdjusted, CadenceAdjustedData, NudgeFeedback
 
 __all__ = ["CAS_FIELD", "KEEP_TURN", "FeedbackStore"]
 

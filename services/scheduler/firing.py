@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
-from schemas import NudgeDue, NudgeDueData
-from services.scheduler.planning import Occurrence, Schedule, next_occurrence
+from couples_nudge.scheduler.planning import Occurrence, Schedule, next_occurrence
+from couples_nudge_schemas import NudgeDue, NudgeDueData
 
 __all__ = [
     "Decision",

@@ -11,7 +11,17 @@ from typing import Any, Final
 
 import structlog
 
-from schemas import (
+from couples_nudge.common.clock import Clock, epoch_ms
+from couples_nudge.common.couple_state import encode_profile, pause_value
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import scrub
+from couples_nudge.scheduler.consent import ConsentStore
+from couples_nudge.scheduler.feedback import FeedbackStore
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.shapes import ShapePlanner
+from couples_nudge.scheduler.store import ApplyResult, Plan, ScheduleStore
+from couples_nudge_schemas import (
     JAR_LIMIT,
     ChannelBounced,
     ChannelComplained,
@@ -28,16 +38,6 @@ from schemas import (
     PreferencesSnoozed,
     PreferencesUnsubscribed,
 )
-from services.common.clock import Clock, epoch_ms
-from services.common.couple_state import encode_profile, pause_value
-from services.common.metrics import Metrics
-from services.common.streams import scrub
-from services.scheduler.consent import ConsentStore
-from services.scheduler.feedback import FeedbackStore
-from services.scheduler.planning import PlanningError
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.shapes import ShapePlanner
-from services.scheduler.store import ApplyResult, Plan, ScheduleStore
 
 __all__ = ["Checkpoint", "PreferenceIngest"]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from schemas import NudgeKind
-from services.scheduler.store import Fire
+from couples_nudge.scheduler.store import Fire
+from couples_nudge_schemas import NudgeKind
 
 __all__ = ["FRESH_MS", "Ahead", "Prepared", "restamped"]
 

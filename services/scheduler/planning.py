@@ -14,7 +14,16 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from schemas import (
+from couples_nudge.scheduler.rules import (
+    CronRule,
+    Rule,
+    RuleError,
+    SpreadRule,
+    first_gap_below,
+    next_fire,
+)
+from couples_nudge.scheduler.wallclock import resolve, to_local
+from couples_nudge_schemas import (
     Cadence,
     CronCadence,
     DailyCadence,
@@ -27,15 +36,6 @@ from schemas import (
     TimesPerWeekCadence,
     WeeklyCadence,
 )
-from services.scheduler.rules import (
-    CronRule,
-    Rule,
-    RuleError,
-    SpreadRule,
-    first_gap_below,
-    next_fire,
-)
-from services.scheduler.wallclock import resolve, to_local
 
 __all__ = [
     "KIND_CODES",

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas import PreferencesSetData
-from services.common.listening import describe, keeps, per_week, step_at
-from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
-from services.scheduler.records import rule_text
-from services.scheduler.rules import CronRule
-from services.scheduler.wallclock import to_local
+from couples_nudge.common.listening import describe, keeps, per_week, step_at
+from couples_nudge.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
+from couples_nudge.scheduler.records import rule_text
+from couples_nudge.scheduler.rules import CronRule
+from couples_nudge.scheduler.wallclock import to_local
+from couples_nudge_schemas import PreferencesSetData
 
 __all__ = ["Answers", "PreviewLine", "occurrence_note", "preview_lines", "rhythm_lines"]
 

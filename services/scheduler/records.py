@@ -29,10 +29,10 @@ from datetime import date, time
 from functools import lru_cache
 from typing import Any, Literal
 
-from schemas import PreferencesSetData
-from services.common.couple_state import parse_quiet, quiet_text
-from services.scheduler.planning import KIND_CODES, QuietWindow, Schedule
-from services.scheduler.rules import CronRule, Rule, SpreadRule
+from couples_nudge.common.couple_state import parse_quiet, quiet_text
+from couples_nudge.scheduler.planning import KIND_CODES, QuietWindow, Schedule
+from couples_nudge.scheduler.rules import CronRule, Rule, SpreadRule
+from couples_nudge_schemas import PreferencesSetData
 
 __all__ = [
     "CoupleContext",

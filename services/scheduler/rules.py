@@ -1,7 +1,7 @@
 """Recurrence rules and when they fire next.
 
 A rule yields *local wall-clock* candidates (naive datetimes) in the couple's
-IANA zone; :func:`services.scheduler.wallclock.resolve` turns each into an
+IANA zone; :func:`couples_nudge.scheduler.wallclock.resolve` turns each into an
 instant the way Debian's cron treats fixed-time jobs:
 
 * a candidate inside a spring-forward gap fires once, at the transition
@@ -24,7 +24,7 @@ Rules:
   Friday), ``sun#1``/``0#1`` (first Sunday), ``15W`` (nearest weekday),
   wrapping ranges (hours ``22-2``). Day-of-month and day-of-week combine as in
   cronie: AND-ed when either field starts with ``*`` (also ``*/2``, and ``?``),
-  OR-ed otherwise (see :mod:`services.scheduler.cron_fields`). Deliberate
+  OR-ed otherwise (see :mod:`couples_nudge.scheduler.cron_fields`). Deliberate
   differences from croniter 7: an equal range such as ``5-5`` is the single
   value 5, as in every cron, not croniter's "whole cycle"; an n-th or last
   weekday listed with plain weekdays ("1,1#2") is refused. ``H``/``R``
@@ -41,7 +41,7 @@ own timezone support is not used (croniter 7.0.0 fires "30 1 * * *" twice on a
 fall-back day in America/New_York).
 
 croniter parses and validates; it is never iterated. What it reads of each field
-is compiled into :class:`services.scheduler.cron_fields.CronFields` (minutes of
+is compiled into :class:`couples_nudge.scheduler.cron_fields.CronFields` (minutes of
 the day, month and day bitmasks), which finds next matches and the gaps the
 minimum-interval check needs with integer arithmetic. Readings of valid fields,
 compiled expressions and next fires are cached.
@@ -68,8 +68,8 @@ from croniter import (  # type: ignore[import-untyped, unused-ignore]
     croniter,
 )
 
-from services.scheduler.cron_fields import CronFields
-from services.scheduler.wallclock import resolve, to_local
+from couples_nudge.scheduler.cron_fields import CronFields
+from couples_nudge.scheduler.wallclock import resolve, to_local
 
 __all__ = [
     "CronRule",
@@ -240,7 +240,7 @@ def first_gap_below(
 
     Exactly what walking ``fires_between(rule, UTC, start, end)`` and stopping at the first
     short gap finds (the year walk the minimum-interval check used to make), derived from
-    the expression's fields instead: see :mod:`services.scheduler.cron_fields`.
+    the expression's fields instead: see :mod:`couples_nudge.scheduler.cron_fields`.
     """
     _require_aware("start", start)
     _require_aware("end", end)

@@ -29,30 +29,30 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.exceptions import RedisError
 from starlette.routing import BaseRoute
 
-from schemas import CoupleErased, EventRejected, PreferenceEvent, parse_preference
-from services.common.clock import Clock
-from services.common.health import health_routes
-from services.common.http import HttpServer, serve
-from services.common.keys import SCHEDULER_GROUP
-from services.common.metrics import Metrics
-from services.common.reclaim import Reclaimer
-from services.common.runtime import broker_for, clock_from, consumer_name, redis_client
-from services.common.shutdown import Deadline, settle, stopped_reading
-from services.common.state_marker import StateMarker
-from services.common.state_watch import StateWatcher
-from services.common.streams import (
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.health import health_routes
+from couples_nudge.common.http import HttpServer, serve
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
+from couples_nudge.common.state_marker import StateMarker
+from couples_nudge.common.state_watch import StateWatcher
+from couples_nudge.common.streams import (
     entries_as_read,
     group_names,
     rejected_fields,
 )
-from services.operator.refresher import GaugeRefresher
-from services.scheduler.entries import Read, read_entry, read_payload
-from services.scheduler.firing import PRODUCER
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.planning import PlanningError
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.operator.refresher import GaugeRefresher
+from couples_nudge.scheduler.entries import Read, read_entry, read_payload
+from couples_nudge.scheduler.firing import PRODUCER
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import CoupleErased, EventRejected, PreferenceEvent, parse_preference
 
 __all__ = ["SchedulerService"]
 

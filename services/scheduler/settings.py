@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from schemas import NudgeKind
-from services.common.settings import CommonSettings
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge_schemas import NudgeKind
 
 __all__ = ["SchedulerSettings"]
 

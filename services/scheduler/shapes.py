@@ -30,9 +30,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
-from services.common.clock import epoch_ms, from_ms
-from services.scheduler.planning import (
+from couples_nudge.common.clock import epoch_ms, from_ms
+from couples_nudge.scheduler.planning import (
     KIND_CODES,
     QuietWindow,
     Schedule,
@@ -41,9 +40,10 @@ from services.scheduler.planning import (
     plan_kind,
     quiet_occurrence,
 )
-from services.scheduler.records import CoupleContext, context_of, encode_spec
-from services.scheduler.rules import SpreadRule, next_fire
-from services.scheduler.store import Arm
+from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec
+from couples_nudge.scheduler.rules import SpreadRule, next_fire
+from couples_nudge.scheduler.store import Arm
+from couples_nudge_schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
 
 __all__ = ["ShapePlanner", "plan_arms"]
 

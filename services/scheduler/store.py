@@ -7,9 +7,9 @@ from typing import Any, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
 
-from services.common.autopipeline import AutoPipeline
-from services.common.keys import Keys, couple_digest
-from services.scheduler import lua
+from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.keys import Keys, couple_digest
+from couples_nudge.scheduler import lua
 
 __all__ = ["ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
 

@@ -26,11 +26,10 @@ from typing import Any, Literal
 import structlog
 from redis.exceptions import RedisError
 
-from schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, SuppressionReason
-from services.common.clock import Clock, epoch_ms, from_ms
-from services.common.metrics import Metrics
-from services.common.streams import publish
-from services.scheduler.firing import (
+from couples_nudge.common.clock import Clock, epoch_ms, from_ms
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import publish
+from couples_nudge.scheduler.firing import (
     PRODUCER,
     Decision,
     DueTemplate,
@@ -41,12 +40,13 @@ from services.scheduler.firing import (
     record_after,
     timing,
 )
-from services.scheduler.lookahead import Ahead, Prepared, restamped
-from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
-from services.scheduler.records import audience_of, decode_record, split_joined
-from services.scheduler.rules import CronRule, Rule
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, Fired, ScheduleStore
+from couples_nudge.scheduler.lookahead import Ahead, Prepared, restamped
+from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
+from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
+from couples_nudge.scheduler.rules import CronRule, Rule
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore
+from couples_nudge_schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, SuppressionReason
 
 __all__ = ["TimerLoop", "shard_round"]
 

@@ -11,7 +11,7 @@ Twice a year some of those names are not one instant:
   first occurrence (``fold=0``).
 
 :func:`resolve` is monotone (a later wall time never resolves to an earlier
-instant), which is what lets :mod:`services.scheduler.rules` walk candidates in
+instant), which is what lets :mod:`couples_nudge.scheduler.rules` walk candidates in
 wall-clock order. All functions are pure: no clock, no I/O.
 """
 

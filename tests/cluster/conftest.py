@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from services.common.runtime import redis_client
-from services.common.settings import CommonSettings
+from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.settings import CommonSettings
 from tests.support.cluster import LocalCluster, start_or_skip
 
 

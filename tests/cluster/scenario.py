@@ -1,6 +1,6 @@
 """A simulated work week of the whole system on the cluster, shared by the end-to-end tests.
 
-Schedulers and notifiers run as real processes (`python -m services ...`) with
+Schedulers and notifiers run as real processes (`python -m couples_nudge ...`) with
 NUDGE_REDIS_CLUSTER=true and NUDGE_SHARDS=8, on one simulated clock (NUDGE_CLOCK_START /
 SPEED / ANCHOR). Preferences go in as other apps send them (XADD on the preferences stream)
 while the simulated clock still reads the weekend before; the week's nudges fire Monday to
@@ -19,10 +19,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas import NudgeSent, parse_outcome
-from services.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP, Keys
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
+from couples_nudge.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP, Keys
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge_schemas import NudgeSent, parse_outcome
 from tests.support.couples import couple_event, occurrences
 from tests.support.processes import ServiceProcess
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.mailcatcher import MailCatcher
 from tests.cluster.scenario import MONDAY, WorkWeek, addresses, applied, sends, undrained
 from tests.support.cluster import LocalCluster
 from tests.support.waiting import eventually

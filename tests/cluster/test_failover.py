@@ -19,9 +19,9 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from services.common.runtime import redis_client
-from services.common.settings import CommonSettings
-from services.embedded.mailcatcher import MailCatcher
+from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.embedded.mailcatcher import MailCatcher
 from tests.cluster.scenario import MONDAY, WorkWeek, addresses, applied, undrained
 from tests.support.cluster import start_or_skip
 from tests.support.waiting import eventually

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import parse_due, parse_preference
-from services.common import dead_letters
-from services.common.clock import ManualClock, epoch_ms
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.reclaim import Reclaimer
-from services.common.streams import (
+from couples_nudge.common import dead_letters
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.streams import (
     DATA_FIELD,
     ensure_group,
     group_names,
@@ -29,14 +28,15 @@ from services.common.streams import (
     read_events,
     reject,
 )
-from services.notifier.caps import CapLedger
-from services.notifier.retries import RetryQueue
-from services.notifier.state import NotifierState, idempotency_key
-from services.operator.status import gather_status
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop, shard_round
+from couples_nudge.notifier.caps import CapLedger
+from couples_nudge.notifier.retries import RetryQueue
+from couples_nudge.notifier.state import NotifierState, idempotency_key
+from couples_nudge.operator.status import gather_status
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop, shard_round
+from couples_nudge_schemas import parse_due, parse_preference
 from tests.support.cluster import LocalCluster
 from tests.support.couples import couple_event, occurrences
 from tests.support.events import envelope

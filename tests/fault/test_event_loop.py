@@ -16,7 +16,7 @@ from tests.support.waiting import eventually
 async def test_a_service_process_runs_on_uvloop_and_stops_cleanly(
     role: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
-    """`python -m services <role>` reports its event loop when running; SIGTERM exits 0."""
+    """`python -m couples_nudge <role>` reports its event loop when running; SIGTERM exits 0."""
     env = {"REDIS_URL": redis_url, "NUDGE_KEY_PREFIX": key_prefix, "NUDGE_LOG_LEVEL": "info"}
     with ServiceProcess(role, env, tmp_path, role) as service:
 

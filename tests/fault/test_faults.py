@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import parse_due, parse_outcome
-from services.common.clock import ManualClock
-from services.common.streams import read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey, free_port
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey, free_port
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import parse_due, parse_outcome
 from tests.support.couples import occurrences, plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings

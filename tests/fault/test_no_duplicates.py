@@ -25,13 +25,13 @@ from typing import cast
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import OutcomeEvent, parse_outcome
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_entries
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import OutcomeEvent, parse_outcome
 from tests.support.couples import plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings

@@ -22,12 +22,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP
-from services.common.streams import DATA_FIELD
-from services.embedded.mailcatcher import MailCatcher
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
 from tests.support.couples import couple_event, plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings

@@ -21,12 +21,12 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
-from schemas import NudgeSuppressed, ServiceStateLost, parse_outcomes_entry
-from services.cli import app
-from services.common.keys import Keys
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey, free_port
+from couples_nudge.cli import app
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey, free_port
+from couples_nudge_schemas import NudgeSuppressed, ServiceStateLost, parse_outcomes_entry
 from tests.support.couples import couple_event
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import eventually

@@ -17,7 +17,14 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from schemas import (
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.preview import preview_lines
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import (
     CadenceAdjusted,
     NudgeEngaged,
     NudgeSent,
@@ -26,13 +33,6 @@ from schemas import (
     PreferencesSetData,
     parse_outcomes_entry,
 )
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import free_port
-from services.notifier.service import NotifierService
-from services.scheduler.preview import preview_lines
-from services.scheduler.service import SchedulerService
 from tests.support.cli import cli_env, nudge
 from tests.support.events import example, preferences
 from tests.support.settings import notifier_settings, scheduler_settings

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
 from redis.exceptions import ResponseError
 
-from services.common.autopipeline import AutoPipeline
+from couples_nudge.common.autopipeline import AutoPipeline
 
 ECHO_KEYS = "return {KEYS[1], ARGV[1]}"
 

@@ -12,13 +12,19 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from schemas import NudgeFailed, NudgeSent, NudgeSuppressed, OutcomeEvent, parse_outcomes_entry
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import free_port
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import (
+    NudgeFailed,
+    NudgeSent,
+    NudgeSuppressed,
+    OutcomeEvent,
+    parse_outcomes_entry,
+)
 from tests.support.events import envelope, preferences
 from tests.support.relays import mailgun_body
 from tests.support.settings import notifier_settings, scheduler_settings

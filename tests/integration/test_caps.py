@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import NudgeKind, OutcomeEvent
-from services.common.clock import ManualClock
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.delivery import Delivery
-from services.notifier.settings import NotifierSettings
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.delivery import Delivery
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge_schemas import NudgeKind, OutcomeEvent
 from tests.support.events import example
 from tests.support.notifier import deliver_published, delivery, due, plant
 from tests.support.settings import notifier_settings

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from schemas import IosDevice
-from services.embedded.valkey import free_port
-from services.notifier.channels.apns import ApnsChannel
-from services.notifier.channels.apns_auth import ProviderToken
-from services.notifier.channels.base import Outgoing
-from services.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.channels.apns import ApnsChannel
+from couples_nudge.notifier.channels.apns_auth import ProviderToken
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge_schemas import IosDevice
 from tests.support.apns_server import REASONS, ApnsServer, Http2Server
 from tests.support.tls import Certificate, self_signed
 

@@ -17,12 +17,12 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
 
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.catalog import load_catalog
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.email import SmtpChannel, wire_bytes
-from services.notifier.errors import PermanentSendError
-from services.notifier.render import NudgeView, render_email
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.email import SmtpChannel, wire_bytes
+from couples_nudge.notifier.errors import PermanentSendError
+from couples_nudge.notifier.render import NudgeView, render_email
 from tests.support.tls import Certificate, self_signed
 
 # aiosmtpd itself sets the deprecated Session.login_data after every successful AUTH.

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from schemas import AndroidDevice
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.fcm import FcmChannel
-from services.notifier.channels.fcm_auth import ServiceAccount, load_service_account
-from services.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.fcm import FcmChannel
+from couples_nudge.notifier.channels.fcm_auth import ServiceAccount, load_service_account
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge_schemas import AndroidDevice
 from tests.support.fcm_server import ERRORS, Answer, FcmServer, service_account
 from tests.support.tls import Certificate, HttpsServer, self_signed
 

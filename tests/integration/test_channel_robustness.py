@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
-from schemas import PushSubscription
-from services.common.clock import ManualClock
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.channels.webpush import WebPushChannel
-from services.notifier.errors import PermanentSendError
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.channels.webhook import WebhookChannel
+from couples_nudge.notifier.channels.webpush import WebPushChannel
+from couples_nudge.notifier.errors import PermanentSendError
+from couples_nudge_schemas import PushSubscription
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings

@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.common.clock import ManualClock
-from services.common.http import HttpServer
-from services.notifier.channels.base import Outgoing, RecordingChannel
-from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.http import HttpServer
+from couples_nudge.notifier.channels.base import Outgoing, RecordingChannel
+from couples_nudge.notifier.channels.webhook import WebhookChannel
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings

@@ -33,14 +33,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from schemas import PushSubscription
-from services.common.clock import ManualClock
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import free_port
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.channels.webpush import WebPushChannel, public_key_b64
-from services.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.channels.webpush import WebPushChannel, public_key_b64
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge_schemas import PushSubscription
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings

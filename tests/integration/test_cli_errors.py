@@ -120,7 +120,7 @@ class TestWatchWithoutTerminal:
         reads: no keys to clean up)."""
         env = cli_env(REDIS_URL=redis_url, NUDGE_KEY_PREFIX=key_prefix)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services", "status", "--watch", "0.5"],
+            [sys.executable, "-m", "couples_nudge", "status", "--watch", "0.5"],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,

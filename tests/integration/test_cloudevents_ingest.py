@@ -10,11 +10,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas import parse_preference
-from schemas.cloudevents import to_cloudevent
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_entries
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import parse_preference
+from couples_nudge_schemas.cloudevents import to_cloudevent
 from tests.support.events import preferences
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually

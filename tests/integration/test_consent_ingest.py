@@ -9,12 +9,12 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from schemas import PreferenceEvent, parse_preference
-from services.common.clock import ManualClock
-from services.common.couple_state import CoupleState, parse_couple
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import PreferenceEvent, parse_preference
 from tests.support.events import envelope, example
 from tests.support.settings import scheduler_settings
 

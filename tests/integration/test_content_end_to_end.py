@@ -9,14 +9,14 @@ from email.message import EmailMessage
 
 import redis.asyncio as aioredis
 
-from schemas import CoupleContext, NudgeSent, parse_outcome
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.catalog import load_catalog
-from services.notifier.context_rules import fits, rules_of
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.context_rules import fits, rules_of
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import CoupleContext, NudgeSent, parse_outcome
 from tests.support.events import example, preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually

@@ -21,20 +21,20 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from schemas import (
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.dead_letters import bury
+from couples_nudge.common.streams import DATA_FIELD, publish
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.operator.dashboard import TOKEN_HEADER
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import (
     NudgeSent,
     NudgeSentData,
     NudgeSuppressed,
     NudgeSuppressedData,
     OutcomeEvent,
 )
-from services.common.clock import ManualClock, epoch_ms
-from services.common.dead_letters import bury
-from services.common.streams import DATA_FIELD, publish
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
-from services.operator.dashboard import TOKEN_HEADER
-from services.scheduler.service import SchedulerService
 from tests.support.browser import PHONE, WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import preferences
 from tests.support.settings import notifier_settings, scheduler_settings

@@ -13,13 +13,13 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import NudgeDue, NudgeSent, parse_preference
-from services.common.clock import ManualClock
-from services.notifier.channels.base import Outgoing, RecordingChannel
-from services.notifier.errors import TransientSendError
-from services.notifier.settings import NotifierSettings
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.notifier.channels.base import Outgoing, RecordingChannel
+from couples_nudge.notifier.errors import TransientSendError
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import NudgeDue, NudgeSent, parse_preference
 from tests.support.events import example
 from tests.support.jar import idea_added
 from tests.support.notifier import deliver_published, delivery, due, plant

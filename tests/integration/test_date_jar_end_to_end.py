@@ -10,12 +10,12 @@ from email.message import EmailMessage
 
 import redis.asyncio as aioredis
 
-from schemas import NudgeSent, parse_outcome
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import NudgeSent, parse_outcome
 from tests.support.events import envelope, example
 from tests.support.jar import idea_added
 from tests.support.settings import notifier_settings, scheduler_settings

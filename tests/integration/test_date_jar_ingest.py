@@ -11,14 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import JAR_LIMIT, parse_preference
-from services.common.clock import ManualClock
-from services.common.streams import read_entries
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.planning import PlanningError
-from services.scheduler.service import SchedulerService
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import read_entries
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import JAR_LIMIT, parse_preference
 from tests.support.events import envelope, preferences
 from tests.support.jar import idea_added, idea_removed
 from tests.support.settings import scheduler_settings

@@ -17,7 +17,15 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from schemas import (
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.http import HttpServer
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import read_events
+from couples_nudge.notifier.message_ids import MessageIds, MessageRef
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import parse_keys
+from couples_nudge.notifier.webhooks.routes import DeliveryReports
+from couples_nudge_schemas import (
     ChannelBounced,
     ChannelComplained,
     NudgeBounced,
@@ -25,14 +33,6 @@ from schemas import (
     parse_outcomes_entry,
     parse_preference,
 )
-from services.common.clock import ManualClock
-from services.common.http import HttpServer
-from services.common.metrics import Metrics
-from services.common.streams import read_events
-from services.notifier.message_ids import MessageIds, MessageRef
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import parse_keys
-from services.notifier.webhooks.routes import DeliveryReports
 from tests.support.relays import (
     TOPIC,
     FakeSendGrid,

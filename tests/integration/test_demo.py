@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas import NudgeKind
-from services.demo import run_demo
-from services.notifier.catalog import load_catalog
+from couples_nudge.demo import run_demo
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge_schemas import NudgeKind
 from tests.integration.test_dashboard import png_facts
 from tests.support.browser import WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import EXAMPLES

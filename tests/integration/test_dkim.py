@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.dkim import DkimSigner
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.mime import build_email
-from services.notifier.settings import NotifierSettings
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.dkim import DkimSigner
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.mime import build_email
+from couples_nudge.notifier.settings import NotifierSettings
 
 SELECTOR, DOMAIN = "nudge2026", "example.org"
 

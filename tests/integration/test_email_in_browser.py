@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from services.notifier.catalog import load_catalog
-from services.notifier.render import NudgeView, render_email
-from services.notifier.render_cli import every_locale
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.render import NudgeView, render_email
+from couples_nudge.notifier.render_cli import every_locale
 from tests.integration.test_dashboard import browse, png_facts
 
 WHEN = datetime(2026, 12, 11, 18, 0, tzinfo=UTC)

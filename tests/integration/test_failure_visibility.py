@@ -10,16 +10,16 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from rich.console import Console
 
-from schemas import parse_due, parse_preference
-from services.common import dead_letters
-from services.common.clock import ManualClock, SystemClock
-from services.common.streams import read_events
-from services.embedded.valkey import free_port
-from services.operator.status import Status, gather_status
-from services.operator.status_cli import render_status
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common import dead_letters
+from couples_nudge.common.clock import ManualClock, SystemClock
+from couples_nudge.common.streams import read_events
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.operator.status import Status, gather_status
+from couples_nudge.operator.status_cli import render_status
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import parse_due, parse_preference
 from tests.support.events import example, preferences
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 
-from services.common.streams import DATA_FIELD, entries_as_read
+from couples_nudge.common.streams import DATA_FIELD, entries_as_read
 
 GOOD = b'{"good": 1}'
 NOT_TEXT = b"\xff\xfe not UTF-8"

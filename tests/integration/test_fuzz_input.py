@@ -16,11 +16,11 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from schemas import REASON_LIMIT
-from services.common.clock import ManualClock
-from services.common.keys import SCHEDULER_GROUP
-from services.common.streams import RAW_LIMIT, read_entries
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.streams import RAW_LIMIT, read_entries
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import REASON_LIMIT
 from tests.support.hostile import Fields, hostile_entries, valid_entry
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually

@@ -20,15 +20,15 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import REASON_LIMIT
-from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP
-from services.common.logging import configure_logging
-from services.common.streams import DATA_FIELD, read_entries
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.service import NotifierService
-from services.scheduler.entries import NOT_TEXT
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP
+from couples_nudge.common.logging import configure_logging
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.entries import NOT_TEXT
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import REASON_LIMIT
 from tests.support.hostile import PERSONAL, Fields, valid_entry
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually

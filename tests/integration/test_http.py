@@ -8,11 +8,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from services.common.clock import ManualClock
-from services.common.keys import SCHEDULER_GROUP
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
 from tests.support.settings import notifier_settings, scheduler_settings
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

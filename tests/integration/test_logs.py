@@ -20,15 +20,15 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import NudgeSent, parse_outcome
-from services.common.clock import ManualClock, epoch_ms
-from services.common.keys import NOTIFIER_GROUP
-from services.common.logging import configure_logging, redact
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.catalog import load_catalog
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.logging import configure_logging, redact
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import NudgeSent, parse_outcome
 from tests.support.events import EXAMPLES
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually

@@ -14,15 +14,15 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 import structlog.testing
 
-from schemas import NudgeDue, parse_due, parse_preference
-from services.common.clock import ManualClock, epoch_ms, from_ms
-from services.common.streams import read_events
-from services.scheduler import timer_loop
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.lookahead import FRESH_MS
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import CLAIM_TTL_MS, Fire, Fired, ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms, from_ms
+from couples_nudge.common.streams import read_events
+from couples_nudge.scheduler import timer_loop
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.lookahead import FRESH_MS
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import CLAIM_TTL_MS, Fire, Fired, ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import NudgeDue, parse_due, parse_preference
 from tests.support.events import envelope, preferences
 from tests.support.settings import scheduler_settings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notifier.pages import render_answer_page, render_manage_page
-from services.notifier.render_cli import every_locale
+from couples_nudge.notifier.pages import render_answer_page, render_manage_page
+from couples_nudge.notifier.render_cli import every_locale
 from tests.integration.test_dashboard import browse, png_facts
 from tests.integration.test_email_in_browser import PROBE, WIDTHS, keep
 

@@ -11,14 +11,14 @@ import httpx
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.metrics import Metrics
-from services.common.streams import DATA_FIELD
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
-from services.operator.refresher import GaugeRefresher
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.operator.refresher import GaugeRefresher
+from couples_nudge.scheduler.service import SchedulerService
 from tests.support.events import preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually

@@ -12,11 +12,11 @@ from typing import Any, cast
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import OutcomeEvent
-from services.common.clock import ManualClock
-from services.common.couple_state import device_ref
-from services.notifier.channels.mobile import MobileChannel
-from services.notifier.delivery import Delivery
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.couple_state import device_ref
+from couples_nudge.notifier.channels.mobile import MobileChannel
+from couples_nudge.notifier.delivery import Delivery
+from couples_nudge_schemas import OutcomeEvent
 from tests.support.events import example
 from tests.support.mobile import BUNDLE, PACKAGE, MobileRig, mobile_rig
 from tests.support.notifier import deliver_published, delivery, due, plant

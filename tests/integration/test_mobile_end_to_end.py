@@ -14,13 +14,13 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from schemas import OutcomeEvent, parse_outcome
-from services.common.clock import ManualClock, epoch_ms
-from services.common.couple_state import device_ref
-from services.common.logging import configure_logging
-from services.common.streams import DATA_FIELD, read_events
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.couple_state import device_ref
+from couples_nudge.common.logging import configure_logging
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import OutcomeEvent, parse_outcome
 from tests.support.events import envelope, example
 from tests.support.mobile import BUNDLE, PACKAGE, MobileRig, mobile_rig
 from tests.support.settings import notifier_settings, scheduler_settings

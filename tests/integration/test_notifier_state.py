@@ -6,7 +6,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from services.notifier.state import NotifierState, idempotency_key
+from couples_nudge.notifier.state import NotifierState, idempotency_key
 from tests.support.settings import notifier_settings
 
 DAY = 86_400_000

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.common.clock import ManualClock
-from services.common.settings import CommonSettings
-from services.healthcheck import healthz_url
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.healthcheck import healthz_url
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
 from tests.support.cli import cli_env, closed_port
 from tests.support.settings import notifier_settings, scheduler_settings
 
@@ -120,7 +120,7 @@ class TestHealthcheckCommand:
     async def test_it_is_healthy_when_the_operator_port_answers(
         self, redis_url: str, key_prefix: str
     ) -> None:
-        """`python -m services.healthcheck` (the image's HEALTHCHECK) exits 0 against a live
+        """`python -m couples_nudge.healthcheck` (the image's HEALTHCHECK) exits 0 against a live
         service's operator port, and 1 when nothing listens there."""
         service = SchedulerService(
             scheduler_settings(redis_url, key_prefix, operator_port=0), ManualClock(NOW)
@@ -153,7 +153,7 @@ async def _healthcheck(env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.healthcheck",
+        "couples_nudge.healthcheck",
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

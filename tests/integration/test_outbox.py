@@ -12,15 +12,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas import parse_outcome
-from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP
-from services.common.streams import DATA_FIELD, read_entries
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.service import NotifierService
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import parse_outcome
 from tests.support.events import example
 from tests.support.notifier import deliver_published, delivery, due, plant
 from tests.support.settings import notifier_settings

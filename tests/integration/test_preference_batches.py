@@ -12,13 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from schemas import PreferenceEvent
-from services.common.clock import ManualClock
-from services.common.keys import SCHEDULER_GROUP
-from services.common.streams import DATA_FIELD, read_entries
-from services.scheduler.ingest import Checkpoint, PreferenceIngest
-from services.scheduler.planning import PlanningError
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.scheduler.ingest import Checkpoint, PreferenceIngest
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import PreferenceEvent
 from tests.support.couples import couple_event
 from tests.support.events import envelope, example, preferences
 from tests.support.settings import scheduler_settings
@@ -293,7 +293,7 @@ class TestStopMidBatch:
 
         Planning is cheap now, so the batch is made long between its entries: a checkpoint
         after every event (no time slice) that takes 0.1 s, as a busy event loop would."""
-        monkeypatch.setattr("services.scheduler.ingest._SLICE_S", 0.0)
+        monkeypatch.setattr("couples_nudge.scheduler.ingest._SLICE_S", 0.0)
         settings = scheduler_settings(redis_url, key_prefix)
         service = SchedulerService(settings, ManualClock(NOW))
         between = service._checkpoint

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.reclaim import Reclaimer
-from services.common.streams import DATA_FIELD, ensure_group
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.streams import DATA_FIELD, ensure_group
 
 
 class Killed(BaseException):

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.reclaim import Reclaimer
-from services.common.streams import DATA_FIELD, ensure_group
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.streams import DATA_FIELD, ensure_group
 
 
 async def _delivered(redis: aioredis.Redis, stream: str, owner: str, count: int) -> list[str]:

@@ -15,15 +15,15 @@ from pydantic import SecretStr
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from schemas import parse_outcome
-from services.common.clock import ManualClock
-from services.common.logging import configure_logging
-from services.common.runtime import redis_client
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import free_port
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.logging import configure_logging
+from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import parse_outcome
 from tests.support.events import preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.tls import self_signed

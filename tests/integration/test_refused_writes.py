@@ -18,12 +18,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError
 from structlog.testing import capture_logs
 
-from services.common.clock import ManualClock
-from services.embedded.mailcatcher import MailCatcher
-from services.embedded.valkey import EmbeddedValkey
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.state import idempotency_key
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.state import idempotency_key
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings

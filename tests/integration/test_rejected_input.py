@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_entries
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.scheduler.service import SchedulerService
 from tests.support.events import example, preferences
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually

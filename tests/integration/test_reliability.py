@@ -10,17 +10,17 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
-from schemas import NudgeDue, parse_due, parse_outcome, parse_preference
-from services.cli import app
-from services.common import dead_letters
-from services.common.clock import ManualClock
-from services.common.keys import NOTIFIER_GROUP
-from services.common.streams import DATA_FIELD, read_entries, read_events, reject
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.service import NotifierService
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.cli import app
+from couples_nudge.common import dead_letters
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.streams import DATA_FIELD, read_entries, read_events, reject
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import NudgeDue, parse_due, parse_outcome, parse_preference
 from tests.support.events import envelope, preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually

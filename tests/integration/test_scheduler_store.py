@@ -8,13 +8,13 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from schemas import Nudges, PreferencesSetData, parse_due, parse_preference
-from services.common.clock import ManualClock, epoch_ms
-from services.common.streams import read_events
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, Fired, ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.streams import read_events
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import Nudges, PreferencesSetData, parse_due, parse_preference
 from tests.support.events import envelope, preferences
 from tests.support.settings import scheduler_settings
 

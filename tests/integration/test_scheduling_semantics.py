@@ -8,15 +8,15 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from schemas import NudgeDue, parse_due, parse_outcome, parse_preference
-from services.common.clock import ManualClock, epoch_ms
-from services.common.streams import read_events
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.common.streams import read_events
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import NudgeDue, parse_due, parse_outcome, parse_preference
 from tests.support.events import envelope, example
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import drained, eventually

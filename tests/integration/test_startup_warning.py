@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from services.notifier.service import NotifierService
+from couples_nudge.notifier.service import NotifierService
 from tests.support.settings import notifier_settings
 
 UNSUBSCRIBE = {

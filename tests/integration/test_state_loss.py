@@ -17,14 +17,14 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from schemas import ServiceStateLost, parse_outcomes_entry
-from services.common.clock import ManualClock
-from services.common.keys import SCHEDULER_GROUP
-from services.common.reclaim import Reclaimer
-from services.common.streams import DATA_FIELD, group_names, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.service import NotifierService
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.streams import DATA_FIELD, group_names, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import ServiceStateLost, parse_outcomes_entry
 from tests.support.events import preferences
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually
@@ -42,7 +42,7 @@ class Running:
 
 
 @pytest.fixture
-async def services(
+async def running(
     redis_url: str, key_prefix: str, mail: MailCatcher, redis: aioredis.Redis
 ) -> AsyncIterator[Running]:
     """Both services, stopped before the `redis` fixture removes the test's keys (so they
@@ -85,11 +85,11 @@ async def _emails(mail: MailCatcher) -> int:
 
 class TestStateLost:
     async def test_both_services_recover_and_say_so_once(
-        self, services: Running, redis: aioredis.Redis, key_prefix: str, mail: MailCatcher
+        self, running: Running, redis: aioredis.Redis, key_prefix: str, mail: MailCatcher
     ) -> None:
         """After the loss, new preferences are applied and nudges sent again; one notice,
         counted by both processes, shown on /readyz."""
-        scheduler, notifier, keys = services.scheduler, services.notifier, services.keys
+        scheduler, notifier, keys = running.scheduler, running.notifier, running.keys
         await redis.xadd(keys.preferences, {DATA_FIELD: preferences("maya-sam")})
         timers = keys.timers(0)
         await eventually(lambda: redis.zcard(timers), until=bool)
@@ -102,7 +102,7 @@ class TestStateLost:
         assert found[0].data.detected_by in (scheduler.consumer, notifier.consumer)
         await redis.xadd(keys.preferences, {DATA_FIELD: preferences("maya-sam")})
         await eventually(lambda: redis.zcard(timers), until=bool, within=10)
-        services.clock.set(DATE_NIGHT + timedelta(seconds=1))
+        running.clock.set(DATE_NIGHT + timedelta(seconds=1))
         await eventually(lambda: _emails(mail), until=lambda n: n >= 2, within=10)
 
         assert len(await _notices(redis, keys.outcomes)) == 1
@@ -116,11 +116,11 @@ class TestStateLost:
             assert ready["state_lost"]["detected_by"] == found[0].data.detected_by
 
     async def test_a_subscriber_stopped_by_a_missing_group_is_started_again(
-        self, services: Running, redis: aioredis.Redis
+        self, running: Running, redis: aioredis.Redis
     ) -> None:
         """A group destroyed under the scheduler (not a state loss): FastStream stops the
         subscriber; it is started again on a recreated group, with no notice."""
-        scheduler, keys = services.scheduler, services.keys
+        scheduler, keys = running.scheduler, running.keys
         await redis.xgroup_destroy(keys.preferences, SCHEDULER_GROUP)
         await eventually(lambda: _restarts(scheduler), until=lambda n: n >= 1, within=10)
         assert SCHEDULER_GROUP in await group_names(redis, keys.preferences)

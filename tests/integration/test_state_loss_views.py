@@ -13,12 +13,12 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.common.clock import ManualClock
-from services.common.keys import Keys
-from services.common.state_marker import StateEpoch, StateMarker
-from services.notifier.channels.base import RecordingChannel
-from services.notifier.service import NotifierService
+from couples_nudge.cli import app
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.state_marker import StateEpoch, StateMarker
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.service import NotifierService
 from tests.support.settings import notifier_settings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

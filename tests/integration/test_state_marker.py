@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from schemas import ServiceStateLost, parse_outcomes_entry
-from services.common.clock import ManualClock
-from services.common.keys import Keys
-from services.common.state_marker import StateEpoch, StateMarker
-from services.common.streams import read_events
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.state_marker import StateEpoch, StateMarker
+from couples_nudge.common.streams import read_events
+from couples_nudge_schemas import ServiceStateLost, parse_outcomes_entry
 
 BEGAN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

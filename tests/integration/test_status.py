@@ -1,4 +1,4 @@
-"""Specification of services.operator.status (figures read from Redis) and `nudge status`."""
+"""Specification of couples_nudge.operator.status (figures read from Redis) and `nudge status`."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.common.clock import epoch_ms
-from services.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP, Keys
-from services.operator import status_cli
-from services.operator.status import gather_status
-from services.operator.status_cli import render_status
+from couples_nudge.cli import app
+from couples_nudge.common.clock import epoch_ms
+from couples_nudge.common.keys import NOTIFIER_GROUP, SCHEDULER_GROUP, Keys
+from couples_nudge.operator import status_cli
+from couples_nudge.operator.status import gather_status
+from couples_nudge.operator.status_cli import render_status
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

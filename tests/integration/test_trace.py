@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from schemas import parse_outcome
-from services.common.clock import ManualClock
-from services.common.streams import DATA_FIELD, read_events
-from services.embedded.mailcatcher import MailCatcher
-from services.notifier.service import NotifierService
-from services.operator.trace import CoupleTrace, build_trace
-from services.operator.trace_reader import InvalidCoupleId, read_trace
-from services.scheduler.service import SchedulerService
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.streams import DATA_FIELD, read_events
+from couples_nudge.embedded.mailcatcher import MailCatcher
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.operator.trace import CoupleTrace, build_trace
+from couples_nudge.operator.trace_reader import InvalidCoupleId, read_trace
+from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge_schemas import parse_outcome
 from tests.support.cli import cli_env, nudge
 from tests.support.events import EXAMPLES, envelope, example
 from tests.support.settings import notifier_settings, scheduler_settings
@@ -217,7 +217,7 @@ class TestTraceEdges:
         self, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """No hash: found is false, nothing is made up, and the read writes nothing."""
-        from services.common.keys import Keys
+        from couples_nudge.common.keys import Keys
 
         keys = Keys(prefix=key_prefix)
         trace = build_trace(await read_trace(redis, keys, "nobody"), START)
@@ -234,7 +234,7 @@ class TestTraceEdges:
         self, redis: aioredis.Redis, key_prefix: str, couple: str
     ) -> None:
         """SafeId is checked first; the error does not repeat the input."""
-        from services.common.keys import Keys
+        from couples_nudge.common.keys import Keys
 
         with pytest.raises(InvalidCoupleId) as refused:
             await read_trace(redis, Keys(prefix=key_prefix), couple)

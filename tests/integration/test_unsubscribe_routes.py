@@ -17,14 +17,14 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from schemas import PreferencesUnsubscribed, parse_preference
-from services.common.clock import ManualClock
-from services.common.http import HttpServer
-from services.common.streams import read_events
-from services.embedded.valkey import free_port
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import Scope, UnsubscribeClaim, UnsubscribeTokens
-from services.notifier.unsubscribe_routes import unsubscribe_routes
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.http import HttpServer
+from couples_nudge.common.streams import read_events
+from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import Scope, UnsubscribeClaim, UnsubscribeTokens
+from couples_nudge.notifier.unsubscribe_routes import unsubscribe_routes
+from couples_nudge_schemas import PreferencesUnsubscribed, parse_preference
 from tests.support.settings import notifier_settings
 
 NOW = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)

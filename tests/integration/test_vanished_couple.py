@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from schemas import NudgeSuppressed, parse_preference
-from services.common.clock import ManualClock
-from services.notifier.channels.base import RecordingChannel
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import NudgeSuppressed, parse_preference
 from tests.support.events import envelope, example
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings, scheduler_settings

@@ -1,4 +1,4 @@
-"""services.scheduler.cron_fields agrees with croniter, match for match, in cronie's day rule.
+"""couples_nudge.scheduler.cron_fields agrees with croniter, match for match, in cronie's day rule.
 
 The compiled fields walk naive wall-clock times (before any DST resolution). The reference
 is croniter itself, used only as a field interpreter: when either day field starts with
@@ -17,9 +17,8 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas.preferences import _valid_cron
-from services.scheduler.cron_fields import CronFields
-from services.scheduler.rules import (
+from couples_nudge.scheduler.cron_fields import CronFields
+from couples_nudge.scheduler.rules import (
     _FIELD_RE,
     RuleError,
     _fields,
@@ -27,6 +26,7 @@ from services.scheduler.rules import (
     _single_value_ranges,
     validate_cron,
 )
+from couples_nudge_schemas.preferences import _valid_cron
 from tests.support.crons import any_crons
 
 EIGHT_YEARS = timedelta(days=366 * 8)  # rules never looks further past a match

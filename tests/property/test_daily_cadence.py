@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import DailyCadence
-from services.scheduler.planning import rule_for
-from services.scheduler.rules import CronRule, fires_between, next_fire
-from services.scheduler.wallclock import to_local
+from couples_nudge.scheduler.planning import rule_for
+from couples_nudge.scheduler.rules import CronRule, fires_between, next_fire
+from couples_nudge.scheduler.wallclock import to_local
+from couples_nudge_schemas import DailyCadence
 from tests.property.test_rules_properties import (
     GAP_CROSSES_MIDNIGHT,
     MINUTE,

@@ -10,7 +10,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 from redis.typing import EncodableT
 
-from services.common.packing import hiredis_packing, pack
+from couples_nudge.common.packing import hiredis_packing, pack
 
 argument = st.one_of(
     st.binary(max_size=64),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.listening import adjust, keeps, ladder, max_level, per_week, step_at
+from couples_nudge.common.listening import adjust, keeps, ladder, max_level, per_week, step_at
 
 TIMES = st.integers(min_value=1, max_value=7)
 SIGNALS = st.lists(st.sampled_from(["ignored", "done", "more", "skip"]), max_size=60)

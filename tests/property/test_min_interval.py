@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import CronCadence, NudgePlan, Nudges, Partner, PreferencesSetData
-from services.scheduler.planning import PlanningError, _human, plan
-from services.scheduler.rules import CronRule, fires_between, first_gap_below
+from couples_nudge.scheduler.planning import PlanningError, _human, plan
+from couples_nudge.scheduler.rules import CronRule, fires_between, first_gap_below
+from couples_nudge_schemas import CronCadence, NudgePlan, Nudges, Partner, PreferencesSetData
 from tests.support.crons import any_crons
 
 YEAR = timedelta(days=366)

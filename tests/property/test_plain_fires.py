@@ -17,15 +17,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from schemas import Cadence, NudgeKind, PreferencesSetData, QuietHours
-from services.common.clock import ManualClock, epoch_ms
-from services.scheduler.firing import Due, DueTemplate, occurred_field
-from services.scheduler.lookahead import FRESH_MS, restamped
-from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
-from services.scheduler.rules import CronRule, RuleError
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import Fire, ScheduleStore
-from services.scheduler.timer_loop import TimerLoop
+from couples_nudge.common.clock import ManualClock, epoch_ms
+from couples_nudge.scheduler.firing import Due, DueTemplate, occurred_field
+from couples_nudge.scheduler.lookahead import FRESH_MS, restamped
+from couples_nudge.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
+from couples_nudge.scheduler.rules import CronRule, RuleError
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import Fire, ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import Cadence, NudgeKind, PreferencesSetData, QuietHours
 from tests.unit.test_records import AUDIENCES, cadences, couple, quiet_hours, record
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Properties of services.scheduler.rules, checked against a brute-force reference.
+"""Properties of couples_nudge.scheduler.rules, checked against a brute-force reference.
 
 The reference shares no code with the implementation: it walks every local
 wall-clock minute of a window, matches it with a small hand-written cron
@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduler.rules import CronRule, SpreadRule, fires_between, next_fire
-from services.scheduler.wallclock import is_ambiguous, resolve, to_local
+from couples_nudge.scheduler.rules import CronRule, SpreadRule, fires_between, next_fire
+from couples_nudge.scheduler.wallclock import is_ambiguous, resolve, to_local
 
 MINUTE = timedelta(minutes=1)
 ZONES = (

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import TypeAdapter, ValidationError
 
-from schemas._base import EventId, Instant, LocalDate, LocalTime
+from couples_nudge_schemas._base import EventId, Instant, LocalDate, LocalTime
 
 TYPES: dict[str, Any] = {
     "instant": Instant,

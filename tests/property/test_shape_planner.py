@@ -15,7 +15,11 @@ from typing import Any, NamedTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from couples_nudge.common.clock import from_ms
+from couples_nudge.scheduler.planning import PlanningError
+from couples_nudge.scheduler.shapes import ShapePlanner, plan_arms
+from couples_nudge.scheduler.store import Arm
+from couples_nudge_schemas import (
     Cadence,
     NudgePlan,
     Nudges,
@@ -25,10 +29,6 @@ from schemas import (
     TimeWindow,
     WeeklyCadence,
 )
-from services.common.clock import from_ms
-from services.scheduler.planning import PlanningError
-from services.scheduler.shapes import ShapePlanner, plan_arms
-from services.scheduler.store import Arm
 from tests.unit.test_records import AUDIENCES, cadences, couple
 
 START = datetime(2026, 3, 27, 23, tzinfo=UTC)  # two days before Europe's spring DST change

@@ -9,8 +9,8 @@ import markupsafe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.notifier.render import _context, _email_part
-from services.notifier.skeleton import SkeletonRenderer
+from couples_nudge.notifier.render import _context, _email_part
+from couples_nudge.notifier.skeleton import SkeletonRenderer
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x1a"),
@@ -69,8 +69,8 @@ class TestOurTemplates:
     def test_the_email_templates_are_rendered_by_skeletons(self) -> None:
         """Our templates only test truthiness, so every shape gets a skeleton (the speed-up
         is real, not a silent fallback to Jinja)."""
-        from services.notifier.catalog import load_catalog
-        from services.notifier.render import NudgeView
+        from couples_nudge.notifier.catalog import load_catalog
+        from couples_nudge.notifier.render import NudgeView
 
         item = load_catalog().items("date_night")[0]
         view = NudgeView(kind="date_night", item=item, recipient="Maya", partner="Sam")

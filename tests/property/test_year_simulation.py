@@ -15,11 +15,11 @@ from typing import get_args
 
 import pytest
 
-from schemas import CoupleContext, FocusArea, LoveLanguage, NudgeKind
-from services.notifier.catalog import load_catalog
-from services.notifier.content import Pool
-from services.notifier.context_rules import fits, rules_of
-from services.notifier.year import RHYTHMS, Rhythm, YearFigures, simulate_year
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.content import Pool
+from couples_nudge.notifier.context_rules import fits, rules_of
+from couples_nudge.notifier.year import RHYTHMS, Rhythm, YearFigures, simulate_year
+from couples_nudge_schemas import CoupleContext, FocusArea, LoveLanguage, NudgeKind
 
 LOVE: tuple[LoveLanguage, ...] = get_args(LoveLanguage)
 FOCUS: tuple[FocusArea | None, ...] = (None, *get_args(FocusArea))

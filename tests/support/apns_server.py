@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.embedded.valkey import free_port
+from couples_nudge.embedded.valkey import free_port
 from tests.support.tls import Certificate
 
 # Every reason Apple documents, with its status.

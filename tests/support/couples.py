@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas import PreferencesSet, parse_preference
-from services.common.clock import ManualClock
-from services.scheduler.firing import occurrence_id
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.scheduler.firing import occurrence_id
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.planning import Occurrence, Schedule, next_occurrence, plan
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import PreferencesSet, parse_preference
 from tests.support.events import envelope, example
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import reject
 from hypothesis import strategies as st
 
-from services.scheduler.rules import RuleError, validate_cron
+from couples_nudge.scheduler.rules import RuleError, validate_cron
 
 __all__ = ["any_crons"]
 

@@ -13,9 +13,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from services.notifier.channels.mobile import MobileChannel
-from services.notifier.channels.mobile_setup import mobile_channel
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.channels.mobile import MobileChannel
+from couples_nudge.notifier.channels.mobile_setup import mobile_channel
+from couples_nudge.notifier.settings import NotifierSettings
 from tests.support.apns_server import ApnsServer, Http2Server
 from tests.support.fcm_server import FcmServer, service_account
 from tests.support.tls import Certificate, HttpsServer, self_signed

@@ -10,17 +10,17 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from schemas import NudgeDue, NudgeDueData, NudgeKind, parse_preference
-from services.common.clock import Clock, ManualClock
-from services.common.couple_state import parse_couple
-from services.notifier.catalog import load_catalog
-from services.notifier.channels.base import Channel
-from services.notifier.delivery import Delivery, DeliveryResult
-from services.notifier.settings import NotifierSettings
-from services.notifier.state import NotifierState
-from services.scheduler.ingest import PreferenceIngest
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.store import ScheduleStore
+from couples_nudge.common.clock import Clock, ManualClock
+from couples_nudge.common.couple_state import parse_couple
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.channels.base import Channel
+from couples_nudge.notifier.delivery import Delivery, DeliveryResult
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.state import NotifierState
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge_schemas import NudgeDue, NudgeDueData, NudgeKind, parse_preference
 from tests.support.events import envelope
 
 

@@ -13,7 +13,7 @@ from tests.support.events import REPO
 
 
 class ServiceProcess:
-    """`python -m services <role>` with its own environment; output goes to a log file."""
+    """`python -m couples_nudge <role>` with its own environment; output goes to a log file."""
 
     def __init__(self, role: str, env: dict[str, str], log_dir: Path, name: str) -> None:
         self.role = role
@@ -25,7 +25,7 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "services", self.role],
+            [sys.executable, "-m", "couples_nudge", self.role],
             env=self.env,
             cwd=REPO,
             stdout=self._log,

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.notifier.webhooks.sns import SnsMessage, canonical_string
+from couples_nudge.notifier.webhooks.sns import SnsMessage, canonical_string
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:nudge-ses"
 

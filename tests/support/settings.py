@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from services.notifier.settings import NotifierSettings
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.settings import SchedulerSettings
 
 
 def scheduler_settings(redis_url: str, prefix: str, **overrides: Any) -> SchedulerSettings:

@@ -1,11 +1,11 @@
-"""Specification of services.notifier.actions: signed one-tap links, rotation, expiry."""
+"""Specification of couples_nudge.notifier.actions: signed one-tap links, rotation, expiry."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
-from services.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
+from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
+from couples_nudge.notifier.unsubscribe import UnsubscribeClaim, UnsubscribeTokens
 
 OLD = ("k0", b"o" * 40)
 NEW = ("k1", b"n" * 40)

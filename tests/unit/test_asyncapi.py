@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from schemas import json_schemas
-from services.asyncapi import SERVICES, document, due_address, resolve
-from services.common.keys import Keys
+from couples_nudge.asyncapi import SERVICES, document, due_address, resolve
+from couples_nudge.common.keys import Keys
+from couples_nudge_schemas import json_schemas
 from tests.support.tools import require_node_packages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ class TestGenerated:
     def test_the_documented_command_writes_the_same_documents(self, tmp_path: Path) -> None:
         """`nudge schema asyncapi DIR`, as docs/publishers.md tells people to run it."""
         subprocess.run(
-            [sys.executable, "-m", "services", "schema", "asyncapi", str(tmp_path)],
+            [sys.executable, "-m", "couples_nudge", "schema", "asyncapi", str(tmp_path)],
             check=True, cwd=REPO, capture_output=True, timeout=120,
         )  # fmt: skip
         for service in SERVICES:

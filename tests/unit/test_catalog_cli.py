@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.notifier.catalog import Catalog, Item, load_catalog
-from services.notifier.coverage import gaps, languages, sections
+from couples_nudge.cli import app
+from couples_nudge.notifier.catalog import Catalog, Item, load_catalog
+from couples_nudge.notifier.coverage import gaps, languages, sections
 
 
 def run(*args: str) -> tuple[int, str]:

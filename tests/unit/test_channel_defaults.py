@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from services.notifier.channels.email import SmtpChannel
-from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.channels.webpush import WebPushChannel
-from services.notifier.service import default_channels
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.channels.webhook import WebhookChannel
+from couples_nudge.notifier.channels.webpush import WebPushChannel
+from couples_nudge.notifier.service import default_channels
+from couples_nudge.notifier.settings import NotifierSettings
 
 # RFC 8291 appendix A's application server key (raw form).
 VAPID = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"

@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, ValidationError
 
-from schemas import PushSubscription
-from services.notifier.channels.webpush import (
+from couples_nudge.notifier.channels.webpush import (
     check_subject,
     encrypt_payload,
     load_vapid_key,
     public_key_b64,
 )
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge_schemas import PushSubscription
 
 
 def b64d(text: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Specification of the scoring choice (services.notifier.content) beyond kind, love language
+"""Specification of the scoring choice (couples_nudge.notifier.content) beyond kind, love language
 and focus (test_content.py): the check-in format, the couple's context, the question decks,
 the least-recently-seen fallback, and one item per shared nudge whatever the languages.
 """
@@ -13,10 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind, Partner
-from services.notifier.catalog import Item, load_catalog
-from services.notifier.content import Pool, choose, choose_for, deck_for
-from services.notifier.context_rules import fits, rules_of
+from couples_nudge.notifier.catalog import Item, load_catalog
+from couples_nudge.notifier.content import Pool, choose, choose_for, deck_for
+from couples_nudge.notifier.context_rules import fits, rules_of
+from couples_nudge_schemas import (
+    CheckInFormat,
+    CoupleContext,
+    FocusArea,
+    LoveLanguage,
+    NudgeKind,
+    Partner,
+)
 
 KINDS: tuple[NudgeKind, ...] = get_args(NudgeKind)
 LOVE: tuple[LoveLanguage, ...] = get_args(LoveLanguage)

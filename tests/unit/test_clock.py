@@ -1,4 +1,4 @@
-"""Specification of services.common.clock: injected time and epoch milliseconds.
+"""Specification of couples_nudge.common.clock: injected time and epoch milliseconds.
 
 ScaledClock's source of real time (``time.monotonic``) and its sleeper (``asyncio.sleep``)
 are replaced per test, so nothing here waits for real.
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import services.common.clock as clock_module
-from services.common.clock import Clock, ScaledClock, SystemClock, epoch_ms, from_ms
+import couples_nudge.common.clock as clock_module
+from couples_nudge.common.clock import Clock, ScaledClock, SystemClock, epoch_ms, from_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 START = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)

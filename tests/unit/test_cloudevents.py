@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from schemas import EventRejected, parse_preference
-from schemas.cloudevents import parse_preference_cloudevent, to_cloudevent
-from services.scheduler.entries import read_entry
+from couples_nudge.scheduler.entries import read_entry
+from couples_nudge_schemas import EventRejected, parse_preference
+from couples_nudge_schemas.cloudevents import parse_preference_cloudevent, to_cloudevent
 from tests.support.contracts import EXAMPLES, event_types
 
 PREFERENCE_TYPES = sorted(event_types("preference-event"))

@@ -1,4 +1,4 @@
-"""Specification of content choice (services.notifier.content) and the catalog loader.
+"""Specification of content choice (couples_nudge.notifier.content) and the catalog loader.
 
 ``choose`` picks one item for an occurrence. In order of priority it: fits the nudge kind,
 is fresh (not seen recently by the couple) whenever any fresh item exists, fits the
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import FocusArea, LoveLanguage, NudgeKind
-from services.notifier.catalog import DEFAULT_LOCALE, Catalog, Item, load_catalog
-from services.notifier.content import choose
-from services.notifier.variants import Variants
+from couples_nudge.notifier.catalog import DEFAULT_LOCALE, Catalog, Item, load_catalog
+from couples_nudge.notifier.content import choose
+from couples_nudge.notifier.variants import Variants
+from couples_nudge_schemas import FocusArea, LoveLanguage, NudgeKind
 
 KINDS: list[NudgeKind] = ["date_night", "check_in", "appreciation"]
 LOVE_LANGUAGES: list[LoveLanguage] = [

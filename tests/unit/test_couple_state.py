@@ -1,4 +1,4 @@
-"""Specification of services.common.couple_state: the couple hash as the notifier reads it.
+"""Specification of couples_nudge.common.couple_state: the couple hash as the notifier reads it.
 
 Field values are "<occurred_ms>|<value>" as the scheduler's last-writer-wins script stores
 them; ``pause_value`` builds the pause form of that string.
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import (
+from couples_nudge.common.couple_state import CoupleState, encode_profile, parse_couple, pause_value
+from couples_nudge_schemas import (
     CheckInFormat,
     CoupleContext,
     CronCadence,
@@ -28,7 +29,6 @@ from schemas import (
     TimeWindow,
     WeeklyCadence,
 )
-from services.common.couple_state import CoupleState, encode_profile, parse_couple, pause_value
 
 KINDS = ("date_night", "check_in", "appreciation")
 CHANNELS = ("email", "push", "webhook")

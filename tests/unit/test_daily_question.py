@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from schemas import NudgeDueData
-from services.notifier.catalog import load_catalog
-from services.notifier.daily_question import question_for, questions_in_order
-from services.notifier.occurrence_day import content_day
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.daily_question import question_for, questions_in_order
+from couples_nudge.notifier.occurrence_day import content_day
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge_schemas import NudgeDueData
 
 CHECK_INS = load_catalog().items("check_in", "en")
 START = date(2027, 1, 1)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from schemas import MAX_EVENT_BYTES
-from services.common.dead_letters import DeadLetter
+from couples_nudge.common.dead_letters import DeadLetter
+from couples_nudge_schemas import MAX_EVENT_BYTES
 
 
 def letter(data: bytes) -> DeadLetter:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.demo_outbox import MARKER, OutboxRefused, prepare_outbox
+from couples_nudge.demo_outbox import MARKER, OutboxRefused, prepare_outbox
 from tests.support.cli import nudge
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from services.common.keys import Keys
-from services.common.metrics import Metrics
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.metrics import Metrics
 from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.slots import SLOTS, balanced_ranges, shard_slot
-from services.notifier.settings import NotifierSettings
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.common.slots import SLOTS, balanced_ranges, shard_slot
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.settings import SchedulerSettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 

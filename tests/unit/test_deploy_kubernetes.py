@@ -16,12 +16,12 @@ import yaml
 from pydantic import SecretStr
 from starlette.routing import BaseRoute, Route
 
-from services.common.keys import NOTIFIER_GROUP, Keys
-from services.common.secret_files import SUFFIX, secret_variables
-from services.common.settings import CommonSettings
-from services.notifier.service import NotifierService
-from services.notifier.settings import NotifierSettings
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
+from couples_nudge.common.secret_files import SUFFIX, secret_variables
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.settings import SchedulerSettings
 from tests.support.keda import KEDA_SCHEMAS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from schemas import MAX_DEVICES, EventRejected, PreferencesSetData, parse_preference
-from services.common.couple_state import device_ref, encode_profile, parse_couple
+from couples_nudge.common.couple_state import device_ref, encode_profile, parse_couple
+from couples_nudge_schemas import MAX_DEVICES, EventRejected, PreferencesSetData, parse_preference
 from tests.support.events import example
 
 REPO = Path(__file__).resolve().parents[2]

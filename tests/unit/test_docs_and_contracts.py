@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from schemas import json_schemas
-from services.cli import app
-from services.notifier.settings import NotifierSettings
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.cli import app
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.settings import SchedulerSettings
+from couples_nudge_schemas import json_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifier.retries import FAILURE_REASONS, failure_reason
+from couples_nudge.notifier.retries import FAILURE_REASONS, failure_reason
 
 
 class TestFailureReason:

@@ -1,4 +1,4 @@
-"""Specification of services.scheduler.firing.decide: what one due timer does.
+"""Specification of couples_nudge.scheduler.firing.decide: what one due timer does.
 
 The schedules fire daily at 09:00 in Berlin, which in June 2026 (UTC+2) is 07:00Z.
 """
@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas import NudgeKind, QuietHours, parse_due
-from services.scheduler.firing import (
+from couples_nudge.scheduler.firing import (
     _NAMESPACE,
     Decision,
     Due,
@@ -27,8 +26,9 @@ from services.scheduler.firing import (
     decide,
     occurrence_id,
 )
-from services.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
-from services.scheduler.rules import CronRule, next_fire
+from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
+from couples_nudge.scheduler.rules import CronRule, next_fire
+from couples_nudge_schemas import NudgeKind, QuietHours, parse_due
 
 GRACE = timedelta(hours=3)
 

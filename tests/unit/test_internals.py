@@ -85,8 +85,8 @@ class TestRedisPy:
 
     async def test_the_fast_path_reads_what_redis_py_would(self, connection: Any) -> None:
         """read_replies over the parser's reader gives PING's and ECHO's replies, in order."""
-        from services.common.autopipeline import read_replies
-        from services.common.packing import pack
+        from couples_nudge.common.autopipeline import read_replies
+        from couples_nudge.common.packing import pack
 
         await connection.send_packed_command(pack(("PING",)) + pack(("ECHO", "x")), False)
         assert await read_replies(connection, 2) == [b"PONG", b"x"]
@@ -139,7 +139,7 @@ class TestPrometheusClient:
         """The internals give the exposition repeated observe() would (cumulative buckets)."""
         from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-        from services.common.metrics import _observe_many
+        from couples_nudge.common.metrics import _observe_many
 
         one, many = CollectorRegistry(), CollectorRegistry()
         a = Histogram("h", "h", registry=one, buckets=(1.0, 5.0))
@@ -229,7 +229,7 @@ class TestOthers:
         """services/common/http.py waits for `Server.started` and stops by `should_exit`."""
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(app="services.healthcheck:main"))
+        server = uvicorn.Server(uvicorn.Config(app="couples_nudge.healthcheck:main"))
         for name in ("started", "should_exit"):
             assert getattr(server, name, None) is False, moved(
                 "uvicorn", f"`Server.{name}`", "services/common/http.py"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from services.notifier.jar import JarIdea, jar_item
-from services.notifier.render import NudgeView, render_email, render_push
+from couples_nudge.notifier.jar import JarIdea, jar_item
+from couples_nudge.notifier.render import NudgeView, render_email, render_push
 
 WHEN = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 IDEA = JarIdea("roof", '<b>Picnic</b> & "stars" on the {roof}', "maya")

@@ -1,4 +1,4 @@
-"""Specification of services.notifier.locales: which language serves a locale, its interface
+"""Specification of couples_nudge.notifier.locales: which language serves a locale, its interface
 strings (one source for en-US and en-GB), parity of every language with English, and dates
 formatted for the locale.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.notifier.locales import (
+from couples_nudge.notifier.locales import (
     chain,
     folder_for,
     format_when,
@@ -23,7 +23,7 @@ from services.notifier.locales import (
     text_languages,
 )
 
-ROOT = resources.files("services.notifier") / "templates"
+ROOT = resources.files("couples_nudge.notifier") / "templates"
 REFERENCE = "en"
 
 
@@ -116,7 +116,7 @@ class TestFallback:
     def test_a_language_brings_only_its_strings(self) -> None:
         """No language folder keeps a copy of a template: a copy would drift from the shared
         one (a German copy once missed the date jar's block and the greeting string)."""
-        root = resources.files("services.notifier") / "templates"
+        root = resources.files("couples_nudge.notifier") / "templates"
         for folder in root.iterdir():
             if folder.is_dir() and folder.name != "en":
                 assert sorted(p.name for p in folder.iterdir()) == ["strings.toml"], folder.name

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.scheduler.firing import occurred_field, record_after
-from services.scheduler.lookahead import FRESH_MS, Ahead, Prepared, restamped
-from services.scheduler.store import Fire
+from couples_nudge.scheduler.firing import occurred_field, record_after
+from couples_nudge.scheduler.lookahead import FRESH_MS, Ahead, Prepared, restamped
+from couples_nudge.scheduler.store import Fire
 
 T = 1_796_407_200_000
 

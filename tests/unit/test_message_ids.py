@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from services.notifier.message_ids import MessageIds, MessageRef, provider_headers
+from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
 
 OLD = ("k1", b"o" * 40)
 NEW = ("k2", b"n" * 40)

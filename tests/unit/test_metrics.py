@@ -1,4 +1,4 @@
-"""Specification of services.common.metrics and the gauge refresher's mapping of a snapshot."""
+"""Specification of couples_nudge.common.metrics and the gauge refresher's mapping of a snapshot."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas import (
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.metrics import LATENCY_BUCKETS, Metrics
+from couples_nudge.operator.refresher import apply_status
+from couples_nudge.operator.status import GroupStatus, Status, StreamStatus, TimerStatus
+from couples_nudge_schemas import (
     NudgeFailed,
     NudgeFailedData,
     NudgeKind,
@@ -19,10 +23,6 @@ from schemas import (
     NudgeSuppressedData,
     OutcomeEvent,
 )
-from services.common.keys import Keys
-from services.common.metrics import LATENCY_BUCKETS, Metrics
-from services.operator.refresher import apply_status
-from services.operator.status import GroupStatus, Status, StreamStatus, TimerStatus
 
 SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.notifier.mime import build_email
+from couples_nudge.notifier.mime import build_email
 
 WHEN = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 LONG_URL = "https://nudges.example/u/" + "x" * 400

@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from services.notifier.channels.apns import ApnsChannel
-from services.notifier.channels.fcm import FcmChannel
-from services.notifier.channels.mobile import MobileChannel
-from services.notifier.service import default_channels
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.channels.apns import ApnsChannel
+from couples_nudge.notifier.channels.fcm import FcmChannel
+from couples_nudge.notifier.channels.mobile import MobileChannel
+from couples_nudge.notifier.service import default_channels
+from couples_nudge.notifier.settings import NotifierSettings
 from tests.support.fcm_server import service_account
 
 

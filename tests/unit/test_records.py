@@ -1,4 +1,4 @@
-"""Specification of services.scheduler.records: schedules as short fields of the couple hash.
+"""Specification of couples_nudge.scheduler.records: schedules as short fields of the couple hash.
 
 A record is "<seq>|<nominal_ms>|<spec>"; the timer loop reads it joined with what the couple's
 schedules share ("<record>\n<rev>\n<s0>\n<s1>\n<q0>\n<q1>", as lua.DUE returns it).
@@ -18,7 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from couples_nudge.common.couple_state import encode_profile
+from couples_nudge.scheduler.planning import QuietWindow, Schedule, plan
+from couples_nudge.scheduler.records import context_of, decode_record, encode_spec
+from couples_nudge.scheduler.rules import CronRule, SpreadRule, fires_between
+from couples_nudge_schemas import (
     Cadence,
     CronCadence,
     MonthlyCadence,
@@ -32,10 +36,6 @@ from schemas import (
     Weekday,
     WeeklyCadence,
 )
-from services.common.couple_state import encode_profile
-from services.scheduler.planning import QuietWindow, Schedule, plan
-from services.scheduler.records import context_of, decode_record, encode_spec
-from services.scheduler.rules import CronRule, SpreadRule, fires_between
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 WINDOW = TimeWindow(start=time(12, 0), end=time(20, 30))

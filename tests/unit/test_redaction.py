@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import structlog
 
-from services.common.logging import (
+from couples_nudge.common.logging import (
     LOG_TRACEBACK_LIMIT,
     LOG_VALUE_LIMIT,
     bounded,

@@ -1,4 +1,4 @@
-"""Specification of services.notifier.render: a chosen item as an email and a push payload.
+"""Specification of couples_nudge.notifier.render: a chosen item as an email and a push payload.
 
 Interface strings are the English ones from templates/en/strings.toml. In HTML, Jinja2's
 autoescape writes < > & " ' as &lt; &gt; &amp; &#34; &#39;.
@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from schemas import NudgeKind, PreferencesSetData
-from services.notifier.catalog import Item, load_catalog
-from services.notifier.render import (
+from couples_nudge.notifier.catalog import Item, load_catalog
+from couples_nudge.notifier.render import (
     NudgeView,
     PageState,
     deep_link,
@@ -24,6 +23,7 @@ from services.notifier.render import (
     render_unsubscribe_page,
     view_for,
 )
+from couples_nudge_schemas import NudgeKind, PreferencesSetData
 
 WHEN = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # a Wednesday
 SENDER = "Nudges <nudges@example.org>"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.notifier.render_cli import every_locale
+from couples_nudge.cli import app
+from couples_nudge.notifier.render_cli import every_locale
 from tests.support.events import EXAMPLES, example
 
 MAYA_SAM = EXAMPLES / "maya-and-sam.json"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notifier.catalog import Item
-from services.notifier.render import NudgeView, render_email
+from couples_nudge.notifier.catalog import Item
+from couples_nudge.notifier.render import NudgeView, render_email
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 ITEM = Item(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.settings import NotifierSettings
 from tests.support.relays import FakeSendGrid
 
 BASE: dict[str, Any] = {"redis_url": SecretStr("redis://127.0.0.1:1/0")}

@@ -1,4 +1,4 @@
-"""Specification of services.scheduler.rules: recurrence rules and when they fire.
+"""Specification of couples_nudge.scheduler.rules: recurrence rules and when they fire.
 
 Tables read (zone, rule, previous, expected): the fire strictly after
 ``previous``, both UTC. Transition dates are listed in test_wallclock.py.
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduler.rules import (
+from couples_nudge.scheduler.rules import (
     CronRule,
     Rule,
     RuleError,
@@ -26,7 +26,7 @@ from services.scheduler.rules import (
     next_fire,
     validate_cron,
 )
-from services.scheduler.wallclock import to_local
+from couples_nudge.scheduler.wallclock import to_local
 
 
 def at(text: str) -> datetime:

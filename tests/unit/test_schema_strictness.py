@@ -14,8 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 
-from schemas import EventRejected, parse_due, parse_preference
-from schemas._base import EMAIL_PATTERN, NAME_PATTERN, Email, Name
+from couples_nudge_schemas import EventRejected, parse_due, parse_preference
+from couples_nudge_schemas._base import EMAIL_PATTERN, NAME_PATTERN, Email, Name
 from tests.support.events import example
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-import schemas
-from schemas import (
+import couples_nudge_schemas as schemas
+from couples_nudge_schemas import (
     MAX_EVENT_BYTES,
     REASON_LIMIT,
     CoupleErased,
@@ -188,6 +188,8 @@ class TestExportedMembers:
     def test_all_is_pinned(self) -> None:
         """schemas exports exactly these names, so a change to the contract is deliberate."""
         assert schemas.__all__ == [
+            "DATA_FIELD",
+            "DEFAULT_PREFIX",
             "JAR_LIMIT",
             "MAX_DEVICES",
             "MAX_EVENT_BYTES",
@@ -218,6 +220,7 @@ class TestExportedMembers:
             "DeviceRef",
             "EngagementAction",
             "Envelope",
+            "EventBuilder",
             "EventRejected",
             "FeedbackSignal",
             "FocusArea",
@@ -270,11 +273,23 @@ class TestExportedMembers:
             "TimesPerWeekCadence",
             "Weekday",
             "WeeklyCadence",
+            "build_couple_erased",
+            "build_event",
+            "build_idea_added",
+            "build_idea_removed",
+            "build_preferences_paused",
+            "build_preferences_resubscribed",
+            "build_preferences_resumed",
+            "build_preferences_set",
+            "build_preferences_unsubscribed",
             "json_schemas",
             "parse_due",
             "parse_outcome",
             "parse_outcomes_entry",
             "parse_preference",
+            "preferences_stream",
+            "publish",
+            "publish_async",
             "safe_reason",
         ]
 
@@ -288,7 +303,8 @@ class TestExportedMembers:
         public = {
             name
             for name, value in vars(schemas).items()
-            if not name.startswith("_") and getattr(value, "__module__", "").startswith("schemas")
+            if not name.startswith("_")
+            and getattr(value, "__module__", "").startswith("couples_nudge_schemas")
         }
         assert public - set(schemas.__all__) == set()
 

@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from services.common.secret_files import SecretFileError, SecretFileSource, secret_variables
-from services.common.settings import CommonSettings
-from services.notifier.settings import NotifierSettings
-from services.scheduler.settings import SchedulerSettings
+from couples_nudge.common.secret_files import SecretFileError, SecretFileSource, secret_variables
+from couples_nudge.common.settings import CommonSettings
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.scheduler.settings import SchedulerSettings
 from tests.support.cli import cli_env, nudge
 
 SECRET_TEXT = "s3cr3t-value-never-shown"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.scheduler.timer_loop import shard_round
+from couples_nudge.scheduler.timer_loop import shard_round
 
 
 class TestShardRound:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from services.common.shutdown import Deadline, settle
+from couples_nudge.common.shutdown import Deadline, settle
 
 
 class TestDeadline:

@@ -7,8 +7,8 @@ import itertools
 import pytest
 from redis.crc import key_slot
 
-from services.common.keys import Keys
-from services.common.slots import SLOTS, balanced_ranges, shard_slot
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.slots import SLOTS, balanced_ranges, shard_slot
 
 
 class TestShardSlot:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.crc import key_slot
 
-from services.common.keys import Keys
-from services.common.state_marker import (
+from couples_nudge.common.keys import Keys
+from couples_nudge.common.state_marker import (
     LOSS_SHOWN_FOR,
     StateEpoch,
     safe_name,

@@ -1,4 +1,4 @@
-"""Specification of services.notifier.unsubscribe: signed, rotatable one-click unsubscribe tokens.
+"""Specification of couples_nudge.notifier.unsubscribe: signed, rotatable one-click tokens.
 
 A token is "<kid>.<payload64>.<mac64>", payload "v1|couple|partner|scope|issued_at", MAC an
 HMAC-SHA256 over "<kid>.<payload64>". The first key signs; every configured key verifies.
@@ -14,8 +14,8 @@ import re
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import (
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import (
     MAX_TOKEN_LENGTH,
     InvalidToken,
     UnsubscribeClaim,

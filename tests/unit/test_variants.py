@@ -1,4 +1,4 @@
-"""Specification of services.notifier.variants: US source text in a regional form (en-GB).
+"""Specification of couples_nudge.notifier.variants: US source text in a regional form (en-GB).
 
 Whole words only, any case in, the same case out; words the table does not list, and words
 that merely contain a listed one, are left exactly as they were.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notifier.variants import Variants, parse_variants
+from couples_nudge.notifier.variants import Variants, parse_variants
 
 TABLE = Variants(
     {

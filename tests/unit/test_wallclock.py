@@ -1,4 +1,4 @@
-"""Specification of services.scheduler.wallclock: wall-clock times <-> instants.
+"""Specification of couples_nudge.scheduler.wallclock: wall-clock times <-> instants.
 
 Tables read (zone, wall time, instant). Transitions used (tzdata as seen by zoneinfo):
 
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scheduler.wallclock import is_ambiguous, is_nonexistent, resolve, to_local
+from couples_nudge.scheduler.wallclock import is_ambiguous, is_nonexistent, resolve, to_local
 
 NY = "America/New_York"
 

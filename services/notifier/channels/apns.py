@@ -34,15 +34,15 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from schemas import IosDevice
-from services.notifier.channels.apns_auth import ProviderToken
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.http_client import HttpSender, retry_after
-from services.notifier.errors import (
+from couples_nudge.notifier.channels.apns_auth import ProviderToken
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.http_client import HttpSender, retry_after
+from couples_nudge.notifier.errors import (
     PermanentSendError,
     TransientSendError,
     classified,
 )
+from couples_nudge_schemas import IosDevice
 
 __all__ = ["APNS_HOSTS", "MAX_PAYLOAD", "ApnsChannel", "apns_payload", "classify_apns"]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from schemas import Channel as ChannelName
+from couples_nudge_schemas import Channel as ChannelName
 
 __all__ = ["Channel", "Outgoing", "RecordingChannel"]
 

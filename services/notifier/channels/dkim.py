@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 import dkim
 
 if TYPE_CHECKING:
-    from services.notifier.settings import NotifierSettings
+    from couples_nudge.notifier.settings import NotifierSettings
 
 __all__ = ["DkimSigner"]
 

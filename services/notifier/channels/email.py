@@ -26,9 +26,9 @@ from typing import Final, Literal
 import aiosmtplib
 from pydantic import SecretStr
 
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.dkim import DkimSigner
-from services.notifier.errors import (
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.dkim import DkimSigner
+from couples_nudge.notifier.errors import (
     PermanentSendError,
     TransientSendError,
     classified,

@@ -39,15 +39,15 @@ from urllib.parse import quote
 
 import httpx
 
-from schemas import AndroidDevice
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.fcm_auth import AccessTokens, ServiceAccount
-from services.notifier.channels.http_client import HttpSender, retry_after
-from services.notifier.errors import (
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.fcm_auth import AccessTokens, ServiceAccount
+from couples_nudge.notifier.channels.http_client import HttpSender, retry_after
+from couples_nudge.notifier.errors import (
     PermanentSendError,
     TransientSendError,
     classified,
 )
+from couples_nudge_schemas import AndroidDevice
 
 __all__ = ["FCM_ENDPOINT", "FcmChannel", "classify_fcm", "fcm_message"]
 

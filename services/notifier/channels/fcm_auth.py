@@ -34,8 +34,8 @@ import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from services.notifier.channels.http_client import HttpSender, retry_after
-from services.notifier.errors import PermanentSendError, SendError, TransientSendError
+from couples_nudge.notifier.channels.http_client import HttpSender, retry_after
+from couples_nudge.notifier.errors import PermanentSendError, SendError, TransientSendError
 
 __all__ = ["SCOPE", "AccessTokens", "ServiceAccount", "load_service_account"]
 

@@ -23,7 +23,7 @@ from typing import Final
 
 import httpx
 
-from services.notifier.errors import PermanentSendError, TransientSendError, unexpected
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError, unexpected
 
 __all__ = ["HttpSender", "classify_status", "retry_after"]
 

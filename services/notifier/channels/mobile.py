@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from schemas import AndroidDevice, IosDevice
-from services.notifier.channels.base import Channel, Outgoing
-from services.notifier.errors import PermanentSendError
+from couples_nudge.notifier.channels.base import Channel, Outgoing
+from couples_nudge.notifier.errors import PermanentSendError
+from couples_nudge_schemas import AndroidDevice, IosDevice
 
 __all__ = ["MobileChannel"]
 

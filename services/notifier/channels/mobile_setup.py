@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ssl
 
-from services.notifier.channels.apns import ApnsChannel
-from services.notifier.channels.apns_auth import ProviderToken, load_p8
-from services.notifier.channels.fcm import FcmChannel
-from services.notifier.channels.fcm_auth import load_service_account
-from services.notifier.channels.mobile import MobileChannel
-from services.notifier.settings import NotifierSettings
+from couples_nudge.notifier.channels.apns import ApnsChannel
+from couples_nudge.notifier.channels.apns_auth import ProviderToken, load_p8
+from couples_nudge.notifier.channels.fcm import FcmChannel
+from couples_nudge.notifier.channels.fcm_auth import load_service_account
+from couples_nudge.notifier.channels.mobile import MobileChannel
+from couples_nudge.notifier.settings import NotifierSettings
 
 __all__ = ["mobile_channel"]
 

@@ -24,9 +24,9 @@ from typing import Final, Literal
 
 from pydantic import SecretStr
 
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError, classified
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.http_client import HttpSender
+from couples_nudge.notifier.errors import PermanentSendError, classified
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "sign"]
 

@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException  # type: ignore[import-untyped]  # untyped
 from pydantic import SecretStr
 
-from schemas import PushSubscription
-from services.notifier.channels.base import Outgoing
-from services.notifier.channels.http_client import HttpSender
-from services.notifier.errors import PermanentSendError, classified
+from couples_nudge.notifier.channels.base import Outgoing
+from couples_nudge.notifier.channels.http_client import HttpSender
+from couples_nudge.notifier.errors import PermanentSendError, classified
+from couples_nudge_schemas import PushSubscription
 
 __all__ = [
     "MAX_PLAINTEXT",

@@ -18,7 +18,7 @@ from email.message import Message
 from email.parser import HeaderParser
 from typing import Final
 
-from services.notifier.webhooks.reports import Report, ReportKind, malformed, status_code
+from couples_nudge.notifier.webhooks.reports import Report, ReportKind, malformed, status_code
 
 __all__ = ["dsn_reports"]
 

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any, Final, NamedTuple
 
-from services.notifier.webhooks.reports import (
+from couples_nudge.notifier.webhooks.reports import (
     Report,
     WebhookRefused,
     at_epoch,

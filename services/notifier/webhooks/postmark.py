@@ -17,8 +17,8 @@ import hmac
 import json
 from typing import Any, Final
 
-from services.notifier.message_ids import POSTMARK_FIELD
-from services.notifier.webhooks.reports import (
+from couples_nudge.notifier.message_ids import POSTMARK_FIELD
+from couples_nudge.notifier.webhooks.reports import (
     Report,
     ReportKind,
     WebhookRefused,

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from services.common.keys import Keys
+from couples_nudge.common.keys import Keys
 
 __all__ = ["ReplayCache"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from schemas import ReportSource
+from couples_nudge_schemas import ReportSource
 
 __all__ = [
     "Report",

@@ -42,7 +42,33 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
-from schemas import (
+from couples_nudge.common.clock import Clock
+from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.streams import publish
+from couples_nudge.notifier.message_ids import MessageIds, MessageRef
+from couples_nudge.notifier.render import message_domain
+from couples_nudge.notifier.settings import NotifierSettings
+from couples_nudge.notifier.unsubscribe import parse_keys
+from couples_nudge.notifier.webhooks.dsn import dsn_reports
+from couples_nudge.notifier.webhooks.mailgun import mailgun_reports, parse_mailgun, verify_mailgun
+from couples_nudge.notifier.webhooks.postmark import check_basic_auth, postmark_reports
+from couples_nudge.notifier.webhooks.replay import ReplayCache
+from couples_nudge.notifier.webhooks.reports import Report, WebhookRefused
+from couples_nudge.notifier.webhooks.sendgrid import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    load_public_key,
+    sendgrid_reports,
+    verify_sendgrid,
+)
+from couples_nudge.notifier.webhooks.sns import (
+    CertificateFetcher,
+    parse_sns,
+    ses_reports,
+    sns_timestamp,
+    verify_signature,
+)
+from couples_nudge_schemas import (
     ChannelBounced,
     ChannelBouncedData,
     ChannelComplained,
@@ -51,32 +77,6 @@ from schemas import (
     NudgeBouncedData,
     NudgeComplained,
     NudgeComplainedData,
-)
-from services.common.clock import Clock
-from services.common.metrics import Metrics
-from services.common.streams import publish
-from services.notifier.message_ids import MessageIds, MessageRef
-from services.notifier.render import message_domain
-from services.notifier.settings import NotifierSettings
-from services.notifier.unsubscribe import parse_keys
-from services.notifier.webhooks.dsn import dsn_reports
-from services.notifier.webhooks.mailgun import mailgun_reports, parse_mailgun, verify_mailgun
-from services.notifier.webhooks.postmark import check_basic_auth, postmark_reports
-from services.notifier.webhooks.replay import ReplayCache
-from services.notifier.webhooks.reports import Report, WebhookRefused
-from services.notifier.webhooks.sendgrid import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    load_public_key,
-    sendgrid_reports,
-    verify_sendgrid,
-)
-from services.notifier.webhooks.sns import (
-    CertificateFetcher,
-    parse_sns,
-    ses_reports,
-    sns_timestamp,
-    verify_signature,
 )
 
 __all__ = ["DeliveryReports", "report_routes"]

@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.notifier.message_ids import SENDGRID_ARG
-from services.notifier.webhooks.reports import (
+from couples_nudge.notifier.message_ids import SENDGRID_ARG
+from couples_nudge.notifier.webhooks.reports import (
     Report,
     ReportKind,
     WebhookRefused,

@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from services.notifier.webhooks.reports import (
+from couples_nudge.notifier.webhooks.reports import (
     Report,
     WebhookRefused,
     at_iso,
