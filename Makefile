@@ -40,10 +40,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Benchmarks side by side with APScheduler and Celery beat + RedBeat (the `bench` extra);
-## BENCH_ARGS="burst --n 20000" picks scenarios and sizes (see docs/performance.md)
+## Benchmarks side by side with APScheduler, Celery beat + RedBeat (the `bench` extra), arq
+## (its own venv: it needs redis-py < 6) and BullMQ (npm ci, when npm is installed); ends with
+## issue 20's targets. BENCH_ARGS="burst --n 20000" picks scenarios and sizes (docs/performance.md)
+ARQ_VENV := benchmarks/peer_arq/.venv
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@test -x $(ARQ_VENV)/bin/python || $(BIN)/python -m venv $(ARQ_VENV)
+	$(ARQ_VENV)/bin/python -m pip install --quiet --require-hashes -r benchmarks/peer_arq/requirements.txt
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --ignore-scripts --no-audit --no-fund --silent --prefix benchmarks/peer_bullmq; \
+	else echo "npm is not installed: BullMQ is skipped (install Node.js 18+ and npm to measure it)"; fi
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ## requirements.lock from pyproject.toml's runtime dependencies (after changing them)
@@ -58,4 +65,4 @@ schema: $(STAMP)
 	$(BIN)/nudge schema asyncapi docs/asyncapi
 
 clean:
-	rm -rf $(VENV) outbox .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(ARQ_VENV) benchmarks/peer_bullmq/node_modules outbox .mypy_cache .ruff_cache .pytest_cache

@@ -1,8 +1,9 @@
 """python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--json PATH]
 
 Scenarios: burst, memory, steady, notifier, cluster, crons (default: all, in that order). Prints
-one table and writes JSON: benchmarks/results/<scenario>.json per scenario and latest.json for
-the run.
+one table per scenario, then issue 20's targets as measured in this run (benchmarks/targets.py;
+"not measured" for a scenario not run), and writes JSON: benchmarks/results/<scenario>.json
+per scenario and latest.json for the run (with the targets' summary).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import targets
 from benchmarks.harness import RESULTS, Options, Row, machine, quiet_logs, report_json
 
 SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster", "crons")
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument("scenario", nargs="*", choices=[*SCENARIOS, []], default=[])
     parser.add_argument("--n", type=int, default=None, help="main size (couples / nudges)")
     parser.add_argument("--peer-n", type=int, default=10_000, help="jobs for each peer (burst)")
-    parser.add_argument("--no-peers", action="store_true", help="skip APScheduler and RedBeat")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peers (burst)")
     parser.add_argument("--speed", type=float, default=10.0, help="steady: clock speed")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady: real seconds")
     parser.add_argument(
@@ -89,9 +91,12 @@ def main() -> None:
         console.print(f"{name}: {seconds:.0f} s")
     if len(args.scenario or SCENARIOS) > 1:
         console.print(table(rows))
+    checks = targets.check(rows)  # issue 20's figures, from this run's rows only
+    console.print(targets.summary_table(checks))
     for path in (RESULTS / "latest.json", args.json):
         if path is not None:
-            report_json(rows, path, {**meta, "options": vars(args) | {"json": str(args.json)}})
+            given = vars(args) | {"json": str(args.json)}
+            report_json(rows, path, {**meta, "options": given, "targets": targets.as_json(checks)})
 
 
 if __name__ == "__main__":

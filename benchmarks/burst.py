@@ -7,7 +7,9 @@
 2. One scheduler process (benchmarks.scheduler_proc: the real TimerLoop.run) emits every
    NudgeDue for the instant; lateness = stream entry id (server wall ms, shifted to simulated
    time) - the scheduled instant. Then two processes on the next week's occurrence.
-3. APScheduler 3.11 (RedisJobStore) and Celery beat + RedBeat on peer_n jobs, same instant.
+3. The peers on peer_n jobs due at one instant, each on a private server of its own:
+   APScheduler 3.11 (RedisJobStore), Celery beat + RedBeat, arq (_defer_until) and BullMQ
+   (delayed jobs; skipped with the reason when node or its packages are missing).
 """
 
 from __future__ import annotations
@@ -388,16 +390,23 @@ def run(options: Options) -> list[Row]:
 
 
 def _peers(options: Options, ours: dict[str, Any]) -> list[Row]:
-    from benchmarks import peer_apscheduler, peer_redbeat
+    from benchmarks import peer_apscheduler, peer_arq, peer_bullmq, peer_redbeat
+    from benchmarks.peers import PeerUnavailable
+    from benchmarks.targets import PEER_RATIO_TARGETS
 
     rows: list[Row] = []
     for name, module in (
         ("APScheduler 3.11", peer_apscheduler),
         ("Celery beat + RedBeat", peer_redbeat),
+        ("arq 0.28", peer_arq),
+        ("BullMQ 6", peer_bullmq),
     ):
         try:
             with private_server() as url:
                 peer = module.run(url, options.peer_n)
+        except PeerUnavailable as exc:  # not installed here: skipped, and the row says why
+            rows.append(Row("burst", name, "skipped", 0.0, "", note=str(exc)))
+            continue
         except Exception as exc:  # a peer that cannot run here is reported, not fatal
             rows.append(Row("burst", name, "could not run", 0.0, "", note=str(exc)[:200]))
             continue
@@ -421,7 +430,7 @@ def _peers(options: Options, ours: dict[str, Any]) -> list[Row]:
                 "fires/s ratio",
                 ours["fires_per_s"] / max(1e-9, peer["fires_per_s"]),
                 "x",
-                target=20.0 if name.startswith("APScheduler") else None,
+                target=PEER_RATIO_TARGETS.get(name),
             ),
             Row(
                 "burst",

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -36,6 +36,7 @@ __all__ = [
     "Options",
     "RealOffsetClock",
     "Row",
+    "StreamEntry",
     "couple_event",
     "entry_ms",
     "machine",
@@ -238,14 +239,21 @@ def couple_event(i: int, *, mix: Literal["burst", "realistic"], occurred: dateti
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-Entry = tuple[bytes, dict[bytes, bytes]]
+class StreamEntry(NamedTuple):
+    """One stream entry as XRANGE returns it (a sync client without decode_responses)."""
+
+    id: bytes
+    fields: dict[bytes, bytes]
 
 
 def stream_page(
     client: redis.Redis, key: str, start: str = "-", count: int = 20_000
-) -> list[Entry]:
-    """One XRANGE page with plain types (a sync client without decode_responses)."""
-    return cast("list[Entry]", client.xrange(key, min=start, count=count))
+) -> list[StreamEntry]:
+    """One XRANGE page, from `start` (inclusive) on."""
+    page = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(key, min=start, count=count)
+    )
+    return [StreamEntry(entry_id, fields) for entry_id, fields in page]
 
 
 def entry_ms(entry_id: bytes) -> int:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from benchmarks.harness import entry_ms, percentile, stream_page
+from benchmarks.peers import PeerResult, stream_lateness
 
 STREAM = "aps:due"
 JOBS_KEY = "aps:jobs"
@@ -73,19 +73,7 @@ def run(url: str, n: int) -> dict[str, Any]:
     while r.xlen(STREAM) < n and time.time() < deadline:
         time.sleep(0.2)
     scheduler.shutdown(wait=False)
-    fired = int(r.xlen(STREAM))
-    lateness = [
-        entry_ms(entry_id) / 1000 - instant.timestamp()
-        for entry_id, _ in stream_page(r, STREAM, count=n)
-    ]
-    span = max(lateness) if lateness else 0.0
-    return {
-        "n": n,
-        "fired": fired,
-        "adds_per_s": n / add_seconds,
-        "bytes_per_job": bytes_per_job,
-        "fires_per_s": fired / span if span > 0 else 0.0,
-        "p50_s": percentile(lateness, 50),
-        "p99_s": percentile(lateness, 99),
-        "max_s": span,
-    }
+    lateness = stream_lateness(r, STREAM, instant.timestamp())
+    return PeerResult.from_lateness(
+        n, lateness, adds_per_s=n / add_seconds, bytes_per_job=bytes_per_job
+    ).as_dict()

@@ -14,14 +14,23 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from celery import Celery
 
-from benchmarks.harness import percentile
+from benchmarks.peers import PeerResult
 
 QUEUE = "celery"
+
+
+class Sample(NamedTuple):
+    """The broker queue's length, read at `at` (epoch seconds)."""
+
+    at: float
+    queued: int
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 app = Celery("nudge_bench", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -81,13 +90,13 @@ def run(url: str, n: int) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    seen: list[tuple[float, int]] = []
+    seen: list[Sample] = []
     try:
         deadline = instant.timestamp() + max(120.0, n / 100)
         while time.time() < deadline:
             count = int(r.llen(QUEUE))
-            if not seen or count != seen[-1][1]:
-                seen.append((time.time(), count))
+            if not seen or count != seen[-1].queued:
+                seen.append(Sample(time.time(), count))
             if count >= n or beat.poll() is not None:
                 break
             time.sleep(0.01)
@@ -98,23 +107,14 @@ def run(url: str, n: int) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             beat.kill()
             _, err = beat.communicate()
-    fired = seen[-1][1] if seen else 0
-    if fired == 0:
+    if not seen or seen[-1].queued == 0:
         raise RuntimeError(f"celery beat emitted nothing: {err.decode(errors='replace')[-500:]}")
     # The k-th message appeared by the first sample that counted at least k of them.
     lateness: list[float] = []
     previous = 0
-    for at, count in seen:
-        lateness += [at - instant.timestamp()] * max(0, count - previous)
-        previous = max(previous, count)
-    span = max(lateness)
-    return {
-        "n": n,
-        "fired": fired,
-        "adds_per_s": n / add_seconds,
-        "bytes_per_job": bytes_per_job,
-        "fires_per_s": fired / span if span > 0 else 0.0,
-        "p50_s": percentile(lateness, 50),
-        "p99_s": percentile(lateness, 99),
-        "max_s": span,
-    }
+    for sample in seen:
+        lateness += [sample.at - instant.timestamp()] * max(0, sample.queued - previous)
+        previous = max(previous, sample.queued)
+    return PeerResult.from_lateness(
+        n, lateness, adds_per_s=n / add_seconds, bytes_per_job=bytes_per_job
+    ).as_dict()
