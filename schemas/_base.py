@@ -131,10 +131,14 @@ UUID_PATTERN: Final = (
 class Checked:
     """A pattern a string must match, and the reason given when it does not.
 
-    Checked by Python's `re` with a clear message (pydantic's own `pattern` would report the
-    whole regex), and exported as the JSON Schema `pattern`, so a standard validator applies
-    the same rule. Patterns are anchored and written in the regex subset every engine reads
-    alike (no `\\s`, `\\d`, `\\w`, look-arounds or Unicode classes).
+    Checked with a clear message (pydantic's own `pattern` error would report the whole
+    regex), and exported as the JSON Schema `pattern`, so a standard validator applies the
+    same rule. Patterns are anchored and written in the regex subset every engine reads alike
+    (no `\\s`, `\\d`, `\\w`, look-arounds or Unicode classes): that is what lets the check
+    run in pydantic-core (its Rust regex, as a step whose error is replaced by the message,
+    type `pattern_checked`) instead of a Python function called per value (fourteen per
+    preferences.set: issue 20); Python's `re` only checks raw_text values given in Python.
+    tests/property/test_schema_formats.py holds the two engines to the same answers.
 
     The JSON Schema keeps the `format` pydantic gives the type only where that format admits
     every string the pattern admits (`date`, `uuid`); `drop_format=True` removes it where it
@@ -167,16 +171,26 @@ class Checked:
             return value
 
         inner = handler(source)
+        matched = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=self.pattern, strict=True),
+            "pattern_checked",
+            custom_error_message=f"Value error, {message}",
+        )
         if raw_text:
             # Strict validation refuses a string that is not JSON input any more; the text was
             # just checked, so the value's own parser reads it as from JSON.
             lax = cast("core_schema.CoreSchema", {**inner, "strict": False})
-            return core_schema.no_info_before_validator_function(check, lax)
-        return core_schema.no_info_after_validator_function(check, inner)
+            return core_schema.json_or_python_schema(
+                json_schema=core_schema.chain_schema([matched, lax]),
+                python_schema=core_schema.no_info_before_validator_function(check, lax),
+            )
+        return core_schema.chain_schema([inner, matched])
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
+        if schema["type"] == "json-or-python":  # raw_text: described as the Python side is
+            schema = schema["python_schema"]
         json_schema = handler(schema)
         json_schema["pattern"] = self.pattern
         if self.drop_format:

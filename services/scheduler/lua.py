@@ -68,11 +68,14 @@ if stored then
   end
   redis.call('DEL', KEYS[1])
 end
+local timers = {}
 for i = first, #ARGV, 3 do
   out[#out + 1] = ARGV[i]
   out[#out + 1] = (seqs[ARGV[i]] or '0') .. '|' .. ARGV[i + 1]
-  redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[4] .. '/' .. ARGV[i])
+  timers[#timers + 1] = ARGV[i + 2]
+  timers[#timers + 1] = ARGV[4] .. '/' .. ARGV[i]
 end
+if #timers > 0 then redis.call('ZADD', KEYS[2], unpack(timers)) end  -- one call: every timer
 redis.call('HSET', KEYS[1], unpack(out))
 if erased then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return 'applied'

@@ -80,6 +80,7 @@ __all__ = [
     "first_gap_below",
     "min_gap",
     "next_fire",
+    "spread_minutes",
     "validate_cron",
 ]
 
@@ -347,24 +348,38 @@ _SPREAD_HASH = hashlib.blake2b(digest_size=64, person=b"nudge-spread")  # copied
 
 
 def _spread_minutes(rule: SpreadRule, monday: date) -> list[int]:
-    """The rule's times in the ISO week starting on ``monday``, as minutes into it, ascending.
+    """The rule's times in the ISO week starting on ``monday``, as minutes into it, ascending."""
+    return spread_minutes(
+        rule.seed, rule.times_per_week, rule.window_start, rule.window_end, monday
+    )
+
+
+def spread_minutes(
+    seed: str, times_per_week: int, window_start: time, window_end: time, monday: date
+) -> list[int]:
+    """A spread rule's times in the ISO week starting on ``monday``, as minutes into it,
+    ascending; the rule given by its parts (a valid one: no :class:`SpreadRule` is built).
 
     See :class:`SpreadRule` for the derivation. Taking the first N of one
     shuffle means a larger N adds days without moving the others; the modulo
     bias of a 32-bit draw is below 2**-20 even for a full-day window.
     """
-    iso_year, iso_week, _ = monday.isocalendar()
     digest = _SPREAD_HASH.copy()
-    digest.update(f"{rule.seed}\x00{iso_year:04d}-W{iso_week:02d}".encode())
+    digest.update(seed.encode() + _week_tag(monday))
     draws = _DRAWS.unpack(digest.digest())
     days = [0, 1, 2, 3, 4, 5, 6]
     for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays
         j = draws[6 - i] % (i + 1)
         days[i], days[j] = days[j], days[i]
-    start, width = _window_minutes(rule.window_start, rule.window_end)
-    return [
-        1440 * day + start + draws[6 + day] % width for day in sorted(days[: rule.times_per_week])
-    ]
+    start, width = _window_minutes(window_start, window_end)
+    return [1440 * day + start + draws[6 + day] % width for day in sorted(days[:times_per_week])]
+
+
+@lru_cache(maxsize=1024)
+def _week_tag(monday: date) -> bytes:
+    """What follows the seed in a week's hashed text: "\\0<ISO year>-W<ISO week>" in UTF-8."""
+    iso_year, iso_week, _ = monday.isocalendar()
+    return f"\x00{iso_year:04d}-W{iso_week:02d}".encode()
 
 
 @lru_cache(maxsize=1024)

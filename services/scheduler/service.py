@@ -35,7 +35,13 @@ from couples_nudge.common.http import HttpServer, serve
 from couples_nudge.common.keys import SCHEDULER_GROUP
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.reclaim import Reclaimer
-from couples_nudge.common.runtime import broker_for, clock_from, consumer_name, redis_client
+from couples_nudge.common.runtime import (
+    broker_for,
+    clock_from,
+    collections_held,
+    consumer_name,
+    redis_client,
+)
 from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
 from couples_nudge.common.state_marker import StateMarker
 from couples_nudge.common.state_watch import StateWatcher
@@ -123,7 +129,10 @@ class SchedulerService:
 
     async def handle_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
         """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
-        await self._handle_read([(eid.decode(), *read_entry(fields)) for eid, fields in entries])
+        with collections_held():  # the batch's objects live until it is stored (runtime.py)
+            await self._handle_read(
+                [(eid.decode(), *read_entry(fields)) for eid, fields in entries]
+            )
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
         """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
@@ -131,9 +140,10 @@ class SchedulerService:
         Each payload is read as FastStream's subscriber reads one (see entries.read_payload).
         Returns the ids of the entries handled (see `_handle_read`).
         """
-        return await self._handle_read(
-            [(entry, *read_payload(stored)) for entry, stored in entries]
-        )
+        with collections_held():
+            return await self._handle_read(
+                [(entry, *read_payload(stored)) for entry, stored in entries]
+            )
 
     async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
         """Apply the events of a batch of read entries (id, payload, event or refusal) in order.

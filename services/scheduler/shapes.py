@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple, TypeVar
+from functools import cache
+from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -42,6 +43,7 @@ from couples_nudge.scheduler.planning import (
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec
 from couples_nudge.scheduler.rules import SpreadRule, next_fire
+from couples_nudge.scheduler.steady_weeks import first_spread_ms, quiet_free, steady_week
 from couples_nudge.scheduler.store import Arm
 from couples_nudge_schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
 
@@ -74,10 +76,25 @@ def _values(model: BaseModel | None) -> Hashable:
     (they were a tenth of planning a couple from the memo)."""
     if model is None:
         return None
+    if not _holds_models(type(model)):  # a flat model: its values as they are, in one step
+        return (type(model), *model.__dict__.values())
     return (
         type(model),
         *(_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()),
     )
+
+
+@cache
+def _holds_models(model_type: type[BaseModel]) -> bool:
+    """Whether a field of the type may hold a model (its annotation names one). A model left
+    in a key by a miss would still compare right, by pydantic's own __eq__ and __hash__."""
+    return any(_names_model(field.annotation) for field in model_type.model_fields.values())
+
+
+def _names_model(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_names_model(arg) for arg in get_args(annotation))
 
 
 class _Entry(NamedTuple):
@@ -92,10 +109,24 @@ class _SpreadArm(NamedTuple):
     rule: SpreadRule  # seeded for the couple it was planned for: each couple uses its own id
     zone: ZoneInfo
     quiet: tuple[QuietWindow, ...]
+    quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
 
-    def arm(self, schedule_id: str, now: datetime) -> Arm:
-        """This couple's arm: the first fire after `now` of the rule seeded by its own id."""
+    def arm(self, schedule_id: str, now: datetime, now_ms: int) -> Arm:
+        """This couple's arm: the first fire after `now` (epoch ms `now_ms`) of the rule seeded
+        by its own id; in a steady week by integer arithmetic (steady_weeks.py)."""
         rule = self.rule
+        week = steady_week(self.zone, self.quiet_zones, now, now_ms)
+        if week is not None:
+            nominal_ms = first_spread_ms(
+                week,
+                schedule_id,
+                rule.times_per_week,
+                rule.window_start,
+                rule.window_end,
+                now_ms,
+            )
+            if quiet_free(week, self.quiet, nominal_ms):
+                return Arm(schedule_id, self.spec, nominal_ms, nominal_ms)
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
@@ -119,6 +150,9 @@ class ShapePlanner:
         if not _SHARED.isdisjoint(ids):
             return plan_arms(data, min_interval=self.min_interval, now=now)
         context: CoupleContext | None = None
+        now_ms: int | None = None
+        # What every kind's key shares: the partners' zones and quiet hours.
+        couple = (a.timezone, b.timezone, _values(a.quiet_hours), _values(b.quiet_hours))
         arms: list[Arm] = []
         for kind, code in KIND_CODES.items():
             plan_: NudgePlan | None = getattr(data.nudges, kind)
@@ -136,10 +170,7 @@ class ShapePlanner:
                 None if plan_.partner_id is None else ids.index(plan_.partner_id),
                 plan_.timing,
                 None if plan_.timezone_of is None else ids.index(plan_.timezone_of),
-                a.timezone,
-                b.timezone,
-                _values(a.quiet_hours),
-                _values(b.quiet_hours),
+                couple,
             )
             base = f"{data.couple_id}/{code}/"
             if isinstance(plan_.cadence, TimesPerWeekCadence):
@@ -150,8 +181,11 @@ class ShapePlanner:
                     spread = self._remember_spread(key, made, context)
                 else:
                     self.hits += 1
+                now_ms = epoch_ms(now) if now_ms is None else now_ms
                 arms += [
-                    each.arm(base + (t if isinstance(t := each.target, str) else ids[t]), now)
+                    each.arm(
+                        base + (t if isinstance(t := each.target, str) else ids[t]), now, now_ms
+                    )
                     for each in spread
                 ]
                 continue
@@ -188,7 +222,12 @@ class ShapePlanner:
     ) -> tuple[_SpreadArm, ...]:
         spread = tuple(
             _SpreadArm(
-                _target(s.schedule_id, context), encode_spec(s, context), s.rule, s.tz(), s.quiet
+                _target(s.schedule_id, context),
+                encode_spec(s, context),
+                s.rule,
+                s.tz(),
+                s.quiet,
+                tuple(ZoneInfo(q.timezone) for q in s.quiet),
             )
             for s in made
             if isinstance(s.rule, SpreadRule)
