@@ -520,6 +520,33 @@ def rows(measured: dict[str, dict[str, Any]], n: int, m: int) -> list[Row]:
     return out
 
 
+NOTIFIER_CPU_RATIO_TARGET = 1.2  # issue 20: notifier CPU per nudge, cluster / one server
+
+
+def notifier_ratio_rows(measured: dict[str, dict[str, Any]]) -> list[Row]:
+    """Notifier CPU per nudge on the cluster over one server's, per process count (one run)."""
+    if not {"single", "cluster"} <= measured.keys():
+        return []
+    out = []
+    pairs = zip(measured["single"]["notifier"], measured["cluster"]["notifier"], strict=True)
+    for one, many in pairs:
+        single = one["cpu_s"] / max(1, one["nudges"])
+        cluster = many["cpu_s"] / max(1, many["nudges"])
+        out.append(
+            Row(
+                "cluster",
+                f"cluster / single, {one['processes']} notifier(s)",
+                "notifier CPU per nudge",
+                cluster / max(1e-12, single),
+                "x",
+                target=NOTIFIER_CPU_RATIO_TARGET,
+                goal="min",
+                note=f"{cluster * 1e3:.2f} ms / {single * 1e3:.2f} ms",
+            )
+        )
+    return out
+
+
 def run(options: Options) -> list[Row]:
     n = options.n or DEFAULT_N
     return _run(n, DEFAULT_NOTIFIER_N, DEFAULT_MEMORY_N)
@@ -530,7 +557,7 @@ def _run(n: int, m: int, k: int) -> list[Row]:
     for name in ("single", "cluster"):
         with topology(name) as top:
             measured[name] = measure(top, n, m, k)
-    return rows(measured, n, m)
+    return rows(measured, n, m) + notifier_ratio_rows(measured)
 
 
 def main() -> None:

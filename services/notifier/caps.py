@@ -24,13 +24,14 @@ state.py), in the same script, so a crash before it is published cannot lose it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
 import redis.asyncio as aioredis
 
 from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.keys import Keys
+from couples_nudge.notifier.state import CoupleKeys
 
 __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 
@@ -96,10 +97,21 @@ def capped_member(occurrence_id: str, partner_id: str) -> str:
 
 
 class CapLedger:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, pipe: AutoPipeline | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        pipe: AutoPipeline | None = None,
+        *,
+        couple_keys: Callable[[str], CoupleKeys] | None = None,
+    ) -> None:
         self.keys = keys
         self.pipe = pipe or AutoPipeline(redis)
         self._reserve = redis.register_script(RESERVE)
+        # NotifierState.couple_keys: the keys it already built for the nudge's couple.
+        self._couple_keys = couple_keys or (
+            lambda c: CoupleKeys(keys.couple(c), keys.sent(c), keys.seen(c), keys.outbox(c))
+        )
 
     async def reserve(
         self,
@@ -117,11 +129,8 @@ class CapLedger:
         args: list[str | int] = [occurrence_id, now_ms, window_ms, cap]
         for partner_id, channels in sends:
             args += (partner_id, ",".join(channels))
-        result = await self.pipe.script(
-            self._reserve,
-            [self.keys.couple(couple_id), self.keys.sent(couple_id), self.keys.outbox(couple_id)],
-            args,
-        )
+        k = self._couple_keys(couple_id)
+        result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], args)
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
         return [_RESULTS[int(r)] for r in result]

@@ -181,7 +181,7 @@ class Delivery:
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
         self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
-        self.caps = CapLedger(state.redis, state.keys, state.pipe)
+        self.caps = CapLedger(state.redis, state.keys, state.pipe, couple_keys=state.couple_keys)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
             UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)

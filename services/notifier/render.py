@@ -37,7 +37,7 @@ from couples_nudge.notifier.locales import (
     template_for,
 )
 from couples_nudge.notifier.mime import build_email
-from couples_nudge.notifier.skeleton import SkeletonRenderer
+from couples_nudge.notifier.skeleton import SkeletonRenderer, shape_of
 from couples_nudge_schemas import NudgeKind, PreferencesSetData
 
 __all__ = [
@@ -282,6 +282,7 @@ def render_email_bytes(
     `message_id` (else a random one) and `extra_headers` come from the sender's side
     (delivery.py: a Message-ID that names the nudge, message_ids.py)."""
     ctx = _context(view)
+    shape = shape_of(ctx)  # both parts render the same context
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
         extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
@@ -293,8 +294,8 @@ def render_email_bytes(
         to_name=to_name,
         to_address=to_address,
         when=when,
-        text=_email_part(template_for(view.locale, "email.txt.j2")).render(ctx),
-        html=_email_part(template_for(view.locale, "email.html.j2")).render(ctx),
+        text=_email_part(template_for(view.locale, "email.txt.j2")).render(ctx, shape),
+        html=_email_part(template_for(view.locale, "email.html.j2")).render(ctx, shape),
         extra_headers=extra,
         message_domain=message_domain(sender),
         message_id=message_id,

@@ -27,11 +27,12 @@ import jinja2
 import markupsafe
 from jinja2 import nodes
 
-__all__ = ["SkeletonRenderer"]
+__all__ = ["Shape", "SkeletonRenderer", "shape_of"]
 
 _MARK: Final = "\x1a"  # not escaped by HTML escaping, never in our values
 _SLOT: Final = re.compile(f"{_MARK}([A-Za-z_][A-Za-z0-9_]*){_MARK}")
 _MAX_SHAPES: Final = 512  # per renderer; beyond it, plain Jinja (no unbounded growth)
+Shape = tuple[tuple[str, ...], tuple[str, ...]]  # the context's names, what is falsy (shape_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class SkeletonRenderer:
         self.template = template
         self.html = html  # escape values as the template's autoescape does
         self.simple = _simple(tree)  # else: always plain Jinja
-        self._shapes: dict[tuple[tuple[str, str], ...], _Skeleton | None] = {}
+        self._shapes: dict[Shape, _Skeleton | None] = {}
 
     @classmethod
     def load(cls, env: jinja2.Environment, name: str) -> SkeletonRenderer:
@@ -61,10 +62,11 @@ class SkeletonRenderer:
     def from_string(cls, env: jinja2.Environment, source: str) -> SkeletonRenderer:
         return cls(env.from_string(source), env.parse(source), html=_autoescaped(env, None))
 
-    def render(self, context: Mapping[str, Any]) -> str:
-        shape = tuple(sorted(_shape_of(name, value) for name, value in context.items()))
+    def render(self, context: Mapping[str, Any], shape: Shape | None = None) -> str:
+        """`shape`: shape_of(context), when the caller renders one context more than once."""
         if not self.simple:
             return self.template.render(context)
+        shape = shape or shape_of(context)
         skeleton = self._shapes.get(shape, _UNSEEN)
         if skeleton is _UNSEEN:
             return self._learn(shape, context)
@@ -73,20 +75,18 @@ class SkeletonRenderer:
         return self._fill(skeleton, context)
 
     def _fill(self, skeleton: _Skeleton, context: Mapping[str, Any]) -> str:
-        parts = skeleton.parts
-        out = [parts[0]]
+        values = [context[name] for name in skeleton.names]
         if self.html:
-            for name, after in zip(skeleton.names, parts[1:], strict=True):
-                value = context[name]
-                # Names and catalog texts repeat across nudges: escape each once. Only plain
-                # str is cached (Markup("<b>") == "<b>" but must not be escaped).
-                out += (_escaped(value) if type(value) is str else markupsafe.escape(value), after)
+            # Names and catalog texts repeat across nudges: escape each once. Only plain str
+            # is cached (Markup("<b>") == "<b>" but must not be escaped).
+            values = [_escaped(v) if type(v) is str else markupsafe.escape(v) for v in values]
         else:
-            for name, after in zip(skeleton.names, parts[1:], strict=True):
-                out += (str(context[name]), after)
+            values = [v if type(v) is str else str(v) for v in values]
+        out = [*skeleton.parts, *values]  # then interleaved: part, value, part, ..., part
+        out[0::2], out[1::2] = skeleton.parts, values
         return "".join(out)
 
-    def _learn(self, shape: tuple[tuple[str, str], ...], context: Mapping[str, Any]) -> str:
+    def _learn(self, shape: Shape, context: Mapping[str, Any]) -> str:
         expected = self.template.render(context)
         if len(self._shapes) >= _MAX_SHAPES:
             return expected
@@ -130,6 +130,8 @@ def _simple(tree: nodes.Node) -> bool:
     return True
 
 
-def _shape_of(name: str, value: Any) -> tuple[str, str]:
-    """Truthy, or which falsy value: "" and None print differently, so they differ in shape."""
-    return (name, "" if value else type(value).__name__)
+def shape_of(context: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Per variable: truthy (""), or which falsy value ("" and None print differently, so they
+    differ in shape). The names in the context's order: a context built in another order is
+    another shape (learned once more), never a wrong one."""
+    return tuple(context), tuple(["" if v else type(v).__name__ for v in context.values()])

@@ -25,7 +25,7 @@ from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.couple_state import CoupleState, parse_couple
 from couples_nudge.common.keys import Keys
 
-__all__ = ["Loaded", "NotifierState", "idempotency_key"]
+__all__ = ["CoupleKeys", "Loaded", "NotifierState", "idempotency_key"]
 
 
 LOAD: Final = """
@@ -97,6 +97,18 @@ def dead_field(partner_id: str, channel: str) -> str:
     return f"dead:{partner_id}:{channel}"
 
 
+class CoupleKeys(NamedTuple):
+    """One couple's keys, in the KEYS order of LOAD and RECORD_SENT (all one hash tag)."""
+
+    couple: str
+    sent: str
+    seen: str
+    outbox: str
+
+
+_KEYS_KEPT: Final = 4096  # couples whose keys are remembered (a nudge uses them ~5 times)
+
+
 class Loaded(NamedTuple):
     couple: CoupleState
     sent: set[str]  # members of the sent zset: records, cap slots, "sending" marks
@@ -114,6 +126,20 @@ class NotifierState:
         self._load = redis.register_script(LOAD)
         self._record_sent = redis.register_script(RECORD_SENT)
         self._mark_dead = redis.register_script(MARK_DEAD)
+        self._couple_keys: dict[str, CoupleKeys] = {}
+
+    def couple_keys(self, couple_id: str) -> CoupleKeys:
+        """The couple's keys, built once per couple while its nudge is handled (each costs a
+        CRC32 and a format; a delivery needs them about five times)."""
+        found = self._couple_keys.get(couple_id)
+        if found is None:
+            if len(self._couple_keys) >= _KEYS_KEPT:
+                self._couple_keys.clear()
+            k = self.keys
+            found = CoupleKeys(k.couple(couple_id), k.sent(couple_id), k.seen(couple_id),
+                               k.outbox(couple_id))  # fmt: skip
+            self._couple_keys[couple_id] = found
+        return found
 
     async def load(
         self, couple_id: str, occurrence_id: str, *, seen_since_ms: int, seen_before_ms: int
@@ -122,12 +148,7 @@ class NotifierState:
         entries of this occurrence: one call."""
         flat, sent, seen, boxed = await self.pipe.script(
             self._load,
-            [
-                self.keys.couple(couple_id),
-                self.keys.sent(couple_id),
-                self.keys.seen(couple_id),
-                self.keys.outbox(couple_id),
-            ],
+            self.couple_keys(couple_id),
             [seen_since_ms, seen_before_ms, f"{occurrence_id}|"],
         )
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -154,12 +175,7 @@ class NotifierState:
         atomically, in one call. False when the couple is gone (nothing written)."""
         recorded = await self.pipe.script(
             self._record_sent,
-            [
-                self.keys.couple(couple_id),
-                self.keys.sent(couple_id),
-                self.keys.seen(couple_id),
-                self.keys.outbox(couple_id),
-            ],
+            self.couple_keys(couple_id),
             [
                 now_ms,
                 retention_ms,
@@ -173,7 +189,7 @@ class NotifierState:
 
     async def unbox(self, couple_id: str, fields: Sequence[str]) -> None:
         """Delete outbox entries once their outcomes are on the outcomes stream."""
-        await self.pipe.call("HDEL", self.keys.outbox(couple_id), *fields)
+        await self.pipe.call("HDEL", self.couple_keys(couple_id).outbox, *fields)
 
     async def mark_dead(self, couple_id: str, partner_id: str, channel: str, now_ms: int) -> None:
         field = dead_field(partner_id, channel)

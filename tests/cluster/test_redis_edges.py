@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from couples_nudge.common import dead_letters
+from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.clock import ManualClock, epoch_ms
 from couples_nudge.common.keys import NOTIFIER_GROUP, Keys
 from couples_nudge.common.reclaim import Reclaimer
@@ -364,3 +366,54 @@ class TestStatusOnCluster:
         due = [s for s in status.streams if s.label.startswith("due:")]
         assert [s.label for s in due] == [f"due:{{s{n:02d}}}" for n in range(SHARDS)]
         assert all(s.group(NOTIFIER_GROUP) is not None for s in due)
+
+
+class TestAutoPipelineOnCluster:
+    async def test_commands_go_straight_to_their_primaries(
+        self, cluster: LocalCluster, cluster_redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Scripts and single-key commands of every shard are answered by their primaries
+        directly, none through ClusterPipeline; a script a primary never saw (or forgot) is
+        sent there again as EVAL."""
+        pipe = AutoPipeline(cluster_redis)
+        script = cluster_redis.register_script("return {KEYS[1], ARGV[1]}")
+        keys = [f"{key_prefix}:{{s{n:02d}}}:k" for n in range(SHARDS)]
+
+        async def round_of_calls() -> list[Any]:
+            return await asyncio.gather(
+                *(pipe.script(script, [key], [n]) for n, key in enumerate(keys)),
+                *(pipe.call("HSET", key + ":h", "f", n) for n, key in enumerate(keys)),
+            )
+
+        expected = [[key.encode(), str(n).encode()] for n, key in enumerate(keys)] + [1] * SHARDS
+        assert await round_of_calls() == expected  # NOSCRIPT everywhere, then EVAL
+        with cluster.primary_of(keys[0]).client() as primary:
+            primary.script_flush()
+        again = await round_of_calls()
+        assert again[:SHARDS] == expected[:SHARDS]
+        assert again[SHARDS:] == [0] * SHARDS  # the fields existed
+        assert pipe.rerouted == 0
+
+    async def test_a_stale_slot_map_is_followed_through_cluster_pipeline(
+        self, cluster_redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A command sent to a primary that no longer serves its slot (MOVED) is answered
+        through ClusterPipeline, which follows the redirect; its neighbours stay direct."""
+        assert isinstance(cluster_redis, RedisCluster)
+        pipe = AutoPipeline(cluster_redis)
+        await pipe.call("HSET", f"{key_prefix}:{{s00}}:h", "f", "x")  # the slot map is loaded
+        key = f"{key_prefix}:{{s01}}:h"
+        manager = cluster_redis.nodes_manager
+        slot = cluster_redis.keyslot(key)
+        right = manager.slots_cache[slot]
+        wrong = next(n for n in manager.get_nodes_by_server_type("primary") if n is not right[0])
+        manager.slots_cache[slot] = [wrong]
+        try:
+            replies = await asyncio.gather(
+                pipe.call("HSET", key, "f", "y"), pipe.call("HGET", f"{key_prefix}:{{s00}}:h", "f")
+            )
+        finally:
+            manager.slots_cache[slot] = right
+        assert replies == [1, b"x"]
+        assert pipe.rerouted == 1
+        assert await cluster_redis.hget(key, "f") == b"y"

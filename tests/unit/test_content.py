@@ -15,10 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from couples_nudge.notifier.catalog import DEFAULT_LOCALE, Catalog, Item, load_catalog
-from couples_nudge.notifier.content import choose
+from couples_nudge.notifier.catalog import DEFAULT_LOCALE, Catalog, Deck, Item, load_catalog
+from couples_nudge.notifier.content import (
+    _FOCUS_BITS,
+    _LOVE_BITS,
+    DECKS,
+    Pool,
+    _mask,
+    _stable_index,
+    _UnseenKey,
+    choose,
+)
+from couples_nudge.notifier.context_rules import rules_of
 from couples_nudge.notifier.variants import Variants
-from couples_nudge_schemas import FocusArea, LoveLanguage, NudgeKind
+from couples_nudge_schemas import CheckInFormat, CoupleContext, FocusArea, LoveLanguage, NudgeKind
 
 KINDS: list[NudgeKind] = ["date_night", "check_in", "appreciation"]
 LOVE_LANGUAGES: list[LoveLanguage] = [
@@ -276,6 +286,54 @@ class TestChooseProperties:
         first = choose(pool, kind="appreciation", seed=seed, recently_seen=seen)
         again = choose(list(reversed(pool)), kind="appreciation", seed=seed, recently_seen=seen)
         assert first == again
+
+
+class TestRememberedBest:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        situation=situations(),
+        times=st.lists(st.integers(0, 100), min_size=300, max_size=300),
+        rested_before=st.none() | st.integers(0, 100),
+        deck=st.sampled_from([None, *DECKS]),
+        context=st.sampled_from(
+            [None, CoupleContext(living="apart"), CoupleContext(budget="free", avoid=["mobility"])]
+        ),
+        check_in_format=st.sampled_from([None, "question", "guide"]),
+    )
+    def test_the_fast_path_picks_what_the_full_pass_picks(
+        self,
+        situation: tuple[NudgeKind, str, set[str], list[LoveLanguage], list[FocusArea]],
+        times: list[int],
+        rested_before: int | None,
+        deck: Deck | None,
+        context: CoupleContext | None,
+        check_in_format: CheckInFormat | None,
+    ) -> None:
+        """The remembered best of nothing seen answers exactly as a pass over every allowed
+        item does, whatever was seen, when, and the couple's format, deck and context."""
+        kind, seed, seen, love, focus = situation
+        pool = Pool(kind, CATALOG.items(kind))
+        seen_at = dict(zip(sorted(seen), times, strict=False))
+        chosen = pool.choose(
+            seed=seed,
+            love_languages=love,
+            focus_areas=focus,
+            check_in_format=check_in_format,
+            deck=deck,
+            context=context,
+            recently_seen=seen_at,
+            rested_before=rested_before,
+        )
+        rules = rules_of(context)
+        key = _UnseenKey(
+            check_in_format,
+            rules,
+            _mask(love, _LOVE_BITS) if kind == "appreciation" else 0,
+            _mask(focus, _FOCUS_BITS),
+            deck,
+        )
+        full = pool._scored(pool.allowed(check_in_format, rules), key, seen_at, rested_before)
+        assert chosen == pool.items[full[_stable_index(seed, len(full))]]
 
 
 def blank(i: Item) -> Item:

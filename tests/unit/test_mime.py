@@ -84,3 +84,41 @@ class TestReadBack:
     def test_each_message_gets_its_own_message_id(self) -> None:
         """Two renders of the same nudge never share a Message-ID."""
         assert _read(_build())["Message-ID"] != _read(_build())["Message-ID"]
+
+    def test_each_message_gets_its_own_boundary(self) -> None:
+        """Two renders never share a multipart boundary."""
+        first, second = _read(_build()), _read(_build())
+        assert first.get_boundary() != second.get_boundary()
+
+
+def _encodings(raw: bytes) -> list[str]:
+    return [str(p["Content-Transfer-Encoding"]) for p in _read(raw).iter_parts()]
+
+
+class TestSevenBit:
+    def test_ascii_parts_with_short_lines_go_as_they_are(self) -> None:
+        """ASCII text and HTML need no encoding: 7bit, read back exactly, CRLF line ends."""
+        text, html = "Hi Maya,\nIt's = Sam's turn.\n", "<p>Hi Maya, a=b</p>\n"
+        raw = _build(text=text, html=html)
+        assert _encodings(raw) == ["7bit", "7bit"]
+        assert b"<p>Hi Maya, a=b</p>\r\n" in raw
+        plain, rich = _read(raw).iter_parts()
+        assert plain.get_content().replace("\r\n", "\n") == text
+        assert rich.get_content().replace("\r\n", "\n") == html
+
+    @pytest.mark.parametrize(
+        ("body", "why"),
+        [
+            ("Friday at 7:00\u202fPM\n", "not ASCII"),
+            ("a" * 999 + "\n", "a line longer than 998 characters"),
+            ("bare\rreturn\n", "a bare CR"),
+            ("nul\x00\n", "a NUL"),
+        ],
+    )
+    def test_other_parts_are_encoded(self, body: str, why: str) -> None:
+        """What 7bit cannot carry is quoted-printable (text) and base64 (HTML), as before."""
+        raw = _build(text=body, html=body)
+        assert _encodings(raw) == ["quoted-printable", "base64"], why
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        _, rich = _read(raw).iter_parts()
+        assert rich.get_content() == body
