@@ -26,6 +26,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 
+from benchmarks import floor
 from benchmarks.harness import (
     CpuSampler,
     Options,
@@ -190,6 +191,7 @@ def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
                 raise RuntimeError("scheduler process did not start")
         # Each process wakes up by itself; the instant is LEAD_S of wall time from now.
         clock = RealOffsetClock(time.time() + LEAD_S, instant.timestamp())
+        server_cpu = floor.server_cpu_s(sync)
         with CpuSampler([server_pid, *(proc.pid for proc in procs)]) as cpu:
             for proc in procs:
                 assert proc.stdin is not None
@@ -199,6 +201,7 @@ def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
             for proc in procs:
                 assert proc.stdout is not None
                 stats.append(json.loads(proc.stdout.readline()))
+        server_cpu = floor.server_cpu_s(sync) - server_cpu
     finally:
         for proc in procs:
             proc.wait(timeout=60)
@@ -244,6 +247,7 @@ def fire(url: str, instant: datetime, processes: int, n: int) -> dict[str, Any]:
         "redis_core_busy": server_busy,
         "schedulers_cores_busy": sum(schedulers_busy),
         "redis_us_per_fire": redis_us.get("evalsha", 0.0) / max(1, len(lateness)),
+        "redis_cpu_us_per_fire": server_cpu / max(1, len(lateness)) * 1e6,
         "redis_us_per_fire_by_command": {
             name: round(usec / max(1, len(lateness)), 3) for name, usec in redis_us.items()
         },
@@ -336,6 +340,11 @@ def run(options: Options) -> list[Row]:
         friday = instant_after(START, 4, 19, "Europe/Berlin")
         one = fire(url, friday, 1, n)
         two = fire(url, friday + timedelta(days=7), 2, n)
+        with redis.Redis.from_url(url) as sync:
+            settings = scheduler_settings(url)
+            floor_us, pairs = floor.floor_us_per_fire(
+                sync, settings.keys.due(0), maxlen=settings.due_maxlen
+            )
         per_schedule = asyncio.run(_bytes_per_schedule(url, n))
     for result, label in ((one, "1 process"), (two, "2 processes")):
         extra = {k: v for k, v in result.items() if k not in ("fires_per_s",)}
@@ -411,6 +420,7 @@ def run(options: Options) -> list[Row]:
             note="together faster than one: > 1",
         )
     )
+    rows += floor.rows([("1 process", one), ("2 processes", two)], floor_us, pairs)
     if options.peers:
         rows += _peers(options, one)
     return rows

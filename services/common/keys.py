@@ -37,6 +37,10 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
                                                so far by the replicas (expires in a minute)
+    nudges:lease:{s00}                 string  the scheduler replica that fires shard 00 now
+                                               (services/scheduler/leases.py; expires)
+    nudges:schedulers                  zset    live scheduler replicas -> last seen ms (their
+                                               fair share of the shards' leases)
     nudges:replay:<source>:<digest>    string  a relay's webhook request or event already acted
                                                on (services/notifier/webhooks/replay.py);
                                                expires after the replay window
@@ -119,6 +123,13 @@ class Keys:
 
     def ahead_claims(self, shard: int, instant_ms: int) -> str:
         return f"{self.prefix}:ahead:{self._tag(shard)}:{instant_ms}"
+
+    def fire_lease(self, shard: int) -> str:
+        return f"{self.prefix}:lease:{self._tag(shard)}"
+
+    @property
+    def schedulers(self) -> str:
+        return f"{self.prefix}:schedulers"
 
     def tombstones(self, shard: int) -> str:
         return f"{self.prefix}:tombstones:{self._tag(shard)}"

@@ -11,8 +11,10 @@ __all__ = [
     "DUE",
     "ERASE",
     "FIRE",
+    "HEARTBEAT",
     "JAR_ADD",
     "JAR_REMOVE",
+    "LEASE",
     "SET_IF_NEWER",
 ]
 
@@ -230,6 +232,35 @@ each_slice(gone, 200, function(...) redis.call('ZREM', KEYS[1], ...) end)
 return {lost, stale}
 """
 )
+
+LEASE: Final = """
+-- Hold, renew or give up a shard's firing lease (services/scheduler/leases.py).
+-- KEYS: 1 the shard's lease; ARGV: 1 the replica's holder id, 2 time to live ms (0: release)
+-- Returns 1 when the caller holds it for the time to live from now, else 0 (another replica
+-- does, or the caller released it).
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then
+  if holder then redis.call('DEL', KEYS[1]) end
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+HEARTBEAT: Final = """
+-- A scheduler replica says it is alive; returns how many are (seen within the time to live).
+-- KEYS: 1 the replicas zset; ARGV: 1 holder id, 2 now ms, 3 time to live ms (0: leaving)
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if ttl == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return redis.call('ZCARD', KEYS[1])
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+return redis.call('ZCARD', KEYS[1])
+"""
 
 CLAIM: Final = """
 -- The next chunk of an instant's prepared fires for the calling replica (timer_loop.fire_ahead):

@@ -70,6 +70,8 @@ class ScheduleStore:
         self._due = redis.register_script(lua.DUE)
         self._ahead = redis.register_script(lua.AHEAD)
         self._claim = redis.register_script(lua.CLAIM)
+        self._lease = redis.register_script(lua.LEASE)
+        self._heartbeat = redis.register_script(lua.HEARTBEAT)
         self._fire = redis.register_script(lua.FIRE)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
@@ -230,6 +232,19 @@ class ScheduleStore:
         replicas count them off one counter, so each chunk goes out once (timer_loop)."""
         keys = [self.keys.ahead_claims(shard, instant_ms)]
         return int(await self._claim(keys=keys, args=[CLAIM_TTL_MS]))
+
+    async def leases(self, shards: Sequence[int], holder: str, ttl_ms: int) -> list[bool]:
+        """Take or renew each shard's firing lease for `holder` (ttl_ms 0: give it up), in one
+        round trip; whether `holder` now holds each (see lua.LEASE, leases.py)."""
+        calls = [([self.keys.fire_lease(shard)], [holder, ttl_ms]) for shard in shards]
+        return [bool(held) for held in await self.pipe.script_many(self._lease, calls)]
+
+    async def heartbeat(self, holder: str, now_ms: int, ttl_ms: int) -> int:
+        """Say `holder` is alive (ttl_ms 0: leaving); how many scheduler replicas are."""
+        live = await self.pipe.script(
+            self._heartbeat, [self.keys.schedulers], [holder, now_ms, ttl_ms]
+        )
+        return int(live)
 
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)

@@ -40,6 +40,7 @@ from couples_nudge.scheduler.firing import (
     record_after,
     timing,
 )
+from couples_nudge.scheduler.leases import ShardLeases, lease_ms
 from couples_nudge.scheduler.lookahead import Ahead, Prepared, restamped
 from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
@@ -93,6 +94,7 @@ class TimerLoop:
         self.missed = 0
         self.ahead: dict[int, Ahead] = {}  # per shard: the steps prepared ahead (lookahead.py)
         self.fired_ahead = 0  # of `fired`, by steps prepared ahead
+        self.leases: ShardLeases | None = None  # while `run` runs: the shards it fires
 
     async def tick(self, shard: int) -> int:
         """Handle one batch of due timers of one shard; returns how many were due.
@@ -448,10 +450,33 @@ class TimerLoop:
             log.info("occurrences_suppressed", count=len(outcomes))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: fire what is due, else sleep until the next timer (bounded)."""
-        shards = shard_round(self.settings.shards, self.replica)
+        """Until `stop` is set: fire what is due on the shards whose lease this replica holds
+        (leases.py), else sleep until the next timer (bounded)."""
+        leases = self.leases = ShardLeases(
+            self.store,
+            shard_round(self.settings.shards, self.replica),
+            lease_ms(self.settings.max_poll_seconds),
+            holder=f"{self.replica}:{uuid.uuid4().hex[:12]}",
+        )
+        halt = asyncio.Event()  # set when this loop ends, whatever ends it
+        keeper = asyncio.create_task(leases.keep(halt), name="shard-leases")
+        try:
+            await self._run(stop, leases)
+        finally:
+            halt.set()  # the keeper gives the leases up and ends
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(keeper, timeout=5.0)
+
+    async def _run(self, stop: asyncio.Event, leases: ShardLeases) -> None:
         backoff = 0.5
         while not stop.is_set():
+            shards = [shard for shard in leases.shards if shard in leases.held]
+            for lost in [shard for shard in self.ahead if shard not in leases.held]:
+                del self.ahead[lost]  # prepared for a shard another replica fires now
+            if not shards:  # standing by: another replica fires every shard this one could
+                leases.changed.clear()
+                await _either(stop, leases.changed, self.settings.max_poll_seconds)
+                continue
             try:
                 busy = False
                 for shard in shards:
@@ -512,6 +537,16 @@ def shard_round(shards: int, replica: str) -> list[int]:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _either(stop: asyncio.Event, changed: asyncio.Event, seconds: float) -> None:
+    """Wait until `stop` or `changed` is set, at most `seconds`."""
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(changed.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 def _suppressed(
