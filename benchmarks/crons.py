@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from benchmarks.burst import drain
+from benchmarks.burst import Drained, drain
 from benchmarks.cron_corpus import ZONES, cadences, everyday_crons, raw_crons
 from benchmarks.harness import Options, Row, couple_event, percentile, private_server
 from benchmarks.harness import scheduler_settings as settings_for
@@ -100,14 +100,14 @@ def forget_crons() -> None:
     rules._KNOWN_FIELDS.clear()
 
 
-async def ingest_rates(url: str, n: int) -> dict[str, list[tuple[float, float]]]:
+async def ingest_rates(url: str, n: int) -> dict[str, list[Drained]]:
     """Events/s of the scheduler service draining n weekly, then n raw-cron couples, PAIRS times;
     each raw-cron run with crons of its own, and nothing remembered of earlier ones."""
     settings = settings_for(url)
     client = redis_client(settings)
     weekly = [couple_event(i, mix="burst", occurred=NOW) for i in range(n)]
     crons = ingest_crons(PAIRS * n)
-    rates: dict[str, list[tuple[float, float]]] = {"weekly": [], "cron": []}
+    rates: dict[str, list[Drained]] = {"weekly": [], "cron": []}
     for run in range(PAIRS):
         mine = crons[run * n : (run + 1) * n]
         cron = [
@@ -117,7 +117,7 @@ async def ingest_rates(url: str, n: int) -> dict[str, list[tuple[float, float]]]
         for name, raws in (("weekly", weekly), ("cron", cron)):
             if name == "cron":
                 forget_crons()
-            rates[name].append(await drain(settings, client, raws))  # events/s, CPU us/event
+            rates[name].append(await drain(settings, client, raws))
             await client.flushdb()
     await client.aclose()
     return rates
@@ -148,10 +148,10 @@ def run(options: Options) -> list[Row]:
 
     with private_server() as url:
         rates = runner.run(ingest_rates(url, min(INGEST_N, n)))
-    weekly = statistics.median(rate for rate, _ in rates["weekly"])
-    cron = statistics.median(rate for rate, _ in rates["cron"])
+    weekly = statistics.median(d.rate for d in rates["weekly"])
+    cron = statistics.median(d.rate for d in rates["cron"])
     for name in ("weekly", "cron"):
-        runs = ", ".join(f"{rate:,.0f}/s ({cpu:.0f} us CPU/event)" for rate, cpu in rates[name])
+        runs = ", ".join(f"{d.rate:,.0f}/s ({d.cpu_us:.0f} us CPU/event)" for d in rates[name])
         print(f"ingestion, {name}: {runs}")
     cron_cpu = [t.cpu_us for t in timed_crons]
     cadence_cpu = [t.cpu_us for t in timed_cadences]

@@ -139,7 +139,12 @@ def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False)
 
 def quiet_text(quiet: QuietHours) -> str:
     """ "22:00-07:00d": start, end and policy (d defer, x drop) of a partner's quiet hours."""
-    return f"{quiet.start:%H:%M}-{quiet.end:%H:%M}{_POLICY[quiet.policy]}"
+    return _quiet_text(quiet.start, quiet.end, quiet.policy)
+
+
+@lru_cache(maxsize=1024)
+def _quiet_text(start: time, end: time, policy: str) -> str:
+    return f"{start:%H:%M}-{end:%H:%M}{_POLICY[policy]}"
 
 
 def parse_quiet(text: str) -> tuple[time, time, Literal["defer", "drop"]]:
@@ -154,17 +159,21 @@ def _split_partner(text: str) -> tuple[str, str]:
 
 
 def encode_profile(data: PreferencesSetData) -> dict[str, str]:
-    """The couple hash fields that hold the profile (everything but the nudge plans)."""
+    """The couple hash fields that hold the profile (everything but the nudge plans).
+
+    On the ingestion path once per preferences.set: field names are constants, and what
+    couples repeat (quiet hours, a partner's locale, channels and love languages, the context)
+    is encoded once per distinct value (`lru_cache`), not once per couple.
+    """
     fields = {"id": data.couple_id}
     for i, p in enumerate(data.partners):
-        fields[f"s{i}"] = f"{p.partner_id}|{p.timezone}"
-        if p.quiet_hours:
-            fields[f"q{i}"] = quiet_text(p.quiet_hours)
-        fields[f"n{i}"] = p.name
-        channels = "".join([_CHANNELS[c] for c in p.channels])
-        love = "".join([_LOVE[x] for x in p.love_languages])
-        locale = "" if p.locale == _DEFAULT_LOCALE else p.locale
-        fields[f"c{i}"] = f"{locale}|{channels}|{love}|{p.email or ''}"
+        s, q, n, c = _PARTNER_FIELDS[i]
+        fields[s] = f"{p.partner_id}|{p.timezone}"
+        if (quiet := p.quiet_hours) is not None:
+            fields[q] = _quiet_text(quiet.start, quiet.end, quiet.policy)
+        fields[n] = p.name
+        codes = _partner_codes(p.locale, tuple(p.channels), tuple(p.love_languages))
+        fields[c] = f"{codes}{p.email or ''}"
         if p.push is not None:
             fields |= _push_fields(i, p.push)
         if p.devices:
@@ -177,12 +186,35 @@ def encode_profile(data: PreferencesSetData) -> dict[str, str]:
     if data.listening:
         fields["ln"] = "1"
     if data.focus_areas or data.discreet:
-        focus = "".join([_FOCUS[a] for a in data.focus_areas])
-        fields["f"] = f"{focus}|{'1' if data.discreet else ''}"
-    context = _context_text(data.context, check_in_format(data.nudges.check_in))
+        fields["f"] = _focus_text(tuple(data.focus_areas), data.discreet)
+    fmt = check_in_format(check_in)
+    context = _context_text(data.context, fmt) if data.context else _bare_context_text(fmt)
     if context:
         fields["x"] = context
     return fields
+
+
+_PARTNER_FIELDS: Final = (("s0", "q0", "n0", "c0"), ("s1", "q1", "n1", "c1"))
+
+
+@lru_cache(maxsize=1024)
+def _partner_codes(locale: str, channels: tuple[str, ...], love: tuple[str, ...]) -> str:
+    """A partner's "c" field up to the email: "<locale>|<channel codes>|<love codes>|"."""
+    codes = "".join([_CHANNELS[c] for c in channels])
+    loves = "".join([_LOVE[x] for x in love])
+    return f"{'' if locale == _DEFAULT_LOCALE else locale}|{codes}|{loves}|"
+
+
+@lru_cache(maxsize=1024)
+def _focus_text(focus_areas: tuple[str, ...], discreet: bool) -> str:
+    """The "f" field: "<focus area codes>|<1 if discreet>"."""
+    return f"{''.join([_FOCUS[a] for a in focus_areas])}|{'1' if discreet else ''}"
+
+
+@lru_cache(maxsize=8)
+def _bare_context_text(fmt: CheckInFormat | None) -> str:
+    """The "x" field of a couple without a context."""
+    return _context_text(None, fmt)
 
 
 def _context_text(context: CoupleContext | None, fmt: CheckInFormat | None) -> str:

@@ -82,6 +82,9 @@ __all__ = [
     "next_fire",
     "spread_minutes",
     "validate_cron",
+    "week_spread",
+    "week_tag",
+    "window_minutes",
 ]
 
 #: How far past the previous candidate the search looks before giving up
@@ -364,26 +367,32 @@ def spread_minutes(
     shuffle means a larger N adds days without moving the others; the modulo
     bias of a 32-bit draw is below 2**-20 even for a full-day window.
     """
+    start, width = window_minutes(window_start, window_end)
+    return week_spread(seed.encode() + week_tag(monday), times_per_week, start, width)
+
+
+def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> list[int]:
+    """`spread_minutes` from the text it hashes (the seed in UTF-8, then `week_tag`) and the
+    window as `window_minutes` gives it: for callers that keep those per week and per rule."""
     digest = _SPREAD_HASH.copy()
-    digest.update(seed.encode() + _week_tag(monday))
+    digest.update(text)
     draws = _DRAWS.unpack(digest.digest())
     days = [0, 1, 2, 3, 4, 5, 6]
     for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays
         j = draws[6 - i] % (i + 1)
         days[i], days[j] = days[j], days[i]
-    start, width = _window_minutes(window_start, window_end)
     return [1440 * day + start + draws[6 + day] % width for day in sorted(days[:times_per_week])]
 
 
 @lru_cache(maxsize=1024)
-def _week_tag(monday: date) -> bytes:
+def week_tag(monday: date) -> bytes:
     """What follows the seed in a week's hashed text: "\\0<ISO year>-W<ISO week>" in UTF-8."""
     iso_year, iso_week, _ = monday.isocalendar()
     return f"\x00{iso_year:04d}-W{iso_week:02d}".encode()
 
 
 @lru_cache(maxsize=1024)
-def _window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
+def window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
     """A daily window as (first minute of the day, width in minutes)."""
     start = window_start.hour * 60 + window_start.minute
     return start, window_end.hour * 60 + window_end.minute - start

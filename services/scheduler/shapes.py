@@ -43,7 +43,13 @@ from couples_nudge.scheduler.planning import (
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec
 from couples_nudge.scheduler.rules import SpreadRule, next_fire
-from couples_nudge.scheduler.steady_weeks import first_spread_ms, quiet_free, steady_week
+from couples_nudge.scheduler.steady_weeks import (
+    QuietBounds,
+    first_spread_ms,
+    quiet_bounds,
+    quiet_free_us,
+    steady_week,
+)
 from couples_nudge.scheduler.store import Arm
 from couples_nudge_schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
 
@@ -110,6 +116,7 @@ class _SpreadArm(NamedTuple):
     zone: ZoneInfo
     quiet: tuple[QuietWindow, ...]
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
+    bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
 
     def arm(self, schedule_id: str, now: datetime, now_ms: int) -> Arm:
         """This couple's arm: the first fire after `now` (epoch ms `now_ms`) of the rule seeded
@@ -125,7 +132,7 @@ class _SpreadArm(NamedTuple):
                 rule.window_end,
                 now_ms,
             )
-            if quiet_free(week, self.quiet, nominal_ms):
+            if quiet_free_us(week, self.bounds, nominal_ms):
                 return Arm(schedule_id, self.spec, nominal_ms, nominal_ms)
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
@@ -228,6 +235,7 @@ class ShapePlanner:
                 s.tz(),
                 s.quiet,
                 tuple(ZoneInfo(q.timezone) for q in s.quiet),
+                quiet_bounds(s.quiet),
             )
             for s in made
             if isinstance(s.rule, SpreadRule)

@@ -15,7 +15,9 @@ first fire after any instant of the week is in that week or the next, so it is f
 `rules.spread_minutes` alone, and it fires at its nominal instant when no quiet window holds
 it. Offsets are read every 30 minutes over the span (no zone of the tz database changes its
 offset twice within 30 minutes); a week with a change, and a nominal instant inside someone's
-quiet hours, take the general way. tests/property/test_shape_planner.py holds the result to
+quiet hours, take the general way. A week carries the tags its spread draws hash
+(`rules.week_tag`), and a shape its quiet windows' times of day as integers (`quiet_bounds`):
+per couple only the seed is new. tests/property/test_shape_planner.py holds the result to
 `shapes.plan_arms` around DST changes, and tests/unit/test_steady_weeks.py to `rules.next_fire`.
 """
 
@@ -27,10 +29,18 @@ from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from couples_nudge.scheduler.planning import QuietWindow
-from couples_nudge.scheduler.rules import spread_minutes
+from couples_nudge.scheduler.rules import week_spread, week_tag, window_minutes
 from couples_nudge.scheduler.wallclock import to_local
 
-__all__ = ["SteadyWeek", "first_spread_ms", "quiet_free", "steady_week"]
+__all__ = [
+    "QuietBounds",
+    "SteadyWeek",
+    "first_spread_ms",
+    "quiet_bounds",
+    "quiet_free",
+    "quiet_free_us",
+    "steady_week",
+]
 
 _MINUTE_MS: Final = 60_000
 _DAY_MS: Final = 86_400_000
@@ -49,6 +59,8 @@ class SteadyWeek(NamedTuple):
     start_ms: int  # the instant of that Monday 00:00 (epoch ms)
     until_ms: int  # the instant of the next Monday 00:00: the week holds start <= now < until
     quiet_offsets_ms: tuple[int, ...]  # each quiet zone's UTC offset, in the order asked for
+    tag: bytes  # rules.week_tag of the week: what follows a seed in its hashed text
+    next_tag: bytes  # the same for the next week
 
 
 # The week each (zone, quiet zones) was last asked for: events of one moment share it.
@@ -83,20 +95,33 @@ def first_spread_ms(
     """The nominal instant (epoch ms) of the spread rule's first fire strictly after `now_ms`,
     an instant of `week`: `rules.next_fire` of the rule seeded by `seed`."""
     elapsed = (now_ms - week.start_ms) // _MINUTE_MS  # whole minutes of the week gone
-    for minute in spread_minutes(seed, times_per_week, window_start, window_end, week.monday):
+    start, width = window_minutes(window_start, window_end)
+    text = seed.encode()
+    for minute in week_spread(text + week.tag, times_per_week, start, width):
         if minute > elapsed:
             return week.start_ms + minute * _MINUTE_MS
-    following = week.monday + timedelta(days=7)
-    minutes = spread_minutes(seed, times_per_week, window_start, window_end, following)
+    minutes = week_spread(text + week.next_tag, times_per_week, start, width)
     return week.until_ms + minutes[0] * _MINUTE_MS  # every week has a fire
+
+
+QuietBounds = tuple[tuple[int, int], ...]  # each window's (start, end), us into the day
+
+
+def quiet_bounds(quiet: tuple[QuietWindow, ...]) -> QuietBounds:
+    """The windows' times of day as `quiet_free_us` reads them (kept per shape: shapes.py)."""
+    return tuple((_of_day_us(window.start), _of_day_us(window.end)) for window in quiet)
 
 
 def quiet_free(week: SteadyWeek, quiet: tuple[QuietWindow, ...], nominal_ms: int) -> bool:
     """True when no window of `quiet` (their zones' offsets in `week`) holds the instant
     `nominal_ms` of the week or the next: `planning.quiet_occurrence` fires it as it is."""
-    for window, offset_ms in zip(quiet, week.quiet_offsets_ms, strict=True):
+    return quiet_free_us(week, quiet_bounds(quiet), nominal_ms)
+
+
+def quiet_free_us(week: SteadyWeek, bounds: QuietBounds, nominal_ms: int) -> bool:
+    """`quiet_free` with the windows as `quiet_bounds` gives them."""
+    for (start, end), offset_ms in zip(bounds, week.quiet_offsets_ms, strict=True):
         local_us = (nominal_ms + offset_ms) % _DAY_MS * 1000  # time of day, in microseconds
-        start, end = _of_day_us(window.start), _of_day_us(window.end)
         if start <= local_us < end if start < end else local_us >= start or local_us < end:
             return False
     return True
@@ -122,7 +147,15 @@ def _week(zone: ZoneInfo, quiet_zones: tuple[ZoneInfo, ...], monday: date) -> St
         if quiet_offset is None:
             return None
         quiet_offsets.append(quiet_offset)
-    return SteadyWeek(monday, start_ms, start_ms + _WEEK_MS, tuple(quiet_offsets))
+    following = monday + timedelta(days=7)
+    return SteadyWeek(
+        monday,
+        start_ms,
+        start_ms + _WEEK_MS,
+        tuple(quiet_offsets),
+        week_tag(monday),
+        week_tag(following),
+    )
 
 
 @lru_cache(maxsize=4096)

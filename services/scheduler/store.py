@@ -105,12 +105,15 @@ class ScheduleStore:
             couple_digest(couple_id),
             couple_id,
             len(profile),
+            len(arms),
         ]
         for item in profile.items():
             args += item
         skip = len(couple_id) + 1  # the record's field: the schedule id after "<couple>/"
+        for arm in arms:  # a new schedule's record: seq 0 (the script keeps a stored seq)
+            args += (arm.schedule_id[skip:], f"0|{arm.nominal_ms}|{arm.spec}")
         for arm in arms:
-            args += (arm.schedule_id[skip:], f"{arm.nominal_ms}|{arm.spec}", arm.fire_ms)
+            args += (arm.fire_ms, arm.schedule_id)
         prefix, timers, schedules, tombstones = self._shard_keys(shard)
         return [prefix + couple_id, timers, schedules, tombstones], args
 
