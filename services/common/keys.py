@@ -34,9 +34,9 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                last answer (the listening cadence;
                                                services/notifier/engagement.py); expires
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
-    nudges:changes:{s00}               string  the shard's change counter: bumped by every
-                                               script that rewrites a couple's records or
-                                               shared fields (lua.BUMP); FIRE trusts what a
+    nudges:changes:{s00}               string  the shard's change counter (server clock in
+                                               us): bumped by every script that rewrites a
+                                               couple hash (lua.BUMP); FIRE trusts what a
                                                lookahead read while it has not moved
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed

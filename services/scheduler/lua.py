@@ -12,10 +12,14 @@ still compared for every step. The scheduler's other writers of the couple hash 
 snoozes, pauses, cadence levels) bump too, though FIRE does not read what they write. The
 notifier's writes (lua in services/notifier: "dead:" fields) do not: FIRE never reads them.
 tests/unit/test_change_counter.py lists every script that writes a couple hash or timers and
-fails when one does not bump and is not one of those exceptions. A counter that does not exist
-(never bumped, or lost with the state) starts from the server's clock in microseconds, so a
-value read before a loss of state is not met again after it; Redis must not evict keys
-(`noeviction`, docs/operations.md), since an evicted record would not bump it.
+fails when one does not bump and is not one of those exceptions. A bump sets the counter to
+the server's clock in microseconds (or one more than it was, if that is later), not a plain
+count: after a loss of state, or a failover to a replica that missed the last bumps, a count
+could come back to a value read before with other records behind it; a clock reading does not
+(as long as the servers' clocks agree to within the time a failover takes). Redis must not
+evict keys (`noeviction`, docs/operations.md): an evicted record would not bump the counter.
+A FIRE call without a counter value (`tick`'s, or a chunk read over pages apart) checks every
+state as before.
 """
 
 from __future__ import annotations
@@ -38,13 +42,15 @@ __all__ = [
 ]
 
 BUMP: Final = """
--- bump(key): move the shard's change counter (see the module docstring); a new counter starts
--- from the clock (microseconds), never from a value that a read before a loss of state saw.
+-- bump(key): move the shard's change counter (see the module docstring) to the server's clock
+-- in microseconds, or one past its value if that is not behind: it only grows on a server,
+-- and a server that lost it (a loss of state, a failover to a replica that had not yet seen
+-- the last bumps) gives a value no read before saw, its clock being past those reads.
 local function bump(key)
-  if redis.call('INCR', key) == 1 then
-    local t = redis.call('TIME')
-    redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])))
-  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local old = tonumber(redis.call('GET', key)) or 0
+  redis.call('SET', key, string.format('%.0f', math.max(now, old + 1)))
 end
 """
 
