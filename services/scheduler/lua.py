@@ -46,11 +46,11 @@ BUMP: Final = """
 -- in microseconds, or one past its value if that is not behind: it only grows on a server,
 -- and a server that lost it (a loss of state, a failover to a replica that had not yet seen
 -- the last bumps) gives a value no read before saw, its clock being past those reads.
-local function bump(key)
+local function bump(key)  -- two calls (TIME, SET ... GET); a third only if the clock is behind
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local old = tonumber(redis.call('GET', key)) or 0
-  redis.call('SET', key, string.format('%.0f', math.max(now, old + 1)))
+  local old = tonumber(redis.call('SET', key, string.format('%.0f', now), 'GET'))
+  if old and old >= now then redis.call('SET', key, string.format('%.0f', old + 1)) end
 end
 """
 
