@@ -34,6 +34,10 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                last answer (the listening cadence;
                                                services/notifier/engagement.py); expires
     nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
+    nudges:changes:{s00}               string  the shard's change counter (server clock in
+                                               us): bumped by every script that rewrites a
+                                               couple hash (lua.BUMP); FIRE trusts what a
+                                               lookahead read while it has not moved
     nudges:retries:{s00}               zset    "<attempt>|<NudgeDue JSON>" -> retry at ms
     nudges:ahead:{s00}:<instant ms>    string  chunks of an instant's prepared fires claimed
                                                so far by the replicas (expires in a minute)
@@ -130,6 +134,10 @@ class Keys:
     @property
     def schedulers(self) -> str:
         return f"{self.prefix}:schedulers"
+
+    def changes(self, shard: int) -> str:
+        """The shard's change counter (services/scheduler/lua.py, BUMP and FIRE)."""
+        return f"{self.prefix}:changes:{self._tag(shard)}"
 
     def tombstones(self, shard: int) -> str:
         return f"{self.prefix}:tombstones:{self._tag(shard)}"

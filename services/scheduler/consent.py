@@ -20,18 +20,23 @@ from typing import Final
 import redis.asyncio as aioredis
 
 from couples_nudge.common.keys import Keys
+from couples_nudge.scheduler import lua
 
 __all__ = ["RESUBSCRIBE", "SOFT_BOUNCE", "ConsentStore"]
 
-RESUBSCRIBE: Final = """
+RESUBSCRIBE: Final = (
+    lua.BUMP
+    + """
 -- Clear one partner's unsubscribes inside a scope (a kind or 'all', a channel or 'all').
--- KEYS: 1 couple hash   ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
+-- ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms
 -- An unsubscribe field is inside the scope when its kind and its channel both are ('all' in
 -- the scope covers every value, 'all' included). Each one not newer than the event becomes
 -- "<occurred_ms>|0"; so does the scope's own field, so an older unsubscribe of exactly this
 -- scope that arrives later is stale. Returns how many were in force and are cleared, or -1
 -- if the couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+bump(KEYS[2])
 local prefix = 'unsub:' .. ARGV[1] .. ':'
 local at = tonumber(ARGV[4])
 local cleared = 0
@@ -55,14 +60,19 @@ if redis.call('HEXISTS', KEYS[1], own) == 0 then
 end
 return cleared
 """
+)
 
-SOFT_BOUNCE: Final = """
+SOFT_BOUNCE: Final = (
+    lua.BUMP
+    + """
 -- Count one soft bounce of a partner's channel; at the limit, mark the channel dead.
--- KEYS: 1 couple hash   ARGV: 1 partner id, 2 channel, 3 occurred_ms, 4 limit, 5 window ms
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
+-- ARGV: 1 partner id, 2 channel, 3 occurred_ms, 4 limit, 5 window ms
 -- The count restarts when the first bounce counted is more than a window away. Returns the
 -- count (the limit or more: the channel is now dead, the count is dropped), or -1 if the
 -- couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+bump(KEYS[2])
 local field = 'soft:' .. ARGV[1] .. ':' .. ARGV[2]
 local at = tonumber(ARGV[3])
 local count, first = 0, at
@@ -85,6 +95,7 @@ else
 end
 return count
 """
+)
 
 
 class ConsentStore:
@@ -100,7 +111,7 @@ class ConsentStore:
     ) -> int:
         """How many unsubscribes were cleared; -1: unknown couple."""
         cleared = await self._resubscribe(
-            keys=[self.keys.couple(couple_id)], args=[partner_id, kind, channel, occurred_ms]
+            keys=self._keys(couple_id), args=[partner_id, kind, channel, occurred_ms]
         )
         return int(cleared)
 
@@ -116,7 +127,11 @@ class ConsentStore:
     ) -> int:
         """The soft bounces counted in the window (>= limit: the channel is dead); -1: unknown."""
         count = await self._soft_bounce(
-            keys=[self.keys.couple(couple_id)],
+            keys=self._keys(couple_id),
             args=[partner_id, channel, occurred_ms, limit, window_ms],
         )
         return int(count)
+
+    def _keys(self, couple_id: str) -> list[str]:
+        """The couple hash and its shard's change counter: every script's KEYS."""
+        return [self.keys.couple(couple_id), self.keys.changes(self.keys.shard_of(couple_id))]

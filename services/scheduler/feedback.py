@@ -30,6 +30,7 @@ from couples_nudge.common.keys import Keys
 from couples_nudge.common.listening import Adjustment, adjust, per_week
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
+from couples_nudge.scheduler import lua
 from couples_nudge.scheduler.planning import KIND_CODES
 from couples_nudge_schemas import CadenceAdjusted, CadenceAdjustedData, NudgeFeedback
 
@@ -39,9 +40,12 @@ log = structlog.get_logger()
 _NS: Final = uuid.UUID("0b9d55c2-5b8f-4d0e-a3a4-3f6f1c9b7e21")
 PRODUCER: Final = "nudge-scheduler"
 
-KEEP_TURN: Final = """
+KEEP_TURN: Final = (
+    lua.BUMP
+    + """
 -- "Not this week": the next date night keeps the turn of the one published with seq ARGV[1].
--- KEYS: 1 couple hash   ARGV: 1 sequence of that occurrence, 2 date-night kind code
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
+-- ARGV: 1 sequence of that occurrence, 2 date-night kind code
 -- Each date-night record "<seq>|..." whose seq is sequence + 1 becomes sequence + 2.
 -- Returns how many records changed, or -1 if the couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -54,6 +58,7 @@ for i = 1, #fields, 2 do
   if string.sub(field, 1, #prefix) == prefix then
     local seq, rest = string.match(value, '^(%d+)(|.*)$')
     if seq == after then
+      if changed == 0 then bump(KEYS[2]) end
       redis.call('HSET', KEYS[1], field, kept .. rest)
       changed = changed + 1
     end
@@ -61,17 +66,23 @@ for i = 1, #fields, 2 do
 end
 return changed
 """
+)
 
-CAS_FIELD: Final = """
+CAS_FIELD: Final = (
+    lua.BUMP
+    + """
 -- Write a field of an existing couple only if it still holds what the caller read.
--- KEYS: 1 couple hash   ARGV: 1 field, 2 expected value ('' for none), 3 new value
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
+-- ARGV: 1 field, 2 expected value ('' for none), 3 new value
 -- Returns 1 if written, 0 if the field changed meanwhile, -1 if the couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if cur ~= ARGV[2] then return 0 end
+bump(KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
+)
 
 
 class FeedbackStore:
@@ -95,19 +106,22 @@ class FeedbackStore:
     async def apply(self, event: NudgeFeedback) -> str:
         d = event.data
         couple = self.keys.couple(d.couple_id)
+        changes = self.keys.changes(self.keys.shard_of(d.couple_id))
         if d.signal == "skip" and d.kind == "date_night" and d.sequence is not None:
             kept = int(
-                await self._keep_turn(keys=[couple], args=[d.sequence, KIND_CODES["date_night"]])
+                await self._keep_turn(
+                    keys=[couple, changes], args=[d.sequence, KIND_CODES["date_night"]]
+                )
             )
             if kept < 0:
                 return "unknown_couple"
         for _ in range(3):  # compare-and-set: read again if another replica wrote between
-            result = await self._listen(event, couple)
+            result = await self._listen(event, couple, changes)
             if result != "raced":
                 return result
         return "raced"
 
-    async def _listen(self, event: NudgeFeedback, couple: str) -> str:
+    async def _listen(self, event: NudgeFeedback, couple: str, changes: str) -> str:
         d = event.data
         found = await self.redis.hgetall(couple)
         raw = {_bytes(k): _bytes(v) for k, v in found.items()}
@@ -128,7 +142,9 @@ class FeedbackStore:
         if change is None:
             return "applied"
         written = int(
-            await self._cas(keys=[couple], args=[field, current, f"{change.level}|{signal_key}"])
+            await self._cas(
+                keys=[couple, changes], args=[field, current, f"{change.level}|{signal_key}"]
+            )
         )
         if written < 0:
             return "unknown_couple"

@@ -7,7 +7,9 @@ FIRE alone and the client has nothing left to compute. Nothing is published earl
 sent only once its instant has come (and lua.FIRE refuses a score after `now`), and FIRE
 publishes only if the timer still holds the score and its record and couple fields are still
 what was read; anything else stays armed and the next `DUE` decides it afresh. Nothing is
-written ahead either, so a crash loses no timer.
+written ahead either, so a crash loses no timer. Each step keeps the shard's change counter its
+page was read at: a chunk read at one value lets FIRE compare that once instead of each state
+(lua.py's module docstring says why that is the same check).
 
 A prepared step is decided for `now` = its instant. Sent later, that decision still holds only
 for a while: it is sent within `FRESH_MS` of the instant and before the schedule's next fire,
@@ -23,7 +25,7 @@ from typing import Final, NamedTuple
 from couples_nudge.scheduler.store import Fire
 from couples_nudge_schemas import NudgeKind
 
-__all__ = ["FRESH_MS", "Ahead", "Prepared", "restamped"]
+__all__ = ["FRESH_MS", "Ahead", "Prepared", "chunk_read_at", "restamped"]
 
 # Well under firing._LATE (a minute: the "late" note) and every grace window (hours).
 FRESH_MS: Final = 30_000
@@ -32,6 +34,15 @@ FRESH_MS: Final = 30_000
 class Prepared(NamedTuple):
     step: Fire  # decided and written for `now` = step.expected_ms
     kind: NudgeKind  # what the metrics count when it is done
+    read_at: bytes | None  # the shard's change counter when its state was read (lua.AHEAD)
+
+
+def chunk_read_at(chunk: list[Prepared]) -> bytes | None:
+    """The change counter every step of `chunk` was read at, or None when they differ (pages
+    read apart): what a FIRE call of the chunk compares once instead of each state (lua.FIRE).
+    """
+    first = chunk[0].read_at if chunk else None
+    return first if all(p.read_at == first for p in chunk) else None
 
 
 @dataclass(slots=True)

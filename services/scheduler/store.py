@@ -11,7 +11,7 @@ from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.keys import Keys, couple_digest
 from couples_nudge.scheduler import lua
 
-__all__ = ["ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
+__all__ = ["AheadPage", "ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
 # Past every prepared step's freshness (lookahead.FRESH_MS): a counter outlives its instant's
@@ -59,13 +59,21 @@ class Fired(NamedTuple):
     stale: set[str]
 
 
+class AheadPage(NamedTuple):
+    """A page of lua.AHEAD: the shard's change counter as it was read (None: none yet), and
+    the timers with their records (schedule id, score, state or None)."""
+
+    read_at: bytes | None
+    rows: list[tuple[str, int, bytes | None]]
+
+
 class ScheduleStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, *, due_maxlen: int) -> None:
         self.redis = redis
         self.keys = keys
         self.due_maxlen = due_maxlen
         self.pipe = AutoPipeline(redis)  # concurrent calls share round trips
-        self._named: dict[int, tuple[str, str, str, str]] = {}  # see _shard_keys
+        self._named: dict[int, tuple[str, str, str, str, str]] = {}  # see _shard_keys
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
         self._ahead = redis.register_script(lua.AHEAD)
@@ -114,10 +122,10 @@ class ScheduleStore:
             args += (arm.schedule_id[skip:], f"0|{arm.nominal_ms}|{arm.spec}")
         for arm in arms:
             args += (arm.fire_ms, arm.schedule_id)
-        prefix, timers, schedules, tombstones = self._shard_keys(shard)
-        return [prefix + couple_id, timers, schedules, tombstones], args
+        prefix, timers, schedules, tombstones, changes = self._shard_keys(shard)
+        return [prefix + couple_id, timers, schedules, tombstones, changes], args
 
-    def _shard_keys(self, shard: int) -> tuple[str, str, str, str]:
+    def _shard_keys(self, shard: int) -> tuple[str, str, str, str, str]:
         """A shard's couple-key prefix and the keys APPLY_PLAN touches, named once."""
         named = self._named.get(shard)
         if named is None:
@@ -127,6 +135,7 @@ class ScheduleStore:
                 keys.timers(shard),
                 keys.schedules(shard),
                 keys.tombstones(shard),
+                keys.changes(shard),
             )
         return named
 
@@ -138,15 +147,15 @@ class ScheduleStore:
                 self.keys.timers(shard),
                 self.keys.schedules(shard),
                 self.keys.tombstones(shard),
+                self.keys.changes(shard),
                 *self.keys.couple_keys(couple_id)[1:],
             ],
             args=[couple_digest(couple_id), occurred_ms, retention_ms, couple_id],
         )
 
     async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
-        written = await self._set_if_newer(
-            keys=[self.keys.couple(couple_id)], args=[field, occurred_ms, value]
-        )
+        keys = [self.keys.couple(couple_id), self.keys.changes(self.keys.shard_of(couple_id))]
+        written = await self._set_if_newer(keys=keys, args=[field, occurred_ms, value])
         return int(written)
 
     async def jar_add(
@@ -191,15 +200,19 @@ class ScheduleStore:
 
     async def ahead_records(
         self, shard: int, after_ms: int, horizon_ms: int, limit: int, *, cursor: str = ""
-    ) -> list[tuple[str, int, bytes | None]]:
+    ) -> AheadPage:
         """Up to `limit` timers with after_ms < score <= horizon_ms and their records, in the
-        zset's order after the member `cursor` (see lua.AHEAD)."""
-        return _triples(
+        zset's order after the member `cursor`, and the change counter they were read at (see
+        lua.AHEAD)."""
+        keys = [self.keys.timers(shard), self.keys.schedules(shard), self.keys.changes(shard)]
+        read_at, *rows = cast(
+            "list[Any]",
             await self._ahead(
-                keys=[self.keys.timers(shard), self.keys.schedules(shard)],
+                keys=keys,
                 args=[after_ms, horizon_ms, limit, self.keys.couple_prefix(shard), cursor],
-            )
+            ),
         )
+        return AheadPage(read_at or None, _triples(rows))
 
     async def due(self, shard: int, now_ms: int, limit: int) -> list[tuple[str, int]]:
         rows = cast(
@@ -210,11 +223,19 @@ class ScheduleStore:
         )
         return [(sid.decode(), int(score)) for sid, score in rows]
 
-    async def fire(self, shard: int, steps: Sequence[Fire], now_ms: int) -> Fired:
-        """Compare-and-set each step at `now_ms` (see lua.FIRE): what it lost or found stale."""
+    async def fire(
+        self, shard: int, steps: Sequence[Fire], now_ms: int, *, read_at: bytes | None = None
+    ) -> Fired:
+        """Compare-and-set each step at `now_ms` (see lua.FIRE): what it lost or found stale.
+        `read_at`: the change counter when every step's state was read (AHEAD's), if known."""
         if not steps:
             return Fired(set(), set())
-        args: list[str | int | bytes] = [self.due_maxlen, self.keys.couple_prefix(shard), now_ms]
+        args: list[str | int | bytes] = [
+            self.due_maxlen,
+            self.keys.couple_prefix(shard),
+            now_ms,
+            read_at or b"",
+        ]
         for sid, expected, next_fire, state, record, payload in steps:
             args += (
                 sid,
@@ -225,7 +246,12 @@ class ScheduleStore:
                 payload or b"",
             )
         lost, stale = await self._fire(
-            keys=[self.keys.timers(shard), self.keys.schedules(shard), self.keys.due(shard)],
+            keys=[
+                self.keys.timers(shard),
+                self.keys.schedules(shard),
+                self.keys.due(shard),
+                self.keys.changes(shard),
+            ],
             args=args,
         )
         return Fired({sid.decode() for sid in lost}, {sid.decode() for sid in stale})

@@ -41,7 +41,7 @@ from couples_nudge.scheduler.firing import (
     timing,
 )
 from couples_nudge.scheduler.leases import ShardLeases, lease_ms
-from couples_nudge.scheduler.lookahead import Ahead, Prepared, restamped
+from couples_nudge.scheduler.lookahead import Ahead, Prepared, chunk_read_at, restamped
 from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
 from couples_nudge.scheduler.rules import CronRule, Rule
@@ -171,12 +171,13 @@ class TimerLoop:
             if room <= 0 or (first is not None and now_ms >= first):
                 break
             limit = min(self.settings.batch_size, room)
-            rows = await self.store.ahead_records(
+            page = await self.store.ahead_records(
                 shard, now_ms, now_ms + window_ms, limit, cursor=ahead.cursor
             )
+            rows = page.rows
             for sid, score, raw in rows:
                 if raw is not None and sid not in ahead.ids:
-                    prepared = self._prepared(sid, score, raw, timings, bursts)
+                    prepared = self._prepared(sid, score, raw, page.read_at, timings, bursts)
                     if prepared is not None:  # else `tick` decides it at its instant
                         ahead.add(prepared)
             if rows:
@@ -190,6 +191,7 @@ class TimerLoop:
         sid: str,
         score: int,
         raw: bytes,
+        read_at: bytes | None,
         timings: dict[_TimingKey, _Timed],
         bursts: dict[_BurstKey, _Burst | Literal[False]],
     ) -> Prepared | None:
@@ -198,7 +200,7 @@ class TimerLoop:
             made = self._plain_step(sid, score, raw, from_ms(score), timings, bursts)
         except Exception:  # `tick` decides it at its instant, and logs what is wrong
             return None
-        return None if made is None else Prepared(made[0], made[1][0])
+        return None if made is None else Prepared(made[0], made[1][0], read_at)
 
     async def fire_ahead(self, shard: int) -> int:
         """Send the shard's prepared steps whose instant has come; returns how many were sent.
@@ -231,7 +233,9 @@ class TimerLoop:
                     now = self.clock.now()
                     stamp = occurred_field(now)
                     steps = [restamped(p.step, then, stamp) for p in chunk]
-                    task = asyncio.create_task(self.store.fire(shard, steps, epoch_ms(now)))
+                    task = asyncio.create_task(
+                        self.store.fire(shard, steps, epoch_ms(now), read_at=chunk_read_at(chunk))
+                    )
                     sending.append((task, chunk, instant, now))
                     sent += len(chunk)
                     if len(sending) == _IN_FLIGHT:

@@ -148,7 +148,7 @@ class TestPrepared:
         """lua.FIRE itself publishes nothing for a score after `now`: the step is left armed."""
         world = await _world(redis, redis_url, key_prefix)
         instant = await world.plan()
-        sid, score, state = (await world.store.ahead_records(0, instant - 1, instant, 1))[0]
+        sid, score, state = (await world.store.ahead_records(0, instant - 1, instant, 1)).rows[0]
         step = Fire(sid, score, score + 60_000, state, None, b'{"early":1}')
         assert await world.store.fire(0, [step], instant - 1) == Fired(set(), {sid})
         assert await world.dues() == []

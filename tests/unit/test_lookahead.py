@@ -14,7 +14,7 @@ T = 1_796_407_200_000
 
 
 def _prepared(sid: str, at: int, next_fire: int | None = T + 604_800_000) -> Prepared:
-    return Prepared(Fire(sid, at, next_fire, b"0|1|x", b"1|2|x", b"{}"), "date_night")
+    return Prepared(Fire(sid, at, next_fire, b"0|1|x", b"1|2|x", b"{}"), "date_night", None)
 
 
 class TestAhead:

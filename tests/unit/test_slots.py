@@ -14,13 +14,13 @@ from couples_nudge.common.slots import SLOTS, balanced_ranges, shard_slot
 class TestShardSlot:
     @pytest.mark.parametrize("prefix", ["nudges", "staging-2"])
     def test_every_key_of_a_shard_is_in_its_slot(self, prefix: str) -> None:
-        """Timers, schedules, due stream, retries, lookahead claims, the firing lease and a
-        couple's keys share the shard's slot."""
+        """Timers, schedules, due stream, retries, lookahead claims, the firing lease, the
+        change counter and a couple's keys share the shard's slot."""
         keys = Keys(prefix=prefix, shards=8)
         couple = next(f"c{n}" for n in range(100) if keys.shard_of(f"c{n}") == 5)
         names = [keys.timers(5), keys.schedules(5), keys.due(5), keys.retries(5)]
         names += [keys.tombstones(5), keys.ahead_claims(5, 1_796_407_200_000)]
-        names += [keys.fire_lease(5)]
+        names += [keys.fire_lease(5), keys.changes(5)]
         names += keys.couple_keys(couple)
         assert {key_slot(name.encode()) for name in names} == {shard_slot(5)}
 
