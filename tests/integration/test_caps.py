@@ -190,6 +190,7 @@ class TestState:
             *keys.couple_keys("maya-sam"),
             keys.timers(0),
             keys.schedules(0),
+            keys.changes(0),  # the shard's change counter (scheduler/lua.py BUMP)
         }
 
     def test_default_cap(self) -> None:
