@@ -63,6 +63,8 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
+from couples_nudge_schemas import preferences_stream
+
 __all__ = ["NOTIFIER_GROUP", "SCHEDULER_GROUP", "Keys", "couple_digest"]
 
 SCHEDULER_GROUP = "scheduler"
@@ -81,7 +83,7 @@ class Keys:
 
     @property
     def preferences(self) -> str:
-        return f"{self.prefix}:preferences"
+        return preferences_stream(self.prefix)  # the publishers' helper names it the same
 
     @property
     def outcomes(self) -> str:

@@ -72,11 +72,10 @@ class ShardLeases:
         mine = [s for s in self.shards if s in self.held]
         keep, excess = mine[:share], mine[share:]
         held = {s for s, ok in zip(keep, await self._take(keep), strict=True) if ok}
-        for shard in self.shards:
-            if len(held) >= share:
-                break
-            if shard not in self.held and (await self._take([shard]))[0]:
-                held.add(shard)
+        free = [s for s in self.shards if s not in self.held]
+        while free and len(held) < share:  # as many at a time as are wanted: one round trip
+            batch, free = free[: share - len(held)], free[share - len(held) :]
+            held.update(s for s, ok in zip(batch, await self._take(batch), strict=True) if ok)
         if excess:
             await self.store.leases(excess, self.holder, 0)
         if held != self.held:
