@@ -8,16 +8,10 @@ the rejected stream with their reason and the handled entries are deleted and ac
 in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
 handles it alone (`handle_entry`).
 
-The subscriber's handler validates its batch, waits until the batch before it has ended and
-returns once its own has started, as a task (common/relay.py): the next XREADGROUP and that
-batch's validation overlap this batch's last round trips. One batch is applied at a time, in
-the order read, so a couple's events still apply in stream order.
-
 A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
-pass, so however long the batch takes (or waits for the one before it), no replica (nor this
-one's own sweep) applies them a second time. A stop is honoured between entries: what was
-applied is acknowledged, the rest (and a batch read but not started) is left pending (neither
-deleted nor acknowledged) for another scheduler.
+pass, so however long the batch takes, no replica (nor this one's own sweep) applies them a
+second time. A stop is honoured between entries: what was applied is acknowledged, the rest is
+left pending (neither deleted nor acknowledged) for another scheduler.
 """
 
 from __future__ import annotations
@@ -41,7 +35,6 @@ from couples_nudge.common.http import HttpServer, serve
 from couples_nudge.common.keys import SCHEDULER_GROUP
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.reclaim import Reclaimer
-from couples_nudge.common.relay import BatchRelay
 from couples_nudge.common.runtime import (
     broker_for,
     clock_from,
@@ -109,7 +102,6 @@ class SchedulerService:
         )
         self._stop = asyncio.Event()
         self._held: set[str] = set()  # entries being applied here: the Reclaimer keeps them
-        self._batches = BatchRelay("preferences-batch")  # one at a time, in order
         self._tasks: list[asyncio.Task[None]] = []
         self.reclaimer: Reclaimer | None = None
         self.http: HttpServer | None = None  # NUDGE_HTTP_PORT
@@ -125,50 +117,22 @@ class SchedulerService:
             max_records=_BATCH,
         )
 
-        # Acknowledged by the batch itself: only the entries it handled, after the work. The
-        # handler returns once its batch has started: the next one is read meanwhile.
+        # Acknowledged by handle_batch itself: only the entries it handled, after the work.
         @router.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=entries_as_read)
         async def on_preferences(msg: RedisBatchStreamMessage) -> None:
             ids, data = msg.raw_message["message_ids"], msg.raw_message["data"]
-            await self.take_fields(list(zip(ids, data, strict=True)))
+            await self.handle_fields(list(zip(ids, data, strict=True)))
             if self._stop.is_set():
                 await stopped_reading(self.broker, self.settings.shutdown_timeout.total_seconds())
 
         return router
 
-    async def take_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
-        """A batch as the subscriber reads it, (entry id, fields) with any bytes in either:
-        read and validated here, then applied by a task of its own once the batch before it
-        has ended (common/relay.py); returns when it has started. Its entries are held from
-        now on; a stop meanwhile leaves the whole batch pending."""
+    async def handle_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
+        """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
         with collections_held():  # the batch's objects live until it is stored (runtime.py)
-            read = [(eid.decode(), *read_entry(fields)) for eid, fields in entries]
-        ids = [entry for entry, _payload, _read in read]
-        self._held.update(ids)  # kept claimed by the Reclaimer from now on
-
-        def release(_: object = None) -> None:
-            self._held.difference_update(ids)
-
-        try:
-            await self._batches.wait()  # the batch before: applied and acknowledged, or ended
-        except BaseException:
-            release()
-            raise
-        if self._stop.is_set() or not read:
-            release()
-            return
-        self._batches.start(self._apply_in_turn(read)).add_done_callback(release)
-
-    async def _apply_in_turn(self, entries: list[tuple[str, *Read]]) -> None:
-        """A batch started by `take_fields`: its errors end here, logged (nothing awaits it)."""
-        try:
-            with collections_held():
-                await self._handle_read(entries)
-                # Its objects die here, before collection resumes: else the next batch's, read
-                # meanwhile, and these would be walked once per batch (~10 us an event).
-                entries.clear()
-        except Exception:  # a Redis error: nothing acknowledged, the Reclaimer hands them over
-            log.exception("preferences_batch_left_pending", entries=len(entries))
+            await self._handle_read(
+                [(eid.decode(), *read_entry(fields)) for eid, fields in entries]
+            )
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
         """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
@@ -271,7 +235,7 @@ class SchedulerService:
 
         Afterwards the entry is deleted from the preferences stream (the caller acknowledges):
         the stream is a queue into the scheduler and keeps no copy of personal data. The
-        subscriber uses `take_fields`, the Reclaimer `handle_entry`.
+        subscriber uses `handle_fields`, the Reclaimer `handle_entry`.
         """
         try:
             read: PreferenceEvent | EventRejected = parse_preference(raw)
@@ -401,7 +365,7 @@ class SchedulerService:
         for server in (self.http, self.operator_http):
             if server is not None:
                 await server.stop()
-        await self.broker.stop()  # waits for the batch handler: no batch starts after it
-        await settle([*self._tasks, *self._batches.running()], deadline)  # ends between entries
+        await self.broker.stop()  # waits for the batch handler, which stops between entries
+        await settle(self._tasks, deadline)
         self._tasks = []
         await self.after_stop()

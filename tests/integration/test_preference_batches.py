@@ -264,8 +264,8 @@ class TestBatchSubscriber:
     async def test_a_backlog_of_several_batches_keeps_stream_order(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
-        """Batches overlap (the next is read while one is applied): every couple still ends at
-        its last revision, rejections come out in stream order, and nothing is left pending."""
+        """A backlog read in several batches: every couple ends at its last revision,
+        rejections come out in stream order, and nothing is left pending."""
         settings = scheduler_settings(redis_url, key_prefix)
         service = SchedulerService(settings, ManualClock(NOW))
         await service.before_start()
