@@ -1,4 +1,4 @@
-"""python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--json PATH]
+"""python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--no-fires] [--json PATH]
 
 Scenarios: burst, memory, steady, notifier, cluster, crons (default: all, in that order). Prints
 one table per scenario, then issue 20's targets as measured in this run (benchmarks/targets.py;
@@ -53,6 +53,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="main size (couples / nudges)")
     parser.add_argument("--peer-n", type=int, default=10_000, help="jobs for each peer (burst)")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (burst)")
+    parser.add_argument(
+        "--no-fires",
+        action="store_true",
+        help="burst: the ingestion rows only (no fire runs, floor or peers)",
+    )
     parser.add_argument("--speed", type=float, default=10.0, help="steady: clock speed")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady: real seconds")
     parser.add_argument(
@@ -68,6 +73,7 @@ def main() -> None:
         n=args.n,
         peer_n=args.peer_n,
         peers=not args.no_peers,
+        fires=not args.no_fires,
         speed=args.speed,
         seconds=args.seconds,
         smtp=args.smtp,

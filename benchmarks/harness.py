@@ -60,6 +60,7 @@ class Options:
     n: int | None = None  # scenario's main size; None: the scenario's default
     peer_n: int = 10_000
     peers: bool = True
+    fires: bool = True  # burst: False stops after the ingestion rows (--no-fires)
     speed: float = 10.0
     seconds: float = 60.0
     profile: bool = False

@@ -261,6 +261,36 @@ class TestBatchSubscriber:
         finally:
             await service.stop()
 
+    async def test_a_backlog_of_several_batches_keeps_stream_order(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A backlog read in several batches: every couple ends at its last revision,
+        rejections come out in stream order, and nothing is left pending."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.before_start()
+        at = NOW - timedelta(hours=1)
+        bad = [f"{{not json {n}".encode() for n in range(0, 1200, 100)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for n in range(1200):  # 300 couples, revisions 1-4: 2.5 batches of 500
+                raw = preferences(f"c{n % 300}", n // 300 + 1, at + timedelta(seconds=n))
+                pipe.xadd(settings.keys.preferences, {DATA_FIELD: raw})
+                if n % 100 == 0:
+                    pipe.xadd(settings.keys.preferences, {DATA_FIELD: bad[n // 100]})
+            await pipe.execute()
+        await service.start()
+        try:
+            await eventually(
+                lambda: redis.xlen(settings.keys.preferences), until=lambda n: n == 0, within=60
+            )
+            for couple in range(300):
+                assert await redis.hget(settings.keys.couple(f"c{couple}"), "rev") == b"4"
+            assert [raw for raw, _ in await _rejections(redis, service)] == bad
+            groups = await redis.xinfo_groups(settings.keys.preferences)
+            assert groups[0]["pending"] == 0
+        finally:
+            await service.stop()
+
     async def test_payloads_are_read_as_one_at_a_time(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
