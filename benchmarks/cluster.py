@@ -1,10 +1,15 @@
 """Cluster: 1, 2 and 3 scheduler and notifier processes on a Valkey cluster and on one server.
 
-Both topologies run in the same invocation, with the same code and NUDGE_SHARDS=8:
-  single   one valkey-server (no persistence), as `private_server` in the other scenarios;
-  cluster  3 primaries + 3 replicas (tests.support.cluster.LocalCluster, no AOF), slot
+Both topologies run in the same invocation, with the same code and NUDGE_SHARDS=8, and each
+primary with as many replicas (`--replicas`, 1 by default, as docs/scaling.md deploys them):
+  single   one valkey-server (no persistence) and its replica (REPLICAOF);
+  cluster  3 primaries and their replicas (tests.support.cluster.LocalCluster, no AOF), slot
            ranges from couples_nudge.common.slots.balanced_ranges (3/3/2 shards per primary),
            every process on the same machine, replicas included (they cost CPU here too).
+Redis CPU is the primaries' (INFO cpu), which includes streaming every write to a replica: about
+3 us per fire, the same on one server as on the cluster. Before, the single server had no
+replica, and that difference was the whole of the cluster's extra Redis CPU per fire (compare
+`--replicas 0`).
 
 Measured per topology:
 1. Scheduler burst: N couples share one Friday 19:00 date night (burst mix); P scheduler
@@ -14,12 +19,14 @@ Measured per topology:
 2. Notifier drain: M couples' date nights fired onto the 8 due streams (2 emails each), then P
    notifier processes (the real NotifierService: consumer groups, consent, caps, idempotency,
    content, rendering, outcomes; a counting email channel instead of SMTP) drain the backlog;
-   nudges/s = M / time until every `sent` outcome is on the outcomes stream.
+   nudges/s = M / time until every `sent` outcome is on the outcomes stream. CPU per nudge is
+   the processes' from "go" (their start included) until then, not their stop (`stop_cpu_s`).
 3. Memory: Redis bytes per couple (realistic mix, 4 schedules) from INFO used_memory summed
    over the primaries, before and after ingesting K couples; and bytes per sent nudge (the
    idempotency, cap and seen records the notifier keeps).
 
     .venv/bin/python -m benchmarks.cluster [--n 20000] [--notifier-n 2000] [--memory-n 100000]
+                                            [--replicas 1]
 
 Writes benchmarks/results/cluster.json; `run(options)` serves `python -m benchmarks` too.
 Worker processes: `python -m benchmarks.cluster worker scheduler|notifier URL ...`.
@@ -36,14 +43,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
+from redis.cluster import RedisCluster as SyncCluster
 
 from benchmarks.harness import (
     RESULTS,
@@ -58,7 +67,7 @@ from benchmarks.harness import (
     report_json,
 )
 from couples_nudge.common.clock import ManualClock, epoch_ms
-from couples_nudge.common.runtime import redis_client
+from couples_nudge.common.runtime import redis_client, settle_heap
 from couples_nudge.common.slots import balanced_ranges
 from couples_nudge.common.streams import DATA_FIELD, read_entries
 from couples_nudge.embedded.valkey import EmbeddedValkey
@@ -75,6 +84,7 @@ from couples_nudge_schemas import parse_preference
 REPO = Path(__file__).resolve().parents[1]
 SHARDS = 8
 PROCESSES = (1, 2, 3)
+REPLICAS = 1  # per primary, on both topologies
 DEFAULT_N = 20_000
 DEFAULT_NOTIFIER_N = 2_000
 DEFAULT_MEMORY_N = 100_000
@@ -92,24 +102,41 @@ class Topology:
 
 
 @contextlib.contextmanager
-def topology(name: str) -> Iterator[Topology]:
+def topology(name: str, replicas: int = REPLICAS) -> Iterator[Topology]:
     if name == "single":
-        server = EmbeddedValkey().start()
-        try:
+        with contextlib.ExitStack() as stack:
+            server = EmbeddedValkey().start()
+            stack.callback(server.stop)
+            for _ in range(replicas):
+                follower = EmbeddedValkey().start()
+                stack.callback(follower.stop)
+                _follow(follower.url, server.url)
             yield Topology(name, server.url, False, (server.url,))
-        finally:
-            server.stop()
         return
     from tests.support.cluster import LocalCluster
 
     with tempfile.TemporaryDirectory(prefix="nudge-cluster-") as directory:
         ranges = balanced_ranges(SHARDS, 3)  # an equal share of the shards per primary
-        local = LocalCluster(Path(directory), appendonly=False, slot_ranges=ranges).start()
+        local = LocalCluster(
+            Path(directory), appendonly=False, replicas=replicas, slot_ranges=ranges
+        ).start()
         try:
             primaries = tuple(n.url for n in local.primaries())
             yield Topology(name, local.url, True, primaries)
         finally:
             local.stop()
+
+
+def _follow(replica_url: str, primary_url: str, timeout: float = 20.0) -> None:
+    """REPLICAOF, then wait until the replica's link to its primary is up (synced)."""
+    primary = redis.Redis.from_url(primary_url).connection_pool.connection_kwargs
+    with redis.Redis.from_url(replica_url) as replica:
+        replica.execute_command("REPLICAOF", primary["host"], primary["port"])
+        deadline = time.monotonic() + timeout
+        while replica.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica did not sync with its primary in {timeout}s")
+            time.sleep(0.05)
 
 
 def _scheduler_settings(top: Topology, prefix: str) -> SchedulerSettings:
@@ -220,9 +247,9 @@ def fire(top: Topology, prefix: str, instant: datetime, processes: int, n: int) 
         _spawn(["scheduler", top.url, prefix, "--until-ms", str(epoch_ms(instant)), *flag])
         for _ in range(processes)
     ]
-    redis_cpu = asyncio.run(_redis_cpu(top))
     try:
-        _ready(procs)
+        _ready(procs)  # started: Redis's CPU counts from the clock handed over, as in `burst`
+        redis_cpu = asyncio.run(_redis_cpu(top))
         clock = RealOffsetClock(time.time() + 0.5, instant.timestamp())
         _say(procs, f"{clock.anchor} {clock.start} {clock.speed}")
         stats = _results(procs)
@@ -274,6 +301,7 @@ async def scheduler_worker(url: str, prefix: str, cluster: bool, until_ms: int) 
     redis = redis_client(settings)
     store = ScheduleStore(redis, settings.keys, due_maxlen=settings.due_maxlen)
     await redis.ping()
+    settle_heap()  # as `nudge scheduler` does before it starts (services/runner.py)
     print("ready", file=out, flush=True)
     anchor, start, speed = map(float, (await asyncio.to_thread(sys.stdin.readline)).split())
     clock = RealOffsetClock(anchor, start, speed)
@@ -327,19 +355,38 @@ async def _backlog(top: Topology, prefix: str, instant: datetime) -> int:
     return loop.fired
 
 
-async def _sent_outcomes(settings: NotifierSettings) -> int:
-    client = redis_client(settings)
+@contextlib.contextmanager
+def _outcomes(top: Topology, settings: NotifierSettings) -> Iterator[Callable[[], int]]:
+    """XLEN of the outcomes stream, through one client for the whole drain: a client per poll
+    loaded the cluster's slot map and command table again every 50 ms, on the cores the
+    notifiers were measured on."""
+    client: redis.Redis | SyncCluster = (
+        SyncCluster.from_url(top.url) if top.cluster else redis.Redis.from_url(top.url)
+    )
     try:
-        return int(await client.xlen(settings.keys.outcomes))
+        yield lambda: int(client.xlen(settings.keys.outcomes))
     finally:
-        await client.aclose()
+        client.close()
 
 
 def drain(top: Topology, prefix: str, instant: datetime, processes: int, m: int) -> dict[str, Any]:
     """`processes` notifier processes drain M NudgeDue (2 emails each) fired at `instant`."""
     settings = _notifier_settings(top, prefix)
     fired = asyncio.run(_backlog(top, prefix, instant))
-    base = asyncio.run(_sent_outcomes(settings))
+    with _outcomes(top, settings) as sent_outcomes:
+        return _drain(top, prefix, instant, processes, m, fired, sent_outcomes)
+
+
+def _drain(
+    top: Topology,
+    prefix: str,
+    instant: datetime,
+    processes: int,
+    m: int,
+    fired: int,
+    sent_outcomes: Callable[[], int],
+) -> dict[str, Any]:
+    base = sent_outcomes()
     flag = ["--cluster"] if top.cluster else []
     procs = [
         _spawn(["notifier", top.url, prefix, "--at", instant.isoformat(), *flag])
@@ -352,9 +399,10 @@ def drain(top: Topology, prefix: str, instant: datetime, processes: int, m: int)
         _say(procs, "go")
         target, done = base + 2 * fired, base
         while done < target and time.perf_counter() - started < 300:
-            time.sleep(0.05)
-            done = asyncio.run(_sent_outcomes(settings))
+            time.sleep(0.01)
+            done = sent_outcomes()
         seconds = time.perf_counter() - started
+        _say(procs, "drained")  # CPU per nudge counts to here: not the processes' stop
         redis_cpu = asyncio.run(_redis_cpu(top)) - redis_cpu
         _say(procs, "stop")
         stats = _results(procs)
@@ -371,6 +419,7 @@ def drain(top: Topology, prefix: str, instant: datetime, processes: int, m: int)
         "seconds": seconds,
         "nudges_per_s": fired * min(1.0, (done - base) / (2 * fired)) / seconds,
         "cpu_s": sum(s["cpu_s"] for s in stats),
+        "stop_cpu_s": sum(s["stop_cpu_s"] for s in stats),
         "redis_cpu_s": redis_cpu,
     }
 
@@ -384,13 +433,17 @@ async def notifier_worker(url: str, prefix: str, cluster: bool, at: datetime) ->
     channels: dict[ChannelName, Channel] = {"email": channel}
     service = NotifierService(settings, ManualClock(at + timedelta(seconds=5)), channels)
     await service.redis.ping()
+    settle_heap()  # as `nudge notifier` does before it starts (services/runner.py)
     print("ready", file=out, flush=True)
     await asyncio.to_thread(sys.stdin.readline)  # "go"
     cpu0 = time.process_time()
     await service.start()
+    await asyncio.to_thread(sys.stdin.readline)  # "drained"
+    drained = time.process_time() - cpu0  # start-up included
     await asyncio.to_thread(sys.stdin.readline)  # "stop"
     await service.stop()
-    result = {"sent": channel.count, "cpu_s": time.process_time() - cpu0}
+    stop = time.process_time() - cpu0 - drained
+    result = {"sent": channel.count, "cpu_s": drained, "stop_cpu_s": stop}
     print(json.dumps(result), file=out, flush=True)
 
 
@@ -552,10 +605,10 @@ def run(options: Options) -> list[Row]:
     return _run(n, DEFAULT_NOTIFIER_N, DEFAULT_MEMORY_N)
 
 
-def _run(n: int, m: int, k: int) -> list[Row]:
+def _run(n: int, m: int, k: int, replicas: int = REPLICAS) -> list[Row]:
     measured: dict[str, dict[str, Any]] = {}
     for name in ("single", "cluster"):
-        with topology(name) as top:
+        with topology(name, replicas) as top:
             measured[name] = measure(top, n, m, k)
     return rows(measured, n, m) + notifier_ratio_rows(measured)
 
@@ -573,6 +626,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=DEFAULT_N, help="couples in the burst")
     parser.add_argument("--notifier-n", type=int, default=DEFAULT_NOTIFIER_N)
     parser.add_argument("--memory-n", type=int, default=DEFAULT_MEMORY_N, help="0 skips it")
+    parser.add_argument(
+        "--replicas", type=int, default=REPLICAS, help="per primary, on both topologies"
+    )
     args = parser.parse_args()
     if args.command == "worker":
         if args.role == "scheduler":
@@ -587,10 +643,11 @@ def main() -> None:
     quiet_logs()
     meta: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "machine": machine()}
     started = time.perf_counter()
-    result = _run(args.n, args.notifier_n, args.memory_n)
+    result = _run(args.n, args.notifier_n, args.memory_n, args.replicas)
+    options = {"n": args.n, "notifier_n": args.notifier_n, "memory_n": args.memory_n}
     meta |= {
         "scenario": "cluster",
-        "options": {"n": args.n, "notifier_n": args.notifier_n, "memory_n": args.memory_n},
+        "options": options | {"replicas": args.replicas},
         "seconds": time.perf_counter() - started,
     }
     report_json(result, RESULTS / "cluster.json", meta)

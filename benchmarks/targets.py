@@ -27,8 +27,9 @@ Where each figure is read (scenario / system / metric of a Row; "key": a key of 
 - notifier messages/s per process: notifier / "ours, counting sink, 1 process" /
   "messages end to end".
 - cluster efficiency (1/2/3 schedulers): Redis CPU per fire on one server over the cluster's
-  (summed over the primaries), with as many schedulers: `redis_cpu_s` / `fired` of the
-  cluster / "single|cluster, P scheduler(s)" / "NudgeDue emitted" rows; the lowest of three.
+  (summed over the primaries), with as many schedulers and, by default, a replica per primary
+  on both (the scenario's `--replicas`): `redis_cpu_s` / `fired` of the cluster /
+  "single|cluster, P scheduler(s)" / "NudgeDue emitted" rows; the lowest of three.
 - notifier CPU, cluster / single: cluster / "cluster, P notifier(s)" over "single, P
   notifier(s)", "  CPU per nudge: notifiers / Redis"; the highest of the three.
 

@@ -8,13 +8,14 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.asyncio.cluster import RedisCluster
 
 from couples_nudge.common.clock import Clock, ScaledClock, SystemClock
+from couples_nudge.common.cluster_keys import route_stream_reads
 from couples_nudge.common.packing import hiredis_packing
 from couples_nudge.common.settings import CommonSettings
 
@@ -38,11 +39,14 @@ def redis_client(settings: CommonSettings) -> aioredis.Redis:
 
     The cluster client speaks the same commands, pipelines and scripts we use (every script
     touches keys of one shard's hash tag), so the rest of the code takes either; the cast
-    states that shared surface, which redis-py's types do not express.
+    states that shared surface, which redis-py's types do not express. The cluster client finds
+    the keys of stream reads itself (cluster_keys.py).
     """
     url = settings.redis_url.get_secret_value()
     if settings.redis_cluster:
-        return cast("aioredis.Redis", RedisCluster.from_url(url, socket_keepalive=True))
+        cluster = RedisCluster.from_url(url, socket_keepalive=True)
+        route_stream_reads(cluster)
+        return cast("aioredis.Redis", cluster)
     client = aioredis.Redis.from_url(
         url, health_check_interval=30, socket_keepalive=True, retry_on_timeout=True
     )
@@ -59,7 +63,7 @@ def broker_for(settings: CommonSettings) -> RedisBroker:
     unless a handler is stuck in a call.
     """
     url = settings.redis_url.get_secret_value()
-    factory = RedisClusterBroker if settings.redis_cluster else RedisBroker
+    factory = _ClusterBroker if settings.redis_cluster else RedisBroker
     # FastStream logs some lines at INFO whatever log_level says; a child of the "faststream"
     # logger gets the level configure_logging gives it (WARNING unless debugging).
     return factory(
@@ -68,6 +72,16 @@ def broker_for(settings: CommonSettings) -> RedisBroker:
         log_level=logging.DEBUG,
         graceful_timeout=settings.shutdown_timeout.total_seconds(),
     )
+
+
+class _ClusterBroker(RedisClusterBroker):
+    """FastStream's cluster broker, whose client finds the keys of its XREADGROUP polls itself
+    instead of asking the server before each one (cluster_keys.py)."""
+
+    async def connect(self) -> Any:
+        client = await super().connect()
+        route_stream_reads(cast("RedisCluster", client))  # typed as the one-server broker's
+        return client
 
 
 def clock_from(settings: CommonSettings) -> Clock:
