@@ -217,7 +217,7 @@ class NotifierService:
         """
         try:
             await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
-            await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
+            await self.pipe.ack(stream, NOTIFIER_GROUP, entry)  # one XACK per stream a trip
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
         finally:
