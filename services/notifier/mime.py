@@ -25,6 +25,7 @@ import binascii
 import email.policy
 import functools
 import itertools
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -73,9 +74,20 @@ def _base64(body: str) -> bytes:
     return b"\r\n".join([data[i : i + 76] for i in range(0, len(data), 76)])
 
 
-@functools.lru_cache(maxsize=4096)
+# email.utils' specials: a display name with any of them is quoted by formataddr.
+_SPECIALS: Final = re.compile(r'[][\\()<>@,:;".]')
+
+
 def _to(name: str, address: str) -> str:
-    """The To header of a partner: the same for every nudge they get."""
+    """The To header of a partner: formataddr's, written directly for a plain ASCII name (it
+    would neither quote nor escape it; most partners are new to the cache below)."""
+    if name and name.isascii() and _SPECIALS.search(name) is None:
+        return f"{name} <{address}>"
+    return _to_quoted(name, address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_quoted(name: str, address: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 

@@ -121,15 +121,19 @@ def view_for(
     actions: tuple[tuple[str, str], ...] = (),
 ) -> NudgeView:
     """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
-    partner = next(p for p in profile.partners if p.partner_id == partner_id)
-    other = next(p for p in profile.partners if p.partner_id != partner_id)
-    names = {p.partner_id: p.name for p in profile.partners}
+    first, second = profile.partners
+    if first.partner_id == partner_id:
+        partner, other = first, second
+    elif second.partner_id == partner_id:
+        partner, other = second, first
+    else:
+        raise ValueError("not a partner of this couple")
     return NudgeView(
         kind=kind,
         item=item,
         recipient=partner.name,
         partner=other.name,
-        turn=names.get(turn) if turn else None,
+        turn={partner_id: partner.name, other.partner_id: other.name}.get(turn) if turn else None,
         turn_is_recipient=turn == partner_id,
         discreet=profile.discreet,
         locale=partner.locale,
