@@ -9,6 +9,13 @@ non-transactional pipeline; calls made while that pipeline is in flight go in th
 once, after one event-loop turn. Each caller still awaits its own reply, in order, with its
 own error: nothing about a call's meaning changes, only how it travels.
 
+Acknowledgements (`ack`) of one stream and group waiting for the same round trip travel as one
+XACK with all their entry ids: one command per stream and round trip instead of one per entry.
+Invariant: this changes nothing about when an entry is acknowledged (each is queued only once
+its caller's work is done, and goes out in the next round trip, as its own XACK would have),
+and the one reply answers each caller alike (an error reply fails them all, as it would have
+failed each of them alone: same stream, same group). Each caller still has its own future.
+
 Scripts travel as EVALSHA, and once as SCRIPT LOAD + retry after a NOSCRIPT (a restarted or
 failed-over server). On a Redis Cluster a NOSCRIPT is answered by sending that call again as
 EVAL with the script's body, which also caches the script on the node that answered.
@@ -76,6 +83,31 @@ _SCRIPTS: Final = frozenset({"EVAL", "EVALSHA"})
 _ELSEWHERE: Final = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
+@dataclass(slots=True)
+class _Acks:
+    """Entry ids of one stream and group to acknowledge, queued as one XACK (`ack`)."""
+
+    head: tuple[str, str, str]  # "XACK", stream, group
+    ids: list[str]
+    callers: list[asyncio.Future[Any]]
+
+    def command(self) -> tuple[Any, ...]:
+        return (*self.head, *self.ids)
+
+    def answer(self, shared: asyncio.Future[Any]) -> None:
+        """The XACK's reply (or error) to every caller still waiting."""
+        error = None if shared.cancelled() else shared.exception()
+        for caller in self.callers:
+            if caller.done():
+                continue
+            if shared.cancelled():
+                caller.cancel()
+            elif error is not None:
+                caller.set_exception(error)
+            else:
+                caller.set_result(shared.result())
+
+
 class AutoPipeline:
     def __init__(
         self, redis: aioredis.Redis, *, max_batch: int = MAX_BATCH, retries: int = 12
@@ -83,7 +115,8 @@ class AutoPipeline:
         self.redis = redis
         self.max_batch = max_batch
         self._cluster = isinstance(redis, RedisCluster)
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[tuple[Any, ...] | _Acks, asyncio.Future[Any]]] = []
+        self._acks: dict[tuple[str, str], _Acks] = {}  # XACKs still queued, by (stream, group)
         self._flusher: asyncio.Task[None] | None = None
         self._loading: dict[str, asyncio.Future[Any]] = {}  # sha -> its SCRIPT LOAD
         self._bodies: dict[
@@ -106,6 +139,24 @@ class AutoPipeline:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
         return future
+
+    def ack(self, stream: str, group: str, entry_id: str) -> asyncio.Future[Any]:
+        """XACK one entry, in one command with the stream's other acknowledgements queued for
+        the same round trip (see the module docstring); await for that XACK's reply."""
+        loop = asyncio.get_running_loop()
+        mine: asyncio.Future[Any] = loop.create_future()
+        acks = self._acks.get((stream, group))
+        if acks is None:
+            acks = self._acks[(stream, group)] = _Acks(("XACK", stream, group), [], [])
+            shared: asyncio.Future[Any] = loop.create_future()
+            shared.add_done_callback(acks.answer)
+            self._queue.append((acks, shared))
+            self._queued += 1
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
+        acks.ids.append(entry_id)
+        acks.callers.append(mine)
+        return mine
 
     async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a registered Lua script through the shared pipeline."""
@@ -168,9 +219,11 @@ class AutoPipeline:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            self._acks.clear()  # those taken are complete: later ones go in a new XACK
             upto = self._written + len(batch)
+            commands = [args.command() if isinstance(args, _Acks) else args for args, _ in batch]
             try:
-                replies = await self._execute([args for args, _ in batch], upto)
+                replies = await self._execute(commands, upto)
             except Exception as exc:  # the whole round trip failed: every caller sees why
                 self._wrote(upto)
                 for _, future in batch:

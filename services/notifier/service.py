@@ -217,7 +217,7 @@ class NotifierService:
         """
         try:
             await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
-            await self.pipe.call("XACK", stream, NOTIFIER_GROUP, entry)
+            await self.pipe.ack(stream, NOTIFIER_GROUP, entry)  # one XACK per stream a trip
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
         finally:
@@ -354,30 +354,28 @@ class NotifierService:
         """XADD every outcome (one from the couple's outbox as it was written there), then
         delete the published ones from the outbox; then raise the first failure, if any: the
         next try publishes only what is still in the outbox (and what is decided afresh)."""
-        maxlen = self.settings.outcomes_maxlen
-        replies = await asyncio.gather(
-            *(
-                self.pipe.call(
-                    *xadd_command(
-                        self.keys.outcomes,
-                        boxed[o.event_id].data if o.event_id in boxed else o,
-                        maxlen,
-                    )
-                )
-                for o in outcomes
-            ),
-            return_exceptions=True,
-        )
-        published = [
-            o for o, r in zip(outcomes, replies, strict=True) if not isinstance(r, BaseException)
+        maxlen, stream = self.settings.outcomes_maxlen, self.keys.outcomes
+        replies = [  # all queued before the first await: they travel together, answered in order
+            self.pipe.call(
+                *xadd_command(stream, boxed[o.event_id].data if o.event_id in boxed else o, maxlen)
+            )
+            for o in outcomes
         ]
+        published: list[OutcomeEvent] = []
+        failure: Exception | None = None
+        for outcome, reply in zip(outcomes, replies, strict=True):
+            try:
+                await reply  # a future, not a task: no gather needed
+            except Exception as exc:
+                failure = failure or exc
+            else:
+                published.append(outcome)
         fields = [boxed[o.event_id].field for o in published if o.event_id in boxed]
         if fields:
             await self.state.unbox(couple_id, fields)
         self.metrics.observe_outcomes(published)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
+        if failure is not None:
+            raise failure
 
     def operator_routes(self) -> list[BaseRoute]:
         """Health, metrics and the /status page: on NUDGE_OPERATOR_PORT when it is set, else

@@ -179,3 +179,68 @@ class TestAutoPipeline:
         after = pipe.call("GET", key)
         assert await after == b"01234"
         assert await scripts == [1, 2, 3, 4, 5]
+
+
+def _text(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+class TestAck:
+    """`ack`: acknowledgements of one stream and group waiting for the same round trip go as
+    one XACK; each caller still awaits its own future."""
+
+    async def _pending(self, redis: aioredis.Redis, stream: str, n: int) -> list[str]:
+        await redis.xgroup_create(stream, "g", id="0", mkstream=True)
+        ids = [_text(await redis.xadd(stream, {"i": i})) for i in range(n)]
+        await redis.xreadgroup("g", "c", {stream: ">"}, count=n)
+        return ids
+
+    async def test_acks_queued_together_are_one_xack_per_stream(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """50 entries of one stream and 5 of another: two XACK commands, every entry
+        acknowledged, every caller answered."""
+        first, second = f"{key_prefix}:s1", f"{key_prefix}:s2"
+        ids1, ids2 = await self._pending(redis, first, 50), await self._pending(redis, second, 5)
+        pipe = AutoPipeline(client)
+        replies = await asyncio.gather(
+            *(pipe.ack(first, "g", i) for i in ids1), *(pipe.ack(second, "g", i) for i in ids2)
+        )
+        assert replies == [50] * 50 + [5] * 5  # each caller sees its XACK's count
+        assert pipe.commands == 2
+        assert (await redis.xpending(first, "g"))["pending"] == 0
+        assert (await redis.xpending(second, "g"))["pending"] == 0
+
+    async def test_an_ack_after_the_round_trip_left_goes_in_the_next(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """An acknowledgement queued once the XACK is on its way is a new XACK, never lost."""
+        stream = f"{key_prefix}:s"
+        ids = await self._pending(redis, stream, 3)
+        pipe = AutoPipeline(client)
+        early = pipe.ack(stream, "g", ids[0])
+        await pipe.sent()  # the first XACK is written
+        late = [pipe.ack(stream, "g", i) for i in ids[1:]]
+        assert await early == 1
+        assert await asyncio.gather(*late) == [2, 2]
+        assert pipe.commands == 2
+        assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+    async def test_an_error_reaches_every_merged_caller_and_a_cancelled_one_alone(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """XACK on a key that is not a stream fails each of its callers; cancelling one
+        caller leaves the others' futures and the command as they were."""
+        await redis.set(f"{key_prefix}:str", "x")
+        stream = f"{key_prefix}:s"
+        ids = await self._pending(redis, stream, 3)
+        pipe = AutoPipeline(client)
+        bad = [pipe.ack(f"{key_prefix}:str", "g", "1-0") for _ in range(2)]
+        doomed = pipe.ack(stream, "g", ids[0])
+        kept = [pipe.ack(stream, "g", i) for i in ids[1:]]
+        doomed.cancel()
+        for failed in bad:
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await failed
+        assert await asyncio.gather(*kept) == [3, 3]
+        assert (await redis.xpending(stream, "g"))["pending"] == 0

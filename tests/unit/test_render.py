@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from html import unescape
 from typing import Any
 
 import pytest
@@ -331,8 +332,8 @@ class TestWholeCatalog:
         text, html = parts(email(v, post=True))
         push = render_push(v)
         assert f"Hi {LONGEST}," in text
-        assert "<Ó Briain>" not in html
-        assert "&lt;Ó Briain&gt;" in html
+        assert "<&#211; Briain>" not in html
+        assert "&lt;&#211; Briain&gt;" in html  # escaped, and ASCII: see TestAsciiHtml
         assert "{receiver}" not in text + html + push["body"]
         assert "{giver}" not in text + html + push["body"]
         assert len(push["body"]) <= 200
@@ -497,6 +498,32 @@ class TestAgenda:
         assert "favorite" not in text
 
 
+class TestAsciiHtml:
+    """The HTML part is ASCII: other characters as numeric character references (render.py),
+    so it needs no transfer encoding; a browser reads the same text."""
+
+    def test_references_read_back_as_the_characters(self) -> None:
+        """Names, a no-break space in the time, German text: ASCII, and the same text once
+        the references are read; sent as 7bit when no line is too long for it."""
+        (item,) = [i for i in load_catalog().items("check_in", "de") if i.id == "ci-monthly-home"]
+        for v, encoding in (
+            (view(recipient=LONGEST, partner="Zoë"), "7bit"),
+            (view(DATE_NIGHT, kind="date_night", when=WHEN, locale="en-US"), "7bit"),
+            # Its agenda is one line of over 998 characters once written as references.
+            (view(item, kind="check_in", locale="de"), "base64"),
+        ):
+            message = email(v)
+            rich = message.get_body(("html",))
+            assert rich is not None
+            assert rich["Content-Transfer-Encoding"] == encoding
+            _, html = parts(message)
+            assert html.isascii()
+            assert "&#" in html
+        _, html = parts(email(view(recipient=LONGEST)))
+        assert "Hi Zo&#235; &#39;Z&#39; &lt;&#211; Briain&gt;" in html
+        assert f"Hi {LONGEST}," in unescape(html)
+
+
 class TestGerman:
     """A German partner (de, de-AT, de-CH) gets the German catalog and templates/de strings."""
 
@@ -507,7 +534,7 @@ class TestGerman:
         text, html = parts(email(view(item, kind="check_in", locale=locale)))
         assert f'<html lang="{locale}">' in html  # the partner's own locale, for hyphenation
         assert "Hallo Maya," in text  # the greeting is a string of the language too
-        for part in (text, html):
+        for part in (text, unescape(html)):  # the HTML's ü is &#252; (TestAsciiHtml)
             assert "Zeit für euren Check-in" in part
             assert "Euer Check-in, Schritt für Schritt" in part
             assert "weil Sam und du sie gemeinsam eingerichtet habt" in part
