@@ -484,6 +484,8 @@ def _check_field(expr: str, index: int, field: str) -> _Parsed:
         raise RuleError(f"cron expression {expr!r}: invalid {name} field {field!r}{hint}")
     if index == 4:
         _check_weekday_forms(expr, field)
+    if index == 2 and parsed.values == ("*",) and "l" in field.lower():
+        _check_last_day_list(expr, field)
     return parsed
 
 
@@ -504,6 +506,22 @@ def _reading(parsed: Any, index: int) -> _Parsed:
         tuple((d, tuple(n)) for d, n in parsed.nth_weekday_of_month.items()) if index == 4 else (),
         tuple(sorted(parsed.nearest_weekday)) if index == 2 else (),
     )
+
+
+def _check_last_day_list(expr: str, field: str) -> None:
+    """Refuse "L" listed with 30 other days that leave one out ("3-1,L": all days but the 2nd).
+
+    croniter counts "L" as one of the month's 31 days, and beside a day-of-week field with "*"
+    reads such a list as every day ("*"); beside any other weekday field, as the days written.
+    The same field would mean two things, so it is refused (the days alone say it).
+    """
+    beside_weekday = croniter(f"* * {_single_value_ranges(field)} * 1", _PARSE_START)
+    days = set(beside_weekday.expanded[2])
+    if days != {"*"} and not set(range(1, 31)) <= days:  # 1-30 and L: every day
+        raise RuleError(
+            f"cron expression {expr!r}: day-of-month field {field!r}: L cannot be listed with "
+            "30 other days (croniter reads that as every day); list the days without L"
+        )
 
 
 def _check_weekday_forms(expr: str, field: str) -> None:

@@ -457,6 +457,9 @@ class TestFrequency:
         [
             ("R 9 * * *", "minute field 'R': H (hashed) and R (random) values are not supported"),
             ("0 9 * * 1,1#2", "n-th (#) and last (L) weekdays cannot be listed with plain"),
+            # croniter reads these 30 days and L as every day beside "*", as written beside "1"
+            ("0 9 3-1,L * *", "'3-1,L': L cannot be listed with 30 other days"),
+            ("0 9 2-31,L * 1", "'2-31,L': L cannot be listed with 30 other days"),
         ],
     )
     def test_a_cron_the_schema_passes_but_the_rules_refuse_is_a_planning_error(
@@ -468,6 +471,15 @@ class TestFrequency:
             plan(prefs, min_interval=FOUR_HOURS, now=MAY)
         with pytest.raises(PlanningError, match=re.escape(message)):
             plan(prefs, min_interval=FOUR_HOURS, now=MAY)
+
+    @pytest.mark.parametrize("expr", ["0 9 1-30,L * *", "0 9 1-30,L * 1", "0 9 3-29,L * *"])
+    def test_l_with_days_that_leave_none_out_or_are_fewer_than_30_is_planned(
+        self, expr: str
+    ) -> None:
+        """Days 1-30 and L are every day, read alike beside any weekday field; fewer days and
+        L are never read as every day: neither is refused."""
+        prefs = couple(check_in=NudgePlan(cadence=cron(expr)))
+        assert plan(prefs, min_interval=FOUR_HOURS, now=MAY)
 
     def test_every_minute_is_rejected_quickly(self) -> None:
         """Rejecting an every-minute cron is cheap (it must not block the consumer for seconds)."""
