@@ -314,46 +314,52 @@ FIRE_AHEAD: Final = (
 -- FIRE for steps prepared ahead (lookahead.py) while the shard's change counter is still the
 -- value every step's state was read at: FIRE would take each state as read (the module
 -- docstring), so the states are not sent at all, nor each step's expected score (the steps of
--- one call share their instant). Redis's work per fire at the instant is what a burst's
--- lateness is made of; each argument costs it an allocation twice (the call's and Lua's).
+-- one call share their instant), and steps re-armed at one instant share their next fire.
+-- Redis's work per fire at the instant is what a burst's lateness is made of, and each
+-- argument costs it two allocations and a hash (the call's string and Lua's).
 -- KEYS: 1 timers zset, 2 due stream, 3 the shard's change counter
 -- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), 3 now ms, 4 the change counter
 --       every step's state was read at (AHEAD's), 5 the score every step's timer was read at,
---       then quadruples (schedule id "<couple>/<record field>", next fire ms or "",
---       record to write or "", payload or "")
+--       then groups: next fire ms (or "": no next fire), k, then k triples (schedule id
+--       "<couple>/<record field>", record to write or "", payload or "")
 -- Returns false and does nothing when the counter has moved (or is gone): the caller then
 -- sends the steps through FIRE, which compares each state. Else as FIRE: {lost, stale}, each
 -- step compared with its timer's score (exactly once), stale when the instant is still ahead.
 -- The due stream is trimmed once per call (XTRIM) rather than by each XADD.
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return false end
-local ids, scores = {}, {}
-for i = 6, #ARGV, 4 do ids[#ids + 1] = ARGV[i] end
-each_slice(ids, 200, function(...)
-  for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
-end)
 local now, expected, prefix = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[2]
 local lost, stale, seen = {}, {}, {}
 local published = false
-for n = 1, #ids do
-  local i = 2 + n * 4
-  local sid, score = ids[n], scores[n]
-  -- The score as ZMSCORE writes it is the text sent (integral ms): compared as text first.
-  if not score or seen[sid] or (score ~= ARGV[5] and tonumber(score) ~= expected) then
-    lost[#lost + 1] = sid
-  elseif expected > now then
-    stale[#stale + 1] = sid
-  else
-    seen[sid] = true
-    if ARGV[i + 3] ~= '' then
-      redis.call('XADD', KEYS[2], '*', '__data__', ARGV[i + 3])
-      published = true
+local g = 6
+while g <= #ARGV do
+  local next_ms, first, last = ARGV[g], g + 2, g + 1 + 3 * tonumber(ARGV[g + 1])
+  local ids, scores = {}, {}
+  for i = first, last, 3 do ids[#ids + 1] = ARGV[i] end
+  each_slice(ids, 200, function(...)
+    for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
+  end)
+  for n = 1, #ids do
+    local i = first + (n - 1) * 3
+    local sid, score = ids[n], scores[n]
+    -- The score as ZMSCORE writes it is the text sent (integral ms): compared as text first.
+    if not score or seen[sid] or (score ~= ARGV[5] and tonumber(score) ~= expected) then
+      lost[#lost + 1] = sid
+    elseif expected > now then
+      stale[#stale + 1] = sid
+    else
+      seen[sid] = true
+      if ARGV[i + 2] ~= '' then
+        redis.call('XADD', KEYS[2], '*', '__data__', ARGV[i + 2])
+        published = true
+      end
+      if ARGV[i + 1] ~= '' then
+        local couple, field = string.match(sid, '^([^/]*)/(.*)$')
+        redis.call('HSET', prefix .. couple, field, ARGV[i + 1])
+      end
+      rearm_at(sid, next_ms)
     end
-    if ARGV[i + 2] ~= '' then
-      local couple, field = string.match(sid, '^([^/]*)/(.*)$')
-      redis.call('HSET', prefix .. couple, field, ARGV[i + 2])
-    end
-    rearm_at(sid, ARGV[i + 1])
   end
+  g = last + 1
 end
 write_timers(KEYS[1])
 if published then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[1]) end

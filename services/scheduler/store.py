@@ -276,10 +276,13 @@ class ScheduleStore:
             read_at,
             expected,
         ]
+        groups: dict[int | None, list[str | bytes]] = {}  # by next fire, in order
         for sid, score, next_fire, state, record, payload in steps:
             if score != expected or state is None or b"\n" not in state:
                 return None
-            args += (sid, "" if next_fire is None else next_fire, record or b"", payload or b"")
+            groups.setdefault(next_fire, []).extend((sid, record or b"", payload or b""))
+        for next_fire, triples in groups.items():
+            args += ("" if next_fire is None else next_fire, len(triples) // 3, *triples)
         keys = [self.keys.timers(shard), self.keys.due(shard), self.keys.changes(shard)]
         done = await self._fire_ahead(keys=keys, args=args)
         if done is None:

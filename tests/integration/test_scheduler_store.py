@@ -241,6 +241,27 @@ class TestPreparedSteps:
         assert await redis.zscore(settings.keys.timers(0), other) == at + 7
         assert await _published(redis, settings) == [b"{}"]
 
+    async def test_steps_re_armed_apart_or_not_at_all_in_one_call(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Steps of one instant sent grouped by their next fire; no next fire: removed."""
+        settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+        for couple in ("c1", "c3", "c4"):  # one instant for their date nights
+            await ingest.apply(parse_preference(preferences(couple)))
+        due = [r for r in await store.due_records(0, LATER, 20) if r[0].endswith("/d/both")]
+        (a, at, raw_a), (b, _, raw_b), (c, _, raw_c) = due
+        steps = [
+            Fire(a, at, at + 7, raw_a, None, b"a"),
+            Fire(b, at, None, raw_b, None, b"b"),
+            Fire(c, at, at + 7, raw_c, None, b"c"),
+        ]
+        read_at = await _counter(redis, settings)
+        assert await store.fire(0, steps, LATER, read_at=read_at) == Fired(set(), set())
+        assert await redis.zscore(settings.keys.timers(0), a) == at + 7
+        assert await redis.zscore(settings.keys.timers(0), b) is None
+        assert await redis.zscore(settings.keys.timers(0), c) == at + 7
+        assert sorted(await _published(redis, settings)) == [b"a", b"b", b"c"]
+
     async def test_steps_of_several_scores_fire_as_usual(
         self, redis_url: str, redis: aioredis.Redis, key_prefix: str
     ) -> None:
