@@ -23,7 +23,7 @@ A FIRE call without a counter value (`tick`'s, or a chunk read over pages apart)
 state as before. Prepared steps read at one counter value go through FIRE_AHEAD, which sends no
 states at all and does nothing once the counter has moved (the caller then sends them through
 FIRE): what a burst costs Redis at its instant is per argument and per call as much as per
-command, ~15 % less per fire (docs/performance.md).
+command: 17-24 % less per fire at the instant (docs/performance.md).
 """
 
 from __future__ import annotations
