@@ -309,10 +309,10 @@ def _due_json(schedule: Schedule, occ: Occurrence, seq: int, now: datetime) -> b
     ).encode()
 
 
-# A schedule id whose couple part is a SafeId and whose rest is occurrence-id text, then both
-# partner ids as SafeIds: what DueTemplate.payload vouches for (see _due_json's checks).
+# The couple id as a SafeId, a schedule id headed by it whose rest is occurrence-id text, then
+# both partner ids as SafeIds: what DueTemplate.payload vouches for (see _due_json's checks).
 _SAFE_ID: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-_BURST_IDS: Final = re.compile(rf"{_SAFE_ID}/[A-Za-z0-9_.:/@-]*,{_SAFE_ID},{_SAFE_ID}")
+_BURST_IDS: Final = re.compile(rf"({_SAFE_ID}),\1/[A-Za-z0-9_.:/@-]*,{_SAFE_ID},{_SAFE_ID}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +391,7 @@ class DueTemplate:
             or revision < 0
             or len(schedule_id) > self.longest_id
             or (a == b and len(self.audience) == 2 and not self.alternate)  # repeated recipient
-            or _BURST_IDS.fullmatch(f"{schedule_id},{a},{b}") is None
+            or _BURST_IDS.fullmatch(f"{couple_id},{schedule_id},{a},{b}") is None
         ):
             return None
         whose = b if seq & 1 else a

@@ -6,11 +6,12 @@ counter with its page, and a FIRE call given that value compares it once: while 
 moved, FIRE takes the states as read instead of reading each again (one HMGET a fire, ~2 us of
 Redis per fire, ~20 % of FIRE). The invariant this rests on: every script that can change what
 state_of returns for a timer of the shard (a record, "rev", "s0", "s1", "q0", "q1", the couple
-hash itself, the legacy hash) bumps the counter in the same script, with one exception, FIRE:
-it rewrites only the record of a timer whose score it moves in the same call, and the score is
-still compared for every step. The scheduler's other writers of the couple hash (consent,
-snoozes, pauses, cadence levels) bump too, though FIRE does not read what they write. The
-notifier's writes (lua in services/notifier: "dead:" fields) do not: FIRE never reads them.
+hash itself, the legacy hash) bumps the counter in the same script, with one exception, FIRE
+(and FIRE_AHEAD, its form for prepared steps): it rewrites only the record of a timer whose
+score it moves in the same call, and the score is still compared for every step. The
+scheduler's other writers of the couple hash (consent, snoozes, pauses, cadence levels) bump
+too, though FIRE does not read what they write. The notifier's writes (lua in
+services/notifier: "dead:" fields) do not: FIRE never reads them.
 tests/unit/test_change_counter.py lists every script that writes a couple hash or timers and
 fails when one does not bump and is not one of those exceptions. A bump sets the counter to
 the server's clock in microseconds (or one more than it was, if that is later), not a plain
@@ -19,7 +20,10 @@ could come back to a value read before with other records behind it; a clock rea
 (as long as the servers' clocks agree to within the time a failover takes). Redis must not
 evict keys (`noeviction`, docs/operations.md): an evicted record would not bump the counter.
 A FIRE call without a counter value (`tick`'s, or a chunk read over pages apart) checks every
-state as before.
+state as before. Prepared steps read at one counter value go through FIRE_AHEAD, which sends no
+states at all and does nothing once the counter has moved (the caller then sends them through
+FIRE): what a burst costs Redis at its instant is per argument and per call as much as per
+command: 17-24 % less per fire at the instant (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "DUE",
     "ERASE",
     "FIRE",
+    "FIRE_AHEAD",
     "HEARTBEAT",
     "JAR_ADD",
     "JAR_REMOVE",
@@ -215,8 +220,30 @@ return out
 """
 )
 
+# What FIRE and FIRE_AHEAD share: slices under unpack()'s stack limit, and the timers a call
+# re-arms or removes, written with one ZADD and one ZREM per call instead of one per timer.
+_TIMERS = """
+local function each_slice(args, size, call)  -- unpack() has a stack limit: slices of `size`
+  for from = 1, #args, size do call(unpack(args, from, math.min(from + size - 1, #args))) end
+end
+local rearm, gone = {}, {}
+local function rearm_at(sid, next_ms)  -- next_ms "": the rule never fires again
+  if next_ms ~= '' then
+    rearm[#rearm + 1] = next_ms
+    rearm[#rearm + 1] = sid
+  else
+    gone[#gone + 1] = sid
+  end
+end
+local function write_timers(timers)
+  each_slice(rearm, 400, function(...) redis.call('ZADD', timers, ...) end)
+  each_slice(gone, 200, function(...) redis.call('ZREM', timers, ...) end)
+end
+"""
+
 FIRE: Final = (
     _STATE_OF
+    + _TIMERS
     + """
 -- Fire due timers with compare-and-set on the timer score: replicas never double-fire.
 -- KEYS: 1 timers zset, 2 legacy schedules hash, 3 due stream, 4 the shard's change counter
@@ -237,11 +264,7 @@ FIRE: Final = (
 -- Returns {lost, stale}: the schedule ids whose score had changed (another replica fired them,
 -- or they were re-planned or erased), and those whose score held but whose state did not (or
 -- whose score is still ahead): their timers are untouched and the next DUE reads them afresh.
--- The timers' scores are read with one ZMSCORE and the re-arms written with one ZADD (and one
--- ZREM) per call instead of one of each per timer.
-local function each_slice(args, size, call)  -- unpack() has a stack limit: slices of `size`
-  for from = 1, #args, size do call(unpack(args, from, math.min(from + size - 1, #args))) end
-end
+-- The timers' scores are read with one ZMSCORE per call (and written with _TIMERS').
 local ids = {}
 for i = 5, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
 local unchanged = ARGV[4] ~= '' and redis.call('GET', KEYS[4]) == ARGV[4]
@@ -250,7 +273,7 @@ each_slice(ids, 200, function(...)
   for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
 end)
 local now = tonumber(ARGV[3])
-local lost, stale, seen, rearm, gone = {}, {}, {}, {}, {}
+local lost, stale, seen = {}, {}, {}
 for n = 1, #ids do
   local i = 5 + (n - 1) * 6
   local sid, score, expected = ids[n], scores[n], tonumber(ARGV[i + 1])
@@ -276,17 +299,70 @@ for n = 1, #ids do
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', '__data__', ARGV[i + 5])
       end
       if ARGV[i + 4] ~= '' then redis.call('HSET', key, field, ARGV[i + 4]) end
-      if ARGV[i + 2] ~= '' then
-        rearm[#rearm + 1] = ARGV[i + 2]
-        rearm[#rearm + 1] = sid
-      else
-        gone[#gone + 1] = sid
-      end
+      rearm_at(sid, ARGV[i + 2])
     end
   end
 end
-each_slice(rearm, 400, function(...) redis.call('ZADD', KEYS[1], ...) end)
-each_slice(gone, 200, function(...) redis.call('ZREM', KEYS[1], ...) end)
+write_timers(KEYS[1])
+return {lost, stale}
+"""
+)
+
+FIRE_AHEAD: Final = (
+    _TIMERS
+    + """
+-- FIRE for steps prepared ahead (lookahead.py) while the shard's change counter is still the
+-- value every step's state was read at: FIRE would take each state as read (the module
+-- docstring), so the states are not sent at all, nor each step's expected score (the steps of
+-- one call share their instant), and steps re-armed at one instant share their next fire.
+-- Redis's work per fire at the instant is what a burst's lateness is made of, and each
+-- argument costs it two allocations and a hash (the call's string and Lua's).
+-- KEYS: 1 timers zset, 2 due stream, 3 the shard's change counter
+-- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), 3 now ms, 4 the change counter
+--       every step's state was read at (AHEAD's), 5 the score every step's timer was read at,
+--       then groups: next fire ms (or "": no next fire), k, then k triples (schedule id
+--       "<couple>/<record field>", record to write or "", payload or "")
+-- Returns false and does nothing when the counter has moved (or is gone): the caller then
+-- sends the steps through FIRE, which compares each state. Else as FIRE: {lost, stale}, each
+-- step compared with its timer's score (exactly once), stale when the instant is still ahead.
+-- The due stream is trimmed once per call (XTRIM) rather than by each XADD.
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return false end
+local now, expected, prefix = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[2]
+local lost, stale, seen = {}, {}, {}
+local published = false
+local g = 6
+while g <= #ARGV do
+  local next_ms, first, last = ARGV[g], g + 2, g + 1 + 3 * tonumber(ARGV[g + 1])
+  local ids, scores = {}, {}
+  for i = first, last, 3 do ids[#ids + 1] = ARGV[i] end
+  each_slice(ids, 200, function(...)
+    for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
+  end)
+  for n = 1, #ids do
+    local i = first + (n - 1) * 3
+    local sid, score = ids[n], scores[n]
+    -- The score as ZMSCORE writes it is the text sent (integral ms): compared as text first.
+    if not score or seen[sid] or (score ~= ARGV[5] and tonumber(score) ~= expected) then
+      lost[#lost + 1] = sid
+    elseif expected > now then
+      stale[#stale + 1] = sid
+    else
+      seen[sid] = true
+      if ARGV[i + 2] ~= '' then
+        redis.call('XADD', KEYS[2], '*', '__data__', ARGV[i + 2])
+        published = true
+      end
+      if ARGV[i + 1] ~= '' then
+        local couple, field = string.match(sid, '^([^/]*)/(.*)$')
+        redis.call('HSET', prefix .. couple, field, ARGV[i + 1])
+      end
+      rearm_at(sid, next_ms)
+    end
+  end
+  g = last + 1
+end
+write_timers(KEYS[1])
+if published then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[1]) end
 return {lost, stale}
 """
 )

@@ -81,6 +81,7 @@ class ScheduleStore:
         self._lease = redis.register_script(lua.LEASE)
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
         self._fire = redis.register_script(lua.FIRE)
+        self._fire_ahead = redis.register_script(lua.FIRE_AHEAD)
         self._erase = redis.register_script(lua.ERASE)
         self._set_if_newer = redis.register_script(lua.SET_IF_NEWER)
         self._jar_add = redis.register_script(lua.JAR_ADD)
@@ -227,9 +228,15 @@ class ScheduleStore:
         self, shard: int, steps: Sequence[Fire], now_ms: int, *, read_at: bytes | None = None
     ) -> Fired:
         """Compare-and-set each step at `now_ms` (see lua.FIRE): what it lost or found stale.
-        `read_at`: the change counter when every step's state was read (AHEAD's), if known."""
+        `read_at`: the change counter when every step's state was read (AHEAD's), if known:
+        steps of one score, each read from its couple hash, then go through lua.FIRE_AHEAD
+        without their states, and through lua.FIRE only if the counter has moved since."""
         if not steps:
             return Fired(set(), set())
+        if read_at is not None:
+            done = await self._fired_ahead(shard, steps, now_ms, read_at)
+            if done is not None:
+                return done
         args: list[str | int | bytes] = [
             self.due_maxlen,
             self.keys.couple_prefix(shard),
@@ -254,6 +261,33 @@ class ScheduleStore:
             ],
             args=args,
         )
+        return Fired({sid.decode() for sid in lost}, {sid.decode() for sid in stale})
+
+    async def _fired_ahead(
+        self, shard: int, steps: Sequence[Fire], now_ms: int, read_at: bytes
+    ) -> Fired | None:
+        """lua.FIRE_AHEAD, when every step has one expected score and a state read from a couple
+        hash (prepared steps do); None when it did nothing (the counter moved) or does not fit."""
+        expected = steps[0].expected_ms
+        args: list[str | int | bytes] = [
+            self.due_maxlen,
+            self.keys.couple_prefix(shard),
+            now_ms,
+            read_at,
+            expected,
+        ]
+        groups: dict[int | None, list[str | bytes]] = {}  # by next fire, in order
+        for sid, score, next_fire, state, record, payload in steps:
+            if score != expected or state is None or b"\n" not in state:
+                return None
+            groups.setdefault(next_fire, []).extend((sid, record or b"", payload or b""))
+        for next_fire, triples in groups.items():
+            args += ("" if next_fire is None else next_fire, len(triples) // 3, *triples)
+        keys = [self.keys.timers(shard), self.keys.due(shard), self.keys.changes(shard)]
+        done = await self._fire_ahead(keys=keys, args=args)
+        if done is None:
+            return None
+        lost, stale = done
         return Fired({sid.decode() for sid in lost}, {sid.decode() for sid in stale})
 
     async def claim_chunk(self, shard: int, instant_ms: int) -> int:

@@ -190,6 +190,131 @@ class TestReplicas:
             assert await redis.zscore(settings.keys.timers(0), sid) == at + 7
 
 
+class TestPreparedSteps:
+    """Steps read at one change counter value (a lookahead's chunk: `read_at`) go through
+    lua.FIRE_AHEAD, which is sent no states; the same compare-and-set as FIRE."""
+
+    async def test_a_schedule_twice_in_one_call_fires_once(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Scores are read up front there too: a repeated step loses."""
+        settings, store, step, read_at = await _one_step(redis, redis_url, key_prefix)
+        sid, at = step.schedule_id, step.expected_ms
+        again = step._replace(next_fire_ms=at + 120_000, record=b"2|2|x", payload=b'{"n":2}')
+        assert await store.fire(0, [step, again], LATER, read_at=read_at) == Fired({sid}, set())
+        assert await _published(redis, settings) == [b'{"n":1}']
+        assert await redis.zscore(settings.keys.timers(0), sid) == at + 60_000
+        assert await redis.hget(settings.keys.couple("c1"), sid.split("/", 1)[1]) == b"1|1|x"
+
+    async def test_a_step_whose_instant_is_still_ahead_is_left_armed(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """As FIRE: nothing is published for a score after `now`."""
+        settings, store, step, read_at = await _one_step(redis, redis_url, key_prefix)
+        sid, at = step.schedule_id, step.expected_ms
+        assert await store.fire(0, [step], at - 1, read_at=read_at) == Fired(set(), {sid})
+        assert await _published(redis, settings) == []
+        assert await redis.zscore(settings.keys.timers(0), sid) == at
+
+    async def test_after_a_bump_each_state_is_compared_again(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """The counter moved since the read: FIRE_AHEAD does nothing and FIRE compares each
+        state, so a step read before its record changed is stale and the others fire."""
+        settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+        for couple in ("c1", "c3"):  # the same schedules: one instant for both date nights
+            await ingest.apply(parse_preference(preferences(couple)))
+        read_at = await _counter(redis, settings)
+        due = await store.due_records(0, LATER, 10)
+        (changed, at, raw), (other, _, other_raw) = [r for r in due if r[0].endswith("/d/both")]
+        assert other != changed
+        assert await redis.zscore(settings.keys.timers(0), other) == at
+        await redis.hset(settings.keys.couple("c1"), changed.split("/", 1)[1], b"9|9|changed")
+        await ingest.apply(parse_preference(preferences("c2")))  # the counter moves
+        assert await _counter(redis, settings) != read_at
+        steps = [
+            Fire(changed, at, at + 7, raw, None, b"{}"),
+            Fire(other, at, at + 7, other_raw, None, b"{}"),
+        ]
+        assert await store.fire(0, steps, LATER, read_at=read_at) == Fired(set(), {changed})
+        assert await redis.zscore(settings.keys.timers(0), changed) == at
+        assert await redis.zscore(settings.keys.timers(0), other) == at + 7
+        assert await _published(redis, settings) == [b"{}"]
+
+    async def test_steps_re_armed_apart_or_not_at_all_in_one_call(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Steps of one instant sent grouped by their next fire; no next fire: removed."""
+        settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+        for couple in ("c1", "c3", "c4"):  # one instant for their date nights
+            await ingest.apply(parse_preference(preferences(couple)))
+        due = [r for r in await store.due_records(0, LATER, 20) if r[0].endswith("/d/both")]
+        (a, at, raw_a), (b, _, raw_b), (c, _, raw_c) = due
+        steps = [
+            Fire(a, at, at + 7, raw_a, None, b"a"),
+            Fire(b, at, None, raw_b, None, b"b"),
+            Fire(c, at, at + 7, raw_c, None, b"c"),
+        ]
+        read_at = await _counter(redis, settings)
+        assert await store.fire(0, steps, LATER, read_at=read_at) == Fired(set(), set())
+        assert await redis.zscore(settings.keys.timers(0), a) == at + 7
+        assert await redis.zscore(settings.keys.timers(0), b) is None
+        assert await redis.zscore(settings.keys.timers(0), c) == at + 7
+        assert sorted(await _published(redis, settings)) == [b"a", b"b", b"c"]
+
+    async def test_steps_of_several_scores_fire_as_usual(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """FIRE_AHEAD takes steps of one score; others go through FIRE with their states."""
+        settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
+        assert len({at for _, at, _ in due}) > 1
+        steps = [Fire(s, at, at + 7, raw, None, b"{}") for s, at, raw in due]
+        read_at = await _counter(redis, settings)
+        assert await store.fire(0, steps, LATER, read_at=read_at) == Fired(set(), set())
+        for sid, at, _ in due:
+            assert await redis.zscore(settings.keys.timers(0), sid) == at + 7
+
+    async def test_the_due_stream_is_still_capped(
+        self, redis_url: str, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Trimmed once a call (XTRIM ~ due_maxlen, whole nodes) instead of by each XADD."""
+        settings, _, due = await _planned_couple(redis, redis_url, key_prefix)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=10)
+        for n in range(300):
+            await redis.xadd(settings.keys.due(0), {"__data__": b"%d" % n})
+        (sid, at, raw), *_ = due
+        step = Fire(sid, at, at + 7, raw, None, b"last")
+        read_at = await _counter(redis, settings)
+        assert await store.fire(0, [step], LATER, read_at=read_at) == Fired(set(), set())
+        published = await _published(redis, settings)
+        assert len(published) < 300
+        assert published[-1] == b"last"
+
+
+async def _one_step(
+    redis: aioredis.Redis, redis_url: str, key_prefix: str
+) -> tuple[SchedulerSettings, ScheduleStore, Fire, bytes]:
+    """Couple c1 planned; a publishing step of its first due timer, and the counter read."""
+    settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
+    (sid, at, raw), *_ = due
+    step = Fire(sid, at, at + 60_000, raw, b"1|1|x", b'{"n":1}')
+    return settings, store, step, await _counter(redis, settings)
+
+
+async def _counter(redis: aioredis.Redis, settings: SchedulerSettings) -> bytes:
+    """The shard's change counter as a lookahead would have read it."""
+    value = await redis.get(settings.keys.changes(0))
+    assert value is not None
+    return cast("bytes", value)
+
+
+async def _published(redis: aioredis.Redis, settings: SchedulerSettings) -> list[bytes]:
+    entries = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(settings.keys.due(0))
+    )
+    return [fields[b"__data__"] for _, fields in entries]
+
+
 async def _planned_couple(
     redis: aioredis.Redis, redis_url: str, key_prefix: str
 ) -> tuple[SchedulerSettings, ScheduleStore, list[tuple[str, int, bytes | None]]]:

@@ -25,6 +25,10 @@ from couples_nudge.scheduler.store import Fire
 EXEMPT = {
     "couples_nudge.scheduler.lua.FIRE": "rewrites only the record of a timer whose score it "
     "moves in the same call; the score is compared for every step",
+    "couples_nudge.scheduler.lua.FIRE_AHEAD": "FIRE for prepared steps: the same writes, and "
+    "it does nothing at all once the counter has moved",
+    "couples_nudge.scheduler.lua._TIMERS": "not a script: the timer writes of FIRE and "
+    "FIRE_AHEAD, prepended to both",
     "couples_nudge.notifier.state.RECORD_SENT": "writes only a 'dead:<partner>:<channel>' "
     "field of the couple hash, which FIRE does not read (state_of)",
     "couples_nudge.notifier.state.MARK_DEAD": "writes only 'dead:' fields, as RECORD_SENT",
