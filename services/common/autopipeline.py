@@ -184,13 +184,13 @@ class AutoPipeline:
         calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
         futures: list[asyncio.Future[Any]],
     ) -> list[Any]:
-        replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
+        replies = await _in_order(futures)
         forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if forgotten:
             if not self._cluster:
                 await self._load(script)
             again = [self.call(*self._invocation(script, *calls[i], body=True)) for i in forgotten]
-            answers = await asyncio.gather(*again, return_exceptions=True)
+            answers = await _in_order(again)
             for i, reply in zip(forgotten, answers, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -349,6 +349,37 @@ class AutoPipeline:
         while self._flusher is not None and not self._flusher.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._flusher)
+
+
+async def _in_order(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """The replies of calls queued one after another, an error reply or a failed round trip
+    as its value (as `asyncio.gather(..., return_exceptions=True)` gives them).
+
+    The invariant it relies on: one flusher at a time resolves the queue's futures in the
+    order they were queued, so once the last of a run of calls is done, so is every one
+    before it: awaiting the last is awaiting all, without gather's callback per future (~1 us
+    a call, measured: a tenth of the ingestion path's pipeline work). Should one still be
+    pending (it is not meant to happen), the rest are awaited with gather. Cancelled, the
+    calls are cancelled with the caller, as gather's would be (the flusher skips them).
+    """
+    if not futures:
+        return []
+    try:
+        await asyncio.wait([futures[-1]])
+    except asyncio.CancelledError:
+        for future in futures:
+            future.cancel()
+        raise
+    if not all(future.done() for future in futures):
+        return await asyncio.gather(*futures, return_exceptions=True)
+    return [_outcome(future) for future in futures]
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """A done future's result, or its error (a CancelledError if it was cancelled)."""
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 @dataclass(slots=True)

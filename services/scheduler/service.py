@@ -201,12 +201,14 @@ class SchedulerService:
         # Stopped before the end: from the first event not applied on, nothing is handled.
         cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
         outcomes: Counter[str] = Counter()
+        each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
         for (index, event), result in zip(events, results, strict=False):
             if isinstance(result, PlanningError):
                 refused[index] = str(result)
             elif result is not None:
                 outcomes[result] += 1
-                self._applied(entries[index][0], event, result)
+                if each or isinstance(event, CoupleErased):
+                    self._applied(entries[index][0], event, result)
         refused = {index: reason for index, reason in refused.items() if index < cutoff}
         if cutoff < len(entries):
             outcomes["left_pending"] = len(entries) - cutoff

@@ -244,3 +244,40 @@ class TestAck:
                 await failed
         assert await asyncio.gather(*kept) == [3, 3]
         assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+    async def test_script_many_spanning_round_trips_answers_every_call_in_order(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A run of calls longer than one round trip, after the server forgot the script:
+        every reply in order, and the first error reply raises once all are answered."""
+        pipe = AutoPipeline(client, max_batch=7)
+        script = redis.register_script(ECHO_KEYS)
+        await redis.script_flush()  # the run meets NOSCRIPT: loaded, then called again
+        calls = [([f"{key_prefix}:k{i}"], [str(i)]) for i in range(20)]
+        replies = await pipe.script_many(script, calls)
+        assert replies == [[f"{key_prefix}:k{i}".encode(), str(i).encode()] for i in range(20)]
+        assert pipe.round_trips >= 3
+
+        failing = redis.register_script("if ARGV[1] == '3' then error('three') end return 1")
+        await redis.script_load(failing.script)
+        with pytest.raises(ResponseError, match="three"):
+            await pipe.script_many(failing, [([f"{key_prefix}:f"], [str(i)]) for i in range(9)])
+        await pipe.drain()
+
+    async def test_a_cancelled_script_many_cancels_its_calls(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Cancelling the caller of a run cancels its calls (as gather did); the pipeline
+        still answers whoever comes next."""
+        pipe = AutoPipeline(client)
+        script = redis.register_script(ECHO_KEYS)
+        await redis.script_load(script.script)
+        waiting = asyncio.ensure_future(
+            pipe.script_many(script, [([f"{key_prefix}:c"], [str(i)]) for i in range(5)])
+        )
+        await asyncio.sleep(0)  # the run is queued and awaited
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await pipe.call("SET", f"{key_prefix}:next", "1") == b"OK"
+        await pipe.drain()
