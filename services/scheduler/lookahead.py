@@ -25,7 +25,7 @@ from typing import Final, NamedTuple
 from couples_nudge.scheduler.store import Fire
 from couples_nudge_schemas import NudgeKind
 
-__all__ = ["FRESH_MS", "Ahead", "Prepared", "chunk_read_at", "restamped"]
+__all__ = ["FRESH_MS", "Ahead", "Prepared", "chunk_read_at", "fresh", "restamped"]
 
 # Well under firing._LATE (a minute: the "late" note) and every grace window (hours).
 FRESH_MS: Final = 30_000
@@ -66,25 +66,30 @@ class Ahead:
         return min(self.instants, default=None)
 
     def take(self, now_ms: int) -> tuple[list[tuple[int, list[Prepared]]], int]:
-        """Remove every instant that has come, oldest first; return the steps still fresh at
-        `now_ms` by instant, and how many were dropped (the normal path decides those)."""
+        """Remove every instant that has come, oldest first; return their steps by instant, and
+        how many were dropped as too late (the normal path decides those). Each step is still
+        checked with `fresh` when it is sent: not here, so that a burst's first chunk goes out
+        without the whole instant (100,000 steps: ~18 ms) being walked first."""
         taken: list[tuple[int, list[Prepared]]] = []
         dropped = 0
         for instant in sorted(i for i in self.instants if i <= now_ms):
             group = self.instants.pop(instant)
-            self.ids.difference_update(p.step.schedule_id for p in group)
+            if self.instants:  # else the ids are cleared at once below
+                self.ids.difference_update(p.step.schedule_id for p in group)
             if now_ms - instant >= FRESH_MS:
                 dropped += len(group)
                 continue
-            fresh = [
-                p for p in group if p.step.next_fire_ms is None or now_ms < p.step.next_fire_ms
-            ]
-            dropped += len(group) - len(fresh)
-            if fresh:
-                taken.append((instant, fresh))
+            taken.append((instant, group))
         if not self.instants:  # nothing left ahead: the next window is read from its start
+            self.ids.clear()
             self.cursor = ""
         return taken, dropped
+
+
+def fresh(chunk: list[Prepared], now_ms: int) -> list[Prepared]:
+    """The steps of `chunk` still to be sent at `now_ms`: before their schedule's next fire
+    (at or after it, the normal path decides, noting the occurrence missed)."""
+    return [p for p in chunk if p.step.next_fire_ms is None or now_ms < p.step.next_fire_ms]
 
 
 def restamped(prepared: Fire, occurred_then: bytes, occurred_now: bytes) -> Fire:

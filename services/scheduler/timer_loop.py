@@ -41,7 +41,13 @@ from couples_nudge.scheduler.firing import (
     timing,
 )
 from couples_nudge.scheduler.leases import ShardLeases, lease_ms
-from couples_nudge.scheduler.lookahead import Ahead, Prepared, chunk_read_at, restamped
+from couples_nudge.scheduler.lookahead import (
+    Ahead,
+    Prepared,
+    chunk_read_at,
+    fresh,
+    restamped,
+)
 from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
 from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
 from couples_nudge.scheduler.rules import CronRule, Rule
@@ -229,8 +235,11 @@ class TimerLoop:
                     # The next claim's round trip overlaps this chunk's: Redis is never idle
                     # waiting for a replica to learn which chunk is its next.
                     claim = asyncio.create_task(self.store.claim_chunk(shard, instant_ms))
-                    chunk = group[index * _CHUNK : (index + 1) * _CHUNK]
                     now = self.clock.now()
+                    chunk = fresh(group[index * _CHUNK : (index + 1) * _CHUNK], epoch_ms(now))
+                    dropped += min(_CHUNK, len(group) - index * _CHUNK) - len(chunk)
+                    if not chunk:
+                        continue
                     stamp = occurred_field(now)
                     steps = [restamped(p.step, then, stamp) for p in chunk]
                     task = asyncio.create_task(

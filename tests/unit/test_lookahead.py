@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from couples_nudge.scheduler.firing import occurred_field, record_after
-from couples_nudge.scheduler.lookahead import FRESH_MS, Ahead, Prepared, restamped
+from couples_nudge.scheduler.lookahead import FRESH_MS, Ahead, Prepared, fresh, restamped
 from couples_nudge.scheduler.store import Fire
 
 T = 1_796_407_200_000
@@ -48,8 +48,21 @@ class TestAhead:
         ahead.add(_prepared("last", T - 10, next_fire=None))
         ahead.add(_prepared("ok", T - 10))
         taken, dropped = ahead.take(T)
-        assert dropped == 2
-        assert [p.step.schedule_id for _, group in taken for p in group] == ["last", "ok"]
+        assert dropped == 1  # too late for the whole instant: dropped when taken
+        assert [p.step.schedule_id for _, group in taken for p in group] == ["next", "last", "ok"]
+        ((_, group),) = taken
+        assert [p.step.schedule_id for p in fresh(group, T)] == ["last", "ok"]  # when sent
+        assert [p.step.schedule_id for p in fresh(group, T - 1)] == ["next", "last", "ok"]
+
+    def test_a_taken_schedule_may_be_prepared_again_while_other_instants_wait(self) -> None:
+        ahead = Ahead()
+        ahead.add(_prepared("a", T))
+        ahead.add(_prepared("b", T + 5))
+        ahead.take(T)
+        ahead.add(_prepared("a", T + 9))
+        ahead.add(_prepared("b", T + 9))  # still waiting at T + 5: not prepared twice
+        assert len(ahead) == 2
+        assert ahead.next_instant() == T + 5
 
 
 class TestRecordAfter:
