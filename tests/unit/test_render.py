@@ -474,8 +474,8 @@ class TestAgenda:
             "Talk about the month together.\n\nYour check-in, step by step\n"
             "1. Say thanks & why\n2. Listen, then say back <what> you heard\n3. Plan one thing\n"
         ) in text
-        assert ">Your check-in, step by step</p><ol" in html
-        assert '<li style="margin:0 0 4px 0;">Say thanks &amp; why</li>' in html
+        assert ">Your check-in, step by step</p>\n<ol" in html
+        assert '<li\nstyle="margin:0 0 4px 0;">Say thanks &amp; why</li>' in html
         assert "say back &lt;what&gt; you heard" in html
 
     @pytest.mark.parametrize("item", [APPRECIATION, DATE_NIGHT])
@@ -498,6 +498,13 @@ class TestAgenda:
         assert "favorite" not in text
 
 
+# Four one-tap answers with links as long as actions.py signs them (~200 characters).
+ANSWERS = tuple(
+    (action, f"https://nudges.example.org/a/{action}/" + "k" * 180)
+    for action in ("done", "skip", "snooze", "more")
+)
+
+
 class TestAsciiHtml:
     """The HTML part is ASCII: other characters as numeric character references (render.py),
     so it needs no transfer encoding; a browser reads the same text."""
@@ -509,8 +516,12 @@ class TestAsciiHtml:
         for v, encoding in (
             (view(recipient=LONGEST, partner="Zoë"), "7bit"),
             (view(DATE_NIGHT, kind="date_night", when=WHEN, locale="en-US"), "7bit"),
-            # Its agenda is one line of over 998 characters once written as references.
-            (view(item, kind="check_in", locale="de"), "base64"),
+            # Its agenda, once written as references, is over 998 characters: a line a step.
+            (view(item, kind="check_in", locale="de"), "7bit"),
+            # The one-tap answers, four signed links: a line a button.
+            (view(DATE_NIGHT, kind="date_night", when=WHEN, actions=ANSWERS), "7bit"),
+            # One line too long for 7bit, whatever the template does: base64.
+            (view(recipient="Zoë " + "x" * 1000), "base64"),
         ):
             message = email(v)
             rich = message.get_body(("html",))

@@ -117,7 +117,7 @@ class TestGoldenEmail:
         """The reviewed guide shows its steps as a list, escaped, in both parts."""
         html = (GOLDEN / "check-in-guide.html").read_text(encoding="utf-8")
         text = (GOLDEN / "check-in-guide.txt").read_text(encoding="utf-8")
-        assert '<li style="margin:0 0 4px 0;">Each thank the other' in html
+        assert '<li\nstyle="margin:0 0 4px 0;">Each thank the other' in html
         assert "the &lt;feeling&gt;, not the figures" in html
         assert "&#34;no-spend&#34; weekend" in html
         assert "2. Take turns on how money feels; the listener says back the <feeling>" in text
