@@ -21,12 +21,15 @@ Measured per topology:
    content, rendering, outcomes; a counting email channel instead of SMTP) drain the backlog;
    nudges/s = M / time until every `sent` outcome is on the outcomes stream. CPU per nudge is
    the processes' from "go" (their start included) until then, not their stop (`stop_cpu_s`).
+   Both topologies run side by side for this part: per process count, `--rounds` rounds of one
+   drain on each (the order turned each round, each round a later week), pooled; the cluster /
+   one server ratio is of the pooled figures, each round's ratio printed beside it.
 3. Memory: Redis bytes per couple (realistic mix, 4 schedules) from INFO used_memory summed
    over the primaries, before and after ingesting K couples; and bytes per sent nudge (the
    idempotency, cap and seen records the notifier keeps).
 
     .venv/bin/python -m benchmarks.cluster [--n 20000] [--notifier-n 2000] [--memory-n 100000]
-                                            [--replicas 1]
+                                            [--replicas 1] [--rounds 3]
 
 Writes benchmarks/results/cluster.json; `run(options)` serves `python -m benchmarks` too.
 Worker processes: `python -m benchmarks.cluster worker scheduler|notifier URL ...`.
@@ -87,6 +90,7 @@ PROCESSES = (1, 2, 3)
 REPLICAS = 1  # per primary, on both topologies
 DEFAULT_N = 20_000
 DEFAULT_NOTIFIER_N = 2_000
+NOTIFIER_ROUNDS = 3  # drains per topology and process count, interleaved (`drains`)
 DEFAULT_MEMORY_N = 100_000
 START = datetime(2026, 12, 1, 9, tzinfo=UTC)  # a Tuesday; the burst is Friday 19:00 Berlin
 FRIDAY = instant_after(START, 4, 19, "Europe/Berlin")
@@ -478,20 +482,52 @@ async def per_sent(top: Topology, prefix: str) -> dict[str, float]:
 # ---- the scenario ----------------------------------------------------------------------------
 
 
-def measure(top: Topology, n: int, m: int, k: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"scheduler": [], "notifier": []}
+def measure(top: Topology, n: int, k: int) -> dict[str, Any]:
+    """The scheduler burst and the memory rows of one topology (the notifier's: `drains`)."""
+    result: dict[str, Any] = {"scheduler": []}
     asyncio.run(_ingest(_scheduler_settings(top, "benchs"), n, "burst"))
     for week, p in enumerate(PROCESSES):
         result["scheduler"].append(fire(top, "benchs", FRIDAY + week * WEEK, p, n))
         _progress(top, "scheduler", result["scheduler"][-1])
-    asyncio.run(_ingest(_scheduler_settings(top, "benchn"), m, "burst"))
-    for week, p in enumerate(PROCESSES):
-        result["notifier"].append(drain(top, "benchn", FRIDAY + week * WEEK, p, m))
-        _progress(top, "notifier", result["notifier"][-1])
-    result["per_sent"] = asyncio.run(per_sent(top, "benchn"))
     if k:
         result["memory"] = asyncio.run(memory(top, "benchm", k))
     return result
+
+
+def drains(tops: list[Topology], m: int, rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """The notifier drains of every topology, interleaved: for each process count, `rounds`
+    rounds of one drain per topology, the order turned each round. A ratio of two CPU
+    figures taken minutes apart (one topology's drains, then the other's) moved by 0.15x
+    with the shared machine's load; side by side, and pooled over the rounds (CPU summed
+    over nudges summed), it compares like with like."""
+    for top in tops:
+        asyncio.run(_ingest(_scheduler_settings(top, "benchn"), m, "burst"))
+    out: dict[str, list[dict[str, Any]]] = {top.name: [] for top in tops}
+    week = 0
+    for p in PROCESSES:
+        runs: dict[str, list[dict[str, Any]]] = {top.name: [] for top in tops}
+        for r in range(rounds):
+            for top in tops if r % 2 == 0 else tops[::-1]:
+                runs[top.name].append(drain(top, "benchn", FRIDAY + week * WEEK, p, m))
+            week += 1  # each round fires the next week's date nights
+        for top in tops:
+            out[top.name].append(_pooled(runs[top.name]))
+            _progress(top, "notifier", out[top.name][-1])
+    return out
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One process count's drains of one topology as one: counts and seconds summed."""
+    summed = ("nudges", "expected", "emails_counted", "outcomes", "seconds", "cpu_s")
+    pooled: dict[str, Any] = {key: sum(r[key] for r in runs) for key in summed}
+    pooled |= {key: sum(r[key] for r in runs) for key in ("stop_cpu_s", "redis_cpu_s")}
+    pooled["processes"] = runs[0]["processes"]
+    pooled["rounds"] = len(runs)
+    pooled["nudges_per_s"] = sum(r["nudges_per_s"] * r["seconds"] for r in runs) / max(
+        1e-9, pooled["seconds"]
+    )
+    pooled["cpu_ms_per_nudge_each"] = [r["cpu_s"] / max(1, r["nudges"]) * 1e3 for r in runs]
+    return pooled
 
 
 def _progress(top: Topology, what: str, figures: dict[str, Any]) -> None:
@@ -524,7 +560,7 @@ def rows(measured: dict[str, dict[str, Any]], n: int, m: int) -> list[Row]:
                     note=f"Redis primaries {s['redis_cpu_s'] / max(1, s['fired']) * 1e6:.0f} us",
                 )
             )
-        for d in res["notifier"]:
+        for d in res.get("notifier", []):
             out.append(
                 Row(
                     "cluster",
@@ -534,7 +570,7 @@ def rows(measured: dict[str, dict[str, Any]], n: int, m: int) -> list[Row]:
                     "nudges/s",
                     extra=d,
                     note=f"{d['nudges']:,} NudgeDue, {d['outcomes']:,} sent in "
-                    f"{d['seconds']:.1f} s (counting channel)",
+                    f"{d['seconds']:.1f} s ({d['rounds']} drains; counting channel)",
                 )
             )
             out.append(
@@ -547,16 +583,17 @@ def rows(measured: dict[str, dict[str, Any]], n: int, m: int) -> list[Row]:
                     note=f"Redis primaries {d['redis_cpu_s'] / max(1, d['nudges']) * 1e3:.2f} ms",
                 )
             )
-        out.append(
-            Row(
-                "cluster",
-                name,
-                "Redis bytes per sent nudge",
-                res["per_sent"]["bytes_per_nudge"],
-                "B",
-                note="sent + seen zsets (idempotency, cap, content) per nudge received",
+        if "per_sent" in res:
+            out.append(
+                Row(
+                    "cluster",
+                    name,
+                    "Redis bytes per sent nudge",
+                    res["per_sent"]["bytes_per_nudge"],
+                    "B",
+                    note="sent + seen zsets (idempotency, cap, content) per nudge received",
+                )
             )
-        )
         if "memory" in res:
             out.append(
                 Row(
@@ -577,14 +614,17 @@ NOTIFIER_CPU_RATIO_TARGET = 1.2  # issue 20: notifier CPU per nudge, cluster / o
 
 
 def notifier_ratio_rows(measured: dict[str, dict[str, Any]]) -> list[Row]:
-    """Notifier CPU per nudge on the cluster over one server's, per process count (one run)."""
-    if not {"single", "cluster"} <= measured.keys():
+    """Notifier CPU per nudge on the cluster over one server's, per process count (one run):
+    pooled over the interleaved drains (`drains`); the note gives each round's ratio too."""
+    if not {"single", "cluster"} <= measured.keys() or "notifier" not in measured["single"]:
         return []
     out = []
     pairs = zip(measured["single"]["notifier"], measured["cluster"]["notifier"], strict=True)
     for one, many in pairs:
         single = one["cpu_s"] / max(1, one["nudges"])
         cluster = many["cpu_s"] / max(1, many["nudges"])
+        each = zip(many["cpu_ms_per_nudge_each"], one["cpu_ms_per_nudge_each"], strict=True)
+        rounds = ", ".join(f"{c / max(1e-12, s):.2f}" for c, s in each)
         out.append(
             Row(
                 "cluster",
@@ -594,7 +634,7 @@ def notifier_ratio_rows(measured: dict[str, dict[str, Any]]) -> list[Row]:
                 "x",
                 target=NOTIFIER_CPU_RATIO_TARGET,
                 goal="min",
-                note=f"{cluster * 1e3:.2f} ms / {single * 1e3:.2f} ms",
+                note=f"{cluster * 1e3:.2f} ms / {single * 1e3:.2f} ms (rounds: {rounds})",
             )
         )
     return out
@@ -605,11 +645,19 @@ def run(options: Options) -> list[Row]:
     return _run(n, DEFAULT_NOTIFIER_N, DEFAULT_MEMORY_N)
 
 
-def _run(n: int, m: int, k: int, replicas: int = REPLICAS) -> list[Row]:
+def _run(
+    n: int, m: int, k: int, replicas: int = REPLICAS, rounds: int = NOTIFIER_ROUNDS
+) -> list[Row]:
     measured: dict[str, dict[str, Any]] = {}
-    for name in ("single", "cluster"):
-        with topology(name, replicas) as top:
-            measured[name] = measure(top, n, m, k)
+    with contextlib.ExitStack() as stack:
+        tops = [stack.enter_context(topology(name, replicas)) for name in ("single", "cluster")]
+        for top in tops:
+            measured[top.name] = measure(top, n, k)
+        if m:
+            for name, pooled in drains(tops, m, rounds).items():
+                measured[name]["notifier"] = pooled
+            for top in tops:
+                measured[top.name]["per_sent"] = asyncio.run(per_sent(top, "benchn"))
     return rows(measured, n, m) + notifier_ratio_rows(measured)
 
 
@@ -624,7 +672,10 @@ def main() -> None:
     worker.add_argument("--until-ms", type=int, default=0)
     worker.add_argument("--at", type=datetime.fromisoformat, default=FRIDAY)
     parser.add_argument("--n", type=int, default=DEFAULT_N, help="couples in the burst")
-    parser.add_argument("--notifier-n", type=int, default=DEFAULT_NOTIFIER_N)
+    parser.add_argument("--notifier-n", type=int, default=DEFAULT_NOTIFIER_N, help="0 skips it")
+    parser.add_argument(
+        "--rounds", type=int, default=NOTIFIER_ROUNDS, help="notifier drains per topology"
+    )
     parser.add_argument("--memory-n", type=int, default=DEFAULT_MEMORY_N, help="0 skips it")
     parser.add_argument(
         "--replicas", type=int, default=REPLICAS, help="per primary, on both topologies"
@@ -643,11 +694,11 @@ def main() -> None:
     quiet_logs()
     meta: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "machine": machine()}
     started = time.perf_counter()
-    result = _run(args.n, args.notifier_n, args.memory_n, args.replicas)
+    result = _run(args.n, args.notifier_n, args.memory_n, args.replicas, args.rounds)
     options = {"n": args.n, "notifier_n": args.notifier_n, "memory_n": args.memory_n}
     meta |= {
         "scenario": "cluster",
-        "options": options | {"replicas": args.replicas},
+        "options": options | {"replicas": args.replicas, "rounds": args.rounds},
         "seconds": time.perf_counter() - started,
     }
     report_json(result, RESULTS / "cluster.json", meta)

@@ -417,3 +417,27 @@ class TestAutoPipelineOnCluster:
         assert replies == [1, b"x"]
         assert pipe.rerouted == 1
         assert await cluster_redis.hget(key, "f") == b"y"
+
+    async def test_a_primary_that_drops_its_connection_is_retried_and_the_others_stand(
+        self, cluster: LocalCluster, cluster_redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """One primary kills the pipeline's connection: that primary's commands of the round
+        trip go again through ClusterPipeline (on a new connection); the other primaries'
+        replies of the same round trip stand as read, and the next round trip is direct."""
+        assert isinstance(cluster_redis, RedisCluster)
+        pipe = AutoPipeline(cluster_redis)
+        keys = [f"{key_prefix}:{{s{n:02d}}}:h" for n in range(SHARDS)]
+        await asyncio.gather(*(pipe.call("HSET", key, "f", "0") for key in keys))
+        victim = cluster.primary_of(keys[0])
+        on_victim = [key for key in keys if cluster.primary_of(key).port == victim.port]
+        assert 0 < len(on_victim) < len(keys)  # the round trip spans primaries
+        with victim.client() as client:
+            assert client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        replies = await asyncio.gather(*(pipe.call("HSET", key, "f", key) for key in keys))
+        assert replies == [0] * len(keys)  # every field existed: each HSET ran once
+        assert pipe.rerouted == len(on_victim)
+        assert [await cluster_redis.hget(key, "f") for key in keys] == [k.encode() for k in keys]
+        assert await asyncio.gather(*(pipe.call("HGET", key, "f") for key in keys)) == [
+            k.encode() for k in keys
+        ]
+        assert pipe.rerouted == len(on_victim)  # direct again
