@@ -29,7 +29,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -106,9 +106,16 @@ def _to_quoted(name: str, address: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-@functools.lru_cache(maxsize=256)
 def _date(when: datetime) -> str:
-    return format_datetime(when)  # the same instant for every message of a batch
+    """The Date header: whole seconds, so every message of the same second shares one entry
+    (a service's clock gives each message its own microseconds: a miss per message). The
+    offset is part of the key: the same instant in two zones is equal, written differently."""
+    return _date_of(when.replace(microsecond=0) if when.microsecond else when, when.utcoffset())
+
+
+@functools.lru_cache(maxsize=256)
+def _date_of(when: datetime, _offset: timedelta | None) -> str:
+    return format_datetime(when)
 
 
 def build_email(
