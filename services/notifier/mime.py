@@ -29,7 +29,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -57,14 +57,29 @@ def _seven_bit(body: str, boundary: str) -> bytes | None:
         body = body.replace("\r\n", "\n")
         if "\r" in body:
             return None
-    data = body.encode("ascii")  # ASCII: as cheap as a copy, and bytes split and replace faster
-    if len(data) > _MAX_HEADER_LINE and max(map(len, data.split(b"\n"))) > _MAX_HEADER_LINE:
+    data = body.encode("ascii")  # ASCII: as cheap as a copy, and bytes find and replace faster
+    if _has_long_line(data):
         return None
     return data.replace(b"\n", b"\r\n")
 
 
+def _has_long_line(data: bytes) -> bool:
+    """Whether a line (between LFs) is longer than 998 bytes, measuring only the lines that
+    hold every 999th byte: a longer line spans 999 positions in a row, so it holds one of them
+    (exact, and ~5x cheaper than splitting an email's ~70 lines to measure them all)."""
+    step = _MAX_HEADER_LINE + 1
+    for at in range(step - 1, len(data), step):
+        start = data.rfind(b"\n", 0, at) + 1  # 0 when the line is the first
+        end = data.find(b"\n", at)
+        if (len(data) if end < 0 else end) - start > _MAX_HEADER_LINE:
+            return True
+    return False
+
+
 def _qp(body: str) -> bytes:
-    data = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    if "\r" in body:  # a search for one character is cheaper than a replace that finds none
+        body = body.replace("\r\n", "\n")
+    data = binascii.b2a_qp(body.encode("utf-8"), istext=True)
     return data.replace(b"\n", b"\r\n")
 
 
@@ -91,9 +106,16 @@ def _to_quoted(name: str, address: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-@functools.lru_cache(maxsize=256)
 def _date(when: datetime) -> str:
-    return format_datetime(when)  # the same instant for every message of a batch
+    """The Date header: whole seconds, so every message of the same second shares one entry
+    (a service's clock gives each message its own microseconds: a miss per message). The
+    offset is part of the key: the same instant in two zones is equal, written differently."""
+    return _date_of(when.replace(microsecond=0) if when.microsecond else when, when.utcoffset())
+
+
+@functools.lru_cache(maxsize=256)
+def _date_of(when: datetime, _offset: timedelta | None) -> str:
+    return format_datetime(when)
 
 
 def build_email(

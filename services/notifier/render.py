@@ -235,11 +235,12 @@ def _context(view: NudgeView) -> dict[str, Any]:
     actions_text, actions_html = (
         _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
     )
+    body = view.body  # formatted with the names: once, for the preheader and the body
     return {
         "lang": html_lang(view.locale),
         "subject": _subject(view, s),
         # What an inbox shows beside the subject: neutral too in discreet mode.
-        "preheader": s["discreet"]["preheader"] if view.discreet else view.body,
+        "preheader": s["discreet"]["preheader"] if view.discreet else body,
         "preheader_pad": _PREHEADER_PAD,
         "heading": s["heading"][view.kind],
         "title": view.item.title,
@@ -248,7 +249,7 @@ def _context(view: NudgeView) -> dict[str, Any]:
         else None,
         "greeting": s["email"]["greeting"].format(name=view.recipient),
         "recipient": view.recipient,
-        "body": view.body,
+        "body": body,
         "detail": view.item.detail,
         "agenda_text": agenda_text,
         "agenda_html": agenda_html,
@@ -274,16 +275,6 @@ def _context(view: NudgeView) -> dict[str, Any]:
 
 def _subject(view: NudgeView, s: Mapping[str, Any]) -> str:
     return str(s["discreet"]["subject"]) if view.discreet else view.item.title
-
-
-def _ascii_html(html: str) -> str:
-    """HTML with every non-ASCII character as a numeric character reference (module docstring)."""
-    if html.isascii():
-        return html
-    html = html.replace("\xa0", "&#160;")  # a date's time: often the only one (a fast replace)
-    if html.isascii():
-        return html
-    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")  # a C loop per character
 
 
 _READ_POLICY = email.policy.default.clone(utf8=True)  # internationalised addresses parse too
@@ -318,9 +309,7 @@ def render_email_bytes(
         to_address=to_address,
         when=when,
         text=_email_part(template_for(view.locale, "email.txt.j2")).render(ctx, shape),
-        html=_ascii_html(
-            _email_part(template_for(view.locale, "email.html.j2")).render(ctx, shape)
-        ),
+        html=_email_part(template_for(view.locale, "email.html.j2")).render_ascii(ctx, shape),
         extra_headers=extra,
         message_domain=message_domain(sender),
         message_id=message_id,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from couples_nudge.notifier.render import _context, _email_part
-from couples_nudge.notifier.skeleton import SkeletonRenderer
+from couples_nudge.notifier.skeleton import SkeletonRenderer, ascii_refs
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x1a"),
@@ -65,6 +65,17 @@ class TestOurTemplates:
             expected = renderer.template.render(context)
             assert renderer.render(context) == expected
             assert renderer.render(context) == expected
+
+    @settings(max_examples=300, deadline=None)
+    @given(context=CONTEXT)
+    def test_the_html_part_as_ascii_is_jinja_s_converted(self, context: dict[str, Any]) -> None:
+        """render_ascii (static parts converted when learned, values per message) gives
+        Jinja's output converted whole: learning, filling, and a shape seen before."""
+        renderer = _email_part("en/email.html.j2")
+        expected = ascii_refs(renderer.template.render(context))
+        assert renderer.render_ascii(context) == expected
+        assert renderer.render_ascii(context) == expected
+        assert renderer.render_ascii(context).isascii()
 
     def test_the_email_templates_are_rendered_by_skeletons(self) -> None:
         """Our templates only test truthiness, so every shape gets a skeleton (the speed-up

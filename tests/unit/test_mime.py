@@ -5,8 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 
@@ -93,6 +94,17 @@ class TestReadBack:
 
 def _encodings(raw: bytes) -> list[str]:
     return [str(p["Content-Transfer-Encoding"]) for p in _read(raw).iter_parts()]
+
+
+class TestDateHeader:
+    def test_the_date_header_is_the_standard_one_at_any_microsecond(self) -> None:
+        """Cached by the whole second (mime._date): the same header as format_datetime, in
+        UTC and in another zone, whatever the microseconds."""
+        for zone in (UTC, timezone(timedelta(hours=-5))):
+            for micro in (0, 1, 499_999, 999_999):
+                when = WHEN.replace(microsecond=micro).astimezone(zone)
+                assert _read(_build(when=when))["Date"] == format_datetime(when)
+                assert f"Date: {format_datetime(when)}\r\n".encode() in _build(when=when)
 
 
 class TestSevenBit:
