@@ -72,7 +72,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from couples_nudge.common.packing import pack
 
-__all__ = ["AutoPipeline", "read_replies"]
+__all__ = ["AutoPipeline", "read_replies", "send_packed"]
 
 _SLOT_CACHE: Final = 65_536  # keys whose slot is remembered (`AutoPipeline._slot_of`)
 MAX_BATCH: Final = 1000  # commands per pipeline; more wait for the next one
@@ -274,7 +274,7 @@ class AutoPipeline:
         async def round_trip() -> list[Any]:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
-                await connection.send_packed_command(packed, check_health=False)
+                await send_packed(connection, packed)
                 self._wrote(upto)
                 return await read_replies(connection, len(commands))
             except BaseException:
@@ -460,9 +460,7 @@ async def _node_round_trips(trips: list[_NodeTrip]) -> list[list[Any] | Exceptio
 async def _send_on(trip: _NodeTrip) -> None:
     connection = trip.node.acquire_connection()
     try:
-        await connection.send_packed_command(
-            b"".join([pack(args) for args in trip.commands]), check_health=False
-        )
+        await send_packed(connection, b"".join([pack(args) for args in trip.commands]))
     except BaseException:
         await connection.disconnect()
         trip.node.release(connection)
@@ -474,6 +472,33 @@ def _release(trip: _NodeTrip) -> None:
     if trip.connection is not None:
         trip.node.release(trip.connection)
         trip.connection = None
+
+
+async def send_packed(connection: AbstractConnection, packed: bytes) -> None:
+    """Write one packed pipeline on `connection` (connecting it first if it is not).
+
+    redis-py's `send_packed_command` wraps the write in `asyncio.wait_for` whenever the
+    connection has a socket timeout (redis-py 8 gives every connection one: 5 s), and on
+    Python 3.11 `wait_for` runs its coroutine as a new task, one more event-loop turn per
+    round trip. Here the write runs in the caller's task under `asyncio.timeout` (a timer,
+    no task); its errors are redis-py's (a timeout, a closed connection). Like
+    `read_replies`, it uses the connection's internals, kept to this function, and falls back
+    to the public call where they are missing. A failed write leaves the connection unusable:
+    the caller disconnects it.
+    """
+    write = getattr(connection, "_send_packed_command", None)
+    if write is None:
+        await connection.send_packed_command(packed, check_health=False)
+        return
+    if not connection.is_connected:
+        await connection.connect()  # type: ignore[no-untyped-call]
+    try:
+        async with asyncio.timeout(connection.socket_timeout):
+            await write([packed])
+    except TimeoutError as exc:  # asyncio's, a builtin
+        raise RedisTimeoutError("Timeout writing to socket") from exc
+    except OSError as exc:
+        raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
 
 
 async def read_replies(connection: AbstractConnection, count: int) -> list[Any]:

@@ -37,6 +37,7 @@ def attribute(module: str, name: str, distribution: str, user: str) -> Any:
 
 
 AUTOPIPELINE = "services/common/autopipeline.py (read_replies)"
+SEND_PACKED = "services/common/autopipeline.py (send_packed)"
 
 
 @pytest.fixture
@@ -90,6 +91,36 @@ class TestRedisPy:
 
         await connection.send_packed_command(pack(("PING",)) + pack(("ECHO", "x")), False)
         assert await read_replies(connection, 2) == [b"PONG", b"x"]
+
+    async def test_send_packed_writes_on_the_connections_own_coroutine(
+        self, connection: Any
+    ) -> None:
+        """`_send_packed_command` takes a list of byte strings and writes them: send_packed
+        uses it (without redis-py's wait_for task per write) and falls back to the public
+        call when it is gone. The write is answered as a public send's would be; on a
+        connection closed under it, a write fails with redis-py's ConnectionError."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        from couples_nudge.common.autopipeline import read_replies, send_packed
+        from couples_nudge.common.packing import pack
+
+        write = getattr(connection, "_send_packed_command", None)
+        assert inspect.iscoroutinefunction(write), moved(
+            "redis", "`AbstractConnection._send_packed_command()`", SEND_PACKED
+        )
+        assert list(inspect.signature(write).parameters) == ["command"], moved(
+            "redis", "`_send_packed_command(command)`'s parameters", SEND_PACKED
+        )
+        await send_packed(connection, pack(("PING",)) + pack(("ECHO", "y")))
+        assert await read_replies(connection, 2) == [b"PONG", b"y"]
+        await connection.disconnect()
+        await send_packed(connection, pack(("ECHO", "z")))  # connects again first
+        assert await read_replies(connection, 1) == [b"z"]
+        assert connection._writer is not None
+        connection._writer.transport.abort()
+        await asyncio.sleep(0)
+        with pytest.raises(RedisConnectionError):
+            await send_packed(connection, pack(("PING",)))
 
     def test_connection_attributes_and_methods_autopipeline_uses_exist(self) -> None:
         """send_packed_command(check_health=...), socket_timeout, health_check_interval and
