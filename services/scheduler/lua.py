@@ -24,6 +24,9 @@ state as before. Prepared steps read at one counter value go through FIRE_AHEAD,
 states at all and does nothing once the counter has moved (the caller then sends them through
 FIRE): what a burst costs Redis at its instant is per argument and per call as much as per
 command: 17-24 % less per fire at the instant (docs/performance.md).
+FIRE_AHEAD is sent each step as its couple id and makes the schedule id "<couple>/<field>"
+from its group's record field: the client splits the schedule id at its first "/", where
+state_of does, so the timer member, couple key and field are the ones AHEAD read.
 """
 
 from __future__ import annotations
