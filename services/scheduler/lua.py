@@ -343,15 +343,20 @@ local g = 6
 while g <= #ARGV do
   local next_ms, field, first = ARGV[g], ARGV[g + 1], g + 3
   local last, tail = g + 2 + 3 * tonumber(ARGV[g + 2]), '/' .. field
-  local ids, scores, k = {}, {}, 0
+  local ids, scores, k = {}, nil, 0
   for i = first, last, 3 do
     k = k + 1
     ids[k] = ARGV[i] .. tail
   end
-  each_slice(ids, 200, function(...)
-    for _, score in ipairs(call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
-  end)
-  local rearmed = next_ms ~= ''
+  if k <= 200 then  -- a chunk's group: ZMSCORE's reply as it comes, not copied
+    scores = call('ZMSCORE', KEYS[1], unpack(ids))
+  else
+    scores = {}
+    each_slice(ids, 200, function(...)
+      for _, score in ipairs(call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
+    end)
+  end
+  local rearmed, armed = next_ms ~= '', #rearm
   for n = 1, k do
     local i = first + (n - 1) * 3
     local sid, score = ids[n], scores[n]
@@ -367,9 +372,9 @@ while g <= #ARGV do
         published = true
       end
       if ARGV[i + 1] ~= '' then call('HSET', prefix .. ARGV[i], field, ARGV[i + 1]) end
-      if rearmed then  -- rearm_at's work, without a Lua call per fire
-        rearm[#rearm + 1] = next_ms
-        rearm[#rearm + 1] = sid
+      if rearmed then  -- rearm_at's work, without a Lua call (or a length) per fire
+        rearm[armed + 1], rearm[armed + 2] = next_ms, sid
+        armed = armed + 2
       else
         gone[#gone + 1] = sid
       end

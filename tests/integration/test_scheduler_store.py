@@ -290,6 +290,30 @@ class TestPreparedSteps:
         assert await redis.zscore(settings.keys.timers(0), b) == at + 9
         assert sorted(await _published(redis, settings)) == [b"a", b"b"]
 
+    async def test_a_group_larger_than_one_zmscore_call(
+        self,
+        redis_url: str,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Over 200 steps of one next fire and field: their scores are read in slices."""
+        settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+        for n in range(250):  # one instant for their date nights
+            await ingest.apply(parse_preference(preferences(f"c{n}")))
+        due = [r for r in await store.due_records(0, LATER, 2000) if r[0].endswith("/d/both")]
+        assert len(due) == 250
+        at = due[0][1]
+        steps = [Fire(sid, score, at + 7, raw, None, b"p") for sid, score, raw in due]
+        steps.append(steps[-1])  # the last one twice: it loses the second time
+        read_at = await _counter(redis, settings)
+        monkeypatch.setattr(store, "_fire", None)  # FIRE would fail: FIRE_AHEAD does it all
+        fired = await store.fire(0, steps, LATER, read_at=read_at)
+        assert fired == Fired({due[-1][0]}, set())
+        scores = await redis.zmscore(settings.keys.timers(0), [sid for sid, _, _ in due])
+        assert scores == [at + 7] * 250
+        assert len(await _published(redis, settings)) == 250
+
     async def test_steps_of_several_scores_fire_as_usual(
         self, redis_url: str, redis: aioredis.Redis, key_prefix: str
     ) -> None:
