@@ -24,6 +24,9 @@ state as before. Prepared steps read at one counter value go through FIRE_AHEAD,
 states at all and does nothing once the counter has moved (the caller then sends them through
 FIRE): what a burst costs Redis at its instant is per argument and per call as much as per
 command: 17-24 % less per fire at the instant (docs/performance.md).
+FIRE_AHEAD is sent each step as its couple id and makes the schedule id "<couple>/<field>"
+from its group's record field: the client splits the schedule id at its first "/", where
+state_of does, so the timer member, couple key and field are the ones AHEAD read.
 """
 
 from __future__ import annotations
@@ -314,31 +317,47 @@ FIRE_AHEAD: Final = (
 -- FIRE for steps prepared ahead (lookahead.py) while the shard's change counter is still the
 -- value every step's state was read at: FIRE would take each state as read (the module
 -- docstring), so the states are not sent at all, nor each step's expected score (the steps of
--- one call share their instant), and steps re-armed at one instant share their next fire.
+-- one call share their instant), and steps re-armed at one instant for one record field share
+-- their next fire and field ("<kind code>/<target>": a burst's date nights all have one).
 -- Redis's work per fire at the instant is what a burst's lateness is made of, and each
--- argument costs it two allocations and a hash (the call's string and Lua's).
+-- argument costs it two allocations and a hash (the call's string and Lua's), as does each
+-- string the script makes. So a step is sent as its couple id, and one concatenation each
+-- makes its timer member and its couple hash's key (splitting the schedule id with
+-- string.match was ~4 % of a fire's instructions); re-arming is inlined, not a Lua call.
 -- KEYS: 1 timers zset, 2 due stream, 3 the shard's change counter
 -- ARGV: 1 due stream maxlen, 2 couple key prefix (as in DUE), 3 now ms, 4 the change counter
 --       every step's state was read at (AHEAD's), 5 the score every step's timer was read at,
---       then groups: next fire ms (or "": no next fire), k, then k triples (schedule id
---       "<couple>/<record field>", record to write or "", payload or "")
+--       then groups: next fire ms (or "": no next fire), record field, k, then k triples
+--       (couple id: the schedule id is "<couple id>/<field>", record to write or "", payload
+--       or "")
 -- Returns false and does nothing when the counter has moved (or is gone): the caller then
 -- sends the steps through FIRE, which compares each state. Else as FIRE: {lost, stale}, each
 -- step compared with its timer's score (exactly once), stale when the instant is still ahead.
 -- The due stream is trimmed once per call (XTRIM) rather than by each XADD.
-if redis.call('GET', KEYS[3]) ~= ARGV[4] then return false end
-local now, expected, prefix = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[2]
+local call = redis.call
+if call('GET', KEYS[3]) ~= ARGV[4] then return false end
+local now, expected, prefix, due = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[2], KEYS[2]
 local lost, stale, seen = {}, {}, {}
 local published = false
 local g = 6
 while g <= #ARGV do
-  local next_ms, first, last = ARGV[g], g + 2, g + 1 + 3 * tonumber(ARGV[g + 1])
-  local ids, scores = {}, {}
-  for i = first, last, 3 do ids[#ids + 1] = ARGV[i] end
-  each_slice(ids, 200, function(...)
-    for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
-  end)
-  for n = 1, #ids do
+  local next_ms, field, first = ARGV[g], ARGV[g + 1], g + 3
+  local last, tail = g + 2 + 3 * tonumber(ARGV[g + 2]), '/' .. field
+  local ids, scores, k = {}, nil, 0
+  for i = first, last, 3 do
+    k = k + 1
+    ids[k] = ARGV[i] .. tail
+  end
+  if k <= 200 then  -- a chunk's group: ZMSCORE's reply as it comes, not copied
+    scores = call('ZMSCORE', KEYS[1], unpack(ids))
+  else
+    scores = {}
+    each_slice(ids, 200, function(...)
+      for _, score in ipairs(call('ZMSCORE', KEYS[1], ...)) do scores[#scores + 1] = score end
+    end)
+  end
+  local rearmed, armed = next_ms ~= '', #rearm
+  for n = 1, k do
     local i = first + (n - 1) * 3
     local sid, score = ids[n], scores[n]
     -- The score as ZMSCORE writes it is the text sent (integral ms): compared as text first.
@@ -349,20 +368,22 @@ while g <= #ARGV do
     else
       seen[sid] = true
       if ARGV[i + 2] ~= '' then
-        redis.call('XADD', KEYS[2], '*', '__data__', ARGV[i + 2])
+        call('XADD', due, '*', '__data__', ARGV[i + 2])
         published = true
       end
-      if ARGV[i + 1] ~= '' then
-        local couple, field = string.match(sid, '^([^/]*)/(.*)$')
-        redis.call('HSET', prefix .. couple, field, ARGV[i + 1])
+      if ARGV[i + 1] ~= '' then call('HSET', prefix .. ARGV[i], field, ARGV[i + 1]) end
+      if rearmed then  -- rearm_at's work, without a Lua call (or a length) per fire
+        rearm[armed + 1], rearm[armed + 2] = next_ms, sid
+        armed = armed + 2
+      else
+        gone[#gone + 1] = sid
       end
-      rearm_at(sid, next_ms)
     end
   end
   g = last + 1
 end
 write_timers(KEYS[1])
-if published then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[1]) end
+if published then call('XTRIM', due, 'MAXLEN', '~', ARGV[1]) end
 return {lost, stale}
 """
 )

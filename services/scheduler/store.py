@@ -276,13 +276,18 @@ class ScheduleStore:
             read_at,
             expected,
         ]
-        groups: dict[int | None, list[str | bytes]] = {}  # by next fire, in order
+        # By next fire and record field, in order; each step as its couple id (lua.FIRE_AHEAD
+        # rebuilds the schedule id), split where lua's state_of splits it: at the first "/".
+        groups: dict[tuple[int | None, str], list[str | bytes]] = {}
         for sid, score, next_fire, state, record, payload in steps:
-            if score != expected or state is None or b"\n" not in state:
+            couple, slash, field = sid.partition("/")
+            if score != expected or state is None or b"\n" not in state or not slash:
                 return None
-            groups.setdefault(next_fire, []).extend((sid, record or b"", payload or b""))
-        for next_fire, triples in groups.items():
-            args += ("" if next_fire is None else next_fire, len(triples) // 3, *triples)
+            groups.setdefault((next_fire, field), []).extend(
+                (couple, record or b"", payload or b"")
+            )
+        for (next_fire, field), triples in groups.items():
+            args += ("" if next_fire is None else next_fire, field, len(triples) // 3, *triples)
         keys = [self.keys.timers(shard), self.keys.due(shard), self.keys.changes(shard)]
         done = await self._fire_ahead(keys=keys, args=args)
         if done is None:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
+import pytest
 import redis.asyncio as aioredis
 
 from couples_nudge.common.clock import ManualClock, epoch_ms
@@ -261,6 +262,57 @@ class TestPreparedSteps:
         assert await redis.zscore(settings.keys.timers(0), b) is None
         assert await redis.zscore(settings.keys.timers(0), c) == at + 7
         assert sorted(await _published(redis, settings)) == [b"a", b"b", b"c"]
+
+    async def test_steps_of_several_record_fields_in_one_call(
+        self,
+        redis_url: str,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Sent grouped by record field, each as its couple id: FIRE_AHEAD rebuilds each
+        schedule id, and each record lands in its own field (no fallback to FIRE)."""
+        settings, store, due = await _planned_couple(redis, redis_url, key_prefix)
+        (a, at, raw_a), (b, _, raw_b), *_ = due
+        assert a.split("/", 1)[1] != b.split("/", 1)[1]
+        await redis.zadd(settings.keys.timers(0), {b: at})  # one instant for both
+        steps = [
+            Fire(a, at, at + 7, raw_a, b"1|a|x", b"a"),
+            Fire(b, at, at + 9, raw_b, b"1|b|x", b"b"),
+        ]
+        read_at = await _counter(redis, settings)
+        monkeypatch.setattr(store, "_fire", None)  # FIRE would fail: FIRE_AHEAD does it all
+        assert await store.fire(0, steps, LATER, read_at=read_at) == Fired(set(), set())
+        couple = settings.keys.couple("c1")
+        assert await redis.hget(couple, a.split("/", 1)[1]) == b"1|a|x"
+        assert await redis.hget(couple, b.split("/", 1)[1]) == b"1|b|x"
+        assert await redis.zscore(settings.keys.timers(0), a) == at + 7
+        assert await redis.zscore(settings.keys.timers(0), b) == at + 9
+        assert sorted(await _published(redis, settings)) == [b"a", b"b"]
+
+    async def test_a_group_larger_than_one_zmscore_call(
+        self,
+        redis_url: str,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Over 200 steps of one next fire and field: their scores are read in slices."""
+        settings, store, ingest = _ingest(redis, redis_url, key_prefix)
+        for n in range(250):  # one instant for their date nights
+            await ingest.apply(parse_preference(preferences(f"c{n}")))
+        due = [r for r in await store.due_records(0, LATER, 2000) if r[0].endswith("/d/both")]
+        assert len(due) == 250
+        at = due[0][1]
+        steps = [Fire(sid, score, at + 7, raw, None, b"p") for sid, score, raw in due]
+        steps.append(steps[-1])  # the last one twice: it loses the second time
+        read_at = await _counter(redis, settings)
+        monkeypatch.setattr(store, "_fire", None)  # FIRE would fail: FIRE_AHEAD does it all
+        fired = await store.fire(0, steps, LATER, read_at=read_at)
+        assert fired == Fired({due[-1][0]}, set())
+        scores = await redis.zmscore(settings.keys.timers(0), [sid for sid, _, _ in due])
+        assert scores == [at + 7] * 250
+        assert len(await _published(redis, settings)) == 250
 
     async def test_steps_of_several_scores_fire_as_usual(
         self, redis_url: str, redis: aioredis.Redis, key_prefix: str
