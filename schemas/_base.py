@@ -185,7 +185,9 @@ class Checked:
             # Strict validation refuses a string that is not JSON input any more; the text was
             # just checked, so the value's own parser reads it as from JSON.
             lax = cast("core_schema.CoreSchema", {**inner, "strict": False})
-            python = core_schema.no_info_before_validator_function(check, lax)
+            python: core_schema.CoreSchema = core_schema.no_info_before_validator_function(
+                check, lax
+            )
             if self.python_after is not None:
                 python = core_schema.no_info_after_validator_function(self.python_after, python)
             return core_schema.json_or_python_schema(
