@@ -178,7 +178,17 @@ class AutoPipeline:
         see `sent`) and so sent in order in as few round trips as the batch limit allows; await
         the result for the replies in order. The first error raises (after every call has been
         answered), as a redis-py pipeline's execute() does."""
-        futures = [self.call(*self._invocation(script, keys, args)) for keys, args in calls]
+        self._bodies[script.sha] = script.script
+        head = ("EVALSHA", script.sha)  # as `_invocation`, each command built once, queued as is
+        create_future = asyncio.get_running_loop().create_future
+        futures: list[asyncio.Future[Any]] = [create_future() for _ in calls]
+        self._queue += [
+            ((*head, len(keys), *keys, *args), future)
+            for (keys, args), future in zip(calls, futures, strict=True)
+        ]
+        self._queued += len(calls)
+        if futures and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
         return self._script_replies(script, calls, futures)
 
     async def _script_replies(

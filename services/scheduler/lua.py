@@ -6,9 +6,10 @@ counter with its page, and a FIRE call given that value compares it once: while 
 moved, FIRE takes the states as read instead of reading each again (one HMGET a fire, ~2 us of
 Redis per fire, ~20 % of FIRE). The invariant this rests on: every script that can change what
 state_of returns for a timer of the shard (a record, "rev", "s0", "s1", "q0", "q1", the couple
-hash itself, the legacy hash) bumps the counter in the same script, with one exception, FIRE
-(and FIRE_AHEAD, its form for prepared steps): it rewrites only the record of a timer whose
-score it moves in the same call, and the score is still compared for every step. The
+hash itself, the legacy hash) bumps the counter in the same script, with two exceptions: FIRE
+(and FIRE_AHEAD, its form for prepared steps) rewrites only the record of a timer whose score
+it moves in the same call, and the score is still compared for every step; APPLY_PLAN creating
+a couple changes no state a reader can have taken as read (below). The
 scheduler's other writers of the couple hash (consent, snoozes, pauses, cadence levels) bump
 too, though FIRE does not read what they write. The notifier's writes (lua in
 services/notifier: "dead:" fields) do not: FIRE never reads them.
@@ -27,6 +28,15 @@ command: 17-24 % less per fire at the instant (docs/performance.md).
 FIRE_AHEAD is sent each step as its couple id and makes the schedule id "<couple>/<field>"
 from its group's record field: the client splits the schedule id at its first "/", where
 state_of does, so the timer member, couple key and field are the ones AHEAD read.
+
+APPLY_PLAN creating a couple (its hash has no "rev", so it does not exist: see APPLY_PLAN) does
+not bump. FIRE takes as read only a state read from a couple hash (one holding "\\n"); no such
+state of this couple can have been read before the script, its hash not existing, and a timer
+of it read meanwhile had no state (or a legacy one), which FIRE always reads again; the other
+states of the shard it does not touch. It still bumps a shard without a counter (its first
+couple, or after a loss of state), so that lookaheads read one. A known couple's new revision
+bumps. The bump was ~12 % of APPLY_PLAN's Redis instructions on bulk ingestion of new couples
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -87,7 +97,9 @@ local erased = redis.call('ZSCORE', KEYS[4], ARGV[3])
 if erased and tonumber(erased) >= tonumber(ARGV[2]) then return 'erased' end
 local stored = redis.call('HGET', KEYS[1], 'rev')
 if stored and tonumber(stored) >= tonumber(ARGV[1]) then return 'stale' end
-bump(KEYS[5])
+-- A new couple changes no state a lookahead can have read (the module docstring): no bump,
+-- but for the shard's first (without a counter, prepared fires could not use FIRE_AHEAD).
+if stored or redis.call('EXISTS', KEYS[5]) == 0 then bump(KEYS[5]) end
 local records = 7 + 2 * tonumber(ARGV[5])
 local timers = records + 2 * tonumber(ARGV[6])
 if not stored then

@@ -377,11 +377,30 @@ def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> lis
     digest = _SPREAD_HASH.copy()
     digest.update(text)
     draws = _DRAWS.unpack(digest.digest())
+    # The shuffle's six choices (draws[0] % 7, ..., draws[5] % 2) as one mixed-radix number:
+    # there are only 7! shuffles, and the days each gives are computed once (_spread_days).
+    shuffle = (
+        (((draws[0] % 7 * 6 + draws[1] % 6) * 5 + draws[2] % 5) * 4 + draws[3] % 4) * 3
+        + draws[4] % 3
+    ) * 2 + draws[5] % 2
+    days = _spread_days(shuffle, times_per_week)
+    return [1440 * day + start + draws[6 + day] % width for day in days]
+
+
+@lru_cache(maxsize=7 * 5040)  # every (shuffle, times) pair at most: a few MB
+def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
+    """The first `times_per_week` weekdays (0 Monday) of a Fisher-Yates shuffle of the seven,
+    ascending; `shuffle` holds its choices as `week_spread` numbers them (the first, of 7,
+    most significant)."""
+    choices = []
+    for radix in range(2, 8):  # the last choice (of 2) first
+        shuffle, choice = divmod(shuffle, radix)
+        choices.append(choice)
     days = [0, 1, 2, 3, 4, 5, 6]
-    for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays
-        j = draws[6 - i] % (i + 1)
+    for i in range(6, 0, -1):  # Fisher-Yates over the 7 weekdays: swap i with choice j <= i
+        j = choices[i - 1]
         days[i], days[j] = days[j], days[i]
-    return [1440 * day + start + draws[6 + day] % width for day in sorted(days[:times_per_week])]
+    return tuple(sorted(days[:times_per_week]))
 
 
 @lru_cache(maxsize=1024)

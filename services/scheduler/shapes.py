@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
@@ -82,15 +81,18 @@ def _values(model: BaseModel | None) -> Hashable:
     (they were a tenth of planning a couple from the memo)."""
     if model is None:
         return None
-    if not _holds_models(type(model)):  # a flat model: its values as they are, in one step
-        return (type(model), *model.__dict__.values())
-    return (
-        type(model),
-        *(_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()),
-    )
+    cls = type(model)
+    holds = _HOLDS.get(cls)  # a dict read, not a cached call: ~6 a couple
+    if holds is None:
+        holds = _HOLDS[cls] = _holds_models(cls)
+    if not holds:  # a flat model: its values as they are, in one step
+        return (cls, *model.__dict__.values())
+    return (cls, *[_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()])
 
 
-@cache
+_HOLDS: dict[type[BaseModel], bool] = {}  # _holds_models by model type (the schema's: bounded)
+
+
 def _holds_models(model_type: type[BaseModel]) -> bool:
     """Whether a field of the type may hold a model (its annotation names one). A model left
     in a key by a miss would still compare right, by pydantic's own __eq__ and __hash__."""

@@ -320,7 +320,8 @@ class ScheduleStore:
 
 
 async def _decoded(replies: Awaitable[list[Any]]) -> list[ApplyResult]:
-    return [cast("ApplyResult", cast("bytes", r).decode()) for r in await replies]
+    decoded: list[Any] = [reply.decode() for reply in await replies]  # no cast() call per reply
+    return decoded
 
 
 def _triples(reply: object) -> list[tuple[str, int, bytes | None]]:

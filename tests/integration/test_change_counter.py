@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from couples_nudge_schemas import parse_preference
-from tests.integration.test_lookahead import START, World
+from tests.integration.test_lookahead import COUPLES, START, World
 from tests.support.events import envelope, preferences
 
 EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events"
@@ -123,6 +123,52 @@ class TestEveryWriterMovesTheCounter:
         assert mine
         assert all(d.data.sequence == 0 for d in mine)
 
+    async def test_a_new_couple_between_lookahead_and_fire_changes_no_prepared_state(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A couple created between the lookahead and the fire does not move the counter
+        (lua.py: no state of it can have been read): the prepared fires go as prepared, and
+        its own date night at the same instant, never read ahead, goes through `tick`."""
+        world, instant = await _prepared(redis, redis_url, key_prefix)
+        loop = world.loop()
+        prepared = await world.prepare(instant, loop)
+        before = await _counter(world)
+        new = preferences("c9", occurred_at=AT)
+        assert await world.ingest.apply(parse_preference(new)) == "applied"
+        assert await _counter(world) == before
+        assert "c9/d/both" in await world.due_at(instant)
+
+        world.at(instant + 10)
+        assert await loop.fire_ahead(0) == prepared
+        await loop.tick(0)
+        couples = sorted(d.data.couple_id for d in await world.dues())
+        assert couples == sorted([*COUPLES, "c9"])
+        await world.occurrences_once()
+
+    async def test_a_timer_read_before_its_couple_existed_is_checked_again(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A timer the lookahead read without a couple hash (no state) is not prepared, so
+        nothing of it is taken as read when its couple is then created without a bump: the
+        prepared fires go as prepared, and `tick` publishes it once, from the new record."""
+        world, instant = await _prepared(redis, redis_url, key_prefix)
+        timers = world.settings.keys.timers(0)
+        await redis.zadd(timers, {"c9/d/both": instant})  # a timer without its couple
+        loop = world.loop()
+        prepared = await world.prepare(instant, loop)
+        before = await _counter(world)
+        new = preferences("c9", occurred_at=AT)
+        assert await world.ingest.apply(parse_preference(new)) == "applied"
+        assert await _counter(world) == before
+
+        world.at(instant + 10)
+        assert await loop.fire_ahead(0) == prepared
+        assert all(d.data.couple_id != "c9" for d in await world.dues())
+        await loop.tick(0)
+        mine = [d for d in await world.dues() if d.data.couple_id == "c9"]
+        assert [d.data.sequence for d in mine] == [0]
+        await world.occurrences_once()
+
 
 class TestTheCounter:
     async def test_a_counter_lost_comes_back_past_every_value_read_before(
@@ -153,6 +199,21 @@ class TestTheCounter:
         revised = preferences("c0", revision=2, occurred_at=AT)
         assert await world.ingest.apply(parse_preference(revised)) == "applied"
         assert await _counter(world) == str(ahead + 1).encode()
+
+    async def test_a_new_couple_does_not_move_it_and_its_next_revision_does(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Creating a couple leaves the counter alone (lua.py); revising it moves it."""
+        world = World(redis, redis_url, key_prefix)
+        await world.plan()
+        counted = await _counter(world)
+        assert counted is not None
+        new = preferences("c9", occurred_at=AT)
+        assert await world.ingest.apply(parse_preference(new)) == "applied"
+        assert await _counter(world) == counted
+        revised = preferences("c9", revision=2, occurred_at=AT)
+        assert await world.ingest.apply(parse_preference(revised)) == "applied"
+        assert await _counter(world) != counted
 
     async def test_a_stale_or_erased_apply_does_not_move_it(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str

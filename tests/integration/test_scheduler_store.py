@@ -231,7 +231,8 @@ class TestPreparedSteps:
         assert other != changed
         assert await redis.zscore(settings.keys.timers(0), other) == at
         await redis.hset(settings.keys.couple("c1"), changed.split("/", 1)[1], b"9|9|changed")
-        await ingest.apply(parse_preference(preferences("c2")))  # the counter moves
+        # The counter moves (a new couple's preferences.set would not: lua.py's docstring).
+        assert await store.set_if_newer("c3", "pause", 1, "inf") == 1
         assert await _counter(redis, settings) != read_at
         steps = [
             Fire(changed, at, at + 7, raw, None, b"{}"),

@@ -12,6 +12,8 @@ UTC offsets.
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +25,13 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from couples_nudge.scheduler.rules import CronRule, SpreadRule, fires_between, next_fire
+from couples_nudge.scheduler.rules import (
+    CronRule,
+    SpreadRule,
+    fires_between,
+    next_fire,
+    week_spread,
+)
 from couples_nudge.scheduler.wallclock import is_ambiguous, resolve, to_local
 
 MINUTE = timedelta(minutes=1)
@@ -427,3 +435,36 @@ class TestWallclockAgainstReference:
         instant = transition + MINUTE * data.draw(st.integers(-180, 180))
         back = resolve(to_local(instant, tz), tz)
         assert back == instant or (is_ambiguous(to_local(instant, tz), tz) and back < instant)
+
+
+# --- the spread rule's week -----------------------------------------------------
+
+
+def _shuffled_week(text: bytes, times_per_week: int, start: int, width: int) -> list[int]:
+    """The definition of a spread rule's week (SpreadRule), written out: a blake2b digest's
+    sixteen draws, a Fisher-Yates shuffle of the weekdays by the first six, the first
+    `times_per_week` days ascending, each at its minute of the window by the draw of its day."""
+    digest = hashlib.blake2b(text, digest_size=64, person=b"nudge-spread").digest()
+    draws = struct.unpack("<16I", digest)
+    days = [0, 1, 2, 3, 4, 5, 6]
+    for i in range(6, 0, -1):
+        j = draws[6 - i] % (i + 1)
+        days[i], days[j] = days[j], days[i]
+    return [1440 * day + start + draws[6 + day] % width for day in sorted(days[:times_per_week])]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.binary(min_size=1, max_size=80),
+    st.integers(1, 7),
+    st.integers(0, 1439).flatmap(lambda s: st.tuples(st.just(s), st.integers(1, 1440 - s))),
+)
+def test_week_spread_is_the_shuffle_it_numbers(
+    text: bytes, times_per_week: int, window: tuple[int, int]
+) -> None:
+    """`week_spread` takes each shuffle's days from a table by the shuffle's number: the same
+    minutes as the shuffle done in full."""
+    start, width = window
+    assert week_spread(text, times_per_week, start, width) == _shuffled_week(
+        text, times_per_week, start, width
+    )
