@@ -518,9 +518,11 @@ def drains(tops: list[Topology], m: int, rounds: int) -> dict[str, list[dict[str
 
 def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One process count's drains of one topology as one: counts and seconds summed."""
-    summed = ("nudges", "expected", "emails_counted", "outcomes", "seconds", "cpu_s")
+    summed = (
+        "nudges", "expected", "emails_counted", "outcomes", "seconds",
+        "cpu_s", "stop_cpu_s", "redis_cpu_s",
+    )  # fmt: skip
     pooled: dict[str, Any] = {key: sum(r[key] for r in runs) for key in summed}
-    pooled |= {key: sum(r[key] for r in runs) for key in ("stop_cpu_s", "redis_cpu_s")}
     pooled["processes"] = runs[0]["processes"]
     pooled["rounds"] = len(runs)
     pooled["nudges_per_s"] = sum(r["nudges_per_s"] * r["seconds"] for r in runs) / max(

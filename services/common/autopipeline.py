@@ -137,11 +137,15 @@ class AutoPipeline:
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command (e.g. "HGETALL", key); await the result to get its reply."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((args, future))
-        self._queued += 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
+        self._enqueue([(args, future)])
         return future
+
+    def _enqueue(self, entries: list[tuple[tuple[Any, ...] | _Acks, asyncio.Future[Any]]]) -> None:
+        """Queue commands with their futures; start a flusher unless one is running."""
+        self._queue += entries
+        self._queued += len(entries)
+        if entries and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
 
     def ack(self, stream: str, group: str, entry_id: str) -> asyncio.Future[Any]:
         """XACK one entry, in one command with the stream's other acknowledgements queued for
@@ -153,10 +157,7 @@ class AutoPipeline:
             acks = self._acks[(stream, group)] = _Acks(("XACK", stream, group), [], [])
             shared: asyncio.Future[Any] = loop.create_future()
             shared.add_done_callback(acks.answer)
-            self._queue.append((acks, shared))
-            self._queued += 1
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
+            self._enqueue([(acks, shared)])
         acks.ids.append(entry_id)
         acks.callers.append(mine)
         return mine
@@ -182,13 +183,12 @@ class AutoPipeline:
         head = ("EVALSHA", script.sha)  # as `_invocation`, each command built once, queued as is
         create_future = asyncio.get_running_loop().create_future
         futures: list[asyncio.Future[Any]] = [create_future() for _ in calls]
-        self._queue += [
-            ((*head, len(keys), *keys, *args), future)
-            for (keys, args), future in zip(calls, futures, strict=True)
-        ]
-        self._queued += len(calls)
-        if futures and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
+        self._enqueue(
+            [
+                ((*head, len(keys), *keys, *args), future)
+                for (keys, args), future in zip(calls, futures, strict=True)
+            ]
+        )
         return self._script_replies(script, calls, futures)
 
     async def _script_replies(
