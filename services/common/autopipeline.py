@@ -288,7 +288,7 @@ class AutoPipeline:
                 self._wrote(upto)
                 return await read_replies(connection, len(commands))
             except BaseException:
-                await connection.disconnect()  # replies may be left unread: never reuse it as is
+                await _drop(connection)  # replies may be left unread: never reuse it as is
                 raise
             finally:
                 await pool.release(connection)
@@ -456,13 +456,13 @@ async def _node_round_trips(trips: list[_NodeTrip]) -> list[list[Any] | Exceptio
             try:
                 answers[i] = await read_replies(trip.connection, len(trip.commands))
             except Exception as exc:
-                await trip.connection.disconnect()
+                await _drop(trip.connection)
                 answers[i] = exc
             _release(trip)
     finally:
         for trip in trips:  # only when cancelled (or a BaseException) mid-way
             if trip.connection is not None:
-                await trip.connection.disconnect()  # replies left unread: never reuse it
+                await _drop(trip.connection)  # replies left unread: never reuse it
                 _release(trip)
     return answers
 
@@ -472,7 +472,7 @@ async def _send_on(trip: _NodeTrip) -> None:
     try:
         await send_packed(connection, b"".join([pack(args) for args in trip.commands]))
     except BaseException:
-        await connection.disconnect()
+        await _drop(connection)
         trip.node.release(connection)
         raise
     trip.connection = connection
@@ -482,6 +482,14 @@ def _release(trip: _NodeTrip) -> None:
     if trip.connection is not None:
         trip.node.release(trip.connection)
         trip.connection = None
+
+
+async def _drop(connection: AbstractConnection) -> None:
+    """Close a connection a round trip failed on, without waiting for the close: a graceful
+    one first flushes what is still buffered, and to a server that stopped reading that
+    waited socket_connect_timeout (5 s) and then failed with a timeout of its own (redis-py
+    closes this way on its own errors too)."""
+    await connection.disconnect(nowait=True)
 
 
 async def send_packed(connection: AbstractConnection, packed: bytes) -> None:

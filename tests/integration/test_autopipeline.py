@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.embedded.valkey import EmbeddedValkey
 
 ECHO_KEYS = "return {KEYS[1], ARGV[1]}"
 
@@ -144,6 +149,33 @@ class TestAutoPipeline:
         assert isinstance(results[0], Exception), results
         assert "Timeout" in type(results[0]).__name__
         await slow.aclose()
+
+    async def test_a_write_a_stopped_server_never_takes_fails_after_the_socket_timeout(
+        self,
+    ) -> None:
+        """A server that stops reading (SIGSTOP: its socket buffers fill) fails the write of a
+        pipeline larger than those buffers after socket_timeout, as a timeout (send_packed),
+        not a hang; once the server runs again, the next call goes out on a new connection."""
+        with EmbeddedValkey() as server:
+            slow = aioredis.Redis.from_url(server.url, socket_timeout=0.5)
+            pipe = AutoPipeline(slow, retries=0)
+            pid = int((await slow.info("server"))["process_id"])
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                results = await asyncio.wait_for(  # a write without a timeout would hang
+                    asyncio.gather(
+                        pipe.call("SET", "big", b"x" * 64 * 2**20), return_exceptions=True
+                    ),
+                    10,
+                )
+                waited = time.monotonic() - started
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert isinstance(results[0], RedisTimeoutError), results
+            assert 0.4 < waited < 5, waited
+            assert await pipe.call("SET", "small", "y") == b"OK"
+            await slow.aclose()
 
     async def test_sent_returns_once_the_commands_are_written_not_answered(
         self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
