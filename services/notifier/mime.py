@@ -29,13 +29,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from typing import Final
+from typing import Final, NamedTuple
 
-__all__ = ["build_email"]
+__all__ = ["Encoded", "QpPlan", "build_email", "qp"]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -83,6 +84,102 @@ def _qp(body: str) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+def qp(body: str) -> bytes:
+    """A text part as quoted-printable wire bytes (CRLF line ends), as build_email makes it."""
+    return _qp(body)
+
+
+class Encoded(NamedTuple):
+    """A part already encoded by the caller (QpPlan.encode): its transfer encoding and bytes."""
+
+    encoding: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _QpChunk:
+    """Lines of a text part that hold slots: encoded per message."""
+
+    head: str  # the text before the first slot
+    rest: tuple[tuple[int, str], ...]  # per slot: which value goes in it, the text after it
+
+
+@dataclass(frozen=True, slots=True)
+class QpPlan:
+    """A text part's quoted-printable made once for its static lines (see `plan`)."""
+
+    chunks: tuple[bytes | _QpChunk, ...]  # encoded static lines, or lines with slots
+
+    @classmethod
+    def plan(cls, parts: Sequence[str], slots: Sequence[int]) -> QpPlan:
+        """The plan of the text `parts[0] + values[slots[0]] + parts[1] + ...`.
+
+        The invariant it relies on: b2a_qp(istext) encodes each line apart from the others.
+        Its state across a line end is only the line length (back to 0) and whether the
+        data uses CRLF (found once, at the first LF: never here, as the values hold no CR:
+        the caller checks); a line's look-ahead (a dot or a space at the end of the data, a
+        soft break before the last character) never crosses its LF. So a text cut just
+        after LFs encodes as the concatenation of its pieces' encodings, and the pieces cut
+        at the LFs of the static text alone are encoded once, here."""
+        if len(parts) != len(slots) + 1:
+            raise ValueError("one more part than slots")
+        chunks: list[bytes | _QpChunk] = []
+        static: list[str] = []  # complete static lines, encoded together
+        head, rest = "", list[tuple[int, str]]()  # the open chunk: from the last cut on
+
+        def extend(text: str) -> None:
+            nonlocal head
+            if rest:
+                rest[-1] = (rest[-1][0], rest[-1][1] + text)
+            else:
+                head += text
+
+        def close() -> None:
+            nonlocal head, rest
+            if rest:
+                if static:
+                    chunks.append(_qp("".join(static)))
+                    static.clear()
+                chunks.append(_QpChunk(head, tuple(rest)))
+            else:
+                static.append(head)
+            head, rest = "", []
+
+        for n, part in enumerate(parts):
+            if n:
+                rest.append((slots[n - 1], ""))
+            first = part.find("\n")
+            if first < 0:
+                extend(part)
+                continue
+            extend(part[: first + 1])
+            close()
+            last = part.rfind("\n")
+            if last > first:
+                static.append(part[first + 1 : last + 1])
+            head = part[last + 1 :]
+        if rest or head:
+            close()
+        if static:
+            chunks.append(_qp("".join(static)))
+        return cls(tuple(chunks))
+
+    def encode(self, values: Sequence[str]) -> Encoded:
+        """The part for these values (none may hold a CR: the caller checks)."""
+        out: list[bytes] = []
+        for chunk in self.chunks:
+            if type(chunk) is bytes:
+                out.append(chunk)
+                continue
+            assert isinstance(chunk, _QpChunk)
+            text = chunk.head
+            for slot, piece in chunk.rest:
+                text = text + values[slot] + piece
+            data = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+            out.append(data.replace(b"\n", b"\r\n"))
+        return Encoded("quoted-printable", b"".join(out))
+
+
 def _base64(body: str) -> bytes:
     """Base64 in 76-character lines (RFC 2045): ~5x cheaper than quoted-printable for HTML."""
     data = binascii.b2a_base64(body.replace("\r\n", "\n").encode("utf-8"), newline=False)
@@ -125,18 +222,27 @@ def build_email(
     to_name: str,
     to_address: str,
     when: datetime,
-    text: str,
+    text: str | Encoded,
     html: str,
     extra_headers: Sequence[tuple[str, str]] = (),
     message_domain: str = "localhost",
     message_id: str | None = None,
+    plain_text: str | None = None,
 ) -> bytes:
     """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends.
 
     `message_id` (with its <>) names the message; without it one unique to this process and
-    message is made (see the module docstring)."""
+    message is made (see the module docstring). `text` may come encoded already: Encoded,
+    what this function makes of the text `plain_text` when that is not ASCII (so not 7bit),
+    which the standard library's path still needs."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
+    if isinstance(text, Encoded):
+        encoded: Encoded | None = text
+        assert plain_text is not None
+        text = plain_text
+    else:
+        encoded = None
     if not (to_address.isascii() and sender.isascii()):
         return _slow(
             subject, sender, to_name, to_address, when, text, html, extra_headers, message_id
@@ -158,9 +264,14 @@ def build_email(
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
     out = ["\r\n".join(lines).encode()]
     # The text part stays quoted-printable (readable as is); HTML is long and goes as base64.
-    text_7bit, html_7bit = _seven_bit(text, boundary), _seven_bit(html, boundary)
+    if encoded is None:
+        text_7bit = _seven_bit(text, boundary)
+        encoded = (
+            Encoded("7bit", text_7bit) if text_7bit else Encoded("quoted-printable", _qp(text))
+        )
+    html_7bit = _seven_bit(html, boundary)
     for subtype, encoding, body in (
-        ("plain", "7bit", text_7bit) if text_7bit else ("plain", "quoted-printable", _qp(text)),
+        ("plain", *encoded),
         ("html", "7bit", html_7bit) if html_7bit else ("html", "base64", _base64(html)),
     ):
         head = f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
