@@ -56,7 +56,14 @@ from couples_nudge.notifier.locales import (
     strings_for,
     template_for,
 )
-from couples_nudge.notifier.mime import Encoded, QpPlan, build_email, qp
+from couples_nudge.notifier.mime import (
+    Encoded,
+    PlannedHtml,
+    QpPlan,
+    SevenBitPlan,
+    build_email,
+    qp,
+)
 from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
@@ -264,9 +271,10 @@ class _EmailPlan:
     text: Prefilled
     text_slots: tuple[int, ...]  # per slot of `text`: its index in the per-message values
     text_ascii: bool  # the text's fixed parts are ASCII
-    qp: QpPlan
+    qp: QpPlan | None  # None: the text is encoded whole per email
     html: Prefilled
     html_slots: tuple[int, ...]
+    html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
 
 
 _PER_MESSAGE: Final[tuple[str, ...]] = (
@@ -384,6 +392,7 @@ def render_email_bytes(
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
     plain: str | Encoded
+    html: str | PlannedHtml
     if plan is None:
         ctx = {**fixed.values, **dict(zip(fixed.per_message, values, strict=True))}
         text, html = _render_parts(view, ctx)
@@ -392,14 +401,15 @@ def render_email_bytes(
         text_values = [values[i] for i in plan.text_slots]
         text_values = [v if type(v) is str else str(v) for v in text_values]
         text = _joined(plan.text.parts, text_values)
-        slotted = "".join(text_values)
-        if plan.text_ascii and slotted.isascii():
-            plain = text  # 7bit when it can be (mime.py)
-        elif "\r" in slotted:
-            plain = text  # a CR: quoted-printable of the whole (QpPlan's invariant)
-        else:
-            plain = plan.qp.encode(text_values)
-        html = _joined(plan.html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
+        ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
+        encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
+        plain = text if encoded is None else encoded  # None: a CR, encoded whole
+        html_values = [_ascii_html(values[i]) for i in plan.html_slots]
+        html = (
+            PlannedHtml(plan.html_7bit, html_values)
+            if plan.html_7bit is not None
+            else _joined(plan.html.parts, html_values)
+        )
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
         extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
@@ -462,6 +472,7 @@ def _plan(
             qp=QpPlan.plan(text.parts, range(len(text_slots))),
             html=html,
             html_slots=tuple(map(slot, html.names)),
+            html_7bit=SevenBitPlan.plan(html.parts),
         )
         expected_text, expected_html = _render_parts(view, ctx)
         text_values = [str(values[i]) for i in text_slots]
@@ -469,7 +480,11 @@ def _plan(
             _joined(text.parts, text_values) != expected_text
             or _joined(html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
             != expected_html
-            or ("\r" not in expected_text and plan.qp.encode(text_values).data != qp(expected_text))
+            or (
+                plan.qp is not None
+                and (encoded := plan.qp.encode(text_values)) is not None
+                and encoded.data != qp(expected_text)
+            )
         ):
             plan = None
     if len(fixed.plans) < _MAX_PLANS:
@@ -477,7 +492,7 @@ def _plan(
     return plan
 
 
-_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), False, QpPlan(()), Prefilled((), ()), ())
+_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), False, None, Prefilled((), ()), (), None)
 
 
 def render_email(

@@ -215,15 +215,26 @@ class TestQpPlan:
             values[i] + part for i, part in zip(slots, parts[1:], strict=True)
         )
         expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-        assert QpPlan.plan(parts, slots).encode(values).data == expected
+        plan = QpPlan.plan(parts, slots)
+        assert plan is not None
+        encoded = plan.encode(values)
+        assert encoded is not None
+        assert encoded.data == expected
 
     def test_static_lines_are_encoded_once(self) -> None:
-        """Only the lines that hold a slot are left to encode per message."""
+        """Only the lines that hold a slot are left to encode per message, in one pass."""
         plan = QpPlan.plan(["a\nb ", "\nc\nd\n", ""], [0, 1])
-        assert [type(chunk) for chunk in plan.chunks] == [
-            bytes,
-            mime._QpChunk,
-            bytes,
-            mime._QpChunk,
-        ]
-        assert plan.encode(["=", "x"]).data == b"a\r\nb =3D\r\nc\r\nd\r\nx"
+        assert plan is not None
+        assert plan.statics == (b"a\r\n", b"c\r\nd\r\n", b"")
+        assert plan.parts == ("b ", "\n\x1a\n", "")
+        encoded = plan.encode(["=", "x"])
+        assert encoded is not None
+        assert encoded.data == b"a\r\nb =3D\r\nc\r\nd\r\nx"
+
+    def test_a_cr_or_the_cut_character_is_left_to_the_caller(self) -> None:
+        plan = QpPlan.plan(["a", "\nb"], [0])
+        assert plan is not None
+        assert plan.encode(["\r"]) is None
+        assert plan.encode(["\x1a"]) is None
+        assert QpPlan.plan(["a\x1a", "b"], [0]) is None
+        assert QpPlan.plan(["a\r", "b"], [0]) is None
