@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from couples_nudge.notifier import mime
 from couples_nudge.notifier.catalog import load_catalog
 from couples_nudge.notifier.locales import format_when, html_lang, strings_for, template_for
-from couples_nudge.notifier.mime import QpPlan, build_email
+from couples_nudge.notifier.mime import PlannedHtml, QpPlan, SevenBitPlan, build_email
 from couples_nudge.notifier.render import (
     _PREHEADER_PAD,
     NudgeView,
@@ -238,3 +238,40 @@ class TestQpPlan:
         assert plan.encode(["\x1a"]) is None
         assert QpPlan.plan(["a\x1a", "b"], [0]) is None
         assert QpPlan.plan(["a\r", "b"], [0]) is None
+
+
+LINE = st.lists(
+    st.sampled_from([*"ab<=_\n\r", "\x00", "\u00fc", "x" * 200, "=_nudge_B"]), max_size=12
+).map("".join)
+
+
+class TestSevenBitPlan:
+    @settings(max_examples=1000, deadline=None)
+    @given(parts=st.lists(LINE, min_size=1, max_size=5), data=st.data())
+    def test_equals_checking_the_whole_part(self, parts: list[str], data: st.DataObject) -> None:
+        """Lines around 998 characters, CR, NUL, non-ASCII, the boundary across a value:
+        what the plan makes 7bit is what mime._seven_bit makes of the whole part."""
+        values = data.draw(st.lists(LINE, min_size=len(parts) - 1, max_size=len(parts) - 1))
+        plan = SevenBitPlan.plan(parts)
+        text = parts[0] + "".join(v + p for v, p in zip(values, parts[1:], strict=True))
+        expected = mime._seven_bit(text, "=_nudge_B")
+        if plan is None:
+            assert (
+                not "".join(parts).isascii()
+                or expected is None
+                or "\r" in "".join(parts)
+                or any(len(line) > 998 for line in "\x00".join(parts).split("\n"))
+            )
+            return
+        encoded = plan.encode(values, "=_nudge_B")
+        if encoded is not None:
+            assert encoded == ("7bit", expected)
+        assert PlannedHtml(plan, values).text() == text
+
+    def test_a_long_line_of_values_is_checked_whole(self) -> None:
+        plan = SevenBitPlan.plan(["<p>", "</p>\n"])
+        assert plan is not None
+        assert plan.encode(["x" * 992], "=_b") is None  # 999 characters: left to the caller
+        assert plan.encode(["x" * 991], "=_b") is not None  # 998: 7bit
+        assert plan.encode(["x" * 10], "=_b") == ("7bit", b"<p>xxxxxxxxxx</p>\r\n")
+        assert plan.encode(["a=_b"], "=_b") is None
