@@ -247,8 +247,8 @@ _SPECIALS: Final = re.compile(r'[][\\()<>@,:;".]')
 def _to(name: str, address: str) -> str:
     """The To header of a partner: formataddr's, written directly for a plain ASCII name (it
     would neither quote nor escape it; most partners are new to the cache below)."""
-    if name and name.isascii() and _SPECIALS.search(name) is None:
-        return f"{name} <{address}>"
+    if name.isascii() and (name.isalnum() or (name and _SPECIALS.search(name) is None)):
+        return f"{name} <{address}>"  # isalnum: letters and digits only, no regex needed
     return _to_quoted(name, address)
 
 

@@ -398,8 +398,7 @@ def render_email_bytes(
         text, html = _render_parts(view, ctx)
         plain = text
     else:
-        text_values = [values[i] for i in plan.text_slots]
-        text_values = [v if type(v) is str else str(v) for v in text_values]
+        text_values = [values[i] for i in plan.text_slots]  # str (or Markup): join as str
         text = _joined(plan.text.parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
