@@ -29,13 +29,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from typing import Final
+from typing import Final, NamedTuple
 
-__all__ = ["build_email"]
+__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "qp"]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -83,6 +84,156 @@ def _qp(body: str) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+def qp(body: str) -> bytes:
+    """A text part as quoted-printable wire bytes (CRLF line ends), as build_email makes it."""
+    return _qp(body)
+
+
+class Encoded(NamedTuple):
+    """A part already encoded by the caller (QpPlan.encode): its transfer encoding and bytes."""
+
+    encoding: str
+    data: bytes
+
+
+_CUT: Final = "\x1a"  # a line of it separates the lines with slots in QpPlan's one pass
+_CUT_QP: Final = b"=1A\r\n"  # that line quoted-printable, CRLF (a literal "=" is "=3D")
+
+
+@dataclass(frozen=True, slots=True)
+class QpPlan:
+    """A text part's quoted-printable made once for its static lines (see `plan`)."""
+
+    statics: tuple[bytes, ...]  # the static lines around the lines with slots, encoded
+    parts: tuple[str, ...]  # the lines with slots as one text: its static pieces
+    slots: tuple[int, ...]  # which value goes in each slot of `parts`
+
+    @classmethod
+    def plan(cls, parts: Sequence[str], slots: Sequence[int]) -> QpPlan | None:
+        """The plan of the text `parts[0] + values[slots[0]] + parts[1] + ...`; None when
+        the static text holds a CR or the cut character (\\x1a).
+
+        The invariant it relies on: b2a_qp(istext) encodes each line apart from the others.
+        Its state across a line end is only the line length (back to 0) and whether the
+        data uses CRLF (found once, at the first LF: never here, as the values hold no CR:
+        `encode` checks); a line's look-ahead (a dot or a space at the end of the data, a
+        soft break before the last character) never crosses its LF. So a text cut just
+        after LFs encodes as the concatenation of its pieces' encodings: the lines of the
+        static text alone are encoded once, here, and the lines that hold slots, per
+        message, in one b2a_qp call, a line of the cut character between them (encoded
+        "=1A", which nothing else encodes to: `encode` refuses values that hold it)."""
+        if len(parts) != len(slots) + 1:
+            raise ValueError("one more part than slots")
+        if any(_CUT in part or "\r" in part for part in parts):
+            return None
+        statics = [""]  # the static lines before each chunk of lines with slots, and after
+        chunks, chunk_slots = [""], list[int]()  # those chunks as one text, cut-separated
+        head, rest = "", list[tuple[int, str]]()  # the open chunk: from the last cut on
+
+        def extend(text: str) -> None:
+            nonlocal head
+            if rest:
+                rest[-1] = (rest[-1][0], rest[-1][1] + text)
+            else:
+                head += text
+
+        def close() -> None:
+            nonlocal head, rest
+            if rest:
+                if chunk_slots:
+                    chunks[-1] += _CUT + "\n"
+                chunks[-1] += head
+                for slot, piece in rest:
+                    chunk_slots.append(slot)
+                    chunks.append(piece)
+                statics.append("")
+            else:
+                statics[-1] += head
+            head, rest = "", []
+
+        for n, part in enumerate(parts):
+            if n:
+                rest.append((slots[n - 1], ""))
+            first = part.find("\n")
+            if first < 0:
+                extend(part)
+                continue
+            extend(part[: first + 1])
+            close()
+            last = part.rfind("\n")
+            statics[-1] += part[first + 1 : last + 1]
+            head = part[last + 1 :]
+        close()
+        return cls(tuple(map(_qp, statics)), tuple(chunks), tuple(chunk_slots))
+
+    def encode(self, values: Sequence[str]) -> Encoded | None:
+        """The part for these values; None when one holds a CR or the cut character (the
+        caller then encodes the whole text)."""
+        if not self.slots:
+            return Encoded("quoted-printable", self.statics[0])
+        slotted = [values[i] for i in self.slots]
+        joined = "".join(slotted)
+        if "\r" in joined or _CUT in joined:
+            return None
+        text = _joined(self.parts, slotted)
+        data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        pieces = data.split(_CUT_QP)
+        if len(pieces) != len(self.statics) - 1:
+            return None  # cannot happen (see `plan`), but a wrong split would be worse
+        out = [*self.statics, *pieces]  # then interleaved: static, chunk, ..., static
+        out[0::2], out[1::2] = self.statics, pieces
+        return Encoded("quoted-printable", b"".join(out))
+
+
+@dataclass(frozen=True, slots=True)
+class SevenBitPlan:
+    """An ASCII part of static text and slots, made 7bit per message without a pass over
+    the whole part (see `plan`)."""
+
+    parts: tuple[str, ...]  # the static text, CRLF line ends
+    lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
+    slack: int  # how many characters of values every line holding a slot can take
+
+    @classmethod
+    def plan(cls, parts: Sequence[str]) -> SevenBitPlan | None:
+        """None unless the static text is valid 7bit (ASCII, no CR or NUL, lines of at most
+        998 characters). The invariant it relies on: values that are ASCII with no CR, LF or
+        NUL, in all no longer than `slack`, cannot make the part anything but 7bit, except
+        by holding the boundary (searched for per message): a line holding slots is its
+        static text plus at most all the values, and a CRLF never comes from a value."""
+        static = "\x00".join(parts)  # a NUL where each value goes
+        if not static.isascii() or "\r" in static or static.count("\x00") != len(parts) - 1:
+            return None
+        longest_static, longest_slotted = 0, 0
+        for line in static.split("\n"):
+            slots = line.count("\x00")
+            if slots:
+                longest_slotted = max(longest_slotted, len(line) - slots)
+            else:
+                longest_static = max(longest_static, len(line))
+        if longest_static > _MAX_HEADER_LINE or longest_slotted > _MAX_HEADER_LINE:
+            return None
+        crlf = tuple(p.replace("\n", "\r\n") for p in parts)
+        return cls(crlf, tuple(parts), _MAX_HEADER_LINE - longest_slotted)
+
+    def encode(self, values: list[str], boundary: str) -> Encoded | None:
+        """The part's 7bit wire bytes for these values; None when the rule above does not
+        say they stay 7bit (the caller then checks the whole part: _seven_bit)."""
+        slotted = "".join(values)
+        if (
+            len(slotted) > self.slack
+            or not slotted.isascii()
+            or "\n" in slotted
+            or "\r" in slotted
+            or "\x00" in slotted
+        ):
+            return None
+        body = _joined(self.parts, values)
+        if boundary in body:
+            return None
+        return Encoded("7bit", body.encode("ascii"))
+
+
 def _base64(body: str) -> bytes:
     """Base64 in 76-character lines (RFC 2045): ~5x cheaper than quoted-printable for HTML."""
     data = binascii.b2a_base64(body.replace("\r\n", "\n").encode("utf-8"), newline=False)
@@ -96,8 +247,8 @@ _SPECIALS: Final = re.compile(r'[][\\()<>@,:;".]')
 def _to(name: str, address: str) -> str:
     """The To header of a partner: formataddr's, written directly for a plain ASCII name (it
     would neither quote nor escape it; most partners are new to the cache below)."""
-    if name and name.isascii() and _SPECIALS.search(name) is None:
-        return f"{name} <{address}>"
+    if name.isascii() and (name.isalnum() or (name and _SPECIALS.search(name) is None)):
+        return f"{name} <{address}>"  # isalnum: letters and digits only, no regex needed
     return _to_quoted(name, address)
 
 
@@ -118,6 +269,23 @@ def _date_of(when: datetime, _offset: timedelta | None) -> str:
     return format_datetime(when)
 
 
+class PlannedHtml(NamedTuple):
+    """An HTML part as a SevenBitPlan and its values (build_email)."""
+
+    plan: SevenBitPlan
+    values: list[str]
+
+    def text(self) -> str:
+        """The part as a str (LF line ends, as rendered)."""
+        return _joined(self.plan.lf_parts, self.values)
+
+
+def _joined(parts: Sequence[str], values: list[str]) -> str:
+    out = [*parts, *values]  # then interleaved: part, value, part, ..., part
+    out[0::2], out[1::2] = parts, values
+    return "".join(out)
+
+
 def build_email(
     *,
     subject: str,
@@ -125,21 +293,28 @@ def build_email(
     to_name: str,
     to_address: str,
     when: datetime,
-    text: str,
-    html: str,
+    text: str | Encoded,
+    html: str | PlannedHtml,
     extra_headers: Sequence[tuple[str, str]] = (),
     message_domain: str = "localhost",
     message_id: str | None = None,
+    plain_text: str | None = None,
 ) -> bytes:
     """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends.
 
     `message_id` (with its <>) names the message; without it one unique to this process and
-    message is made (see the module docstring)."""
+    message is made (see the module docstring). `text` may come encoded already: Encoded,
+    what this function makes of the text `plain_text` when that is not ASCII (so not 7bit),
+    which the standard library's path still needs. `html` may come planned (PlannedHtml):
+    7bit when its plan says so, else checked whole as a str is."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
+    encoded: Encoded | None = None
+    if isinstance(text, Encoded):
+        encoded, text = text, plain_text or ""
     if not (to_address.isascii() and sender.isascii()):
         return _slow(
-            subject, sender, to_name, to_address, when, text, html, extra_headers, message_id
+            subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )
     lines = [
         f"Subject: {_text(subject)}",
@@ -152,21 +327,34 @@ def build_email(
     ]
     if max(map(len, lines)) > _MAX_HEADER_LINE:
         return _slow(
-            subject, sender, to_name, to_address, when, text, html, extra_headers, message_id
+            subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )
     boundary = f"=_nudge_{_PROCESS_TOKEN}_{serial:x}"
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
     out = ["\r\n".join(lines).encode()]
     # The text part stays quoted-printable (readable as is); HTML is long and goes as base64.
-    text_7bit, html_7bit = _seven_bit(text, boundary), _seven_bit(html, boundary)
-    for subtype, encoding, body in (
-        ("plain", "7bit", text_7bit) if text_7bit else ("plain", "quoted-printable", _qp(text)),
-        ("html", "7bit", html_7bit) if html_7bit else ("html", "base64", _base64(html)),
-    ):
+    if encoded is None:
+        text_7bit = _seven_bit(text, boundary)
+        encoded = (
+            Encoded("7bit", text_7bit) if text_7bit else Encoded("quoted-printable", _qp(text))
+        )
+    html_encoded = None
+    if isinstance(html, PlannedHtml):
+        html_encoded = html.plan.encode(html.values, boundary)
+        html = html.text() if html_encoded is None else html
+    if html_encoded is None:
+        assert isinstance(html, str)
+        html_7bit = _seven_bit(html, boundary)
+        html_encoded = Encoded("7bit", html_7bit) if html_7bit else Encoded("base64", _base64(html))
+    for subtype, (encoding, body) in (("plain", encoded), ("html", html_encoded)):
         head = f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
         out += [f"{head}Content-Transfer-Encoding: {encoding}\r\n".encode(), body]
     out.append(f"--{boundary}--\r\n".encode())
     return b"\r\n".join(out)
+
+
+def _lf(html: str | PlannedHtml) -> str:
+    return html if isinstance(html, str) else html.text()
 
 
 def _slow(

@@ -14,6 +14,17 @@ characters in every text a couple gives; the catalog and strings have none). An 
 with short lines needs no transfer encoding (mime.py: 7bit), where one no-break space in a
 date night's time used to cost a base64 pass over the whole HTML (~12 us an email).
 
+An email is rendered through a plan (`_EmailPlan`), not the whole skeleton per message: most
+of its context depends on (locale, kind, item, discreet) alone (`_Fixed`: the title, detail,
+agenda, labels, and the body unless it names the partners), the same for every recipient of
+an item, so those values are written into both skeletons once (escaped, as character
+references in HTML) and only the dozen per-message values (names, time, links) are escaped,
+converted and, in the text part, quoted-printable-encoded per email: the text's static lines
+are encoded once (mime.QpPlan). Invariant: `_Fixed.values` is a function of that key (the
+item is part of it, compared by value); a plan is checked against the skeletons' output on
+the email that teaches it, and a shape that does not match keeps the skeletons. Property test:
+tests/property/test_email_plan.py (the bytes of the rendering before plans, for any view).
+
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
 item, the names and whose turn it is appear only inside. The footer fits the kind: the
@@ -32,7 +43,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -45,8 +56,21 @@ from couples_nudge.notifier.locales import (
     strings_for,
     template_for,
 )
-from couples_nudge.notifier.mime import build_email
-from couples_nudge.notifier.skeleton import SkeletonRenderer, shape_of
+from couples_nudge.notifier.mime import (
+    Encoded,
+    PlannedHtml,
+    QpPlan,
+    SevenBitPlan,
+    build_email,
+    qp,
+)
+from couples_nudge.notifier.skeleton import (
+    Prefilled,
+    SkeletonRenderer,
+    _escaped,
+    ascii_refs,
+    shape_of,
+)
 from couples_nudge_schemas import NudgeKind, PreferencesSetData
 
 __all__ = [
@@ -226,55 +250,120 @@ def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
     return str(s["turn"]["partner"]).format(name=view.turn)
 
 
-def _context(view: NudgeView) -> dict[str, Any]:
-    s = strings_for(view.locale)
-    steps = view.item.steps
-    agenda_text, agenda_html = _agenda(view.locale, steps) if steps else ("", "")
-    shown_when = view.when if view.kind != "appreciation" else None
-    counselling = view.kind == "check_in" or view.item.hard_topic
-    actions_text, actions_html = (
-        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
-    )
-    body = view.body  # formatted with the names: once, for the preheader and the body
-    return {
-        "lang": html_lang(view.locale),
-        "subject": _subject(view, s),
-        # What an inbox shows beside the subject: neutral too in discreet mode.
-        "preheader": s["discreet"]["preheader"] if view.discreet else body,
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """What an email's context holds for every recipient of one item in one language: the
+    values that depend on (locale, kind, item, discreet) alone."""
+
+    values: dict[str, Any]
+    names: frozenset[str]
+    per_message: tuple[str, ...]  # the other names, in the order _per_message gives them
+    # Per shape of the per-message values: the email's plan (None: this shape renders
+    # through the skeletons and Jinja every time).
+    plans: dict[tuple[str, ...], _EmailPlan | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _EmailPlan:
+    """Both parts of one (_Fixed, shape) with the fixed values written in: only the
+    per-message values are escaped, converted and encoded per email."""
+
+    text: Prefilled
+    text_slots: tuple[int, ...]  # per slot of `text`: its index in the per-message values
+    text_ascii: bool  # the text's fixed parts are ASCII
+    qp: QpPlan | None  # None: the text is encoded whole per email
+    html: Prefilled
+    html_slots: tuple[int, ...]
+    html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
+
+
+_PER_MESSAGE: Final[tuple[str, ...]] = (
+    "when_line",
+    "greeting",
+    "recipient",
+    "turn_line",
+    "cta_url",
+    "footer_why",
+    "support_url",
+    "manage_url",
+    "unsubscribe_url",
+    "jar_idea",
+    "actions_text",
+    "actions_html",
+)
+_NAMED_BODY: Final[tuple[str, ...]] = (
+    "body",
+    "preheader",
+)  # per message when the body names the partners
+_MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
+
+
+@functools.lru_cache(maxsize=2048)
+def _fixed(locale: str, kind: NudgeKind, item: Item, discreet: bool) -> _Fixed:
+    s = strings_for(locale)
+    steps = item.steps
+    agenda_text, agenda_html = _agenda(locale, steps) if steps else ("", "")
+    counselling = kind == "check_in" or item.hard_topic
+    values: dict[str, Any] = {
+        "lang": html_lang(locale),
+        "subject": str(s["discreet"]["subject"]) if discreet else item.title,
         "preheader_pad": _PREHEADER_PAD,
-        "heading": s["heading"][view.kind],
-        "title": view.item.title,
-        "when_line": format_when(shown_when, view.timezone, view.locale, s["email"]["when"])
-        if shown_when is not None
-        else None,
-        "greeting": s["email"]["greeting"].format(name=view.recipient),
-        "recipient": view.recipient,
-        "body": body,
-        "detail": view.item.detail,
+        "heading": s["heading"][kind],
+        "title": item.title,
+        "detail": item.detail,
         "agenda_text": agenda_text,
         "agenda_html": agenda_html,
         "tip_label": s["email"]["tip"],
-        "turn_line": _turn_line(view, s),
-        "cta_url": view.link,
-        "cta_label": s["cta"][view.kind],
-        "footer_why": s["footer"]["why"].format(partner=view.partner),
+        "cta_label": s["cta"][kind],
         "footer_unsubscribe": s["footer"]["unsubscribe"],
         "footer_counselor": s["footer"]["counselor"] if counselling else None,
         "footer_support": s["footer"]["support"],
         "support_label": s["footer"]["support_link"],
-        "support_url": view.support_url,
         "manage_label": s["footer"]["manage"],
-        "manage_url": view.manage_url,
-        "unsubscribe_url": view.unsubscribe_url,
         "jar_label": s["jar"]["label"],
-        "jar_idea": view.jar_idea,
-        "actions_text": actions_text,
-        "actions_html": actions_html,
     }
+    per_message = _PER_MESSAGE
+    if "{" in item.body or "}" in item.body:  # formatted with the names (NudgeView.body)
+        per_message += _NAMED_BODY
+    else:  # str.format of a text without braces is that text
+        values["body"] = item.body
+        values["preheader"] = s["discreet"]["preheader"] if discreet else item.body
+    return _Fixed(values, frozenset(values), per_message, {})
 
 
-def _subject(view: NudgeView, s: Mapping[str, Any]) -> str:
-    return str(s["discreet"]["subject"]) if view.discreet else view.item.title
+def _per_message(view: NudgeView, fixed: _Fixed) -> tuple[Any, ...]:
+    """The values of fixed.per_message for this view (what _context adds to fixed.values)."""
+    s = strings_for(view.locale)
+    when = view.when if view.kind != "appreciation" else None
+    actions_text, actions_html = (
+        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+    )
+    values = (
+        format_when(when, view.timezone, view.locale, s["email"]["when"])
+        if when is not None
+        else None,
+        s["email"]["greeting"].format(name=view.recipient),
+        view.recipient,
+        _turn_line(view, s),
+        view.link,
+        s["footer"]["why"].format(partner=view.partner),
+        view.support_url,
+        view.manage_url,
+        view.unsubscribe_url,
+        view.jar_idea,
+        actions_text,
+        actions_html,
+    )
+    if len(fixed.per_message) == len(values):
+        return values
+    body = view.body  # formatted with the names: once, for the preheader and the body
+    return (*values, body, s["discreet"]["preheader"] if view.discreet else body)
+
+
+def _context(view: NudgeView) -> dict[str, Any]:
+    """Everything the email templates read, for one view."""
+    fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
+    return {**fixed.values, **dict(zip(fixed.per_message, _per_message(view, fixed), strict=True))}
 
 
 _READ_POLICY = email.policy.default.clone(utf8=True)  # internationalised addresses parse too
@@ -294,26 +383,115 @@ def render_email_bytes(
     """The email for one partner as SMTP wire bytes (see mime.py for why not EmailMessage).
 
     `message_id` (else a random one) and `extra_headers` come from the sender's side
-    (delivery.py: a Message-ID that names the nudge, message_ids.py)."""
-    ctx = _context(view)
-    shape = shape_of(ctx)  # both parts render the same context
+    (delivery.py: a Message-ID that names the nudge, message_ids.py). Rendered through the
+    email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
+    fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
+    values = _per_message(view, fixed)
+    shape = tuple(["" if v else type(v).__name__ for v in values])
+    plan = fixed.plans.get(shape, _UNSEEN)
+    if plan is _UNSEEN:
+        plan = _plan(view, fixed, values, shape)
+    plain: str | Encoded
+    html: str | PlannedHtml
+    if plan is None:
+        ctx = {**fixed.values, **dict(zip(fixed.per_message, values, strict=True))}
+        text, html = _render_parts(view, ctx)
+        plain = text
+    else:
+        text_values = [values[i] for i in plan.text_slots]  # str (or Markup): join as str
+        text = _joined(plan.text.parts, text_values)
+        ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
+        encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
+        plain = text if encoded is None else encoded  # None: a CR, encoded whole
+        html_values = [_ascii_html(values[i]) for i in plan.html_slots]
+        html = (
+            PlannedHtml(plan.html_7bit, html_values)
+            if plan.html_7bit is not None
+            else _joined(plan.html.parts, html_values)
+        )
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
         extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
         if list_unsubscribe_post:
             extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return build_email(
-        subject=ctx["subject"],
+        subject=fixed.values["subject"],
         sender=sender,
         to_name=to_name,
         to_address=to_address,
         when=when,
-        text=_email_part(template_for(view.locale, "email.txt.j2")).render(ctx, shape),
-        html=_email_part(template_for(view.locale, "email.html.j2")).render_ascii(ctx, shape),
+        text=plain,
+        plain_text=text,
+        html=html,
         extra_headers=extra,
         message_domain=message_domain(sender),
         message_id=message_id,
     )
+
+
+def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
+    """The text and (ASCII) HTML parts of an email through the skeletons (and Jinja)."""
+    shape = shape_of(ctx)  # both parts render the same context
+    return (
+        _email_part(template_for(view.locale, "email.txt.j2")).render(ctx, shape),
+        _email_part(template_for(view.locale, "email.html.j2")).render_ascii(ctx, shape),
+    )
+
+
+def _joined(parts: tuple[str, ...], values: list[str]) -> str:
+    out = [*parts, *values]  # then interleaved: part, value, part, ..., part
+    out[0::2], out[1::2] = parts, values
+    return "".join(out)
+
+
+def _ascii_html(value: Any) -> str:
+    """A value as the HTML skeleton writes it with render_ascii (skeleton.py)."""
+    text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
+    return text if text.isascii() else ascii_refs(text)
+
+
+def _plan(
+    view: NudgeView, fixed: _Fixed, values: tuple[Any, ...], shape: tuple[str, ...]
+) -> _EmailPlan | None:
+    """Learns the plan of this shape from one view, checked against the skeletons' output."""
+    plan = None
+    ctx = {**fixed.values, **dict(zip(fixed.per_message, values, strict=True))}
+    full_shape = shape_of(ctx)
+    text_renderer = _email_part(template_for(view.locale, "email.txt.j2"))
+    html_renderer = _email_part(template_for(view.locale, "email.html.j2"))
+    text = text_renderer.prefill(ctx, fixed.names, full_shape)
+    html = html_renderer.prefill(ctx, fixed.names, full_shape, ascii=True)
+    if text is not None and html is not None:
+        slot = fixed.per_message.index
+        text_slots = tuple(map(slot, text.names))
+        plan = _EmailPlan(
+            text=text,
+            text_slots=text_slots,
+            text_ascii="".join(text.parts).isascii(),
+            qp=QpPlan.plan(text.parts, range(len(text_slots))),
+            html=html,
+            html_slots=tuple(map(slot, html.names)),
+            html_7bit=SevenBitPlan.plan(html.parts),
+        )
+        expected_text, expected_html = _render_parts(view, ctx)
+        text_values = [str(values[i]) for i in text_slots]
+        if (
+            _joined(text.parts, text_values) != expected_text
+            or _joined(html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
+            != expected_html
+            or (
+                plan.qp is not None
+                and (encoded := plan.qp.encode(text_values)) is not None
+                and encoded.data != qp(expected_text)
+            )
+        ):
+            plan = None
+    if len(fixed.plans) < _MAX_PLANS:
+        fixed.plans[shape] = plan
+    return plan
+
+
+_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), False, None, Prefilled((), ()), (), None)
 
 
 def render_email(

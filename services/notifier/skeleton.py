@@ -20,6 +20,11 @@ character, so converting the output equals converting each piece of it: the stat
 converted once, when their skeleton is learned, and only the values per message (most are
 ASCII already: one `isascii` each), instead of a pass of replace and encode over the whole
 ~5 KB part per email.
+
+`prefill` writes the values of some names into a skeleton's static text (escaped and
+converted as `_fill` would): render.py's email plans, whose fixed values are the same for
+every recipient of an item, fill only the rest per message. It relies on `_fill` writing each
+value on its own, independent of its neighbours.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import jinja2
 import markupsafe
 from jinja2 import nodes
 
-__all__ = ["Shape", "SkeletonRenderer", "ascii_refs", "shape_of"]
+__all__ = ["Prefilled", "Shape", "SkeletonRenderer", "ascii_refs", "shape_of"]
 
 _MARK: Final = "\x1a"  # not escaped by HTML escaping, never in our values
 _SLOT: Final = re.compile(f"{_MARK}([A-Za-z_][A-Za-z0-9_]*){_MARK}")
@@ -92,6 +97,44 @@ class SkeletonRenderer:
             return ascii_refs(self.render(context, shape))
         return self._fill(skeleton, context, ascii=True)
 
+    def prefill(
+        self,
+        context: Mapping[str, Any],
+        fixed: frozenset[str],
+        shape: Shape | None = None,
+        *,
+        ascii: bool = False,
+    ) -> Prefilled | None:
+        """The skeleton of `context`'s shape with the values of the `fixed` names written in
+        (escaped, and as ascii_refs when `ascii`, as `_fill` does): what stays is the slots
+        of the other names. Joining its parts with those values, escaped the same way, gives
+        this renderer's output for any context of that shape holding these fixed values.
+        None when the template or the shape has no skeleton."""
+        if not self.simple:
+            return None
+        shape = shape or shape_of(context)
+        if self._shapes.get(shape, _UNSEEN) is _UNSEEN:
+            self.render(context, shape)  # learns it
+        skeleton = self._shapes.get(shape)
+        if skeleton is None or skeleton is _UNSEEN:
+            return None
+        source = skeleton.ascii_parts if ascii else skeleton.parts
+        parts, names = [source[0]], []
+        for name, part in zip(skeleton.names, source[1:], strict=True):
+            if name in fixed:
+                parts[-1] += self._one(context[name], ascii=ascii) + part
+            else:
+                names.append(name)
+                parts.append(part)
+        return Prefilled(tuple(parts), tuple(names))
+
+    def _one(self, value: Any, *, ascii: bool) -> str:
+        """One value as `_fill` writes it."""
+        if not self.html:
+            return value if type(value) is str else str(value)
+        text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
+        return ascii_refs(text) if ascii else text
+
     def _fill(self, skeleton: _Skeleton, context: Mapping[str, Any], ascii: bool = False) -> str:
         values = [context[name] for name in skeleton.names]
         parts = skeleton.parts
@@ -129,6 +172,14 @@ class SkeletonRenderer:
 
 
 _UNSEEN: Final = _Skeleton((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilled:
+    """A skeleton with some of its values written into its static text (`prefill`)."""
+
+    parts: tuple[str, ...]  # static text around the remaining slots: len(names) + 1 parts
+    names: tuple[str, ...]  # the variable in each remaining slot, in order
 
 
 def ascii_refs(text: str) -> str:

@@ -1,0 +1,277 @@
+"""An email rendered through its plan (render.py: fixed values written in once per item and
+language, the text's static lines quoted-printable once) is byte for byte the email of the
+reference: Jinja on the whole context, as the notifier rendered it before plans."""
+
+from __future__ import annotations
+
+import binascii
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from couples_nudge.notifier import mime
+from couples_nudge.notifier.catalog import load_catalog
+from couples_nudge.notifier.locales import format_when, html_lang, strings_for, template_for
+from couples_nudge.notifier.mime import PlannedHtml, QpPlan, SevenBitPlan, build_email
+from couples_nudge.notifier.render import (
+    _PREHEADER_PAD,
+    NudgeView,
+    _actions_row,
+    _agenda,
+    _env,
+    _fixed,
+    _turn_line,
+    message_domain,
+    render_email_bytes,
+)
+from couples_nudge.notifier.skeleton import ascii_refs
+from couples_nudge_schemas import NudgeKind
+
+KINDS: tuple[NudgeKind, ...] = ("date_night", "check_in", "appreciation")
+LOCALES = ("en", "de", "es", "en-GB", "de-AT", "fr")
+ITEMS = [
+    load_catalog().localized(item, locale)
+    for kind in KINDS
+    for item in load_catalog().items(kind)[:6]
+    for locale in LOCALES
+]
+# Any text a partner could give, and more: newlines, CR, tabs, dots, "=", no-break spaces,
+# what HTML escapes, emoji; lines near quoted-printable's 76 characters.
+TEXT = st.lists(
+    st.sampled_from([*"ab .=\t\n\r_<>&'\"{}", "\u00a0", "\u00fc", "\U0001f496", "x" * 30, "\x00"]),
+    max_size=12,
+).map("".join)
+NAME = st.one_of(st.sampled_from(["Alex", "Sam", "Jo & Kim", "Zoë", "O'Brien"]), TEXT)
+URL = st.one_of(st.none(), st.just("https://x.test/u?t=a&b=<c>"), st.just("https://a.test/n"))
+
+
+@st.composite
+def views(draw: st.DrawFn) -> NudgeView:
+    item = draw(st.sampled_from(ITEMS))
+    if draw(st.booleans()):  # a body that names the partners, or any text at all
+        item = replace(item, body=draw(st.sampled_from(["{receiver}!", "{giver} {receiver}"])))
+    if draw(st.booleans()):
+        item = replace(item, title=draw(TEXT), detail=draw(TEXT))
+    recipient, partner = draw(NAME), draw(NAME)
+    locale = draw(st.sampled_from(LOCALES))
+    return NudgeView(
+        kind=item.kind,
+        item=item,
+        recipient=recipient,
+        partner=partner,
+        turn=draw(st.sampled_from([None, recipient, partner])),
+        turn_is_recipient=draw(st.booleans()),
+        discreet=draw(st.booleans()),
+        locale=locale,
+        link=draw(URL),
+        unsubscribe_url=draw(URL),
+        jar_idea=draw(st.none() | TEXT),
+        manage_url=draw(URL),
+        support_url=draw(URL),
+        when=draw(st.none() | st.just(datetime(2026, 12, 4, 18, tzinfo=UTC))),
+        timezone=draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
+        actions=draw(st.sampled_from([(), (("done", "https://x.test/a/1"), ("more", "<m>&"))])),
+    )
+
+
+def _reference_context(view: NudgeView) -> dict[str, Any]:
+    """render._context as it was before plans (kept here as the reference)."""
+    s = strings_for(view.locale)
+    steps = view.item.steps
+    agenda_text, agenda_html = _agenda(view.locale, steps) if steps else ("", "")
+    shown_when = view.when if view.kind != "appreciation" else None
+    counselling = view.kind == "check_in" or view.item.hard_topic
+    actions_text, actions_html = (
+        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+    )
+    body = view.body
+    return {
+        "lang": html_lang(view.locale),
+        "subject": str(s["discreet"]["subject"]) if view.discreet else view.item.title,
+        "preheader": s["discreet"]["preheader"] if view.discreet else body,
+        "preheader_pad": _PREHEADER_PAD,
+        "heading": s["heading"][view.kind],
+        "title": view.item.title,
+        "when_line": format_when(shown_when, view.timezone, view.locale, s["email"]["when"])
+        if shown_when is not None
+        else None,
+        "greeting": s["email"]["greeting"].format(name=view.recipient),
+        "recipient": view.recipient,
+        "body": body,
+        "detail": view.item.detail,
+        "agenda_text": agenda_text,
+        "agenda_html": agenda_html,
+        "tip_label": s["email"]["tip"],
+        "turn_line": _turn_line(view, s),
+        "cta_url": view.link,
+        "cta_label": s["cta"][view.kind],
+        "footer_why": s["footer"]["why"].format(partner=view.partner),
+        "footer_unsubscribe": s["footer"]["unsubscribe"],
+        "footer_counselor": s["footer"]["counselor"] if counselling else None,
+        "footer_support": s["footer"]["support"],
+        "support_label": s["footer"]["support_link"],
+        "support_url": view.support_url,
+        "manage_label": s["footer"]["manage"],
+        "manage_url": view.manage_url,
+        "unsubscribe_url": view.unsubscribe_url,
+        "jar_label": s["jar"]["label"],
+        "jar_idea": view.jar_idea,
+        "actions_text": actions_text,
+        "actions_html": actions_html,
+    }
+
+
+def _reference(view: NudgeView, **kw: Any) -> bytes:
+    """The email by Jinja on the whole context, through build_email as before plans."""
+    ctx = _reference_context(view)
+    text = _env().get_template(template_for(view.locale, "email.txt.j2")).render(ctx)
+    html = _env().get_template(template_for(view.locale, "email.html.j2")).render(ctx)
+    extra = [("Auto-Submitted", "auto-generated")]
+    if view.unsubscribe_url:
+        extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
+        extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return build_email(
+        subject=ctx["subject"],
+        text=text,
+        html=ascii_refs(html),
+        extra_headers=extra,
+        message_domain=message_domain(kw["sender"]),
+        **{k: v for k, v in kw.items() if k != "list_unsubscribe_post"},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fixed_serials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both renderings of an email get the same boundary (a serial per message)."""
+    monkeypatch.setattr(mime, "_SERIALS", itertools.repeat(7))
+
+
+KW: dict[str, Any] = {
+    "sender": "Nudges <nudges@example.test>",
+    "to_name": "Alex",
+    "to_address": "alex@example.test",
+    "when": datetime(2026, 12, 4, 18, 0, 5, tzinfo=UTC),
+    "list_unsubscribe_post": True,
+}
+
+
+class TestEmailPlans:
+    @settings(max_examples=400, deadline=None)
+    @given(view=views())
+    def test_the_email_is_the_reference_s_for_any_view(self, view: NudgeView) -> None:
+        """Learning a plan, and every email of a plan seen before: the reference's bytes."""
+        expected = _reference(view, **KW)
+        assert render_email_bytes(view, **KW) == expected
+        assert render_email_bytes(view, **KW) == expected
+
+    def test_benchmark_like_emails_go_through_plans(self) -> None:
+        """A date night in English (a no-break space in its time: quoted-printable) is
+        rendered by its plan, so the speed-up is real, not a silent fallback."""
+        item = load_catalog().items("date_night")[0]
+        for name in ("Alex", "Sam", "Zoë"):
+            view = NudgeView(
+                kind="date_night",
+                item=item,
+                recipient=name,
+                partner="Sam",
+                turn=name,
+                turn_is_recipient=True,
+                when=datetime(2026, 12, 4, 18, tzinfo=UTC) + timedelta(hours=len(name)),
+                timezone="Europe/Berlin",
+            )
+            assert render_email_bytes(view, **KW) == _reference(view, **KW)
+        plans = _fixed("en", "date_night", item, False).plans
+        assert plans
+        assert all(plan is not None for plan in plans.values())
+
+
+SAMPLE = st.lists(
+    st.sampled_from([*"ab .=\t\n_", "\u00a0", "\u00fc", "x" * 25, "\x00", "\x7f"]),
+    max_size=40,
+).map("".join)
+
+
+class TestQpPlan:
+    @settings(max_examples=2000, deadline=None)
+    @given(
+        parts=st.lists(SAMPLE, min_size=1, max_size=6),
+        values=st.lists(SAMPLE, min_size=3, max_size=3),
+        data=st.data(),
+    )
+    def test_equals_b2a_qp_of_the_whole_text(
+        self, parts: list[str], values: list[str], data: st.DataObject
+    ) -> None:
+        """Soft breaks at 76 characters, trailing spaces and tabs, lone dots, "=", 8-bit
+        bytes: a plan's encoding is binascii.b2a_qp's of the whole text (CRLF line ends)."""
+        slots = data.draw(
+            st.lists(st.integers(0, 2), min_size=len(parts) - 1, max_size=len(parts) - 1)
+        )
+        text = parts[0] + "".join(
+            values[i] + part for i, part in zip(slots, parts[1:], strict=True)
+        )
+        expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        plan = QpPlan.plan(parts, slots)
+        assert plan is not None
+        encoded = plan.encode(values)
+        assert encoded is not None
+        assert encoded.data == expected
+
+    def test_static_lines_are_encoded_once(self) -> None:
+        """Only the lines that hold a slot are left to encode per message, in one pass."""
+        plan = QpPlan.plan(["a\nb ", "\nc\nd\n", ""], [0, 1])
+        assert plan is not None
+        assert plan.statics == (b"a\r\n", b"c\r\nd\r\n", b"")
+        assert plan.parts == ("b ", "\n\x1a\n", "")
+        encoded = plan.encode(["=", "x"])
+        assert encoded is not None
+        assert encoded.data == b"a\r\nb =3D\r\nc\r\nd\r\nx"
+
+    def test_a_cr_or_the_cut_character_is_left_to_the_caller(self) -> None:
+        plan = QpPlan.plan(["a", "\nb"], [0])
+        assert plan is not None
+        assert plan.encode(["\r"]) is None
+        assert plan.encode(["\x1a"]) is None
+        assert QpPlan.plan(["a\x1a", "b"], [0]) is None
+        assert QpPlan.plan(["a\r", "b"], [0]) is None
+
+
+LINE = st.lists(
+    st.sampled_from([*"ab<=_\n\r", "\x00", "\u00fc", "x" * 200, "=_nudge_B"]), max_size=12
+).map("".join)
+
+
+class TestSevenBitPlan:
+    @settings(max_examples=1000, deadline=None)
+    @given(parts=st.lists(LINE, min_size=1, max_size=5), data=st.data())
+    def test_equals_checking_the_whole_part(self, parts: list[str], data: st.DataObject) -> None:
+        """Lines around 998 characters, CR, NUL, non-ASCII, the boundary across a value:
+        what the plan makes 7bit is what mime._seven_bit makes of the whole part."""
+        values = data.draw(st.lists(LINE, min_size=len(parts) - 1, max_size=len(parts) - 1))
+        plan = SevenBitPlan.plan(parts)
+        text = parts[0] + "".join(v + p for v, p in zip(values, parts[1:], strict=True))
+        expected = mime._seven_bit(text, "=_nudge_B")
+        if plan is None:
+            assert (
+                not "".join(parts).isascii()
+                or expected is None
+                or "\r" in "".join(parts)
+                or any(len(line) > 998 for line in "\x00".join(parts).split("\n"))
+            )
+            return
+        encoded = plan.encode(values, "=_nudge_B")
+        if encoded is not None:
+            assert encoded == ("7bit", expected)
+        assert PlannedHtml(plan, values).text() == text
+
+    def test_a_long_line_of_values_is_checked_whole(self) -> None:
+        plan = SevenBitPlan.plan(["<p>", "</p>\n"])
+        assert plan is not None
+        assert plan.encode(["x" * 992], "=_b") is None  # 999 characters: left to the caller
+        assert plan.encode(["x" * 991], "=_b") is not None  # 998: 7bit
+        assert plan.encode(["x" * 10], "=_b") == ("7bit", b"<p>xxxxxxxxxx</p>\r\n")
+        assert plan.encode(["a=_b"], "=_b") is None
