@@ -435,15 +435,7 @@ def _fields(expr: str) -> CronFields:
             f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
         )
     known = _KNOWN_FIELDS
-    parsed = []
-    for key in enumerate(fields):
-        reading = known.get(key)
-        if reading is None:
-            reading = _check_field(expr, *key)
-            if len(known) >= _KNOWN_FIELDS_MAX:
-                known.clear()  # the fields in use come back at once
-            known[key] = reading
-        parsed.append(reading)
+    parsed = [known.get(key) or _new_field(expr, *key) for key in enumerate(fields)]
     # The fields as written: compile reads only their first characters (the day rule), which
     # the equal-range rewrite (_single_value_ranges) never changes.
     return CronFields.compile(fields, parsed)
@@ -466,6 +458,15 @@ _Parsed = CronFieldReading
 #: (``_parse_field``); this one keeps the fields that also passed the rules' own checks.
 _KNOWN_FIELDS: dict[tuple[int, str], _Parsed] = {}
 _KNOWN_FIELDS_MAX = 16_384
+
+
+def _new_field(expr: str, index: int, field: str) -> _Parsed:
+    """A field new to the rules, checked and remembered (a reading is a non-empty tuple)."""
+    reading = _check_field(expr, index, field)
+    if len(_KNOWN_FIELDS) >= _KNOWN_FIELDS_MAX:
+        _KNOWN_FIELDS.clear()  # the fields in use come back at once
+    _KNOWN_FIELDS[index, field] = reading
+    return reading
 
 
 def _check_field(expr: str, index: int, field: str) -> _Parsed:

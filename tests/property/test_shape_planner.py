@@ -159,7 +159,7 @@ _CADENCES: list[Cadence] = [
             "0 19 * * 5",  # the weekly cadences' instant, written as cron
             "*/20 9 * * *",  # too frequent for the hour's minimum interval
             "0 0 30 2 *",  # never fires: no arm
-            "R 9 * * *",  # the schema lets it through, the rules refuse it
+            "0 9 * * 1,1#2",  # the schema lets it through, the rules refuse it
             "5-5 9 L * *",
         )
     ),

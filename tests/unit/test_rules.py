@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -111,10 +112,14 @@ class TestValidateCron:
 
         monkeypatch.setattr(preferences, "croniter", counting)
         monkeypatch.setattr(rules, "croniter", counting)
+        # Empty caches of their own (emptying the shared ones would make other tests parse
+        # again, inside their strategies: croniter draws from `random` for "R").
+        reading = lru_cache(maxsize=64)(preferences.cron_field_reading.__wrapped__)
+        monkeypatch.setattr(preferences, "cron_field_reading", reading)
+        monkeypatch.setattr(rules, "cron_field_reading", reading)
+        monkeypatch.setattr(rules, "_fields", lru_cache(maxsize=64)(rules._fields.__wrapped__))
+        monkeypatch.setattr(rules, "_KNOWN_FIELDS", {})
         expr = "7 13 2,9 */2 1-5"
-        rules._fields.cache_clear()
-        rules._KNOWN_FIELDS.clear()
-        preferences.cron_field_reading.cache_clear()
         assert preferences._valid_cron(expr)
         assert parses == ["7 * * * *", "* 13 * * *", "* * 2,9 * *", "* * * */2 *", "* * * * 1-5"]
         validate_cron(expr)
