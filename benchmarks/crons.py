@@ -34,7 +34,7 @@ from couples_nudge.scheduler.rules import CronRule, first_gap_below
 from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.shapes import ShapePlanner
 from couples_nudge_schemas import PreferencesSet, parse_preference
-from couples_nudge_schemas.preferences import _valid_cron_field
+from couples_nudge_schemas.preferences import cron_field_reading
 
 DEFAULT_N = 10_000
 INGEST_N = 10_000  # couples per ingestion run (at most n)
@@ -95,7 +95,7 @@ def ingest_crons(count: int) -> list[str]:
 def forget_crons() -> None:
     """Start a raw-cron run with nothing remembered of any cron or cron field, in the schema
     or the rules: every cron in the run is new, and its fields are new to the run."""
-    for cache in (rules._compile, rules._fields, rules._next_cron_fire, _valid_cron_field):
+    for cache in (rules._fields, rules._next_cron_fire, cron_field_reading):
         cache.cache_clear()
     rules._KNOWN_FIELDS.clear()
 

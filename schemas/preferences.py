@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated, Final, Literal, Self
+from typing import Annotated, Final, Literal, NamedTuple, Self
 
 from croniter import croniter
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -339,20 +339,39 @@ def _valid_cron(cron: str) -> bool:
     ingesting a couple. Fields are split as croniter splits them (ASCII whitespace).
     """
     fields = _CRON_FIELD_RE.findall(cron)
-    return len(cron.split()) == len(fields) == 5 and all(
-        _valid_cron_field(index, field) for index, field in enumerate(fields)
+    return len(cron.split()) == len(fields) == 5 and None not in map(
+        cron_field_reading, range(5), fields
     )
 
 
 _CRON_FIELD_RE = re.compile(r"\S+", re.ASCII)  # croniter's own field splitting
 
 
+class CronFieldReading(NamedTuple):
+    """croniter's reading of one cron field: its ``expanded`` values, and for the day fields
+    the ``D#n``/``LD`` weekdays (``nth_weekday_of_month``) and ``W`` days (``nearest_weekday``)."""
+
+    values: tuple[int | str, ...]
+    nth: tuple[tuple[int, tuple[int | str, ...]], ...] = ()
+    nearest: tuple[int, ...] = ()
+
+
 @lru_cache(maxsize=16_384)
-def _valid_cron_field(index: int, field: str) -> bool:
-    """croniter's check of one field alone (the others '*'), remembered."""
+def cron_field_reading(index: int, field: str) -> CronFieldReading | None:
+    """croniter's reading of one field alone (the others '*'), None when croniter refuses it
+    (``croniter.is_valid``: every ValueError of its parse), remembered. The scheduler's rules
+    read the same cache (services/scheduler/rules.py), so a new field is parsed once."""
     probe = ["*"] * 5
     probe[index] = field
-    return bool(croniter.is_valid(" ".join(probe)))
+    try:
+        parsed = croniter(" ".join(probe), 0)  # any start: fields read alike
+    except ValueError:
+        return None
+    return CronFieldReading(
+        tuple(parsed.expanded[index]),
+        tuple((d, tuple(n)) for d, n in parsed.nth_weekday_of_month.items()) if index == 4 else (),
+        tuple(sorted(parsed.nearest_weekday)) if index == 2 else (),
+    )
 
 
 Cadence = Annotated[

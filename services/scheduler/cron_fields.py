@@ -1,6 +1,6 @@
 """A validated cron expression compiled to bitmasks: which days match, the next match, gaps.
 
-croniter parses and validates (``rules._compile``); :meth:`CronFields.compile` reads the
+croniter parses and validates (``rules._fields``); :meth:`CronFields.compile` reads the
 fields croniter expands (``expanded``, ``nth_weekday_of_month``, ``nearest_weekday``) once
 per expression, and everything after is integer arithmetic on naive wall-clock times. Pure:
 no clock, no zone, no I/O.
@@ -83,17 +83,16 @@ class CronFields:
     @classmethod
     def compile(cls, fields: Sequence[str], parsed: Sequence[ParsedField]) -> CronFields:
         """Compile the five written ``fields`` from croniter's reading of each."""
-        minutes, hours, days, months, weekdays = (tuple(field.values) for field in parsed)
-        times, span, smallest_gap = _times(minutes, hours)
-        month_bits = sum(1 << m for m in _numbers(months, 1, 12))
+        minute, hour, day, month, weekday = parsed
+        times, span, smallest_gap = _times(tuple(minute.values), tuple(hour.values))
         masks = _day_masks(
-            days,
-            tuple(parsed[2].nearest),
-            weekdays,
-            tuple((day, tuple(nth)) for day, nth in parsed[4].nth),
+            tuple(day.values),
+            tuple(day.nearest),
+            tuple(weekday.values),
+            tuple((d, tuple(nth)) for d, nth in weekday.nth) if weekday.nth else (),
             and_days(fields[2], fields[4]),
         )
-        return cls(times, month_bits, masks, span, smallest_gap)
+        return cls(times, _month_bits(tuple(month.values)), masks, span, smallest_gap)
 
     def day_mask(self, year: int, month: int) -> int:
         """Bit d set when day d of that month matches (0 when the month does not)."""
@@ -193,6 +192,12 @@ def _times(
     )
     smallest = min((b - a for a, b in pairwise(times)), default=_DAY_MINUTES)
     return times, times[-1] - times[0], smallest
+
+
+@lru_cache(maxsize=1024)
+def _month_bits(months: tuple[int | str, ...]) -> int:
+    """Bit m set when month m (1-12) is in the expanded month field."""
+    return sum(1 << m for m in _numbers(months, 1, 12))
 
 
 @lru_cache(maxsize=4096)

@@ -43,6 +43,8 @@ __all__ = [
     "PlanningError",
     "QuietWindow",
     "Schedule",
+    "check_frequency",
+    "cron_rule",
     "next_occurrence",
     "occurrence_at",
     "plan",
@@ -204,22 +206,32 @@ def plan_kind(
     except RuleError as exc:  # a cron the schema lets through but the rules refuse ("R 9 * * *")
         raise PlanningError(f"{kind}: {exc}") from None
     if isinstance(plan_.cadence, CronCadence):
-        _check_frequency(made[0], min_interval, now)  # same rule for every audience
+        rule = made[0].rule  # same rule for every audience
+        assert isinstance(rule, CronRule)
+        check_frequency(kind, rule, min_interval, now)
     return made
 
 
-def _check_frequency(schedule: Schedule, min_interval: timedelta, now: datetime) -> None:
+def cron_rule(kind: NudgeKind, expr: str) -> CronRule:
+    """A raw cron's rule, as `plan_kind` builds it; PlanningError when the rules refuse it."""
+    try:
+        return CronRule(expr)
+    except RuleError as exc:
+        raise PlanningError(f"{kind}: {exc}") from None
+
+
+def check_frequency(
+    kind: NudgeKind, rule: CronRule, min_interval: timedelta, now: datetime
+) -> None:
     """Refuses a raw cron with two consecutive fires closer than `min_interval` within a year.
 
     Measured on the UTC wall clock (see `rules.first_gap_below`, which finds the same first
     short gap a walk over the year's fires would, from the cron's fields).
     """
-    rule = schedule.rule
-    assert isinstance(rule, CronRule)  # only raw cron is checked
     gap = first_gap_below(rule, now, now + _FREQUENCY_HORIZON, min_interval)
     if gap is not None:
         raise PlanningError(
-            f"{schedule.kind}: cron fires as often as every {_human(gap)}; "
+            f"{kind}: cron fires as often as every {_human(gap)}; "
             f"the minimum interval between nudges is {_human(min_interval)}"
         )
 

@@ -60,7 +60,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise, takewhile
-from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from croniter import (  # type: ignore[import-untyped, unused-ignore]
@@ -70,6 +69,7 @@ from croniter import (  # type: ignore[import-untyped, unused-ignore]
 
 from couples_nudge.scheduler.cron_fields import CronFields
 from couples_nudge.scheduler.wallclock import resolve, to_local
+from couples_nudge_schemas.preferences import CronFieldReading, cron_field_reading
 
 __all__ = [
     "CronRule",
@@ -187,7 +187,7 @@ Rule = CronRule | SpreadRule
 
 def validate_cron(expr: str) -> None:
     """Raise :class:`RuleError` unless ``expr`` is a 5-field cron expression croniter accepts."""
-    _compile(expr)
+    _fields(expr)  # a valid expression is compiled at once: every rule built gets walked
 
 
 def next_fire(rule: Rule, tz: ZoneInfo, after: datetime) -> datetime | None:
@@ -422,9 +422,28 @@ def window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
 
 @lru_cache(maxsize=4096)
 def _fields(expr: str) -> CronFields:
-    """The compiled fields of a validated expression (croniter parses, CronFields walks)."""
-    fields = [_single_value_ranges(field) for field in _FIELD_RE.findall(expr)]
-    return CronFields.compile(fields, _compile(expr))
+    """The compiled fields of a valid ``expr`` (croniter parses each field, CronFields walks);
+    RuleError for an invalid one. Validating and compiling are one step, one cache entry: the
+    rule of a new expression is built, checked for frequency and fired at once."""
+    if not isinstance(expr, str):
+        raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
+    fields = _FIELD_RE.findall(expr)
+    if len(fields) != len(_FIELDS):
+        hint = " (macros such as @daily are not supported)" if expr.strip()[:1] == "@" else ""
+        raise RuleError(
+            f"cron expression {expr!r}: expected 5 fields "
+            f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
+        )
+    known = _KNOWN_FIELDS
+    parsed = [known.get(key) or _new_field(expr, *key) for key in enumerate(fields)]
+    # The fields as written: compile reads only their first characters (the day rule), which
+    # the equal-range rewrite (_single_value_ranges) never changes.
+    return CronFields.compile(fields, parsed)
+
+
+#: croniter's reading of one field: its ``expanded`` values, and for the day fields the
+#: ``D#n``/``LD`` weekdays (``nth_weekday_of_month``) and ``W`` days (``nearest_weekday``).
+_Parsed = CronFieldReading
 
 
 #: croniter's reading of each valid field seen, by (position, field as written). Fields are
@@ -435,40 +454,19 @@ def _fields(expr: str) -> CronFields:
 #: an expression is valid exactly when each of its fields is, and a field reads the same in
 #: any expression (but for croniter writing a full day field as "*" beside a day field with
 #: "*", which names the same days). tests/property/test_cron_fields.py holds both to
-#: croniter's whole-expression parse.
+#: croniter's whole-expression parse. croniter's reading itself comes from the schema's cache
+#: (``_parse_field``); this one keeps the fields that also passed the rules' own checks.
 _KNOWN_FIELDS: dict[tuple[int, str], _Parsed] = {}
 _KNOWN_FIELDS_MAX = 16_384
 
 
-class _Parsed(NamedTuple):
-    """croniter's reading of one field: its ``expanded`` values, and for the day fields the
-    ``D#n``/``LD`` weekdays (``nth_weekday_of_month``) and ``W`` days (``nearest_weekday``)."""
-
-    values: tuple[int | str, ...]
-    nth: tuple[tuple[int, tuple[int | str, ...]], ...] = ()
-    nearest: tuple[int, ...] = ()
-
-
-@lru_cache(maxsize=4096)
-def _compile(expr: str) -> tuple[_Parsed, ...]:
-    """croniter's reading of each field of a valid ``expr``; RuleError for an invalid one."""
-    if not isinstance(expr, str):
-        raise RuleError(f"cron expression must be a string, got {type(expr).__name__}")
-    fields = _FIELD_RE.findall(expr)
-    if len(fields) != len(_FIELDS):
-        hint = " (macros such as @daily are not supported)" if expr.strip()[:1] == "@" else ""
-        raise RuleError(
-            f"cron expression {expr!r}: expected 5 fields "
-            f"(minute hour day-of-month month day-of-week), got {len(fields)}{hint}"
-        )
-    parsed = tuple(
-        _KNOWN_FIELDS.get((index, field)) or _check_field(expr, index, field)
-        for index, field in enumerate(fields)
-    )
-    if len(_KNOWN_FIELDS) > _KNOWN_FIELDS_MAX:
+def _new_field(expr: str, index: int, field: str) -> _Parsed:
+    """A field new to the rules, checked and remembered (a reading is a non-empty tuple)."""
+    reading = _check_field(expr, index, field)
+    if len(_KNOWN_FIELDS) >= _KNOWN_FIELDS_MAX:
         _KNOWN_FIELDS.clear()  # the fields in use come back at once
-    _KNOWN_FIELDS.update(zip(enumerate(fields), parsed, strict=True))
-    return parsed
+    _KNOWN_FIELDS[index, field] = reading
+    return reading
 
 
 def _check_field(expr: str, index: int, field: str) -> _Parsed:
@@ -509,22 +507,15 @@ def _check_field(expr: str, index: int, field: str) -> _Parsed:
 
 
 def _parse_field(index: int, field: str) -> _Parsed | None:
-    """croniter's reading of one field alone (the others ``*``), None when it refuses it."""
-    probe = ["*"] * len(_FIELDS)
-    probe[index] = field
+    """croniter's reading of one field alone (the others ``*``), None when it refuses it.
+
+    The schema's remembered reading (``cron_field_reading``): the schema has just checked
+    the same field of the same event, so a new field is parsed once, not twice. Its cache
+    stands for croniter here (croniter parses a field alike whatever the others are)."""
     try:
-        return _reading(croniter(" ".join(probe), _PARSE_START), index)
+        return cron_field_reading(index, field)
     except _CRONITER_ERRORS:
         return None
-
-
-def _reading(parsed: Any, index: int) -> _Parsed:
-    """Field ``index`` of croniter's parse (its W days for day-of-month, #/L for day-of-week)."""
-    return _Parsed(
-        tuple(parsed.expanded[index]),
-        tuple((d, tuple(n)) for d, n in parsed.nth_weekday_of_month.items()) if index == 4 else (),
-        tuple(sorted(parsed.nearest_weekday)) if index == 2 else (),
-    )
 
 
 def _check_last_day_list(expr: str, field: str) -> None:

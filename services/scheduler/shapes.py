@@ -16,9 +16,15 @@ Times-per-week is seeded by the schedule id, so its first fire is each couple's 
 specs, zone and quiet windows are still the shape's. Its entry keeps those (valid for every
 `now`), and each couple only derives its first fire from its own seed.
 
-Planned directly instead: raw cron (its frequency check reads a year ahead of `now`), and
-couples whose partner ids are spelled like a shared target ("both", "turns"), which a schedule
-id could not tell apart.
+Raw cron is the other way round: couples rarely share a cron, but they share an audience. What
+a raw-cron kind stores is its audience's (target, spec up to the rule text, zone, quiet
+windows: none depend on the cron) plus the cron's own text; its entry keeps the audience's part
+(valid at any `now`), and each couple only builds its rule, runs the frequency check (a year
+ahead of its own `now`) and derives each schedule's first occurrence, exactly as `plan_kind`
+and `_arms` do. A cron the rules refuse or too frequent raises the same PlanningError.
+
+Planned directly instead: couples whose partner ids are spelled like a shared target ("both",
+"turns"), which a schedule id could not tell apart.
 """
 
 from __future__ import annotations
@@ -35,13 +41,15 @@ from couples_nudge.scheduler.planning import (
     KIND_CODES,
     QuietWindow,
     Schedule,
+    check_frequency,
+    cron_rule,
     next_occurrence,
     plan,
     plan_kind,
     quiet_occurrence,
 )
-from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec
-from couples_nudge.scheduler.rules import SpreadRule, next_fire
+from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
+from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
     first_spread_ms,
@@ -50,7 +58,13 @@ from couples_nudge.scheduler.steady_weeks import (
     steady_week,
 )
 from couples_nudge.scheduler.store import Arm
-from couples_nudge_schemas import CronCadence, NudgePlan, PreferencesSetData, TimesPerWeekCadence
+from couples_nudge_schemas import (
+    CronCadence,
+    NudgeKind,
+    NudgePlan,
+    PreferencesSetData,
+    TimesPerWeekCadence,
+)
 
 __all__ = ["ShapePlanner", "plan_arms"]
 
@@ -111,6 +125,22 @@ class _Entry(NamedTuple):
     arms: tuple[tuple[str | int, str, int, int], ...]  # target (shared or position), spec, ms
 
 
+class _CronArm(NamedTuple):
+    """One schedule of a raw-cron kind, without the cron: what its audience decides."""
+
+    target: str | int  # shared target or partner position, as in _Entry
+    prefix: str  # the spec up to its rule text: "<zone><recipients>[a]|"
+    zone: ZoneInfo
+    quiet: tuple[QuietWindow, ...]
+
+
+def _spec_prefix(spec: str, rule: Rule) -> str:
+    """A spec without its rule's text (records.encode_spec puts that last)."""
+    text = rule_text(rule)
+    assert spec.endswith(text)
+    return spec[: len(spec) - len(text)]
+
+
 class _SpreadArm(NamedTuple):
     target: str | int  # shared target or partner position, as in _Entry
     spec: str
@@ -152,6 +182,7 @@ class ShapePlanner:
         self.hits = 0  # kinds served from the memo (for tests and benchmarks)
         self._memo: dict[Hashable, _Entry] = {}
         self._spreads: dict[Hashable, tuple[_SpreadArm, ...]] = {}
+        self._crons: dict[Hashable, tuple[_CronArm, ...]] = {}
 
     def arms(self, data: PreferencesSetData, now: datetime) -> list[Arm]:
         a, b = data.partners
@@ -167,14 +198,7 @@ class ShapePlanner:
             plan_: NudgePlan | None = getattr(data.nudges, kind)
             if plan_ is None:
                 continue
-            if isinstance(plan_.cadence, CronCadence):
-                context = context or context_of(data)
-                made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
-                arms += _arms(made, context, now)
-                continue
-            key = (
-                kind,
-                _values(plan_.cadence),
+            audience = (
                 plan_.recipients,
                 None if plan_.partner_id is None else ids.index(plan_.partner_id),
                 plan_.timing,
@@ -182,6 +206,19 @@ class ShapePlanner:
                 couple,
             )
             base = f"{data.couple_id}/{code}/"
+            if isinstance(plan_.cadence, CronCadence):
+                cron_key = (kind, audience)
+                template = self._crons.get(cron_key)
+                if template is None:
+                    context = context or context_of(data)
+                    made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
+                    template = self._remember_cron(cron_key, made, context)
+                    arms += _arms(made, context, now)
+                    continue
+                self.hits += 1
+                arms += self._cron_arms(kind, plan_.cadence.cron, template, base, ids, now)
+                continue
+            key = (kind, _values(plan_.cadence), *audience)
             if isinstance(plan_.cadence, TimesPerWeekCadence):
                 spread = self._spreads.get(key)
                 if spread is None:
@@ -225,6 +262,52 @@ class ShapePlanner:
         )
         _keep(self._memo, key, entry, self.size)
         return entry
+
+    def _cron_arms(
+        self,
+        kind: NudgeKind,
+        expr: str,
+        template: tuple[_CronArm, ...],
+        base: str,
+        ids: tuple[str, str],
+        now: datetime,
+    ) -> list[Arm]:
+        """A raw cron's arms from its audience's template: the rule, its frequency check and
+        each schedule's first occurrence, as `plan_kind` and `_arms` make them."""
+        rule = cron_rule(kind, expr)
+        check_frequency(kind, rule, self.min_interval, now)
+        spec = rule_text(rule)
+        arms = []
+        for each in template:
+            nominal = next_fire(rule, each.zone, now)
+            if nominal is None:
+                continue
+            fire_at = quiet_occurrence(each.quiet, nominal).fire_at
+            target = each.target
+            arms.append(
+                Arm(
+                    base + (target if isinstance(target, str) else ids[target]),
+                    each.prefix + spec,
+                    epoch_ms(nominal),
+                    epoch_ms(fire_at),
+                )
+            )
+        return arms
+
+    def _remember_cron(
+        self, key: Hashable, made: list[Schedule], context: CoupleContext
+    ) -> tuple[_CronArm, ...]:
+        template = tuple(
+            _CronArm(
+                _target(s.schedule_id, context),
+                _spec_prefix(encode_spec(s, context), s.rule),
+                s.tz(),
+                s.quiet,
+            )
+            for s in made
+        )
+        _keep(self._crons, key, template, self.size)
+        return template
 
     def _remember_spread(
         self, key: Hashable, made: list[Schedule], context: CoupleContext

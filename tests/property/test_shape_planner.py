@@ -21,6 +21,7 @@ from couples_nudge.scheduler.shapes import ShapePlanner, plan_arms
 from couples_nudge.scheduler.store import Arm
 from couples_nudge_schemas import (
     Cadence,
+    CronCadence,
     NudgePlan,
     Nudges,
     PreferencesSetData,
@@ -148,6 +149,20 @@ _CADENCES: list[Cadence] = [
     TimesPerWeekCadence(
         repeat="times_per_week", times=3, between=TimeWindow(start=time(9), end=time(20))
     ),
+    # raw cron: the audience's part is shared, each couple's cron is checked and fired alone
+    *(
+        CronCadence(repeat="cron", cron=cron)
+        for cron in (
+            "30 8 * * 1-5",
+            "0 9,21 * * *",
+            "30 2 * * *",  # inside Europe's spring gap two days after START
+            "0 19 * * 5",  # the weekly cadences' instant, written as cron
+            "*/20 9 * * *",  # too frequent for the hour's minimum interval
+            "0 0 30 2 *",  # never fires: no arm
+            "0 9 * * 1,1#2",  # the schema lets it through, the rules refuse it
+            "5-5 9 L * *",
+        )
+    ),
 ]
 
 
@@ -204,3 +219,24 @@ class TestShapePlanner:
         assert [arm.spec for arm in again] == [arm.spec for arm in first]
         fires = [arm.nominal_ms for arm in again + first]  # 3 kinds x 2 partners x 2 couples
         assert len(set(fires)) == len(fires) == 12  # each schedule its own seed
+
+    def test_raw_cron_shares_the_audience_but_not_the_cron(self) -> None:
+        """A raw-cron kind's audience comes from the memo (any instant); each couple's cron is
+        validated, checked for frequency and fired on its own."""
+        prefs = couple(CronCadence(repeat="cron", cron="30 8 * * 1-5"), {})
+        planner = ShapePlanner(timedelta(hours=1))
+        first = planner.arms(prefs, START)
+        assert planner.hits == 0
+        later = START + timedelta(days=30)
+        other = _as(couple(CronCadence(repeat="cron", cron="0 21 L * *"), {}), "c2", "kim", "lou")
+        again = planner.arms(other, later)
+        assert planner.hits == 3
+        assert again == _direct(other, later)
+        assert [arm.spec[: arm.spec.index("|")] for arm in again] == [
+            arm.spec[: arm.spec.index("|")] for arm in first
+        ]
+        assert {arm.spec.split("|")[1] for arm in again} == {"e0 21 L * *"}
+        too_often = couple(CronCadence(repeat="cron", cron="*/30 8 * * *"), {})
+        assert _shaped(planner, too_often, later) == _direct(too_often, later)
+        assert "cron fires as often as every 30 minutes" in str(_shaped(planner, too_often, later))
+        assert planner.hits == 5  # date night from the memo, then refused

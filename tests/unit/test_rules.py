@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
+from couples_nudge.scheduler import rules
 from couples_nudge.scheduler.rules import (
     CronRule,
     Rule,
@@ -27,6 +30,7 @@ from couples_nudge.scheduler.rules import (
     validate_cron,
 )
 from couples_nudge.scheduler.wallclock import to_local
+from couples_nudge_schemas import preferences
 
 
 def at(text: str) -> datetime:
@@ -94,6 +98,34 @@ class TestValidateCron:
         """Callers that only know ValueError still catch a bad rule."""
         with pytest.raises(ValueError, match="expected 5 fields"):
             validate_cron("* *")
+
+    def test_a_new_field_is_parsed_once_by_the_schema_and_the_rules(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The schema checks a new cron's fields with croniter; the rules then read that same
+        parse (one croniter per new field, not two), and a known field costs none."""
+        parses: list[str] = []
+
+        def counting(expr: str, *args: Any, **kwargs: Any) -> Any:
+            parses.append(expr)
+            return croniter(expr, *args, **kwargs)
+
+        monkeypatch.setattr(preferences, "croniter", counting)
+        monkeypatch.setattr(rules, "croniter", counting)
+        # Empty caches of their own (emptying the shared ones would make other tests parse
+        # again, inside their strategies: croniter draws from `random` for "R").
+        reading = lru_cache(maxsize=64)(preferences.cron_field_reading.__wrapped__)
+        monkeypatch.setattr(preferences, "cron_field_reading", reading)
+        monkeypatch.setattr(rules, "cron_field_reading", reading)
+        monkeypatch.setattr(rules, "_fields", lru_cache(maxsize=64)(rules._fields.__wrapped__))
+        monkeypatch.setattr(rules, "_KNOWN_FIELDS", {})
+        expr = "7 13 2,9 */2 1-5"
+        assert preferences._valid_cron(expr)
+        assert parses == ["7 * * * *", "* 13 * * *", "* * 2,9 * *", "* * * */2 *", "* * * * 1-5"]
+        validate_cron(expr)
+        assert len(parses) == 5
+        validate_cron("8 13 2,9 */2 1-5")  # one new field
+        assert parses[5:] == ["8 * * * *"]
 
 
 class TestCronRule:
