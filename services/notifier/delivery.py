@@ -234,10 +234,10 @@ class Delivery:
         if d.schedule_id not in couple.fields.get("sids", "").split(","):
             result.outcomes.append(self._suppressed(due, now, "stale_revision"))
             return result
-        wanted = self._wanted(result, due, couple, sent, now)
+        now_ms = epoch_ms(now)
+        wanted = self._wanted(result, due, couple, sent, now, now_ms)
         if not wanted:
             return result
-        now_ms = epoch_ms(now)
         idea = await self._draw(due, couple, wanted[0].partner, now_ms)
         # Every channel of one occurrence shares one slot of the partner's cap; the sends
         # about to start are marked in the same call (the write-ahead: see caps.py).
@@ -270,7 +270,7 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(due, couple, want.partner, want.other, seen, idea)
+            item = self._choose(due, couple, want.partner, want.other, seen, scheduled_ms, idea)
             sends += [(want, send, item) for send in want.channels]
         jar_text = None if idea is None else idea.text
         done = await asyncio.gather(
@@ -343,11 +343,11 @@ class Delivery:
         couple: CoupleState,
         sent: set[str],
         now: datetime,
+        now_ms: int,
     ) -> list[_Wanted]:
         """Who still needs this nudge, on which channels; suppressions go to `result`."""
         d = due.data
         assert couple.profile is not None
-        now_ms = epoch_ms(now)
         partners = {p.partner_id: p for p in couple.profile.partners}
         wanted: list[_Wanted] = []
         for partner_id in d.recipients:
@@ -555,6 +555,7 @@ class Delivery:
         partner: Partner,
         other: Partner,
         seen: dict[str, int],
+        scheduled_ms: int,
         idea: JarIdea | None = None,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
@@ -584,7 +585,7 @@ class Delivery:
             check_in_format=couple.check_in_format,
             sequence=d.sequence,
             context=couple.profile.context,
-            rested_before=epoch_ms(d.scheduled_at) - self._gap_ms,
+            rested_before=scheduled_ms - self._gap_ms,
         )
         return self.catalog.localized(item, partner.locale)
 
