@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
@@ -45,7 +45,7 @@ loose_ids = ids | st.text(max_size=70)
 loose_devices = devices | st.text(max_size=20)
 content_ids = st.text(max_size=70)
 notes = st.none() | st.from_regex(r"[A-Za-z0-9_ .:-]{0,40}", fullmatch=True)
-reasons = st.sampled_from(list(SuppressionReason.__args__))
+reasons = st.sampled_from(list(get_args(SuppressionReason)))
 channels = st.sampled_from(["email", "push", "webhook", "mobile"])
 
 
