@@ -82,9 +82,11 @@ def built(cls: type[M], /, **values: Any) -> M:
     the fields in their declared order, defaults for those not given, `model_fields_set` as
     the constructor sets it."""
     template = _templates.get(cls)
-    if template is None:
+    if template is None:  # defaults taken once: a factory's value would be shared, so none
+        if any(info.default_factory is not None for info in cls.model_fields.values()):
+            raise TypeError(f"{cls.__name__}: a field with a default factory")
         template = _templates[cls] = {
-            name: None if info.is_required() else info.get_default(call_default_factory=True)
+            name: None if info.is_required() else info.default
             for name, info in cls.model_fields.items()
         }
     fields = template.copy()

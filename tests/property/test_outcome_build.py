@@ -15,7 +15,7 @@ from typing import Any, get_args
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from couples_nudge.common.streams import encode
 from couples_nudge.notifier.outcomes import built, plain_fields
@@ -144,3 +144,12 @@ class TestBuilt:
         self, partner: str, device: str | None, content: str | None, error: str | None
     ) -> None:
         assert not plain_fields(partner, device, content, error)
+
+    def test_a_default_factory_is_refused(self) -> None:
+        """Defaults are taken once per class: a factory's list would be shared by all."""
+
+        class Listed(BaseModel):
+            items: list[int] = Field(default_factory=list)
+
+        with pytest.raises(TypeError, match="default factory"):
+            built(Listed)
