@@ -826,11 +826,13 @@ async def _concurrently(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     rest = asyncio.gather(*coros[1:]) if len(coros) > 1 else None
     try:
         first = await coros[0]
-    except BaseException as exc:
-        if rest is not None:  # nobody awaits it now: its end (a CancelledError too) is seen
+    except asyncio.CancelledError:
+        if rest is not None:
+            rest.cancel()
+        raise
+    except BaseException:
+        if rest is not None:  # left running, as gather leaves them: its error is seen here
             rest.add_done_callback(_seen)
-            if isinstance(exc, asyncio.CancelledError):
-                rest.cancel()  # else left running, as gather leaves them
         raise
     return [first] if rest is None else [first, *await rest]
 
