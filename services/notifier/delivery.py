@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -102,7 +102,6 @@ from couples_nudge_schemas import (
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded", "outcome_id"]
 
 M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 log = structlog.get_logger()
 PRODUCER: Final = "nudge-notifier"
@@ -274,13 +273,13 @@ class Delivery:
             item = self._choose(due, couple, want.partner, want.other, seen, scheduled_ms, idea)
             sends += [(want, send, item) for send in want.channels]
         jar_text = None if idea is None else idea.text
-        done = await _concurrently(
-            [
+        done = await asyncio.gather(
+            *(
                 self._send_and_record(
                     due, couple, w.partner, item, send, now, scheduled_ms, jar_text
                 )
                 for w, send, item in sends
-            ]
+            )
         )
         reached: set[str] = set()
         for outcome in done:
@@ -812,32 +811,3 @@ class Delivery:
 def _validated(cls: type[M], /, **values: Any) -> M:
     """`cls(**values)`, validated: for values `plain_fields` did not vouch for."""
     return cls(**values)
-
-
-async def _concurrently(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """`asyncio.gather(*coros)`, the first one run in this task: a task less per nudge (its
-    creation and steps, ~the cost of the gather itself; none for a nudge of one send).
-
-    The same outcome as gather's: every send runs concurrently, results in order; the first
-    exception raises while the other sends go on (each records its own send); a cancellation
-    cancels them all."""
-    if not coros:
-        return []
-    rest = asyncio.gather(*coros[1:]) if len(coros) > 1 else None
-    try:
-        first = await coros[0]
-    except asyncio.CancelledError:
-        if rest is not None:
-            rest.cancel()
-        raise
-    except BaseException:
-        if rest is not None:  # left running, as gather leaves them: its error is seen here
-            rest.add_done_callback(_seen)
-        raise
-    return [first] if rest is None else [first, *await rest]
-
-
-def _seen(future: asyncio.Future[Any]) -> None:
-    """Mark a finished future's exception as retrieved (nobody awaits it any more)."""
-    if not future.cancelled():
-        future.exception()
