@@ -36,15 +36,15 @@ about, so a republished outcome is recognisably the same event.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Final, get_args
+from typing import Any, Final, TypeVar, get_args
 
 import structlog
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from couples_nudge.common.clock import Clock, epoch_ms, from_ms
@@ -66,6 +66,7 @@ from couples_nudge.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_it
 from couples_nudge.notifier.jar_store import JarStore
 from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
 from couples_nudge.notifier.occurrence_day import content_day
+from couples_nudge.notifier.outcomes import built, outcome_id, plain_fields
 from couples_nudge.notifier.render import (
     deep_link,
     message_domain,
@@ -100,20 +101,10 @@ from couples_nudge_schemas import (
 
 __all__ = ["PRODUCER", "Boxed", "Delivery", "DeliveryResult", "RetryNeeded", "outcome_id"]
 
+M = TypeVar("M", bound=BaseModel)
+
 log = structlog.get_logger()
 PRODUCER: Final = "nudge-notifier"
-_NS: Final = uuid.UUID("1f6f3c5e-2b8a-4b0e-9d1c-7e5a3b2c4d6f")
-_NS_SHA1: Final = hashlib.sha1(_NS.bytes, usedforsecurity=False)  # the namespace, hashed once
-
-
-def outcome_id(about: str) -> uuid.UUID:
-    """``uuid.uuid5(_NS, about)``: SHA-1 of the namespace and the name, the namespace's part
-    hashed once per process (half of uuid5's ~2.5 us, once per outcome)."""
-    sha1 = _NS_SHA1.copy()
-    sha1.update(about.encode())
-    return uuid.UUID(bytes=sha1.digest()[:16], version=5)
-
-
 _DAY_MS: Final = 24 * 3600 * 1000
 _CAPPED: Final = "|capped"
 
@@ -243,10 +234,10 @@ class Delivery:
         if d.schedule_id not in couple.fields.get("sids", "").split(","):
             result.outcomes.append(self._suppressed(due, now, "stale_revision"))
             return result
-        wanted = self._wanted(result, due, couple, sent, now)
+        now_ms = epoch_ms(now)
+        wanted = self._wanted(result, due, couple, sent, now, now_ms)
         if not wanted:
             return result
-        now_ms = epoch_ms(now)
         idea = await self._draw(due, couple, wanted[0].partner, now_ms)
         # Every channel of one occurrence shares one slot of the partner's cap; the sends
         # about to start are marked in the same call (the write-ahead: see caps.py).
@@ -279,7 +270,7 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(due, couple, want.partner, want.other, seen, idea)
+            item = self._choose(due, couple, want.partner, want.other, seen, scheduled_ms, idea)
             sends += [(want, send, item) for send in want.channels]
         jar_text = None if idea is None else idea.text
         done = await asyncio.gather(
@@ -352,11 +343,11 @@ class Delivery:
         couple: CoupleState,
         sent: set[str],
         now: datetime,
+        now_ms: int,
     ) -> list[_Wanted]:
         """Who still needs this nudge, on which channels; suppressions go to `result`."""
         d = due.data
         assert couple.profile is not None
-        now_ms = epoch_ms(now)
         partners = {p.partner_id: p for p in couple.profile.partners}
         wanted: list[_Wanted] = []
         for partner_id in d.recipients:
@@ -564,6 +555,7 @@ class Delivery:
         partner: Partner,
         other: Partner,
         seen: dict[str, int],
+        scheduled_ms: int,
         idea: JarIdea | None = None,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
@@ -593,7 +585,7 @@ class Delivery:
             check_in_format=couple.check_in_format,
             sequence=d.sequence,
             context=couple.profile.context,
-            rested_before=epoch_ms(d.scheduled_at) - self._gap_ms,
+            rested_before=scheduled_ms - self._gap_ms,
         )
         return self.catalog.localized(item, partner.locale)
 
@@ -718,12 +710,15 @@ class Delivery:
     ) -> NudgeSuppressed:
         d = due.data
         about = f"{d.occurrence_id}|{partner_id}|{channel}|{reason}"
-        return NudgeSuppressed(
+        make = built if plain_fields(partner_id, device) else _validated
+        return make(
+            NudgeSuppressed,
             type="nudge.suppressed.v1",
             event_id=outcome_id(about if device is None else f"{about}|{device}"),
             occurred_at=now,
             producer=PRODUCER,
-            data=NudgeSuppressedData(
+            data=make(
+                NudgeSuppressedData,
                 occurrence_id=d.occurrence_id,
                 couple_id=d.couple_id,
                 kind=d.kind,
@@ -746,12 +741,15 @@ class Delivery:
     ) -> NudgeSent:
         d = due.data
         slot = channel if device is None else f"{channel}:{device}"
-        return NudgeSent(
+        make = built if plain_fields(partner_id, device, content_id) else _validated
+        return make(
+            NudgeSent,
             type="nudge.sent.v1",
             event_id=outcome_id(idempotency_key(d.occurrence_id, partner_id, slot)),
             occurred_at=now,
             producer=PRODUCER,
-            data=NudgeSentData(
+            data=make(
+                NudgeSentData,
                 occurrence_id=d.occurrence_id,
                 couple_id=d.couple_id,
                 kind=d.kind,
@@ -787,12 +785,15 @@ class Delivery:
     ) -> NudgeFailed:
         d = due.data
         slot = channel if device is None else f"{channel}:{device}"
-        return NudgeFailed(
+        make = built if plain_fields(partner_id, device) and attempt >= 1 else _validated
+        return make(
+            NudgeFailed,
             type="nudge.failed.v1",
             event_id=outcome_id(f"{d.occurrence_id}|{partner_id}|{slot}|{key}"),
             occurred_at=now,
             producer=PRODUCER,
-            data=NudgeFailedData(
+            data=make(
+                NudgeFailedData,
                 occurrence_id=d.occurrence_id,
                 couple_id=d.couple_id,
                 kind=d.kind,
@@ -805,3 +806,8 @@ class Delivery:
                 attempt=attempt,
             ),
         )
+
+
+def _validated(cls: type[M], /, **values: Any) -> M:
+    """`cls(**values)`, validated: for values `plain_fields` did not vouch for."""
+    return cls(**values)

@@ -355,22 +355,23 @@ class NotifierService:
         delete the published ones from the outbox; then raise the first failure, if any: the
         next try publishes only what is still in the outbox (and what is decided afresh)."""
         maxlen, stream = self.settings.outcomes_maxlen, self.keys.outcomes
+        entries = [boxed.get(o.event_id) for o in outcomes]  # one UUID hash each (in Python)
         replies = [  # all queued before the first await: they travel together, answered in order
-            self.pipe.call(
-                *xadd_command(stream, boxed[o.event_id].data if o.event_id in boxed else o, maxlen)
-            )
-            for o in outcomes
+            self.pipe.call(*xadd_command(stream, o if entry is None else entry.data, maxlen))
+            for o, entry in zip(outcomes, entries, strict=True)
         ]
         published: list[OutcomeEvent] = []
+        fields: list[str] = []
         failure: Exception | None = None
-        for outcome, reply in zip(outcomes, replies, strict=True):
+        for outcome, entry, reply in zip(outcomes, entries, replies, strict=True):
             try:
                 await reply  # a future, not a task: no gather needed
             except Exception as exc:
                 failure = failure or exc
             else:
                 published.append(outcome)
-        fields = [boxed[o.event_id].field for o in published if o.event_id in boxed]
+                if entry is not None:
+                    fields.append(entry.field)
         if fields:
             await self.state.unbox(couple_id, fields)
         self.metrics.observe_outcomes(published)

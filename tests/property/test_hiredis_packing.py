@@ -45,3 +45,30 @@ def test_a_pipeline_is_packed_as_redis_py_packs_it(commands: list[tuple[Encodabl
 def test_what_redis_py_refuses_is_refused(bad: object) -> None:
     with pytest.raises(DataError):
         pack(("SET", "k", bad))
+
+
+# An XADD with a bytes payload is packed from a remembered prefix (packing.py): the same bytes.
+xadd_head = st.lists(
+    st.one_of(st.text(max_size=16), st.integers(-(2**40), 2**40), st.sampled_from(["~", "*"])),
+    min_size=1,
+    max_size=7,
+)
+
+
+@given(xadd_head, st.binary(max_size=300), st.binary(max_size=300))
+def test_an_xadd_is_packed_from_its_prefix_as_redis_py_packs_it(
+    head: list[EncodableT], first: bytes, second: bytes
+) -> None:
+    for payload in (first, second):  # the second from the prefix the first left
+        args = ("XADD", *head, payload)
+        assert pack(args) == b"".join(bytes(p) for p in _python_packer().pack_command(*args))
+
+
+def test_an_xadd_prefix_is_remembered_by_its_arguments_types() -> None:
+    """1, 1.0 and True are equal keys of a dict; they do not pack alike (or at all)."""
+    assert pack(("XADD", "s", 1, b"x")) == b"*4\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n1\r\n$1\r\nx\r\n"
+    assert pack(("XADD", "s", 1.0, b"x")) == b"".join(
+        _python_packer().pack_command("XADD", "s", 1.0, b"x")
+    )
+    with pytest.raises(DataError):
+        pack(("XADD", "s", True, b"x"))

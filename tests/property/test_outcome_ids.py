@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couples_nudge.notifier.delivery import _NS, outcome_id
+from couples_nudge.notifier.outcomes import _NS, outcome_id
 
 
 class TestOutcomeId:

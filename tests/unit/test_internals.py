@@ -299,3 +299,24 @@ class TestOthers:
             "`settings_customise_sources`' parameters",
             "services/common/settings.py",
         )
+
+    def test_a_pydantic_model_keeps_the_slots_outcomes_built_sets(self) -> None:
+        """notifier/outcomes.py `built` makes a model as `model_construct` does: `__dict__`
+        and the slots `__pydantic_fields_set__`, `__pydantic_extra__`, `__pydantic_private__`;
+        a model built so must equal the validated one."""
+        from pydantic import BaseModel
+
+        from couples_nudge.notifier.outcomes import built
+
+        slots = set(getattr(BaseModel, "__slots__", ()))
+        wanted = {"__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"}
+        assert wanted <= slots, moved("pydantic", "BaseModel's slots", "notifier/outcomes.py")
+
+        class Probe(BaseModel):
+            a: int
+            b: str = "x"
+
+        assert built(Probe, a=1) == Probe(a=1), moved(
+            "pydantic", "what a model is made of", "notifier/outcomes.py (built)"
+        )
+        assert built(Probe, a=1).model_fields_set == Probe(a=1).model_fields_set

@@ -1,0 +1,155 @@
+"""Outcomes built without validation (notifier/outcomes.py `built`) are the validated ones.
+
+Delivery builds each outcome with `built` when `plain_fields` vouches for the values that do
+not come from the (validated) NudgeDue; otherwise it validates. Both paths must give the same
+model: the same fields in the same order, the same fields set, the same JSON bytes, the same
+equality and hash. And a value that the schema refuses must still be refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, get_args
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field, ValidationError
+
+from couples_nudge.common.streams import encode
+from couples_nudge.notifier.outcomes import built, plain_fields
+from couples_nudge_schemas import (
+    NudgeFailed,
+    NudgeFailedData,
+    NudgeSent,
+    NudgeSentData,
+    NudgeSuppressed,
+    NudgeSuppressedData,
+)
+from couples_nudge_schemas.outcomes import SuppressionReason
+
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
+occurrences = st.from_regex(r"[A-Za-z0-9_.:/@-]{1,200}", fullmatch=True)
+zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-3))]
+)
+instants = st.builds(
+    lambda dt, tz: dt.replace(tzinfo=tz),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    zones,
+)
+devices = st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True)
+# Any text, often of the schema's own shape: the checks must refuse what the schema refuses.
+loose_ids = ids | st.text(max_size=70)
+loose_devices = devices | st.text(max_size=20)
+content_ids = st.text(max_size=70)
+notes = st.none() | st.from_regex(r"[A-Za-z0-9_ .:-]{0,40}", fullmatch=True)
+reasons = st.sampled_from(list(get_args(SuppressionReason)))
+channels = st.sampled_from(["email", "push", "webhook", "mobile"])
+
+
+def _same(fast: BaseModel, slow: BaseModel) -> None:
+    assert type(fast) is type(slow)
+    assert list(fast.__dict__) == list(slow.__dict__)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+    assert encode(fast) == encode(slow) == slow.model_dump_json().encode()
+    for name, value in fast.__dict__.items():
+        if isinstance(value, BaseModel):
+            _same(value, getattr(slow, name))
+
+
+def _both(envelope: type[BaseModel], data: type[BaseModel], head: Any, body: Any) -> None:
+    """`built` where `plain_fields` vouches; the validated model either way."""
+    try:
+        slow = envelope(**head, data=data(**body))
+    except ValidationError:
+        slow = None
+    vouched = plain_fields(
+        body.get("partner_id"), body.get("device"), body.get("content_id"), body.get("error")
+    )
+    if slow is None:
+        assert not vouched, "plain_fields vouched for a value the schema refuses"
+        return
+    if vouched:
+        _same(built(envelope, **head, data=built(data, **body)), slow)
+
+
+def _head(kind: str, at: datetime, about: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "event_id": uuid.uuid5(uuid.NAMESPACE_URL, about),
+        "occurred_at": at,
+        "producer": "nudge-notifier",
+    }
+
+
+def _common(occurrence: str, couple: str, scheduled: datetime) -> dict[str, Any]:
+    return {
+        "occurrence_id": occurrence,
+        "couple_id": couple,
+        "kind": "date_night",
+        "scheduled_at": scheduled,
+    }
+
+
+class TestBuilt:
+    @given(occurrences, ids, instants, instants, loose_ids, channels, loose_devices,
+           content_ids, notes)  # fmt: skip
+    def test_sent(self, occurrence: str, couple: str, at: datetime, scheduled: datetime,
+                  partner: str, channel: str, device: str | None, content: str,
+                  note: str | None) -> None:  # fmt: skip
+        body = _common(occurrence, couple, scheduled)
+        body |= {"partner_id": partner, "channel": channel, "device": device}
+        body |= {"content_id": content, "note": note}
+        _both(NudgeSent, NudgeSentData, _head("nudge.sent.v1", at, occurrence), body)
+
+    @given(occurrences, ids, instants, instants, st.none() | loose_ids,
+           st.none() | channels, loose_devices, reasons)  # fmt: skip
+    def test_suppressed(self, occurrence: str, couple: str, at: datetime, scheduled: datetime,
+                        partner: str | None, channel: str | None, device: str | None,
+                        reason: str) -> None:  # fmt: skip
+        body = {**_common(occurrence, couple, scheduled), "partner_id": partner,
+                "channel": channel, "device": device, "reason": reason}  # fmt: skip
+        _both(NudgeSuppressed, NudgeSuppressedData, _head("nudge.suppressed.v1", at, "s"), body)
+
+    @given(occurrences, ids, instants, loose_ids, channels, loose_devices,
+           st.text(max_size=220), st.booleans(), st.integers(1, 999_999))  # fmt: skip
+    def test_failed(self, occurrence: str, couple: str, at: datetime, partner: str,
+                    channel: str, device: str | None, error: str, permanent: bool,
+                    attempt: int) -> None:  # fmt: skip
+        body = _common(occurrence, couple, at)
+        body |= {"partner_id": partner, "channel": channel, "device": device}
+        body |= {"error": error, "permanent": permanent, "attempt": attempt}
+        _both(NudgeFailed, NudgeFailedData, _head("nudge.failed.v1", at, "f"), body)
+
+    def test_defaults_are_filled_and_not_set(self) -> None:
+        """A field left out takes its default, and is not in the fields set (as validated)."""
+        at = datetime(2026, 12, 6, tzinfo=UTC)
+        body = {**_common("o", "c", at), "partner_id": "p", "channel": "email",
+                "content_id": "x"}  # fmt: skip
+        made = built(NudgeSentData, **body)
+        assert (made.attempt, made.note, made.device) == (1, None, None)
+        assert made.model_fields_set == set(body)
+        _same(made, NudgeSentData(**body))
+
+    @pytest.mark.parametrize(
+        ("partner", "device", "content", "error"),
+        [("-p", None, None, None), ("p", "ABCDEF0123456789", None, None),
+         ("p", None, "x" * 65, None), ("p", None, None, "e" * 201), ("p:q", None, None, None)],
+    )  # fmt: skip
+    def test_plain_fields_refuses(
+        self, partner: str, device: str | None, content: str | None, error: str | None
+    ) -> None:
+        assert not plain_fields(partner, device, content, error)
+
+    def test_a_default_factory_is_refused(self) -> None:
+        """Defaults are taken once per class: a factory's list would be shared by all."""
+
+        class Listed(BaseModel):
+            items: list[int] = Field(default_factory=list)
+
+        with pytest.raises(TypeError, match="default factory"):
+            built(Listed)
