@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar, cast
 
 import structlog
 from faststream.middlewares import AckPolicy
@@ -65,6 +66,10 @@ __all__ = ["SchedulerService"]
 log = structlog.get_logger()
 SERVICE = "scheduler"
 _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
+# Longest stretch of a batch's validation without offering the Reclaimer a refresh (see
+# `_read_held`); as `ingest._SLICE_S` is for its planning.
+_READ_SLICE_S: Final = 0.05
+_Stored = TypeVar("_Stored")  # an entry as its reader takes it: fields, or a stored payload
 
 
 class SchedulerService:
@@ -130,8 +135,9 @@ class SchedulerService:
     async def handle_fields(self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> None:
         """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
         with collections_held():  # the batch's objects live until it is stored (runtime.py)
+            ids = [eid.decode() for eid, _fields in entries]
             await self._handle_read(
-                [(eid.decode(), *read_entry(fields)) for eid, fields in entries]
+                await self._read_held(ids, [fields for _eid, fields in entries], read_entry)
             )
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
@@ -141,9 +147,34 @@ class SchedulerService:
         Returns the ids of the entries handled (see `_handle_read`).
         """
         with collections_held():
+            ids = [entry for entry, _stored in entries]
             return await self._handle_read(
-                [(entry, *read_payload(stored)) for entry, stored in entries]
+                await self._read_held(ids, [stored for _entry, stored in entries], read_payload)
             )
+
+    async def _read_held(
+        self, ids: list[str], stored: Sequence[_Stored], read: Callable[[_Stored], Read]
+    ) -> list[tuple[str, *Read]]:
+        """Read (validate) a batch's entries in order, holding them from the start.
+
+        Validating a full batch on a starved CPU (a pod held to a small quota) can outlast the
+        reclaim idle time, and the Reclaimer refreshes only held entries, only when the event
+        loop lets it: so the entries are held before the first is read, and the refresh is
+        offered between entries at least every `_READ_SLICE_S`. `_handle_read` releases them.
+        """
+        self._held.update(ids)
+        read_entries: list[tuple[str, *Read]] = []
+        try:
+            since = time.monotonic()
+            for entry, value in zip(ids, stored, strict=True):
+                if self.reclaimer is not None and time.monotonic() - since >= _READ_SLICE_S:
+                    await self.reclaimer.keep_held()
+                    since = time.monotonic()
+                read_entries.append((entry, *read(value)))
+        except BaseException:
+            self._held.difference_update(ids)
+            raise
+        return read_entries
 
     async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
         """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
