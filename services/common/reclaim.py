@@ -150,10 +150,13 @@ class Reclaimer:
             )
 
     async def keep_held(self) -> None:
-        """Refresh the held entries if a refresh is due: for work that holds the event loop
-        longer than a pass (a long preferences batch calls it between entries). A Redis error is
-        logged, not raised: the next call tries again."""
-        if time.monotonic() - self._refreshed < self.poll_seconds:
+        """Refresh the held entries if half a pass has gone by since the last refresh: for work
+        that holds the event loop longer than a pass (a long preferences batch calls it between
+        entries). Half, not a whole pass: on a starved CPU (a pod held to a small quota) one
+        step between two calls can take a second of wall time, and a pass is half the idle
+        time after which another replica takes the entries over. A Redis error is logged, not
+        raised: the next call tries again."""
+        if time.monotonic() - self._refreshed < self.poll_seconds / 2:
             return
         try:
             await self.refresh()

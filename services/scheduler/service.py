@@ -167,14 +167,20 @@ class SchedulerService:
         try:
             since = time.monotonic()
             for entry, value in zip(ids, stored, strict=True):
-                if self.reclaimer is not None and time.monotonic() - since >= _READ_SLICE_S:
-                    await self.reclaimer.keep_held()
-                    since = time.monotonic()
+                since = await self._keep_held(since)
                 read_entries.append((entry, *read(value)))
         except BaseException:
             self._held.difference_update(ids)
             raise
         return read_entries
+
+    async def _keep_held(self, since: float) -> float:
+        """Offer the Reclaimer a refresh of the held entries once `_READ_SLICE_S` has passed
+        since `since` (the Reclaimer refreshes when its own interval is due); the new mark."""
+        if self.reclaimer is None or time.monotonic() - since < _READ_SLICE_S:
+            return since
+        await self.reclaimer.keep_held()
+        return time.monotonic()
 
     async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
         """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
@@ -233,7 +239,9 @@ class SchedulerService:
         cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
         outcomes: Counter[str] = Counter()
         each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
+        since = time.monotonic()  # held until acknowledged: logging 500 events takes a while too
         for (index, event), result in zip(events, results, strict=False):
+            since = await self._keep_held(since)
             if isinstance(result, PlanningError):
                 refused[index] = str(result)
             elif result is not None:
@@ -245,6 +253,8 @@ class SchedulerService:
             outcomes["left_pending"] = len(entries) - cutoff
         log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
         done = [entries[i][0] for i in sorted(handled) if i < cutoff]
+        if self.reclaimer is not None:
+            await self.reclaimer.keep_held()  # refreshed if due: the acknowledgement is next
         if refused or done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
                 for index in sorted(refused):
