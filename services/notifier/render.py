@@ -67,8 +67,7 @@ from couples_nudge.notifier.mime import (
 from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
-    _escaped,
-    ascii_refs,
+    html_value,
     shape_of,
 )
 from couples_nudge_schemas import NudgeKind, PreferencesSetData
@@ -446,8 +445,7 @@ def _joined(parts: tuple[str, ...], values: list[str]) -> str:
 
 def _ascii_html(value: Any) -> str:
     """A value as the HTML skeleton writes it with render_ascii (skeleton.py)."""
-    text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
-    return text if text.isascii() else ascii_refs(text)
+    return html_value(value, ascii=True)
 
 
 def _plan(

@@ -39,7 +39,7 @@ import jinja2
 import markupsafe
 from jinja2 import nodes
 
-__all__ = ["Prefilled", "Shape", "SkeletonRenderer", "ascii_refs", "shape_of"]
+__all__ = ["Prefilled", "Shape", "SkeletonRenderer", "ascii_refs", "html_value", "shape_of"]
 
 _MARK: Final = "\x1a"  # not escaped by HTML escaping, never in our values
 _SLOT: Final = re.compile(f"{_MARK}([A-Za-z_][A-Za-z0-9_]*){_MARK}")
@@ -132,8 +132,7 @@ class SkeletonRenderer:
         """One value as `_fill` writes it."""
         if not self.html:
             return value if type(value) is str else str(value)
-        text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
-        return ascii_refs(text) if ascii else text
+        return html_value(value, ascii=ascii)
 
     def _fill(self, skeleton: _Skeleton, context: Mapping[str, Any], ascii: bool = False) -> str:
         values = [context[name] for name in skeleton.names]
@@ -180,6 +179,13 @@ class Prefilled:
 
     parts: tuple[str, ...]  # static text around the remaining slots: len(names) + 1 parts
     names: tuple[str, ...]  # the variable in each remaining slot, in order
+
+
+def html_value(value: Any, *, ascii: bool = False) -> str:
+    """One value as the HTML skeleton writes it: escaped (a str through the cache, Markup as
+    is), and with `ascii` its non-ASCII characters as references (`render_ascii`)."""
+    text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
+    return ascii_refs(text) if ascii else text
 
 
 def ascii_refs(text: str) -> str:
