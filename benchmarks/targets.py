@@ -239,6 +239,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("burst: Redis us per fire", "us", None, "min", _us_per_fire),
     Figure("burst: Redis us per fire, floor", "us", None, "min", _floor),
     Figure("burst: Redis us per fire / floor", "x", 3.0, "min", _floor_ratio),
+    Figure("burst: at the instant, Redis us per fire / floor", "x", None, "min",
+           lambda rows: _ours(rows, "Redis CPU per NudgeDue, first to last fire / floor")),
+    Figure("burst: all fires at the floor, Redis alone", "s", None, "min",
+           lambda rows: rows.measured("burst", "bare XADD + ZADD",
+                                      "the burst at the floor, Redis alone")),
     *(
         Figure(f"burst: ours / {peer}, fires/s", "x", PEER_RATIO_TARGETS.get(peer), "max",
                _vs_peer(peer))
