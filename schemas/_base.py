@@ -219,7 +219,7 @@ class Unique:
         message = self.message
 
         def check(value: list[Any]) -> list[Any]:
-            if len(set(value)) != len(value):
+            if len(value) > 1 and len(set(value)) != len(value):
                 raise ValueError(message)
             return value
 
