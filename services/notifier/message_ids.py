@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from couples_nudge.notifier.signing import Sha256Mac
+
 __all__ = ["MessageIds", "MessageRef", "provider_headers"]
 
 _VERSION: Final = "n1"
@@ -80,7 +82,8 @@ class MessageIds:
         if not keys:
             raise ValueError("at least one key is needed")
         self._keys = {
-            kid: hmac.new(secret, _LABEL, hashlib.sha256).digest() for kid, secret in keys
+            kid: Sha256Mac(hmac.new(secret, _LABEL, hashlib.sha256).digest())
+            for kid, secret in keys
         }
         self._kid = keys[0][0]
         self._domain = domain
@@ -88,7 +91,7 @@ class MessageIds:
 
     def _mac(self, kid: str, payload64: str) -> bytes:
         text = f"{_VERSION}.{kid}.{payload64}".encode()
-        return hmac.new(self._keys[kid], text, hashlib.sha256).digest()[:_MAC_BYTES]
+        return self._keys[kid].digest(text)[:_MAC_BYTES]
 
     def token(self, ref: MessageRef) -> str:
         """The local part of the Message-ID (also what provider headers carry)."""
