@@ -25,6 +25,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, ValidationError
 
+from couples_nudge.notifier.signing import Sha256Mac
 from couples_nudge.notifier.unsubscribe import InvalidToken
 from couples_nudge_schemas import NudgeKind, StrictModel
 from couples_nudge_schemas._base import SafeId
@@ -81,15 +82,18 @@ class ActionTokens:
     ) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
-        derived = [(kid, hmac.new(secret, _LABEL, hashlib.sha256).digest()) for kid, secret in keys]
+        derived = [
+            (kid, Sha256Mac(hmac.new(secret, _LABEL, hashlib.sha256).digest()))  # signing.py
+            for kid, secret in keys
+        ]
         self._signing = derived[0]
         self._keys = dict(derived)
         self._base = public_url.rstrip("/")
         self.max_age_s = max_age_s
 
     @staticmethod
-    def _mac(key: bytes, kid: str, payload64: str) -> bytes:
-        return hmac.new(key, f"{kid}.{payload64}".encode(), hashlib.sha256).digest()
+    def _mac(key: Sha256Mac, kid: str, payload64: str) -> bytes:
+        return key.digest(f"{kid}.{payload64}".encode())
 
     def sign(self, claim: ActionClaim) -> str:
         kid, key = self._signing

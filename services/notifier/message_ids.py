@@ -12,7 +12,10 @@ a label of its own, so a Message-ID is never also a valid unsubscribe token. The
 forged report (a mailed DSN, a relay's payload) from naming a partner it never mailed.
 
 One send of one (occurrence, partner) always gets the same Message-ID: a retry after a timeout
-is recognisably the same message. Relays that replace the Message-ID (Postmark) or do not
+is recognisably the same message. The sender asks for the token (its provider headers) and
+then the Message-ID of one MessageRef: the last token made is kept with the ref it was made
+for and given again for that same object (a ref is frozen, so its token cannot differ), which
+saves one HMAC per email (~6 us). Relays that replace the Message-ID (Postmark) or do not
 report it for every event (SendGrid) get the same reference in a header of their own
 (`provider_headers`), which they echo in their webhooks.
 """
@@ -27,7 +30,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
+
+from couples_nudge.notifier.signing import Sha256Mac
 
 __all__ = ["MessageIds", "MessageRef", "provider_headers"]
 
@@ -55,6 +60,13 @@ class MessageRef:
     occurrence_id: str
 
 
+class _Made(NamedTuple):
+    """The last token made, and the ref it was made for."""
+
+    ref: MessageRef
+    token: str
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -70,20 +82,27 @@ class MessageIds:
         if not keys:
             raise ValueError("at least one key is needed")
         self._keys = {
-            kid: hmac.new(secret, _LABEL, hashlib.sha256).digest() for kid, secret in keys
+            kid: Sha256Mac(hmac.new(secret, _LABEL, hashlib.sha256).digest())
+            for kid, secret in keys
         }
         self._kid = keys[0][0]
         self._domain = domain
+        self._last: _Made | None = None
 
     def _mac(self, kid: str, payload64: str) -> bytes:
         text = f"{_VERSION}.{kid}.{payload64}".encode()
-        return hmac.new(self._keys[kid], text, hashlib.sha256).digest()[:_MAC_BYTES]
+        return self._keys[kid].digest(text)[:_MAC_BYTES]
 
     def token(self, ref: MessageRef) -> str:
         """The local part of the Message-ID (also what provider headers carry)."""
+        last = self._last
+        if last is not None and last.ref is ref:  # see the module docstring
+            return last.token
         payload = f"{ref.couple_id}|{ref.partner_id}|{ref.occurrence_id}"
         payload64 = _b64(payload.encode())
-        return f"{_VERSION}.{self._kid}.{payload64}.{_b64(self._mac(self._kid, payload64))}"
+        token = f"{_VERSION}.{self._kid}.{payload64}.{_b64(self._mac(self._kid, payload64))}"
+        self._last = _Made(ref, token)
+        return token
 
     def message_id(self, ref: MessageRef) -> str:
         return f"<{self.token(ref)}@{self._domain}>"

@@ -17,6 +17,11 @@ Any other part is encoded as before. Message-IDs made here (when the sender give
 boundaries are unique by a random token per process and a counter, not by fresh randomness
 per message: the boundary cannot occur in an encoded part anyway ("=_" is neither base64 nor
 quoted-printable output) nor in a 7bit part (checked).
+
+The head is one f-string per email after an opening (Subject and From, RFC 2047 and measured
+once per subject and sender: `_opening`). Only the lines with per-message values are measured,
+and only when To, Message-ID and the extra headers are longer together than a line may be
+(each is then shorter: the usual case); property test: tests/property/test_email_head.py.
 """
 
 from __future__ import annotations
@@ -312,26 +317,21 @@ def build_email(
     encoded: Encoded | None = None
     if isinstance(text, Encoded):
         encoded, text = text, plain_text or ""
-    if not (to_address.isascii() and sender.isascii()):
-        return _slow(
-            subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
+    opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
+    to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
+    extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+    if (
+        opening is None
+        # Each line with per-message values is short when all of them are (the usual case).
+        or (
+            len(to) + len(message_id) + len(extra) > _MAX_HEADER_LINE - len("Message-ID: ")
+            and _longest_line(to, message_id, extra_headers) > _MAX_HEADER_LINE
         )
-    lines = [
-        f"Subject: {_text(subject)}",
-        f"From: {sender}",
-        f"To: {_to(to_name, to_address)}",
-        f"Date: {_date(when)}",
-        f"Message-ID: {message_id}",
-        *[f"{name}: {_text(value)}" for name, value in extra_headers],
-        "MIME-Version: 1.0",
-    ]
-    if max(map(len, lines)) > _MAX_HEADER_LINE:
+    ):
         return _slow(
             subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )
     boundary = f"=_nudge_{_PROCESS_TOKEN}_{serial:x}"
-    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n')
-    out = ["\r\n".join(lines).encode()]
     # The text part stays quoted-printable (readable as is); HTML is long and goes as base64.
     if encoded is None:
         text_7bit = _seven_bit(text, boundary)
@@ -346,11 +346,35 @@ def build_email(
         assert isinstance(html, str)
         html_7bit = _seven_bit(html, boundary)
         html_encoded = Encoded("7bit", html_7bit) if html_7bit else Encoded("base64", _base64(html))
-    for subtype, (encoding, body) in (("plain", encoded), ("html", html_encoded)):
-        head = f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-        out += [f"{head}Content-Transfer-Encoding: {encoding}\r\n".encode(), body]
-    out.append(f"--{boundary}--\r\n".encode())
-    return b"\r\n".join(out)
+    head = (
+        f"{opening}{to}\r\nDate: {_date(when)}\r\nMessage-ID: {message_id}\r\n{extra}"
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'
+        f'\r\n--{boundary}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoded.encoding}\r\n\r\n"
+    )
+    middle = (
+        f'\r\n--{boundary}\r\nContent-Type: text/html; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {html_encoded.encoding}\r\n\r\n"
+    )
+    end = f"\r\n--{boundary}--\r\n"
+    return b"".join([head.encode(), encoded.data, middle.encode(), html_encoded.data, end.encode()])
+
+
+@functools.lru_cache(maxsize=1024)
+def _opening(subject: str, sender: str) -> str | None:
+    """The head's lines that are the same for every email of a subject and sender, up to the
+    To header's value; None when one is longer than a header line may be."""
+    subject_line, from_line = f"Subject: {_text(subject)}", f"From: {sender}"
+    if max(len(subject_line), len(from_line)) > _MAX_HEADER_LINE:
+        return None
+    return f"{subject_line}\r\n{from_line}\r\nTo: "
+
+
+def _longest_line(to: str, message_id: str, extra_headers: Sequence[tuple[str, str]]) -> int:
+    """The longest of the head's lines with per-message values (the Date line is short)."""
+    lines = [f"To: {to}", f"Message-ID: {message_id}"]
+    lines += [f"{name}: {_text(value)}" for name, value in extra_headers]
+    return max(map(len, lines))
 
 
 def _lf(html: str | PlannedHtml) -> str:

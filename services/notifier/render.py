@@ -24,6 +24,10 @@ are encoded once (mime.QpPlan). Invariant: `_Fixed.values` is a function of that
 item is part of it, compared by value); a plan is checked against the skeletons' output on
 the email that teaches it, and a shape that does not match keeps the skeletons. Property test:
 tests/property/test_email_plan.py (the bytes of the rendering before plans, for any view).
+The answers row (signed URLs, new for every email) is rendered once per (locale, kind,
+actions) with a marker per URL and split there (`_row`); per email its URLs are written in
+(escaped in HTML as autoescape does). Invariant: the row templates print each URL once, in
+order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email).
 
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
@@ -37,13 +41,14 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
 import jinja2
@@ -228,12 +233,49 @@ def action_title(locale: str, kind: str, action: str, *, discreet: bool = False)
     return str(s[action])
 
 
-@functools.lru_cache(maxsize=1024)
+class _Row(NamedTuple):
+    """An answers row's static text for one (locale, kind, actions), around its URLs."""
+
+    text: tuple[str, ...]  # the plain-text row: len(actions) + 1 pieces
+    html: tuple[str, ...]  # the HTML row (escaped by Jinja2): the same
+
+
+_URL_MARK: Final = re.compile("\x1a([0-9]+)\x1a")  # no string of ours holds \x1a
+
+
 def _actions_row(
     locale: str, kind: str, actions: tuple[tuple[str, str], ...]
 ) -> tuple[str, markupsafe.Markup]:
-    """The answers row of an email: (plain text, escaped HTML), rendered by its own small
-    templates (a loop) so the email templates keep their skeleton fast path."""
+    """The answers row of an email: (plain text, escaped HTML). Its URLs are signed per
+    partner and nudge, so the row is rendered once per (locale, kind, actions) with a marker
+    for each URL (`_row`), and per email only the URLs are written in: as they are in the
+    text, escaped as Jinja2's autoescape does (markupsafe.escape) in the HTML."""
+    row = _row(locale, kind, tuple([action for action, _ in actions]))
+    urls = [url for _, url in actions]
+    if row is None:
+        return _rendered_row(locale, kind, actions)
+    html = _joined(row.html, [markupsafe.escape(url) for url in urls])
+    return _joined(row.text, urls), markupsafe.Markup(html)  # noqa: S704 (escaped above)
+
+
+@functools.lru_cache(maxsize=256)
+def _row(locale: str, kind: str, actions: tuple[str, ...]) -> _Row | None:
+    """The row's pieces around its URLs; None when the rendering does not show each URL once,
+    in order, in both parts (then Jinja2 renders every row)."""
+    marked = tuple((action, f"\x1a{n}\x1a") for n, action in enumerate(actions))
+    text, html = _rendered_row(locale, kind, marked)
+    pieces = _URL_MARK.split(text), _URL_MARK.split(html)
+    order = [str(n) for n in range(len(actions))]
+    if any(found[1::2] != order or "\x1a" in "".join(found) for found in pieces):
+        return None
+    return _Row(tuple(pieces[0][0::2]), tuple(pieces[1][0::2]))
+
+
+def _rendered_row(
+    locale: str, kind: str, actions: tuple[tuple[str, str], ...]
+) -> tuple[str, markupsafe.Markup]:
+    """The answers row rendered by its own small templates (a loop), so the email templates
+    keep their skeleton fast path."""
     label = strings_for(locale)["actions"]["label"]
     rows = [{"title": action_title(locale, kind, a), "url": url} for a, url in actions]
     text = _template(template_for(locale, "actions.txt.j2")).render(label=label, actions=rows)

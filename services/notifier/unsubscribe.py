@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 
+from couples_nudge.notifier.signing import Sha256Mac
 from couples_nudge_schemas import NudgeKind, StrictModel
 from couples_nudge_schemas._base import SafeId
 
@@ -93,8 +93,8 @@ class UnsubscribeTokens:
     def __init__(self, keys: Sequence[tuple[str, bytes]], public_url: str) -> None:
         if not keys:
             raise ValueError("at least one unsubscribe key is needed")
-        self._signing = keys[0]
-        self._keys = dict(keys)
+        self._signing = keys[0][0], Sha256Mac(keys[0][1])  # see signing.py
+        self._keys = {kid: Sha256Mac(secret) for kid, secret in keys}
         self._base = public_url.rstrip("/")
 
     @classmethod
@@ -102,8 +102,8 @@ class UnsubscribeTokens:
         return cls(parse_keys(entries), public_url)
 
     @staticmethod
-    def _mac(secret: bytes, kid: str, payload64: str) -> bytes:
-        return hmac.new(secret, f"{kid}.{payload64}".encode(), hashlib.sha256).digest()
+    def _mac(secret: Sha256Mac, kid: str, payload64: str) -> bytes:
+        return secret.digest(f"{kid}.{payload64}".encode())
 
     def sign(self, claim: UnsubscribeClaim) -> str:
         kid, secret = self._signing

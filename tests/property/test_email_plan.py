@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import markupsafe
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,9 @@ from couples_nudge.notifier.render import (
     _agenda,
     _env,
     _fixed,
+    _row,
     _turn_line,
+    action_title,
     message_domain,
     render_email_bytes,
 )
@@ -75,8 +78,22 @@ def views(draw: st.DrawFn) -> NudgeView:
         support_url=draw(URL),
         when=draw(st.none() | st.just(datetime(2026, 12, 4, 18, tzinfo=UTC))),
         timezone=draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
-        actions=draw(st.sampled_from([(), (("done", "https://x.test/a/1"), ("more", "<m>&"))])),
+        actions=draw(
+            st.sampled_from([(), (("done", "https://x.test/a/1"), ("more", "<m>&"))])
+            | st.lists(st.tuples(st.sampled_from(["done", "snooze"]), TEXT), max_size=3).map(tuple)
+        ),
     )
+
+
+def _reference_row(
+    locale: str, kind: NudgeKind, actions: tuple[tuple[str, str], ...]
+) -> tuple[str, str]:
+    """render._actions_row as it was before its row plans: both small templates per email."""
+    label = strings_for(locale)["actions"]["label"]
+    rows = [{"title": action_title(locale, kind, a), "url": url} for a, url in actions]
+    text = _env().get_template(template_for(locale, "actions.txt.j2"))
+    html = _env().get_template(template_for(locale, "actions.html.j2"))
+    return text.render(label=label, actions=rows), html.render(label=label, actions=rows)
 
 
 def _reference_context(view: NudgeView) -> dict[str, Any]:
@@ -87,7 +104,7 @@ def _reference_context(view: NudgeView) -> dict[str, Any]:
     shown_when = view.when if view.kind != "appreciation" else None
     counselling = view.kind == "check_in" or view.item.hard_topic
     actions_text, actions_html = (
-        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+        _reference_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
     )
     body = view.body
     return {
@@ -122,7 +139,7 @@ def _reference_context(view: NudgeView) -> dict[str, Any]:
         "jar_label": s["jar"]["label"],
         "jar_idea": view.jar_idea,
         "actions_text": actions_text,
-        "actions_html": actions_html,
+        "actions_html": markupsafe.Markup(actions_html),  # noqa: S704 (autoescaped by Jinja2)
     }
 
 
@@ -188,6 +205,30 @@ class TestEmailPlans:
         plans = _fixed("en", "date_night", item, False).plans
         assert plans
         assert all(plan is not None for plan in plans.values())
+
+
+class TestActionsRow:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        locale=st.sampled_from(LOCALES),
+        kind=st.sampled_from(KINDS),
+        actions=st.lists(
+            st.tuples(st.sampled_from(["done", "skip", "snooze", "more"]), st.one_of(URL, TEXT)),
+            max_size=5,
+        ),
+    )
+    def test_the_row_is_jinja_s_for_any_urls(
+        self, locale: str, kind: NudgeKind, actions: list[tuple[str, str | None]]
+    ) -> None:
+        """The row written from its pieces, any URLs (what HTML escapes, CR, LF, NUL): the
+        text and HTML Jinja renders from the row's templates."""
+        row = tuple((action, url or "") for action, url in actions)
+        assert _actions_row(locale, kind, row) == _reference_row(locale, kind, row)
+
+    def test_every_shipped_row_has_pieces(self) -> None:
+        """The shipped templates show each URL once, in order: rows go through `_row`."""
+        for locale, kind in itertools.product(LOCALES, KINDS):
+            assert _row(locale, kind, ("done", "skip", "snooze", "more")) is not None
 
 
 SAMPLE = st.lists(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import email.utils
 import re
+from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
 
@@ -51,6 +54,28 @@ class TestMessageIds:
         rotated = MessageIds([NEW, OLD], "example.org")
         assert rotated.read(old) == REF
         assert ".k2." in rotated.message_id(REF)
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([REF, MessageRef("c2", "sam", "c2/d/both@1")]),
+                st.sampled_from(["token", "message_id"]),
+                st.booleans(),
+            ),
+            max_size=8,
+        )
+    )
+    def test_the_last_token_kept_is_the_ref_s_own(
+        self, calls: list[tuple[MessageRef, str, bool]]
+    ) -> None:
+        """Tokens and Message-IDs asked for in any order, of the same ref object or an equal
+        copy: each is what a MessageIds that never made another token gives."""
+        ids = MessageIds([NEW], "example.org")
+        for ref, method, copied in calls:
+            asked = replace(ref) if copied else ref
+            assert getattr(ids, method)(asked) == getattr(MessageIds([NEW], "example.org"), method)(
+                ref
+            )
 
     def test_same_send_same_id(self) -> None:
         """A retry of one send carries the same Message-ID."""
