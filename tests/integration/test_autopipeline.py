@@ -73,7 +73,7 @@ class TestAutoPipeline:
         self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """After SCRIPT FLUSH (a restart, a failover) the NOSCRIPT reply is answered by
-        loading the script and calling it again."""
+        calling the script again with its body."""
         pipe = AutoPipeline(client)
         script = redis.register_script(ECHO_KEYS)
         first = await pipe.script(script, [f"{key_prefix}:a"], ["1"])
@@ -315,7 +315,7 @@ class TestAck:
         every reply in order, and the first error reply raises once all are answered."""
         pipe = AutoPipeline(client, max_batch=7)
         script = redis.register_script(ECHO_KEYS)
-        await redis.script_flush()  # the run meets NOSCRIPT: loaded, then called again
+        await redis.script_flush()  # the run meets NOSCRIPT: called again with the body
         calls = [([f"{key_prefix}:k{i}"], [str(i)]) for i in range(20)]
         replies = await pipe.script_many(script, calls)
         assert replies == [[f"{key_prefix}:k{i}".encode(), str(i).encode()] for i in range(20)]
