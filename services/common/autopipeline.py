@@ -16,9 +16,11 @@ its caller's work is done, and goes out in the next round trip, as its own XACK 
 and the one reply answers each caller alike (an error reply fails them all, as it would have
 failed each of them alone: same stream, same group). Each caller still has its own future.
 
-Scripts travel as EVALSHA, and once as SCRIPT LOAD + retry after a NOSCRIPT (a restarted or
-failed-over server). On a Redis Cluster a NOSCRIPT is answered by sending that call again as
-EVAL with the script's body, which also caches the script on the node that answered.
+Scripts travel as EVALSHA. A NOSCRIPT reply (a restarted or failed-over server, a cluster
+node that never ran the script) is answered by the flusher: the call goes again, in its next
+round trip, as EVAL with the script's body, which also caches the script on that server, with
+the caller's own future; so `script` is a plain function returning that future (no coroutine
+frame of its own to resume on every reply).
 
 On one server the batch is packed by hiredis (C) and written on a pooled redis-py connection,
 and its replies are taken from that connection's hiredis reader in one loop (redis-py reads
@@ -120,7 +122,6 @@ class AutoPipeline:
         self._queue: list[tuple[tuple[Any, ...] | _Acks, asyncio.Future[Any]]] = []
         self._acks: dict[tuple[str, str], _Acks] = {}  # XACKs still queued, by (stream, group)
         self._flusher: asyncio.Task[None] | None = None
-        self._loading: dict[str, asyncio.Future[Any]] = {}  # sha -> its SCRIPT LOAD
         self._bodies: dict[
             str, str | bytes | memoryview
         ] = {}  # sha -> script (EVAL for ClusterPipeline)
@@ -162,15 +163,13 @@ class AutoPipeline:
         acks.callers.append(mine)
         return mine
 
-    async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a registered Lua script through the shared pipeline."""
-        try:
-            return await self.call(*self._invocation(script, keys, args))
-        except NoScriptError:
-            if self._cluster:  # EVAL on the node that forgot it (and so caches it there)
-                return await self.call("EVAL", script.script, len(keys), *keys, *args)
-            await self._load(script)
-            return await self.call(*self._invocation(script, keys, args))
+    def script(
+        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """Run a registered Lua script through the shared pipeline; await the result for its
+        reply. A plain function: the flusher answers a NOSCRIPT itself (`_flush`), so every
+        await of a script is one coroutine frame shorter."""
+        return self.call(*self._invocation(script, keys, args))
 
     def script_many(
         self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
@@ -189,43 +188,32 @@ class AutoPipeline:
                 for (keys, args), future in zip(calls, futures, strict=True)
             ]
         )
-        return self._script_replies(script, calls, futures)
+        return self._script_replies(futures)
 
-    async def _script_replies(
-        self,
-        script: AsyncScript,
-        calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
-        futures: list[asyncio.Future[Any]],
-    ) -> list[Any]:
-        replies = await _in_order(futures)
-        forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if forgotten:
-            if not self._cluster:
-                await self._load(script)
-            again = [self.call(*self._invocation(script, *calls[i], body=True)) for i in forgotten]
-            answers = await _in_order(again)
-            for i, reply in zip(forgotten, answers, strict=True):
-                replies[i] = reply
+    @staticmethod
+    async def _script_replies(futures: list[asyncio.Future[Any]]) -> list[Any]:
+        replies = await _in_order(futures)  # a NOSCRIPT was answered by the flusher
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
 
     def _invocation(
-        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any], body: bool = False
+        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
     ) -> tuple[Any, ...]:
-        """EVALSHA; on a cluster after a NOSCRIPT (`body`), EVAL: see the module docstring."""
+        """EVALSHA, its body remembered for a NOSCRIPT (`_forgotten`)."""
         self._bodies[script.sha] = script.script
-        if body and self._cluster:
-            return ("EVAL", script.script, len(keys), *keys, *args)
         return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
-    async def _load(self, script: AsyncScript) -> None:
-        """SCRIPT LOAD once, however many callers met the NOSCRIPT at the same moment."""
-        loading = self._loading.get(script.sha)
-        if loading is None or loading.done():  # done: a new NOSCRIPT means a new server
-            loading = self._loading[script.sha] = self.call("SCRIPT", "LOAD", script.script)
-        await asyncio.shield(loading)
+    def _forgotten(self, args: tuple[Any, ...] | _Acks, reply: Exception) -> tuple[Any, ...] | None:
+        """A call the server answered NOSCRIPT (a restart, a failover, another cluster node),
+        as EVAL with the script's body: sent again by the flusher with the caller's future (so
+        the caller never sees it), and cached by the server that runs it. None for any other
+        error reply (the caller gets it)."""
+        if not isinstance(reply, NoScriptError) or isinstance(args, _Acks) or args[0] != "EVALSHA":
+            return None
+        body = self._bodies.get(args[1])
+        return None if body is None else ("EVAL", body, *args[2:])
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # one loop turn: let the coroutines that are ready queue theirs
@@ -245,13 +233,20 @@ class AutoPipeline:
                 continue
             self.round_trips += 1
             self.commands += len(batch)
-            for (_, future), reply in zip(batch, replies, strict=True):
+            again: list[tuple[tuple[Any, ...] | _Acks, asyncio.Future[Any]]] = []
+            for (args, future), reply in zip(batch, replies, strict=True):
                 if future.done():  # the caller was cancelled meanwhile
                     continue
                 if isinstance(reply, Exception):
-                    future.set_exception(reply)
+                    retry = self._forgotten(args, reply)
+                    if retry is None:
+                        future.set_exception(reply)
+                    else:
+                        again.append((retry, future))
                 else:
                     future.set_result(reply)
+            if again:
+                self._enqueue(again)  # in the next round trip of this loop
 
     async def sent(self) -> None:
         """Wait until every command queued so far is written to Redis (or its round trip has
@@ -384,7 +379,8 @@ async def _in_order(futures: list[asyncio.Future[Any]]) -> list[Any]:
     order they were queued, so once the last of a run of calls is done, so is every one
     before it: awaiting the last is awaiting all, without gather's callback per future (~1 us
     a call, measured: a tenth of the ingestion path's pipeline work). Should one still be
-    pending (it is not meant to happen), the rest are awaited with gather. Cancelled, the
+    pending (a call answered NOSCRIPT goes again in a later round trip: `_forgotten`), the
+    rest are awaited with gather. Cancelled, the
     calls are cancelled with the caller, as gather's would be (the flusher skips them).
     """
     if not futures:

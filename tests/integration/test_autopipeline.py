@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from couples_nudge.common.autopipeline import AutoPipeline
@@ -73,7 +73,7 @@ class TestAutoPipeline:
         self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
     ) -> None:
         """After SCRIPT FLUSH (a restart, a failover) the NOSCRIPT reply is answered by
-        loading the script and calling it again."""
+        calling the script again with its body."""
         pipe = AutoPipeline(client)
         script = redis.register_script(ECHO_KEYS)
         first = await pipe.script(script, [f"{key_prefix}:a"], ["1"])
@@ -83,6 +83,37 @@ class TestAutoPipeline:
         )
         assert first == [f"{key_prefix}:a".encode(), b"1"]
         assert again == [[f"{key_prefix}:a".encode(), str(i).encode()] for i in range(3)]
+
+    async def test_a_forgotten_script_is_sent_again_with_its_body_once(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """The flusher answers a NOSCRIPT itself: the calls that met it go again as EVAL in
+        the next round trip (the callers never see it) and the server caches the script, so
+        the calls after them are plain EVALSHAs again."""
+        pipe = AutoPipeline(client)
+        script = redis.register_script(ECHO_KEYS)
+        await redis.script_flush()
+        replies = await asyncio.gather(
+            *(pipe.script(script, [f"{key_prefix}:f"], [str(i)]) for i in range(4))
+        )
+        assert replies == [[f"{key_prefix}:f".encode(), str(i).encode()] for i in range(4)]
+        assert (pipe.round_trips, pipe.commands) == (2, 8)  # 4 EVALSHA, then 4 EVAL
+        assert await redis.script_exists(script.sha) == [True]
+        assert await pipe.script(script, [f"{key_prefix}:f"], ["5"]) == [
+            f"{key_prefix}:f".encode(),
+            b"5",
+        ]
+        assert (pipe.round_trips, pipe.commands) == (3, 9)
+
+    async def test_a_noscript_for_a_script_it_never_sent_reaches_the_caller(
+        self, client: aioredis.Redis
+    ) -> None:
+        """Only a script whose body the pipeline holds is sent again: an EVALSHA of an
+        unknown digest gets its NOSCRIPT, once."""
+        pipe = AutoPipeline(client)
+        with pytest.raises(NoScriptError):
+            await pipe.call("EVALSHA", "0" * 40, 0)
+        assert pipe.round_trips == 1
 
     async def test_a_lost_connection_fails_every_call_of_that_round_trip(
         self, redis_url: str, key_prefix: str
@@ -284,7 +315,7 @@ class TestAck:
         every reply in order, and the first error reply raises once all are answered."""
         pipe = AutoPipeline(client, max_batch=7)
         script = redis.register_script(ECHO_KEYS)
-        await redis.script_flush()  # the run meets NOSCRIPT: loaded, then called again
+        await redis.script_flush()  # the run meets NOSCRIPT: called again with the body
         calls = [([f"{key_prefix}:k{i}"], [str(i)]) for i in range(20)]
         replies = await pipe.script_many(script, calls)
         assert replies == [[f"{key_prefix}:k{i}".encode(), str(i).encode()] for i in range(20)]
