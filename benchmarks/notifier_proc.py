@@ -23,7 +23,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import SecretStr
 
@@ -62,7 +62,17 @@ def rss_kib() -> int:
     return 0
 
 
-async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> None:
+# --links: what a production notifier signs into every email (a Message-ID, the unsubscribe
+# link, four one-tap answers and the manage link), with a made-up key of the minimum length.
+LINKS: Final = {
+    "public_url": "https://nudges.example",
+    "unsubscribe_secrets": [SecretStr("bench:" + "k" * 32)],
+}
+
+
+async def main(
+    url: str, now_ms: int, smtp_port: int | None, in_flight: int, links: bool = False
+) -> None:
     quiet_logs()
     settings = NotifierSettings(
         redis_url=SecretStr(url),
@@ -71,6 +81,7 @@ async def main(url: str, now_ms: int, smtp_port: int | None, in_flight: int) -> 
         smtp_concurrency=16,  # notifier.SMTP_CONCURRENCY
         max_in_flight=in_flight,
         batch_size=200,
+        **(LINKS if links else {}),  # type: ignore[arg-type]
     )
     counter = CountingChannel()
     channels = None if smtp_port else {"email": counter}
@@ -112,5 +123,6 @@ if __name__ == "__main__":
     parser.add_argument("--now-ms", type=int, required=True)
     parser.add_argument("--smtp-port", type=int)
     parser.add_argument("--in-flight", type=int, default=256)
+    parser.add_argument("--links", action="store_true", help="sign links as production does")
     a = parser.parse_args()
-    run(main(a.url, a.now_ms, a.smtp_port, a.in_flight))
+    run(main(a.url, a.now_ms, a.smtp_port, a.in_flight, a.links))

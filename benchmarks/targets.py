@@ -264,6 +264,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("notifier: messages/s, 1 process", "messages/s", 10_000, "max",
            lambda rows: rows.measured(
                "notifier", "ours, counting sink, 1 process", "messages end to end")),
+    Figure("notifier: messages/s, 1 process, signed links", "messages/s", None, "max",
+           lambda rows: rows.measured(
+               "notifier", "ours, counting sink, 1 process, signed links",
+               "messages end to end")),
     Figure("cluster efficiency, 1/2/3 schedulers (lowest)", "%", 90.0, "max",
            _cluster_efficiency),
     Figure("notifier CPU per nudge, cluster / single (highest)", "x", 1.2, "min",
