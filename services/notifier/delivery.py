@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -383,7 +383,7 @@ class Delivery:
                     continue
                 channels.append(_Send(channel_name, key))
             if channels:
-                other = next(p for p in couple.profile.partners if p.partner_id != partner_id)
+                other = _other(couple.profile.partners, partner_id)
                 wanted.append(_Wanted(partner, other, channels))
         return wanted
 
@@ -808,6 +808,15 @@ class Delivery:
                 attempt=attempt,
             ),
         )
+
+
+def _other(partners: Sequence[Partner], partner_id: str) -> Partner:
+    """The first partner who is not `partner_id`: `next(p for p in partners if ...)` without
+    a generator (made, then closed with a GeneratorExit, twice a nudge)."""
+    for partner in partners:
+        if partner.partner_id != partner_id:
+            return partner
+    raise StopIteration  # as next() of the empty generator; a couple has two distinct ids
 
 
 async def all_of(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
