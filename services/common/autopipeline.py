@@ -138,7 +138,11 @@ class AutoPipeline:
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command (e.g. "HGETALL", key); await the result to get its reply."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue([(args, future)])
+        # `_enqueue` of one entry, written out: a nudge queues ~7 commands through here.
+        self._queue.append((args, future))
+        self._queued += 1
+        if self._flusher is None or self._flusher.done():
+            self._start_flusher()
         return future
 
     def _enqueue(self, entries: list[tuple[tuple[Any, ...] | _Acks, asyncio.Future[Any]]]) -> None:
@@ -146,7 +150,10 @@ class AutoPipeline:
         self._queue += entries
         self._queued += len(entries)
         if entries and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        self._flusher = asyncio.create_task(self._flush(), name="autopipeline-flush")
 
     def ack(self, stream: str, group: str, entry_id: str) -> asyncio.Future[Any]:
         """XACK one entry, in one command with the stream's other acknowledgements queued for
@@ -168,8 +175,10 @@ class AutoPipeline:
     ) -> asyncio.Future[Any]:
         """Run a registered Lua script through the shared pipeline; await the result for its
         reply. A plain function: the flusher answers a NOSCRIPT itself (`_flush`), so every
-        await of a script is one coroutine frame shorter."""
-        return self.call(*self._invocation(script, keys, args))
+        await of a script is one coroutine frame shorter. EVALSHA, its body remembered for a
+        NOSCRIPT (`_forgotten`)."""
+        self._bodies[script.sha] = script.script
+        return self.call("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def script_many(
         self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
@@ -179,7 +188,7 @@ class AutoPipeline:
         the result for the replies in order. The first error raises (after every call has been
         answered), as a redis-py pipeline's execute() does."""
         self._bodies[script.sha] = script.script
-        head = ("EVALSHA", script.sha)  # as `_invocation`, each command built once, queued as is
+        head = ("EVALSHA", script.sha)  # as `script`, each command built once, queued as is
         create_future = asyncio.get_running_loop().create_future
         futures: list[asyncio.Future[Any]] = [create_future() for _ in calls]
         self._enqueue(
@@ -197,13 +206,6 @@ class AutoPipeline:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
-
-    def _invocation(
-        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
-    ) -> tuple[Any, ...]:
-        """EVALSHA, its body remembered for a NOSCRIPT (`_forgotten`)."""
-        self._bodies[script.sha] = script.script
-        return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def _forgotten(self, args: tuple[Any, ...] | _Acks, reply: Exception) -> tuple[Any, ...] | None:
         """A call the server answered NOSCRIPT (a restart, a failover, another cluster node),

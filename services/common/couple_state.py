@@ -130,6 +130,10 @@ _DEFAULT_LOCALE: Final = "en"
 _PIECE: Final = 64
 _W: Final = ord("w")
 _MOBILE: Final = ord("m")
+# `b"/" in key` tries the needle as an int first: for bytes that raises a TypeError with a
+# formatted message and clears it (~2k instructions a field, 10 fields a couple); an int is
+# looked for with memchr at once.
+_SLASH: Final = ord("/")
 
 
 def pause_value(occurred_ms: int, until_ms: int | None, *, resume: bool = False) -> str:
@@ -437,7 +441,7 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     push: list[tuple[bytes, bytes]] = []
     mobile: list[tuple[bytes, bytes]] = []
     for k, v in raw.items():
-        if b"/" in k:
+        if _SLASH in k:  # a schedule record: "<kind code>/<target>"
             schedules.append(k)
             records[k.decode()] = v.decode()
         elif k[0] == _W:  # a piece of a push subscription

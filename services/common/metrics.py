@@ -71,6 +71,7 @@ class Metrics:
         self.keys = keys
         self.registry = CollectorRegistry()
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}  # see the module docstring
+        self._consumed: dict[str, Counter] = {}  # stream key -> its events_consumed child
         self._prefix = f"{keys.prefix}:"
         r = self.registry
         # --- the process: process_* (Linux /proc; absent elsewhere), python_info, build -------
@@ -241,7 +242,10 @@ class Metrics:
 
     # --- events -----------------------------------------------------------------------------
     def observe_consumed(self, stream: str, count: int = 1) -> None:
-        self._labelled(self.events_consumed, self.stream_label(stream)).inc(count)
+        child = self._consumed.get(stream)  # once a nudge: the stream's child, by its key
+        if child is None:
+            child = self._consumed[stream] = self.events_consumed.labels(self.stream_label(stream))
+        child.inc(count)
 
     def observe_rejected(self, stream: str) -> None:
         self.events_rejected.labels(self.stream_label(stream)).inc()
@@ -266,18 +270,43 @@ class Metrics:
             self.due_emitted.labels(kind).inc(count)
 
     def observe_outcomes(self, outcomes: Iterable[OutcomeEvent]) -> None:
-        """Count published outcomes; a sent one also measures scheduled -> sent latency."""
+        """Count published outcomes; a sent one also measures scheduled -> sent latency.
+
+        A run of sent outcomes of one kind and channel, scheduled and sent at the same instants
+        (a nudge's partners: one `now` per delivery), is counted in one update of each metric
+        with its count: what exposition shows is the same as one update per outcome
+        (`_observe_many`; tests/unit/test_metrics.py)."""
+        run: tuple[NudgeKind, Channel, datetime, datetime] | None = None
+        count = 0
         for outcome in outcomes:
             d = outcome.data
             if outcome.type == "nudge.sent.v1":
-                channel = outcome.data.channel
-                self._labelled(self.sent, d.kind, channel).inc()
-                self.observe_delivery(d.kind, channel, d.scheduled_at, outcome.occurred_at)
+                about = (d.kind, outcome.data.channel, d.scheduled_at, outcome.occurred_at)
+                if about == run:
+                    count += 1
+                    continue
+                if run is not None:
+                    self._observe_sent(*run, count)
+                run, count = about, 1
             elif outcome.type == "nudge.suppressed.v1":
                 self._labelled(self.suppressed, d.kind, outcome.data.reason).inc()
             else:
                 failure = "permanent" if outcome.data.permanent else "transient"
                 self._labelled(self.failed, outcome.data.channel, failure).inc()
+        if run is not None:
+            self._observe_sent(*run, count)
+
+    def _observe_sent(
+        self,
+        kind: NudgeKind,
+        channel: Channel,
+        scheduled_at: datetime,
+        sent_at: datetime,
+        count: int,
+    ) -> None:
+        self._labelled(self.sent, kind, channel).inc(count)
+        seconds = max(0.0, (sent_at - scheduled_at).total_seconds())
+        _observe_many(self._labelled(self.delivery_latency, kind, channel), seconds, count)
 
     def observe_delivery(
         self, kind: NudgeKind, channel: Channel, scheduled_at: datetime, sent_at: datetime

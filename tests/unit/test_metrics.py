@@ -134,6 +134,36 @@ class TestMetrics:
         assert value(metrics, failed_total, channel="push", failure="permanent") == 1
         assert value(metrics, failed_total, channel="push", failure="transient") == 1
 
+    def test_runs_of_sent_outcomes_expose_what_one_at_a_time_does(self) -> None:
+        """Sent outcomes counted a run at a time (same kind, channel and instants: a nudge's
+        partners) give the series one update per outcome gives, runs broken by any change."""
+        minutes = [90, 90, 90, 2, 2, 90, 0, 0]
+        outcomes: list[OutcomeEvent] = [sent(delay=timedelta(minutes=m)) for m in minutes]
+        outcomes[4:4] = [suppressed("paused")]
+        outcomes += [sent("push", timedelta(minutes=2)), sent(delay=timedelta(minutes=2))]
+        outcomes += [failed(permanent=True), sent(delay=timedelta(seconds=1)), sent()]
+        mine, reference = Metrics("notifier", Keys()), Metrics("notifier", Keys())
+        mine.observe_outcomes(outcomes[:6])
+        mine.observe_outcomes(outcomes[6:])
+        for outcome in outcomes:  # the plain form: one update of each series per outcome
+            if isinstance(outcome, NudgeSent):
+                d = outcome.data
+                reference.sent.labels(d.kind, d.channel).inc()
+                reference.observe_delivery(d.kind, d.channel, d.scheduled_at, outcome.occurred_at)
+            else:
+                reference.observe_outcomes([outcome])
+
+        def series(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(metrics.render().decode())
+                for sample in family.samples
+                if family.name.startswith("nudge_") and not sample.name.endswith("_created")
+            }
+
+        assert series(mine) == series(reference)
+        assert value(mine, "nudge_nudges_sent_total", kind="date_night", channel="email") == 11
+
     def test_a_sent_outcome_measures_latency_from_the_scheduled_instant(self) -> None:
         """Delivery latency is the outcome's occurred_at minus the occurrence's scheduled_at."""
         metrics = Metrics("notifier", Keys())
