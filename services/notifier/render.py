@@ -72,6 +72,7 @@ from couples_nudge.notifier.mime import (
 from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
+    ascii_html_str,
     html_value,
     shape_of,
 )
@@ -444,7 +445,10 @@ def render_email_bytes(
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
-        html_values = [_ascii_html(values[i]) for i in plan.html_slots]
+        html_values = [
+            ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
+            for v in [values[i] for i in plan.html_slots]
+        ]
         html = (
             PlannedHtml(plan.html_7bit, html_values)
             if plan.html_7bit is not None
