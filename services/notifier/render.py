@@ -73,6 +73,7 @@ from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
     ascii_html_str,
+    escape_str,
     html_value,
     shape_of,
 )
@@ -250,12 +251,13 @@ def _actions_row(
     """The answers row of an email: (plain text, escaped HTML). Its URLs are signed per
     partner and nudge, so the row is rendered once per (locale, kind, actions) with a marker
     for each URL (`_row`), and per email only the URLs are written in: as they are in the
-    text, escaped as Jinja2's autoescape does (markupsafe.escape) in the HTML."""
+    text, escaped as Jinja2's autoescape does (markupsafe.escape: skeleton.escape_str) in
+    the HTML."""
     row = _row(locale, kind, tuple([action for action, _ in actions]))
     urls = [url for _, url in actions]
     if row is None:
         return _rendered_row(locale, kind, actions)
-    html = _joined(row.html, [markupsafe.escape(url) for url in urls])
+    html = _joined(row.html, [escape_str(url) for url in urls])
     return _joined(row.text, urls), markupsafe.Markup(html)  # noqa: S704 (escaped above)
 
 

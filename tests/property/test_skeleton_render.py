@@ -14,6 +14,7 @@ from couples_nudge.notifier.skeleton import (
     SkeletonRenderer,
     ascii_html_str,
     ascii_refs,
+    escape_str,
     html_value,
 )
 
@@ -143,6 +144,12 @@ class TestHtmlValue:
         assert ascii_html_str(value) == expected
         assert ascii_html_str(value) == expected
         assert html_value(value, ascii=True) == expected
+
+    @settings(max_examples=500, deadline=None)
+    @given(value=st.text(alphabet=st.sampled_from([*"&<>'\"a;#\u00fc"]), max_size=20) | TEXT)
+    def test_escape_str_is_markupsafe_s(self, value: str) -> None:
+        """The replace chain escapes exactly as markupsafe.escape (Jinja's autoescape)."""
+        assert escape_str(value) == str(markupsafe.escape(value))
 
     def test_markup_is_written_as_it_is(self) -> None:
         assert html_value(markupsafe.Markup("<b>\u00fc</b>"), ascii=True) == "<b>&#252;</b>"
