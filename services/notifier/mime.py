@@ -46,6 +46,7 @@ __all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "q
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
 _SERIALS: Final = itertools.count(int(time.time() * 1000) << 20)  # rises across restarts too
+_BOUNDARY: Final = "=_nudge_"  # how every boundary starts (then the token and a serial)
 
 
 def _text(value: str) -> str:
@@ -198,6 +199,9 @@ class SevenBitPlan:
     parts: tuple[str, ...]  # the static text, CRLF line ends
     lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
     slack: int  # how many characters of values every line holding a slot can take
+    # No part holds _BOUNDARY nor ends with the start of it: a boundary of ours can then be
+    # in the part only where a value holds its "=" (`encode`).
+    boundary_free: bool
 
     @classmethod
     def plan(cls, parts: Sequence[str]) -> SevenBitPlan | None:
@@ -205,7 +209,11 @@ class SevenBitPlan:
         998 characters). The invariant it relies on: values that are ASCII with no CR, LF or
         NUL, in all no longer than `slack`, cannot make the part anything but 7bit, except
         by holding the boundary (searched for per message): a line holding slots is its
-        static text plus at most all the values, and a CRLF never comes from a value."""
+        static text plus at most all the values, and a CRLF never comes from a value. The
+        search is left out when no value holds a "=" and the static text is boundary_free:
+        a boundary of ours starts with "=" and holds _BOUNDARY whole, so it could start
+        neither in a value nor in a part (it would hold _BOUNDARY or end with a start of
+        it)."""
         static = "\x00".join(parts)  # a NUL where each value goes
         if not static.isascii() or "\r" in static or static.count("\x00") != len(parts) - 1:
             return None
@@ -219,7 +227,9 @@ class SevenBitPlan:
         if longest_static > _MAX_HEADER_LINE or longest_slotted > _MAX_HEADER_LINE:
             return None
         crlf = tuple(p.replace("\n", "\r\n") for p in parts)
-        return cls(crlf, tuple(parts), _MAX_HEADER_LINE - longest_slotted)
+        starts = tuple(_BOUNDARY[:n] for n in range(1, len(_BOUNDARY)))
+        boundary_free = not any(_BOUNDARY in p or p.endswith(starts) for p in crlf)
+        return cls(crlf, tuple(parts), _MAX_HEADER_LINE - longest_slotted, boundary_free)
 
     def encode(self, values: list[str], boundary: str) -> Encoded | None:
         """The part's 7bit wire bytes for these values; None when the rule above does not
@@ -234,7 +244,8 @@ class SevenBitPlan:
         ):
             return None
         body = _joined(self.parts, values)
-        if boundary in body:
+        searched = not (self.boundary_free and boundary.startswith(_BOUNDARY))
+        if (searched or "=" in slotted) and boundary in body:
             return None
         return Encoded("7bit", body.encode("ascii"))
 
@@ -331,7 +342,7 @@ def build_email(
         return _slow(
             subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )
-    boundary = f"=_nudge_{_PROCESS_TOKEN}_{serial:x}"
+    boundary = f"{_BOUNDARY}{_PROCESS_TOKEN}_{serial:x}"
     # The text part stays quoted-printable (readable as is); HTML is long and goes as base64.
     if encoded is None:
         text_7bit = _seven_bit(text, boundary)

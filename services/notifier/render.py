@@ -72,6 +72,8 @@ from couples_nudge.notifier.mime import (
 from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
+    ascii_html_str,
+    escape_str,
     html_value,
     shape_of,
 )
@@ -249,12 +251,13 @@ def _actions_row(
     """The answers row of an email: (plain text, escaped HTML). Its URLs are signed per
     partner and nudge, so the row is rendered once per (locale, kind, actions) with a marker
     for each URL (`_row`), and per email only the URLs are written in: as they are in the
-    text, escaped as Jinja2's autoescape does (markupsafe.escape) in the HTML."""
+    text, escaped as Jinja2's autoescape does (markupsafe.escape: skeleton.escape_str) in
+    the HTML."""
     row = _row(locale, kind, tuple([action for action, _ in actions]))
     urls = [url for _, url in actions]
     if row is None:
         return _rendered_row(locale, kind, actions)
-    html = _joined(row.html, [markupsafe.escape(url) for url in urls])
+    html = _joined(row.html, [escape_str(url) for url in urls])
     return _joined(row.text, urls), markupsafe.Markup(html)  # noqa: S704 (escaped above)
 
 
@@ -301,7 +304,7 @@ class _Fixed:
     per_message: tuple[str, ...]  # the other names, in the order _per_message gives them
     # Per shape of the per-message values: the email's plan (None: this shape renders
     # through the skeletons and Jinja every time).
-    plans: dict[tuple[str, ...], _EmailPlan | None]
+    plans: dict[tuple[object, ...], _EmailPlan | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +431,9 @@ def render_email_bytes(
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
     values = _per_message(view, fixed)
-    shape = tuple(["" if v else type(v).__name__ for v in values])
+    # Which values are truthy, and each one's type: finer than shape_of's key (so never a
+    # wrong plan, at most a few more of them), made by two C loops instead of a Python one.
+    shape = (*map(bool, values), *map(type, values))
     plan = fixed.plans.get(shape, _UNSEEN)
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
@@ -444,7 +449,10 @@ def render_email_bytes(
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
-        html_values = [_ascii_html(values[i]) for i in plan.html_slots]
+        html_values = [
+            ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
+            for v in [values[i] for i in plan.html_slots]
+        ]
         html = (
             PlannedHtml(plan.html_7bit, html_values)
             if plan.html_7bit is not None
@@ -491,7 +499,7 @@ def _ascii_html(value: Any) -> str:
 
 
 def _plan(
-    view: NudgeView, fixed: _Fixed, values: tuple[Any, ...], shape: tuple[str, ...]
+    view: NudgeView, fixed: _Fixed, values: tuple[Any, ...], shape: tuple[object, ...]
 ) -> _EmailPlan | None:
     """Learns the plan of this shape from one view, checked against the skeletons' output."""
     plan = None

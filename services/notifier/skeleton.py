@@ -39,7 +39,16 @@ import jinja2
 import markupsafe
 from jinja2 import nodes
 
-__all__ = ["Prefilled", "Shape", "SkeletonRenderer", "ascii_refs", "html_value", "shape_of"]
+__all__ = [
+    "Prefilled",
+    "Shape",
+    "SkeletonRenderer",
+    "ascii_html_str",
+    "ascii_refs",
+    "escape_str",
+    "html_value",
+    "shape_of",
+]
 
 _MARK: Final = "\x1a"  # not escaped by HTML escaping, never in our values
 _SLOT: Final = re.compile(f"{_MARK}([A-Za-z_][A-Za-z0-9_]*){_MARK}")
@@ -184,8 +193,32 @@ class Prefilled:
 def html_value(value: Any, *, ascii: bool = False) -> str:
     """One value as the HTML skeleton writes it: escaped (a str through the cache, Markup as
     is), and with `ascii` its non-ASCII characters as references (`render_ascii`)."""
+    if ascii and type(value) is str:
+        return ascii_html_str(value)
     text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
     return ascii_refs(text) if ascii else text
+
+
+@functools.lru_cache(maxsize=8192)
+def ascii_html_str(value: str) -> str:
+    """`html_value(value, ascii=True)` of a plain str (not Markup), cached: one lookup per
+    value for render.py's email plans, where names, times and turn lines repeat."""
+    return ascii_refs(escape_str(value))
+
+
+def escape_str(text: str) -> str:
+    """`str(markupsafe.escape(text))` of a plain str (not Markup), as markupsafe's own
+    pure-Python escape writes it (markupsafe/_native.py): "&" first, then the other four.
+    Each replace is a memchr scan that returns `text` itself when it finds nothing, as in
+    a signed URL: cheaper than markupsafe.escape's C loop per character and its Markup (a
+    Python __new__). Property test: tests/property/test_skeleton_render.py."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
 
 
 def ascii_refs(text: str) -> str:

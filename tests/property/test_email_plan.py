@@ -282,7 +282,10 @@ class TestQpPlan:
 
 
 LINE = st.lists(
-    st.sampled_from([*"ab<=_\n\r", "\x00", "\u00fc", "x" * 200, "=_nudge_B"]), max_size=12
+    st.sampled_from(
+        [*"ab<=_\n\r", "\x00", "\u00fc", "x" * 200, "=_nudge_B", "=_nud", "ge_", "_B", "B"]
+    ),
+    max_size=12,
 ).map("".join)
 
 
@@ -316,3 +319,22 @@ class TestSevenBitPlan:
         assert plan.encode(["x" * 991], "=_b") is not None  # 998: 7bit
         assert plan.encode(["x" * 10], "=_b") == ("7bit", b"<p>xxxxxxxxxx</p>\r\n")
         assert plan.encode(["a=_b"], "=_b") is None
+
+    def test_the_boundary_is_searched_where_a_value_could_hold_or_end_it(self) -> None:
+        """A boundary of ours starts "=_nudge_": no search when no value holds a "=" and
+        no part holds or ends with a start of it; across a part and a value it is found."""
+        plan = SevenBitPlan.plan(["<p>", "</p>\n"])
+        assert plan is not None
+        assert plan.boundary_free
+        assert plan.encode(["x=_nudge_B"], "=_nudge_B") is None
+        assert plan.encode(["x_nudge_B"], "=_nudge_B") is not None
+        assert plan.encode(["x_b"], "_b") is None  # another boundary: searched
+        ending = SevenBitPlan.plan(["<p>=_nu", "</p>\n"])
+        assert ending is not None
+        assert not ending.boundary_free
+        assert ending.encode(["dge_B"], "=_nudge_B") is None
+        assert ending.encode(["dge_C"], "=_nudge_B") is not None
+        holding = SevenBitPlan.plan(["<p>=_nudge_B", "</p>\n"])
+        assert holding is not None
+        assert not holding.boundary_free
+        assert holding.encode(["x"], "=_nudge_B") is None

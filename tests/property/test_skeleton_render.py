@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from couples_nudge.notifier.render import _context, _email_part
-from couples_nudge.notifier.skeleton import SkeletonRenderer, ascii_refs
+from couples_nudge.notifier.skeleton import (
+    SkeletonRenderer,
+    ascii_html_str,
+    ascii_refs,
+    escape_str,
+    html_value,
+)
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x1a"),
@@ -126,3 +132,24 @@ class TestFallback:
         assert renderer.render({"detail": ""}) == "[]"
         assert renderer.render({"detail": None}) == "[None]"
         assert renderer.render({"detail": "x"}) == "[x]"
+
+
+class TestHtmlValue:
+    @settings(max_examples=500, deadline=None)
+    @given(value=TEXT)
+    def test_a_str_is_escaped_then_made_ascii_once_cached(self, value: str) -> None:
+        """ascii_html_str (render.py's per-email HTML values) is html_value's plain way:
+        markupsafe's escape, then every non-ASCII character as a reference; asked twice."""
+        expected = ascii_refs(str(markupsafe.escape(value)))
+        assert ascii_html_str(value) == expected
+        assert ascii_html_str(value) == expected
+        assert html_value(value, ascii=True) == expected
+
+    @settings(max_examples=500, deadline=None)
+    @given(value=st.text(alphabet=st.sampled_from([*"&<>'\"a;#\u00fc"]), max_size=20) | TEXT)
+    def test_escape_str_is_markupsafe_s(self, value: str) -> None:
+        """The replace chain escapes exactly as markupsafe.escape (Jinja's autoescape)."""
+        assert escape_str(value) == str(markupsafe.escape(value))
+
+    def test_markup_is_written_as_it_is(self) -> None:
+        assert html_value(markupsafe.Markup("<b>\u00fc</b>"), ascii=True) == "<b>&#252;</b>"
