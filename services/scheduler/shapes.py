@@ -220,7 +220,9 @@ class ShapePlanner:
                 couple,
             )
             base = f"{couple_id}/{code}/"
-            if isinstance(cadence, CronCadence):
+            # The cadence's exact class (a Cadence is one of the union's, never a subclass):
+            # isinstance against a pydantic model class goes through ABCMeta, ~8x `type() is`.
+            if type(cadence) is CronCadence:
                 cron_key = (kind, audience)
                 template = self._crons.get(cron_key)
                 if template is None:
@@ -233,7 +235,7 @@ class ShapePlanner:
                 arms += self._cron_arms(kind, cadence.cron, template, base, ids, now)
                 continue
             key = (kind, _values(cadence), *audience)
-            if isinstance(cadence, TimesPerWeekCadence):
+            if type(cadence) is TimesPerWeekCadence:
                 spread = self._spreads.get(key)
                 if spread is None:
                     context = context or context_of(data)
