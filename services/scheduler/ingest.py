@@ -12,7 +12,7 @@ from typing import Any, Final
 import structlog
 
 from couples_nudge.common.clock import Clock, epoch_ms
-from couples_nudge.common.couple_state import encode_profile, pause_value
+from couples_nudge.common.couple_state import pause_value, profile_fields
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import scrub
 from couples_nudge.scheduler.consent import ConsentStore
@@ -136,7 +136,7 @@ class PreferenceIngest:
     def _plan(self, data: PreferencesSetData, occurred_ms: int) -> Plan:
         """Plan a couple's schedules and their first fires (pure: the clock is read once)."""
         arms = self.shapes.arms(data, self.clock.now())
-        return Plan(data.couple_id, data.revision, occurred_ms, encode_profile(data), arms)
+        return Plan(data.couple_id, data.revision, occurred_ms, profile_fields(data), arms)
 
     async def apply(self, event: PreferenceEvent) -> str:
         """Apply one validated event; returns what happened, for logs and tests.

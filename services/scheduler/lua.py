@@ -78,11 +78,11 @@ APPLY_PLAN: Final = (
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
 -- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset,
 --       5 the shard's change counter (BUMP)
--- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 couple id, 5 p profile fields,
---       6 r schedules, then p pairs (field, value), then r pairs (record field
---       "<kind code>/<target>", "0|<nominal_ms>|<spec>": the record of a new schedule), then
---       r pairs (fire_ms, timer member "<couple id>/<kind code>/<target>"), in the same order:
---       a schedule is the field "<kind code>/<target>" of the couple hash
+-- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 couple id (also the field "id"),
+--       5 p profile fields but "id", 6 r schedules, then p pairs (field, value), then r
+--       pairs (record field "<kind code>/<target>", "0|<nominal_ms>|<spec>": the record of a
+--       new schedule), then r pairs (fire_ms, timer member "<couple id>/<kind code>/<target>"),
+--       in the same order: a schedule is the field "<kind code>/<target>" of the couple hash
 -- Returns "applied", "stale" (revision not newer) or "erased" (erased after it occurred).
 -- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
 -- couple has no old schedules, sequences or dead channels to look up: its fields and timers
@@ -103,9 +103,9 @@ if stored or redis.call('EXISTS', KEYS[5]) == 0 then bump(KEYS[5]) end
 local records = 7 + 2 * tonumber(ARGV[5])
 local timers = records + 2 * tonumber(ARGV[6])
 if not stored then
-  redis.call('HSET', KEYS[1], 'rev', ARGV[1], unpack(ARGV, 7, timers - 1))
+  redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'id', ARGV[4], unpack(ARGV, 7, timers - 1))
 else
-  local out = {'rev', ARGV[1]}
+  local out = {'rev', ARGV[1], 'id', ARGV[4]}
   for i = 7, records - 1 do out[#out + 1] = ARGV[i] end
   local new, seqs = {}, {}
   for i = records, timers - 1, 2 do new[ARGV[i]] = true end

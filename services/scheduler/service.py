@@ -167,18 +167,23 @@ class SchedulerService:
         try:
             since = time.monotonic()
             for entry, value in zip(ids, stored, strict=True):
-                since = await self._keep_held(since)
+                if self._refresh_due(since):
+                    since = await self._keep_held()
                 read_entries.append((entry, *read(value)))
         except BaseException:
             self._held.difference_update(ids)
             raise
         return read_entries
 
-    async def _keep_held(self, since: float) -> float:
-        """Offer the Reclaimer a refresh of the held entries once `_READ_SLICE_S` has passed
-        since `since` (the Reclaimer refreshes when its own interval is due); the new mark."""
-        if self.reclaimer is None or time.monotonic() - since < _READ_SLICE_S:
-            return since
+    def _refresh_due(self, since: float) -> bool:
+        """Whether `_READ_SLICE_S` has passed since `since` with a Reclaimer to offer a refresh
+        of the held entries to (checked per entry: a plain call, the coroutine only when due)."""
+        return self.reclaimer is not None and time.monotonic() - since >= _READ_SLICE_S
+
+    async def _keep_held(self) -> float:
+        """Offer the Reclaimer a refresh of the held entries (it refreshes when its own
+        interval is due); the new mark."""
+        assert self.reclaimer is not None  # see _refresh_due
         await self.reclaimer.keep_held()
         return time.monotonic()
 
@@ -241,7 +246,8 @@ class SchedulerService:
         each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
         since = time.monotonic()  # held until acknowledged: logging 500 events takes a while too
         for (index, event), result in zip(events, results, strict=False):
-            since = await self._keep_held(since)
+            if self._refresh_due(since):
+                since = await self._keep_held()
             if isinstance(result, PlanningError):
                 refused[index] = str(result)
             elif result is not None:

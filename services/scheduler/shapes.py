@@ -49,12 +49,12 @@ from couples_nudge.scheduler.planning import (
     quiet_occurrence,
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
-from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire
+from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire, window_minutes
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
-    first_spread_ms,
     quiet_bounds,
     quiet_free_us,
+    spread_first_ms,
     steady_week,
 )
 from couples_nudge.scheduler.store import Arm
@@ -149,6 +149,7 @@ class _SpreadArm(NamedTuple):
     quiet: tuple[QuietWindow, ...]
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
+    window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
 
     def arm(self, schedule_id: str, now: datetime, now_ms: int) -> Arm:
         """This couple's arm: the first fire after `now` (epoch ms `now_ms`) of the rule seeded
@@ -156,13 +157,9 @@ class _SpreadArm(NamedTuple):
         rule = self.rule
         week = steady_week(self.zone, self.quiet_zones, now, now_ms)
         if week is not None:
-            nominal_ms = first_spread_ms(
-                week,
-                schedule_id,
-                rule.times_per_week,
-                rule.window_start,
-                rule.window_end,
-                now_ms,
+            start, width = self.window
+            nominal_ms = spread_first_ms(
+                week, schedule_id, rule.times_per_week, start, width, now_ms
             )
             if quiet_free_us(week, self.bounds, nominal_ms):
                 return Arm(schedule_id, self.spec, nominal_ms, nominal_ms)
@@ -185,32 +182,47 @@ class ShapePlanner:
         self._crons: dict[Hashable, tuple[_CronArm, ...]] = {}
 
     def arms(self, data: PreferencesSetData, now: datetime) -> list[Arm]:
-        a, b = data.partners
-        ids = (a.partner_id, b.partner_id)
+        # Each model's fields are read from its __dict__ (exactly its field values: the
+        # schema's models forbid extras): a pydantic model's attribute goes through its
+        # __getattr__ hook (no specialised load), ~3x a dict read; `__dict__` is one such read.
+        values = data.__dict__
+        first, second = values["partners"]
+        a, b = first.__dict__, second.__dict__
+        ids = (a["partner_id"], b["partner_id"])
         if not _SHARED.isdisjoint(ids):
             return plan_arms(data, min_interval=self.min_interval, now=now)
         context: CoupleContext | None = None
         now_ms: int | None = None
         # What every kind's key shares: the partners' zones and quiet hours.
-        couple = (a.timezone, b.timezone, _values(a.quiet_hours), _values(b.quiet_hours))
-        # Each model field is read once into a local: a pydantic model's attribute goes
-        # through its __getattr__ hook (no specialised load), ~5x a local's cost.
-        couple_id, nudges = data.couple_id, data.nudges
+        couple = (
+            a["timezone"],
+            b["timezone"],
+            _values(a["quiet_hours"]),
+            _values(b["quiet_hours"]),
+        )
+        couple_id, plans = values["couple_id"], values["nudges"].__dict__
         arms: list[Arm] = []
         for kind, code in KIND_CODES.items():
-            plan_: NudgePlan | None = getattr(nudges, kind)
+            plan_: NudgePlan | None = plans[kind]
             if plan_ is None:
                 continue
-            cadence, partner_id, zone_of = plan_.cadence, plan_.partner_id, plan_.timezone_of
+            fields = plan_.__dict__
+            cadence, partner_id, zone_of = (
+                fields["cadence"],
+                fields["partner_id"],
+                fields["timezone_of"],
+            )
             audience = (
-                plan_.recipients,
+                fields["recipients"],
                 None if partner_id is None else ids.index(partner_id),
-                plan_.timing,
+                fields["timing"],
                 None if zone_of is None else ids.index(zone_of),
                 couple,
             )
             base = f"{couple_id}/{code}/"
-            if isinstance(cadence, CronCadence):
+            # The cadence's exact class (a Cadence is one of the union's, never a subclass):
+            # isinstance against a pydantic model class goes through ABCMeta, ~8x `type() is`.
+            if type(cadence) is CronCadence:
                 cron_key = (kind, audience)
                 template = self._crons.get(cron_key)
                 if template is None:
@@ -223,7 +235,7 @@ class ShapePlanner:
                 arms += self._cron_arms(kind, cadence.cron, template, base, ids, now)
                 continue
             key = (kind, _values(cadence), *audience)
-            if isinstance(cadence, TimesPerWeekCadence):
+            if type(cadence) is TimesPerWeekCadence:
                 spread = self._spreads.get(key)
                 if spread is None:
                     context = context or context_of(data)
@@ -325,6 +337,7 @@ class ShapePlanner:
                 s.quiet,
                 tuple(ZoneInfo(q.timezone) for q in s.quiet),
                 quiet_bounds(s.quiet),
+                window_minutes(s.rule.window_start, s.rule.window_end),
             )
             for s in made
             if isinstance(s.rule, SpreadRule)

@@ -39,6 +39,7 @@ __all__ = [
     "quiet_bounds",
     "quiet_free",
     "quiet_free_us",
+    "spread_first_ms",
     "steady_week",
 ]
 
@@ -94,8 +95,16 @@ def first_spread_ms(
 ) -> int:
     """The nominal instant (epoch ms) of the spread rule's first fire strictly after `now_ms`,
     an instant of `week`: `rules.next_fire` of the rule seeded by `seed`."""
-    elapsed = (now_ms - week.start_ms) // _MINUTE_MS  # whole minutes of the week gone
     start, width = window_minutes(window_start, window_end)
+    return spread_first_ms(week, seed, times_per_week, start, width, now_ms)
+
+
+def spread_first_ms(
+    week: SteadyWeek, seed: str, times_per_week: int, start: int, width: int, now_ms: int
+) -> int:
+    """`first_spread_ms` with the window as `rules.window_minutes` gives it (kept per shape:
+    shapes.py)."""
+    elapsed = (now_ms - week.start_ms) // _MINUTE_MS  # whole minutes of the week gone
     text = seed.encode()
     for minute in week_spread(text + week.tag, times_per_week, start, width):
         if minute > elapsed:
@@ -119,9 +128,11 @@ def quiet_free(week: SteadyWeek, quiet: tuple[QuietWindow, ...], nominal_ms: int
 
 
 def quiet_free_us(week: SteadyWeek, bounds: QuietBounds, nominal_ms: int) -> bool:
-    """`quiet_free` with the windows as `quiet_bounds` gives them."""
-    for (start, end), offset_ms in zip(bounds, week.quiet_offsets_ms, strict=True):
-        local_us = (nominal_ms + offset_ms) % _DAY_MS * 1000  # time of day, in microseconds
+    """`quiet_free` with the windows as `quiet_bounds` gives them (the week's offsets are
+    those of the same windows' zones, in the same order)."""
+    offsets_ms = week.quiet_offsets_ms  # indexed: zip(strict=True) cost ~4k instructions
+    for i, (start, end) in enumerate(bounds):
+        local_us = (nominal_ms + offsets_ms[i]) % _DAY_MS * 1000  # time of day, in microseconds
         if start <= local_us < end if start < end else local_us >= start or local_us < end:
             return False
     return True

@@ -35,7 +35,7 @@ class Plan(NamedTuple):
     couple_id: str
     revision: int
     occurred_ms: int
-    profile: Mapping[str, str]  # couple hash fields: couple_state.encode_profile
+    profile: Mapping[str, str]  # couple hash fields but "id": couple_state.profile_fields
     arms: Sequence[Arm]
 
 
