@@ -44,8 +44,10 @@ _COUPLE_ID: Final = re.compile(rb'"couple_id"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
 def encode(event: BaseModel) -> bytes:
     """`event.model_dump_json().encode()`: the same bytes from the model's serializer, without
     the wrapper's keyword handling and the str it decodes to (~8k instructions an event, two
-    per message sent; tests/unit/test_streams_encode.py)."""
-    data: bytes = type(event).__pydantic_serializer__.to_json(event)
+    per message sent; tests/unit/test_streams_encode.py). The serializer is read through the
+    instance: the class's own attribute (no field is named so), without the model
+    metaclass's `__getattr__` hook that every read on the class takes (~1.5k instructions)."""
+    data: bytes = event.__pydantic_serializer__.to_json(event)
     return data
 
 
