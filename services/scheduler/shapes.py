@@ -96,21 +96,27 @@ def _values(model: BaseModel | None) -> Hashable:
     if model is None:
         return None
     cls = type(model)
-    holds = _HOLDS.get(cls)  # a dict read, not a cached call: ~6 a couple
-    if holds is None:
-        holds = _HOLDS[cls] = _holds_models(cls)
-    if not holds:  # a flat model: its values as they are, in one step
+    nested = _NESTED.get(cls)  # a dict read, not a cached call: ~6 a couple
+    if nested is None:
+        nested = _NESTED[cls] = _nested_fields(cls)
+    if not nested:  # a flat model: its values as they are, in one step
         return (cls, *model.__dict__.values())
-    return (cls, *[_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()])
+    values = [cls, *model.__dict__.values()]
+    for i in nested:  # only the fields that may hold one: a comprehension over all, ~2.9k more
+        if isinstance(value := values[i], BaseModel):
+            values[i] = _values(value)
+    return tuple(values)
 
 
-_HOLDS: dict[type[BaseModel], bool] = {}  # _holds_models by model type (the schema's: bounded)
+_NESTED: dict[type[BaseModel], tuple[int, ...]] = {}  # _nested_fields by model type (bounded)
 
 
-def _holds_models(model_type: type[BaseModel]) -> bool:
-    """Whether a field of the type may hold a model (its annotation names one). A model left
-    in a key by a miss would still compare right, by pydantic's own __eq__ and __hash__."""
-    return any(_names_model(field.annotation) for field in model_type.model_fields.values())
+def _nested_fields(model_type: type[BaseModel]) -> tuple[int, ...]:
+    """Where the type's fields that may hold a model (their annotation names one) are in
+    `_values`'s tuple (after the type). A model left in a key by a miss would still compare
+    right, by pydantic's own __eq__ and __hash__; a value that is not a model is kept."""
+    fields = model_type.model_fields.values()
+    return tuple(i for i, field in enumerate(fields, 1) if _names_model(field.annotation))
 
 
 def _names_model(annotation: object) -> bool:
