@@ -250,12 +250,10 @@ class ShapePlanner:
                 else:
                     self.hits += 1
                 now_ms = epoch_ms(now) if now_ms is None else now_ms
-                arms += [
-                    each.arm(
-                        base + (t if isinstance(t := each.target, str) else ids[t]), now, now_ms
-                    )
-                    for each in spread
-                ]
+                # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
+                for each in spread:
+                    t = each.target
+                    arms.append(each.arm(base + (t if isinstance(t, str) else ids[t]), now, now_ms))
                 continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:
@@ -264,10 +262,10 @@ class ShapePlanner:
                 context = context or context_of(data)
                 made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
                 entry = self._remember(key, made, context, now)
-            arms += [
-                Arm(base + (t if isinstance(t, str) else ids[t]), spec, nominal_ms, fire_ms)
-                for t, spec, nominal_ms, fire_ms in entry.arms
-            ]
+            for t, spec, nominal_ms, fire_ms in entry.arms:
+                arms.append(
+                    Arm(base + (t if isinstance(t, str) else ids[t]), spec, nominal_ms, fire_ms)
+                )
         return arms
 
     def _remember(
