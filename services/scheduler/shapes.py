@@ -68,6 +68,10 @@ from couples_nudge_schemas import (
 
 __all__ = ["ShapePlanner", "plan_arms"]
 
+# `Arm(...)` runs the NamedTuple's generated Python __new__ (~3.0k instructions); the same
+# tuple built by tuple.__new__ in C costs ~1.4k (four arms a realistic couple): an Arm has no
+# __new__ of its own to skip (tests/property/test_shape_planner.py).
+_new_arm: Final = tuple.__new__
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -168,7 +172,7 @@ class _SpreadArm(NamedTuple):
                 week, schedule_id, rule.times_per_week, start, width, now_ms
             )
             if quiet_free_us(week, self.bounds, nominal_ms):
-                return Arm(schedule_id, self.spec, nominal_ms, nominal_ms)
+                return _new_arm(Arm, (schedule_id, self.spec, nominal_ms, nominal_ms))
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
@@ -263,9 +267,8 @@ class ShapePlanner:
                 made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
                 entry = self._remember(key, made, context, now)
             for t, spec, nominal_ms, fire_ms in entry.arms:
-                arms.append(
-                    Arm(base + (t if isinstance(t, str) else ids[t]), spec, nominal_ms, fire_ms)
-                )
+                schedule_id = base + (t if isinstance(t, str) else ids[t])
+                arms.append(_new_arm(Arm, (schedule_id, spec, nominal_ms, fire_ms)))
         return arms
 
     def _remember(

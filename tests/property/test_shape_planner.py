@@ -256,3 +256,18 @@ class TestMemoKeys:
         if type(first) is TimesPerWeekCadence:  # the window as its own key, not the model
             window = first.between
             assert a == (TimesPerWeekCadence, "times_per_week", first.times, _values(window))
+
+
+class TestArmsBuiltInC:
+    @given(st.text(), st.text(), st.integers(), st.integers())
+    def test_tuple_new_builds_the_same_arm(
+        self, schedule_id: str, spec: str, nominal_ms: int, fire_ms: int
+    ) -> None:
+        """`tuple.__new__(Arm, fields)` (shapes.py's fast form) is `Arm(*fields)`: same type,
+        fields and field names; Arm's only __new__ is the NamedTuple's, which checks nothing."""
+        fields = (schedule_id, spec, nominal_ms, fire_ms)
+        fast, plain = tuple.__new__(Arm, fields), Arm(*fields)
+        assert type(fast) is Arm
+        assert fast == plain
+        assert fast._asdict() == plain._asdict()
+        assert Arm.__new__.__module__ == "namedtuple_Arm"  # collections.namedtuple's own
