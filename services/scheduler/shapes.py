@@ -106,7 +106,7 @@ def _values(model: BaseModel | None) -> Hashable:
     if not nested:  # a flat model: its values as they are, in one step
         return (cls, *model.__dict__.values())
     values = [cls, *model.__dict__.values()]
-    for i in nested:  # only the fields that may hold one: a comprehension over all, ~2.9k more
+    for i in nested:  # only fields that may hold a model (a comprehension over all: ~2.9k more)
         if isinstance(value := values[i], BaseModel):
             values[i] = _values(value)
     return tuple(values)
