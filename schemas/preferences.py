@@ -482,16 +482,18 @@ class PreferencesSetData(StrictModel):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
-        first, second = self.partners
+        values = self.__dict__
+        first, second = values["partners"]
         ids = (first.partner_id, second.partner_id)
         if ids[0] == ids[1]:
             raise ValueError("the two partners need distinct partner_id values")
         # Fields read from each model's __dict__ (its field values): a pydantic model's
-        # attributes go through its __getattr__ hook, ~10x a dict read (issue 20).
-        for kind, plan in vars(self.nudges).items():
+        # attributes go through its __getattr__ hook, ~3x a dict read; `vars(model)` costs
+        # ~2x `model.__dict__` (issue 20).
+        for kind, plan in values["nudges"].__dict__.items():
             if plan is None:
                 continue
-            fields = vars(plan)
+            fields = plan.__dict__
             for ref in (fields["partner_id"], fields["timezone_of"]):
                 if ref is not None and ref not in ids:
                     raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")

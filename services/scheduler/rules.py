@@ -346,7 +346,9 @@ def _spread_week(rule: SpreadRule, monday: date) -> list[datetime]:
     return [first_minute + _MINUTE * minute for minute in _spread_minutes(rule, monday)]
 
 
-_DRAWS = struct.Struct("<16I")  # a 64-byte digest as sixteen little-endian uint32 draws
+# A 64-byte digest's sixteen little-endian uint32 draws, but the last three, never read (the
+# last day's is draw 12): three ints fewer to build a call.
+_DRAWS = struct.Struct("<13I")
 _SPREAD_HASH = hashlib.blake2b(digest_size=64, person=b"nudge-spread")  # copied per week
 
 
@@ -376,18 +378,26 @@ def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> lis
     window as `window_minutes` gives it: for callers that keep those per week and per rule."""
     digest = _SPREAD_HASH.copy()
     digest.update(text)
-    draws = _DRAWS.unpack(digest.digest())
+    draws = _DRAWS.unpack_from(digest.digest())
     # The shuffle's six choices (draws[0] % 7, ..., draws[5] % 2) as one mixed-radix number:
     # there are only 7! shuffles, and the days each gives are computed once (_spread_days).
     shuffle = (
         (((draws[0] % 7 * 6 + draws[1] % 6) * 5 + draws[2] % 5) * 4 + draws[3] % 4) * 3
         + draws[4] % 3
     ) * 2 + draws[5] % 2
-    days = _spread_days(shuffle, times_per_week)
-    return [1440 * day + start + draws[6 + day] % width for day in days]
+    key = shuffle * 8 + times_per_week  # an int key: a dict read, ~1/4 of an lru_cache call
+    days = _DAYS.get(key)
+    if days is None:
+        days = _DAYS[key] = _spread_days(shuffle, times_per_week)
+    minutes = []
+    for day in days:  # a loop: a list comprehension's own function frame costs ~2k more
+        minutes.append(1440 * day + start + draws[6 + day] % width)
+    return minutes
 
 
-@lru_cache(maxsize=7 * 5040)  # every (shuffle, times) pair at most: a few MB
+_DAYS: dict[int, tuple[int, ...]] = {}  # _spread_days by shuffle * 8 + times: 7 * 5040 at most
+
+
 def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
     """The first `times_per_week` weekdays (0 Monday) of a Fisher-Yates shuffle of the seven,
     ascending; `shuffle` holds its choices as `week_spread` numbers them (the first, of 7,

@@ -68,6 +68,10 @@ from couples_nudge_schemas import (
 
 __all__ = ["ShapePlanner", "plan_arms"]
 
+# `Arm(...)` runs the NamedTuple's generated Python __new__ (~3.0k instructions); the same
+# tuple built by tuple.__new__ in C costs ~1.4k (four arms a realistic couple): an Arm has no
+# __new__ of its own to skip (tests/property/test_shape_planner.py).
+_new_arm: Final = tuple.__new__
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -96,21 +100,27 @@ def _values(model: BaseModel | None) -> Hashable:
     if model is None:
         return None
     cls = type(model)
-    holds = _HOLDS.get(cls)  # a dict read, not a cached call: ~6 a couple
-    if holds is None:
-        holds = _HOLDS[cls] = _holds_models(cls)
-    if not holds:  # a flat model: its values as they are, in one step
+    nested = _NESTED.get(cls)  # a dict read, not a cached call: ~6 a couple
+    if nested is None:
+        nested = _NESTED[cls] = _nested_fields(cls)
+    if not nested:  # a flat model: its values as they are, in one step
         return (cls, *model.__dict__.values())
-    return (cls, *[_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()])
+    values = [cls, *model.__dict__.values()]
+    for i in nested:  # only fields that may hold a model (a comprehension over all: ~2.9k more)
+        if isinstance(value := values[i], BaseModel):
+            values[i] = _values(value)
+    return tuple(values)
 
 
-_HOLDS: dict[type[BaseModel], bool] = {}  # _holds_models by model type (the schema's: bounded)
+_NESTED: dict[type[BaseModel], tuple[int, ...]] = {}  # _nested_fields by model type (bounded)
 
 
-def _holds_models(model_type: type[BaseModel]) -> bool:
-    """Whether a field of the type may hold a model (its annotation names one). A model left
-    in a key by a miss would still compare right, by pydantic's own __eq__ and __hash__."""
-    return any(_names_model(field.annotation) for field in model_type.model_fields.values())
+def _nested_fields(model_type: type[BaseModel]) -> tuple[int, ...]:
+    """Where the type's fields that may hold a model (their annotation names one) are in
+    `_values`'s tuple (after the type). A model left in a key by a miss would still compare
+    right, by pydantic's own __eq__ and __hash__; a value that is not a model is kept."""
+    fields = model_type.model_fields.values()
+    return tuple(i for i, field in enumerate(fields, 1) if _names_model(field.annotation))
 
 
 def _names_model(annotation: object) -> bool:
@@ -162,7 +172,7 @@ class _SpreadArm(NamedTuple):
                 week, schedule_id, rule.times_per_week, start, width, now_ms
             )
             if quiet_free_us(week, self.bounds, nominal_ms):
-                return Arm(schedule_id, self.spec, nominal_ms, nominal_ms)
+                return _new_arm(Arm, (schedule_id, self.spec, nominal_ms, nominal_ms))
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
@@ -244,12 +254,10 @@ class ShapePlanner:
                 else:
                     self.hits += 1
                 now_ms = epoch_ms(now) if now_ms is None else now_ms
-                arms += [
-                    each.arm(
-                        base + (t if isinstance(t := each.target, str) else ids[t]), now, now_ms
-                    )
-                    for each in spread
-                ]
+                # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
+                for each in spread:
+                    t = each.target
+                    arms.append(each.arm(base + (t if isinstance(t, str) else ids[t]), now, now_ms))
                 continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:
@@ -258,10 +266,9 @@ class ShapePlanner:
                 context = context or context_of(data)
                 made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
                 entry = self._remember(key, made, context, now)
-            arms += [
-                Arm(base + (t if isinstance(t, str) else ids[t]), spec, nominal_ms, fire_ms)
-                for t, spec, nominal_ms, fire_ms in entry.arms
-            ]
+            for t, spec, nominal_ms, fire_ms in entry.arms:
+                schedule_id = base + (t if isinstance(t, str) else ids[t])
+                arms.append(_new_arm(Arm, (schedule_id, spec, nominal_ms, fire_ms)))
         return arms
 
     def _remember(

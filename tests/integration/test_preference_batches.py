@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
+from structlog.testing import capture_logs
 
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.keys import SCHEDULER_GROUP
@@ -132,6 +135,29 @@ class TestHandleBatch:
             for service in (batched, single):
                 await _clear(redis, service)
                 await service.redis.aclose()
+
+    async def test_only_the_erasure_of_a_batch_is_logged_per_event(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """At info, a batch logs one "preference_applied" line: its erasure's (audited)."""
+        service = _service(redis_url, key_prefix)
+        try:
+            await service.before_start()
+            entries = await _deliver(redis, service, _mixed())
+            config = structlog.get_config()
+            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+            try:
+                with capture_logs() as logs:
+                    await service.handle_batch(entries)
+            finally:
+                structlog.configure(**config)
+            applied = [line for line in logs if line["event"] == "preference_applied"]
+            assert [(line["log_level"], line["event_type"]) for line in applied] == [
+                ("info", "couple.erased.v1")
+            ]
+        finally:
+            await _clear(redis, service)
+            await service.redis.aclose()
 
     async def test_revisions_keep_their_order_across_pipelined_chunks(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str

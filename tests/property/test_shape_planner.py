@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
-from couples_nudge.scheduler.shapes import ShapePlanner, plan_arms
+from couples_nudge.scheduler.shapes import ShapePlanner, _values, plan_arms
 from couples_nudge.scheduler.store import Arm
 from couples_nudge_schemas import (
     Cadence,
@@ -240,3 +240,34 @@ class TestShapePlanner:
         assert _shaped(planner, too_often, later) == _direct(too_often, later)
         assert "cron fires as often as every 30 minutes" in str(_shaped(planner, too_often, later))
         assert planner.hits == 5  # date night from the memo, then refused
+
+
+class TestMemoKeys:
+    @given(first=cadences(), second=cadences())
+    def test_a_cadence_key_is_equal_exactly_when_the_cadences_are(
+        self, first: Cadence, second: Cadence
+    ) -> None:
+        """`_values` keys (nested window included) compare and hash as the models compare."""
+        a, b = _values(first), _values(second)
+        assert (a == b) == (first == second)
+        copied = _values(first.model_copy())
+        assert a == copied
+        assert hash(a) == hash(copied)
+        if type(first) is TimesPerWeekCadence:  # the window as its own key, not the model
+            window = first.between
+            assert a == (TimesPerWeekCadence, "times_per_week", first.times, _values(window))
+
+
+class TestArmsBuiltInC:
+    @given(st.text(), st.text(), st.integers(), st.integers())
+    def test_tuple_new_builds_the_same_arm(
+        self, schedule_id: str, spec: str, nominal_ms: int, fire_ms: int
+    ) -> None:
+        """`tuple.__new__(Arm, fields)` (shapes.py's fast form) is `Arm(*fields)`: same type,
+        fields and field names; Arm's only __new__ is the NamedTuple's, which checks nothing."""
+        fields = (schedule_id, spec, nominal_ms, fire_ms)
+        fast, plain = tuple.__new__(Arm, fields), Arm(*fields)
+        assert type(fast) is Arm
+        assert fast == plain
+        assert fast._asdict() == plain._asdict()
+        assert Arm.__new__.__module__ == "namedtuple_Arm"  # collections.namedtuple's own
