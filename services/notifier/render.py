@@ -27,7 +27,10 @@ tests/property/test_email_plan.py (the bytes of the rendering before plans, for 
 The answers row (signed URLs, new for every email) is rendered once per (locale, kind,
 actions) with a marker per URL and split there (`_row`); per email its URLs are written in
 (escaped in HTML as autoescape does). Invariant: the row templates print each URL once, in
-order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email).
+order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email). In the
+text plan the row's pieces are static parts and its URLs slots of their own (`_with_row`;
+the answers' names are part of the plan's key), so that a URL alone at the end of its line
+is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp.
 
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
@@ -313,7 +316,9 @@ class _EmailPlan:
     per-message values are escaped, converted and encoded per email."""
 
     text: Prefilled
-    text_slots: tuple[int, ...]  # per slot of `text`: its index in the per-message values
+    text_parts: tuple[str, ...]  # text.parts, the answers row's pieces written in (`_plan`)
+    # Per slot of text_parts: its index in the per-message values, then the answers' URLs.
+    text_slots: tuple[int, ...]
     text_ascii: bool  # the text's fixed parts are ASCII
     qp: QpPlan | None  # None: the text is encoded whole per email
     html: Prefilled
@@ -431,9 +436,11 @@ def render_email_bytes(
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
     values = _per_message(view, fixed)
+    names, urls = zip(*view.actions, strict=True) if view.actions else _NO_ANSWERS
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
-    # wrong plan, at most a few more of them), made by two C loops instead of a Python one.
-    shape = (*map(bool, values), *map(type, values))
+    # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
+    # and the answers' names, whose row the text plan holds.
+    shape = (*map(bool, values), *map(type, values), *names)
     plan = fixed.plans.get(shape, _UNSEEN)
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
@@ -444,8 +451,9 @@ def render_email_bytes(
         text, html = _render_parts(view, ctx)
         plain = text
     else:
-        text_values = [values[i] for i in plan.text_slots]  # str (or Markup): join as str
-        text = _joined(plan.text.parts, text_values)
+        source = (*values, *urls) if urls else values
+        text_values = [source[i] for i in plan.text_slots]  # str (or Markup): join as str
+        text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
@@ -487,6 +495,14 @@ def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The answers' names and URLs, apart."""
+    if not actions:
+        return (), ()
+    names, urls = zip(*actions, strict=True)
+    return names, urls
+
+
 def _joined(parts: tuple[str, ...], values: list[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
@@ -511,20 +527,27 @@ def _plan(
     html = html_renderer.prefill(ctx, fixed.names, full_shape, ascii=True)
     if text is not None and html is not None:
         slot = fixed.per_message.index
-        text_slots = tuple(map(slot, text.names))
+        text_parts, text_slots = _with_row(view, fixed, text.parts, tuple(map(slot, text.names)))
+        urls = {*map(slot, _URLS), *range(len(values), len(values) + len(view.actions))}
         plan = _EmailPlan(
             text=text,
+            text_parts=text_parts,
             text_slots=text_slots,
-            text_ascii="".join(text.parts).isascii(),
-            qp=QpPlan.plan(text.parts, range(len(text_slots))),
+            text_ascii="".join(text_parts).isascii(),
+            qp=QpPlan.plan(
+                text_parts,
+                range(len(text_slots)),
+                cut=[n for n, i in enumerate(text_slots) if i in urls],
+            ),
             html=html,
             html_slots=tuple(map(slot, html.names)),
             html_7bit=SevenBitPlan.plan(html.parts),
         )
         expected_text, expected_html = _render_parts(view, ctx)
-        text_values = [str(values[i]) for i in text_slots]
+        source = (*values, *_answers(view.actions)[1])
+        text_values = [str(source[i]) for i in text_slots]
         if (
-            _joined(text.parts, text_values) != expected_text
+            _joined(text_parts, text_values) != expected_text
             or _joined(html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
             != expected_html
             or (
@@ -539,7 +562,28 @@ def _plan(
     return plan
 
 
-_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), False, None, Prefilled((), ()), (), None)
+_NO_ANSWERS: Final[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
+_URLS: Final = ("cta_url", "support_url", "manage_url", "unsubscribe_url")  # per-message
+
+
+def _with_row(
+    view: NudgeView, fixed: _Fixed, parts: tuple[str, ...], slots: tuple[int, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The text's parts and slots with the answers row written in: its static pieces as
+    parts, its URLs as slots of their own (numbered after the per-message values), so that
+    the quoted-printable plan sees each URL alone on its line (mime.QpPlan's cut lines).
+    As given when the row has no pieces (`_row`) or the text holds it other than once."""
+    row = _row(view.locale, view.kind, _answers(view.actions)[0]) if view.actions else None
+    actions = fixed.per_message.index("actions_text")
+    if row is None or slots.count(actions) != 1:
+        return parts, slots
+    k, first = slots.index(actions), len(fixed.per_message)
+    pieces = (parts[k] + row.text[0], *row.text[1:-1], row.text[-1] + parts[k + 1])
+    urls = range(first, first + len(view.actions))
+    return (*parts[:k], *pieces, *parts[k + 2 :]), (*slots[:k], *urls, *slots[k + 1 :])
+
+
+_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), None)
 
 
 def render_email(

@@ -243,6 +243,13 @@ SAMPLE = st.lists(
 ).map("".join)
 
 
+# Values as signed URLs are: long runs of literal characters; and what b2a_qp encodes.
+URL_LIKE = st.lists(
+    st.sampled_from(["https://x.test/a/", "Yz0-_.~", "x" * 70, ".", " ", "=", "\u00fc", "\n"]),
+    max_size=8,
+).map("".join)
+
+
 class TestQpPlan:
     @settings(max_examples=2000, deadline=None)
     @given(
@@ -267,6 +274,53 @@ class TestQpPlan:
         encoded = plan.encode(values)
         assert encoded is not None
         assert encoded.data == expected
+
+    @settings(max_examples=3000, deadline=None)
+    @given(
+        parts=st.lists(SAMPLE, min_size=1, max_size=6),
+        values=st.lists(st.one_of(URL_LIKE, SAMPLE), min_size=3, max_size=3),
+        data=st.data(),
+    )
+    def test_cut_lines_equal_b2a_qp_of_the_whole_text(
+        self, parts: list[str], values: list[str], data: st.DataObject
+    ) -> None:
+        """A line of a static prefix (of any length, any characters) and a value in `cut`
+        is encoded as b2a_qp would: long literal values cut at 76 characters, others
+        (spaces at the end, "=", 8-bit, LF, NUL) through b2a_qp."""
+        n = len(parts) - 1
+        slots = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        cut = data.draw(st.sets(st.integers(0, 2)))
+        for i in range(1, len(parts)):  # most values alone at the end of their line
+            if data.draw(st.booleans()):
+                parts[i - 1] += data.draw(st.sampled_from(["\n", "\n- Done: ", "\n" + "p" * 74]))
+                parts[i] = "\n" + parts[i]
+        text = parts[0] + "".join(
+            values[i] + part for i, part in zip(slots, parts[1:], strict=True)
+        )
+        expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        plan = QpPlan.plan(parts, slots, cut)
+        assert plan is not None
+        encoded = plan.encode(values)
+        assert encoded is not None
+        assert encoded.data == expected
+
+    def test_a_url_alone_on_its_line_is_cut_without_b2a_qp(self) -> None:
+        """A cut line's literal value is only cut into lines (76 at most, the last); the
+        prefix's column counts, and 8-bit characters in it count three."""
+        plan = QpPlan.plan(["\u00fc: ", "\n"], [0], cut=[0])
+        assert plan is not None
+        assert not plan.slots
+        assert [line.first for _, line in plan.lines] == [75 - 8]
+        for prefix in ["", "\u00fc: ", "p" * 74, "p" * 75, "\u00fc" * 25]:
+            plan = QpPlan.plan([prefix, "\n"], [0], cut=[0])
+            assert plan is not None
+            for n in range(2, 320):  # every length around each soft break
+                url = "https://x.test/" + "a.-" * 110
+                expected = binascii.b2a_qp(f"{prefix}{url[:n]}\n".encode(), istext=True)
+                encoded = plan.encode([url[:n]])
+                assert encoded is not None
+                assert encoded.data == expected.replace(b"\n", b"\r\n"), (prefix, n)
+        assert plan.encode(["a\rb"]) is None
 
     def test_static_lines_are_encoded_once(self) -> None:
         """Only the lines that hold a slot are left to encode per message, in one pass."""
