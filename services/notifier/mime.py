@@ -252,6 +252,14 @@ class QpPlan:
         return Encoded("quoted-printable", b"".join(out))
 
 
+class _SlotLine(NamedTuple):
+    """A line of a SevenBitPlan that holds slots: which values, and how long they may be."""
+
+    start: int  # its first slot
+    stop: int  # after its last
+    slack: int  # 998 minus its static characters
+
+
 @dataclass(frozen=True, slots=True)
 class SevenBitPlan:
     """An ASCII part of static text and slots, made 7bit per message without a pass over
@@ -260,6 +268,7 @@ class SevenBitPlan:
     parts: tuple[str, ...]  # the static text, CRLF line ends
     lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
     slack: int  # how many characters of values every line holding a slot can take
+    lines: tuple[_SlotLine, ...]  # each line's own slack, when the values are longer
     # No part holds _BOUNDARY nor ends with the start of it: a boundary of ours can then be
     # in the part only where a value holds its "=" (`encode`).
     boundary_free: bool
@@ -268,9 +277,10 @@ class SevenBitPlan:
     def plan(cls, parts: Sequence[str]) -> SevenBitPlan | None:
         """None unless the static text is valid 7bit (ASCII, no CR or NUL, lines of at most
         998 characters). The invariant it relies on: values that are ASCII with no CR, LF or
-        NUL, in all no longer than `slack`, cannot make the part anything but 7bit, except
-        by holding the boundary (searched for per message): a line holding slots is its
-        static text plus at most all the values, and a CRLF never comes from a value. The
+        NUL, in all no longer than `slack` (or each line's within its own slack: `lines`),
+        cannot make the part anything but 7bit, except by holding the boundary (searched
+        for per message): a line holding slots is its static text plus its values (at most
+        all of them), and a CRLF never comes from a value. The
         search is left out when no value holds a "=" and the static text is boundary_free:
         a boundary of ours starts with "=" and holds _BOUNDARY whole, so it could start
         neither in a value nor in a part (it would hold _BOUNDARY or end with a start of
@@ -279,10 +289,13 @@ class SevenBitPlan:
         if not static.isascii() or "\r" in static or static.count("\x00") != len(parts) - 1:
             return None
         longest_static, longest_slotted = 0, 0
+        lines, start = [], 0
         for line in static.split("\n"):
             slots = line.count("\x00")
             if slots:
                 longest_slotted = max(longest_slotted, len(line) - slots)
+                lines.append(_SlotLine(start, start + slots, _MAX_HEADER_LINE - len(line) + slots))
+                start += slots
             else:
                 longest_static = max(longest_static, len(line))
         if longest_static > _MAX_HEADER_LINE or longest_slotted > _MAX_HEADER_LINE:
@@ -290,18 +303,22 @@ class SevenBitPlan:
         crlf = tuple(p.replace("\n", "\r\n") for p in parts)
         starts = tuple(_BOUNDARY[:n] for n in range(1, len(_BOUNDARY)))
         boundary_free = not any(_BOUNDARY in p or p.endswith(starts) for p in crlf)
-        return cls(crlf, tuple(parts), _MAX_HEADER_LINE - longest_slotted, boundary_free)
+        slack = _MAX_HEADER_LINE - longest_slotted
+        return cls(crlf, tuple(parts), slack, tuple(lines), boundary_free)
 
     def encode(self, values: list[str], boundary: str) -> Encoded | None:
         """The part's 7bit wire bytes for these values; None when the rule above does not
         say they stay 7bit (the caller then checks the whole part: _seven_bit)."""
         slotted = "".join(values)
         if (
-            len(slotted) > self.slack
-            or not slotted.isascii()
+            not slotted.isascii()
             or "\n" in slotted
             or "\r" in slotted
             or "\x00" in slotted
+            or (
+                len(slotted) > self.slack
+                and any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
+            )
         ):
             return None
         body = _joined(self.parts, values)

@@ -76,6 +76,7 @@ from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
     ascii_html_str,
+    ascii_refs,
     escape_str,
     html_value,
     shape_of,
@@ -322,7 +323,9 @@ class _EmailPlan:
     text_ascii: bool  # the text's fixed parts are ASCII
     qp: QpPlan | None  # None: the text is encoded whole per email
     html: Prefilled
-    html_slots: tuple[int, ...]
+    html_parts: tuple[str, ...]  # html.parts, the answers row's pieces written in (`_plan`)
+    html_slots: tuple[int, ...]  # per value of html_parts but the row's URLs: its index
+    html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
 
 
@@ -461,10 +464,12 @@ def render_email_bytes(
             ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
             for v in [values[i] for i in plan.html_slots]
         ]
+        if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
+            html_values[plan.html_row : plan.html_row] = [ascii_refs(escape_str(u)) for u in urls]
         html = (
             PlannedHtml(plan.html_7bit, html_values)
             if plan.html_7bit is not None
-            else _joined(plan.html.parts, html_values)
+            else _joined(plan.html_parts, html_values)
         )
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
@@ -528,6 +533,9 @@ def _plan(
     if text is not None and html is not None:
         slot = fixed.per_message.index
         text_parts, text_slots = _with_row(view, fixed, text.parts, tuple(map(slot, text.names)))
+        html_parts, html_slots, html_row = _html_with_row(
+            view, fixed, html.parts, tuple(map(slot, html.names))
+        )
         urls = {*map(slot, _URLS), *range(len(values), len(values) + len(view.actions))}
         plan = _EmailPlan(
             text=text,
@@ -540,16 +548,21 @@ def _plan(
                 cut=[n for n, i in enumerate(text_slots) if i in urls],
             ),
             html=html,
-            html_slots=tuple(map(slot, html.names)),
-            html_7bit=SevenBitPlan.plan(html.parts),
+            html_parts=html_parts,
+            html_slots=html_slots,
+            html_row=html_row,
+            html_7bit=SevenBitPlan.plan(html_parts),
         )
         expected_text, expected_html = _render_parts(view, ctx)
-        source = (*values, *_answers(view.actions)[1])
+        answer_urls = _answers(view.actions)[1]
+        source = (*values, *answer_urls)
         text_values = [str(source[i]) for i in text_slots]
+        html_values = [_ascii_html(values[i]) for i in html_slots]
+        if html_row >= 0:
+            html_values[html_row:html_row] = [_ascii_html(url) for url in answer_urls]
         if (
             _joined(text_parts, text_values) != expected_text
-            or _joined(html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
-            != expected_html
+            or _joined(html_parts, html_values) != expected_html
             or (
                 plan.qp is not None
                 and (encoded := plan.qp.encode(text_values)) is not None
@@ -578,12 +591,35 @@ def _with_row(
     if row is None or slots.count(actions) != 1:
         return parts, slots
     k, first = slots.index(actions), len(fixed.per_message)
-    pieces = (parts[k] + row.text[0], *row.text[1:-1], row.text[-1] + parts[k + 1])
     urls = range(first, first + len(view.actions))
-    return (*parts[:k], *pieces, *parts[k + 2 :]), (*slots[:k], *urls, *slots[k + 1 :])
+    return _spliced(parts, k, row.text), (*slots[:k], *urls, *slots[k + 1 :])
 
 
-_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), None)
+def _html_with_row(
+    view: NudgeView, fixed: _Fixed, parts: tuple[str, ...], slots: tuple[int, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...], int]:
+    """The HTML's parts with the answers row written in (its pieces as ASCII), the slots
+    without the row's, and where its URLs go among the values (-1: the row stays a value,
+    as for `_with_row`). With no LF in any value, the part can go 7bit from its plan
+    (mime.SevenBitPlan), not checked whole."""
+    row = _row(view.locale, view.kind, _answers(view.actions)[0]) if view.actions else None
+    actions = fixed.per_message.index("actions_html")
+    if row is None or slots.count(actions) != 1:
+        return parts, slots, -1
+    k = slots.index(actions)
+    pieces = tuple(map(ascii_refs, row.html))
+    return _spliced(parts, k, pieces), (*slots[:k], *slots[k + 1 :]), k
+
+
+def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[str, ...]:
+    """`parts` with the pieces around a value's slots in place of its slot k."""
+    joined = (parts[k] + pieces[0], *pieces[1:-1], pieces[-1] + parts[k + 1])
+    return (*parts[:k], *joined, *parts[k + 2 :])
+
+
+_UNSEEN: Final = _EmailPlan(
+    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None
+)
 
 
 def render_email(

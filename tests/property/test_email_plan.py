@@ -380,6 +380,18 @@ class TestSevenBitPlan:
         assert plan.encode(["x" * 10], "=_b") == ("7bit", b"<p>xxxxxxxxxx</p>\r\n")
         assert plan.encode(["a=_b"], "=_b") is None
 
+    def test_values_longer_than_a_line_go_7bit_when_each_line_takes_its_own(self) -> None:
+        """The answers' URLs of an email with links are longer together than one line may
+        be: each line of values within its own slack is still 7bit; one over it is not."""
+        plan = SevenBitPlan.plan(["<a>", "</a>\n<b>", "", "</b>\n"])
+        assert plan is not None
+        assert plan.encode(["x" * 991, "y" * 900, "z" * 91], "=_b") == (
+            "7bit",
+            f"<a>{'x' * 991}</a>\r\n<b>{'y' * 900}{'z' * 91}</b>\r\n".encode(),
+        )
+        assert plan.encode(["x" * 992, "y", "z"], "=_b") is None
+        assert plan.encode(["x", "y" * 900, "z" * 92], "=_b") is None
+
     def test_the_boundary_is_searched_where_a_value_could_hold_or_end_it(self) -> None:
         """A boundary of ours starts "=_nudge_": no search when no value holds a "=" and
         no part holds or ends with a start of it; across a part and a value it is found."""
