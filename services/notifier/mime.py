@@ -33,13 +33,13 @@ import itertools
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 __all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "qp"]
 
@@ -104,20 +104,72 @@ class Encoded(NamedTuple):
 
 _CUT: Final = "\x1a"  # a line of it separates the lines with slots in QpPlan's one pass
 _CUT_QP: Final = b"=1A\r\n"  # that line quoted-printable, CRLF (a literal "=" is "=3D")
+_QP_LINE: Final = 76  # b2a_qp's MAXLINESIZE: a soft break before a line would reach it
+# Per byte: 1 where b2a_qp(istext) writes it as it is in a line's middle (space to "~" but
+# "="), else 0: one translate and a search for a 0 tell a literal value.
+_LITERAL: Final = bytes(int(32 <= b <= 126 and b != 0x3D) for b in range(256))
+
+
+class _CutLine(NamedTuple):
+    """A line that is a static prefix and one value (a URL), encoded without b2a_qp when the
+    value is all literal characters (QpPlan.plan)."""
+
+    slot: int  # which value ends the line
+    prefix: str  # the static text before it
+    encoded_prefix: bytes  # the prefix's quoted-printable (CRLF), with any soft break due
+    first: int  # how many characters of the value fit before the first soft break
+
+    @classmethod
+    def of(cls, slot: int, prefix: str) -> _CutLine:
+        # Two literal characters after the prefix stand for any value of two or more: b2a_qp's
+        # look-ahead sees the same (not a line end), so the prefix encodes the same.
+        head = binascii.b2a_qp((prefix + "xx").encode("utf-8"), istext=True)[:-2]
+        column = len(head) - (head.rfind(b"\n") + 1)
+        return cls(slot, prefix, head.replace(b"\n", b"\r\n"), _QP_LINE - 1 - column)
+
+    def encode(self, value: str) -> bytes | None:
+        """The line's wire bytes with this value, CRLF; None when the value holds a CR."""
+        data = value.encode("ascii") if value.isascii() else b""
+        if (
+            len(data) < 2
+            or b"\x00" in data.translate(_LITERAL)  # a byte b2a_qp would encode, or an LF
+            or data[-1] == 0x20  # a space ending a line is encoded
+        ):
+            if "\r" in value:
+                return None
+            return _qp(f"{self.prefix}{value}\n")
+        # b2a_qp writes a literal character as it is and breaks ("=" LF) before one that
+        # would be the line's 76th, unless it is the last before the line end.
+        n, at = len(data), self.first
+        if n <= at + 1:
+            return b"%s%s\r\n" % (self.encoded_prefix, data)
+        pieces = [data[:at]]
+        while n - at > _QP_LINE:
+            pieces.append(data[at : at + _QP_LINE - 1])
+            at += _QP_LINE - 1
+        pieces.append(data[at:])
+        return b"%s%s\r\n" % (self.encoded_prefix, b"=\r\n".join(pieces))
 
 
 @dataclass(frozen=True, slots=True)
 class QpPlan:
     """A text part's quoted-printable made once for its static lines (see `plan`)."""
 
-    statics: tuple[bytes, ...]  # the static lines around the lines with slots, encoded
-    parts: tuple[str, ...]  # the lines with slots as one text: its static pieces
+    statics: tuple[bytes, ...]  # the static lines around the other segments, encoded
+    parts: tuple[str, ...]  # the lines with slots (not cut lines) as one text: its pieces
     slots: tuple[int, ...]  # which value goes in each slot of `parts`
+    chunks: int  # how many runs of lines `parts` holds (between statics, cut-separated)
+    # The cut lines, each with its place among the segments between statics (in order).
+    lines: tuple[tuple[int, _CutLine], ...]
 
     @classmethod
-    def plan(cls, parts: Sequence[str], slots: Sequence[int]) -> QpPlan | None:
+    def plan(
+        cls, parts: Sequence[str], slots: Sequence[int], cut: Collection[int] = ()
+    ) -> QpPlan | None:
         """The plan of the text `parts[0] + values[slots[0]] + parts[1] + ...`; None when
-        the static text holds a CR or the cut character (\\x1a).
+        the static text holds a CR or the cut character (\\x1a). A line that is a static
+        prefix and then a value in `cut` (URLs) is encoded by `_CutLine` when the value is
+        all literal characters: only cut into 76-character lines.
 
         The invariant it relies on: b2a_qp(istext) encodes each line apart from the others.
         Its state across a line end is only the line length (back to 0) and whether the
@@ -125,70 +177,87 @@ class QpPlan:
         `encode` checks); a line's look-ahead (a dot or a space at the end of the data, a
         soft break before the last character) never crosses its LF. So a text cut just
         after LFs encodes as the concatenation of its pieces' encodings: the lines of the
-        static text alone are encoded once, here, and the lines that hold slots, per
-        message, in one b2a_qp call, a line of the cut character between them (encoded
-        "=1A", which nothing else encodes to: `encode` refuses values that hold it)."""
+        static text alone are encoded once, here, the cut lines apart, and the other lines
+        that hold slots, per message, in one b2a_qp call, a line of the cut character
+        between them (encoded "=1A", which nothing else encodes to: `encode` refuses values
+        that hold it)."""
         if len(parts) != len(slots) + 1:
             raise ValueError("one more part than slots")
         if any(_CUT in part or "\r" in part for part in parts):
             return None
-        statics = [""]  # the static lines before each chunk of lines with slots, and after
-        chunks, chunk_slots = [""], list[int]()  # those chunks as one text, cut-separated
-        head, rest = "", list[tuple[int, str]]()  # the open chunk: from the last cut on
-
-        def extend(text: str) -> None:
-            nonlocal head
-            if rest:
-                rest[-1] = (rest[-1][0], rest[-1][1] + text)
-            else:
-                head += text
-
-        def close() -> None:
-            nonlocal head, rest
-            if rest:
-                if chunk_slots:
-                    chunks[-1] += _CUT + "\n"
-                chunks[-1] += head
-                for slot, piece in rest:
-                    chunk_slots.append(slot)
-                    chunks.append(piece)
-                statics.append("")
-            else:
-                statics[-1] += head
-            head, rest = "", []
-
+        # The text's lines, each as [static, slot, static, ..., static] (LF in the last).
+        lines: list[list[Any]] = [[""]]
         for n, part in enumerate(parts):
             if n:
-                rest.append((slots[n - 1], ""))
-            first = part.find("\n")
-            if first < 0:
-                extend(part)
-                continue
-            extend(part[: first + 1])
-            close()
-            last = part.rfind("\n")
-            statics[-1] += part[first + 1 : last + 1]
-            head = part[last + 1 :]
-        close()
-        return cls(tuple(map(_qp, statics)), tuple(chunks), tuple(chunk_slots))
+                lines[-1] += [slots[n - 1], ""]
+            for k, piece in enumerate(part.split("\n")):
+                if k:
+                    lines[-1][-1] += "\n"
+                    lines.append([""])
+                lines[-1][-1] += piece
+        statics = [""]  # the static lines before each segment, and after the last
+        segments: list[_CutLine | None] = []
+        chunks, chunk_slots = [""], list[int]()  # the chunks as one text, cut-separated
+        open_chunk = False  # the last line read holds slots and is in the last chunk
+        for line in lines:
+            if len(line) == 1:
+                statics[-1] += line[0]
+                open_chunk = False
+            elif len(line) == 3 and line[1] in cut and line[2] == "\n":
+                segments.append(_CutLine.of(line[1], line[0]))
+                statics.append("")
+                open_chunk = False
+            else:
+                if not open_chunk:
+                    if chunk_slots:
+                        chunks[-1] += _CUT + "\n"
+                    segments.append(None)
+                    statics.append("")
+                    open_chunk = True
+                chunks[-1] += line[0]
+                for slot, piece in zip(line[1::2], line[2::2], strict=True):
+                    chunk_slots.append(slot)
+                    chunks.append(piece)
+        return cls(
+            tuple(map(_qp, statics)),
+            tuple(chunks),
+            tuple(chunk_slots),
+            segments.count(None),
+            tuple((n, line) for n, line in enumerate(segments) if line is not None),
+        )
 
     def encode(self, values: Sequence[str]) -> Encoded | None:
         """The part for these values; None when one holds a CR or the cut character (the
         caller then encodes the whole text)."""
-        if not self.slots:
+        if len(self.statics) == 1:
             return Encoded("quoted-printable", self.statics[0])
-        slotted = [values[i] for i in self.slots]
-        joined = "".join(slotted)
-        if "\r" in joined or _CUT in joined:
-            return None
-        text = _joined(self.parts, slotted)
-        data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-        pieces = data.split(_CUT_QP)
-        if len(pieces) != len(self.statics) - 1:
-            return None  # cannot happen (see `plan`), but a wrong split would be worse
-        out = [*self.statics, *pieces]  # then interleaved: static, chunk, ..., static
+        pieces: list[bytes] = []
+        if self.slots:
+            slotted = [values[i] for i in self.slots]
+            joined = "".join(slotted)
+            if "\r" in joined or _CUT in joined:
+                return None
+            text = _joined(self.parts, slotted)
+            data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+            pieces = data.split(_CUT_QP)
+            if len(pieces) != self.chunks:
+                return None  # cannot happen (see `plan`), but a wrong split would be worse
+        for at, line in self.lines:  # in order: each goes where it is in the end
+            encoded = line.encode(values[line.slot])
+            if encoded is None:
+                return None
+            pieces.insert(at, encoded)
+        out = [*self.statics, *pieces]  # then interleaved: static, segment, ..., static
         out[0::2], out[1::2] = self.statics, pieces
         return Encoded("quoted-printable", b"".join(out))
+
+
+class _SlotLine(NamedTuple):
+    """A line of a SevenBitPlan that holds slots: which values, and how long they may be."""
+
+    start: int  # its first slot
+    stop: int  # after its last
+    slack: int  # 998 minus its static characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +268,7 @@ class SevenBitPlan:
     parts: tuple[str, ...]  # the static text, CRLF line ends
     lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
     slack: int  # how many characters of values every line holding a slot can take
+    lines: tuple[_SlotLine, ...]  # each line's own slack, when the values are longer
     # No part holds _BOUNDARY nor ends with the start of it: a boundary of ours can then be
     # in the part only where a value holds its "=" (`encode`).
     boundary_free: bool
@@ -207,9 +277,10 @@ class SevenBitPlan:
     def plan(cls, parts: Sequence[str]) -> SevenBitPlan | None:
         """None unless the static text is valid 7bit (ASCII, no CR or NUL, lines of at most
         998 characters). The invariant it relies on: values that are ASCII with no CR, LF or
-        NUL, in all no longer than `slack`, cannot make the part anything but 7bit, except
-        by holding the boundary (searched for per message): a line holding slots is its
-        static text plus at most all the values, and a CRLF never comes from a value. The
+        NUL, in all no longer than `slack` (or each line's within its own slack: `lines`),
+        cannot make the part anything but 7bit, except by holding the boundary (searched
+        for per message): a line holding slots is its static text plus its values (at most
+        all of them), and a CRLF never comes from a value. The
         search is left out when no value holds a "=" and the static text is boundary_free:
         a boundary of ours starts with "=" and holds _BOUNDARY whole, so it could start
         neither in a value nor in a part (it would hold _BOUNDARY or end with a start of
@@ -218,10 +289,13 @@ class SevenBitPlan:
         if not static.isascii() or "\r" in static or static.count("\x00") != len(parts) - 1:
             return None
         longest_static, longest_slotted = 0, 0
+        lines, start = [], 0
         for line in static.split("\n"):
             slots = line.count("\x00")
             if slots:
                 longest_slotted = max(longest_slotted, len(line) - slots)
+                lines.append(_SlotLine(start, start + slots, _MAX_HEADER_LINE - len(line) + slots))
+                start += slots
             else:
                 longest_static = max(longest_static, len(line))
         if longest_static > _MAX_HEADER_LINE or longest_slotted > _MAX_HEADER_LINE:
@@ -229,18 +303,22 @@ class SevenBitPlan:
         crlf = tuple(p.replace("\n", "\r\n") for p in parts)
         starts = tuple(_BOUNDARY[:n] for n in range(1, len(_BOUNDARY)))
         boundary_free = not any(_BOUNDARY in p or p.endswith(starts) for p in crlf)
-        return cls(crlf, tuple(parts), _MAX_HEADER_LINE - longest_slotted, boundary_free)
+        slack = _MAX_HEADER_LINE - longest_slotted
+        return cls(crlf, tuple(parts), slack, tuple(lines), boundary_free)
 
     def encode(self, values: list[str], boundary: str) -> Encoded | None:
         """The part's 7bit wire bytes for these values; None when the rule above does not
         say they stay 7bit (the caller then checks the whole part: _seven_bit)."""
         slotted = "".join(values)
         if (
-            len(slotted) > self.slack
-            or not slotted.isascii()
+            not slotted.isascii()
             or "\n" in slotted
             or "\r" in slotted
             or "\x00" in slotted
+            or (
+                len(slotted) > self.slack
+                and any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
+            )
         ):
             return None
         body = _joined(self.parts, values)

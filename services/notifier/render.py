@@ -27,7 +27,10 @@ tests/property/test_email_plan.py (the bytes of the rendering before plans, for 
 The answers row (signed URLs, new for every email) is rendered once per (locale, kind,
 actions) with a marker per URL and split there (`_row`); per email its URLs are written in
 (escaped in HTML as autoescape does). Invariant: the row templates print each URL once, in
-order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email).
+order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email). In the
+text plan the row's pieces are static parts and its URLs slots of their own (`_with_row`;
+the answers' names are part of the plan's key), so that a URL alone at the end of its line
+is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp.
 
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
@@ -73,6 +76,7 @@ from couples_nudge.notifier.skeleton import (
     Prefilled,
     SkeletonRenderer,
     ascii_html_str,
+    ascii_refs,
     escape_str,
     html_value,
     shape_of,
@@ -313,11 +317,15 @@ class _EmailPlan:
     per-message values are escaped, converted and encoded per email."""
 
     text: Prefilled
-    text_slots: tuple[int, ...]  # per slot of `text`: its index in the per-message values
+    text_parts: tuple[str, ...]  # text.parts, the answers row's pieces written in (`_plan`)
+    # Per slot of text_parts: its index in the per-message values, then the answers' URLs.
+    text_slots: tuple[int, ...]
     text_ascii: bool  # the text's fixed parts are ASCII
     qp: QpPlan | None  # None: the text is encoded whole per email
     html: Prefilled
-    html_slots: tuple[int, ...]
+    html_parts: tuple[str, ...]  # html.parts, the answers row's pieces written in (`_plan`)
+    html_slots: tuple[int, ...]  # per value of html_parts but the row's URLs: its index
+    html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
 
 
@@ -431,9 +439,11 @@ def render_email_bytes(
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
     values = _per_message(view, fixed)
+    names, urls = zip(*view.actions, strict=True) if view.actions else _NO_ANSWERS
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
-    # wrong plan, at most a few more of them), made by two C loops instead of a Python one.
-    shape = (*map(bool, values), *map(type, values))
+    # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
+    # and the answers' names, whose row the text plan holds.
+    shape = (*map(bool, values), *map(type, values), *names)
     plan = fixed.plans.get(shape, _UNSEEN)
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
@@ -444,8 +454,9 @@ def render_email_bytes(
         text, html = _render_parts(view, ctx)
         plain = text
     else:
-        text_values = [values[i] for i in plan.text_slots]  # str (or Markup): join as str
-        text = _joined(plan.text.parts, text_values)
+        source = (*values, *urls) if urls else values
+        text_values = [source[i] for i in plan.text_slots]  # str (or Markup): join as str
+        text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
@@ -453,10 +464,12 @@ def render_email_bytes(
             ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
             for v in [values[i] for i in plan.html_slots]
         ]
+        if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
+            html_values[plan.html_row : plan.html_row] = [ascii_refs(escape_str(u)) for u in urls]
         html = (
             PlannedHtml(plan.html_7bit, html_values)
             if plan.html_7bit is not None
-            else _joined(plan.html.parts, html_values)
+            else _joined(plan.html_parts, html_values)
         )
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
     if view.unsubscribe_url:
@@ -487,6 +500,14 @@ def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The answers' names and URLs, apart."""
+    if not actions:
+        return (), ()
+    names, urls = zip(*actions, strict=True)
+    return names, urls
+
+
 def _joined(parts: tuple[str, ...], values: list[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
@@ -511,22 +532,37 @@ def _plan(
     html = html_renderer.prefill(ctx, fixed.names, full_shape, ascii=True)
     if text is not None and html is not None:
         slot = fixed.per_message.index
-        text_slots = tuple(map(slot, text.names))
+        text_parts, text_slots = _with_row(view, fixed, text.parts, tuple(map(slot, text.names)))
+        html_parts, html_slots, html_row = _html_with_row(
+            view, fixed, html.parts, tuple(map(slot, html.names))
+        )
+        urls = {*map(slot, _URLS), *range(len(values), len(values) + len(view.actions))}
         plan = _EmailPlan(
             text=text,
+            text_parts=text_parts,
             text_slots=text_slots,
-            text_ascii="".join(text.parts).isascii(),
-            qp=QpPlan.plan(text.parts, range(len(text_slots))),
+            text_ascii="".join(text_parts).isascii(),
+            qp=QpPlan.plan(
+                text_parts,
+                range(len(text_slots)),
+                cut=[n for n, i in enumerate(text_slots) if i in urls],
+            ),
             html=html,
-            html_slots=tuple(map(slot, html.names)),
-            html_7bit=SevenBitPlan.plan(html.parts),
+            html_parts=html_parts,
+            html_slots=html_slots,
+            html_row=html_row,
+            html_7bit=SevenBitPlan.plan(html_parts),
         )
         expected_text, expected_html = _render_parts(view, ctx)
-        text_values = [str(values[i]) for i in text_slots]
+        answer_urls = _answers(view.actions)[1]
+        source = (*values, *answer_urls)
+        text_values = [str(source[i]) for i in text_slots]
+        html_values = [_ascii_html(values[i]) for i in html_slots]
+        if html_row >= 0:
+            html_values[html_row:html_row] = [_ascii_html(url) for url in answer_urls]
         if (
-            _joined(text.parts, text_values) != expected_text
-            or _joined(html.parts, [_ascii_html(values[i]) for i in plan.html_slots])
-            != expected_html
+            _joined(text_parts, text_values) != expected_text
+            or _joined(html_parts, html_values) != expected_html
             or (
                 plan.qp is not None
                 and (encoded := plan.qp.encode(text_values)) is not None
@@ -539,7 +575,51 @@ def _plan(
     return plan
 
 
-_UNSEEN: Final = _EmailPlan(Prefilled((), ()), (), False, None, Prefilled((), ()), (), None)
+_NO_ANSWERS: Final[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
+_URLS: Final = ("cta_url", "support_url", "manage_url", "unsubscribe_url")  # per-message
+
+
+def _with_row(
+    view: NudgeView, fixed: _Fixed, parts: tuple[str, ...], slots: tuple[int, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The text's parts and slots with the answers row written in: its static pieces as
+    parts, its URLs as slots of their own (numbered after the per-message values), so that
+    the quoted-printable plan sees each URL alone on its line (mime.QpPlan's cut lines).
+    As given when the row has no pieces (`_row`) or the text holds it other than once."""
+    row = _row(view.locale, view.kind, _answers(view.actions)[0]) if view.actions else None
+    actions = fixed.per_message.index("actions_text")
+    if row is None or slots.count(actions) != 1:
+        return parts, slots
+    k, first = slots.index(actions), len(fixed.per_message)
+    urls = range(first, first + len(view.actions))
+    return _spliced(parts, k, row.text), (*slots[:k], *urls, *slots[k + 1 :])
+
+
+def _html_with_row(
+    view: NudgeView, fixed: _Fixed, parts: tuple[str, ...], slots: tuple[int, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...], int]:
+    """The HTML's parts with the answers row written in (its pieces as ASCII), the slots
+    without the row's, and where its URLs go among the values (-1: the row stays a value,
+    as for `_with_row`). With no LF in any value, the part can go 7bit from its plan
+    (mime.SevenBitPlan), not checked whole."""
+    row = _row(view.locale, view.kind, _answers(view.actions)[0]) if view.actions else None
+    actions = fixed.per_message.index("actions_html")
+    if row is None or slots.count(actions) != 1:
+        return parts, slots, -1
+    k = slots.index(actions)
+    pieces = tuple(map(ascii_refs, row.html))
+    return _spliced(parts, k, pieces), (*slots[:k], *slots[k + 1 :]), k
+
+
+def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[str, ...]:
+    """`parts` with the pieces around a value's slots in place of its slot k."""
+    joined = (parts[k] + pieces[0], *pieces[1:-1], pieces[-1] + parts[k + 1])
+    return (*parts[:k], *joined, *parts[k + 2 :])
+
+
+_UNSEEN: Final = _EmailPlan(
+    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None
+)
 
 
 def render_email(

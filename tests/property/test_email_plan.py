@@ -243,6 +243,13 @@ SAMPLE = st.lists(
 ).map("".join)
 
 
+# Values as signed URLs are: long runs of literal characters; and what b2a_qp encodes.
+URL_LIKE = st.lists(
+    st.sampled_from(["https://x.test/a/", "Yz0-_.~", "x" * 70, ".", " ", "=", "\u00fc", "\n"]),
+    max_size=8,
+).map("".join)
+
+
 class TestQpPlan:
     @settings(max_examples=2000, deadline=None)
     @given(
@@ -267,6 +274,53 @@ class TestQpPlan:
         encoded = plan.encode(values)
         assert encoded is not None
         assert encoded.data == expected
+
+    @settings(max_examples=3000, deadline=None)
+    @given(
+        parts=st.lists(SAMPLE, min_size=1, max_size=6),
+        values=st.lists(st.one_of(URL_LIKE, SAMPLE), min_size=3, max_size=3),
+        data=st.data(),
+    )
+    def test_cut_lines_equal_b2a_qp_of_the_whole_text(
+        self, parts: list[str], values: list[str], data: st.DataObject
+    ) -> None:
+        """A line of a static prefix (of any length, any characters) and a value in `cut`
+        is encoded as b2a_qp would: long literal values cut at 76 characters, others
+        (spaces at the end, "=", 8-bit, LF, NUL) through b2a_qp."""
+        n = len(parts) - 1
+        slots = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        cut = data.draw(st.sets(st.integers(0, 2)))
+        for i in range(1, len(parts)):  # most values alone at the end of their line
+            if data.draw(st.booleans()):
+                parts[i - 1] += data.draw(st.sampled_from(["\n", "\n- Done: ", "\n" + "p" * 74]))
+                parts[i] = "\n" + parts[i]
+        text = parts[0] + "".join(
+            values[i] + part for i, part in zip(slots, parts[1:], strict=True)
+        )
+        expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        plan = QpPlan.plan(parts, slots, cut)
+        assert plan is not None
+        encoded = plan.encode(values)
+        assert encoded is not None
+        assert encoded.data == expected
+
+    def test_a_url_alone_on_its_line_is_cut_without_b2a_qp(self) -> None:
+        """A cut line's literal value is only cut into lines (76 at most, the last); the
+        prefix's column counts, and 8-bit characters in it count three."""
+        plan = QpPlan.plan(["\u00fc: ", "\n"], [0], cut=[0])
+        assert plan is not None
+        assert not plan.slots
+        assert [line.first for _, line in plan.lines] == [75 - 8]
+        for prefix in ["", "\u00fc: ", "p" * 74, "p" * 75, "\u00fc" * 25]:
+            plan = QpPlan.plan([prefix, "\n"], [0], cut=[0])
+            assert plan is not None
+            for n in range(2, 320):  # every length around each soft break
+                url = "https://x.test/" + "a.-" * 110
+                expected = binascii.b2a_qp(f"{prefix}{url[:n]}\n".encode(), istext=True)
+                encoded = plan.encode([url[:n]])
+                assert encoded is not None
+                assert encoded.data == expected.replace(b"\n", b"\r\n"), (prefix, n)
+        assert plan.encode(["a\rb"]) is None
 
     def test_static_lines_are_encoded_once(self) -> None:
         """Only the lines that hold a slot are left to encode per message, in one pass."""
@@ -325,6 +379,18 @@ class TestSevenBitPlan:
         assert plan.encode(["x" * 991], "=_b") is not None  # 998: 7bit
         assert plan.encode(["x" * 10], "=_b") == ("7bit", b"<p>xxxxxxxxxx</p>\r\n")
         assert plan.encode(["a=_b"], "=_b") is None
+
+    def test_values_longer_than_a_line_go_7bit_when_each_line_takes_its_own(self) -> None:
+        """The answers' URLs of an email with links are longer together than one line may
+        be: each line of values within its own slack is still 7bit; one over it is not."""
+        plan = SevenBitPlan.plan(["<a>", "</a>\n<b>", "", "</b>\n"])
+        assert plan is not None
+        assert plan.encode(["x" * 991, "y" * 900, "z" * 91], "=_b") == (
+            "7bit",
+            f"<a>{'x' * 991}</a>\r\n<b>{'y' * 900}{'z' * 91}</b>\r\n".encode(),
+        )
+        assert plan.encode(["x" * 992, "y", "z"], "=_b") is None
+        assert plan.encode(["x", "y" * 900, "z" * 92], "=_b") is None
 
     def test_the_boundary_is_searched_where_a_value_could_hold_or_end_it(self) -> None:
         """A boundary of ours starts "=_nudge_": no search when no value holds a "=" and
