@@ -52,9 +52,9 @@ from couples_nudge.scheduler.records import CoupleContext, context_of, encode_sp
 from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire, window_minutes
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
+    first_spread_ms,
     quiet_bounds,
     quiet_free_us,
-    spread_first_ms,
     steady_week,
 )
 from couples_nudge.scheduler.store import Arm
@@ -168,7 +168,7 @@ class _SpreadArm(NamedTuple):
         week = steady_week(self.zone, self.quiet_zones, now, now_ms)
         if week is not None:
             start, width = self.window
-            nominal_ms = spread_first_ms(
+            nominal_ms = first_spread_ms(
                 week, schedule_id, rule.times_per_week, start, width, now_ms
             )
             if quiet_free_us(week, self.bounds, nominal_ms):

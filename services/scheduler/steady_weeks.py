@@ -29,7 +29,7 @@ from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from couples_nudge.scheduler.planning import QuietWindow
-from couples_nudge.scheduler.rules import week_spread, week_tag, window_minutes
+from couples_nudge.scheduler.rules import week_spread, week_tag
 from couples_nudge.scheduler.wallclock import to_local
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "quiet_bounds",
     "quiet_free",
     "quiet_free_us",
-    "spread_first_ms",
     "steady_week",
 ]
 
@@ -86,24 +85,11 @@ def steady_week(
 
 
 def first_spread_ms(
-    week: SteadyWeek,
-    seed: str,
-    times_per_week: int,
-    window_start: time,
-    window_end: time,
-    now_ms: int,
-) -> int:
-    """The nominal instant (epoch ms) of the spread rule's first fire strictly after `now_ms`,
-    an instant of `week`: `rules.next_fire` of the rule seeded by `seed`."""
-    start, width = window_minutes(window_start, window_end)
-    return spread_first_ms(week, seed, times_per_week, start, width, now_ms)
-
-
-def spread_first_ms(
     week: SteadyWeek, seed: str, times_per_week: int, start: int, width: int, now_ms: int
 ) -> int:
-    """`first_spread_ms` with the window as `rules.window_minutes` gives it (kept per shape:
-    shapes.py)."""
+    """The nominal instant (epoch ms) of the spread rule's first fire strictly after `now_ms`,
+    an instant of `week`: `rules.next_fire` of the rule seeded by `seed`, its window as
+    `rules.window_minutes` gives it (kept per shape: shapes.py)."""
     elapsed = (now_ms - week.start_ms) // _MINUTE_MS  # whole minutes of the week gone
     text = seed.encode()
     for minute in week_spread(text + week.tag, times_per_week, start, width):

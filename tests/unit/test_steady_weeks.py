@@ -9,7 +9,7 @@ import pytest
 
 from couples_nudge.common.clock import epoch_ms
 from couples_nudge.scheduler.planning import QuietWindow, quiet_occurrence
-from couples_nudge.scheduler.rules import SpreadRule, next_fire
+from couples_nudge.scheduler.rules import SpreadRule, next_fire, window_minutes
 from couples_nudge.scheduler.steady_weeks import first_spread_ms, quiet_free, steady_week
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -30,7 +30,8 @@ class TestSteadyWeeks:
                 rule = SpreadRule(3, time(9), time(21), seed)
                 nominal = next_fire(rule, tz, now)
                 assert nominal is not None
-                got = first_spread_ms(week, seed, 3, time(9), time(21), epoch_ms(now))
+                start_min, width = window_minutes(time(9), time(21))
+                got = first_spread_ms(week, seed, 3, start_min, width, epoch_ms(now))
                 assert got == epoch_ms(nominal)
 
     def test_no_steady_week_around_a_dst_change(self) -> None:
