@@ -71,7 +71,6 @@ class Metrics:
         self.keys = keys
         self.registry = CollectorRegistry()
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}  # see the module docstring
-        self._consumed: dict[str, Counter] = {}  # stream key -> its events_consumed child
         self._prefix = f"{keys.prefix}:"
         r = self.registry
         # --- the process: process_* (Linux /proc; absent elsewhere), python_info, build -------
@@ -242,10 +241,7 @@ class Metrics:
 
     # --- events -----------------------------------------------------------------------------
     def observe_consumed(self, stream: str, count: int = 1) -> None:
-        child = self._consumed.get(stream)  # once a nudge: the stream's child, by its key
-        if child is None:
-            child = self._consumed[stream] = self.events_consumed.labels(self.stream_label(stream))
-        child.inc(count)
+        self._labelled(self.events_consumed, self.stream_label(stream)).inc(count)
 
     def observe_rejected(self, stream: str) -> None:
         self.events_rejected.labels(self.stream_label(stream)).inc()

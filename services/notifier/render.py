@@ -439,7 +439,7 @@ def render_email_bytes(
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
     values = _per_message(view, fixed)
-    names, urls = zip(*view.actions, strict=True) if view.actions else _NO_ANSWERS
+    names, urls = _answers(view.actions)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
     # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
     # and the answers' names, whose row the text plan holds.
@@ -503,7 +503,7 @@ def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
 def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The answers' names and URLs, apart."""
     if not actions:
-        return (), ()
+        return _NO_ANSWERS
     names, urls = zip(*actions, strict=True)
     return names, urls
 
