@@ -271,6 +271,10 @@ class SevenBitPlan:
     lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
     slack: int  # how many characters of values every line holding a slot can take
     lines: tuple[_SlotLine, ...]  # each line's own slack, when the values are longer
+    # The longest a value may be for every line to take its values, however they are spread:
+    # each line's slack / its slots, the least of them (one max() of lengths per message in
+    # place of a sum per line: a signed URL is longer than `slack` alone allows all values).
+    value_slack: int
     # No part holds _BOUNDARY nor ends with the start of it: a boundary of ours can then be
     # in the part only where a value holds its "=" (`encode`).
     boundary_free: bool
@@ -306,7 +310,8 @@ class SevenBitPlan:
         starts = tuple(_BOUNDARY[:n] for n in range(1, len(_BOUNDARY)))
         boundary_free = not any(_BOUNDARY in p or p.endswith(starts) for p in crlf)
         slack = _MAX_HEADER_LINE - longest_slotted
-        return cls(crlf, tuple(parts), slack, tuple(lines), boundary_free)
+        value_slack = min((n.slack // (n.stop - n.start) for n in lines), default=slack)
+        return cls(crlf, tuple(parts), slack, tuple(lines), value_slack, boundary_free)
 
     def encode(self, values: list[str], boundary: str) -> Encoded | None:
         """The part's 7bit wire bytes for these values; None when the rule above does not
@@ -319,6 +324,7 @@ class SevenBitPlan:
             or "\x00" in slotted
             or (
                 len(slotted) > self.slack
+                and max(map(len, values)) > self.value_slack
                 and any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
             )
         ):

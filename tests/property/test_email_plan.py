@@ -392,6 +392,19 @@ class TestSevenBitPlan:
         assert plan.encode(["x" * 992, "y", "z"], "=_b") is None
         assert plan.encode(["x", "y" * 900, "z" * 92], "=_b") is None
 
+    def test_values_within_the_value_slack_fit_however_they_are_spread(self) -> None:
+        """value_slack is the least of each line's slack over its slots: values no longer
+        than it fit every line (no sum per line); the per-line check still decides above."""
+        plan = SevenBitPlan.plan(["<a>", "</a>\n<b>", "", "</b>\n"])
+        assert plan is not None
+        assert plan.value_slack == 991 // 2
+        assert plan.encode(["x" * 495, "y" * 495, "z" * 495], "=_b") == (
+            "7bit",
+            f"<a>{'x' * 495}</a>\r\n<b>{'y' * 495}{'z' * 495}</b>\r\n".encode(),
+        )
+        assert plan.encode(["x", "y" * 496, "z" * 496], "=_b") is None
+        assert plan.encode(["x" * 496, "y" * 495, "z" * 496], "=_b") is not None
+
     def test_the_boundary_is_searched_where_a_value_could_hold_or_end_it(self) -> None:
         """A boundary of ours starts "=_nudge_": no search when no value holds a "=" and
         no part holds or ends with a start of it; across a part and a value it is found."""
