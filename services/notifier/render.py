@@ -30,7 +30,9 @@ actions) with a marker per URL and split there (`_row`); per email its URLs are 
 order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email). In the
 text plan the row's pieces are static parts and its URLs slots of their own (`_with_row`;
 the answers' names are part of the plan's key), so that a URL alone at the end of its line
-is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp.
+is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp. Such a
+plan never reads the joined row, so per email the row's values are stand-ins of its types
+and truthiness (`_row_stand_in`) and the row is joined only for a plan that reads it.
 
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
@@ -327,6 +329,7 @@ class _EmailPlan:
     html_slots: tuple[int, ...]  # per value of html_parts but the row's URLs: its index
     html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
+    reads_row: bool  # a slot holds the joined answers row (else its stand-ins serve)
 
 
 _PER_MESSAGE: Final[tuple[str, ...]] = (
@@ -348,6 +351,8 @@ _NAMED_BODY: Final[tuple[str, ...]] = (
     "preheader",
 )  # per message when the body names the partners
 _MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
+_ROW_AT: Final = _PER_MESSAGE.index("actions_text")  # then actions_html
+assert _PER_MESSAGE[_ROW_AT + 1] == "actions_html"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -383,13 +388,16 @@ def _fixed(locale: str, kind: NudgeKind, item: Item, discreet: bool) -> _Fixed:
     return _Fixed(values, frozenset(values), per_message, {})
 
 
-def _per_message(view: NudgeView, fixed: _Fixed) -> tuple[Any, ...]:
-    """The values of fixed.per_message for this view (what _context adds to fixed.values)."""
+def _per_message(
+    view: NudgeView, fixed: _Fixed, row: tuple[str, str] | None = None
+) -> tuple[Any, ...]:
+    """The values of fixed.per_message for this view (what _context adds to fixed.values);
+    `row`: the answers row's values to give (render_email_bytes' stand-ins), else joined."""
     s = strings_for(view.locale)
     when = view.when if view.kind != "appreciation" else None
-    actions_text, actions_html = (
-        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
-    )
+    if row is None:
+        row = _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+    actions_text, actions_html = row
     values = (
         format_when(when, view.timezone, view.locale, s["email"]["when"])
         if when is not None
@@ -438,13 +446,17 @@ def render_email_bytes(
     (delivery.py: a Message-ID that names the nudge, message_ids.py). Rendered through the
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
-    values = _per_message(view, fixed)
     names, urls = _answers(view.actions)
+    stand_in = _row_stand_in(view.locale, view.kind, names) if names else None
+    values = _per_message(view, fixed, stand_in)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
     # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
     # and the answers' names, whose row the text plan holds.
     shape = (*map(bool, values), *map(type, values), *names)
     plan = fixed.plans.get(shape, _UNSEEN)
+    if stand_in is not None and (plan is None or plan.reads_row):  # _UNSEEN reads it
+        row = _actions_row(view.locale, view.kind, view.actions)
+        values = (*values[:_ROW_AT], *row, *values[_ROW_AT + 2 :])
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
     plain: str | Encoded
@@ -500,6 +512,25 @@ def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _row_stand_in(
+    locale: str, kind: str, names: tuple[str, ...]
+) -> tuple[str, markupsafe.Markup] | None:
+    """What stands in for the answers row in an email's values while its plan is looked up
+    (`_per_message`): a plan whose slots do not hold the row (`_EmailPlan.reads_row`; the
+    row's URLs are its own slots) never reads it, and the row is joined only for one that
+    does. Invariant: the stand-ins are truthy and of the row's types (str, Markup), as
+    `_actions_row` gives them for any URLs when each part of the row has a non-empty piece,
+    so the plan's key (`shape`) is the same; None otherwise (then the row itself)."""
+    row = _row(locale, kind, names)
+    if row is None or not any(row.text) or not any(row.html):
+        return None
+    return _ROW_STAND_IN
+
+
+_ROW_STAND_IN: Final = ("\x1a", markupsafe.Markup("\x1a"))  # never written into an email
+
+
 def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The answers' names and URLs, apart."""
     if not actions:
@@ -552,6 +583,7 @@ def _plan(
             html_slots=html_slots,
             html_row=html_row,
             html_7bit=SevenBitPlan.plan(html_parts),
+            reads_row=_ROW_AT in text_slots or _ROW_AT + 1 in html_slots,
         )
         expected_text, expected_html = _render_parts(view, ctx)
         answer_urls = _answers(view.actions)[1]
@@ -618,7 +650,7 @@ def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[s
 
 
 _UNSEEN: Final = _EmailPlan(
-    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None
+    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None, True
 )
 
 
