@@ -46,8 +46,9 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -330,6 +331,12 @@ class _EmailPlan:
     html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
     reads_row: bool  # a slot holds the joined answers row (else its stand-ins serve)
+    # text_slots' and html_slots' values picked by one C call (`_picker`); and whether every
+    # HTML value is a plain str (the plan's key holds each value's type), then converted by
+    # a map over ascii_html_str's cache instead of a comprehension per email.
+    text_pick: Callable[[Sequence[Any]], Sequence[Any]]
+    html_pick: Callable[[Sequence[Any]], Sequence[Any]]
+    html_str: bool
 
 
 _PER_MESSAGE: Final[tuple[str, ...]] = (
@@ -467,17 +474,19 @@ def render_email_bytes(
         plain = text
     else:
         source = (*values, *urls) if urls else values
-        text_values = [source[i] for i in plan.text_slots]  # str (or Markup): join as str
+        text_values = plan.text_pick(source)  # str (or Markup): join as str
         text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
-        html_values = [
-            ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
-            for v in [values[i] for i in plan.html_slots]
-        ]
+        picked = plan.html_pick(values)
+        html_values = (
+            list(map(ascii_html_str, picked))  # a str: one cache lookup
+            if plan.html_str
+            else [ascii_html_str(v) if type(v) is str else _ascii_html(v) for v in picked]
+        )
         if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
-            html_values[plan.html_row : plan.html_row] = [ascii_refs(escape_str(u)) for u in urls]
+            html_values[plan.html_row : plan.html_row] = map(ascii_refs, map(escape_str, urls))
         html = (
             PlannedHtml(plan.html_7bit, html_values)
             if plan.html_7bit is not None
@@ -539,7 +548,7 @@ def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tup
     return names, urls
 
 
-def _joined(parts: tuple[str, ...], values: list[str]) -> str:
+def _joined(parts: tuple[str, ...], values: Sequence[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
     return "".join(out)
@@ -584,6 +593,9 @@ def _plan(
             html_row=html_row,
             html_7bit=SevenBitPlan.plan(html_parts),
             reads_row=_ROW_AT in text_slots or _ROW_AT + 1 in html_slots,
+            text_pick=_picker(text_slots),
+            html_pick=_picker(html_slots),
+            html_str=all(type(values[i]) is str for i in html_slots),
         )
         expected_text, expected_html = _render_parts(view, ctx)
         answer_urls = _answers(view.actions)[1]
@@ -649,8 +661,29 @@ def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[s
     return (*parts[:k], *joined, *parts[k + 2 :])
 
 
+def _picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """`lambda values: [values[i] for i in slots]`, as one operator.itemgetter call (a tuple)
+    when there are two slots or more (with one, itemgetter gives the value alone)."""
+    if len(slots) >= 2:
+        return operator.itemgetter(*slots)
+    return lambda values: [values[i] for i in slots]
+
+
 _UNSEEN: Final = _EmailPlan(
-    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None, True
+    Prefilled((), ()),
+    (),
+    (),
+    False,
+    None,
+    Prefilled((), ()),
+    (),
+    (),
+    -1,
+    None,
+    True,
+    _picker(()),
+    _picker(()),
+    False,
 )
 
 
