@@ -416,7 +416,12 @@ def build_email(
         encoded, text = text, plain_text or ""
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
-    extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+    # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
+    extra = "\r\n".join(map(": ".join, extra_headers))
+    if not extra.isascii():
+        extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+    elif extra:
+        extra += "\r\n"
     if (
         opening is None
         # Each line with per-message values is short when all of them are (the usual case).
