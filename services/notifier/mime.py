@@ -30,10 +30,11 @@ import binascii
 import email.policy
 import functools
 import itertools
+import operator
 import re
 import secrets
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
@@ -41,7 +42,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "qp"]
+__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "picker", "qp"]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -163,6 +164,7 @@ class QpPlan:
     chunks: int  # how many runs of lines `parts` holds (between statics, cut-separated)
     # The cut lines, each with its place among the segments between statics (in order).
     lines: tuple[tuple[int, _CutLine], ...]
+    pick: Callable[[Sequence[str]], Sequence[str]]  # the values of `slots`: picker(slots)
 
     @classmethod
     def plan(
@@ -226,6 +228,7 @@ class QpPlan:
             tuple(chunk_slots),
             segments.count(None),
             tuple((n, line) for n, line in enumerate(segments) if line is not None),
+            picker(tuple(chunk_slots)),
         )
 
     def encode(self, values: Sequence[str]) -> Encoded | None:
@@ -235,7 +238,7 @@ class QpPlan:
             return Encoded("quoted-printable", self.statics[0])
         pieces: list[bytes] = []
         if self.slots:
-            slotted = [values[i] for i in self.slots]
+            slotted = self.pick(values)
             joined = "".join(slotted)
             if "\r" in joined or _CUT in joined:
                 return None
@@ -382,7 +385,16 @@ class PlannedHtml(NamedTuple):
         return _joined(self.plan.lf_parts, self.values)
 
 
-def _joined(parts: Sequence[str], values: list[str]) -> str:
+def picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """`lambda values: [values[i] for i in slots]`, as one operator.itemgetter call (a tuple)
+    when there are two slots or more (with one, itemgetter gives the value alone): no
+    comprehension frame per message."""
+    if len(slots) >= 2:
+        return operator.itemgetter(*slots)
+    return lambda values: [values[i] for i in slots]
+
+
+def _joined(parts: Sequence[str], values: Sequence[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
     return "".join(out)

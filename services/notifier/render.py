@@ -46,7 +46,6 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
-import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from couples_nudge.notifier.mime import (
     QpPlan,
     SevenBitPlan,
     build_email,
+    picker,
     qp,
 )
 from couples_nudge.notifier.skeleton import (
@@ -331,7 +331,7 @@ class _EmailPlan:
     html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
     reads_row: bool  # a slot holds the joined answers row (else its stand-ins serve)
-    # text_slots' and html_slots' values picked by one C call (`_picker`); and whether every
+    # text_slots' and html_slots' values picked by one C call (mime.picker); and whether every
     # HTML value is a plain str (the plan's key holds each value's type), then converted by
     # a map over ascii_html_str's cache instead of a comprehension per email.
     text_pick: Callable[[Sequence[Any]], Sequence[Any]]
@@ -593,8 +593,8 @@ def _plan(
             html_row=html_row,
             html_7bit=SevenBitPlan.plan(html_parts),
             reads_row=_ROW_AT in text_slots or _ROW_AT + 1 in html_slots,
-            text_pick=_picker(text_slots),
-            html_pick=_picker(html_slots),
+            text_pick=picker(text_slots),
+            html_pick=picker(html_slots),
             html_str=all(type(values[i]) is str for i in html_slots),
         )
         expected_text, expected_html = _render_parts(view, ctx)
@@ -661,14 +661,6 @@ def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[s
     return (*parts[:k], *joined, *parts[k + 2 :])
 
 
-def _picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """`lambda values: [values[i] for i in slots]`, as one operator.itemgetter call (a tuple)
-    when there are two slots or more (with one, itemgetter gives the value alone)."""
-    if len(slots) >= 2:
-        return operator.itemgetter(*slots)
-    return lambda values: [values[i] for i in slots]
-
-
 _UNSEEN: Final = _EmailPlan(
     Prefilled((), ()),
     (),
@@ -681,8 +673,8 @@ _UNSEEN: Final = _EmailPlan(
     -1,
     None,
     True,
-    _picker(()),
-    _picker(()),
+    picker(()),
+    picker(()),
     False,
 )
 
