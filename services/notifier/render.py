@@ -488,7 +488,7 @@ def render_email_bytes(
         if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
             html_values[plan.html_row : plan.html_row] = map(ascii_refs, map(escape_str, urls))
         html = (
-            PlannedHtml(plan.html_7bit, html_values)
+            tuple.__new__(PlannedHtml, (plan.html_7bit, html_values))  # no Python __new__
             if plan.html_7bit is not None
             else _joined(plan.html_parts, html_values)
         )
