@@ -30,7 +30,9 @@ actions) with a marker per URL and split there (`_row`); per email its URLs are 
 order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email). In the
 text plan the row's pieces are static parts and its URLs slots of their own (`_with_row`;
 the answers' names are part of the plan's key), so that a URL alone at the end of its line
-is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp. Such a
+is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp; so is
+any other value alone at a line's end (the turn line, the footer's line) when it is all
+literal characters (else b2a_qp of its line alone: the time's no-break space). Such a
 plan never reads the joined row, so per email the row's values are stand-ins of its types
 and truthiness (`_row_stand_in`) and the row is joined only for a plan that reads it.
 
@@ -576,7 +578,6 @@ def _plan(
         html_parts, html_slots, html_row = _html_with_row(
             view, fixed, html.parts, tuple(map(slot, html.names))
         )
-        urls = {*map(slot, _URLS), *range(len(values), len(values) + len(view.actions))}
         plan = _EmailPlan(
             text=text,
             text_parts=text_parts,
@@ -585,7 +586,7 @@ def _plan(
             qp=QpPlan.plan(
                 text_parts,
                 range(len(text_slots)),
-                cut=[n for n, i in enumerate(text_slots) if i in urls],
+                cut=range(len(text_slots)),  # any value alone at a line's end (module docstring)
             ),
             html=html,
             html_parts=html_parts,
@@ -620,7 +621,6 @@ def _plan(
 
 
 _NO_ANSWERS: Final[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
-_URLS: Final = ("cta_url", "support_url", "manage_url", "unsubscribe_url")  # per-message
 
 
 def _with_row(
