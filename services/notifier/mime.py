@@ -143,9 +143,7 @@ class _CutLine(NamedTuple):
             or 0 in data.translate(_LITERAL)
             or data[-1] == 0x20  # a space ending a line is encoded
         ):
-            if "\r" in value:
-                return None
-            return _qp(f"{self.prefix}{value}\n")
+            return _qp_line(self.prefix, value)
         # b2a_qp writes a literal character as it is and breaks ("=" LF) before one that
         # would be the line's 76th, unless it is the last before the line end.
         n, at = len(data), self.first
@@ -157,6 +155,16 @@ class _CutLine(NamedTuple):
             at += _QP_LINE - 1
         pieces.append(data[at:])
         return b"%s%s\r\n" % (self.encoded_prefix, b"=\r\n".join(pieces))
+
+
+@functools.lru_cache(maxsize=1024)
+def _qp_line(prefix: str, value: str) -> bytes | None:
+    """A cut line whose value is not all literal characters, by b2a_qp (None when the value
+    holds a CR). Cached: what reaches it is mostly the time's line (a no-break space), the
+    same for the couples of one instant, zone and locale (as locales.format_when is)."""
+    if "\r" in value:
+        return None
+    return _qp(f"{prefix}{value}\n")
 
 
 @dataclass(frozen=True, slots=True)
