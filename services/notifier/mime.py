@@ -30,10 +30,11 @@ import binascii
 import email.policy
 import functools
 import itertools
+import operator
 import re
 import secrets
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
@@ -41,7 +42,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "qp"]
+__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "picker", "qp"]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -96,10 +97,15 @@ def qp(body: str) -> bytes:
 
 
 class Encoded(NamedTuple):
-    """A part already encoded by the caller (QpPlan.encode): its transfer encoding and bytes."""
+    """A part already encoded by the caller (QpPlan.encode): its transfer encoding and bytes.
+    Made per email by `_NEW(Encoded, (encoding, data))`: a NamedTuple's own __new__ is a
+    Python function (~1.5k instructions more a call)."""
 
     encoding: str
     data: bytes
+
+
+_NEW: Final = tuple.__new__  # _NEW(Cls, (fields...)): a NamedTuple without its Python __new__
 
 
 _CUT: Final = "\x1a"  # a line of it separates the lines with slots in QpPlan's one pass
@@ -132,12 +138,12 @@ class _CutLine(NamedTuple):
         data = value.encode("ascii") if value.isascii() else b""
         if (
             len(data) < 2
-            or b"\x00" in data.translate(_LITERAL)  # a byte b2a_qp would encode, or an LF
+            # A byte b2a_qp would encode, or an LF. `0 in`, not `b"\x00" in`: a bytes needle is
+            # first tried as an int, raising and clearing a TypeError (~2k instructions).
+            or 0 in data.translate(_LITERAL)
             or data[-1] == 0x20  # a space ending a line is encoded
         ):
-            if "\r" in value:
-                return None
-            return _qp(f"{self.prefix}{value}\n")
+            return _qp_line(self.prefix, value)
         # b2a_qp writes a literal character as it is and breaks ("=" LF) before one that
         # would be the line's 76th, unless it is the last before the line end.
         n, at = len(data), self.first
@@ -151,6 +157,16 @@ class _CutLine(NamedTuple):
         return b"%s%s\r\n" % (self.encoded_prefix, b"=\r\n".join(pieces))
 
 
+@functools.lru_cache(maxsize=1024)
+def _qp_line(prefix: str, value: str) -> bytes | None:
+    """A cut line whose value is not all literal characters, by b2a_qp (None when the value
+    holds a CR). Cached: what reaches it is mostly the time's line (a no-break space), the
+    same for the couples of one instant, zone and locale (as locales.format_when is)."""
+    if "\r" in value:
+        return None
+    return _qp(f"{prefix}{value}\n")
+
+
 @dataclass(frozen=True, slots=True)
 class QpPlan:
     """A text part's quoted-printable made once for its static lines (see `plan`)."""
@@ -161,6 +177,7 @@ class QpPlan:
     chunks: int  # how many runs of lines `parts` holds (between statics, cut-separated)
     # The cut lines, each with its place among the segments between statics (in order).
     lines: tuple[tuple[int, _CutLine], ...]
+    pick: Callable[[Sequence[str]], Sequence[str]]  # the values of `slots`: picker(slots)
 
     @classmethod
     def plan(
@@ -224,6 +241,7 @@ class QpPlan:
             tuple(chunk_slots),
             segments.count(None),
             tuple((n, line) for n, line in enumerate(segments) if line is not None),
+            picker(tuple(chunk_slots)),
         )
 
     def encode(self, values: Sequence[str]) -> Encoded | None:
@@ -233,7 +251,7 @@ class QpPlan:
             return Encoded("quoted-printable", self.statics[0])
         pieces: list[bytes] = []
         if self.slots:
-            slotted = [values[i] for i in self.slots]
+            slotted = self.pick(values)
             joined = "".join(slotted)
             if "\r" in joined or _CUT in joined:
                 return None
@@ -249,7 +267,7 @@ class QpPlan:
             pieces.insert(at, encoded)
         out = [*self.statics, *pieces]  # then interleaved: static, segment, ..., static
         out[0::2], out[1::2] = self.statics, pieces
-        return Encoded("quoted-printable", b"".join(out))
+        return _NEW(Encoded, ("quoted-printable", b"".join(out)))
 
 
 class _SlotLine(NamedTuple):
@@ -269,6 +287,10 @@ class SevenBitPlan:
     lf_parts: tuple[str, ...]  # the same, as given (LF line ends)
     slack: int  # how many characters of values every line holding a slot can take
     lines: tuple[_SlotLine, ...]  # each line's own slack, when the values are longer
+    # The longest a value may be for every line to take its values, however they are spread:
+    # each line's slack / its slots, the least of them (one max() of lengths per message in
+    # place of a sum per line: a signed URL is longer than `slack` alone allows all values).
+    value_slack: int
     # No part holds _BOUNDARY nor ends with the start of it: a boundary of ours can then be
     # in the part only where a value holds its "=" (`encode`).
     boundary_free: bool
@@ -304,7 +326,8 @@ class SevenBitPlan:
         starts = tuple(_BOUNDARY[:n] for n in range(1, len(_BOUNDARY)))
         boundary_free = not any(_BOUNDARY in p or p.endswith(starts) for p in crlf)
         slack = _MAX_HEADER_LINE - longest_slotted
-        return cls(crlf, tuple(parts), slack, tuple(lines), boundary_free)
+        value_slack = min((n.slack // (n.stop - n.start) for n in lines), default=slack)
+        return cls(crlf, tuple(parts), slack, tuple(lines), value_slack, boundary_free)
 
     def encode(self, values: list[str], boundary: str) -> Encoded | None:
         """The part's 7bit wire bytes for these values; None when the rule above does not
@@ -317,6 +340,7 @@ class SevenBitPlan:
             or "\x00" in slotted
             or (
                 len(slotted) > self.slack
+                and max(map(len, values)) > self.value_slack
                 and any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
             )
         ):
@@ -325,7 +349,7 @@ class SevenBitPlan:
         searched = not (self.boundary_free and boundary.startswith(_BOUNDARY))
         if (searched or "=" in slotted) and boundary in body:
             return None
-        return Encoded("7bit", body.encode("ascii"))
+        return _NEW(Encoded, ("7bit", body.encode("ascii")))
 
 
 def _base64(body: str) -> bytes:
@@ -364,7 +388,8 @@ def _date_of(when: datetime, _offset: timedelta | None) -> str:
 
 
 class PlannedHtml(NamedTuple):
-    """An HTML part as a SevenBitPlan and its values (build_email)."""
+    """An HTML part as a SevenBitPlan and its values (build_email); made per email by
+    `_NEW(PlannedHtml, (plan, values))` (see Encoded)."""
 
     plan: SevenBitPlan
     values: list[str]
@@ -374,7 +399,16 @@ class PlannedHtml(NamedTuple):
         return _joined(self.plan.lf_parts, self.values)
 
 
-def _joined(parts: Sequence[str], values: list[str]) -> str:
+def picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """`lambda values: [values[i] for i in slots]`, as one operator.itemgetter call (a tuple)
+    when there are two slots or more (with one, itemgetter gives the value alone): no
+    comprehension frame per message."""
+    if len(slots) >= 2:
+        return operator.itemgetter(*slots)
+    return lambda values: [values[i] for i in slots]
+
+
+def _joined(parts: Sequence[str], values: Sequence[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
     return "".join(out)
@@ -408,7 +442,12 @@ def build_email(
         encoded, text = text, plain_text or ""
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
-    extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+    # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
+    extra = "\r\n".join(map(": ".join, extra_headers))
+    if not extra.isascii():
+        extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+    elif extra:
+        extra += "\r\n"
     if (
         opening is None
         # Each line with per-message values is short when all of them are (the usual case).
@@ -425,7 +464,9 @@ def build_email(
     if encoded is None:
         text_7bit = _seven_bit(text, boundary)
         encoded = (
-            Encoded("7bit", text_7bit) if text_7bit else Encoded("quoted-printable", _qp(text))
+            _NEW(Encoded, ("7bit", text_7bit))
+            if text_7bit
+            else _NEW(Encoded, ("quoted-printable", _qp(text)))
         )
     html_encoded = None
     if isinstance(html, PlannedHtml):
@@ -434,7 +475,11 @@ def build_email(
     if html_encoded is None:
         assert isinstance(html, str)
         html_7bit = _seven_bit(html, boundary)
-        html_encoded = Encoded("7bit", html_7bit) if html_7bit else Encoded("base64", _base64(html))
+        html_encoded = (
+            _NEW(Encoded, ("7bit", html_7bit))
+            if html_7bit
+            else _NEW(Encoded, ("base64", _base64(html)))
+        )
     head = (
         f"{opening}{to}\r\nDate: {_date(when)}\r\nMessage-ID: {message_id}\r\n{extra}"
         f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'

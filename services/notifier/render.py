@@ -30,7 +30,11 @@ actions) with a marker per URL and split there (`_row`); per email its URLs are 
 order, as `{{ action.url }}` (checked when a row is learned: else Jinja per email). In the
 text plan the row's pieces are static parts and its URLs slots of their own (`_with_row`;
 the answers' names are part of the plan's key), so that a URL alone at the end of its line
-is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp.
+is quoted-printable-encoded by cutting it (mime.QpPlan's cut lines), not by b2a_qp; so is
+any other value alone at a line's end (the turn line, the footer's line) when it is all
+literal characters (else b2a_qp of its line alone: the time's no-break space). Such a
+plan never reads the joined row, so per email the row's values are stand-ins of its types
+and truthiness (`_row_stand_in`) and the row is joined only for a plan that reads it.
 
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
@@ -45,7 +49,7 @@ import email
 import email.policy
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -70,6 +74,7 @@ from couples_nudge.notifier.mime import (
     QpPlan,
     SevenBitPlan,
     build_email,
+    picker,
     qp,
 )
 from couples_nudge.notifier.skeleton import (
@@ -327,6 +332,13 @@ class _EmailPlan:
     html_slots: tuple[int, ...]  # per value of html_parts but the row's URLs: its index
     html_row: int  # where in the HTML values the answers' URLs go (-1: nowhere)
     html_7bit: SevenBitPlan | None  # None: checked whole per email (mime._seven_bit)
+    reads_row: bool  # a slot holds the joined answers row (else its stand-ins serve)
+    # text_slots' and html_slots' values picked by one C call (mime.picker); and whether every
+    # HTML value is a plain str (the plan's key holds each value's type), then converted by
+    # a map over ascii_html_str's cache instead of a comprehension per email.
+    text_pick: Callable[[Sequence[Any]], Sequence[Any]]
+    html_pick: Callable[[Sequence[Any]], Sequence[Any]]
+    html_str: bool
 
 
 _PER_MESSAGE: Final[tuple[str, ...]] = (
@@ -348,6 +360,8 @@ _NAMED_BODY: Final[tuple[str, ...]] = (
     "preheader",
 )  # per message when the body names the partners
 _MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
+_ROW_AT: Final = _PER_MESSAGE.index("actions_text")  # then actions_html
+assert _PER_MESSAGE[_ROW_AT + 1] == "actions_html"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -383,13 +397,16 @@ def _fixed(locale: str, kind: NudgeKind, item: Item, discreet: bool) -> _Fixed:
     return _Fixed(values, frozenset(values), per_message, {})
 
 
-def _per_message(view: NudgeView, fixed: _Fixed) -> tuple[Any, ...]:
-    """The values of fixed.per_message for this view (what _context adds to fixed.values)."""
+def _per_message(
+    view: NudgeView, fixed: _Fixed, row: tuple[str, str] | None = None
+) -> tuple[Any, ...]:
+    """The values of fixed.per_message for this view (what _context adds to fixed.values);
+    `row`: the answers row's values to give (render_email_bytes' stand-ins), else joined."""
     s = strings_for(view.locale)
     when = view.when if view.kind != "appreciation" else None
-    actions_text, actions_html = (
-        _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
-    )
+    if row is None:
+        row = _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+    actions_text, actions_html = row
     values = (
         format_when(when, view.timezone, view.locale, s["email"]["when"])
         if when is not None
@@ -438,13 +455,17 @@ def render_email_bytes(
     (delivery.py: a Message-ID that names the nudge, message_ids.py). Rendered through the
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
-    values = _per_message(view, fixed)
     names, urls = _answers(view.actions)
+    stand_in = _row_stand_in(view.locale, view.kind, names) if names else None
+    values = _per_message(view, fixed, stand_in)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
     # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
     # and the answers' names, whose row the text plan holds.
     shape = (*map(bool, values), *map(type, values), *names)
     plan = fixed.plans.get(shape, _UNSEEN)
+    if stand_in is not None and (plan is None or plan.reads_row):  # _UNSEEN reads it
+        row = _actions_row(view.locale, view.kind, view.actions)
+        values = (*values[:_ROW_AT], *row, *values[_ROW_AT + 2 :])
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
     plain: str | Encoded
@@ -455,19 +476,21 @@ def render_email_bytes(
         plain = text
     else:
         source = (*values, *urls) if urls else values
-        text_values = [source[i] for i in plan.text_slots]  # str (or Markup): join as str
+        text_values = plan.text_pick(source)  # str (or Markup): join as str
         text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
         plain = text if encoded is None else encoded  # None: a CR, encoded whole
-        html_values = [
-            ascii_html_str(v) if type(v) is str else _ascii_html(v)  # a str: one cache lookup
-            for v in [values[i] for i in plan.html_slots]
-        ]
+        picked = plan.html_pick(values)
+        html_values = (
+            list(map(ascii_html_str, picked))  # a str: one cache lookup
+            if plan.html_str
+            else [ascii_html_str(v) if type(v) is str else _ascii_html(v) for v in picked]
+        )
         if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
-            html_values[plan.html_row : plan.html_row] = [ascii_refs(escape_str(u)) for u in urls]
+            html_values[plan.html_row : plan.html_row] = map(ascii_refs, map(escape_str, urls))
         html = (
-            PlannedHtml(plan.html_7bit, html_values)
+            tuple.__new__(PlannedHtml, (plan.html_7bit, html_values))  # no Python __new__
             if plan.html_7bit is not None
             else _joined(plan.html_parts, html_values)
         )
@@ -500,6 +523,25 @@ def _render_parts(view: NudgeView, ctx: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _row_stand_in(
+    locale: str, kind: str, names: tuple[str, ...]
+) -> tuple[str, markupsafe.Markup] | None:
+    """What stands in for the answers row in an email's values while its plan is looked up
+    (`_per_message`): a plan whose slots do not hold the row (`_EmailPlan.reads_row`; the
+    row's URLs are its own slots) never reads it, and the row is joined only for one that
+    does. Invariant: the stand-ins are truthy and of the row's types (str, Markup), as
+    `_actions_row` gives them for any URLs when each part of the row has a non-empty piece,
+    so the plan's key (`shape`) is the same; None otherwise (then the row itself)."""
+    row = _row(locale, kind, names)
+    if row is None or not any(row.text) or not any(row.html):
+        return None
+    return _ROW_STAND_IN
+
+
+_ROW_STAND_IN: Final = ("\x1a", markupsafe.Markup("\x1a"))  # never written into an email
+
+
 def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The answers' names and URLs, apart."""
     if not actions:
@@ -508,7 +550,7 @@ def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tup
     return names, urls
 
 
-def _joined(parts: tuple[str, ...], values: list[str]) -> str:
+def _joined(parts: tuple[str, ...], values: Sequence[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
     return "".join(out)
@@ -536,7 +578,6 @@ def _plan(
         html_parts, html_slots, html_row = _html_with_row(
             view, fixed, html.parts, tuple(map(slot, html.names))
         )
-        urls = {*map(slot, _URLS), *range(len(values), len(values) + len(view.actions))}
         plan = _EmailPlan(
             text=text,
             text_parts=text_parts,
@@ -545,13 +586,17 @@ def _plan(
             qp=QpPlan.plan(
                 text_parts,
                 range(len(text_slots)),
-                cut=[n for n, i in enumerate(text_slots) if i in urls],
+                cut=range(len(text_slots)),  # any value alone at a line's end (module docstring)
             ),
             html=html,
             html_parts=html_parts,
             html_slots=html_slots,
             html_row=html_row,
             html_7bit=SevenBitPlan.plan(html_parts),
+            reads_row=_ROW_AT in text_slots or _ROW_AT + 1 in html_slots,
+            text_pick=picker(text_slots),
+            html_pick=picker(html_slots),
+            html_str=all(type(values[i]) is str for i in html_slots),
         )
         expected_text, expected_html = _render_parts(view, ctx)
         answer_urls = _answers(view.actions)[1]
@@ -576,7 +621,6 @@ def _plan(
 
 
 _NO_ANSWERS: Final[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
-_URLS: Final = ("cta_url", "support_url", "manage_url", "unsubscribe_url")  # per-message
 
 
 def _with_row(
@@ -618,7 +662,20 @@ def _spliced(parts: tuple[str, ...], k: int, pieces: tuple[str, ...]) -> tuple[s
 
 
 _UNSEEN: Final = _EmailPlan(
-    Prefilled((), ()), (), (), False, None, Prefilled((), ()), (), (), -1, None
+    Prefilled((), ()),
+    (),
+    (),
+    False,
+    None,
+    Prefilled((), ()),
+    (),
+    (),
+    -1,
+    None,
+    True,
+    picker(()),
+    picker(()),
+    False,
 )
 
 

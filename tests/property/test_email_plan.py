@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from couples_nudge.notifier import mime
+from couples_nudge.notifier import mime, render
+from couples_nudge.notifier.actions import ONE_TAP
 from couples_nudge.notifier.catalog import load_catalog
 from couples_nudge.notifier.locales import format_when, html_lang, strings_for, template_for
 from couples_nudge.notifier.mime import PlannedHtml, QpPlan, SevenBitPlan, build_email
@@ -212,6 +213,38 @@ class TestEmailPlans:
         assert plans
         assert all(plan is not None for plan in plans.values())
 
+    def test_a_plan_holding_the_answers_urls_never_joins_the_row(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The answers row's stand-ins serve the plan's key; the row is joined only to learn
+        the plan (then compared with the reference), not per email after it."""
+        item = load_catalog().items("date_night")[0]
+        joined: list[object] = []
+        real = render._actions_row
+
+        def counted(*args: Any) -> tuple[str, markupsafe.Markup]:
+            joined.append(args)
+            return real(*args)
+
+        monkeypatch.setattr(render, "_actions_row", counted)
+        _fixed.cache_clear()
+        for n in range(3):
+            actions = tuple((a, f"https://x.test/a/{a}.{n}") for a in ONE_TAP)
+            view = NudgeView(
+                kind="date_night",
+                item=item,
+                recipient="Alex",
+                partner="Sam",
+                when=datetime(2026, 12, 4, 18, tzinfo=UTC),
+                timezone="Europe/Berlin",
+                actions=actions,
+            )
+            assert render_email_bytes(view, **KW) == _reference(view, **KW)
+        plan = next(iter(_fixed("en", "date_night", item, False).plans.values()))
+        assert plan is not None
+        assert not plan.reads_row
+        assert len(joined) == 1
+
 
 class TestActionsRow:
     @settings(max_examples=300, deadline=None)
@@ -391,6 +424,19 @@ class TestSevenBitPlan:
         )
         assert plan.encode(["x" * 992, "y", "z"], "=_b") is None
         assert plan.encode(["x", "y" * 900, "z" * 92], "=_b") is None
+
+    def test_values_within_the_value_slack_fit_however_they_are_spread(self) -> None:
+        """value_slack is the least of each line's slack over its slots: values no longer
+        than it fit every line (no sum per line); the per-line check still decides above."""
+        plan = SevenBitPlan.plan(["<a>", "</a>\n<b>", "", "</b>\n"])
+        assert plan is not None
+        assert plan.value_slack == 991 // 2
+        assert plan.encode(["x" * 495, "y" * 495, "z" * 495], "=_b") == (
+            "7bit",
+            f"<a>{'x' * 495}</a>\r\n<b>{'y' * 495}{'z' * 495}</b>\r\n".encode(),
+        )
+        assert plan.encode(["x", "y" * 496, "z" * 496], "=_b") is None
+        assert plan.encode(["x" * 496, "y" * 495, "z" * 496], "=_b") is not None
 
     def test_the_boundary_is_searched_where_a_value_could_hold_or_end_it(self) -> None:
         """A boundary of ours starts "=_nudge_": no search when no value holds a "=" and
