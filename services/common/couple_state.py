@@ -318,12 +318,17 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     test pins it), without the read of `cls.__new__` through the model metaclass's
     `__getattr__` hook (~1.5k instructions).
     """
-    made = object.__new__(cls)  # not `cls.__new__`: see `_trusted`'s docstring
-    object.__setattr__(made, "__dict__", values)
-    object.__setattr__(made, "__pydantic_fields_set__", set(values))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
+    made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
+    _set(made, "__dict__", values)
+    _set(made, "__pydantic_fields_set__", set(values))
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
     return made
+
+
+# Module globals: `object.__setattr__` read once, not an attribute of a global per field.
+_new_model = object.__new__
+_set = object.__setattr__
 
 
 def _partner(
@@ -332,7 +337,7 @@ def _partner(
     """A partner from their fields. The codes are mapped by `map` over a dict's __getitem__,
     not by comprehensions: on 3.11 each comprehension is a frame of its own (~1-2k
     instructions), and a parse made five of them."""
-    partner_id, zone = _split_partner(s.decode())
+    partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
     return _trusted(
         Partner,

@@ -215,6 +215,7 @@ class Delivery:
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
         self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
+        self._daily_cap = settings.daily_cap_per_partner  # a settings field: read once
         self.caps = CapLedger(state.redis, state.keys, state.pipe, couple_keys=state.couple_keys)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
@@ -284,7 +285,7 @@ class Delivery:
             asked,
             now_ms=now_ms,
             window_ms=_DAY_MS,
-            cap=self.settings.daily_cap_per_partner,
+            cap=self._daily_cap,
         )
         sends: list[tuple[_Wanted, _Send, Item]] = []
         gone: SuppressionReason = "erased"

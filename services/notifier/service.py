@@ -108,6 +108,7 @@ class NotifierService:
     ) -> None:
         self.settings = settings
         self.keys = settings.keys
+        self._outcomes_maxlen = settings.outcomes_maxlen  # read per nudge: once here
         self.clock = clock or clock_from(settings)
         self.redis = redis_client(settings)
         self.channels = channels if channels is not None else default_channels(settings)
@@ -354,7 +355,7 @@ class NotifierService:
         """XADD every outcome (one from the couple's outbox as it was written there), then
         delete the published ones from the outbox; then raise the first failure, if any: the
         next try publishes only what is still in the outbox (and what is decided afresh)."""
-        maxlen, stream = self.settings.outcomes_maxlen, self.keys.outcomes
+        maxlen, stream = self._outcomes_maxlen, self.keys.outcomes
         entries: list[Boxed | None] = []
         replies: list[asyncio.Future[Any]] = []
         # All queued before the first await: they travel together, answered in order. (Loops,
