@@ -82,12 +82,12 @@ def _stub_render() -> None:
     real = Delivery._render
     cache: dict[tuple[bool, str], Outgoing] = {}
 
-    def cached(self: Delivery, due: Any, couple: Any, partner: Any, item: Any, send: Any,
+    def cached(self: Delivery, nudge: Any, couple: Any, partner: Any, item: Any, send: Any,
                now: Any, jar_idea: str | None = None) -> Outgoing:  # fmt: skip
         key = (partner.partner_id == couple.profile.partners[0].partner_id, send.channel)
         found = cache.get(key)
         if found is None:
-            found = cache[key] = real(self, due, couple, partner, item, send, now, jar_idea)
+            found = cache[key] = real(self, nudge, couple, partner, item, send, now, jar_idea)
         return found
 
     Delivery._render = cached  # type: ignore[method-assign]

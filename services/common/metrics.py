@@ -275,20 +275,23 @@ class Metrics:
         run: tuple[NudgeKind, Channel, datetime, datetime] | None = None
         count = 0
         for outcome in outcomes:
-            d = outcome.data
-            if outcome.type == "nudge.sent.v1":
-                about = (d.kind, outcome.data.channel, d.scheduled_at, outcome.occurred_at)
+            # Fields from the models' __dict__ (exactly their fields): a pydantic attribute
+            # read goes through the model's __getattr__ hook, ~3x a dict read.
+            o = outcome.__dict__
+            d = o["data"].__dict__
+            if o["type"] == "nudge.sent.v1":
+                about = (d["kind"], d["channel"], d["scheduled_at"], o["occurred_at"])
                 if about == run:
                     count += 1
                     continue
                 if run is not None:
                     self._observe_sent(*run, count)
                 run, count = about, 1
-            elif outcome.type == "nudge.suppressed.v1":
-                self._labelled(self.suppressed, d.kind, outcome.data.reason).inc()
+            elif o["type"] == "nudge.suppressed.v1":
+                self._labelled(self.suppressed, d["kind"], d["reason"]).inc()
             else:
-                failure = "permanent" if outcome.data.permanent else "transient"
-                self._labelled(self.failed, outcome.data.channel, failure).inc()
+                failure = "permanent" if d["permanent"] else "transient"
+                self._labelled(self.failed, d["channel"], failure).inc()
         if run is not None:
             self._observe_sent(*run, count)
 

@@ -133,4 +133,4 @@ class CapLedger:
         result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], args)
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
-        return [_RESULTS[int(r)] for r in result]
+        return list(map(_RESULTS.__getitem__, map(int, result)))  # no comprehension frame

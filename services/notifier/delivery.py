@@ -31,6 +31,16 @@ forgotten: the record is retried here, with backoff, until Redis takes it or the
 Outcomes found in the outbox (a crash came between record and publish) are published again as
 they were written (`DeliveryResult.boxed`). Every outcome's event_id is a UUIDv5 of what it is
 about, so a republished outcome is recognisably the same event.
+
+Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_notifier.py):
+- The NudgeDue's data fields are read once per delivery into `_Nudge`, a slots record passed
+  down in place of the model: every attribute of a pydantic instance goes through the model
+  class's `__getattr__` hook (~400 instructions against ~30 for a slot), and a delivery read
+  ~27 of them a message. Invariant: the model is frozen and its `__dict__` holds exactly its
+  fields (extras are forbidden), so the record holds what the attributes answer
+  (tests/unit/test_delivery_nudge.py).
+- What runs per nudge builds its lists with loops, not comprehensions: on 3.11 each
+  comprehension is a function frame of its own (~1-2k instructions).
 """
 
 from __future__ import annotations
@@ -85,6 +95,7 @@ from couples_nudge_schemas import (
     Device,
     EventRejected,
     NudgeDue,
+    NudgeDueData,
     NudgeFailed,
     NudgeFailedData,
     NudgeFeedback,
@@ -118,6 +129,34 @@ class RetryNeeded:
     device: str | None = None  # channel "mobile": the device's reference
 
 
+@dataclass(slots=True)
+class _Nudge:
+    """A NudgeDue's data, its fields read once per delivery (see the module docstring).
+    Never changed once made."""
+
+    data: NudgeDueData  # for the helpers that take the model (jar.py, occurrence_day.py)
+    occurrence_id: str
+    couple_id: str
+    schedule_id: str
+    kind: NudgeKind
+    recipients: list[str]
+    turn: str | None
+    sequence: int
+    scheduled_at: datetime
+    note: str | None
+    scheduled_ms: int
+
+    @classmethod
+    def of(cls, due: NudgeDue) -> _Nudge:
+        data = due.data
+        v = data.__dict__  # exactly the model's fields (extras are forbidden)
+        at = v["scheduled_at"]
+        return cls(
+            data, v["occurrence_id"], v["couple_id"], v["schedule_id"], v["kind"],
+            v["recipients"], v["turn"], v["sequence"], at, v["note"], epoch_ms(at),
+        )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class _Send:
     """One message to send: on a channel, or on one device of the "mobile" channel."""
@@ -138,6 +177,7 @@ class _Wanted:
     """A recipient who still needs this nudge, and the sends they need."""
 
     partner: Partner
+    partner_id: str  # partner.partner_id
     other: Partner
     channels: list[_Send]
 
@@ -185,6 +225,7 @@ class Delivery:
         self._window_ms = int(settings.repeat_window.total_seconds() * 1000)
         self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
+        self._daily_cap = settings.daily_cap_per_partner  # a settings field: read once
         self.caps = CapLedger(state.redis, state.keys, state.pipe, couple_keys=state.couple_keys)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
@@ -217,122 +258,135 @@ class Delivery:
         one record per message, each shared with concurrent nudges through the AutoPipeline.
 
         Raises a RedisError when Redis refuses the reservation (nothing was sent then)."""
-        d = due.data
-        scheduled_ms = epoch_ms(d.scheduled_at)
+        nudge = _Nudge.of(due)
+        scheduled_ms = nudge.scheduled_ms
         couple, sent, seen, outbox = await self.state.load(
-            d.couple_id,
-            d.occurrence_id,
+            nudge.couple_id,
+            nudge.occurrence_id,
             seen_since_ms=scheduled_ms - self._window_ms,
             seen_before_ms=scheduled_ms,
         )
         now = self.clock.now()
         result = DeliveryResult()
-        self._unbox(result, due, outbox)
+        self._unbox(result, nudge, outbox)
         if couple.profile is None:
-            reason = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
-            result.outcomes.append(self._suppressed(due, now, reason))
+            reason = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
+            result.outcomes.append(self._suppressed(nudge, now, reason))
             return result
-        if d.schedule_id not in couple.fields.get("sids", "").split(","):
-            result.outcomes.append(self._suppressed(due, now, "stale_revision"))
+        if nudge.schedule_id not in couple.fields.get("sids", "").split(","):
+            result.outcomes.append(self._suppressed(nudge, now, "stale_revision"))
             return result
         now_ms = epoch_ms(now)
-        wanted = self._wanted(result, due, couple, sent, now, now_ms)
+        wanted = self._wanted(result, nudge, couple, sent, now, now_ms)
         if not wanted:
             return result
-        idea = await self._draw(due, couple, wanted[0].partner, now_ms)
+        idea = await self._draw(nudge, couple, wanted[0].partner, now_ms)
         # Every channel of one occurrence shares one slot of the partner's cap; the sends
         # about to start are marked in the same call (the write-ahead: see caps.py).
+        asked: list[tuple[str, list[str]]] = []
+        for w in wanted:  # loops, not comprehensions, on this path: module docstring
+            marks: list[str] = []
+            for send in w.channels:
+                marks.append(send.slot)
+            asked.append((w.partner_id, marks))
         slots = await self.caps.reserve(
-            d.couple_id,
-            d.occurrence_id,
-            [(w.partner.partner_id, [send.slot for send in w.channels]) for w in wanted],
+            nudge.couple_id,
+            nudge.occurrence_id,
+            asked,
             now_ms=now_ms,
             window_ms=_DAY_MS,
-            cap=self.settings.daily_cap_per_partner,
+            cap=self._daily_cap,
         )
         sends: list[tuple[_Wanted, _Send, Item]] = []
         gone: SuppressionReason = "erased"
         if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
-            gone = await why_vanished(self.state.pipe, self.state.keys, d.couple_id)
+            gone = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
         for want, slot in zip(wanted, slots, strict=True):
-            partner_id = want.partner.partner_id
+            partner_id = want.partner_id
             if slot != "reserved":
                 why: SuppressionReason = "cap_reached" if slot == "over_cap" else gone
                 if why == "cap_reached":  # RESERVE left it in the outbox: see _unbox
-                    capped = self._suppressed(due, from_ms(now_ms), why, partner_id)
-                    entry = Boxed(capped_member(d.occurrence_id, partner_id), encode(capped))
+                    capped = self._suppressed(nudge, from_ms(now_ms), why, partner_id)
+                    entry = Boxed(capped_member(nudge.occurrence_id, partner_id), encode(capped))
                     result.box(capped, entry)
                 else:
-                    result.outcomes.append(self._suppressed(due, now, why, partner_id))
+                    result.outcomes.append(self._suppressed(nudge, now, why, partner_id))
                 log.info(
                     "nudge_not_sent",
-                    occurrence_id=d.occurrence_id,
+                    occurrence_id=nudge.occurrence_id,
                     partner_id=partner_id,
                     reason=why,
                 )
                 continue
-            item = self._choose(due, couple, want.partner, want.other, seen, scheduled_ms, idea)
-            sends += [(want, send, item) for send in want.channels]
+            item = self._choose(nudge, couple, want.partner, want.other, seen, scheduled_ms, idea)
+            for send in want.channels:
+                sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
-        done = await all_of(
-            [
+        started = []
+        for w, send, item in sends:
+            started.append(
                 self._send_and_record(
-                    due, couple, w.partner, item, send, now, scheduled_ms, jar_text
+                    nudge, couple, w.partner, item, send, now, scheduled_ms, jar_text
                 )
-                for w, send, item in sends
-            ]
-        )
+            )
+        done = await all_of(started)
         reached: set[str] = set()
-        for outcome in done:
+        for (w, _, _), outcome in zip(sends, done, strict=True):
             if isinstance(outcome, RetryNeeded):
                 result.retry.append(outcome)
             elif isinstance(outcome, tuple):
                 result.box(*outcome)
-                if isinstance(outcome[0], NudgeSent):
-                    reached.add(outcome[0].data.partner_id)
+                if isinstance(outcome[0], NudgeSent):  # the partner of its send
+                    reached.add(w.partner_id)
             else:
                 result.outcomes.append(outcome)
         if couple.listening:
-            await self._count_unanswered(due, sorted(reached), result)
+            await self._count_unanswered(nudge, sorted(reached), result)
         return result
 
     async def _count_unanswered(
-        self, due: NudgeDue, partners: list[str], result: DeliveryResult
+        self, nudge: _Nudge, partners: list[str], result: DeliveryResult
     ) -> None:
         """The listening cadence: each partner this nudge reached completes an "ignored"
         streak when their last `listen_after` nudges of the kind went unanswered."""
-        d = due.data
         for partner_id in partners:
             if await self.engagement.sent(
-                d.couple_id, partner_id, d.kind, d.occurrence_id, limit=self.settings.listen_after
+                nudge.couple_id,
+                partner_id,
+                nudge.kind,
+                nudge.occurrence_id,
+                limit=self.settings.listen_after,
             ):
                 result.feedback.append(
                     ignored_feedback(
-                        d.couple_id, partner_id, d.kind, d.occurrence_id, d.scheduled_at
+                        nudge.couple_id,
+                        partner_id,
+                        nudge.kind,
+                        nudge.occurrence_id,
+                        nudge.scheduled_at,
                     )
                 )
 
-    def _unbox(self, result: DeliveryResult, due: NudgeDue, outbox: dict[str, bytes]) -> None:
+    def _unbox(self, result: DeliveryResult, nudge: _Nudge, outbox: dict[str, bytes]) -> None:
         """Outcomes of this occurrence recorded by an earlier attempt but not published (it
         crashed, or Redis refused the XADD): published now, as they were written."""
-        d = due.data
-        skip = len(d.occurrence_id) + 1
+        skip = len(nudge.occurrence_id) + 1
         for name, value in sorted(outbox.items()):
             event: OutcomeEvent
             try:
                 if name.endswith(_CAPPED):  # RESERVE's refusal: the decision time, ms
                     partner_id = name[skip : -len(_CAPPED)]
-                    event = self._suppressed(due, from_ms(int(value)), "cap_reached", partner_id)
+                    event = self._suppressed(nudge, from_ms(int(value)), "cap_reached", partner_id)
                     data = encode(event)
                 else:
                     event, data = parse_outcome(value), value
             except (EventRejected, ValueError):
-                log.warning("outbox_entry_unreadable", occurrence_id=d.occurrence_id)
+                log.warning("outbox_entry_unreadable", occurrence_id=nudge.occurrence_id)
                 continue
             result.box(event, Boxed(name, data))
             log.info(
                 "outcome_republished",
-                occurrence_id=d.occurrence_id,
+                occurrence_id=nudge.occurrence_id,
                 event_id=str(event.event_id),
                 outcome=event.type,
             )
@@ -340,57 +394,58 @@ class Delivery:
     def _wanted(
         self,
         result: DeliveryResult,
-        due: NudgeDue,
+        nudge: _Nudge,
         couple: CoupleState,
         sent: set[str],
         now: datetime,
         now_ms: int,
     ) -> list[_Wanted]:
         """Who still needs this nudge, on which channels; suppressions go to `result`."""
-        d = due.data
         assert couple.profile is not None
-        partners = {p.partner_id: p for p in couple.profile.partners}
+        partners: dict[str, Partner] = {}
+        for p in couple.profile.partners:
+            partners[p.partner_id] = p
         wanted: list[_Wanted] = []
-        for partner_id in d.recipients:
+        for partner_id in nudge.recipients:
             partner = partners.get(partner_id)
             if partner is None:
-                result.outcomes.append(self._suppressed(due, now, "stale_revision", partner_id))
+                result.outcomes.append(self._suppressed(nudge, now, "stale_revision", partner_id))
                 continue
-            if capped_member(d.occurrence_id, partner_id) in sent:
+            if capped_member(nudge.occurrence_id, partner_id) in sent:
                 continue  # refused a slot earlier; that outcome was published then
             if couple.paused(partner_id, now_ms):
-                result.outcomes.append(self._suppressed(due, now, "paused", partner_id))
+                result.outcomes.append(self._suppressed(nudge, now, "paused", partner_id))
                 continue
-            if couple.snoozed(partner_id, d.kind, now_ms):
-                result.outcomes.append(self._suppressed(due, now, "snoozed", partner_id))
+            if couple.snoozed(partner_id, nudge.kind, now_ms):
+                result.outcomes.append(self._suppressed(nudge, now, "snoozed", partner_id))
                 continue
-            if self._thinned(due, couple, partner_id):
-                result.outcomes.append(self._suppressed(due, now, "cadence_lowered", partner_id))
+            if self._thinned(nudge, couple, partner_id):
+                result.outcomes.append(self._suppressed(nudge, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
             for channel_name in partner.channels:
                 if channel_name == "mobile":
-                    channels += self._devices(result, due, couple, partner, sent, now)
+                    channels += self._devices(result, nudge, couple, partner, sent, now)
                     continue
-                key = idempotency_key(d.occurrence_id, partner_id, channel_name)
+                key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if key in sent:
                     continue
-                reason = self._blocked(couple, partner_id, d.kind, channel_name)
+                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
                 if reason is not None:
                     result.outcomes.append(
-                        self._suppressed(due, now, reason, partner_id, channel_name)
+                        self._suppressed(nudge, now, reason, partner_id, channel_name)
                     )
                     continue
                 channels.append(_Send(channel_name, key))
             if channels:
                 other = _other(couple.profile.partners, partner_id)
-                wanted.append(_Wanted(partner, other, channels))
+                wanted.append(_Wanted(partner, partner_id, other, channels))
         return wanted
 
     def _devices(
         self,
         result: DeliveryResult,
-        due: NudgeDue,
+        nudge: _Nudge,
         couple: CoupleState,
         partner: Partner,
         sent: set[str],
@@ -398,14 +453,13 @@ class Delivery:
     ) -> list[_Send]:
         """The sends of the "mobile" channel: one per live device not yet sent to; every
         other device gets its suppression in `result`."""
-        d = due.data
         partner_id = partner.partner_id
-        blocked = self._blocked(couple, partner_id, d.kind, "mobile")
+        blocked = self._blocked(couple, partner_id, nudge.kind, "mobile")
         router = self.channels.get("mobile")
         sends: list[_Send] = []
         for device in partner.devices:
             send = _Send("mobile", "", device, device_ref(device.token))
-            key = idempotency_key(d.occurrence_id, partner_id, send.slot)
+            key = idempotency_key(nudge.occurrence_id, partner_id, send.slot)
             if key in sent:
                 continue
             reason = blocked
@@ -415,7 +469,7 @@ class Delivery:
                 reason = None if router.serves(device.platform) else "no_channel"
             if reason is not None:
                 result.outcomes.append(
-                    self._suppressed(due, now, reason, partner_id, "mobile", send.ref)
+                    self._suppressed(nudge, now, reason, partner_id, "mobile", send.ref)
                 )
                 continue
             sends.append(_Send("mobile", key, device, send.ref))
@@ -423,7 +477,7 @@ class Delivery:
 
     async def _send_and_record(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         couple: CoupleState,
         partner: Partner,
         item: Item,
@@ -438,7 +492,7 @@ class Delivery:
         Returns what to retry, or the outcome with its outbox entry (the outcome alone when
         the couple was erased meanwhile: nothing was recorded)."""
         channel, key = send.channel, send.key
-        message = self._render(due, couple, partner, item, send, now, jar_idea)
+        message = self._render(nudge, couple, partner, item, send, now, jar_idea)
         partner_id = partner.partner_id
         try:
             await self.channels[channel].send(message)
@@ -450,16 +504,16 @@ class Delivery:
             error = unexpected(channel, exc)
             log.warning(
                 "channel_error_unclassified",
-                occurrence_id=due.data.occurrence_id,
+                occurrence_id=nudge.occurrence_id,
                 channel=channel,
                 error=type(exc).__name__,
             )
         else:
             error = None
         if error is None:
-            outcome: OutcomeEvent = self._sent(due, now, partner_id, channel, item.id, send.ref)
+            outcome: OutcomeEvent = self._sent(nudge, now, partner_id, channel, item.id, send.ref)
         else:  # final too: a redelivery must not retry it
-            outcome = self._failed(due, now, partner_id, channel, error.detail, device=send.ref)
+            outcome = self._failed(nudge, now, partner_id, channel, error.detail, device=send.ref)
         data = encode(outcome)
         dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
         shown = "" if error else item.id
@@ -504,22 +558,21 @@ class Delivery:
                 await pause(self.stopping, failures)
 
     @staticmethod
-    def _thinned(due: NudgeDue, couple: CoupleState, partner_id: str) -> bool:
+    def _thinned(nudge: _Nudge, couple: CoupleState, partner_id: str) -> bool:
         """Whether the listening cadence leaves this nudge out for the partner: their level
         for the kind keeps `kept` of every `out_of` of their own nudges of it (listening.py),
         counted by the schedule's sequence (every other one for alternating recipients)."""
         if not couple.listening:
             return False
-        d = due.data
-        level = couple.level(partner_id, d.kind)
+        level = couple.level(partner_id, nudge.kind)
         if level == 0:
             return False
-        record = couple.records.get(d.schedule_id[len(d.couple_id) + 1 :], "")
+        record = couple.records.get(nudge.schedule_id[len(nudge.couple_id) + 1 :], "")
         parts = record.split("|", 3)
         if len(parts) != 4:
             return False
         spec, rule = parts[2], parts[3]
-        index = d.sequence // 2 if spec.endswith("a") else d.sequence
+        index = nudge.sequence // 2 if spec.endswith("a") else nudge.sequence
         return not keeps(step_at(per_week(rule), level), index)
 
     def _blocked(
@@ -534,24 +587,25 @@ class Delivery:
         return None
 
     async def _draw(
-        self, due: NudgeDue, couple: CoupleState, partner: Partner, now_ms: int
+        self, nudge: _Nudge, couple: CoupleState, partner: Partner, now_ms: int
     ) -> JarIdea | None:
         """The idea this date night draws from the couple's jar, if it draws from it (one
         draw per nudge: see jar.py); None for the catalog's content."""
-        d = due.data
-        if d.kind != "date_night" or not draws_from_jar(couple.date_night_source, d.sequence):
+        if nudge.kind != "date_night" or not draws_from_jar(
+            couple.date_night_source, nudge.sequence
+        ):
             return None
         assert couple.profile is not None
         key = draw_key(
-            d,
+            nudge.data,
             recipient_zone=partner.timezone,
             couple_zone=couple.profile.partners[0].timezone,
         )
-        return await self.jar.draw(d.couple_id, key, now_ms=now_ms, keep_ms=self._retention_ms)
+        return await self.jar.draw(nudge.couple_id, key, now_ms=now_ms, keep_ms=self._retention_ms)
 
     def _choose(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         couple: CoupleState,
         partner: Partner,
         other: Partner,
@@ -561,30 +615,29 @@ class Delivery:
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
         one), then read in the partner's locale."""
-        d = due.data
         assert couple.profile is not None
         if idea is not None:
             return jar_item(idea, partner.locale)
-        if d.kind == "check_in" and couple.daily_question:
+        if nudge.kind == "check_in" and couple.daily_question:
             day = content_day(
-                d,
+                nudge.data,
                 recipient_zone=partner.timezone,
                 couple_zone=couple.profile.partners[0].timezone,
             )
-            items = self.catalog.items(d.kind, partner.locale)
-            question = question_for(items, couple_id=d.couple_id, day=day)
+            items = self.catalog.items(nudge.kind, partner.locale)
+            question = question_for(items, couple_id=nudge.couple_id, day=day)
             if question is not None:
                 return question
         item = choose_for(
-            self._pools[d.kind],
-            kind=d.kind,
-            occurrence_id=d.occurrence_id,
+            self._pools[nudge.kind],
+            kind=nudge.kind,
+            occurrence_id=nudge.occurrence_id,
             recipient=partner,
             other=other,
             focus_areas=couple.profile.focus_areas,
             recently_seen=seen,
             check_in_format=couple.check_in_format,
-            sequence=d.sequence,
+            sequence=nudge.sequence,
             context=couple.profile.context,
             rested_before=scheduled_ms - self._gap_ms,
         )
@@ -592,7 +645,7 @@ class Delivery:
 
     def _render(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         couple: CoupleState,
         partner: Partner,
         item: Item,
@@ -601,35 +654,34 @@ class Delivery:
         jar_idea: str | None = None,
     ) -> Outgoing:
         channel, key = send.channel, send.key
-        d = due.data
         assert couple.profile is not None
         now_s = int(now.timestamp())  # the signed links' issued_at
         view = view_for(
             couple.profile,
             partner.partner_id,
-            d.kind,
+            nudge.kind,
             item,
-            turn=d.turn,
+            turn=nudge.turn,
             link=deep_link(
                 self.settings.push_link,
-                kind=d.kind,
-                couple_id=d.couple_id,
-                occurrence_id=d.occurrence_id,
+                kind=nudge.kind,
+                couple_id=nudge.couple_id,
+                occurrence_id=nudge.occurrence_id,
             ),
-            unsubscribe_url=self._unsubscribe_url(due, partner, now_s)
+            unsubscribe_url=self._unsubscribe_url(nudge, partner, now_s)
             if channel == "email"
             else None,
             jar_idea=jar_idea,
-            manage_url=self._link(due, partner, "manage", now_s) or self.settings.manage_url,
+            manage_url=self._link(nudge, partner, "manage", now_s) or self.settings.manage_url,
             support_url=self.settings.support_url,
-            when=d.scheduled_at,
-            actions=self._answers(due, partner, now_s),
+            when=nudge.scheduled_at,
+            actions=self._answers(nudge, partner, now_s),
         )
         if channel == "email":
             assert partner.email is not None
             message_id, headers = None, []
             if self.message_ids is not None:
-                ref = MessageRef(d.couple_id, partner.partner_id, d.occurrence_id)
+                ref = MessageRef(nudge.couple_id, partner.partner_id, nudge.occurrence_id)
                 token = self.message_ids.token(ref)
                 message_id = self.message_ids.message_id(ref)
                 headers = provider_headers(token)
@@ -649,9 +701,9 @@ class Delivery:
                 mime=mime,
                 sender=self._sender_address,
                 address=partner.email,
-                couple_id=d.couple_id,
+                couple_id=nudge.couple_id,
                 partner_id=partner.partner_id,
-                occurrence_id=d.occurrence_id,
+                occurrence_id=nudge.occurrence_id,
             )
         return Outgoing(
             channel,
@@ -659,59 +711,57 @@ class Delivery:
             push=render_push(view),
             # The webhook needs no address; a device's token never leaves the channel.
             address=partner.push if channel == "push" else send.device,
-            couple_id=d.couple_id,
+            couple_id=nudge.couple_id,
             partner_id=partner.partner_id,
-            occurrence_id=d.occurrence_id,
+            occurrence_id=nudge.occurrence_id,
         )
 
-    def _link(self, due: NudgeDue, partner: Partner, action: ActionKind, now_s: int) -> str | None:
+    def _link(self, nudge: _Nudge, partner: Partner, action: ActionKind, now_s: int) -> str | None:
         """A signed action link for the partner (actions.py), or None when not configured."""
         if self.actions is None:
             return None
-        d = due.data
         # Validated: pydantic-core takes these seven fields faster than `built` after the
         # checks it would need (3.1 against 3.6 us, timeit).
         claim = ActionClaim.model_validate(
             {
-                "couple_id": d.couple_id,
+                "couple_id": nudge.couple_id,
                 "partner_id": partner.partner_id,
-                "kind": d.kind,
-                "occurrence_id": d.occurrence_id,
+                "kind": nudge.kind,
+                "occurrence_id": nudge.occurrence_id,
                 "action": action,
-                "sequence": d.sequence,
+                "sequence": nudge.sequence,
                 "issued_at": now_s,
             }
         )
         return self.actions.link(claim)
 
-    def _answers(self, due: NudgeDue, partner: Partner, now_s: int) -> tuple[tuple[str, str], ...]:
+    def _answers(self, nudge: _Nudge, partner: Partner, now_s: int) -> tuple[tuple[str, str], ...]:
         if self.actions is None:
             return ()
-        links = [(a, self._link(due, partner, a, now_s)) for a in ONE_TAP]
+        links = [(a, self._link(nudge, partner, a, now_s)) for a in ONE_TAP]
         return tuple((a, url) for a, url in links if url is not None)
 
-    def _unsubscribe_url(self, due: NudgeDue, partner: Partner, now_s: int) -> str | None:
+    def _unsubscribe_url(self, nudge: _Nudge, partner: Partner, now_s: int) -> str | None:
         if self.unsubscribe is None:
             return None
         claim = UnsubscribeClaim(
-            couple_id=due.data.couple_id,
+            couple_id=nudge.couple_id,
             partner_id=partner.partner_id,
-            scope=due.data.kind,
+            scope=nudge.kind,
             issued_at=now_s,
         )
         return self.unsubscribe.link(claim)
 
     def _suppressed(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         now: datetime,
         reason: SuppressionReason,
         partner_id: str | None = None,
         channel: ChannelName | None = None,
         device: str | None = None,
     ) -> NudgeSuppressed:
-        d = due.data
-        about = f"{d.occurrence_id}|{partner_id}|{channel}|{reason}"
+        about = f"{nudge.occurrence_id}|{partner_id}|{channel}|{reason}"
         make = built if plain_fields(partner_id, device) else _validated
         return make(
             NudgeSuppressed,
@@ -721,10 +771,10 @@ class Delivery:
             producer=PRODUCER,
             data=make(
                 NudgeSuppressedData,
-                occurrence_id=d.occurrence_id,
-                couple_id=d.couple_id,
-                kind=d.kind,
-                scheduled_at=d.scheduled_at,
+                occurrence_id=nudge.occurrence_id,
+                couple_id=nudge.couple_id,
+                kind=nudge.kind,
+                scheduled_at=nudge.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
                 device=device,
@@ -734,33 +784,32 @@ class Delivery:
 
     def _sent(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         now: datetime,
         partner_id: str,
         channel: ChannelName,
         content_id: str,
         device: str | None = None,
     ) -> NudgeSent:
-        d = due.data
         slot = channel if device is None else f"{channel}:{device}"
         make = built if plain_fields(partner_id, device, content_id) else _validated
         return make(
             NudgeSent,
             type="nudge.sent.v1",
-            event_id=outcome_id(idempotency_key(d.occurrence_id, partner_id, slot)),
+            event_id=outcome_id(idempotency_key(nudge.occurrence_id, partner_id, slot)),
             occurred_at=now,
             producer=PRODUCER,
             data=make(
                 NudgeSentData,
-                occurrence_id=d.occurrence_id,
-                couple_id=d.couple_id,
-                kind=d.kind,
-                scheduled_at=d.scheduled_at,
+                occurrence_id=nudge.occurrence_id,
+                couple_id=nudge.couple_id,
+                kind=nudge.kind,
+                scheduled_at=nudge.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
                 device=device,
                 content_id=content_id,
-                note=d.note,
+                note=nudge.note,
             ),
         )
 
@@ -768,13 +817,13 @@ class Delivery:
         """The outcome of a transient failure that ran out of attempts."""
         detail = f"gave up after {attempts} attempts: {retry.error.detail}"
         return self._failed(
-            due, self.clock.now(), retry.partner_id, retry.channel, detail,
+            _Nudge.of(due), self.clock.now(), retry.partner_id, retry.channel, detail,
             permanent=False, attempt=attempts, key="gave-up", device=retry.device,
         )  # fmt: skip
 
     def _failed(
         self,
-        due: NudgeDue,
+        nudge: _Nudge,
         now: datetime,
         partner_id: str,
         channel: ChannelName,
@@ -785,21 +834,20 @@ class Delivery:
         key: str = "failed",
         device: str | None = None,
     ) -> NudgeFailed:
-        d = due.data
         slot = channel if device is None else f"{channel}:{device}"
         make = built if plain_fields(partner_id, device) and attempt >= 1 else _validated
         return make(
             NudgeFailed,
             type="nudge.failed.v1",
-            event_id=outcome_id(f"{d.occurrence_id}|{partner_id}|{slot}|{key}"),
+            event_id=outcome_id(f"{nudge.occurrence_id}|{partner_id}|{slot}|{key}"),
             occurred_at=now,
             producer=PRODUCER,
             data=make(
                 NudgeFailedData,
-                occurrence_id=d.occurrence_id,
-                couple_id=d.couple_id,
-                kind=d.kind,
-                scheduled_at=d.scheduled_at,
+                occurrence_id=nudge.occurrence_id,
+                couple_id=nudge.couple_id,
+                kind=nudge.kind,
+                scheduled_at=nudge.scheduled_at,
                 partner_id=partner_id,
                 channel=channel,
                 device=device,
@@ -834,7 +882,9 @@ async def all_of(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     if len(coros) == 1:  # nothing to run beside it: no task
         return [await coros[0]]
     create_task = asyncio.get_running_loop().create_task
-    tasks = [create_task(coro) for coro in coros]
+    tasks: list[asyncio.Task[T]] = []
+    for coro in coros:  # not a comprehension: its own frame (module docstring)
+        tasks.append(create_task(coro))
     results: list[T] = []
     try:
         for task in tasks:

@@ -108,6 +108,7 @@ class NotifierService:
     ) -> None:
         self.settings = settings
         self.keys = settings.keys
+        self._outcomes_maxlen = settings.outcomes_maxlen  # read per nudge: once here
         self.clock = clock or clock_from(settings)
         self.redis = redis_client(settings)
         self.channels = channels if channels is not None else default_channels(settings)
@@ -354,12 +355,16 @@ class NotifierService:
         """XADD every outcome (one from the couple's outbox as it was written there), then
         delete the published ones from the outbox; then raise the first failure, if any: the
         next try publishes only what is still in the outbox (and what is decided afresh)."""
-        maxlen, stream = self.settings.outcomes_maxlen, self.keys.outcomes
-        entries = [boxed.get(o.event_id) for o in outcomes]  # one UUID hash each (in Python)
-        replies = [  # all queued before the first await: they travel together, answered in order
-            self.pipe.call(*xadd_command(stream, o if entry is None else entry.data, maxlen))
-            for o, entry in zip(outcomes, entries, strict=True)
-        ]
+        maxlen, stream = self._outcomes_maxlen, self.keys.outcomes
+        entries: list[Boxed | None] = []
+        replies: list[asyncio.Future[Any]] = []
+        # All queued before the first await: they travel together, answered in order. (Loops,
+        # not comprehensions: each comprehension is a frame of its own, ~1-2k instructions.)
+        for o in outcomes:
+            entry = boxed.get(o.event_id)  # one UUID hash each (in Python)
+            entries.append(entry)
+            data = o if entry is None else entry.data
+            replies.append(self.pipe.call(*xadd_command(stream, data, maxlen)))
         published: list[OutcomeEvent] = []
         fields: list[str] = []
         failure: Exception | None = None
