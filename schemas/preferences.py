@@ -248,10 +248,11 @@ class Partner(StrictModel):
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> Self:
-        channels, devices = self.channels, self.devices
-        if "email" in channels and self.email is None:
+        values = self.__dict__
+        channels, devices = values["channels"], values["devices"]
+        if "email" in channels and values["email"] is None:
             raise ValueError("channel 'email' needs an email address")
-        if "push" in channels and self.push is None:
+        if "push" in channels and values["push"] is None:
             raise ValueError("channel 'push' needs a push subscription")
         if not devices:  # most partners: no token to compare
             if "mobile" in channels:
@@ -307,9 +308,10 @@ class MonthlyCadence(StrictModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
-        weekday, nth = self.weekday, self.nth
+        values = self.__dict__
+        weekday, nth = values["weekday"], values["nth"]
         by_weekday = weekday is not None and nth is not None
-        if by_weekday == (self.day is not None) or (weekday is None) != (nth is None):
+        if by_weekday == (values["day"] is not None) or (weekday is None) != (nth is None):
             raise ValueError("give either weekday and nth, or day")
         return self
 
@@ -494,9 +496,13 @@ class PreferencesSetData(StrictModel):
             if plan is None:
                 continue
             fields = plan.__dict__
-            for ref in (fields["partner_id"], fields["timezone_of"]):
-                if ref is not None and ref not in ids:
-                    raise ValueError(f"nudges.{kind} names unknown partner {ref!r}")
+            # The two references tested one after the other, not looped over as a tuple
+            # (~0.6k instructions a plan).
+            partner_id, timezone_of = fields["partner_id"], fields["timezone_of"]
+            if partner_id is not None and partner_id not in ids:
+                raise ValueError(f"nudges.{kind} names unknown partner {partner_id!r}")
+            if timezone_of is not None and timezone_of not in ids:
+                raise ValueError(f"nudges.{kind} names unknown partner {timezone_of!r}")
             if fields["source"] != "catalog" and kind != "date_night":
                 raise ValueError(f"nudges.{kind}: only date nights draw from the date jar")
             if fields["format"] is not None and kind != "check_in":

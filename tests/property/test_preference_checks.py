@@ -4,10 +4,12 @@ The checks run once per model of every preferences.set (issue 20), so they read 
 once, skip the device-token set when there are no devices and the uniqueness set for a list of
 one. For any field values (models built without validation, so that every combination is
 reached), each check raises the same message as the plain form, or passes where it passed.
+The zone check, a dict's own lookup, refuses exactly the names the tz database lacks.
 """
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -26,7 +28,7 @@ from couples_nudge_schemas import (
     PreferencesSetData,
     PushSubscription,
 )
-from couples_nudge_schemas._base import Unique
+from couples_nudge_schemas._base import Unique, _check_zone, _KnownZones
 
 
 def _made(model: type[BaseModel], **fields: Any) -> Any:
@@ -173,3 +175,40 @@ class TestUnique:
         else:
             with pytest.raises(ValidationError, match="must not repeat"):
                 _UNIQUE.validate_python(items)
+
+
+_ZONES = sorted(zoneinfo.available_timezones())
+
+
+def _plain_zone(name: str) -> str:
+    if name not in zoneinfo.available_timezones():
+        raise ValueError("unknown IANA time zone")
+    return name
+
+
+class TestZoneCheck:
+    """The zone check (`_KnownZones.__getitem__`) against the plain set test it replaced."""
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.sampled_from(_ZONES)
+        | st.sampled_from(_ZONES).map(str.lower)
+        | st.sampled_from(_ZONES).map(lambda zone: zone + "x")
+        | st.text(max_size=20)
+    )
+    def test_same_answers(self, name: str) -> None:
+        assert _message(_check_zone, name) == _message(_plain_zone, name)
+        if _message(_plain_zone, name) is None:
+            assert _check_zone(name) == name
+
+    def test_the_tz_database_is_read_on_the_first_miss(self) -> None:
+        zones = _KnownZones()
+        assert not zones.loaded
+        assert zones["Europe/Berlin"] == "Europe/Berlin"
+        assert zones.loaded
+        with pytest.raises(ValueError, match="unknown IANA time zone"):
+            zones["Europe/Nowhere"]
+        fresh = _KnownZones()
+        with pytest.raises(ValueError, match="unknown IANA time zone"):
+            fresh["Europe/Nowhere"]
+        assert fresh.loaded
