@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
 from couples_nudge.scheduler.shapes import ShapePlanner, _values, plan_arms
-from couples_nudge.scheduler.store import Arm
+from couples_nudge.scheduler.store import Arm, Plan
 from couples_nudge_schemas import (
     Cadence,
     CronCadence,
@@ -271,3 +271,21 @@ class TestArmsBuiltInC:
         assert fast == plain
         assert fast._asdict() == plain._asdict()
         assert Arm.__new__.__module__ == "namedtuple_Arm"  # collections.namedtuple's own
+
+    @given(st.text(), st.integers(), st.integers())
+    def test_tuple_new_builds_the_same_plan(
+        self, couple_id: str, revision: int, occurred_ms: int
+    ) -> None:
+        """`tuple.__new__(Plan, fields)` (ingest.py's fast form) is `Plan(*fields)` likewise."""
+        fields: tuple[str, int, int, dict[str, str], list[Arm]] = (
+            couple_id,
+            revision,
+            occurred_ms,
+            {"s0": "a|UTC"},
+            [],
+        )
+        fast, plain = tuple.__new__(Plan, fields), Plan(*fields)
+        assert type(fast) is Plan
+        assert fast == plain
+        assert fast._asdict() == plain._asdict()
+        assert Plan.__new__.__module__ == "namedtuple_Plan"
