@@ -241,6 +241,27 @@ class TestShapePlanner:
         assert "cron fires as often as every 30 minutes" in str(_shaped(planner, too_often, later))
         assert planner.hits == 5  # date night from the memo, then refused
 
+    def test_a_couples_zones_and_quiet_hours_get_one_number_never_reused(self) -> None:
+        """Couples of one zones-and-quiet-hours share its number; after the memo starts over
+        the same ones get a new number, never one that stood for others."""
+        prefs = couple(_CADENCES[3], {})
+        planner = ShapePlanner(timedelta(hours=1), size=1)
+        planner.arms(prefs, START)
+        planner.arms(_as(prefs, "c2", "kim", "lou"), START)
+        assert list(planner._couples.values()) == [0]
+        apart = prefs.model_copy(
+            update={
+                "partners": (
+                    prefs.partners[0].model_copy(update={"timezone": "UTC"}),
+                    prefs.partners[1],
+                )
+            }
+        )
+        assert planner.arms(apart, START) == _direct(apart, START)
+        assert list(planner._couples.values()) == [1]  # started over: size 1
+        assert planner.arms(prefs, START) == _direct(prefs, START)
+        assert list(planner._couples.values()) == [2]
+
 
 class TestMemoKeys:
     @given(first=cadences(), second=cadences())
