@@ -211,11 +211,14 @@ class ShapePlanner:
         context: CoupleContext | None = None
         now_ms: int | None = None
         # What every kind's key shares: the partners' zones and quiet hours.
+        # Quiet hours are a flat model (no nested one), so their field values alone tell them
+        # apart here: what `_values` would give but its type, without its call.
+        qa, qb = a["quiet_hours"], b["quiet_hours"]
         zones_and_quiet = (
             a["timezone"],
             b["timezone"],
-            _values(a["quiet_hours"]),
-            _values(b["quiet_hours"]),
+            None if qa is None else (*qa.__dict__.values(),),
+            None if qb is None else (*qb.__dict__.values(),),
         )
         couple = self._couples.get(zones_and_quiet)
         if couple is None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
-from couples_nudge.scheduler.shapes import ShapePlanner, _values, plan_arms
+from couples_nudge.scheduler.shapes import ShapePlanner, _nested_fields, _values, plan_arms
 from couples_nudge.scheduler.store import Arm, Plan
 from couples_nudge_schemas import (
     Cadence,
@@ -264,6 +264,10 @@ class TestShapePlanner:
 
 
 class TestMemoKeys:
+    def test_quiet_hours_are_a_flat_model(self) -> None:
+        """ShapePlanner.arms keys quiet hours by their field values alone: none is a model."""
+        assert _nested_fields(QuietHours) == ()
+
     @given(first=cadences(), second=cadences())
     def test_a_cadence_key_is_equal_exactly_when_the_cadences_are(
         self, first: Cadence, second: Cadence
