@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime, timedelta
+from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
@@ -190,6 +191,12 @@ class ShapePlanner:
         self._memo: dict[Hashable, _Entry] = {}
         self._spreads: dict[Hashable, tuple[_SpreadArm, ...]] = {}
         self._crons: dict[Hashable, tuple[_CronArm, ...]] = {}
+        # The partners' zones and quiet hours -> a number that stands for them in the kinds'
+        # keys: one hash of them a couple instead of one per kind. A number is never reused
+        # (the counter only grows), so a key holding it means what the tuple meant; once this
+        # starts over, a shape seen again gets a new number (its old entries unreachable).
+        self._couples: dict[Hashable, int] = {}
+        self._numbers = count()
 
     def arms(self, data: PreferencesSetData, now: datetime) -> list[Arm]:
         # Each model's fields are read from its __dict__ (exactly its field values: the
@@ -204,12 +211,19 @@ class ShapePlanner:
         context: CoupleContext | None = None
         now_ms: int | None = None
         # What every kind's key shares: the partners' zones and quiet hours.
-        couple = (
+        # Quiet hours are a flat model (no nested one), so their field values alone tell them
+        # apart here: what `_values` would give but its type, without its call.
+        qa, qb = a["quiet_hours"], b["quiet_hours"]
+        zones_and_quiet = (
             a["timezone"],
             b["timezone"],
-            _values(a["quiet_hours"]),
-            _values(b["quiet_hours"]),
+            None if qa is None else (*qa.__dict__.values(),),
+            None if qb is None else (*qb.__dict__.values(),),
         )
+        couple = self._couples.get(zones_and_quiet)
+        if couple is None:
+            couple = next(self._numbers)
+            _keep(self._couples, zones_and_quiet, couple, self.size)
         couple_id, plans = values["couple_id"], values["nudges"].__dict__
         arms: list[Arm] = []
         for kind, code in KIND_CODES.items():

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
-from couples_nudge.scheduler.shapes import ShapePlanner, _values, plan_arms
-from couples_nudge.scheduler.store import Arm
+from couples_nudge.scheduler.shapes import ShapePlanner, _nested_fields, _values, plan_arms
+from couples_nudge.scheduler.store import Arm, Plan
 from couples_nudge_schemas import (
     Cadence,
     CronCadence,
@@ -241,8 +241,33 @@ class TestShapePlanner:
         assert "cron fires as often as every 30 minutes" in str(_shaped(planner, too_often, later))
         assert planner.hits == 5  # date night from the memo, then refused
 
+    def test_a_couples_zones_and_quiet_hours_get_one_number_never_reused(self) -> None:
+        """Couples of one zones-and-quiet-hours share its number; after the memo starts over
+        the same ones get a new number, never one that stood for others."""
+        prefs = couple(_CADENCES[3], {})
+        planner = ShapePlanner(timedelta(hours=1), size=1)
+        planner.arms(prefs, START)
+        planner.arms(_as(prefs, "c2", "kim", "lou"), START)
+        assert list(planner._couples.values()) == [0]
+        apart = prefs.model_copy(
+            update={
+                "partners": (
+                    prefs.partners[0].model_copy(update={"timezone": "UTC"}),
+                    prefs.partners[1],
+                )
+            }
+        )
+        assert planner.arms(apart, START) == _direct(apart, START)
+        assert list(planner._couples.values()) == [1]  # started over: size 1
+        assert planner.arms(prefs, START) == _direct(prefs, START)
+        assert list(planner._couples.values()) == [2]
+
 
 class TestMemoKeys:
+    def test_quiet_hours_are_a_flat_model(self) -> None:
+        """ShapePlanner.arms keys quiet hours by their field values alone: none is a model."""
+        assert _nested_fields(QuietHours) == ()
+
     @given(first=cadences(), second=cadences())
     def test_a_cadence_key_is_equal_exactly_when_the_cadences_are(
         self, first: Cadence, second: Cadence
@@ -271,3 +296,21 @@ class TestArmsBuiltInC:
         assert fast == plain
         assert fast._asdict() == plain._asdict()
         assert Arm.__new__.__module__ == "namedtuple_Arm"  # collections.namedtuple's own
+
+    @given(st.text(), st.integers(), st.integers())
+    def test_tuple_new_builds_the_same_plan(
+        self, couple_id: str, revision: int, occurred_ms: int
+    ) -> None:
+        """`tuple.__new__(Plan, fields)` (ingest.py's fast form) is `Plan(*fields)` likewise."""
+        fields: tuple[str, int, int, dict[str, str], list[Arm]] = (
+            couple_id,
+            revision,
+            occurred_ms,
+            {"s0": "a|UTC"},
+            [],
+        )
+        fast, plain = tuple.__new__(Plan, fields), Plan(*fields)
+        assert type(fast) is Plan
+        assert fast == plain
+        assert fast._asdict() == plain._asdict()
+        assert Plan.__new__.__module__ == "namedtuple_Plan"
