@@ -334,26 +334,72 @@ _set = object.__setattr__
 def _partner(
     s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
 ) -> Partner:
-    """A partner from their fields. The codes are mapped by `map` over a dict's __getitem__,
-    not by comprehensions: on 3.11 each comprehension is a frame of its own (~1-2k
-    instructions), and a parse made five of them."""
+    """A partner from their fields (issue 20: built on every nudge, the profile cache misses
+    in the notifier, one nudge per couple per occurrence). The codes become names through
+    `_channel_names` and `_love_names` (a tuple per distinct code string, cached; each
+    partner gets lists of its own),
+    not by comprehensions (on 3.11 each is a frame of its own, ~1-2k instructions) nor by
+    `map` (~2x a cached lookup); the set of fields set is a copy of the full one (every
+    field is given), cheaper than a set of the dict's keys; no call for absent devices."""
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
-    return _trusted(
-        Partner,
+    made = _new_model(Partner)  # as `_trusted` does: see its docstring
+    _set(
+        made,
+        "__dict__",
         {
             "partner_id": partner_id,
             "name": n.decode(),
             "timezone": zone,
             "locale": locale or _DEFAULT_LOCALE,
-            "channels": list(map(_CHANNEL_NAMES.__getitem__, channels)),
+            "channels": list(_channel_names(channels)),
             "email": email or None,
             "push": None if w is None else _push(w),
-            "devices": _devices(m),
-            "love_languages": list(map(_LOVE_NAMES.__getitem__, love)),
+            "devices": [] if m is None else _devices(m),
+            "love_languages": list(_love_names(love)),
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
     )
+    _set(made, "__pydantic_fields_set__", set(_PARTNER_FIELDS_SET))
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
+
+
+# Every field of a Partner, in the order `_partner` gives them (a test pins it).
+_PARTNER_FIELDS_SET: Final = frozenset(
+    (
+        "partner_id",
+        "name",
+        "timezone",
+        "locale",
+        "channels",
+        "email",
+        "push",
+        "devices",
+        "love_languages",
+        "quiet_hours",
+    )
+)
+
+
+@lru_cache(maxsize=256)
+def _channel_names(codes: str) -> tuple[Channel, ...]:
+    """The channels of a partner's channel codes; an unknown code raises KeyError, as an
+    uncached lookup did (errors are not cached). Couples repeat few code strings."""
+    return tuple(map(_CHANNEL_NAMES.__getitem__, codes))
+
+
+@lru_cache(maxsize=1024)
+def _love_names(codes: str) -> tuple[LoveLanguage, ...]:
+    """The love languages of their codes (as `_channel_names`)."""
+    return tuple(map(_LOVE_NAMES.__getitem__, codes))
+
+
+@lru_cache(maxsize=1024)
+def _focus_names(codes: str) -> tuple[FocusArea, ...]:
+    """The focus areas of their codes (as `_channel_names`)."""
+    return tuple(map(_FOCUS_NAMES.__getitem__, codes))
 
 
 @lru_cache(maxsize=1024)
@@ -372,19 +418,40 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
         return None
     focus, _, discreet = (f or b"|").decode().partition("|")
-    return _trusted(
-        PreferencesSetData,
+    made = _new_model(PreferencesSetData)  # as `_trusted` does: see its docstring
+    _set(
+        made,
+        "__dict__",
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
             "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
             "nudges": _NO_NUDGES,
-            "focus_areas": list(map(_FOCUS_NAMES.__getitem__, focus)),
+            "focus_areas": list(_focus_names(focus)),
             "discreet": discreet == "1",
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
         },
     )
+    _set(made, "__pydantic_fields_set__", set(_DATA_FIELDS_SET))
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
+
+
+# Every field of a PreferencesSetData, in the order `_profile` gives them (a test pins it).
+_DATA_FIELDS_SET: Final = frozenset(
+    (
+        "couple_id",
+        "revision",
+        "partners",
+        "nudges",
+        "focus_areas",
+        "discreet",
+        "context",
+        "listening",
+    )
+)
 
 
 def _paused(raw: str | None, now_ms: int) -> bool:
