@@ -538,17 +538,26 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     here = (couple_id or b"") + b"/"  # a schedule id: "<couple>/<kind code>/<target>"
     schedules = []
     records: dict[str, str] = {}
-    push: list[tuple[bytes, bytes]] = []
-    mobile: list[tuple[bytes, bytes]] = []
+    push: list[tuple[bytes, bytes]] | None = None  # made on the first piece (most have none)
+    mobile: list[tuple[bytes, bytes]] | None = None
     for k, v in raw.items():
+        # Most of a hash's fields are the profile's (read by key below), so they are passed
+        # over first: none holds "/" nor starts with "w" or "m", so the order of the tests
+        # does not change where a field goes.
+        if k in _PROFILE_KEYS:
+            continue
         if _SLASH in k:  # a schedule record: "<kind code>/<target>"
             schedules.append(here + k)
             records[k.decode()] = v.decode()
         elif k[0] == _W:  # a piece of a push subscription
+            if push is None:
+                push = []
             push.append((k, v))
         elif k[0] == _MOBILE and k[2:3] == b".":  # a piece of a partner's device list
+            if mobile is None:
+                mobile = []
             mobile.append((k, v))
-        elif k not in _PROFILE_KEYS:
+        else:
             fields[k.decode()] = v.decode()
     if couple_id is None:
         return CoupleState(None, fields)
@@ -560,7 +569,32 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     )
     x = raw.get(b"x")
     fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
-    return CoupleState(_profile(values), fields, fmt, records)
+    return _state(_profile(values), fields, fmt, records)
+
+
+def _state(
+    profile: PreferencesSetData | None,
+    fields: dict[str, str],
+    fmt: CheckInFormat | None,
+    records: dict[str, str],
+) -> CoupleState:
+    """`CoupleState(profile, fields, fmt, records)`, ~half the instructions: every slot set
+    through its descriptor, as the frozen dataclass's `__init__` does through
+    `object.__setattr__` (a test holds the slots to the dataclass's fields)."""
+    state = _new_state(CoupleState)
+    _SET_PROFILE(state, profile)
+    _SET_FIELDS(state, fields)
+    _SET_FORMAT(state, fmt)
+    _SET_RECORDS(state, records)
+    return state
+
+
+_new_state = object.__new__
+# The slots' descriptors (a frozen dataclass with slots: one member descriptor a field).
+_SET_PROFILE: Final = cast("Any", CoupleState).profile.__set__
+_SET_FIELDS: Final = cast("Any", CoupleState).fields.__set__
+_SET_FORMAT: Final = cast("Any", CoupleState).check_in_format.__set__
+_SET_RECORDS: Final = cast("Any", CoupleState).records.__set__
 
 
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:

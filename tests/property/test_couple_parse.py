@@ -11,6 +11,7 @@ records, pauses, consents, dead marks, snoozes and levels; and the layout before
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from hypothesis import given, settings
@@ -169,3 +170,8 @@ def test_the_fields_set_are_every_field() -> None:
     """A parsed profile gives every field of its models: their fields set are all of them."""
     assert set(Partner.model_fields) == cs._PARTNER_FIELDS_SET
     assert set(PreferencesSetData.model_fields) == cs._DATA_FIELDS_SET
+
+
+def test_the_state_slots_are_its_fields() -> None:
+    """`_state` sets one slot a dataclass field: the slots are exactly the fields."""
+    assert CoupleState.__slots__ == tuple(f.name for f in dataclasses.fields(CoupleState))
