@@ -319,16 +319,23 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     `__getattr__` hook (~1.5k instructions).
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
-    _set(made, "__dict__", values)
-    _set(made, "__pydantic_fields_set__", set(values))
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
+    _set_dict(made, values)
+    _set_fields_set(made, set(values))
+    _set_extra(made, None)
+    _set_private(made, None)
     return made
 
 
-# Module globals: `object.__setattr__` read once, not an attribute of a global per field.
+# Module globals: `object.__new__` read once, not an attribute of a global per model. A
+# pydantic model's state is four slots of BaseModel (`__dict__`, its fields; the fields set;
+# extras; private values): each is set by calling its descriptor's `__set__`, what
+# `object.__setattr__` ends in after looking the name up on the class (~0.7k instructions a
+# model less; a test holds BaseModel's slots to these four).
 _new_model = object.__new__
-_set = object.__setattr__
+_set_dict: Final = vars(BaseModel)["__dict__"].__set__
+_set_fields_set: Final = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra: Final = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private: Final = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 def _partner(
@@ -344,9 +351,8 @@ def _partner(
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
     made = _new_model(Partner)  # as `_trusted` does: see its docstring
-    _set(
+    _set_dict(
         made,
-        "__dict__",
         {
             "partner_id": partner_id,
             "name": n.decode(),
@@ -360,9 +366,9 @@ def _partner(
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
     )
-    _set(made, "__pydantic_fields_set__", set(_PARTNER_FIELDS_SET))
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
+    _set_fields_set(made, set(_PARTNER_FIELDS_SET))
+    _set_extra(made, None)
+    _set_private(made, None)
     return made
 
 
@@ -419,9 +425,8 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
         return None
     focus, _, discreet = (f or b"|").decode().partition("|")
     made = _new_model(PreferencesSetData)  # as `_trusted` does: see its docstring
-    _set(
+    _set_dict(
         made,
-        "__dict__",
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
@@ -433,9 +438,9 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "listening": ln == b"1",
         },
     )
-    _set(made, "__pydantic_fields_set__", set(_DATA_FIELDS_SET))
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
+    _set_fields_set(made, set(_DATA_FIELDS_SET))
+    _set_extra(made, None)
+    _set_private(made, None)
     return made
 
 

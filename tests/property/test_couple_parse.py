@@ -175,3 +175,13 @@ def test_the_fields_set_are_every_field() -> None:
 def test_the_state_slots_are_its_fields() -> None:
     """`_state` sets one slot a dataclass field: the slots are exactly the fields."""
     assert CoupleState.__slots__ == tuple(f.name for f in dataclasses.fields(CoupleState))
+
+
+def test_a_models_state_is_four_slots() -> None:
+    """`_trusted`, `_partner` and `_profile` set a model's state through BaseModel's slots."""
+    assert BaseModel.__slots__ == (
+        "__dict__",
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    )
