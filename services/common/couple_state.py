@@ -319,41 +319,93 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     `__getattr__` hook (~1.5k instructions).
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
-    _set(made, "__dict__", values)
-    _set(made, "__pydantic_fields_set__", set(values))
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_private__", None)
+    _set_dict(made, values)
+    _set_fields_set(made, set(values))
+    _set_extra(made, None)
+    _set_private(made, None)
     return made
 
 
-# Module globals: `object.__setattr__` read once, not an attribute of a global per field.
+# Module globals: `object.__new__` read once, not an attribute of a global per model. A
+# pydantic model's state is four slots of BaseModel (`__dict__`, its fields; the fields set;
+# extras; private values): each is set by calling its descriptor's `__set__`, what
+# `object.__setattr__` ends in after looking the name up on the class (~0.7k instructions a
+# model less; a test holds BaseModel's slots to these four).
 _new_model = object.__new__
-_set = object.__setattr__
+_set_dict: Final = vars(BaseModel)["__dict__"].__set__
+_set_fields_set: Final = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra: Final = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private: Final = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 def _partner(
     s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
 ) -> Partner:
-    """A partner from their fields. The codes are mapped by `map` over a dict's __getitem__,
-    not by comprehensions: on 3.11 each comprehension is a frame of its own (~1-2k
-    instructions), and a parse made five of them."""
+    """A partner from their fields (issue 20: built on every nudge, the profile cache misses
+    in the notifier, one nudge per couple per occurrence). The codes become names through
+    `_channel_names` and `_love_names` (a tuple per distinct code string, cached; each
+    partner gets lists of its own),
+    not by comprehensions (on 3.11 each is a frame of its own, ~1-2k instructions) nor by
+    `map` (~2x a cached lookup); the set of fields set is a copy of the full one (every
+    field is given), cheaper than a set of the dict's keys; no call for absent devices."""
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
-    return _trusted(
-        Partner,
+    made = _new_model(Partner)  # as `_trusted` does: see its docstring
+    _set_dict(
+        made,
         {
             "partner_id": partner_id,
             "name": n.decode(),
             "timezone": zone,
             "locale": locale or _DEFAULT_LOCALE,
-            "channels": list(map(_CHANNEL_NAMES.__getitem__, channels)),
+            "channels": list(_channel_names(channels)),
             "email": email or None,
             "push": None if w is None else _push(w),
-            "devices": _devices(m),
-            "love_languages": list(map(_LOVE_NAMES.__getitem__, love)),
+            "devices": [] if m is None else _devices(m),
+            "love_languages": list(_love_names(love)),
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
     )
+    _set_fields_set(made, set(_PARTNER_FIELDS_SET))
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
+
+
+# Every field of a Partner, in the order `_partner` gives them (a test pins it).
+_PARTNER_FIELDS_SET: Final = frozenset(
+    (
+        "partner_id",
+        "name",
+        "timezone",
+        "locale",
+        "channels",
+        "email",
+        "push",
+        "devices",
+        "love_languages",
+        "quiet_hours",
+    )
+)
+
+
+@lru_cache(maxsize=256)
+def _channel_names(codes: str) -> tuple[Channel, ...]:
+    """The channels of a partner's channel codes; an unknown code raises KeyError, as an
+    uncached lookup did (errors are not cached). Couples repeat few code strings."""
+    return tuple(map(_CHANNEL_NAMES.__getitem__, codes))
+
+
+@lru_cache(maxsize=1024)
+def _love_names(codes: str) -> tuple[LoveLanguage, ...]:
+    """The love languages of their codes (as `_channel_names`)."""
+    return tuple(map(_LOVE_NAMES.__getitem__, codes))
+
+
+@lru_cache(maxsize=1024)
+def _focus_names(codes: str) -> tuple[FocusArea, ...]:
+    """The focus areas of their codes (as `_channel_names`)."""
+    return tuple(map(_FOCUS_NAMES.__getitem__, codes))
 
 
 @lru_cache(maxsize=1024)
@@ -372,19 +424,39 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
         return None
     focus, _, discreet = (f or b"|").decode().partition("|")
-    return _trusted(
-        PreferencesSetData,
+    made = _new_model(PreferencesSetData)  # as `_trusted` does: see its docstring
+    _set_dict(
+        made,
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
             "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
             "nudges": _NO_NUDGES,
-            "focus_areas": list(map(_FOCUS_NAMES.__getitem__, focus)),
+            "focus_areas": list(_focus_names(focus)),
             "discreet": discreet == "1",
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
         },
     )
+    _set_fields_set(made, set(_DATA_FIELDS_SET))
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
+
+
+# Every field of a PreferencesSetData, in the order `_profile` gives them (a test pins it).
+_DATA_FIELDS_SET: Final = frozenset(
+    (
+        "couple_id",
+        "revision",
+        "partners",
+        "nudges",
+        "focus_areas",
+        "discreet",
+        "context",
+        "listening",
+    )
+)
 
 
 def _paused(raw: str | None, now_ms: int) -> bool:
@@ -471,17 +543,26 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     here = (couple_id or b"") + b"/"  # a schedule id: "<couple>/<kind code>/<target>"
     schedules = []
     records: dict[str, str] = {}
-    push: list[tuple[bytes, bytes]] = []
-    mobile: list[tuple[bytes, bytes]] = []
+    push: list[tuple[bytes, bytes]] | None = None  # made on the first piece (most have none)
+    mobile: list[tuple[bytes, bytes]] | None = None
     for k, v in raw.items():
+        # Most of a hash's fields are the profile's (read by key below), so they are passed
+        # over first: none holds "/" nor starts with "w" or "m", so the order of the tests
+        # does not change where a field goes.
+        if k in _PROFILE_KEYS:
+            continue
         if _SLASH in k:  # a schedule record: "<kind code>/<target>"
             schedules.append(here + k)
             records[k.decode()] = v.decode()
         elif k[0] == _W:  # a piece of a push subscription
+            if push is None:
+                push = []
             push.append((k, v))
         elif k[0] == _MOBILE and k[2:3] == b".":  # a piece of a partner's device list
+            if mobile is None:
+                mobile = []
             mobile.append((k, v))
-        elif k not in _PROFILE_KEYS:
+        else:
             fields[k.decode()] = v.decode()
     if couple_id is None:
         return CoupleState(None, fields)
@@ -493,7 +574,32 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     )
     x = raw.get(b"x")
     fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
-    return CoupleState(_profile(values), fields, fmt, records)
+    return _state(_profile(values), fields, fmt, records)
+
+
+def _state(
+    profile: PreferencesSetData | None,
+    fields: dict[str, str],
+    fmt: CheckInFormat | None,
+    records: dict[str, str],
+) -> CoupleState:
+    """`CoupleState(profile, fields, fmt, records)`, ~half the instructions: every slot set
+    through its descriptor, as the frozen dataclass's `__init__` does through
+    `object.__setattr__` (a test holds the slots to the dataclass's fields)."""
+    state = _new_state(CoupleState)
+    _SET_PROFILE(state, profile)
+    _SET_FIELDS(state, fields)
+    _SET_FORMAT(state, fmt)
+    _SET_RECORDS(state, records)
+    return state
+
+
+_new_state = object.__new__
+# The slots' descriptors (a frozen dataclass with slots: one member descriptor a field).
+_SET_PROFILE: Final = cast("Any", CoupleState).profile.__set__
+_SET_FIELDS: Final = cast("Any", CoupleState).fields.__set__
+_SET_FORMAT: Final = cast("Any", CoupleState).check_in_format.__set__
+_SET_RECORDS: Final = cast("Any", CoupleState).records.__set__
 
 
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:
