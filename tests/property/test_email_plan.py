@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import binascii
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,6 @@ from couples_nudge.notifier.render import (
     _env,
     _fixed,
     _row,
-    _turn_line,
     action_title,
     message_domain,
     render_email_bytes,
@@ -96,6 +96,15 @@ def _reference_row(
     text = _env().get_template(template_for(locale, "actions.txt.j2"))
     html = _env().get_template(template_for(locale, "actions.html.j2"))
     return text.render(label=label, actions=rows), html.render(label=label, actions=rows)
+
+
+def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
+    """render._turn_line as it was before `_per_message` wrote it inline (the reference)."""
+    if view.turn is None:
+        return None
+    if view.turn_is_recipient:
+        return str(s["turn"]["yours"])
+    return str(s["turn"]["partner"]).format(name=view.turn)
 
 
 def _reference_context(view: NudgeView) -> dict[str, Any]:

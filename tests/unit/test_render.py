@@ -417,6 +417,48 @@ class TestViewFor:
         v = view_for(PROFILE, recipient, "date_night", DATE_NIGHT, turn=turn)
         assert (v.turn, v.turn_is_recipient) == (name, mine)
 
+    @pytest.mark.parametrize("turn", [None, "", "p1", "p2", "p9"])
+    def test_every_field_as_the_keyword_view(self, turn: str | None) -> None:
+        """view_for builds its NudgeView by position (tuple.__new__): equal, field by field,
+        to the keyword construction it replaced."""
+        when = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+        actions = (("done", "https://a/d"), ("skip", "https://a/s"))
+        v = view_for(
+            PROFILE,
+            "p2",
+            "date_night",
+            DATE_NIGHT,
+            turn=turn,
+            link="https://l",
+            unsubscribe_url="https://u",
+            jar_idea="a picnic",
+            manage_url="https://m",
+            support_url="https://s",
+            when=when,
+            actions=actions,
+        )
+        names = {"p1": "Maya", "p2": "Sam"}
+        expected = NudgeView(
+            kind="date_night",
+            item=DATE_NIGHT,
+            recipient="Sam",
+            partner="Maya",
+            turn=names.get(turn) if turn else None,
+            turn_is_recipient=turn == "p2",
+            discreet=True,
+            locale=PROFILE.partners[1].locale,
+            link="https://l",
+            unsubscribe_url="https://u",
+            jar_idea="a picnic",
+            manage_url="https://m",
+            support_url="https://s",
+            when=when,
+            timezone="UTC",
+            actions=actions,
+        )
+        assert type(v) is NudgeView
+        assert v._asdict() == expected._asdict()
+
 
 class TestDeepLink:
     def test_ids_are_percent_encoded(self) -> None:
