@@ -404,6 +404,32 @@ def _fixed(locale: str, kind: NudgeKind, item: Item, discreet: bool) -> _Fixed:
     return _Fixed(values, frozenset(values), per_message, {})
 
 
+class _SeenItem(NamedTuple):
+    """An item and its _Fixed, in `_FIXED_SEEN`."""
+
+    item: Item  # held: its id (the key) cannot be another item's while the entry lives
+    fixed: _Fixed
+
+
+# `_fixed` of (id(item), locale, kind, discreet): an email's item is the catalog's own
+# object (or a jar item made for it), so its identity finds the _Fixed that `_fixed` gives
+# it without Item.__hash__ (a Python function over 17 fields, ~2k instructions with the
+# lru_cache's key). Invariant: an entry holds its item, and is used only for that very
+# object (`is`): the same item, so the same _Fixed as `_fixed` (Items are immutable).
+_FIXED_SEEN: Final[dict[tuple[int, str, str, bool], _SeenItem]] = {}
+_MAX_FIXED_SEEN: Final = 2048  # then cleared: jar items are new objects per message
+
+
+def _fixed_seen(key: tuple[int, str, NudgeKind, bool], item: Item) -> _Fixed:
+    """`_fixed` for a key of `_FIXED_SEEN` that is not there (or holds another item)."""
+    _, locale, kind, discreet = key
+    fixed = _fixed(locale, kind, item, discreet)
+    if len(_FIXED_SEEN) >= _MAX_FIXED_SEEN:
+        _FIXED_SEEN.clear()
+    _FIXED_SEEN[key] = _SeenItem(item, fixed)
+    return fixed
+
+
 def _per_message(
     view: NudgeView, fixed: _Fixed, row: tuple[str, str] | None = None
 ) -> tuple[Any, ...]:
@@ -485,7 +511,9 @@ def render_email_bytes(
     (delivery.py: a Message-ID that names the nudge, message_ids.py). Rendered through the
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
     kind, item, _, _, _, _, discreet, locale, _, unsubscribe_url, _, _, _, _, _, actions = view[:]
-    fixed = _fixed(locale, kind, item, discreet)
+    key = (id(item), locale, kind, discreet)  # the item by identity: no Item.__hash__
+    seen = _FIXED_SEEN.get(key)
+    fixed = seen.fixed if seen is not None and seen.item is item else _fixed_seen(key, item)
     names, urls = _answers(actions)
     stand_in = _row_stand_in(locale, kind, names) if names else None
     values = _per_message(view, fixed, stand_in)

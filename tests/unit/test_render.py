@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from couples_nudge.notifier import render
 from couples_nudge.notifier.catalog import Item, load_catalog
 from couples_nudge.notifier.render import (
     NudgeView,
@@ -458,6 +459,24 @@ class TestViewFor:
         )
         assert type(v) is NudgeView
         assert v._asdict() == expected._asdict()
+
+
+class TestFixedByIdentity:
+    def test_the_item_itself_finds_its_fixed_values(self) -> None:
+        """render_email_bytes finds an item's _Fixed by the item's identity, held in the entry:
+        the lru_cache's own _Fixed; an entry holding another item is never used."""
+        v = view(DATE_NIGHT, turn="Sam", when=WHEN, unsubscribe_url=UNSUBSCRIBE)
+        first = parts(email(v))
+        key = (id(DATE_NIGHT), v.locale, v.kind, v.discreet)
+        seen = render._FIXED_SEEN[key]
+        assert seen.item is DATE_NIGHT
+        assert seen.fixed is render._fixed(v.locale, v.kind, DATE_NIGHT, v.discreet)
+        # Another item under this id (as if the id were reused): not this item's values.
+        other = replace(DATE_NIGHT, title="Another title")
+        other_fixed = render._fixed(v.locale, v.kind, other, v.discreet)
+        render._FIXED_SEEN[key] = render._SeenItem(other, other_fixed)
+        assert parts(email(v)) == first
+        assert render._FIXED_SEEN[key].item is DATE_NIGHT
 
 
 class TestDeepLink:
