@@ -368,6 +368,7 @@ _NAMED_BODY: Final[tuple[str, ...]] = (
 )  # per message when the body names the partners
 _MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
 _ROW_AT: Final = _PER_MESSAGE.index("actions_text")  # then actions_html
+_WHEN_AT: Final = _PER_MESSAGE.index("when_line")
 assert _PER_MESSAGE[_ROW_AT + 1] == "actions_html"
 
 
@@ -646,6 +647,8 @@ def _plan(
                 text_parts,
                 range(len(text_slots)),
                 cut=range(len(text_slots)),  # any value alone at a line's end (module docstring)
+                # The time's line through mime's cache (a no-break space): not the names.
+                cached=[n for n, slot in enumerate(text_slots) if slot == _WHEN_AT],
             ),
             html=html,
             html_parts=html_parts,
