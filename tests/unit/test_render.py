@@ -461,6 +461,30 @@ class TestViewFor:
         assert v._asdict() == expected._asdict()
 
 
+class TestViewFields:
+    def test_the_order_render_unpacks(self) -> None:
+        """render_email_bytes and _per_message unpack `view[:]` in this order, and view_for
+        builds a view by position: a field moved or added must change them too."""
+        assert NudgeView._fields == (
+            "kind",
+            "item",
+            "recipient",
+            "partner",
+            "turn",
+            "turn_is_recipient",
+            "discreet",
+            "locale",
+            "link",
+            "unsubscribe_url",
+            "jar_idea",
+            "manage_url",
+            "support_url",
+            "when",
+            "timezone",
+            "actions",
+        )
+
+
 class TestFixedByIdentity:
     def test_the_item_itself_finds_its_fixed_values(self) -> None:
         """render_email_bytes finds an item's _Fixed by the item's identity, held in the entry:
