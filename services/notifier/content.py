@@ -92,6 +92,10 @@ class _UnseenBest(NamedTuple):
 
 
 _MAX_UNSEEN: Final = 4096  # combinations remembered per pool
+# _new_key(_UnseenKey, (field, ...)): the key without the NamedTuple's Python __new__ (~1k
+# instructions a choice). Invariant: every field, in _UnseenKey's order (its one caller,
+# Pool.choose; the fast path's test compares choices with the full pass).
+_new_key: Final = tuple.__new__
 
 
 def deck_for(check_in_format: CheckInFormat | None, sequence: int) -> Deck | None:
@@ -146,9 +150,13 @@ class Pool:
         allowed = self.allowed(check_in_format, rules)
         if not allowed:
             raise LookupError(f"the catalog has no {self.kind} items for this couple")
-        want_love = _mask(love_languages, _LOVE_BITS) if self.kind == "appreciation" else 0
-        want_focus = _mask(focus_areas, _FOCUS_BITS)
-        key = _UnseenKey(check_in_format, rules, want_love, want_focus, deck)
+        want_love = (
+            _mask(love_languages, _LOVE_BITS)
+            if love_languages and self.kind == "appreciation"
+            else 0
+        )
+        want_focus = _mask(focus_areas, _FOCUS_BITS) if focus_areas else 0  # no call for none
+        key = _new_key(_UnseenKey, (check_in_format, rules, want_love, want_focus, deck))
         unseen = self._unseen_best(key, allowed)
         tied: Sequence[int]
         if not recently_seen or unseen.ids.isdisjoint(recently_seen):
@@ -287,6 +295,17 @@ def choose_for(
     drawn per occurrence, so both partners of a shared nudge get the same prompt.
     """
     personal = kind == "appreciation"
+    if type(items) is Pool and items.kind == kind and items.items:  # as `choose` would call
+        return items.choose(
+            seed=f"{occurrence_id}|{recipient.partner_id}" if personal else occurrence_id,
+            love_languages=other.love_languages if personal else (),
+            focus_areas=focus_areas,
+            check_in_format=check_in_format if kind == "check_in" else None,
+            deck=deck_for(check_in_format, sequence) if kind == "check_in" else None,
+            context=context,
+            recently_seen=recently_seen,
+            rested_before=rested_before,
+        )
     return choose(
         items,
         kind=kind,

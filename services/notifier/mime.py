@@ -105,7 +105,13 @@ class Encoded(NamedTuple):
     data: bytes
 
 
-_NEW: Final = tuple.__new__  # _NEW(Cls, (fields...)): a NamedTuple without its Python __new__
+# _NEW(Cls, (field, ...)): a NamedTuple without its Python __new__ (~1.5k instructions).
+# Invariant: the tuple holds every field, in the class's order (no defaults are filled in);
+# each caller's construction is pinned by a test (Encoded, PlannedHtml: the email plan's
+# property tests; render.NudgeView: test_render's keyword view). One of four such aliases
+# (scheduler ingest's _new_plan, scheduler shapes' _new_arm, notifier state's _new_tuple),
+# each owned by its module.
+_NEW: Final = tuple.__new__
 
 
 _CUT: Final = "\x1a"  # a line of it separates the lines with slots in QpPlan's one pass
@@ -124,14 +130,17 @@ class _CutLine(NamedTuple):
     prefix: str  # the static text before it
     encoded_prefix: bytes  # the prefix's quoted-printable (CRLF), with any soft break due
     first: int  # how many characters of the value fit before the first soft break
+    # A value that is not literal: `_qp_line` (cached, QpPlan.plan's `cached`) or `_qp_line_of`.
+    other: Callable[[str, str], bytes | None]
 
     @classmethod
-    def of(cls, slot: int, prefix: str) -> _CutLine:
+    def of(cls, slot: int, prefix: str, cached: bool = False) -> _CutLine:
         # Two literal characters after the prefix stand for any value of two or more: b2a_qp's
         # look-ahead sees the same (not a line end), so the prefix encodes the same.
         head = binascii.b2a_qp((prefix + "xx").encode("utf-8"), istext=True)[:-2]
         column = len(head) - (head.rfind(b"\n") + 1)
-        return cls(slot, prefix, head.replace(b"\n", b"\r\n"), _QP_LINE - 1 - column)
+        other = _qp_line if cached else _qp_line_of
+        return cls(slot, prefix, head.replace(b"\n", b"\r\n"), _QP_LINE - 1 - column, other)
 
     def encode(self, value: str) -> bytes | None:
         """The line's wire bytes with this value, CRLF; None when the value holds a CR."""
@@ -143,7 +152,7 @@ class _CutLine(NamedTuple):
             or 0 in data.translate(_LITERAL)
             or data[-1] == 0x20  # a space ending a line is encoded
         ):
-            return _qp_line(self.prefix, value)
+            return self.other(self.prefix, value)
         # b2a_qp writes a literal character as it is and breaks ("=" LF) before one that
         # would be the line's 76th, unless it is the last before the line end.
         n, at = len(data), self.first
@@ -157,14 +166,19 @@ class _CutLine(NamedTuple):
         return b"%s%s\r\n" % (self.encoded_prefix, b"=\r\n".join(pieces))
 
 
-@functools.lru_cache(maxsize=1024)
-def _qp_line(prefix: str, value: str) -> bytes | None:
+def _qp_line_of(prefix: str, value: str) -> bytes | None:
     """A cut line whose value is not all literal characters, by b2a_qp (None when the value
-    holds a CR). Cached: what reaches it is mostly the time's line (a no-break space), the
-    same for the couples of one instant, zone and locale (as locales.format_when is)."""
+    holds a CR)."""
     if "\r" in value:
         return None
     return _qp(f"{prefix}{value}\n")
+
+
+# The same, cached, for the cut lines the plan's caller names (QpPlan.plan's `cached`): the
+# time's line (a no-break space), the same for the couples of one instant, zone and locale
+# (as locales.format_when is). Only those: the cache holds no name nor anything a couple
+# wrote (a name with an accent is encoded per email, as it is new per couple anyway).
+_qp_line: Final = functools.lru_cache(maxsize=1024)(_qp_line_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +195,17 @@ class QpPlan:
 
     @classmethod
     def plan(
-        cls, parts: Sequence[str], slots: Sequence[int], cut: Collection[int] = ()
+        cls,
+        parts: Sequence[str],
+        slots: Sequence[int],
+        cut: Collection[int] = (),
+        cached: Collection[int] = (),
     ) -> QpPlan | None:
         """The plan of the text `parts[0] + values[slots[0]] + parts[1] + ...`; None when
         the static text holds a CR or the cut character (\\x1a). A line that is a static
         prefix and then a value in `cut` (URLs) is encoded by `_CutLine` when the value is
-        all literal characters: only cut into 76-character lines.
+        all literal characters: only cut into 76-character lines; else by b2a_qp, through
+        a cache for the values in `cached` (no personal data: `_qp_line`).
 
         The invariant it relies on: b2a_qp(istext) encodes each line apart from the others.
         Its state across a line end is only the line length (back to 0) and whether the
@@ -221,7 +240,7 @@ class QpPlan:
                 statics[-1] += line[0]
                 open_chunk = False
             elif len(line) == 3 and line[1] in cut and line[2] == "\n":
-                segments.append(_CutLine.of(line[1], line[0]))
+                segments.append(_CutLine.of(line[1], line[0], line[1] in cached))
                 statics.append("")
                 open_chunk = False
             else:

@@ -69,6 +69,7 @@ from couples_nudge.notifier.locales import (
     template_for,
 )
 from couples_nudge.notifier.mime import (
+    _NEW,  # tuple.__new__: a NamedTuple from all its fields, without its Python __new__
     Encoded,
     PlannedHtml,
     QpPlan,
@@ -105,9 +106,16 @@ PageState = Literal["confirm", "done", "invalid", "error"]
 PUSH_BODY_MAX = 200  # characters; a catalog body is at most 160, names at most 40
 
 
-@dataclass(frozen=True, slots=True)
-class NudgeView:
-    """Everything the templates need for one partner; built by the delivery step."""
+class NudgeView(NamedTuple):
+    """Everything the templates need for one partner; built by the delivery step.
+
+    A NamedTuple, not a frozen dataclass: `view_for` makes one per message by
+    `mime._NEW(NudgeView, (...))`, every field in order, where a frozen dataclass's __init__
+    set its 16 fields by object.__setattr__ (~32k instructions a view, callgrind; ~0.5k
+    now). Immutable as before; compared as a tuple. Its readers on the email's path take
+    all fields at once, `view[:]` unpacked (`_fields`): a field read is a descriptor call
+    (~100 instructions), unpacking the view itself goes through an iterator (a tuple
+    subclass), and the slice is an exact tuple, unpacked in place."""
 
     kind: NudgeKind
     item: Item
@@ -167,23 +175,30 @@ def view_for(
         partner, other = second, first
     else:
         raise ValueError("not a partner of this couple")
-    return NudgeView(
-        kind=kind,
-        item=item,
-        recipient=partner.name,
-        partner=other.name,
-        turn={partner_id: partner.name, other.partner_id: other.name}.get(turn) if turn else None,
-        turn_is_recipient=turn == partner_id,
-        discreet=profile.discreet,
-        locale=partner.locale,
-        link=link,
-        unsubscribe_url=unsubscribe_url,
-        jar_idea=jar_idea,
-        manage_url=manage_url,
-        support_url=support_url,
-        when=when,
-        timezone=partner.timezone,
-        actions=actions,
+    name, other_name = partner.name, other.name
+    turn_name = None  # whose turn, as {partner_id: name, other's id: other's name}.get(turn)
+    if turn:
+        turn_name = other_name if turn == other.partner_id else name if turn == partner_id else None
+    return _NEW(  # every field, in the class's order: a test pins it against the keywords
+        NudgeView,
+        (
+            kind,
+            item,
+            name,  # recipient
+            other_name,  # partner
+            turn_name,  # turn
+            turn == partner_id,  # turn_is_recipient
+            profile.discreet,
+            partner.locale,
+            link,
+            unsubscribe_url,
+            jar_idea,
+            manage_url,
+            support_url,
+            when,
+            partner.timezone,
+            actions,
+        ),
     )
 
 
@@ -295,14 +310,6 @@ def _rendered_row(
     return text, markupsafe.Markup(html)  # noqa: S704 (autoescaped by Jinja2 above)
 
 
-def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
-    if view.turn is None:
-        return None
-    if view.turn_is_recipient:
-        return str(s["turn"]["yours"])
-    return str(s["turn"]["partner"]).format(name=view.turn)
-
-
 @dataclass(frozen=True, slots=True)
 class _Fixed:
     """What an email's context holds for every recipient of one item in one language: the
@@ -361,6 +368,7 @@ _NAMED_BODY: Final[tuple[str, ...]] = (
 )  # per message when the body names the partners
 _MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
 _ROW_AT: Final = _PER_MESSAGE.index("actions_text")  # then actions_html
+_WHEN_AT: Final = _PER_MESSAGE.index("when_line")
 assert _PER_MESSAGE[_ROW_AT + 1] == "actions_html"
 
 
@@ -397,36 +405,85 @@ def _fixed(locale: str, kind: NudgeKind, item: Item, discreet: bool) -> _Fixed:
     return _Fixed(values, frozenset(values), per_message, {})
 
 
+class _SeenItem(NamedTuple):
+    """An item and its _Fixed, in `_FIXED_SEEN`."""
+
+    item: Item  # held: its id (the key) cannot be another item's while the entry lives
+    fixed: _Fixed
+
+
+# `_fixed` of (id(item), locale, kind, discreet): an email's item is the catalog's own
+# object (or a jar item made for it), so its identity finds the _Fixed that `_fixed` gives
+# it without Item.__hash__ (a Python function over 17 fields, ~2k instructions with the
+# lru_cache's key). Invariant: an entry holds its item, and is used only for that very
+# object (`is`): the same item, so the same _Fixed as `_fixed` (Items are immutable).
+_FIXED_SEEN: Final[dict[tuple[int, str, str, bool], _SeenItem]] = {}
+_MAX_FIXED_SEEN: Final = 2048  # then cleared: jar items are new objects per message
+
+
+def _fixed_seen(key: tuple[int, str, NudgeKind, bool], item: Item) -> _Fixed:
+    """`_fixed` for a key of `_FIXED_SEEN` that is not there (or holds another item)."""
+    _, locale, kind, discreet = key
+    fixed = _fixed(locale, kind, item, discreet)
+    if len(_FIXED_SEEN) >= _MAX_FIXED_SEEN:
+        _FIXED_SEEN.clear()
+    _FIXED_SEEN[key] = _SeenItem(item, fixed)
+    return fixed
+
+
 def _per_message(
     view: NudgeView, fixed: _Fixed, row: tuple[str, str] | None = None
 ) -> tuple[Any, ...]:
     """The values of fixed.per_message for this view (what _context adds to fixed.values);
     `row`: the answers row's values to give (render_email_bytes' stand-ins), else joined."""
-    s = strings_for(view.locale)
-    when = view.when if view.kind != "appreciation" else None
+    (
+        kind,
+        _item,
+        recipient,
+        partner,
+        turn,
+        turn_is_recipient,
+        discreet,
+        locale,
+        link,
+        unsubscribe_url,
+        jar_idea,
+        manage_url,
+        support_url,
+        when,
+        timezone,
+        actions,
+    ) = view[:]  # `_fields`
+    s = strings_for(locale)
     if row is None:
-        row = _actions_row(view.locale, view.kind, view.actions) if view.actions else ("", "")
+        row = _actions_row(locale, kind, actions) if actions else ("", "")
     actions_text, actions_html = row
+    if turn is None:
+        turn_line = None
+    elif turn_is_recipient:
+        turn_line = str(s["turn"]["yours"])
+    else:
+        turn_line = str(s["turn"]["partner"]).format(name=turn)
     values = (
-        format_when(when, view.timezone, view.locale, s["email"]["when"])
-        if when is not None
+        format_when(when, timezone, locale, s["email"]["when"])
+        if when is not None and kind != "appreciation"
         else None,
-        s["email"]["greeting"].format(name=view.recipient),
-        view.recipient,
-        _turn_line(view, s),
-        view.link,
-        s["footer"]["why"].format(partner=view.partner),
-        view.support_url,
-        view.manage_url,
-        view.unsubscribe_url,
-        view.jar_idea,
+        s["email"]["greeting"].format(name=recipient),
+        recipient,
+        turn_line,
+        link,
+        s["footer"]["why"].format(partner=partner),
+        support_url,
+        manage_url,
+        unsubscribe_url,
+        jar_idea,
         actions_text,
         actions_html,
     )
     if len(fixed.per_message) == len(values):
         return values
     body = view.body  # formatted with the names: once, for the preheader and the body
-    return (*values, body, s["discreet"]["preheader"] if view.discreet else body)
+    return (*values, body, s["discreet"]["preheader"] if discreet else body)
 
 
 def _context(view: NudgeView) -> dict[str, Any]:
@@ -454,9 +511,12 @@ def render_email_bytes(
     `message_id` (else a random one) and `extra_headers` come from the sender's side
     (delivery.py: a Message-ID that names the nudge, message_ids.py). Rendered through the
     email's plan (module docstring) when its shape has one, else as `_render_parts` does."""
-    fixed = _fixed(view.locale, view.kind, view.item, view.discreet)
-    names, urls = _answers(view.actions)
-    stand_in = _row_stand_in(view.locale, view.kind, names) if names else None
+    kind, item, _, _, _, _, discreet, locale, _, unsubscribe_url, _, _, _, _, _, actions = view[:]
+    key = (id(item), locale, kind, discreet)  # the item by identity: no Item.__hash__
+    seen = _FIXED_SEEN.get(key)
+    fixed = seen.fixed if seen is not None and seen.item is item else _fixed_seen(key, item)
+    names, urls = _answers(actions)
+    stand_in = _row_stand_in(locale, kind, names) if names else None
     values = _per_message(view, fixed, stand_in)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
     # wrong plan, at most a few more of them), made by two C loops instead of a Python one;
@@ -464,7 +524,7 @@ def render_email_bytes(
     shape = (*map(bool, values), *map(type, values), *names)
     plan = fixed.plans.get(shape, _UNSEEN)
     if stand_in is not None and (plan is None or plan.reads_row):  # _UNSEEN reads it
-        row = _actions_row(view.locale, view.kind, view.actions)
+        row = _actions_row(locale, kind, actions)
         values = (*values[:_ROW_AT], *row, *values[_ROW_AT + 2 :])
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
@@ -490,13 +550,13 @@ def render_email_bytes(
         if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
             html_values[plan.html_row : plan.html_row] = map(ascii_refs, map(escape_str, urls))
         html = (
-            tuple.__new__(PlannedHtml, (plan.html_7bit, html_values))  # no Python __new__
+            _NEW(PlannedHtml, (plan.html_7bit, html_values))  # no Python __new__
             if plan.html_7bit is not None
             else _joined(plan.html_parts, html_values)
         )
     extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
-    if view.unsubscribe_url:
-        extra.append(("List-Unsubscribe", f"<{view.unsubscribe_url}>"))
+    if unsubscribe_url:
+        extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
         if list_unsubscribe_post:
             extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return build_email(
@@ -587,6 +647,8 @@ def _plan(
                 text_parts,
                 range(len(text_slots)),
                 cut=range(len(text_slots)),  # any value alone at a line's end (module docstring)
+                # The time's line through mime's cache (a no-break space): not the names.
+                cached=[n for n, slot in enumerate(text_slots) if slot == _WHEN_AT],
             ),
             html=html,
             html_parts=html_parts,

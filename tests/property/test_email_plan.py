@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import binascii
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,6 @@ from couples_nudge.notifier.render import (
     _env,
     _fixed,
     _row,
-    _turn_line,
     action_title,
     message_domain,
     render_email_bytes,
@@ -96,6 +96,15 @@ def _reference_row(
     text = _env().get_template(template_for(locale, "actions.txt.j2"))
     html = _env().get_template(template_for(locale, "actions.html.j2"))
     return text.render(label=label, actions=rows), html.render(label=label, actions=rows)
+
+
+def _turn_line(view: NudgeView, s: Mapping[str, Any]) -> str | None:
+    """render._turn_line as it was before `_per_message` wrote it inline (the reference)."""
+    if view.turn is None:
+        return None
+    if view.turn_is_recipient:
+        return str(s["turn"]["yours"])
+    return str(s["turn"]["partner"]).format(name=view.turn)
 
 
 def _reference_context(view: NudgeView) -> dict[str, Any]:
@@ -196,6 +205,7 @@ class TestEmailPlans:
         # none) and their skeleton shapes (each renderer learns at most 512, then falls back
         # to Jinja) would decide what it sees, by the order the tests run in.
         _fixed.cache_clear()
+        render._FIXED_SEEN.clear()  # what render_email_bytes finds first (by identity)
         _email_part.cache_clear()
         for name in ("Alex", "Sam", "Zoë"):
             view = NudgeView(
@@ -228,6 +238,7 @@ class TestEmailPlans:
 
         monkeypatch.setattr(render, "_actions_row", counted)
         _fixed.cache_clear()
+        render._FIXED_SEEN.clear()  # what render_email_bytes finds first (by identity)
         for n in range(3):
             actions = tuple((a, f"https://x.test/a/{a}.{n}") for a in ONE_TAP)
             view = NudgeView(
@@ -323,6 +334,7 @@ class TestQpPlan:
         n = len(parts) - 1
         slots = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
         cut = data.draw(st.sets(st.integers(0, 2)))
+        cached = data.draw(st.sets(st.integers(0, 2)))  # through mime._qp_line's cache or not
         for i in range(1, len(parts)):  # most values alone at the end of their line
             if data.draw(st.booleans()):
                 parts[i - 1] += data.draw(st.sampled_from(["\n", "\n- Done: ", "\n" + "p" * 74]))
@@ -331,7 +343,7 @@ class TestQpPlan:
             values[i] + part for i, part in zip(slots, parts[1:], strict=True)
         )
         expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-        plan = QpPlan.plan(parts, slots, cut)
+        plan = QpPlan.plan(parts, slots, cut, cached)
         assert plan is not None
         encoded = plan.encode(values)
         assert encoded is not None
@@ -354,6 +366,27 @@ class TestQpPlan:
                 assert encoded is not None
                 assert encoded.data == expected.replace(b"\n", b"\r\n"), (prefix, n)
         assert plan.encode(["a\rb"]) is None
+
+    def test_only_the_time_line_is_cached(self) -> None:
+        """mime._qp_line's cache holds the time's line (a no-break space), never a line with
+        a name: a greeting or footer with an accented name is encoded per email."""
+        mime._qp_line.cache_clear()
+        when = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+        for name in ("Zo\u00eb", "Ren\u00e9e"):
+            view = NudgeView(
+                kind="date_night",
+                item=load_catalog().items("date_night")[0],
+                recipient=name,
+                partner="J\u00fcrgen",
+                turn=name,
+                when=when,
+                timezone="Europe/Berlin",
+            )
+            render_email_bytes(
+                view, sender="N <n@example.org>", to_name=name, to_address="a@b.test", when=when
+            )
+        # One entry: the time's line, the same for both emails; no greeting, no footer.
+        assert mime._qp_line.cache_info().currsize == 1
 
     def test_static_lines_are_encoded_once(self) -> None:
         """Only the lines that hold a slot are left to encode per message, in one pass."""

@@ -304,3 +304,41 @@ class TestChoiceProperties:
         assert picks(items, "appreciation", recently_seen=seen, rested_before=99, **how) == {
             "ap-words"
         }
+
+
+class TestChooseForAPool:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        kind=st.sampled_from(KINDS),
+        love=st.lists(st.sampled_from(LOVE), max_size=2, unique=True),
+        focus=st.lists(st.sampled_from(FOCUS), max_size=3, unique=True),
+        check_in_format=st.sampled_from([None, *get_args(CheckInFormat)]),
+        sequence=st.integers(0, 5),
+        seen=st.sets(st.sampled_from(sorted(i.id for k in KINDS for i in CATALOG.items(k)))),
+        n=st.integers(0, 1000),
+    )
+    def test_a_pool_chooses_as_through_choose(
+        self,
+        kind: NudgeKind,
+        love: list[LoveLanguage],
+        focus: list[FocusArea],
+        check_in_format: CheckInFormat | None,
+        sequence: int,
+        seen: set[str],
+        n: int,
+    ) -> None:
+        """choose_for calls a Pool of its kind directly (no `choose` between): the same item
+        as through `choose` with the pool's items."""
+        me, you = partner("maya", "en", tuple(love)), partner("sam", "en", tuple(love))
+        how: dict[str, Any] = {
+            "kind": kind,
+            "occurrence_id": f"c1/x@{n}",
+            "recipient": me,
+            "other": you,
+            "focus_areas": focus,
+            "recently_seen": seen,
+            "check_in_format": check_in_format,
+            "sequence": sequence,
+            "rested_before": n,
+        }
+        assert choose_for(POOLS[kind], **how) == choose_for(list(POOLS[kind].items), **how)

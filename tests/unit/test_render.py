@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from couples_nudge.notifier import render
 from couples_nudge.notifier.catalog import Item, load_catalog
 from couples_nudge.notifier.render import (
     NudgeView,
@@ -416,6 +417,90 @@ class TestViewFor:
         """The turn names a partner; it is "yours" exactly for that partner."""
         v = view_for(PROFILE, recipient, "date_night", DATE_NIGHT, turn=turn)
         assert (v.turn, v.turn_is_recipient) == (name, mine)
+
+    @pytest.mark.parametrize("turn", [None, "", "p1", "p2", "p9"])
+    def test_every_field_as_the_keyword_view(self, turn: str | None) -> None:
+        """view_for builds its NudgeView by position (tuple.__new__): equal, field by field,
+        to the keyword construction it replaced."""
+        when = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+        actions = (("done", "https://a/d"), ("skip", "https://a/s"))
+        v = view_for(
+            PROFILE,
+            "p2",
+            "date_night",
+            DATE_NIGHT,
+            turn=turn,
+            link="https://l",
+            unsubscribe_url="https://u",
+            jar_idea="a picnic",
+            manage_url="https://m",
+            support_url="https://s",
+            when=when,
+            actions=actions,
+        )
+        names = {"p1": "Maya", "p2": "Sam"}
+        expected = NudgeView(
+            kind="date_night",
+            item=DATE_NIGHT,
+            recipient="Sam",
+            partner="Maya",
+            turn=names.get(turn) if turn else None,
+            turn_is_recipient=turn == "p2",
+            discreet=True,
+            locale=PROFILE.partners[1].locale,
+            link="https://l",
+            unsubscribe_url="https://u",
+            jar_idea="a picnic",
+            manage_url="https://m",
+            support_url="https://s",
+            when=when,
+            timezone="UTC",
+            actions=actions,
+        )
+        assert type(v) is NudgeView
+        assert v._asdict() == expected._asdict()
+
+
+class TestViewFields:
+    def test_the_order_render_unpacks(self) -> None:
+        """render_email_bytes and _per_message unpack `view[:]` in this order, and view_for
+        builds a view by position: a field moved or added must change them too."""
+        assert NudgeView._fields == (
+            "kind",
+            "item",
+            "recipient",
+            "partner",
+            "turn",
+            "turn_is_recipient",
+            "discreet",
+            "locale",
+            "link",
+            "unsubscribe_url",
+            "jar_idea",
+            "manage_url",
+            "support_url",
+            "when",
+            "timezone",
+            "actions",
+        )
+
+
+class TestFixedByIdentity:
+    def test_the_item_itself_finds_its_fixed_values(self) -> None:
+        """render_email_bytes finds an item's _Fixed by the item's identity, held in the entry:
+        the lru_cache's own _Fixed; an entry holding another item is never used."""
+        v = view(DATE_NIGHT, turn="Sam", when=WHEN, unsubscribe_url=UNSUBSCRIBE)
+        first = parts(email(v))
+        key = (id(DATE_NIGHT), v.locale, v.kind, v.discreet)
+        seen = render._FIXED_SEEN[key]
+        assert seen.item is DATE_NIGHT
+        assert seen.fixed is render._fixed(v.locale, v.kind, DATE_NIGHT, v.discreet)
+        # Another item under this id (as if the id were reused): not this item's values.
+        other = replace(DATE_NIGHT, title="Another title")
+        other_fixed = render._fixed(v.locale, v.kind, other, v.discreet)
+        render._FIXED_SEEN[key] = render._SeenItem(other, other_fixed)
+        assert parts(email(v)) == first
+        assert render._FIXED_SEEN[key].item is DATE_NIGHT
 
 
 class TestDeepLink:
