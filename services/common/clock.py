@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Final, Protocol
-
-from pydantic_core import TzInfo
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 __all__ = ["Clock", "ManualClock", "ScaledClock", "SystemClock", "epoch_ms", "from_ms"]
 
@@ -90,34 +88,11 @@ class ManualClock:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-# tzinfo types with one UTC offset for every instant (pydantic's is every parsed instant's).
-_FIXED_OFFSET: Final = (timezone, TzInfo)
-_EPOCHS_KEPT: Final = 64
-# id(tzinfo) -> (that tzinfo, the epoch in it); the tzinfo is held, so its id is not reused.
-_epochs: dict[int, tuple[tzinfo, datetime]] = {}
 
 
 def epoch_ms(instant: datetime) -> int:
-    """Exact integer milliseconds (float timestamp() * 1000 is off by one now and then).
-
-    An instant with a fixed-offset tzinfo is subtracted from the epoch expressed in the same
-    tzinfo object: datetime subtraction with one tzinfo on both sides ignores it (takes the
-    wall times' difference, exact when the offset cannot differ between them) and so calls no
-    utcoffset(); pydantic-core's TzInfo.utcoffset costs ~3.5k instructions a call, an event's
-    occurred_at ~7.2k -> ~4k (issue 20). tests/property/test_epoch_ms.py holds it to the plain
-    `(instant - epoch) // 1 ms` for fixed offsets, zones and UTC.
-    """
-    tz = instant.tzinfo
-    if tz is UTC:
-        return (instant - _EPOCH) // _MS
-    kept = _epochs.get(id(tz))
-    if kept is None or kept[0] is not tz:
-        if tz is None or type(tz) not in _FIXED_OFFSET:  # a zone's offset moves (or naive)
-            return (instant - _EPOCH) // _MS
-        if len(_epochs) >= _EPOCHS_KEPT:
-            _epochs.clear()
-        kept = _epochs[id(tz)] = (tz, _EPOCH.astimezone(tz))
-    return (instant - kept[1]) // _MS
+    """Exact integer milliseconds (float timestamp() * 1000 is off by one now and then)."""
+    return (instant - _EPOCH) // _MS
 
 
 def from_ms(ms: int | float) -> datetime:
