@@ -25,6 +25,10 @@ and `_arms` do. A cron the rules refuse or too frequent raises the same Planning
 
 Planned directly instead: couples whose partner ids are spelled like a shared target ("both",
 "turns"), which a schedule id could not tell apart.
+
+An Arm also carries the texts APPLY_PLAN stores (store.Arm: its record field and a new
+record, "0|<nominal_ms>|<spec>"): a memo entry's record depends only on its spec and nominal
+instant, which the entry shares, so it is kept there, built once per shape, not per couple.
 """
 
 from __future__ import annotations
