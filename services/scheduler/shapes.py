@@ -25,6 +25,10 @@ and `_arms` do. A cron the rules refuse or too frequent raises the same Planning
 
 Planned directly instead: couples whose partner ids are spelled like a shared target ("both",
 "turns"), which a schedule id could not tell apart.
+
+An Arm also carries the texts APPLY_PLAN stores (store.Arm: its record field and a new
+record, "0|<nominal_ms>|<spec>"): a memo entry's record depends only on its spec and nominal
+instant, which the entry shares, so it is kept there, built once per shape, not per couple.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from couples_nudge.scheduler.steady_weeks import (
     quiet_free_us,
     steady_week,
 )
-from couples_nudge.scheduler.store import Arm
+from couples_nudge.scheduler.store import Arm, build_arm
 from couples_nudge_schemas import (
     CronCadence,
     NudgeKind,
@@ -73,6 +77,8 @@ __all__ = ["ShapePlanner", "plan_arms"]
 # tuple built by tuple.__new__ in C costs ~1.4k (four arms a realistic couple): an Arm has no
 # __new__ of its own to skip (tests/property/test_shape_planner.py).
 _new_arm: Final = tuple.__new__
+# Each kind's record fields start "<kind code>/" (planning.plan's schedule ids, after the couple's).
+_FIELD_HEADS: Final = {kind: f"{code}/" for kind, code in KIND_CODES.items()}
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -90,7 +96,7 @@ def _arms(schedules: list[Schedule], context: CoupleContext, now: datetime) -> l
         if first is not None:
             spec = encode_spec(schedule, context)
             nominal_ms, fire_ms = epoch_ms(first.nominal), epoch_ms(first.fire_at)
-            arms.append(Arm(schedule.schedule_id, spec, nominal_ms, fire_ms))
+            arms.append(build_arm(schedule.schedule_id, spec, nominal_ms, fire_ms))
     return arms
 
 
@@ -133,7 +139,8 @@ def _names_model(annotation: object) -> bool:
 class _Entry(NamedTuple):
     since: datetime
     until: datetime  # the earliest nominal instant among the arms
-    arms: tuple[tuple[str | int, str, int, int], ...]  # target (shared or position), spec, ms
+    # target (shared or position), spec, nominal and fire ms, and the record (Arm.record)
+    arms: tuple[tuple[str | int, str, int, int, str], ...]
 
 
 class _CronArm(NamedTuple):
@@ -162,9 +169,10 @@ class _SpreadArm(NamedTuple):
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
     window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
 
-    def arm(self, schedule_id: str, now: datetime, now_ms: int) -> Arm:
-        """This couple's arm: the first fire after `now` (epoch ms `now_ms`) of the rule seeded
-        by its own id; in a steady week by integer arithmetic (steady_weeks.py)."""
+    def arm(self, schedule_id: str, field: str, now: datetime, now_ms: int) -> Arm:
+        """This couple's arm (`field`: Arm.field of `schedule_id`): the first fire after `now`
+        (epoch ms `now_ms`) of the rule seeded by its own id; in a steady week by integer
+        arithmetic (steady_weeks.py)."""
         rule = self.rule
         week = steady_week(self.zone, self.quiet_zones, now, now_ms)
         if week is not None:
@@ -173,12 +181,15 @@ class _SpreadArm(NamedTuple):
                 week, schedule_id, rule.times_per_week, start, width, now_ms
             )
             if quiet_free_us(week, self.bounds, nominal_ms):
-                return _new_arm(Arm, (schedule_id, self.spec, nominal_ms, nominal_ms))
+                record = f"0|{nominal_ms}|{self.spec}"  # Arm.record
+                return _new_arm(
+                    Arm, (schedule_id, self.spec, nominal_ms, nominal_ms, field, record)
+                )
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
         occurrence = quiet_occurrence(self.quiet, nominal)
-        return Arm(schedule_id, self.spec, epoch_ms(nominal), epoch_ms(occurrence.fire_at))
+        return build_arm(schedule_id, self.spec, epoch_ms(nominal), epoch_ms(occurrence.fire_at))
 
 
 class ShapePlanner:
@@ -225,8 +236,9 @@ class ShapePlanner:
             couple = next(self._numbers)
             _keep(self._couples, zones_and_quiet, couple, self.size)
         couple_id, plans = values["couple_id"], values["nudges"].__dict__
+        couple_head = couple_id + "/"  # a schedule id is this, then its record field
         arms: list[Arm] = []
-        for kind, code in KIND_CODES.items():
+        for kind, head in _FIELD_HEADS.items():
             plan_: NudgePlan | None = plans[kind]
             if plan_ is None:
                 continue
@@ -243,7 +255,6 @@ class ShapePlanner:
                 None if zone_of is None else ids.index(zone_of),
                 couple,
             )
-            base = f"{couple_id}/{code}/"
             # The cadence's exact class (a Cadence is one of the union's, never a subclass):
             # isinstance against a pydantic model class goes through ABCMeta, ~8x `type() is`.
             if type(cadence) is CronCadence:
@@ -256,6 +267,7 @@ class ShapePlanner:
                     arms += _arms(made, context, now)
                     continue
                 self.hits += 1
+                base = couple_head + head
                 arms += self._cron_arms(kind, cadence.cron, template, base, ids, now)
                 continue
             key = (kind, _values(cadence), *audience)
@@ -271,7 +283,8 @@ class ShapePlanner:
                 # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
                 for each in spread:
                     t = each.target
-                    arms.append(each.arm(base + (t if isinstance(t, str) else ids[t]), now, now_ms))
+                    field = head + (t if isinstance(t, str) else ids[t])
+                    arms.append(each.arm(couple_head + field, field, now, now_ms))
                 continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:
@@ -280,9 +293,11 @@ class ShapePlanner:
                 context = context or context_of(data)
                 made = plan_kind(data, kind, plan_, min_interval=self.min_interval, now=now)
                 entry = self._remember(key, made, context, now)
-            for t, spec, nominal_ms, fire_ms in entry.arms:
-                schedule_id = base + (t if isinstance(t, str) else ids[t])
-                arms.append(_new_arm(Arm, (schedule_id, spec, nominal_ms, fire_ms)))
+            for t, spec, nominal_ms, fire_ms, record in entry.arms:
+                field = head + (t if isinstance(t, str) else ids[t])
+                arms.append(
+                    _new_arm(Arm, (couple_head + field, spec, nominal_ms, fire_ms, field, record))
+                )
         return arms
 
     def _remember(
@@ -293,7 +308,13 @@ class ShapePlanner:
             now,
             from_ms(min((arm.nominal_ms for arm in arms), default=epoch_ms(now))),
             tuple(
-                (_target(arm.schedule_id, context), arm.spec, arm.nominal_ms, arm.fire_ms)
+                (
+                    _target(arm.schedule_id, context),
+                    arm.spec,
+                    arm.nominal_ms,
+                    arm.fire_ms,
+                    arm.record,
+                )
                 for arm in arms
             ),
         )
@@ -322,7 +343,7 @@ class ShapePlanner:
             fire_at = quiet_occurrence(each.quiet, nominal).fire_at
             target = each.target
             arms.append(
-                Arm(
+                build_arm(
                     base + (target if isinstance(target, str) else ids[target]),
                     each.prefix + spec,
                     epoch_ms(nominal),

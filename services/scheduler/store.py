@@ -11,7 +11,7 @@ from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.keys import Keys, couple_digest
 from couples_nudge.scheduler import lua
 
-__all__ = ["AheadPage", "ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore"]
+__all__ = ["AheadPage", "ApplyResult", "Arm", "Fire", "Fired", "Plan", "ScheduleStore", "build_arm"]
 
 ApplyResult = Literal["applied", "stale", "erased"]
 # Past every prepared step's freshness (lookahead.FRESH_MS): a counter outlives its instant's
@@ -24,12 +24,25 @@ _LF = ord("\n")
 
 class Arm(NamedTuple):
     """A schedule to store with its first timer (spec: records.encode_spec); a tuple: one is
-    built per schedule planned."""
+    built per schedule planned (`build_arm` makes one from the first four fields).
 
-    schedule_id: str
+    `field` and `record` are what APPLY_PLAN writes for it, always derived from the others as
+    `build_arm` derives them (tests/property/test_shape_planner.py holds the planner's Arms to it):
+    carried so that the shape planner builds a shape's shared texts once, not once a couple
+    (a record's text cost ~2.2k instructions, the field's slice ~1.1k: issue 20)."""
+
+    schedule_id: str  # "<couple id>/<kind code>/<target>": its timer's member
     spec: str
     nominal_ms: int
     fire_ms: int
+    field: str  # its record's field in the couple hash: the schedule id after "<couple id>/"
+    record: str  # a new schedule's record, "0|<nominal_ms>|<spec>" (APPLY_PLAN keeps a seq)
+
+
+def build_arm(schedule_id: str, spec: str, nominal_ms: int, fire_ms: int) -> Arm:
+    """An Arm with its field and record derived (a couple id has no "/": SafeId)."""
+    field = schedule_id.partition("/")[2]
+    return Arm(schedule_id, spec, nominal_ms, fire_ms, field, f"0|{nominal_ms}|{spec}")
 
 
 class Plan(NamedTuple):
@@ -121,11 +134,11 @@ class ScheduleStore:
         ]
         for item in profile.items():
             args += item
-        skip = len(couple_id) + 1  # the record's field: the schedule id after "<couple>/"
-        for arm in arms:  # a new schedule's record: seq 0 (the script keeps a stored seq)
-            args += (arm.schedule_id[skip:], f"0|{arm.nominal_ms}|{arm.spec}")
-        for arm in arms:
-            args += (arm.fire_ms, arm.schedule_id)
+        fires: list[str | int] = []  # after the records: (fire_ms, member) pairs
+        for schedule_id, _spec, _nominal_ms, fire_ms, field, record in arms:
+            args += (field, record)
+            fires += (fire_ms, schedule_id)
+        args += fires
         prefix, timers, schedules, tombstones, changes = self._shard_keys(shard)
         return [prefix + couple_id, timers, schedules, tombstones, changes], args
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
 from couples_nudge.scheduler.shapes import ShapePlanner, _nested_fields, _values, plan_arms
-from couples_nudge.scheduler.store import Arm, Plan
+from couples_nudge.scheduler.store import Arm, Plan, build_arm
 from couples_nudge_schemas import (
     Cadence,
     CronCadence,
@@ -200,7 +200,11 @@ class TestShapePlanner:
         assert [arm.schedule_id for arm in again] == [
             f"c2/{code}/{who}" for code in "dca" for who in ("kim", "lou")
         ]
-        assert [arm[1:] for arm in again] == [arm[1:] for arm in first]
+        assert [arm.field for arm in again] == [
+            f"{code}/{who}" for code in "dca" for who in ("kim", "lou")
+        ]
+        assert [arm[1:4] for arm in again] == [arm[1:4] for arm in first]  # spec, nominal, fire
+        assert [arm.record for arm in again] == [arm.record for arm in first]
         later = planner.arms(prefs, friday)  # Berlin's 19:00 has come: planned again
         assert planner.hits == 3
         summer = 7 * 86_400_000 - 3_600_000  # a week later, in Berlin's summer time
@@ -283,14 +287,45 @@ class TestMemoKeys:
             assert a == (TimesPerWeekCadence, "times_per_week", first.times, _values(window))
 
 
+_SAFE_ID = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
+
+
+class TestArmTexts:
+    @given(_SAFE_ID, st.sampled_from("dca"), _SAFE_ID, st.text(), st.integers(0, 2**53))
+    def test_build_arm_derives_what_the_store_sent_before(
+        self, couple_id: str, code: str, target: str, spec: str, nominal_ms: int
+    ) -> None:
+        """Arm.field and Arm.record are the texts ScheduleStore._apply_call made before it
+        read them from the Arm (the schedule id after "<couple id>/"; seq 0, nominal, spec)."""
+        schedule_id = f"{couple_id}/{code}/{target}"
+        made = build_arm(schedule_id, spec, nominal_ms, nominal_ms + 1)
+        assert made.field == schedule_id[len(couple_id) + 1 :]
+        assert made.record == f"0|{made.nominal_ms}|{made.spec}"
+        assert made[:4] == (schedule_id, spec, nominal_ms, nominal_ms + 1)
+
+    @settings(max_examples=100, deadline=None)
+    @given(couples=_couples())
+    def test_the_planners_arms_carry_their_derived_texts(
+        self, couples: list[PreferencesSetData]
+    ) -> None:
+        """Every Arm the shape planner gives, from its memo or not, is `build_arm` of its
+        first four fields: its field and record are never another couple's (the comparison
+        with `plan_arms` above implies it; this says it alone)."""
+        planner = ShapePlanner(timedelta(hours=1))
+        for prefs in couples + couples:  # the second time from the memo
+            arms = _shaped(planner, prefs, START)
+            if not isinstance(arms, str):
+                assert arms == [build_arm(*arm[:4]) for arm in arms]
+
+
 class TestArmsBuiltInC:
-    @given(st.text(), st.text(), st.integers(), st.integers())
+    @given(st.text(), st.text(), st.integers(), st.integers(), st.text(), st.text())
     def test_tuple_new_builds_the_same_arm(
-        self, schedule_id: str, spec: str, nominal_ms: int, fire_ms: int
+        self, schedule_id: str, spec: str, nominal_ms: int, fire_ms: int, field: str, record: str
     ) -> None:
         """`tuple.__new__(Arm, fields)` (shapes.py's fast form) is `Arm(*fields)`: same type,
         fields and field names; Arm's only __new__ is the NamedTuple's, which checks nothing."""
-        fields = (schedule_id, spec, nominal_ms, fire_ms)
+        fields = (schedule_id, spec, nominal_ms, fire_ms, field, record)
         fast, plain = tuple.__new__(Arm, fields), Arm(*fields)
         assert type(fast) is Arm
         assert fast == plain
