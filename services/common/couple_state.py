@@ -309,18 +309,22 @@ def _push(text: bytes) -> PushSubscription:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+def _trusted(
+    cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None
+) -> _M:
     """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
 
     Only the scheduler writes the profile fields, from a validated preferences.set: validating
     them again on every read would cost more than the rest of a parse. Made by
     `object.__new__`, which is `cls.__new__` for a pydantic model (none defines its own: a
     test pins it), without the read of `cls.__new__` through the model metaclass's
-    `__getattr__` hook (~1.5k instructions).
+    `__getattr__` hook (~1.5k instructions). `fields_set`: the keys of `values` when the
+    caller knows them beforehand (a copy of a constant set is cheaper than a set of the
+    dict's keys); else they are read from `values`.
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
     _set_dict(made, values)
-    _set_fields_set(made, set(values))
+    _set_fields_set(made, set(values if fields_set is None else fields_set))
     _set_extra(made, None)
     _set_private(made, None)
     return made
@@ -350,9 +354,8 @@ def _partner(
     field is given), cheaper than a set of the dict's keys; no call for absent devices."""
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
-    made = _new_model(Partner)  # as `_trusted` does: see its docstring
-    _set_dict(
-        made,
+    return _trusted(
+        Partner,
         {
             "partner_id": partner_id,
             "name": n.decode(),
@@ -365,11 +368,8 @@ def _partner(
             "love_languages": list(_love_names(love)),
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
+        _PARTNER_FIELDS_SET,
     )
-    _set_fields_set(made, set(_PARTNER_FIELDS_SET))
-    _set_extra(made, None)
-    _set_private(made, None)
-    return made
 
 
 # Every field of a Partner, in the order `_partner` gives them (a test pins it).
@@ -424,9 +424,8 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
         return None
     focus, _, discreet = (f or b"|").decode().partition("|")
-    made = _new_model(PreferencesSetData)  # as `_trusted` does: see its docstring
-    _set_dict(
-        made,
+    return _trusted(
+        PreferencesSetData,
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
@@ -437,11 +436,8 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
         },
+        _DATA_FIELDS_SET,
     )
-    _set_fields_set(made, set(_DATA_FIELDS_SET))
-    _set_extra(made, None)
-    _set_private(made, None)
-    return made
 
 
 # Every field of a PreferencesSetData, in the order `_profile` gives them (a test pins it).

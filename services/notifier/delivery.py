@@ -318,16 +318,14 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(nudge, couple, want.partner, want.other, seen, scheduled_ms, idea)
+            item = self._choose(nudge, couple, want.partner, want.other, seen, idea)
             for send in want.channels:
                 sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
         started = []
         for w, send, item in sends:
             started.append(
-                self._send_and_record(
-                    nudge, couple, w.partner, item, send, now, scheduled_ms, jar_text
-                )
+                self._send_and_record(nudge, couple, w.partner, item, send, now, jar_text)
             )
         done = await all_of(started)
         reached: set[str] = set()
@@ -483,7 +481,6 @@ class Delivery:
         item: Item,
         send: _Send,
         now: datetime,
-        scheduled_ms: int,
         jar_idea: str | None = None,
     ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
         """Send one message and record it at once with its outcome (not after the nudge's
@@ -517,7 +514,7 @@ class Delivery:
         data = encode(outcome)
         dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
         shown = "" if error else item.id
-        if not await self._record(message, [(key, shown, data)], dead, scheduled_ms):
+        if not await self._record(message, [(key, shown, data)], dead, nudge.scheduled_ms):
             log.info("couple_erased_during_delivery", occurrence_id=message.occurrence_id)
             return outcome
         return outcome, Boxed(key, data)
@@ -610,7 +607,6 @@ class Delivery:
         partner: Partner,
         other: Partner,
         seen: dict[str, int],
-        scheduled_ms: int,
         idea: JarIdea | None = None,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
@@ -639,7 +635,7 @@ class Delivery:
             check_in_format=couple.check_in_format,
             sequence=nudge.sequence,
             context=couple.profile.context,
-            rested_before=scheduled_ms - self._gap_ms,
+            rested_before=nudge.scheduled_ms - self._gap_ms,
         )
         return self.catalog.localized(item, partner.locale)
 
