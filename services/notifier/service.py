@@ -216,8 +216,12 @@ class NotifierService:
         Cancelled at the shutdown deadline, it is neither acknowledged nor logged: the entry
         stays pending for another replica.
         """
+        raw = fields.get(DATA_KEY, b"")
         try:
-            await self._handle_patiently(fields.get(DATA_KEY, b""), entry, stream, fields)
+            try:  # `_handle_patiently`, one coroutine frame less while no Redis error comes
+                await self.handle(raw, entry, stream, fields)
+            except RedisError as exc:
+                await self._handle_patiently(raw, entry, stream, fields, first=exc)
             await self.pipe.ack(stream, NOTIFIER_GROUP, entry)  # one XACK per stream a trip
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
@@ -226,7 +230,13 @@ class NotifierService:
             self._in_flight.release()
 
     async def _handle_patiently(
-        self, raw: bytes, entry_id: str, stream: str, fields: dict[bytes, bytes] | None = None
+        self,
+        raw: bytes,
+        entry_id: str,
+        stream: str,
+        fields: dict[bytes, bytes] | None = None,
+        *,
+        first: RedisError | None = None,
     ) -> None:
         """`handle`, tried again in this process, with backoff, while Redis refuses writes or
         cannot be reached (OOM, READONLY, NOREPLICAS, a lost connection: refusals.py).
@@ -235,22 +245,27 @@ class NotifierService:
         delivery per try and dead-letter it after a few. A try that failed so sent nothing
         (the reservation before every send failed) or recorded what it sent (the next try
         skips it and publishes its outcome from the outbox). Other errors, and any error once
-        the service is stopping, leave the entry pending as before."""
+        the service is stopping, leave the entry pending as before. `first`: the error of a
+        try the caller made itself (`_run_one`), handled as this loop's first."""
         failures = 0
+        error = first
         while True:
-            try:
-                await self.handle(raw, entry_id, stream, fields)
-                return
-            except RedisError as exc:
-                if not not_now(exc) or self._stop.is_set():
-                    raise
-                failures += 1
-                log.warning(
-                    "redis_refused_backing_off",
-                    entry_id=entry_id,
-                    error=type(exc).__name__,
-                    failures=failures,
-                )
+            if error is None:
+                try:
+                    await self.handle(raw, entry_id, stream, fields)
+                    return
+                except RedisError as exc:
+                    error = exc
+            if not not_now(error) or self._stop.is_set():
+                raise error
+            failures += 1
+            log.warning(
+                "redis_refused_backing_off",
+                entry_id=entry_id,
+                error=type(error).__name__,
+                failures=failures,
+            )
+            error = None
             await pause(self._stop, failures)
 
     async def handle(
