@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -409,6 +409,7 @@ class Delivery:
         partners: dict[str, Partner] = {}
         for p in couple.profile.partners:
             partners[p.partner_id] = p
+        listening = couple.listening  # read from the profile (a pydantic attribute) once
         wanted: list[_Wanted] = []
         for partner_id in nudge.recipients:
             partner = partners.get(partner_id)
@@ -423,7 +424,7 @@ class Delivery:
             if couple.snoozed(partner_id, nudge.kind, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "snoozed", partner_id))
                 continue
-            if self._thinned(nudge, couple, partner_id):
+            if listening and self._thinned(nudge, couple, partner_id):
                 result.outcomes.append(self._suppressed(nudge, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
@@ -442,7 +443,7 @@ class Delivery:
                     continue
                 channels.append(_Send(channel_name, key))
             if channels:
-                other = _other(couple.profile.partners, partner_id)
+                other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
         return wanted
 
@@ -564,9 +565,8 @@ class Delivery:
     def _thinned(nudge: _Nudge, couple: CoupleState, partner_id: str) -> bool:
         """Whether the listening cadence leaves this nudge out for the partner: their level
         for the kind keeps `kept` of every `out_of` of their own nudges of it (listening.py),
-        counted by the schedule's sequence (every other one for alternating recipients)."""
-        if not couple.listening:
-            return False
+        counted by the schedule's sequence (every other one for alternating recipients).
+        Asked only for a couple that opted in to the listening cadence (`_wanted`)."""
         level = couple.level(partner_id, nudge.kind)
         if level == 0:
             return False
@@ -860,11 +860,12 @@ class Delivery:
         )
 
 
-def _other(partners: Sequence[Partner], partner_id: str) -> Partner:
-    """The first partner who is not `partner_id`: `next(p for p in partners if ...)` without
-    a generator (made, then closed with a GeneratorExit, twice a nudge)."""
-    for partner in partners:
-        if partner.partner_id != partner_id:
+def _other(partners: dict[str, Partner], partner_id: str) -> Partner:
+    """The first partner who is not `partner_id`, of the couple's partners by id (in their
+    order): `next(p for p in partners if ...)` without a generator (made, then closed with a
+    GeneratorExit, twice a nudge) nor a read of each partner's id (a pydantic attribute)."""
+    for other_id, partner in partners.items():
+        if other_id != partner_id:
             return partner
     raise StopIteration  # as next() of the empty generator; a couple has two distinct ids
 
