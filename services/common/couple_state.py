@@ -309,9 +309,7 @@ def _push(text: bytes) -> PushSubscription:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _trusted(
-    cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None
-) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None) -> _M:
     """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
 
     Only the scheduler writes the profile fields, from a validated preferences.set: validating
@@ -345,8 +343,8 @@ _set_private: Final = vars(BaseModel)["__pydantic_private__"].__set__
 def _partner(
     s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
 ) -> Partner:
-    """A partner from their fields (issue 20: built on every nudge, the profile cache misses
-    in the notifier, one nudge per couple per occurrence). The codes become names through
+    """A partner from their fields (issue 20: built on every nudge, one nudge per couple
+    per occurrence). The codes become names through
     `_channel_names` and `_love_names` (a tuple per distinct code string, cached; each
     partner gets lists of its own),
     not by comprehensions (on 3.11 each is a frame of its own, ~1-2k instructions) nor by
@@ -414,10 +412,16 @@ def _quiet_hours(text: str) -> QuietHours:
     return _trusted(QuietHours, {"start": start, "end": end, "policy": policy})
 
 
-@lru_cache(maxsize=4096)
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
-    subscriptions and device lists joined from their pieces); cached by their bytes."""
+    subscriptions and device lists joined from their pieces).
+
+    Not cached (issue 20, h/notify9): the notifier parses a couple once per occurrence (one
+    nudge for both partners), hours apart, so a cache of 4,096 profiles keyed by their bytes
+    missed on nearly every parse at the target's thousands of couples a second; a miss paid
+    the key's ~17 byte-string hashes and the LRU's bookkeeping, and the profiles it kept alive
+    were traversed by the cyclic GC: 471.1k -> 460.0k instructions a notifier message
+    (callgrind, every couple new as in the benchmark's drain)."""
     rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, ln, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
