@@ -515,7 +515,7 @@ class Delivery:
         else:
             error = None
         if error is None:
-            outcome: OutcomeEvent = self._sent(nudge, now, partner_id, channel, item.id, send.ref)
+            outcome: OutcomeEvent = self._sent(nudge, now, send, partner_id, item.id)
         else:  # final too: a redelivery must not retry it
             outcome = self._failed(nudge, now, partner_id, channel, error.detail, device=send.ref)
         data = encode(outcome)
@@ -785,20 +785,16 @@ class Delivery:
         )
 
     def _sent(
-        self,
-        nudge: _Nudge,
-        now: datetime,
-        partner_id: str,
-        channel: ChannelName,
-        content_id: str,
-        device: str | None = None,
+        self, nudge: _Nudge, now: datetime, send: _Send, partner_id: str, content_id: str
     ) -> NudgeSent:
-        slot = channel if device is None else f"{channel}:{device}"
+        """The outcome of `send`, done; its event id is of the send's idempotency key
+        (`_wanted` and `_devices` made it of the occurrence, partner and slot)."""
+        channel, device = send.channel, send.ref
         make = built if plain_fields(partner_id, device, content_id) else _validated
         return make(
             NudgeSent,
             type="nudge.sent.v1",
-            event_id=outcome_id(idempotency_key(nudge.occurrence_id, partner_id, slot)),
+            event_id=outcome_id(send.key),
             occurred_at=now,
             producer=PRODUCER,
             data=make(
