@@ -49,7 +49,6 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,15 +197,20 @@ class Boxed:
 
 @dataclass
 class DeliveryResult:
+    """`boxed`: the outbox entry of each outcome that has one, by the outcome's `id()` (its
+    `event_id` costs a pydantic attribute read and a UUID hash in Python, twice a message).
+    The outcomes are held in `outcomes` while the result lives, so no id is reused meanwhile;
+    `box` is the only way an outcome gets an entry."""
+
     outcomes: list[OutcomeEvent] = field(default_factory=list)
     retry: list[RetryNeeded] = field(default_factory=list)
-    boxed: dict[uuid.UUID, Boxed] = field(default_factory=dict)  # event_id -> its outbox entry
+    boxed: dict[int, Boxed] = field(default_factory=dict)  # id(outcome) -> its outbox entry
     # For the preferences stream: "ignored" streaks of the listening cadence (engagement.py).
     feedback: list[NudgeFeedback] = field(default_factory=list)
 
     def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
         self.outcomes.append(outcome)
-        self.boxed[outcome.event_id] = entry
+        self.boxed[id(outcome)] = entry
 
 
 class Delivery:
