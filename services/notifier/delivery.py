@@ -890,22 +890,26 @@ async def all_of(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     """`asyncio.gather(*coros)` for a nudge's sends, without gather's outer future and its
     Python callback per task (~8-9 us a nudge of two sends, timeit; see docs/performance.md).
 
-    The same as gather where the delivery can tell: every coroutine starts at once as a task
-    of its own (the sends run concurrently); the results come back in order; cancelled, every
-    task not done is cancelled and CancelledError raised. One difference, on errors only (a
-    send's own errors are returned, not raised: what raises is a record refused while the
-    service stops, or a bug): the error raised is the first in the list's order, once the
-    tasks before it have finished, where gather raises the first to happen at once. The
-    errors not raised are retrieved as gather retrieves them (no "never retrieved" log).
-    Tested against gather: tests/unit/test_all_of.py."""
-    if len(coros) == 1:  # nothing to run beside it: no task
-        return [await coros[0]]
+    The same as gather where the delivery can tell: every coroutine after the first starts
+    as a task of its own, and the first runs in the caller's task (one task less a nudge:
+    its creation, its registration in asyncio's weak set of tasks, its steps), so the sends
+    run concurrently: the tasks start as soon as the first suspends, and a send suspends at
+    the latest on its RECORD_SENT's reply. The results come back in order; cancelled, every
+    coroutine not done is cancelled and CancelledError raised. One difference, on errors
+    only (a send's own errors are returned, not raised: what raises is a record refused
+    while the service stops, or a bug): the error raised is the first in the list's order,
+    once the coroutines before it have finished, where gather raises the first to happen at
+    once. The errors not raised are retrieved as gather retrieves them (no "never retrieved"
+    log). Tested against gather: tests/unit/test_all_of.py."""
+    if len(coros) < 2:  # nothing to run beside it: no task
+        return [await coros[0]] if coros else []
     create_task = asyncio.get_running_loop().create_task
     tasks: list[asyncio.Task[T]] = []
-    for coro in coros:  # not a comprehension: its own frame (module docstring)
-        tasks.append(create_task(coro))
+    for coro in coros[1:]:  # not a comprehension: its own frame (module docstring)
+        tasks.append(create_task(coro))  # started before the first is run, below
     results: list[T] = []
     try:
+        results.append(await coros[0])
         for task in tasks:
             results.append(await task)
     except asyncio.CancelledError:
