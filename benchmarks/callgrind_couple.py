@@ -5,8 +5,9 @@
 
 N distinct couples of the notifier scenario's burst mix (benchmarks/notifier.py), each hash as
 the scheduler writes it ("rev", the profile fields of `encode_profile`, two schedule records),
-are parsed once each: every parse misses the profile cache, as the notifier's does (one nudge
-per couple per occurrence). --hit parses them a second time (the cache's hits). Only the parses
+are parsed once each, as the notifier parses them (one nudge per couple per occurrence).
+--hit parses them a second time and counts that (the profile cache's hits until h/notify9
+dropped that cache: now the same work as the first parse). Only the parses
 are instrumented (callgrind's client requests, as benchmarks/callgrind_notifier.py): run it with
 --n 200 and --n 1200, the difference / 1,000 is one parse. Not part of `make bench`.
 """

@@ -309,18 +309,20 @@ def _push(text: bytes) -> PushSubscription:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None) -> _M:
     """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
 
     Only the scheduler writes the profile fields, from a validated preferences.set: validating
     them again on every read would cost more than the rest of a parse. Made by
     `object.__new__`, which is `cls.__new__` for a pydantic model (none defines its own: a
     test pins it), without the read of `cls.__new__` through the model metaclass's
-    `__getattr__` hook (~1.5k instructions).
+    `__getattr__` hook (~1.5k instructions). `fields_set`: the keys of `values` when the
+    caller knows them beforehand (a copy of a constant set is cheaper than a set of the
+    dict's keys); else they are read from `values`.
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
     _set_dict(made, values)
-    _set_fields_set(made, set(values))
+    _set_fields_set(made, set(values if fields_set is None else fields_set))
     _set_extra(made, None)
     _set_private(made, None)
     return made
@@ -341,8 +343,8 @@ _set_private: Final = vars(BaseModel)["__pydantic_private__"].__set__
 def _partner(
     s: bytes, q: bytes | None, n: bytes, c: bytes, w: bytes | None, m: bytes | None
 ) -> Partner:
-    """A partner from their fields (issue 20: built on every nudge, the profile cache misses
-    in the notifier, one nudge per couple per occurrence). The codes become names through
+    """A partner from their fields (issue 20: built on every nudge, one nudge per couple
+    per occurrence). The codes become names through
     `_channel_names` and `_love_names` (a tuple per distinct code string, cached; each
     partner gets lists of its own),
     not by comprehensions (on 3.11 each is a frame of its own, ~1-2k instructions) nor by
@@ -350,9 +352,8 @@ def _partner(
     field is given), cheaper than a set of the dict's keys; no call for absent devices."""
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
-    made = _new_model(Partner)  # as `_trusted` does: see its docstring
-    _set_dict(
-        made,
+    return _trusted(
+        Partner,
         {
             "partner_id": partner_id,
             "name": n.decode(),
@@ -365,11 +366,8 @@ def _partner(
             "love_languages": list(_love_names(love)),
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
+        _PARTNER_FIELDS_SET,
     )
-    _set_fields_set(made, set(_PARTNER_FIELDS_SET))
-    _set_extra(made, None)
-    _set_private(made, None)
-    return made
 
 
 # Every field of a Partner, in the order `_partner` gives them (a test pins it).
@@ -414,19 +412,24 @@ def _quiet_hours(text: str) -> QuietHours:
     return _trusted(QuietHours, {"start": start, "end": end, "policy": policy})
 
 
-@lru_cache(maxsize=4096)
 def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
-    subscriptions and device lists joined from their pieces); cached by their bytes."""
+    subscriptions and device lists joined from their pieces).
+
+    Not cached (issue 20, h/notify9): the notifier parses a couple once per occurrence (one
+    nudge for both partners), hours apart, so a cache of 4,096 profiles keyed by their bytes
+    missed on nearly every parse at the target's thousands of couples a second; a miss paid
+    the key's ~17 byte-string hashes and the LRU's bookkeeping, and the profiles it kept alive
+    were traversed by the cyclic GC: 471.1k -> 460.0k instructions a notifier message
+    (callgrind, every couple new as in the benchmark's drain)."""
     rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, ln, w0, w1, m0, m1 = values
     if rev is None or couple_id is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
         return None
     focus, _, discreet = (f or b"|").decode().partition("|")
-    made = _new_model(PreferencesSetData)  # as `_trusted` does: see its docstring
-    _set_dict(
-        made,
+    return _trusted(
+        PreferencesSetData,
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
@@ -437,11 +440,8 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
         },
+        _DATA_FIELDS_SET,
     )
-    _set_fields_set(made, set(_DATA_FIELDS_SET))
-    _set_extra(made, None)
-    _set_private(made, None)
-    return made
 
 
 # Every field of a PreferencesSetData, in the order `_profile` gives them (a test pins it).

@@ -160,6 +160,14 @@ class Keys:
     def couple(self, couple_id: str) -> str:
         return f"{self.couple_prefix(self.shard_of(couple_id))}{couple_id}"
 
+    def delivery_keys(self, couple_id: str) -> tuple[str, str, str, str]:
+        """`couple`, `sent`, `seen` and `outbox` of one couple (the notifier's LOAD and
+        RECORD_SENT take these four), the shard and its tag computed once instead of four
+        times (tests/unit/test_delivery_keys.py)."""
+        p, tag = self.prefix, self._tag(self.shard_of(couple_id))
+        return (f"{p}:couple:{tag}:{couple_id}", f"{p}:sent:{tag}:{couple_id}",
+                f"{p}:seen:{tag}:{couple_id}", f"{p}:outbox:{tag}:{couple_id}")  # fmt: skip
+
     def sent(self, couple_id: str) -> str:
         return f"{self.prefix}:sent:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 

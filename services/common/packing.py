@@ -46,6 +46,11 @@ def pack(args: tuple[Any, ...]) -> bytes:
             _prefixes[key] = prefix
         data = args[-1]
         return b"%b$%d\r\n%b\r\n" % (prefix, len(data), data)
+    if type(args[0]) is str and args[0].isalpha():  # `_pack`'s first case, without its call
+        try:  # not contextlib.suppress: its __enter__ and __exit__ are Python calls
+            return hiredis.pack_command(args)  # type: ignore[no-any-return]
+        except TypeError:
+            pass  # an argument hiredis refuses: `_pack` decides, as for any other command
     return _pack(args)
 
 

@@ -41,13 +41,15 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
   (tests/unit/test_delivery_nudge.py).
 - What runs per nudge builds its lists with loops, not comprehensions: on 3.11 each
   comprehension is a function frame of its own (~1-2k instructions).
+- The records made per message (`_Send`, `_Wanted`, `Boxed`) are slots dataclasses that are
+  not frozen: a frozen one's `__init__` sets each field through `object.__setattr__`
+  (~0.4k instructions a field). None is changed once made, nor hashed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -157,9 +159,10 @@ class _Nudge:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Send:
-    """One message to send: on a channel, or on one device of the "mobile" channel."""
+    """One message to send: on a channel, or on one device of the "mobile" channel. Never
+    changed once made (not frozen: see the module docstring)."""
 
     channel: ChannelName
     key: str  # idempotency key
@@ -172,9 +175,10 @@ class _Send:
         return self.channel if self.ref is None else f"{self.channel}:{self.ref}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Wanted:
-    """A recipient who still needs this nudge, and the sends they need."""
+    """A recipient who still needs this nudge, and the sends they need. Never changed once
+    made (not frozen: see the module docstring)."""
 
     partner: Partner
     partner_id: str  # partner.partner_id
@@ -182,9 +186,10 @@ class _Wanted:
     channels: list[_Send]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Boxed:
-    """An outcome waiting in the couple's outbox: publish `data`, then delete `field`."""
+    """An outcome waiting in the couple's outbox: publish `data`, then delete `field`. Never
+    changed once made (not frozen: see the module docstring)."""
 
     field: str
     data: bytes
@@ -192,15 +197,20 @@ class Boxed:
 
 @dataclass
 class DeliveryResult:
+    """`boxed`: the outbox entry of each outcome that has one, by the outcome's `id()` (its
+    `event_id` costs a pydantic attribute read and a UUID hash in Python, twice a message).
+    The outcomes are held in `outcomes` while the result lives, so no id is reused meanwhile;
+    `box` is the only way an outcome gets an entry."""
+
     outcomes: list[OutcomeEvent] = field(default_factory=list)
     retry: list[RetryNeeded] = field(default_factory=list)
-    boxed: dict[uuid.UUID, Boxed] = field(default_factory=dict)  # event_id -> its outbox entry
+    boxed: dict[int, Boxed] = field(default_factory=dict)  # id(outcome) -> its outbox entry
     # For the preferences stream: "ignored" streaks of the listening cadence (engagement.py).
     feedback: list[NudgeFeedback] = field(default_factory=list)
 
     def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
         self.outcomes.append(outcome)
-        self.boxed[outcome.event_id] = entry
+        self.boxed[id(outcome)] = entry
 
 
 class Delivery:
@@ -318,16 +328,14 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(nudge, couple, want.partner, want.other, seen, scheduled_ms, idea)
+            item = self._choose(nudge, couple, want.partner, want.other, seen, idea)
             for send in want.channels:
                 sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
         started = []
         for w, send, item in sends:
             started.append(
-                self._send_and_record(
-                    nudge, couple, w.partner, item, send, now, scheduled_ms, jar_text
-                )
+                self._send_and_record(nudge, couple, w.partner, item, send, now, jar_text)
             )
         done = await all_of(started)
         reached: set[str] = set()
@@ -405,6 +413,7 @@ class Delivery:
         partners: dict[str, Partner] = {}
         for p in couple.profile.partners:
             partners[p.partner_id] = p
+        listening = couple.listening  # read from the profile (a pydantic attribute) once
         wanted: list[_Wanted] = []
         for partner_id in nudge.recipients:
             partner = partners.get(partner_id)
@@ -419,7 +428,7 @@ class Delivery:
             if couple.snoozed(partner_id, nudge.kind, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "snoozed", partner_id))
                 continue
-            if self._thinned(nudge, couple, partner_id):
+            if listening and self._thinned(nudge, couple, partner_id):
                 result.outcomes.append(self._suppressed(nudge, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
@@ -438,7 +447,7 @@ class Delivery:
                     continue
                 channels.append(_Send(channel_name, key))
             if channels:
-                other = _other(couple.profile.partners, partner_id)
+                other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
         return wanted
 
@@ -483,7 +492,6 @@ class Delivery:
         item: Item,
         send: _Send,
         now: datetime,
-        scheduled_ms: int,
         jar_idea: str | None = None,
     ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
         """Send one message and record it at once with its outcome (not after the nudge's
@@ -511,16 +519,34 @@ class Delivery:
         else:
             error = None
         if error is None:
-            outcome: OutcomeEvent = self._sent(nudge, now, partner_id, channel, item.id, send.ref)
+            outcome: OutcomeEvent = self._sent(nudge, now, send, partner_id, item.id)
         else:  # final too: a redelivery must not retry it
             outcome = self._failed(nudge, now, partner_id, channel, error.detail, device=send.ref)
         data = encode(outcome)
         dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
-        shown = "" if error else item.id
-        if not await self._record(message, [(key, shown, data)], dead, scheduled_ms):
+        records = [(key, "" if error else item.id, data)]
+        try:  # `_record`'s first try, made here: one coroutine frame less per send
+            recorded = await self._record_sent(message, records, dead, nudge.scheduled_ms)
+        except RedisError as exc:
+            recorded = await self._record(message, records, dead, nudge.scheduled_ms, exc)
+        if not recorded:
             log.info("couple_erased_during_delivery", occurrence_id=message.occurrence_id)
             return outcome
         return outcome, Boxed(key, data)
+
+    def _record_sent(
+        self, message: Outgoing, records: list[tuple[str, str, bytes]], dead: str, scheduled: int
+    ) -> Coroutine[Any, Any, bool]:
+        """One try of RECORD_SENT (NotifierState.record_sent) for a send that has happened."""
+        return self.state.record_sent(
+            message.couple_id,
+            records,
+            scheduled_ms=scheduled,
+            now_ms=epoch_ms(self.clock.now()),
+            retention_ms=self._retention_ms,
+            repeat_window_ms=self._window_ms,
+            dead=dead,
+        )
 
     async def _record(
         self,
@@ -528,42 +554,39 @@ class Delivery:
         records: list[tuple[str, str, bytes]],
         dead: str,
         scheduled_ms: int,
+        first: RedisError,
     ) -> bool:
-        """RECORD_SENT for a send that has happened. If Redis cannot take it, keep trying
-        with backoff (this coroutine holds the fact meanwhile) until it does or the service
-        stops; raising instead would let a redelivery send again."""
+        """RECORD_SENT for a send that has happened, after a first try failed with `first`.
+        While Redis cannot take it, keep trying with backoff (this coroutine holds the fact
+        meanwhile) until it does or the service stops; raising instead would let a
+        redelivery send again."""
         failures = 0
+        error: RedisError | None = first
         while True:
-            try:
-                return await self.state.record_sent(
-                    message.couple_id,
-                    records,
-                    scheduled_ms=scheduled_ms,
-                    now_ms=epoch_ms(self.clock.now()),
-                    retention_ms=self._retention_ms,
-                    repeat_window_ms=self._window_ms,
-                    dead=dead,
-                )
-            except RedisError as exc:
-                if self.stopping.is_set():
-                    raise  # shutting down: the redelivery may send it again (one duplicate)
-                failures += 1
-                log.warning(
-                    "send_not_recorded_yet",
-                    occurrence_id=message.occurrence_id,
-                    channel=message.channel,
-                    error=type(exc).__name__,
-                    failures=failures,
-                )
-                await pause(self.stopping, failures)
+            if error is None:
+                try:
+                    return await self._record_sent(message, records, dead, scheduled_ms)
+                except RedisError as exc:
+                    error = exc
+            if self.stopping.is_set():
+                raise error  # shutting down: the redelivery may send it again (one duplicate)
+            failures += 1
+            log.warning(
+                "send_not_recorded_yet",
+                occurrence_id=message.occurrence_id,
+                channel=message.channel,
+                error=type(error).__name__,
+                failures=failures,
+            )
+            error = None
+            await pause(self.stopping, failures)
 
     @staticmethod
     def _thinned(nudge: _Nudge, couple: CoupleState, partner_id: str) -> bool:
         """Whether the listening cadence leaves this nudge out for the partner: their level
         for the kind keeps `kept` of every `out_of` of their own nudges of it (listening.py),
-        counted by the schedule's sequence (every other one for alternating recipients)."""
-        if not couple.listening:
-            return False
+        counted by the schedule's sequence (every other one for alternating recipients).
+        Asked only for a couple that opted in to the listening cadence (`_wanted`)."""
         level = couple.level(partner_id, nudge.kind)
         if level == 0:
             return False
@@ -610,7 +633,6 @@ class Delivery:
         partner: Partner,
         other: Partner,
         seen: dict[str, int],
-        scheduled_ms: int,
         idea: JarIdea | None = None,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
@@ -639,7 +661,7 @@ class Delivery:
             check_in_format=couple.check_in_format,
             sequence=nudge.sequence,
             context=couple.profile.context,
-            rested_before=scheduled_ms - self._gap_ms,
+            rested_before=nudge.scheduled_ms - self._gap_ms,
         )
         return self.catalog.localized(item, partner.locale)
 
@@ -783,20 +805,16 @@ class Delivery:
         )
 
     def _sent(
-        self,
-        nudge: _Nudge,
-        now: datetime,
-        partner_id: str,
-        channel: ChannelName,
-        content_id: str,
-        device: str | None = None,
+        self, nudge: _Nudge, now: datetime, send: _Send, partner_id: str, content_id: str
     ) -> NudgeSent:
-        slot = channel if device is None else f"{channel}:{device}"
+        """The outcome of `send`, done; its event id is of the send's idempotency key
+        (`_wanted` and `_devices` made it of the occurrence, partner and slot)."""
+        channel, device = send.channel, send.ref
         make = built if plain_fields(partner_id, device, content_id) else _validated
         return make(
             NudgeSent,
             type="nudge.sent.v1",
-            event_id=outcome_id(idempotency_key(nudge.occurrence_id, partner_id, slot)),
+            event_id=outcome_id(send.key),
             occurred_at=now,
             producer=PRODUCER,
             data=make(
@@ -858,11 +876,12 @@ class Delivery:
         )
 
 
-def _other(partners: Sequence[Partner], partner_id: str) -> Partner:
-    """The first partner who is not `partner_id`: `next(p for p in partners if ...)` without
-    a generator (made, then closed with a GeneratorExit, twice a nudge)."""
-    for partner in partners:
-        if partner.partner_id != partner_id:
+def _other(partners: dict[str, Partner], partner_id: str) -> Partner:
+    """The first partner who is not `partner_id`, of the couple's partners by id (in their
+    order): `next(p for p in partners if ...)` without a generator (made, then closed with a
+    GeneratorExit, twice a nudge) nor a read of each partner's id (a pydantic attribute)."""
+    for other_id, partner in partners.items():
+        if other_id != partner_id:
             return partner
     raise StopIteration  # as next() of the empty generator; a couple has two distinct ids
 
@@ -871,22 +890,26 @@ async def all_of(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     """`asyncio.gather(*coros)` for a nudge's sends, without gather's outer future and its
     Python callback per task (~8-9 us a nudge of two sends, timeit; see docs/performance.md).
 
-    The same as gather where the delivery can tell: every coroutine starts at once as a task
-    of its own (the sends run concurrently); the results come back in order; cancelled, every
-    task not done is cancelled and CancelledError raised. One difference, on errors only (a
-    send's own errors are returned, not raised: what raises is a record refused while the
-    service stops, or a bug): the error raised is the first in the list's order, once the
-    tasks before it have finished, where gather raises the first to happen at once. The
-    errors not raised are retrieved as gather retrieves them (no "never retrieved" log).
-    Tested against gather: tests/unit/test_all_of.py."""
-    if len(coros) == 1:  # nothing to run beside it: no task
-        return [await coros[0]]
+    The same as gather where the delivery can tell: every coroutine after the first starts
+    as a task of its own, and the first runs in the caller's task (one task less a nudge:
+    its creation, its registration in asyncio's weak set of tasks, its steps), so the sends
+    run concurrently: the tasks start as soon as the first suspends, and a send suspends at
+    the latest on its RECORD_SENT's reply. The results come back in order; cancelled, every
+    coroutine not done is cancelled and CancelledError raised. One difference, on errors
+    only (a send's own errors are returned, not raised: what raises is a record refused
+    while the service stops, or a bug): the error raised is the first in the list's order,
+    once the coroutines before it have finished, where gather raises the first to happen at
+    once. The errors not raised are retrieved as gather retrieves them (no "never retrieved"
+    log). Tested against gather: tests/unit/test_all_of.py."""
+    if len(coros) < 2:  # nothing to run beside it: no task
+        return [await coros[0]] if coros else []
     create_task = asyncio.get_running_loop().create_task
     tasks: list[asyncio.Task[T]] = []
-    for coro in coros:  # not a comprehension: its own frame (module docstring)
-        tasks.append(create_task(coro))
+    for coro in coros[1:]:  # not a comprehension: its own frame (module docstring)
+        tasks.append(create_task(coro))  # started before the first is run, below
     results: list[T] = []
     try:
+        results.append(await coros[0])
         for task in tasks:
             results.append(await task)
     except asyncio.CancelledError:

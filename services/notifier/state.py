@@ -132,15 +132,14 @@ class NotifierState:
         self._couple_keys: dict[str, CoupleKeys] = {}
 
     def couple_keys(self, couple_id: str) -> CoupleKeys:
-        """The couple's keys, built once per couple while its nudge is handled (each costs a
-        CRC32 and a format; a delivery needs them about five times)."""
+        """The couple's keys, built once per couple while its nudge is handled (a CRC32 and
+        four formats; a delivery needs them about five times). `tuple.__new__`: a
+        NamedTuple's own `__new__` is a Python function."""
         found = self._couple_keys.get(couple_id)
         if found is None:
             if len(self._couple_keys) >= _KEYS_KEPT:
                 self._couple_keys.clear()
-            k = self.keys
-            found = CoupleKeys(k.couple(couple_id), k.sent(couple_id), k.seen(couple_id),
-                               k.outbox(couple_id))  # fmt: skip
+            found = _new_tuple(CoupleKeys, self.keys.delivery_keys(couple_id))
             self._couple_keys[couple_id] = found
         return found
 

@@ -18,3 +18,11 @@ class TestOutcomeId:
         assert made == uuid.uuid5(_NS, about)
         assert made.version == 5
         assert str(made) == str(uuid.uuid5(_NS, about))
+
+    def test_a_uuid_is_its_two_slots(self) -> None:
+        """`outcome_id` sets a UUID's state through its slots' descriptors: `int` and
+        `is_safe` are all of it (a UUID made so equals, hashes and prints as uuid5's)."""
+        assert uuid.UUID.__slots__ == ("int", "is_safe", "__weakref__")
+        made = outcome_id("x")
+        assert made.is_safe is uuid.SafeUUID.unknown
+        assert hash(made) == hash(uuid.uuid5(_NS, "x"))
