@@ -256,13 +256,7 @@ def choose(
     rested_before: int | None = None,
 ) -> Item:
     """One item of `kind` from `items` (a Pool is reused; a sequence is indexed per call)."""
-    if isinstance(items, Pool) and items.kind == kind:
-        pool = items
-    else:
-        pool = Pool(kind, items.items if isinstance(items, Pool) else items)
-    if not pool.items:
-        raise LookupError(f"the catalog has no {kind} items")
-    return pool.choose(
+    return _pool_of(items, kind).choose(
         seed=seed,
         love_languages=love_languages,
         focus_areas=focus_areas,
@@ -294,27 +288,27 @@ def choose_for(
     fits the receiver's love languages and is drawn per giver. Date nights and check-ins are
     drawn per occurrence, so both partners of a shared nudge get the same prompt.
     """
-    personal = kind == "appreciation"
-    if type(items) is Pool and items.kind == kind and items.items:  # as `choose` would call
-        return items.choose(
-            seed=f"{occurrence_id}|{recipient.partner_id}" if personal else occurrence_id,
-            love_languages=other.love_languages if personal else (),
-            focus_areas=focus_areas,
-            check_in_format=check_in_format if kind == "check_in" else None,
-            deck=deck_for(check_in_format, sequence) if kind == "check_in" else None,
-            context=context,
-            recently_seen=recently_seen,
-            rested_before=rested_before,
-        )
-    return choose(
-        items,
-        kind=kind,
+    personal, check_in = kind == "appreciation", kind == "check_in"
+    # The pool's own choose, as `choose` calls it, without `choose`'s call in between.
+    return _pool_of(items, kind).choose(
         seed=f"{occurrence_id}|{recipient.partner_id}" if personal else occurrence_id,
         love_languages=other.love_languages if personal else (),
         focus_areas=focus_areas,
-        recently_seen=recently_seen,
-        check_in_format=check_in_format,
-        deck=deck_for(check_in_format, sequence),
+        check_in_format=check_in_format if check_in else None,
+        deck=deck_for(check_in_format, sequence) if check_in else None,
         context=context,
+        recently_seen=recently_seen,
         rested_before=rested_before,
     )
+
+
+def _pool_of(items: Sequence[Item] | Pool, kind: NudgeKind) -> Pool:
+    """The Pool of `kind` to choose from: `items` itself when it is one, else indexed now;
+    LookupError when it holds no item of the kind."""
+    if isinstance(items, Pool) and items.kind == kind:
+        pool = items
+    else:
+        pool = Pool(kind, items.items if isinstance(items, Pool) else items)
+    if not pool.items:
+        raise LookupError(f"the catalog has no {kind} items")
+    return pool
