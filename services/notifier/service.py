@@ -39,6 +39,7 @@ from couples_nudge.common.streams import (
     reject,
     xadd_command,
 )
+from couples_nudge.notifier.admission import Places
 from couples_nudge.notifier.catalog import load_catalog
 from couples_nudge.notifier.channels.base import Channel
 from couples_nudge.notifier.channels.dkim import DkimSigner
@@ -133,7 +134,7 @@ class NotifierService:
         self._held: dict[str, set[str]] = {}  # due stream -> entry ids being handled here
         # NUDGE_MAX_IN_FLIGHT bounds the whole process, not each shard's subscriber: with
         # NUDGE_SHARDS=8 the subscribers alone would start 8x as many.
-        self._in_flight = asyncio.Semaphore(settings.max_in_flight)
+        self._in_flight = Places(settings.max_in_flight)
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._tasks: list[asyncio.Task[None]] = []
         self.broker = broker_for(settings)
@@ -176,21 +177,25 @@ class NotifierService:
         async def on_due_batch(msg: RedisBatchStreamMessage) -> None:
             """Start every entry of a batch as its own task and return: the subscriber reads
             the next batch while these run. Back-pressure: at most NUDGE_MAX_IN_FLIGHT
-            entries run in this process, so this waits for a free place per entry."""
+            entries run in this process, so this waits for a free place per entry (a free
+            one is taken without waiting: admission.py)."""
             raw_message = msg.raw_message
             entries = [raw_id.decode() for raw_id in raw_message["message_ids"]]
             debug = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once a nudge
             held.update(entries)  # ours from now on: this stream's Reclaimer keeps them claimed
+            places, stop, running = self._in_flight, self._stop, self._running
+            create_task = asyncio.get_running_loop().create_task
             for n, (entry, fields) in enumerate(zip(entries, raw_message["data"], strict=True)):
-                if not await self._admitted():  # stopping: the rest stay pending, for others
+                if not places.take_now():
+                    await places.take()
+                if stop.is_set():  # stopping: the rest stay pending, for others
+                    places.give()  # handed on at once: see `_admitted`
                     held.difference_update(entries[n:])
                     await stopped_reading(
                         self.broker, self.settings.shutdown_timeout.total_seconds()
                     )
                     return
-                task = asyncio.create_task(self._run_one(stream, entry, fields, held, debug))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                running.add(create_task(self._run_one(stream, entry, fields, held, debug)))
 
         on_due_batch.__name__ = f"on_due_{stream.rsplit(':', 1)[-1].strip('{}')}"
         return on_due_batch
@@ -198,13 +203,13 @@ class NotifierService:
     async def _admitted(self) -> bool:
         """Wait for a place among the NUDGE_MAX_IN_FLIGHT; False once the service is stopping.
 
-        A stop releases one place more (`stop`); whoever gets a place after the stop hands it
+        A stop gives one place more (`stop`); whoever gets a place after the stop hands it
         on at once, so every waiting batch wakes, returns, and lets FastStream stop without
         cancelling a handler (and without waiting for a send to finish to free a place).
         """
-        await self._in_flight.acquire()
+        await self._in_flight.take()
         if self._stop.is_set():
-            self._in_flight.release()
+            self._in_flight.give()
             return False
         return True
 
@@ -213,8 +218,16 @@ class NotifierService:
     ) -> None:
         """Handle one entry, then acknowledge it; on failure it stays pending (Reclaimer).
 
+        The acknowledgement is queued, not awaited: the entry's work is durable once `handle`
+        returns, and its XACK goes in the auto-pipeline's next round trip with the others of
+        its stream (a failed XACK is logged there; the entry stays pending and is handled
+        again, skipping what is recorded). So the place and the task are free a round trip
+        sooner, and no future or task step is spent per entry on the reply. A stop drains
+        the queued acknowledgements (`stop`).
+
         Cancelled at the shutdown deadline, it is neither acknowledged nor logged: the entry
-        stays pending for another replica.
+        stays pending for another replica. The task leaves `_running` itself (no done
+        callback to schedule per entry).
         """
         raw = fields.get(DATA_KEY, b"")
         try:
@@ -222,12 +235,13 @@ class NotifierService:
                 await self.handle(raw, entry, stream, fields, debug=debug)
             except RedisError as exc:
                 await self._handle_patiently(raw, entry, stream, fields, first=exc)
-            await self.pipe.ack(stream, NOTIFIER_GROUP, entry)  # one XACK per stream a trip
+            self.pipe.ack_unawaited(stream, NOTIFIER_GROUP, entry)  # one XACK per stream a trip
         except Exception as exc:
             log.warning("nudge_failed_will_retry", entry_id=entry, error=type(exc).__name__)
         finally:
             held.discard(entry)
-            self._in_flight.release()
+            self._in_flight.give()
+            self._running.discard(asyncio.current_task())
 
     async def _handle_patiently(
         self,
@@ -462,7 +476,7 @@ class NotifierService:
                 try:
                     await self._handle_patiently(raw, entry, s, fields)
                 finally:
-                    self._in_flight.release()
+                    self._in_flight.give()
 
             reclaimer = Reclaimer.from_settings(
                 self.redis,
@@ -488,7 +502,7 @@ class NotifierService:
                 "carry no one-click unsubscribe link and bounces cannot be mapped to nudges",
             )
         self._stop.clear()
-        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)  # see `stop`
+        self._in_flight = Places(self.settings.max_in_flight)  # see `stop`
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop) for loop in self._background()]
         self.http, self.operator_http = await serve(
@@ -510,7 +524,7 @@ class NotifierService:
         """
         deadline = deadline or Deadline.after(self.settings.shutdown_timeout)
         self._stop.set()  # loops end their pass; reclaimers stop between entries
-        self._in_flight.release()  # wakes a batch waiting for a place: see `_admitted`
+        self._in_flight.give()  # wakes a batch waiting for a place: see `_admitted`
         await self.gauges.stop()
         for server in (self.http, self.operator_http):
             if server is not None:

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from structlog.testing import capture_logs
 
 from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.embedded.valkey import EmbeddedValkey
@@ -307,6 +308,29 @@ class TestAck:
                 await failed
         assert await asyncio.gather(*kept) == [3, 3]
         assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+    async def test_unawaited_acks_join_the_awaited_ones_and_a_failure_is_one_warning(
+        self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Acknowledgements nobody awaits travel in the stream's one XACK with the awaited
+        ones and are done once drained; an XACK that fails is one warning line with how many
+        unawaited entries it held (they stay pending)."""
+        stream = f"{key_prefix}:s"
+        ids = await self._pending(redis, stream, 4)
+        pipe = AutoPipeline(client)
+        for i in ids[:3]:
+            pipe.ack_unawaited(stream, "g", i)
+        assert await pipe.ack(stream, "g", ids[3]) == 4
+        assert pipe.commands == 1
+        assert (await redis.xpending(stream, "g"))["pending"] == 0
+        await redis.set(f"{key_prefix}:str", "x")
+        with capture_logs() as logs:
+            pipe.ack_unawaited(f"{key_prefix}:str", "g", "1-0")
+            pipe.ack_unawaited(f"{key_prefix}:str", "g", "2-0")
+            await pipe.drain()
+        assert [(e["event"], e["entries"], e["error"]) for e in logs] == [
+            ("xack_failed_entries_stay_pending", 2, "ResponseError")
+        ]
 
     async def test_script_many_spanning_round_trips_answers_every_call_in_order(
         self, client: aioredis.Redis, redis: aioredis.Redis, key_prefix: str

@@ -72,3 +72,30 @@ def test_an_xadd_prefix_is_remembered_by_its_arguments_types() -> None:
     )
     with pytest.raises(DataError):
         pack(("XADD", "s", True, b"x"))
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-3, 3),
+            st.floats(-3, 3, allow_nan=False),
+            st.sampled_from(["1", "~", "*", "s"]),
+            st.binary(max_size=2),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.binary(max_size=8),
+)
+def test_equal_xadd_heads_of_other_types_pack_as_redis_py_packs_them(
+    head: list[EncodableT], payload: bytes
+) -> None:
+    """Heads equal as dict keys (1, 1.0 and True; b"1" and "1" hash alike) in any order: each
+    packed as redis-py packs it, or refused as redis-py refuses it, whatever was remembered."""
+    for variant in (head, [float(a) if type(a) is int else a for a in head], head):
+        args = ("XADD", *variant, payload)
+        assert pack(args) == b"".join(bytes(p) for p in _python_packer().pack_command(*args))
+    if any(type(a) is int and a in (0, 1) for a in head):
+        booleans = ("XADD", *[bool(a) if type(a) is int else a for a in head], payload)
+        with pytest.raises(DataError):
+            pack(booleans)
