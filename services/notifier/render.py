@@ -641,13 +641,13 @@ def render_email_bytes(
         picked = plan.html_pick(values)
         if plan.html_str:  # plain str: as they are, when ASCII with nothing to escape
             html_values = list(picked)
-            text = "".join(plan.html_personal(values))  # those that may hold a name: at once
+            personal = "".join(plan.html_personal(values))  # those that may hold a name
             if (
-                not text.isascii()
-                or "&" in text
-                or "<" in text
-                or ">" in text
-                or ("'" in text or '"' in text)
+                not personal.isascii()
+                or "&" in personal
+                or "<" in personal
+                or ">" in personal
+                or ("'" in personal or '"' in personal)
             ):
                 for at in plan.html_personal_at:
                     html_values[at] = ascii_html_str(html_values[at])

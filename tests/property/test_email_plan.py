@@ -5,6 +5,8 @@ reference: Jinja on the whole context, as the notifier rendered it before plans.
 from __future__ import annotations
 
 import binascii
+import email
+import email.policy
 import itertools
 from collections.abc import Mapping
 from dataclasses import replace
@@ -223,6 +225,26 @@ class TestEmailPlans:
         assert plans
         assert all(plan is not None for plan in plans.values())
 
+    def test_an_address_the_fast_head_refuses_gets_the_planned_text(self) -> None:
+        """A non-ASCII address goes through the standard library (mime._slow), which takes
+        the text part as a str: an email from its plan gives the reference's bytes there
+        too (the plain text handed beside the encoded part is the email's)."""
+        kw = {**KW, "to_address": "zo\u00eb@example.test"}
+        item = load_catalog().items("date_night")[0]
+        for name in ("Alex", "Zo\u00eb"):
+            view = NudgeView(
+                kind="date_night",
+                item=item,
+                recipient=name,
+                partner="Sam",
+                turn="Sam",
+                when=datetime(2026, 12, 4, 18, tzinfo=UTC),
+                timezone="Europe/Berlin",
+            )
+            expected = _parts(_reference(view, **kw))  # the standard library's boundaries
+            for _ in range(2):  # the plan learned, then used
+                assert _parts(render_email_bytes(view, **kw)) == expected
+
     def test_a_plan_holding_the_answers_urls_never_joins_the_row(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -255,6 +277,12 @@ class TestEmailPlans:
         assert plan is not None
         assert not plan.reads_row
         assert len(joined) == 1
+
+
+def _parts(raw: bytes) -> list[str]:
+    """An email's text and HTML, decoded."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    return [str(part.get_content()) for part in message.walk() if not part.is_multipart()]
 
 
 class TestActionsRow:
