@@ -50,7 +50,16 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "picker", "qp"]
+__all__ = [
+    "Encoded",
+    "PlannedHtml",
+    "PlannedText",
+    "QpPlan",
+    "SevenBitPlan",
+    "build_email",
+    "picker",
+    "qp",
+]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -514,6 +523,18 @@ class PlannedHtml(NamedTuple):
         return _joined(self.plan.lf_parts, self.values)
 
 
+class PlannedText(NamedTuple):
+    """A text part as its static parts and values (build_email's `plain_text` beside an
+    Encoded part): joined only for the standard library's path. Made per email by
+    `_NEW(PlannedText, (parts, values))` (see Encoded)."""
+
+    parts: Sequence[str]
+    values: Sequence[str]
+
+    def text(self) -> str:
+        return _joined(self.parts, self.values)
+
+
 def picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """`lambda values: [values[i] for i in slots]`, as one operator.itemgetter call (a tuple)
     when there are two slots or more (with one, itemgetter gives the value alone): no
@@ -541,20 +562,21 @@ def build_email(
     extra_headers: Sequence[tuple[str, str]] = (),
     message_domain: str = "localhost",
     message_id: str | None = None,
-    plain_text: str | None = None,
+    plain_text: str | PlannedText | None = None,
 ) -> bytes:
     """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends.
 
     `message_id` (with its <>) names the message; without it one unique to this process and
     message is made (see the module docstring). `text` may come encoded already: Encoded,
     what this function makes of the text `plain_text` when that is not ASCII (so not 7bit),
-    which the standard library's path still needs. `html` may come planned (PlannedHtml):
+    which the standard library's path still needs: a str, or PlannedText (joined only on
+    that path, rare). `html` may come planned (PlannedHtml):
     7bit when its plan says so, else checked whole as a str is."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
     encoded: Encoded | None = None
     if isinstance(text, Encoded):
-        encoded, text = text, plain_text or ""
+        encoded, text = text, plain_text if isinstance(plain_text, str) else ""
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
     # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
@@ -571,6 +593,8 @@ def build_email(
             and _longest_line(to, message_id, extra_headers) > _MAX_HEADER_LINE
         )
     ):
+        if isinstance(plain_text, PlannedText) and encoded is not None:
+            text = plain_text.text()
         return _slow(
             subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )

@@ -84,6 +84,7 @@ from couples_nudge.notifier.mime import (
     _NEW,  # tuple.__new__: a NamedTuple from all its fields, without its Python __new__
     Encoded,
     PlannedHtml,
+    PlannedText,
     QpPlan,
     SevenBitPlan,
     build_email,
@@ -626,18 +627,21 @@ def render_email_bytes(
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
     plain: str | Encoded
+    text: str | PlannedText
     html: str | PlannedHtml
     if plan is None:
         ctx = {**fixed.values, **dict(zip(fixed.per_message, values, strict=True))}
-        text, html = _render_parts(view, ctx)
-        plain = text
+        plain, html = _render_parts(view, ctx)
+        text = plain
     else:
         source = (*values, *urls) if urls else values
         text_values = plan.text_pick(source)  # str (or Markup): join as str
-        text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
-        plain = text if encoded is None else encoded  # None: a CR, encoded whole
+        if encoded is None:  # 7bit, or a CR: encoded whole
+            plain = text = _joined(plan.text_parts, text_values)
+        else:  # the text itself only for mime's standard-library path (rare)
+            plain, text = encoded, _NEW(PlannedText, (plan.text_parts, text_values))
         picked = plan.html_pick(values)
         if plan.html_str:  # plain str: as they are, when ASCII with nothing to escape
             html_values = list(picked)
