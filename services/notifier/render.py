@@ -434,10 +434,11 @@ class _SeenItem(NamedTuple):
 
 
 # `_fixed` of (id(item), locale, kind, discreet): an email's item is the catalog's own
-# object (or a jar item made for it), so its identity finds the _Fixed that `_fixed` gives
-# it without Item.__hash__ (a Python function over 17 fields, ~2k instructions with the
-# lru_cache's key). Invariant: an entry holds its item, and is used only for that very
-# object (`is`): the same item, so the same _Fixed as `_fixed` (Items are immutable).
+# object (a jar item, new per message, is not kept: `_fixed_seen`), so its identity finds
+# the _Fixed that `_fixed` gives it without Item.__hash__ (a Python function over 17
+# fields, ~2k instructions with the lru_cache's key). Invariant: an entry holds its item,
+# and is used only for that very object (`is`): the same item, so the same _Fixed as
+# `_fixed` (Items are immutable).
 _FIXED_SEEN: Final[dict[tuple[int, str, str, bool], _SeenItem]] = {}
 _MAX_FIXED_SEEN: Final = 2048  # then cleared
 _JAR_PREFIX: Final = "jar:"  # jar.CONTENT_PREFIX (jar.py imports this module; a test pins it)
@@ -733,8 +734,10 @@ _MAX_FIXED_HTML: Final = 1024  # then cleared (time lines: one per instant, zone
 
 def _fixed_html(value: str) -> None:
     """Keeps the HTML of a value that holds no personal data (the callers say so)."""
-    if len(_FIXED_HTML) >= _MAX_FIXED_HTML:
+    if len(_FIXED_HTML) >= _MAX_FIXED_HTML:  # cleared of time lines; the words stay
         _FIXED_HTML.clear()
+        for words in _WORDS.values():
+            _FIXED_HTML[words.turn_yours] = ascii_html_str(words.turn_yours)
     _FIXED_HTML[value] = ascii_html_str(value)
 
 

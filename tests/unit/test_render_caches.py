@@ -102,3 +102,13 @@ class TestNoPersonalDataInCaches:
         assert render._fixed_seen((id(first), "en", "date_night", False), first) is (
             render._fixed_seen((id(second), "en", "date_night", False), second)
         )
+
+
+class TestFixedHtml:
+    def test_a_full_cache_keeps_the_interface_strings(self) -> None:
+        """Cleared when full of time lines, it still holds each locale's turn line."""
+        render._words_of("en")
+        for n in range(render._MAX_FIXED_HTML + 1):
+            render._fixed_html(f"Friday at {n}")
+        assert render._words_of("en").turn_yours in render._FIXED_HTML
+        assert len(render._FIXED_HTML) <= render._MAX_FIXED_HTML
