@@ -18,6 +18,14 @@ boundaries are unique by a random token per process and a counter, not by fresh 
 per message: the boundary cannot occur in an encoded part anyway ("=_" is neither base64 nor
 quoted-printable output) nor in a 7bit part (checked).
 
+A text part whose every value ends its line (QpPlan's `_CutLines`: the usual email) is one
+str join per email: its static lines and prefixes encoded once, each value written as it
+is (cut into 76-character lines when long) when all of them are literal, told at once by
+one translate over the values joined by a separator outside ASCII (so in none of the
+ASCII values). Invariant: b2a_qp writes such a value unchanged but for soft breaks, as
+`_CutLine.encode` does. No cache here holds a name or an address (a quoted To is made per
+email); `_qp_line` holds time lines only.
+
 The head is one f-string per email after an opening (Subject and From, RFC 2047 and measured
 once per subject and sender: `_opening`). Only the lines with per-message values are measured,
 and only when To, Message-ID and the extra headers are longer together than a line may be
@@ -42,7 +50,16 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Encoded", "PlannedHtml", "QpPlan", "SevenBitPlan", "build_email", "picker", "qp"]
+__all__ = [
+    "Encoded",
+    "PlannedHtml",
+    "PlannedText",
+    "QpPlan",
+    "SevenBitPlan",
+    "build_email",
+    "picker",
+    "qp",
+]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
@@ -181,6 +198,63 @@ def _qp_line_of(prefix: str, value: str) -> bytes | None:
 _qp_line: Final = functools.lru_cache(maxsize=1024)(_qp_line_of)
 
 
+_SEPARATOR: Final = "\x80"  # joins the values of _CutLines: not ASCII, so in none of them
+_SPACE_BEFORE_SEPARATOR: Final = " \x80"
+# _LITERAL with the separator's byte (latin-1) as literal too.
+_LITERAL_OR_SEPARATOR: Final = bytes(int(n == 0x80 or b) for n, b in enumerate(_LITERAL))
+
+
+def _soft_broken(value: str, first: int) -> str:
+    """A literal value cut as b2a_qp cuts it after a prefix (`_CutLine.encode`'s loop): the
+    first `first` characters, then lines of 75, "=" CRLF between them."""
+    n, at = len(value), first
+    if n <= at + 1:
+        return value
+    pieces = [value[:at]]
+    while n - at > _QP_LINE:
+        pieces.append(value[at : at + _QP_LINE - 1])
+        at += _QP_LINE - 1
+    pieces.append(value[at:])
+    return "=\r\n".join(pieces)
+
+
+class _CutLines(NamedTuple):
+    """A QpPlan whose segments are all cut lines (no line holds a slot but at its end), as
+    one str join per email: the encoded statics and prefixes, each line's CRLF, around the
+    values of the cut lines not cached (`pick`), which are written as they are when every one
+    of them is literal (checked at once: `QpPlan.encode`), and the cached lines' encodings."""
+
+    parts: tuple[str, ...]  # the encoded text around each segment's value (ASCII)
+    pick: Callable[[Sequence[str]], Sequence[str]]  # the values of the lines not cached
+    firsts: tuple[int, ...]  # per such line: `_CutLine.first`
+    fits: frozenset[int]  # lengths of values written as they are on any such line: 2..first+1
+    cached: tuple[tuple[int, _CutLine], ...]  # the cached lines, by place among segments
+
+    @classmethod
+    def of(
+        cls, statics: Sequence[bytes], segments: Sequence[_CutLine], cached: Collection[int]
+    ) -> _CutLines | None:
+        """None unless some segment is a cut line whose value is not cached."""
+        free = [line for line in segments if line.slot not in cached]
+        if not free:
+            return None
+        parts = [statics[0].decode("ascii")]
+        for line, static in zip(segments, statics[1:], strict=True):
+            if line.slot in cached:
+                parts.append(static.decode("ascii"))
+            else:
+                parts[-1] += line.encoded_prefix.decode("ascii")
+                parts.append("\r\n" + static.decode("ascii"))
+        firsts = tuple(line.first for line in free)
+        return cls(
+            tuple(parts),
+            picker(tuple(line.slot for line in free)),
+            firsts,
+            frozenset(range(2, min(firsts) + 2)),
+            tuple((n, line) for n, line in enumerate(segments) if line.slot in cached),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class QpPlan:
     """A text part's quoted-printable made once for its static lines (see `plan`)."""
@@ -192,6 +266,7 @@ class QpPlan:
     # The cut lines, each with its place among the segments between statics (in order).
     lines: tuple[tuple[int, _CutLine], ...]
     pick: Callable[[Sequence[str]], Sequence[str]]  # the values of `slots`: picker(slots)
+    cut_lines: _CutLines | None  # when every segment is a cut line: one join (`encode`)
 
     @classmethod
     def plan(
@@ -254,13 +329,16 @@ class QpPlan:
                 for slot, piece in zip(line[1::2], line[2::2], strict=True):
                     chunk_slots.append(slot)
                     chunks.append(piece)
+        encoded = tuple(map(_qp, statics))
+        cut_lines = [line for line in segments if line is not None]
         return cls(
-            tuple(map(_qp, statics)),
+            encoded,
             tuple(chunks),
             tuple(chunk_slots),
             segments.count(None),
             tuple((n, line) for n, line in enumerate(segments) if line is not None),
             picker(tuple(chunk_slots)),
+            _CutLines.of(encoded, cut_lines, cached) if len(cut_lines) == len(segments) else None,
         )
 
     def encode(self, values: Sequence[str]) -> Encoded | None:
@@ -268,6 +346,32 @@ class QpPlan:
         caller then encodes the whole text)."""
         if len(self.statics) == 1:
             return Encoded("quoted-printable", self.statics[0])
+        fast = self.cut_lines
+        if fast is not None and all(map(str.isascii, free := fast.pick(values))):
+            # Every value literal (printable ASCII but "=": _LITERAL), of two characters or
+            # more, not ending with a space: then written as it is (cut when long), as
+            # `_CutLine.encode` does. Told for all at once: joined by a non-ASCII separator
+            # (so never in a value), one translate, one search.
+            joined = _SEPARATOR.join(free)
+            lengths = tuple(map(len, free))
+            short = fast.fits.issuperset(lengths)  # then none is cut
+            if (
+                0 not in joined.encode("latin-1").translate(_LITERAL_OR_SEPARATOR)
+                and _SPACE_BEFORE_SEPARATOR not in joined
+                and not joined.endswith(" ")
+                and (short or not (0 in lengths or 1 in lengths))
+            ):
+                written = list(free) if short else list(map(_soft_broken, free, fast.firsts))
+                for at, line in fast.cached:  # in order: each goes where it is in the end
+                    value = values[line.slot]
+                    cached = (
+                        line.encode(value) if value.isascii() else line.other(line.prefix, value)
+                    )
+                    if cached is None:
+                        return None
+                    written.insert(at, cached.decode("ascii"))
+                data = _joined(fast.parts, written).encode("ascii")
+                return _NEW(Encoded, ("quoted-printable", data))
         pieces: list[bytes] = []
         if self.slots:
             slotted = self.pick(values)
@@ -383,14 +487,15 @@ _SPECIALS: Final = re.compile(r'[][\\()<>@,:;".]')
 
 def _to(name: str, address: str) -> str:
     """The To header of a partner: formataddr's, written directly for a plain ASCII name (it
-    would neither quote nor escape it; most partners are new to the cache below)."""
+    would neither quote nor escape it)."""
     if name.isascii() and (name.isalnum() or (name and _SPECIALS.search(name) is None)):
         return f"{name} <{address}>"  # isalnum: letters and digits only, no regex needed
     return _to_quoted(name, address)
 
 
-@functools.lru_cache(maxsize=4096)
 def _to_quoted(name: str, address: str) -> str:
+    """formataddr's To for a name it quotes or encodes: per email, not cached (a partner's
+    name and address are personal data; only such names come here)."""
     return formataddr((name, address), charset="utf-8")
 
 
@@ -416,6 +521,18 @@ class PlannedHtml(NamedTuple):
     def text(self) -> str:
         """The part as a str (LF line ends, as rendered)."""
         return _joined(self.plan.lf_parts, self.values)
+
+
+class PlannedText(NamedTuple):
+    """A text part as its static parts and values (build_email's `plain_text` beside an
+    Encoded part): joined only for the standard library's path. Made per email by
+    `_NEW(PlannedText, (parts, values))` (see Encoded)."""
+
+    parts: Sequence[str]
+    values: Sequence[str]
+
+    def text(self) -> str:
+        return _joined(self.parts, self.values)
 
 
 def picker(slots: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
@@ -445,20 +562,21 @@ def build_email(
     extra_headers: Sequence[tuple[str, str]] = (),
     message_domain: str = "localhost",
     message_id: str | None = None,
-    plain_text: str | None = None,
+    plain_text: str | PlannedText | None = None,
 ) -> bytes:
     """multipart/alternative (text, then HTML) as wire bytes, CRLF line ends.
 
     `message_id` (with its <>) names the message; without it one unique to this process and
     message is made (see the module docstring). `text` may come encoded already: Encoded,
     what this function makes of the text `plain_text` when that is not ASCII (so not 7bit),
-    which the standard library's path still needs. `html` may come planned (PlannedHtml):
+    which the standard library's path still needs: a str, or PlannedText (joined only on
+    that path, rare). `html` may come planned (PlannedHtml):
     7bit when its plan says so, else checked whole as a str is."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
     encoded: Encoded | None = None
     if isinstance(text, Encoded):
-        encoded, text = text, plain_text or ""
+        encoded, text = text, plain_text if isinstance(plain_text, str) else ""
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
     # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
@@ -475,6 +593,8 @@ def build_email(
             and _longest_line(to, message_id, extra_headers) > _MAX_HEADER_LINE
         )
     ):
+        if isinstance(plain_text, PlannedText) and encoded is not None:
+            text = plain_text.text()
         return _slow(
             subject, sender, to_name, to_address, when, text, _lf(html), extra_headers, message_id
         )

@@ -36,6 +36,17 @@ literal characters (else b2a_qp of its line alone: the time's no-break space). S
 plan never reads the joined row, so per email the row's values are stand-ins of its types
 and truthiness (`_row_stand_in`) and the row is joined only for a plan that reads it.
 
+Per email, the strings with a name are written by f-string from their text around the name
+(`_OneField`, per locale in `_Words`: invariant, `str.format` of a string whose one field is a
+plain `{name}` is its literal text around `format(value)`, which an f-string writes the
+same; any other form keeps str.format). No cache here holds personal data: the HTML of the
+per-message values is kept only for interface strings and time lines (`_FIXED_HTML`); the
+values that may hold a name are checked at once (ASCII, nothing to escape: written as they
+are) and converted per email otherwise (tests/unit/test_render_caches.py inspects every
+cache of render, mime and skeleton). A date night from the couple's jar is a new item per
+message: `_fixed` (which reads no item id) sees it without its idea's id, so the jar's
+emails of a language share one _Fixed and its plans, and nothing keeps the idea's id.
+
 What shows outside the opened email or app is discreet when the couple asked for it: the push
 title and body, the email subject and the inbox preview (preheader) are neutral strings; the
 item, the names and whose turn it is appear only inside. The footer fits the kind: the
@@ -49,8 +60,9 @@ import email
 import email.policy
 import functools
 import re
+import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -72,6 +84,7 @@ from couples_nudge.notifier.mime import (
     _NEW,  # tuple.__new__: a NamedTuple from all its fields, without its Python __new__
     Encoded,
     PlannedHtml,
+    PlannedText,
     QpPlan,
     SevenBitPlan,
     build_email,
@@ -346,6 +359,12 @@ class _EmailPlan:
     text_pick: Callable[[Sequence[Any]], Sequence[Any]]
     html_pick: Callable[[Sequence[Any]], Sequence[Any]]
     html_str: bool
+    # Where among html_pick's values the time's line and the turn line are (`_FIXED_HTML`:
+    # often an interface string or a time), and the others, which may hold a name: checked
+    # at once (html_personal picks them), converted one by one only when one needs it.
+    html_fixed_at: tuple[int, ...]
+    html_personal_at: tuple[int, ...]
+    html_personal: Callable[[Sequence[Any]], Sequence[Any]]
 
 
 _PER_MESSAGE: Final[tuple[str, ...]] = (
@@ -369,6 +388,8 @@ _NAMED_BODY: Final[tuple[str, ...]] = (
 _MAX_PLANS: Final = 64  # per _Fixed; beyond it, the skeletons (no unbounded growth)
 _ROW_AT: Final = _PER_MESSAGE.index("actions_text")  # then actions_html
 _WHEN_AT: Final = _PER_MESSAGE.index("when_line")
+# The per-message values that are often an interface string or a time (`_FIXED_HTML`).
+_MAYBE_FIXED: Final = frozenset({_WHEN_AT, _PER_MESSAGE.index("turn_line")})
 assert _PER_MESSAGE[_ROW_AT + 1] == "actions_html"
 
 
@@ -413,17 +434,26 @@ class _SeenItem(NamedTuple):
 
 
 # `_fixed` of (id(item), locale, kind, discreet): an email's item is the catalog's own
-# object (or a jar item made for it), so its identity finds the _Fixed that `_fixed` gives
-# it without Item.__hash__ (a Python function over 17 fields, ~2k instructions with the
-# lru_cache's key). Invariant: an entry holds its item, and is used only for that very
-# object (`is`): the same item, so the same _Fixed as `_fixed` (Items are immutable).
+# object (a jar item, new per message, is not kept: `_fixed_seen`), so its identity finds
+# the _Fixed that `_fixed` gives it without Item.__hash__ (a Python function over 17
+# fields, ~2k instructions with the lru_cache's key). Invariant: an entry holds its item,
+# and is used only for that very object (`is`): the same item, so the same _Fixed as
+# `_fixed` (Items are immutable).
 _FIXED_SEEN: Final[dict[tuple[int, str, str, bool], _SeenItem]] = {}
-_MAX_FIXED_SEEN: Final = 2048  # then cleared: jar items are new objects per message
+_MAX_FIXED_SEEN: Final = 2048  # then cleared
+_JAR_PREFIX: Final = "jar:"  # jar.CONTENT_PREFIX (jar.py imports this module; a test pins it)
 
 
 def _fixed_seen(key: tuple[int, str, NudgeKind, bool], item: Item) -> _Fixed:
-    """`_fixed` for a key of `_FIXED_SEEN` that is not there (or holds another item)."""
+    """`_fixed` for a key of `_FIXED_SEEN` that is not there (or holds another item).
+
+    A date night from the couple's jar (jar.jar_item: an id of `_JAR_PREFIX` and the idea's
+    id, the interface's title and body) is new per message: neither kept here nor in
+    `_fixed`'s cache with its idea's id, but as one item of the jar per language (`_fixed`
+    reads no id), so every jar email of a language shares one _Fixed and its plans."""
     _, locale, kind, discreet = key
+    if item.id.startswith(_JAR_PREFIX):
+        return _fixed(locale, kind, replace(item, id=_JAR_PREFIX), discreet)
     fixed = _fixed(locale, kind, item, discreet)
     if len(_FIXED_SEEN) >= _MAX_FIXED_SEEN:
         _FIXED_SEEN.clear()
@@ -454,25 +484,30 @@ def _per_message(
         timezone,
         actions,
     ) = view[:]  # `_fields`
-    s = strings_for(locale)
+    words = _WORDS.get(locale) or _words_of(locale)
     if row is None:
         row = _actions_row(locale, kind, actions) if actions else ("", "")
     actions_text, actions_html = row
     if turn is None:
         turn_line = None
     elif turn_is_recipient:
-        turn_line = str(s["turn"]["yours"])
+        turn_line = words.turn_yours
     else:
-        turn_line = str(s["turn"]["partner"]).format(name=turn)
-    values = (
-        format_when(when, timezone, locale, s["email"]["when"])
+        turn_line = words.turn_partner.format(turn)
+    when_line = (
+        format_when(when, timezone, locale, words.when)
         if when is not None and kind != "appreciation"
-        else None,
-        s["email"]["greeting"].format(name=recipient),
+        else None
+    )
+    if when_line is not None and when_line not in _FIXED_HTML:
+        _fixed_html(when_line)  # a time in a zone and language: no personal data
+    values = (
+        when_line,
+        words.greeting.format(recipient),
         recipient,
         turn_line,
         link,
-        s["footer"]["why"].format(partner=partner),
+        words.why.format(partner),
         support_url,
         manage_url,
         unsubscribe_url,
@@ -483,7 +518,71 @@ def _per_message(
     if len(fixed.per_message) == len(values):
         return values
     body = view.body  # formatted with the names: once, for the preheader and the body
-    return (*values, body, s["discreet"]["preheader"] if discreet else body)
+    return (*values, body, words.discreet_preheader if discreet else body)
+
+
+class _OneField(NamedTuple):
+    """An interface string with one field, `{name}` (`{partner}`), as its text around it:
+    `format` is `str.format(**{field: value})` by one f-string. A string of another form
+    (a second field, a conversion or format spec) keeps str.format (`whole`)."""
+
+    before: str | None  # None: str.format of `whole`
+    after: str
+    whole: str
+    field: str
+
+    @classmethod
+    def of(cls, text: str, field: str) -> _OneField:
+        pieces = list(string.Formatter().parse(text))
+        found = [
+            (name, spec, conversion) for _, name, spec, conversion in pieces if name is not None
+        ]
+        if found != [(field, "", None)]:
+            return cls(None, "", text, field)
+        at = next(n for n, (_, name, _, _) in enumerate(pieces) if name is not None)
+        before = "".join(literal for literal, _, _, _ in pieces[: at + 1])  # "{{": "{"
+        after = "".join(literal for literal, _, _, _ in pieces[at + 1 :])
+        return cls(before, after, text, field)
+
+    def format(self, value: str) -> str:
+        if self.before is None:
+            return self.whole.format(**{self.field: value})
+        return f"{self.before}{value}{self.after}"  # as str.format writes a value: format()
+
+
+class _Words(NamedTuple):
+    """The interface strings `_per_message` reads, per locale (`_WORDS`): one dict lookup
+    in place of strings_for's cache and five nested lookups, and the strings with a name
+    written by `_OneField`, not str.format (~3k instructions a call, callgrind)."""
+
+    when: str
+    greeting: _OneField
+    why: _OneField
+    turn_yours: str
+    turn_partner: _OneField
+    discreet_preheader: str
+
+
+_WORDS: Final[dict[str, _Words]] = {}  # by locale: interface strings only, no personal data
+
+
+def _words_of(locale: str) -> _Words:
+    s = strings_for(locale)
+    words = _Words(
+        s["email"]["when"],
+        _OneField.of(s["email"]["greeting"], "name"),
+        _OneField.of(s["footer"]["why"], "partner"),
+        str(s["turn"]["yours"]),
+        _OneField.of(str(s["turn"]["partner"]), "name"),
+        s["discreet"]["preheader"],
+    )
+    if len(_WORDS) < _MAX_WORDS:
+        _WORDS[locale] = words
+        _fixed_html(words.turn_yours)  # a per-message value that is an interface string
+    return words
+
+
+_MAX_WORDS: Final = 256  # locales are a handful; a bound all the same
 
 
 def _context(view: NudgeView) -> dict[str, Any]:
@@ -529,24 +628,39 @@ def render_email_bytes(
     if plan is _UNSEEN:
         plan = _plan(view, fixed, values, shape)
     plain: str | Encoded
+    text: str | PlannedText
     html: str | PlannedHtml
     if plan is None:
         ctx = {**fixed.values, **dict(zip(fixed.per_message, values, strict=True))}
-        text, html = _render_parts(view, ctx)
-        plain = text
+        plain, html = _render_parts(view, ctx)
+        text = plain
     else:
         source = (*values, *urls) if urls else values
         text_values = plan.text_pick(source)  # str (or Markup): join as str
-        text = _joined(plan.text_parts, text_values)
         ascii = plan.text_ascii and "".join(text_values).isascii()  # then 7bit (mime.py)
         encoded = None if ascii or plan.qp is None else plan.qp.encode(text_values)
-        plain = text if encoded is None else encoded  # None: a CR, encoded whole
+        if encoded is None:  # 7bit, or a CR: encoded whole
+            plain = text = _joined(plan.text_parts, text_values)
+        else:  # the text itself only for mime's standard-library path (rare)
+            plain, text = encoded, _NEW(PlannedText, (plan.text_parts, text_values))
         picked = plan.html_pick(values)
-        html_values = (
-            list(map(ascii_html_str, picked))  # a str: one cache lookup
-            if plan.html_str
-            else [ascii_html_str(v) if type(v) is str else _ascii_html(v) for v in picked]
-        )
+        if plan.html_str:  # plain str: as they are, when ASCII with nothing to escape
+            html_values = list(picked)
+            personal = "".join(plan.html_personal(values))  # those that may hold a name
+            if (
+                not personal.isascii()
+                or "&" in personal
+                or "<" in personal
+                or ">" in personal
+                or ("'" in personal or '"' in personal)
+            ):
+                for at in plan.html_personal_at:
+                    html_values[at] = ascii_html_str(html_values[at])
+            for at in plan.html_fixed_at:  # the time's line, the turn line: often kept
+                found = _FIXED_HTML.get(value := html_values[at])
+                html_values[at] = ascii_html_str(value) if found is None else found
+        else:
+            html_values = [_html_str(v) if type(v) is str else _ascii_html(v) for v in picked]
         if plan.html_row >= 0:  # escaped as autoescape does, then ASCII (no cache: all new)
             html_values[plan.html_row : plan.html_row] = map(ascii_refs, map(escape_str, urls))
         html = (
@@ -610,6 +724,29 @@ def _answers(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tup
     return names, urls
 
 
+# The HTML (ascii_html_str) of values that hold no personal data: the interface strings a
+# per-message value may be (`_Words`) and the time lines (`_per_message`), the same for many
+# emails. Names, URLs and jar ideas are converted per email (`_html_str`), never kept: a
+# per-email value is looked up here, not added.
+_FIXED_HTML: Final[dict[str, str]] = {}
+_MAX_FIXED_HTML: Final = 1024  # then cleared (time lines: one per instant, zone and locale)
+
+
+def _fixed_html(value: str) -> None:
+    """Keeps the HTML of a value that holds no personal data (the callers say so)."""
+    if len(_FIXED_HTML) >= _MAX_FIXED_HTML:  # cleared of time lines; the words stay
+        _FIXED_HTML.clear()
+        for words in _WORDS.values():
+            _FIXED_HTML[words.turn_yours] = ascii_html_str(words.turn_yours)
+    _FIXED_HTML[value] = ascii_html_str(value)
+
+
+def _html_str(value: str) -> str:
+    """ascii_html_str of a plain str: from `_FIXED_HTML`, else made (and not kept)."""
+    found = _FIXED_HTML.get(value)
+    return ascii_html_str(value) if found is None else found
+
+
 def _joined(parts: tuple[str, ...], values: Sequence[str]) -> str:
     out = [*parts, *values]  # then interleaved: part, value, part, ..., part
     out[0::2], out[1::2] = parts, values
@@ -659,6 +796,9 @@ def _plan(
             text_pick=picker(text_slots),
             html_pick=picker(html_slots),
             html_str=all(type(values[i]) is str for i in html_slots),
+            html_fixed_at=tuple(n for n, i in enumerate(html_slots) if i in _MAYBE_FIXED),
+            html_personal_at=tuple(n for n, i in enumerate(html_slots) if i not in _MAYBE_FIXED),
+            html_personal=picker(tuple(i for i in html_slots if i not in _MAYBE_FIXED)),
         )
         expected_text, expected_html = _render_parts(view, ctx)
         answer_urls = _answers(view.actions)[1]
@@ -738,6 +878,9 @@ _UNSEEN: Final = _EmailPlan(
     picker(()),
     picker(()),
     False,
+    (),
+    (),
+    picker(()),
 )
 
 

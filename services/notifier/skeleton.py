@@ -21,6 +21,9 @@ converted once, when their skeleton is learned, and only the values per message 
 ASCII already: one `isascii` each), instead of a pass of replace and encode over the whole
 ~5 KB part per email.
 
+No value is cached here (values hold names): escaping a str is a few `in` searches and, only
+when one finds something, five replaces (escape_str).
+
 `prefill` writes the values of some names into a skeleton's static text (escaped and
 converted as `_fill` would): render.py's email plans, whose fixed values are the same for
 every recipient of an item, fill only the rest per message. It relies on `_fill` writing each
@@ -29,7 +32,6 @@ value on its own, independent of its neighbours.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,9 +149,8 @@ class SkeletonRenderer:
         values = [context[name] for name in skeleton.names]
         parts = skeleton.parts
         if self.html:
-            # Names and catalog texts repeat across nudges: escape each once. Only plain str
-            # is cached (Markup("<b>") == "<b>" but must not be escaped).
-            values = [_escaped(v) if type(v) is str else markupsafe.escape(v) for v in values]
+            # A plain str escaped as markupsafe does (escape_str), Markup as it is.
+            values = [escape_str(v) if type(v) is str else markupsafe.escape(v) for v in values]
             if ascii:
                 parts = skeleton.ascii_parts
                 values = [v if v.isascii() else ascii_refs(v) for v in values]
@@ -195,15 +196,19 @@ def html_value(value: Any, *, ascii: bool = False) -> str:
     is), and with `ascii` its non-ASCII characters as references (`render_ascii`)."""
     if ascii and type(value) is str:
         return ascii_html_str(value)
-    text = _escaped(value) if type(value) is str else str(markupsafe.escape(value))
+    text = escape_str(value) if type(value) is str else str(markupsafe.escape(value))
     return ascii_refs(text) if ascii else text
 
 
-@functools.lru_cache(maxsize=8192)
 def ascii_html_str(value: str) -> str:
-    """`html_value(value, ascii=True)` of a plain str (not Markup), cached: one lookup per
-    value for render.py's email plans, where names, times and turn lines repeat."""
-    return ascii_refs(escape_str(value))
+    """`html_value(value, ascii=True)` of a plain str (not Markup): `ascii_refs(escape_str(
+    value))` in one call. Not cached: values hold names (render.py keeps the HTML of its
+    interface strings and time lines, which hold none, in a cache of its own)."""
+    if "&" in value or ">" in value or "<" in value or "'" in value or '"' in value:
+        value = escape_str(value)
+    if value.isascii():
+        return value
+    return value.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def escape_str(text: str) -> str:
@@ -229,11 +234,6 @@ def ascii_refs(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("ascii", "xmlcharrefreplace").decode("ascii")  # a C loop per character
-
-
-@functools.lru_cache(maxsize=8192)
-def _escaped(value: str) -> str:
-    return str(markupsafe.escape(value))
 
 
 def _autoescaped(env: jinja2.Environment, name: str | None) -> bool:

@@ -5,6 +5,8 @@ reference: Jinja on the whole context, as the notifier rendered it before plans.
 from __future__ import annotations
 
 import binascii
+import email
+import email.policy
 import itertools
 from collections.abc import Mapping
 from dataclasses import replace
@@ -223,6 +225,26 @@ class TestEmailPlans:
         assert plans
         assert all(plan is not None for plan in plans.values())
 
+    def test_an_address_the_fast_head_refuses_gets_the_planned_text(self) -> None:
+        """A non-ASCII address goes through the standard library (mime._slow), which takes
+        the text part as a str: an email from its plan gives the reference's bytes there
+        too (the plain text handed beside the encoded part is the email's)."""
+        kw = {**KW, "to_address": "zo\u00eb@example.test"}
+        item = load_catalog().items("date_night")[0]
+        for name in ("Alex", "Zo\u00eb"):
+            view = NudgeView(
+                kind="date_night",
+                item=item,
+                recipient=name,
+                partner="Sam",
+                turn="Sam",
+                when=datetime(2026, 12, 4, 18, tzinfo=UTC),
+                timezone="Europe/Berlin",
+            )
+            expected = _parts(_reference(view, **kw))  # the standard library's boundaries
+            for _ in range(2):  # the plan learned, then used
+                assert _parts(render_email_bytes(view, **kw)) == expected
+
     def test_a_plan_holding_the_answers_urls_never_joins_the_row(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -255,6 +277,12 @@ class TestEmailPlans:
         assert plan is not None
         assert not plan.reads_row
         assert len(joined) == 1
+
+
+def _parts(raw: bytes) -> list[str]:
+    """An email's text and HTML, decoded."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    return [str(part.get_content()) for part in message.walk() if not part.is_multipart()]
 
 
 class TestActionsRow:
@@ -292,6 +320,21 @@ URL_LIKE = st.lists(
     st.sampled_from(["https://x.test/a/", "Yz0-_.~", "x" * 70, ".", " ", "=", "\u00fc", "\n"]),
     max_size=8,
 ).map("".join)
+
+
+@st.composite
+def cut_lines_alone(
+    draw: st.DrawFn,
+) -> tuple[list[str], list[int], list[str], set[int]]:
+    """A text whose values each end a line after a prefix: (parts, slots, values, cached)."""
+    statics = draw(st.lists(SAMPLE, min_size=2, max_size=5))
+    prefixes = st.sampled_from(["", "- Done: ", "p" * 74, "\u00fc: ", "a\n"])
+    parts = [statics[0] + "\n" + draw(prefixes)]
+    parts += ["\n" + static + "\n" + draw(prefixes) for static in statics[1:]]
+    parts[-1] = parts[-1].rpartition("\n")[0] + "\n"
+    slots = draw(st.lists(st.integers(0, 3), min_size=len(parts) - 1, max_size=len(parts) - 1))
+    values = draw(st.lists(st.one_of(URL_LIKE, SAMPLE), min_size=4, max_size=4))
+    return parts, slots, values, draw(st.sets(st.integers(0, 3)))
 
 
 class TestQpPlan:
@@ -348,6 +391,40 @@ class TestQpPlan:
         encoded = plan.encode(values)
         assert encoded is not None
         assert encoded.data == expected
+
+    @settings(max_examples=3000, deadline=None)
+    @given(case=cut_lines_alone())
+    def test_a_text_of_cut_lines_alone_equals_b2a_qp_of_the_whole_text(
+        self, case: tuple[list[str], list[int], list[str], set[int]]
+    ) -> None:
+        """Every value alone at the end of its line (mime._CutLines: one join per email,
+        every value checked at once): b2a_qp's encoding, for literal values (short or long,
+        after any prefix) and for any other (spaces at the end, "=", 8-bit, LF, CR, one
+        character), cached lines among them or not."""
+        parts, slots, values, cached = case
+        text = parts[0] + "".join(
+            values[i] + part for i, part in zip(slots, parts[1:], strict=True)
+        )
+        plan = QpPlan.plan(parts, slots, cut=range(4), cached=cached)
+        if plan is None:  # a CR or the cut character in the static text
+            return
+        encoded = plan.encode(values)
+        if encoded is None:  # a CR in a value: the caller encodes the whole text
+            assert "\r" in "".join(values[i] for i in slots) or "\x1a" in text
+            return
+        expected = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        assert encoded.data == expected
+
+    def test_a_plan_of_cut_lines_alone_joins_once(self) -> None:
+        """A text whose values all end their lines is planned as _CutLines (the fast path the
+        property test above compares with b2a_qp); a slot in a line's middle is not."""
+        plan = QpPlan.plan(["a\n", "\n- Done: ", "\n"], [0, 1], cut=[0, 1], cached=[0])
+        assert plan is not None
+        assert plan.cut_lines is not None
+        assert [line.slot for _, line in plan.cut_lines.cached] == [0]
+        middle = QpPlan.plan(["a ", " b\n"], [0], cut=[0])
+        assert middle is not None
+        assert middle.cut_lines is None
 
     def test_a_url_alone_on_its_line_is_cut_without_b2a_qp(self) -> None:
         """A cut line's literal value is only cut into lines (76 at most, the last); the
