@@ -78,7 +78,7 @@ from couples_nudge.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_it
 from couples_nudge.notifier.jar_store import JarStore
 from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
 from couples_nudge.notifier.occurrence_day import content_day
-from couples_nudge.notifier.outcomes import built, outcome_id, plain_fields
+from couples_nudge.notifier.outcomes import SentOutcomes, built, outcome_id, plain_fields
 from couples_nudge.notifier.render import (
     deep_link,
     message_domain,
@@ -332,10 +332,14 @@ class Delivery:
             for send in want.channels:
                 sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
+        made = SentOutcomes(
+            PRODUCER, nudge.occurrence_id, nudge.couple_id, nudge.kind, nudge.scheduled_at,
+            nudge.scheduled_ms, nudge.note, now, now_ms,
+        )  # fmt: skip
         started = []
         for w, send, item in sends:
             started.append(
-                self._send_and_record(nudge, couple, w.partner, item, send, now, jar_text)
+                self._send_and_record(nudge, couple, w.partner, item, send, now, made, jar_text)
             )
         done = await all_of(started)
         reached: set[str] = set()
@@ -492,6 +496,7 @@ class Delivery:
         item: Item,
         send: _Send,
         now: datetime,
+        made: SentOutcomes,
         jar_idea: str | None = None,
     ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
         """Send one message and record it at once with its outcome (not after the nudge's
@@ -518,11 +523,16 @@ class Delivery:
             )
         else:
             error = None
-        if error is None:
-            outcome: OutcomeEvent = self._sent(nudge, now, send, partner_id, item.id)
+        outcome: OutcomeEvent
+        encoded = None if error else made.make(key, partner_id, channel, send.ref, item.id)
+        if encoded is not None:  # the usual case: outcomes.py, SentOutcomes
+            outcome, data = encoded.event, encoded.data
+        elif error is None:  # a value `made` did not vouch for: validated, pydantic's JSON
+            outcome = self._sent(nudge, now, send, partner_id, item.id)
+            data = encode(outcome)
         else:  # final too: a redelivery must not retry it
             outcome = self._failed(nudge, now, partner_id, channel, error.detail, device=send.ref)
-        data = encode(outcome)
+            data = encode(outcome)
         dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
         records = [(key, "" if error else item.id, data)]
         try:  # `_record`'s first try, made here: one coroutine frame less per send
