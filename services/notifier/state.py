@@ -153,19 +153,26 @@ class NotifierState:
             self.couple_keys(couple_id),
             [seen_since_ms, seen_before_ms, f"{occurrence_id}|"],
         )
-        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        if len(flat) & 1:  # HGETALL answers field, value pairs
+            raise ValueError("LOAD: a couple hash of an odd length")
+        pairs = iter(flat)
         # Built by C iterators (a comprehension is a frame of its own, ~1-2k instructions; a
         # NamedTuple's __new__ is Python: tuple.__new__ makes the same tuple, ~half the cost).
+        # `dict(zip(...))` costs ~6k instructions even for nothing (its argument is looked up
+        # for `keys` first): the lists that are usually empty (a new couple's records and
+        # sightings, the outbox) are tested before.
         return _new_tuple(
             Loaded,
             (
-                parse_couple(raw),
-                set(map(bytes.decode, sent)),
+                parse_couple(dict(zip(pairs, pairs, strict=False))),  # even: checked
+                set(map(bytes.decode, sent)) if sent else set(),
                 # content id -> ms: float() reads a score's bytes as int(float(ms)) did
                 dict(
                     zip(map(bytes.decode, seen[::2]), map(int, map(float, seen[1::2])), strict=True)
-                ),
-                dict(zip(map(bytes.decode, boxed[::2]), boxed[1::2], strict=True)),
+                )
+                if seen
+                else {},
+                dict(zip(map(bytes.decode, boxed[::2]), boxed[1::2], strict=True)) if boxed else {},
             ),
         )
 
