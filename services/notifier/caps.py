@@ -133,4 +133,6 @@ class CapLedger:
         result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], args)
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
-        return list(map(_RESULTS.__getitem__, map(int, result)))  # no comprehension frame
+        if len(result) != len(sends):  # the callers zip the answers with `sends`
+            raise ValueError(f"RESERVE: {len(result)} answers for {len(sends)} partners")
+        return list(map(_RESULTS.__getitem__, result))  # ints; no comprehension frame

@@ -166,13 +166,20 @@ class _Send:
 
     channel: ChannelName
     key: str  # idempotency key
-    device: Device | None = None
-    ref: str | None = None  # device_ref(device.token)
+    device: Device | None
+    ref: str | None  # device_ref(device.token)
+    slot: str  # what stands for the channel in keys and marks (`slot_of`): a field, not a
+    # property, as it is read twice a send
 
-    @property
-    def slot(self) -> str:
-        """What stands for the channel in keys and marks: "mobile:<ref>" for a device."""
-        return self.channel if self.ref is None else f"{self.channel}:{self.ref}"
+    @classmethod
+    def on(cls, channel: ChannelName, key: str) -> _Send:
+        """A send on a channel (not a device): its slot is the channel."""
+        return cls(channel, key, None, None, channel)
+
+
+def slot_of(channel: str, ref: str | None) -> str:
+    """What stands for a channel (or a device of "mobile") in keys and marks."""
+    return channel if ref is None else f"{channel}:{ref}"
 
 
 @dataclass(slots=True)
@@ -278,7 +285,8 @@ class Delivery:
         )
         now = self.clock.now()
         result = DeliveryResult()
-        self._unbox(result, nudge, outbox)
+        if outbox:  # almost always empty
+            self._unbox(result, nudge, outbox)
         if couple.profile is None:
             reason = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
             result.outcomes.append(self._suppressed(nudge, now, reason))
@@ -311,7 +319,7 @@ class Delivery:
         gone: SuppressionReason = "erased"
         if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
             gone = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
-        for want, slot in zip(wanted, slots, strict=True):
+        for want, slot in zip(wanted, slots, strict=False):  # one answer each: CapLedger.reserve
             partner_id = want.partner_id
             if slot != "reserved":
                 why: SuppressionReason = "cap_reached" if slot == "over_cap" else gone
@@ -343,7 +351,7 @@ class Delivery:
             )
         done = await all_of(started)
         reached: set[str] = set()
-        for (w, _, _), outcome in zip(sends, done, strict=True):
+        for (w, _, _), outcome in zip(sends, done, strict=False):  # all_of: one result each
             if isinstance(outcome, RetryNeeded):
                 result.retry.append(outcome)
             elif isinstance(outcome, tuple):
@@ -424,7 +432,7 @@ class Delivery:
             if partner is None:
                 result.outcomes.append(self._suppressed(nudge, now, "stale_revision", partner_id))
                 continue
-            if capped_member(nudge.occurrence_id, partner_id) in sent:
+            if sent and capped_member(nudge.occurrence_id, partner_id) in sent:
                 continue  # refused a slot earlier; that outcome was published then
             if couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "paused", partner_id))
@@ -441,7 +449,7 @@ class Delivery:
                     channels += self._devices(result, nudge, couple, partner, sent, now)
                     continue
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
-                if key in sent:
+                if sent and key in sent:
                     continue
                 reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
                 if reason is not None:
@@ -449,7 +457,7 @@ class Delivery:
                         self._suppressed(nudge, now, reason, partner_id, channel_name)
                     )
                     continue
-                channels.append(_Send(channel_name, key))
+                channels.append(_Send.on(channel_name, key))
             if channels:
                 other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
@@ -471,21 +479,22 @@ class Delivery:
         router = self.channels.get("mobile")
         sends: list[_Send] = []
         for device in partner.devices:
-            send = _Send("mobile", "", device, device_ref(device.token))
-            key = idempotency_key(nudge.occurrence_id, partner_id, send.slot)
+            ref = device_ref(device.token)
+            slot = slot_of("mobile", ref)
+            key = idempotency_key(nudge.occurrence_id, partner_id, slot)
             if key in sent:
                 continue
             reason = blocked
-            if reason is None and couple.device_dead(partner_id, send.ref or ""):
+            if reason is None and couple.device_dead(partner_id, ref):
                 reason = "channel_dead"
             if reason is None and isinstance(router, MobileChannel):
                 reason = None if router.serves(device.platform) else "no_channel"
             if reason is not None:
                 result.outcomes.append(
-                    self._suppressed(nudge, now, reason, partner_id, "mobile", send.ref)
+                    self._suppressed(nudge, now, reason, partner_id, "mobile", ref)
                 )
                 continue
-            sends.append(_Send("mobile", key, device, send.ref))
+            sends.append(_Send("mobile", key, device, ref, slot))
         return sends
 
     async def _send_and_record(

@@ -15,9 +15,9 @@ outcome) and only after RESERVE (caps.py), which is refused under OOM, let the s
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -190,23 +190,17 @@ class NotifierState:
         """Idempotency records (key, content id shown or "", outcome JSON for the outbox or
         b""), the seen items, both trimmed, and a dead channel's field (`dead`, if any),
         atomically, in one call. False when the couple is gone (nothing written)."""
-        recorded = await self.pipe.script(
-            self._record_sent,
-            self.couple_keys(couple_id),
-            [
-                now_ms,
-                retention_ms,
-                scheduled_ms,
-                repeat_window_ms,
-                dead,
-                *itertools.chain(*records),
-            ],
-        )
+        args: list[str | int | bytes] = [now_ms, retention_ms, scheduled_ms, repeat_window_ms, dead]
+        for record in records:  # a loop: `*chain(*records)` costs ~1k more for one record
+            args += record
+        recorded = await self.pipe.script(self._record_sent, self.couple_keys(couple_id), args)
         return bool(recorded)
 
-    async def unbox(self, couple_id: str, fields: Sequence[str]) -> None:
-        """Delete outbox entries once their outcomes are on the outcomes stream."""
-        await self.pipe.call("HDEL", self.couple_keys(couple_id).outbox, *fields)
+    def unbox(self, couple_id: str, fields: Sequence[str]) -> asyncio.Future[Any]:
+        """Delete outbox entries once their outcomes are on the outcomes stream: await the
+        result for HDEL's reply. A plain function (no coroutine frame of its own: one a
+        nudge), as `AutoPipeline.call`."""
+        return self.pipe.call("HDEL", self.couple_keys(couple_id).outbox, *fields)
 
     async def mark_dead(self, couple_id: str, partner_id: str, channel: str, now_ms: int) -> None:
         field = dead_field(partner_id, channel)
