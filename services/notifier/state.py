@@ -11,6 +11,11 @@ recognisably the same event.
 RECORD_SENT runs with `allow-oom`: it follows a send that has already happened, and refusing
 it would turn every redelivery into another email. It writes a bounded amount (one record, one
 outcome) and only after RESERVE (caps.py), which is refused under OOM, let the send start.
+
+Hot-path habits (issue 20, callgrind): LOAD's reply is read without `dict(zip(...))` for the
+lists a nudge usually finds empty (records, sightings, outbox: ~6k instructions each even
+for nothing) and the couple hash's pairs from one iterator (HGETALL answers pairs: checked);
+`unbox` returns HDEL's future itself (no coroutine frame), as `AutoPipeline.call` does.
 """
 
 from __future__ import annotations
