@@ -125,7 +125,8 @@ class CapLedger:
     ) -> list[CapResult]:
         """Take (or find) this occurrence's slot for each (partner, channels about to be sent)
         and mark those sends as starting: one script call. Raises (OutOfMemoryError, ...) when
-        Redis refuses writes: then nothing may be sent."""
+        Redis refuses writes: then nothing may be sent. One answer per entry of `sends`, in
+        its order (checked: the delivery zips them without `strict=`)."""
         args: list[str | int] = [occurrence_id, now_ms, window_ms, cap]
         for partner_id, channels in sends:
             args += (partner_id, ",".join(channels))
