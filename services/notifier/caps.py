@@ -125,7 +125,8 @@ class CapLedger:
     ) -> list[CapResult]:
         """Take (or find) this occurrence's slot for each (partner, channels about to be sent)
         and mark those sends as starting: one script call. Raises (OutOfMemoryError, ...) when
-        Redis refuses writes: then nothing may be sent."""
+        Redis refuses writes: then nothing may be sent. One answer per entry of `sends`, in
+        its order (checked: the delivery zips them without `strict=`)."""
         args: list[str | int] = [occurrence_id, now_ms, window_ms, cap]
         for partner_id, channels in sends:
             args += (partner_id, ",".join(channels))
@@ -133,4 +134,6 @@ class CapLedger:
         result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], args)
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
-        return list(map(_RESULTS.__getitem__, map(int, result)))  # no comprehension frame
+        if len(result) != len(sends):  # the callers zip the answers with `sends`
+            raise ValueError(f"RESERVE: {len(result)} answers for {len(sends)} partners")
+        return list(map(_RESULTS.__getitem__, result))  # ints; no comprehension frame

@@ -43,7 +43,14 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
   comprehension is a function frame of its own (~1-2k instructions).
 - The records made per message (`_Send`, `_Wanted`, `Boxed`) are slots dataclasses that are
   not frozen: a frozen one's `__init__` sets each field through `object.__setattr__`
-  (~0.4k instructions a field). None is changed once made, nor hashed.
+  (~0.4k instructions a field). None is changed once made, nor hashed. `_Send.slot` is a
+  field (made with the send), not a property: read twice a send.
+- A send's NudgeSent and its JSON come from the delivery's `SentOutcomes` (outcomes.py, 3),
+  made once per delivery with its sends; `_sent` and `streams.encode` only for values it
+  does not vouch for.
+- `zip` without `strict=True` where both sides are made in step (a nudge's sends and
+  `all_of`'s results; the partners asked and RESERVE's answers, whose count
+  `CapLedger.reserve` checks): its keyword costs ~1.6k instructions a call on 3.11.
 """
 
 from __future__ import annotations
@@ -78,7 +85,7 @@ from couples_nudge.notifier.jar import JarIdea, draw_key, draws_from_jar, jar_it
 from couples_nudge.notifier.jar_store import JarStore
 from couples_nudge.notifier.message_ids import MessageIds, MessageRef, provider_headers
 from couples_nudge.notifier.occurrence_day import content_day
-from couples_nudge.notifier.outcomes import built, outcome_id, plain_fields
+from couples_nudge.notifier.outcomes import SentOutcomes, built, outcome_id, plain_fields
 from couples_nudge.notifier.render import (
     deep_link,
     message_domain,
@@ -166,13 +173,20 @@ class _Send:
 
     channel: ChannelName
     key: str  # idempotency key
-    device: Device | None = None
-    ref: str | None = None  # device_ref(device.token)
+    device: Device | None
+    ref: str | None  # device_ref(device.token)
+    slot: str  # what stands for the channel in keys and marks (`slot_of`): a field, not a
+    # property, as it is read twice a send
 
-    @property
-    def slot(self) -> str:
-        """What stands for the channel in keys and marks: "mobile:<ref>" for a device."""
-        return self.channel if self.ref is None else f"{self.channel}:{self.ref}"
+    @classmethod
+    def on(cls, channel: ChannelName, key: str) -> _Send:
+        """A send on a channel (not a device): its slot is the channel."""
+        return cls(channel, key, None, None, channel)
+
+
+def slot_of(channel: str, ref: str | None) -> str:
+    """What stands for a channel (or a device of "mobile") in keys and marks."""
+    return channel if ref is None else f"{channel}:{ref}"
 
 
 @dataclass(slots=True)
@@ -278,7 +292,8 @@ class Delivery:
         )
         now = self.clock.now()
         result = DeliveryResult()
-        self._unbox(result, nudge, outbox)
+        if outbox:  # almost always empty
+            self._unbox(result, nudge, outbox)
         if couple.profile is None:
             reason = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
             result.outcomes.append(self._suppressed(nudge, now, reason))
@@ -311,7 +326,7 @@ class Delivery:
         gone: SuppressionReason = "erased"
         if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
             gone = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
-        for want, slot in zip(wanted, slots, strict=True):
+        for want, slot in zip(wanted, slots, strict=False):  # one answer each: CapLedger.reserve
             partner_id = want.partner_id
             if slot != "reserved":
                 why: SuppressionReason = "cap_reached" if slot == "over_cap" else gone
@@ -332,14 +347,18 @@ class Delivery:
             for send in want.channels:
                 sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
+        made = SentOutcomes(
+            PRODUCER, nudge.occurrence_id, nudge.couple_id, nudge.kind, nudge.scheduled_at,
+            nudge.scheduled_ms, nudge.note, now, now_ms,
+        )  # fmt: skip
         started = []
         for w, send, item in sends:
             started.append(
-                self._send_and_record(nudge, couple, w.partner, item, send, now, jar_text)
+                self._send_and_record(nudge, couple, w.partner, item, send, now, made, jar_text)
             )
         done = await all_of(started)
         reached: set[str] = set()
-        for (w, _, _), outcome in zip(sends, done, strict=True):
+        for (w, _, _), outcome in zip(sends, done, strict=False):  # all_of: one result each
             if isinstance(outcome, RetryNeeded):
                 result.retry.append(outcome)
             elif isinstance(outcome, tuple):
@@ -420,7 +439,7 @@ class Delivery:
             if partner is None:
                 result.outcomes.append(self._suppressed(nudge, now, "stale_revision", partner_id))
                 continue
-            if capped_member(nudge.occurrence_id, partner_id) in sent:
+            if sent and capped_member(nudge.occurrence_id, partner_id) in sent:
                 continue  # refused a slot earlier; that outcome was published then
             if couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "paused", partner_id))
@@ -437,7 +456,7 @@ class Delivery:
                     channels += self._devices(result, nudge, couple, partner, sent, now)
                     continue
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
-                if key in sent:
+                if sent and key in sent:
                     continue
                 reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
                 if reason is not None:
@@ -445,7 +464,7 @@ class Delivery:
                         self._suppressed(nudge, now, reason, partner_id, channel_name)
                     )
                     continue
-                channels.append(_Send(channel_name, key))
+                channels.append(_Send.on(channel_name, key))
             if channels:
                 other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
@@ -467,21 +486,22 @@ class Delivery:
         router = self.channels.get("mobile")
         sends: list[_Send] = []
         for device in partner.devices:
-            send = _Send("mobile", "", device, device_ref(device.token))
-            key = idempotency_key(nudge.occurrence_id, partner_id, send.slot)
+            ref = device_ref(device.token)
+            slot = slot_of("mobile", ref)
+            key = idempotency_key(nudge.occurrence_id, partner_id, slot)
             if key in sent:
                 continue
             reason = blocked
-            if reason is None and couple.device_dead(partner_id, send.ref or ""):
+            if reason is None and couple.device_dead(partner_id, ref):
                 reason = "channel_dead"
             if reason is None and isinstance(router, MobileChannel):
                 reason = None if router.serves(device.platform) else "no_channel"
             if reason is not None:
                 result.outcomes.append(
-                    self._suppressed(nudge, now, reason, partner_id, "mobile", send.ref)
+                    self._suppressed(nudge, now, reason, partner_id, "mobile", ref)
                 )
                 continue
-            sends.append(_Send("mobile", key, device, send.ref))
+            sends.append(_Send("mobile", key, device, ref, slot))
         return sends
 
     async def _send_and_record(
@@ -492,6 +512,7 @@ class Delivery:
         item: Item,
         send: _Send,
         now: datetime,
+        made: SentOutcomes,
         jar_idea: str | None = None,
     ) -> RetryNeeded | OutcomeEvent | tuple[OutcomeEvent, Boxed]:
         """Send one message and record it at once with its outcome (not after the nudge's
@@ -518,11 +539,16 @@ class Delivery:
             )
         else:
             error = None
-        if error is None:
-            outcome: OutcomeEvent = self._sent(nudge, now, send, partner_id, item.id)
+        outcome: OutcomeEvent
+        encoded = None if error else made.make(key, partner_id, channel, send.ref, item.id)
+        if encoded is not None:  # the usual case: outcomes.py, SentOutcomes
+            outcome, data = encoded.event, encoded.data
+        elif error is None:  # a value `made` did not vouch for: validated, pydantic's JSON
+            outcome = self._sent(nudge, now, send, partner_id, item.id)
+            data = encode(outcome)
         else:  # final too: a redelivery must not retry it
             outcome = self._failed(nudge, now, partner_id, channel, error.detail, device=send.ref)
-        data = encode(outcome)
+            data = encode(outcome)
         dead = dead_field(partner_id, send.slot) if error is not None and error.gone else ""
         records = [(key, "" if error else item.id, data)]
         try:  # `_record`'s first try, made here: one coroutine frame less per send

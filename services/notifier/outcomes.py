@@ -16,6 +16,19 @@ UUIDv5 in Python's `UUID.__init__`) of the ~640k a message spends outside render
 2. `outcome_id` makes the UUID from its 128-bit integer with the version and variant bits set
    as `uuid.UUID(bytes=..., version=5)` sets them, without `UUID.__init__`'s argument checks
    (`UUID` keeps only `int` and `is_safe`). Property test: equal to `uuid.uuid5` for any name.
+3. `SentOutcomes` makes a send's NudgeSent and its JSON together, without `built`'s keyword
+   dict and template and without pydantic's serializer (`built` + `streams.encode` cost ~63k
+   instructions an outcome, callgrind, 2026-12-06; this ~40k, plus ~14k once per delivery):
+   the model's two `__dict__`s as literals in field order, and the text from pieces. The
+   nudge's part of the text (instants, occurrence, couple, kind, note, producer) is made
+   once per delivery; an instant in UTC by `utc_text` (a whole second's text cached, ~1k a
+   hit against ~10k for `isoformat`), any other by pydantic itself. Invariant: every string
+   put in the text is its own JSON (printable ASCII without a quote or a backslash: checked
+   once per delivery for the nudge's values, per outcome for the content id; partner ids
+   pass SafeId, device references DeviceRef) and every value is valid for its field as for
+   `built`, else `make` answers None and the delivery takes `built` and the serializer.
+   tests/property/test_outcome_build.py: the same model (fields, fields set, hash) and the
+   serializer's very bytes, for any values; the cases it refuses.
 """
 
 from __future__ import annotations
@@ -23,11 +36,15 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import Any, Final, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple, TypeVar
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
-__all__ = ["built", "outcome_id", "plain_fields"]
+from couples_nudge_schemas import Channel as ChannelName
+from couples_nudge_schemas import NudgeKind, NudgeSent, NudgeSentData
+
+__all__ = ["Encoded", "SentOutcomes", "built", "outcome_id", "plain_fields", "utc_text"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -110,3 +127,166 @@ def built(cls: type[M], /, **values: Any) -> M:
     _set_extra(model, None)
     _set_private(model, None)
     return model
+
+
+class Encoded(NamedTuple):
+    """An outcome and its JSON, the bytes `streams.encode(event)` gives."""
+
+    event: NudgeSent
+    data: bytes
+
+
+_new_tuple = tuple.__new__
+
+
+def _json_plain(text: str) -> bool:
+    """Whether `text` is printable ASCII without a quote or a backslash: its JSON string is
+    the text itself, quoted. (str methods: a regex costs ~2k instructions a short text.)"""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+# NudgeSentData's fields `SentOutcomes.make` gives (attempt keeps its default) and the
+# envelope's: the fields sets `built` gives those calls.
+_SENT_DATA_SET: Final = frozenset(NudgeSentData.model_fields) - {"attempt"}
+_SENT_SET: Final = frozenset(NudgeSent.model_fields)
+
+
+# pydantic's own JSON of a pair of instants: the texts `SentOutcomes` puts in its outcomes
+# when `utc_text` does not cover one of them.
+_INSTANTS: Final = TypeAdapter(tuple[AwareDatetime, AwareDatetime]).serializer
+# The tzinfo pydantic gives an instant read with "Z" (one object: a test pins it).
+_PYDANTIC_UTC: Final = TypeAdapter(AwareDatetime).validate_json(b'"2000-01-01T00:00:00Z"').tzinfo
+_SECONDS: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS" (UTC)
+_SECONDS_KEPT: Final = 1024
+
+
+def utc_text(at: datetime, ms: int) -> str | None:
+    """`at` as pydantic writes it in JSON (without the quotes) when it is in UTC (`UTC` or
+    pydantic's own "Z" tzinfo), from `ms`, its epoch milliseconds (`clock.epoch_ms(at)`,
+    which the caller has): its whole second's text, made once per second, the microseconds
+    when not zero, "Z". None for any other tzinfo (then pydantic writes it)."""
+    zone = at.tzinfo
+    if zone is not UTC and zone is not _PYDANTIC_UTC:
+        return None
+    second = ms // 1000
+    text = _SECONDS.get(second)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        text = _SECONDS[second] = at.replace(microsecond=0, tzinfo=None).isoformat()
+    micro = at.microsecond
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
+
+
+class SentOutcomes:
+    """The "sent" outcomes of one delivery and their JSON, without pydantic's serializer: the
+    nudge's part of the text is made once (its instants, ids, kind and note), each outcome's
+    event id, partner, channel, device and content are put in it (module docstring, 3)."""
+
+    __slots__ = (
+        "_couple_id",
+        "_head",
+        "_kind",
+        "_note",
+        "_now",
+        "_occurrence_id",
+        "_producer",
+        "_scheduled_at",
+        "_tail",
+    )
+
+    def __init__(
+        self,
+        producer: str,
+        occurrence_id: str,
+        couple_id: str,
+        kind: NudgeKind,
+        scheduled_at: datetime,
+        scheduled_ms: int,
+        note: str | None,
+        now: datetime,
+        now_ms: int,
+    ) -> None:
+        self._producer = producer
+        self._occurrence_id = occurrence_id
+        self._couple_id = couple_id
+        self._kind = kind
+        self._scheduled_at = scheduled_at
+        self._note = note
+        self._now = now
+        self._head: str | None = None  # None: the serializer's path for every outcome
+        plain = f"{producer}{occurrence_id}{couple_id}{kind}{note or ''}"
+        if not _json_plain(plain):  # never for a validated NudgeDue's values
+            return
+        sent, scheduled = utc_text(now, now_ms), utc_text(scheduled_at, scheduled_ms)
+        if sent is None or scheduled is None:
+            sent, scheduled = _INSTANTS.to_json((now, scheduled_at)).decode()[2:-2].split('","')
+        self._head = (
+            f'","occurred_at":"{sent}","producer":"{producer}","type":"nudge.sent.v1",'
+            f'"data":{{"occurrence_id":"{occurrence_id}","couple_id":"{couple_id}",'
+            f'"kind":"{kind}","scheduled_at":"{scheduled}","partner_id":"'
+        )
+        note_text = "null" if note is None else f'"{note}"'
+        self._tail = f'","attempt":1,"note":{note_text}}}}}'
+
+    def make(
+        self,
+        key: str,
+        partner_id: str,
+        channel: ChannelName,
+        device: str | None,
+        content_id: str,
+    ) -> Encoded | None:
+        """The NudgeSent of the send whose idempotency key is `key`, and its JSON; None when a
+        value needs pydantic (to validate it, or to write it as JSON)."""
+        head = self._head
+        if (
+            head is None
+            or _SAFE_ID.fullmatch(partner_id) is None
+            or (device is not None and _DEVICE_REF.fullmatch(device) is None)
+            or len(content_id) > _CONTENT_MAX
+            or not _json_plain(content_id)
+        ):
+            return None
+        event_id = outcome_id(key)
+        data = _new_model(NudgeSentData)
+        _set_dict(
+            data,
+            {
+                "occurrence_id": self._occurrence_id,
+                "couple_id": self._couple_id,
+                "kind": self._kind,
+                "scheduled_at": self._scheduled_at,
+                "partner_id": partner_id,
+                "channel": channel,
+                "device": device,
+                "content_id": content_id,
+                "attempt": 1,
+                "note": self._note,
+            },
+        )
+        _set_fields_set(data, set(_SENT_DATA_SET))
+        _set_extra(data, None)
+        _set_private(data, None)
+        event = _new_model(NudgeSent)
+        _set_dict(
+            event,
+            {
+                "event_id": event_id,
+                "occurred_at": self._now,
+                "producer": self._producer,
+                "type": "nudge.sent.v1",
+                "data": data,
+            },
+        )
+        _set_fields_set(event, set(_SENT_SET))
+        _set_extra(event, None)
+        _set_private(event, None)
+        h = f"{event_id.int:032x}"
+        device_text = "null" if device is None else f'"{device}"'
+        text = (
+            f'{{"event_id":"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}{head}{partner_id}'
+            f'","channel":"{channel}","device":{device_text},"content_id":"{content_id}'
+            f"{self._tail}"
+        )
+        return _new_tuple(Encoded, (event, text.encode()))

@@ -15,10 +15,18 @@ from typing import Any, get_args
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
+from couples_nudge.common.clock import epoch_ms
 from couples_nudge.common.streams import encode
-from couples_nudge.notifier.outcomes import built, plain_fields
+from couples_nudge.notifier.outcomes import (
+    _NS,
+    _PYDANTIC_UTC,
+    SentOutcomes,
+    built,
+    plain_fields,
+    utc_text,
+)
 from couples_nudge_schemas import (
     NudgeFailed,
     NudgeFailedData,
@@ -153,3 +161,78 @@ class TestBuilt:
 
         with pytest.raises(TypeError, match="default factory"):
             built(Listed)
+
+
+# Instants as the delivery has them: aware UTC (the clock), pydantic's own tzinfo (a NudgeDue
+# read from JSON, "Z" or an offset), fixed offsets; any microseconds.
+_AS_READ = TypeAdapter(AwareDatetime)
+any_instants = st.builds(
+    lambda dt, tz, read: (
+        _AS_READ.validate_json(_AS_READ.dump_json(dt.replace(tzinfo=tz)))
+        if read
+        else dt.replace(tzinfo=tz)
+    ),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30)),
+    zones,
+    st.booleans(),
+)
+kinds = st.sampled_from(["date_night", "check_in", "appreciation"])
+
+
+class TestSentOutcomes:
+    """`SentOutcomes.make` (the sent outcome and its JSON without pydantic) gives the
+    validated model and the serializer's bytes, or None when it cannot vouch for a value."""
+
+    @given(occurrences, ids, kinds, any_instants, notes, any_instants, loose_ids, channels,
+           loose_devices, content_ids | ids)  # fmt: skip
+    def test_the_validated_outcome_and_its_bytes(
+        self, occurrence: str, couple: str, kind: Any, scheduled: datetime, note: str | None,
+        now: datetime, partner: str, channel: Any, device: str | None, content: str,
+    ) -> None:  # fmt: skip
+        key = f"{occurrence}|{partner}|{channel}"
+        body = {**_common(occurrence, couple, scheduled), "kind": kind}
+        body |= {"partner_id": partner, "channel": channel, "device": device}
+        body |= {"content_id": content, "note": note}
+        head: dict[str, Any] = {"type": "nudge.sent.v1", "event_id": uuid.uuid5(_NS, key)}
+        head["occurred_at"] = now
+        try:
+            slow = NudgeSent(**head, producer="nudge-notifier", data=NudgeSentData(**body))
+        except ValidationError:
+            slow = None
+        made = SentOutcomes(
+            "nudge-notifier", occurrence, couple, kind, scheduled, epoch_ms(scheduled), note,
+            now, epoch_ms(now),
+        ).make(key, partner, channel, device, content)  # fmt: skip
+        if slow is None:
+            assert made is None, "SentOutcomes vouched for a value the schema refuses"
+            return
+        plain = content.isascii() and content.isprintable() and not {'"', "\\"} & set(content)
+        assert (made is not None) == plain  # every value the schema takes, if JSON-plain
+        if made is not None:
+            _same(made.event, slow)
+            assert made.data == encode(slow)
+
+    @given(any_instants)
+    def test_utc_text_is_pydantics(self, at: datetime) -> None:
+        """An instant in UTC is written as pydantic writes it; any other zone is left to it."""
+        text = utc_text(at, epoch_ms(at))
+        if at.utcoffset() == timedelta(0) and at.tzinfo in (UTC, _PYDANTIC_UTC):
+            assert text is not None
+            assert f'"{text}"'.encode() == _AS_READ.dump_json(at)
+        else:
+            assert text is None
+
+    def test_pydantic_reads_z_as_one_tzinfo(self) -> None:
+        """`utc_text` knows pydantic's "Z" tzinfo by identity (else pydantic writes it)."""
+        first = _AS_READ.validate_json(b'"2026-12-04T18:00:00Z"').tzinfo
+        assert first is _AS_READ.validate_json(b'"2030-01-01T00:00:00.5Z"').tzinfo
+        assert first is _PYDANTIC_UTC
+
+    def test_values_not_json_plain_are_refused(self) -> None:
+        """A content id with a quote, a backslash or a control character: pydantic writes it."""
+        at = datetime(2026, 12, 4, 18, tzinfo=UTC)
+        made = SentOutcomes("nudge-notifier", "o", "c", "date_night", at, epoch_ms(at), None,
+                            at, epoch_ms(at))  # fmt: skip
+        for content in ('a"b', "a\\b", "a\nb", "é"):
+            assert made.make("o|p|email", "p", "email", None, content) is None
+        assert made.make("o|p|email", "p", "email", None, "ok") is not None

@@ -47,7 +47,7 @@ class TestSentOutcomeId:
         nudge = _Nudge.of(due("c1", "c1/d/t", "date_night", ["p1", "p2"], AT))
         slot = channel if ref is None else f"{channel}:{ref}"
         key = idempotency_key(nudge.occurrence_id, "p1", slot)
-        send = _Send(channel, key, None, ref)
+        send = _Send(channel, key, None, ref, slot)
         sent = Delivery.__new__(Delivery)._sent(nudge, AT, send, "p1", "item-1")
         assert sent.event_id == uuid.uuid5(_NS, f"{nudge.occurrence_id}|p1|{slot}")
         assert (sent.data.channel, sent.data.device) == (channel, ref)
