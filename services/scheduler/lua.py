@@ -79,19 +79,25 @@ APPLY_PLAN: Final = (
 -- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset,
 --       5 the shard's change counter (BUMP)
 -- ARGV: 1 revision, 2 occurred_ms, 3 couple digest, 4 couple id (also the field "id"),
---       5 p profile fields but "id", 6 r schedules, then p pairs (field, value), then r
---       pairs (record field "<kind code>/<target>", "0|<nominal_ms>|<spec>": the record of a
---       new schedule), then r pairs (fire_ms, timer member "<couple id>/<kind code>/<target>"),
---       in the same order: a schedule is the field "<kind code>/<target>" of the couple hash
+--       5 p profile fields but "id", 6 r schedules, 7 the rest as one JSON array of strings,
+--       decoded by cjson (C): p pairs (field, value), then r pairs (record field
+--       "<kind code>/<target>", "0|<nominal_ms>|<spec>": the record of a new schedule), then
+--       r pairs (fire_ms, timer member "<couple id>/<kind code>/<target>"), in the same order:
+--       a schedule is the field "<kind code>/<target>" of the couple hash. Every element is a
+--       JSON string (fire_ms too: ZADD reads the text as it read the argument), so what is
+--       written is byte for byte what the same strings as arguments wrote (store._json).
+--       One argument instead of 2p + 4r: the client packed each with a sprintf (~1.3k
+--       instructions); Redis parses fewer, and cjson's decoding costs it about what that
+--       saves (docs/performance.md, branch h/applyargs).
 -- Returns "applied", "stale" (revision not newer) or "erased" (erased after it occurred).
 -- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
 -- couple has no old schedules, sequences or dead channels to look up: its fields and timers
--- are written as given, one HSET and one ZADD over ranges of ARGV (no table is built: a
--- tenth of the script's CPU on bulk ingestion). A new revision of a known couple restates
--- everything but consent (pause, unsubscribe) and the partners' answers (snoozes, the
--- listening cadence's levels): the hash is rebuilt, which also gives it back the compact
--- listpack encoding, and channels marked dead get another chance; each record kept keeps its
--- seq (the "0" before its first "|" is replaced by the stored one).
+-- are written as given, one HSET and one ZADD over ranges of the decoded array (no other
+-- table is built: a tenth of the script's CPU on bulk ingestion). A new revision of a known
+-- couple restates everything but consent (pause, unsubscribe) and the partners' answers
+-- (snoozes, the listening cadence's levels): the hash is rebuilt, which also gives it back the
+-- compact listpack encoding, and channels marked dead get another chance; each record kept
+-- keeps its seq (the "0" before its first "|" is replaced by the stored one).
 -- The layout before issue 7 (records in KEYS[3], listed in the field "sids") is migrated.
 local erased = redis.call('ZSCORE', KEYS[4], ARGV[3])
 if erased and tonumber(erased) >= tonumber(ARGV[2]) then return 'erased' end
@@ -100,15 +106,16 @@ if stored and tonumber(stored) >= tonumber(ARGV[1]) then return 'stale' end
 -- A new couple changes no state a lookahead can have read (the module docstring): no bump,
 -- but for the shard's first (without a counter, prepared fires could not use FIRE_AHEAD).
 if stored or redis.call('EXISTS', KEYS[5]) == 0 then bump(KEYS[5]) end
-local records = 7 + 2 * tonumber(ARGV[5])
+local arg = cjson.decode(ARGV[7])
+local records = 1 + 2 * tonumber(ARGV[5])
 local timers = records + 2 * tonumber(ARGV[6])
 if not stored then
-  redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'id', ARGV[4], unpack(ARGV, 7, timers - 1))
+  redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'id', ARGV[4], unpack(arg, 1, timers - 1))
 else
   local out = {'rev', ARGV[1], 'id', ARGV[4]}
-  for i = 7, records - 1 do out[#out + 1] = ARGV[i] end
+  for i = 1, records - 1 do out[#out + 1] = arg[i] end
   local new, seqs = {}, {}
-  for i = records, timers - 1, 2 do new[ARGV[i]] = true end
+  for i = records, timers - 1, 2 do new[arg[i]] = true end
   local prefix = ARGV[4] .. '/'
   local old = redis.call('HGETALL', KEYS[1])
   for i = 1, #old, 2 do
@@ -136,13 +143,13 @@ else
   end
   redis.call('DEL', KEYS[1])
   for i = records, timers - 1, 2 do
-    local seq = seqs[ARGV[i]]
-    out[#out + 1] = ARGV[i]
-    out[#out + 1] = seq and seq .. string.sub(ARGV[i + 1], 2) or ARGV[i + 1]
+    local seq = seqs[arg[i]]
+    out[#out + 1] = arg[i]
+    out[#out + 1] = seq and seq .. string.sub(arg[i + 1], 2) or arg[i + 1]
   end
   redis.call('HSET', KEYS[1], unpack(out))
 end
-if timers <= #ARGV then redis.call('ZADD', KEYS[2], unpack(ARGV, timers)) end  -- every timer
+if timers <= #arg then redis.call('ZADD', KEYS[2], unpack(arg, timers)) end  -- every timer
 if erased then redis.call('ZREM', KEYS[4], ARGV[3]) end
 return 'applied'
 """
