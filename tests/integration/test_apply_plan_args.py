@@ -1,9 +1,10 @@
-"""APPLY_PLAN's variable arguments as one JSON array, against the script and arguments before.
+"""APPLY_PLAN's arguments as one JSON array, against the script and arguments before.
 
-`ScheduleStore._apply_call` sends the profile pairs, the record pairs and the (fire_ms, member)
-pairs as one argument, a JSON array of strings (`store._json`), which APPLY_PLAN decodes with
-cjson; before, each was an argument of its own. Here both run on the test server, each on
-keys of its own, for any profile text (quotes, backslashes, NUL, control characters, any
+`ScheduleStore._apply_call` sends the revision, occurred_ms, digest, couple id, the count of
+schedules, the profile pairs, the record pairs and the (fire_ms, member) pairs as one
+argument, a JSON array of strings (`store._json`), which APPLY_PLAN decodes with cjson;
+before, each was an argument of its own. Here both run on the test server, each on keys of
+its own, for any profile text (quotes, backslashes, NUL, control characters, any
 Unicode but lone surrogates), any arms, and every branch of the script (a new couple; a known
 couple with kept seqs and consent, snooze and level fields; the legacy "sids" layout; erased;
 stale): the same results and the same bytes stored (the couple hash's fields and values in
