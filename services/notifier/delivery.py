@@ -48,6 +48,10 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 - A send's NudgeSent and its JSON come from the delivery's `SentOutcomes` (outcomes.py, 3),
   made once per delivery with its sends; `_sent` and `streams.encode` only for values it
   does not vouch for.
+- A couple whose hash holds no consent mark (`CoupleState.consent_marks` False, set by
+  `parse_couple`) is not asked `paused`, `snoozed`, `unsubscribed`, `channel_dead` nor
+  `device_dead`: each would answer False (CoupleState's docstring; the property test
+  tests/property/test_couple_parse.py::TestConsentMarks). ~19.7k instructions a nudge.
 - `zip` without `strict=True` where both sides are made in step (a nudge's sends and
   `all_of`'s results; the partners asked and RESERVE's answers, whose count
   `CapLedger.reserve` checks): its keyword costs ~1.6k instructions a call on 3.11.
@@ -433,6 +437,9 @@ class Delivery:
         for p in couple.profile.partners:
             partners[p.partner_id] = p
         listening = couple.listening  # read from the profile (a pydantic attribute) once
+        # No consent mark in the hash: paused, snoozed, unsubscribed and dead are all False
+        # (CoupleState's docstring), so they are not asked.
+        marked = couple.consent_marks
         wanted: list[_Wanted] = []
         for partner_id in nudge.recipients:
             partner = partners.get(partner_id)
@@ -441,10 +448,10 @@ class Delivery:
                 continue
             if sent and capped_member(nudge.occurrence_id, partner_id) in sent:
                 continue  # refused a slot earlier; that outcome was published then
-            if couple.paused(partner_id, now_ms):
+            if marked and couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "paused", partner_id))
                 continue
-            if couple.snoozed(partner_id, nudge.kind, now_ms):
+            if marked and couple.snoozed(partner_id, nudge.kind, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "snoozed", partner_id))
                 continue
             if listening and self._thinned(nudge, couple, partner_id):
@@ -458,12 +465,14 @@ class Delivery:
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if sent and key in sent:
                     continue
-                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
-                if reason is not None:
-                    result.outcomes.append(
-                        self._suppressed(nudge, now, reason, partner_id, channel_name)
-                    )
-                    continue
+                # Unmarked and served: `_blocked` would answer None.
+                if marked or channel_name not in self.channels:
+                    reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                    if reason is not None:
+                        result.outcomes.append(
+                            self._suppressed(nudge, now, reason, partner_id, channel_name)
+                        )
+                        continue
                 channels.append(_Send.on(channel_name, key))
             if channels:
                 other = _other(partners, partner_id)
@@ -492,7 +501,7 @@ class Delivery:
             if key in sent:
                 continue
             reason = blocked
-            if reason is None and couple.device_dead(partner_id, ref):
+            if reason is None and couple.consent_marks and couple.device_dead(partner_id, ref):
                 reason = "channel_dead"
             if reason is None and isinstance(router, MobileChannel):
                 reason = None if router.serves(device.platform) else "no_channel"
@@ -627,10 +636,11 @@ class Delivery:
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName
     ) -> SuppressionReason | None:
-        if couple.unsubscribed(partner_id, kind, channel):
-            return "unsubscribed"
-        if couple.channel_dead(partner_id, channel):
-            return "channel_dead"
+        if couple.consent_marks:  # else neither can be True (CoupleState's docstring)
+            if couple.unsubscribed(partner_id, kind, channel):
+                return "unsubscribed"
+            if couple.channel_dead(partner_id, channel):
+                return "channel_dead"
         if channel not in self.channels:
             return "no_channel"
         return None
