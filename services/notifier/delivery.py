@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any, Final, TypeVar, get_args
@@ -229,18 +229,28 @@ class _SharedPick:
     item: Item | None = None
 
 
-@dataclass
+@dataclass(init=False, slots=True)
 class DeliveryResult:
     """`boxed`: the outbox entry of each outcome that has one, by the outcome's `id()` (its
     `event_id` costs a pydantic attribute read and a UUID hash in Python, twice a message).
     The outcomes are held in `outcomes` while the result lives, so no id is reused meanwhile;
-    `box` is the only way an outcome gets an entry."""
+    `box` is the only way an outcome gets an entry.
 
-    outcomes: list[OutcomeEvent] = field(default_factory=list)
-    retry: list[RetryNeeded] = field(default_factory=list)
-    boxed: dict[int, Boxed] = field(default_factory=dict)  # id(outcome) -> its outbox entry
+    Made empty, once per delivery, by its own `__init__`: empty literals, where the
+    dataclass's four default factories were four calls and the instance a `__dict__`
+    (4.2k -> 2.4k instructions: callgrind, a loop of 1,000; h/notify11)."""
+
+    outcomes: list[OutcomeEvent]
+    retry: list[RetryNeeded]
+    boxed: dict[int, Boxed]  # id(outcome) -> its outbox entry
     # For the preferences stream: "ignored" streaks of the listening cadence (engagement.py).
-    feedback: list[NudgeFeedback] = field(default_factory=list)
+    feedback: list[NudgeFeedback]
+
+    def __init__(self) -> None:
+        self.outcomes = []
+        self.retry = []
+        self.boxed = {}
+        self.feedback = []
 
     def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
         self.outcomes.append(outcome)
