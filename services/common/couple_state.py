@@ -471,6 +471,7 @@ def _paused(raw: str | None, now_ms: int) -> bool:
 # What every consent mark's field name starts with: "pause" and "pause:<partner>" (`paused`),
 # "unsub:" (`unsubscribed`), "dead:" (`channel_dead`, `device_dead`), "snz:" (`snoozed`).
 _MARKS: Final = (b"pause", b"unsub:", b"dead:", b"snz:")
+_MARK_INITIALS: Final = frozenset(mark[0] for mark in _MARKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,7 +584,9 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
             mobile.append((k, v))
         else:
             fields[k.decode()] = v.decode()
-            if k.startswith(_MARKS):  # bytes: the decoded name starts alike (ASCII prefixes)
+            # bytes: the decoded name starts alike (ASCII prefixes); the first byte tested
+            # first ("rev", in every hash, starts with none of theirs)
+            if k[0] in _MARK_INITIALS and k.startswith(_MARKS):
                 marks = True
     if couple_id is None:
         return CoupleState(None, fields, consent_marks=marks)
