@@ -346,7 +346,8 @@ def _partner(
     """A partner from their fields (issue 20: built on every nudge, one nudge per couple
     per occurrence). The codes become names through
     `_channel_names` and `_love_names` (a tuple per distinct code string, cached; each
-    partner gets lists of its own),
+    partner gets lists of its own, unpacked by `[*...]`: no call of `list`, 77.4k -> 76.3k
+    instructions a parse for three lists, h/notify11),
     not by comprehensions (on 3.11 each is a frame of its own, ~1-2k instructions) nor by
     `map` (~2x a cached lookup); the set of fields set is a copy of the full one (every
     field is given), cheaper than a set of the dict's keys; no call for absent devices."""
@@ -359,11 +360,11 @@ def _partner(
             "name": n.decode(),
             "timezone": zone,
             "locale": locale or _DEFAULT_LOCALE,
-            "channels": list(_channel_names(channels)),
+            "channels": [*_channel_names(channels)],
             "email": email or None,
             "push": None if w is None else _push(w),
             "devices": [] if m is None else _devices(m),
-            "love_languages": list(_love_names(love)),
+            "love_languages": [*_love_names(love)],
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
         _PARTNER_FIELDS_SET,
@@ -435,7 +436,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "revision": int(rev),
             "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
             "nudges": _NO_NUDGES,
-            "focus_areas": list(_focus_names(focus)),
+            "focus_areas": [*_focus_names(focus)],
             "discreet": discreet == "1",
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
