@@ -48,6 +48,13 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 - A send's NudgeSent and its JSON come from the delivery's `SentOutcomes` (outcomes.py, 3),
   made once per delivery with its sends; `_sent` and `streams.encode` only for values it
   does not vouch for.
+- A couple whose hash holds no consent mark (`CoupleState.consent_marks` False, set by
+  `parse_couple`) is not asked `paused`, `snoozed`, `unsubscribed`, `channel_dead` nor
+  `device_dead`: each would answer False (CoupleState's docstring; the property test
+  tests/property/test_couple_parse.py::TestConsentMarks). ~19.7k instructions a nudge.
+- A date night's or check-in's catalog choice is made once per delivery and shared by both
+  partners (`_SharedPick`: `choose_for` reads no partner for those kinds), each reading it
+  in their locale; ~23k instructions a nudge less.
 - `zip` without `strict=True` where both sides are made in step (a nudge's sends and
   `all_of`'s results; the partners asked and RESERVE's answers, whose count
   `CapLedger.reserve` checks): its keyword costs ~1.6k instructions a call on 3.11.
@@ -57,7 +64,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any, Final, TypeVar, get_args
@@ -209,18 +216,41 @@ class Boxed:
     data: bytes
 
 
-@dataclass
+@dataclass(slots=True)
+class _SharedPick:
+    """The catalog's pick (in the default locale) for a nudge whose partners get the same
+    item: every kind but appreciation, which `content.choose_for` draws per giver. For the
+    others its answer depends on the occurrence (the seed), the couple (focus areas, context,
+    check-in format), the sequence and the sightings, never on the partner, so within one
+    delivery it is made for the first partner and reused for the other (a choice cost ~23k
+    instructions: callgrind, a loop of 400; issue 20, h/notify11). One per delivery; set
+    once; the jar's draws and the daily question do not use it."""
+
+    item: Item | None = None
+
+
+@dataclass(init=False, slots=True)
 class DeliveryResult:
     """`boxed`: the outbox entry of each outcome that has one, by the outcome's `id()` (its
     `event_id` costs a pydantic attribute read and a UUID hash in Python, twice a message).
     The outcomes are held in `outcomes` while the result lives, so no id is reused meanwhile;
-    `box` is the only way an outcome gets an entry."""
+    `box` is the only way an outcome gets an entry.
 
-    outcomes: list[OutcomeEvent] = field(default_factory=list)
-    retry: list[RetryNeeded] = field(default_factory=list)
-    boxed: dict[int, Boxed] = field(default_factory=dict)  # id(outcome) -> its outbox entry
+    Made empty, once per delivery, by its own `__init__`: empty literals, where the
+    dataclass's four default factories were four calls and the instance a `__dict__`
+    (4.2k -> 2.4k instructions: callgrind, a loop of 1,000; h/notify11)."""
+
+    outcomes: list[OutcomeEvent]
+    retry: list[RetryNeeded]
+    boxed: dict[int, Boxed]  # id(outcome) -> its outbox entry
     # For the preferences stream: "ignored" streaks of the listening cadence (engagement.py).
-    feedback: list[NudgeFeedback] = field(default_factory=list)
+    feedback: list[NudgeFeedback]
+
+    def __init__(self) -> None:
+        self.outcomes = []
+        self.retry = []
+        self.boxed = {}
+        self.feedback = []
 
     def box(self, outcome: OutcomeEvent, entry: Boxed) -> None:
         self.outcomes.append(outcome)
@@ -323,6 +353,7 @@ class Delivery:
             cap=self._daily_cap,
         )
         sends: list[tuple[_Wanted, _Send, Item]] = []
+        shared = _SharedPick()  # the catalog's pick when both partners get the same one
         gone: SuppressionReason = "erased"
         if "erased" in slots:  # the couple went since it was loaded: by erasure or by a loss
             gone = await why_vanished(self.state.pipe, self.state.keys, nudge.couple_id)
@@ -343,7 +374,7 @@ class Delivery:
                     reason=why,
                 )
                 continue
-            item = self._choose(nudge, couple, want.partner, want.other, seen, idea)
+            item = self._choose(nudge, couple, want.partner, want.other, seen, idea, shared)
             for send in want.channels:
                 sends.append((want, send, item))
         jar_text = None if idea is None else idea.text
@@ -433,6 +464,9 @@ class Delivery:
         for p in couple.profile.partners:
             partners[p.partner_id] = p
         listening = couple.listening  # read from the profile (a pydantic attribute) once
+        # No consent mark in the hash: paused, snoozed, unsubscribed and dead are all False
+        # (CoupleState's docstring), so they are not asked.
+        marked = couple.consent_marks
         wanted: list[_Wanted] = []
         for partner_id in nudge.recipients:
             partner = partners.get(partner_id)
@@ -441,10 +475,10 @@ class Delivery:
                 continue
             if sent and capped_member(nudge.occurrence_id, partner_id) in sent:
                 continue  # refused a slot earlier; that outcome was published then
-            if couple.paused(partner_id, now_ms):
+            if marked and couple.paused(partner_id, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "paused", partner_id))
                 continue
-            if couple.snoozed(partner_id, nudge.kind, now_ms):
+            if marked and couple.snoozed(partner_id, nudge.kind, now_ms):
                 result.outcomes.append(self._suppressed(nudge, now, "snoozed", partner_id))
                 continue
             if listening and self._thinned(nudge, couple, partner_id):
@@ -458,12 +492,14 @@ class Delivery:
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if sent and key in sent:
                     continue
-                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
-                if reason is not None:
-                    result.outcomes.append(
-                        self._suppressed(nudge, now, reason, partner_id, channel_name)
-                    )
-                    continue
+                # Unmarked and served: `_blocked` would answer None.
+                if marked or channel_name not in self.channels:
+                    reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                    if reason is not None:
+                        result.outcomes.append(
+                            self._suppressed(nudge, now, reason, partner_id, channel_name)
+                        )
+                        continue
                 channels.append(_Send.on(channel_name, key))
             if channels:
                 other = _other(partners, partner_id)
@@ -492,7 +528,7 @@ class Delivery:
             if key in sent:
                 continue
             reason = blocked
-            if reason is None and couple.device_dead(partner_id, ref):
+            if reason is None and couple.consent_marks and couple.device_dead(partner_id, ref):
                 reason = "channel_dead"
             if reason is None and isinstance(router, MobileChannel):
                 reason = None if router.serves(device.platform) else "no_channel"
@@ -627,10 +663,11 @@ class Delivery:
     def _blocked(
         self, couple: CoupleState, partner_id: str, kind: str, channel: ChannelName
     ) -> SuppressionReason | None:
-        if couple.unsubscribed(partner_id, kind, channel):
-            return "unsubscribed"
-        if couple.channel_dead(partner_id, channel):
-            return "channel_dead"
+        if couple.consent_marks:  # else neither can be True (CoupleState's docstring)
+            if couple.unsubscribed(partner_id, kind, channel):
+                return "unsubscribed"
+            if couple.channel_dead(partner_id, channel):
+                return "channel_dead"
         if channel not in self.channels:
             return "no_channel"
         return None
@@ -660,9 +697,10 @@ class Delivery:
         other: Partner,
         seen: dict[str, int],
         idea: JarIdea | None = None,
+        shared: _SharedPick | None = None,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
-        one), then read in the partner's locale."""
+        one, chosen once: `_SharedPick`), then read in the partner's locale."""
         assert couple.profile is not None
         if idea is not None:
             return jar_item(idea, partner.locale)
@@ -676,7 +714,25 @@ class Delivery:
             question = question_for(items, couple_id=nudge.couple_id, day=day)
             if question is not None:
                 return question
-        item = choose_for(
+        if shared is None or nudge.kind == "appreciation":  # drawn per giver
+            return self.catalog.localized(
+                self._pick(nudge, couple, partner, other, seen), partner.locale
+            )
+        if shared.item is None:
+            shared.item = self._pick(nudge, couple, partner, other, seen)
+        return self.catalog.localized(shared.item, partner.locale)
+
+    def _pick(
+        self,
+        nudge: _Nudge,
+        couple: CoupleState,
+        partner: Partner,
+        other: Partner,
+        seen: dict[str, int],
+    ) -> Item:
+        """The catalog's choice for the partner, in the default locale (content.py)."""
+        assert couple.profile is not None
+        return choose_for(
             self._pools[nudge.kind],
             kind=nudge.kind,
             occurrence_id=nudge.occurrence_id,
@@ -689,7 +745,6 @@ class Delivery:
             context=couple.profile.context,
             rested_before=nudge.scheduled_ms - self._gap_ms,
         )
-        return self.catalog.localized(item, partner.locale)
 
     def _render(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -192,3 +192,90 @@ def test_a_models_state_is_four_slots() -> None:
         "__pydantic_extra__",
         "__pydantic_private__",
     )
+
+
+_PARTNERS = st.sampled_from(["maya", "sam", "kim", "x"])
+_KINDS = st.sampled_from(["date_night", "check_in", "all", "gratitude"])
+_CHANNELS = st.sampled_from(["email", "push", "webhook", "mobile", "all"])
+_REFS = st.sampled_from(["0123456789abcdef", "fedcba9876543210"])
+_NOW_MS = st.integers(0, 4_000_000_000_000)
+_MARK_NAMES = st.one_of(
+    _EXTRA_NAMES,
+    st.builds(
+        "{}:{}".format,
+        st.sampled_from(["pause", "snz", "dead", "unsub", "soft", "lvl"]),
+        st.builds(
+            ":".join,
+            st.lists(st.one_of(_PARTNERS, _KINDS, _CHANNELS, _REFS), min_size=1, max_size=3),
+        ),
+    ),
+)
+_MARK_VALUES = st.one_of(
+    _VALUES,
+    st.builds(
+        "{}|{}".format,
+        st.integers(0, 4_000_000_000_000),
+        st.one_of(st.integers(0, 4_000_000_000_000), st.sampled_from(["inf", "off", "1", "0"])),
+    ),
+)
+
+
+class TestConsentMarks:
+    """`CoupleState.consent_marks` (the delivery's fast path): False exactly when no field
+    name starts with a consent mark's prefix, and then every check it lets the delivery skip
+    answers False, as the full check does, for any partner, kind, channel, device and
+    instant; the full checks themselves unchanged (a hash with marks is asked as before)."""
+
+    @settings(max_examples=400)
+    @given(
+        _DATA,
+        st.lists(st.tuples(_MARK_NAMES, _MARK_VALUES), max_size=6),
+        st.lists(st.tuples(_PARTNERS, _KINDS, _CHANNELS, _REFS, _NOW_MS), min_size=1, max_size=8),
+        st.booleans(),
+    )
+    def test_no_mark_means_every_check_is_false(
+        self,
+        data: PreferencesSetData,
+        extra: list[tuple[str, str]],
+        asks: list[tuple[str, str, str, str, int]],
+        drop_id: bool,
+    ) -> None:
+        fields = {"rev": str(data.revision), **encode_profile(data), **dict(extra)}
+        if drop_id:
+            fields.pop("id")
+        try:
+            state = parse_couple({k.encode(): v.encode() for k, v in fields.items()})
+        except ValueError:  # a piece of a push subscription or device list that is not one
+            assume(False)
+        prefixes = ("pause", "unsub:", "dead:", "snz:")
+        assert state.consent_marks == any(name.startswith(prefixes) for name in state.fields)
+        partners = [p.partner_id for p in data.partners]
+        if state.consent_marks:
+            return  # the delivery asks every check, as before
+        for partner, kind, channel, ref, now_ms in asks:
+            for who in (partner, *partners):
+                full = (
+                    state.paused(who, now_ms),
+                    state.snoozed(who, kind, now_ms),
+                    state.unsubscribed(who, kind, channel),
+                    state.channel_dead(who, channel),
+                    state.device_dead(who, ref),
+                )
+                assert full == (False, False, False, False, False)
+
+    def test_marks_are_found(self) -> None:
+        """Each mark's field sets the flag; others do not (checked to fail with a prefix
+        left out of `_MARKS`)."""
+        data = parse_preference(couple_event(1, mix="burst", occurred=START)).data
+        assert isinstance(data, PreferencesSetData)
+        base = {"rev": str(data.revision), **encode_profile(data), "d/x": "0|1|00|e0 19 * * 5"}
+        raw = {k.encode(): v.encode() for k, v in base.items()}
+        assert not parse_couple(raw).consent_marks
+        for name in ("dn", "ci", "soft:maya:email", "lvl:maya:check_in", "weird"):
+            assert not parse_couple(raw | {name.encode(): b"1"}).consent_marks
+        for name in ("pause", "pause:maya", "unsub:maya:all:all", "dead:maya:email", "snz:a:b"):
+            assert parse_couple(raw | {name.encode(): b"1|inf"}).consent_marks
+
+    def test_a_state_made_by_hand_asks_every_check(self) -> None:
+        assert CoupleState(None, {}).consent_marks
+        assert CoupleState(None, {"rev": "1"}) == parse_couple({b"rev": b"1"})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from couples_nudge.common import keys as keys_module
 from couples_nudge.common.keys import Keys
 from couples_nudge.notifier.state import CoupleKeys, NotifierState
 
 
 class TestDeliveryKeys:
     @pytest.mark.parametrize("prefix", ["nudges", "bench:x", "p"])
-    @pytest.mark.parametrize("shards", [1, 8, 16, 100])
+    @pytest.mark.parametrize("shards", [1, 8, 16, 99, 100, 101, 250])
     def test_equal_to_each_keys_own_method(self, prefix: str, shards: int) -> None:
         """couple, sent, seen, outbox: the same strings, in LOAD's KEYS order."""
         keys = Keys(prefix=prefix, shards=shards)
@@ -22,6 +23,11 @@ class TestDeliveryKeys:
                 keys.seen(couple_id),
                 keys.outbox(couple_id),
             )
+
+    def test_the_prebuilt_tags_are_the_tags(self) -> None:
+        """`_TAGS`: `_tag`'s own text for each shard it holds (h/notify11)."""
+        keys = Keys(shards=1)
+        assert [keys._tag(shard) for shard in range(keys_module._TAGGED)] == list(keys_module._TAGS)
 
     def test_the_notifier_keeps_them_as_couple_keys(self) -> None:
         """NotifierState.couple_keys: a CoupleKeys with the four, by name."""

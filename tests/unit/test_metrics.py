@@ -107,6 +107,26 @@ class TestMetrics:
         assert value(one, "nudge_events_consumed_total", stream="preferences") == 1
         assert value(other, "nudge_events_consumed_total", stream="preferences") is None
 
+    def test_consumed_counts_expose_what_the_counter_does(self) -> None:
+        """`observe_consumed` keeps each stream's counter value (module docstring): the same
+        samples as the public `labels().inc()`, a negative count refused as it refuses it,
+        and nothing counted by the refused call (checked to fail with the kept `inc` called
+        on the first count as well)."""
+        mine, reference = Metrics("notifier", Keys()), Metrics("notifier", Keys())
+        calls = [("nudges:due:{s00}", 1), ("nudges:due:{s01}", 3), ("nudges:due:{s00}", 1)]
+        calls += [("nudges:preferences", 0), ("nudges:due:{s00}", 200), ("nudges:due:{s01}", 1)]
+        for stream, count in calls:
+            mine.observe_consumed(stream, count)
+            reference.events_consumed.labels(reference.stream_label(stream)).inc(count)
+        with pytest.raises(ValueError, match="non-negative"):
+            mine.observe_consumed("nudges:due:{s00}", -1)
+        mine.observe_consumed("nudges:due:{s01}")
+        reference.events_consumed.labels("due:{s01}").inc()
+        total = "nudge_events_consumed_total"
+        for label in ("due:{s00}", "due:{s01}", "preferences"):
+            assert value(mine, total, stream=label) == value(reference, total, stream=label)
+        assert value(mine, total, stream="due:{s00}") == 202
+
     def test_stream_labels_do_not_carry_the_key_prefix(self) -> None:
         """`acme:due:{s03}` is labelled `due:{s03}`, so one dashboard fits every prefix."""
         metrics = Metrics("notifier", Keys(prefix="acme", shards=4))
