@@ -289,11 +289,6 @@ class AutoPipeline:
             if again:
                 self._enqueue(again)  # in the next round trip of this loop
 
-    @property
-    def written(self) -> int:
-        """Commands written to Redis so far, or whose round trip failed (see `sent`)."""
-        return self._written
-
     async def sent(self) -> None:
         """Wait until every command queued so far is written to Redis (or its round trip has
         failed), not for the replies: a producer can then prepare the next batch while Redis

@@ -6,15 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterator,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -47,11 +39,10 @@ from couples_nudge_schemas import (
     PreferencesUnsubscribed,
 )
 
-__all__ = ["Checkpoint", "PreferenceIngest", "chunk_sizes"]
+__all__ = ["Checkpoint", "PreferenceIngest"]
 
 log = structlog.get_logger()
-_CHUNK: Final = 100  # plans per pipelined round trip in apply_chunks, at most
-_TAIL_MIN: Final = 16  # the smallest chunk but a batch's last (see chunk_sizes)
+_CHUNK: Final = 100  # plans per pipelined round trip in apply_many
 # Longest stretch apply_many plans without a checkpoint: planning is CPU-bound (a raw cron
 # took ~0.1-0.2 s), and a batch that never yields holds up the signal handler, and the
 # refresh that keeps the batch's entries claimed.
@@ -83,30 +74,18 @@ class PreferenceIngest:
     async def apply_many(
         self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
     ) -> list[str | PlanningError]:
-        """Apply events in order, like `apply` on each: `apply_chunks` over them cut by
-        `chunk_sizes`; returns each result or its PlanningError (see there)."""
-        return await self.apply_chunks(_in_chunks(events), checkpoint)
+        """Apply events in order, like `apply` on each; returns each result or its PlanningError.
 
-    async def apply_chunks(
-        self,
-        chunks: AsyncIterable[Sequence[PreferenceEvent]],
-        checkpoint: Checkpoint | None = None,
-    ) -> list[str | PlanningError]:
-        """Apply the events of `chunks` in order, like `apply` on each; returns each result or
-        its PlanningError, in the order of the events.
-
-        A chunk's consecutive preferences.set events are planned, then stored in one pipelined
-        round trip (their Lua calls run in order, so the result is the same as one by one; a
-        chunk of more than `_CHUNK` takes several). The next chunk is only asked for once this
-        one is on the wire: the caller reads (validates) it while Redis runs this one, and it
-        is only sent once the one before it has succeeded. Any other event is applied on its
-        own, in its place.
+        Consecutive preferences.set events are planned, then stored in pipelined round trips of
+        up to `_CHUNK` (their Lua calls run in order, so the result is the same as one by one).
+        Once a chunk is on the wire the next is planned here while Redis runs it; a chunk is
+        only sent once the one before it has succeeded. Any other event is applied on its own,
+        in its place.
 
         Between events, at least every `_SLICE_S`, planning yields to the event loop and awaits
         `checkpoint` (the scheduler keeps the batch's entries claimed there). When it returns
         False, the events planned so far are stored and their results returned: the list then
-        ends before the first event that was not applied (the caller leaves those pending), and
-        no further chunk is asked for.
+        ends before the first event that was not applied (the caller leaves those pending).
         """
         results: list[str | PlanningError] = []
         pending: list[tuple[int, Plan]] = []
@@ -131,30 +110,24 @@ class PreferenceIngest:
 
         try:
             yielded = time.monotonic()
-            stopped = False
-            async for chunk in chunks:
-                for event in chunk:
-                    if time.monotonic() - yielded >= _SLICE_S:
-                        await asyncio.sleep(0)  # signals and replies get their turn
-                        if checkpoint is not None and not await checkpoint():
-                            stopped = True
-                            break
-                        yielded = time.monotonic()
-                    results.append("")
-                    try:
-                        if isinstance(event, PreferencesSet):
-                            planned = self._plan(event.data, epoch_ms(event.occurred_at))
-                            pending.append((len(results) - 1, planned))
-                            if len(pending) >= _CHUNK:
-                                await flush(wait=False)
-                            continue
-                        await flush(wait=True)
-                        results[-1] = await self.apply(event)
-                    except PlanningError as exc:
-                        results[-1] = exc
-                if stopped:
-                    break
-                await flush(wait=False)  # on the wire while the next chunk is read
+            for event in events:
+                if time.monotonic() - yielded >= _SLICE_S:
+                    await asyncio.sleep(0)  # signals and replies get their turn
+                    if checkpoint is not None and not await checkpoint():
+                        break
+                    yielded = time.monotonic()
+                results.append("")
+                try:
+                    if isinstance(event, PreferencesSet):
+                        planned = self._plan(event.data, epoch_ms(event.occurred_at))
+                        pending.append((len(results) - 1, planned))
+                        if len(pending) >= _CHUNK:
+                            await flush(wait=False)
+                        continue
+                    await flush(wait=True)
+                    results[-1] = await self.apply(event)
+                except PlanningError as exc:
+                    results[-1] = exc
             await flush(wait=True)
         finally:
             if storing:  # an error above: let the chunk sent finish, observed
@@ -275,32 +248,6 @@ class PreferenceIngest:
         if result in _JAR_REFUSALS:
             raise PlanningError(_JAR_REFUSALS[result])
         return result
-
-
-def chunk_sizes(total: int) -> Iterator[int]:
-    """How a batch of `total` events (or entries) is cut into chunks, in order: `_CHUNK` while
-    at least three chunks of it remain, then a third of what remains (at least `_TAIL_MIN`).
-
-    Why it shrinks: a chunk's round trip overlaps the reading and planning of the next, but
-    nothing overlaps the last one's, nor the batch's acknowledgement after it: the scheduler
-    then waits for Redis. A chunk a third of what remains makes the next one two thirds of
-    it, whose reading and planning (~80 us an event) still outlast Redis's work on this one
-    (~40 us an event; any ratio down to 1.5:1 holds), and the last is a few events' work
-    instead of `_CHUNK`'s (~4 ms of a 500-event batch's ~50). Each chunk more costs a round
-    trip (~0.2M instructions with its tasks and replies): a batch of 500 has 10, not 5."""
-    left = total
-    while left > 0:
-        size = min(_CHUNK, left) if left >= 3 * _CHUNK else min(left, max(_TAIL_MIN, -(-left // 3)))
-        yield size
-        left -= size
-
-
-async def _in_chunks(events: Sequence[PreferenceEvent]) -> AsyncIterator[Sequence[PreferenceEvent]]:
-    """`events` cut by `chunk_sizes`, for `apply_chunks`."""
-    start = 0
-    for size in chunk_sizes(len(events)):
-        yield events[start : start + size]
-        start += size
 
 
 # Reasons for the rejected stream: fixed text, never the idea's id or text.

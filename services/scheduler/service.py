@@ -2,11 +2,10 @@
 
 The preferences stream is consumed in batches (up to `_BATCH` entries per XREADGROUP): every
 entry is read and validated on its own (services/scheduler/entries.py: any bytes in any field
-are refused per entry, never failing the batch), a chunk at a time while the chunk before is
-stored (batch_read.py), the good ones are applied in stream order with
-`PreferenceIngest.apply_chunks` (the same results as one at a time), and then the bad ones go
-to the rejected stream with their reason and the handled entries are deleted and acknowledged,
-all in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
+are refused per entry, never failing the batch), the good ones are applied in stream order with
+`PreferenceIngest.apply_many` (the same results as one at a time), and then the bad ones go to
+the rejected stream with their reason and the handled entries are deleted and acknowledged, all
+in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
 handles it alone (`handle_entry`).
 
 A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
@@ -21,8 +20,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar, cast
 
 import structlog
 from faststream.middlewares import AckPolicy
@@ -53,8 +52,7 @@ from couples_nudge.common.streams import (
     rejected_fields,
 )
 from couples_nudge.operator.refresher import GaugeRefresher
-from couples_nudge.scheduler.batch_read import READ_SLICE_S, BatchRead
-from couples_nudge.scheduler.entries import read_entry, read_payload
+from couples_nudge.scheduler.entries import Read, read_entry, read_payload
 from couples_nudge.scheduler.firing import PRODUCER
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.planning import PlanningError
@@ -67,7 +65,11 @@ __all__ = ["SchedulerService"]
 
 log = structlog.get_logger()
 SERVICE = "scheduler"
-_BATCH: Final = 500  # preferences entries per read: one pipelined apply_chunks
+_BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
+# Longest stretch of a batch's validation without offering the Reclaimer a refresh (see
+# `_read_held`); as `ingest._SLICE_S` is for its planning.
+_READ_SLICE_S: Final = 0.05
+_Stored = TypeVar("_Stored")  # an entry as its reader takes it: fields, or a stored payload
 
 
 class SchedulerService:
@@ -134,28 +136,49 @@ class SchedulerService:
         """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
         with collections_held():  # the batch's objects live until it is stored (runtime.py)
             ids = [eid.decode() for eid, _fields in entries]
-            stored = [fields for _eid, fields in entries]
-            await self._handle_batch(BatchRead(ids, stored, read_entry, self._refresher()))
+            await self._handle_read(
+                await self._read_held(ids, [fields for _eid, fields in entries], read_entry)
+            )
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
         """Validate and apply a batch of preferences entries (entry id, stored payload) in order.
 
         Each payload is read as FastStream's subscriber reads one (see entries.read_payload).
-        Returns the ids of the entries handled (see `_handle_batch`).
+        Returns the ids of the entries handled (see `_handle_read`).
         """
         with collections_held():
             ids = [entry for entry, _stored in entries]
-            stored = [payload for _entry, payload in entries]
-            return await self._handle_batch(BatchRead(ids, stored, read_payload, self._refresher()))
+            return await self._handle_read(
+                await self._read_held(ids, [stored for _entry, stored in entries], read_payload)
+            )
 
-    def _refresher(self) -> Callable[[], Awaitable[None]] | None:
-        """What reading a batch offers the held entries' refresh to (batch_read.py)."""
-        return None if self.reclaimer is None else self.reclaimer.keep_held
+    async def _read_held(
+        self, ids: list[str], stored: Sequence[_Stored], read: Callable[[_Stored], Read]
+    ) -> list[tuple[str, *Read]]:
+        """Read (validate) a batch's entries in order, holding them from the start.
+
+        Validating a full batch on a starved CPU (a pod held to a small quota) can outlast the
+        reclaim idle time, and the Reclaimer refreshes only held entries, only when the event
+        loop lets it: so the entries are held before the first is read, and the refresh is
+        offered between entries at least every `_READ_SLICE_S`. `_handle_read` releases them.
+        """
+        self._held.update(ids)
+        read_entries: list[tuple[str, *Read]] = []
+        try:
+            since = time.monotonic()
+            for entry, value in zip(ids, stored, strict=True):
+                if self._refresh_due(since):
+                    since = await self._keep_held()
+                read_entries.append((entry, *read(value)))
+        except BaseException:
+            self._held.difference_update(ids)
+            raise
+        return read_entries
 
     def _refresh_due(self, since: float) -> bool:
-        """Whether `READ_SLICE_S` has passed since `since` with a Reclaimer to offer a refresh
+        """Whether `_READ_SLICE_S` has passed since `since` with a Reclaimer to offer a refresh
         of the held entries to (checked per entry: a plain call, the coroutine only when due)."""
-        return self.reclaimer is not None and time.monotonic() - since >= READ_SLICE_S
+        return self.reclaimer is not None and time.monotonic() - since >= _READ_SLICE_S
 
     async def _keep_held(self) -> float:
         """Offer the Reclaimer a refresh of the held entries (it refreshes when its own
@@ -164,42 +187,47 @@ class SchedulerService:
         await self.reclaimer.keep_held()
         return time.monotonic()
 
-    async def _handle_batch(self, batch: BatchRead[Any]) -> list[str]:
-        """Read and apply a batch's entries in order; returns the ids of those handled.
+    async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
+        """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
 
-        Entries are read (validated) a chunk at a time as `apply_chunks` asks for them
-        (batch_read.py). Bad entries are rejected with their reason, exactly as `handle` does;
-        the good ones are applied together. Then the rejections are written and every handled
-        entry is deleted and acknowledged (one round trip), and their ids are returned. If
-        applying the batch fails unexpectedly (not a Redis error: that leaves the whole batch
-        pending), the rest is read and its events are applied one at a time, and one that
-        fails again stays pending for the Reclaimer (neither deleted nor acknowledged). The
-        entries are held (kept claimed by the Reclaimer) from before the first is read until
-        they are acknowledged; when the service stops meanwhile, the batch ends between
-        entries: the entries from the first one not applied onwards stay pending.
+        Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
+        applied together. Then the rejections are written and every handled entry is deleted
+        and acknowledged (one round trip), and their ids are returned. If applying the batch
+        fails unexpectedly (not a Redis error: that leaves the whole batch pending), its entries
+        are applied one at a time, and one that fails again stays pending for the Reclaimer
+        (neither deleted nor acknowledged). The entries are held (kept claimed by the
+        Reclaimer) while the batch runs; when the service stops meanwhile, the batch ends
+        between entries: the entries from the first one not applied onwards stay pending.
         """
-        if not batch.ids:
+        if not entries:
             return []
-        self._held.update(batch.ids)
+        ids = [entry for entry, _payload, _read in entries]
+        self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
         try:
-            return await self._apply_read(batch)
+            return await self._apply_read(entries)
         finally:
-            self._held.difference_update(batch.ids)
+            self._held.difference_update(ids)
 
-    async def _apply_read(self, batch: BatchRead[Any]) -> list[str]:
-        self.metrics.observe_consumed(self.keys.preferences, len(batch.ids))
-        handled = set(range(len(batch.ids)))
+    async def _apply_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
+        self.metrics.observe_consumed(self.keys.preferences, len(entries))
+        refused: dict[int, str] = {}
+        events: list[tuple[int, PreferenceEvent]] = []
+        for index, (_entry, _payload, read) in enumerate(entries):
+            if isinstance(read, EventRejected):
+                refused[index] = read.reason
+            else:
+                events.append((index, read))
+        handled = set(range(len(entries)))
         try:
             results: list[str | PlanningError | None] = list(
-                await self.ingest.apply_chunks(batch.chunks(), self._checkpoint)
+                await self.ingest.apply_many([event for _, event in events], self._checkpoint)
             )
         except RedisError:
             raise  # nothing is acknowledged: the Reclaimer hands the entries over again
         except Exception:
-            log.exception("preference_batch_failed", entries=len(batch.ids))
-            await batch.read_rest()
+            log.exception("preference_batch_failed", entries=len(entries))
             results = []
-            for index, event in batch.events:
+            for index, event in events:
                 if not await self._checkpoint():
                     break
                 try:
@@ -209,18 +237,11 @@ class SchedulerService:
                 except RedisError:
                     raise
                 except Exception:
-                    log.exception("preference_failed", entry_id=batch.ids[index])
+                    log.exception("preference_failed", entry_id=entries[index][0])
                     handled.discard(index)
                     results.append(None)
-        entries, events = batch.entries, batch.events
-        # Stopped before the end: from the first event not applied on, nothing is handled (nor
-        # what was not read).
-        cutoff = events[len(results)].position if len(results) < len(events) else len(entries)
-        refused = {
-            index: entry.read.reason
-            for index, entry in enumerate(entries[:cutoff])
-            if isinstance(entry.read, EventRejected)
-        }
+        # Stopped before the end: from the first event not applied on, nothing is handled.
+        cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
         outcomes: Counter[str] = Counter()
         each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
         since = time.monotonic()  # held until acknowledged: logging 500 events takes a while too
@@ -234,18 +255,19 @@ class SchedulerService:
                 # The exact class (a parsed event is one of the union's, never a subclass):
                 # isinstance of a pydantic class goes through ABCMeta, ~1.1k instructions.
                 if each or type(event) is CoupleErased:
-                    self._applied(batch.ids[index], event, result)
-        if cutoff < len(batch.ids):
-            outcomes["left_pending"] = len(batch.ids) - cutoff
-        log.info("preferences_batch", entries=len(batch.ids), rejected=len(refused), **outcomes)
-        done = [batch.ids[i] for i in sorted(handled) if i < cutoff]
+                    self._applied(entries[index][0], event, result)
+        refused = {index: reason for index, reason in refused.items() if index < cutoff}
+        if cutoff < len(entries):
+            outcomes["left_pending"] = len(entries) - cutoff
+        log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
+        done = [entries[i][0] for i in sorted(handled) if i < cutoff]
         if self.reclaimer is not None:
             await self.reclaimer.keep_held()  # refreshed if due: the acknowledgement is next
         if refused or done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
                 for index in sorted(refused):
-                    entry = entries[index]
-                    self._rejected(pipe, entry.entry_id, entry.payload, refused[index])
+                    entry, payload, _read = entries[index]
+                    self._rejected(pipe, entry, payload, refused[index])
                 if done:
                     pipe.xdel(self.keys.preferences, *done)
                     pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -19,11 +18,8 @@ from structlog.testing import capture_logs
 
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.keys import SCHEDULER_GROUP
-from couples_nudge.common.runtime import collections_held
 from couples_nudge.common.streams import DATA_FIELD, read_entries
-from couples_nudge.scheduler.batch_read import BatchRead
-from couples_nudge.scheduler.entries import Read, read_payload
-from couples_nudge.scheduler.ingest import Checkpoint, PreferenceIngest, chunk_sizes
+from couples_nudge.scheduler.ingest import Checkpoint, PreferenceIngest
 from couples_nudge.scheduler.planning import PlanningError
 from couples_nudge.scheduler.service import SchedulerService
 from couples_nudge_schemas import PreferenceEvent
@@ -159,6 +155,31 @@ class TestHandleBatch:
             pending = await redis.xpending(batched.keys.preferences, SCHEDULER_GROUP)
             assert pending["pending"] == 0
 
+    async def test_refusals_in_every_chunk_end_as_one_entry_at_a_time(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A batch of 240 entries, malformed, refused, stale and other events all along it
+        (each pause ends a pipelined chunk): the same as one at a time."""
+        at = NOW - timedelta(hours=1)
+        raws: list[bytes] = []
+        for n in range(40):
+            raws += [
+                preferences(f"c{n}", 2, at),
+                b"{not json",
+                preferences(f"c{n}", 1, at + timedelta(seconds=1)),  # older revision: stale
+                _frequent(f"f{n}"),  # refused by planning
+                envelope("preferences.paused.v1", {"couple_id": f"c{n}"}, at),
+                b'{"type": "preferences.exploded.v1"}',
+            ]
+        async with _side_by_side(redis, redis_url, key_prefix) as (batched, single):
+            ids, done = await _both_ways(redis, batched, single, raws)
+            assert done == ids
+            assert await _state(redis, batched) == await _state(redis, single)
+            rejected = await _rejections(redis, batched)
+            assert rejected == await _rejections(redis, single)
+            assert len(rejected) == 3 * 40
+            assert await redis.xlen(batched.keys.preferences) == 0
+
     async def test_only_the_erasure_of_a_batch_is_logged_per_event(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
@@ -207,15 +228,12 @@ class TestHandleBatch:
         """An unexpected failure leaves only its own entry for the Reclaimer."""
 
         class Exploding(PreferenceIngest):
-            async def apply_chunks(
-                self,
-                chunks: AsyncIterable[Sequence[PreferenceEvent]],
-                checkpoint: Checkpoint | None = None,
+            async def apply_many(
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
-                async for chunk in chunks:  # fails at the chunk holding it, the rest unread
-                    if any(e.data.couple_id == "boom" for e in chunk):
-                        raise RuntimeError("boom")
-                raise AssertionError("no boom")
+                if any(e.data.couple_id == "boom" for e in events):
+                    raise RuntimeError("boom")
+                return await super().apply_many(events, checkpoint)
 
             async def apply(self, event: PreferenceEvent) -> str:
                 if event.data.couple_id == "boom":
@@ -251,10 +269,8 @@ class TestHandleBatch:
         """Redis failing mid-batch: nothing is deleted or acknowledged; the Reclaimer retries."""
 
         class Disconnected(PreferenceIngest):
-            async def apply_chunks(
-                self,
-                chunks: AsyncIterable[Sequence[PreferenceEvent]],
-                checkpoint: Checkpoint | None = None,
+            async def apply_many(
+                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
             ) -> list[str | PlanningError]:
                 raise RedisConnectionError("connection lost")
 
@@ -270,66 +286,6 @@ class TestHandleBatch:
             assert pending["pending"] == 2
         finally:
             await service.redis.aclose()
-
-
-class TestChunkedReading:
-    async def test_a_chunk_is_read_once_the_one_before_is_on_the_wire(
-        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
-    ) -> None:
-        """Entries are validated a chunk at a time, each after the chunk before it was written
-        to Redis (so Redis stores it meanwhile); the batch is read once, in order."""
-        service = _service(redis_url, key_prefix)
-        raws = [preferences(f"c{n}", 1, NOW) for n in range(300)]
-        written_at_read: list[int] = []
-        reads: list[bytes] = []
-
-        def reading(stored: bytes) -> Read:
-            written_at_read.append(service.store.pipe.written)
-            reads.append(stored)
-            return read_payload(stored)
-
-        try:
-            await service.before_start()
-            entries = await _deliver(redis, service, raws)
-            ids = [entry for entry, _ in entries]
-            with collections_held():
-                batch = BatchRead(ids, [raw for _, raw in entries], reading)
-                done = await service._handle_batch(batch)
-            assert done == ids
-            assert reads == raws
-            starts = list(itertools.accumulate(chunk_sizes(len(raws))))[:-1]
-            assert len(starts) > 4
-            # every APPLY_PLAN before the chunk is written (the old code read all first: 0)
-            assert [written_at_read[start] for start in starts] == starts
-            assert await redis.hget(service.keys.couple("c299"), "rev") == b"1"
-        finally:
-            await _clear(redis, service)
-            await service.redis.aclose()
-
-    async def test_refusals_in_every_chunk_end_as_one_entry_at_a_time(
-        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
-    ) -> None:
-        """A batch of several chunks, each with malformed, refused, stale and other events."""
-        at = NOW - timedelta(hours=1)
-        raws: list[bytes] = []
-        for n in range(40):
-            raws += [
-                preferences(f"c{n}", 2, at),
-                b"{not json",
-                preferences(f"c{n}", 1, at + timedelta(seconds=1)),  # older revision: stale
-                _frequent(f"f{n}"),  # refused by planning
-                envelope("preferences.paused.v1", {"couple_id": f"c{n}"}, at),
-                b'{"type": "preferences.exploded.v1"}',
-            ]
-        assert len(list(chunk_sizes(len(raws)))) > 5
-        async with _side_by_side(redis, redis_url, key_prefix) as (batched, single):
-            ids, done = await _both_ways(redis, batched, single, raws)
-            assert done == ids
-            assert await _state(redis, batched) == await _state(redis, single)
-            rejected = await _rejections(redis, batched)
-            assert rejected == await _rejections(redis, single)
-            assert len(rejected) == 3 * 40
-            assert await redis.xlen(batched.keys.preferences) == 0
 
 
 class TestBatchSubscriber:
