@@ -353,10 +353,7 @@ class Metrics:
             )
         series.sent(count)
         seconds = max(0.0, (sent_at - scheduled_at).total_seconds())
-        index = bisect_left(series.bounds, seconds)  # the first bucket with seconds <= bound
-        series.latency_sum(seconds * count)  # `observe`'s own amount when count is 1
-        if index < len(series.buckets):
-            series.buckets[index].inc(count)
+        _add_observations(series.bounds, series.buckets, series.latency_sum, seconds, count)
 
     def observe_delivery(
         self, kind: NudgeKind, channel: Channel, scheduled_at: datetime, sent_at: datetime
@@ -412,7 +409,21 @@ def _observe_many(histogram: Histogram, amount: float, count: int) -> None:
     if count == 1:
         histogram.observe(amount)
         return
-    index = bisect_left(histogram._upper_bounds, amount)  # first bucket with amount <= bound
-    histogram._sum.inc(amount * count)
-    if index < len(histogram._buckets):
-        histogram._buckets[index].inc(count)
+    _add_observations(
+        histogram._upper_bounds, histogram._buckets, histogram._sum.inc, amount, count
+    )
+
+
+def _add_observations(
+    bounds: list[float],
+    buckets: list[Any],
+    add_sum: Callable[[float], None],
+    amount: float,
+    count: int,
+) -> None:
+    """`count` observations of `amount` into a histogram child's value holders: its upper
+    bounds (ascending, +Inf last), its bucket values (not cumulative) and its sum's `inc`."""
+    index = bisect_left(bounds, amount)  # the first bucket with amount <= bound
+    add_sum(amount * count)
+    if index < len(buckets):
+        buckets[index].inc(count)

@@ -492,14 +492,12 @@ class Delivery:
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if sent and key in sent:
                     continue
-                # Unmarked and served: `_blocked` would answer None.
-                if marked or channel_name not in self.channels:
-                    reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
-                    if reason is not None:
-                        result.outcomes.append(
-                            self._suppressed(nudge, now, reason, partner_id, channel_name)
-                        )
-                        continue
+                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                if reason is not None:
+                    result.outcomes.append(
+                        self._suppressed(nudge, now, reason, partner_id, channel_name)
+                    )
+                    continue
                 channels.append(_Send.on(channel_name, key))
             if channels:
                 other = _other(partners, partner_id)
@@ -696,8 +694,8 @@ class Delivery:
         partner: Partner,
         other: Partner,
         seen: dict[str, int],
-        idea: JarIdea | None = None,
-        shared: _SharedPick | None = None,
+        idea: JarIdea | None,
+        shared: _SharedPick,
     ) -> Item:
         """Chosen on the default locale's items (both partners of a shared nudge get the same
         one, chosen once: `_SharedPick`), then read in the partner's locale."""
@@ -714,13 +712,13 @@ class Delivery:
             question = question_for(items, couple_id=nudge.couple_id, day=day)
             if question is not None:
                 return question
-        if shared is None or nudge.kind == "appreciation":  # drawn per giver
-            return self.catalog.localized(
-                self._pick(nudge, couple, partner, other, seen), partner.locale
-            )
-        if shared.item is None:
-            shared.item = self._pick(nudge, couple, partner, other, seen)
-        return self.catalog.localized(shared.item, partner.locale)
+        if nudge.kind == "appreciation":  # drawn per giver
+            picked = self._pick(nudge, couple, partner, other, seen)
+        else:
+            if shared.item is None:
+                shared.item = self._pick(nudge, couple, partner, other, seen)
+            picked = shared.item
+        return self.catalog.localized(picked, partner.locale)
 
     def _pick(
         self,

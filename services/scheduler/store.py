@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from _json import encode_basestring, make_encoder
+import json
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
 
@@ -18,17 +18,6 @@ ApplyResult = Literal["applied", "stale", "erased"]
 # Past every prepared step's freshness (lookahead.FRESH_MS): a counter outlives its instant's
 # sending, and a replica restarted later finds it spent and leaves the instant to `tick`.
 CLAIM_TTL_MS = 60_000
-
-
-def _not_json(value: object) -> object:
-    raise TypeError(f"{type(value).__name__} is not an APPLY_PLAN argument (a str)")
-
-
-# The stdlib's C encoder of `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`,
-# called directly: json.dumps builds a JSONEncoder, and its iterencode this object, per call.
-_json_array: Final = make_encoder(
-    None, _not_json, encode_basestring, None, ":", ",", False, False, False
-)
 
 
 def _json(strings: list[str]) -> bytes:
@@ -47,14 +36,15 @@ def _json(strings: list[str]) -> bytes:
     unescapes only after a backslash; control characters and non-ASCII UTF-8 need no escape.
     So strings holding no '"', no backslash and no NUL decode to themselves from the join;
     the join holds exactly its separators' quotes (2 per separator) only then. Any other list
-    goes through the C encoder (ensure_ascii off: non-ASCII as UTF-8; quotes, backslashes and
-    controls escaped, which cjson unescapes to the same bytes). A str that UTF-8 cannot encode
+    (rare: a quote or backslash in a profile value) goes through `json.dumps` (ensure_ascii
+    off: non-ASCII as UTF-8; quotes, backslashes and controls escaped, which cjson unescapes
+    to the same bytes). A str that UTF-8 cannot encode
     (a lone surrogate) raises UnicodeEncodeError here, as hiredis raised it for an argument:
     before anything is queued, so none of the batch's calls is sent.
     tests/integration/test_apply_plan_args.py holds both paths to it on the test server."""
     joined = '","'.join(strings)
     if "\\" in joined or "\x00" in joined or joined.count('"') != 2 * len(strings) - 2:
-        return "".join(_json_array(strings, 0)).encode()
+        return json.dumps(strings, ensure_ascii=False, separators=(",", ":")).encode()
     return f'["{joined}"]'.encode()
 
 

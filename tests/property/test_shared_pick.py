@@ -78,6 +78,9 @@ def test_a_shared_pick_gives_each_partner_their_own_choice(
         DELIVERY._choose(nudge, couple, one, other, seen, None, shared)
         for one, other in ((a, b), (b, a))
     ]
-    alone = [DELIVERY._choose(nudge, couple, one, other, seen) for one, other in ((a, b), (b, a))]
+    alone = [  # each partner's choice made on its own: a pick of its own
+        DELIVERY._choose(nudge, couple, one, other, seen, None, _SharedPick())
+        for one, other in ((a, b), (b, a))
+    ]
     assert [item.id for item in with_pick] == [item.id for item in alone]
     assert with_pick == alone

@@ -25,9 +25,12 @@ class TestDeliveryKeys:
             )
 
     def test_the_prebuilt_tags_are_the_tags(self) -> None:
-        """`_TAGS`: `_tag`'s own text for each shard it holds (h/notify11)."""
+        """`_TAGS`: the tag "{sNN}" of each shard it holds, as `_tag` formats the others."""
+        expected = [f"{{s{shard:02d}}}" for shard in range(keys_module._TAGGED)]
+        assert list(keys_module._TAGS) == expected
         keys = Keys(shards=1)
-        assert [keys._tag(shard) for shard in range(keys_module._TAGGED)] == list(keys_module._TAGS)
+        assert keys._tag(keys_module._TAGGED) == f"{{s{keys_module._TAGGED}}}"
+        assert keys._tag(7) == "{s07}"
 
     def test_the_notifier_keeps_them_as_couple_keys(self) -> None:
         """NotifierState.couple_keys: a CoupleKeys with the four, by name."""
