@@ -1,9 +1,10 @@
 """python -m benchmarks [scenario ...] [--n N] [--peer-n N] [--no-peers] [--no-fires] [--json PATH]
 
-Scenarios: burst, memory, steady, notifier, cluster, crons (default: all, in that order). Prints
-one table per scenario, then issue 20's targets as measured in this run (benchmarks/targets.py;
-"not measured" for a scenario not run), and writes JSON: benchmarks/results/<scenario>.json
-per scenario and latest.json for the run (with the targets' summary).
+Scenarios: burst, memory, steady, notifier, cluster, crons, reference (default: all, in that
+order). Prints one table per scenario, then issue 20's targets as measured in this run
+(benchmarks/targets.py; "not measured" for a scenario not run), and writes JSON:
+benchmarks/results/<scenario>.json per scenario and latest.json for the run (with the
+targets' summary).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.table import Table
 from benchmarks import targets
 from benchmarks.harness import RESULTS, Options, Row, machine, quiet_logs, report_json
 
-SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster", "crons")
+SCENARIOS = ("burst", "memory", "steady", "notifier", "cluster", "crons", "reference")
 
 
 def _fmt(value: float) -> str:

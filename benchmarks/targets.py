@@ -26,6 +26,10 @@ Where each figure is read (scenario / system / metric of a Row; "key": a key of 
 - cron plan p99: crons / "ours" / "raw cron plan, CPU p99" and "cadence plan, CPU p99".
 - notifier messages/s per process: notifier / "ours, counting sink, 1 process" /
   "messages end to end".
+- ours over the code issue 20 started from, in the same run (benchmarks/reference.py):
+  reference / "ours / issue 20's start (<commit>)" / "ingest, service, realistic mix" and
+  "notifier messages end to end, 1 process"; the target is the row's own (the issue's
+  absolute target over the issue's own measured figure).
 - cluster efficiency (1/2/3 schedulers): Redis CPU per fire on one server over the cluster's
   (summed over the primaries), with as many schedulers and, by default, a replica per primary
   on both (the scenario's `--replicas`): `redis_cpu_s` / `fired` of the cluster /
@@ -49,6 +53,7 @@ from typing import Any, Literal
 from rich.table import Table
 
 from benchmarks.harness import RESULTS, Row
+from benchmarks.reference import LABEL as REFERENCE
 
 __all__ = ["PEER_RATIO_TARGETS", "Check", "check", "summary_table"]
 
@@ -255,6 +260,9 @@ FIGURES: tuple[Figure, ...] = (
            lambda rows: rows.measured(
                "burst", "ours", "2 processes / 1 process, Redis CPU per NudgeDue")),
     Figure("ingestion: realistic mix, service", "events/s", 12_000, "max", _realistic),
+    Figure(f"ingestion: realistic mix, ours / {REFERENCE}", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"ours / {REFERENCE}", "ingest, service, realistic mix")),
     Figure("ingestion: raw-cron / weekly", "ratio", 0.5, "max",
            lambda rows: rows.measured("crons", "ours", "raw-cron / weekly ingest rate")),
     Figure("cron plan p99, raw crons (CPU)", "ms", 1.0, "min",
@@ -264,6 +272,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("notifier: messages/s, 1 process", "messages/s", 10_000, "max",
            lambda rows: rows.measured(
                "notifier", "ours, counting sink, 1 process", "messages end to end")),
+    Figure(f"notifier: messages/s, ours / {REFERENCE}", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"ours / {REFERENCE}", "notifier messages end to end, 1 process")),
     Figure("notifier: messages/s, 1 process, signed links", "messages/s", None, "max",
            lambda rows: rows.measured(
                "notifier", "ours, counting sink, 1 process, signed links",
@@ -345,11 +356,11 @@ def main() -> None:
         "results",
         nargs="*",
         type=Path,
-        help="results files (default: the burst, crons, notifier and cluster ones)",
+        help="results files (default: the burst, crons, notifier, cluster and reference ones)",
     )
     args = parser.parse_args()
     paths = args.results or [
-        RESULTS / f"{s}.json" for s in ("burst", "crons", "notifier", "cluster")
+        RESULTS / f"{s}.json" for s in ("burst", "crons", "notifier", "cluster", "reference")
     ]
     rows, read = load_rows(paths)
     console = Console(width=None if Console().is_terminal else 170)

@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks.harness import Row, report_json
 from benchmarks.peers import PeerResult
+from benchmarks.reference import LABEL as REFERENCE
 from benchmarks.targets import Check, check, load_rows
 
 
@@ -112,6 +113,20 @@ class TestFigures:
         """Cron plan p99 < 1 ms: exactly 1 ms is not below it."""
         row = Row("crons", "ours", "raw cron plan, CPU p99", 1.0, "ms", target=1.0, goal="min")
         assert _by_figure([row])["cron plan p99, raw crons (CPU)"].met is False
+
+    def test_the_same_run_ratios_to_issue_20s_start_carry_their_rows_target(self) -> None:
+        """The reference scenario's ratio rows: their own target (the issue's target over its
+        figure), met or not by the value."""
+        system = f"ours / {REFERENCE}"
+        ingest = Row("reference", system, "ingest, service, realistic mix", 2.5, "x", 2.43)
+        notifier = Row(
+            "reference", system, "notifier messages end to end, 1 process", 1.5, "x", 1.89
+        )
+        checks = _by_figure([ingest, notifier])
+        found = checks[f"ingestion: realistic mix, ours / {REFERENCE}"]
+        assert (found.value, found.target, found.met) == (2.5, 2.43, True)
+        found = checks[f"notifier: messages/s, ours / {REFERENCE}"]
+        assert (found.value, found.target, found.met) == (1.5, 1.89, False)
 
 
 class TestResultsFiles:

@@ -1,0 +1,206 @@
+"""The code issue 20 started from, measured in the same run as ours (scenario `reference`).
+
+Why: the development machines are shared and their speed moves by 2x between runs (the floor
+of a fire, a bare XADD + ZADD in Redis, read 5.5 us one evening and 13 us the next), but
+issue 20 gave two of its targets as absolute rates (realistic-mix ingestion >= 12,000
+events/s against 4,937 measured, the notifier >= 10,000 messages/s against 4,000-5,300). An
+absolute rate says as much about the machine's minute as about the code. This scenario runs
+the code issue 20 started from beside ours, in the same minutes, and reports the ratio: the
+machine's state cancels out of it, as it does from the peers' ratios.
+
+How: `REFERENCE` (main when work on issue 20 began, 2026-12-05 14:51 UTC) is extracted with
+`git archive` into `benchmarks/.reference/<commit>/` (once; ignored by git), and that tree's
+own benchmark code runs its own services: `burst.ingest` (the realistic mix drained by the
+scheduler service, as the burst scenario measures ours) and `notifier._run` (a backlog of
+NudgeDue drained by one notifier process into the counting channel). Each measurement is a
+fresh subprocess of the same interpreter and venv on a private server of its own, with
+PYTHONPATH pointing the `couples_nudge` packages at the tree measured; ours and the
+reference alternate, the order swapped every round, and the medians are compared.
+
+The ratios are held to the issue's targets expressed as ratios to the issue's own figures
+(12,000 / 4,937 = 2.43x; 10,000 / 5,300 = 1.89x, 5,300 being the quiet machine's figure, the
+stricter reading). They stand beside the absolute targets, not instead of them: the summary
+table (benchmarks/targets.py) shows both.
+
+Without git, or without the commit in the checkout's history (a shallow clone, a tarball),
+the scenario prints why and reports nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from benchmarks.harness import Options, Row
+
+__all__ = ["REFERENCE", "ReferenceTree", "run"]
+
+REPO: Final = Path(__file__).resolve().parents[1]
+REFERENCE: Final = "daad069a3853dfb2170df1e32fb06f72f97418d2"
+LABEL: Final = f"issue 20's start ({REFERENCE[:7]})"
+CACHE: Final = REPO / "benchmarks" / ".reference"
+
+
+class IssueFigure(NamedTuple):
+    """One of issue 20's absolute rates: its target and what the issue measured."""
+
+    target: float
+    measured: float
+
+
+INGEST_ISSUE: Final = IssueFigure(target=12_000.0, measured=4_937.0)
+NOTIFIER_ISSUE: Final = IssueFigure(target=10_000.0, measured=5_300.0)
+
+DEFAULT_INGEST_N: Final = 20_000
+NOTIFIER_NUDGES: Final = 4_000  # 8,000 messages a drain
+ROUNDS: Final = 3
+
+# Run by `python -c` in the tree measured (cwd): its `benchmarks` package, its services. Both
+# trees have `burst.ingest(url, n)` and `notifier._run(n, processes, smtp_port)`.
+PROBE: Final = """
+import asyncio, json, sys
+import couples_nudge
+from benchmarks.harness import private_server, quiet_logs
+quiet_logs()
+what, n = sys.argv[1], int(sys.argv[2])
+if what == "ingest":
+    from benchmarks import burst
+    with private_server() as url:
+        out = asyncio.run(burst.ingest(url, n))
+    rate, cpu_us = out["realistic"], out["realistic_cpu_us_per_event"]
+else:
+    from benchmarks import notifier
+    out = notifier._run(n, 1, None)
+    rate, cpu_us = out["messages_per_s"], out["cpu_us_per_message"]
+print(json.dumps({"rate": rate, "cpu_us": cpu_us, "code": couples_nudge.__file__}))
+"""
+
+
+class ReferenceTree(NamedTuple):
+    """A tree of code to measure: its root (the probe's cwd) and its PYTHONPATH."""
+
+    root: Path
+    pythonpath: str
+
+
+class Probe(NamedTuple):
+    rate: float  # events/s or messages/s
+    cpu_us: float  # the measured process's CPU per event or message
+    code: str  # the file `couples_nudge` was imported from: the tree really measured
+
+
+def ours() -> ReferenceTree:
+    return ReferenceTree(REPO, str(REPO))
+
+
+def reference_tree(commit: str = REFERENCE) -> ReferenceTree | str:
+    """The reference commit's tree, extracted once; or why it cannot be."""
+    target = CACHE / commit
+    links = CACHE / f"{commit}-packages"
+    if not (target / "services").is_dir():
+        if shutil.which("git") is None:
+            return "git is not installed"
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "tree.tar"
+            made = subprocess.run(
+                ["git", "-C", str(REPO), "archive", "-o", str(archive), commit,
+                 "services", "schemas", "benchmarks"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if made.returncode != 0:
+                return f"git archive {commit[:7]} failed: {made.stderr.strip()[:200]}"
+            partial = CACHE / f"{commit}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            with tarfile.open(archive) as tar:
+                tar.extractall(partial, filter="data")
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+    links.mkdir(parents=True, exist_ok=True)
+    for name, source in (("couples_nudge", "services"), ("couples_nudge_schemas", "schemas")):
+        link = links / name
+        if not link.is_symlink():
+            link.symlink_to(target / source)
+    return ReferenceTree(target, f"{links}{os.pathsep}{target}")
+
+
+def probe(tree: ReferenceTree, what: str, n: int) -> Probe:
+    """One measurement in a fresh process of this interpreter, in `tree`."""
+    env = {**os.environ, "PYTHONPATH": tree.pythonpath}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, what, str(n)],
+        cwd=tree.root, env=env, capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} in {tree.root.name}: {done.stderr.strip()[-400:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return Probe(float(found["rate"]), float(found["cpu_us"]), str(found["code"]))
+
+
+class Paired(NamedTuple):
+    ours: list[Probe]
+    theirs: list[Probe]
+
+
+def alternate(reference: ReferenceTree, what: str, n: int, rounds: int) -> Paired:
+    """`rounds` pairs, the order swapped every round so that a drift favours neither."""
+    paired = Paired([], [])
+    for i in range(rounds):
+        order = ((ours(), paired.ours), (reference, paired.theirs))
+        for tree, into in order if i % 2 else order[::-1]:
+            into.append(probe(tree, what, n))
+    return paired
+
+
+def _median(probes: list[Probe]) -> Probe:
+    return Probe(
+        statistics.median(p.rate for p in probes),
+        statistics.median(p.cpu_us for p in probes),
+        probes[0].code,
+    )
+
+
+def _rows(paired: Paired, *, metric: str, unit: str, per: str, issue: IssueFigure) -> list[Row]:
+    ours_, theirs = _median(paired.ours), _median(paired.theirs)
+    target, measured = issue.target, issue.measured
+    ratio = ours_.rate / theirs.rate
+    rounds = ", ".join(
+        f"{o.rate:,.0f} / {t.rate:,.0f}" for o, t in zip(paired.ours, paired.theirs, strict=True)
+    )
+    return [
+        Row("reference", "ours", metric, ours_.rate, unit,
+            note=f"median of {len(paired.ours)}; {ours_.cpu_us:.0f} us CPU/{per}"),
+        Row("reference", LABEL, metric, theirs.rate, unit,
+            note=f"median of {len(paired.theirs)}; {theirs.cpu_us:.0f} us CPU/{per}; "
+                 f"the issue measured {measured:,.0f}"),
+        Row("reference", f"ours / {LABEL}", metric, ratio, "x", target / measured,
+            note=f"same minutes; rounds (ours / theirs): {rounds}; target: the issue's "
+                 f"{target:,.0f} / {measured:,.0f}",
+            extra={"cpu_ratio": theirs.cpu_us / ours_.cpu_us}),
+        Row("reference", "ours at the issue's machine speed", metric, ratio * measured, unit,
+            note=f"ratio x the issue's {measured:,.0f} (projected; its target {target:,.0f})"),
+    ]  # fmt: skip
+
+
+def run(options: Options) -> list[Row]:
+    found = reference_tree()
+    if isinstance(found, str):
+        print(f"reference: skipped: {found}")
+        return []
+    n = options.n or DEFAULT_INGEST_N
+    ingest = alternate(found, "ingest", n, ROUNDS)
+    notifier = alternate(found, "notifier", NOTIFIER_NUDGES, ROUNDS)
+    return [
+        *_rows(ingest, metric="ingest, service, realistic mix", unit="events/s",
+               per="event", issue=INGEST_ISSUE),
+        *_rows(notifier, metric="notifier messages end to end, 1 process",
+               unit="messages/s", per="message", issue=NOTIFIER_ISSUE),
+    ]  # fmt: skip

@@ -1,0 +1,64 @@
+"""benchmarks/reference.py: the code issue 20 started from really runs beside ours.
+
+The scenario's ratios mean something only if each probe ran the tree it names: the
+reference's services from its extracted tree, ours from this checkout. The installed
+(editable) package must not win over the reference's PYTHONPATH. Small sizes: this checks
+that both trees run and are told apart, not how fast they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import reference
+
+
+@pytest.fixture(scope="module")
+def tree() -> reference.ReferenceTree:
+    found = reference.reference_tree()
+    if isinstance(found, str):  # a checkout without the commit (shallow, or a tarball)
+        pytest.skip(f"the reference tree cannot be made here: {found}")
+    return found
+
+
+def test_the_reference_tree_is_the_commit_named(tree: reference.ReferenceTree) -> None:
+    assert tree.root.name == reference.REFERENCE
+    assert (tree.root / "services" / "scheduler" / "ingest.py").is_file()
+    # a file main has and the reference commit did not: the tree is not this checkout's
+    assert (reference.REPO / "benchmarks" / "reference.py").is_file()
+    assert not (tree.root / "benchmarks" / "reference.py").exists()
+
+
+@pytest.mark.parametrize(("what", "n"), [("ingest", 300), ("notifier", 100)])
+def test_each_probe_runs_the_code_of_its_own_tree(
+    tree: reference.ReferenceTree, what: str, n: int
+) -> None:
+    theirs = reference.probe(tree, what, n)
+    ours = reference.probe(reference.ours(), what, n)
+    assert Path(theirs.code).resolve().is_relative_to(tree.root.resolve())
+    assert Path(ours.code).resolve().is_relative_to((reference.REPO / "services").resolve())
+    assert theirs.rate > 0
+    assert ours.rate > 0
+    assert theirs.cpu_us > 0
+    assert ours.cpu_us > 0
+
+
+def test_the_ratio_rows_hold_ours_over_theirs_to_the_issues_ratio() -> None:
+    """Medians of the rounds, ours over theirs, held to the issue's target / its figure."""
+    paired = reference.Paired(
+        ours=[reference.Probe(r, 100.0, "o") for r in (9_000.0, 10_000.0, 8_000.0)],
+        theirs=[reference.Probe(r, 250.0, "t") for r in (4_000.0, 3_000.0, 5_000.0)],
+    )
+    rows = reference._rows(
+        paired, metric="m", unit="events/s", per="event", issue=reference.INGEST_ISSUE
+    )
+    by_system = {row.system: row for row in rows}
+    ratio = by_system[f"ours / {reference.LABEL}"]
+    assert ratio.value == pytest.approx(9_000.0 / 4_000.0)
+    assert ratio.target == pytest.approx(12_000.0 / 4_937.0)
+    assert ratio.met is False
+    assert ratio.extra["cpu_ratio"] == pytest.approx(2.5)
+    projected = by_system["ours at the issue's machine speed"]
+    assert projected.value == pytest.approx(9_000.0 / 4_000.0 * 4_937.0)
