@@ -17,7 +17,7 @@ _DRAWS = struct.Struct("<13I")
 
 
 def test_same_days_are_the_factorials() -> None:
-    assert _SAME_DAYS == tuple(factorial(t) for t in range(8))
+    assert tuple(factorial(t) for t in range(8)) == _SAME_DAYS
 
 
 def test_shuffles_of_one_key_give_the_same_days() -> None:
@@ -53,3 +53,12 @@ def test_week_spread_is_the_plain_spread(
     if cold:
         rules._DAYS.clear()
     assert week_spread(text, times, start, width) == _plain_spread(text, times, start, width)
+
+
+def test_week_spread_on_many_seeds_through_one_cache() -> None:
+    """Enough seeds that every key is hit again by other shuffles (a key too coarse fails)."""
+    rules._DAYS.clear()
+    for times in range(1, 8):
+        for i in range(3000):
+            text = f"c{i:07d}/a/p{times}\x002026-W49".encode()
+            assert week_spread(text, times, 540, 720) == _plain_spread(text, times, 540, 720)
