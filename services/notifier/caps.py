@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 from couples_nudge.common.autopipeline import AutoPipeline
 from couples_nudge.common.keys import Keys
-from couples_nudge.notifier.state import CoupleKeys
+from couples_nudge.notifier.state import CoupleKeys, cjson_dumps
 
 __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 
@@ -41,18 +41,25 @@ RESERVE: Final = """
 -- Take one daily slot per partner for an occurrence, unless that partner's cap is reached,
 -- and mark the sends about to start. The first write is always a ZADD (see the module).
 -- KEYS: 1 couple hash, 2 sent zset, 3 outbox hash
--- ARGV: 1 occurrence id, 2 now_ms, 3 window_ms, 4 cap,
---       5.. pairs (partner id, comma-separated channels about to be sent)
+-- ARGV: 1 a JSON array of strings (`reserve_arg`), decoded by cjson (C) into `arg`:
+--       1 occurrence id, 2 now_ms, 3 window_ms, 4 cap,
+--       5.. pairs (partner id, comma-separated channels about to be sent).
+--       Numbers as strings: ZADD and tonumber read the text as they read an argument, so
+--       what is written is byte for byte what the same strings as arguments wrote. One
+--       argument instead of 4 + 2 a partner: the client packed each with a sprintf (~1.3k
+--       instructions; docs/performance.md, branch h/notify12). Decoding writes nothing: the
+--       first write is still the ZADD below.
 -- Returns, per partner: 1 reserved (now or before), 0 over the cap (recorded, final);
 -- or -1 alone when the couple is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local since = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local arg = cjson.decode(ARGV[1])
+local since = tonumber(arg[2]) - tonumber(arg[3])
 local recent = nil
 local out = {}
-for i = 5, #ARGV, 2 do
-  local partner = ARGV[i]
-  local slot = ARGV[1] .. '|' .. partner .. '|cap'
-  local refusal = ARGV[1] .. '|' .. partner .. '|capped'
+for i = 5, #arg, 2 do
+  local partner = arg[i]
+  local slot = arg[1] .. '|' .. partner .. '|cap'
+  local refusal = arg[1] .. '|' .. partner .. '|capped'
   local held = redis.call('ZSCORE', KEYS[2], slot)
   local granted = held ~= false
   if not granted and redis.call('ZSCORE', KEYS[2], refusal) then
@@ -65,23 +72,23 @@ for i = 5, #ARGV, 2 do
       for _, member in ipairs(recent) do
         if string.sub(member, -#suffix) == suffix then used = used + 1 end
       end
-      granted = used < tonumber(ARGV[4])
+      granted = used < tonumber(arg[4])
     end
     if granted then
       local marks = {}
-      for channel in string.gmatch(ARGV[i + 1], '[^,]+') do
-        marks[#marks + 1] = ARGV[2]
-        marks[#marks + 1] = ARGV[1] .. '|' .. partner .. '|' .. channel .. '|sending'
+      for channel in string.gmatch(arg[i + 1], '[^,]+') do
+        marks[#marks + 1] = arg[2]
+        marks[#marks + 1] = arg[1] .. '|' .. partner .. '|' .. channel .. '|sending'
       end
       if not held then
-        marks[#marks + 1] = ARGV[2]
+        marks[#marks + 1] = arg[2]
         marks[#marks + 1] = slot
       end
       redis.call('ZADD', KEYS[2], unpack(marks))
       out[#out + 1] = 1
     else
-      redis.call('ZADD', KEYS[2], ARGV[2], refusal)
-      redis.call('HSET', KEYS[3], refusal, ARGV[2])
+      redis.call('ZADD', KEYS[2], arg[2], refusal)
+      redis.call('HSET', KEYS[3], refusal, arg[2])
       out[#out + 1] = 0
     end
   end
@@ -90,6 +97,33 @@ return out
 """
 
 _RESULTS: Final[dict[int, CapResult]] = {1: "reserved", 0: "over_cap", -1: "erased"}
+
+
+def reserve_arg(
+    occurrence_id: str,
+    sends: Sequence[tuple[str, Sequence[str]]],
+    *,
+    now_ms: int,
+    window_ms: int,
+    cap: int,
+) -> str:
+    """RESERVE's one argument: occurrence id, now_ms, window_ms, cap, then each partner's id
+    and channels (comma-separated), as a JSON array of strings, written as it is when no
+    string holds a '"', a backslash or a NUL, else by `state.cjson_dumps` (its docstring: the
+    invariant, and why). tests/integration/test_notify12_lua_args.py holds it against the
+    script and the arguments before, on the test server."""
+    text = f'["{occurrence_id}","{now_ms}","{window_ms}","{cap}"'
+    probe = occurrence_id
+    for partner_id, channels in sends:
+        joined = ",".join(channels)
+        text = f'{text},"{partner_id}","{joined}"'
+        probe = f"{probe}{partner_id}{joined}"
+    if '"' in probe or "\\" in probe or "\x00" in probe:
+        strings = [occurrence_id, str(now_ms), str(window_ms), str(cap)]
+        for partner_id, channels in sends:
+            strings += (partner_id, ",".join(channels))
+        return cjson_dumps(strings)
+    return f"{text}]"
 
 
 def capped_member(occurrence_id: str, partner_id: str) -> str:
@@ -127,11 +161,9 @@ class CapLedger:
         and mark those sends as starting: one script call. Raises (OutOfMemoryError, ...) when
         Redis refuses writes: then nothing may be sent. One answer per entry of `sends`, in
         its order (checked: the delivery zips them without `strict=`)."""
-        args: list[str | int] = [occurrence_id, now_ms, window_ms, cap]
-        for partner_id, channels in sends:
-            args += (partner_id, ",".join(channels))
         k = self._couple_keys(couple_id)
-        result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], args)
+        arg = reserve_arg(occurrence_id, sends, now_ms=now_ms, window_ms=window_ms, cap=cap)
+        result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], (arg,))
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
         if len(result) != len(sends):  # the callers zip the answers with `sends`

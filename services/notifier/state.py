@@ -21,6 +21,7 @@ for nothing) and the couple hash's pairs from one iterator (HGETALL answers pair
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
@@ -36,12 +37,15 @@ __all__ = ["CoupleKeys", "Loaded", "NotifierState", "idempotency_key"]
 LOAD: Final = """
 -- What one delivery needs to decide, in one call.
 -- KEYS: 1 couple hash, 2 sent zset, 3 seen zset, 4 outbox hash
--- ARGV: 1 seen since ms, 2 seen before ms, 3 "<occurrence id>|"
+-- ARGV: 1 "<seen since ms>|<seen before ms>|<occurrence id>|": one argument, not three (the
+--       client packed each with a sprintf, ~1.3k instructions; branch h/notify12). The two
+--       ints hold no '|', so the first two '|' end them and the rest is the occurrence's
+--       prefix, any bytes ('.' matches every byte, NUL and newline too).
 -- Returns the couple hash, the sent members, the content seen with the scheduled ms of its
 -- last sighting (flat id, score list), and the outbox entries of this occurrence (flat field,
 -- value list).
+local since, before, prefix = string.match(ARGV[1], '^([^|]*)|([^|]*)|(.*)$')
 local boxed = {}
-local prefix = ARGV[3]
 local outbox = redis.call('HGETALL', KEYS[4])
 for i = 1, #outbox, 2 do
   if string.sub(outbox[i], 1, #prefix) == prefix then
@@ -52,7 +56,7 @@ end
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('ZRANGE', KEYS[2], 0, -1),
-  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '(' .. ARGV[2], 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[3], since, '(' .. before, 'WITHSCORES'),
   boxed
 }
 """
@@ -61,27 +65,35 @@ RECORD_SENT: Final = """#!lua flags=allow-oom
 -- Record the sends of one occurrence and their outcomes, only while the couple exists (an
 -- erasure may have won). Allowed when Redis is out of memory: see the module docstring.
 -- KEYS: 1 couple hash, 2 sent zset, 3 seen zset, 4 outbox hash
--- ARGV: 1 now_ms, 2 retention_ms, 3 scheduled_ms, 4 repeat window ms,
+-- ARGV: 1 a JSON array of strings (`record_args`), decoded by cjson (C) into `arg`:
+--       1 now_ms, 2 retention_ms, 3 scheduled_ms, 4 repeat window ms,
 --       5 couple field marking a channel dead ('' for none),
---       6.. triples (idempotency key, content id or '' when nothing was shown,
---                    outcome JSON for the outbox or '')
+--       6.. pairs (idempotency key, content id or '' when nothing was shown);
+--       2.. the outcome JSON for the outbox (or '') of each pair, in order.
+--       The array's elements are JSON strings (numbers too: ZADD and tonumber read the text
+--       as they read an argument), so what is written is byte for byte what the same strings
+--       as arguments of their own wrote. 1 + r arguments instead of 5 + 3r: the client packed
+--       each with a sprintf (~1.3k instructions; docs/performance.md, branch h/notify12).
 -- Returns 1 if recorded, 0 if the couple is gone. Sightings older than the repeat window
 -- can no longer affect a choice, so they are trimmed: the seen set stays bounded.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local arg = cjson.decode(ARGV[1])
 local shown = false
-for i = 6, #ARGV, 3 do
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
-  redis.call('ZREM', KEYS[2], ARGV[i] .. '|sending')
-  if ARGV[i + 1] ~= '' then
-    redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[i + 1])
+local record = 1
+for i = 6, #arg, 2 do
+  record = record + 1
+  redis.call('ZADD', KEYS[2], arg[1], arg[i])
+  redis.call('ZREM', KEYS[2], arg[i] .. '|sending')
+  if arg[i + 1] ~= '' then
+    redis.call('ZADD', KEYS[3], 'GT', arg[3], arg[i + 1])
     shown = true
   end
-  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2]) end
+  if ARGV[record] ~= '' then redis.call('HSET', KEYS[4], arg[i], ARGV[record]) end
 end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[1]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if arg[5] ~= '' then redis.call('HSET', KEYS[1], arg[5], arg[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(arg[1]) - tonumber(arg[2]))
 if shown then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[4])))
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(arg[3]) - tonumber(arg[4])))
 end
 return 1
 """
@@ -91,6 +103,66 @@ MARK_DEAD: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 """
+
+
+def cjson_dumps(strings: list[str]) -> str:
+    """`strings` as a JSON array for cjson when one of them holds a '"', a backslash or a NUL
+    (the invariant below: the rare path; ensure_ascii off: non-ASCII as UTF-8; quotes,
+    backslashes and controls escaped, which cjson unescapes to the same bytes).
+
+    The scripts' JSON arguments (RECORD_SENT's here, caps.RESERVE's) are otherwise written
+    as '["<a>","<b>",...]' with each string as it is. The invariant (as the scheduler's
+    `store._json`): cjson (Redis 7's and Valkey's lua_cjson) copies a string's bytes as they
+    are up to the next '"', stops with an error at a NUL byte and unescapes only after a
+    backslash; control characters and non-ASCII UTF-8 need no escape. So strings holding no
+    '"', backslash or NUL decode to themselves (ints' digits hold none). A str that UTF-8
+    cannot encode (a lone surrogate) raises UnicodeEncodeError when the command is packed,
+    as for an argument of its own. Why: hiredis packs each argument with a `sprintf` of its
+    "$<len>" line, ~1.3k instructions an argument; json.dumps costs about as much a string."""
+    return json.dumps(strings, ensure_ascii=False, separators=(",", ":"))
+
+
+def record_args(
+    now_ms: int,
+    retention_ms: int,
+    scheduled_ms: int,
+    repeat_window_ms: int,
+    dead: str,
+    records: Sequence[tuple[str, str, bytes]],
+) -> list[str | bytes]:
+    """RECORD_SENT's arguments: first a JSON array of strings (the script decodes it with
+    cjson): now_ms, retention_ms, scheduled_ms, the repeat window, `dead`, then each record's
+    key and content id; then each record's outcome JSON as an argument of its own, as it is.
+
+    Why: a send's call had 8 arguments besides its keys, now 2 (`cjson_dumps`: why, and the
+    invariant that lets the array be written as it is when no string holds a '"', a
+    backslash or a NUL). The outcomes stay apart: inside a JSON string every '"' of theirs
+    would need escaping (a copy and a scan of each outcome, costing more than the argument
+    they save). tests/integration/test_notify12_record_sent_args.py holds this against the
+    script and the arguments before, on the test server."""
+    if len(records) == 1:  # a send's call: one f-string, no loop
+        ((key, shown, outcome),) = records
+        probe = f"{dead}{key}{shown}"
+        args: list[str | bytes] = [
+            f'["{now_ms}","{retention_ms}","{scheduled_ms}","{repeat_window_ms}","{dead}",'
+            f'"{key}","{shown}"]',
+            outcome,
+        ]
+    else:
+        probe = dead
+        text = f'["{now_ms}","{retention_ms}","{scheduled_ms}","{repeat_window_ms}","{dead}'
+        outcomes: list[bytes] = []
+        for key, shown, outcome in records:
+            text = f'{text}","{key}","{shown}'
+            probe = f"{probe}{key}{shown}"
+            outcomes.append(outcome)
+        args = [f'{text}"]', *outcomes]
+    if '"' in probe or "\\" in probe or "\x00" in probe:
+        strings = [str(now_ms), str(retention_ms), str(scheduled_ms), str(repeat_window_ms), dead]
+        for key, shown, _ in records:
+            strings += (key, shown)
+        args[0] = cjson_dumps(strings)
+    return args
 
 
 def idempotency_key(occurrence_id: str, partner_id: str, channel: str) -> str:
@@ -156,7 +228,7 @@ class NotifierState:
         flat, sent, seen, boxed = await self.pipe.script(
             self._load,
             self.couple_keys(couple_id),
-            [seen_since_ms, seen_before_ms, f"{occurrence_id}|"],
+            (f"{seen_since_ms}|{seen_before_ms}|{occurrence_id}|",),  # LOAD's one argument
         )
         if len(flat) & 1:  # HGETALL answers field, value pairs
             raise ValueError("LOAD: a couple hash of an odd length")
@@ -195,9 +267,7 @@ class NotifierState:
         """Idempotency records (key, content id shown or "", outcome JSON for the outbox or
         b""), the seen items, both trimmed, and a dead channel's field (`dead`, if any),
         atomically, in one call. False when the couple is gone (nothing written)."""
-        args: list[str | int | bytes] = [now_ms, retention_ms, scheduled_ms, repeat_window_ms, dead]
-        for record in records:  # a loop: `*chain(*records)` costs ~1k more for one record
-            args += record
+        args = record_args(now_ms, retention_ms, scheduled_ms, repeat_window_ms, dead, records)
         recorded = await self.pipe.script(self._record_sent, self.couple_keys(couple_id), args)
         return bool(recorded)
 
