@@ -152,6 +152,12 @@ class Checked:
     `python_after` (with `raw_text` only) then checks what the pattern cannot: a value built in
     Python. JSON text that matched the pattern needs no such check, and gets none: a Python
     call per value from pydantic-core (six local times a preferences.set: issue 20).
+
+    With `json_lookup` (with `raw_text` only), JSON text is read by that one callable instead
+    of the pattern and the type's parser: it must return the parsed value for exactly the
+    strings the pattern admits and raise ValueError for any other (the error is then the
+    pattern's, as before). A C method such as a dict's `__getitem__` is called by
+    pydantic-core without a Python frame: see `_LocalTimes`.
     """
 
     pattern: str
@@ -159,6 +165,7 @@ class Checked:
     raw_text: bool = False
     drop_format: bool = False
     python_after: Callable[[Any], Any] | None = None
+    json_lookup: Callable[[str], Any] | None = None
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -189,9 +196,21 @@ class Checked:
             )
             if self.python_after is not None:
                 python = core_schema.no_info_after_validator_function(self.python_after, python)
-            return core_schema.json_or_python_schema(
-                json_schema=core_schema.chain_schema([matched, lax]), python_schema=python
-            )
+            json_text: core_schema.CoreSchema = core_schema.chain_schema([matched, lax])
+            if self.json_lookup is not None:
+                # Any error (not a string, or not a key) is the pattern's, as `matched` gives it.
+                # Serialised as the type is (the step's own serialiser would be a str's).
+                json_text = core_schema.custom_error_schema(
+                    core_schema.no_info_after_validator_function(
+                        self.json_lookup,
+                        core_schema.str_schema(strict=True),
+                        serialization=inner.get("serialization")
+                        or core_schema.simple_ser_schema(inner["type"]),
+                    ),
+                    "pattern_checked",
+                    custom_error_message=f"Value error, {message}",
+                )
+            return core_schema.json_or_python_schema(json_schema=json_text, python_schema=python)
         return core_schema.chain_schema([inner, matched])
 
     def __get_pydantic_json_schema__(
@@ -256,6 +275,35 @@ class _KnownZones(dict[str, str]):
 _check_zone: Final = _KnownZones().__getitem__
 
 
+class _LocalTimes(dict[str, time]):
+    """Every text LOCAL_TIME_PATTERN admits ("HH:MM", "HH:MM:00"), mapped to its local time.
+
+    A LocalTime read from JSON is this dict's own `__getitem__` (a C method, no Python frame)
+    instead of the pattern's regex and the time parser (~1.2k instructions a value, seven a
+    realistic preferences.set: issue 20); the times are immutable, so every event shares them.
+    The dict is filled on its first miss (not at import), with exactly the 2,880 texts the
+    pattern admits (tests/property/test_ingest14_local_times.py compares the two): bounded,
+    and no input is ever stored. Any other text reaches `__missing__` and raises ValueError.
+    """
+
+    loaded = False
+
+    def __missing__(self, text: str) -> time:
+        if not self.loaded:
+            for hour in range(24):
+                for minute in range(60):
+                    value = time(hour, minute)
+                    self[f"{hour:02d}:{minute:02d}"] = value
+                    self[f"{hour:02d}:{minute:02d}:00"] = value
+            self.loaded = True
+            if text in self:
+                return self[text]
+        raise ValueError("not a local time as HH:MM")
+
+
+_read_local_time: Final = _LocalTimes().__getitem__
+
+
 def _check_local_time(value: time) -> time:
     if value.tzinfo is not None:
         raise ValueError("a local time must not carry a UTC offset; the partner's zone applies")
@@ -288,6 +336,7 @@ LocalTime = Annotated[
         raw_text=True,
         drop_format=True,
         python_after=_check_local_time,  # the pattern allows neither in JSON text
+        json_lookup=_read_local_time,
     ),
 ]
 LocalDate = Annotated[date, Checked(DATE_PATTERN, "must be a date as YYYY-MM-DD", raw_text=True)]

@@ -463,6 +463,10 @@ class Nudges(StrictModel):
     appreciation: NudgePlan | None = None
 
 
+# The NudgePlan fields _references_resolve checks, each of which passes at its default.
+_PLAN_REFERENCES: Final = frozenset(("partner_id", "timezone_of", "source", "format"))
+
+
 class PreferencesSetData(StrictModel):
     couple_id: SafeId
     revision: Annotated[int, Field(ge=0, description="Monotonic; older revisions are ignored.")]
@@ -493,7 +497,9 @@ class PreferencesSetData(StrictModel):
         # attributes go through its __getattr__ hook, ~3x a dict read; `vars(model)` costs
         # ~2x `model.__dict__` (issue 20).
         for kind, plan in values["nudges"].__dict__.items():
-            if plan is None:
+            # A plan whose input named none of the four fields checked below holds their
+            # defaults (None, None, "catalog", None), which pass every check: most plans.
+            if plan is None or _PLAN_REFERENCES.isdisjoint(plan.__pydantic_fields_set__):
                 continue
             fields = plan.__dict__
             # The two references tested one after the other, not looped over as a tuple
