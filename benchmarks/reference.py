@@ -9,7 +9,8 @@ the code issue 20 started from beside ours, in the same minutes, and reports the
 machine's state cancels out of it, as it does from the peers' ratios.
 
 How: `REFERENCE` (main when work on issue 20 began, 2026-12-05 14:51 UTC) is extracted with
-`git archive` into `benchmarks/.reference/<commit>/` (once; ignored by git), and that tree's
+`git archive` into `~/.cache/couples-nudge-reference/<commit>/` (once; outside the checkout,
+whose own checks must not read old code as the project's), and that tree's
 own benchmark code runs its own services: `burst.ingest` (the realistic mix drained by the
 scheduler service, as the burst scenario measures ours) and `notifier._run` (a backlog of
 NudgeDue drained by one notifier process into the counting channel). Each measurement is a
@@ -46,7 +47,11 @@ __all__ = ["REFERENCE", "ReferenceTree", "run"]
 REPO: Final = Path(__file__).resolve().parents[1]
 REFERENCE: Final = "daad069a3853dfb2170df1e32fb06f72f97418d2"
 LABEL: Final = f"issue 20's start ({REFERENCE[:7]})"
-CACHE: Final = REPO / "benchmarks" / ".reference"
+# Outside the checkout: the tree is old code, which the checkout's own checks (lint, the
+# wheel's import rules, duplicates) must not read as the project's.
+CACHE: Final = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "couples-nudge-reference"
+)
 
 
 class IssueFigure(NamedTuple):
