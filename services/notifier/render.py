@@ -87,7 +87,7 @@ from couples_nudge.notifier.mime import (
     PlannedText,
     QpPlan,
     SevenBitPlan,
-    build_email,
+    assemble,
     picker,
     qp,
 )
@@ -614,7 +614,7 @@ def render_email_bytes(
     key = (id(item), locale, kind, discreet)  # the item by identity: no Item.__hash__
     seen = _FIXED_SEEN.get(key)
     fixed = seen.fixed if seen is not None and seen.item is item else _fixed_seen(key, item)
-    names, urls = _answers(actions)
+    names, urls = _answers(actions) if actions else _NO_ANSWERS
     stand_in = _row_stand_in(locale, kind, names) if names else None
     values = _per_message(view, fixed, stand_in)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
@@ -673,18 +673,18 @@ def render_email_bytes(
         extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
         if list_unsubscribe_post:
             extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return build_email(
-        subject=fixed.values["subject"],
-        sender=sender,
-        to_name=to_name,
-        to_address=to_address,
-        when=when,
-        text=plain,
-        plain_text=text,
-        html=html,
-        extra_headers=extra,
-        message_domain=message_domain(sender),
-        message_id=message_id,
+    return assemble(  # build_email by position
+        fixed.values["subject"],
+        sender,
+        to_name,
+        to_address,
+        when,
+        plain,
+        html,
+        extra,
+        message_domain(sender),
+        message_id,
+        text,
     )
 
 
