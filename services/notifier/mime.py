@@ -51,6 +51,7 @@ from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
 __all__ = [
+    "AUTO_SUBMITTED",
     "Encoded",
     "PlannedHtml",
     "PlannedText",
@@ -582,6 +583,12 @@ def _joined(parts: Sequence[str], values: Sequence[str]) -> str:
     return "".join(out)
 
 
+# The header every email has (render.py: RFC 3834), and its line as build_email writes it
+# (ASCII, one line): passed alone, by this very object, its line is not joined per email.
+AUTO_SUBMITTED: Final[tuple[tuple[str, str], ...]] = (("Auto-Submitted", "auto-generated"),)
+_AUTO_SUBMITTED_LINE: Final = "Auto-Submitted: auto-generated\r\n"
+
+
 def build_email(
     *,
     subject: str,
@@ -642,8 +649,9 @@ def assemble(
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
     # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
-    extra = "\r\n".join(map(": ".join, extra_headers))
-    if not extra.isascii():
+    if extra_headers is AUTO_SUBMITTED:  # that header alone (the usual email): its line
+        extra = _AUTO_SUBMITTED_LINE
+    elif not (extra := "\r\n".join(map(": ".join, extra_headers))).isascii():
         extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
     elif extra:
         extra += "\r\n"

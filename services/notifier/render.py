@@ -82,6 +82,7 @@ from couples_nudge.notifier.locales import (
 )
 from couples_nudge.notifier.mime import (
     _NEW,  # tuple.__new__: a NamedTuple from all its fields, without its Python __new__
+    AUTO_SUBMITTED,
     Encoded,
     PlannedHtml,
     PlannedText,
@@ -668,11 +669,13 @@ def render_email_bytes(
             if plan.html_7bit is not None
             else _joined(plan.html_parts, html_values)
         )
-    extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
-    if unsubscribe_url:
-        extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
-        if list_unsubscribe_post:
-            extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    extra: Sequence[tuple[str, str]] = AUTO_SUBMITTED  # its head line is written once (mime)
+    if unsubscribe_url or extra_headers:
+        extra = [*AUTO_SUBMITTED, *extra_headers]
+        if unsubscribe_url:
+            extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
+            if list_unsubscribe_post:
+                extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return assemble(  # build_email by position
         fixed.values["subject"],
         sender,

@@ -78,3 +78,25 @@ class TestAssemble:
         positional = assemble(*kw.values())
         monkeypatch.setattr(mime, "_SERIALS", itertools.count(7))
         assert positional == build_email(**kw)
+
+
+class TestAutoSubmittedLine:
+    def test_the_constant_header_gives_the_bytes_of_the_same_header_joined(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """mime.AUTO_SUBMITTED passed alone writes the line its own join would."""
+        kw: dict[str, Any] = {
+            "subject": "Date night",
+            "sender": "Nudges <nudges@example.test>",
+            "to_name": "Sam",
+            "to_address": "sam@example.test",
+            "when": WHEN,
+            "text": "Hi Sam,\n",
+            "html": "<p>Hi Sam,</p>\n",
+        }
+        monkeypatch.setattr(mime, "_SERIALS", itertools.count(7))
+        constant = build_email(**kw, extra_headers=mime.AUTO_SUBMITTED)
+        monkeypatch.setattr(mime, "_SERIALS", itertools.count(7))
+        joined = build_email(**kw, extra_headers=[("Auto-Submitted", "auto-generated")])
+        assert constant == joined
+        assert b"\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n" in constant
