@@ -11,7 +11,8 @@ a production sender (public URL and a key: signed Message-ID, provider headers,
 List-Unsubscribe, four one-tap answers and the manage link). `--emails` renders the first
 COUNT of them with instrumentation on around the loop alone (callgrind's client requests):
 run it with --count 200 and --count 1000, the difference / 800 is an email's instructions
-(imports, unpickling and the first plans cancel). The process token and serials of mime.py are
+(imports, unpickling and the first plans cancel). `--warm 200` renders the first 200
+uninstrumented: a profile of the steady state alone (callgrind_annotate). The process token and serials of mime.py are
 fixed, so `--digest` prints one SHA-256 over all the bytes: equal across two trees means
 byte-identical emails. Not part of `make bench` nor of the test suite.
 """
@@ -80,16 +81,16 @@ def _capture(path: Path, n: int, links: bool) -> None:
     print(f"{len(calls)} emails captured")
 
 
-def _render(path: Path, count: int, digest: bool) -> None:
+def _render(path: Path, count: int, digest: bool, warm: int = 0) -> None:
     from couples_nudge.notifier.render import render_email_bytes
 
     calls = pickle.loads(path.read_bytes())[:count]  # noqa: S301 - our own capture
     mime._PROCESS_TOKEN = "0123456789abcdef"  # type: ignore[misc]  # noqa: S105 - a boundary
     mime._SERIALS = itertools.count(1 << 40)  # type: ignore[misc]
     requests = ClientRequests()
-    out: list[bytes] = []
+    out = [render_email_bytes(view, **kwargs) for view, kwargs in calls[:warm]]
     requests.request(START_INSTRUMENTATION)
-    for view, kwargs in calls:
+    for view, kwargs in calls[warm:]:
         out.append(render_email_bytes(view, **kwargs))
     requests.request(STOP_INSTRUMENTATION)
     if digest:
@@ -103,13 +104,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="NudgeDue to drain (--capture)")
     parser.add_argument("--emails", type=Path, help="render a capture")
     parser.add_argument("--count", type=int, default=1000, help="emails to render (--emails)")
+    parser.add_argument(
+        "--warm", type=int, default=0, help="render the first WARM uninstrumented (a profile)"
+    )
     parser.add_argument("--digest", action="store_true", help="print a SHA-256 of the bytes")
     a = parser.parse_args()
     quiet_logs()
     if a.capture:
         _capture(a.capture, a.n, a.links)
     elif a.emails:
-        _render(a.emails, a.count, a.digest)
+        _render(a.emails, a.count, a.digest, a.warm)
     else:
         parser.error("--capture or --emails")
 

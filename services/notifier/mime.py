@@ -51,11 +51,13 @@ from email.utils import format_datetime, formataddr
 from typing import Any, Final, NamedTuple
 
 __all__ = [
+    "AUTO_SUBMITTED",
     "Encoded",
     "PlannedHtml",
     "PlannedText",
     "QpPlan",
     "SevenBitPlan",
+    "assemble",
     "build_email",
     "picker",
     "qp",
@@ -196,6 +198,14 @@ def _qp_line_of(prefix: str, value: str) -> bytes | None:
 # (as locales.format_when is). Only those: the cache holds no name nor anything a couple
 # wrote (a name with an accent is encoded per email, as it is new per couple anyway).
 _qp_line: Final = functools.lru_cache(maxsize=1024)(_qp_line_of)
+
+
+@functools.lru_cache(maxsize=1024)
+def _qp_line_str(prefix: str, value: str) -> str | None:
+    """`_qp_line` as a str (ASCII), for `_CutLines`' one join: decoded once per line, not per
+    email. The same values as `_qp_line` (the time's lines): no personal data."""
+    data = _qp_line(prefix, value)
+    return None if data is None else data.decode("ascii")
 
 
 _SEPARATOR: Final = "\x80"  # joins the values of _CutLines: not ASCII, so in none of them
@@ -364,12 +374,14 @@ class QpPlan:
                 written = list(free) if short else list(map(_soft_broken, free, fast.firsts))
                 for at, line in fast.cached:  # in order: each goes where it is in the end
                     value = values[line.slot]
-                    cached = (
-                        line.encode(value) if value.isascii() else line.other(line.prefix, value)
-                    )
+                    if value.isascii():
+                        data = line.encode(value)
+                        cached = None if data is None else data.decode("ascii")
+                    else:  # the usual time line (a no-break space): decoded once
+                        cached = _qp_line_str(line.prefix, value)
                     if cached is None:
                         return None
-                    written.insert(at, cached.decode("ascii"))
+                    written.insert(at, cached)
                 data = _joined(fast.parts, written).encode("ascii")
                 return _NEW(Encoded, ("quoted-printable", data))
         pieces: list[bytes] = []
@@ -502,8 +514,29 @@ def _to_quoted(name: str, address: str) -> str:
 def _date(when: datetime) -> str:
     """The Date header: whole seconds, so every message of the same second shares one entry
     (a service's clock gives each message its own microseconds: a miss per message). The
-    offset is part of the key: the same instant in two zones is equal, written differently."""
-    return _date_of(when.replace(microsecond=0) if when.microsecond else when, when.utcoffset())
+    offset is part of the key: the same instant in two zones is equal, written differently.
+
+    The last instant's header is kept with that very object (`_LAST_DATE`): both emails of
+    a nudge are sent with the delivery's one `now`, so the second is an identity check (an
+    aware datetime's utcoffset() alone is ~1.7k instructions, callgrind). Invariant: a
+    datetime is immutable, so the same object gives the same header. An instant only: no
+    personal data."""
+    last = _LAST_DATE[0]
+    if last.when is when:
+        return last.text
+    text = _date_of(when.replace(microsecond=0) if when.microsecond else when, when.utcoffset())
+    _LAST_DATE[0] = _NEW(_DateText, (when, text))
+    return text
+
+
+class _DateText(NamedTuple):
+    """An instant and its Date header (`_date`)."""
+
+    when: datetime
+    text: str
+
+
+_LAST_DATE: Final[list[_DateText]] = [_DateText(datetime.min, format_datetime(datetime.min))]
 
 
 @functools.lru_cache(maxsize=256)
@@ -550,6 +583,12 @@ def _joined(parts: Sequence[str], values: Sequence[str]) -> str:
     return "".join(out)
 
 
+# The header every email has (render.py: RFC 3834), and its line as build_email writes it
+# (ASCII, one line): passed alone, by this very object, its line is not joined per email.
+AUTO_SUBMITTED: Final[tuple[tuple[str, str], ...]] = (("Auto-Submitted", "auto-generated"),)
+_AUTO_SUBMITTED_LINE: Final = "Auto-Submitted: auto-generated\r\n"
+
+
 def build_email(
     *,
     subject: str,
@@ -572,6 +611,36 @@ def build_email(
     which the standard library's path still needs: a str, or PlannedText (joined only on
     that path, rare). `html` may come planned (PlannedHtml):
     7bit when its plan says so, else checked whole as a str is."""
+    return assemble(
+        subject,
+        sender,
+        to_name,
+        to_address,
+        when,
+        text,
+        html,
+        extra_headers,
+        message_domain,
+        message_id,
+        plain_text,
+    )
+
+
+def assemble(
+    subject: str,
+    sender: str,
+    to_name: str,
+    to_address: str,
+    when: datetime,
+    text: str | Encoded,
+    html: str | PlannedHtml,
+    extra_headers: Sequence[tuple[str, str]],
+    message_domain: str,
+    message_id: str | None,
+    plain_text: str | PlannedText | None,
+) -> bytes:
+    """build_email with every argument by position, in its order: render's call per email
+    (eleven keywords cost ~1k instructions a call more to bind)."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
     encoded: Encoded | None = None
@@ -580,8 +649,9 @@ def build_email(
     opening = _opening(subject, sender) if to_address.isascii() and sender.isascii() else None
     to = "" if opening is None else _to(to_name, to_address)  # formataddr: ASCII addresses
     # The extra headers' lines by C joins; _text leaves a value as it is when all are ASCII.
-    extra = "\r\n".join(map(": ".join, extra_headers))
-    if not extra.isascii():
+    if extra_headers is AUTO_SUBMITTED:  # that header alone (the usual email): its line
+        extra = _AUTO_SUBMITTED_LINE
+    elif not (extra := "\r\n".join(map(": ".join, extra_headers))).isascii():
         extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
     elif extra:
         extra += "\r\n"

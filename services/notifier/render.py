@@ -82,12 +82,13 @@ from couples_nudge.notifier.locales import (
 )
 from couples_nudge.notifier.mime import (
     _NEW,  # tuple.__new__: a NamedTuple from all its fields, without its Python __new__
+    AUTO_SUBMITTED,
     Encoded,
     PlannedHtml,
     PlannedText,
     QpPlan,
     SevenBitPlan,
-    build_email,
+    assemble,
     picker,
     qp,
 )
@@ -614,7 +615,7 @@ def render_email_bytes(
     key = (id(item), locale, kind, discreet)  # the item by identity: no Item.__hash__
     seen = _FIXED_SEEN.get(key)
     fixed = seen.fixed if seen is not None and seen.item is item else _fixed_seen(key, item)
-    names, urls = _answers(actions)
+    names, urls = _answers(actions) if actions else _NO_ANSWERS
     stand_in = _row_stand_in(locale, kind, names) if names else None
     values = _per_message(view, fixed, stand_in)
     # Which values are truthy, and each one's type: finer than shape_of's key (so never a
@@ -668,23 +669,25 @@ def render_email_bytes(
             if plan.html_7bit is not None
             else _joined(plan.html_parts, html_values)
         )
-    extra = [("Auto-Submitted", "auto-generated"), *extra_headers]
-    if unsubscribe_url:
-        extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
-        if list_unsubscribe_post:
-            extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return build_email(
-        subject=fixed.values["subject"],
-        sender=sender,
-        to_name=to_name,
-        to_address=to_address,
-        when=when,
-        text=plain,
-        plain_text=text,
-        html=html,
-        extra_headers=extra,
-        message_domain=message_domain(sender),
-        message_id=message_id,
+    extra: Sequence[tuple[str, str]] = AUTO_SUBMITTED  # its head line is written once (mime)
+    if unsubscribe_url or extra_headers:
+        extra = [*AUTO_SUBMITTED, *extra_headers]
+        if unsubscribe_url:
+            extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
+            if list_unsubscribe_post:
+                extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return assemble(  # build_email by position
+        fixed.values["subject"],
+        sender,
+        to_name,
+        to_address,
+        when,
+        plain,
+        html,
+        extra,
+        message_domain(sender),
+        message_id,
+        text,
     )
 
 
