@@ -12,9 +12,9 @@ List-Unsubscribe, four one-tap answers and the manage link). `--emails` renders 
 COUNT of them with instrumentation on around the loop alone (callgrind's client requests):
 run it with --count 200 and --count 1000, the difference / 800 is an email's instructions
 (imports, unpickling and the first plans cancel). `--warm 200` renders the first 200
-uninstrumented: a profile of the steady state alone (callgrind_annotate). The process token and serials of mime.py are
-fixed, so `--digest` prints one SHA-256 over all the bytes: equal across two trees means
-byte-identical emails. Not part of `make bench` nor of the test suite.
+uninstrumented: a profile of the steady state alone (callgrind_annotate). The process token
+and serials of mime.py are fixed, so `--digest` prints one SHA-256 over all the bytes: equal
+across two trees means byte-identical emails. Not part of `make bench` nor of the test suite.
 """
 
 from __future__ import annotations
