@@ -30,8 +30,9 @@ from typing import Final, Literal
 import redis.asyncio as aioredis
 
 from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.cjson_args import escaped_array, plain
 from couples_nudge.common.keys import Keys
-from couples_nudge.notifier.state import CoupleKeys, cjson_dumps
+from couples_nudge.notifier.state import CoupleKeys
 
 __all__ = ["RESERVE", "CapLedger", "CapResult", "capped_member"]
 
@@ -109,8 +110,8 @@ def reserve_arg(
 ) -> str:
     """RESERVE's one argument: occurrence id, now_ms, window_ms, cap, then each partner's id
     and channels (comma-separated), as a JSON array of strings, written as it is when no
-    string holds a '"', a backslash or a NUL, else by `state.cjson_dumps` (its docstring: the
-    invariant, and why). tests/integration/test_notify12_lua_args.py holds it against the
+    string holds a '"', a backslash or a NUL, else escaped (services/common/cjson_args.py:
+    the invariant, and why). tests/integration/test_notify12_lua_args.py holds it against the
     script and the arguments before, on the test server."""
     text = f'["{occurrence_id}","{now_ms}","{window_ms}","{cap}"'
     probe = occurrence_id
@@ -118,11 +119,11 @@ def reserve_arg(
         joined = ",".join(channels)
         text = f'{text},"{partner_id}","{joined}"'
         probe = f"{probe}{partner_id}{joined}"
-    if '"' in probe or "\\" in probe or "\x00" in probe:
+    if not plain(probe):
         strings = [occurrence_id, str(now_ms), str(window_ms), str(cap)]
         for partner_id, channels in sends:
             strings += (partner_id, ",".join(channels))
-        return cjson_dumps(strings)
+        return escaped_array(strings)
     return f"{text}]"
 
 

@@ -57,7 +57,6 @@ __all__ = [
     "PlannedText",
     "QpPlan",
     "SevenBitPlan",
-    "assemble",
     "build_email",
     "picker",
     "qp",
@@ -590,7 +589,6 @@ _AUTO_SUBMITTED_LINE: Final = "Auto-Submitted: auto-generated\r\n"
 
 
 def build_email(
-    *,
     subject: str,
     sender: str,
     to_name: str,
@@ -610,37 +608,10 @@ def build_email(
     what this function makes of the text `plain_text` when that is not ASCII (so not 7bit),
     which the standard library's path still needs: a str, or PlannedText (joined only on
     that path, rare). `html` may come planned (PlannedHtml):
-    7bit when its plan says so, else checked whole as a str is."""
-    return assemble(
-        subject,
-        sender,
-        to_name,
-        to_address,
-        when,
-        text,
-        html,
-        extra_headers,
-        message_domain,
-        message_id,
-        plain_text,
-    )
+    7bit when its plan says so, else checked whole as a str is.
 
-
-def assemble(
-    subject: str,
-    sender: str,
-    to_name: str,
-    to_address: str,
-    when: datetime,
-    text: str | Encoded,
-    html: str | PlannedHtml,
-    extra_headers: Sequence[tuple[str, str]],
-    message_domain: str,
-    message_id: str | None,
-    plain_text: str | PlannedText | None,
-) -> bytes:
-    """build_email with every argument by position, in its order: render's call per email
-    (eleven keywords cost ~1k instructions a call more to bind)."""
+    Positional or keyword: render's call per email passes its arguments by position (eleven
+    keywords cost ~1k instructions a call more to bind); other callers name them."""
     serial = next(_SERIALS)
     message_id = message_id or f"<{serial}.{_PROCESS_TOKEN}@{message_domain}>"
     encoded: Encoded | None = None

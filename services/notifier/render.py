@@ -88,7 +88,7 @@ from couples_nudge.notifier.mime import (
     PlannedText,
     QpPlan,
     SevenBitPlan,
-    assemble,
+    build_email,
     picker,
     qp,
 )
@@ -676,7 +676,7 @@ def render_email_bytes(
             extra.append(("List-Unsubscribe", f"<{unsubscribe_url}>"))
             if list_unsubscribe_post:
                 extra.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return assemble(  # build_email by position
+    return build_email(  # by position: see its docstring
         fixed.values["subject"],
         sender,
         to_name,

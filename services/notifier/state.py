@@ -21,13 +21,13 @@ for nothing) and the couple hash's pairs from one iterator (HGETALL answers pair
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 import redis.asyncio as aioredis
 
 from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.cjson_args import escaped_array, plain
 from couples_nudge.common.couple_state import CoupleState, parse_couple
 from couples_nudge.common.keys import Keys
 
@@ -105,23 +105,6 @@ return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 """
 
 
-def cjson_dumps(strings: list[str]) -> str:
-    """`strings` as a JSON array for cjson when one of them holds a '"', a backslash or a NUL
-    (the invariant below: the rare path; ensure_ascii off: non-ASCII as UTF-8; quotes,
-    backslashes and controls escaped, which cjson unescapes to the same bytes).
-
-    The scripts' JSON arguments (RECORD_SENT's here, caps.RESERVE's) are otherwise written
-    as '["<a>","<b>",...]' with each string as it is. The invariant (as the scheduler's
-    `store._json`): cjson (Redis 7's and Valkey's lua_cjson) copies a string's bytes as they
-    are up to the next '"', stops with an error at a NUL byte and unescapes only after a
-    backslash; control characters and non-ASCII UTF-8 need no escape. So strings holding no
-    '"', backslash or NUL decode to themselves (ints' digits hold none). A str that UTF-8
-    cannot encode (a lone surrogate) raises UnicodeEncodeError when the command is packed,
-    as for an argument of its own. Why: hiredis packs each argument with a `sprintf` of its
-    "$<len>" line, ~1.3k instructions an argument; json.dumps costs about as much a string."""
-    return json.dumps(strings, ensure_ascii=False, separators=(",", ":"))
-
-
 def record_args(
     now_ms: int,
     retention_ms: int,
@@ -134,35 +117,25 @@ def record_args(
     cjson): now_ms, retention_ms, scheduled_ms, the repeat window, `dead`, then each record's
     key and content id; then each record's outcome JSON as an argument of its own, as it is.
 
-    Why: a send's call had 8 arguments besides its keys, now 2 (`cjson_dumps`: why, and the
-    invariant that lets the array be written as it is when no string holds a '"', a
-    backslash or a NUL). The outcomes stay apart: inside a JSON string every '"' of theirs
-    would need escaping (a copy and a scan of each outcome, costing more than the argument
-    they save). tests/integration/test_notify12_record_sent_args.py holds this against the
-    script and the arguments before, on the test server."""
-    if len(records) == 1:  # a send's call: one f-string, no loop
-        ((key, shown, outcome),) = records
-        probe = f"{dead}{key}{shown}"
-        args: list[str | bytes] = [
-            f'["{now_ms}","{retention_ms}","{scheduled_ms}","{repeat_window_ms}","{dead}",'
-            f'"{key}","{shown}"]',
-            outcome,
-        ]
-    else:
-        probe = dead
-        text = f'["{now_ms}","{retention_ms}","{scheduled_ms}","{repeat_window_ms}","{dead}'
-        outcomes: list[bytes] = []
-        for key, shown, outcome in records:
-            text = f'{text}","{key}","{shown}'
-            probe = f"{probe}{key}{shown}"
-            outcomes.append(outcome)
-        args = [f'{text}"]', *outcomes]
-    if '"' in probe or "\\" in probe or "\x00" in probe:
-        strings = [str(now_ms), str(retention_ms), str(scheduled_ms), str(repeat_window_ms), dead]
-        for key, shown, _ in records:
-            strings += (key, shown)
-        args[0] = cjson_dumps(strings)
-    return args
+    Why: a send's call had 8 arguments besides its keys, now 2 (services/common/cjson_args.py:
+    why, and the invariant that lets the array be written as it is when every string is
+    `plain`). The outcomes stay apart: inside a JSON string every '"' of theirs would need
+    escaping (a copy and a scan of each outcome, costing more than the argument they save).
+    tests/integration/test_notify12_record_sent_args.py holds this against the script and
+    the arguments before, on the test server."""
+    text = f'["{now_ms}","{retention_ms}","{scheduled_ms}","{repeat_window_ms}","{dead}'
+    probe = dead
+    outcomes: list[str | bytes] = []
+    for key, shown, outcome in records:
+        text = f'{text}","{key}","{shown}'
+        probe = f"{probe}{key}{shown}"
+        outcomes.append(outcome)
+    if plain(probe):
+        return [f'{text}"]', *outcomes]
+    strings = [str(now_ms), str(retention_ms), str(scheduled_ms), str(repeat_window_ms), dead]
+    for key, shown, _ in records:
+        strings += (key, shown)
+    return [escaped_array(strings), *outcomes]
 
 
 def idempotency_key(occurrence_id: str, partner_id: str, channel: str) -> str:

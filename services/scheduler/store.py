@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
 
 from couples_nudge.common.autopipeline import AutoPipeline
+from couples_nudge.common.cjson_args import escaped_array
 from couples_nudge.common.keys import Keys, couple_digest
 from couples_nudge.scheduler import lua
 
@@ -22,29 +22,18 @@ CLAIM_TTL_MS = 60_000
 
 def _json(strings: list[str]) -> bytes:
     """`strings` as one JSON array, UTF-8: APPLY_PLAN's variable arguments (lua.APPLY_PLAN
-    decodes it with cjson, C, to the same strings' bytes).
+    decodes it with cjson; services/common/cjson_args.py: why one argument, and the invariant).
 
-    Why: hiredis packs each argument with a `sprintf` of its "$<len>" line, ~1.3k
-    instructions an argument; a realistic couple's call had 40 arguments besides its keys,
-    now one (48 -> 9 packed: 90.1k -> 57.3k instructions for `_apply_call` and the packing,
-    callgrind). The stdlib's C encoder costs about as much per string as hiredis (~1k: each
-    string escaped to a new str, then the pieces joined), so strings that need no escaping
-    for cjson are joined by '","' as they are, ~0.2k a string with the check below.
-
-    The invariant of that fast path: cjson (Redis 7.0's and Valkey's lua_cjson) copies a
-    string's bytes as they are up to the next '"', stops with an error at a NUL byte and
-    unescapes only after a backslash; control characters and non-ASCII UTF-8 need no escape.
-    So strings holding no '"', no backslash and no NUL decode to themselves from the join;
-    the join holds exactly its separators' quotes (2 per separator) only then. Any other list
-    (rare: a quote or backslash in a profile value) goes through `json.dumps` (ensure_ascii
-    off: non-ASCII as UTF-8; quotes, backslashes and controls escaped, which cjson unescapes
-    to the same bytes). A str that UTF-8 cannot encode
-    (a lone surrogate) raises UnicodeEncodeError here, as hiredis raised it for an argument:
-    before anything is queued, so none of the batch's calls is sent.
+    A realistic couple's call had 40 arguments besides its keys, now one (48 -> 9 packed:
+    90.1k -> 57.3k instructions for `_apply_call` and the packing, callgrind). The strings are
+    joined by '","' as they are when all are `plain`: checked on the join, which holds exactly
+    its separators' quotes (2 per separator) only when no string holds one. Any other list
+    (rare: a quote or backslash in a profile value) is escaped. A lone surrogate raises
+    UnicodeEncodeError here, before anything is queued, so none of the batch's calls is sent.
     tests/integration/test_apply_plan_args.py holds both paths to it on the test server."""
     joined = '","'.join(strings)
     if "\\" in joined or "\x00" in joined or joined.count('"') != 2 * len(strings) - 2:
-        return json.dumps(strings, ensure_ascii=False, separators=(",", ":")).encode()
+        return escaped_array(strings).encode()
     return f'["{joined}"]'.encode()
 
 

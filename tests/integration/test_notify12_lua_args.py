@@ -3,7 +3,7 @@
 `NotifierState.load` sends "<seen since>|<seen before>|<occurrence id>|" as LOAD's one
 argument (the script splits it at the first two '|'); `CapLedger.reserve` sends the
 occurrence id, now, the window, the cap and each partner's id and channels as RESERVE's one
-argument, a JSON array of strings (`caps.reserve_arg`, `state.cjson_dumps`), which the script
+argument, a JSON array of strings (`caps.reserve_arg`, `cjson_args.escaped_array`), which the script
 decodes with cjson; before, each was an argument of its own. Here both scripts of each pair
 run on the test server, each on keys of its own (one hash tag each, as the service's), for
 any text (quotes, backslashes, NUL, control characters, '|' and ',', any Unicode but lone
@@ -26,9 +26,10 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from couples_nudge.common.cjson_args import escaped_array, plain
 from couples_nudge.common.keys import Keys
 from couples_nudge.notifier.caps import RESERVE, reserve_arg
-from couples_nudge.notifier.state import LOAD, cjson_dumps
+from couples_nudge.notifier.state import LOAD
 
 _OLD_LOAD = """
 -- What one delivery needs to decide, in one call.
@@ -294,7 +295,13 @@ def test_reserve_answers_and_writes_as_with_its_arguments_one_by_one(
 @example(strings=[])
 @example(strings=[""])
 @example(strings=['"', "\\", "\x00", "\x01\n\u2028\U0001f600"])
-def test_cjson_dumps_reads_back_as_the_strings(strings: list[str]) -> None:
+def test_escaped_array_reads_back_as_the_strings(strings: list[str]) -> None:
     """The rare path's array reads back as the strings (raw control characters allowed,
-    `strict=False`, as cjson allows them)."""
-    assert json.loads(cjson_dumps(strings), strict=False) == strings
+    `strict=False`, as cjson allows them); the fast path's, written as it is, does too
+    exactly when every string is `plain`."""
+    assert json.loads(escaped_array(strings), strict=False) == strings
+    as_is = '["' + '","'.join(strings) + '"]' if strings else "[]"
+    if all(plain(s) for s in strings):
+        assert json.loads(as_is, strict=False) == strings
+    else:
+        assert not plain("".join(strings))  # a probe of the concatenation sees it too

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from couples_nudge.notifier import mime
-from couples_nudge.notifier.mime import QpPlan, assemble, build_email, qp
+from couples_nudge.notifier.mime import QpPlan, build_email, qp
 
 WHEN = datetime(2026, 12, 4, 18, 0, 5, 250_000, tzinfo=UTC)
 
@@ -53,31 +53,6 @@ class TestCachedTimeLine:
                 assert encoded is not None
                 text = f"{parts[0]}{values[0]}{parts[1]}{values[1]}{parts[2]}"
                 assert encoded.data == qp(text)
-
-
-class TestAssemble:
-    def test_by_position_the_same_bytes_as_by_keyword(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """assemble(...) is build_email(...) with its arguments in their order (the same
-        serial for both: the boundary holds it)."""
-        kw: dict[str, Any] = {
-            "subject": "A slow breakfast",
-            "sender": "Nudges <nudges@example.test>",
-            "to_name": "Sam",
-            "to_address": "sam@example.test",
-            "when": WHEN,
-            "text": "Hi Sam,\nFriday at 7:00\u202fPM\n",
-            "html": "<p>Hi Sam,</p>\n",
-            "extra_headers": [("Auto-Submitted", "auto-generated")],
-            "message_domain": "example.test",
-            "message_id": None,
-            "plain_text": None,
-        }
-        monkeypatch.setattr(mime, "_SERIALS", itertools.count(7))
-        positional = assemble(*kw.values())
-        monkeypatch.setattr(mime, "_SERIALS", itertools.count(7))
-        assert positional == build_email(**kw)
 
 
 class TestAutoSubmittedLine:
