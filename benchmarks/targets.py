@@ -28,8 +28,9 @@ Where each figure is read (scenario / system / metric of a Row; "key": a key of 
   "messages end to end".
 - ours over the code issue 20 started from, in the same run (benchmarks/reference.py):
   reference / "ours / issue 20's start (<commit>)" / "ingest, service, realistic mix" and
-  "notifier messages end to end, 1 process"; the target is the row's own (the issue's
-  absolute target over the issue's own measured figure).
+  "notifier messages end to end, 1 process", "burst of 100,000: fires/s (n / all emitted
+  within)", and "<commit> / ours" / "burst of 100,000: p99 lateness" (lower is better); the
+  target is the row's own (the issue's absolute target over the issue's own measured figure).
 - cluster efficiency (1/2/3 schedulers): Redis CPU per fire on one server over the cluster's
   (summed over the primaries), with as many schedulers and, by default, a replica per primary
   on both (the scenario's `--replicas`): `redis_cpu_s` / `fired` of the cluster /
@@ -241,6 +242,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure("burst: p99 lateness", "s", 0.8, "min", lambda rows: _ours(rows, "p99 lateness")),
     Figure("burst: all emitted within", "s", 1.0, "min",
            lambda rows: _ours(rows, "all emitted within")),
+    Figure(f"burst: fires/s, ours / {REFERENCE}", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"ours / {REFERENCE}",
+               "burst of 100,000: fires/s (n / all emitted within)")),
+    Figure(f"burst: p99 lateness, {REFERENCE} / ours", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"{REFERENCE} / ours", "burst of 100,000: p99 lateness")),
     Figure("burst: Redis us per fire", "us", None, "min", _us_per_fire),
     Figure("burst: Redis us per fire, floor", "us", None, "min", _floor),
     Figure("burst: Redis us per fire / floor", "x", 3.0, "min", _floor_ratio),

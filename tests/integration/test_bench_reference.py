@@ -31,7 +31,7 @@ def test_the_reference_tree_is_the_commit_named(tree: reference.ReferenceTree) -
     assert not (tree.root / "benchmarks" / "reference.py").exists()
 
 
-@pytest.mark.parametrize(("what", "n"), [("ingest", 300), ("notifier", 100)])
+@pytest.mark.parametrize(("what", "n"), [("ingest", 300), ("notifier", 100), ("burst", 500)])
 def test_each_probe_runs_the_code_of_its_own_tree(
     tree: reference.ReferenceTree, what: str, n: int
 ) -> None:
@@ -43,6 +43,9 @@ def test_each_probe_runs_the_code_of_its_own_tree(
     assert ours.rate > 0
     assert theirs.cpu_us > 0
     assert ours.cpu_us > 0
+    if what == "burst":  # every fire came (the probe asserts it), late by something
+        assert theirs.p99_s > 0
+        assert ours.p99_s > 0
 
 
 def test_the_ratio_rows_hold_ours_over_theirs_to_the_issues_ratio() -> None:
@@ -62,3 +65,17 @@ def test_the_ratio_rows_hold_ours_over_theirs_to_the_issues_ratio() -> None:
     assert ratio.extra["cpu_ratio"] == pytest.approx(2.5)
     projected = by_system["ours at the issue's machine speed"]
     assert projected.value == pytest.approx(9_000.0 / 4_000.0 * 4_937.0)
+
+
+def test_the_burst_p99_rows_hold_theirs_over_ours_to_the_issues_ratio() -> None:
+    """Lateness: lower is better, so the ratio is theirs over ours, held to 1.68 / 0.8."""
+    paired = reference.Paired(
+        ours=[reference.Probe(1.0, 1.0, "o", p99) for p99 in (0.6, 0.9, 0.7)],
+        theirs=[reference.Probe(1.0, 1.0, "t", p99) for p99 in (2.0, 1.4, 1.6)],
+    )
+    by_system = {row.system: row for row in reference._p99_rows(paired)}
+    ratio = by_system[f"{reference.LABEL} / ours"]
+    assert ratio.value == pytest.approx(1.6 / 0.7)
+    assert ratio.target == pytest.approx(1.68 / 0.8)
+    projected = by_system["ours at the issue's machine speed"]
+    assert projected.value == pytest.approx(1.68 * 0.7 / 1.6)

@@ -128,6 +128,21 @@ class TestFigures:
         found = checks[f"notifier: messages/s, ours / {REFERENCE}"]
         assert (found.value, found.target, found.met) == (1.5, 1.89, False)
 
+    def test_the_bursts_same_run_ratios_are_read_from_their_rows(self) -> None:
+        """fires/s ours over theirs; p99 lateness theirs over ours (lower is better)."""
+        fires = Row(
+            "reference", f"ours / {REFERENCE}",
+            "burst of 100,000: fires/s (n / all emitted within)", 1.5, "x", 1.69,
+        )  # fmt: skip
+        p99 = Row(
+            "reference", f"{REFERENCE} / ours", "burst of 100,000: p99 lateness", 2.2, "x", 2.1
+        )
+        checks = _by_figure([fires, p99])
+        found = checks[f"burst: fires/s, ours / {REFERENCE}"]
+        assert (found.value, found.target, found.met) == (1.5, 1.69, False)
+        found = checks[f"burst: p99 lateness, {REFERENCE} / ours"]
+        assert (found.value, found.target, found.met) == (2.2, 2.1, True)
+
 
 class TestResultsFiles:
     def test_rows_written_by_a_run_are_read_back_the_same(self, tmp_path: Path) -> None:
