@@ -169,16 +169,17 @@ class ShardLeases:
         `short`); then give every lease up (a replica stopping hands its shards over at
         once, not after the time to live).
 
-        Under `fair`, a replica says it is alive a sixth of the time to live before it takes
-        any lease, so that replicas started together count each other first: none takes
-        every shard only to give most back at its next refresh (and its lookahead reads with
-        them). Under `one` the anchor decides at once."""
+        A replica says it is alive a sixth of the time to live before it takes any lease, so
+        that under `fair` replicas started together count each other first: none takes every
+        shard only to give most back at its next refresh (and its lookahead reads with them).
+        `one` needs no such wait (the anchor decides at once) but keeps it: both policies
+        start firing alike, so that what differs between them is who fires (benchmarks
+        compare a server under one with a cluster under the other)."""
         try:
-            if self.policy is LeasePolicy.FAIR:
-                with contextlib.suppress(RedisError):
-                    await self.store.heartbeat(self.holder, int(time.time() * 1000), self.ttl_ms)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.ttl_ms / 6000)
+            with contextlib.suppress(RedisError):
+                await self.store.heartbeat(self.holder, int(time.time() * 1000), self.ttl_ms)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.ttl_ms / 6000)
             while not stop.is_set():
                 try:
                     await self.refresh()

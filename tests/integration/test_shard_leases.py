@@ -250,7 +250,7 @@ class TestOneFirer:
     ) -> None:
         """The anchor is won while other shards' leases still run (an earlier holder's, a
         little longer): the winner retries every thirtieth of a lease, not every third."""
-        ttl_ms, ghost_ms = 6_000, 1_200
+        ttl_ms, ghost_ms = 6_000, 1_500  # the first refresh comes at ttl / 6: 1 s
         leases = _leases(redis, redis_url, key_prefix, 4, ttl_ms=ttl_ms, policy=ONE)
         for shard in (1, 2, 3):
             await redis.set(leases.store.keys.fire_lease(shard), "gone", px=ghost_ms)
