@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,14 @@ class SchedulerSettings(CommonSettings):
     lookahead_max: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
         default=100_000,
         description="Most fires held prepared at once (~1 KB each); more are fired as usual.",
+    )
+    lease_policy: Literal["auto", "one", "fair"] = Field(
+        default="auto",
+        description=(
+            "Which replicas fire (services/scheduler/leases.py): one fires every shard and the "
+            "others stand by (one), or each fires a fair share (fair); auto: one on a single "
+            "server, fair on a cluster."
+        ),
     )
     min_interval: timedelta = Field(
         default=timedelta(hours=4), description="Raw cron may not fire more often than this."

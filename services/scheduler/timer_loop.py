@@ -40,7 +40,7 @@ from couples_nudge.scheduler.firing import (
     record_after,
     timing,
 )
-from couples_nudge.scheduler.leases import ShardLeases, lease_ms
+from couples_nudge.scheduler.leases import ShardLeases, lease_ms, lease_policy
 from couples_nudge.scheduler.lookahead import (
     Ahead,
     Prepared,
@@ -469,6 +469,7 @@ class TimerLoop:
             self.store,
             shard_round(self.settings.shards, self.replica),
             lease_ms(self.settings.max_poll_seconds),
+            lease_policy(self.settings.lease_policy, self.settings.redis_cluster),
             holder=f"{self.replica}:{uuid.uuid4().hex[:12]}",
         )
         halt = asyncio.Event()  # set when this loop ends, whatever ends it

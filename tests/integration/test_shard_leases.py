@@ -1,16 +1,27 @@
-"""Shard leases against a real server: one firing replica per shard, fair shares, takeover."""
+"""Shard leases against a real server: one firing replica per shard; one firer for every shard
+(`one`) or fair shares (`fair`); takeover within the bound."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from couples_nudge.common.clock import ManualClock, epoch_ms, from_ms
 from couples_nudge.common.streams import read_events
 from couples_nudge.scheduler.ingest import PreferenceIngest
-from couples_nudge.scheduler.leases import ShardLeases, fair_share, lease_ms
+from couples_nudge.scheduler.leases import (
+    LeasePolicy,
+    ShardLeases,
+    fair_share,
+    lease_ms,
+    lease_policy,
+)
+from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import parse_due, parse_preference
@@ -22,11 +33,19 @@ START = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _leases(
-    redis: aioredis.Redis, redis_url: str, key_prefix: str, shards: int, ttl_ms: int = 2_000
+    redis: aioredis.Redis,
+    redis_url: str,
+    key_prefix: str,
+    shards: int,
+    ttl_ms: int = 2_000,
+    policy: LeasePolicy = LeasePolicy.FAIR,
+    first: int = 0,
 ) -> ShardLeases:
+    """A replica's leases; `first`: where its round order starts (as timer_loop.shard_round)."""
     settings = scheduler_settings(redis_url, key_prefix, shards=shards)
     store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-    return ShardLeases(store, list(range(shards)), ttl_ms)
+    order = [(first + i) % shards for i in range(shards)]
+    return ShardLeases(store, order, ttl_ms, policy)
 
 
 class TestFairShare:
@@ -96,6 +115,160 @@ class TestShardLeases:
         assert await redis.exists(first.store.keys.schedulers) == 0
 
 
+class TestLeasePolicy:
+    def test_auto_is_one_firer_on_a_server_and_fair_shares_on_a_cluster(self) -> None:
+        """One core for every shard: one firer; a core per primary: fair shares."""
+        assert lease_policy("auto", cluster=False) is LeasePolicy.ONE
+        assert lease_policy("auto", cluster=True) is LeasePolicy.FAIR
+        assert lease_policy("fair", cluster=False) is LeasePolicy.FAIR
+        assert lease_policy("one", cluster=True) is LeasePolicy.ONE
+
+    def test_the_setting_is_read_from_the_environment_and_checked(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """NUDGE_LEASE_POLICY: auto by default, one or fair; anything else is refused."""
+        monkeypatch.delenv("NUDGE_LEASE_POLICY", raising=False)
+        assert SchedulerSettings().lease_policy == "auto"
+        monkeypatch.setenv("NUDGE_LEASE_POLICY", "fair")
+        assert SchedulerSettings().lease_policy == "fair"
+        monkeypatch.setenv("NUDGE_LEASE_POLICY", "some")
+        with pytest.raises(ValidationError):
+            SchedulerSettings()
+
+
+ONE = LeasePolicy.ONE
+
+
+async def _held_all(leases: ShardLeases, shards: int, within: float) -> float:
+    """Seconds until `leases` holds every shard (failing after `within`)."""
+    started = time.monotonic()
+    await eventually(
+        lambda: _now(leases.held), until=lambda h: h == set(range(shards)), within=within
+    )
+    return time.monotonic() - started
+
+
+async def _now(held: set[int]) -> set[int]:
+    return set(held)
+
+
+class TestOneFirer:
+    async def test_replicas_started_together_leave_every_shard_to_one(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Three replicas, each starting its round on a different shard, run `keep` at once:
+        one holds all eight shards, the others none, and it stays so."""
+        replicas = [
+            _leases(redis, redis_url, key_prefix, 8, ttl_ms=600, policy=ONE, first=3 * i)
+            for i in range(3)
+        ]
+        stop = asyncio.Event()
+        keepers = [asyncio.create_task(r.keep(stop)) for r in replicas]
+        try:
+            for _ in range(5):  # a refresh every 0.2 s: a few rounds of renewals
+                await asyncio.sleep(0.15)
+                assert sorted(len(r.held) for r in replicas) in ([0, 0, 0], [0, 0, 8])
+            assert sorted(len(r.held) for r in replicas) == [0, 0, 8]
+        finally:
+            stop.set()
+            await asyncio.gather(*keepers)
+        assert await redis.exists(*(replicas[0].store.keys.fire_lease(s) for s in range(8))) == 0
+
+    async def test_a_replica_arriving_never_displaces_the_firer(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The first holds every shard; the second, whatever its round order, stands by."""
+        first = _leases(redis, redis_url, key_prefix, 8, policy=ONE, first=5)
+        second = _leases(redis, redis_url, key_prefix, 8, policy=ONE)
+        assert await first.refresh() == set(range(8))
+        for _ in range(2):
+            assert await second.refresh() == set()
+            assert await first.refresh() == set(range(8))
+        await first.release()
+        await second.release()
+
+    async def test_a_killed_firer_is_replaced_on_every_shard_within_the_bound(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The firer renews no more (killed: no release): the standby holds nothing while the
+        leases last, then all eight within ttl + ttl / 3 of the last renewal."""
+        ttl_ms = 600
+        firer = _leases(redis, redis_url, key_prefix, 8, ttl_ms=ttl_ms, policy=ONE)
+        standby = _leases(redis, redis_url, key_prefix, 8, ttl_ms=ttl_ms, policy=ONE, first=4)
+        stop = asyncio.Event()
+        assert await firer.refresh() == set(range(8))
+        renewed = time.monotonic()
+        keeper = asyncio.create_task(standby.keep(stop))
+        try:
+            await asyncio.sleep(ttl_ms / 1000 * 0.7)
+            assert standby.held == set()
+            await _held_all(standby, 8, within=5)
+            elapsed = time.monotonic() - renewed
+            assert ttl_ms / 1000 * 0.9 < elapsed < ttl_ms / 1000 * 4 / 3 + 0.3  # + load slack
+        finally:
+            stop.set()
+            await keeper
+
+    async def test_a_stopping_firer_hands_every_shard_over_within_a_third(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A rolling restart: the old replica stops (gives its leases up); the standby, which
+        has been refreshing all along, holds all eight within ttl / 3."""
+        ttl_ms = 1_500
+        old = _leases(redis, redis_url, key_prefix, 8, ttl_ms=ttl_ms, policy=ONE)
+        new = _leases(redis, redis_url, key_prefix, 8, ttl_ms=ttl_ms, policy=ONE, first=2)
+        assert await old.refresh() == set(range(8))
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(new.keep(stop))
+        try:
+            await asyncio.sleep(0.1)
+            assert new.held == set()
+            await old.release()
+            assert await _held_all(new, 8, within=5) < ttl_ms / 1000 / 3 + 0.3
+        finally:
+            stop.set()
+            await keeper
+
+    async def test_a_stalled_firer_back_gives_everything_up(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Stalled past its leases, the firer is replaced; back, its next refresh finds the
+        anchor gone and it holds (and gives back) nothing: the new firer keeps every shard."""
+        first = _leases(redis, redis_url, key_prefix, 4, ttl_ms=300, policy=ONE)
+        second = _leases(redis, redis_url, key_prefix, 4, ttl_ms=300, policy=ONE, first=2)
+        assert await first.refresh() == set(range(4))
+        assert await second.refresh() == set()
+        await asyncio.sleep(0.4)
+        assert await second.refresh() == set(range(4))
+        assert await first.refresh() == set()
+        assert await second.refresh() == set(range(4))
+        await first.release()
+        await second.release()
+
+    async def test_the_new_firer_takes_what_the_last_still_holds_as_soon_as_it_lapses(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The anchor is won while other shards' leases still run (an earlier holder's, a
+        little longer): the winner retries every thirtieth of a lease, not every third."""
+        ttl_ms, ghost_ms = 6_000, 1_500  # the first refresh comes at ttl / 6: 1 s
+        leases = _leases(redis, redis_url, key_prefix, 4, ttl_ms=ttl_ms, policy=ONE)
+        for shard in (1, 2, 3):
+            await redis.set(leases.store.keys.fire_lease(shard), "gone", px=ghost_ms)
+        stop = asyncio.Event()
+        started = time.monotonic()
+        keeper = asyncio.create_task(leases.keep(stop))
+        try:
+            await eventually(lambda: _now(leases.held), until=lambda h: 0 in h, within=5)
+            assert leases.short
+            await _held_all(leases, 4, within=10)
+            elapsed = time.monotonic() - started
+            assert elapsed < (ghost_ms + ttl_ms / 30) / 1000 + 0.3  # + load slack
+        finally:
+            stop.set()
+            await keeper
+        assert not leases.short
+
+
 class TestTimerLoopsWithLeases:
     async def test_two_running_loops_one_fires_every_occurrence_once(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
@@ -130,3 +303,36 @@ class TestTimerLoopsWithLeases:
         assert len(ids) == len(set(ids)) == due_now > 0
         assert sorted(loop.fired for loop in loops) == [0, due_now]
         assert await redis.exists(settings.keys.fire_lease(0), settings.keys.schedulers) == 0
+
+    @pytest.mark.parametrize(
+        ("cluster", "shares"), [(False, [0, 8]), (True, [4, 4])], ids=["server", "cluster"]
+    )
+    async def test_auto_gives_one_loop_every_shard_on_a_server_and_splits_on_a_cluster(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        cluster: bool,
+        shares: list[int],
+    ) -> None:
+        """Two loops started together, 8 shards, NUDGE_LEASE_POLICY=auto: on one server one
+        fires all and the other stands by; told it runs on a cluster, they split them
+        (the flag only picks the policy here: the store's client is the test server's)."""
+        settings = scheduler_settings(
+            redis_url, key_prefix, shards=8, redis_cluster=cluster, max_poll_seconds=0.05
+        )
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        loops = [TimerLoop(store, ManualClock(START), settings, replica=f"s-{i}") for i in (0, 1)]
+        stop = asyncio.Event()
+        runs = [asyncio.create_task(loop.run(stop)) for loop in loops]
+        try:
+
+            async def held() -> list[int]:
+                return sorted(len(loop.leases.held) if loop.leases else 0 for loop in loops)
+
+            await eventually(held, until=lambda h: h == shares, within=10)
+            await asyncio.sleep(0.5)  # a few refreshes later (a lease of 2 s: every 0.67 s)
+            assert await held() == shares
+        finally:
+            stop.set()
+            await asyncio.gather(*runs)

@@ -1,0 +1,62 @@
+"""Shard leases on the cluster (8 shards on 3 primaries): `auto` keeps fair shares there."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from tests.support.cluster import LocalCluster
+from tests.support.settings import scheduler_settings
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+SHARDS = 8
+START = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+
+
+class TestLeasesOnTheCluster:
+    @pytest.mark.parametrize(
+        ("policy", "shares"), [("auto", [4, 4]), ("one", [0, 8])], ids=["auto", "one"]
+    )
+    async def test_two_loops_split_the_shards_unless_told_one_fires_all(
+        self,
+        cluster: LocalCluster,
+        cluster_redis: aioredis.Redis,
+        key_prefix: str,
+        policy: str,
+        shares: list[int],
+    ) -> None:
+        """Two loops started together: under `auto` each holds a fair share (4 of 8: a
+        primary is a core of its own); under `one` one holds all; stopped, none is held."""
+        settings = scheduler_settings(
+            cluster.url,
+            key_prefix,
+            redis_cluster=True,
+            shards=SHARDS,
+            lease_policy=policy,
+            max_poll_seconds=0.05,
+        )
+        store = ScheduleStore(cluster_redis, settings.keys, due_maxlen=1000)
+        loops = [TimerLoop(store, ManualClock(START), settings, replica=f"s-{i}") for i in (0, 1)]
+        stop = asyncio.Event()
+        runs = [asyncio.create_task(loop.run(stop)) for loop in loops]
+        try:
+
+            async def held() -> list[int]:
+                return sorted(len(loop.leases.held) if loop.leases else 0 for loop in loops)
+
+            await eventually(held, until=lambda h: h == shares, within=15)
+            await asyncio.sleep(0.5)  # a few refreshes later
+            assert await held() == shares
+        finally:
+            stop.set()
+            await asyncio.gather(*runs)
+        leases = [settings.keys.fire_lease(s) for s in range(SHARDS)]
+        assert sum([await cluster_redis.exists(key) for key in leases]) == 0
