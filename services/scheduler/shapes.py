@@ -34,6 +34,7 @@ instant, which the entry shares, so it is kept there, built once per shape, not 
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
@@ -57,6 +58,7 @@ from couples_nudge.scheduler.records import CoupleContext, context_of, encode_sp
 from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire, window_minutes
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
+    SteadyWeek,
     first_spread_ms,
     quiet_bounds,
     quiet_free_us,
@@ -64,6 +66,7 @@ from couples_nudge.scheduler.steady_weeks import (
 )
 from couples_nudge.scheduler.store import Arm, build_arm
 from couples_nudge_schemas import (
+    Cadence,
     CronCadence,
     NudgeKind,
     NudgePlan,
@@ -136,6 +139,10 @@ def _names_model(annotation: object) -> bool:
     return any(_names_model(arg) for arg in get_args(annotation))
 
 
+# The cadence classes whose `_values` is `(type, *field values)`: no field may hold a model.
+_FLAT: Final = frozenset(cls for cls in get_args(get_args(Cadence)[0]) if not _nested_fields(cls))
+
+
 class _Entry(NamedTuple):
     since: datetime
     until: datetime  # the earliest nominal instant among the arms
@@ -159,7 +166,11 @@ def _spec_prefix(spec: str, rule: Rule) -> str:
     return spec[: len(spec) - len(text)]
 
 
-class _SpreadArm(NamedTuple):
+@dataclass(slots=True)
+class _SpreadArm:
+    """One schedule of a times-per-week kind, for any couple of its shape: each couple seeds
+    the rule with its own schedule id (`ShapePlanner.arms` derives its first fire)."""
+
     target: str | int  # shared target or partner position, as in _Entry
     spec: str
     rule: SpreadRule  # seeded for the couple it was planned for: each couple uses its own id
@@ -168,23 +179,15 @@ class _SpreadArm(NamedTuple):
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
     window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
+    # The steady week `steady_week(zone, quiet_zones, ...)` last gave this arm, kept while it
+    # holds `now` (start_ms <= now_ms < until_ms): the week steady_week would give again for
+    # any instant of it (one per local Monday of the zone), without its call (~3k a couple).
+    week: SteadyWeek | None = None
 
-    def arm(self, schedule_id: str, field: str, now: datetime, now_ms: int) -> Arm:
-        """This couple's arm (`field`: Arm.field of `schedule_id`): the first fire after `now`
-        (epoch ms `now_ms`) of the rule seeded by its own id; in a steady week by integer
-        arithmetic (steady_weeks.py)."""
+    def general(self, schedule_id: str, now: datetime) -> Arm:
+        """The arm of `schedule_id`'s seed the general way: `rules.next_fire` of the seeded
+        rule and its quiet occurrence (a week with an offset change, or a quiet nominal)."""
         rule = self.rule
-        week = steady_week(self.zone, self.quiet_zones, now, now_ms)
-        if week is not None:
-            start, width = self.window
-            nominal_ms = first_spread_ms(
-                week, schedule_id, rule.times_per_week, start, width, now_ms
-            )
-            if quiet_free_us(week, self.bounds, nominal_ms):
-                record = f"0|{nominal_ms}|{self.spec}"  # Arm.record
-                return _new_arm(
-                    Arm, (schedule_id, self.spec, nominal_ms, nominal_ms, field, record)
-                )
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
@@ -270,8 +273,12 @@ class ShapePlanner:
                 base = couple_head + head
                 arms += self._cron_arms(kind, cadence.cron, template, base, ids, now)
                 continue
-            key = (kind, _values(cadence), *audience)
-            if type(cadence) is TimesPerWeekCadence:
+            # `_values(cadence)`, written out for a flat cadence (no nested model: the same
+            # tuple without its call, ~1.5k instructions a kind).
+            cls = type(cadence)
+            values_ = (cls, *cadence.__dict__.values()) if cls in _FLAT else _values(cadence)
+            key = (kind, values_, audience)  # nested, not spread out: no list built
+            if cls is TimesPerWeekCadence:
                 spread = self._spreads.get(key)
                 if spread is None:
                     context = context or context_of(data)
@@ -281,10 +288,33 @@ class ShapePlanner:
                     self.hits += 1
                 now_ms = epoch_ms(now) if now_ms is None else now_ms
                 # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
+                # Each couple's arm: the first fire after `now` of the rule seeded by its own
+                # schedule id, in a steady week by integer arithmetic (steady_weeks.py), here
+                # rather than in a method of the arm (a call frame each, ~1.5k).
                 for each in spread:
                     t = each.target
                     field = head + (t if isinstance(t, str) else ids[t])
-                    arms.append(each.arm(couple_head + field, field, now, now_ms))
+                    schedule_id = couple_head + field
+                    week = each.week
+                    if week is None or not week.start_ms <= now_ms < week.until_ms:
+                        week = each.week = steady_week(each.zone, each.quiet_zones, now, now_ms)
+                    if week is not None:
+                        start, width = each.window
+                        nominal_ms = first_spread_ms(
+                            week, schedule_id, each.rule.times_per_week, start, width, now_ms
+                        )
+                        # No quiet window (empty bounds): quiet_free_us would answer True.
+                        if not each.bounds or quiet_free_us(week, each.bounds, nominal_ms):
+                            spec = each.spec
+                            record = f"0|{nominal_ms}|{spec}"  # Arm.record
+                            arms.append(
+                                _new_arm(
+                                    Arm,
+                                    (schedule_id, spec, nominal_ms, nominal_ms, field, record),
+                                )
+                            )
+                            continue
+                    arms.append(each.general(schedule_id, now))
                 continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:

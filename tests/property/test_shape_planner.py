@@ -349,3 +349,16 @@ class TestArmsBuiltInC:
         assert fast == plain
         assert fast._asdict() == plain._asdict()
         assert Plan.__new__.__module__ == "namedtuple_Plan"
+
+
+class TestKeptWeek:
+    def test_a_spread_arm_keeps_its_week_only_while_it_holds_now(self) -> None:
+        """A times-per-week arm's kept steady week is used only for instants inside it: going
+        forwards over Europe's spring change and weeks ahead, then back, every couple gets
+        the arms planned directly."""
+        prefs = couple(_CADENCES[3], {})
+        planner = ShapePlanner(timedelta(hours=1))
+        instants = [START + timedelta(hours=h) for h in (0, 30, 50, 200, 400, -100, 1, 49)]
+        for i, now in enumerate(instants):
+            other = _as(prefs, f"c{i}", f"kim{i}", f"lou{i}")
+            assert planner.arms(other, now) == _direct(other, now)
