@@ -139,6 +139,20 @@ def _names_model(annotation: object) -> bool:
     return any(_names_model(arg) for arg in get_args(annotation))
 
 
+def _spread_values(cadence: TimesPerWeekCadence) -> Hashable:
+    """`_values(cadence)` of a times-per-week cadence, its one nested model (the window, a
+    flat one) written out instead of `_values`' generic walk and recursion (~3k instructions
+    a couple); tests/property/test_shape_planner.py holds it equal to `_values`."""
+    values = cadence.__dict__
+    window = values["between"]
+    return (
+        TimesPerWeekCadence,
+        values["repeat"],
+        values["times"],
+        (type(window), *window.__dict__.values()),
+    )
+
+
 # The cadence classes whose `_values` is `(type, *field values)`: no field may hold a model.
 _FLAT: Final = frozenset(cls for cls in get_args(get_args(Cadence)[0]) if not _nested_fields(cls))
 
@@ -276,7 +290,12 @@ class ShapePlanner:
             # `_values(cadence)`, written out for a flat cadence (no nested model: the same
             # tuple without its call, ~1.5k instructions a kind).
             cls = type(cadence)
-            values_ = (cls, *cadence.__dict__.values()) if cls in _FLAT else _values(cadence)
+            if cls in _FLAT:
+                values_: Hashable = (cls, *cadence.__dict__.values())
+            elif cls is TimesPerWeekCadence:
+                values_ = _spread_values(cadence)
+            else:  # pragma: no cover - every cadence of the union is one of the above
+                values_ = _values(cadence)
             key = (kind, values_, audience)  # nested, not spread out: no list built
             if cls is TimesPerWeekCadence:
                 spread = self._spreads.get(key)

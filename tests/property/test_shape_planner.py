@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
-from couples_nudge.scheduler.shapes import ShapePlanner, _nested_fields, _values, plan_arms
+from couples_nudge.scheduler.shapes import (
+    _FLAT,
+    ShapePlanner,
+    _nested_fields,
+    _spread_values,
+    _values,
+    plan_arms,
+)
 from couples_nudge.scheduler.store import Arm, Plan, build_arm
 from couples_nudge_schemas import (
     Cadence,
@@ -285,6 +292,9 @@ class TestMemoKeys:
         if type(first) is TimesPerWeekCadence:  # the window as its own key, not the model
             window = first.between
             assert a == (TimesPerWeekCadence, "times_per_week", first.times, _values(window))
+            assert _spread_values(first) == a  # written out in ShapePlanner.arms
+        if type(first) in _FLAT:  # so keyed by ShapePlanner.arms without the call
+            assert a == (type(first), *first.__dict__.values())
 
 
 _SAFE_ID = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
