@@ -368,7 +368,9 @@ class TestKeptWeek:
         the arms planned directly."""
         prefs = couple(_CADENCES[3], {})
         planner = ShapePlanner(timedelta(hours=1))
-        instants = [START + timedelta(hours=h) for h in (0, 30, 50, 200, 400, -100, 1, 49)]
+        instants = [
+            START + timedelta(hours=h) for h in (0, 30, 46, 50, 118, 166, 200, 400, -100, 1, 49)
+        ]
         for i, now in enumerate(instants):
             other = _as(prefs, f"c{i}", f"kim{i}", f"lou{i}")
             assert planner.arms(other, now) == _direct(other, now)
