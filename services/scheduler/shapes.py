@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
@@ -55,7 +55,13 @@ from couples_nudge.scheduler.planning import (
     quiet_occurrence,
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
-from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire, window_minutes
+from couples_nudge.scheduler.rules import (
+    Rule,
+    SpreadRule,
+    next_fire,
+    week_spread,
+    window_minutes,
+)
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
     SteadyWeek,
@@ -82,6 +88,11 @@ __all__ = ["ShapePlanner", "plan_arms"]
 _new_arm: Final = tuple.__new__
 # Each kind's record fields start "<kind code>/" (planning.plan's schedule ids, after the couple's).
 _FIELD_HEADS: Final = {kind: f"{code}/" for kind, code in KIND_CODES.items()}
+_MINUTE_MS: Final = 60_000
+_MINUTE_US: Final = 60_000_000
+_DAY_MS: Final = 86_400_000
+_DAY_MINUTES: Final = 1440
+_EPOCH_DAY: Final = date(1970, 1, 1)
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -193,10 +204,14 @@ class _SpreadArm:
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
     window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
+    times: int  # rule.times_per_week
     # The steady week `steady_week(zone, quiet_zones, ...)` last gave this arm, kept while it
     # holds `now` (start_ms <= now_ms < until_ms): the week steady_week would give again for
     # any instant of it (one per local Monday of the zone), without its call (~3k a couple).
     week: SteadyWeek | None = None
+    # `_window_clear` of that week: no quiet window holds any minute the rule can fire at in
+    # it or the next, so every couple's first fire there is its nominal (no quiet check).
+    clear: bool = False
 
     def general(self, schedule_id: str, now: datetime) -> Arm:
         """The arm of `schedule_id`'s seed the general way: `rules.next_fire` of the seeded
@@ -317,13 +332,27 @@ class ShapePlanner:
                     week = each.week
                     if week is None or not week.start_ms <= now_ms < week.until_ms:
                         week = each.week = steady_week(each.zone, each.quiet_zones, now, now_ms)
-                    if week is not None:
-                        start, width = each.window
-                        nominal_ms = first_spread_ms(
-                            week, schedule_id, each.rule.times_per_week, start, width, now_ms
+                        each.clear = week is not None and _window_clear(
+                            week, each.window, each.bounds
                         )
-                        # No quiet window (empty bounds): quiet_free_us would answer True.
-                        if not each.bounds or quiet_free_us(week, each.bounds, nominal_ms):
+                    if week is not None:
+                        # first_spread_ms's first step written out (its frame, ~1.5k): the
+                        # first of this week's minutes after now's; past the week's last,
+                        # first_spread_ms itself (the next week's first).
+                        start, width = each.window
+                        elapsed = (now_ms - week.start_ms) // _MINUTE_MS
+                        text = schedule_id.encode() + week.tag
+                        for minute in week_spread(text, each.times, start, width):
+                            if minute > elapsed:
+                                nominal_ms = week.start_ms + minute * _MINUTE_MS
+                                break
+                        else:
+                            nominal_ms = first_spread_ms(
+                                week, schedule_id, each.times, start, width, now_ms
+                            )
+                        # A clear week (no quiet minute in the rule's window, no quiet
+                        # window at all): quiet_free_us would answer True.
+                        if each.clear or quiet_free_us(week, each.bounds, nominal_ms):
                             spec = each.spec
                             record = f"0|{nominal_ms}|{spec}"  # Arm.record
                             arms.append(
@@ -429,12 +458,49 @@ class ShapePlanner:
                 tuple(ZoneInfo(q.timezone) for q in s.quiet),
                 quiet_bounds(s.quiet),
                 window_minutes(s.rule.window_start, s.rule.window_end),
+                s.rule.times_per_week,
             )
             for s in made
             if isinstance(s.rule, SpreadRule)
         )
         _keep(self._spreads, key, spread, self.size)
         return spread
+
+
+def _window_clear(week: SteadyWeek, window: tuple[int, int], bounds: QuietBounds) -> bool:
+    """True when no quiet window (`bounds`, their zones' offsets in `week`) holds any minute
+    of the daily window (`window`: rules.window_minutes, minutes of the schedule zone's day)
+    in `week` or the next: then `steady_weeks.quiet_free_us` is True for every nominal
+    instant a spread rule of that window has there (once per arm and week, not per couple).
+
+    The invariant: in a steady week (and the next) the zone and each quiet zone keep one
+    whole-minute offset, and a nominal instant is the week's local Monday 00:00 plus whole
+    local minutes (first_spread_ms), so its time of day in a quiet zone is its minute of the
+    zone's day shifted by the two offsets' difference, the same on every day. Exact both
+    ways: tests/property/test_ingest15_window_clear.py compares it minute by minute."""
+    start, width = window
+    monday_ms = (week.monday - _EPOCH_DAY).days * _DAY_MS  # the local Monday, read as UTC
+    zone_offset_ms = monday_ms - week.start_ms
+    for i, (quiet_start_us, quiet_end_us) in enumerate(bounds):
+        shift = (week.quiet_offsets_ms[i] - zone_offset_ms) // _MINUTE_MS
+        first = (start + shift) % _DAY_MINUTES
+        # The window's minutes in the quiet zone's day, as [from, to) ranges of minutes.
+        fires = _day_ranges(first, first + width)
+        # The quiet window's whole minutes: m with start <= m minutes < end (wrapping).
+        low, high = -(-quiet_start_us // _MINUTE_US), -(-quiet_end_us // _MINUTE_US)
+        quiet = [(low, high)] if quiet_start_us < quiet_end_us else [(low, _DAY_MINUTES), (0, high)]
+        for a, b in fires:
+            for c, d in quiet:
+                if max(a, c) < min(b, d):
+                    return False
+    return True
+
+
+def _day_ranges(start: int, end: int) -> list[tuple[int, int]]:
+    """Minutes [start, end) of a day (0 <= start < 1440, end - start <= 1440), wrapped."""
+    if end <= _DAY_MINUTES:
+        return [(start, end)]
+    return [(start, _DAY_MINUTES), (0, end - _DAY_MINUTES)]
 
 
 def _target(schedule_id: str, context: CoupleContext) -> str | int:
