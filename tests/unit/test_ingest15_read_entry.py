@@ -66,7 +66,7 @@ def _outcome(read: tuple[bytes, Any]) -> tuple[bytes, str]:
 
 class TestReadEntry:
     def test_a_data_field_reads_as_read_payload_reads_it(self) -> None:
-        """300 payloads (most refused, cut or mutated; some wrapped or framed): the same outcomes."""
+        """300 payloads (most refused, cut or mutated; some wrapped, framed): the same outcomes."""
         payloads = _payloads(300)
         outcomes = [_outcome(read_entry({b"__data__": p})) for p in payloads]
         assert outcomes == [_outcome(read_payload(p)) for p in payloads]
