@@ -30,9 +30,7 @@ _ZONES = [
 _MINUTE_US = 60_000_000
 _DAY_US = 86_400_000_000
 # Quiet bounds as quiet_bounds gives them (whole minutes), and some that are not whole.
-_BOUND = st.one_of(
-    st.integers(0, 1439).map(lambda m: m * _MINUTE_US), st.integers(0, _DAY_US - 1)
-)
+_BOUND = st.one_of(st.integers(0, 1439).map(lambda m: m * _MINUTE_US), st.integers(0, _DAY_US - 1))
 
 
 @settings(max_examples=300, deadline=None)

@@ -17,7 +17,7 @@ from couples_nudge_schemas import EventRejected
 
 
 def _mutated(rng: random.Random, raw: bytes) -> dict[str, Any]:
-    event = json.loads(raw)
+    event: dict[str, Any] = json.loads(raw)
     data = event["data"]
     match rng.randrange(8):
         case 0:
