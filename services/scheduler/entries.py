@@ -38,7 +38,11 @@ Read = tuple[bytes, PreferenceEvent | EventRejected]
 def read_entry(fields: Mapping[bytes, bytes]) -> Read:
     """The payload an entry's fields give, and the event it holds or why it was refused."""
     if data := fields.get(_DATA):
-        return read_payload(data)
+        # `read_payload`'s first step, without its call frame (~1k instructions an entry).
+        try:
+            return data, parse_preference(data)
+        except EventRejected as refused:
+            return _refused(data, refused)
     try:
         stored = dump_json(fields)  # what FastStream makes of them (bytes read as UTF-8)
     except UnicodeDecodeError:
@@ -70,14 +74,19 @@ def read_payload(stored: bytes) -> Read:
     try:
         return stored, parse_preference(stored)
     except EventRejected as refused:
-        if _SPECVERSION in stored:
-            return stored, _cloud_event(stored)
-        try:
-            payload, _headers = BinaryMessageFormatV1.parse(stored)
-        except Exception:  # it catches its own errors today; a hostile frame must not escape
-            return stored, refused
-        if payload == stored:
-            return stored, refused
+        return _refused(stored, refused)
+
+
+def _refused(stored: bytes, refused: EventRejected) -> Read:
+    """`read_payload` of a payload that is not a valid event as stored (`refused`)."""
+    if _SPECVERSION in stored:
+        return stored, _cloud_event(stored)
+    try:
+        payload, _headers = BinaryMessageFormatV1.parse(stored)
+    except Exception:  # it catches its own errors today; a hostile frame must not escape
+        return stored, refused
+    if payload == stored:
+        return stored, refused
     try:
         return payload, parse_preference(payload)
     except EventRejected as exc:

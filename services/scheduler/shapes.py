@@ -34,7 +34,8 @@ instant, which the entry shares, so it is kept there, built once per shape, not 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
@@ -54,9 +55,16 @@ from couples_nudge.scheduler.planning import (
     quiet_occurrence,
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
-from couples_nudge.scheduler.rules import Rule, SpreadRule, next_fire, window_minutes
+from couples_nudge.scheduler.rules import (
+    Rule,
+    SpreadRule,
+    next_fire,
+    week_spread,
+    window_minutes,
+)
 from couples_nudge.scheduler.steady_weeks import (
     QuietBounds,
+    SteadyWeek,
     first_spread_ms,
     quiet_bounds,
     quiet_free_us,
@@ -64,6 +72,7 @@ from couples_nudge.scheduler.steady_weeks import (
 )
 from couples_nudge.scheduler.store import Arm, build_arm
 from couples_nudge_schemas import (
+    Cadence,
     CronCadence,
     NudgeKind,
     NudgePlan,
@@ -79,6 +88,11 @@ __all__ = ["ShapePlanner", "plan_arms"]
 _new_arm: Final = tuple.__new__
 # Each kind's record fields start "<kind code>/" (planning.plan's schedule ids, after the couple's).
 _FIELD_HEADS: Final = {kind: f"{code}/" for kind, code in KIND_CODES.items()}
+_MINUTE_MS: Final = 60_000
+_MINUTE_US: Final = 60_000_000
+_DAY_MS: Final = 86_400_000
+_DAY_MINUTES: Final = 1440
+_EPOCH_DAY: Final = date(1970, 1, 1)
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -136,6 +150,24 @@ def _names_model(annotation: object) -> bool:
     return any(_names_model(arg) for arg in get_args(annotation))
 
 
+def _spread_values(cadence: TimesPerWeekCadence) -> Hashable:
+    """`_values(cadence)` of a times-per-week cadence, its one nested model (the window, a
+    flat one) written out instead of `_values`' generic walk and recursion (~3k instructions
+    a couple); tests/property/test_shape_planner.py holds it equal to `_values`."""
+    values = cadence.__dict__
+    window = values["between"]
+    return (
+        TimesPerWeekCadence,
+        values["repeat"],
+        values["times"],
+        (type(window), *window.__dict__.values()),
+    )
+
+
+# The cadence classes whose `_values` is `(type, *field values)`: no field may hold a model.
+_FLAT: Final = frozenset(cls for cls in get_args(get_args(Cadence)[0]) if not _nested_fields(cls))
+
+
 class _Entry(NamedTuple):
     since: datetime
     until: datetime  # the earliest nominal instant among the arms
@@ -159,7 +191,11 @@ def _spec_prefix(spec: str, rule: Rule) -> str:
     return spec[: len(spec) - len(text)]
 
 
-class _SpreadArm(NamedTuple):
+@dataclass(slots=True)
+class _SpreadArm:
+    """One schedule of a times-per-week kind, for any couple of its shape: each couple seeds
+    the rule with its own schedule id (`ShapePlanner.arms` derives its first fire)."""
+
     target: str | int  # shared target or partner position, as in _Entry
     spec: str
     rule: SpreadRule  # seeded for the couple it was planned for: each couple uses its own id
@@ -168,23 +204,19 @@ class _SpreadArm(NamedTuple):
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
     window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
+    times: int  # rule.times_per_week
+    # The steady week `steady_week(zone, quiet_zones, ...)` last gave this arm, kept while it
+    # holds `now` (start_ms <= now_ms < until_ms): the week steady_week would give again for
+    # any instant of it (one per local Monday of the zone), without its call (~3k a couple).
+    week: SteadyWeek | None = None
+    # `_window_clear` of that week: no quiet window holds any minute the rule can fire at in
+    # it or the next, so every couple's first fire there is its nominal (no quiet check).
+    clear: bool = False
 
-    def arm(self, schedule_id: str, field: str, now: datetime, now_ms: int) -> Arm:
-        """This couple's arm (`field`: Arm.field of `schedule_id`): the first fire after `now`
-        (epoch ms `now_ms`) of the rule seeded by its own id; in a steady week by integer
-        arithmetic (steady_weeks.py)."""
+    def general(self, schedule_id: str, now: datetime) -> Arm:
+        """The arm of `schedule_id`'s seed the general way: `rules.next_fire` of the seeded
+        rule and its quiet occurrence (a week with an offset change, or a quiet nominal)."""
         rule = self.rule
-        week = steady_week(self.zone, self.quiet_zones, now, now_ms)
-        if week is not None:
-            start, width = self.window
-            nominal_ms = first_spread_ms(
-                week, schedule_id, rule.times_per_week, start, width, now_ms
-            )
-            if quiet_free_us(week, self.bounds, nominal_ms):
-                record = f"0|{nominal_ms}|{self.spec}"  # Arm.record
-                return _new_arm(
-                    Arm, (schedule_id, self.spec, nominal_ms, nominal_ms, field, record)
-                )
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
         nominal = next_fire(seeded, self.zone, now)
         assert nominal is not None  # every week has a fire
@@ -270,8 +302,17 @@ class ShapePlanner:
                 base = couple_head + head
                 arms += self._cron_arms(kind, cadence.cron, template, base, ids, now)
                 continue
-            key = (kind, _values(cadence), *audience)
-            if type(cadence) is TimesPerWeekCadence:
+            # `_values(cadence)`, written out for a flat cadence (no nested model: the same
+            # tuple without its call, ~1.5k instructions a kind).
+            cls = type(cadence)
+            if cls in _FLAT:
+                values_: Hashable = (cls, *cadence.__dict__.values())
+            elif cls is TimesPerWeekCadence:
+                values_ = _spread_values(cadence)
+            else:  # pragma: no cover - every cadence of the union is one of the above
+                values_ = _values(cadence)
+            key = (kind, values_, audience)  # nested, not spread out: no list built
+            if cls is TimesPerWeekCadence:
                 spread = self._spreads.get(key)
                 if spread is None:
                     context = context or context_of(data)
@@ -281,10 +322,47 @@ class ShapePlanner:
                     self.hits += 1
                 now_ms = epoch_ms(now) if now_ms is None else now_ms
                 # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
+                # Each couple's arm: the first fire after `now` of the rule seeded by its own
+                # schedule id, in a steady week by integer arithmetic (steady_weeks.py), here
+                # rather than in a method of the arm (a call frame each, ~1.5k).
                 for each in spread:
                     t = each.target
                     field = head + (t if isinstance(t, str) else ids[t])
-                    arms.append(each.arm(couple_head + field, field, now, now_ms))
+                    schedule_id = couple_head + field
+                    week = each.week
+                    if week is None or not week.start_ms <= now_ms < week.until_ms:
+                        week = each.week = steady_week(each.zone, each.quiet_zones, now, now_ms)
+                        each.clear = week is not None and _window_clear(
+                            week, each.window, each.bounds
+                        )
+                    if week is not None:
+                        # first_spread_ms's first step written out (its frame, ~1.5k): the
+                        # first of this week's minutes after now's; past the week's last,
+                        # first_spread_ms itself (the next week's first).
+                        start, width = each.window
+                        elapsed = (now_ms - week.start_ms) // _MINUTE_MS
+                        text = schedule_id.encode() + week.tag
+                        for minute in week_spread(text, each.times, start, width):
+                            if minute > elapsed:
+                                nominal_ms = week.start_ms + minute * _MINUTE_MS
+                                break
+                        else:
+                            nominal_ms = first_spread_ms(
+                                week, schedule_id, each.times, start, width, now_ms
+                            )
+                        # A clear week (no quiet minute in the rule's window, no quiet
+                        # window at all): quiet_free_us would answer True.
+                        if each.clear or quiet_free_us(week, each.bounds, nominal_ms):
+                            spec = each.spec
+                            record = f"0|{nominal_ms}|{spec}"  # Arm.record
+                            arms.append(
+                                _new_arm(
+                                    Arm,
+                                    (schedule_id, spec, nominal_ms, nominal_ms, field, record),
+                                )
+                            )
+                            continue
+                    arms.append(each.general(schedule_id, now))
                 continue
             entry = self._memo.get(key)
             if entry is not None and entry.since <= now < entry.until:
@@ -380,12 +458,49 @@ class ShapePlanner:
                 tuple(ZoneInfo(q.timezone) for q in s.quiet),
                 quiet_bounds(s.quiet),
                 window_minutes(s.rule.window_start, s.rule.window_end),
+                s.rule.times_per_week,
             )
             for s in made
             if isinstance(s.rule, SpreadRule)
         )
         _keep(self._spreads, key, spread, self.size)
         return spread
+
+
+def _window_clear(week: SteadyWeek, window: tuple[int, int], bounds: QuietBounds) -> bool:
+    """True when no quiet window (`bounds`, their zones' offsets in `week`) holds any minute
+    of the daily window (`window`: rules.window_minutes, minutes of the schedule zone's day)
+    in `week` or the next: then `steady_weeks.quiet_free_us` is True for every nominal
+    instant a spread rule of that window has there (once per arm and week, not per couple).
+
+    The invariant: in a steady week (and the next) the zone and each quiet zone keep one
+    whole-minute offset, and a nominal instant is the week's local Monday 00:00 plus whole
+    local minutes (first_spread_ms), so its time of day in a quiet zone is its minute of the
+    zone's day shifted by the two offsets' difference, the same on every day. Exact both
+    ways: tests/property/test_ingest15_window_clear.py compares it minute by minute."""
+    start, width = window
+    monday_ms = (week.monday - _EPOCH_DAY).days * _DAY_MS  # the local Monday, read as UTC
+    zone_offset_ms = monday_ms - week.start_ms
+    for i, (quiet_start_us, quiet_end_us) in enumerate(bounds):
+        shift = (week.quiet_offsets_ms[i] - zone_offset_ms) // _MINUTE_MS
+        first = (start + shift) % _DAY_MINUTES
+        # The window's minutes in the quiet zone's day, as [from, to) ranges of minutes.
+        fires = _day_ranges(first, first + width)
+        # The quiet window's whole minutes: m with start <= m minutes < end (wrapping).
+        low, high = -(-quiet_start_us // _MINUTE_US), -(-quiet_end_us // _MINUTE_US)
+        quiet = [(low, high)] if quiet_start_us < quiet_end_us else [(low, _DAY_MINUTES), (0, high)]
+        for a, b in fires:
+            for c, d in quiet:
+                if max(a, c) < min(b, d):
+                    return False
+    return True
+
+
+def _day_ranges(start: int, end: int) -> list[tuple[int, int]]:
+    """Minutes [start, end) of a day (0 <= start < 1440, end - start <= 1440), wrapped."""
+    if end <= _DAY_MINUTES:
+        return [(start, end)]
+    return [(start, _DAY_MINUTES), (0, end - _DAY_MINUTES)]
 
 
 def _target(schedule_id: str, context: CoupleContext) -> str | int:

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.clock import from_ms
 from couples_nudge.scheduler.planning import PlanningError
-from couples_nudge.scheduler.shapes import ShapePlanner, _nested_fields, _values, plan_arms
+from couples_nudge.scheduler.shapes import (
+    _FLAT,
+    ShapePlanner,
+    _nested_fields,
+    _spread_values,
+    _values,
+    plan_arms,
+)
 from couples_nudge.scheduler.store import Arm, Plan, build_arm
 from couples_nudge_schemas import (
     Cadence,
@@ -285,6 +292,9 @@ class TestMemoKeys:
         if type(first) is TimesPerWeekCadence:  # the window as its own key, not the model
             window = first.between
             assert a == (TimesPerWeekCadence, "times_per_week", first.times, _values(window))
+            assert _spread_values(first) == a  # written out in ShapePlanner.arms
+        if type(first) in _FLAT:  # so keyed by ShapePlanner.arms without the call
+            assert a == (type(first), *first.__dict__.values())
 
 
 _SAFE_ID = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
@@ -349,3 +359,18 @@ class TestArmsBuiltInC:
         assert fast == plain
         assert fast._asdict() == plain._asdict()
         assert Plan.__new__.__module__ == "namedtuple_Plan"
+
+
+class TestKeptWeek:
+    def test_a_spread_arm_keeps_its_week_only_while_it_holds_now(self) -> None:
+        """A times-per-week arm's kept steady week is used only for instants inside it: going
+        forwards over Europe's spring change and weeks ahead, then back, every couple gets
+        the arms planned directly."""
+        prefs = couple(_CADENCES[3], {})
+        planner = ShapePlanner(timedelta(hours=1))
+        instants = [
+            START + timedelta(hours=h) for h in (0, 30, 46, 50, 118, 166, 200, 400, -100, 1, 49)
+        ]
+        for i, now in enumerate(instants):
+            other = _as(prefs, f"c{i}", f"kim{i}", f"lou{i}")
+            assert planner.arms(other, now) == _direct(other, now)
