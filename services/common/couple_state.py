@@ -309,20 +309,28 @@ def _push(text: bytes) -> PushSubscription:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any], shared_fields: set[str] | None = None) -> _M:
     """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
 
     Only the scheduler writes the profile fields, from a validated preferences.set: validating
     them again on every read would cost more than the rest of a parse. Made by
     `object.__new__`, which is `cls.__new__` for a pydantic model (none defines its own: a
     test pins it), without the read of `cls.__new__` through the model metaclass's
-    `__getattr__` hook (~1.5k instructions). `fields_set`: the keys of `values` when the
-    caller knows them beforehand (a copy of a constant set is cheaper than a set of the
-    dict's keys); else they are read from `values`.
+    `__getattr__` hook (~1.5k instructions). `shared_fields`: when `values` holds every
+    field of `cls`, the class's one set of all its fields (`_PARTNER_SHARED_FIELDS`, `_DATA_SHARED_FIELDS`), given to each
+    model as is; else a set of the keys of `values` is made.
+
+    The shared set (issue 20, h/notify13): a model's fields set is only read, or copied
+    before it is changed (`model_copy`, `copy`), by pydantic and by us; the one change
+    pydantic makes in place, `__setattr__`'s `add(name)`, cannot happen (the schema's
+    models are frozen) and would add a field it already holds. Invariant: nothing mutates a
+    parsed model's `model_fields_set` (tests/property/test_couple_parse.py checks the shared
+    sets after a parse and a `model_copy`). Each set not made saves its copy, its
+    deallocation and its traversal by the cyclic collector.
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
     _set_dict(made, values)
-    _set_fields_set(made, set(values if fields_set is None else fields_set))
+    _set_fields_set(made, set(values) if shared_fields is None else shared_fields)
     _set_extra(made, None)
     _set_private(made, None)
     return made
@@ -367,7 +375,7 @@ def _partner(
             "love_languages": [*_love_names(love)],
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
-        _PARTNER_FIELDS_SET,
+        _PARTNER_SHARED_FIELDS,
     )
 
 
@@ -386,6 +394,8 @@ _PARTNER_FIELDS_SET: Final = frozenset(
         "quiet_hours",
     )
 )
+# The fields set every parsed Partner shares (`_trusted`'s docstring); a set, as pydantic's.
+_PARTNER_SHARED_FIELDS: Final = set(_PARTNER_FIELDS_SET)
 
 
 @lru_cache(maxsize=256)
@@ -441,7 +451,7 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
             "context": None if x is None else _context(x.decode()),
             "listening": ln == b"1",
         },
-        _DATA_FIELDS_SET,
+        _DATA_SHARED_FIELDS,
     )
 
 
@@ -458,6 +468,8 @@ _DATA_FIELDS_SET: Final = frozenset(
         "listening",
     )
 )
+# The fields set every parsed profile shares (`_trusted`'s docstring).
+_DATA_SHARED_FIELDS: Final = set(_DATA_FIELDS_SET)
 
 
 def _paused(raw: str | None, now_ms: int) -> bool:
