@@ -317,8 +317,8 @@ def _trusted(cls: type[_M], values: dict[str, Any], shared_fields: set[str] | No
     `object.__new__`, which is `cls.__new__` for a pydantic model (none defines its own: a
     test pins it), without the read of `cls.__new__` through the model metaclass's
     `__getattr__` hook (~1.5k instructions). `shared_fields`: when `values` holds every
-    field of `cls`, the class's one set of all its fields (`_PARTNER_SHARED_FIELDS`, `_DATA_SHARED_FIELDS`), given to each
-    model as is; else a set of the keys of `values` is made.
+    field of `cls`, the class's one set of all its fields (`_PARTNER_SHARED_FIELDS`,
+    `_DATA_SHARED_FIELDS`), given to each model as is; else a set of the keys of `values`.
 
     The shared set (issue 20, h/notify13): a model's fields set is only read, or copied
     before it is changed (`model_copy`, `copy`), by pydantic and by us; the one change
