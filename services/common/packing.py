@@ -19,11 +19,12 @@ str (a subclass packs alike), so only numbers can be equal and pack otherwise. T
 costs less than a tuple of every argument's type per XADD (~2k instructions). A property test
 compares both packings.
 
-An EVALSHA (four a notifier nudge, h/notify13) is packed likewise from its head: "EVALSHA",
-the script's SHA-1 and the key count, packed once per script and count (`_script_heads`,
-keyed only when the SHA is exactly a str and the count exactly an int: the same invariant),
-and the keys and arguments packed by hiredis, their count line replaced by the whole
-command's: three `sprintf`s and an int's text less a call. A property test compares both.
+An EVALSHA (four a notifier nudge, h/notify13) is packed likewise from its head: the
+command's count line, "EVALSHA", the script's SHA-1 and the key count, packed once per script,
+key count and length (`_script_heads`, keyed only when the SHA is exactly a str and the count
+exactly an int: the same invariant), then the keys and arguments as hiredis packs them, but
+their own count line (whose length the head knows): three `sprintf`s and an int's text less
+a call. A property test compares both.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = ["hiredis_packing", "pack"]
 
 _PREFIXES_KEPT: Final = 256  # XADD prefixes remembered (one per stream and trim, in practice)
 _prefixes: dict[tuple[Any, ...], _Prefix] = {}
-_script_heads: dict[tuple[str, int], bytes] = {}  # EVALSHA heads without the count line
+_script_heads: dict[tuple[str, int, int], _ScriptHead] = {}  # by SHA, key count, length
 _PLAIN: Final = frozenset({str, int})
 
 
@@ -50,6 +51,14 @@ class _Prefix(NamedTuple):
 
     packed: bytes
     ints: tuple[int, ...]
+
+
+class _ScriptHead(NamedTuple):
+    """An EVALSHA's packed count line, name, SHA-1 and key count, and the length of the count
+    line of its keys and arguments packed alone (what the head replaces)."""
+
+    packed: bytes
+    skip: int
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
@@ -71,10 +80,10 @@ def pack(args: tuple[Any, ...]) -> bytes:
             tail: bytes = hiredis.pack_command(args[3:])
         except TypeError:
             return _pack(args)  # an argument hiredis refuses: `_pack` decides
-        script = _script_heads.get((args[1], args[2]))
+        script = _script_heads.get((args[1], args[2], len(args)))
         if script is None:
-            script = _script_head(args[1], args[2])
-        return b"*%d\r\n%b%b" % (len(args), script, tail[tail.index(b"\n") + 1 :])
+            script = _script_head(args[1], args[2], len(args))
+        return script.packed + tail[script.skip :]
     if type(args[0]) is str and args[0].isalpha():  # `_pack`'s first case, without its call
         try:  # not contextlib.suppress: its __enter__ and __exit__ are Python calls
             return hiredis.pack_command(args)  # type: ignore[no-any-return]
@@ -98,13 +107,15 @@ def _prefix(head: tuple[Any, ...], count: int) -> _Prefix:
     return prefix
 
 
-def _script_head(sha: str, count: int) -> bytes:
-    """ "EVALSHA", `sha` and `count` packed, without the command's count line; remembered."""
+def _script_head(sha: str, count: int, length: int) -> _ScriptHead:
+    """The head of an EVALSHA of `length` arguments, `sha` and `count` its second and third;
+    remembered."""
     packed: bytes = hiredis.pack_command(("EVALSHA", sha, count))  # type: ignore[arg-type]
-    head = packed[packed.index(b"\n") + 1 :]
+    name = packed[packed.index(b"\n") + 1 :]  # without its own count line
+    head = _ScriptHead(b"*%d\r\n%b" % (length, name), len(b"*%d\r\n" % (length - 3)))
     if len(_script_heads) >= _PREFIXES_KEPT:
         _script_heads.clear()
-    _script_heads[(sha, count)] = head
+    _script_heads[(sha, count, length)] = head
     return head
 
 
