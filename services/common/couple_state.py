@@ -309,20 +309,19 @@ def _push(text: bytes) -> PushSubscription:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str] | None = None) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     """``cls.model_construct(**values)`` for values of every field, 10x cheaper.
 
     Only the scheduler writes the profile fields, from a validated preferences.set: validating
     them again on every read would cost more than the rest of a parse. Made by
     `object.__new__`, which is `cls.__new__` for a pydantic model (none defines its own: a
     test pins it), without the read of `cls.__new__` through the model metaclass's
-    `__getattr__` hook (~1.5k instructions). `fields_set`: the keys of `values` when the
-    caller knows them beforehand (a copy of a constant set is cheaper than a set of the
-    dict's keys); else they are read from `values`.
+    `__getattr__` hook (~1.5k instructions). `_partner` and `_profile` make their models the
+    same way inline, with their class's shared fields set (`_PARTNER_SHARED_FIELDS`).
     """
     made = _new_model(cls)  # not `cls.__new__`: see `_trusted`'s docstring
     _set_dict(made, values)
-    _set_fields_set(made, set(values if fields_set is None else fields_set))
+    _set_fields_set(made, set(values))
     _set_extra(made, None)
     _set_private(made, None)
     return made
@@ -353,8 +352,9 @@ def _partner(
     field is given), cheaper than a set of the dict's keys; no call for absent devices."""
     partner_id, _, zone = s.decode().partition("|")  # _split_partner, without its call
     locale, channels, love, email = c.decode().split("|", 3)
-    return _trusted(
-        Partner,
+    made = _new_model(Partner)  # `_trusted` inline (its call: ~0.5k instructions a model)
+    _set_dict(
+        made,
         {
             "partner_id": partner_id,
             "name": n.decode(),
@@ -367,8 +367,11 @@ def _partner(
             "love_languages": [*_love_names(love)],
             "quiet_hours": None if q is None else _quiet_hours(q.decode()),
         },
-        _PARTNER_FIELDS_SET,
     )
+    _set_fields_set(made, _PARTNER_SHARED_FIELDS)
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
 
 
 # Every field of a Partner, in the order `_partner` gives them (a test pins it).
@@ -386,6 +389,14 @@ _PARTNER_FIELDS_SET: Final = frozenset(
         "quiet_hours",
     )
 )
+# The fields set every parsed Partner shares, given as is (a set, as pydantic's), and
+# `_DATA_SHARED_FIELDS` every parsed profile's (issue 20, h/notify13: each set not made saves
+# its copy, its deallocation and its traversal by the cyclic collector, ~4k instructions a
+# parse). Invariant: nothing changes a parsed model's `model_fields_set` in place: pydantic
+# reads it, or copies it before it changes it (`model_copy`, `copy`); the one change it makes
+# in place, `__setattr__`'s `add(name)`, cannot happen on the schema's frozen models (and
+# would add a field the set holds). tests/property/test_couple_parse.py checks the sets.
+_PARTNER_SHARED_FIELDS: Final = set(_PARTNER_FIELDS_SET)
 
 
 @lru_cache(maxsize=256)
@@ -413,9 +424,16 @@ def _quiet_hours(text: str) -> QuietHours:
     return _trusted(QuietHours, {"start": start, "end": end, "policy": policy})
 
 
-def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
-    """The profile from the couple hash's fields (_ORDER_KEYS, then both partners' push
-    subscriptions and device lists joined from their pieces).
+def _profile(
+    raw: dict[bytes, bytes],
+    couple_id: bytes,
+    push: list[tuple[bytes, bytes]] | None,
+    mobile: list[tuple[bytes, bytes]] | None,
+) -> PreferencesSetData | None:
+    """The profile from the couple hash's fields (each read by its name, not unpacked from a
+    tuple of them: ~1.5k instructions a parse, h/notify13), both partners' push
+    subscriptions and device lists joined from their pieces (`push`, `mobile`: None when
+    there are none).
 
     Not cached (issue 20, h/notify9): the notifier parses a couple once per occurrence (one
     nudge for both partners), hours apart, so a cache of 4,096 profiles keyed by their bytes
@@ -423,26 +441,38 @@ def _profile(values: tuple[bytes | None, ...]) -> PreferencesSetData | None:
     the key's ~17 byte-string hashes and the LRU's bookkeeping, and the profiles it kept alive
     were traversed by the cyclic GC: 471.1k -> 460.0k instructions a notifier message
     (callgrind, every couple new as in the benchmark's drain)."""
-    rev, couple_id, s0, s1, q0, q1, n0, n1, c0, c1, f, x, ln, w0, w1, m0, m1 = values
-    if rev is None or couple_id is None:
+    get = raw.get
+    rev, s0, s1, n0, n1 = get(b"rev"), get(b"s0"), get(b"s1"), get(b"n0"), get(b"n1")
+    c0, c1 = get(b"c0"), get(b"c1")
+    if rev is None:
         return None
     if s0 is None or s1 is None or n0 is None or n1 is None or c0 is None or c1 is None:
         return None
-    focus, _, discreet = (f or b"|").decode().partition("|")
-    return _trusted(
-        PreferencesSetData,
+    w0, w1 = (_joined(push, b"w0."), _joined(push, b"w1.")) if push else (None, None)
+    m0, m1 = (_joined(mobile, b"m0."), _joined(mobile, b"m1.")) if mobile else (None, None)
+    focus, _, discreet = (get(b"f") or b"|").decode().partition("|")
+    x = get(b"x")
+    made = _new_model(PreferencesSetData)  # `_trusted` inline
+    _set_dict(
+        made,
         {
             "couple_id": couple_id.decode(),
             "revision": int(rev),
-            "partners": (_partner(s0, q0, n0, c0, w0, m0), _partner(s1, q1, n1, c1, w1, m1)),
+            "partners": (
+                _partner(s0, get(b"q0"), n0, c0, w0, m0),
+                _partner(s1, get(b"q1"), n1, c1, w1, m1),
+            ),
             "nudges": _NO_NUDGES,
             "focus_areas": [*_focus_names(focus)],
             "discreet": discreet == "1",
             "context": None if x is None else _context(x.decode()),
-            "listening": ln == b"1",
+            "listening": get(b"ln") == b"1",
         },
-        _DATA_FIELDS_SET,
     )
+    _set_fields_set(made, _DATA_SHARED_FIELDS)
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
 
 
 # Every field of a PreferencesSetData, in the order `_profile` gives them (a test pins it).
@@ -458,6 +488,8 @@ _DATA_FIELDS_SET: Final = frozenset(
         "listening",
     )
 )
+# The fields set every parsed profile shares (`_PARTNER_SHARED_FIELDS`' comment).
+_DATA_SHARED_FIELDS: Final = set(_DATA_FIELDS_SET)
 
 
 def _paused(raw: str | None, now_ms: int) -> bool:
@@ -592,14 +624,9 @@ def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     if couple_id is None:
         return CoupleState(None, fields, consent_marks=marks)
     fields["sids"] = b",".join(schedules).decode()
-    values = (
-        *map(raw.get, _ORDER_KEYS),
-        *((_joined(push, b"w0."), _joined(push, b"w1.")) if push else (None, None)),
-        *((_joined(mobile, b"m0."), _joined(mobile, b"m1.")) if mobile else (None, None)),
-    )
     x = raw.get(b"x")
     fmt = _FORMAT_NAMES.get(x.decode().rpartition("|")[2]) if x else None
-    return _state(_profile(values), fields, fmt, records, marks)
+    return _state(_profile(raw, couple_id, push, mobile), fields, fmt, records, marks)
 
 
 def _state(

@@ -32,13 +32,30 @@ through `Counter.inc`, which refuses it), and no exemplar is ever given. Invaria
 registries' samples); prometheus_client's `_value`, `_sum`, `_buckets` and `_upper_bounds`
 are used as `_observe_many` already did (requirements.lock pins prometheus_client; the tests
 fail if those names go).
+
+Those two are tallied, not written at once (issue 20, h/notify13: each value holder's `inc`
+is a Python call that takes a lock, ~2.2k instructions, four a nudge): after a series' first
+update (which goes through the public calls, so the series and its `_created` appear when
+they did), a count is added to a plain int of its own (`_consumed_tally`, `_SentTally`), and
+the latency sum to a float that mirrors the histogram's (`_SentTally.total`, the same float
+additions in the same order as the holder's `+=`). The tallies are written into the value
+holders before anything reads them: the three metrics' `collect`, which the registry (full
+or restricted), `generate_latest` and `get_sample_value` call, writes them first
+(`_flushed_first`), and `observe_delivery` writes before it observes. Invariants: the
+notifier runs on one event loop, /metrics is served on that loop (common/http.py), so no
+update is made while the tallies are written; the children of `nudge_events_consumed`,
+`nudge_nudges_sent` and `nudge_delivery_latency_seconds` are updated through these methods
+only. Counts are integers, exact in a float to 2**53, so adding them later adds the same; the
+sum is set to the mirror, which saw the very same additions. What /metrics exposes is what
+the code before gave, byte for byte but the `_created` times (tests/property/
+test_metrics_tally.py against tests/support/metrics_reference.py).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
 
@@ -78,20 +95,38 @@ _SUFFIXES: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _SentSeries:
-    """What one run of sent outcomes of a kind and channel updates (module docstring): the
+@dataclass(slots=True)
+class _SentTally:
+    """What runs of sent outcomes of a kind and channel add (module docstring): the
     children of `nudge_nudges_sent` and `nudge_delivery_latency_seconds` for those labels,
-    by their value holders."""
+    their value holders, and what was added since they were last written."""
 
-    sent: Callable[[float], None]  # the counter child's value's `inc`
-    latency_sum: Callable[[float], None]  # the histogram child's `_sum.inc`
+    sent_inc: Callable[[float], None]  # the counter child's value's `inc`
+    sum_value: Any  # the histogram child's sum holder (`_sum`)
     buckets: list[Any]  # its bucket values, one per upper bound (not cumulative)
     bounds: list[float]  # its upper bounds, ascending, +Inf last
+    total: float  # the sum as its holder will hold it: every addition made here, in order
+    sent: int = 0  # sends not yet counted in the counter
+    counts: list[int] = field(default_factory=list)  # per bucket, not yet in its value
 
     @classmethod
-    def of(cls, sent: Counter, latency: Histogram) -> _SentSeries:
-        return cls(sent._value.inc, latency._sum.inc, latency._buckets, latency._upper_bounds)
+    def of(cls, sent: Counter, latency: Histogram) -> _SentTally:
+        sum_value = latency._sum
+        bounds = latency._upper_bounds
+        return cls(sent._value.inc, sum_value, latency._buckets, bounds, sum_value.get(),
+                   0, [0] * len(bounds))  # fmt: skip
+
+    def write(self) -> None:
+        """Into the value holders, then nothing pending."""
+        if self.sent:
+            self.sent_inc(self.sent)
+            self.sent = 0
+        self.sum_value.set(self.total)
+        counts = self.counts
+        for index, count in enumerate(counts):
+            if count:
+                self.buckets[index].inc(count)
+                counts[index] = 0
 
 
 class Metrics:
@@ -100,10 +135,12 @@ class Metrics:
         self.keys = keys
         self.registry = CollectorRegistry()
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}  # see the module docstring
-        # The notifier's per-nudge updates, kept (module docstring): a stream's consumed
-        # counter value's `inc`; a kind and channel's sent series.
+        # The notifier's per-nudge updates, tallied (module docstring): per stream, its
+        # consumed counter value's `inc` and the count not yet added; a kind and channel's
+        # sent tally.
         self._consumed: dict[str, Callable[[float], None]] = {}
-        self._sent_series: dict[tuple[str, str], _SentSeries] = {}
+        self._consumed_tally: dict[str, int] = {}
+        self._sent_series: dict[tuple[str, str], _SentTally] = {}
         self._prefix = f"{keys.prefix}:"
         r = self.registry
         # --- the process: process_* (Linux /proc; absent elsewhere), python_info, build -------
@@ -205,6 +242,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # The tallies written before these are read (module docstring).
+        _flushed_first(self.events_consumed, self._write_consumed)
+        _flushed_first(self.sent, self._write_sent)
+        _flushed_first(self.delivery_latency, self._write_sent)
         # --- how things stand in Redis (gauges, set by the refresher) ------------------------
         self.stream_length = Gauge(
             "nudge_stream_length", "Entries in a stream.", ["stream"], registry=r
@@ -274,13 +315,26 @@ class Metrics:
 
     # --- events -----------------------------------------------------------------------------
     def observe_consumed(self, stream: str, count: int = 1) -> None:
-        inc = self._consumed.get(stream)
-        if inc is None or count < 0:  # a stream's first count; what Counter.inc refuses
+        tally = self._consumed_tally.get(stream)
+        if tally is None or count < 0:  # a stream's first count; what Counter.inc refuses
             child = self._labelled(self.events_consumed, self.stream_label(stream))
             child.inc(count)
             self._consumed[stream] = child._value.inc
+            self._consumed_tally[stream] = 0
             return
-        inc(count)  # Counter.inc's own step, its checks passed (module docstring)
+        # Counter.inc's own step, its checks passed, tallied (module docstring)
+        self._consumed_tally[stream] = tally + count
+
+    def _write_consumed(self) -> None:
+        tallies = self._consumed_tally
+        for stream, count in tallies.items():
+            if count:
+                self._consumed[stream](count)
+                tallies[stream] = 0
+
+    def _write_sent(self) -> None:
+        for tally in self._sent_series.values():
+            tally.write()
 
     def observe_rejected(self, stream: str) -> None:
         self.events_rejected.labels(self.stream_label(stream)).inc()
@@ -343,23 +397,31 @@ class Metrics:
         count: int,
     ) -> None:
         """`count` sends of one kind and channel scheduled and sent at these instants: what
-        `inc(count)` of the sent counter and `_observe_many` of the latency give, through
-        the kept `_SentSeries` (module docstring)."""
-        series = self._sent_series.get((kind, channel))
-        if series is None:
-            series = self._sent_series[(kind, channel)] = _SentSeries.of(
+        `inc(count)` of the sent counter and `_observe_many` of the latency give, tallied in
+        the kind and channel's `_SentTally` (module docstring)."""
+        tally = self._sent_series.get((kind, channel))
+        if tally is None:
+            tally = self._sent_series[(kind, channel)] = _SentTally.of(
                 self._labelled(self.sent, kind, channel),
                 self._labelled(self.delivery_latency, kind, channel),
             )
-        series.sent(count)
         seconds = max(0.0, (sent_at - scheduled_at).total_seconds())
-        _add_observations(series.bounds, series.buckets, series.latency_sum, seconds, count)
+        tally.sent += count
+        tally.total += seconds * count  # what `_add_observations` adds to the sum
+        index = bisect_left(tally.bounds, seconds)  # the first bucket with seconds <= bound
+        if index < len(tally.counts):
+            tally.counts[index] += count
 
     def observe_delivery(
         self, kind: NudgeKind, channel: Channel, scheduled_at: datetime, sent_at: datetime
     ) -> None:
         seconds = (sent_at - scheduled_at).total_seconds()
+        tally = self._sent_series.get((kind, channel))
+        if tally is not None:  # its additions first, in order (module docstring)
+            tally.write()
         self._labelled(self.delivery_latency, kind, channel).observe(max(0.0, seconds))
+        if tally is not None:
+            tally.total = tally.sum_value.get()
 
     def observe_webhook(self, source: str, status: int, reason: str) -> None:
         self.webhook_requests.labels(source, str(status), reason).inc()
@@ -400,6 +462,18 @@ class Metrics:
             kind: Literal["counter", "histogram", "gauge", "info"] | str = family.type
             names.update(family.name + suffix for suffix in _SUFFIXES.get(kind, ("",)))
         return names
+
+
+def _flushed_first(metric: Counter | Histogram, write: Callable[[], None]) -> None:
+    """`metric.collect()` writes the tallies first (module docstring): the registry, full or
+    restricted, collects each metric through its `collect`, read from the instance."""
+    collect = metric.collect
+
+    def collect_written() -> Iterable[Any]:
+        write()
+        return collect()
+
+    metric.collect = collect_written  # type: ignore[method-assign]
 
 
 def _observe_many(histogram: Histogram, amount: float, count: int) -> None:

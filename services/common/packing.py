@@ -18,6 +18,13 @@ checked at those places only (an int there, not a bool or a float): what equals 
 str (a subclass packs alike), so only numbers can be equal and pack otherwise. That check
 costs less than a tuple of every argument's type per XADD (~2k instructions). A property test
 compares both packings.
+
+An EVALSHA (four a notifier nudge, h/notify13) is packed likewise from its head: the
+command's count line, "EVALSHA", the script's SHA-1 and the key count, packed once per script,
+key count and length (`_script_heads`, keyed only when the SHA is exactly a str and the count
+exactly an int: the same invariant), then the keys and arguments as hiredis packs them, but
+their own count line (whose length the head knows): three `sprintf`s and an int's text less
+a call. A property test compares both.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ __all__ = ["hiredis_packing", "pack"]
 
 _PREFIXES_KEPT: Final = 256  # XADD prefixes remembered (one per stream and trim, in practice)
 _prefixes: dict[tuple[Any, ...], _Prefix] = {}
+_script_heads: dict[tuple[str, int, int], _ScriptHead] = {}  # by SHA, key count, length
 _PLAIN: Final = frozenset({str, int})
 
 
@@ -43,6 +51,14 @@ class _Prefix(NamedTuple):
 
     packed: bytes
     ints: tuple[int, ...]
+
+
+class _ScriptHead(NamedTuple):
+    """An EVALSHA's packed count line, name, SHA-1 and key count, and the length of the count
+    line of its keys and arguments packed alone (what the head replaces)."""
+
+    packed: bytes
+    skip: int
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
@@ -59,6 +75,15 @@ def pack(args: tuple[Any, ...]) -> bytes:
             found = _prefix(head, len(args))
         data = args[-1]
         return b"%b$%d\r\n%b\r\n" % (found.packed, len(data), data)
+    if args[0] == "EVALSHA" and len(args) > 3 and type(args[1]) is str and type(args[2]) is int:
+        try:  # see the module docstring
+            tail: bytes = hiredis.pack_command(args[3:])
+        except TypeError:
+            return _pack(args)  # an argument hiredis refuses: `_pack` decides
+        script = _script_heads.get((args[1], args[2], len(args)))
+        if script is None:
+            script = _script_head(args[1], args[2], len(args))
+        return script.packed + tail[script.skip :]
     if type(args[0]) is str and args[0].isalpha():  # `_pack`'s first case, without its call
         try:  # not contextlib.suppress: its __enter__ and __exit__ are Python calls
             return hiredis.pack_command(args)  # type: ignore[no-any-return]
@@ -80,6 +105,18 @@ def _prefix(head: tuple[Any, ...], count: int) -> _Prefix:
             _prefixes.clear()
         _prefixes[head] = prefix
     return prefix
+
+
+def _script_head(sha: str, count: int, length: int) -> _ScriptHead:
+    """The head of an EVALSHA of `length` arguments, `sha` and `count` its second and third;
+    remembered."""
+    packed: bytes = hiredis.pack_command(("EVALSHA", sha, count))  # type: ignore[arg-type]
+    name = packed[packed.index(b"\n") + 1 :]  # without its own count line
+    head = _ScriptHead(b"*%d\r\n%b" % (length, name), len(b"*%d\r\n" % (length - 3)))
+    if len(_script_heads) >= _PREFIXES_KEPT:
+        _script_heads.clear()
+    _script_heads[(sha, count, length)] = head
+    return head
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:

@@ -280,6 +280,12 @@ class Delivery:
         self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self._daily_cap = settings.daily_cap_per_partner  # a settings field: read once
+        # The settings each message reads, read once (issue 20, h/notify13): a field of the
+        # frozen settings model is read through its __getattr__ hook, ~0.7k instructions.
+        self._push_link = settings.push_link
+        self._manage_url = settings.manage_url
+        self._support_url = settings.support_url
+        self._sender = settings.sender
         self.caps = CapLedger(state.redis, state.keys, state.pipe, couple_keys=state.couple_keys)
         self.jar = JarStore(state.redis, state.keys, state.pipe)
         self.unsubscribe = (
@@ -756,15 +762,19 @@ class Delivery:
     ) -> Outgoing:
         channel, key = send.channel, send.key
         assert couple.profile is not None
+        # The partner's fields from its __dict__ (exactly its fields: extras are forbidden),
+        # one __getattr__ hook, not one a field read.
+        p = partner.__dict__
+        partner_id = p["partner_id"]
         now_s = int(now.timestamp())  # the signed links' issued_at
         view = view_for(
             couple.profile,
-            partner.partner_id,
+            partner_id,
             nudge.kind,
             item,
             turn=nudge.turn,
             link=deep_link(
-                self.settings.push_link,
+                self._push_link,
                 kind=nudge.kind,
                 couple_id=nudge.couple_id,
                 occurrence_id=nudge.occurrence_id,
@@ -773,24 +783,25 @@ class Delivery:
             if channel == "email"
             else None,
             jar_idea=jar_idea,
-            manage_url=self._link(nudge, partner, "manage", now_s) or self.settings.manage_url,
-            support_url=self.settings.support_url,
+            manage_url=self._link(nudge, partner, "manage", now_s) or self._manage_url,
+            support_url=self._support_url,
             when=nudge.scheduled_at,
             actions=self._answers(nudge, partner, now_s),
         )
         if channel == "email":
-            assert partner.email is not None
+            email = p["email"]
+            assert email is not None
             message_id, headers = None, []
             if self.message_ids is not None:
-                ref = MessageRef(nudge.couple_id, partner.partner_id, nudge.occurrence_id)
+                ref = MessageRef(nudge.couple_id, partner_id, nudge.occurrence_id)
                 token = self.message_ids.token(ref)
                 message_id = self.message_ids.message_id(ref)
                 headers = provider_headers(token)
             mime = render_email_bytes(
                 view,
-                sender=self.settings.sender,
-                to_name=partner.name,
-                to_address=partner.email,
+                sender=self._sender,
+                to_name=p["name"],
+                to_address=email,
                 when=now,
                 list_unsubscribe_post=True,  # our endpoint takes RFC 8058 one-click POSTs
                 message_id=message_id,
@@ -801,9 +812,9 @@ class Delivery:
                 key,
                 mime=mime,
                 sender=self._sender_address,
-                address=partner.email,
+                address=email,
                 couple_id=nudge.couple_id,
-                partner_id=partner.partner_id,
+                partner_id=partner_id,
                 occurrence_id=nudge.occurrence_id,
             )
         return Outgoing(
@@ -811,9 +822,9 @@ class Delivery:
             key,
             push=render_push(view),
             # The webhook needs no address; a device's token never leaves the channel.
-            address=partner.push if channel == "push" else send.device,
+            address=p["push"] if channel == "push" else send.device,
             couple_id=nudge.couple_id,
-            partner_id=partner.partner_id,
+            partner_id=partner_id,
             occurrence_id=nudge.occurrence_id,
         )
 

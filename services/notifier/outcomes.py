@@ -29,6 +29,12 @@ UUIDv5 in Python's `UUID.__init__`) of the ~640k a message spends outside render
    `built`, else `make` answers None and the delivery takes `built` and the serializer.
    tests/property/test_outcome_build.py: the same model (fields, fields set, hash) and the
    serializer's very bytes, for any values; the cases it refuses.
+4. The NudgeSent and NudgeSentData that `SentOutcomes.make` builds share one fields set per
+   model (`_SENT_FIELDS`, `_SENT_DATA_FIELDS`), not a copy each (issue 20, h/notify13).
+   Invariant: nothing changes a model's `model_fields_set` in place: pydantic reads it, or
+   copies it before it changes it (`model_copy`, `copy`), and its one change in place,
+   `__setattr__`'s `add`, cannot happen on these frozen models; nor does our code.
+   tests/property/test_outcome_build.py checks the shared sets unchanged after use.
 """
 
 from __future__ import annotations
@@ -149,6 +155,9 @@ def _json_plain(text: str) -> bool:
 # envelope's: the fields sets `built` gives those calls.
 _SENT_DATA_SET: Final = frozenset(NudgeSentData.model_fields) - {"attempt"}
 _SENT_SET: Final = frozenset(NudgeSent.model_fields)
+# The one fields set every outcome `make` builds shares, per model (module docstring, 4).
+_SENT_DATA_FIELDS: Final = set(_SENT_DATA_SET)
+_SENT_FIELDS: Final = set(_SENT_SET)
 
 
 # pydantic's own JSON of a pair of instants: the texts `SentOutcomes` puts in its outcomes
@@ -265,7 +274,7 @@ class SentOutcomes:
                 "note": self._note,
             },
         )
-        _set_fields_set(data, set(_SENT_DATA_SET))
+        _set_fields_set(data, _SENT_DATA_FIELDS)
         _set_extra(data, None)
         _set_private(data, None)
         event = _new_model(NudgeSent)
@@ -279,7 +288,7 @@ class SentOutcomes:
                 "data": data,
             },
         )
-        _set_fields_set(event, set(_SENT_SET))
+        _set_fields_set(event, _SENT_FIELDS)
         _set_extra(event, None)
         _set_private(event, None)
         h = f"{event_id.int:032x}"

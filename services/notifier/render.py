@@ -181,18 +181,26 @@ def view_for(
     when: datetime | None = None,
     actions: tuple[tuple[str, str], ...] = (),
 ) -> NudgeView:
-    """The view of one nudge for one partner of a couple (`turn`: a partner id or None)."""
-    first, second = profile.partners
-    if first.partner_id == partner_id:
+    """The view of one nudge for one partner of a couple (`turn`: a partner id or None).
+
+    The models' fields are read from their `__dict__`, which holds exactly their fields (the
+    schema forbids extras): a pydantic field read goes through the model's `__getattr__`
+    hook, ~0.7k instructions; three such reads here instead of eight to ten (h/notify13)."""
+    data = profile.__dict__
+    first_model, second_model = data["partners"]
+    first, second = first_model.__dict__, second_model.__dict__
+    if first["partner_id"] == partner_id:
         partner, other = first, second
-    elif second.partner_id == partner_id:
+    elif second["partner_id"] == partner_id:
         partner, other = second, first
     else:
         raise ValueError("not a partner of this couple")
-    name, other_name = partner.name, other.name
+    name, other_name = partner["name"], other["name"]
     turn_name = None  # whose turn, as {partner_id: name, other's id: other's name}.get(turn)
     if turn:
-        turn_name = other_name if turn == other.partner_id else name if turn == partner_id else None
+        turn_name = (
+            other_name if turn == other["partner_id"] else name if turn == partner_id else None
+        )
     return _NEW(  # every field, in the class's order: a test pins it against the keywords
         NudgeView,
         (
@@ -202,15 +210,15 @@ def view_for(
             other_name,  # partner
             turn_name,  # turn
             turn == partner_id,  # turn_is_recipient
-            profile.discreet,
-            partner.locale,
+            data["discreet"],
+            partner["locale"],
             link,
             unsubscribe_url,
             jar_idea,
             manage_url,
             support_url,
             when,
-            partner.timezone,
+            partner["timezone"],
             actions,
         ),
     )

@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from benchmarks.burst import START
+from benchmarks.callgrind_couple import hashes
 from benchmarks.harness import couple_event
 from couples_nudge.common import couple_state as cs
 from couples_nudge.common.couple_state import CoupleState, encode_profile, parse_couple
@@ -177,6 +179,27 @@ def test_the_fields_set_are_every_field() -> None:
     """A parsed profile gives every field of its models: their fields set are all of them."""
     assert set(Partner.model_fields) == cs._PARTNER_FIELDS_SET
     assert set(PreferencesSetData.model_fields) == cs._DATA_FIELDS_SET
+
+
+def test_parsed_models_share_one_fields_set_left_whole() -> None:
+    """Every parsed Partner and profile holds its class's one shared fields set (`_trusted`),
+    equal to every field; `model_copy(update=...)` changes a copy, never the shared set; the
+    frozen models refuse the one change pydantic makes in place (`__setattr__`'s add)."""
+    raws = hashes(3)
+    parsed = [parse_couple(raw).profile for raw in raws]
+    for profile in parsed:
+        assert profile is not None
+        assert profile.model_fields_set is cs._DATA_SHARED_FIELDS
+        for partner in profile.partners:
+            assert partner.model_fields_set is cs._PARTNER_SHARED_FIELDS
+    first = parsed[0]
+    assert first is not None
+    copied = first.partners[0].model_copy(update={"locale": "de"})
+    assert copied.model_fields_set is not cs._PARTNER_SHARED_FIELDS
+    with pytest.raises(ValidationError):
+        first.partners[0].locale = "fr"  # type: ignore[misc]
+    assert set(Partner.model_fields) == cs._PARTNER_SHARED_FIELDS
+    assert set(PreferencesSetData.model_fields) == cs._DATA_SHARED_FIELDS
 
 
 def test_the_state_slots_are_its_fields() -> None:

@@ -99,3 +99,34 @@ def test_equal_xadd_heads_of_other_types_pack_as_redis_py_packs_them(
         booleans = ("XADD", *[bool(a) if type(a) is int else a for a in head], payload)
         with pytest.raises(DataError):
             pack(booleans)
+
+
+# An EVALSHA is packed from its remembered head (packing.py, h/notify13): the same bytes.
+sha = st.one_of(st.text(alphabet="0123456789abcdef", min_size=40, max_size=40), st.text(max_size=8))
+key_count = st.one_of(st.integers(-2, 5), st.sampled_from([True, 1.0, 2**70]))
+
+
+@given(sha, key_count, st.lists(argument, max_size=8), st.lists(argument, max_size=8))
+def test_an_evalsha_is_packed_from_its_head_as_redis_py_packs_it(
+    script: str, count: EncodableT, first: list[EncodableT], second: list[EncodableT]
+) -> None:
+    for rest in (first, second):  # the second from the head the first left
+        args = ("EVALSHA", script, count, *rest)
+        try:
+            theirs = b"".join(bytes(p) for p in _python_packer().pack_command(*args))
+        except DataError:
+            with pytest.raises(DataError):
+                pack(args)
+            continue
+        assert pack(args) == theirs
+
+
+def test_an_evalsha_head_is_remembered_by_its_arguments_types() -> None:
+    """A key count of 1, then 1.0 and True (equal keys of a dict): each packs as redis-py
+    packs it, or is refused as it refuses it."""
+    script = "f" * 40
+    for count in (1, 1.0):
+        args = ("EVALSHA", script, count, "k", b"a")
+        assert pack(args) == b"".join(_python_packer().pack_command(*args))
+    with pytest.raises(DataError):
+        pack(("EVALSHA", script, True, "k", b"a"))

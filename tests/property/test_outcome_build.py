@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationErr
 
 from couples_nudge.common.clock import epoch_ms
 from couples_nudge.common.streams import encode
+from couples_nudge.notifier import outcomes
 from couples_nudge.notifier.outcomes import (
     _NS,
     _PYDANTIC_UTC,
@@ -36,6 +37,8 @@ from couples_nudge_schemas import (
     NudgeSuppressedData,
 )
 from couples_nudge_schemas.outcomes import SuppressionReason
+
+_AT = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
 occurrences = st.from_regex(r"[A-Za-z0-9_.:/@-]{1,200}", fullmatch=True)
@@ -211,6 +214,26 @@ class TestSentOutcomes:
         if made is not None:
             _same(made.event, slow)
             assert made.data == encode(slow)
+
+    def test_made_outcomes_share_their_fields_sets_left_whole(self) -> None:
+        """Every outcome `make` builds holds the one shared fields set of its model (module
+        docstring, 4), as the validating constructor sets it; a copy with an update changes
+        its own."""
+        made = SentOutcomes(
+            "nudge-notifier", "c1/d/both@1", "c1", "date_night", _AT, epoch_ms(_AT), None,
+            _AT, epoch_ms(_AT),
+        )  # fmt: skip
+        events = [made.make(f"k{n}", f"p{n}", "email", None, "dn-1") for n in range(3)]
+        for encoded in events:
+            assert encoded is not None
+            assert encoded.event.model_fields_set is outcomes._SENT_FIELDS
+            assert encoded.event.data.model_fields_set is outcomes._SENT_DATA_FIELDS
+        first = events[0]
+        assert first is not None
+        copied = first.event.data.model_copy(update={"attempt": 2})
+        assert "attempt" in copied.model_fields_set
+        assert set(NudgeSentData.model_fields) - {"attempt"} == outcomes._SENT_DATA_FIELDS
+        assert set(NudgeSent.model_fields) == outcomes._SENT_FIELDS
 
     @given(any_instants)
     def test_utc_text_is_pydantics(self, at: datetime) -> None:
