@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import uuid
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,64 +27,41 @@ from couples_nudge.notifier.channels.base import RecordingChannel
 from couples_nudge.notifier.service import NotifierService
 from couples_nudge.operator.dashboard import TOKEN_HEADER
 from couples_nudge.scheduler.service import SchedulerService
-from couples_nudge_schemas import (
-    NudgeSent,
-    NudgeSentData,
-    NudgeSuppressed,
-    NudgeSuppressedData,
-    OutcomeEvent,
-)
+from couples_nudge_schemas import NudgeSent, NudgeSuppressed, OutcomeEvent
 from tests.support.browser import PHONE, WIDTHS, chromium, layout_overflow, shoot, viewport
 from tests.support.events import preferences
+from tests.support.outcomes import SCHEDULED, sent, suppressed
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.tools import require_tool
 from tests.support.waiting import eventually
 
 NOW = datetime(2026, 12, 4, 18, 0, 30, tzinfo=UTC)
-SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 TOKEN = "operator-token-for-tests-0123456789"
 SECRET_ADDRESS = "maya@example.test"
 
 
-def sent() -> NudgeSent:
-    return NudgeSent(
-        type="nudge.sent.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=NOW,
-        producer="tests",
-        data=NudgeSentData(
-            occurrence_id="maya-sam/d/both@1796407200",
-            couple_id="maya-sam",
-            kind="date_night",
-            scheduled_at=SCHEDULED,
-            partner_id="maya",
-            channel="email",
-            content_id="dn-picnic",
-        ),
+def sent_to_maya() -> NudgeSent:
+    return sent(
+        late=NOW - SCHEDULED,
+        couple_id="maya-sam",
+        occurrence_id="maya-sam/d/both@1796407200",
+        content_id="dn-picnic",
     )
 
 
 def paused() -> NudgeSuppressed:
-    return NudgeSuppressed(
-        type="nudge.suppressed.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=NOW,
-        producer="tests",
-        data=NudgeSuppressedData(
-            occurrence_id="lena-jo/c/both@1796407200",
-            couple_id="lena-jo",
-            kind="check_in",
-            scheduled_at=SCHEDULED,
-            partner_id="jo",
-            reason="paused",
-        ),
+    return suppressed(
+        late=NOW - SCHEDULED,
+        couple_id="lena-jo",
+        occurrence_id="lena-jo/c/both@1796407200",
+        partner_id="jo",
     )
 
 
 async def seed(redis: aioredis.Redis, service: NotifierService) -> None:
     """Two outcomes, one dead letter whose reason and payload hold an address, two timers."""
     keys = service.keys
-    outcomes: list[OutcomeEvent] = [sent(), paused()]
+    outcomes: list[OutcomeEvent] = [sent_to_maya(), paused()]
     await publish(redis, keys.outcomes, outcomes, maxlen=1000)
     await bury(
         redis,

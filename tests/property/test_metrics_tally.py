@@ -12,8 +12,7 @@ another order or grouping would differ in its last bits), suppressed and failed 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,20 +21,12 @@ from prometheus_client import generate_latest
 
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.metrics import Metrics
-from couples_nudge_schemas import (
-    NudgeFailed,
-    NudgeFailedData,
-    NudgeSent,
-    NudgeSentData,
-    NudgeSuppressed,
-    NudgeSuppressedData,
-    OutcomeEvent,
-)
+from couples_nudge_schemas import Channel, NudgeKind, OutcomeEvent
 from tests.support.metrics_reference import Metrics as ReferenceMetrics
+from tests.support.outcomes import SCHEDULED, failed, sent, suppressed
 
-SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
-_KINDS = st.sampled_from(["date_night", "check_in"])
-_CHANNELS = st.sampled_from(["email", "push"])
+_KINDS: st.SearchStrategy[NudgeKind] = st.sampled_from(["date_night", "check_in"])
+_CHANNELS: st.SearchStrategy[Channel] = st.sampled_from(["email", "push"])
 _STREAMS = st.sampled_from(["nudges:due:{s00}", "nudges:due:{s01}", "nudges:preferences"])
 # Up to two days late, to the microsecond; a few exact values and a clock read early.
 _LATENESS = st.one_of(
@@ -46,64 +37,12 @@ _LATENESS = st.one_of(
 ).map(lambda us: timedelta(microseconds=us))
 
 
-def _sent(kind: str, channel: str, late: timedelta) -> NudgeSent:
-    return NudgeSent(
-        type="nudge.sent.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED + late,
-        producer="tests",
-        data=NudgeSentData(
-            occurrence_id="c1/d/both@1",
-            couple_id="c1",
-            kind=kind,  # type: ignore[arg-type]
-            scheduled_at=SCHEDULED,
-            partner_id="maya",
-            channel=channel,  # type: ignore[arg-type]
-            content_id="dn-1",
-        ),
-    )
-
-
-def _suppressed(kind: str) -> NudgeSuppressed:
-    return NudgeSuppressed(
-        type="nudge.suppressed.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED,
-        producer="tests",
-        data=NudgeSuppressedData(
-            occurrence_id="c1/c/both@1",
-            couple_id="c1",
-            kind=kind,  # type: ignore[arg-type]
-            scheduled_at=SCHEDULED,
-            reason="paused",
-        ),
-    )
-
-
-def _failed(permanent: bool) -> NudgeFailed:
-    return NudgeFailed(
-        type="nudge.failed.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED,
-        producer="tests",
-        data=NudgeFailedData(
-            occurrence_id="c1/a/maya@1",
-            couple_id="c1",
-            kind="appreciation",
-            scheduled_at=SCHEDULED,
-            partner_id="maya",
-            channel="push",
-            error="PermanentSendError 410",
-            permanent=permanent,
-        ),
-    )
-
-
 # A run: `count` sent outcomes of one kind, channel and lateness (a nudge's partners).
 _RUN = st.tuples(_KINDS, _CHANNELS, _LATENESS, st.integers(1, 3)).map(
-    lambda r: [_sent(r[0], r[1], r[2])] * r[3]
+    lambda r: [sent(r[0], r[1], r[2])] * r[3]
 )
-_OTHER = st.one_of(_KINDS.map(_suppressed), st.booleans().map(_failed)).map(lambda o: [o])
+_SUPPRESSED = _KINDS.map(lambda kind: suppressed(kind=kind))
+_OTHER = st.one_of(_SUPPRESSED, st.booleans().map(failed)).map(lambda o: [o])
 _OUTCOMES = st.lists(st.one_of(_RUN, _RUN, _OTHER), max_size=5).map(
     lambda parts: [o for part in parts for o in part]
 )
@@ -170,10 +109,10 @@ class TestTalliedMetricsExposeWhatTheCodeBeforeDid:
         to the holder at once)."""
         mine, reference = Metrics("notifier", Keys()), ReferenceMetrics("notifier", Keys())
         for metrics in (mine, reference):
-            metrics.observe_outcomes([_sent("date_night", "email", timedelta(seconds=0.1))])
+            metrics.observe_outcomes([sent("date_night", "email", timedelta(seconds=0.1))])
             metrics.render()
-            metrics.observe_outcomes([_sent("date_night", "email", timedelta(seconds=0.2))])
-            metrics.observe_outcomes([_sent("date_night", "email", timedelta(seconds=0.3))])
+            metrics.observe_outcomes([sent("date_night", "email", timedelta(seconds=0.2))])
+            metrics.observe_outcomes([sent("date_night", "email", timedelta(seconds=0.3))])
         assert _exposed(mine) == _exposed(reference)
         labels = {"kind": "date_night", "channel": "email"}
         total = mine.registry.get_sample_value("nudge_delivery_latency_seconds_sum", labels)
@@ -185,8 +124,8 @@ class TestTalliedMetricsExposeWhatTheCodeBeforeDid:
         stream = "nudges:due:{s00}"
         mine.observe_consumed(stream)  # the first: written at once (the series appears)
         mine.observe_consumed(stream, 2)
-        mine.observe_outcomes([_sent("date_night", "email", timedelta(seconds=1.5))] * 2)
-        mine.observe_outcomes([_sent("date_night", "email", timedelta(seconds=0.25))])
+        mine.observe_outcomes([sent("date_night", "email", timedelta(seconds=1.5))] * 2)
+        mine.observe_outcomes([sent("date_night", "email", timedelta(seconds=0.25))])
         labels = {"kind": "date_night", "channel": "email"}
         registry = mine.registry
         assert (

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,18 +12,8 @@ from couples_nudge.common.keys import Keys
 from couples_nudge.common.metrics import LATENCY_BUCKETS, Metrics
 from couples_nudge.operator.refresher import apply_status
 from couples_nudge.operator.status import GroupStatus, Status, StreamStatus, TimerStatus
-from couples_nudge_schemas import (
-    NudgeFailed,
-    NudgeFailedData,
-    NudgeKind,
-    NudgeSent,
-    NudgeSentData,
-    NudgeSuppressed,
-    NudgeSuppressedData,
-    OutcomeEvent,
-)
-
-SCHEDULED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+from couples_nudge_schemas import NudgeKind, NudgeSent, OutcomeEvent
+from tests.support.outcomes import SCHEDULED, failed, sent, suppressed
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -34,59 +23,6 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return None
-
-
-def sent(channel: str = "email", delay: timedelta = timedelta(seconds=90)) -> NudgeSent:
-    return NudgeSent(
-        type="nudge.sent.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED + delay,
-        producer="tests",
-        data=NudgeSentData(
-            occurrence_id="c1/d/both@1",
-            couple_id="c1",
-            kind="date_night",
-            scheduled_at=SCHEDULED,
-            partner_id="maya",
-            channel=channel,  # type: ignore[arg-type]
-            content_id="dn-1",
-        ),
-    )
-
-
-def suppressed(reason: str = "paused") -> NudgeSuppressed:
-    return NudgeSuppressed(
-        type="nudge.suppressed.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED,
-        producer="tests",
-        data=NudgeSuppressedData(
-            occurrence_id="c1/c/both@1",
-            couple_id="c1",
-            kind="check_in",
-            scheduled_at=SCHEDULED,
-            reason=reason,  # type: ignore[arg-type]
-        ),
-    )
-
-
-def failed(permanent: bool) -> NudgeFailed:
-    return NudgeFailed(
-        type="nudge.failed.v1",
-        event_id=uuid.uuid4(),
-        occurred_at=SCHEDULED,
-        producer="tests",
-        data=NudgeFailedData(
-            occurrence_id="c1/a/maya@1",
-            couple_id="c1",
-            kind="appreciation",
-            scheduled_at=SCHEDULED,
-            partner_id="maya",
-            channel="push",
-            error="PermanentSendError 410",
-            permanent=permanent,
-        ),
-    )
 
 
 class TestMetrics:
@@ -158,10 +94,11 @@ class TestMetrics:
         """Sent outcomes counted a run at a time (same kind, channel and instants: a nudge's
         partners) give the series one update per outcome gives, runs broken by any change."""
         minutes = [90, 90, 90, 2, 2, 90, 0, 0]
-        outcomes: list[OutcomeEvent] = [sent(delay=timedelta(minutes=m)) for m in minutes]
+        outcomes: list[OutcomeEvent] = [sent(late=timedelta(minutes=m)) for m in minutes]
         outcomes[4:4] = [suppressed("paused")]
-        outcomes += [sent("push", timedelta(minutes=2)), sent(delay=timedelta(minutes=2))]
-        outcomes += [failed(permanent=True), sent(delay=timedelta(seconds=1)), sent()]
+        two_minutes = timedelta(minutes=2)
+        outcomes += [sent(channel="push", late=two_minutes), sent(late=two_minutes)]
+        outcomes += [failed(permanent=True), sent(late=timedelta(seconds=1)), sent()]
         mine, reference = Metrics("notifier", Keys()), Metrics("notifier", Keys())
         mine.observe_outcomes(outcomes[:6])
         mine.observe_outcomes(outcomes[6:])
@@ -187,7 +124,7 @@ class TestMetrics:
     def test_a_sent_outcome_measures_latency_from_the_scheduled_instant(self) -> None:
         """Delivery latency is the outcome's occurred_at minus the occurrence's scheduled_at."""
         metrics = Metrics("notifier", Keys())
-        metrics.observe_outcomes([sent(delay=timedelta(minutes=90))])
+        metrics.observe_outcomes([sent(late=timedelta(minutes=90))])
         labels = {"kind": "date_night", "channel": "email"}
         assert value(metrics, "nudge_delivery_latency_seconds_sum", **labels) == 5400
         assert value(metrics, "nudge_delivery_latency_seconds_bucket", le="3600.0", **labels) == 0
