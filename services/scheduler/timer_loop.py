@@ -21,7 +21,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import structlog
 from redis.exceptions import RedisError
@@ -63,19 +63,61 @@ _OUTCOME_CHUNK = 1000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
 _IN_FLIGHT = 2  # FIRE calls sent ahead of their replies
 # (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
-# besides `now`; with it the Timing and the next fire and nominal instants in ms.
+# besides `now`. A dictionary key, hashed as a whole and never read by position.
 _TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
-_Timed = tuple[Timing, int | None, int | None]
 # (kind code, "<spec>|<rule>", zones, quiet hours, nominal ms, score): as the key above, in the
-# record's own text (split_joined), plus the audience; with it what a plain fire of such a
-# schedule needs: the NudgeDue template, the next fire and nominal ms, and what is counted.
+# record's own text (split_joined), plus the audience. A dictionary key likewise.
 _BurstKey = tuple[str, str, str, str, str, str, str, int]
+# What a NudgeDue is counted by: Metrics.observe_dues's key (a Counter's, as it takes it).
 _Fired = tuple[NudgeKind, timedelta]
-# The template, the next fire ms, the record's "|<next nominal>|" and what is counted.
-_Burst = tuple[DueTemplate, int | None, str, _Fired]
-_Firing = tuple["asyncio.Task[Fired]", dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]
-# A prepared chunk's FIRE call, its steps, their instant and when it was sent.
-_Sent = tuple["asyncio.Task[Fired]", list[Prepared], datetime, datetime]
+
+
+class _Timed(NamedTuple):
+    """A Timing shared by the batch's schedules of one _TimingKey, and what it gives."""
+
+    decided: Timing
+    next_fire_ms: int | None
+    next_nominal_ms: int | None
+
+
+class _Burst(NamedTuple):
+    """What a plain fire (`_plain_step`) of one _BurstKey's schedules needs: made once."""
+
+    template: DueTemplate
+    next_fire_ms: int | None
+    middle: str  # the record's "|<next nominal>|", as record_after writes it
+    fired: _Fired
+
+
+class _Decided(NamedTuple):
+    """What `_step` decided for a schedule, and the schedule (for `_report`)."""
+
+    decision: Decision
+    schedule: Schedule
+
+
+class _Step(NamedTuple):
+    """A FIRE step and how it is counted when FIRE does it (a plain fire's)."""
+
+    fire: Fire
+    fired: _Fired
+
+
+class _Firing(NamedTuple):
+    """A batch chunk's FIRE call in flight, with what its chunk decided."""
+
+    task: asyncio.Task[Fired]
+    decisions: dict[str, _Decided]
+    plain: dict[str, _Fired]
+
+
+class _Sent(NamedTuple):
+    """A prepared chunk's FIRE call in flight: its steps, their instant, when it was sent."""
+
+    task: asyncio.Task[Fired]
+    chunk: list[Prepared]
+    instant: datetime
+    sent_at: datetime
 
 
 class TimerLoop:
@@ -132,16 +174,16 @@ class TimerLoop:
                     await self._reported(firing[0], now_ms)
                     firing.popleft()
                 task = asyncio.create_task(self.store.fire(shard, steps, now_ms))
-                firing.append((task, decisions, plain))
+                firing.append(_Firing(task, decisions, plain))
                 await asyncio.sleep(0)  # let the task send the call before computing on
             while firing:
                 await self._reported(firing[0], now_ms)
                 firing.popleft()
         finally:
-            for task, _, _ in firing:  # an error above: do not leave a call unobserved
-                task.cancel()
+            for call in firing:  # an error above: do not leave a call unobserved
+                call.task.cancel()
                 with contextlib.suppress(BaseException):
-                    await task
+                    await call.task
         return len(due)
 
     def _looks_ahead(self) -> bool:
@@ -206,7 +248,7 @@ class TimerLoop:
             made = self._plain_step(sid, score, raw, from_ms(score), timings, bursts)
         except Exception:  # `tick` decides it at its instant, and logs what is wrong
             return None
-        return None if made is None else Prepared(made[0], made[1][0], read_at)
+        return None if made is None else Prepared(made.fire, made.fired[0], read_at)
 
     async def fire_ahead(self, shard: int) -> int:
         """Send the shard's prepared steps whose instant has come; returns how many were sent.
@@ -245,14 +287,14 @@ class TimerLoop:
                     task = asyncio.create_task(
                         self.store.fire(shard, steps, epoch_ms(now), read_at=chunk_read_at(chunk))
                     )
-                    sending.append((task, chunk, instant, now))
+                    sending.append(_Sent(task, chunk, instant, now))
                     sent += len(chunk)
                     if len(sending) == _IN_FLIGHT:
                         undone += await self._counted(sending.popleft())
                 while sending:
                     undone += await self._counted(sending.popleft())
         finally:  # an error above: leave no call unobserved (a chunk claimed is `tick`'s)
-            calls: list[asyncio.Task[Any]] = [call[0] for call in sending]
+            calls: list[asyncio.Task[Any]] = [call.task for call in sending]
             for task in [*calls, *([claim] if claim else [])]:
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -263,13 +305,12 @@ class TimerLoop:
 
     async def _counted(self, call: _Sent) -> int:
         """Count what a prepared chunk's FIRE call did; returns how many steps it did not do."""
-        task, chunk, instant, now = call
-        undone = await task
+        undone = await call.task
         skipped = undone.lost | undone.stale
         fired: Counter[_Fired] = Counter()
-        lateness = now - instant
+        lateness = call.sent_at - call.instant
         debug = log.is_enabled_for(logging.DEBUG)
-        for prepared in chunk:
+        for prepared in call.chunk:
             step = prepared.step
             if step.schedule_id not in skipped:
                 fired[prepared.kind, lateness] += 1
@@ -282,8 +323,7 @@ class TimerLoop:
         return len(skipped)
 
     async def _reported(self, call: _Firing, now_ms: int) -> None:
-        task, decisions, plain = call
-        await self._report(await task, decisions, plain, now_ms=now_ms)
+        await self._report(await call.task, call.decisions, call.plain, now_ms=now_ms)
 
     def _steps(
         self,
@@ -291,9 +331,9 @@ class TimerLoop:
         now: datetime,
         timings: dict[_TimingKey, _Timed],
         bursts: dict[_BurstKey, _Burst | Literal[False]] | None,
-    ) -> tuple[list[Fire], dict[str, tuple[Decision, Schedule]], dict[str, _Fired]]:
+    ) -> tuple[list[Fire], dict[str, _Decided], dict[str, _Fired]]:
         steps: list[Fire] = []
-        decisions: dict[str, tuple[Decision, Schedule]] = {}
+        decisions: dict[str, _Decided] = {}
         plain: dict[str, _Fired] = {}
         for sid, score, raw in due:
             if raw is None:  # a timer without a record (erased meanwhile): remove it
@@ -305,8 +345,8 @@ class TimerLoop:
                 except Exception:  # whatever it is, the general path below decides (and logs)
                     made = None
                 if made is not None:
-                    steps.append(made[0])
-                    plain[sid] = made[1]
+                    steps.append(made.fire)
+                    plain[sid] = made.fired
                     continue
             try:
                 step, decided = self._step(sid, score, raw, now, timings)
@@ -327,7 +367,7 @@ class TimerLoop:
         now: datetime,
         timings: dict[_TimingKey, _Timed],
         bursts: dict[_BurstKey, _Burst | Literal[False]],
-    ) -> tuple[Fire, _Fired] | None:
+    ) -> _Step | None:
         """`_step` for a schedule that publishes on time, without decoding it: what schedules
         of one shape share is computed once (`_burst`); None means "take `_step`"."""
         parts = split_joined(raw)
@@ -347,7 +387,7 @@ class TimerLoop:
         if payload is None:
             return None
         record = f"{count + 1}{middle}{shape}".encode()  # record_after, for a publish
-        return Fire(sid, score, next_fire_ms, raw, record, payload), fired
+        return _Step(Fire(sid, score, next_fire_ms, raw, record, payload), fired)
 
     def _burst(
         self,
@@ -377,11 +417,11 @@ class TimerLoop:
         if step.record is None:
             return False
         middle = f"|{step.record.split(b'|', 2)[1].decode()}|"  # the next nominal, as written
-        return template, step.next_fire_ms, middle, fired
+        return _Burst(template, step.next_fire_ms, middle, fired)
 
     def _step(
         self, sid: str, score: int, raw: bytes, now: datetime, timings: dict[_TimingKey, _Timed]
-    ) -> tuple[Fire, tuple[Decision, Schedule]]:
+    ) -> tuple[Fire, _Decided]:
         record = decode_record(sid, raw)
         schedule = record.schedule
         grace = self.settings.grace(schedule.kind)
@@ -393,7 +433,7 @@ class TimerLoop:
                 current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
             decided = timing(schedule, current, now=now, grace=grace)
             nxt = decided.next
-            timed = timings[key] = (
+            timed = timings[key] = _Timed(
                 decided,
                 None if nxt is None else epoch_ms(nxt.fire_at),
                 None if nxt is None else epoch_ms(nxt.nominal),
@@ -408,12 +448,12 @@ class TimerLoop:
             next_nominal_ms=next_nominal_ms,
         )
         payload = None if publish is None else publish.payload()
-        return Fire(sid, score, next_fire_ms, raw, written, payload), (decision, schedule)
+        return Fire(sid, score, next_fire_ms, raw, written, payload), _Decided(decision, schedule)
 
     async def _report(
         self,
         undone: Fired,
-        decisions: dict[str, tuple[Decision, Schedule]],
+        decisions: dict[str, _Decided],
         plain: dict[str, _Fired],
         now_ms: int,
     ) -> None:

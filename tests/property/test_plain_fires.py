@@ -125,8 +125,8 @@ class TestPlainStep:
                 )
                 assert (plain is not None) == published_on_time
                 if plain is not None:
-                    assert plain[0] == general
-                    assert plain[1] == (sched.kind, decision.lateness)
+                    assert plain.fire == general
+                    assert plain.fired == (sched.kind, decision.lateness)
 
 
 _KINDS: list[NudgeKind] = ["date_night", "check_in", "appreciation"]
