@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
-from couples_nudge.common.clock import ManualClock
 from couples_nudge.scheduler.store import ScheduleStore
-from couples_nudge.scheduler.timer_loop import TimerLoop
 from tests.support.cluster import LocalCluster
+from tests.support.leases import settled_shares
 from tests.support.settings import scheduler_settings
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -44,19 +41,6 @@ class TestLeasesOnTheCluster:
             max_poll_seconds=0.05,
         )
         store = ScheduleStore(cluster_redis, settings.keys, due_maxlen=1000)
-        loops = [TimerLoop(store, ManualClock(START), settings, replica=f"s-{i}") for i in (0, 1)]
-        stop = asyncio.Event()
-        runs = [asyncio.create_task(loop.run(stop)) for loop in loops]
-        try:
-
-            async def held() -> list[int]:
-                return sorted(len(loop.leases.held) if loop.leases else 0 for loop in loops)
-
-            await eventually(held, until=lambda h: h == shares, within=15)
-            await asyncio.sleep(0.5)  # a few refreshes later
-            assert await held() == shares
-        finally:
-            stop.set()
-            await asyncio.gather(*runs)
+        assert await settled_shares(store, settings, START, shares, within=15) == shares
         leases = [settings.keys.fire_lease(s) for s in range(SHARDS)]
         assert sum([await cluster_redis.exists(key) for key in leases]) == 0

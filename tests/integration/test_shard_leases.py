@@ -26,6 +26,7 @@ from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import parse_due, parse_preference
 from tests.support.events import preferences
+from tests.support.leases import settled_shares
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually
 
@@ -322,17 +323,4 @@ class TestTimerLoopsWithLeases:
             redis_url, key_prefix, shards=8, redis_cluster=cluster, max_poll_seconds=0.05
         )
         store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        loops = [TimerLoop(store, ManualClock(START), settings, replica=f"s-{i}") for i in (0, 1)]
-        stop = asyncio.Event()
-        runs = [asyncio.create_task(loop.run(stop)) for loop in loops]
-        try:
-
-            async def held() -> list[int]:
-                return sorted(len(loop.leases.held) if loop.leases else 0 for loop in loops)
-
-            await eventually(held, until=lambda h: h == shares, within=10)
-            await asyncio.sleep(0.5)  # a few refreshes later (a lease of 2 s: every 0.67 s)
-            assert await held() == shares
-        finally:
-            stop.set()
-            await asyncio.gather(*runs)
+        assert await settled_shares(store, settings, START, shares, within=10) == shares
