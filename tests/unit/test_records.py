@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 
 from couples_nudge.common.couple_state import encode_profile
 from couples_nudge.scheduler.planning import QuietWindow, Schedule, plan
-from couples_nudge.scheduler.records import context_of, decode_record, encode_spec
+from couples_nudge.scheduler.records import (
+    JoinedParts,
+    context_of,
+    decode_record,
+    encode_spec,
+    split_joined,
+)
 from couples_nudge.scheduler.rules import CronRule, SpreadRule, fires_between
 from couples_nudge_schemas import (
     Cadence,
@@ -141,6 +147,25 @@ class TestRoundTrip:
         from_text = decode_record(schedule.schedule_id, text)
         assert from_bytes.schedule == from_text.schedule == schedule
         assert (from_bytes.seq, from_bytes.nominal_ms) == (from_text.seq, from_text.nominal_ms)
+
+    def test_split_joined_names_the_parts_decode_record_reads(self) -> None:
+        """The plain fire path's text parts, by name, are what the full decode reads."""
+        prefs = couple(CADENCES["weekly"], {}, maya_quiet=QUIET_DEFER, sam_quiet=QUIET_DROP)
+        [schedule, *_] = planned(prefs)
+        raw = record(schedule, prefs, 7, 1_781_074_800_000).encode()
+        parts = split_joined(raw)
+        assert isinstance(parts, JoinedParts)
+        decoded = decode_record(schedule.schedule_id, raw)
+        assert (int(parts.seq), int(parts.nominal)) == (decoded.seq, decoded.nominal_ms)
+        assert int(parts.rev) == decoded.schedule.revision == prefs.revision
+        assert (parts.id0, parts.id1) == decoded.schedule.partners
+        assert parts.zone0 == prefs.partners[0].timezone
+        assert parts.zone1 == prefs.partners[1].timezone
+        fields = encode_profile(prefs)
+        assert (parts.quiet0, parts.quiet1) == (fields["q0"], fields["q1"])
+        assert parts.quiet0 != parts.quiet1  # each partner's own, in order
+        assert raw.decode().startswith(f"{parts.seq}|{parts.nominal}|{parts.shape}\n")
+        assert split_joined(b"3|1781074800000|{}") is None  # a legacy record
 
     def test_missing_nominal_reads_as_zero(self) -> None:
         """A record whose nominal slot is empty (not yet armed) decodes with nominal 0."""
