@@ -56,10 +56,14 @@ from couples_nudge.scheduler.planning import (
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
 from couples_nudge.scheduler.rules import (
+    DRAWS,
+    SAME_DAYS,
+    SPREAD_DAYS,
+    SPREAD_HASH,
     Rule,
     SpreadRule,
     next_fire,
-    week_spread,
+    spread_days,
     window_minutes,
 )
 from couples_nudge.scheduler.steady_weeks import (
@@ -86,6 +90,8 @@ __all__ = ["ShapePlanner", "plan_arms"]
 # tuple built by tuple.__new__ in C costs ~1.4k (four arms a realistic couple): an Arm has no
 # __new__ of its own to skip (tests/property/test_shape_planner.py).
 _new_arm: Final = tuple.__new__
+_spread_hash: Final = SPREAD_HASH.copy  # rules.week_spread's, bound once
+_unpack_draws: Final = DRAWS.unpack_from
 # Each kind's record fields start "<kind code>/" (planning.plan's schedule ids, after the couple's).
 _FIELD_HEADS: Final = {kind: f"{code}/" for kind, code in KIND_CODES.items()}
 _MINUTE_MS: Final = 60_000
@@ -339,10 +345,30 @@ class ShapePlanner:
                         # first_spread_ms's first step written out (its frame, ~1.5k): the
                         # first of this week's minutes after now's; past the week's last,
                         # first_spread_ms itself (the next week's first).
+                        # rules.week_spread written out too (its frame and its list, ~2k
+                        # an arm): its digest's draws, the shuffle's days, and only the
+                        # minutes up to the first after now's
+                        # (tests/property/test_ingest16_spread_inline.py).
                         start, width = each.window
                         elapsed = (now_ms - week.start_ms) // _MINUTE_MS
-                        text = schedule_id.encode() + week.tag
-                        for minute in week_spread(text, each.times, start, width):
+                        times = each.times
+                        digest = _spread_hash()
+                        digest.update(schedule_id.encode() + week.tag)
+                        draws = _unpack_draws(digest.digest())
+                        shuffle = (
+                            (
+                                ((draws[0] % 7 * 6 + draws[1] % 6) * 5 + draws[2] % 5) * 4
+                                + draws[3] % 4
+                            )
+                            * 3
+                            + draws[4] % 3
+                        ) * 2 + draws[5] % 2
+                        days_key = shuffle // SAME_DAYS[times] * 8 + times
+                        days = SPREAD_DAYS.get(days_key)
+                        if days is None:
+                            days = SPREAD_DAYS[days_key] = spread_days(shuffle, times)
+                        for day in days:
+                            minute = 1440 * day + start + draws[6 + day] % width
                             if minute > elapsed:
                                 nominal_ms = week.start_ms + minute * _MINUTE_MS
                                 break
