@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
@@ -99,6 +99,7 @@ _MINUTE_US: Final = 60_000_000
 _DAY_MS: Final = 86_400_000
 _DAY_MINUTES: Final = 1440
 _EPOCH_DAY: Final = date(1970, 1, 1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -326,7 +327,17 @@ class ShapePlanner:
                     spread = self._remember_spread(key, made, context)
                 else:
                     self.hits += 1
-                now_ms = epoch_ms(now) if now_ms is None else now_ms
+                if now_ms is None:
+                    # epoch_ms(now) for the clock's UTC (same tzinfo as the epoch: no
+                    # utcoffset call) without its frame and the timedelta floor division
+                    # (~2k): whole days, seconds and milliseconds of the exact difference.
+                    if now.tzinfo is UTC:
+                        since = now - _EPOCH
+                        now_ms = (
+                            since.days * _DAY_MS + since.seconds * 1000 + since.microseconds // 1000
+                        )
+                    else:
+                        now_ms = epoch_ms(now)
                 # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
                 # Each couple's arm: the first fire after `now` of the rule seeded by its own
                 # schedule id, in a steady week by integer arithmetic (steady_weeks.py), here
