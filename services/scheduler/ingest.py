@@ -17,6 +17,7 @@ from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import scrub
 from couples_nudge.scheduler.consent import ConsentStore
 from couples_nudge.scheduler.feedback import FeedbackStore
+from couples_nudge.scheduler.fixed_ms import instant_ms
 from couples_nudge.scheduler.planning import PlanningError
 from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.shapes import ShapePlanner
@@ -132,7 +133,7 @@ class PreferenceIngest:
                             (
                                 values["couple_id"],
                                 values["revision"],
-                                epoch_ms(event.occurred_at),
+                                instant_ms(event.occurred_at),
                                 profile_fields(data),
                                 arms,
                             ),
@@ -171,7 +172,7 @@ class PreferenceIngest:
 
         Raises PlanningError for preferences that cannot become an acceptable plan.
         """
-        occurred_ms = epoch_ms(event.occurred_at)
+        occurred_ms = instant_ms(event.occurred_at)
         match event:
             case PreferencesSet(data=data):
                 return await self.store.apply_plan(self._plan(data, occurred_ms))

@@ -399,6 +399,10 @@ def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> lis
 
 
 _DAYS: dict[int, tuple[int, ...]] = {}  # _spread_days by its key in week_spread: 8,660 at most
+# week_spread's parts, for shapes.ShapePlanner.arms, which writes its body out.
+DRAWS: Final = _DRAWS
+SPREAD_HASH: Final = _SPREAD_HASH
+SPREAD_DAYS: Final = _DAYS
 
 # How many shuffles give each count of days the same days: times! (index: times, 1 to 7).
 # The swap at index i (Fisher-Yates, i from 6 down to 1) moves elements among positions 0..i
@@ -407,6 +411,7 @@ _DAYS: dict[int, tuple[int, ...]] = {}  # _spread_days by its key in week_spread
 # times, product times!): `shuffle // times!` tells the days apart as well as the shuffle does.
 # A miss (~15k instructions) is so 1/times! as likely: 840 keys for 3 a week, not 5,040.
 _SAME_DAYS: Final = (1, 1, 2, 6, 24, 120, 720, 5040)
+SAME_DAYS: Final = _SAME_DAYS
 
 
 def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
@@ -422,6 +427,9 @@ def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
         j = choices[i - 1]
         days[i], days[j] = days[j], days[i]
     return tuple(sorted(days[:times_per_week]))
+
+
+spread_days: Final = _spread_days  # for shapes.ShapePlanner.arms, as SPREAD_DAYS
 
 
 @lru_cache(maxsize=1024)
