@@ -104,13 +104,23 @@ class AheadPage(NamedTuple):
     rows: list[tuple[str, int, bytes | None]]
 
 
+class _ShardKeys(NamedTuple):
+    """A shard's couple-key prefix and the keys APPLY_PLAN touches (`_shard_keys`)."""
+
+    couple_prefix: str
+    timers: str
+    schedules: str
+    tombstones: str
+    changes: str
+
+
 class ScheduleStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, *, due_maxlen: int) -> None:
         self.redis = redis
         self.keys = keys
         self.due_maxlen = due_maxlen
         self.pipe = AutoPipeline(redis)  # concurrent calls share round trips
-        self._named: dict[int, tuple[str, str, str, str, str]] = {}  # see _shard_keys
+        self._named: dict[int, _ShardKeys] = {}  # see _shard_keys
         self._apply = redis.register_script(lua.APPLY_PLAN)
         self._due = redis.register_script(lua.DUE)
         self._ahead = redis.register_script(lua.AHEAD)
@@ -171,12 +181,12 @@ class ScheduleStore:
         prefix, timers, schedules, tombstones, changes = named
         return [prefix + couple_id, timers, schedules, tombstones, changes], args
 
-    def _shard_keys(self, shard: int) -> tuple[str, str, str, str, str]:
+    def _shard_keys(self, shard: int) -> _ShardKeys:
         """A shard's couple-key prefix and the keys APPLY_PLAN touches, named once."""
         named = self._named.get(shard)
         if named is None:
             keys = self.keys
-            named = self._named[shard] = (
+            named = self._named[shard] = _ShardKeys(
                 keys.couple_prefix(shard),
                 keys.timers(shard),
                 keys.schedules(shard),
