@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Final, NamedTuple
 
 from faststream._internal._compat import dump_json
 from faststream.redis.parser import BinaryMessageFormatV1
@@ -26,13 +27,23 @@ from couples_nudge.common.streams import DATA_FIELD, RAW_LIMIT
 from couples_nudge_schemas import EventRejected, PreferenceEvent, parse_preference
 from couples_nudge_schemas.cloudevents import parse_preference_cloudevent
 
-__all__ = ["read_entry", "read_payload"]
+__all__ = ["Read", "read_entry", "read_payload"]
 
 _DATA = DATA_FIELD.encode()
 _SPECVERSION = b'"specversion"'
 NOT_TEXT = "entry: without a __data__ field, field names and values must be UTF-8 text"
 
-Read = tuple[bytes, PreferenceEvent | EventRejected]
+
+class Read(NamedTuple):
+    """What an entry holds: its payload (for the rejected stream), and its event or refusal."""
+
+    payload: bytes
+    outcome: PreferenceEvent | EventRejected
+
+
+# Read made without NamedTuple's __new__ frame on the path every entry takes (~0.3 us):
+# the pair is built in the fields' order just above.
+_new_read: Final = tuple.__new__
 
 
 def read_entry(fields: Mapping[bytes, bytes]) -> Read:
@@ -40,13 +51,13 @@ def read_entry(fields: Mapping[bytes, bytes]) -> Read:
     if data := fields.get(_DATA):
         # `read_payload`'s first step, without its call frame (~1k instructions an entry).
         try:
-            return data, parse_preference(data)
+            return _new_read(Read, (data, parse_preference(data)))
         except EventRejected as refused:
             return _refused(data, refused)
     try:
         stored = dump_json(fields)  # what FastStream makes of them (bytes read as UTF-8)
     except UnicodeDecodeError:
-        return _escaped(fields), EventRejected(NOT_TEXT)
+        return Read(_escaped(fields), EventRejected(NOT_TEXT))
     return read_payload(stored)
 
 
@@ -72,7 +83,7 @@ def read_payload(stored: bytes) -> Read:
     so it is validated as stored first; only a refused one is unwrapped and tried again.
     """
     try:
-        return stored, parse_preference(stored)
+        return _new_read(Read, (stored, parse_preference(stored)))
     except EventRejected as refused:
         return _refused(stored, refused)
 
@@ -80,17 +91,17 @@ def read_payload(stored: bytes) -> Read:
 def _refused(stored: bytes, refused: EventRejected) -> Read:
     """`read_payload` of a payload that is not a valid event as stored (`refused`)."""
     if _SPECVERSION in stored:
-        return stored, _cloud_event(stored)
+        return Read(stored, _cloud_event(stored))
     try:
         payload, _headers = BinaryMessageFormatV1.parse(stored)
     except Exception:  # it catches its own errors today; a hostile frame must not escape
-        return stored, refused
+        return Read(stored, refused)
     if payload == stored:
-        return stored, refused
+        return Read(stored, refused)
     try:
-        return payload, parse_preference(payload)
+        return Read(payload, parse_preference(payload))
     except EventRejected as exc:
-        return payload, _cloud_event(payload) if _SPECVERSION in payload else exc
+        return Read(payload, _cloud_event(payload) if _SPECVERSION in payload else exc)
 
 
 def _cloud_event(payload: bytes) -> PreferenceEvent | EventRejected:

@@ -136,8 +136,11 @@ class SchedulerService:
         """A batch as the subscriber reads it: (entry id, fields), any bytes in either."""
         with collections_held():  # the batch's objects live until it is stored (runtime.py)
             ids = [eid.decode() for eid, _fields in entries]
+            # The reads as a temporary, not a local: they die inside the block, so collection
+            # resumes with the batch's objects gone (a local lived past it, and each batch's
+            # events were then walked by a collection: +20k instructions an event).
             await self._handle_read(
-                await self._read_held(ids, [fields for _eid, fields in entries], read_entry)
+                ids, await self._read_held(ids, [fields for _eid, fields in entries], read_entry)
             )
 
     async def handle_batch(self, entries: Sequence[tuple[str, bytes]]) -> list[str]:
@@ -148,14 +151,16 @@ class SchedulerService:
         """
         with collections_held():
             ids = [entry for entry, _stored in entries]
-            return await self._handle_read(
-                await self._read_held(ids, [stored for _entry, stored in entries], read_payload)
+            stored = [stored for _entry, stored in entries]
+            return await self._handle_read(  # the reads as a temporary, as in handle_fields
+                ids, await self._read_held(ids, stored, read_payload)
             )
 
     async def _read_held(
         self, ids: list[str], stored: Sequence[_Stored], read: Callable[[_Stored], Read]
-    ) -> list[tuple[str, *Read]]:
-        """Read (validate) a batch's entries in order, holding them from the start.
+    ) -> list[Read]:
+        """Read (validate) a batch's entries in order, holding them from the start: each
+        entry's Read, at its id's index.
 
         Validating a full batch on a starved CPU (a pod held to a small quota) can outlast the
         reclaim idle time, and the Reclaimer refreshes only held entries, only when the event
@@ -163,20 +168,20 @@ class SchedulerService:
         offered between entries at least every `_READ_SLICE_S`. `_handle_read` releases them.
         """
         self._held.update(ids)
-        read_entries: list[tuple[str, *Read]] = []
+        reads: list[Read] = []
         try:
             since = time.monotonic()
             # Due when `_READ_SLICE_S` has passed with a Reclaimer to offer the refresh to:
             # checked inline per entry (a method call each was ~1k instructions).
             reclaimer = self.reclaimer
-            for entry, value in zip(ids, stored, strict=True):
+            for value in stored:
                 if reclaimer is not None and time.monotonic() - since >= _READ_SLICE_S:
                     since = await self._keep_held()
-                read_entries.append((entry, *read(value)))
+                reads.append(read(value))
         except BaseException:
             self._held.difference_update(ids)
             raise
-        return read_entries
+        return reads
 
     async def _keep_held(self) -> float:
         """Offer the Reclaimer a refresh of the held entries (it refreshes when its own
@@ -185,8 +190,8 @@ class SchedulerService:
         await self.reclaimer.keep_held()
         return time.monotonic()
 
-    async def _handle_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
-        """Apply the events of a batch of read entries (id, payload, event or refusal) in order.
+    async def _handle_read(self, ids: list[str], reads: list[Read]) -> list[str]:
+        """Apply the events of a batch of read entries (their ids, and what each holds) in order.
 
         Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
         applied together. Then the rejections are written and every handled entry is deleted
@@ -197,25 +202,24 @@ class SchedulerService:
         Reclaimer) while the batch runs; when the service stops meanwhile, the batch ends
         between entries: the entries from the first one not applied onwards stay pending.
         """
-        if not entries:
+        if not ids:
             return []
-        ids = [entry for entry, _payload, _read in entries]
         self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
         try:
-            return await self._apply_read(entries)
+            return await self._apply_read(ids, reads)
         finally:
             self._held.difference_update(ids)
 
-    async def _apply_read(self, entries: Sequence[tuple[str, *Read]]) -> list[str]:
-        self.metrics.observe_consumed(self.keys.preferences, len(entries))
+    async def _apply_read(self, ids: list[str], reads: list[Read]) -> list[str]:
+        self.metrics.observe_consumed(self.keys.preferences, len(ids))
         refused: dict[int, str] = {}
         events: list[tuple[int, PreferenceEvent]] = []
-        for index, (_entry, _payload, read) in enumerate(entries):
-            if isinstance(read, EventRejected):
-                refused[index] = read.reason
+        for index, (_payload, outcome) in enumerate(reads):
+            if isinstance(outcome, EventRejected):
+                refused[index] = outcome.reason
             else:
-                events.append((index, read))
-        handled = set(range(len(entries)))
+                events.append((index, outcome))
+        handled = set(range(len(ids)))
         try:
             results: list[str | PlanningError | None] = list(
                 await self.ingest.apply_many([event for _, event in events], self._checkpoint)
@@ -223,7 +227,7 @@ class SchedulerService:
         except RedisError:
             raise  # nothing is acknowledged: the Reclaimer hands the entries over again
         except Exception:
-            log.exception("preference_batch_failed", entries=len(entries))
+            log.exception("preference_batch_failed", entries=len(ids))
             results = []
             for index, event in events:
                 if not await self._checkpoint():
@@ -235,11 +239,11 @@ class SchedulerService:
                 except RedisError:
                     raise
                 except Exception:
-                    log.exception("preference_failed", entry_id=entries[index][0])
+                    log.exception("preference_failed", entry_id=ids[index])
                     handled.discard(index)
                     results.append(None)
         # Stopped before the end: from the first event not applied on, nothing is handled.
-        cutoff = events[len(results)][0] if len(results) < len(events) else len(entries)
+        cutoff = events[len(results)][0] if len(results) < len(events) else len(ids)
         outcomes: Counter[str] = Counter()
         each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
         since = time.monotonic()  # held until acknowledged: logging 500 events takes a while too
@@ -254,19 +258,18 @@ class SchedulerService:
                 # The exact class (a parsed event is one of the union's, never a subclass):
                 # isinstance of a pydantic class goes through ABCMeta, ~1.1k instructions.
                 if each or type(event) is CoupleErased:
-                    self._applied(entries[index][0], event, result)
+                    self._applied(ids[index], event, result)
         refused = {index: reason for index, reason in refused.items() if index < cutoff}
-        if cutoff < len(entries):
-            outcomes["left_pending"] = len(entries) - cutoff
-        log.info("preferences_batch", entries=len(entries), rejected=len(refused), **outcomes)
-        done = [entries[i][0] for i in sorted(handled) if i < cutoff]
+        if cutoff < len(ids):
+            outcomes["left_pending"] = len(ids) - cutoff
+        log.info("preferences_batch", entries=len(ids), rejected=len(refused), **outcomes)
+        done = [ids[i] for i in sorted(handled) if i < cutoff]
         if self.reclaimer is not None:
             await self.reclaimer.keep_held()  # refreshed if due: the acknowledgement is next
         if refused or done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
                 for index in sorted(refused):
-                    entry, payload, _read = entries[index]
-                    self._rejected(pipe, entry, payload, refused[index])
+                    self._rejected(pipe, ids[index], reads[index].payload, refused[index])
                 if done:
                     pipe.xdel(self.keys.preferences, *done)
                     pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
