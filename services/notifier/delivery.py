@@ -766,7 +766,11 @@ class Delivery:
         # one __getattr__ hook, not one a field read.
         p = partner.__dict__
         partner_id = p["partner_id"]
-        now_s = int(now.timestamp())  # the signed links' issued_at
+        # The signed links' issued_at, only when links are signed (an aware datetime's
+        # timestamp() is ~2k instructions a message): `_link`, `_answers` and
+        # `_unsubscribe_url` read it only then, so the 0 is never written anywhere.
+        signs = self.unsubscribe is not None or self.actions is not None
+        now_s = int(now.timestamp()) if signs else 0
         view = view_for(
             couple.profile,
             partner_id,
@@ -850,6 +854,13 @@ class Delivery:
     def _answers(self, nudge: _Nudge, partner: Partner, now_s: int) -> tuple[tuple[str, str], ...]:
         if self.actions is None:
             return ()
+        return self._signed_answers(nudge, partner, now_s)
+
+    def _signed_answers(
+        self, nudge: _Nudge, partner: Partner, now_s: int
+    ) -> tuple[tuple[str, str], ...]:
+        """`_answers` when links are signed: apart, since its comprehensions make its
+        arguments cells, allocated on every call of the function that holds them."""
         links = [(a, self._link(nudge, partner, a, now_s)) for a in ONE_TAP]
         return tuple((a, url) for a, url in links if url is not None)
 
