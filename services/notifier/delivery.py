@@ -466,9 +466,12 @@ class Delivery:
     ) -> list[_Wanted]:
         """Who still needs this nudge, on which channels; suppressions go to `result`."""
         assert couple.profile is not None
+        # Fields read from the models' `__dict__`s (exactly their fields, as in `_render`):
+        # a pydantic field read is a `__getattr__` hook, ~0.5k instructions.
         partners: dict[str, Partner] = {}
-        for p in couple.profile.partners:
-            partners[p.partner_id] = p
+        for p in couple.profile.__dict__["partners"]:
+            partners[p.__dict__["partner_id"]] = p
+        channels_served = self.channels
         listening = couple.listening  # read from the profile (a pydantic attribute) once
         # No consent mark in the hash: paused, snoozed, unsubscribed and dead are all False
         # (CoupleState's docstring), so they are not asked.
@@ -491,20 +494,25 @@ class Delivery:
                 result.outcomes.append(self._suppressed(nudge, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
-            for channel_name in partner.channels:
+            for channel_name in partner.__dict__["channels"]:
                 if channel_name == "mobile":
                     channels += self._devices(result, nudge, couple, partner, sent, now)
                     continue
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if sent and key in sent:
                     continue
-                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                # `_blocked`, whose consent checks a couple without marks skips: no call
+                if marked:
+                    reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                else:
+                    reason = None if channel_name in channels_served else "no_channel"
                 if reason is not None:
                     result.outcomes.append(
                         self._suppressed(nudge, now, reason, partner_id, channel_name)
                     )
                     continue
-                channels.append(_Send.on(channel_name, key))
+                # `_Send.on`'s send, made here: one classmethod call less a send
+                channels.append(_Send(channel_name, key, None, None, channel_name))
             if channels:
                 other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
@@ -724,7 +732,7 @@ class Delivery:
             if shared.item is None:
                 shared.item = self._pick(nudge, couple, partner, other, seen)
             picked = shared.item
-        return self.catalog.localized(picked, partner.locale)
+        return self.catalog.localized(picked, partner.__dict__["locale"])  # no getattr hook
 
     def _pick(
         self,
@@ -736,17 +744,18 @@ class Delivery:
     ) -> Item:
         """The catalog's choice for the partner, in the default locale (content.py)."""
         assert couple.profile is not None
+        profile = couple.profile.__dict__  # its fields without the getattr hook (`_render`)
         return choose_for(
             self._pools[nudge.kind],
             kind=nudge.kind,
             occurrence_id=nudge.occurrence_id,
             recipient=partner,
             other=other,
-            focus_areas=couple.profile.focus_areas,
+            focus_areas=profile["focus_areas"],
             recently_seen=seen,
             check_in_format=couple.check_in_format,
             sequence=nudge.sequence,
-            context=couple.profile.context,
+            context=profile["context"],
             rested_before=nudge.scheduled_ms - self._gap_ms,
         )
 
