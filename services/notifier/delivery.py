@@ -775,31 +775,34 @@ class Delivery:
         # one __getattr__ hook, not one a field read.
         p = partner.__dict__
         partner_id = p["partner_id"]
-        # The signed links' issued_at, only when links are signed (an aware datetime's
-        # timestamp() is ~2k instructions a message): `_link`, `_answers` and
-        # `_unsubscribe_url` read it only then, so the 0 is never written anywhere.
-        signs = self.unsubscribe is not None or self.actions is not None
-        now_s = int(now.timestamp()) if signs else 0
+        # Links and their signatures only when configured, each helper asked only then (a
+        # call with keywords is ~0.5-1k instructions a message, its answer None or ()); the
+        # signed links' issued_at likewise (an aware datetime's timestamp() is ~2k).
+        unsubscribe, actions, push_link = self.unsubscribe, self.actions, self._push_link
+        now_s = int(now.timestamp()) if unsubscribe is not None or actions is not None else 0
         view = view_for(
             couple.profile,
             partner_id,
             nudge.kind,
             item,
             turn=nudge.turn,
-            link=deep_link(
-                self._push_link,
+            link=None
+            if push_link is None
+            else deep_link(
+                push_link,
                 kind=nudge.kind,
                 couple_id=nudge.couple_id,
                 occurrence_id=nudge.occurrence_id,
             ),
             unsubscribe_url=self._unsubscribe_url(nudge, partner, now_s)
-            if channel == "email"
+            if channel == "email" and unsubscribe is not None
             else None,
             jar_idea=jar_idea,
-            manage_url=self._link(nudge, partner, "manage", now_s) or self._manage_url,
+            manage_url=(None if actions is None else self._link(nudge, partner, "manage", now_s))
+            or self._manage_url,
             support_url=self._support_url,
             when=nudge.scheduled_at,
-            actions=self._answers(nudge, partner, now_s),
+            actions=() if actions is None else self._signed_answers(nudge, partner, now_s),
         )
         if channel == "email":
             email = p["email"]
