@@ -98,7 +98,7 @@ from couples_nudge.notifier.render import (
     message_domain,
     render_email_bytes,
     render_push,
-    view_for,
+    view_of,
 )
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.state import NotifierState, dead_field, idempotency_key
@@ -780,13 +780,13 @@ class Delivery:
         # signed links' issued_at likewise (an aware datetime's timestamp() is ~2k).
         unsubscribe, actions, push_link = self.unsubscribe, self.actions, self._push_link
         now_s = int(now.timestamp()) if unsubscribe is not None or actions is not None else 0
-        view = view_for(
+        view = view_of(  # view_for, by position (render.view_of)
             couple.profile,
             partner_id,
             nudge.kind,
             item,
-            turn=nudge.turn,
-            link=None
+            nudge.turn,
+            None
             if push_link is None
             else deep_link(
                 push_link,
@@ -794,15 +794,15 @@ class Delivery:
                 couple_id=nudge.couple_id,
                 occurrence_id=nudge.occurrence_id,
             ),
-            unsubscribe_url=self._unsubscribe_url(nudge, partner, now_s)
+            self._unsubscribe_url(nudge, partner, now_s)
             if channel == "email" and unsubscribe is not None
             else None,
-            jar_idea=jar_idea,
-            manage_url=(None if actions is None else self._link(nudge, partner, "manage", now_s))
+            jar_idea,
+            (None if actions is None else self._link(nudge, partner, "manage", now_s))
             or self._manage_url,
-            support_url=self._support_url,
-            when=nudge.scheduled_at,
-            actions=() if actions is None else self._signed_answers(nudge, partner, now_s),
+            self._support_url,
+            nudge.scheduled_at,
+            () if actions is None else self._signed_answers(nudge, partner, now_s),
         )
         if channel == "email":
             email = p["email"]
