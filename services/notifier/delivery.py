@@ -55,6 +55,17 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 - A date night's or check-in's catalog choice is made once per delivery and shared by both
   partners (`_SharedPick`: `choose_for` reads no partner for those kinds), each reading it
   in their locale; ~23k instructions a nudge less.
+- No function run per message holds a comprehension or generator that reads its arguments
+  or locals: on 3.11 those become cells, allocated on every call even when the comprehension
+  does not run (`_signed_answers` is apart from `_answers`; content.Pool._allowed_of,
+  mime.SevenBitPlan._overlong and `handle`'s give-up loop likewise; h/notify14).
+- `_render` asks a link helper (push deep link, unsubscribe, manage, one-tap answers) and
+  reads the instant's `timestamp()` only when its feature is configured. Invariant: each
+  helper answers None (or ()) when its own setting is off, reading nothing else; so a view is
+  the same (tests: the emails' bytes, benchmarks/callgrind_render.py --digest, with and
+  without --links). The view is built by position (`render.view_of`, pinned by a test).
+  `_wanted` asks `_blocked` only for a couple with consent marks (else only its last check,
+  "no_channel", can answer; see the consent-marks bullet).
 - `zip` without `strict=True` where both sides are made in step (a nudge's sends and
   `all_of`'s results; the partners asked and RESERVE's answers, whose count
   `CapLedger.reserve` checks): its keyword costs ~1.6k instructions a call on 3.11.
