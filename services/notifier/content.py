@@ -119,14 +119,17 @@ class Pool:
 
     def allowed(self, check_in_format: CheckInFormat | None, rules: Rules) -> tuple[int, ...]:
         """Indexes of the items that pass the hard filters (cached per format and rules)."""
-        key = (check_in_format, rules)
-        found = self._allowed.get(key)
-        if found is None:
-            fitting = [n for n, item in enumerate(self.items) if fits(item, rules)]
-            formatted = [n for n in fitting if self.items[n].format == check_in_format]
-            # A catalog without that format (a test, a partial translation) keeps the kind.
-            found = tuple(formatted if check_in_format and formatted else fitting)
-            self._allowed[key] = found
+        found = self._allowed.get((check_in_format, rules))
+        # Computed apart: its comprehensions would make this function's arguments cells,
+        # allocated on every call (a message each), not only on a miss.
+        return self._allowed_of(check_in_format, rules) if found is None else found
+
+    def _allowed_of(self, check_in_format: CheckInFormat | None, rules: Rules) -> tuple[int, ...]:
+        fitting = [n for n, item in enumerate(self.items) if fits(item, rules)]
+        formatted = [n for n in fitting if self.items[n].format == check_in_format]
+        # A catalog without that format (a test, a partial translation) keeps the kind.
+        found = tuple(formatted if check_in_format and formatted else fitting)
+        self._allowed[(check_in_format, rules)] = found
         return found
 
     def choose(

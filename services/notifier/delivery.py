@@ -55,6 +55,17 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 - A date night's or check-in's catalog choice is made once per delivery and shared by both
   partners (`_SharedPick`: `choose_for` reads no partner for those kinds), each reading it
   in their locale; ~23k instructions a nudge less.
+- No function run per message holds a comprehension or generator that reads its arguments
+  or locals: on 3.11 those become cells, allocated on every call even when the comprehension
+  does not run (`_signed_answers` is apart from `_answers`; content.Pool._allowed_of,
+  mime.SevenBitPlan._overlong and `handle`'s give-up loop likewise; h/notify14).
+- `_render` asks a link helper (push deep link, unsubscribe, manage, one-tap answers) and
+  reads the instant's `timestamp()` only when its feature is configured. Invariant: each
+  helper answers None (or ()) when its own setting is off, reading nothing else; so a view is
+  the same (tests: the emails' bytes, benchmarks/callgrind_render.py --digest, with and
+  without --links). The view is built by position (`render.view_of`, pinned by a test).
+  `_wanted` asks `_blocked` only for a couple with consent marks (else only its last check,
+  "no_channel", can answer; see the consent-marks bullet).
 - `zip` without `strict=True` where both sides are made in step (a nudge's sends and
   `all_of`'s results; the partners asked and RESERVE's answers, whose count
   `CapLedger.reserve` checks): its keyword costs ~1.6k instructions a call on 3.11.
@@ -98,7 +109,7 @@ from couples_nudge.notifier.render import (
     message_domain,
     render_email_bytes,
     render_push,
-    view_for,
+    view_of,
 )
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.state import NotifierState, dead_field, idempotency_key
@@ -466,9 +477,12 @@ class Delivery:
     ) -> list[_Wanted]:
         """Who still needs this nudge, on which channels; suppressions go to `result`."""
         assert couple.profile is not None
+        # Fields read from the models' `__dict__`s (exactly their fields, as in `_render`):
+        # a pydantic field read is a `__getattr__` hook, ~0.5k instructions.
         partners: dict[str, Partner] = {}
-        for p in couple.profile.partners:
-            partners[p.partner_id] = p
+        for p in couple.profile.__dict__["partners"]:
+            partners[p.__dict__["partner_id"]] = p
+        channels_served = self.channels
         listening = couple.listening  # read from the profile (a pydantic attribute) once
         # No consent mark in the hash: paused, snoozed, unsubscribed and dead are all False
         # (CoupleState's docstring), so they are not asked.
@@ -491,20 +505,25 @@ class Delivery:
                 result.outcomes.append(self._suppressed(nudge, now, "cadence_lowered", partner_id))
                 continue
             channels: list[_Send] = []
-            for channel_name in partner.channels:
+            for channel_name in partner.__dict__["channels"]:
                 if channel_name == "mobile":
                     channels += self._devices(result, nudge, couple, partner, sent, now)
                     continue
                 key = idempotency_key(nudge.occurrence_id, partner_id, channel_name)
                 if sent and key in sent:
                     continue
-                reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                # `_blocked`, whose consent checks a couple without marks skips: no call
+                if marked:
+                    reason = self._blocked(couple, partner_id, nudge.kind, channel_name)
+                else:
+                    reason = None if channel_name in channels_served else "no_channel"
                 if reason is not None:
                     result.outcomes.append(
                         self._suppressed(nudge, now, reason, partner_id, channel_name)
                     )
                     continue
-                channels.append(_Send.on(channel_name, key))
+                # `_Send.on`'s send, made here: one classmethod call less a send
+                channels.append(_Send(channel_name, key, None, None, channel_name))
             if channels:
                 other = _other(partners, partner_id)
                 wanted.append(_Wanted(partner, partner_id, other, channels))
@@ -724,7 +743,7 @@ class Delivery:
             if shared.item is None:
                 shared.item = self._pick(nudge, couple, partner, other, seen)
             picked = shared.item
-        return self.catalog.localized(picked, partner.locale)
+        return self.catalog.localized(picked, partner.__dict__["locale"])  # no getattr hook
 
     def _pick(
         self,
@@ -736,17 +755,18 @@ class Delivery:
     ) -> Item:
         """The catalog's choice for the partner, in the default locale (content.py)."""
         assert couple.profile is not None
+        profile = couple.profile.__dict__  # its fields without the getattr hook (`_render`)
         return choose_for(
             self._pools[nudge.kind],
             kind=nudge.kind,
             occurrence_id=nudge.occurrence_id,
             recipient=partner,
             other=other,
-            focus_areas=couple.profile.focus_areas,
+            focus_areas=profile["focus_areas"],
             recently_seen=seen,
             check_in_format=couple.check_in_format,
             sequence=nudge.sequence,
-            context=couple.profile.context,
+            context=profile["context"],
             rested_before=nudge.scheduled_ms - self._gap_ms,
         )
 
@@ -766,27 +786,34 @@ class Delivery:
         # one __getattr__ hook, not one a field read.
         p = partner.__dict__
         partner_id = p["partner_id"]
-        now_s = int(now.timestamp())  # the signed links' issued_at
-        view = view_for(
+        # Links and their signatures only when configured, each helper asked only then (a
+        # call with keywords is ~0.5-1k instructions a message, its answer None or ()); the
+        # signed links' issued_at likewise (an aware datetime's timestamp() is ~2k).
+        unsubscribe, actions, push_link = self.unsubscribe, self.actions, self._push_link
+        now_s = int(now.timestamp()) if unsubscribe is not None or actions is not None else 0
+        view = view_of(  # view_for, by position (render.view_of)
             couple.profile,
             partner_id,
             nudge.kind,
             item,
-            turn=nudge.turn,
-            link=deep_link(
-                self._push_link,
+            nudge.turn,
+            None
+            if push_link is None
+            else deep_link(
+                push_link,
                 kind=nudge.kind,
                 couple_id=nudge.couple_id,
                 occurrence_id=nudge.occurrence_id,
             ),
-            unsubscribe_url=self._unsubscribe_url(nudge, partner, now_s)
-            if channel == "email"
+            self._unsubscribe_url(nudge, partner, now_s)
+            if channel == "email" and unsubscribe is not None
             else None,
-            jar_idea=jar_idea,
-            manage_url=self._link(nudge, partner, "manage", now_s) or self._manage_url,
-            support_url=self._support_url,
-            when=nudge.scheduled_at,
-            actions=self._answers(nudge, partner, now_s),
+            jar_idea,
+            (None if actions is None else self._link(nudge, partner, "manage", now_s))
+            or self._manage_url,
+            self._support_url,
+            nudge.scheduled_at,
+            () if actions is None else self._signed_answers(nudge, partner, now_s),
         )
         if channel == "email":
             email = p["email"]
@@ -850,6 +877,13 @@ class Delivery:
     def _answers(self, nudge: _Nudge, partner: Partner, now_s: int) -> tuple[tuple[str, str], ...]:
         if self.actions is None:
             return ()
+        return self._signed_answers(nudge, partner, now_s)
+
+    def _signed_answers(
+        self, nudge: _Nudge, partner: Partner, now_s: int
+    ) -> tuple[tuple[str, str], ...]:
+        """`_answers` when links are signed: apart, since its comprehensions make its
+        arguments cells, allocated on every call of the function that holds them."""
         links = [(a, self._link(nudge, partner, a, now_s)) for a in ONE_TAP]
         return tuple((a, url) for a, url in links if url is not None)
 

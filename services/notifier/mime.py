@@ -475,7 +475,7 @@ class SevenBitPlan:
             or (
                 len(slotted) > self.slack
                 and max(map(len, values)) > self.value_slack
-                and any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
+                and self._overlong(values)
             )
         ):
             return None
@@ -484,6 +484,11 @@ class SevenBitPlan:
         if (searched or "=" in slotted) and boundary in body:
             return None
         return _NEW(Encoded, ("7bit", body.encode("ascii")))
+
+    def _overlong(self, values: list[str]) -> bool:
+        """Whether a line's values exceed its slack. Apart from `encode`: its generator would
+        make `values` a cell, allocated on every call (an email each)."""
+        return any(sum(map(len, values[n.start : n.stop])) > n.slack for n in self.lines)
 
 
 def _base64(body: str) -> bytes:

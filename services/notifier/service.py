@@ -326,7 +326,9 @@ class NotifierService:
                 asked = max(r.error.retry_after or 0.0 for r in retry)
                 delay = max(delay, timedelta(seconds=asked))
             else:  # out of attempts: report, keep for operators
-                outcomes = outcomes + [self.delivery.gave_up(due, r, attempt) for r in retry]
+                outcomes = list(outcomes)  # a loop: a comprehension here would make `self`,
+                for r in retry:  # `due` and `attempt` cells on every call of `handle`
+                    outcomes.append(self.delivery.gave_up(due, r, attempt))
                 await bury(
                     self.redis,
                     self.keys.dead,

@@ -259,3 +259,30 @@ class TestSentOutcomes:
         for content in ('a"b', "a\\b", "a\nb", "é"):
             assert made.make("o|p|email", "p", "email", None, content) is None
         assert made.make("o|p|email", "p", "email", None, "ok") is not None
+
+    def test_each_outcome_has_its_own_dicts(self) -> None:
+        """`make` copies its per-delivery `__dict__` templates: every outcome gets dicts of
+        its own, in field order, and the templates keep their placeholders (issue 20)."""
+        at = datetime(2026, 12, 4, 18, tzinfo=UTC)
+        made = SentOutcomes("nudge-notifier", "o", "c", "date_night", at, epoch_ms(at), None,
+                            at, epoch_ms(at))  # fmt: skip
+        first = made.make("o|p|email", "p", "email", None, "one")
+        second = made.make("o|q|email", "q", "email", None, "two")
+        assert first is not None
+        assert second is not None
+        assert first.event.__dict__ is not second.event.__dict__
+        assert first.event.data.__dict__ is not second.event.data.__dict__
+        assert list(first.event.__dict__) == list(NudgeSent.model_fields)
+        assert list(first.event.data.__dict__) == list(NudgeSentData.model_fields)
+        assert (first.event.data.partner_id, second.event.data.partner_id) == ("p", "q")
+        assert first.event.event_id == uuid.uuid5(_NS, "o|p|email")
+        assert made._data["partner_id"] is None
+        assert made._event["event_id"] is None
+
+    @given(st.text(max_size=80))
+    def test_uuid_text_is_the_uuid(self, about: str) -> None:
+        """The event id's text (`to_bytes(16).hex()`, cut) is `str(uuid5(...))`."""
+        value = outcomes._outcome_int(about)
+        h = value.to_bytes(16).hex()
+        text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        assert text == str(uuid.uuid5(_NS, about)) == str(outcomes.outcome_id(about))

@@ -459,6 +459,12 @@ class TestViewFor:
         )
         assert type(v) is NudgeView
         assert v._asdict() == expected._asdict()
+        # view_of, the delivery's positional call (h/notify14), gives the same view.
+        by_position = render.view_of(
+            PROFILE, "p2", "date_night", DATE_NIGHT, turn, "https://l", "https://u", "a picnic",
+            "https://m", "https://s", when, actions,
+        )  # fmt: skip
+        assert by_position._asdict() == expected._asdict()
 
 
 class TestViewFields:
