@@ -87,12 +87,18 @@ class ManualClock:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def epoch_ms(instant: datetime) -> int:
-    """Exact integer milliseconds (float timestamp() * 1000 is off by one now and then)."""
-    return (instant - _EPOCH) // _MS
+    """Exact integer milliseconds (float timestamp() * 1000 is off by one now and then).
+
+    `(instant - _EPOCH) // timedelta(milliseconds=1)` without the division (~2k instructions
+    a call, on the ingestion and firing paths): a timedelta is normalised to days, seconds in
+    [0, 86400) and microseconds in [0, 10**6), so only the microseconds are not whole
+    milliseconds, and their floor is the whole difference's (tests/property/test_epoch_ms.py).
+    """
+    since = instant - _EPOCH
+    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
 
 
 def from_ms(ms: int | float) -> datetime:

@@ -17,7 +17,6 @@ from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import scrub
 from couples_nudge.scheduler.consent import ConsentStore
 from couples_nudge.scheduler.feedback import FeedbackStore
-from couples_nudge.scheduler.fixed_ms import instant_ms
 from couples_nudge.scheduler.planning import PlanningError
 from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.shapes import ShapePlanner
@@ -133,7 +132,7 @@ class PreferenceIngest:
                             (
                                 values["couple_id"],
                                 values["revision"],
-                                instant_ms(event.occurred_at),
+                                epoch_ms(event.occurred_at),
                                 profile_fields(data),
                                 arms,
                             ),
@@ -172,7 +171,7 @@ class PreferenceIngest:
 
         Raises PlanningError for preferences that cannot become an acceptable plan.
         """
-        occurred_ms = instant_ms(event.occurred_at)
+        occurred_ms = epoch_ms(event.occurred_at)
         match event:
             case PreferencesSet(data=data):
                 return await self.store.apply_plan(self._plan(data, occurred_ms))

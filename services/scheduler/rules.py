@@ -377,9 +377,31 @@ def spread_minutes(
 def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> list[int]:
     """`spread_minutes` from the text it hashes (the seed in UTF-8, then `week_tag`) and the
     window as `window_minutes` gives it: for callers that keep those per week and per rule."""
+    draws, days = _draws_and_days(text, times_per_week)
+    minutes = []
+    for day in days:  # a loop: a list comprehension's own function frame costs ~2k more
+        minutes.append(1440 * day + start + draws[6 + day] % width)
+    return minutes
+
+
+def first_spread_minute(
+    text: bytes, times_per_week: int, start: int, width: int, after: int
+) -> int | None:
+    """The first of `week_spread`'s minutes after `after` (None: none is), without its list:
+    ShapePlanner.arms asks this once per times-per-week arm of every couple it plans."""
+    draws, days = _draws_and_days(text, times_per_week)
+    for day in days:
+        minute = 1440 * day + start + draws[6 + day] % width
+        if minute > after:
+            return minute
+    return None
+
+
+def _draws_and_days(text: bytes, times_per_week: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The digest's 13 draws of `text` and the days (0 Monday, ascending) its shuffle gives."""
     digest = _SPREAD_HASH.copy()
     digest.update(text)
-    draws = _DRAWS.unpack_from(digest.digest())
+    draws: tuple[int, ...] = _DRAWS.unpack_from(digest.digest())
     # The shuffle's six choices (draws[0] % 7, ..., draws[5] % 2) as one mixed-radix number:
     # there are only 7! shuffles, and the days each gives are computed once (_spread_days).
     shuffle = (
@@ -392,17 +414,10 @@ def week_spread(text: bytes, times_per_week: int, start: int, width: int) -> lis
     days = _DAYS.get(key)
     if days is None:
         days = _DAYS[key] = _spread_days(shuffle, times_per_week)
-    minutes = []
-    for day in days:  # a loop: a list comprehension's own function frame costs ~2k more
-        minutes.append(1440 * day + start + draws[6 + day] % width)
-    return minutes
+    return draws, days
 
 
-_DAYS: dict[int, tuple[int, ...]] = {}  # _spread_days by its key in week_spread: 8,660 at most
-# week_spread's parts, for shapes.ShapePlanner.arms, which writes its body out.
-DRAWS: Final = _DRAWS
-SPREAD_HASH: Final = _SPREAD_HASH
-SPREAD_DAYS: Final = _DAYS
+_DAYS: dict[int, tuple[int, ...]] = {}  # _spread_days by its key (_draws_and_days): 8,660 at most
 
 # How many shuffles give each count of days the same days: times! (index: times, 1 to 7).
 # The swap at index i (Fisher-Yates, i from 6 down to 1) moves elements among positions 0..i
@@ -411,7 +426,6 @@ SPREAD_DAYS: Final = _DAYS
 # times, product times!): `shuffle // times!` tells the days apart as well as the shuffle does.
 # A miss (~15k instructions) is so 1/times! as likely: 840 keys for 3 a week, not 5,040.
 _SAME_DAYS: Final = (1, 1, 2, 6, 24, 120, 720, 5040)
-SAME_DAYS: Final = _SAME_DAYS
 
 
 def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
@@ -427,9 +441,6 @@ def _spread_days(shuffle: int, times_per_week: int) -> tuple[int, ...]:
         j = choices[i - 1]
         days[i], days[j] = days[j], days[i]
     return tuple(sorted(days[:times_per_week]))
-
-
-spread_days: Final = _spread_days  # for shapes.ShapePlanner.arms, as SPREAD_DAYS
 
 
 @lru_cache(maxsize=1024)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import count
 from typing import Final, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo
@@ -56,14 +56,10 @@ from couples_nudge.scheduler.planning import (
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
 from couples_nudge.scheduler.rules import (
-    DRAWS,
-    SAME_DAYS,
-    SPREAD_DAYS,
-    SPREAD_HASH,
     Rule,
     SpreadRule,
+    first_spread_minute,
     next_fire,
-    spread_days,
     window_minutes,
 )
 from couples_nudge.scheduler.steady_weeks import (
@@ -90,8 +86,6 @@ __all__ = ["ShapePlanner", "plan_arms"]
 # tuple built by tuple.__new__ in C costs ~1.4k (four arms a realistic couple): an Arm has no
 # __new__ of its own to skip (tests/property/test_shape_planner.py).
 _new_arm: Final = tuple.__new__
-_spread_hash: Final = SPREAD_HASH.copy  # rules.week_spread's, bound once
-_unpack_draws: Final = DRAWS.unpack_from
 # Each kind's record fields start "<kind code>/" (planning.plan's schedule ids, after the couple's).
 _FIELD_HEADS: Final = {kind: f"{code}/" for kind, code in KIND_CODES.items()}
 _MINUTE_MS: Final = 60_000
@@ -99,7 +93,6 @@ _MINUTE_US: Final = 60_000_000
 _DAY_MS: Final = 86_400_000
 _DAY_MINUTES: Final = 1440
 _EPOCH_DAY: Final = date(1970, 1, 1)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SHARED: Final = frozenset({"both", "turns"})  # schedule-id targets that are not a partner id
 MEMO_SIZE: Final = 4096  # shapes remembered; when full, the memo starts over
 
@@ -327,17 +320,7 @@ class ShapePlanner:
                     spread = self._remember_spread(key, made, context)
                 else:
                     self.hits += 1
-                if now_ms is None:
-                    # epoch_ms(now) for the clock's UTC (same tzinfo as the epoch: no
-                    # utcoffset call) without its frame and the timedelta floor division
-                    # (~2k): whole days, seconds and milliseconds of the exact difference.
-                    if now.tzinfo is UTC:
-                        since = now - _EPOCH
-                        now_ms = (
-                            since.days * _DAY_MS + since.seconds * 1000 + since.microseconds // 1000
-                        )
-                    else:
-                        now_ms = epoch_ms(now)
+                now_ms = epoch_ms(now) if now_ms is None else now_ms
                 # Loops, not list comprehensions: a comprehension's own frame costs ~2k.
                 # Each couple's arm: the first fire after `now` of the rule seeded by its own
                 # schedule id, in a steady week by integer arithmetic (steady_weeks.py), here
@@ -356,33 +339,12 @@ class ShapePlanner:
                         # first_spread_ms's first step written out (its frame, ~1.5k): the
                         # first of this week's minutes after now's; past the week's last,
                         # first_spread_ms itself (the next week's first).
-                        # rules.week_spread written out too (its frame and its list, ~2k
-                        # an arm): its digest's draws, the shuffle's days, and only the
-                        # minutes up to the first after now's
-                        # (tests/property/test_ingest16_spread_inline.py).
                         start, width = each.window
                         elapsed = (now_ms - week.start_ms) // _MINUTE_MS
-                        times = each.times
-                        digest = _spread_hash()
-                        digest.update(schedule_id.encode() + week.tag)
-                        draws = _unpack_draws(digest.digest())
-                        shuffle = (
-                            (
-                                ((draws[0] % 7 * 6 + draws[1] % 6) * 5 + draws[2] % 5) * 4
-                                + draws[3] % 4
-                            )
-                            * 3
-                            + draws[4] % 3
-                        ) * 2 + draws[5] % 2
-                        days_key = shuffle // SAME_DAYS[times] * 8 + times
-                        days = SPREAD_DAYS.get(days_key)
-                        if days is None:
-                            days = SPREAD_DAYS[days_key] = spread_days(shuffle, times)
-                        for day in days:
-                            minute = 1440 * day + start + draws[6 + day] % width
-                            if minute > elapsed:
-                                nominal_ms = week.start_ms + minute * _MINUTE_MS
-                                break
+                        text = schedule_id.encode() + week.tag
+                        minute = first_spread_minute(text, each.times, start, width, elapsed)
+                        if minute is not None:
+                            nominal_ms = week.start_ms + minute * _MINUTE_MS
                         else:
                             nominal_ms = first_spread_ms(
                                 week, schedule_id, each.times, start, width, now_ms

@@ -29,7 +29,7 @@ from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from couples_nudge.scheduler.planning import QuietWindow
-from couples_nudge.scheduler.rules import week_spread, week_tag
+from couples_nudge.scheduler.rules import first_spread_minute, week_spread, week_tag
 from couples_nudge.scheduler.wallclock import to_local
 
 __all__ = [
@@ -92,9 +92,9 @@ def first_spread_ms(
     `rules.window_minutes` gives it (kept per shape: shapes.py)."""
     elapsed = (now_ms - week.start_ms) // _MINUTE_MS  # whole minutes of the week gone
     text = seed.encode()
-    for minute in week_spread(text + week.tag, times_per_week, start, width):
-        if minute > elapsed:
-            return week.start_ms + minute * _MINUTE_MS
+    minute = first_spread_minute(text + week.tag, times_per_week, start, width, elapsed)
+    if minute is not None:
+        return week.start_ms + minute * _MINUTE_MS
     minutes = week_spread(text + week.next_tag, times_per_week, start, width)
     return week.until_ms + minutes[0] * _MINUTE_MS  # every week has a fire
 

@@ -1,8 +1,8 @@
-"""`ShapePlanner.arms` writes `rules.week_spread` out for a times-per-week arm in a steady week
-(h/ingest16): its first fire after `now` stays the direct planner's (`plan_arms`) for every
+"""`ShapePlanner.arms` takes a times-per-week arm's first fire in a steady week from
+`rules.first_spread_minute` (h/ingest16): it stays the direct planner's (`plan_arms`) for every
 count a week (1 to 7: each count keys the shuffle's days differently), windows of any width
-(from a minute to nearly the whole day) and instants forwards and back, many couples
-(seeds) per shape; and its minutes are `week_spread`'s.
+(from a minute to nearly the whole day) and instants forwards and back, many couples (seeds)
+per shape; and `first_spread_minute` is the first of `week_spread`'s minutes after any minute.
 """
 
 from __future__ import annotations
@@ -58,16 +58,12 @@ def test_first_fires_as_planned_directly(
     times=st.integers(1, 7),
     start=st.integers(0, 1439),
     width=st.integers(1, 1440),
+    after=st.integers(-1, 7 * 1440),
 )
-def test_the_parts_are_week_spreads(text: bytes, times: int, start: int, width: int) -> None:
-    """The parts `arms` reads from rules (the hash, the draws, the days) give `week_spread`."""
-    digest = rules.SPREAD_HASH.copy()
-    digest.update(text)
-    draws = rules.DRAWS.unpack_from(digest.digest())
-    shuffle = (
-        (((draws[0] % 7 * 6 + draws[1] % 6) * 5 + draws[2] % 5) * 4 + draws[3] % 4) * 3
-        + draws[4] % 3
-    ) * 2 + draws[5] % 2
-    days = rules.spread_days(shuffle, times)
-    minutes = [1440 * day + start + draws[6 + day] % width for day in days]
-    assert minutes == rules.week_spread(text, times, start, width)
+def test_the_first_of_week_spread_after(
+    text: bytes, times: int, start: int, width: int, after: int
+) -> None:
+    later = [m for m in rules.week_spread(text, times, start, width) if m > after]
+    assert rules.first_spread_minute(text, times, start, width, after) == (
+        later[0] if later else None
+    )
