@@ -15,20 +15,64 @@ A prepared step is decided for `now` = its instant. Sent later, that decision st
 for a while: it is sent within `FRESH_MS` of the instant and before the schedule's next fire,
 else dropped for the normal path (a loop stalled that long would otherwise publish without the
 "late" note, or past a missed occurrence).
+
+How long before an instant preparing starts (`lead_ms`): `lookahead_seconds`, or longer when
+what is due right after the instant would take longer than that to prepare at the cost per
+step this process last measured (`PrepareCost`). A burst of 100,000 took ~3 s to prepare on a
+slow 2-core machine (2026-12-07), where a fixed 2 s window left a third of it to the instant.
+Starting earlier changes nothing that is sent: steps are still sent only at their instant,
+and FIRE still checks what they were prepared from.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from couples_nudge.scheduler.store import Fire
 from couples_nudge_schemas import NudgeKind
 
-__all__ = ["FRESH_MS", "Ahead", "Prepared", "chunk_read_at", "fresh", "restamped"]
+__all__ = [
+    "FRESH_MS",
+    "Ahead",
+    "PrepareCost",
+    "Prepared",
+    "chunk_read_at",
+    "fresh",
+    "lead_ms",
+    "restamped",
+]
 
 # Well under firing._LATE (a minute: the "late" note) and every grace window (hours).
 FRESH_MS: Final = 30_000
+# Real seconds a prepared step costs before this process has measured it: the slowest machine
+# measured (a 2-core AMD EPYC, 2026-12-07: ~30 us a step, its page's read included), with room.
+PREPARE_S_PRIOR: Final = 40e-6
+# Preparing shares the process with ingestion and the other shards: the lead allows for that.
+LEAD_MARGIN: Final = 1.5
+# Fewer steps than this in one look ahead measure mostly its page reads, not the steps.
+_MEASURED_MIN: Final = 200
+
+
+def lead_ms(window_ms: int, due: int, prepare_s: float, speed: float = 1.0) -> int:
+    """How long (clock ms) before an instant to start preparing the `due` steps up to the end
+    of the window after it: the window, or longer when `due` steps at `prepare_s` real seconds
+    each, with LEAD_MARGIN, would take longer (a clock at `speed` times real time moves that
+    much further meanwhile)."""
+    return max(window_ms, math.ceil(due * prepare_s * LEAD_MARGIN * 1000 * speed))
+
+
+@dataclass(slots=True)
+class PrepareCost:
+    """What a prepared step costs this process, in real seconds: the last look ahead that
+    prepared enough steps to tell (its page reads included), else PREPARE_S_PRIOR."""
+
+    per_step: float = PREPARE_S_PRIOR
+
+    def observe(self, steps: int, seconds: float) -> None:
+        if steps >= _MEASURED_MIN and seconds > 0:
+            self.per_step = seconds / steps
 
 
 class Prepared(NamedTuple):

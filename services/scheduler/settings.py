@@ -22,8 +22,8 @@ class SchedulerSettings(CommonSettings):
         default=2.0,
         description=(
             "Real seconds before an instant at which the timer loop prepares its FIRE calls "
-            "(timers and records read, payloads built; nothing sent before the instant); 0 "
-            "disables it."
+            "(timers and records read, payloads built; nothing sent before the instant), at "
+            "least: earlier for a burst that would take longer to prepare; 0 disables it."
         ),
     )
     lookahead_max: Annotated[int, Field(ge=0, le=10_000_000)] = Field(

@@ -369,6 +369,10 @@ class ScheduleStore:
         )
         return int(live)
 
+    async def count_due(self, shard: int, from_ms: int, to_ms: int) -> int:
+        """How many of the shard's timers are due from `from_ms` to `to_ms`, both included."""
+        return int(await self.redis.zcount(self.keys.timers(shard), from_ms, to_ms))
+
     async def next_due_ms(self, shard: int) -> int | None:
         head = await self.redis.zrange(self.keys.timers(shard), 0, 0, withscores=True)
         return int(head[0][1]) if head else None

@@ -7,7 +7,10 @@ in a burst, replicas read different slots of the backlog so they rarely compute 
 
 Before a busy instant the loop also looks ahead (lookahead.py): it reads the timers due within
 `lookahead_seconds` and prepares their FIRE steps, then at the instant only sends them, before
-the batch above picks up whatever they did not do.
+the batch above picks up whatever they did not do. A burst too big to prepare within that
+window at this process's measured speed is prepared earlier (`lead_ms`): the loop counts the
+timers due at a head that is near (one ZCOUNT per shard and head) and starts when the count
+asks for it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 import zlib
 from collections import Counter, deque
@@ -43,9 +47,11 @@ from couples_nudge.scheduler.firing import (
 from couples_nudge.scheduler.leases import ShardLeases, lease_ms, lease_policy
 from couples_nudge.scheduler.lookahead import (
     Ahead,
+    PrepareCost,
     Prepared,
     chunk_read_at,
     fresh,
+    lead_ms,
     restamped,
 )
 from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
@@ -116,6 +122,13 @@ class _Firing(NamedTuple):
     plain: dict[str, _Fired]
 
 
+class _Counted(NamedTuple):
+    """A shard's head, and how many timers are due from it to the window's end after it."""
+
+    head: int
+    due: int
+
+
 class _Sent(NamedTuple):
     """A prepared chunk's FIRE call in flight: its steps, their instant, when it was sent."""
 
@@ -147,6 +160,8 @@ class TimerLoop:
         self.missed = 0
         self.ahead: dict[int, Ahead] = {}  # per shard: the steps prepared ahead (lookahead.py)
         self.fired_ahead = 0  # of `fired`, by steps prepared ahead
+        self.prepare_cost = PrepareCost()  # what a prepared step costs here (`lead_ms`)
+        self._head_counts: dict[int, _Counted] = {}  # per shard: its head's count (`_lead_due`)
         self.leases: ShardLeases | None = None  # while `run` runs: the shards it fires
 
     async def tick(self, shard: int) -> int:
@@ -203,20 +218,24 @@ class TimerLoop:
         """The lookahead window in clock ms (a scaled clock runs `speed` times real time)."""
         return int(self.settings.lookahead_seconds * 1000 * self.clock.speed)
 
-    async def look_ahead(self, shard: int) -> int:
+    async def look_ahead(self, shard: int, window_ms: int | None = None) -> int:
         """Prepare the FIRE steps of the shard's timers due within the lookahead window (after
-        now: what is due now is `tick`'s); returns how many the shard holds prepared.
+        now: what is due now is `tick`'s), or within `window_ms` of now when given; returns how
+        many the shard holds prepared.
 
         Reads a batch at a time from where the last read ended. Stops at the window's last
         timer, at `lookahead_max` prepared (all shards together: the rest fire as usual), and
-        as soon as the earliest prepared instant has come (firing it must not wait).
+        as soon as the earliest prepared instant has come (firing it must not wait). What the
+        steps cost is measured for `lead_ms`.
         """
         if not self._looks_ahead():
             return 0
         ahead = self.ahead.setdefault(shard, Ahead())
         timings: dict[_TimingKey, _Timed] = {}
         bursts: dict[_BurstKey, _Burst | Literal[False]] = {}
-        window_ms = self._window_ms()
+        if window_ms is None:
+            window_ms = self._window_ms()
+        held, started = len(ahead), time.perf_counter()
         while True:
             room = self.settings.lookahead_max - sum(map(len, self.ahead.values()))
             now_ms = epoch_ms(self.clock.now())
@@ -237,6 +256,7 @@ class TimerLoop:
                 ahead.cursor = rows[-1][0]
             if len(rows) < limit:
                 break
+        self.prepare_cost.observe(len(ahead) - held, time.perf_counter() - started)
         return len(ahead)
 
     def _prepared(
@@ -557,13 +577,35 @@ class TimerLoop:
             await self._sleep_until([h for h in heads if h is not None], stop)
 
     async def _look_ahead_near(self, shards: list[int], heads: list[int | None]) -> None:
-        """Look ahead on the shards whose next timer is within the window."""
+        """Look ahead on the shards whose next timer is within the window, or within the
+        longer lead that preparing what is due there asks for (`lead_ms`)."""
         if not self._looks_ahead():
             return
         now_ms, window_ms = epoch_ms(self.clock.now()), self._window_ms()
+        room = self.settings.lookahead_max - sum(map(len, self.ahead.values()))
+        per_step, speed = self.prepare_cost.per_step, self.clock.speed
+        farthest = lead_ms(window_ms, room, per_step, speed)  # the most any count could ask
         for shard, head in zip(shards, heads, strict=True):
-            if head is not None and now_ms < head <= now_ms + window_ms:
+            if head is None or not now_ms < head <= now_ms + farthest:
+                continue
+            if head <= now_ms + window_ms:
                 await self.look_ahead(shard)
+                continue
+            due = min(room, await self._lead_due(shard, head, window_ms))
+            lead = lead_ms(window_ms, due, per_step, speed)
+            if head - now_ms <= lead:
+                if not self.ahead.get(shard):  # the burst's first look: said once
+                    log.info("lookahead_early", shard=shard, due=due, lead_ms=lead)
+                await self.look_ahead(shard, head - now_ms + window_ms)
+
+    async def _lead_due(self, shard: int, head: int, window_ms: int) -> int:
+        """How many timers of the shard are due from `head` to the window's end after it:
+        counted once per head (a head that moved is counted again)."""
+        counted = self._head_counts.get(shard)
+        if counted is None or counted.head != head:
+            due = await self.store.count_due(shard, head, head + window_ms)
+            counted = self._head_counts[shard] = _Counted(head, due)
+        return counted.due
 
     async def _sleep_until(self, heads: list[int], stop: asyncio.Event) -> None:
         bound = self.settings.max_poll_seconds

@@ -315,6 +315,63 @@ class TestBounds:
         assert len(await world.dues()) == len(due) == loop.fired
 
 
+class TestLead:
+    """A burst too big to prepare within the window is prepared earlier (lookahead.lead_ms)."""
+
+    async def test_the_count_at_the_head_decides_when_preparing_starts(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Three seconds before the couples' instant, with a 1 s window: at the prior cost per
+        step nothing is prepared yet (five steps ask for no more than the window); at a cost
+        that makes five take longer than three seconds, all five are prepared now, and sent at
+        the instant, once each. The head is counted once, however often the loop passes."""
+        world = await _world(redis, redis_url, key_prefix)
+        instant = await world.plan()
+        loop = world.loop(lookahead_seconds=1)
+        counts: list[int] = []
+        count_due = world.store.count_due
+
+        async def counted(shard: int, from_ms: int, to_ms: int) -> int:
+            counts.append(await count_due(shard, from_ms, to_ms))
+            return counts[-1]
+
+        loop.store.count_due = counted  # type: ignore[method-assign]
+        world.at(instant - 3000)
+        head = await world.store.next_due_ms(0)
+        assert head == instant
+        await loop._look_ahead_near([0], [head])
+        assert len(loop.ahead.get(0, ())) == 0
+        assert counts == [len(COUPLES)]
+
+        loop.prepare_cost.per_step = 0.5  # 5 steps x 0.5 s x 1.5: a lead of 3.75 s
+        await loop._look_ahead_near([0], [head])
+        await loop._look_ahead_near([0], [head])
+        assert len(loop.ahead[0]) == len(COUPLES)
+        assert counts == [len(COUPLES)]  # the same head: not counted again
+        assert await world.dues() == []  # prepared, nothing sent
+
+        world.at(instant + 250)
+        assert await loop.fire_ahead(0) == len(COUPLES)
+        assert await loop.tick(0) == 0
+        assert len(await world.occurrences_once()) == len(COUPLES) == loop.fired_ahead
+
+    async def test_a_head_beyond_any_lead_is_not_counted(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Further away than `lookahead_max` steps could take to prepare: no ZCOUNT at all."""
+        world = await _world(redis, redis_url, key_prefix)
+        instant = await world.plan()
+        loop = world.loop(lookahead_seconds=1, lookahead_max=10)
+        loop.store.count_due = _refused  # type: ignore[method-assign]
+        world.at(instant - 60_000)  # 10 steps x 40 us x 1.5: the lead is the window's 1 s
+        await loop._look_ahead_near([0], [instant])
+        assert len(loop.ahead.get(0, ())) == 0
+
+
+async def _refused(shard: int, from_ms: int, to_ms: int) -> int:
+    raise AssertionError("counted")
+
+
 class TestNormalPath:
     async def test_a_record_changed_after_due_is_not_published_from_the_old_read(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str

@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from couples_nudge.scheduler.firing import occurred_field, record_after
-from couples_nudge.scheduler.lookahead import FRESH_MS, Ahead, Prepared, fresh, restamped
+from couples_nudge.scheduler.lookahead import (
+    FRESH_MS,
+    LEAD_MARGIN,
+    PREPARE_S_PRIOR,
+    Ahead,
+    PrepareCost,
+    Prepared,
+    fresh,
+    lead_ms,
+    restamped,
+)
 from couples_nudge.scheduler.store import Fire
 
 T = 1_796_407_200_000
@@ -102,3 +112,23 @@ class TestRestamped:
     def test_occurred_field_wants_utc(self) -> None:
         with pytest.raises(ValueError, match="UTC"):
             occurred_field(datetime(2026, 12, 4, 18))
+
+
+class TestLead:
+    def test_the_window_unless_preparing_the_count_takes_longer(self) -> None:
+        assert lead_ms(2_000, 0, 40e-6) == 2_000
+        assert lead_ms(2_000, 10_000, 40e-6) == 2_000  # 0.6 s of preparing: the window
+        assert lead_ms(2_000, 100_000, 40e-6) == 6_000  # 4 s, with the margin 6 s
+        assert lead_ms(2_000, 100_000, 40e-6, speed=20.0) == 120_000  # a clock 20x real time
+        assert lead_ms(2_000, 2, 1.0) == round(2_000 * LEAD_MARGIN)  # 2 s of preparing
+
+    def test_the_cost_is_measured_only_from_enough_steps(self) -> None:
+        cost = PrepareCost()
+        assert cost.per_step == PREPARE_S_PRIOR
+        cost.observe(199, 1.0)  # a page's reads would dominate
+        cost.observe(5_000, 0.0)
+        assert cost.per_step == PREPARE_S_PRIOR
+        cost.observe(10_000, 0.3)
+        assert cost.per_step == pytest.approx(30e-6)
+        cost.observe(1_000, 0.08)  # the last measurement counts: the machine's state now
+        assert cost.per_step == pytest.approx(80e-6)
