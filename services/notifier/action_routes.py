@@ -249,13 +249,13 @@ class ActionPages:
             until = couple.fields.get(f"snz:{claim.partner_id}:{kind}", "").partition("|")[2]
             if changed is not None and changed[0] == kind:  # not applied yet: show the choice
                 state = {"stop": "stopped", "start": "on"}.get(changed[1], "snoozed")
-                kinds.append((kind, state, None))  # type: ignore[arg-type]
+                kinds.append(KindState(kind, state, None))  # type: ignore[arg-type]
             elif couple.unsubscribed(claim.partner_id, kind, "all"):
-                kinds.append((kind, "stopped", None))
+                kinds.append(KindState(kind, "stopped", None))
             elif until.isdigit() and now_ms < int(until):
-                kinds.append((kind, "snoozed", from_ms(int(until))))
+                kinds.append(KindState(kind, "snoozed", from_ms(int(until))))
             else:
-                kinds.append((kind, "on", None))
+                kinds.append(KindState(kind, "on", None))
         partner = _partner(couple, claim.partner_id)
         html = render_manage_page(
             kinds,

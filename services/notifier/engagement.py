@@ -22,7 +22,7 @@ redelivered nudge (same occurrence as the last) counts nothing and repeats its t
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple, cast
 
 import redis.asyncio as aioredis
 
@@ -93,7 +93,15 @@ if trigger == ARGV[2] then return 1 end
 return 0
 """
 
-Claimed = tuple[Literal["publish", "done", "busy", "gone"], int]
+ClaimState = Literal["publish", "done", "busy", "gone"]
+
+
+class Claimed(NamedTuple):
+    """What ENGAGE said of an answer: what to do with it, and the ms it was first claimed at
+    (which fixes every byte of what it publishes)."""
+
+    state: ClaimState
+    first_ms: int
 
 
 def answer_member(occurrence_id: str, partner_id: str, action: str) -> str:
@@ -128,7 +136,7 @@ class EngagementStore:
         )
         text = state.decode() if isinstance(state, bytes) else str(state)
         assert text in ("publish", "done", "busy", "gone")
-        return text, int(first)  # type: ignore[return-value]
+        return Claimed(cast("ClaimState", text), int(first))
 
     async def done(self, couple_id: str, occurrence_id: str, partner_id: str, action: str) -> None:
         await self._done(

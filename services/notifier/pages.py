@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import jinja2
 
@@ -25,7 +25,16 @@ from couples_nudge_schemas import NudgeKind
 __all__ = ["AnswerState", "KindState", "csp_for", "render_answer_page", "render_manage_page"]
 
 AnswerState = Literal["confirm", "done", "invalid", "expired", "error"]
-KindState = tuple[NudgeKind, Literal["on", "snoozed", "stopped"], datetime | None]
+
+
+class KindState(NamedTuple):
+    """What the manage page shows for one kind of nudge."""
+
+    kind: NudgeKind
+    state: Literal["on", "snoozed", "stopped"]
+    until: datetime | None  # a snooze's end
+
+
 _STYLE: Final = re.compile(r"<style>(.*?)</style>", re.S)
 
 

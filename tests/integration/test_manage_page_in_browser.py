@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from couples_nudge.notifier.pages import render_answer_page, render_manage_page
+from couples_nudge.notifier.pages import KindState, render_answer_page, render_manage_page
 from couples_nudge.notifier.render_cli import every_locale
 from tests.integration.test_dashboard import browse, png_facts
 from tests.integration.test_email_in_browser import PROBE, WIDTHS, keep
@@ -22,9 +22,9 @@ def manage_html(locale: str) -> str:
     """Every state a kind can be in: on, snoozed until a date, stopped; a saved notice."""
     return render_manage_page(
         [
-            ("date_night", "on", None),
-            ("check_in", "snoozed", datetime(2026, 12, 24, 18, 0, tzinfo=UTC)),
-            ("appreciation", "stopped", None),
+            KindState("date_night", "on", None),
+            KindState("check_in", "snoozed", datetime(2026, 12, 24, 18, 0, tzinfo=UTC)),
+            KindState("appreciation", "stopped", None),
         ],
         locale=locale,
         timezone="Europe/Berlin",
