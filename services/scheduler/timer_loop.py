@@ -594,7 +594,7 @@ class TimerLoop:
             due = min(room, await self._lead_due(shard, head, window_ms))
             lead = lead_ms(window_ms, due, per_step, speed)
             if head - now_ms <= lead:
-                if not self.ahead.get(shard):  # the burst's first look: said once
+                if not self.ahead.get(shard):  # nothing prepared on the shard yet: its first look
                     log.info("lookahead_early", shard=shard, due=due, lead_ms=lead)
                 await self.look_ahead(shard, head - now_ms + window_ms)
 
