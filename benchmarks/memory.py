@@ -29,7 +29,7 @@ from benchmarks.harness import (
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.records import decode_record
-from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.store import ScheduleStore, TimerRow
 from couples_nudge_schemas import parse_preference
 
 DEFAULT_N = 100_000
@@ -103,7 +103,7 @@ async def couple_hashes(client: aioredis.Redis, sample: list[str]) -> dict[str, 
     }
 
 
-def _decode_us(due: list[tuple[str, int, bytes | None]]) -> float:
+def _decode_us(due: list[TimerRow]) -> float:
     rows = [(sid, raw) for sid, _, raw in due if raw is not None]
     best = float("inf")
     for _ in range(5):

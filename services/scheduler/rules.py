@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise, takewhile
-from typing import Final
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from croniter import (  # type: ignore[import-untyped, unused-ignore]
@@ -74,6 +74,7 @@ from couples_nudge_schemas.preferences import CronFieldReading, cron_field_readi
 
 __all__ = [
     "CronRule",
+    "DailyWindow",
     "Rule",
     "RuleError",
     "SpreadRule",
@@ -450,11 +451,19 @@ def week_tag(monday: date) -> bytes:
     return f"\x00{iso_year:04d}-W{iso_week:02d}".encode()
 
 
+class DailyWindow(NamedTuple):
+    """A spread rule's daily window in whole minutes: its first minute of the day (`start`)
+    and how many minutes it spans from there (`width`)."""
+
+    start: int
+    width: int
+
+
 @lru_cache(maxsize=1024)
-def window_minutes(window_start: time, window_end: time) -> tuple[int, int]:
-    """A daily window as (first minute of the day, width in minutes)."""
+def window_minutes(window_start: time, window_end: time) -> DailyWindow:
+    """A daily window in whole minutes of the day (the schema's windows are whole minutes)."""
     start = window_start.hour * 60 + window_start.minute
-    return start, window_end.hour * 60 + window_end.minute - start
+    return DailyWindow(start, window_end.hour * 60 + window_end.minute - start)
 
 
 # --- helpers ----------------------------------------------------------------

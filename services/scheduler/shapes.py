@@ -56,6 +56,7 @@ from couples_nudge.scheduler.planning import (
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
 from couples_nudge.scheduler.rules import (
+    DailyWindow,
     Rule,
     SpreadRule,
     first_spread_minute,
@@ -203,7 +204,7 @@ class _SpreadArm:
     quiet: tuple[QuietWindow, ...]
     quiet_zones: tuple[ZoneInfo, ...]  # each quiet window's zone
     bounds: QuietBounds  # steady_weeks.quiet_bounds(quiet)
-    window: tuple[int, int]  # rules.window_minutes of the rule's window: (start, width)
+    window: DailyWindow  # rules.window_minutes of the rule's window
     times: int  # rule.times_per_week
     # The steady week `steady_week(zone, quiet_zones, ...)` last gave this arm, kept while it
     # holds `now` (start_ms <= now_ms < until_ms): the week steady_week would give again for
@@ -466,7 +467,7 @@ class ShapePlanner:
         return spread
 
 
-def _window_clear(week: SteadyWeek, window: tuple[int, int], bounds: QuietBounds) -> bool:
+def _window_clear(week: SteadyWeek, window: DailyWindow, bounds: QuietBounds) -> bool:
     """True when no quiet window (`bounds`, their zones' offsets in `week`) holds any minute
     of the daily window (`window`: rules.window_minutes, minutes of the schedule zone's day)
     in `week` or the next: then `steady_weeks.quiet_free_us` is True for every nominal

@@ -33,6 +33,7 @@ from couples_nudge.scheduler.rules import first_spread_minute, week_spread, week
 from couples_nudge.scheduler.wallclock import to_local
 
 __all__ = [
+    "QuietBound",
     "QuietBounds",
     "SteadyWeek",
     "first_spread_ms",
@@ -99,12 +100,21 @@ def first_spread_ms(
     return week.until_ms + minutes[0] * _MINUTE_MS  # every week has a fire
 
 
-QuietBounds = tuple[tuple[int, int], ...]  # each window's (start, end), us into the day
+class QuietBound(NamedTuple):
+    """A quiet window's times of day in its own zone, in microseconds into the day: quiet from
+    `start_us` up to (not at) `end_us`, across midnight when `end_us` < `start_us` (the
+    schema's quiet hours never start and end at the same time)."""
+
+    start_us: int
+    end_us: int
+
+
+QuietBounds = tuple[QuietBound, ...]  # a schedule's quiet windows, in the schedule's order
 
 
 def quiet_bounds(quiet: tuple[QuietWindow, ...]) -> QuietBounds:
     """The windows' times of day as `quiet_free_us` reads them (kept per shape: shapes.py)."""
-    return tuple((_of_day_us(window.start), _of_day_us(window.end)) for window in quiet)
+    return tuple(QuietBound(_of_day_us(window.start), _of_day_us(window.end)) for window in quiet)
 
 
 def quiet_free(week: SteadyWeek, quiet: tuple[QuietWindow, ...], nominal_ms: int) -> bool:

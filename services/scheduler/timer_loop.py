@@ -58,7 +58,7 @@ from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, 
 from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
 from couples_nudge.scheduler.rules import CronRule, Rule
 from couples_nudge.scheduler.settings import SchedulerSettings
-from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore
+from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore, TimerRow
 from couples_nudge_schemas import NudgeKind, NudgeSuppressed, NudgeSuppressedData, SuppressionReason
 
 __all__ = ["TimerLoop", "shard_round"]
@@ -253,7 +253,7 @@ class TimerLoop:
                     if prepared is not None:  # else `tick` decides it at its instant
                         ahead.add(prepared)
             if rows:
-                ahead.cursor = rows[-1][0]
+                ahead.cursor = rows[-1].schedule_id
             if len(rows) < limit:
                 break
         self.prepare_cost.observe(len(ahead) - held, time.perf_counter() - started)
@@ -352,7 +352,7 @@ class TimerLoop:
 
     def _steps(
         self,
-        due: list[tuple[str, int, bytes | None]],
+        due: list[TimerRow],
         now: datetime,
         timings: dict[_TimingKey, _Timed],
         bursts: dict[_BurstKey, _Burst | Literal[False]] | None,

@@ -13,7 +13,7 @@ from couples_nudge.common.clock import ManualClock, epoch_ms
 from couples_nudge.common.streams import read_events
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.settings import SchedulerSettings
-from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore
+from couples_nudge.scheduler.store import Fire, Fired, ScheduleStore, TimerRow
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import Nudges, PreferencesSetData, parse_due, parse_preference
 from tests.support.events import envelope, preferences
@@ -227,7 +227,9 @@ class TestPreparedSteps:
             await ingest.apply(parse_preference(preferences(couple)))
         read_at = await _counter(redis, settings)
         due = await store.due_records(0, LATER, 10)
-        (changed, at, raw), (other, _, other_raw) = [r for r in due if r[0].endswith("/d/both")]
+        (changed, at, raw), (other, _, other_raw) = [
+            r for r in due if r.schedule_id.endswith("/d/both")
+        ]
         assert other != changed
         assert await redis.zscore(settings.keys.timers(0), other) == at
         await redis.hset(settings.keys.couple("c1"), changed.split("/", 1)[1], b"9|9|changed")
@@ -250,7 +252,9 @@ class TestPreparedSteps:
         settings, store, ingest = _ingest(redis, redis_url, key_prefix)
         for couple in ("c1", "c3", "c4"):  # one instant for their date nights
             await ingest.apply(parse_preference(preferences(couple)))
-        due = [r for r in await store.due_records(0, LATER, 20) if r[0].endswith("/d/both")]
+        due = [
+            r for r in await store.due_records(0, LATER, 20) if r.schedule_id.endswith("/d/both")
+        ]
         (a, at, raw_a), (b, _, raw_b), (c, _, raw_c) = due
         steps = [
             Fire(a, at, at + 7, raw_a, None, b"a"),
@@ -302,9 +306,11 @@ class TestPreparedSteps:
         settings, store, ingest = _ingest(redis, redis_url, key_prefix)
         for n in range(250):  # one instant for their date nights
             await ingest.apply(parse_preference(preferences(f"c{n}")))
-        due = [r for r in await store.due_records(0, LATER, 2000) if r[0].endswith("/d/both")]
+        due = [
+            r for r in await store.due_records(0, LATER, 2000) if r.schedule_id.endswith("/d/both")
+        ]
         assert len(due) == 250
-        at = due[0][1]
+        at = due[0].score
         steps = [Fire(sid, score, at + 7, raw, None, b"p") for sid, score, raw in due]
         steps.append(steps[-1])  # the last one twice: it loses the second time
         read_at = await _counter(redis, settings)
@@ -370,7 +376,7 @@ async def _published(redis: aioredis.Redis, settings: SchedulerSettings) -> list
 
 async def _planned_couple(
     redis: aioredis.Redis, redis_url: str, key_prefix: str
-) -> tuple[SchedulerSettings, ScheduleStore, list[tuple[str, int, bytes | None]]]:
+) -> tuple[SchedulerSettings, ScheduleStore, list[TimerRow]]:
     """Couple c1's four schedules planned; their due timers, read as the timer loop reads them."""
     settings, store, ingest = _ingest(redis, redis_url, key_prefix)
     await ingest.apply(parse_preference(preferences("c1")))

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from couples_nudge.common.clock import epoch_ms
+from couples_nudge.scheduler.rules import DailyWindow
 from couples_nudge.scheduler.shapes import _window_clear
-from couples_nudge.scheduler.steady_weeks import quiet_free_us, steady_week
+from couples_nudge.scheduler.steady_weeks import QuietBound, quiet_free_us, steady_week
 
 _ZONES = [
     ZoneInfo(name)
@@ -54,13 +55,13 @@ def test_clear_exactly_when_every_minute_is_quiet_free(
     week = steady_week(zone, tuple(z for z, _, _ in quiet), now, epoch_ms(now))
     if week is None:
         return  # an offset change: the general way, not this check
-    bounds = tuple((a, b) for _, a, b in quiet)
+    bounds = tuple(QuietBound(a, b) for _, a, b in quiet)
     free = all(
         quiet_free_us(week, bounds, week.start_ms + (1440 * day + start + j) * 60_000)
         for day in range(14)
         for j in range(width)
     )
-    assert _window_clear(week, (start, width), bounds) == free
+    assert _window_clear(week, DailyWindow(start, width), bounds) == free
 
 
 def test_the_realistic_couples_window_is_clear() -> None:
@@ -69,7 +70,8 @@ def test_the_realistic_couples_window_is_clear() -> None:
     now = datetime(2026, 3, 10, tzinfo=UTC)
     week = steady_week(zone, (zone,), now, epoch_ms(now))
     assert week is not None
-    quiet = ((22 * 60 * _MINUTE_US, 7 * 60 * _MINUTE_US),)
-    assert _window_clear(week, (540, 720), quiet)
-    assert not _window_clear(week, (540, 800), quiet)  # to 22:20: the last minutes are quiet
-    assert _window_clear(week, (540, 780), quiet)  # to 22:00, its last minute 21:59
+    quiet = (QuietBound(22 * 60 * _MINUTE_US, 7 * 60 * _MINUTE_US),)
+    assert _window_clear(week, DailyWindow(540, 720), quiet)
+    # To 22:20: the last minutes are quiet.
+    assert not _window_clear(week, DailyWindow(540, 800), quiet)
+    assert _window_clear(week, DailyWindow(540, 780), quiet)  # to 22:00, its last minute 21:59
