@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import reference
+from benchmarks import callgrind_reference, reference
+from tests.support.tools import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,17 @@ def test_the_burst_p99_rows_hold_theirs_over_ours_to_the_issues_ratio() -> None:
     assert ratio.target == pytest.approx(1.68 / 0.8)
     projected = by_system["ours at the issue's machine speed"]
     assert projected.value == pytest.approx(1.68 * 0.7 / 1.6)
+
+
+def test_callgrind_counts_each_trees_own_instructions(tree: reference.ReferenceTree) -> None:
+    """benchmarks/callgrind_reference.py: both trees counted, each from its own code, and the
+    count is of the events alone (a few hundred thousand instructions each, not the imports'
+    billions); ours does less work an event than the code issue 20 started from."""
+    require_tool("valgrind")
+    mine, theirs = callgrind_reference.count_both(tree, 50, 200)
+    assert Path(theirs.code).resolve().is_relative_to(tree.root.resolve())
+    assert Path(mine.code).resolve().is_relative_to((reference.REPO / "services").resolve())
+    assert mine.events == theirs.events == 200
+    for count in (mine, theirs):
+        assert 50_000 < count.per_event < 5_000_000
+    assert theirs.per_event > mine.per_event

@@ -44,6 +44,11 @@ TOOLS: Final = {
         "nodejs npm",
         "the AsyncAPI documents against the official AsyncAPI parser (npm @asyncapi/parser)",
     ),
+    "valgrind": Tool(
+        ("valgrind",),
+        "valgrind",
+        "instruction counts of ours against the code issue 20 started from (callgrind)",
+    ),
     "docker-compose": Tool(
         ("docker-compose",),
         "docker-compose",

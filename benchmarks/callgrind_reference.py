@@ -1,0 +1,177 @@
+"""Instructions per realistic event, ours against the code issue 20 started from (callgrind).
+
+    python -m benchmarks.callgrind_reference [--warm 1000] [--n 4000]
+
+Why: `reference` compares rates in the same minutes, which cancels the machine's load but not
+the machine. The same two trees gave ingestion ratios of 1.45-1.98x on one 2-core AMD machine
+and 1.43-1.49x on another (docs/performance.md): each machine runs some instructions faster
+than others, and the two trees are made of different instructions. An instruction count is
+the same on every x86-64 machine, whatever it is doing; so the ratio of counts tells what the
+code's work is, apart from how a machine runs it.
+
+How: each tree's own `SchedulerService.handle_batch` (both trees have it: entry id and stored
+payload, validated, applied with `apply_many`, XDEL + XACK) gets batches of 500 realistic
+events, read ahead from the stream by its own `benchmarks.burst._enqueue`; `--warm` events
+first (memo and caches warm), then `--n` with callgrind's instrumentation on around those
+batches alone (`callgrind_control -i on/off`, as `benchmarks.callgrind_ingest` does). Each tree
+runs in a process of this interpreter under `valgrind --tool=callgrind --instr-atstart=no`,
+with its cwd and PYTHONPATH as `reference.probe` sets them, on a private server of its own;
+the two run at once (a count does not depend on load). Instructions per event = callgrind's
+total / N. What it leaves out: FastStream's XREADGROUP and the subscriber's loop (the same
+library in both trees), and Redis's own work.
+
+Not part of `make bench`: Python runs ~50x slower under valgrind (~2 minutes at the default
+sizes on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from benchmarks.reference import (
+    INGEST_ISSUE,
+    LABEL,
+    ReferenceTree,
+    ours,
+    reference_tree,
+)
+
+__all__ = ["Count", "count_both", "totals"]
+
+# Run by `python -c` in the tree measured (cwd), under callgrind: its own benchmarks and
+# services. The moving clock is `burst.moving_clock` here and `burst._moving_clock` there.
+DRIVER: Final = """
+import asyncio, json, os, subprocess, sys
+import couples_nudge
+from benchmarks import burst
+from benchmarks.harness import couple_event, private_server, quiet_logs, scheduler_settings
+from couples_nudge.common.runtime import settle_heap
+from couples_nudge.scheduler.service import SchedulerService
+quiet_logs()
+warm, n = int(sys.argv[1]), int(sys.argv[2])
+clock = getattr(burst, "moving_clock", None) or getattr(burst, "_moving_clock")
+def instrument(on):
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                   check=False, capture_output=True)
+async def drain(url):
+    settings = scheduler_settings(url)
+    service = SchedulerService(settings, clock())
+    await service.before_start()
+    stream = settings.keys.preferences
+    raws = [couple_event(i, mix="realistic", occurred=burst.START) for i in range(warm + n)]
+    first = await burst._enqueue(service.redis, stream, raws[:warm], read=True)
+    for i in range(0, len(first), 500):
+        await service.handle_batch(first[i:i + 500])
+    rest = await burst._enqueue(service.redis, stream, raws[warm:], read=True)
+    settle_heap()
+    instrument(True)
+    for i in range(0, len(rest), 500):
+        await service.handle_batch(rest[i:i + 500])
+    instrument(False)
+    left = await service.redis.xlen(stream)
+    await service.redis.aclose()
+    return left
+with private_server() as url:
+    left = asyncio.run(drain(url))
+assert left == 0, left
+print(json.dumps({"code": couples_nudge.__file__, "events": n}))
+"""
+
+# callgrind writes "summary:" near the top and "totals:" at the end; with instrumentation off
+# at the start, its summary reads 0 and only the totals hold the count.
+_TOTALS: Final = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
+
+
+class Count(NamedTuple):
+    """What callgrind counted for one tree."""
+
+    instructions: int  # while instrumentation was on: the counted batches alone
+    events: int
+    code: str  # the file `couples_nudge` was imported from: the tree really measured
+
+    @property
+    def per_event(self) -> float:
+        return self.instructions / self.events
+
+
+def totals(out: bytes) -> int:
+    """The instruction total in a callgrind output file (its "totals:" line)."""
+    found = _TOTALS.search(out)
+    if found is None:
+        raise ValueError("no totals line in the callgrind output")
+    return int(found.group(1))
+
+
+def _start(tree: ReferenceTree, warm: int, n: int, out: Path) -> subprocess.Popen[str]:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        "-c",
+        DRIVER,
+        str(warm),
+        str(n),
+    ]
+    env = {**os.environ, "PYTHONPATH": tree.pythonpath}
+    return subprocess.Popen(
+        command,
+        cwd=tree.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str], out: Path, what: str) -> Count:
+    stdout, stderr = process.communicate(timeout=1800)
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} under callgrind failed: {stderr.strip()[-400:]}")
+    found = json.loads(stdout.strip().splitlines()[-1])
+    return Count(totals(out.read_bytes()), int(found["events"]), str(found["code"]))
+
+
+def count_both(reference: ReferenceTree, warm: int, n: int) -> tuple[Count, Count]:
+    """(ours, theirs): each tree's instructions over `n` realistic events, counted at once."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise RuntimeError("valgrind is not installed: `sudo apt-get install -y valgrind`")
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = (Path(tmp) / "ours.out", Path(tmp) / "theirs.out")
+        running = [
+            _start(tree, warm, n, out) for tree, out in zip((ours(), reference), outs, strict=True)
+        ]
+        mine = _finish(running[0], outs[0], "ours")
+        theirs = _finish(running[1], outs[1], LABEL)
+    return mine, theirs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--warm", type=int, default=1000, help="events drained uncounted first")
+    parser.add_argument("--n", type=int, default=4000, help="events counted")
+    args = parser.parse_args()
+    reference = reference_tree()
+    if isinstance(reference, str):
+        sys.exit(f"the reference tree cannot be made here: {reference}")
+    mine, theirs = count_both(reference, args.warm, args.n)
+    target = INGEST_ISSUE.target / INGEST_ISSUE.measured
+    ratio = theirs.per_event / mine.per_event
+    print(f"instructions per realistic event, {args.n:,} counted after {args.warm:,}:")
+    print(f"  ours                        {mine.per_event / 1000:8.1f}k  ({mine.code})")
+    print(f"  {LABEL:<27} {theirs.per_event / 1000:8.1f}k  ({theirs.code})")
+    print(f"  theirs / ours               {ratio:8.2f}x  (the ingestion target: {target:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
