@@ -1,6 +1,6 @@
-"""Instructions per realistic event, ours against the code issue 20 started from (callgrind).
+"""Instructions an event and a message, ours against the code issue 20 started from (callgrind).
 
-    python -m benchmarks.callgrind_reference [--warm 1000] [--n 4000]
+    python -m benchmarks.callgrind_reference [--warm 1000] [--n 4000] [--nudges 500 1500]
 
 Why: `reference` compares rates in the same minutes, which cancels the machine's load but not
 the machine. The same two trees gave ingestion ratios of 1.45-1.98x on one 2-core AMD machine
@@ -20,7 +20,15 @@ the two run at once (a count does not depend on load). Instructions per event = 
 total / N. What it leaves out: FastStream's XREADGROUP and the subscriber's loop (the same
 library in both trees), and Redis's own work.
 
-Not part of `make bench`: Python runs ~50x slower under valgrind (~2 minutes at the default
+The notifier likewise, as `benchmarks.callgrind_notifier` counts ours: each tree's own
+scheduler writes a backlog of NudgeDue (its `notifier._backlog`, burst mix, two emails each)
+from a child process (valgrind does not follow it), then its own `NotifierService` drains it
+into its own counting channel on uvloop, instrumented from `start()` until the last NudgeDue
+is handled and its acknowledgement answered. The background loops get their longest periods
+where the tree has the setting. Two sizes (`--nudges`, 500 and 1,500) cancel the start-up: a
+message is the difference of the two counts over the difference of the messages.
+
+Not part of `make bench`: Python runs ~50x slower under valgrind (~3 minutes at the default
 sizes on a 2-core machine).
 """
 
@@ -40,12 +48,14 @@ from typing import Final, NamedTuple
 from benchmarks.reference import (
     INGEST_ISSUE,
     LABEL,
+    NOTIFIER_ISSUE,
+    IssueFigure,
     ReferenceTree,
     ours,
     reference_tree,
 )
 
-__all__ = ["Count", "count_both", "totals"]
+__all__ = ["Count", "count_both", "count_notifiers", "totals"]
 
 # Run by `python -c` in the tree measured (cwd), under callgrind: its own benchmarks and
 # services. The moving clock is `burst.moving_clock` here and `burst._moving_clock` there.
@@ -88,6 +98,62 @@ print(json.dumps({"code": couples_nudge.__file__, "events": n}))
 
 # callgrind writes "summary:" near the top and "totals:" at the end; with instrumentation off
 # at the start, its summary reads 0 and only the totals hold the count.
+# The notifier's drain, run likewise (argument: NudgeDue). The backlog is written by a child
+# process in the same tree; settings the tree does not have are left out.
+NOTIFIER_DRIVER: Final = """
+import asyncio, json, os, subprocess, sys
+from datetime import datetime, timedelta
+import uvloop
+from pydantic import SecretStr
+import couples_nudge
+from benchmarks.harness import PREFIX, private_server, quiet_logs
+from benchmarks.notifier_proc import CountingChannel
+from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.runtime import settle_heap
+from couples_nudge.notifier.service import NotifierService
+from couples_nudge.notifier.settings import NotifierSettings
+quiet_logs()
+n = int(sys.argv[1])
+BACKLOG = (
+    "import asyncio, sys\\n"
+    "from benchmarks.harness import quiet_logs\\n"
+    "from benchmarks.notifier import _backlog\\n"
+    "quiet_logs()\\n"
+    "print(asyncio.run(_backlog(sys.argv[1], int(sys.argv[2]))).isoformat())\\n"
+)
+QUIET = 3600.0
+def instrument(on):
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                   check=False, capture_output=True)
+async def drain(service):
+    await service.start()
+    while service.delivered < n:
+        await asyncio.sleep(0.005)
+    await service.pipe.drain()
+with private_server() as url:
+    done = subprocess.run([sys.executable, "-c", BACKLOG, url, str(n)],
+                          check=True, capture_output=True, text=True)
+    instant = datetime.fromisoformat(done.stdout.strip().splitlines()[-1])
+    wanted = dict(redis_url=SecretStr(url), key_prefix=PREFIX, max_in_flight=256,
+                  batch_size=200, retry_poll_seconds=QUIET, state_check_seconds=60.0,
+                  metrics_refresh_seconds=QUIET, reclaim_idle=timedelta(seconds=QUIET))
+    settings = NotifierSettings(
+        **{k: v for k, v in wanted.items() if k in NotifierSettings.model_fields})
+    counter = CountingChannel()
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    service = NotifierService(settings, ManualClock(instant + timedelta(seconds=5)),
+                              {"email": counter})
+    settle_heap()
+    instrument(True)
+    loop.run_until_complete(drain(service))
+    instrument(False)
+    loop.run_until_complete(service.stop())
+    loop.close()
+assert counter.count == 2 * n, (counter.count, n)
+print(json.dumps({"code": couples_nudge.__file__, "events": counter.count}))
+"""
+
 _TOTALS: Final = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
 
 
@@ -111,7 +177,7 @@ def totals(out: bytes) -> int:
     return int(found.group(1))
 
 
-def _start(tree: ReferenceTree, warm: int, n: int, out: Path) -> subprocess.Popen[str]:
+def _start(tree: ReferenceTree, driver: str, args: list[int], out: Path) -> subprocess.Popen[str]:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -119,9 +185,8 @@ def _start(tree: ReferenceTree, warm: int, n: int, out: Path) -> subprocess.Pope
         f"--callgrind-out-file={out}",
         sys.executable,
         "-c",
-        DRIVER,
-        str(warm),
-        str(n),
+        driver,
+        *map(str, args),
     ]
     env = {**os.environ, "PYTHONPATH": tree.pythonpath}
     return subprocess.Popen(
@@ -142,17 +207,50 @@ def _finish(process: subprocess.Popen[str], out: Path, what: str) -> Count:
     return Count(totals(out.read_bytes()), int(found["events"]), str(found["code"]))
 
 
-def count_both(reference: ReferenceTree, warm: int, n: int) -> tuple[Count, Count]:
-    """(ours, theirs): each tree's instructions over `n` realistic events, counted at once."""
+def _need_valgrind() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("valgrind is not installed: `sudo apt-get install -y valgrind`")
+
+
+def count_both(reference: ReferenceTree, warm: int, n: int) -> tuple[Count, Count]:
+    """(ours, theirs): each tree's instructions over `n` realistic events, counted at once."""
+    _need_valgrind()
     with tempfile.TemporaryDirectory() as tmp:
         outs = (Path(tmp) / "ours.out", Path(tmp) / "theirs.out")
+        trees = (ours(), reference)
         running = [
-            _start(tree, warm, n, out) for tree, out in zip((ours(), reference), outs, strict=True)
+            _start(tree, DRIVER, [warm, n], out) for tree, out in zip(trees, outs, strict=True)
         ]
         mine = _finish(running[0], outs[0], "ours")
         theirs = _finish(running[1], outs[1], LABEL)
+    return mine, theirs
+
+
+def count_notifiers(reference: ReferenceTree, small: int, large: int) -> tuple[Count, Count]:
+    """(ours, theirs): each tree's instructions a message, from its drains of `small` and
+    `large` NudgeDue (the difference: start-up cancels), all four counted at once."""
+    _need_valgrind()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [
+            (tree, size, Path(tmp) / f"{name}-{size}.out")
+            for name, tree in (("ours", ours()), ("theirs", reference))
+            for size in (small, large)
+        ]
+        running = [_start(tree, NOTIFIER_DRIVER, [size], out) for tree, size, out in runs]
+        counts = [
+            _finish(process, out, f"the notifier of {tree.root.name}, {size} NudgeDue")
+            for process, (tree, size, out) in zip(running, runs, strict=True)
+        ]
+    mine = Count(
+        counts[1].instructions - counts[0].instructions,
+        counts[1].events - counts[0].events,
+        counts[0].code,
+    )
+    theirs = Count(
+        counts[3].instructions - counts[2].instructions,
+        counts[3].events - counts[2].events,
+        counts[2].code,
+    )
     return mine, theirs
 
 
@@ -160,17 +258,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--warm", type=int, default=1000, help="events drained uncounted first")
     parser.add_argument("--n", type=int, default=4000, help="events counted")
+    parser.add_argument(
+        "--nudges", type=int, nargs=2, default=(500, 1500), help="the two notifier drains"
+    )
+    parser.add_argument("--no-notifier", action="store_true", help="ingestion alone")
     args = parser.parse_args()
     reference = reference_tree()
     if isinstance(reference, str):
         sys.exit(f"the reference tree cannot be made here: {reference}")
     mine, theirs = count_both(reference, args.warm, args.n)
-    target = INGEST_ISSUE.target / INGEST_ISSUE.measured
-    ratio = theirs.per_event / mine.per_event
-    print(f"instructions per realistic event, {args.n:,} counted after {args.warm:,}:")
+    _print(
+        f"a realistic event ({args.n:,} counted after {args.warm:,})", mine, theirs, INGEST_ISSUE
+    )
+    if not args.no_notifier:
+        small, large = args.nudges
+        mine, theirs = count_notifiers(reference, small, large)
+        _print(
+            f"a notifier message ({large:,} NudgeDue less {small:,})", mine, theirs, NOTIFIER_ISSUE
+        )
+
+
+def _print(what: str, mine: Count, theirs: Count, issue: IssueFigure) -> None:
+    print(f"instructions in {what}:")
     print(f"  ours                        {mine.per_event / 1000:8.1f}k  ({mine.code})")
     print(f"  {LABEL:<27} {theirs.per_event / 1000:8.1f}k  ({theirs.code})")
-    print(f"  theirs / ours               {ratio:8.2f}x  (the ingestion target: {target:.2f}x)")
+    target = issue.target / issue.measured
+    ratio = theirs.per_event / mine.per_event
+    print(f"  theirs / ours               {ratio:8.2f}x  (the target as a ratio: {target:.2f}x)")
 
 
 if __name__ == "__main__":
