@@ -31,6 +31,8 @@ Where each figure is read (scenario / system / metric of a Row; "key": a key of 
   "notifier messages end to end, 1 process", "burst of 100,000: fires/s (n / all emitted
   within)", and "<commit> / ours" / "burst of 100,000: p99 lateness" (lower is better); the
   target is the row's own (the issue's absolute target over the issue's own measured figure).
+  The same comparison in instructions (benchmarks/callgrind_reference.py): "<commit> / ours" /
+  "instructions a realistic event" and "instructions a notifier message"; reported only.
 - cluster efficiency (1/2/3 schedulers): Redis CPU per fire on one server over the cluster's
   (summed over the primaries), with as many schedulers and, by default, a replica per primary
   on both (the scenario's `--replicas`): `redis_cpu_s` / `fired` of the cluster /
@@ -271,6 +273,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure(f"ingestion: realistic mix, ours / {REFERENCE}", "x", None, "max",
            lambda rows: rows.measured(
                "reference", f"ours / {REFERENCE}", "ingest, service, realistic mix")),
+    Figure(f"ingestion: instructions an event, {REFERENCE} / ours", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"{REFERENCE} / ours", "instructions a realistic event")),
     Figure("ingestion: raw-cron / weekly", "ratio", 0.5, "max",
            lambda rows: rows.measured("crons", "ours", "raw-cron / weekly ingest rate")),
     Figure("cron plan p99, raw crons (CPU)", "ms", 1.0, "min",
@@ -283,6 +288,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure(f"notifier: messages/s, ours / {REFERENCE}", "x", None, "max",
            lambda rows: rows.measured(
                "reference", f"ours / {REFERENCE}", "notifier messages end to end, 1 process")),
+    Figure(f"notifier: instructions a message, {REFERENCE} / ours", "x", None, "max",
+           lambda rows: rows.measured(
+               "reference", f"{REFERENCE} / ours", "instructions a notifier message")),
     Figure("notifier: messages/s, 1 process, signed links", "messages/s", None, "max",
            lambda rows: rows.measured(
                "notifier", "ours, counting sink, 1 process, signed links",

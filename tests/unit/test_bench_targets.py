@@ -143,6 +143,19 @@ class TestFigures:
         found = checks[f"burst: p99 lateness, {REFERENCE} / ours"]
         assert (found.value, found.target, found.met) == (2.2, 2.1, True)
 
+    def test_the_instruction_ratios_are_reported_not_held_to_a_target(self) -> None:
+        """Theirs over ours in instructions (callgrind): read from their rows, with no target
+        (the issue's targets are rates), so neither met nor missed."""
+        system = f"{REFERENCE} / ours"
+        event = Row("reference", system, "instructions a realistic event", 2.14, "x")
+        message = Row("reference", system, "instructions a notifier message", 2.53, "x")
+        checks = _by_figure([event, message])
+        found = checks[f"ingestion: instructions an event, {REFERENCE} / ours"]
+        assert (found.value, found.target, found.met) == (2.14, None, None)
+        found = checks[f"notifier: instructions a message, {REFERENCE} / ours"]
+        assert (found.value, found.target, found.met) == (2.53, None, None)
+        assert checks[f"ingestion: realistic mix, ours / {REFERENCE}"].value is None
+
 
 class TestResultsFiles:
     def test_rows_written_by_a_run_are_read_back_the_same(self, tmp_path: Path) -> None:
