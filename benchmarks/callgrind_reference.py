@@ -28,8 +28,9 @@ is handled and its acknowledgement answered. The background loops get their long
 where the tree has the setting. Two sizes (`--nudges`, 500 and 1,500) cancel the start-up: a
 message is the difference of the two counts over the difference of the messages.
 
-Not part of `make bench`: Python runs ~50x slower under valgrind (~3 minutes at the default
-sizes on a 2-core machine).
+Python runs ~50x slower under valgrind: ~100 s at the default sizes on a 2-core machine, all
+six processes at once. `make bench`'s `reference` scenario ends with these counts
+(`reference.instruction_rows`).
 """
 
 from __future__ import annotations
@@ -96,8 +97,6 @@ assert left == 0, left
 print(json.dumps({"code": couples_nudge.__file__, "events": n}))
 """
 
-# callgrind writes "summary:" near the top and "totals:" at the end; with instrumentation off
-# at the start, its summary reads 0 and only the totals hold the count.
 # The notifier's drain, run likewise (argument: NudgeDue). The backlog is written by a child
 # process in the same tree; settings the tree does not have are left out.
 NOTIFIER_DRIVER: Final = """
@@ -154,6 +153,8 @@ assert counter.count == 2 * n, (counter.count, n)
 print(json.dumps({"code": couples_nudge.__file__, "events": counter.count}))
 """
 
+# callgrind writes "summary:" near the top and "totals:" at the end; with instrumentation off
+# at the start, its summary reads 0 and only the totals hold the count.
 _TOTALS: Final = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
 
 
@@ -161,7 +162,7 @@ class Count(NamedTuple):
     """What callgrind counted for one tree."""
 
     instructions: int  # while instrumentation was on: the counted batches alone
-    events: int
+    events: int  # realistic events, or the notifier's messages
     code: str  # the file `couples_nudge` was imported from: the tree really measured
 
     @property
@@ -207,6 +208,17 @@ def _finish(process: subprocess.Popen[str], out: Path, what: str) -> Count:
     return Count(totals(out.read_bytes()), int(found["events"]), str(found["code"]))
 
 
+def _finish_all(running: list[tuple[subprocess.Popen[str], Path, str]]) -> list[Count]:
+    """Each process's count, in order; if one fails, the others are killed, not left running."""
+    try:
+        return [_finish(process, out, what) for process, out, what in running]
+    finally:
+        for process, _out, _what in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def _need_valgrind() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("valgrind is not installed: `sudo apt-get install -y valgrind`")
@@ -217,12 +229,13 @@ def count_both(reference: ReferenceTree, warm: int, n: int) -> tuple[Count, Coun
     _need_valgrind()
     with tempfile.TemporaryDirectory() as tmp:
         outs = (Path(tmp) / "ours.out", Path(tmp) / "theirs.out")
-        trees = (ours(), reference)
-        running = [
-            _start(tree, DRIVER, [warm, n], out) for tree, out in zip(trees, outs, strict=True)
-        ]
-        mine = _finish(running[0], outs[0], "ours")
-        theirs = _finish(running[1], outs[1], LABEL)
+        trees = ((ours(), "ours"), (reference, LABEL))
+        mine, theirs = _finish_all(
+            [
+                (_start(tree, DRIVER, [warm, n], out), out, what)
+                for (tree, what), out in zip(trees, outs, strict=True)
+            ]
+        )
     return mine, theirs
 
 
@@ -236,11 +249,16 @@ def count_notifiers(reference: ReferenceTree, small: int, large: int) -> tuple[C
             for name, tree in (("ours", ours()), ("theirs", reference))
             for size in (small, large)
         ]
-        running = [_start(tree, NOTIFIER_DRIVER, [size], out) for tree, size, out in runs]
-        counts = [
-            _finish(process, out, f"the notifier of {tree.root.name}, {size} NudgeDue")
-            for process, (tree, size, out) in zip(running, runs, strict=True)
-        ]
+        counts = _finish_all(
+            [
+                (
+                    _start(tree, NOTIFIER_DRIVER, [size], out),
+                    out,
+                    f"the notifier of {tree.root.name}, {size} NudgeDue",
+                )
+                for tree, size, out in runs
+            ]
+        )
     mine = Count(
         counts[1].instructions - counts[0].instructions,
         counts[1].events - counts[0].events,
