@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from structlog.testing import capture_logs
@@ -120,7 +122,7 @@ class TestAutoPipeline:
         self, redis_url: str, key_prefix: str
     ) -> None:
         """When the server cannot be reached, every waiting caller gets the error: none hangs."""
-        unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        unreachable = _unreachable()
         pipe = AutoPipeline(unreachable, retries=1)
         calls = [pipe.call("GET", f"{key_prefix}:{i}") for i in range(5)]
         results = await asyncio.gather(*calls, return_exceptions=True)
@@ -223,7 +225,7 @@ class TestAutoPipeline:
         await pipe.sent()  # nothing queued: returns at once
 
     async def test_sent_returns_when_the_round_trip_fails(self, key_prefix: str) -> None:
-        unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        unreachable = _unreachable()
         pipe = AutoPipeline(unreachable, retries=0)
         call = pipe.call("GET", f"{key_prefix}:x")
         await asyncio.wait_for(pipe.sent(), 5)
@@ -368,3 +370,12 @@ class TestAck:
             await waiting
         assert await pipe.call("SET", f"{key_prefix}:next", "1") == b"OK"
         await pipe.drain()
+
+
+def _unreachable() -> aioredis.Redis:
+    """A client of a port nobody listens on, which fails each connect once: redis-py's default
+    policy retries a connect 3 times with up to 1 + 2 + 4 s of jittered backoff, which would
+    time these tests instead of the pipeline's own `retries` (CI once waited over 5 s)."""
+    return aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
