@@ -93,7 +93,7 @@ REPLICAS = 1  # per primary, on both topologies
 DEFAULT_N = 20_000
 # 10,000 nudges a drain, not 2,000: at 2,000 a drain lasted ~1 s of CPU, and one round's
 # cluster / one-server ratio ranged 0.85-1.49x within a run (2026-12-07, same minutes); at
-# 10,000, 1.05-1.21x, near the steady-state instruction ratio (callgrind, 1.14x).
+# 10,000, 0.90-1.22x, and the pooled ratio near the steady-state instruction ratio (1.14x).
 DEFAULT_NOTIFIER_N = 10_000
 NOTIFIER_ROUNDS = 3  # drains per topology and process count, interleaved (`drains`)
 DEFAULT_MEMORY_N = 100_000
