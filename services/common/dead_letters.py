@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -100,7 +100,14 @@ async def list_dead(redis: aioredis.Redis, dead_stream: str, count: int = 100) -
 
 
 async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None = None) -> int:
-    """Put dead letters back on their source streams (all of them if `ids` is None)."""
+    """Put dead letters back on their source streams (all of them if `ids` is None).
+
+    A letter leaves the dead stream only once its copy is on its source stream: the copies
+    are written first (one round trip), then the letters Redis took are deleted; if Redis
+    refused any copy, its error is raised after that and the letter stays. (In one pipeline,
+    under `maxmemory` Redis refused the XADD and still ran the XDEL, which needs no memory:
+    the letter was lost.)
+    """
     letters = await list_dead(redis, dead_stream, count=100_000)
     chosen = [d for d in letters if ids is None or d.id in ids]
     if not chosen:
@@ -108,8 +115,17 @@ async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None 
     async with redis.pipeline(transaction=False) as pipe:
         for letter in chosen:
             pipe.xadd(letter.source, {DATA_FIELD: letter.data})
-            pipe.xdel(dead_stream, letter.id)
-        await pipe.execute()
+        copies: list[Any] = await pipe.execute(raise_on_error=False)
+    copied = [
+        letter.id
+        for letter, copy in zip(chosen, copies, strict=True)
+        if not isinstance(copy, Exception)
+    ]
+    if copied:
+        await redis.xdel(dead_stream, *copied)
+    refused = next((copy for copy in copies if isinstance(copy, Exception)), None)
+    if refused is not None:
+        raise refused
     return len(chosen)
 
 

@@ -4,9 +4,12 @@ The preferences stream is consumed in batches (up to `_BATCH` entries per XREADG
 entry is read and validated on its own (services/scheduler/entries.py: any bytes in any field
 are refused per entry, never failing the batch), the good ones are applied in stream order with
 `PreferenceIngest.apply_many` (the same results as one at a time), and then the bad ones go to
-the rejected stream with their reason and the handled entries are deleted and acknowledged, all
-in one round trip. An entry that fails unexpectedly stays pending for the Reclaimer, which
-handles it alone (`handle_entry`).
+the rejected stream with their reason (one round trip, when there are any) and then the handled
+entries are deleted and acknowledged (one more). The rejections are written first, and awaited:
+a pipeline runs every command even when one before it fails, and under `maxmemory` Redis
+refuses the XADD but not XDEL or XACK (they free memory), so in one pipeline a refused event
+would vanish, in neither stream. An entry that fails unexpectedly stays pending for the
+Reclaimer, which handles it alone (`handle_entry`).
 
 A batch's entries are held from the moment they are read: the Reclaimer re-claims them on every
 pass, so however long the batch takes, no replica (nor this one's own sweep) applies them a
@@ -21,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import structlog
 from faststream.middlewares import AckPolicy
@@ -70,6 +73,14 @@ _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
 # `_read_held`); as `ingest._SLICE_S` is for its planning.
 _READ_SLICE_S: Final = 0.05
 _Stored = TypeVar("_Stored")  # an entry as its reader takes it: fields, or a stored payload
+
+
+class Rejection(NamedTuple):
+    """An entry refused with its reason, for the rejected stream."""
+
+    entry_id: str
+    payload: bytes
+    reason: str
 
 
 class SchedulerService:
@@ -194,8 +205,9 @@ class SchedulerService:
         """Apply the events of a batch of read entries (their ids, and what each holds) in order.
 
         Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
-        applied together. Then the rejections are written and every handled entry is deleted
-        and acknowledged (one round trip), and their ids are returned. If applying the batch
+        applied together. Then the rejections are written (awaited: see the module docstring)
+        and every handled entry is deleted and acknowledged (one round trip), and their ids are
+        returned. If applying the batch
         fails unexpectedly (not a Redis error: that leaves the whole batch pending), its entries
         are applied one at a time, and one that fails again stays pending for the Reclaimer
         (neither deleted nor acknowledged). The entries are held (kept claimed by the
@@ -266,13 +278,14 @@ class SchedulerService:
         done = [ids[i] for i in sorted(handled) if i < cutoff]
         if self.reclaimer is not None:
             await self.reclaimer.keep_held()  # refreshed if due: the acknowledgement is next
-        if refused or done:
+        if refused:  # kept before anything is deleted or acknowledged (the module docstring)
+            await self._reject(
+                [Rejection(ids[i], reads[i].payload, refused[i]) for i in sorted(refused)]
+            )
+        if done:
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-                for index in sorted(refused):
-                    self._rejected(pipe, ids[index], reads[index].payload, refused[index])
-                if done:
-                    pipe.xdel(self.keys.preferences, *done)
-                    pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
+                pipe.xdel(self.keys.preferences, *done)
+                pipe.xack(self.keys.preferences, SCHEDULER_GROUP, *done)
                 await pipe.execute()
         return done
 
@@ -311,31 +324,38 @@ class SchedulerService:
             result = await self.ingest.apply(read)
         except (EventRejected, PlanningError) as exc:
             reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                self._rejected(pipe, entry_id, payload, reason)
-                pipe.xdel(self.keys.preferences, entry_id)
-                await pipe.execute()
+            await self._reject([Rejection(entry_id, payload, reason)])  # then deleted
+            await self.redis.xdel(self.keys.preferences, entry_id)
             return
         await self.redis.xdel(self.keys.preferences, entry_id)
         self._applied(entry_id, read, result)
 
-    def _rejected(self, pipe: Any, entry_id: str, payload: bytes, reason: str) -> None:
-        """Queue the rejected-stream entry of a refused payload on `pipe`, and say so."""
-        fields = rejected_fields(
-            source=self.keys.preferences,
-            entry_id=entry_id,
-            raw=payload,
-            reason=reason,
-            service=SERVICE,
-        )
-        pipe.xadd(
-            self.keys.rejected,
-            cast("Any", fields),
-            maxlen=self.settings.rejected_maxlen,
-            approximate=True,
-        )
-        self.metrics.observe_rejected(self.keys.preferences)
-        log.warning("preference_rejected", entry_id=entry_id, reason=fields["reason"])
+    async def _reject(self, rejections: Sequence[Rejection]) -> None:
+        """Write the rejected-stream entries of refused payloads in one round trip; raises (a
+        RedisError) unless Redis took every one. Counted and logged once written. Awaited
+        before the entries are deleted or acknowledged (see the module docstring)."""
+        written = [
+            rejected_fields(
+                source=self.keys.preferences,
+                entry_id=rejection.entry_id,
+                raw=rejection.payload,
+                reason=rejection.reason,
+                service=SERVICE,
+            )
+            for rejection in rejections
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for fields in written:
+                pipe.xadd(
+                    self.keys.rejected,
+                    cast("Any", fields),
+                    maxlen=self.settings.rejected_maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+        for rejection, fields in zip(rejections, written, strict=True):
+            self.metrics.observe_rejected(self.keys.preferences)
+            log.warning("preference_rejected", entry_id=rejection.entry_id, reason=fields["reason"])
 
     def _applied(self, entry_id: str, event: PreferenceEvent, result: str) -> None:
         """One line per event at debug, as per fire and per message: at 10,000 events a second

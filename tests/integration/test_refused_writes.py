@@ -1,5 +1,5 @@
-"""While Redis refuses writes nothing is sent, and a send it refuses to record is not
-forgotten (issue #15, item 2).
+"""While Redis refuses writes nothing is sent, a send it refuses to record is not forgotten
+(issue #15, item 2), and an event refused as malformed is not lost either.
 
 Each test runs its own valkey-server, because it changes the server's configuration:
 `maxmemory` with `noeviction` (OOM, as in the incident) or `min-replicas-to-write` on a
@@ -11,22 +11,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError
 from structlog.testing import capture_logs
 
+from couples_nudge.common import dead_letters
 from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.keys import SCHEDULER_GROUP
+from couples_nudge.common.streams import DATA_FIELD
 from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey
 from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.state import idempotency_key
+from couples_nudge.scheduler.service import SchedulerService
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
-from tests.support.settings import notifier_settings
+from tests.support.settings import notifier_settings, scheduler_settings
 
 NOW = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 COUPLE = "maya-sam"
@@ -129,3 +133,99 @@ class TestRecordRefusedAfterSend:
         assert mail.count == 1
         assert (await deliverer.deliver(nudge)).retry == []
         assert mail.count == 1
+
+
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
+# Refused by the schema (not JSON; no envelope), so their handling writes only rejections.
+MALFORMED = (b"not json", b'{"type": "preferences.set.v1"}')
+
+
+@pytest.fixture
+async def scheduler(own_redis: tuple[aioredis.Redis, str]) -> AsyncIterator[SchedulerService]:
+    service = SchedulerService(scheduler_settings(own_redis[1], "nudges"), ManualClock(NOW))
+    await service.before_start()  # the consumer group
+    try:
+        yield service
+    finally:
+        await service.redis.aclose()
+
+
+async def _read(redis: aioredis.Redis, service: SchedulerService) -> _Entries:
+    """The malformed entries published and read by the service's consumer (pending)."""
+    stream = service.keys.preferences
+    for raw in MALFORMED:
+        await redis.xadd(stream, {DATA_FIELD: raw})
+    reply = await redis.xreadgroup(SCHEDULER_GROUP, service.consumer, {stream: ">"})
+    return cast("_Entries", reply[0][1])
+
+
+async def _kept(redis: aioredis.Redis, service: SchedulerService) -> tuple[int, int, int]:
+    """(entries in the preferences stream, pending there, entries in the rejected stream)."""
+    stream = service.keys.preferences
+    pending = await redis.xpending(stream, SCHEDULER_GROUP)
+    return await redis.xlen(stream), pending["pending"], await redis.xlen(service.keys.rejected)
+
+
+class TestRejectionRefused:
+    """Under `maxmemory` Redis refuses a rejection's XADD but still runs an XDEL or XACK
+    queued after it in the same pipeline (they need no memory): the refused event then
+    vanished from both streams. It must stay in the preferences stream, pending, until its
+    rejection is written."""
+
+    async def test_a_batch_keeps_its_refused_entries_until_their_rejections_are_written(
+        self, own_redis: tuple[aioredis.Redis, str], scheduler: SchedulerService
+    ) -> None:
+        redis, _url = own_redis
+        entries = await _read(redis, scheduler)
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", 1)
+        with pytest.raises(OutOfMemoryError):
+            await scheduler.handle_fields(entries)
+        await redis.config_set("maxmemory", 0)
+        assert await _kept(redis, scheduler) == (2, 2, 0)
+        await scheduler.handle_fields(entries)  # as the Reclaimer hands them over again
+        assert await _kept(redis, scheduler) == (0, 0, 2)
+
+    async def test_one_entry_is_kept_until_its_rejection_is_written(
+        self, own_redis: tuple[aioredis.Redis, str], scheduler: SchedulerService
+    ) -> None:
+        redis, _url = own_redis
+        [(entry, fields), *_] = await _read(redis, scheduler)
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", 1)
+        with pytest.raises(OutOfMemoryError):
+            await scheduler.handle_entry(entry.decode(), fields)  # the Reclaimer's path
+        await redis.config_set("maxmemory", 0)
+        assert await _kept(redis, scheduler) == (2, 2, 0)
+        await scheduler.handle_entry(entry.decode(), fields)
+        # Rejected and deleted; its acknowledgement is the Reclaimer's, after this returns.
+        assert await _kept(redis, scheduler) == (1, 2, 1)
+
+
+class TestReplayRefused:
+    async def test_a_dead_letter_stays_until_its_copy_is_back_on_its_stream(
+        self, own_redis: tuple[aioredis.Redis, str]
+    ) -> None:
+        """`nudge dead-letters replay` under `maxmemory`: the copies are refused, so the letters
+        stay in the dead stream (before, the XDEL after each refused XADD ran: both gone)."""
+        redis, _url = own_redis
+        dead, source = "nudges:dead", "nudges:due:0"
+        for n in range(2):
+            await dead_letters.bury(
+                redis,
+                dead,
+                source=source,
+                entry_id=f"{n + 1}-0",
+                reason="test",
+                attempts=5,
+                data=b"{}",
+                maxlen=100,
+            )
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", 1)
+        with pytest.raises(OutOfMemoryError):
+            await dead_letters.replay(redis, dead)
+        await redis.config_set("maxmemory", 0)
+        assert (await redis.xlen(dead), await redis.exists(source)) == (2, 0)
+        assert await dead_letters.replay(redis, dead) == 2
+        assert (await redis.xlen(dead), await redis.xlen(source)) == (0, 2)
