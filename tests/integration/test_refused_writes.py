@@ -155,7 +155,7 @@ async def _read(redis: aioredis.Redis, service: SchedulerService) -> _Entries:
     stream = service.keys.preferences
     for raw in MALFORMED:
         await redis.xadd(stream, {DATA_FIELD: raw})
-    reply = await redis.xreadgroup(SCHEDULER_GROUP, service.consumer, {stream: ">"})
+    reply: Any = await redis.xreadgroup(SCHEDULER_GROUP, service.consumer, {stream: ">"})
     return cast("_Entries", reply[0][1])
 
 
