@@ -38,7 +38,8 @@ from couples_nudge.common.health import health_routes
 from couples_nudge.common.http import HttpServer, serve
 from couples_nudge.common.keys import SCHEDULER_GROUP
 from couples_nudge.common.metrics import Metrics
-from couples_nudge.common.reclaim import Reclaimer
+from couples_nudge.common.reclaim import Interrupted, Reclaimer
+from couples_nudge.common.refusals import not_now, pause
 from couples_nudge.common.runtime import (
     broker_for,
     clock_from,
@@ -207,23 +208,51 @@ class SchedulerService:
         Bad entries are rejected with their reason, exactly as `handle` does; the good ones are
         applied together. Then the rejections are written (awaited: see the module docstring)
         and every handled entry is deleted and acknowledged (one round trip), and their ids are
-        returned. If applying the batch
-        fails unexpectedly (not a Redis error: that leaves the whole batch pending), its entries
+        returned. If applying the batch fails unexpectedly (not a Redis error), its entries
         are applied one at a time, and one that fails again stays pending for the Reclaimer
-        (neither deleted nor acknowledged). The entries are held (kept claimed by the
-        Reclaimer) while the batch runs; when the service stops meanwhile, the batch ends
-        between entries: the entries from the first one not applied onwards stay pending.
+        (neither deleted nor acknowledged). While Redis refuses writes or cannot be reached
+        (`refusals.not_now`), the whole batch is tried again here with backoff (see
+        `_back_off`); another Redis error leaves the whole batch pending. The entries are
+        held (kept claimed by the Reclaimer) while the batch runs; when the service stops
+        meanwhile, the batch ends between entries: the entries from the first one not
+        applied onwards stay pending.
         """
         if not ids:
             return []
         self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
+        self.metrics.observe_consumed(self.keys.preferences, len(ids))
         try:
-            return await self._apply_read(ids, reads)
+            failures = 0
+            while True:
+                try:
+                    return await self._apply_read(ids, reads)
+                except RedisError as exc:
+                    if not not_now(exc):
+                        raise
+                    failures += 1
+                    if not await self._back_off(exc, failures, entries=len(ids)):
+                        return []  # stopping: the batch stays pending
         finally:
             self._held.difference_update(ids)
 
+    async def _back_off(self, error: RedisError, failures: int, **context: object) -> bool:
+        """After a "not now" from Redis (refusals.py): wait before trying again, with backoff;
+        False (do not try again) once the service is stopping.
+
+        Applying again is safe: every event applies idempotently, as redelivery already
+        requires (a revision already stored is ignored; answers are replay-safe, see
+        feedback.py). And the Reclaimer, which counts a delivery per try and dead-letters
+        after a few, is not involved: an outage of Redis is not the events' fault (issue 15:
+        the notifier waits likewise).
+        """
+        if self._stop.is_set():
+            return False
+        log.warning(
+            "redis_refused_backing_off", error=type(error).__name__, failures=failures, **context
+        )
+        return not await pause(self._stop, failures)
+
     async def _apply_read(self, ids: list[str], reads: list[Read]) -> list[str]:
-        self.metrics.observe_consumed(self.keys.preferences, len(ids))
         refused: dict[int, str] = {}
         events: list[tuple[int, PreferenceEvent]] = []
         for index, (_payload, outcome) in enumerate(reads):
@@ -311,13 +340,30 @@ class SchedulerService:
 
     async def handle_entry(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
         """`handle` for an entry as read from the stream (fields of any bytes), as a batch
-        reads it; raises (leaving it pending) if applying fails unexpectedly."""
+        reads it; raises (leaving it pending) if applying fails unexpectedly, Interrupted if
+        the service stops while Redis refuses it (see `_handle_one`)."""
         await self._handle_one(entry_id, *read_entry(fields))
 
     async def _handle_one(
         self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
     ) -> None:
+        """Apply (or reject) one entry and delete it; tried again while Redis says "not now",
+        as a batch is (`_back_off`); Interrupted once the service stops meanwhile."""
         self.metrics.observe_consumed(self.keys.preferences)
+        failures = 0
+        while True:
+            try:
+                return await self._handle_one_try(entry_id, payload, read)
+            except RedisError as exc:
+                if not not_now(exc):
+                    raise
+                failures += 1
+                if not await self._back_off(exc, failures, entry_id=entry_id):
+                    raise Interrupted from exc  # stays pending, for another scheduler
+
+    async def _handle_one_try(
+        self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
+    ) -> None:
         try:
             if isinstance(read, EventRejected):
                 raise read

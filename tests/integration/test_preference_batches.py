@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from structlog.testing import capture_logs
 
 from couples_nudge.common.clock import ManualClock
@@ -95,6 +96,12 @@ async def _deliver(
     return [(eid.decode(), fields[DATA_FIELD.encode()]) for eid, fields in reply[0][1]]
 
 
+async def _left(redis: aioredis.Redis, service: SchedulerService) -> tuple[int, int]:
+    """(entries on the preferences stream, entries pending there)."""
+    pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
+    return await redis.xlen(service.keys.preferences), pending["pending"]
+
+
 async def _clear(redis: aioredis.Redis, service: SchedulerService) -> None:
     """Remove a side service's keys: its prefix (`<key_prefix>-batch`) is not `<key_prefix>:`."""
     keys = [k async for k in redis.scan_iter(match=f"{service.keys.prefix}:*", count=1000)]
@@ -133,6 +140,23 @@ async def _both_ways(
     for entry, raw in await _deliver(redis, single, raws):
         await single.handle(raw, entry)
     return [entry for entry, _ in entries], done
+
+
+class FailingFirst(PreferenceIngest):
+    """The real ingest, whose `apply_many` raises `error` on its first `tries` calls (all of
+    them when None) before it applies."""
+
+    def __init__(self, service: SchedulerService, error: Exception, tries: int | None = None):
+        super().__init__(service.store, service.clock, service.settings)
+        self.error, self.failing, self.tries = error, tries, 0
+
+    async def apply_many(
+        self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
+    ) -> list[str | PlanningError]:
+        self.tries += 1
+        if self.failing is None or self.tries <= self.failing:
+            raise self.error
+        return await super().apply_many(events, checkpoint)
 
 
 class TestHandleBatch:
@@ -266,24 +290,66 @@ class TestHandleBatch:
     async def test_a_redis_error_leaves_the_whole_batch_pending(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
-        """Redis failing mid-batch: nothing is deleted or acknowledged; the Reclaimer retries."""
-
-        class Disconnected(PreferenceIngest):
-            async def apply_many(
-                self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
-            ) -> list[str | PlanningError]:
-                raise RedisConnectionError("connection lost")
+        """Redis failing mid-batch with an error of the command's own (not a refusal, which is
+        waited out: below): nothing is deleted or acknowledged; the Reclaimer retries."""
 
         service = _service(redis_url, key_prefix)
-        service.ingest = Disconnected(service.store, service.clock, service.settings)
+        service.ingest = FailingFirst(service, ResponseError("ERR the script failed"))
         try:
             await service.before_start()
             entries = await _deliver(redis, service, [preferences("c1", 1, NOW), b"{not json"])
-            with pytest.raises(RedisConnectionError):
+            with pytest.raises(ResponseError):
                 await service.handle_batch(entries)
-            assert await redis.xlen(service.keys.preferences) == 2
-            pending = await redis.xpending(service.keys.preferences, SCHEDULER_GROUP)
-            assert pending["pending"] == 2
+            assert await _left(redis, service) == (2, 2)
+        finally:
+            await service.redis.aclose()
+
+    async def test_a_lost_connection_is_waited_out_and_the_batch_applied_once(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Redis unreachable for the batch's first two tries (a "not now": refusals.py): the
+        batch is tried again here with backoff, not left to the Reclaimer (which counts a
+        delivery per try and dead-letters after a few). Then it is applied and acknowledged:
+        every entry handled, nothing pending, each delivered once, one warning per wait."""
+
+        service = _service(redis_url, key_prefix)
+        ingest = FailingFirst(service, RedisConnectionError("connection lost"), tries=2)
+        service.ingest = ingest
+        try:
+            await service.before_start()
+            entries = await _deliver(redis, service, [preferences("c1", 1, NOW), b"{not json"])
+            with capture_logs() as logs:
+                done = await service.handle_batch(entries)
+            assert done == [entry for entry, _ in entries]
+            assert ingest.tries == 3
+            waits = [e for e in logs if e["event"] == "redis_refused_backing_off"]
+            assert [(e["failures"], e["error"]) for e in waits] == [
+                (1, "ConnectionError"),
+                (2, "ConnectionError"),
+            ]
+            assert await redis.hget(service.keys.couple("c1"), "rev") == b"1"
+            assert len(await _rejections(redis, service)) == 1
+            assert await _left(redis, service) == (0, 0)
+        finally:
+            await service.redis.aclose()
+
+    async def test_a_stop_while_waiting_leaves_the_batch_pending(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Redis unreachable and the service stopping meanwhile: the wait ends at once and
+        the batch stays pending (nothing handled), for another scheduler."""
+
+        service = _service(redis_url, key_prefix)
+        service.ingest = FailingFirst(service, RedisConnectionError("connection lost"))
+        try:
+            await service.before_start()
+            entries = await _deliver(redis, service, [preferences("c1", 1, NOW)])
+            batch = asyncio.create_task(service.handle_batch(entries))
+            await asyncio.sleep(0.3)  # a few waits (0.05-0.1 s, 0.1-0.2 s, ...)
+            assert not batch.done()
+            service._stop.set()  # what stop() does first (this service was not started)
+            assert await asyncio.wait_for(batch, timeout=5) == []
+            assert await _left(redis, service) == (1, 1)
         finally:
             await service.redis.aclose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import pytest
@@ -28,9 +28,10 @@ from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.state import idempotency_key
 from couples_nudge.scheduler.service import SchedulerService
-from tests.support.events import example
+from tests.support.events import example, preferences
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings, scheduler_settings
+from tests.support.waiting import eventually
 
 NOW = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 COUPLE = "maya-sam"
@@ -170,7 +171,8 @@ class TestRejectionRefused:
     """Under `maxmemory` Redis refuses a rejection's XADD but still runs an XDEL or XACK
     queued after it in the same pipeline (they need no memory): the refused event then
     vanished from both streams. It must stay in the preferences stream, pending, until its
-    rejection is written."""
+    rejection is written; the scheduler waits for Redis meanwhile (refusals.py) and then
+    writes it."""
 
     async def test_a_batch_keeps_its_refused_entries_until_their_rejections_are_written(
         self, own_redis: tuple[aioredis.Redis, str], scheduler: SchedulerService
@@ -179,11 +181,18 @@ class TestRejectionRefused:
         entries = await _read(redis, scheduler)
         await redis.config_set("maxmemory-policy", "noeviction")
         await redis.config_set("maxmemory", 1)
-        with pytest.raises(OutOfMemoryError):
-            await scheduler.handle_fields(entries)
-        await redis.config_set("maxmemory", 0)
-        assert await _kept(redis, scheduler) == (2, 2, 0)
-        await scheduler.handle_fields(entries)  # as the Reclaimer hands them over again
+        with capture_logs() as logs:
+            batch = asyncio.create_task(scheduler.handle_fields(entries))
+            await asyncio.sleep(0.5)
+            kept = await _kept(redis, scheduler)
+            await redis.config_set("maxmemory", 0)
+            await asyncio.wait_for(batch, timeout=10)
+        waits = [e["error"] for e in logs if e["event"] == "redis_refused_backing_off"]
+        print(f"rejections refused {len(waits)} times, then written")
+        assert not batch.exception()
+        assert kept == (2, 2, 0)
+        assert waits
+        assert set(waits) == {"OutOfMemoryError"}
         assert await _kept(redis, scheduler) == (0, 0, 2)
 
     async def test_one_entry_is_kept_until_its_rejection_is_written(
@@ -193,13 +202,55 @@ class TestRejectionRefused:
         [(entry, fields), *_] = await _read(redis, scheduler)
         await redis.config_set("maxmemory-policy", "noeviction")
         await redis.config_set("maxmemory", 1)
-        with pytest.raises(OutOfMemoryError):
-            await scheduler.handle_entry(entry.decode(), fields)  # the Reclaimer's path
+        one = asyncio.create_task(scheduler.handle_entry(entry.decode(), fields))  # Reclaimer's
+        await asyncio.sleep(0.5)
+        kept = await _kept(redis, scheduler)
         await redis.config_set("maxmemory", 0)
-        assert await _kept(redis, scheduler) == (2, 2, 0)
-        await scheduler.handle_entry(entry.decode(), fields)
+        await asyncio.wait_for(one, timeout=10)
+        assert kept == (2, 2, 0)
         # Rejected and deleted; its acknowledgement is the Reclaimer's, after this returns.
         assert await _kept(redis, scheduler) == (1, 2, 1)
+
+
+class TestSchedulerWaitsOutRefusals:
+    async def test_an_outage_longer_than_the_reclaim_cap_dead_letters_no_preference(
+        self, own_redis: tuple[aioredis.Redis, str]
+    ) -> None:
+        """A preferences.set read just before Redis runs out of memory, for 10x the reclaim
+        idle time: the scheduler waits Redis out and then applies it. Before, the batch
+        failed and was left to the Reclaimer, which counted a delivery per try and
+        dead-lettered the event after `max_deliveries`: a couple's new schedule, gone to the
+        dead letters for an outage that was not its fault."""
+        redis, url = own_redis
+        settings = scheduler_settings(
+            url, "nudges", reclaim_idle=timedelta(milliseconds=200), max_deliveries=2
+        )
+        service = SchedulerService(settings, ManualClock(NOW))
+        await service.start()
+        try:
+            # Redis hands the entry to the waiting XREADGROUP right after the XADD, before
+            # the next command of the pipeline: the batch meets the refusal.
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.config_set("maxmemory-policy", "noeviction")
+                pipe.xadd(settings.keys.preferences, {DATA_FIELD: preferences(COUPLE, 1, NOW)})
+                pipe.config_set("maxmemory", 1)
+                await pipe.execute()
+            await asyncio.sleep(2.0)
+            refused = await redis.hget(settings.keys.couple(COUPLE), "rev")
+            await redis.config_set("maxmemory", 0)
+            await eventually(
+                lambda: redis.hget(settings.keys.couple(COUPLE), "rev"),
+                until=lambda rev: rev == b"1",
+            )
+            await eventually(
+                lambda: redis.xpending(settings.keys.preferences, SCHEDULER_GROUP),
+                until=lambda p: p["pending"] == 0,
+            )
+        finally:
+            await service.stop()
+        assert refused is None  # it did meet the refusal
+        assert not await redis.exists(settings.keys.dead)
+        assert await redis.xlen(settings.keys.preferences) == 0
 
 
 class TestReplayRefused:
