@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -66,6 +67,10 @@ __all__ = ["TimerLoop", "shard_round"]
 log = structlog.get_logger()
 _RETRY_BROKEN_MS = 3_600_000
 _OUTCOME_CHUNK = 1000
+# Missed / dropped outcomes kept while Redis refuses them (`_publish_unreported`); beyond this,
+# the oldest are given up, with an error line (FIRE, which moves the timers, is refused by then
+# as well).
+_UNREPORTED_MAX = 100_000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
 _IN_FLIGHT = 2  # FIRE calls sent ahead of their replies
 # (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
@@ -163,14 +168,20 @@ class TimerLoop:
         self.prepare_cost = PrepareCost()  # what a prepared step costs here (`lead_ms`)
         self._head_counts: dict[int, _Counted] = {}  # per shard: its head's count (`_lead_due`)
         self.leases: ShardLeases | None = None  # while `run` runs: the shards it fires
+        # Suppressed outcomes of timers FIRE already moved, not yet taken by Redis: published
+        # before anything else by the next tick (`_publish_unreported`).
+        self.unreported: deque[NudgeSuppressed] = deque()
 
     async def tick(self, shard: int) -> int:
         """Handle one batch of due timers of one shard; returns how many were due.
 
         The batch is fired in chunks: each chunk's FIRE call runs in Redis while the next
         chunk is computed here, so the two cores work side by side. Up to `_IN_FLIGHT` calls
-        are sent ahead, so that Redis has the next chunk as soon as it finishes one.
+        are sent ahead, so that Redis has the next chunk as soon as it finishes one. Outcomes
+        an earlier tick could not publish go first (`_publish_unreported`).
         """
+        if self.unreported:
+            await self._publish_unreported()
         now = self.clock.now()
         now_ms = epoch_ms(now)
         due = await self.store.due_records(
@@ -517,16 +528,38 @@ class TimerLoop:
         if fired:
             self.fired += fired.total()
             self.metrics.observe_dues(fired)
-        # Every missed or dropped occurrence is reported; after a long outage there can be
-        # many, so they go out in pipelines of a bounded size.
-        for start in range(0, len(outcomes), _OUTCOME_CHUNK):
-            chunk = outcomes[start : start + _OUTCOME_CHUNK]
+        if outcomes:
+            log.info("occurrences_suppressed", count=len(outcomes))
+            self._keep_unreported(outcomes)
+            await self._publish_unreported()
+
+    def _keep_unreported(self, outcomes: list[NudgeSuppressed]) -> None:
+        """Queue outcomes to publish; beyond `_UNREPORTED_MAX` the oldest are given up."""
+        self.unreported.extend(outcomes)
+        over = len(self.unreported) - _UNREPORTED_MAX
+        if over > 0:
+            for _ in range(over):
+                self.unreported.popleft()
+            log.error("outcomes_given_up", count=over, reason="redis refused them too long")
+
+    async def _publish_unreported(self) -> None:
+        """Publish the queued outcomes, oldest first, in pipelines of a bounded size (after a
+        long outage there can be many); raises (a RedisError) with the rest still queued.
+
+        FIRE has moved their timers already: an outcome lost here would never be written, and
+        every occurrence ends with an outcome (docs/reliability.md). So a
+        refusal (Redis out of memory after FIRE, a failover) keeps them in this queue, and
+        the next tick publishes them before anything else. Their event ids are
+        deterministic (`_suppressed`): one published twice is the same event.
+        """
+        while self.unreported:
+            chunk = list(itertools.islice(self.unreported, _OUTCOME_CHUNK))
             await publish(
                 self.store.redis, self.keys.outcomes, chunk, maxlen=self.settings.outcomes_maxlen
             )
+            for _ in chunk:
+                self.unreported.popleft()
             self.metrics.observe_outcomes(chunk)
-        if outcomes:
-            log.info("occurrences_suppressed", count=len(outcomes))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: fire what is due on the shards whose lease this replica holds
@@ -544,6 +577,8 @@ class TimerLoop:
             await self._run(stop, leases)
         finally:
             halt.set()  # the keeper gives the leases up and ends
+            if self.unreported:  # Redis refused them until the stop: an operator should know
+                log.error("outcomes_unreported_at_stop", count=len(self.unreported))
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(keeper, timeout=5.0)
 

@@ -15,20 +15,27 @@ from typing import Any, Literal, cast
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import OutOfMemoryError
+from redis import Redis as SyncRedis
+from redis.exceptions import OutOfMemoryError, ResponseError
 from structlog.testing import capture_logs
 
 from couples_nudge.common import dead_letters
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.keys import SCHEDULER_GROUP
-from couples_nudge.common.streams import DATA_FIELD
+from couples_nudge.common.streams import DATA_FIELD, read_events
 from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey
 from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.state import idempotency_key
+from couples_nudge.scheduler.firing import Decision
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.planning import Schedule
 from couples_nudge.scheduler.service import SchedulerService
-from tests.support.events import example, preferences
+from couples_nudge.scheduler.store import ScheduleStore
+from couples_nudge.scheduler.timer_loop import TimerLoop
+from couples_nudge_schemas import parse_due, parse_outcome, parse_preference
+from tests.support.events import envelope, example, preferences
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually
@@ -280,3 +287,48 @@ class TestReplayRefused:
         assert (await redis.xlen(dead), await redis.exists(source)) == (2, 0)
         assert await dead_letters.replay(redis, dead) == 2
         assert (await redis.xlen(dead), await redis.xlen(source)) == (0, 2)
+
+
+class TestMissedOutcomesRefused:
+    async def test_missed_outcomes_refused_after_fire_are_published_on_the_next_pass(
+        self, own_redis: tuple[aioredis.Redis, str]
+    ) -> None:
+        """A daily check-in three days behind: FIRE re-arms the timer and publishes the late
+        one, then Redis starts refusing writes (NOREPLICAS, set from `on_fired`, which runs
+        between FIRE and the outcomes) before the three missed outcomes go out. They stay
+        with the loop and the next pass publishes them; before, they were lost (the timer had
+        moved on, so nothing would ever report those occurrences)."""
+        redis, url = own_redis
+        settings = scheduler_settings(url, "nudges")
+        clock = ManualClock(datetime(2026, 12, 6, 12, tzinfo=UTC))
+        store = ScheduleStore(redis, settings.keys, due_maxlen=100_000)
+        data = example()["data"]
+        data["nudges"] = {
+            "check_in": {"cadence": {"repeat": "daily", "at": "08:00"}, "timing": "together"}
+        }
+        await PreferenceIngest(store, clock, settings).apply(
+            parse_preference(envelope("preferences.set.v1", data, clock.now()))
+        )
+        admin = SyncRedis.from_url(url)
+
+        def refuse_writes(_decision: Decision, _schedule: Schedule) -> None:
+            admin.config_set("min-replicas-to-write", 1)
+
+        loop = TimerLoop(store, clock, settings, on_fired=refuse_writes)
+        clock.set(datetime(2026, 12, 10, 9, 0, tzinfo=UTC))  # 08:00 Berlin was 07:00Z
+        try:
+            with pytest.raises(ResponseError, match="NOREPLICAS"):
+                await loop.tick(0)
+            refused = await redis.xlen(settings.keys.outcomes)
+            admin.config_set("min-replicas-to-write", 0)
+            loop.on_fired = None
+            while await loop.tick(0):  # nothing is due: the pass publishes what it kept
+                pass
+        finally:
+            admin.config_set("min-replicas-to-write", 0)
+            admin.close()
+        missed = await read_events(redis, settings.keys.outcomes, parse_outcome)
+        assert refused == 0
+        assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8, 9]
+        assert {getattr(o.data, "reason", None) for o in missed} == {"missed"}
+        assert len(await read_events(redis, settings.keys.due(0), parse_due)) == 1
