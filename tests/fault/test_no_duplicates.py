@@ -3,6 +3,9 @@
 - Redis out of memory (`maxmemory` just above used memory, `noeviction`) during a burst:
   nothing is sent while it refuses writes, no email is doubled (no process crashed), no
   nudge is dead-lettered, and every (occurrence, partner, channel) ends with one outcome.
+- Redis out of memory while the scheduler has a backlog of preference events, for longer
+  than the reclaimer's delivery cap: no event is dead-lettered or lost, every malformed one
+  is rejected, and the backlog is applied once memory is freed.
 - A notifier killed (kill -9) again and again during traffic: every email that arrived has
   exactly one `nudge.sent.v1` (by event id), and doubled emails stay within the sends in
   flight at each kill.
@@ -29,10 +32,11 @@ from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.streams import DATA_FIELD, read_entries
 from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey
+from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import OutcomeEvent, parse_outcome
-from tests.support.couples import plant_couples
+from tests.support.couples import couple_event, plant_couples
 from tests.support.processes import ServiceProcess
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import drained, eventually
@@ -185,6 +189,86 @@ class TestRedisOutOfMemory:
         assert tally.conflicting() == 0  # ...with exactly one outcome (by event id)
         assert missing == 0
         assert outbox_left == 0
+
+
+class TestSchedulerOutOfMemory:
+    async def test_an_outage_past_the_delivery_cap_dead_letters_and_loses_no_preference(
+        self, tmp_path: Path, fault_report: list[str]
+    ) -> None:
+        """A scheduler process (reclaim idle 1 s, 2 deliveries before a dead letter) is handed
+        a backlog of 200 preference events, 20 of them malformed, and Redis refuses every
+        write from the first one on, for ~8 s: then memory is freed. Every valid event is
+        applied, every malformed one rejected, none dead-lettered, none left pending. (Before,
+        the refused batches were left to the reclaimer: dead letters after 2 s.)"""
+        events, bad_every = 200, 10
+        with EmbeddedValkey() as server:
+            redis = aioredis.Redis.from_url(server.url)
+            settings = scheduler_settings(server.url, "nudges")
+            keys = settings.keys
+            env = {
+                "REDIS_URL": server.url,
+                "NUDGE_RECLAIM_IDLE": "PT1S",
+                "NUDGE_MAX_DELIVERIES": "2",
+            }
+            raws = [
+                b'{"type": "preferences.set.v1"}' if n % bad_every == 0 else couple_event(n)
+                for n in range(1, events + 1)
+            ]
+            try:
+                with ServiceProcess("scheduler", env, tmp_path, "scheduler") as scheduler:
+                    await redis.xadd(keys.preferences, {DATA_FIELD: couple_event(0)})
+                    await eventually(lambda: redis.exists(keys.couple("c00000")), until=bool)
+                    # Redis hands the first entry to the scheduler's waiting XREADGROUP right
+                    # after its XADD; the rest of the backlog and the refusal follow at once.
+                    async with redis.pipeline(transaction=False) as pipe:
+                        pipe.config_set("maxmemory-policy", "noeviction")
+                        for raw in raws:
+                            pipe.xadd(keys.preferences, {DATA_FIELD: raw})
+                        pipe.config_set("maxmemory", 1)
+                        await pipe.execute()
+                    refused_from = time.monotonic()
+                    await asyncio.sleep(8.0)
+                    during = await _applied(redis, settings, events)
+                    refusals = await _oom_errors(redis)
+                    await redis.config_set("maxmemory", 0)
+                    freed = time.monotonic()
+                    valid = events - events // bad_every
+                    await _settle(lambda: _applied(redis, settings, events), valid, within=60)
+                    recovered = time.monotonic() - freed
+                    await _settle(lambda: _drained(redis, keys.preferences), 1, within=30)
+                    code = scheduler.terminate()
+                applied = await _applied(redis, settings, events)
+                dead = int(await redis.xlen(keys.dead))
+                rejected = Counter(
+                    fields[b"entry_id"] for _, fields in await read_entries(redis, keys.rejected)
+                )
+                left = int(await redis.xlen(keys.preferences))
+            finally:
+                await redis.aclose()
+        figures = (
+            f"scheduler, redis OOM for {freed - refused_from:.0f} s (reclaim idle 1 s, dead "
+            f"letter after 2 deliveries) over a backlog of {events} preference events: "
+            f"{refusals} OOM refusals, {during} applied meanwhile; dead letters {dead}, "
+            f"rejected {len(rejected)} of {events // bad_every} malformed (twice: "
+            f"{sum(1 for n in rejected.values() if n > 1)}), left on the stream {left}, "
+            f"{applied} of {valid} valid applied, {recovered:.1f} s after memory was freed"
+        )
+        print(figures)
+        fault_report.append(figures)
+        assert code == 0
+        assert refusals > 0
+        assert during == 0
+        assert (dead, left) == (0, 0)
+        assert applied == valid
+        assert len(rejected) == events // bad_every
+
+
+async def _applied(redis: aioredis.Redis, settings: SchedulerSettings, events: int) -> int:
+    """How many of couples c00001..c<events> the scheduler has stored."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for n in range(1, events + 1):
+            pipe.exists(settings.keys.couple(f"c{n:05d}"))
+        return sum(await pipe.execute())
 
 
 class TestNotifierKilledRepeatedly:
