@@ -250,6 +250,8 @@ class SchedulerService:
         log.warning(
             "redis_refused_backing_off", error=type(error).__name__, failures=failures, **context
         )
+        if self.reclaimer is not None:  # the entries stay claimed here (it logs its own errors)
+            await self.reclaimer.keep_held()
         return not await pause(self._stop, failures)
 
     async def _apply_read(self, ids: list[str], reads: list[Read]) -> list[str]:
