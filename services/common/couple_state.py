@@ -37,6 +37,8 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
                              last writer wins, kept across preferences.set like unsub
     lvl:<partner>:<kind>     "<level>|<last signal>": the listening cadence's level for that
                              partner and kind (services/common/listening.py), kept likewise
+    adj:<partner>:<kind>     "<previous level>|<kept>|<out of>": the last level change's notice
+                             until it is published (services/scheduler/feedback.py)
 
 The layout before issue 7 kept the profile as PreferencesSetData JSON in "profile" and the
 schedule ids in "sids"; such a hash still parses (the next preferences.set rewrites it).

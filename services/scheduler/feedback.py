@@ -7,6 +7,10 @@ The couple hash fields involved (services/common/couple_state.py):
     lvl:<partner>:<kind>   "<level>|<last signal>": the listening cadence's level, changed
                            only by compare-and-set from what was read (CAS_FIELD); the decision
                            is services/common/listening.adjust (pure)
+    adj:<partner>:<kind>   "<previous level>|<kept>|<out of>": the cadence.adjusted.v1 of the
+                           last change, written with the level and deleted once published; a
+                           redelivered answer finding it publishes it (a kill -9 or a refused
+                           publish between the two lost the notice before)
     d/<target>             date-night schedule records "<seq>|...": "not this week" keeps the
                            turn by counting the occurrence once more (KEEP_TURN)
 
@@ -27,14 +31,14 @@ import redis.asyncio as aioredis
 import structlog
 
 from couples_nudge.common.keys import Keys
-from couples_nudge.common.listening import Adjustment, adjust, per_week
+from couples_nudge.common.listening import Adjustment, Step, adjust, per_week
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
 from couples_nudge.scheduler import lua
 from couples_nudge.scheduler.planning import KIND_CODES
 from couples_nudge_schemas import CadenceAdjusted, CadenceAdjustedData, NudgeFeedback
 
-__all__ = ["CAS_FIELD", "KEEP_TURN", "FeedbackStore"]
+__all__ = ["CAS_FIELD", "DROP_NOTICE", "KEEP_TURN", "FeedbackStore"]
 
 log = structlog.get_logger()
 _NS: Final = uuid.UUID("0b9d55c2-5b8f-4d0e-a3a4-3f6f1c9b7e21")
@@ -71,15 +75,32 @@ return changed
 CAS_FIELD: Final = (
     lua.BUMP
     + """
--- Write a field of an existing couple only if it still holds what the caller read.
+-- Write a field of an existing couple only if it still holds what the caller read, and with
+-- it, when given, a second field (the notice of the change, until it is published).
 -- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
--- ARGV: 1 field, 2 expected value ('' for none), 3 new value
+-- ARGV: 1 field, 2 expected value ('' for none), 3 new value[, 4 second field, 5 its value]
 -- Returns 1 if written, 0 if the field changed meanwhile, -1 if the couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if cur ~= ARGV[2] then return 0 end
 bump(KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
+return 1
+"""
+)
+
+DROP_NOTICE: Final = (
+    lua.BUMP
+    + """
+-- Delete a published notice ("adj:<partner>:<kind>") from the couple hash. FIRE never reads
+-- it, but every writer of a couple hash bumps (lua.py's docstring): only when one was there.
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
+-- ARGV: 1 field
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then bump(KEYS[2]) end
 return 1
 """
 )
@@ -102,6 +123,7 @@ class FeedbackStore:
         self.maxlen = outcomes_maxlen
         self._keep_turn = redis.register_script(KEEP_TURN)
         self._cas = redis.register_script(CAS_FIELD)
+        self._drop_notice = redis.register_script(DROP_NOTICE)
 
     async def apply(self, event: NudgeFeedback) -> str:
         d = event.data
@@ -133,26 +155,32 @@ class FeedbackStore:
         current = raw.get(field.encode(), b"").decode()
         level_text, _, last = current.partition("|")
         signal_key = f"{d.occurrence_id}|{d.signal}"
-        if last == signal_key:
-            return "stale"  # this very answer was applied already (a redelivery)
+        notice = f"adj:{d.partner_id}:{d.kind}"
+        if last == signal_key:  # this very answer was applied already (a redelivery)
+            kept = raw.get(notice.encode())
+            if kept is not None and level_text.isdigit():  # its notice was not published
+                await self._announce(event, _held_change(kept, int(level_text)), notice)
+            return "stale"
         times = _times_a_week(raw, KIND_CODES[d.kind])
         if times is None:
             return "applied"  # the couple has no schedule of that kind (any more)
         change = adjust(int(level_text) if level_text.isdigit() else 0, d.signal, times)
         if change is None:
             return "applied"
+        # The notice is kept with the level (`adj:`) until it is published: a process killed
+        # in between, or a refused publish, leaves it for the redelivery above.
+        held = f"{change.previous}|{change.step.kept}|{change.step.out_of}"
         written = int(
             await self._cas(
-                keys=[couple, changes], args=[field, current, f"{change.level}|{signal_key}"]
+                keys=[couple, changes],
+                args=[field, current, f"{change.level}|{signal_key}", notice, held],
             )
         )
         if written < 0:
             return "unknown_couple"
         if written == 0:
             return "raced"
-        await publish(
-            self.redis, self.keys.outcomes, [self._adjusted(event, change)], maxlen=self.maxlen
-        )
+        await self._announce(event, change, notice)
         if self.metrics is not None:
             self.metrics.observe_cadence(d.kind, "lowered" if change.lowered else "raised")
         log.info(
@@ -165,6 +193,16 @@ class FeedbackStore:
             level=change.level,
         )
         return "applied"
+
+    async def _announce(self, event: NudgeFeedback, change: Adjustment, notice: str) -> None:
+        """Publish the change's cadence.adjusted.v1, then drop its kept notice (a deterministic
+        event id: published again after a failed HDEL, it is the same event)."""
+        await publish(
+            self.redis, self.keys.outcomes, [self._adjusted(event, change)], maxlen=self.maxlen
+        )
+        couple_id = event.data.couple_id
+        changes = self.keys.changes(self.keys.shard_of(couple_id))
+        await self._drop_notice(keys=[self.keys.couple(couple_id), changes], args=[notice])
 
     def _adjusted(self, event: NudgeFeedback, change: Adjustment) -> CadenceAdjusted:
         d = event.data
@@ -186,6 +224,12 @@ class FeedbackStore:
                 occurrence_id=d.occurrence_id,
             ),
         )
+
+
+def _held_change(held: bytes, level: int) -> Adjustment:
+    """The change a kept notice ("<previous>|<kept>|<out of>") describes, at `level`."""
+    previous, kept, out_of = (int(part) for part in held.split(b"|"))
+    return Adjustment(previous, level, Step(kept, out_of))
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -9,6 +9,7 @@ server without replicas (NOREPLICAS: every write refused, scripts with allow-oom
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -19,7 +20,7 @@ from redis import Redis as SyncRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 from structlog.testing import capture_logs
 
-from couples_nudge.common import dead_letters
+from couples_nudge.common import dead_letters, streams
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.keys import SCHEDULER_GROUP
 from couples_nudge.common.streams import DATA_FIELD, read_events
@@ -28,13 +29,22 @@ from couples_nudge.embedded.valkey import EmbeddedValkey
 from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.state import idempotency_key
+from couples_nudge.scheduler.feedback import FeedbackStore
 from couples_nudge.scheduler.firing import Decision
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.planning import Schedule
 from couples_nudge.scheduler.service import SchedulerService
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
-from couples_nudge_schemas import parse_due, parse_outcome, parse_preference
+from couples_nudge_schemas import (
+    CadenceAdjusted,
+    NudgeFeedback,
+    NudgeFeedbackData,
+    parse_due,
+    parse_outcome,
+    parse_outcomes_entry,
+    parse_preference,
+)
 from tests.support.events import envelope, example, preferences
 from tests.support.notifier import delivery, due, plant
 from tests.support.settings import notifier_settings, scheduler_settings
@@ -332,3 +342,74 @@ class TestMissedOutcomesRefused:
         assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8, 9]
         assert {getattr(o.data, "reason", None) for o in missed} == {"missed"}
         assert len(await read_events(redis, settings.keys.due(0), parse_due)) == 1
+
+
+class TestCadenceNoticeRefused:
+    async def test_a_notice_refused_after_the_level_is_published_on_redelivery(
+        self, own_redis: tuple[aioredis.Redis, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Maya ignored her appreciation nudges: her level moves down a step (compare-and-set),
+        then Redis starts refusing writes (NOREPLICAS) just as cadence.adjusted.v1 goes out.
+        The redelivered answer finds the level set ("stale"): it publishes the notice kept
+        with the level, once. Before, the notice was never written."""
+        redis, url = own_redis
+        settings = scheduler_settings(url, "nudges")
+        clock = ManualClock(NOW)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=100_000)
+        data = example()["data"]
+        data |= {"listening": True}
+        data["nudges"] = {
+            "appreciation": {
+                "cadence": {
+                    "repeat": "times_per_week",
+                    "times": 3,
+                    "between": {"start": "09:00", "end": "21:00"},
+                }
+            }
+        }
+        await PreferenceIngest(store, clock, settings).apply(
+            parse_preference(envelope("preferences.set.v1", data, NOW))
+        )
+        answers = FeedbackStore(redis, settings.keys, outcomes_maxlen=1000)
+        ignored = NudgeFeedback(
+            type="nudge.feedback.v1",
+            event_id=uuid.uuid4(),
+            occurred_at=NOW,
+            producer="test",
+            data=NudgeFeedbackData(
+                couple_id=COUPLE,
+                partner_id="maya",
+                kind="appreciation",
+                occurrence_id=f"{COUPLE}/a/maya@1796000000",
+                signal="ignored",
+            ),
+        )
+        real_publish = streams.publish  # what feedback.py calls
+
+        async def refused_publish(*args: Any, **kwargs: Any) -> list[bytes]:
+            await redis.config_set("min-replicas-to-write", 1)
+            return await real_publish(*args, **kwargs)
+
+        monkeypatch.setattr("couples_nudge.scheduler.feedback.publish", refused_publish)
+        try:
+            with pytest.raises(ResponseError, match="NOREPLICAS"):
+                await answers.apply(ignored)
+        finally:
+            await redis.config_set("min-replicas-to-write", 0)
+        monkeypatch.undo()
+        couple = settings.keys.couple(COUPLE)
+        level = await redis.hget(couple, "lvl:maya:appreciation")
+        refused = await redis.xlen(settings.keys.outcomes)
+        again = [await answers.apply(ignored) for _ in range(2)]  # redelivered twice
+        notices = [
+            e
+            for e in await read_events(redis, settings.keys.outcomes, parse_outcomes_entry)
+            if isinstance(e, CadenceAdjusted)
+        ]
+        assert (level is not None, refused) == (True, 0)
+        assert again == ["stale", "stale"]
+        assert [
+            (n.data.direction, n.data.previous_level, n.data.level, n.data.kept, n.data.out_of)
+            for n in notices
+        ] == [("lowered", 0, 1, 2, 3)]
+        assert not await redis.hexists(couple, "adj:maya:appreciation")

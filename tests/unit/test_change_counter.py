@@ -40,6 +40,7 @@ KNOWN = {
     "couples_nudge.scheduler.lua.SET_IF_NEWER",
     "couples_nudge.scheduler.feedback.KEEP_TURN",
     "couples_nudge.scheduler.feedback.CAS_FIELD",
+    "couples_nudge.scheduler.feedback.DROP_NOTICE",
     "couples_nudge.scheduler.consent.RESUBSCRIBE",
     "couples_nudge.scheduler.consent.SOFT_BOUNCE",
 }
