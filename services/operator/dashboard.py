@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol, cast
 
 import redis.asyncio as aioredis
+import structlog
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -44,6 +46,7 @@ __all__ = ["TOKEN_HEADER", "DeadLetterLike", "StatusPage", "outcome_row"]
 TOKEN_HEADER: Final = "X-Operator-Token"  # noqa: S105 (a header name, not a secret)
 RECENT_OUTCOMES: Final = 25
 DEAD_LETTERS_SHOWN: Final = 50
+log = structlog.get_logger()
 _SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -233,4 +236,10 @@ class StatusPage:
         else:
             usage = 'send {"ids": ["<entry id>", ...]} or {"all": true}'
             return JSONResponse({"error": usage}, 400)
-        return JSONResponse({"replayed": await self._replay(chosen)}, headers=_SECURITY_HEADERS)
+        try:
+            replayed = await self._replay(chosen)
+        except (RedisError, OSError) as exc:  # a letter whose copy Redis took is off `dead`
+            log.warning("dead_letter_replay_refused", error=type(exc).__name__)
+            refused = {"error": "Redis did not take the replay; the letters not copied stay"}
+            return JSONResponse(refused, 503, headers=_SECURITY_HEADERS)
+        return JSONResponse({"replayed": replayed}, headers=_SECURITY_HEADERS)

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from couples_nudge.common.clock import ManualClock, epoch_ms
 from couples_nudge.common.dead_letters import bury
 from couples_nudge.common.streams import DATA_FIELD, publish
+from couples_nudge.embedded.valkey import EmbeddedValkey
 from couples_nudge.notifier.channels.base import RecordingChannel
 from couples_nudge.notifier.service import NotifierService
 from couples_nudge.operator.dashboard import TOKEN_HEADER
@@ -190,6 +191,40 @@ class TestReplay:
         assert response.json() == {"replayed": 1}
         assert await redis.xlen(keys.dead) == 0
         assert await redis.xlen(keys.due(0)) == 1
+
+    async def test_a_replay_redis_refuses_is_a_503_and_the_letter_stays(
+        self, key_prefix: str
+    ) -> None:
+        """Redis out of memory (`maxmemory`, `noeviction`; a private server): the copy onto
+        the source stream is refused, so the answer is 503 and the letter is still in `dead`
+        (its XDEL used to run anyway: the letter was lost and the answer a 500)."""
+        with EmbeddedValkey() as server:
+            redis = aioredis.Redis.from_url(server.url)
+            settings = notifier_settings(
+                server.url, key_prefix, http_port=0, operator_token=SecretStr(TOKEN)
+            )
+            service = NotifierService(
+                settings, ManualClock(NOW), channels={"email": RecordingChannel()}
+            )
+            await service.start()
+            try:
+                await seed(redis, service)
+                await redis.config_set("maxmemory-policy", "noeviction")
+                await redis.config_set("maxmemory", 1)
+                async with client(service) as http:
+                    response = await http.post(
+                        "/status/dead-letters/replay",
+                        json={"all": True},
+                        headers={TOKEN_HEADER: TOKEN},
+                    )
+                await redis.config_set("maxmemory", 0)
+                kept = await redis.xlen(service.keys.dead)
+            finally:
+                await service.stop()
+                await redis.aclose()
+        assert response.status_code == 503
+        assert "did not take" in response.json()["error"]
+        assert kept == 1
 
     async def test_replay_all_takes_every_dead_letter(
         self, notifier: NotifierService, redis: aioredis.Redis
