@@ -195,6 +195,14 @@ class Metrics:
             "that notices a loss counts it once).",
             registry=r,
         )
+        self.redis_refusals = Counter(
+            "nudge_redis_refusals",
+            "Times Redis refused or could not take a write this process then waited out before "
+            "trying again (OOM, READONLY, NOREPLICAS, a lost connection...: refusals.py), by "
+            "error class. Nothing is sent, nor dead-lettered, meanwhile.",
+            ["error"],
+            registry=r,
+        )
         self.retries_scheduled = Counter(
             "nudge_retries_scheduled",
             "Sends scheduled for another attempt after a transient failure.",
@@ -437,6 +445,10 @@ class Metrics:
 
     def observe_state_lost(self) -> None:
         self.state_lost.inc()
+
+    def observe_refusal(self, error: BaseException) -> None:
+        """A wait after Redis said "not now" (`refusals.not_now`): counted by error class."""
+        self.redis_refusals.labels(type(error).__name__).inc()
 
     def observe_retry(self, channel: Channel) -> None:
         self.retries_scheduled.labels(channel).inc()

@@ -279,6 +279,7 @@ class NotifierService:
                 error=type(error).__name__,
                 failures=failures,
             )
+            self.metrics.observe_refusal(error)
             error = None
             await pause(self._stop, failures)
 

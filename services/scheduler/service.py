@@ -250,6 +250,7 @@ class SchedulerService:
         log.warning(
             "redis_refused_backing_off", error=type(error).__name__, failures=failures, **context
         )
+        self.metrics.observe_refusal(error)
         if self.reclaimer is not None:  # the entries stay claimed here (it logs its own errors)
             await self.reclaimer.keep_held()
         return not await pause(self._stop, failures)

@@ -327,6 +327,10 @@ class TestHandleBatch:
                 (1, "ConnectionError"),
                 (2, "ConnectionError"),
             ]
+            refusals = service.metrics.registry.get_sample_value(
+                "nudge_redis_refusals_total", {"error": "ConnectionError"}
+            )
+            assert refusals == 2
             assert await redis.hget(service.keys.couple("c1"), "rev") == b"1"
             assert len(await _rejections(redis, service)) == 1
             assert await _left(redis, service) == (0, 0)
