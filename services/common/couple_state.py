@@ -30,7 +30,8 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
                              kind, channel may be "all"; "<ms>|0": cleared by a resubscribe
     dead:<partner>:<channel> occurred_ms (and "|hard", "|soft" after bounces); a channel that
                              answered "gone" (bad address, 410) or bounced
-    soft:<partner>:<channel> "<count>|<first ms>": soft bounces counted (scheduler/consent.py)
+    soft:<partner>:<channel> "<count>|<first ms>|<newest ms>": soft bounces counted
+                             (scheduler/consent.py)
     dead:<partner>:mobile:<device ref>  the same for one app device (refs: device_ref)
     ln                       "1" when the couple opted in to the listening cadence
     snz:<partner>:<kind>     "<occurred_ms>|<until_ms>": a snooze (preferences.snoozed.v1),

@@ -68,21 +68,26 @@ SOFT_BOUNCE: Final = (
 -- Count one soft bounce of a partner's channel; at the limit, mark the channel dead.
 -- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
 -- ARGV: 1 partner id, 2 channel, 3 occurred_ms, 4 limit, 5 window ms
--- The count restarts when the first bounce counted is more than a window away. Returns the
+-- The field holds "<count>|<first ms>|<newest ms>" ("<count>|<first ms>" before 2026-12-07).
+-- The count restarts when the first bounce counted is more than a window away. A bounce not
+-- newer than the newest one counted is taken for a redelivery of it and not counted again
+-- (events are applied at least once: a batch tried again, an entry reclaimed); relays report
+-- in order, and one reported out of order only delays the limit by a bounce. Returns the
 -- count (the limit or more: the channel is now dead, the count is dropped), or -1 if the
 -- couple is unknown.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-bump(KEYS[2])
 local field = 'soft:' .. ARGV[1] .. ':' .. ARGV[2]
 local at = tonumber(ARGV[3])
 local count, first = 0, at
 local current = redis.call('HGET', KEYS[1], field)
 if current then
-  local c, f = string.match(current, '^(%d+)|(%d+)$')
+  local c, f, newest = string.match(current, '^(%d+)|(%d+)|?(%d*)$')
+  if c and newest ~= '' and at <= tonumber(newest) then return tonumber(c) end
   if c and math.abs(at - tonumber(f)) <= tonumber(ARGV[5]) then
     count, first = tonumber(c), math.min(tonumber(f), at)
   end
 end
+bump(KEYS[2])
 count = count + 1
 if count >= tonumber(ARGV[4]) then
   local dead = 'dead:' .. ARGV[1] .. ':' .. ARGV[2]
@@ -91,7 +96,7 @@ if count >= tonumber(ARGV[4]) then
   end
   redis.call('HDEL', KEYS[1], field)
 else
-  redis.call('HSET', KEYS[1], field, count .. '|' .. first)
+  redis.call('HSET', KEYS[1], field, count .. '|' .. first .. '|' .. ARGV[3])
 end
 return count
 """

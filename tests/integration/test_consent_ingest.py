@@ -107,6 +107,22 @@ class TestBounces:
         assert await couple.bounce("soft", at(33 * day)) == "applied"
         assert await couple.blocked() == OPEN | {"dead": True}
 
+    async def test_a_redelivered_soft_bounce_counts_once(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Events are applied at least once (a batch tried again while Redis refused it, an
+        entry reclaimed): two soft bounces, each delivered twice, in the order a batch tried
+        again gives them, count two and leave the email alive (they counted four before,
+        past the limit of 3: dead); a third, newer one reaches the limit."""
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix, soft_bounce_limit=3))
+        await couple.set(1)
+        first, second = at(60), at(120)
+        counted = [await couple.bounce("soft", when) for when in (first, second, first, second)]
+        assert counted == ["counted"] * 4
+        assert await couple.blocked() == OPEN
+        assert await couple.bounce("soft", at(180)) == "applied"
+        assert await couple.blocked() == OPEN | {"dead": True}
+
     async def test_an_unknown_couple_is_not_created(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
