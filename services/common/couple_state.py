@@ -36,8 +36,9 @@ so that Redis keeps the hash in its compact listpack encoding with default setti
     ln                       "1" when the couple opted in to the listening cadence
     snz:<partner>:<kind>     "<occurred_ms>|<until_ms>": a snooze (preferences.snoozed.v1),
                              last writer wins, kept across preferences.set like unsub
-    lvl:<partner>:<kind>     "<level>|<last signal>": the listening cadence's level for that
-                             partner and kind (services/common/listening.py), kept likewise
+    lvl:<partner>:<kind>     "<level>|<last signal>|<its ms>": the listening cadence's level
+                             for that partner and kind (services/common/listening.py), kept
+                             likewise
     adj:<partner>:<kind>     "<previous level>|<kept>|<out of>": the last level change's notice
                              until it is published (services/scheduler/feedback.py)
 

@@ -4,9 +4,11 @@ The couple hash fields involved (services/common/couple_state.py):
 
     snz:<partner>:<kind>   "<occurred_ms>|<until_ms>": written like an unsubscribe (last writer
                            wins, SET_IF_NEWER), kept across preferences.set
-    lvl:<partner>:<kind>   "<level>|<last signal>": the listening cadence's level, changed
-                           only by compare-and-set from what was read (CAS_FIELD); the decision
-                           is services/common/listening.adjust (pure)
+    lvl:<partner>:<kind>   "<level>|<last signal>|<its occurred ms>": the listening cadence's
+                           level, changed only by compare-and-set from what was read
+                           (CAS_FIELD); the decision is services/common/listening.adjust
+                           (pure). An answer not newer than the last one that moved the level
+                           is not applied (again): every event is applied at least once.
     adj:<partner>:<kind>   "<previous level>|<kept>|<out of>": the cadence.adjusted.v1 of the
                            last change, written with the level and deleted once published; a
                            redelivered answer finding it publishes it (a kill -9 or a refused
@@ -30,6 +32,7 @@ from typing import Final
 import redis.asyncio as aioredis
 import structlog
 
+from couples_nudge.common.clock import epoch_ms
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.listening import Adjustment, Step, adjust, per_week
 from couples_nudge.common.metrics import Metrics
@@ -153,13 +156,21 @@ class FeedbackStore:
             return "applied"  # the couple did not opt in: the answer is noted, nothing moves
         field = f"lvl:{d.partner_id}:{d.kind}"
         current = raw.get(field.encode(), b"").decode()
-        level_text, _, last = current.partition("|")
+        level_text, _, rest = current.partition("|")
+        # "<occurrence>|<signal>", then "|<occurred ms>" since 2026-12-07 (no id holds "|").
+        last, newest = rest.rsplit("|", 1) if rest.count("|") == 2 else (rest, "")
         signal_key = f"{d.occurrence_id}|{d.signal}"
+        occurred_ms = epoch_ms(event.occurred_at)
         notice = f"adj:{d.partner_id}:{d.kind}"
         if last == signal_key:  # this very answer was applied already (a redelivery)
             kept = raw.get(notice.encode())
             if kept is not None and level_text.isdigit():  # its notice was not published
                 await self._announce(event, _held_change(kept, int(level_text)), notice)
+            return "stale"
+        if newest.isdigit() and occurred_ms <= int(newest):
+            # Older than the answer that moved the level last: applied before it (a batch
+            # tried again, an entry reclaimed), or out of order. Answers apply in the order
+            # they happened, each once.
             return "stale"
         times = _times_a_week(raw, KIND_CODES[d.kind])
         if times is None:
@@ -173,7 +184,7 @@ class FeedbackStore:
         written = int(
             await self._cas(
                 keys=[couple, changes],
-                args=[field, current, f"{change.level}|{signal_key}", notice, held],
+                args=[field, current, f"{change.level}|{signal_key}|{occurred_ms}", notice, held],
             )
         )
         if written < 0:

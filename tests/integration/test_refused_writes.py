@@ -34,6 +34,7 @@ from couples_nudge.scheduler.firing import Decision
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.planning import Schedule
 from couples_nudge.scheduler.service import SchedulerService
+from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import (
@@ -353,37 +354,8 @@ class TestCadenceNoticeRefused:
         The redelivered answer finds the level set ("stale"): it publishes the notice kept
         with the level, once. Before, the notice was never written."""
         redis, url = own_redis
-        settings = scheduler_settings(url, "nudges")
-        clock = ManualClock(NOW)
-        store = ScheduleStore(redis, settings.keys, due_maxlen=100_000)
-        data = example()["data"]
-        data |= {"listening": True}
-        data["nudges"] = {
-            "appreciation": {
-                "cadence": {
-                    "repeat": "times_per_week",
-                    "times": 3,
-                    "between": {"start": "09:00", "end": "21:00"},
-                }
-            }
-        }
-        await PreferenceIngest(store, clock, settings).apply(
-            parse_preference(envelope("preferences.set.v1", data, NOW))
-        )
-        answers = FeedbackStore(redis, settings.keys, outcomes_maxlen=1000)
-        ignored = NudgeFeedback(
-            type="nudge.feedback.v1",
-            event_id=uuid.uuid4(),
-            occurred_at=NOW,
-            producer="test",
-            data=NudgeFeedbackData(
-                couple_id=COUPLE,
-                partner_id="maya",
-                kind="appreciation",
-                occurrence_id=f"{COUPLE}/a/maya@1796000000",
-                signal="ignored",
-            ),
-        )
+        settings, answers = await _listening_couple(redis, url)
+        ignored = _answer("ignored", NOW)
         real_publish = streams.publish  # what feedback.py calls
 
         async def refused_publish(*args: Any, **kwargs: Any) -> list[bytes]:
@@ -401,11 +373,7 @@ class TestCadenceNoticeRefused:
         level = await redis.hget(couple, "lvl:maya:appreciation")
         refused = await redis.xlen(settings.keys.outcomes)
         again = [await answers.apply(ignored) for _ in range(2)]  # redelivered twice
-        notices = [
-            e
-            for e in await read_events(redis, settings.keys.outcomes, parse_outcomes_entry)
-            if isinstance(e, CadenceAdjusted)
-        ]
+        notices = await _notices(redis, settings)
         assert (level is not None, refused) == (True, 0)
         assert again == ["stale", "stale"]
         assert [
@@ -413,3 +381,74 @@ class TestCadenceNoticeRefused:
             for n in notices
         ] == [("lowered", 0, 1, 2, 3)]
         assert not await redis.hexists(couple, "adj:maya:appreciation")
+
+    async def test_answers_applied_again_move_the_level_once_each(
+        self, own_redis: tuple[aioredis.Redis, str]
+    ) -> None:
+        """Events are applied at least once: "ignored" then "I did it" from Maya, each applied
+        twice in the order a batch tried again gives them (A, B, A, B). The level goes down
+        and back up once, with one notice each; before, the second A moved it down again
+        (its key was no longer the last one) and the second B up again: four notices."""
+        redis, url = own_redis
+        settings, answers = await _listening_couple(redis, url)
+        ignored = _answer("ignored", NOW, sent_s=1796000000)
+        done = _answer("done", NOW + timedelta(hours=1), sent_s=1796003600)
+        results = [await answers.apply(a) for a in (ignored, done, ignored, done)]
+        notices = await _notices(redis, settings)
+        assert results == ["applied", "applied", "stale", "stale"]
+        assert [(n.data.direction, n.data.level) for n in notices] == [
+            ("lowered", 1),
+            ("raised", 0),
+        ]
+
+
+async def _listening_couple(
+    redis: aioredis.Redis, url: str
+) -> tuple[SchedulerSettings, FeedbackStore]:
+    """Maya and Sam with the listening cadence on, appreciation 3 times a week; the store
+    that applies their answers."""
+    settings = scheduler_settings(url, "nudges")
+    store = ScheduleStore(redis, settings.keys, due_maxlen=100_000)
+    data = example()["data"]
+    data |= {"listening": True}
+    data["nudges"] = {
+        "appreciation": {
+            "cadence": {
+                "repeat": "times_per_week",
+                "times": 3,
+                "between": {"start": "09:00", "end": "21:00"},
+            }
+        }
+    }
+    await PreferenceIngest(store, ManualClock(NOW), settings).apply(
+        parse_preference(envelope("preferences.set.v1", data, NOW))
+    )
+    return settings, FeedbackStore(redis, settings.keys, outcomes_maxlen=1000)
+
+
+def _answer(
+    signal: Literal["done", "skip", "more", "ignored"], at: datetime, sent_s: int = 1796000000
+) -> NudgeFeedback:
+    """Maya's answer to her appreciation nudge sent at `sent_s` (epoch seconds)."""
+    return NudgeFeedback(
+        type="nudge.feedback.v1",
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        producer="test",
+        data=NudgeFeedbackData(
+            couple_id=COUPLE,
+            partner_id="maya",
+            kind="appreciation",
+            occurrence_id=f"{COUPLE}/a/maya@{sent_s}",
+            signal=signal,
+        ),
+    )
+
+
+async def _notices(redis: aioredis.Redis, settings: SchedulerSettings) -> list[CadenceAdjusted]:
+    """The cadence.adjusted.v1 events on the outcomes stream, in order."""
+    return [
+        e
+        for e in await read_events(redis, settings.keys.outcomes, parse_outcomes_entry)
+        if isinstance(e, CadenceAdjusted)
+    ]
