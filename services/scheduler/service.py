@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import structlog
@@ -74,6 +74,7 @@ _BATCH: Final = 500  # preferences entries per read: one pipelined apply_many
 # `_read_held`); as `ingest._SLICE_S` is for its planning.
 _READ_SLICE_S: Final = 0.05
 _Stored = TypeVar("_Stored")  # an entry as its reader takes it: fields, or a stored payload
+_T = TypeVar("_T")
 
 
 class Rejection(NamedTuple):
@@ -212,7 +213,7 @@ class SchedulerService:
         are applied one at a time, and one that fails again stays pending for the Reclaimer
         (neither deleted nor acknowledged). While Redis refuses writes or cannot be reached
         (`refusals.not_now`), the whole batch is tried again here with backoff (see
-        `_back_off`); another Redis error leaves the whole batch pending. The entries are
+        `_patiently`); another Redis error leaves the whole batch pending. The entries are
         held (kept claimed by the Reclaimer) while the batch runs; when the service stops
         meanwhile, the batch ends between entries: the entries from the first one not
         applied onwards stay pending.
@@ -222,38 +223,43 @@ class SchedulerService:
         self._held.update(ids)  # kept claimed by the Reclaimer while the batch runs
         self.metrics.observe_consumed(self.keys.preferences, len(ids))
         try:
-            failures = 0
-            while True:
-                try:
-                    return await self._apply_read(ids, reads)
-                except RedisError as exc:
-                    if not not_now(exc):
-                        raise
-                    failures += 1
-                    if not await self._back_off(exc, failures, entries=len(ids)):
-                        return []  # stopping: the batch stays pending
+            return await self._patiently(lambda: self._apply_read(ids, reads), entries=len(ids))
+        except Interrupted:
+            return []  # stopping while Redis refused the batch: it stays pending
         finally:
             self._held.difference_update(ids)
 
-    async def _back_off(self, error: RedisError, failures: int, **context: object) -> bool:
-        """After a "not now" from Redis (refusals.py): wait before trying again, with backoff;
-        False (do not try again) once the service is stopping.
+    async def _patiently(self, attempt: Callable[[], Awaitable[_T]], **context: object) -> _T:
+        """`attempt()`, tried again here with backoff while Redis says "not now" (refusals.py);
+        Interrupted once the service stops meanwhile; any other error at once.
 
         Applying again is safe: every event applies idempotently, as redelivery already
-        requires (a revision already stored is ignored; answers are replay-safe, see
-        feedback.py). And the Reclaimer, which counts a delivery per try and dead-letters
-        after a few, is not involved: an outage of Redis is not the events' fault (issue 15:
-        the notifier waits likewise).
+        requires (a revision already stored is ignored; answers and soft bounces not newer
+        than the last one applied are stale: feedback.py, consent.py). And the Reclaimer,
+        which counts a delivery per try and dead-letters after a few, is not involved: an
+        outage of Redis is not the events' fault (issue 15: the notifier waits likewise).
         """
-        if self._stop.is_set():
-            return False
-        log.warning(
-            "redis_refused_backing_off", error=type(error).__name__, failures=failures, **context
-        )
-        self.metrics.observe_refusal(error)
-        if self.reclaimer is not None:  # the entries stay claimed here (it logs its own errors)
-            await self.reclaimer.keep_held()
-        return not await pause(self._stop, failures)
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except RedisError as exc:
+                if not not_now(exc):
+                    raise
+                if self._stop.is_set():
+                    raise Interrupted from exc  # stays pending, for another scheduler
+                failures += 1
+                log.warning(
+                    "redis_refused_backing_off",
+                    error=type(exc).__name__,
+                    failures=failures,
+                    **context,
+                )
+                self.metrics.observe_refusal(exc)
+                if self.reclaimer is not None:  # the entries stay claimed here
+                    await self.reclaimer.keep_held()
+                if await pause(self._stop, failures):
+                    raise Interrupted from exc
 
     async def _apply_read(self, ids: list[str], reads: list[Read]) -> list[str]:
         refused: dict[int, str] = {}
@@ -351,18 +357,11 @@ class SchedulerService:
         self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
     ) -> None:
         """Apply (or reject) one entry and delete it; tried again while Redis says "not now",
-        as a batch is (`_back_off`); Interrupted once the service stops meanwhile."""
+        as a batch is (`_patiently`); Interrupted once the service stops meanwhile."""
         self.metrics.observe_consumed(self.keys.preferences)
-        failures = 0
-        while True:
-            try:
-                return await self._handle_one_try(entry_id, payload, read)
-            except RedisError as exc:
-                if not not_now(exc):
-                    raise
-                failures += 1
-                if not await self._back_off(exc, failures, entry_id=entry_id):
-                    raise Interrupted from exc  # stays pending, for another scheduler
+        await self._patiently(
+            lambda: self._handle_one_try(entry_id, payload, read), entry_id=entry_id
+        )
 
     async def _handle_one_try(
         self, entry_id: str, payload: bytes, read: PreferenceEvent | EventRejected
