@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from couples_nudge.common.streams import DATA_FIELD, read_entries
+from couples_nudge.common.streams import DATA_FIELD, couple_id_in, read_entries
 from couples_nudge_schemas import MAX_EVENT_BYTES
 
 __all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay"]
@@ -62,8 +62,9 @@ async def bury(
     data: bytes,
     couple_id: str = "",
     maxlen: int,
-) -> None:
-    await redis.xadd(
+) -> str:
+    """Keep a message that could not be handled on the dead stream; the letter's id."""
+    letter = await redis.xadd(
         dead_stream,
         {
             "source": source,
@@ -71,12 +72,14 @@ async def bury(
             "reason": reason[:2000],
             "attempts": attempts,
             "at": datetime.now(UTC).isoformat(),
-            "couple_id": couple_id,
+            # The couple's own field, so that its erasure finds the letter (streams.scrub).
+            "couple_id": couple_id or couple_id_in(data),
             DATA_FIELD: data,
         },
         maxlen=maxlen,
         approximate=True,
     )
+    return letter.decode() if isinstance(letter, bytes) else str(letter)
 
 
 def _letter(entry: str, fields: dict[bytes, bytes]) -> DeadLetter:

@@ -76,6 +76,7 @@ class Reclaimer:
         handle: Handler,
         held: set[str] | None = None,
         on_missing_group: Callable[[], None] | None = None,
+        delete_buried: bool = False,
     ) -> Reclaimer:
         """The reclaimer a service runs for one stream, tuned by NUDGE_RECLAIM_IDLE etc."""
         idle = settings.reclaim_idle.total_seconds()
@@ -92,6 +93,7 @@ class Reclaimer:
             poll_seconds=min(5.0, idle / 2),
             held=held,
             on_missing_group=on_missing_group,
+            delete_buried=delete_buried,
         )
 
     def __init__(
@@ -110,8 +112,13 @@ class Reclaimer:
         poll_seconds: float = 1.0,
         held: set[str] | None = None,
         on_missing_group: Callable[[], None] | None = None,
+        delete_buried: bool = False,
     ) -> None:
         self.redis = redis
+        # Delete an entry once its dead letter holds all of it: for a stream whose handled
+        # entries are deleted too (the preferences stream, raw input with names and
+        # addresses), where a copy left behind would outlive the couple's erasure.
+        self.delete_buried = delete_buried
         self.stream, self.group, self.consumer = stream, group, consumer
         self.handle = handle
         self.dead_stream, self.dead_maxlen = dead_stream, dead_maxlen
@@ -221,7 +228,8 @@ class Reclaimer:
         """`times`: deliveries so far (the first read, and each handling that started)."""
         if times >= self.max_deliveries:
             rows: Any = await self.redis.xrange(self.stream, min=entry, max=entry)
-            raw = rows[0][1].get(DATA_FIELD.encode(), b"") if rows else b""
+            stored: dict[bytes, bytes] = rows[0][1] if rows else {}
+            raw = stored.get(DATA_FIELD.encode(), b"")
             await bury(
                 self.redis,
                 self.dead_stream,
@@ -232,7 +240,11 @@ class Reclaimer:
                 data=raw,
                 maxlen=self.dead_maxlen,
             )
-            await self.redis.xack(self.stream, self.group, entry)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(self.stream, self.group, entry)
+                if self.delete_buried and list(stored) == [DATA_FIELD.encode()]:
+                    pipe.xdel(self.stream, entry)  # the letter holds all of it
+                await pipe.execute()
             self.buried += 1
             log.error(  # a dead letter is always an error line (docs/operations.md)
                 "message_dead_lettered", stream=self.stream, entry_id=entry, deliveries=times

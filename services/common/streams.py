@@ -21,6 +21,7 @@ from couples_nudge_schemas import DATA_FIELD, safe_reason
 
 __all__ = [
     "DATA_FIELD",
+    "couple_id_in",
     "encode",
     "ensure_group",
     "entries_as_read",
@@ -86,6 +87,16 @@ async def publish(
     return ids
 
 
+def couple_id_in(raw: bytes) -> bytes:
+    """The couple id a raw payload names ("couple_id": "<id>", any JSON spacing), or b"".
+
+    Read from the whole payload, not only what a rejected entry keeps of it (RAW_LIMIT): the
+    kept part may name the partners while the id comes later. One scan from a literal, so
+    linear in the payload's size."""
+    found = _COUPLE_ID.search(raw)
+    return found.group(1) if found else b""
+
+
 def rejected_fields(
     *, source: str, entry_id: str, raw: bytes, reason: str, service: str
 ) -> dict[str, bytes | str]:
@@ -96,9 +107,8 @@ def rejected_fields(
     The couple id, when one can be read from the raw bytes, is kept in its own field so that
     erasing the couple also removes its rejected entries (see `scrub`).
     """
-    found = _COUPLE_ID.search(raw[:RAW_LIMIT])
     return {
-        "couple_id": found.group(1) if found else b"",
+        "couple_id": couple_id_in(raw),
         "source": source,
         "entry_id": entry_id,
         "service": service,
@@ -183,8 +193,7 @@ async def scrub(redis: aioredis.Redis, stream: str, couple_id: str, batch: int =
     An entry belongs to the couple when its `couple_id` field says so or its payload names it.
     Streams are capped, so this reads at most the cap, in batches.
     """
-    needle = f'"couple_id":"{couple_id}"'.encode()
-    spaced = f'"couple_id": "{couple_id}"'.encode()
+    named = re.compile(rb'"couple_id"\s*:\s*"' + re.escape(couple_id.encode()) + rb'"')
     removed, start = 0, "-"
     while True:
         entries = await read_entries(redis, stream, start=start, count=batch)
@@ -194,7 +203,7 @@ async def scrub(redis: aioredis.Redis, stream: str, couple_id: str, batch: int =
             entry
             for entry, fields in entries
             if fields.get(b"couple_id") == couple_id.encode()
-            or any(needle in v or spaced in v for v in fields.values())
+            or any(named.search(v) for v in fields.values())
         ]
         if doomed:
             removed += int(await redis.xdel(stream, *doomed))

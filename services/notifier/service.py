@@ -19,11 +19,11 @@ from starlette.routing import BaseRoute
 
 from couples_nudge.common import dead_letters
 from couples_nudge.common.autopipeline import AutoPipeline
-from couples_nudge.common.clock import Clock
+from couples_nudge.common.clock import Clock, epoch_ms
 from couples_nudge.common.dead_letters import bury
 from couples_nudge.common.health import health_routes
 from couples_nudge.common.http import HttpServer, serve
-from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.keys import NOTIFIER_GROUP, couple_digest
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.reclaim import Interrupted, Reclaimer
 from couples_nudge.common.refusals import not_now, pause
@@ -51,7 +51,7 @@ from couples_nudge.notifier.state import NotifierState
 from couples_nudge.operator.dashboard import StatusPage
 from couples_nudge.operator.refresher import GaugeRefresher
 from couples_nudge_schemas import Channel as ChannelName
-from couples_nudge_schemas import EventRejected, OutcomeEvent, parse_due
+from couples_nudge_schemas import EventRejected, NudgeDue, OutcomeEvent, parse_due
 
 __all__ = ["NotifierService", "default_channels"]
 
@@ -330,7 +330,7 @@ class NotifierService:
                 outcomes = list(outcomes)  # a loop: a comprehension here would make `self`,
                 for r in retry:  # `due` and `attempt` cells on every call of `handle`
                     outcomes.append(self.delivery.gave_up(due, r, attempt))
-                await bury(
+                letter = await bury(
                     self.redis,
                     self.keys.dead,
                     source=stream,
@@ -341,6 +341,7 @@ class NotifierService:
                     couple_id=due.data.couple_id,
                     maxlen=self.settings.dead_maxlen,
                 )
+                await self._unless_erased(letter, due)
         if result.feedback:  # the listening cadence's "ignored" streaks, for the scheduler
             await publish(
                 self.redis,
@@ -394,6 +395,17 @@ class NotifierService:
             outcomes=[o.type.split(".")[1] for o in outcomes],
             retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
         )
+
+    async def _unless_erased(self, letter: str, due: NudgeDue) -> None:
+        """Take a nudge's dead letter back if its couple was erased since the nudge came due:
+        the erasure, applied while the last attempt was in flight, scrubbed the dead stream
+        before the letter was written (the scrub would have taken it). Asked after writing,
+        so an erasure from then on finds the letter itself. Only on giving up: rare."""
+        couple_id = due.data.couple_id
+        tombstones = self.keys.tombstones(self.keys.shard_of(couple_id))
+        erased = await self.redis.zscore(tombstones, couple_digest(couple_id))
+        if erased is not None and erased >= epoch_ms(due.occurred_at):
+            await self.redis.xdel(self.keys.dead, letter)
 
     async def _publish(
         self, couple_id: str, outcomes: list[OutcomeEvent], boxed: dict[int, Boxed]

@@ -9,7 +9,8 @@ The couple hash fields involved (services/common/couple_state.py):
     soft:<partner>:<channel>           "<count>|<first ms>": soft bounces counted in a window
 
 Every write is last-writer-wins by the event's occurred_ms, like SET_IF_NEWER (lua.py), and
-never recreates a couple that does not exist (an erasure may have won). A preferences.set
+never recreates a couple that does not exist (an erasure may have won), nor touches one that
+was erased after the event occurred and created again since (lua.ERASED_SINCE). A preferences.set
 keeps unsub fields and drops dead and soft ones (APPLY_PLAN: a new address gets a new chance).
 """
 
@@ -19,22 +20,24 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from couples_nudge.common.keys import Keys
+from couples_nudge.common.keys import Keys, couple_digest
 from couples_nudge.scheduler import lua
 
 __all__ = ["RESUBSCRIBE", "SOFT_BOUNCE", "ConsentStore"]
 
 RESUBSCRIBE: Final = (
     lua.BUMP
+    + lua.ERASED_SINCE
     + """
 -- Clear one partner's unsubscribes inside a scope (a kind or 'all', a channel or 'all').
--- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
--- ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP), 3 tombstones zset
+-- ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms, 5 couple digest
 -- An unsubscribe field is inside the scope when its kind and its channel both are ('all' in
 -- the scope covers every value, 'all' included). Each one not newer than the event becomes
 -- "<occurred_ms>|0"; so does the scope's own field, so an older unsubscribe of exactly this
--- scope that arrives later is stale. Returns how many were in force and are cleared, or -1
--- if the couple is unknown.
+-- scope that arrives later is stale. Returns how many were in force and are cleared, -1 if
+-- the couple is unknown, or -2 if it was erased after the event occurred.
+if erased_since(KEYS[3], ARGV[5], ARGV[4]) then return -2 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 bump(KEYS[2])
 local prefix = 'unsub:' .. ARGV[1] .. ':'
@@ -64,17 +67,19 @@ return cleared
 
 SOFT_BOUNCE: Final = (
     lua.BUMP
+    + lua.ERASED_SINCE
     + """
 -- Count one soft bounce of a partner's channel; at the limit, mark the channel dead.
--- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP)
--- ARGV: 1 partner id, 2 channel, 3 occurred_ms, 4 limit, 5 window ms
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP), 3 tombstones zset
+-- ARGV: 1 partner id, 2 channel, 3 occurred_ms, 4 limit, 5 window ms, 6 couple digest
 -- The field holds "<count>|<first ms>|<newest ms>" ("<count>|<first ms>" before 2026-12-07).
 -- The count restarts when the first bounce counted is more than a window away. A bounce not
 -- newer than the newest one counted is taken for a redelivery of it and not counted again
 -- (events are applied at least once: a batch tried again, an entry reclaimed); relays report
 -- in order, and one reported out of order only delays the limit by a bounce. Returns the
--- count (the limit or more: the channel is now dead, the count is dropped), or -1 if the
--- couple is unknown.
+-- count (the limit or more: the channel is now dead, the count is dropped), -1 if the
+-- couple is unknown, or -2 if it was erased after the bounce occurred.
+if erased_since(KEYS[3], ARGV[6], ARGV[3]) then return -2 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local field = 'soft:' .. ARGV[1] .. ':' .. ARGV[2]
 local at = tonumber(ARGV[3])
@@ -114,9 +119,10 @@ class ConsentStore:
     async def resubscribe(
         self, couple_id: str, partner_id: str, kind: str, channel: str, occurred_ms: int
     ) -> int:
-        """How many unsubscribes were cleared; -1: unknown couple."""
+        """How many unsubscribes were cleared; -1: unknown couple; -2: erased since."""
         cleared = await self._resubscribe(
-            keys=self._keys(couple_id), args=[partner_id, kind, channel, occurred_ms]
+            keys=self._keys(couple_id),
+            args=[partner_id, kind, channel, occurred_ms, couple_digest(couple_id)],
         )
         return int(cleared)
 
@@ -130,13 +136,15 @@ class ConsentStore:
         limit: int,
         window_ms: int,
     ) -> int:
-        """The soft bounces counted in the window (>= limit: the channel is dead); -1: unknown."""
+        """The soft bounces counted in the window (>= limit: the channel is dead); -1: unknown
+        couple; -2: erased since the bounce."""
         count = await self._soft_bounce(
             keys=self._keys(couple_id),
-            args=[partner_id, channel, occurred_ms, limit, window_ms],
+            args=[partner_id, channel, occurred_ms, limit, window_ms, couple_digest(couple_id)],
         )
         return int(count)
 
     def _keys(self, couple_id: str) -> list[str]:
-        """The couple hash and its shard's change counter: every script's KEYS."""
-        return [self.keys.couple(couple_id), self.keys.changes(self.keys.shard_of(couple_id))]
+        """The couple hash, its shard's change counter and tombstones: every script's KEYS."""
+        shard = self.keys.shard_of(couple_id)
+        return [self.keys.couple(couple_id), self.keys.changes(shard), self.keys.tombstones(shard)]

@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from couples_nudge.common.clock import epoch_ms
-from couples_nudge.common.keys import Keys
+from couples_nudge.common.keys import Keys, couple_digest
 from couples_nudge.common.listening import Adjustment, Step, adjust, per_week
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
@@ -131,7 +131,14 @@ class FeedbackStore:
     async def apply(self, event: NudgeFeedback) -> str:
         d = event.data
         couple = self.keys.couple(d.couple_id)
-        changes = self.keys.changes(self.keys.shard_of(d.couple_id))
+        shard = self.keys.shard_of(d.couple_id)
+        changes = self.keys.changes(shard)
+        # An answer from before an erasure moves nothing of a couple created again since
+        # (lua.ERASED_SINCE). Asked before the scripts, not inside them: an erasure landing in
+        # between leaves no couple, and the scripts then answer "unknown couple".
+        erased = await self.redis.zscore(self.keys.tombstones(shard), couple_digest(d.couple_id))
+        if erased is not None and erased >= epoch_ms(event.occurred_at):
+            return "erased"
         if d.signal == "skip" and d.kind == "date_night" and d.sequence is not None:
             kept = int(
                 await self._keep_turn(

@@ -207,7 +207,7 @@ class PreferenceIngest:
                 cleared = await self.consent.resubscribe(
                     data.couple_id, data.partner_id, data.kind, data.channel, occurred_ms
                 )
-                return "unknown_couple" if cleared < 0 else "applied"
+                return _written(cleared) if cleared < 0 else "applied"
             case ChannelComplained(data=data):  # a spam report: no more email of any kind
                 field = f"unsub:{data.partner_id}:all:{data.channel}"
                 return _written(
@@ -228,7 +228,7 @@ class PreferenceIngest:
                     window_ms=int(self.settings.soft_bounce_window.total_seconds() * 1000),
                 )
                 if count < 0:
-                    return "unknown_couple"
+                    return _written(count)
                 return "applied" if count >= self.settings.soft_bounce_limit else "counted"
             case PreferencesSnoozed(data=data):  # until <= occurred: the snooze ends
                 field = f"snz:{data.partner_id}:{data.kind}"
@@ -277,4 +277,4 @@ _JAR_REFUSALS: Final = {
 
 
 def _written(code: int) -> str:
-    return {1: "applied", 0: "stale", -1: "unknown_couple"}[code]
+    return {1: "applied", 0: "stale", -1: "unknown_couple", -2: "erased"}[code]

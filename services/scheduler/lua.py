@@ -50,6 +50,7 @@ __all__ = [
     "CLAIM",
     "DUE",
     "ERASE",
+    "ERASED_SINCE",
     "FIRE",
     "FIRE_AHEAD",
     "HEARTBEAT",
@@ -69,6 +70,18 @@ local function bump(key)  -- two calls (TIME, SET ... GET); a third only if the 
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local old = tonumber(redis.call('SET', key, string.format('%.0f', now), 'GET'))
   if old and old >= now then redis.call('SET', key, string.format('%.0f', old + 1)) end
+end
+"""
+
+# Erasure's tombstone outlives the couple (NUDGE_TOMBSTONE_RETENTION), also when a newer
+# preferences.set creates it again: every script that applies a couple's event asks it first,
+# so an event from before the erasure (a replay, a redelivery, a late publisher) never brings
+# back what was erased, whether the couple exists again or not.
+ERASED_SINCE: Final = """
+-- erased_since(tombstones, digest, at): the couple was erased at or after `at` (ms).
+local function erased_since(key, digest, at)
+  local erased = redis.call('ZSCORE', key, digest)
+  return erased ~= false and tonumber(erased) >= tonumber(at)
 end
 """
 
@@ -151,8 +164,7 @@ else
   redis.call('HSET', KEYS[1], unpack(out))
 end
 if timers <= #arg then redis.call('ZADD', KEYS[2], unpack(arg, timers)) end  -- every timer
-if erased then redis.call('ZREM', KEYS[4], digest) end
-return 'applied'
+return 'applied'  -- a tombstone stays (ERASED_SINCE): older events of the couple stay out
 """
 )
 
@@ -474,11 +486,14 @@ return 1
 
 SET_IF_NEWER: Final = (
     BUMP
+    + ERASED_SINCE
     + """
 -- Last-writer-wins field of an existing couple: "<occurred_ms>|<value>" replaces an older one.
--- KEYS: 1 couple hash, 2 the shard's change counter (BUMP)
--- ARGV: 1 field, 2 occurred_ms, 3 value
--- Returns 1 if written, 0 if older than what is stored, -1 if the couple is unknown.
+-- KEYS: 1 couple hash, 2 the shard's change counter (BUMP), 3 tombstones zset
+-- ARGV: 1 field, 2 occurred_ms, 3 value, 4 couple digest
+-- Returns 1 if written, 0 if older than what is stored, -1 if the couple is unknown, -2 if
+-- it was erased after the event occurred (ERASED_SINCE).
+if erased_since(KEYS[3], ARGV[4], ARGV[2]) then return -2 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end

@@ -51,6 +51,7 @@ from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
 from couples_nudge.common.state_marker import StateMarker
 from couples_nudge.common.state_watch import StateWatcher
 from couples_nudge.common.streams import (
+    couple_id_in,
     entries_as_read,
     group_names,
     rejected_fields,
@@ -295,6 +296,7 @@ class SchedulerService:
         # Stopped before the end: from the first event not applied on, nothing is handled.
         cutoff = events[len(results)][0] if len(results) < len(events) else len(ids)
         outcomes: Counter[str] = Counter()
+        erased: dict[bytes, int] = {}  # couple id -> the batch index of its (last) erasure
         each = log.is_enabled_for(logging.DEBUG)  # asked once a batch, not once an event
         since = time.monotonic()  # held until acknowledged: logging 500 events takes a while too
         reclaimer = self.reclaimer  # the refresh checked inline, as in `_read_held`
@@ -309,7 +311,11 @@ class SchedulerService:
                 # isinstance of a pydantic class goes through ABCMeta, ~1.1k instructions.
                 if each or type(event) is CoupleErased:
                     self._applied(ids[index], event, result)
+                    if result == "erased" and type(event) is CoupleErased:
+                        erased[event.data.couple_id.encode()] = index
         refused = {index: reason for index, reason in refused.items() if index < cutoff}
+        if erased:  # rare: a batch with an erasure
+            refused = _unless_erased(refused, reads, erased)
         if cutoff < len(ids):
             outcomes["left_pending"] = len(ids) - cutoff
         log.info("preferences_batch", entries=len(ids), rejected=len(refused), **outcomes)
@@ -452,6 +458,7 @@ class SchedulerService:
             handle=again,
             on_missing_group=self.watch.poke,
             held=self._held,
+            delete_buried=True,  # as every handled entry is: raw input, named people
         )
         self._tasks = [
             asyncio.create_task(self.timers.run(self._stop), name="timer-loop"),
@@ -490,3 +497,16 @@ class SchedulerService:
         await settle(self._tasks, deadline)
         self._tasks = []
         await self.after_stop()
+
+
+def _unless_erased(
+    refused: dict[int, str], reads: Sequence[Read], erased: Mapping[bytes, int]
+) -> dict[int, str]:
+    """The refusals to write, but those of a couple erased later in the same batch: its
+    erasure scrubbed the rejected stream before they were written (the scrub would have taken
+    them, had they been written first). A refused event after the erasure is kept."""
+    return {
+        index: reason
+        for index, reason in refused.items()
+        if erased.get(couple_id_in(reads[index].payload), -1) < index
+    }

@@ -234,9 +234,12 @@ class ScheduleStore:
         )
 
     async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
-        keys = [self.keys.couple(couple_id), self.keys.changes(self.keys.shard_of(couple_id))]
-        written = await self._set_if_newer(keys=keys, args=[field, occurred_ms, value])
-        return int(written)
+        """1 written, 0 older than the stored value, -1 unknown couple, -2 erased after the
+        event occurred (lua.SET_IF_NEWER)."""
+        shard = self.keys.shard_of(couple_id)
+        keys = [self.keys.couple(couple_id), self.keys.changes(shard), self.keys.tombstones(shard)]
+        args: list[str | int] = [field, occurred_ms, value, couple_digest(couple_id)]
+        return int(await self._set_if_newer(keys=keys, args=args))
 
     async def jar_add(
         self,

@@ -242,6 +242,10 @@ class Side:
             client.zadd(keys.tombstones(0), {couple_digest(cid): case.erased_ms})
         seen.append(self.apply(cid, case.second, 1000))
         seen.append(self.apply(cid, case.second, 1000))  # a replay: stale (or erased)
+        if self.old and case.erased_ms is not None:
+            # The old script removed the tombstone of a couple it created again; APPLY_PLAN
+            # keeps it since 2026-12-07 (lua.ERASED_SINCE): put back, the rest compares.
+            client.zadd(keys.tombstones(0), {couple_digest(cid): case.erased_ms})
         seen += [
             _pairs(client.hgetall(couple)),  # in the hash's order
             client.zrange(keys.timers(0), 0, -1, withscores=True),
