@@ -57,7 +57,7 @@ from datetime import time
 from functools import lru_cache
 from typing import Any, Final, Literal, TypeVar, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from couples_nudge.common.check_in_format import check_in_format
 from couples_nudge_schemas import (
@@ -79,6 +79,7 @@ from couples_nudge_schemas import (
 __all__ = [
     "PROFILE_FIELDS",
     "CoupleState",
+    "UnreadableCouple",
     "device_ref",
     "encode_profile",
     "parse_couple",
@@ -588,11 +589,23 @@ class CoupleState:
         return int(level) if level.isdigit() else 0
 
 
+class UnreadableCouple(ValueError):
+    """A stored couple that cannot be read; its message never quotes what is stored."""
+
+
 def parse_couple(raw: dict[bytes, bytes]) -> CoupleState:
     legacy = raw.get(b"profile")
     if legacy:
         fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"profile"}
-        profile = PreferencesSetData.model_validate_json(legacy)
+        try:
+            profile = PreferencesSetData.model_validate_json(legacy)
+        except ValidationError:
+            # Stored by an older, laxer schema (a name with a right-to-left mark was allowed
+            # before 9fbbd1c). pydantic's message quotes the value: a name, an address.
+            raise UnreadableCouple(
+                "the stored profile (the layout before issue 7) no longer validates; "
+                "its couple's next preferences.set replaces it"
+            ) from None
         return CoupleState(profile, fields, check_in_format(profile.nudges.check_in))
     fields = {}
     couple_id = raw.get(b"id")

@@ -36,9 +36,20 @@ __all__ = [
 
 LOG_VALUE_LIMIT: Final = 2000
 LOG_TRACEBACK_LIMIT: Final = 8000
-_EMAIL: Final = re.compile(r"(?<![^\s@<>\"'])[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
+# An address's domain: a name with a dot and a last label of letters, digits or "-" (a TLD
+# like "c0m" is still someone's address), or an address literal in brackets, bounded so that
+# an unclosed "[" costs no scan to the end of the text.
+_EMAIL: Final = re.compile(
+    r"(?<![^\s@<>\"'])[^\s@<>\"']+@(?:\[[A-Za-z0-9:.]{1,64}\]|[^\s@<>\"']+\.[A-Za-z0-9-]{2,})"
+)
 _WORD_BREAKS: Final = " \t\n\r\f\v<>\"'"
 _URL: Final = re.compile(r"\b(?:https?|rediss?)://\S+")
+# A pydantic ValidationError's text quotes each failing value ("input_value='Lena', ") up to
+# its ", input_type=": a name, an address, a whole profile. A value's repr has no line break.
+# A greedy run that stops before the terminator (or a line break) never backtracks: matches
+# do not overlap, so the scan is linear (a lazy run required to end in the terminator went
+# back over the line for every "input_value=" in it: quadratic on hostile text).
+_INPUT: Final = re.compile(r"input_value=(?:(?!, input_type=)[^\n])*")
 REDACTED_FIELDS: Final = frozenset(
     {
         "body",
@@ -67,11 +78,12 @@ REDACTED_FIELDS: Final = frozenset(
 
 
 def scrub(value: str) -> str:
-    """Replace email addresses and URLs in free text (reasons, errors, tracebacks).
+    """Replace email addresses, URLs and the values pydantic's errors quote in free text
+    (reasons, errors, tracebacks).
 
     Linear in the length of `value` (see the module docstring); `bounded` also cuts it.
     """
-    return _URL.sub("[url]", _EMAIL.sub("[email]", value))
+    return _URL.sub("[url]", _EMAIL.sub("[email]", _INPUT.sub("input_value=[redacted]", value)))
 
 
 def bounded(value: str, limit: int = LOG_VALUE_LIMIT) -> str:

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from couples_nudge.common.clock import Clock
+from couples_nudge.common.couple_state import UnreadableCouple
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.logging import scrub
 from couples_nudge.common.streams import DATA_FIELD
@@ -194,7 +195,12 @@ class StatusPage:
             html = render_trace_page(None, error=str(exc))
             return Response(html, 400, media_type="text/html", headers=_SECURITY_HEADERS)
         read = await read_trace(self.redis, self.keys, couple)
-        html = render_trace_page(build_trace(read, self.clock.now()), couple=couple)
+        try:
+            trace = build_trace(read, self.clock.now())
+        except UnreadableCouple as exc:
+            html = render_trace_page(None, error=str(exc))
+            return Response(html, 500, media_type="text/html", headers=_SECURITY_HEADERS)
+        html = render_trace_page(trace, couple=couple)
         return Response(html, media_type="text/html", headers=_SECURITY_HEADERS)
 
     async def _trace_json(self, request: Request) -> JSONResponse:
@@ -202,6 +208,8 @@ class StatusPage:
             data = await self.trace(request.query_params.get("couple", ""))
         except InvalidCoupleId as exc:
             return JSONResponse({"error": str(exc)}, 400, headers=_SECURITY_HEADERS)
+        except UnreadableCouple as exc:
+            return JSONResponse({"error": str(exc)}, 500, headers=_SECURITY_HEADERS)
         return JSONResponse(data, headers=_SECURITY_HEADERS)
 
     async def _asset(self, request: Request) -> Response:
@@ -226,7 +234,7 @@ class StatusPage:
             return JSONResponse({"error": "wrong or missing operator token"}, 403)
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             return JSONResponse({"error": "body must be JSON"}, 400)
         ids = body.get("ids") if isinstance(body, dict) else None
         if isinstance(body, dict) and body.get("all") is True:

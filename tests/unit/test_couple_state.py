@@ -6,6 +6,7 @@ them; ``pause_value`` builds the pause form of that string.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import time
 
@@ -13,7 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couples_nudge.common.couple_state import CoupleState, encode_profile, parse_couple, pause_value
+from couples_nudge.common.couple_state import (
+    CoupleState,
+    UnreadableCouple,
+    encode_profile,
+    parse_couple,
+    pause_value,
+)
 from couples_nudge_schemas import (
     CheckInFormat,
     CoupleContext,
@@ -316,6 +323,21 @@ class TestParseCouple:
         assert s.exists is True
         assert s.profile == profile()
         assert s.fields == {"rev": "4", "sids": "c1/d/maya,c1/d/sam", "pause:sam": "1000|inf"}
+
+    def test_a_legacy_profile_the_schema_now_refuses_is_unreadable_without_quoting_it(
+        self,
+    ) -> None:
+        """A name stored by an older, laxer schema (a right-to-left mark, allowed before
+        9fbbd1c): UnreadableCouple, whose message and chain hold nothing stored (pydantic's
+        own error quoted the name, and reached the log of a 500)."""
+        stored = profile().model_dump(mode="json", exclude_defaults=True)
+        stored["partners"][0]["name"] = "Lena\u200fSecret-Name"
+        raw = {b"rev": b"1", b"profile": json.dumps(stored).encode()}
+        with pytest.raises(UnreadableCouple) as caught:
+            parse_couple(raw)
+        assert "Secret-Name" not in str(caught.value)
+        assert caught.value.__cause__ is None
+        assert caught.value.__suppress_context__
 
     def test_unknown_couple(self) -> None:
         """An empty hash (never set, or erased) is a couple that does not exist."""

@@ -30,6 +30,9 @@ HOSTILE_TEXTS: dict[str, Callable[[], str]] = {
     "long-words": lambda: ("x" * 10_000 + "@" + "y" * 10_000 + " ") * 50,
     "url-prefixes": lambda: "https://" * (MEGABYTE // 8),
     "addresses": lambda: "lena@example.test " * (MEGABYTE // 18),
+    "unclosed-literals": lambda: "a@[1" * (MEGABYTE // 4),
+    "quoted-values": lambda: "input_value=" * (MEGABYTE // 12),
+    "quoted-lines": lambda: "input_value=x\n" * (MEGABYTE // 14),
 }
 
 
@@ -57,10 +60,24 @@ class TestScrub:
             ("'sam@example.test'", "'[email]'"),
             ("see https://push.example/abc?token=1 now", "see [url] now"),
             ("no address @ here", "no address @ here"),
+            ("to lena@[192.0.2.1] and lena@[IPv6:2001:db8::1]", "to [email] and [email]"),
+            ("lena@example.c0m, refused", "[email], refused"),
+            (
+                "name\n  Value error [type=pattern_checked, input_value='Lena\u200fS', "
+                "input_type=str]\n    For further information",
+                "name\n  Value error [type=pattern_checked, input_value=[redacted], "
+                "input_type=str]\n    For further information",
+            ),
+            (
+                "input_value={'name': 'Lena', 'email': 'x'}, input_type=dict]",
+                "input_value=[redacted], input_type=dict]",
+            ),
+            ("input_value='cut off by a limit\nnext", "input_value=[redacted]\nnext"),
         ],
     )
     def test_what_is_replaced(self, text: str, expected: str) -> None:
-        """Addresses and URLs anywhere in a string; an `@` alone is kept."""
+        """Addresses, URLs and the values pydantic's errors quote, anywhere in a string; an `@`
+        alone is kept."""
         assert scrub(text) == expected
 
 
