@@ -19,6 +19,8 @@ redirects: every link is the page itself.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Final, get_args
 
@@ -31,12 +33,12 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
 from couples_nudge.common.clock import Clock, epoch_ms, from_ms
-from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.common.couple_state import CoupleState, UnreadableCouple, parse_couple
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
 from couples_nudge.notifier.answers import ManageChoice, answer_events, manage_events
-from couples_nudge.notifier.engagement import EngagementStore
+from couples_nudge.notifier.engagement import ClaimState, EngagementStore
 from couples_nudge.notifier.pages import (
     AnswerState,
     KindState,
@@ -52,6 +54,10 @@ __all__ = ["ActionPages", "action_routes"]
 
 log = structlog.get_logger()
 MAX_BODY: Final = 4 * 1024
+# How long a request waits for another one publishing the same answer (a double tap): a
+# publish takes milliseconds; past this, the partner is asked to try again (503).
+_BUSY_TRIES: Final = 20
+_BUSY_WAIT_S: Final = 0.1
 _KINDS: Final[tuple[NudgeKind, ...]] = get_args(NudgeKind)
 _CHOICES: Final = ("week", "month", "stop", "start")
 # Schedule records are "<kind code>/<target>" (services/scheduler/records.py).
@@ -128,7 +134,11 @@ class ActionPages:
         if isinstance(claim, str):
             log.info("action_refused", method="GET", reason=claim)
             return self._answer(claim, 410 if claim == "expired" else 400, "en")
-        couple = await self._couple(claim.couple_id)
+        try:
+            couple = await self._couple(claim.couple_id)
+        except (RedisError, OSError, UnreadableCouple) as exc:
+            log.warning("action_unavailable", error=type(exc).__name__)
+            return self._answer("error", 503, "en")
         return self._answer("confirm", 200, _locale(couple, claim.partner_id), claim, token)
 
     async def act(self, request: Request) -> HTMLResponse:
@@ -139,27 +149,33 @@ class ActionPages:
         try:
             couple = await self._couple(claim.couple_id)
             locale = _locale(couple, claim.partner_id)
-            state, first_ms = await self.store.claim(
-                claim.couple_id,
-                claim.occurrence_id,
-                claim.partner_id,
-                claim.kind,
-                claim.action,
-                now_ms=epoch_ms(self.clock.now()),
-            )
+            state, first_ms, lease_ms = await self._claim(claim)
+            if state == "busy":  # another request still publishing it, past our patience
+                log.info("action_busy", couple_id=claim.couple_id, action=claim.action)
+                return self._answer("error", 503, locale)
             if state == "gone":  # erased, or never known: nothing to answer, nothing kept
                 log.info("action_refused", method="POST", reason="unknown_couple")
                 return self._answer("invalid", 404, locale)
             if state == "publish":
                 prefs, engaged = answer_events(claim, first_ms)
-                await publish(
-                    self.redis, self.keys.preferences, prefs,
-                    maxlen=self.settings.preferences_maxlen,
-                )  # fmt: skip
-                await publish(
-                    self.redis, self.keys.outcomes, [engaged],
-                    maxlen=self.settings.outcomes_maxlen,
-                )  # fmt: skip
+                try:
+                    await publish(
+                        self.redis, self.keys.preferences, prefs,
+                        maxlen=self.settings.preferences_maxlen,
+                    )  # fmt: skip
+                    await publish(
+                        self.redis, self.keys.outcomes, [engaged],
+                        maxlen=self.settings.outcomes_maxlen,
+                    )  # fmt: skip
+                except (RedisError, OSError):
+                    # The answer is not kept: give the claim back, so that following the
+                    # link again publishes it (a refused release lapses after LEASE_MS).
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.store.release(
+                            claim.couple_id, claim.occurrence_id, claim.partner_id,
+                            claim.action, lease_ms=lease_ms,
+                        )  # fmt: skip
+                    raise
                 await self.store.done(
                     claim.couple_id, claim.occurrence_id, claim.partner_id, claim.action
                 )
@@ -175,10 +191,30 @@ class ActionPages:
                 )
             else:
                 log.info("action_repeated", couple_id=claim.couple_id, action=claim.action)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, UnreadableCouple) as exc:
             log.warning("action_not_published", error=type(exc).__name__)
             return self._answer("error", 503, "en")
         return self._answer("done", 200, locale, claim)
+
+    async def _claim(self, claim: ActionClaim) -> tuple[ClaimState, int, int]:
+        """ENGAGE's answer for the claim, and the lease ms it was asked with; while another
+        request holds the answer ("busy": a double tap), asked again for a little while, so
+        that this request answers with what the other one did (done), or takes over a lease
+        it gave back (publish)."""
+        for _ in range(_BUSY_TRIES):
+            lease_ms = epoch_ms(self.clock.now())
+            state, first_ms = await self.store.claim(
+                claim.couple_id,
+                claim.occurrence_id,
+                claim.partner_id,
+                claim.kind,
+                claim.action,
+                now_ms=lease_ms,
+            )
+            if state != "busy":
+                break
+            await asyncio.sleep(_BUSY_WAIT_S)
+        return state, first_ms, lease_ms
 
     # --- the manage page --------------------------------------------------------------------
 
@@ -190,7 +226,7 @@ class ActionPages:
             return self._answer("invalid", 400, "en")
         try:
             couple = await self._couple(claim.couple_id)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, UnreadableCouple) as exc:
             log.warning("manage_unavailable", error=type(exc).__name__)
             return self._answer("error", 503, "en")
         return self._manage_page(token, claim, couple, saved=False)
@@ -220,7 +256,7 @@ class ActionPages:
             await publish(
                 self.redis, self.keys.outcomes, [engaged], maxlen=self.settings.outcomes_maxlen
             )
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, UnreadableCouple) as exc:
             log.warning("manage_not_published", error=type(exc).__name__)
             return self._answer("error", 503, "en")
         if self.metrics is not None:

@@ -11,8 +11,11 @@ expires when nothing was written to it for the action links' lifetime (and a day
 Published once: ENGAGE claims an answer the first time (its first ms fixes every byte of the
 events it publishes: ids and times are derived from it) and hands it to one request at a time
 (a lease); DONE marks it published. A link followed again finds it done and publishes
-nothing; a request that died mid-way leaves a lease that the next one takes over after
-LEASE_MS, and it publishes the same events again (same ids, same bytes: consumers dedupe).
+nothing; a request whose publishing Redis refused gives its lease back (RELEASE), and one that
+died mid-way leaves a lease that the next request takes over after LEASE_MS; either way the
+next one publishes the same events again (same ids, same bytes: consumers dedupe). A request
+that finds the answer "busy" (a double tap) waits for the other to finish. Answers older than
+the links' lifetime are forgotten when a new one is claimed (ENGAGE).
 
 The streak (STREAK, per nudge sent to a partner): a nudge sent while the partner's previous
 nudge of that kind got no answer counts that one as ignored; `limit` ignored in a row trigger
@@ -28,7 +31,7 @@ import redis.asyncio as aioredis
 
 from couples_nudge.common.keys import Keys
 
-__all__ = ["DONE", "ENGAGE", "LEASE_MS", "STREAK", "Claimed", "EngagementStore"]
+__all__ = ["DONE", "ENGAGE", "LEASE_MS", "RELEASE", "STREAK", "Claimed", "EngagementStore"]
 
 LEASE_MS: Final = 30_000
 _DAY_MS: Final = 86_400_000
@@ -45,6 +48,17 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', 0} end
 local now = tonumber(ARGV[2])
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then
+  -- Answers claimed longer ago than `keep` are forgotten: their links have expired, so none
+  -- can come again, and an answered couple's hash would otherwise grow for as long as it
+  -- answers (its expiry moves with every write). One read of a hash of weeks of answers,
+  -- only when an answer is new.
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'a|' then
+      local first = tonumber(string.match(all[i + 1], '^(%d+)|'))
+      if first and now - first > tonumber(ARGV[4]) then redis.call('HDEL', KEYS[2], all[i]) end
+    end
+  end
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|pending|' .. ARGV[2])
   redis.call('HDEL', KEYS[2], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -64,6 +78,19 @@ DONE: Final = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], string.match(cur, '^(%d+)') .. '|done|')
+return 1
+"""
+
+RELEASE: Final = """
+-- Give back the lease of a claimed answer whose events could not be published (Redis
+-- refused them): the next request for it publishes at once instead of finding it "busy".
+-- KEYS: 1 engaged hash   ARGV: 1 member, 2 the lease's ms (ENGAGE's `now` when it claimed)
+-- Returns 1 if released; 0 if the lease is not that one any more (taken over, or done).
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local first, state, lease = string.match(cur, '^(%d+)|(%a+)|(%d*)$')
+if state ~= 'pending' or lease ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], first .. '|pending|')
 return 1
 """
 
@@ -118,6 +145,7 @@ class EngagementStore:
         self.keep_ms = keep_ms + _DAY_MS
         self._engage = redis.register_script(ENGAGE)
         self._done = redis.register_script(DONE)
+        self._release = redis.register_script(RELEASE)
         self._streak = redis.register_script(STREAK)
 
     async def claim(
@@ -142,6 +170,15 @@ class EngagementStore:
         await self._done(
             keys=[self.keys.engaged(couple_id)],
             args=[answer_member(occurrence_id, partner_id, action)],
+        )
+
+    async def release(
+        self, couple_id: str, occurrence_id: str, partner_id: str, action: str, *, lease_ms: int
+    ) -> None:
+        """Give back a claim whose publishing failed (RELEASE)."""
+        await self._release(
+            keys=[self.keys.engaged(couple_id)],
+            args=[answer_member(occurrence_id, partner_id, action), lease_ms],
         )
 
     async def sent(

@@ -175,6 +175,8 @@ async def gather_status(redis: aioredis.Redis, keys: Keys, now: datetime) -> Sta
     lengths: dict[str, int] = {}
     for i, stream in enumerate(streams):
         length, groups = replies[2 * i], replies[2 * i + 1]
+        if isinstance(length, Exception):  # a refused read: the refresh fails, counted
+            raise length
         lengths[stream] = int(length)
         raw_groups[stream] = [] if isinstance(groups, Exception) else list(groups)
 

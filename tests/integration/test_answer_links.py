@@ -5,6 +5,7 @@ the manage page runs under a strict CSP, and erasure removes every engagement ke
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -105,6 +106,47 @@ class TestOneTapLinks:
             assert len(answers) == 1
             assert len(feedback) == 1
             assert (feedback[0].data.signal, feedback[0].data.partner_id) == ("done", "maya")
+
+    async def test_an_answer_redis_refused_is_published_when_followed_again(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The preferences stream refuses the answer's event (a key of the wrong type stands
+        for its slot failing): 503, and the link followed again publishes it once. (It used to
+        find its own unreleased claim "busy", answer 200 "Got it", and publish nothing.)"""
+        async with notifier_http(redis, redis_url, key_prefix) as (notifier, tokens):
+            keys = notifier.keys
+            url = tokens.link(claim("done"))
+            await redis.set(keys.preferences, "not a stream")
+            async with httpx.AsyncClient(timeout=10) as client:
+                refused = await client.post(url)
+                await redis.delete(keys.preferences)
+                again = await client.post(url)
+                third = await client.post(url)
+            engaged = await read_events(redis, keys.outcomes, parse_outcomes_entry)
+            prefs = await read_events(redis, keys.preferences, parse_preference)
+            assert [refused.status_code, again.status_code, third.status_code] == [503, 200, 200]
+            assert len([e for e in engaged if isinstance(e, NudgeEngaged)]) == 1
+            assert len([e for e in prefs if isinstance(e, NudgeFeedback)]) == 1
+
+    async def test_a_couple_stored_unreadably_gets_a_503_page(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A couple hash of the layout before issue 7 whose name the schema refuses today:
+        the link's GET and POST answer the "try again" page (503), publish nothing and show
+        nothing stored (they answered 500, the name in the log's traceback)."""
+        async with notifier_http(redis, redis_url, key_prefix) as (notifier, tokens):
+            keys = notifier.keys
+            stored = json.loads(preferences("maya-sam"))["data"]
+            stored["partners"][0]["name"] = "Lena\u200fSecret-Name"
+            couple = keys.couple("maya-sam")
+            await redis.delete(couple)
+            await redis.hset(couple, mapping={"rev": "1", "profile": json.dumps(stored)})
+            url = tokens.link(claim("done"))
+            async with httpx.AsyncClient(timeout=10) as client:
+                answers = [await client.get(url), await client.post(url)]
+            assert [a.status_code for a in answers] == [503, 503]
+            assert not any("Secret-Name" in a.text for a in answers)
+            assert await redis.xlen(keys.preferences) == 0
 
     async def test_get_changes_nothing_and_forgeries_are_refused(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
