@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -101,6 +107,7 @@ class Relays:
 
 
 SENDGRID = FakeSendGrid()
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 
 
 @pytest.fixture
@@ -281,6 +288,20 @@ class TestSendGrid:
         assert await relays.post("sendgrid", tampered, SENDGRID.headers(body)) == 403
         assert _bounces(await relays.events()) == _hard()
 
+    async def test_a_replay_under_the_signatures_twin_is_refused(self, relays: Relays) -> None:
+        """An ECDSA signature (r, s) has a twin (r, n - s) that verifies the same body: a
+        replay under it is a replay (it got 200, keyed by the signature's text)."""
+        body = sendgrid_events(relays.token, ("bounce", {"type": "bounce"}))
+        genuine = SENDGRID.headers(body)
+        r, s = decode_dss_signature(b64decode(genuine[SIGNATURE]))
+        twin = encode_dss_signature(r, ec.SECP256R1().group_order - s)
+        assert await relays.post("sendgrid", body, genuine) == 200
+        assert (
+            await relays.post("sendgrid", body, genuine | {SIGNATURE: b64encode(twin).decode()})
+            == 403
+        )
+        assert relays.counted("sendgrid", 403, "replayed") == 1
+
     async def test_signed_but_malformed_is_400(self, relays: Relays) -> None:
         """A genuine signature over a body that is not an event list: 400, nothing published."""
         body = b'{"not": "a list"}'
@@ -371,6 +392,31 @@ class TestMapping:
             "nudge_delivery_reports_total", {"source": "dsn", "report": "unmatched"}
         )
         assert unmatched == 2
+
+    @pytest.mark.parametrize(
+        ("path", "body", "status", "reason"),
+        [
+            ("ses", b"[" * 50_000, 400, "not_json"),
+            ("mailgun", b"[" * 50_000, 400, "not_json"),
+            ("ses", json.dumps({"Type": ["Lena"]}).encode(), 400, "not_sns"),
+            ("ses", "certificate URL with a control character", 403, "sns_certificate_host"),
+        ],
+    )
+    async def test_hostile_unsigned_bodies_get_a_counted_refusal(
+        self, relays: Relays, path: str, body: bytes | str, status: int, reason: str
+    ) -> None:
+        """JSON nested past Python's recursion limit, a Type that is a list, a certificate URL
+        httpx cannot parse: refused with their reason and counted, like any malformed request,
+        and nothing logged above a warning (each was a 500 with an error-level traceback)."""
+        if isinstance(body, str):
+            fields = relays.sns.message(relays.sns_origin, ses_bounce(relays.message_id))
+            fields["SigningCertURL"] = "https://127.0.0.1/a\x7f.pem"
+            body = json.dumps(fields).encode()
+        with capture_logs() as logs:
+            assert await relays.post(path, body) == status
+        assert relays.counted(path, status, reason) == 1
+        assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+        assert await relays.events() == ([], [])
 
     async def test_oversized_body_is_413(self, relays: Relays) -> None:
         """A body past NUDGE_WEBHOOK_MAX_BYTES is refused before it is read in full."""

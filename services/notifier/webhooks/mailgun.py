@@ -41,7 +41,7 @@ class MailgunRequest(NamedTuple):
 def parse_mailgun(body: bytes) -> MailgunRequest:
     try:
         data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise malformed("not_json") from None
     signature = field(data, "signature")
     event = field(data, "event-data")

@@ -54,7 +54,7 @@ def check_basic_auth(header: str | None, expected: bytes) -> None:
 def postmark_reports(body: bytes) -> list[Report]:
     try:
         event: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise malformed("not_json") from None
     if not isinstance(event, dict):
         raise malformed("not_event")

@@ -89,7 +89,7 @@ def sendgrid_reports(body: bytes) -> list[Report]:
     """Bounces and complaints in a (verified) event batch."""
     try:
         events: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise malformed("not_json") from None
     if not isinstance(events, list) or len(events) > _MAX_EVENTS:
         raise malformed("not_event_list")

@@ -92,9 +92,11 @@ def parse_sns(body: bytes) -> SnsMessage:
     """The SNS message of a request body; WebhookRefused(400) when it is not one."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise malformed("not_json") from None
-    if not isinstance(data, dict) or data.get("Type") not in _TYPES:
+    if not isinstance(data, dict) or not isinstance(data.get("Type"), str):
+        raise malformed("not_sns")
+    if data["Type"] not in _TYPES:
         raise malformed("not_sns")
     needed = [n for n in _TYPES[data["Type"]] if n != "Subject"]
     needed += ["SignatureVersion", "Signature", "SigningCertURL"]
@@ -116,7 +118,10 @@ def canonical_string(message: SnsMessage) -> bytes:
 
 
 def allowed_url(url: str, host_pattern: re.Pattern[str]) -> bool:
-    """An https URL on an allowed host (no user info)."""
+    """An https URL on an allowed host (no user info), in printable ASCII (what AWS sends;
+    httpx refuses anything else, after the host check would have passed it)."""
+    if not (url.isascii() and url.isprintable()):
+        return False
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
@@ -177,7 +182,7 @@ class CertificateFetcher:
         try:
             async with httpx.AsyncClient(timeout=self._timeout, verify=self._verify) as client:
                 answer = await client.get(url, follow_redirects=False)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):  # InvalidURL: not an HTTPError
             raise WebhookRefused(403, "sns_certificate_unavailable") from None
         if answer.status_code != 200 or len(answer.content) > _MAX_CERT_BYTES:
             raise WebhookRefused(403, "sns_certificate_unavailable")
@@ -197,7 +202,7 @@ class CertificateFetcher:
         try:
             async with httpx.AsyncClient(timeout=self._timeout, verify=self._verify) as client:
                 answer = await client.get(subscribe_url, follow_redirects=False)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):  # InvalidURL: not an HTTPError
             raise WebhookRefused(503, "sns_confirm_unavailable") from None
         if answer.status_code != 200:
             raise WebhookRefused(503, "sns_confirm_refused")
@@ -214,7 +219,7 @@ def ses_reports(message: SnsMessage) -> list[Report]:
     """The bounce or complaint an SES notification carries (none for other event types)."""
     try:
         event: Any = json.loads(message["Message"])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise malformed("ses_not_json") from None
     kind = field(event, "notificationType") or field(event, "eventType")
     reference = field(event, "mail", "commonHeaders", "messageId")
