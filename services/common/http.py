@@ -14,17 +14,75 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Final
 
+import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HttpServer", "listeners"]
+__all__ = ["DEADLINE_S", "HttpServer", "listeners"]
+
+log = structlog.get_logger()
+# Longest a request may take. Every route answers in milliseconds while Redis answers; a
+# Redis that stopped answering (frozen, a partition: the client has no socket timeout, as
+# blocking stream reads must not have one) would otherwise hold each request, its
+# connection and coroutine, for as long as the freeze lasts.
+DEADLINE_S: Final = 10.0
+_LATE: Final = b"The service is not answering in time; try again in a moment.\n"
+
+
+class _Deadline:
+    """ASGI middleware: a request not answered within `seconds` is cancelled and gets 503
+    (Retry-After: 5), or, if its answer had begun, its connection is closed."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, sending)
+        except TimeoutError:
+            # The path's first part only ("a", "webhooks", "status"): the rest can be a token.
+            section = str(scope.get("path", "/")).split("/", 2)[1][:32]
+            log.warning("http_request_late", section=section, seconds=self.seconds)
+            if started:
+                raise
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"retry-after", b"5"),
+                        (b"cache-control", b"no-store"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _LATE})
 
 
 class HttpServer:
-    def __init__(self, routes: list[BaseRoute], *, host: str, port: int) -> None:
+    def __init__(
+        self, routes: list[BaseRoute], *, host: str, port: int, deadline_s: float = DEADLINE_S
+    ) -> None:
         self.app = Starlette(routes=routes)
+        # No "/a/<token>/" -> "/a/<token>" redirect: its Location would carry the token to
+        # whatever host the request's Host header names, cacheable.
+        self.app.router.redirect_slashes = False
+        self.app.add_middleware(_Deadline, seconds=deadline_s)
         self._host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,17 +124,21 @@ def listeners(
     host: str,
     http_port: int | None,
     operator_port: int | None,
+    deadline_s: float = DEADLINE_S,
 ) -> tuple[HttpServer | None, HttpServer | None]:
     """(the listener on `http_port`, the one on `operator_port`), bound, not yet started.
 
     With `operator_port` the operator routes are served there only and `http_port` serves the
     public routes only; without it `http_port` serves both. An unset port has no listener.
     """
+
+    def server(routes: list[BaseRoute], port: int) -> HttpServer:
+        return HttpServer(routes, host=host, port=port, deadline_s=deadline_s)
+
     if operator_port is None:
-        both = operator + public
-        return (None if http_port is None else HttpServer(both, host=host, port=http_port)), None
-    main = None if http_port is None else HttpServer(public, host=host, port=http_port)
-    return main, HttpServer(operator, host=host, port=operator_port)
+        return (None if http_port is None else server(operator + public, http_port)), None
+    main = None if http_port is None else server(public, http_port)
+    return main, server(operator, operator_port)
 
 
 async def serve(
@@ -86,10 +148,16 @@ async def serve(
     host: str,
     http_port: int | None,
     operator_port: int | None,
+    deadline_s: float = DEADLINE_S,
 ) -> tuple[HttpServer | None, HttpServer | None]:
     """`listeners`, started: what a service serves (nothing when neither port is set)."""
     main, side = listeners(
-        public, operator, host=host, http_port=http_port, operator_port=operator_port
+        public,
+        operator,
+        host=host,
+        http_port=http_port,
+        operator_port=operator_port,
+        deadline_s=deadline_s,
     )
     for server in (main, side):
         if server is not None:

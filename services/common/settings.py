@@ -79,6 +79,11 @@ class CommonSettings(BaseSettings):
         description="A second port for operators (/healthz, /readyz, /metrics, /status): "
         "when set, those leave http_port, which then serves only public pages.",
     )
+    http_deadline_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description="Longest an HTTP request may take; past it the request is cancelled and "
+        "answered 503 (Retry-After: 5): a Redis that stopped answering holds no request.",
+    )
     state_check_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=2.0,
         description="How often a process checks that Redis still holds the services' state "

@@ -480,6 +480,7 @@ class SchedulerService:
             host=self.settings.http_host,
             http_port=self.settings.http_port,
             operator_port=self.settings.operator_port,
+            deadline_s=self.settings.http_deadline_seconds,
         )
         if self.operator_http is not None or self.http is not None:
             self.gauges.start()  # the Redis gauges matter only where /metrics is served
