@@ -15,6 +15,7 @@ addresses are never logged; pages are not cached, indexed or framed and send no 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Final
 
@@ -27,7 +28,9 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
 from couples_nudge.common.clock import Clock
+from couples_nudge.common.couple_state import UnreadableCouple, parse_couple
 from couples_nudge.common.streams import publish
+from couples_nudge.notifier.catalog import DEFAULT_LOCALE
 from couples_nudge.notifier.delivery import PRODUCER
 from couples_nudge.notifier.render import PageState, render_unsubscribe_page
 from couples_nudge.notifier.settings import NotifierSettings
@@ -39,6 +42,7 @@ __all__ = ["UnsubscribePages", "unsubscribe_routes"]
 log = structlog.get_logger()
 
 MAX_BODY: Final = 8 * 1024
+_LOCALE_READ_S: Final = 1.0  # how long the confirmation page waits for the partner's locale
 ONE_CLICK: Final = ("List-Unsubscribe", "One-Click")
 _HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -62,6 +66,7 @@ class UnsubscribePages:
     ) -> None:
         self.tokens = tokens
         self.redis = redis
+        self.keys = settings.keys
         self.stream = settings.keys.preferences
         self.maxlen = settings.preferences_maxlen
         self.clock = clock
@@ -79,6 +84,7 @@ class UnsubscribePages:
         *,
         token: str | None = None,
         claim: UnsubscribeClaim | None = None,
+        locale: str = DEFAULT_LOCALE,
     ) -> HTMLResponse:
         all_url = None
         if state == "confirm" and claim is not None and claim.scope != "all":
@@ -89,8 +95,25 @@ class UnsubscribePages:
             scope=None if claim is None else claim.scope,
             action_url=None if token is None else self.tokens.url(token),
             all_url=all_url,
+            locale=locale,
         )
         return HTMLResponse(html, status, headers=_HEADERS)
+
+    async def _locale(self, claim: UnsubscribeClaim) -> str:
+        """The partner's own language for the page, read from the couple; the default when it
+        cannot be read soon (the page must show while Redis does not answer: only the
+        unsubscribe itself, the POST, needs Redis)."""
+        try:
+            async with asyncio.timeout(_LOCALE_READ_S):
+                raw = await self.redis.hgetall(self.keys.couple(claim.couple_id))
+            couple = parse_couple({_b(k): _b(v) for k, v in raw.items()})
+        except (RedisError, OSError, TimeoutError, UnreadableCouple):
+            return DEFAULT_LOCALE
+        if couple.profile is not None:
+            for partner in couple.profile.partners:
+                if partner.partner_id == claim.partner_id:
+                    return partner.locale
+        return DEFAULT_LOCALE
 
     async def confirm(self, request: Request) -> HTMLResponse:
         token = request.path_params["token"]
@@ -99,7 +122,8 @@ class UnsubscribePages:
         except InvalidToken:
             log.info("unsubscribe_refused", method="GET")
             return self._page("invalid", 400)
-        return self._page("confirm", 200, token=token, claim=claim)
+        locale = await self._locale(claim)
+        return self._page("confirm", 200, token=token, claim=claim, locale=locale)
 
     async def unsubscribe(self, request: Request) -> HTMLResponse:
         try:
@@ -134,7 +158,7 @@ class UnsubscribePages:
             partner_id=claim.partner_id,
             scope=claim.scope,
         )
-        return self._page("done", 200, claim=claim)
+        return self._page("done", 200, claim=claim, locale=await self._locale(claim))
 
 
 async def _is_one_click(request: Request) -> bool:
@@ -160,3 +184,7 @@ def unsubscribe_routes(
         return []
     tokens = UnsubscribeTokens.from_secrets(settings.unsubscribe_secrets, settings.public_url)
     return UnsubscribePages(tokens, redis, settings, clock).routes()
+
+
+def _b(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -25,6 +25,8 @@ from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.unsubscribe import Scope, UnsubscribeClaim, UnsubscribeTokens
 from couples_nudge.notifier.unsubscribe_routes import unsubscribe_routes
 from couples_nudge_schemas import PreferencesUnsubscribed, parse_preference
+from tests.support.events import example
+from tests.support.notifier import plant
 from tests.support.settings import notifier_settings
 
 NOW = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
@@ -125,6 +127,24 @@ class TestConfirmationPage:
         assert headers["x-frame-options"] == "DENY"
         assert "noindex" in headers["x-robots-tag"]
         assert "default-src 'none'" in headers["content-security-policy"]
+
+
+class TestTheirLanguage:
+    async def test_the_pages_speak_the_partners_locale(
+        self, endpoint: Endpoint, client: httpx.AsyncClient
+    ) -> None:
+        """Maya set "de": the confirmation and the done page are German (they were English
+        whatever the partner's locale: the page read nothing of the couple)."""
+        data = example()["data"]
+        data["partners"][0]["locale"] = "de"
+        await plant(endpoint.redis, endpoint.settings, data, NOW)
+        link = endpoint.link()
+        shown = await client.get(link)
+        done = await client.post(link, data=ONE_CLICK)
+        assert 'lang="de"' in shown.text
+        assert "Möchtest du die Impulse für eure Dates abbestellen?" in shown.text
+        assert (done.status_code, 'lang="de"' in done.text) == (200, True)
+        assert "Abbestellt" in done.text
 
 
 class TestOneClick:
@@ -246,10 +266,13 @@ class TestRedisDown:
         endpoint = Endpoint(settings, dead, port)
         await endpoint.server.start()
         try:
+            shown = await client.get(endpoint.link())
             response = await client.post(endpoint.link(), data=ONE_CLICK)
         finally:
             await endpoint.server.stop()
             await dead.aclose()
+        assert shown.status_code == 200  # the page needs no Redis: English without a locale
+        assert "Stop date-night nudges?" in shown.text
         assert response.status_code == 503
         assert "try again" in response.text
 
