@@ -248,7 +248,7 @@ class TestScrubbedWithTheErasure:
         keys = settings.keys
         service = SchedulerService(settings, ManualClock(T0))
 
-        async def failing(*_args: object, **_kwargs: object) -> object:
+        async def failing(*_args: object, **_kwargs: object) -> Any:
             raise RuntimeError("a bug in applying this event")
 
         service.ingest.apply = failing  # type: ignore[method-assign]
