@@ -54,6 +54,7 @@ from couples_nudge_schemas.outcomes import (
 )
 from couples_nudge_schemas.preferences import (
     JAR_LIMIT,
+    MAX_REVISION,
     MAX_DEVICES,
     AndroidDevice,
     Cadence,
@@ -118,6 +119,7 @@ __all__ = [
     "DATA_FIELD",
     "DEFAULT_PREFIX",
     "JAR_LIMIT",
+    "MAX_REVISION",
     "MAX_DEVICES",
     "MAX_EVENT_BYTES",
     "REASON_LIMIT",

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from couples_nudge_schemas._base import Envelope, Instant, SafeId, StrictModel, Unique
-from couples_nudge_schemas.preferences import NudgeKind
+from couples_nudge_schemas.preferences import MAX_REVISION, NudgeKind
 
 __all__ = ["NudgeDue", "NudgeDueData", "OccurrenceId"]
 
@@ -34,7 +34,7 @@ class NudgeDueData(StrictModel):
     turn: SafeId | None = Field(default=None, description="Whose turn it is to plan (date night).")
     sequence: Annotated[int, Field(ge=0, description="How many times this schedule fired before.")]
     scheduled_at: Instant
-    revision: Annotated[int, Field(ge=0)]
+    revision: Annotated[int, Field(ge=0, le=MAX_REVISION)]
     note: Annotated[str, StringConstraints(max_length=40, pattern=_NOTE)] | None = Field(
         default=None, description="Why the instant moved: dst_gap, quiet_hours_deferred, late."
     )

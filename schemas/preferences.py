@@ -106,6 +106,9 @@ Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 # Where a date night's idea comes from: the catalog, the couple's own date jar, or both in turn.
 DateNightSource = Literal["catalog", "jar", "mixed"]
 JAR_LIMIT: Final = 200  # ideas in one couple's date jar
+# The largest revision: the scheduler compares revisions in Lua, as doubles, exact only up to
+# 2^53 (a revision of 2^53 + 1 after 2^53 read as equal: stale, the newer one dropped).
+MAX_REVISION: Final = 2**53 - 1
 # "jar:<idea id>" is an outcome's content_id (at most 64 characters).
 IdeaId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")]
 IdeaText = Annotated[
@@ -469,7 +472,15 @@ _PLAN_REFERENCES: Final = frozenset(("partner_id", "timezone_of", "source", "for
 
 class PreferencesSetData(StrictModel):
     couple_id: SafeId
-    revision: Annotated[int, Field(ge=0, description="Monotonic; older revisions are ignored.")]
+    revision: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_REVISION,
+            description="Monotonic; older revisions are ignored. At most 2^53 - 1: every "
+            "integer up to it is exact as a double, as the stored revision is compared.",
+        ),
+    ]
     partners: tuple[Partner, Partner]
     nudges: Nudges
     focus_areas: Annotated[list[FocusArea], Field(max_length=6)] = Field(default_factory=list)
