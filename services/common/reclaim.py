@@ -57,6 +57,31 @@ local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[
 return {reply[1], reply[2]}
 """
 
+FORGET: Final = """
+-- Remove the group's consumers that hold nothing and were idle for at least ARGV[2] ms (the
+-- names of processes gone: every restart adds one), never ARGV[3] (the caller). In one step,
+-- so that none takes an entry between the check and the removal: XGROUP DELCONSUMER drops a
+-- consumer's pending entries with it. A live consumer reads every few hundred ms (its idle
+-- time restarts with each read); one removed all the same comes back at its next read.
+-- KEYS: 1 stream   ARGV: 1 group, 2 idle ms, 3 this process's consumer
+-- Returns how many were removed.
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['name'] ~= ARGV[3] and info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+# How long a consumer holding nothing may stay idle before FORGET removes it, and how often a
+# reclaimer asks: a day, hourly (a group's list stays one name a live process, and a few of
+# the last day's restarts).
+FORGET_IDLE_MS: Final = 86_400_000
+_FORGET_EVERY_S: Final = 3600.0
+
 
 class Interrupted(Exception):
     """Raised by a handler that did not handle its entry because the process is stopping:
@@ -113,8 +138,11 @@ class Reclaimer:
         held: set[str] | None = None,
         on_missing_group: Callable[[], None] | None = None,
         delete_buried: bool = False,
+        forget_idle_ms: int = FORGET_IDLE_MS,
     ) -> None:
         self.redis = redis
+        self.forget_idle_ms = forget_idle_ms
+        self._forgotten_at: float | None = None  # when FORGET last ran (None: not yet)
         # Delete an entry once its dead letter holds all of it: for a stream whose handled
         # entries are deleted too (the preferences stream, raw input with names and
         # addresses), where a copy left behind would outlive the couple's erasure.
@@ -133,6 +161,7 @@ class Reclaimer:
         self._refreshed = time.monotonic()
         self._stop: asyncio.Event | None = None  # set by `run`: a pass ends at the next entry
         self._take_over = redis.register_script(TAKE_OVER)
+        self._forget = redis.register_script(FORGET)
         self.reclaimed = 0
         self.buried = 0
 
@@ -169,6 +198,19 @@ class Reclaimer:
             await self.refresh()
         except RedisError as exc:
             log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
+
+    async def forget_idle(self) -> int:
+        """Remove the group's consumers gone for `forget_idle_ms` with nothing pending (FORGET);
+        how many."""
+        self._forgotten_at = time.monotonic()
+        removed = int(
+            await self._forget(
+                keys=[self.stream], args=[self.group, self.forget_idle_ms, self.consumer]
+            )
+        )
+        if removed:
+            log.info("consumers_forgotten", stream=self.stream, group=self.group, count=removed)
+        return removed
 
     async def sweep(self) -> int:
         """Claim and handle one pass over the pending list; returns how many were claimed."""
@@ -280,6 +322,9 @@ class Reclaimer:
             try:
                 await self.refresh()
                 await self.sweep()
+                since = self._forgotten_at
+                if since is None or time.monotonic() - since >= _FORGET_EVERY_S:
+                    await self.forget_idle()
             except ResponseError as exc:
                 if _NOGROUP not in str(exc):
                     log.warning("reclaim_redis_error", stream=self.stream, error=type(exc).__name__)
