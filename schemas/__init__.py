@@ -54,8 +54,8 @@ from couples_nudge_schemas.outcomes import (
 )
 from couples_nudge_schemas.preferences import (
     JAR_LIMIT,
-    MAX_REVISION,
     MAX_DEVICES,
+    MAX_REVISION,
     AndroidDevice,
     Cadence,
     Channel,
@@ -119,9 +119,9 @@ __all__ = [
     "DATA_FIELD",
     "DEFAULT_PREFIX",
     "JAR_LIMIT",
-    "MAX_REVISION",
     "MAX_DEVICES",
     "MAX_EVENT_BYTES",
+    "MAX_REVISION",
     "REASON_LIMIT",
     "AndroidDevice",
     "BounceKind",
