@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
@@ -364,7 +364,7 @@ async def _form(request: Request) -> dict[str, str]:
     try:
         async with request.form(max_files=0, max_fields=10) as form:
             return {k: v for k, v in form.items() if isinstance(v, str)}
-    except HTTPException:
+    except (HTTPException, ClientDisconnect):  # malformed (Starlette says 400), or gone
         return {}
 
 

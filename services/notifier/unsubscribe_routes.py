@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
@@ -172,7 +172,7 @@ async def _is_one_click(request: Request) -> bool:
     try:
         async with request.form(max_files=0, max_fields=20) as form:
             return form.get(ONE_CLICK[0]) == ONE_CLICK[1]
-    except HTTPException:  # a malformed body: Starlette's form parser says 400
+    except (HTTPException, ClientDisconnect):  # malformed (Starlette says 400), or gone
         return False
 
 

@@ -4,6 +4,7 @@ oversized requests, which get 401/403/400/413 and publish nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from base64 import b64decode, b64encode
@@ -54,6 +55,7 @@ from tests.support.relays import (
 )
 from tests.support.settings import notifier_settings
 from tests.support.tls import HttpsServer, self_signed
+from tests.support.waiting import eventually
 
 NOW = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
 SECRET = "k1:" + "s" * 40
@@ -418,6 +420,29 @@ class TestMapping:
         assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
         assert await relays.events() == ([], [])
 
+    async def test_a_client_gone_mid_body_is_counted_quietly(self, relays: Relays) -> None:
+        """Fifty clients that promise a body and leave halfway, unauthenticated: each counted
+        (400, disconnected), no line above info (each was an error line with a traceback,
+        anyone's to cause)."""
+        host, port = relays.server.url.removeprefix("http://").split(":")
+        request = (
+            "POST /webhooks/mailgun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n" + "[" * 100
+        ).encode()
+        with capture_logs() as logs:
+            for _ in range(50):
+                _reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(request)
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            await eventually(
+                lambda: _value(relays.counted("mailgun", 400, "disconnected")),
+                until=lambda n: n == 50,
+            )
+        assert [e for e in logs if e["log_level"] not in ("debug", "info")] == []
+        assert await relays.events() == ([], [])
+
     async def test_oversized_body_is_413(self, relays: Relays) -> None:
         """A body past NUDGE_WEBHOOK_MAX_BYTES is refused before it is read in full."""
         auth = {"Authorization": f"Bearer {DSN_SECRET}"}
@@ -433,3 +458,7 @@ class TestMapping:
         preferences, outcomes = await relays.events()
         assert [type(e) for e in preferences] == [ChannelBounced, ChannelComplained]
         assert [type(e) for e in outcomes] == [NudgeBounced, NudgeComplained]
+
+
+async def _value(value: float) -> float:
+    return value

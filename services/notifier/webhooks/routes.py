@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 import structlog
 from pydantic import BaseModel
 from redis.exceptions import RedisError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
@@ -82,6 +82,7 @@ from couples_nudge_schemas import (
 __all__ = ["DeliveryReports", "report_routes"]
 
 log = structlog.get_logger()
+DISCONNECTED: Final = "disconnected"  # the reason for a client that left mid-body
 PRODUCER: Final = "nudge-notifier"
 _NS: Final = uuid.UUID("6b1f0c52-8f0e-4e59-a2f4-3c1d7e9a0b24")
 _EVENT_MEMORY: Final = timedelta(days=1)  # how long a relay's event id is remembered
@@ -140,7 +141,10 @@ class DeliveryReports:
                 answer = await handler(request)
             except WebhookRefused as refused:
                 self.metrics.observe_webhook(source, refused.status, refused.reason)
-                log.warning(
+                # A client gone mid-body is anyone's to cause, thousands a minute: counted,
+                # and a line at info, not a warning each.
+                report = log.info if refused.reason == DISCONNECTED else log.warning
+                report(
                     "webhook_refused", source=source, status=refused.status, reason=refused.reason
                 )
                 headers = {"WWW-Authenticate": "Basic"} if refused.status == 401 else None
@@ -163,11 +167,14 @@ class DeliveryReports:
             raise WebhookRefused(413, "too_large")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise WebhookRefused(413, "too_large")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WebhookRefused(413, "too_large")
+                chunks.append(chunk)
+        except ClientDisconnect:  # gone before its body ended: nobody to answer
+            raise WebhookRefused(400, DISCONNECTED) from None
         return b"".join(chunks)
 
     # --- the providers ------------------------------------------------------------------
