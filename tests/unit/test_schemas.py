@@ -193,6 +193,7 @@ class TestExportedMembers:
             "JAR_LIMIT",
             "MAX_DEVICES",
             "MAX_EVENT_BYTES",
+            "MAX_REVISION",
             "REASON_LIMIT",
             "AndroidDevice",
             "BounceKind",
