@@ -6,9 +6,10 @@ when it sends, so a stream entry holds no personal data and erasure needs no str
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from couples_nudge_schemas._base import Envelope, Instant, SafeId, StrictModel, Unique
 from couples_nudge_schemas.preferences import MAX_REVISION, NudgeKind
@@ -17,6 +18,8 @@ __all__ = ["NudgeDue", "NudgeDueData", "OccurrenceId"]
 
 OccurrenceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/@-]{1,200}$")]
 _NOTE = r"^[A-Za-z0-9_ .:-]*$"
+_EARLIEST: Final = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST: Final = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class NudgeDueData(StrictModel):
@@ -38,6 +41,14 @@ class NudgeDueData(StrictModel):
     note: Annotated[str, StringConstraints(max_length=40, pattern=_NOTE)] | None = Field(
         default=None, description="Why the instant moved: dst_gap, quiet_hours_deferred, late."
     )
+
+    @model_validator(mode="after")
+    def _in_every_zone(self) -> Self:
+        # The notifier reads the instant in the partners' zones (a day, a greeting, a
+        # date): one within a day of the calendar's ends has no date in some of them.
+        if not _EARLIEST <= self.scheduled_at <= _LATEST:
+            raise ValueError("scheduled_at must lie between 0001-01-02 and 9999-12-30")
+        return self
 
 
 class NudgeDue(Envelope):

@@ -120,7 +120,10 @@ def format_when(when: datetime, timezone: str, locale: str, pattern: str) -> str
     """`when` in the partner's zone and language: `pattern` fills {date} (the full date) and
     {time} (short time), e.g. "Friday, 11 December 2026 at 19:00" for en-GB. Cached: the
     couples of one busy instant share a handful of (zone, locale) pairs (~40 us uncached)."""
-    local = when.astimezone(ZoneInfo(timezone))
+    try:
+        local = when.astimezone(ZoneInfo(timezone))
+    except (OverflowError, ValueError):  # within hours of year 9999 (a snooze "for ever")
+        local = when
     language = _babel_locale(locale)
     text = pattern.format(
         date=babel.dates.format_date(local.date(), "full", locale=language),
