@@ -135,6 +135,9 @@ class NotifierService:
         # NUDGE_MAX_IN_FLIGHT bounds the whole process, not each shard's subscriber: with
         # NUDGE_SHARDS=8 the subscribers alone would start 8x as many.
         self._in_flight = Places(settings.max_in_flight)
+        # Occurrence ids being delivered here (`handle`), each with the event its twins wait
+        # on (made only when one comes).
+        self._delivering: dict[str, asyncio.Event | None] = {}
         self._running: set[asyncio.Task[None]] = set()  # entries being handled (_run_one)
         self._tasks: list[asyncio.Task[None]] = []
         self.broker = broker_for(settings)
@@ -318,83 +321,106 @@ class NotifierService:
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return
-        result = await self.delivery.deliver(due)
-        outcomes, retry = result.outcomes, result.retry
-        delay = None
-        if retry:
-            delay = self.retry_policy.delay(attempt, jitter())
-            if delay is not None:  # not sooner than a provider asked (Retry-After, bounded)
-                asked = max(r.error.retry_after or 0.0 for r in retry)
-                delay = max(delay, timedelta(seconds=asked))
-            else:  # out of attempts: report, keep for operators
-                outcomes = list(outcomes)  # a loop: a comprehension here would make `self`,
-                for r in retry:  # `due` and `attempt` cells on every call of `handle`
-                    outcomes.append(self.delivery.gave_up(due, r, attempt))
-                letter = await bury(
+        # One delivery of an occurrence at a time in this process: two entries of one
+        # occurrence in flight together (a replayed letter beside its original, a publisher
+        # writing one twice) both found nothing sent and both sent. The second now waits,
+        # then finds the first's records and sends nothing. A dict test and two updates a
+        # nudge; an event to wait on only for such a twin.
+        occurrence = due.data.occurrence_id
+        if occurrence in self._delivering:
+            await self._after_twin(occurrence)
+        self._delivering[occurrence] = None
+        try:
+            result = await self.delivery.deliver(due)
+            outcomes, retry = result.outcomes, result.retry
+            delay = None
+            if retry:
+                delay = self.retry_policy.delay(attempt, jitter())
+                if delay is not None:  # not sooner than a provider asked (Retry-After, bounded)
+                    asked = max(r.error.retry_after or 0.0 for r in retry)
+                    delay = max(delay, timedelta(seconds=asked))
+                else:  # out of attempts: report, keep for operators
+                    outcomes = list(outcomes)  # a loop: a comprehension here would make `self`,
+                    for r in retry:  # `due` and `attempt` cells on every call of `handle`
+                        outcomes.append(self.delivery.gave_up(due, r, attempt))
+                    letter = await bury(
+                        self.redis,
+                        self.keys.dead,
+                        source=stream,
+                        entry_id=entry_id,
+                        reason=f"gave up after {attempt} attempts: {retry[0].error.detail}",
+                        attempts=attempt,
+                        data=raw,
+                        couple_id=due.data.couple_id,
+                        maxlen=self.settings.dead_maxlen,
+                    )
+                    await self._unless_erased(letter, due)
+            if result.feedback:  # the listening cadence's "ignored" streaks, for the scheduler
+                await publish(
                     self.redis,
-                    self.keys.dead,
-                    source=stream,
-                    entry_id=entry_id,
-                    reason=f"gave up after {attempt} attempts: {retry[0].error.detail}",
-                    attempts=attempt,
-                    data=raw,
-                    couple_id=due.data.couple_id,
-                    maxlen=self.settings.dead_maxlen,
+                    self.keys.preferences,
+                    result.feedback,
+                    maxlen=self.settings.preferences_maxlen,
                 )
-                await self._unless_erased(letter, due)
-        if result.feedback:  # the listening cadence's "ignored" streaks, for the scheduler
-            await publish(
-                self.redis,
-                self.keys.preferences,
-                result.feedback,
-                maxlen=self.settings.preferences_maxlen,
-            )
-        if outcomes:
-            await self._publish(due.data.couple_id, outcomes, result.boxed)
-        if retry and delay is not None:
-            shard = self.keys.shard_of(due.data.couple_id)
-            await self.retries.schedule(shard, raw, attempt + 1, delay)
-            for r in retry:
-                self.metrics.observe_retry(r.channel)
-                # One line per failed send, at the default level: a failing relay is visible
-                # before anything is dead-lettered. Ids and a reason category only.
-                log.warning(
-                    "nudge_delivery_failed",
+            if outcomes:
+                await self._publish(due.data.couple_id, outcomes, result.boxed)
+            if retry and delay is not None:
+                shard = self.keys.shard_of(due.data.couple_id)
+                await self.retries.schedule(shard, raw, attempt + 1, delay)
+                for r in retry:
+                    self.metrics.observe_retry(r.channel)
+                    # One line per failed send, at the default level: a failing relay is visible
+                    # before anything is dead-lettered. Ids and a reason category only.
+                    log.warning(
+                        "nudge_delivery_failed",
+                        event_id=str(due.event_id),
+                        occurrence_id=due.data.occurrence_id,
+                        kind=due.data.kind,
+                        channel=r.channel,
+                        reason=failure_reason(r.error.detail),
+                        attempt=attempt,
+                        retry_in_s=round(delay.total_seconds(), 1),
+                    )
+            elif retry:  # buried above: one error line for the nudge that gave up
+                log.error(
+                    "nudge_dead_lettered",
                     event_id=str(due.event_id),
                     occurrence_id=due.data.occurrence_id,
+                    couple_id=due.data.couple_id,
                     kind=due.data.kind,
-                    channel=r.channel,
-                    reason=failure_reason(r.error.detail),
-                    attempt=attempt,
-                    retry_in_s=round(delay.total_seconds(), 1),
+                    channels=sorted({r.channel for r in retry}),
+                    reasons=sorted({failure_reason(r.error.detail) for r in retry}),
+                    attempts=attempt,
                 )
-        elif retry:  # buried above: one error line for the nudge that gave up
-            log.error(
-                "nudge_dead_lettered",
+            self.delivered += 1
+            if debug is None:
+                debug = log.is_enabled_for(logging.DEBUG)
+            if not debug:  # its arguments alone cost ~2 us a nudge
+                return
+            # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
+            log.debug(
+                "nudge_handled",
+                event_type=due.type,
                 event_id=str(due.event_id),
                 occurrence_id=due.data.occurrence_id,
-                couple_id=due.data.couple_id,
                 kind=due.data.kind,
-                channels=sorted({r.channel for r in retry}),
-                reasons=sorted({failure_reason(r.error.detail) for r in retry}),
-                attempts=attempt,
+                attempt=attempt,
+                outcomes=[o.type.split(".")[1] for o in outcomes],
+                retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
             )
-        self.delivered += 1
-        if debug is None:
-            debug = log.is_enabled_for(logging.DEBUG)
-        if not debug:  # its arguments alone cost ~2 us a nudge
-            return
-        # Debug: at thousands a second, per-nudge lines are the metrics' and outcomes' job.
-        log.debug(
-            "nudge_handled",
-            event_type=due.type,
-            event_id=str(due.event_id),
-            occurrence_id=due.data.occurrence_id,
-            kind=due.data.kind,
-            attempt=attempt,
-            outcomes=[o.type.split(".")[1] for o in outcomes],
-            retry_in_s=None if delay is None else round(delay.total_seconds(), 1),
-        )
+        finally:
+            waiting = self._delivering.pop(occurrence)
+            if waiting is not None:
+                waiting.set()
+
+    async def _after_twin(self, occurrence: str) -> None:
+        """Wait until no delivery of `occurrence` is in flight here."""
+        delivering = self._delivering
+        while occurrence in delivering:
+            waiting = delivering[occurrence]
+            if waiting is None:
+                waiting = delivering[occurrence] = asyncio.Event()
+            await waiting.wait()
 
     async def _unless_erased(self, letter: str, due: NudgeDue) -> None:
         """Take a nudge's dead letter back if its couple was erased since the nudge came due:

@@ -81,6 +81,35 @@ class TestTransientFailures:
         finally:
             await notifier.stop()
 
+    async def test_an_occurrence_twice_in_one_batch_is_sent_once(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, mail: MailCatcher
+    ) -> None:
+        """The same NudgeDue twice on the stream (a replayed dead letter beside its original,
+        a publisher's double write), read in one batch and delivered concurrently: one email
+        a partner and one sent outcome each (it was two of each: both copies found nothing
+        sent, and the slot each reserved was the other's)."""
+        due = await _due_date_night(redis, redis_url, key_prefix)
+        settings = notifier_settings(redis_url, key_prefix, smtp_port=mail.port)
+        await redis.xadd(settings.keys.due(0), {DATA_FIELD: due.model_dump_json().encode()})
+        notifier = NotifierService(settings, ManualClock(DATE_NIGHT + timedelta(seconds=10)))
+        mail.stall(0.3)  # both copies in flight together
+        await notifier.start()
+        try:
+            await eventually(
+                lambda: _outcomes(redis, settings.keys.outcomes), until=lambda o: len(o) >= 2
+            )
+            await eventually(
+                lambda: _group(redis, settings.keys.due(0)), until=lambda g: g["pending"] == 0
+            )
+            await asyncio.sleep(0.5)  # a twin's sends, had they gone, are in by now
+        finally:
+            await notifier.stop()
+        outcomes = await _outcomes(redis, settings.keys.outcomes)
+        sent = [o for o in outcomes if o[0] == "nudge.sent.v1"]
+        print(f"one occurrence twice: {len(mail.messages)} emails, {len(sent)} sent outcomes")
+        assert sorted(str(m["To"]).split()[0] for m in mail.messages) == ["Maya", "Sam"]
+        assert sorted(sent) == [("nudge.sent.v1", "maya", False), ("nudge.sent.v1", "sam", False)]
+
     async def test_exhausted_retries_go_to_dead_letters_and_can_be_replayed(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str, mail: MailCatcher
     ) -> None:
