@@ -236,6 +236,13 @@ def check_frequency(
         )
 
 
+def never_fires(kind: NudgeKind) -> PlanningError:
+    """The refusal of a raw cron no date matches within `rules.next_fire`'s eight years (as
+    "0 0 30 2 *"): it was applied with no timer, and no word to the publisher. Raised where
+    a first fire comes out None, so a cron that fires costs nothing more."""
+    return PlanningError(f"{kind}: cron never fires (no date matches it within 8 years)")
+
+
 def _human(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes % 60:

@@ -49,6 +49,7 @@ from couples_nudge.scheduler.planning import (
     Schedule,
     check_frequency,
     cron_rule,
+    never_fires,
     next_occurrence,
     plan,
     plan_kind,
@@ -108,10 +109,11 @@ def _arms(schedules: list[Schedule], context: CoupleContext, now: datetime) -> l
     arms: list[Arm] = []
     for schedule in schedules:
         first = next_occurrence(schedule, now)
-        if first is not None:
-            spec = encode_spec(schedule, context)
-            nominal_ms, fire_ms = epoch_ms(first.nominal), epoch_ms(first.fire_at)
-            arms.append(build_arm(schedule.schedule_id, spec, nominal_ms, fire_ms))
+        if first is None:  # only a raw cron: every other rule fires every week
+            raise never_fires(schedule.kind)
+        spec = encode_spec(schedule, context)
+        nominal_ms, fire_ms = epoch_ms(first.nominal), epoch_ms(first.fire_at)
+        arms.append(build_arm(schedule.schedule_id, spec, nominal_ms, fire_ms))
     return arms
 
 
@@ -417,7 +419,7 @@ class ShapePlanner:
         for each in template:
             nominal = next_fire(rule, each.zone, now)
             if nominal is None:
-                continue
+                raise never_fires(kind)
             fire_at = quiet_occurrence(each.quiet, nominal).fire_at
             target = each.target
             arms.append(

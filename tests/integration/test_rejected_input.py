@@ -21,6 +21,8 @@ NAIVE = example()
 NAIVE["occurred_at"] = "2026-11-01T09:00:00"
 FREQUENT = example()
 FREQUENT["data"]["nudges"]["check_in"]["cadence"] = {"repeat": "cron", "cron": "*/10 * * * *"}
+NEVER = example()  # 30 February: applied with no timer and no reason, before 2026-12-07
+NEVER["data"]["nudges"]["check_in"]["cadence"] = {"repeat": "cron", "cron": "0 0 30 2 *"}
 
 
 class TestSchedulerRejects:
@@ -39,6 +41,7 @@ class TestSchedulerRejects:
                 "occurred_at: Value error, must be an ISO 8601 date and time with a UTC offset",
             ),
             (json.dumps(FREQUENT).encode(), "minimum interval between nudges"),
+            (json.dumps(NEVER).encode(), "check_in: cron never fires"),
             (b'{"type": "couple.erased.v1", "data": {"couple_id": 7}}', "Field required"),
             (b"x" * 70_000, "the limit is 65536"),
         ],
@@ -49,6 +52,7 @@ class TestSchedulerRejects:
             "bad-zone",
             "naive-time",
             "too-frequent",
+            "never-fires",
             "wrong-types",
             "oversized",
         ],

@@ -165,7 +165,7 @@ _CADENCES: list[Cadence] = [
             "30 2 * * *",  # inside Europe's spring gap two days after START
             "0 19 * * 5",  # the weekly cadences' instant, written as cron
             "*/20 9 * * *",  # too frequent for the hour's minimum interval
-            "0 0 30 2 *",  # never fires: no arm
+            "0 0 30 2 *",  # never fires: refused (PlanningError)
             "0 9 * * 1,1#2",  # the schema lets it through, the rules refuse it
             "5-5 9 L * *",
         )
