@@ -63,8 +63,22 @@ def _message(item: ErrorDetails) -> str:
                 f"{ctx.get('discriminator', 'the tag')} does not match any of the expected tags: "
                 f"{ctx.get('expected_tags', '?')}"
             )
+        case "greater_than_equal" | "less_than_equal":  # an instant's bound: ISO, not repr
+            return _cut(_UTC_REPR.sub(_iso, item["msg"]), _MESSAGE_LIMIT)
         case _:
             return _cut(item["msg"], _MESSAGE_LIMIT)
+
+
+# pydantic writes a datetime bound (NudgeDue's scheduled_at) as its repr.
+_UTC_REPR: Final = re.compile(
+    r"datetime\.datetime\((\d{1,4}), (\d{1,2}), (\d{1,2}), (\d{1,2}), (\d{1,2}), "
+    r"tzinfo=datetime\.timezone\.utc\)"
+)
+
+
+def _iso(found: re.Match[str]) -> str:
+    year, month, day, hour, minute = (int(part) for part in found.groups())
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00Z"
 
 
 def describe(error: ValidationError) -> str:

@@ -29,11 +29,17 @@ def _due(scheduled_at: str) -> bytes:
 
 
 class TestNudgeDue:
-    @pytest.mark.parametrize("at", ["9999-12-31T23:59:00Z", "0001-01-01T00:00:00Z"])
-    def test_an_instant_without_a_date_in_every_zone_is_refused(self, at: str) -> None:
+    @pytest.mark.parametrize(
+        ("at", "bound"),
+        [
+            ("9999-12-31T23:59:00Z", "less than or equal to 9999-12-30T00:00:00Z"),
+            ("0001-01-01T00:00:00Z", "greater than or equal to 0001-01-02T00:00:00Z"),
+        ],
+    )
+    def test_an_instant_without_a_date_in_every_zone_is_refused(self, at: str, bound: str) -> None:
         with pytest.raises(EventRejected) as refused:
             parse_due(_due(at))
-        assert "scheduled_at must lie between 0001-01-02 and 9999-12-30" in refused.value.reason
+        assert refused.value.reason == f"data.scheduled_at: Input should be {bound}"
 
     @pytest.mark.parametrize("at", ["9999-12-30T00:00:00Z", "0001-01-02T00:00:00Z"])
     def test_the_last_and_first_days_allowed_parse(self, at: str) -> None:
