@@ -32,6 +32,7 @@ from couples_nudge.common.couple_state import UnreadableCouple, parse_couple
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.catalog import DEFAULT_LOCALE
 from couples_nudge.notifier.delivery import PRODUCER
+from couples_nudge.notifier.pages import csp_for
 from couples_nudge.notifier.render import PageState, render_unsubscribe_page
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.unsubscribe import InvalidToken, UnsubscribeClaim, UnsubscribeTokens
@@ -50,9 +51,6 @@ _HEADERS: Final = {
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
-    ),
 }
 
 
@@ -97,7 +95,11 @@ class UnsubscribePages:
             all_url=all_url,
             locale=locale,
         )
-        return HTMLResponse(html, status, headers=_HEADERS)
+        # The page's own style by hash, forms only to this origin: as the action pages
+        # (`style-src 'unsafe-inline'` and no form-action before).
+        return HTMLResponse(
+            html, status, headers={**_HEADERS, "Content-Security-Policy": csp_for(html)}
+        )
 
     async def _locale(self, claim: UnsubscribeClaim) -> str:
         """The partner's own language for the page, read from the couple; the default when it

@@ -126,7 +126,11 @@ class TestConfirmationPage:
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["x-frame-options"] == "DENY"
         assert "noindex" in headers["x-robots-tag"]
-        assert "default-src 'none'" in headers["content-security-policy"]
+        policy = headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "unsafe-inline" not in policy
+        assert "form-action 'self'" in policy
+        assert "style-src 'sha256-" in policy
 
 
 class TestTheirLanguage:
