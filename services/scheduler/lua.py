@@ -87,6 +87,7 @@ end
 
 APPLY_PLAN: Final = (
     BUMP
+    + ERASED_SINCE
     + """
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
 -- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset,
@@ -114,8 +115,7 @@ APPLY_PLAN: Final = (
 -- The layout before issue 7 (records in KEYS[3], listed in the field "sids") is migrated.
 local arg = cjson.decode(ARGV[1])
 local rev, digest, couple = arg[1], arg[3], arg[4]
-local erased = redis.call('ZSCORE', KEYS[4], digest)
-if erased and tonumber(erased) >= tonumber(arg[2]) then return 'erased' end
+if erased_since(KEYS[4], digest, arg[2]) then return 'erased' end
 local stored = redis.call('HGET', KEYS[1], 'rev')
 if stored and tonumber(stored) >= tonumber(rev) then return 'stale' end
 -- A new couple changes no state a lookahead can have read (the module docstring): no bump,
@@ -503,7 +503,9 @@ return 1
 """
 )
 
-JAR_ADD: Final = """
+JAR_ADD: Final = (
+    ERASED_SINCE
+    + """
 -- One idea into a couple's date jar (the jar hash has the couple's shard tag).
 -- KEYS: 1 couple hash, 2 jar hash, 3 tombstones zset
 -- ARGV: 1 idea id, 2 entry JSON, 3 most ideas a jar holds, 4 couple digest, 5 occurred_ms,
@@ -511,8 +513,7 @@ JAR_ADD: Final = """
 -- Returns "added"; "present" (the id is in the jar: a replay, or the same id again: the first
 -- text stays); "full"; "not_partner" (added_by is not one of the couple's partners);
 -- "unknown_couple" (no preferences.set yet); "erased" (erased after the idea was added).
-local erased = redis.call('ZSCORE', KEYS[3], ARGV[4])
-if erased and tonumber(erased) >= tonumber(ARGV[5]) then return 'erased' end
+if erased_since(KEYS[3], ARGV[4], ARGV[5]) then return 'erased' end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown_couple' end
 local partner = false
 for _, s in ipairs(redis.call('HMGET', KEYS[1], 's0', 's1')) do
@@ -524,6 +525,7 @@ if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 'added'
 """
+)
 
 JAR_REMOVE: Final = """
 -- One idea out of a couple's date jar, and out of the set drawn since the last refill.
