@@ -50,6 +50,15 @@ _SLICE_S: Final = 0.05
 
 _new_plan: Final = tuple.__new__  # see PreferenceIngest._plan
 
+
+def ahead_reason(tolerance_s: int) -> str:
+    """The rejected stream's reason for an event dated past the horizon (fixed words)."""
+    return (
+        f"occurred_at: more than {tolerance_s} s ahead of the service's clock; a future-dated "
+        "event would win over every later one (fix the publisher's clock)"
+    )
+
+
 # Awaited between events by apply_many; returns False to stop the batch there.
 Checkpoint = Callable[[], Awaitable[bool]]
 
@@ -70,6 +79,19 @@ class PreferenceIngest:
         self.feedback = FeedbackStore(
             store.redis, store.keys, outcomes_maxlen=settings.outcomes_maxlen, metrics=metrics
         )
+        tolerance_s = int(settings.future_tolerance.total_seconds())
+        self._tolerance_ms = tolerance_s * 1000
+        self._ahead = ahead_reason(tolerance_s)
+
+    def horizon_ms(self) -> int:
+        """The latest `occurred_at` applied (ms): the service's clock plus the tolerance.
+
+        Events are ordered by `occurred_at` (last writer wins, revisions aside), so one dated
+        in the future would win over every later event until that date: a pause dated 9999
+        would keep the couple paused for good. A simulated clock behind the wall clock (tests,
+        replays) must not refuse events dated now, so the later of the two clocks counts.
+        """
+        return max(epoch_ms(self.clock.now()), time.time_ns() // 1_000_000) + self._tolerance_ms
 
     async def apply_many(
         self, events: Sequence[PreferenceEvent], checkpoint: Checkpoint | None = None
@@ -111,6 +133,7 @@ class PreferenceIngest:
         # Per event below: `_plan`'s body written out (its frame, ~1.5k instructions an
         # event), with the planner and the clock bound once a batch.
         arms_of, now = self.shapes.arms, self.clock.now
+        horizon = self.horizon_ms()  # once a batch: it only moves later meanwhile
         try:
             yielded = time.monotonic()
             for event in events:
@@ -124,6 +147,9 @@ class PreferenceIngest:
                     # The exact class (a parsed event is one of the union's, never a
                     # subclass): isinstance of a pydantic class goes through ABCMeta (~1.1k).
                     if type(event) is PreferencesSet:
+                        occurred = epoch_ms(event.occurred_at)
+                        if occurred > horizon:
+                            raise PlanningError(self._ahead)
                         data = event.data
                         arms = arms_of(data, now())
                         values = data.__dict__
@@ -132,7 +158,7 @@ class PreferenceIngest:
                             (
                                 values["couple_id"],
                                 values["revision"],
-                                epoch_ms(event.occurred_at),
+                                occurred,
                                 profile_fields(data),
                                 arms,
                             ),
@@ -169,9 +195,12 @@ class PreferenceIngest:
     async def apply(self, event: PreferenceEvent) -> str:
         """Apply one validated event; returns what happened, for logs and tests.
 
-        Raises PlanningError for preferences that cannot become an acceptable plan.
+        Raises PlanningError for preferences that cannot become an acceptable plan, and for
+        an event dated past `horizon_ms` (nothing is written).
         """
         occurred_ms = epoch_ms(event.occurred_at)
+        if occurred_ms > self.horizon_ms():
+            raise PlanningError(self._ahead)
         match event:
             case PreferencesSet(data=data):
                 return await self.store.apply_plan(self._plan(data, occurred_ms))

@@ -49,6 +49,16 @@ class SchedulerSettings(CommonSettings):
         description="How long an erasure blocks replays of the couple's older events.",
     )
 
+    future_tolerance: timedelta = Field(
+        default=timedelta(minutes=5),
+        ge=timedelta(0),
+        le=timedelta(days=1),
+        description=(
+            "How far ahead of the service's clock an event's occurred_at may be; a later one "
+            "is rejected (it would win over every later event until its date)."
+        ),
+    )
+
     soft_bounce_limit: Annotated[int, Field(ge=1, le=100)] = Field(
         default=3, description="Soft bounces within soft_bounce_window that mark an email dead."
     )

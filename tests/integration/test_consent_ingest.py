@@ -26,10 +26,13 @@ class Couple:
         self.redis = redis
         self.settings = settings
         store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
-        self.ingest = PreferenceIngest(store, ManualClock(T0), settings)
+        self.clock = ManualClock(T0)
+        self.ingest = PreferenceIngest(store, self.clock, settings)
 
     async def apply(self, type_: str, data: dict[str, Any], at: datetime) -> str:
         event: PreferenceEvent = parse_preference(envelope(type_, data, at))
+        if at > self.clock.now():  # the service's clock moves on with the events
+            self.clock.set(at)
         return await self.ingest.apply(event)
 
     async def set(self, revision: int, at: datetime = T0) -> str:

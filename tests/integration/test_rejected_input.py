@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.streams import DATA_FIELD, read_entries
 from couples_nudge.scheduler.service import SchedulerService
-from tests.support.events import example, preferences
+from tests.support.events import envelope, example, preferences
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually
 
@@ -23,6 +23,8 @@ FREQUENT = example()
 FREQUENT["data"]["nudges"]["check_in"]["cadence"] = {"repeat": "cron", "cron": "*/10 * * * *"}
 NEVER = example()  # 30 February: applied with no timer and no reason, before 2026-12-07
 NEVER["data"]["nudges"]["check_in"]["cadence"] = {"repeat": "cron", "cron": "0 0 30 2 *"}
+FUTURE = example()  # applied before 2026-12-07: it then won over every later revision
+FUTURE["occurred_at"] = "9999-12-30T00:00:00Z"
 
 
 class TestSchedulerRejects:
@@ -42,6 +44,7 @@ class TestSchedulerRejects:
             ),
             (json.dumps(FREQUENT).encode(), "minimum interval between nudges"),
             (json.dumps(NEVER).encode(), "check_in: cron never fires"),
+            (json.dumps(FUTURE).encode(), "occurred_at: more than 300 s ahead"),
             (b'{"type": "couple.erased.v1", "data": {"couple_id": 7}}', "Field required"),
             (b"x" * 70_000, "the limit is 65536"),
         ],
@@ -53,6 +56,7 @@ class TestSchedulerRejects:
             "naive-time",
             "too-frequent",
             "never-fires",
+            "future-dated",
             "wrong-types",
             "oversized",
         ],
@@ -88,5 +92,60 @@ class TestSchedulerRejects:
                 lambda: redis.xinfo_groups(settings.keys.preferences),
                 until=lambda groups: groups[0]["pending"] == 0,
             )
+        finally:
+            await service.stop()
+
+
+class TestFutureDates:
+    """An event dated past the service's clock plus NUDGE_FUTURE_TOLERANCE is refused: ordered
+    by occurred_at, it would otherwise win over every later event until its date."""
+
+    async def test_a_pause_dated_tomorrow_is_refused_and_one_within_the_tolerance_applies(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        settings = scheduler_settings(redis_url, key_prefix)
+        # A simulated clock behind the wall clock: events dated now still apply.
+        service = SchedulerService(settings, ManualClock(datetime(2026, 12, 1, tzinfo=UTC)))
+        await service.start()
+        now = datetime.now(UTC)
+        tomorrow = envelope("preferences.paused.v1", {"couple_id": "c1"}, now + timedelta(days=1))
+        soon = envelope("preferences.paused.v1", {"couple_id": "c2"}, now + timedelta(minutes=1))
+        try:
+            for raw in (preferences("c1"), preferences("c2"), tomorrow, soon):
+                await redis.xadd(settings.keys.preferences, {DATA_FIELD: raw})
+            await eventually(
+                lambda: redis.hget(settings.keys.couple("c2"), "pause"),
+                until=lambda p: p is not None,
+            )
+            rejected = await eventually(
+                lambda: read_entries(redis, settings.keys.rejected), until=lambda r: len(r) >= 1
+            )
+            assert [fields[b"raw"] for _id, fields in rejected] == [tomorrow]
+            assert b"more than 300 s ahead" in rejected[0][1][b"reason"]
+            assert await redis.hget(settings.keys.couple("c1"), "pause") is None
+            assert await redis.hget(settings.keys.couple("c1"), "rev") == b"1"
+        finally:
+            await service.stop()
+
+    async def test_the_tolerance_is_a_setting(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        settings = scheduler_settings(redis_url, key_prefix).model_copy(
+            update={"future_tolerance": timedelta(hours=2)}
+        )
+        service = SchedulerService(settings, ManualClock(datetime(2026, 12, 1, tzinfo=UTC)))
+        await service.start()
+        later = datetime.now(UTC) + timedelta(hours=1)
+        try:
+            await redis.xadd(settings.keys.preferences, {DATA_FIELD: preferences("c1")})
+            await redis.xadd(
+                settings.keys.preferences,
+                {DATA_FIELD: envelope("preferences.paused.v1", {"couple_id": "c1"}, later)},
+            )
+            await eventually(
+                lambda: redis.hget(settings.keys.couple("c1"), "pause"),
+                until=lambda p: p is not None,
+            )
+            assert await redis.xlen(settings.keys.rejected) == 0
         finally:
             await service.stop()
