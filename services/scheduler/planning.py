@@ -45,6 +45,7 @@ __all__ = [
     "Schedule",
     "check_frequency",
     "cron_rule",
+    "first_occurrence",
     "next_occurrence",
     "occurrence_at",
     "plan",
@@ -58,6 +59,9 @@ _DOW = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
 # Raw cron is checked over a year of wall-clock fires (so seasonal spam is caught), in UTC so
 # that the shortening a DST gap causes on one day a year is not held against the user.
 _FREQUENCY_HORIZON = timedelta(days=366)
+# The furthest quiet hours move a nudge: later than a day after its nominal instant it is
+# dropped (quiet_occurrence), so a nudge still waiting at `now` has its nominal within a day.
+_LONGEST_DEFERRAL = timedelta(days=1)
 
 
 class PlanningError(ValueError):
@@ -284,3 +288,29 @@ def next_occurrence(schedule: Schedule, after: datetime) -> Occurrence | None:
     """The first occurrence whose nominal instant is strictly after `after`."""
     nominal = next_fire(schedule.rule, schedule.tz(), after)
     return None if nominal is None else occurrence_at(schedule, nominal)
+
+
+def first_occurrence(schedule: Schedule, now: datetime) -> Occurrence | None:
+    """The occurrence a schedule planned at `now` waits for (see `pending_or_next`)."""
+    return pending_or_next(schedule.rule, schedule.tz(), schedule.quiet, now)
+
+
+def pending_or_next(
+    rule: Rule, zone: ZoneInfo, quiet: tuple[QuietWindow, ...], now: datetime
+) -> Occurrence | None:
+    """The first occurrence not yet sent at `now`: one whose nominal instant has passed but
+    which quiet hours deferred past `now`, else the first whose nominal is after `now`.
+
+    A new revision plans a couple at `now`: between a nudge's nominal instant (23:00) and the
+    end of the quiet hours it was deferred to (08:00), the next nominal (23:00 the next day)
+    would skip the deferred nudge, unsent and unreported. Only while `now` is inside someone's
+    quiet hours can one be waiting: its deferral runs through quiet hours up to its fire."""
+    if any(window.contains(now) for window in quiet):
+        at = now - _LONGEST_DEFERRAL
+        while (nominal := next_fire(rule, zone, at)) is not None and nominal <= now:
+            waiting = quiet_occurrence(quiet, nominal)
+            if waiting.fire_at > now:
+                return waiting
+            at = nominal
+    nominal = next_fire(rule, zone, now)
+    return None if nominal is None else quiet_occurrence(quiet, nominal)

@@ -1,14 +1,16 @@
 """A couple's schedules as stored (Arms): planned directly, or once per shape. Pure: no I/O.
 
 `plan_arms` is the definition: the planner's schedules (planning.plan), each with its spec
-(records.encode_spec) and its first occurrence after `now`.
+(records.encode_spec) and the first occurrence it waits for at `now`
+(planning.first_occurrence: the next after `now`, or one quiet hours deferred past it).
 
 `ShapePlanner` gives the same Arms for a fraction of the cost when couples share a shape. What
 one nudge kind stores (its specs) and when it first fires depend only on the kind's plan (with
 partner ids read as positions), the partners' zones and quiet hours, and `now`; and the first
-occurrence after `now` stays the same for every `now` from the one it was computed at up to its
-nominal instant. So one entry per (kind, shape) serves every couple of that shape while
-`since <= now < until`, and each couple only puts its own ids in. Bulk imports of couples made
+occurrence stays the same for every `now` from the one it was computed at up to its nominal
+instant (or, for one deferred past `now`, up to its fire). So one entry per (kind, shape)
+serves every couple of that shape while `since <= now < until`, and each couple only puts its
+own ids in. Bulk imports of couples made
 with an app's defaults repeat a few shapes; a real clock moves `now` on every event, which the
 interval covers (a memo keyed by `now` would never hit).
 
@@ -49,11 +51,11 @@ from couples_nudge.scheduler.planning import (
     Schedule,
     check_frequency,
     cron_rule,
+    first_occurrence,
     never_fires,
-    next_occurrence,
+    pending_or_next,
     plan,
     plan_kind,
-    quiet_occurrence,
 )
 from couples_nudge.scheduler.records import CoupleContext, context_of, encode_spec, rule_text
 from couples_nudge.scheduler.rules import (
@@ -61,7 +63,6 @@ from couples_nudge.scheduler.rules import (
     Rule,
     SpreadRule,
     first_spread_minute,
-    next_fire,
     window_minutes,
 )
 from couples_nudge.scheduler.steady_weeks import (
@@ -108,7 +109,7 @@ def plan_arms(data: PreferencesSetData, *, min_interval: timedelta, now: datetim
 def _arms(schedules: list[Schedule], context: CoupleContext, now: datetime) -> list[Arm]:
     arms: list[Arm] = []
     for schedule in schedules:
-        first = next_occurrence(schedule, now)
+        first = first_occurrence(schedule, now)
         if first is None:  # only a raw cron: every other rule fires every week
             raise never_fires(schedule.kind)
         spec = encode_spec(schedule, context)
@@ -173,7 +174,7 @@ _FLAT: Final = frozenset(cls for cls in get_args(get_args(Cadence)[0]) if not _n
 
 class _Entry(NamedTuple):
     since: datetime
-    until: datetime  # the earliest nominal instant among the arms
+    until: datetime  # the earliest instant an arm waits for (a nominal, or a deferred fire)
     # target (shared or position), spec, nominal and fire ms, and the record (Arm.record)
     arms: tuple[tuple[str | int, str, int, int, str], ...]
 
@@ -217,14 +218,15 @@ class _SpreadArm:
     clear: bool = False
 
     def general(self, schedule_id: str, now: datetime) -> Arm:
-        """The arm of `schedule_id`'s seed the general way: `rules.next_fire` of the seeded
-        rule and its quiet occurrence (a week with an offset change, or a quiet nominal)."""
+        """The arm of `schedule_id`'s seed the general way: `planning.pending_or_next` of the
+        seeded rule (a week with an offset change, a quiet nominal, or a quiet `now`)."""
         rule = self.rule
         seeded = SpreadRule(rule.times_per_week, rule.window_start, rule.window_end, schedule_id)
-        nominal = next_fire(seeded, self.zone, now)
-        assert nominal is not None  # every week has a fire
-        occurrence = quiet_occurrence(self.quiet, nominal)
-        return build_arm(schedule_id, self.spec, epoch_ms(nominal), epoch_ms(occurrence.fire_at))
+        occurrence = pending_or_next(seeded, self.zone, self.quiet, now)
+        assert occurrence is not None  # every week has a fire
+        return build_arm(
+            schedule_id, self.spec, epoch_ms(occurrence.nominal), epoch_ms(occurrence.fire_at)
+        )
 
 
 class ShapePlanner:
@@ -353,8 +355,13 @@ class ShapePlanner:
                                 week, schedule_id, each.times, start, width, now_ms
                             )
                         # A clear week (no quiet minute in the rule's window, no quiet
-                        # window at all): quiet_free_us would answer True.
-                        if each.clear or quiet_free_us(week, each.bounds, nominal_ms):
+                        # window at all): quiet_free_us would answer True, and no fire of
+                        # the day before was deferred. Else a quiet `now` may have one
+                        # waiting (planning.pending_or_next): the general way.
+                        if each.clear or (
+                            quiet_free_us(week, each.bounds, nominal_ms)
+                            and quiet_free_us(week, each.bounds, now_ms)
+                        ):
                             spec = each.spec
                             record = f"0|{nominal_ms}|{spec}"  # Arm.record
                             arms.append(
@@ -384,9 +391,17 @@ class ShapePlanner:
         self, key: Hashable, made: list[Schedule], context: CoupleContext, now: datetime
     ) -> _Entry:
         arms = _arms(made, context, now)
+        now_ms = epoch_ms(now)
         entry = _Entry(
             now,
-            from_ms(min((arm.nominal_ms for arm in arms), default=epoch_ms(now))),
+            # An arm waits for its nominal instant, or for its fire when quiet hours deferred
+            # it past `now` (planning.pending_or_next): the same arms until the first of those.
+            from_ms(
+                min(
+                    (arm.nominal_ms if arm.nominal_ms > now_ms else arm.fire_ms for arm in arms),
+                    default=now_ms,
+                )
+            ),
             tuple(
                 (
                     _target(arm.schedule_id, context),
@@ -417,10 +432,10 @@ class ShapePlanner:
         spec = rule_text(rule)
         arms = []
         for each in template:
-            nominal = next_fire(rule, each.zone, now)
-            if nominal is None:
+            first = pending_or_next(rule, each.zone, each.quiet, now)
+            if first is None:
                 raise never_fires(kind)
-            fire_at = quiet_occurrence(each.quiet, nominal).fire_at
+            nominal, fire_at = first.nominal, first.fire_at
             target = each.target
             arms.append(
                 build_arm(

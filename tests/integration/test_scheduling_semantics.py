@@ -132,6 +132,26 @@ class TestQuietHours:
         assert sam.scheduled_at == datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
         assert sam.note is None
 
+    async def test_a_new_revision_keeps_a_nudge_waiting_out_quiet_hours(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Monday 23:00 deferred to Tuesday 08:00; a revision at 01:00 (a name changed) still
+        sends it at 08:00 (it was re-armed at the next Monday, unsent and unreported)."""
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        nudges = {"check_in": {"cadence": {"repeat": "cron", "cron": "0 23 * * 1"}}}
+        await world.ingest.apply(parse_preference(_prefs(nudges)))
+        await world.run_until(datetime(2026, 12, 8, 0, 0, tzinfo=UTC))  # 01:00 Berlin
+        event = json.loads(_prefs(nudges, name="Maya R."))
+        event["data"]["revision"] += 1
+        event["occurred_at"] = world.clock.now().isoformat()
+        assert await world.ingest.apply(parse_preference(json.dumps(event))) == "applied"
+        await world.run_until(datetime(2026, 12, 8, 12, 0, tzinfo=UTC))
+        by_partner = {d.data.recipients[0]: d.data for d in await world.dues()}
+        assert by_partner["maya"].scheduled_at == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+        assert by_partner["maya"].note == "quiet_hours_deferred"
+        assert by_partner["sam"].scheduled_at == datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+        assert await read_events(redis, world.settings.keys.outcomes, parse_outcome) == []
+
     async def test_drop_policy_reports_the_dropped_nudge(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
