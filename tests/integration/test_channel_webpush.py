@@ -109,12 +109,13 @@ class Push:
 
 @dataclass
 class PushService:
-    """Checks VAPID, decrypts for the browser, answers with the next queued status (201)."""
+    """Checks VAPID, decrypts for the browser, answers with the next queued status (201),
+    with its headers when queued as (status, headers)."""
 
     browser: Browser
     vapid_public: str
     origin: str = ""
-    answers: list[int] = field(default_factory=list)
+    answers: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[Push] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)
@@ -160,7 +161,9 @@ class PushService:
             self.refused.append(repr(exc))
             return Response(status_code=401)
         self.received.append(Push(dict(request.headers), claims, plaintext, body))
-        return Response(status_code=self.answers.pop(0) if self.answers else 201)
+        answer = self.answers.pop(0) if self.answers else 201
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return Response(status_code=status, headers=headers)
 
     async def hang(self, request: Request) -> Response:
         await self.release.wait()
@@ -296,6 +299,26 @@ class TestAnswers:
         service.answers.append(status)
         with pytest.raises(TransientSendError, match=f"HTTP {status}"):
             await channel.send(outgoing(service.browser.subscription(f"{service.origin}/push/1")))
+
+    @pytest.mark.parametrize(
+        ("status", "header", "seconds"),
+        [(429, "120", 120.0), (503, "30", 30.0), (429, "Tue, 01 Jan 2030 00:00:00 GMT", 86400.0)],
+    )
+    async def test_retry_after_is_kept(
+        self,
+        service: PushService,
+        channel: WebPushChannel,
+        status: int,
+        header: str,
+        seconds: float,
+    ) -> None:
+        """A push service's Retry-After on 429/503 is the floor of the retry's wait (bounded
+        to a day), as for FCM and APNs. (It was dropped: the retry came after the backoff
+        alone, 30 s, into the rate limit again.)"""
+        service.answers.append((status, {"Retry-After": header}))
+        with pytest.raises(TransientSendError) as info:
+            await channel.send(outgoing(service.browser.subscription(f"{service.origin}/push/1")))
+        assert info.value.retry_after == seconds
 
     @pytest.mark.parametrize("status", [400, 403, 413])
     async def test_other_client_errors(

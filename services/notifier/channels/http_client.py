@@ -3,7 +3,7 @@ mapping.
 
 2xx                       delivered
 gone statuses (404/410)   PermanentSendError(gone=True): the subscription/recipient is dead
-429, 5xx                  TransientSendError: retry with backoff
+429, 5xx                  TransientSendError: retry with backoff, not before Retry-After
 timeouts, network errors  TransientSendError
 any other status          PermanentSendError: retrying will not help; the channel stays
 a URL httpx cannot use    PermanentSendError, gone when the URL is the address (push endpoint)
@@ -51,16 +51,17 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
 
 
 def classify_status(
-    channel: str, status: int, *, gone: Collection[int]
+    channel: str, status: int, *, gone: Collection[int], retry_after_s: float | None = None
 ) -> TransientSendError | PermanentSendError | None:
-    """None for success, else the error to raise. Details carry the status code only."""
+    """None for success, else the error to raise. Details carry the status code only;
+    `retry_after_s` (the answer's Retry-After) goes with a transient one."""
     if 200 <= status < 300:
         return None
     detail = f"HTTP {status}"
     if status in gone:
         return PermanentSendError(channel, detail, gone=True)
     if status == 429 or status >= 500:
-        return TransientSendError(channel, detail)
+        return TransientSendError(channel, detail, retry_after=retry_after_s)
     return PermanentSendError(channel, detail)
 
 
@@ -93,7 +94,12 @@ class HttpSender:
 
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> None:
         response = await self.exchange(url, content=content, headers=headers)
-        error = classify_status(self._channel, response.status_code, gone=self._gone)
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        # A push service's or receiver's 429/503 may say when to come back (RFC 8030 8.4).
+        wait = retry_after(response.headers.get("retry-after"))
+        error = classify_status(self._channel, status, gone=self._gone, retry_after_s=wait)
         if error is not None:
             raise error
 
