@@ -256,6 +256,19 @@ class TestAnswers:
             await channel.send(outgoing())
         assert info.value.retry_after == 30.0
 
+    @pytest.mark.parametrize("header", ["\xb2", "1\xb2", "\xb9\xb2\xb3"])
+    async def test_a_retry_after_of_other_digits_is_ignored(
+        self, server: FcmServer, channel: FcmChannel, header: str
+    ) -> None:
+        """A Retry-After of Latin-1 superscript digits (str.isdigit says yes, float says no)
+        is unreadable, so ignored: the 503 stays transient. (It raised ValueError, which made
+        the outage a permanent failure: the nudge was never retried.)"""
+        server.answer("UNAVAILABLE", retry_after=header)
+        with pytest.raises(TransientSendError) as info:
+            await channel.send(outgoing())
+        assert info.value.retry_after is None
+        assert info.value.detail == "HTTP 503 UNAVAILABLE"
+
     async def test_free_text_never_reaches_the_detail(
         self, server: FcmServer, channel: FcmChannel
     ) -> None:
