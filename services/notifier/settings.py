@@ -98,9 +98,10 @@ class NotifierSettings(CommonSettings):
     vapid_subject: str | None = Field(
         default=None, description="Web Push contact: mailto:ops@example.org or an https URL."
     )
-    push_ttl: timedelta = Field(
+    # FCM refuses an android.ttl over 28 days (400 INVALID_ARGUMENT for every send).
+    push_ttl: Annotated[timedelta, Field(ge=timedelta(0), le=timedelta(days=28))] = Field(
         default=timedelta(hours=12),
-        description="How long a push service keeps an undelivered push.",
+        description="How long a push service keeps an undelivered push (at most 28 days).",
     )
     push_link: str | None = Field(
         default=None,

@@ -19,8 +19,9 @@ from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.fcm import FcmChannel
 from couples_nudge.notifier.channels.fcm_auth import ServiceAccount, load_service_account
 from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
+from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge_schemas import AndroidDevice
-from tests.support.fcm_server import ERRORS, Answer, FcmServer, service_account
+from tests.support.fcm_server import ERRORS, MAX_TTL, Answer, FcmServer, service_account
 from tests.support.tls import Certificate, HttpsServer, self_signed
 
 PROJECT = "couples-nudge-test"
@@ -143,6 +144,31 @@ class TestDelivered:
             "Topic": "date_night",
             "Urgency": "normal",
         }
+
+    async def test_the_longest_push_ttl_the_settings_allow_is_one_fcm_takes(
+        self,
+        server: FcmServer,
+        key_file: Path,
+        clock: WallClock,
+        certificate: Certificate,
+    ) -> None:
+        """FCM refuses an android.ttl over 28 days (400 INVALID_ARGUMENT: every send a
+        permanent failure); NUDGE_PUSH_TTL stops there, and its longest value is sent."""
+        longest = NotifierSettings.model_fields["push_ttl"].metadata
+        ttl = next(m.le for m in longest if hasattr(m, "le"))
+        fcm = FcmChannel(
+            account=load_service_account(key_file),
+            endpoint=server.origin,
+            ttl=ttl,
+            verify=certificate.client_context(),
+            wall_clock=clock,
+        )
+        try:
+            await fcm.send(outgoing())
+        finally:
+            await fcm.close()
+        assert server.refused == []
+        assert server.received[0]["android"]["ttl"] == f"{MAX_TTL}s"
 
     async def test_one_token_request_for_many_concurrent_sends(
         self, server: FcmServer, channel: FcmChannel

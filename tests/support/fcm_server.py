@@ -4,13 +4,15 @@ The token endpoint checks the JWT bearer assertion as Google does: RS256 signatu
 service account's public key (verified here with `cryptography`, not the client's PyJWT), the
 key id, `iss`, `scope`, `aud` (= token_uri), `iat`/`exp` (at most an hour, not expired), and
 issues opaque tokens with `expires_in`. The send endpoint accepts only a live issued token
-and a well-formed v1 message, and answers what it is told to, in FCM's documented error form.
+and a well-formed v1 message (an android.ttl of at most 28 days, as FCM checks), and answers
+what it is told to, in FCM's documented error form.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+MAX_TTL = 2_419_200  # seconds (28 days): FCM refuses a longer android.ttl
+_DURATION = re.compile(r"^\d{1,12}(\.\d{1,9})?s$")
 
 
 def b64d(text: str) -> bytes:
@@ -179,6 +183,11 @@ class FcmServer:
             message = body["message"]
             assert isinstance(message["token"], str)
             assert all(isinstance(v, str) for v in message["data"].values())
+            ttl = message.get("android", {}).get("ttl")
+            if ttl is not None and not (_DURATION.match(ttl) and float(ttl[:-1]) <= MAX_TTL):
+                self.refused.append(f"send: android.ttl {ttl}")
+                status, error = ERRORS["INVALID_ARGUMENT"]  # names message.android.ttl
+                return JSONResponse(error, status_code=status)
         except (AssertionError, KeyError, ValueError) as exc:
             self.refused.append(f"send: {exc!r}")
             status, error = fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")

@@ -127,3 +127,12 @@ class TestMobileSettingsChecked:
         """Apple ids are 10 upper-case letters or digits, topics are bundle ids, hosts URLs."""
         with pytest.raises(ValidationError):
             NotifierSettings(**{field: value})  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("ttl", ["P29D", "P60D", "-PT1H"])
+    def test_a_push_ttl_fcm_would_refuse_is_refused_at_start(self, ttl: str) -> None:
+        """FCM takes an android.ttl of 0 to 28 days and answers anything longer 400
+        INVALID_ARGUMENT: NUDGE_PUSH_TTL past 28 days made every Android nudge a permanent
+        failure, and a negative one became 0 unnoticed. Both are refused at start."""
+        with pytest.raises(ValidationError, match="push_ttl"):
+            NotifierSettings(push_ttl=ttl)  # type: ignore[arg-type]
+        assert NotifierSettings(push_ttl="P28D").push_ttl.days == 28  # type: ignore[arg-type]
