@@ -349,6 +349,67 @@ class TestAnswers:
         finally:
             await impatient.close()
 
+    async def test_a_push_service_answering_a_byte_at_a_time_times_out(
+        self,
+        service: PushService,
+        certificate: Certificate,
+        vapid_key: ec.EllipticCurvePrivateKey,
+    ) -> None:
+        """A push service (the endpoint is whatever the subscription names) that sends its
+        status line, then one header byte every 0.2 s for 6 s: a send with a 0.5 s timeout
+        gives up within about that, not when the server is done, and gives its connection
+        back (with a pool of one, the next send goes through). (httpx's timeout bounds each
+        read, so every byte restarted it: the send took the server's whole 6 s, and a server
+        that never finished held it, and a connection, for ever.)"""
+
+        async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 201 Created\r\nX-Slow: ")
+            try:
+                for _ in range(30):
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+                    writer.write(b"a")
+                writer.write(b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+            except ConnectionError:  # the channel gave up and closed the connection
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(
+            trickle, "127.0.0.1", 0, ssl=certificate.server_context()
+        )
+        port = server.sockets[0].getsockname()[1]
+        raw = vapid_key.private_numbers().private_value.to_bytes(32, "big")
+        impatient = WebPushChannel(
+            vapid_private_key=SecretStr(b64e(raw)),
+            subject=SUBJECT,
+            timeout=0.5,
+            concurrency=1,
+            verify=certificate.client_context(),
+        )
+        started = time.monotonic()
+        try:
+            with pytest.raises(TransientSendError, match="timeout"):
+                await impatient.send(
+                    outgoing(Browser().subscription(f"https://127.0.0.1:{port}/push/1"))
+                )
+            took = time.monotonic() - started
+            await impatient.send(outgoing(service.browser.subscription(f"{service.origin}/push/1")))
+        finally:
+            await impatient.close()
+            server.close()
+        print(f"a send with a 0.5 s timeout to a trickling push service took {took:.2f} s")
+        assert took < 1.5
+        assert len(service.received) == 1
+
     async def test_unreachable_is_transient(
         self, service: PushService, channel: WebPushChannel
     ) -> None:

@@ -4,7 +4,8 @@ mapping.
 2xx                       delivered
 gone statuses (404/410)   PermanentSendError(gone=True): the subscription/recipient is dead
 429, 5xx                  TransientSendError: retry with backoff, not before Retry-After
-timeouts, network errors  TransientSendError
+timeouts, network errors  TransientSendError ("timeout": `timeout` bounds the whole request,
+                          not only each read: a far end answering a byte at a time is cut off)
 any other status          PermanentSendError: retrying will not help; the channel stays
 a URL httpx cannot use    PermanentSendError, gone when the URL is the address (push endpoint)
 any other exception       PermanentSendError (unexpected): the channel stays
@@ -15,6 +16,7 @@ read the answer themselves (`exchange`): their vendors say more in the body than
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -66,7 +68,8 @@ def classify_status(
 
 
 class HttpSender:
-    """One httpx.AsyncClient per channel: connections are pooled, every request times out."""
+    """One httpx.AsyncClient per channel: connections are pooled, every request ends within
+    `timeout` seconds (waiting for a connection included)."""
 
     def __init__(
         self,
@@ -82,6 +85,7 @@ class HttpSender:
         self._channel = channel
         self._gone = frozenset(gone)
         self._url_is_address = url_is_address  # a URL that cannot work: the address is gone
+        self._timeout = timeout
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -108,8 +112,10 @@ class HttpSender:
     ) -> httpx.Response:
         """POST and read the whole answer; network failures raised as send errors."""
         try:
-            return await self._client.post(url, content=content, headers=dict(headers))
-        except httpx.TimeoutException:
+            # httpx's timeout restarts with every byte read; this one bounds the request.
+            async with asyncio.timeout(self._timeout):
+                return await self._client.post(url, content=content, headers=dict(headers))
+        except (httpx.TimeoutException, TimeoutError):
             raise TransientSendError(self._channel, "timeout") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
             # Not a URL httpx can use (or a request it cannot write): never works as it is.
