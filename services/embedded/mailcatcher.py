@@ -35,6 +35,8 @@ class _Keep:
         self.connections = 0  # SMTP connections accepted so far
         self.open = 0  # of which still open
         self.stall_seconds = 0.0  # DATA is answered only after this long (a hung server)
+        self.hang_up_every = 0  # every n-th message is kept, then its final reply never sent
+        self._kept_since_hang_up = 0
 
     def connected(self, change: int) -> None:
         with self._lock:
@@ -62,7 +64,20 @@ class _Keep:
             self.recipients.append([str(r) for r in envelope.rcpt_tos])
         if self.outbox is not None:
             (self.outbox / f"{n:05d}.eml").write_bytes(raw)
+        if self._hang_up_now() and server.transport is not None:  # dropped before the 250
+            server.transport.close()
+            await asyncio.sleep(0.1)  # the reply below goes nowhere
         return "250 Message accepted for delivery"
+
+    def _hang_up_now(self) -> bool:
+        with self._lock:
+            if not self.hang_up_every:
+                return False
+            self._kept_since_hang_up += 1
+            if self._kept_since_hang_up < self.hang_up_every:
+                return False
+            self._kept_since_hang_up = 0
+            return True
 
     def parsed(self) -> list[EmailMessage]:
         """Every message so far, parsed once each: receiving stays cheap (a benchmark sink)."""
@@ -154,6 +169,11 @@ class MailCatcher:
         """Answer DATA only after `seconds` (0: at once again); a message whose client hangs
         up meanwhile is not kept, as a real server drops a transaction it never confirmed."""
         self._handler.stall_seconds = seconds
+
+    def hang_up_after_data(self, every: int) -> None:
+        """Keep every `every`-th message, then drop its connection before the final reply (0:
+        never): the server has the message, the client never hears so."""
+        self._handler.hang_up_every = every
 
     def start(self) -> Self:
         self._controller.start()

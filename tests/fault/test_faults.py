@@ -311,6 +311,60 @@ class TestSmtpOutage:
         assert (lost, doubled, dead) == (0, 0, 0)
 
 
+class TestSmtpHangsUpAfterData:
+    async def test_a_message_kept_without_its_250_is_retried_later_and_reported(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """The mail server keeps every 25th message, then drops the connection before its 250.
+
+        The notifier cannot know the message arrived: it is a transient failure, retried
+        later (a second copy: "no client can tell those apart", docs/reliability.md), and
+        each is reported (a `nudge_delivery_failed` warning, reason `connection`). Before,
+        on a pooled connection it was taken for an idle close and sent again at once: the
+        same copies, and not one line about it."""
+        couples = 100
+        await _fire_burst(redis, redis_url, key_prefix, couples)
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_SMTP_CONCURRENCY": "2",  # most sends go over a pooled connection
+            "NUDGE_RETRY_BASE": "PT1S",
+            "NUDGE_RETRY_POLL_SECONDS": "0.2",
+        }
+        with MailCatcher() as mail:
+            mail.hang_up_after_data(25)
+            env["NUDGE_SMTP_PORT"] = str(mail.port)
+            with ServiceProcess("notifier", env, tmp_path, "notifier") as notifier:
+                await eventually(lambda: _unique(mail), until=lambda n: n >= 2 * couples, within=90)
+                mail.hang_up_after_data(0)  # the retries arrive whole
+                retries = f"{key_prefix}:retries:{{s00}}"
+                await eventually(lambda: redis.zcard(retries), until=lambda n: n == 0, within=30)
+                await eventually(lambda: drained(redis, f"{key_prefix}:due:{{s00}}"), until=bool)
+                assert notifier.terminate() == 0
+            received = _addresses(mail)
+        failures = [
+            line
+            for line in notifier.log().splitlines()
+            if '"nudge_delivery_failed"' in line and '"connection"' in line
+        ]
+        lost = 2 * couples - len(received)
+        doubled = sum(received.values()) - len(received)
+        fault_report.append(
+            f"SMTP hangs up after DATA (every 25th message): {2 * couples} emails, lost {lost}, "
+            f"doubled {doubled}, reported {len(failures)}"
+        )
+        print(fault_report[-1])
+        assert lost == 0
+        assert max(received.values()) <= 2  # one copy kept unconfirmed, one confirmed
+        assert doubled >= 1
+        assert len(failures) == doubled  # each copy the server kept unconfirmed is reported
+
+
 async def _count(mail: MailCatcher) -> int:
     return len(mail.messages)
 

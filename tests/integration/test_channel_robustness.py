@@ -24,7 +24,7 @@ from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.channels.webhook import WebhookChannel
 from couples_nudge.notifier.channels.webpush import WebPushChannel
-from couples_nudge.notifier.errors import PermanentSendError
+from couples_nudge.notifier.errors import PermanentSendError, TransientSendError
 from couples_nudge_schemas import PushSubscription
 from tests.support.events import example
 from tests.support.notifier import delivery, due, plant
@@ -123,6 +123,41 @@ class TestSmtpChannel:
             await eventually(lambda: _open(mail), until=lambda n: n == 0)
         finally:
             await smtp.close()
+
+    async def test_a_connection_dropped_after_data_is_not_sent_again_at_once(self) -> None:
+        """The server keeps a message, then drops the connection before its 250, on a pooled
+        connection: one copy and a transient error (retried later, counted and logged). Before,
+        the send was taken for an idle connection's close and repeated at once on a fresh
+        one: two copies of one send, silently."""
+        with MailCatcher() as mail:
+            smtp = SmtpChannel(host="127.0.0.1", port=mail.port, concurrency=1)
+            try:
+                await smtp.send(mail_to("maya@example.test"))  # its connection is pooled
+                mail.hang_up_after_data(1)
+                with pytest.raises(TransientSendError):
+                    await smtp.send(mail_to("maya@example.test"))
+                copies = mail.count - 1
+                mail.hang_up_after_data(0)
+                await smtp.send(mail_to("maya@example.test"))  # a fresh connection works
+            finally:
+                await smtp.close()
+        print(f"SMTP dropped after DATA on a pooled connection: {copies} copies of one send")
+        assert copies == 1
+        assert mail.count == 3
+
+    async def test_a_pooled_connection_closed_while_idle_is_replaced_at_once(self) -> None:
+        """The server closed an idle connection (its timeout): the next send goes out on a
+        fresh connection, once, without an error."""
+        with MailCatcher(timeout=0.3) as mail:  # aiosmtpd hangs up after 0.3 s idle
+            smtp = SmtpChannel(host="127.0.0.1", port=mail.port, concurrency=1)
+            try:
+                await smtp.send(mail_to("maya@example.test"))
+                await eventually(lambda: _open(mail), until=lambda n: n == 0)
+                await smtp.send(mail_to("maya@example.test"))
+            finally:
+                await smtp.close()
+        assert mail.count == 2
+        assert mail.connections >= 2
 
 
 class TestHttpChannels:

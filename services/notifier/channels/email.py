@@ -5,12 +5,17 @@ folding turns a long List-Unsubscribe URL into RFC 2047 encoded words, which mai
 not read as a URL (and then offer no one-click unsubscribe).
 
 Every way out of `send` either returns its connection to the pool (after a 250) or closes
-it: an error leaves the SMTP session in an unknown state, so it is never reused. Errors are
-classified once (`_classify`): SMTP 5xx is permanent (for the recipient: the address is gone),
-4xx and network errors and timeouts are transient, and anything else (aiosmtplib raises
-ValueError for a control character in an address, for example) is permanent: retrying an
-error nobody foresaw only repeats it. A recipient with a control character is refused before
-any connection is taken (the address is gone: it can never work).
+it: an error leaves the SMTP session in an unknown state, so it is never reused. A pooled
+connection the server closed while it was idle is replaced and the send made at once on a
+fresh one, but only while the message has not been handed over: once DATA has begun, a lost
+connection may have left the message with the server (it kept it and hung up before its 250),
+so that is a transient failure like any other, retried later, counted and logged. (Before, it
+was taken for an idle close too and sent again at once: two copies of one send, silently.)
+Errors are classified once (`_classify`): SMTP 5xx is permanent (for the recipient: the
+address is gone), 4xx and network errors and timeouts are transient, and anything else
+(aiosmtplib raises ValueError for a control character in an address, for example) is
+permanent: retrying an error nobody foresaw only repeats it. A recipient with a control
+character is refused before any connection is taken (the address is gone: it can never work).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import email.utils
 import re
 import ssl
 from email.message import EmailMessage
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -49,6 +54,17 @@ def wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
     return message.as_bytes(policy=policy.clone(max_line_length=_MAX_LINE))
 
 
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, telling whether the message itself has gone out (DATA begun) in
+    its current transaction: see the module docstring."""
+
+    data_begun = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_begun = True
+        return await super().data(*args, **kwargs)
+
+
 class SmtpChannel:
     """A small pool of open SMTP connections; at most `concurrency` sends at once."""
 
@@ -72,11 +88,11 @@ class SmtpChannel:
         self._username, self._password = username, password
         self._timeout = timeout
         self._tls_context = tls_context
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        self._idle: asyncio.Queue[_Client] = asyncio.Queue()
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(
+    async def _connect(self) -> _Client:
+        client = _Client(
             hostname=self._host,
             port=self._port,
             timeout=self._timeout,
@@ -93,7 +109,7 @@ class SmtpChannel:
             raise
         return client
 
-    def _pooled(self) -> aiosmtplib.SMTP | None:
+    def _pooled(self) -> _Client | None:
         while not self._idle.empty():
             client = self._idle.get_nowait()
             if client.is_connected:
@@ -126,8 +142,10 @@ class SmtpChannel:
             if client is not None:  # a pooled connection the server may have closed meanwhile
                 try:
                     await self._sendmail(client, sender, recipient, raw, utf8)
-                except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
-                    _discard(client)  # closed while idle: try once on a fresh connection
+                except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                    _discard(client)  # closed while idle: try once on a fresh connection,
+                    if client.data_begun:  # unless the server may have the message already
+                        raise _classify(exc) from None
                 except BaseException as exc:
                     _discard(client)  # state after an error is unknown: never reuse it
                     if not isinstance(exc, Exception):  # cancelled: closed, not classified
@@ -157,8 +175,9 @@ class SmtpChannel:
 
     @staticmethod
     async def _sendmail(
-        client: aiosmtplib.SMTP, sender: str, recipient: str, raw: bytes, utf8: bool
+        client: _Client, sender: str, recipient: str, raw: bytes, utf8: bool
     ) -> None:
+        client.data_begun = False  # a new transaction
         await client.sendmail(sender, [recipient], raw, mail_options=["SMTPUTF8"] if utf8 else [])
 
     async def close(self) -> None:
