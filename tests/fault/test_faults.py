@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from couples_nudge.common import dead_letters
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.streams import read_events
 from couples_nudge.embedded.mailcatcher import MailCatcher
@@ -309,6 +310,79 @@ class TestSmtpOutage:
             f"dead letters {dead}"
         )
         assert (lost, doubled, dead) == (0, 0, 0)
+
+
+class TestSmtpOutageOfAnHour:
+    async def test_an_hour_down_is_given_up_bounded_and_replayed_once(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """The mail server down for a simulated hour (120x), default retry settings: every
+        nudge is given up after its sixth attempt, ~15 minutes in (30 s doubling, +/- 20 %),
+        reported `failed` once per partner and kept as one dead letter; nothing grows
+        meanwhile (the retry set holds one member per nudge, nothing stays pending); with
+        the server back, `replay` delivers every email once."""
+        couples, speed = 50, 120.0
+        await _fire_burst(redis, redis_url, key_prefix, couples)
+        port = free_port()
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_SMTP_PORT": str(port),
+            "NUDGE_CLOCK_START": (FRIDAY + timedelta(hours=1, seconds=10)).isoformat(),
+            "NUDGE_CLOCK_SPEED": str(speed),
+            "NUDGE_CLOCK_ANCHOR": str(time.time()),
+            "NUDGE_RETRY_POLL_SECONDS": "0.05",
+        }
+        retries, dead = f"{key_prefix}:retries:{{s00}}", f"{key_prefix}:dead"
+        due = f"{key_prefix}:due:{{s00}}"
+        began, peak, failed_at, given_up_at = time.monotonic(), 0, None, None
+        with ServiceProcess("notifier", env, tmp_path, "notifier") as notifier:
+            while (minutes := (time.monotonic() - began) * speed / 60) < 60:
+                peak = max(peak, waiting := await redis.zcard(retries))
+                if failed_at is None and waiting:  # the first attempts failed
+                    failed_at = minutes
+                if given_up_at is None and await redis.xlen(dead) == couples:
+                    given_up_at = minutes
+                await asyncio.sleep(0.1)
+            waiting, pending = await redis.zcard(retries), await _pending(redis, due)
+            outcomes = Counter(
+                o.type for o in await read_events(redis, f"{key_prefix}:outcomes", parse_outcome)
+            )
+            with MailCatcher(port=port) as mail:
+                replayed = await dead_letters.replay(redis, dead)
+                await eventually(lambda: _total(mail), until=lambda n: n >= 2 * couples)
+                await eventually(lambda: drained(redis, due), until=bool)
+                received = _addresses(mail)
+            assert notifier.terminate() == 0
+        doubled = sum(received.values()) - len(received)
+        assert failed_at is not None
+        assert given_up_at is not None
+        horizon = given_up_at - failed_at
+        fault_report.append(
+            f"SMTP down a simulated hour (default retries): {2 * couples} emails given up "
+            f"{horizon:.1f} min after their first attempt, retry set at most {peak}, left waiting "
+            f"{waiting}, pending {pending}; replayed {replayed}: lost "
+            f"{2 * couples - len(received)}, doubled {doubled}"
+        )
+        print(fault_report[-1])
+        # 930 s of waits (+/- 20 %); each real second of handling on a busy machine is two
+        # simulated minutes on top (the retry poll's 0.05 s alone is 6 s an attempt)
+        assert 12 <= horizon <= 30
+        assert peak <= couples  # one member per nudge waiting: bounded
+        assert (waiting, pending) == (0, 0)
+        assert outcomes == Counter({"nudge.failed.v1": 2 * couples})
+        assert replayed == couples
+        assert len(received) == 2 * couples
+        assert doubled == 0
+
+
+async def _pending(redis: aioredis.Redis, stream: str) -> int:
+    return sum(int(g["pending"]) for g in await redis.xinfo_groups(stream))
 
 
 class TestSmtpHangsUpAfterData:
