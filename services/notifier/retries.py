@@ -93,7 +93,7 @@ class RetryPolicy:
     factor: float = 2.0
     cap: timedelta = timedelta(hours=1)
     jitter: float = 0.2
-    max_attempts: int = 6
+    max_attempts: int = 9  # NotifierSettings.max_attempts
 
     def delay(self, failed_attempt: int, rand: float) -> timedelta | None:
         """Wait before the next attempt after attempt `failed_attempt` (1-based) failed.

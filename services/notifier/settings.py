@@ -73,8 +73,11 @@ class NotifierSettings(CommonSettings):
         default=timedelta(seconds=30), description="First wait after a transient failure."
     )
     retry_cap: timedelta = Field(default=timedelta(hours=1), description="Longest wait.")
+    # 9: the waits (30 s doubling, capped at an hour) add up to 2 h 3 min, 1 h 39 min at
+    # the least with the jitter, so a relay down for an hour is ridden out (6 gave up after
+    # 12-19 minutes: docs/reliability.md).
     max_attempts: Annotated[int, Field(ge=1, le=50)] = Field(
-        default=6, description="Send attempts before a nudge goes to the dead-letter stream."
+        default=9, description="Send attempts before a nudge goes to the dead-letter stream."
     )
     retry_poll_seconds: Annotated[float, Field(gt=0)] = Field(
         default=1.0, description="How often due retries are moved back onto the due stream."

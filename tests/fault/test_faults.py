@@ -313,6 +313,60 @@ class TestSmtpOutage:
 
 
 class TestSmtpOutageOfAnHour:
+    async def test_an_hour_down_is_ridden_out_with_the_defaults(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        tmp_path: Path,
+        fault_report: list[str],
+    ) -> None:
+        """The mail server down for a simulated hour (240x), default retry settings (9
+        attempts: 1 h 39 min to 2 h 28 min of waits): when it is back, every email arrives
+        once, no nudge is given up, and the retry set never holds more than one member per
+        nudge."""
+        couples, speed = 50, 240.0
+        await _fire_burst(redis, redis_url, key_prefix, couples)
+        port = free_port()
+        env = {
+            "REDIS_URL": redis_url,
+            "NUDGE_KEY_PREFIX": key_prefix,
+            "NUDGE_SMTP_PORT": str(port),
+            "NUDGE_CLOCK_START": (FRIDAY + timedelta(hours=1, seconds=10)).isoformat(),
+            "NUDGE_CLOCK_SPEED": str(speed),
+            "NUDGE_CLOCK_ANCHOR": str(time.time()),
+            "NUDGE_RETRY_POLL_SECONDS": "0.05",
+        }
+        retries, dead = f"{key_prefix}:retries:{{s00}}", f"{key_prefix}:dead"
+        due = f"{key_prefix}:due:{{s00}}"
+        began, peak = time.monotonic(), 0
+        with ServiceProcess("notifier", env, tmp_path, "notifier") as notifier:
+            while (time.monotonic() - began) * speed < 3600:
+                peak = max(peak, await redis.zcard(retries))
+                await asyncio.sleep(0.1)
+            given_up_during = await redis.xlen(dead)
+            with MailCatcher(port=port) as mail:
+                # The last retries come at most 2 h 28 min (simulated) after the first attempt.
+                await eventually(
+                    lambda: _total(mail), until=lambda n: n >= 2 * couples, within=9000 / speed
+                )
+                await eventually(lambda: drained(redis, due), until=bool)
+                back = (time.monotonic() - began) * speed / 60
+                received = _addresses(mail)
+            left = await redis.zcard(retries)
+            assert notifier.terminate() == 0
+        dead_letters_ = await redis.xlen(dead)
+        lost = 2 * couples - len(received)
+        doubled = sum(received.values()) - len(received)
+        fault_report.append(
+            f"SMTP down a simulated hour (default retries): {2 * couples} emails, all in "
+            f"{back:.0f} min, lost {lost}, doubled {doubled}, dead letters {dead_letters_} "
+            f"({given_up_during} during the outage), retry set at most {peak}, left {left}"
+        )
+        print(fault_report[-1])
+        assert peak <= couples  # one member per nudge waiting: bounded
+        assert (lost, doubled, dead_letters_, left) == (0, 0, 0, 0)
+
     async def test_an_hour_down_is_given_up_bounded_and_replayed_once(
         self,
         redis: aioredis.Redis,
@@ -321,11 +375,11 @@ class TestSmtpOutageOfAnHour:
         tmp_path: Path,
         fault_report: list[str],
     ) -> None:
-        """The mail server down for a simulated hour (120x), default retry settings: every
-        nudge is given up after its sixth attempt, ~15 minutes in (30 s doubling, +/- 20 %),
-        reported `failed` once per partner and kept as one dead letter; nothing grows
-        meanwhile (the retry set holds one member per nudge, nothing stays pending); with
-        the server back, `replay` delivers every email once."""
+        """The mail server down for a simulated hour (120x), six attempts (the default before
+        2026-12-07): every nudge is given up after its sixth attempt, ~15 minutes in (30 s
+        doubling, +/- 20 %), reported `failed` once per partner and kept as one dead letter;
+        nothing grows meanwhile (the retry set holds one member per nudge, nothing stays
+        pending); with the server back, `replay` delivers every email once."""
         couples, speed = 50, 120.0
         await _fire_burst(redis, redis_url, key_prefix, couples)
         port = free_port()
@@ -337,6 +391,7 @@ class TestSmtpOutageOfAnHour:
             "NUDGE_CLOCK_SPEED": str(speed),
             "NUDGE_CLOCK_ANCHOR": str(time.time()),
             "NUDGE_RETRY_POLL_SECONDS": "0.05",
+            "NUDGE_MAX_ATTEMPTS": "6",
         }
         retries, dead = f"{key_prefix}:retries:{{s00}}", f"{key_prefix}:dead"
         due = f"{key_prefix}:due:{{s00}}"
@@ -364,7 +419,7 @@ class TestSmtpOutageOfAnHour:
         assert given_up_at is not None
         horizon = given_up_at - failed_at
         fault_report.append(
-            f"SMTP down a simulated hour (default retries): {2 * couples} emails given up "
+            f"SMTP down a simulated hour (6 attempts): {2 * couples} emails given up "
             f"{horizon:.1f} min after their first attempt, retry set at most {peak}, left waiting "
             f"{waiting}, pending {pending}; replayed {replayed}: lost "
             f"{2 * couples - len(received)}, doubled {doubled}"
