@@ -14,6 +14,7 @@ NUDGE_DEBUG=1) shows the traceback instead (services/cli.py).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -147,13 +148,29 @@ def _network_cause(exc: BaseException) -> str:
 def _settings(exc: ValidationError) -> CliError:
     problems = []
     for item in exc.errors(include_url=False, include_input=False)[:3]:
-        field = str(item["loc"][0]) if item["loc"] else "?"
-        name = "REDIS_URL" if field.lower() in ("redis_url", "nudge_redis_url") else field
-        variable = name if name.isupper() else f"NUDGE_{name.upper()}"
-        problems.append(f"{bounded(variable, 40)}: {bounded(item['msg'], 160)}")
+        message = _VARIABLE_WORD.sub(_variable, item["msg"].removeprefix("Value error, "))
+        if not item["loc"]:  # a check of several settings: its message names them
+            problems.append(bounded(message, 240))
+            continue
+        variable = _variable_of(str(item["loc"][0]))
+        problems.append(f"{bounded(variable, 40)}: {bounded(message, 160)}")
     return CliError(
         f"invalid setting {'; '.join(problems)} (see the configuration table in README.md)"
     )
+
+
+# A setting's field name in a validator's message (`public_url`), said as its variable.
+_VARIABLE_WORD: Final = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def _variable(match: re.Match[str]) -> str:
+    return _variable_of(match.group())
+
+
+def _variable_of(field: str) -> str:
+    if field.lower() in ("redis_url", "nudge_redis_url"):
+        return "REDIS_URL"
+    return field if field.isupper() else f"NUDGE_{field.upper()}"
 
 
 def _file(exc: OSError) -> CliError:

@@ -9,10 +9,12 @@ service's settings) can also come from a file named by `<VARIABLE>_FILE`
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from redis.asyncio import ConnectionPool
 
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.secret_files import SecretFileSource
@@ -20,6 +22,25 @@ from couples_nudge.common.secret_files import SecretFileSource
 __all__ = ["CommonSettings"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL_FORM: Final = (
+    "REDIS_URL must be redis://[user:password@]host[:port][/db], rediss://... (TLS) or "
+    "unix:///path, with only redis-py's connection options as query parameters"
+)
+
+
+def _check_redis_url(url: str) -> None:
+    """ValueError (a fixed text, never the URL: it may hold a password) unless redis-py can
+    build a connection from `url`: the scheme, port, db and query options are checked at
+    start, where a wrong one is an invalid setting, not an unexpected error at the first
+    connection (a query option it does not know fails only when the connection is made)."""
+    try:
+        path = urlsplit(url).path.strip("/")
+        pool = ConnectionPool.from_url(url)
+        pool.make_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    except (ValueError, TypeError):
+        raise ValueError(REDIS_URL_FORM) from None
+    if not url.startswith("unix:") and path and not path.isdigit():
+        raise ValueError(REDIS_URL_FORM)  # redis-py would silently use db 0
 
 
 class CommonSettings(BaseSettings):
@@ -99,6 +120,12 @@ class CommonSettings(BaseSettings):
     def _distinct_ports(self) -> Self:
         if self.operator_port and self.operator_port == self.http_port:
             raise ValueError("operator_port must differ from http_port (or be unset)")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_redis_url(self) -> Self:
+        # Here, not in a field validator: a field's error carries its input, the URL.
+        _check_redis_url(self.redis_url.get_secret_value())
         return self
 
     @classmethod

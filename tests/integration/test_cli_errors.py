@@ -55,6 +55,37 @@ class TestUsageErrors:
         assert "NUDGE_SHARDS" in line
         assert "many" not in line
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"valkey://nudge:{PASSWORD}@127.0.0.1:6379/0",  # a scheme redis-py does not know
+            f"redis://nudge:{PASSWORD}@127.0.0.1:99999/0",  # port out of range
+            f"redis://nudge:{PASSWORD}@[127.0.0.1:6379/0",  # does not parse
+            f"redis://nudge:{PASSWORD}@127.0.0.1:6379/zero",  # redis-py would use db 0
+            f"redis://nudge:{PASSWORD}@127.0.0.1:6379/0?sockettimeout=5",  # unknown option
+        ],
+    )
+    @pytest.mark.parametrize("command", [["status"], ["scheduler"], ["dlq", "list"]])
+    def test_a_redis_url_redis_py_cannot_use_is_an_invalid_setting(
+        self, url: str, command: list[str]
+    ) -> None:
+        """Found at start as an invalid REDIS_URL (exit 2, the form it takes), not an
+        "unexpected error" at the first connection; the URL's password is never shown."""
+        ran = nudge(*command, env=cli_env(REDIS_URL=url))
+        assert ran.code == 2, ran.err
+        [line] = ran.err_lines
+        assert line.startswith("nudge: invalid setting REDIS_URL must be redis://")
+        assert PASSWORD not in ran.err + ran.out
+
+    def test_a_check_of_two_settings_names_both_variables(self) -> None:
+        """A rule across settings names their variables, not field names or `NUDGE_?`."""
+        ran = nudge("status", env=cli_env(NUDGE_OPERATOR_PORT="9090", NUDGE_HTTP_PORT="9090"))
+        assert ran.code == 2
+        assert ran.err_lines == [
+            "nudge: invalid setting NUDGE_OPERATOR_PORT must differ from NUDGE_HTTP_PORT (or "
+            "be unset) (see the configuration table in README.md)"
+        ]
+
     def test_replay_all_without_a_terminal_says_to_add_yes(self) -> None:
         """No TTY to ask on: one line naming --yes, exit 2, nothing replayed."""
         ran = nudge("dlq", "replay", "--all", env=_unreachable())
