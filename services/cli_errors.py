@@ -148,7 +148,7 @@ def _network_cause(exc: BaseException) -> str:
 def _settings(exc: ValidationError) -> CliError:
     problems = []
     for item in exc.errors(include_url=False, include_input=False)[:3]:
-        message = _VARIABLE_WORD.sub(_variable, item["msg"].removeprefix("Value error, "))
+        message = _VARIABLE_WORD.sub(_variable, _said(item["type"], item["msg"]))
         if not item["loc"]:  # a check of several settings: its message names them
             problems.append(bounded(message, 240))
             continue
@@ -161,6 +161,13 @@ def _settings(exc: ValidationError) -> CliError:
 
 # A setting's field name in a validator's message (`public_url`), said as its variable.
 _VARIABLE_WORD: Final = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def _said(kind: str, message: str) -> str:
+    """pydantic's message, in an operator's words where its own are a parser's or Python's."""
+    if kind.startswith("time_delta_"):  # "... "day" identifier in duration not correctly ..."
+        return "not a duration: give ISO 8601 (PT30S, PT4H, P30D) or seconds (30)"
+    return message.removeprefix("Value error, ").replace("datetime.timedelta(0)", "0 seconds")
 
 
 def _variable(match: re.Match[str]) -> str:

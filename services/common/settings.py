@@ -8,24 +8,49 @@ service's settings) can also come from a file named by `<VARIABLE>_FILE`
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, AwareDatetime, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from redis.asyncio import ConnectionPool
 
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.secret_files import SecretFileSource
 
-__all__ = ["CommonSettings"]
+__all__ = ["CommonSettings", "Duration", "PositiveDuration"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL_FORM: Final = (
     "REDIS_URL must be redis://[user:password@]host[:port][/db], rediss://... (TLS) or "
     "unix:///path, with only redis-py's connection options as query parameters"
 )
+
+_SECONDS: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _seconds(value: object) -> object:
+    """A duration given as a number of seconds (`60`, `1.5`) as that many seconds: pydantic
+    reads a number in a string only as ISO 8601 (`PT60S`), and refuses `60`."""
+    if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+# Durations: ISO 8601 (`PT4H`, `P30D`) or seconds. None of ours means anything below zero, and
+# most nothing at zero either (a reclaimer idle time of 0 spins; a retention of 0 keeps
+# nothing), so each says its lower bound.
+Duration = Annotated[timedelta, BeforeValidator(_seconds), Field(ge=timedelta(0))]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds), Field(gt=timedelta(0))]
 
 
 def _check_redis_url(url: str) -> None:
@@ -44,7 +69,11 @@ def _check_redis_url(url: str) -> None:
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", frozen=True)
+    # No `inf` or `nan` for a number: a timeout or a period of either never ends or never
+    # compares.
+    model_config = SettingsConfigDict(
+        env_prefix="NUDGE_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     redis_url: SecretStr = Field(
         default=SecretStr(DEFAULT_REDIS_URL),
@@ -61,16 +90,15 @@ class CommonSettings(BaseSettings):
     outcomes_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
     rejected_maxlen: Annotated[int, Field(ge=100)] = 100_000
     dead_maxlen: Annotated[int, Field(ge=100)] = 100_000
-    reclaim_idle: timedelta = Field(
+    reclaim_idle: PositiveDuration = Field(
         default=timedelta(seconds=60),
         description="A pending message idle this long (its consumer died) is claimed again.",
     )
     max_deliveries: Annotated[int, Field(ge=1)] = Field(
         default=5, description="Deliveries before a message that keeps failing is dead-lettered."
     )
-    shutdown_timeout: timedelta = Field(
+    shutdown_timeout: PositiveDuration = Field(
         default=timedelta(seconds=10),
-        gt=timedelta(0),
         le=timedelta(minutes=10),
         description="The whole budget from SIGTERM to exit: work unfinished by then is left "
         "pending for another replica.",

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode
 
-from couples_nudge.common.settings import CommonSettings
+from couples_nudge.common.settings import CommonSettings, Duration, PositiveDuration
 from couples_nudge.notifier.unsubscribe import parse_keys
 
 __all__ = ["NotifierSettings"]
@@ -60,19 +60,19 @@ class NotifierSettings(CommonSettings):
     sender: str = Field(default="Nudges <nudges@localhost>", description="From: header.")
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 32
-    repeat_window: timedelta = Field(
+    repeat_window: Duration = Field(
         default=timedelta(days=90), description="A couple does not see an item again within it."
     )
-    repeat_min_gap: timedelta = Field(
+    repeat_min_gap: Duration = Field(
         default=timedelta(days=28),
         description="An item never comes back sooner; within the repeat window only when "
         "nothing fresh fits the receiver's love language.",
     )
-    idempotency_retention: timedelta = timedelta(days=14)
-    retry_base: timedelta = Field(
+    idempotency_retention: PositiveDuration = timedelta(days=14)
+    retry_base: PositiveDuration = Field(
         default=timedelta(seconds=30), description="First wait after a transient failure."
     )
-    retry_cap: timedelta = Field(default=timedelta(hours=1), description="Longest wait.")
+    retry_cap: PositiveDuration = Field(default=timedelta(hours=1), description="Longest wait.")
     # 9: the waits (30 s doubling, capped at an hour) add up to 2 h 3 min, 1 h 39 min at
     # the least with the jitter, so a relay down for an hour is ridden out (6 gave up after
     # 12-19 minutes: docs/reliability.md).
@@ -102,7 +102,7 @@ class NotifierSettings(CommonSettings):
         default=None, description="Web Push contact: mailto:ops@example.org or an https URL."
     )
     # FCM refuses an android.ttl over 28 days (400 INVALID_ARGUMENT for every send).
-    push_ttl: Annotated[timedelta, Field(ge=timedelta(0), le=timedelta(days=28))] = Field(
+    push_ttl: Annotated[Duration, Field(le=timedelta(days=28))] = Field(
         default=timedelta(hours=12),
         description="How long a push service keeps an undelivered push (at most 28 days).",
     )
@@ -119,7 +119,7 @@ class NotifierSettings(CommonSettings):
         description="Signed action links (we did it, not this week, snooze, more, manage) in "
         "every email, push and webhook payload; need public_url and unsubscribe_secrets.",
     )
-    action_link_ttl: timedelta = Field(
+    action_link_ttl: PositiveDuration = Field(
         default=timedelta(days=30),
         description="How long a one-tap action link works (manage links do not expire); "
         "answers are remembered this long, so a link followed again changes nothing.",
@@ -216,9 +216,8 @@ class NotifierSettings(CommonSettings):
         default=None,
         description="Bearer token for POST /webhooks/dsn (RFC 3464 bounces sent by email).",
     )
-    webhook_replay_window: timedelta = Field(
+    webhook_replay_window: PositiveDuration = Field(
         default=timedelta(minutes=5),
-        gt=timedelta(0),
         le=timedelta(days=1),
         description="Signed webhook requests older (or newer) than this are refused; seen "
         "ones are remembered this long (and events a day) to refuse replays.",

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from couples_nudge.common.settings import CommonSettings
+from couples_nudge.common.settings import CommonSettings, Duration, PositiveDuration
 from couples_nudge_schemas import NudgeKind
 
 __all__ = ["SchedulerSettings"]
@@ -38,13 +38,13 @@ class SchedulerSettings(CommonSettings):
             "server, fair on a cluster."
         ),
     )
-    min_interval: timedelta = Field(
+    min_interval: Duration = Field(
         default=timedelta(hours=4), description="Raw cron may not fire more often than this."
     )
-    grace_date_night: timedelta = timedelta(hours=3)
-    grace_check_in: timedelta = timedelta(hours=6)
-    grace_appreciation: timedelta = timedelta(hours=6)
-    tombstone_retention: timedelta = Field(
+    grace_date_night: PositiveDuration = timedelta(hours=3)
+    grace_check_in: PositiveDuration = timedelta(hours=6)
+    grace_appreciation: PositiveDuration = timedelta(hours=6)
+    tombstone_retention: PositiveDuration = Field(
         default=timedelta(days=30),
         description="How long an erasure blocks replays of the couple's older events.",
     )
@@ -62,9 +62,8 @@ class SchedulerSettings(CommonSettings):
     soft_bounce_limit: Annotated[int, Field(ge=1, le=100)] = Field(
         default=3, description="Soft bounces within soft_bounce_window that mark an email dead."
     )
-    soft_bounce_window: timedelta = Field(
+    soft_bounce_window: PositiveDuration = Field(
         default=timedelta(days=30),
-        gt=timedelta(0),
         description="Soft bounces further apart than this are not counted together.",
     )
 

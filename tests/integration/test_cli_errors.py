@@ -77,6 +77,22 @@ class TestUsageErrors:
         assert line.startswith("nudge: invalid setting REDIS_URL must be redis://")
         assert PASSWORD not in ran.err + ran.out
 
+    @pytest.mark.parametrize(
+        ("given", "said"),
+        [
+            ("soon", "not a duration: give ISO 8601 (PT30S, PT4H, P30D) or seconds (30)"),
+            ("PT0S", "Input should be greater than 0 seconds"),
+        ],
+    )
+    def test_a_duration_says_what_it_takes(self, given: str, said: str) -> None:
+        """In an operator's words, not the ISO parser's ("day" identifier ...) or Python's."""
+        ran = nudge("status", env=cli_env(NUDGE_RECLAIM_IDLE=given))
+        assert ran.code == 2
+        assert ran.err_lines == [
+            f"nudge: invalid setting NUDGE_RECLAIM_IDLE: {said} (see the configuration table "
+            "in README.md)"
+        ]
+
     def test_a_check_of_two_settings_names_both_variables(self) -> None:
         """A rule across settings names their variables, not field names or `NUDGE_?`."""
         ran = nudge("status", env=cli_env(NUDGE_OPERATOR_PORT="9090", NUDGE_HTTP_PORT="9090"))
