@@ -49,10 +49,8 @@ class SchedulerSettings(CommonSettings):
         description="How long an erasure blocks replays of the couple's older events.",
     )
 
-    future_tolerance: timedelta = Field(
+    future_tolerance: Annotated[Duration, Field(le=timedelta(days=1))] = Field(
         default=timedelta(minutes=5),
-        ge=timedelta(0),
-        le=timedelta(days=1),
         description=(
             "How far ahead of the service's clock an event's occurred_at may be; a later one "
             "is rejected (it would win over every later event until its date)."
