@@ -5,15 +5,18 @@ from __future__ import annotations
 import ast
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
 from couples_nudge.cli import app
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge_schemas import json_schemas
+from tests.support import config_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,6 +46,43 @@ class TestReadme:
         """The configuration table names every environment variable the services read."""
         variable = "REDIS_URL" if name == "redis_url" else f"NUDGE_{name.upper()}"
         assert f"`{variable}`" in (REPO / "README.md").read_text()
+
+    def test_every_row_of_the_configuration_table_is_a_setting(self) -> None:
+        """No row names a variable its scope's settings do not read (a renamed or removed
+        setting, or one put under the wrong service)."""
+        for row in config_table.rows(REPO / "README.md"):
+            known = {config_table.variable(n) for n in config_table.own_fields(row.scope)}
+            for variable in row.variables:
+                assert variable in known | config_table.CLI_ONLY, (row.scope, variable)
+
+    @pytest.mark.parametrize(
+        ("scope", "name"),
+        [(s, n) for s in config_table.SCOPES for n in config_table.own_fields(s)],
+    )
+    def test_each_setting_has_its_row_default_and_range(self, scope: str, name: str) -> None:
+        """The configuration table gives each setting, under its service, with the default and
+        the bounds the code has."""
+        field = config_table.own_fields(scope)[name]
+        variable = config_table.variable(name)
+        [row] = [
+            r
+            for r in config_table.rows(REPO / "README.md")
+            if r.scope == scope and variable in r.variables
+        ]
+        assert row.range == config_table.bounds_text(field)
+        default = field.get_default(call_default_factory=True)
+        if default is None or default == []:
+            assert not row.default.startswith("`") or "<" in row.default, row.default
+            return
+        written = row.default.strip("`")
+        if hasattr(default, "get_secret_value"):
+            default = default.get_secret_value()
+        if isinstance(default, bool):
+            assert written == str(default).lower()
+        elif isinstance(default, int | float | timedelta):
+            assert TypeAdapter(type(default)).validate_python(written) == default
+        else:
+            assert written == default
 
     def test_opens_with_the_two_commands(self) -> None:
         """A newcomer finds `make demo` and `make test` before anything else to run."""
