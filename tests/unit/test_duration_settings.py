@@ -28,8 +28,9 @@ DURATIONS = sorted(
     },
     key=lambda pair: (pair[0].__name__, pair[1]),
 )
-# Zero means something for these: no minimum, no repeat avoidance, a push delivered now or never.
-ZERO_ALLOWED = {"min_interval", "repeat_window", "repeat_min_gap", "push_ttl"}
+# Zero means something for these: no minimum, no repeat avoidance, a push delivered now or
+# never, no event dated ahead of the clock.
+ZERO_ALLOWED = {"min_interval", "repeat_window", "repeat_min_gap", "push_ttl", "future_tolerance"}
 
 
 def variable(name: str) -> str:
