@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from couples_nudge.cli_errors import CliError
+from couples_nudge.cli_errors import CliError, bounded
 from couples_nudge.common import dead_letters
 from couples_nudge.common.runtime import redis_client
 from couples_nudge.common.settings import CommonSettings
@@ -76,8 +76,16 @@ def replay(
         raise typer.BadParameter("name the ids to replay, or pass --all")
     if all_ and not yes:
         _confirm("Replay every dead letter?", "replay --all")
-    replayed = _run(lambda r, s: dead_letters.replay(r, s, None if all_ else list(ids or [])))
-    console.print(f"replayed {replayed} dead letter(s)")
+    wanted = None if all_ else list(dict.fromkeys(ids or []))
+    replayed = _run(lambda r, s: dead_letters.replay_letters(r, s, wanted))
+    console.print(f"replayed {len(replayed)} dead letter(s)")
+    missing = [i for i in wanted or [] if i not in replayed]
+    if missing:  # a mistyped or already replayed id: say so, not "replayed 0" and exit 0
+        named = ", ".join(bounded(i, 40) for i in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CliError(
+            f"not on the dead-letter stream: {named}{more} (`nudge dlq list` shows the ids)"
+        )
 
 
 @app.command()

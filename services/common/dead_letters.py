@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from couples_nudge.common.streams import DATA_FIELD, couple_id_in, read_entries
 from couples_nudge_schemas import MAX_EVENT_BYTES
 
-__all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay"]
+__all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay", "replay_letters"]
 
 _EVENT_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+){1,4}")
 
@@ -103,7 +103,15 @@ async def list_dead(redis: aioredis.Redis, dead_stream: str, count: int = 100) -
 
 
 async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None = None) -> int:
-    """Put dead letters back on their source streams (all of them if `ids` is None).
+    """How many dead letters `replay_letters` put back."""
+    return len(await replay_letters(redis, dead_stream, ids))
+
+
+async def replay_letters(
+    redis: aioredis.Redis, dead_stream: str, ids: list[str] | None = None
+) -> list[str]:
+    """Put dead letters back on their source streams (all of them if `ids` is None); the ids
+    of those put back (an id that names no dead letter is not among them).
 
     A letter leaves the dead stream only once its copy is on its source stream: the copies
     are written first (one round trip), then the letters Redis took are deleted; if Redis
@@ -114,7 +122,7 @@ async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None 
     letters = await list_dead(redis, dead_stream, count=100_000)
     chosen = [d for d in letters if ids is None or d.id in ids]
     if not chosen:
-        return 0
+        return []
     async with redis.pipeline(transaction=False) as pipe:
         for letter in chosen:
             pipe.xadd(letter.source, {DATA_FIELD: letter.data})
@@ -129,7 +137,7 @@ async def replay(redis: aioredis.Redis, dead_stream: str, ids: list[str] | None 
     refused = next((copy for copy in copies if isinstance(copy, Exception)), None)
     if refused is not None:
         raise refused
-    return len(chosen)
+    return [letter.id for letter in chosen]
 
 
 async def purge(redis: aioredis.Redis, dead_stream: str) -> int:

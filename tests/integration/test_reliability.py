@@ -333,10 +333,17 @@ class TestDlqCommands:
         first_id = (await dead_letters.list_dead(redis, keys.dead))[0].id
         assert (await asyncio.to_thread(nudge, "dlq", "replay", first_id)).exit_code == 0
         assert len(await read_entries(redis, keys.due(0))) == 1
+        # The same id again (now replayed) and a mistyped one: said, and not a success.
+        second_id = (await dead_letters.list_dead(redis, keys.dead))[0].id
+        again = await asyncio.to_thread(nudge, "dlq", "replay", second_id, first_id, "1-2")
+        assert again.exit_code == 2
+        assert "replayed 1 dead letter(s)" in again.output
+        assert f"not on the dead-letter stream: {first_id}, 1-2 (" in again.output
+        assert len(await read_entries(redis, keys.due(0))) == 2
         refused = await asyncio.to_thread(nudge, "dlq", "purge", stdin="y\n")
         assert refused.exit_code == 2  # no terminal to ask on: --yes is the way to confirm
         assert "add --yes" in refused.output
-        assert len(await dead_letters.list_dead(redis, keys.dead)) == 2
+        assert len(await dead_letters.list_dead(redis, keys.dead)) == 1
         assert (await asyncio.to_thread(nudge, "dlq", "purge", "--yes")).exit_code == 0
         assert await dead_letters.list_dead(redis, keys.dead) == []
 
