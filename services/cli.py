@@ -260,7 +260,8 @@ def publish(
             await redis.aclose()
 
     entry = asyncio.run(send())
-    console.print(f"published {event.type} {event.event_id} as {entry.decode()}")
+    # Plain, never wrapped at the console's width: a script reads the entry id off this line.
+    typer.echo(f"published {event.type} {event.event_id} as {entry.decode()}")
 
 
 @schema_app.command("export")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.cli import cli_env, closed_port, nudge
 from tests.support.events import EXAMPLES, REPO
@@ -188,3 +189,18 @@ class TestWatchWithoutTerminal:
             _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "Traceback" not in err
+
+
+class TestPublishIntoAPipe:
+    def test_the_entry_id_stays_on_its_line(self, redis_url: str, key_prefix: str) -> None:
+        """Into a pipe of 80 columns (rich's default there) the line was wrapped before the
+        entry id, so `| awk '{print $NF}'` read "as"."""
+        env = cli_env(REDIS_URL=redis_url, NUDGE_KEY_PREFIX=key_prefix, COLUMNS="80")
+        try:
+            ran = nudge("publish", str(EXAMPLES / "maya-and-sam.json"), env=env)
+        finally:
+            with redis.Redis.from_url(redis_url) as client:
+                client.delete(f"{key_prefix}:preferences")
+        assert ran.code == 0, ran.err
+        [line] = ran.out.splitlines()
+        assert re.fullmatch(r"published preferences\.set\.v1 [0-9a-f-]{36} as [0-9]+-[0-9]+", line)
