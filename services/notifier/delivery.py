@@ -74,6 +74,7 @@ Hot-path habits (issue 20; CPython 3.11, measured with benchmarks/callgrind_noti
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,6 +147,9 @@ log = structlog.get_logger()
 PRODUCER: Final = "nudge-notifier"
 _DAY_MS: Final = 24 * 3600 * 1000
 _CAPPED: Final = "|capped"
+# A record refused while the service stops is tried again this often (`Delivery._record`):
+# the stop's budget is seconds, so no backoff.
+_STOPPING_RETRY_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +295,7 @@ class Delivery:
         self._gap_ms = int(settings.repeat_min_gap.total_seconds() * 1000)
         self._retention_ms = int(settings.idempotency_retention.total_seconds() * 1000)
         self._daily_cap = settings.daily_cap_per_partner  # a settings field: read once
+        self._stop_budget_s = settings.shutdown_timeout.total_seconds()  # see `_record`
         # The settings each message reads, read once (issue 20, h/notify13): a field of the
         # frozen settings model is read through its __getattr__ hook, ~0.7k instructions.
         self._push_link = settings.push_link
@@ -643,18 +648,21 @@ class Delivery:
     ) -> bool:
         """RECORD_SENT for a send that has happened, after a first try failed with `first`.
         While Redis cannot take it, keep trying with backoff (this coroutine holds the fact
-        meanwhile) until it does or the service stops; raising instead would let a
-        redelivery send again."""
+        meanwhile) until it does; raising instead would let a redelivery send again.
+
+        Once the service stops, every `_STOPPING_RETRY_S` for at most the shutdown budget
+        (the stop cancels the delivery at its deadline anyway): a record refused during a
+        deploy's failover is still taken when Redis is back within the budget. Then it
+        raises, and the redelivery may send it again (one duplicate)."""
         failures = 0
         error: RedisError | None = first
+        gives_up: float | None = None  # monotonic: when a stop's budget runs out
         while True:
             if error is None:
                 try:
                     return await self._record_sent(message, records, dead, scheduled_ms)
                 except RedisError as exc:
                     error = exc
-            if self.stopping.is_set():
-                raise error  # shutting down: the redelivery may send it again (one duplicate)
             failures += 1
             log.warning(
                 "send_not_recorded_yet",
@@ -663,6 +671,14 @@ class Delivery:
                 error=type(error).__name__,
                 failures=failures,
             )
+            if self.stopping.is_set():
+                if gives_up is None:
+                    gives_up = time.monotonic() + self._stop_budget_s
+                if time.monotonic() >= gives_up:
+                    raise error  # the redelivery may send it again (one duplicate)
+                error = None
+                await asyncio.sleep(_STOPPING_RETRY_S)
+                continue
             error = None
             await pause(self.stopping, failures)
 

@@ -9,15 +9,17 @@ server without replicas (NOREPLICAS: every write refused, scripts with allow-oom
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import pytest
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from structlog.testing import capture_logs
 
 from couples_nudge.common import dead_letters, streams
@@ -28,6 +30,8 @@ from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey
 from couples_nudge.notifier.channels.base import Outgoing
 from couples_nudge.notifier.channels.email import SmtpChannel
+from couples_nudge.notifier.delivery import Delivery
+from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.state import idempotency_key
 from couples_nudge.scheduler.feedback import FeedbackStore
 from couples_nudge.scheduler.firing import Decision
@@ -39,6 +43,7 @@ from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from couples_nudge_schemas import (
     CadenceAdjusted,
+    NudgeDue,
     NudgeFeedback,
     NudgeFeedbackData,
     parse_due,
@@ -119,6 +124,34 @@ class TestOutOfMemory:
         assert mail.count == 1
 
 
+class _RefusedRecord(NamedTuple):
+    """A planted couple's date night, and a deliverer whose email channel makes Redis refuse
+    every write for a while right after its send."""
+
+    nudge: NudgeDue
+    deliverer: Delivery
+    settings: NotifierSettings
+
+
+@contextlib.asynccontextmanager
+async def refused_record(
+    own_redis: tuple[aioredis.Redis, str], mail: MailCatcher, seconds: float, **settings: Any
+) -> AsyncIterator[_RefusedRecord]:
+    redis, url = own_redis
+    notifier = notifier_settings(url, "nudges", smtp_port=mail.port, **settings)
+    [sid, *_] = await plant(redis, notifier, example()["data"], NOW)
+    channel = RecordRefusedAfterSend(
+        SmtpChannel(host="127.0.0.1", port=mail.port), redis, seconds=seconds
+    )
+    deliverer = delivery(redis, notifier, {"email": channel}, ManualClock(NOW))
+    try:
+        yield _RefusedRecord(due(COUPLE, sid, "date_night", ["maya"], NOW), deliverer, notifier)
+    finally:
+        await channel.close()
+        if channel.restored is not None:
+            await channel.restored
+
+
 class TestRecordRefusedAfterSend:
     async def test_the_record_is_retried_until_redis_takes_it(
         self, own_redis: tuple[aioredis.Redis, str], mail: MailCatcher
@@ -126,21 +159,10 @@ class TestRecordRefusedAfterSend:
         """Redis refuses every write for a second right after the email went out: delivery
         keeps the fact and retries the record with backoff until it is taken, then returns
         the sent outcome; the email went out once and the record and outbox entry exist."""
-        redis, url = own_redis
-        settings = notifier_settings(url, "nudges", smtp_port=mail.port)
-        [sid, *_] = await plant(redis, settings, example()["data"], NOW)
-        nudge = due(COUPLE, sid, "date_night", ["maya"], NOW)
-        channel = RecordRefusedAfterSend(
-            SmtpChannel(host="127.0.0.1", port=mail.port), redis, seconds=1.0
-        )
-        deliverer = delivery(redis, settings, {"email": channel}, ManualClock(NOW))
-        try:
+        redis, _url = own_redis
+        async with refused_record(own_redis, mail, 1.0) as (nudge, deliverer, settings):
             with capture_logs() as logs:
                 result = await deliverer.deliver(nudge)
-        finally:
-            await channel.close()
-            if channel.restored is not None:
-                await channel.restored
         refusals = [e for e in logs if e["event"] == "send_not_recorded_yet"]
         print(f"record refused {len(refusals)} times, then taken")
         assert refusals
@@ -152,6 +174,35 @@ class TestRecordRefusedAfterSend:
         assert mail.count == 1
         assert (await deliverer.deliver(nudge)).retry == []
         assert mail.count == 1
+
+    async def test_a_stop_keeps_trying_the_record_within_its_budget(
+        self, own_redis: tuple[aioredis.Redis, str], mail: MailCatcher
+    ) -> None:
+        """The service is stopping (a deploy) while Redis refuses a sent email's record for a
+        second (a failover): the record is still tried until taken, inside the shutdown
+        budget, so a redelivery finds it and sends nothing. Before, a stop gave up on the
+        record at once: the redelivery sent the email again."""
+        async with refused_record(own_redis, mail, 1.0) as (nudge, deliverer, _settings):
+            deliverer.stopping.set()
+            result = await deliverer.deliver(nudge)
+        assert [(o.type, o.data.partner_id) for o in result.outcomes] == [("nudge.sent.v1", "maya")]
+        assert (await deliverer.deliver(nudge)).retry == []
+        assert mail.count == 1
+
+    async def test_a_stop_gives_the_record_up_at_the_end_of_its_budget(
+        self, own_redis: tuple[aioredis.Redis, str], mail: MailCatcher
+    ) -> None:
+        """Redis refuses the record for longer than the shutdown budget: the stop does not
+        wait past it (the error is raised, the entry stays pending)."""
+        budget = timedelta(seconds=0.5)
+        async with refused_record(own_redis, mail, 3.0, shutdown_timeout=budget) as refused:
+            refused.deliverer.stopping.set()
+            started = time.monotonic()
+            with pytest.raises(RedisError):
+                await refused.deliverer.deliver(refused.nudge)
+            waited = time.monotonic() - started
+        print(f"gave the record up after {waited:.2f} s (budget 0.5 s)")
+        assert waited < 2.5
 
 
 _Entries = list[tuple[bytes, dict[bytes, bytes]]]
