@@ -50,6 +50,9 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                expires after the replay window
     nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
                                                and the last loss (services/common/state_marker.py)
+    nudges:state:{s00}                 string  on a cluster: the state epoch shard 00's primary
+                                               holds (its marker's copy; gone: that primary
+                                               lost its state)
 
 Every key of one shard shares its hash tag, so one Lua script may touch a couple's state, the
 shard's timers and its due stream on Redis Cluster. A couple's shard is a stable hash of its id.
@@ -117,6 +120,10 @@ class Keys:
     def state(self) -> str:
         """The state marker, in the outcomes stream's cluster slot (see the module docstring)."""
         return f"{self.prefix}:state:{{{self.outcomes}}}"
+
+    def shard_state(self, shard: int) -> str:
+        """The state epoch the primary of `shard` holds, on a cluster (state_marker.py)."""
+        return f"{self.prefix}:state:{self._tag(shard)}"
 
     def replay(self, source: str, digest: str) -> str:
         """A webhook request or event already acted on: `digest` of the relay's own id."""

@@ -30,6 +30,15 @@ So every process remembers the *state epoch* it runs in, and Redis holds it in o
 so exactly one process reports a loss, and the notice goes out in the same atomic step (the
 marker shares the outcomes stream's cluster slot). Times are wall-clock: a demo's simulated
 clock schedules nudges, not outages.
+
+On a cluster (`per_shard`) the marker sits on one primary, and another primary can come back
+empty on its own: its shards' couples, timers and groups gone, the marker intact. So each shard
+also holds a copy of the epoch in its own slot (`Keys.shard_state`), written by every process
+that learns an epoch. A copy that is missing while the marker still names the caller's epoch is
+a loss too: OBSERVE is then called with `part` set, and for a caller whose epoch the marker
+still names it begins a new epoch and reports, as if the marker were gone (once: the others
+find another epoch, with "lost"). The notice then stands for the whole state: publishers
+republish every couple, which is harmless for those whose state was kept.
 """
 
 from __future__ import annotations
@@ -70,7 +79,8 @@ OBSERVE: Final = f"""
 -- KEYS: 1 marker hash, 2 outcomes stream (same cluster slot)
 -- ARGV: 1 the caller's epoch ('' at start-up), 2 a fresh epoch id, 3 now ms,
 --       4 the caller's name, 5 when the caller's epoch began (ms, '' if none),
---       6 the notice's JSON (XADDed only when this call reports), 7 outcomes maxlen
+--       6 the notice's JSON (XADDed only when this call reports), 7 outcomes maxlen,
+--       8 '1': the caller found a shard's copy of its epoch gone (part of the state lost)
 -- Returns {{verdict, epoch, began, lost, by, prev}} of the marker as it is afterwards
 -- ('' for absent fields).
 local function report()
@@ -78,6 +88,7 @@ local function report()
 end
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'began', 'lost', 'by', 'prev')
 local epoch = cur[1]
+if epoch and epoch == ARGV[1] and ARGV[8] == '1' then epoch = false end  -- as if gone
 if not epoch then
   if ARGV[1] == '' then
     redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'began', ARGV[3])
@@ -199,9 +210,11 @@ class StateMarker:
         producer: str,
         outcomes_maxlen: int,
         clock: Clock | None = None,
+        per_shard: bool = False,
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.per_shard = per_shard  # a copy of the epoch in each shard's slot (a cluster)
         self.name = name
         self.producer = producer
         self.outcomes_maxlen = outcomes_maxlen
@@ -214,11 +227,16 @@ class StateMarker:
 
     async def observe(self, known: StateEpoch | None) -> Observation:
         """Compare what this process knows with the marker (see OBSERVE). One HGET when
-        nothing changed; the script only when the epoch differs or is missing."""
+        nothing changed (with `per_shard`, and a GET per shard, in one pipeline); the script
+        only when the epoch differs or is missing, or a shard's copy of it is gone."""
+        part = False
         if known is not None:
-            current = await self.redis.hget(self.keys.state, "epoch")
-            if isinstance(current, bytes) and current.decode() == known.epoch:
-                return Observation("same", known)
+            current, copies = await self._epochs()
+            if current == known.epoch:
+                part = None in copies
+                if not part:
+                    await self._copy(known.epoch, copies)
+                    return Observation("same", known)
         now = self.clock.now()
         notice = (
             ""
@@ -239,8 +257,37 @@ class StateMarker:
                     "" if known is None else epoch_ms(known.began_at),
                     notice,
                     self.outcomes_maxlen,
+                    "1" if part else "",
                 ],
             ),
         )
         verdict = cast("Verdict", reply[0].decode())
-        return Observation(verdict, _epoch(list(reply[1:])))
+        seen = Observation(verdict, _epoch(list(reply[1:])))
+        if self.per_shard:
+            await self._copy(seen.epoch.epoch, (await self._epochs())[1])
+        return seen
+
+    async def _epochs(self) -> tuple[str | None, list[str | None]]:
+        """The marker's epoch and, with `per_shard`, each shard's copy (None: absent)."""
+        if not self.per_shard:
+            return _text(await self.redis.hget(self.keys.state, "epoch")), []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.state, "epoch")
+            for shard in range(self.keys.shards):
+                pipe.get(self.keys.shard_state(shard))
+            replies = await pipe.execute()
+        return _text(replies[0]), [_text(v) for v in replies[1:]]
+
+    async def _copy(self, epoch: str, copies: list[str | None]) -> None:
+        """Write `epoch` into each shard's copy that holds something else or nothing."""
+        stale = [s for s, copy in enumerate(copies) if copy != epoch]
+        if not stale:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in stale:
+                pipe.set(self.keys.shard_state(shard), epoch)
+            await pipe.execute()
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

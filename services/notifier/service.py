@@ -149,6 +149,7 @@ class NotifierService:
             name=self.consumer,
             producer=PRODUCER,
             outcomes_maxlen=settings.outcomes_maxlen,
+            per_shard=settings.redis_cluster,  # a primary may lose its shards alone
         )
         self.watch = StateWatcher(
             marker,

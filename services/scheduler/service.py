@@ -111,6 +111,7 @@ class SchedulerService:
             name=self.consumer,
             producer=PRODUCER,
             outcomes_maxlen=settings.outcomes_maxlen,
+            per_shard=settings.redis_cluster,  # a primary may lose its shards alone
         )
         self.watch = StateWatcher(
             marker,

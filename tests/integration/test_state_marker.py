@@ -121,3 +121,37 @@ class TestLoss:
         await marker(redis, key_prefix, "a", clock).observe(second)
         ids = [n.event_id for n in await notices(redis, key_prefix)]
         assert len(ids) == len(set(ids)) == 2
+
+
+class TestShardCopies:
+    """`per_shard` (a cluster): each shard's slot holds a copy of the epoch; one gone is a
+    loss of that shard's primary, the marker being elsewhere and intact."""
+
+    async def test_a_shard_copy_gone_is_reported_once_and_then_rewritten(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        clock = ManualClock(BEGAN)
+        keys = Keys(key_prefix, shards=4)
+
+        def shard_marker(name: str) -> StateMarker:
+            return StateMarker(
+                redis, keys, name=name, producer="nudge-tests", outcomes_maxlen=1000,
+                clock=clock, per_shard=True,
+            )  # fmt: skip
+
+        epoch = (await shard_marker("first").observe(None)).epoch
+        copies = [keys.shard_state(s) for s in range(4)]
+        assert await redis.mget(copies) == [epoch.epoch.encode()] * 4
+        assert (await shard_marker("first").observe(epoch)).verdict == "same"
+        await redis.delete(keys.shard_state(2))  # shard 2's primary came back empty
+        clock.advance(timedelta(minutes=1))
+        seen = await asyncio.gather(*(shard_marker(f"p{i}").observe(epoch) for i in range(5)))
+        assert sorted(s.verdict for s in seen) == ["reported", "seen", "seen", "seen", "seen"]
+        [notice] = await notices(redis, key_prefix)
+        assert notice.data.lost_epoch_began_at == BEGAN
+        new = seen[0].epoch
+        assert new.epoch != epoch.epoch
+        assert new.lost_at == clock.now()
+        assert await redis.mget(copies) == [new.epoch.encode()] * 4
+        assert (await shard_marker("p0").observe(new)).verdict == "same"
+        assert len(await notices(redis, key_prefix)) == 1

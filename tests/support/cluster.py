@@ -12,12 +12,14 @@ the cluster with plain commands through redis-py (no valkey-cli):
    replica's link to its primary is up (a replica that never synced cannot take over).
 
 `kill(node)` is kill -9; `wait_failover(old)` waits until one of the killed primary's
-replicas serves its slots.
+replicas serves its slots; `restart_empty(primary)` kills a primary and its replicas and starts
+them again without their data (their cluster configuration kept): a primary that lost its state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,6 +169,20 @@ class LocalCluster:
             node.process.send_signal(signal.SIGKILL)
             node.process.wait(timeout=10)
         self._close_log(node)
+
+    def restart_empty(self, primary: ClusterNode) -> list[ClusterNode]:
+        """kill -9 `primary` and its replicas, remove their data (AOF, RDB) and start them
+        again on their ports with their nodes.conf: the primary serves its slots again, empty,
+        and its replicas follow it. Returns the nodes restarted, the primary first."""
+        group = [primary] + [n for n in self.nodes if n.primary_index == primary.index]
+        for node in group:
+            self.kill(node)
+        for node in group:
+            shutil.rmtree(node.data_dir / "appendonlydir", ignore_errors=True)
+            (node.data_dir / "dump.rdb").unlink(missing_ok=True)
+            self._spawn(node)  # the primary first: its replica finds it there
+            self._wait_ping(node, timeout=20.0)
+        return group
 
     # ---- who serves what --------------------------------------------------------------------
 
