@@ -303,6 +303,30 @@ class DailyCadence(StrictModel):
 class MonthlyCadence(StrictModel):
     """Monthly on the n-th weekday (nth=-1 is the last) or on a day of the month (1-28)."""
 
+    # JSON Schema of _one_form: weekday and nth, or day (a field left out or null is unset).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["weekday", "nth"],
+                    "properties": {
+                        "weekday": {"type": "string"},
+                        "nth": {"type": "integer"},
+                        "day": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["day"],
+                    "properties": {
+                        "day": {"type": "integer"},
+                        "weekday": {"type": "null"},
+                        "nth": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
+
     repeat: Literal["monthly"]
     at: LocalTime
     weekday: Weekday | None = None
@@ -460,7 +484,27 @@ class CoupleContext(StrictModel):
     )
 
 
+# JSON Schema of the plan rules of PreferencesSetData._references_resolve that read one plan:
+# only date nights draw from the jar, only check-ins name a format.
+_ONLY_CATALOG: Final[JsonDict] = {"source": {"const": "catalog"}}
+_NO_FORMAT: Final[JsonDict] = {"format": {"type": "null"}}
+
+
 class Nudges(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "properties": {
+                        "date_night": {"properties": _NO_FORMAT},
+                        "check_in": {"properties": _ONLY_CATALOG},
+                        "appreciation": {"properties": {**_ONLY_CATALOG, **_NO_FORMAT}},
+                    }
+                }
+            ]
+        }
+    )
+
     date_night: NudgePlan | None = None
     check_in: NudgePlan | None = None
     appreciation: NudgePlan | None = None
