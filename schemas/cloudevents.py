@@ -13,7 +13,10 @@ envelope. The attributes map one to one:
                   datacontenttype     optional; if given, "application/json"
 
 Nothing else is accepted (no `data_base64`, `subject`, `dataschema` or extension attributes):
-as with the envelope, an unknown attribute is refused, with a reason that names it. Each type
+as with the envelope, an unknown attribute is refused, with a reason that names it. An
+attribute whose value is JSON `null` is unset, as the CloudEvents JSON format requires of a
+decoder (section 2.2: `"subject": null` is an event without a subject); `data` is not an
+attribute, and a null one is refused. Each type
 has its own CloudEvent model built from the envelope model's own field types, so validation is
 the same rule for rule, and a bad attribute is reported under its CloudEvents name (`time`,
 not `occurred_at`). A valid CloudEvent then becomes the envelope event, which runs the
@@ -23,10 +26,11 @@ envelope model's validators again.
 from __future__ import annotations
 
 import functools
+import json
 import operator
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from couples_nudge_schemas._base import Envelope, EventId, Instant, Producer, StrictModel
 from couples_nudge_schemas._reasons import describe
@@ -52,11 +56,14 @@ def _annotation(event: type[Envelope], field: str) -> Any:
 class _CloudAttributes(StrictModel):
     """The CloudEvents attributes every preference event has, with the envelope's rules."""
 
+    # Any other attribute is refused, unless it is null (unset: `_without_nulls`).
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": {"type": "null"}})
+
     specversion: Literal["1.0"]
     id: EventId = Field(description="The envelope's event_id: a UUID.")
     source: Producer = Field(description="The envelope's producer: the publishing app.")
     time: Instant = Field(description="The envelope's occurred_at.")
-    datacontenttype: Literal["application/json"] = CONTENT_TYPE
+    datacontenttype: Literal["application/json"] | None = CONTENT_TYPE
 
 
 def _cloud_model(event: type[Envelope]) -> type[BaseModel]:
@@ -83,7 +90,7 @@ def parse_preference_cloudevent(raw: bytes | str) -> PreferenceEvent:
     if size > MAX_EVENT_BYTES:
         raise EventRejected(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
     try:
-        cloud = _cloud.validate_json(raw)
+        cloud = _cloud.validate_json(_without_nulls(raw))
         event = _envelope.validate_python(
             {
                 "type": cloud.type,
@@ -96,6 +103,22 @@ def parse_preference_cloudevent(raw: bytes | str) -> PreferenceEvent:
     except ValidationError as exc:
         raise EventRejected("cloudevent: " + describe(exc)) from None
     return event
+
+
+def _without_nulls(raw: bytes | str) -> bytes | str:
+    """The CloudEvent without its null attributes: a decoder MUST treat a null attribute as
+    unset (CloudEvents JSON format, 2.2). `data` is the payload, not an attribute: it stays.
+    Read again from JSON text, so that validation stays JSON validation (strict Python
+    validation would refuse a list for a tuple); only text naming `null` is read twice."""
+    if b"null" not in (raw.encode() if isinstance(raw, str) else raw):
+        return raw
+    try:
+        event = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+        return raw  # the validator says what is wrong with it
+    if not isinstance(event, dict) or None not in event.values():
+        return raw
+    return json.dumps({k: v for k, v in event.items() if v is not None or k == "data"})
 
 
 def to_cloudevent(event: Envelope) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 from couples_nudge.scheduler.entries import read_entry
 from couples_nudge_schemas import EventRejected, parse_preference
 from couples_nudge_schemas.cloudevents import parse_preference_cloudevent, to_cloudevent
-from tests.support.contracts import EXAMPLES, event_types
+from tests.support.contracts import EXAMPLES, Verdict, event_types, verdict
 
 PREFERENCE_TYPES = sorted(event_types("preference-event"))
 
@@ -62,6 +62,22 @@ class TestMapping:
         """datacontenttype is optional in CloudEvents; JSON data is what it would say."""
         assert parse_preference_cloudevent(json.dumps(cloud(datacontenttype=None)))
 
+    def test_a_null_attribute_is_unset(self) -> None:
+        """CloudEvents JSON format 2.2: a decoder MUST treat a null attribute as unset, so
+        the spec's own examples (`"subject": null`, `"unsetextension": null`) and a serialiser
+        that writes every optional attribute (`"datacontenttype": null`) give the same event
+        as one that leaves them out; the JSON Schema agrees."""
+        plain = cloud()
+        nulls = {**plain, "datacontenttype": None, "subject": None, "dataschema": None}
+        nulls["unsetextension"] = None
+        assert parse_preference_cloudevent(json.dumps(nulls)) == parse_preference_cloudevent(
+            json.dumps(plain)
+        )
+        assert verdict("preference-event", nulls) == Verdict(None, ())
+        # Unset is still unset where the attribute is required here.
+        assert "time: Field required" in refusal({**plain, "time": None})
+        assert not verdict("preference-event", {**plain, "time": None}).schema_accepts
+
 
 class TestRefusals:
     @pytest.mark.parametrize(
@@ -95,6 +111,14 @@ class TestRefusals:
         assert "evil" not in said
         assert "xxxx" not in said
 
+    def test_a_null_beside_data_nested_thousands_deep_is_refused_not_raised(self) -> None:
+        """Unsetting null attributes reads the text once more (Python's json, which raises
+        RecursionError, not ValueError, on arrays 30,000 deep): refused like any bad JSON."""
+        raw = b'{"specversion": "1.0", "x": null, "data": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+        _payload, outcome = read_entry({b"__data__": raw})
+        assert isinstance(outcome, EventRejected)
+        assert outcome.reason.startswith("cloudevent: ")
+
     def test_an_oversized_cloudevent_is_refused_before_parsing(self) -> None:
         """The 64 KiB limit holds for the CloudEvents form too."""
         said = refusal(cloud(data={"couple_id": "maya-sam", "pad": "x" * 70_000}))
@@ -111,4 +135,5 @@ def test_the_schema_of_the_cloudevents_form_is_exported() -> None:
     assert set(schema["discriminator"]["mapping"]) == set(PREFERENCE_TYPES)
     one = schema["$defs"]["PreferencesSetCloudEvent"]
     assert set(one["required"]) == {"specversion", "id", "source", "type", "time", "data"}
-    assert one["additionalProperties"] is False
+    # Unknown attributes are refused; a null one is unset (TestMapping).
+    assert one["additionalProperties"] == {"type": "null"}
