@@ -24,7 +24,7 @@ from couples_nudge.notifier.catalog_cli import catalog
 from couples_nudge.notifier.render_cli import render
 from couples_nudge.operator.status_cli import status
 from couples_nudge.operator.trace_cli import trace
-from couples_nudge_schemas import PreferenceEvent, PreferencesSet, json_schemas, parse_preference
+from couples_nudge_schemas import EventRejected, PreferenceEvent, PreferencesSet, json_schemas
 
 __all__ = ["GuardedGroup", "app"]
 
@@ -236,7 +236,13 @@ def _live_answers(couple_id: str) -> Any:
 
 @app.command()
 def publish(
-    file: Annotated[Path, typer.Argument(help="A preference event as JSON (set/pause/erase...).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A preference event as JSON (set/pause/erase...), in our envelope or as a "
+            "CloudEvent (structured mode)."
+        ),
+    ],
 ) -> None:
     """Validate a preference event and publish it on the preferences stream."""
     from couples_nudge.common.runtime import redis_client
@@ -287,11 +293,18 @@ def schema_asyncapi(directory: Annotated[Path, typer.Argument()] = Path("docs/as
 
 
 def _read_event(file: Path) -> PreferenceEvent:
-    """The event in `file`; a missing file, invalid JSON or event is a one-line usage error."""
+    """The event in `file`, read as the scheduler reads an entry's payload: our envelope, or
+    a CloudEvents structured-mode JSON object (docs/publishers.md). A missing file, invalid
+    JSON or event is a one-line usage error."""
+    from couples_nudge.scheduler.entries import read_payload
+
     name = bounded(str(file))
     raw = file.read_bytes()
     try:
         json.loads(raw)  # only to say where the JSON breaks: the schema parses it below
-        return parse_preference(raw)
+        _payload, event = read_payload(raw)
+        if isinstance(event, EventRejected):
+            raise event
+        return event
     except (ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"{name}: {explain(exc).message}") from exc
