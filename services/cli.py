@@ -245,12 +245,19 @@ def publish(
     ],
 ) -> None:
     """Validate a preference event and publish it on the preferences stream."""
+    from couples_nudge.common.clock import epoch_ms
     from couples_nudge.common.runtime import redis_client
-    from couples_nudge.common.settings import CommonSettings
     from couples_nudge.common.streams import DATA_FIELD
+    from couples_nudge.scheduler.ingest import ahead_reason
+    from couples_nudge.scheduler.settings import SchedulerSettings
 
     event = _read_event(file)
-    settings = CommonSettings()
+    settings = SchedulerSettings()
+    # The scheduler's one check that is not the models': it would refuse, on the rejected
+    # stream, an event dated past its clock plus NUDGE_FUTURE_TOLERANCE (its horizon_ms).
+    tolerance_s = int(settings.future_tolerance.total_seconds())
+    if epoch_ms(event.occurred_at) > epoch_ms(datetime.now(UTC)) + tolerance_s * 1000:
+        raise CliError(f"{bounded(str(file))}: {ahead_reason(tolerance_s)}")
 
     async def send() -> bytes:
         redis = redis_client(settings)

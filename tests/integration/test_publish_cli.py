@@ -5,7 +5,8 @@ applies. Either wire form the scheduler reads is a valid FILE: our envelope or a
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.streams import read_entries
 from couples_nudge.scheduler.service import SchedulerService
-from tests.support.cli import cli_env, nudge
+from tests.support.cli import cli_env, closed_port, nudge
 from tests.support.contracts import EXAMPLES
 from tests.support.settings import scheduler_settings
 from tests.support.waiting import eventually
@@ -56,3 +57,26 @@ class TestPublishCommand:
         assert ran.code == 2
         [line] = ran.err_lines
         assert "not a valid preference event: cloudevent: preferences.paused.v1.time:" in line
+
+    def test_an_event_dated_past_the_tolerance_is_refused_before_the_xadd(
+        self, tmp_path: Path
+    ) -> None:
+        """The scheduler refuses an event dated more than NUDGE_FUTURE_TOLERANCE ahead of its
+        clock; `nudge publish` said "published" and the event went to the rejected stream.
+        Now it refuses it with the scheduler's reason (exit 2, before reaching Redis: the
+        server here is unreachable), and reads the same setting."""
+        path = tmp_path / "later.json"
+        later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        event = json.loads((EXAMPLES / "events/couple.erased.v1.json").read_text())
+        path.write_text(json.dumps({**event, "occurred_at": later}))
+        unreachable = f"redis://127.0.0.1:{closed_port()}/0"
+        ran = nudge("publish", str(path), env=cli_env(REDIS_URL=unreachable))
+        assert ran.code == 2
+        assert ran.err_lines == [
+            f"nudge: {path}: occurred_at: more than 300 s ahead of the service's clock; a "
+            "future-dated event would win over every later one (fix the publisher's clock)"
+        ]
+        allowed = cli_env(REDIS_URL=unreachable, NUDGE_FUTURE_TOLERANCE="PT3H")
+        ran = nudge("publish", str(path), env=allowed)
+        assert ran.code == 1  # valid: it went on to Redis, which is not there
+        assert "cannot reach Redis" in ran.err
