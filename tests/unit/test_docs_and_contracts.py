@@ -7,15 +7,22 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from typer.testing import CliRunner
 
 from couples_nudge.cli import app
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.scheduler.settings import SchedulerSettings
-from couples_nudge_schemas import json_schemas
+from couples_nudge_schemas import (
+    NudgeFailedData,
+    NudgeSentData,
+    NudgeSuppressedData,
+    SuppressionReason,
+    json_schemas,
+)
 from tests.support import config_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,3 +125,24 @@ class TestReliabilityPromises:
             if func not in methods.get(cls, set()):
                 missing.append(f"{path}::{cls}::{func}")
         assert missing == []
+
+
+class TestOutcomesAsConsumersReadThem:
+    """docs/publishers.md, "Reading outcomes": what a consumer of nudges:outcomes meets."""
+
+    @staticmethod
+    def section() -> str:
+        doc = (REPO / "docs" / "publishers.md").read_text(encoding="utf-8")
+        return doc.split("## Reading outcomes", 1)[1].split("\n## ", 1)[0]
+
+    def test_every_suppression_reason_has_its_row(self) -> None:
+        """Each value the code can give `reason` is explained in the table, and no other
+        (the list ended in "..." and lacked `no_channel`)."""
+        rows = set(re.findall(r"^\| `(\w+)` \|", self.section(), re.MULTILINE))
+        assert rows - {"reason"} == set(get_args(SuppressionReason))  # but the header
+
+    @pytest.mark.parametrize("model", [NudgeSentData, NudgeFailedData, NudgeSuppressedData])
+    def test_every_field_of_an_outcome_is_named(self, model: type[BaseModel]) -> None:
+        """A consumer meets every field of the three outcomes: each is named there."""
+        named = set(re.findall(r"`(\w+)`", self.section()))
+        assert set(model.model_fields) - named == set()
