@@ -41,6 +41,11 @@ _SPECVERSION = b'"specversion"'
 # plus FastStream's frame and headers. ~400 KB: parsed in milliseconds.
 _WRAPPED_LIMIT: Final = 6 * MAX_EVENT_BYTES + 16 * 1024
 NOT_TEXT = "entry: without a __data__ field, field names and values must be UTF-8 text"
+BINARY_MODE = (
+    "entry: CloudEvents binary mode (ce_* fields) is not read; put the structured-mode JSON "
+    "(or the envelope) in the __data__ field"
+)
+_CE_PREFIX = b"ce_"
 
 
 class Read(NamedTuple):
@@ -63,6 +68,10 @@ def read_entry(fields: Mapping[bytes, bytes]) -> Read:
             return _new_read(Read, (data, parse_preference(data)))
         except EventRejected as refused:
             return _refused(data, refused)
+    if any(name.startswith(_CE_PREFIX) for name in fields):  # rare: no __data__ at all
+        # Binary mode's attributes as fields (the Kafka binding's ce_ headers): they would
+        # be read as an envelope, and refused for a missing "type", which says nothing.
+        return Read(_escaped(fields), EventRejected(BINARY_MODE))
     try:
         stored = dump_json(fields)  # what FastStream makes of them (bytes read as UTF-8)
     except UnicodeDecodeError:

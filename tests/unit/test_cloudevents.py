@@ -119,6 +119,22 @@ class TestRefusals:
         assert isinstance(outcome, EventRejected)
         assert outcome.reason.startswith("cloudevent: ")
 
+    def test_binary_mode_fields_are_refused_with_a_reason_that_says_so(self) -> None:
+        """CloudEvents binary mode (attributes as ce_* fields beside the data) is not read:
+        the reason says so, where it was "Unable to extract tag using discriminator"."""
+        fields = {
+            b"ce_specversion": b"1.0",
+            b"ce_type": b"preferences.paused.v1",
+            b"ce_id": b"7f1c9a52-3c2e-4f55-9d7e-0d2f0f4a1b11",
+            b"ce_source": b"/couples-app",
+            b"ce_time": b"2026-11-20T18:00:00Z",
+            b"data": b'{"couple_id": "maya-sam"}',
+        }
+        _payload, outcome = read_entry(fields)
+        assert isinstance(outcome, EventRejected)
+        assert "CloudEvents binary mode" in outcome.reason
+        assert "discriminator" not in outcome.reason
+
     def test_an_oversized_cloudevent_is_refused_before_parsing(self) -> None:
         """The 64 KiB limit holds for the CloudEvents form too."""
         said = refusal(cloud(data={"couple_id": "maya-sam", "pad": "x" * 70_000}))
