@@ -33,7 +33,9 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                occurrence>|<trigger>": nudges sent since the
                                                last answer (the listening cadence;
                                                services/notifier/engagement.py); expires
-    nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms
+    nudges:tombstones:{s00}            zset    blake2b(couple id) -> erased at ms, kept
+                                               NUDGE_TOMBSTONE_RETENTION (ERASE and the timer
+                                               loop trim it)
     nudges:changes:{s00}               string  the shard's change counter (server clock in
                                                us): bumped by every script that rewrites a
                                                couple hash (lua.BUMP); FIRE trusts what a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, cast
@@ -232,6 +233,12 @@ class ScheduleStore:
             ],
             args=[couple_digest(couple_id), occurred_ms, retention_ms, couple_id],
         )
+
+    async def trim_tombstones(self, shards: Sequence[int], before_ms: int) -> None:
+        """Forget the shards' erasures at or before `before_ms` (ERASE trims its own shard's
+        so when it erases: a shard without another erasure kept its last ones for ever)."""
+        trims = [self.keys.tombstones(s) for s in shards]
+        await asyncio.gather(*(self.redis.zremrangebyscore(k, "-inf", before_ms) for k in trims))
 
     async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
         """1 written, 0 older than the stored value, -1 unknown couple, -2 erased after the

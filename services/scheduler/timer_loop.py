@@ -73,6 +73,9 @@ _OUTCOME_CHUNK = 1000
 _UNREPORTED_MAX = 100_000
 _CHUNK = 200  # timers per FIRE call; a batch is several chunks, fired while the next computes
 _IN_FLIGHT = 2  # FIRE calls sent ahead of their replies
+# How often (on the clock) a replica trims the tombstones of the shards it fires to
+# NUDGE_TOMBSTONE_RETENTION (`_trim_tombstones`): one ZREMRANGEBYSCORE a shard an hour.
+_TRIM_TOMBSTONES_MS = 3_600_000
 # (rule, zone, quiet hours, nominal ms, score, grace): what a schedule's Timing depends on,
 # besides `now`. A dictionary key, hashed as a whole and never read by position.
 _TimingKey = tuple[Rule, str, tuple[QuietWindow, ...], int, int, timedelta]
@@ -171,6 +174,7 @@ class TimerLoop:
         # Suppressed outcomes of timers FIRE already moved, not yet taken by Redis: published
         # before anything else by the next tick (`_publish_unreported`).
         self.unreported: deque[NudgeSuppressed] = deque()
+        self._tombstones_trimmed_ms = 0  # when `_trim_tombstones` last ran (clock ms)
 
     async def tick(self, shard: int) -> int:
         """Handle one batch of due timers of one shard; returns how many were due.
@@ -599,6 +603,7 @@ class TimerLoop:
                     if await self.tick(shard) >= self.settings.batch_size:
                         busy = True
                 self.metrics.observe_timer_pass()
+                await self._trim_tombstones(shards)
                 if busy:
                     continue
                 heads = [await self.store.next_due_ms(shard) for shard in shards]
@@ -610,6 +615,18 @@ class TimerLoop:
                 backoff = min(backoff * 2, 10.0)
                 continue
             await self._sleep_until([h for h in heads if h is not None], stop)
+
+    async def _trim_tombstones(self, shards: list[int]) -> None:
+        """Forget the erasures older than NUDGE_TOMBSTONE_RETENTION on the shards this replica
+        fires, once an hour: ERASE trims a shard's tombstones only when it erases another
+        couple of it, so a shard's last erasures were otherwise kept, and kept refusing their
+        couple's older events, for ever (tests/integration/test_erasure_replays.py)."""
+        now_ms = epoch_ms(self.clock.now())
+        if now_ms - self._tombstones_trimmed_ms < _TRIM_TOMBSTONES_MS:
+            return
+        retention_ms = int(self.settings.tombstone_retention.total_seconds() * 1000)
+        await self.store.trim_tombstones(shards, now_ms - retention_ms)
+        self._tombstones_trimmed_ms = now_ms
 
     async def _look_ahead_near(self, shards: list[int], heads: list[int | None]) -> None:
         """Look ahead on the shards whose next timer is within the window, or within the

@@ -12,6 +12,7 @@ scrubbed like the others.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,6 +143,42 @@ class TestACoupleCreatedAgain:
         couple = cast("dict[bytes, bytes]", await redis.hgetall(settings.keys.couple(COUPLE)))
         assert couple[b"rev"] == b"1"
         assert b"pause:sam" in couple
+
+
+class TestTombstonesExpire:
+    async def test_the_timer_loop_forgets_erasures_past_the_retention(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """NUDGE_TOMBSTONE_RETENTION is how long an erasure is remembered: a running scheduler
+        drops the tombstones older than that and keeps the younger ones. ERASE trimmed only
+        its own shard's tombstones, when another couple of it was erased, so the last erasures
+        of a shard were kept (and kept blocking their couple's events) for ever: in a soak of a
+        year the last two erasures were 83 days old, 53 past the 30-day retention, with no
+        later erasure to trim them."""
+        settings = scheduler_settings(redis_url, key_prefix, max_poll_seconds=0.05)
+        now = T0 + timedelta(days=40)
+        clock = ManualClock(now)
+        store = ScheduleStore(redis, settings.keys, due_maxlen=1000)
+        ingest = PreferenceIngest(store, clock, settings)
+        old, young = "old-couple", "young-couple"
+        for couple, at in ((old, T0), (young, T0 + timedelta(days=20))):
+            erase = envelope("couple.erased.v1", {"couple_id": couple}, at)
+            assert await ingest.apply(parse_preference(erase)) == "erased"
+        tombstones = settings.keys.tombstones(0)
+        assert await redis.zcard(tombstones) == 2  # the later erasure trimmed nothing: 20 < 30
+        stop = asyncio.Event()
+        run = asyncio.create_task(TimerLoop(store, clock, settings).run(stop))
+        try:
+            gone = await eventually(
+                lambda: redis.zscore(tombstones, couple_digest(old)),
+                until=lambda score: score is None,
+                within=5,
+            )
+        finally:
+            stop.set()
+            await run
+        assert gone is None
+        assert await redis.zrange(tombstones, 0, -1) == [couple_digest(young).encode()]
 
 
 @pytest.mark.usefixtures("redis")
