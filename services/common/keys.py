@@ -15,12 +15,15 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
                                                daily-cap slots "occurrence|partner|cap(ped)",
                                                and "occurrence|partner|channel|sending" -> ms,
-                                               written before a send (services/notifier/caps.py)
+                                               written before a send (services/notifier/caps.py);
+                                               expires NUDGE_IDEMPOTENCY_RETENTION and a day
+                                               after the last send
     nudges:outbox:{s00}:<couple>       hash    outcomes recorded but not yet on the outcomes
                                                stream: "occurrence|partner|channel" -> event
                                                JSON, "occurrence|partner|capped" -> ms
                                                (services/notifier/state.py); usually empty
-    nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window)
+    nudges:seen:{s00}:<couple>         zset    content ids the couple saw -> ms (repeat window);
+                                               expires the window and a day after the last one
     nudges:jar:{s00}:<couple>          hash    the couple's own date jar: idea id -> JSON
                                                {text, added_by, added_at} (at most 200)
     nudges:jardraws:{s00}:<couple>     hash    the jar's draws: "d:<idea id>" -> ms for ideas

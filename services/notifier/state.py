@@ -75,7 +75,10 @@ RECORD_SENT: Final = """#!lua flags=allow-oom
 --       as arguments of their own wrote. 1 + r arguments instead of 5 + 3r: the client packed
 --       each with a sprintf (~1.3k instructions; docs/performance.md, branch h/notify12).
 -- Returns 1 if recorded, 0 if the couple is gone. Sightings older than the repeat window
--- can no longer affect a choice, so they are trimmed: the seen set stays bounded.
+-- can no longer affect a choice, so they are trimmed: the seen set stays bounded. Both sets
+-- expire a retention (a window) and a day after their last write: a couple sent nothing
+-- more (unsubscribed, paused) kept its records for ever, since only the next send trimmed
+-- them (the day: slack between the service's clock and Redis's).
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local arg = cjson.decode(ARGV[1])
 local shown = false
@@ -92,8 +95,10 @@ for i = 6, #arg, 2 do
 end
 if arg[5] ~= '' then redis.call('HSET', KEYS[1], arg[5], arg[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(arg[1]) - tonumber(arg[2]))
+redis.call('PEXPIRE', KEYS[2], string.format('%.0f', tonumber(arg[2]) + 86400000))
 if shown then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(arg[3]) - tonumber(arg[4])))
+  redis.call('PEXPIRE', KEYS[3], string.format('%.0f', tonumber(arg[4]) + 86400000))
 end
 return 1
 """

@@ -36,6 +36,27 @@ class TestRecordSent:
         sent = cast("list[bytes]", await redis.zrange(keys.sent("c1"), 0, -1))
         assert len(sent) == 14  # records exactly 14 days old are already trimmed
 
+    async def test_a_couple_sent_nothing_more_keeps_its_records_no_longer_than_the_retention(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The sent and seen sets expire a retention (a repeat window) and a day after their
+        last write. Only the next send trimmed them: a year's soak found a couple that had
+        unsubscribed keeping 29 send records 183 days old (retention 14 days) and 64
+        sightings 257 days old (window 90 days), with no expiry."""
+        keys = notifier_settings(redis_url, key_prefix).keys
+        state = NotifierState(redis, keys)
+        await redis.hset(keys.couple("c1"), "rev", 1)
+        await state.record_sent(
+            "c1",
+            [(idempotency_key("c1/a/maya@1", "maya", "email"), "item-1", b"")],
+            scheduled_ms=DAY,
+            now_ms=DAY,
+            retention_ms=14 * DAY,
+            repeat_window_ms=30 * DAY,
+        )
+        assert 14 * DAY < await redis.pttl(keys.sent("c1")) <= 15 * DAY
+        assert 30 * DAY < await redis.pttl(keys.seen("c1")) <= 31 * DAY
+
     async def test_nothing_is_recorded_for_an_erased_couple(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
