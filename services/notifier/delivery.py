@@ -436,6 +436,7 @@ class Delivery:
                 nudge.kind,
                 nudge.occurrence_id,
                 limit=self.settings.listen_after,
+                now_ms=epoch_ms(self.clock.now()),
             ):
                 result.feedback.append(
                     ignored_feedback(

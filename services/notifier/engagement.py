@@ -15,7 +15,8 @@ nothing; a request whose publishing Redis refused gives its lease back (RELEASE)
 died mid-way leaves a lease that the next request takes over after LEASE_MS; either way the
 next one publishes the same events again (same ids, same bytes: consumers dedupe). A request
 that finds the answer "busy" (a double tap) waits for the other to finish. Answers older than
-the links' lifetime are forgotten when a new one is claimed (ENGAGE).
+the links' lifetime are forgotten when a new one is claimed (ENGAGE) or a nudge is sent
+(STREAK).
 
 The streak (STREAK, per nudge sent to a partner): a nudge sent while the partner's previous
 nudge of that kind got no answer counts that one as ignored; `limit` ignored in a row trigger
@@ -97,9 +98,11 @@ return 1
 STREAK: Final = """
 -- One nudge of a kind sent to a partner: count the previous one as ignored if unanswered.
 -- KEYS: 1 couple hash, 2 engaged hash
--- ARGV: 1 field "s|<partner>|<kind>", 2 occurrence id, 3 limit, 4 keep ms
+-- ARGV: 1 field "s|<partner>|<kind>", 2 occurrence id, 3 limit, 4 keep ms, 5 now ms
 -- Returns 1 when this nudge completes `limit` ignored ones in a row (also when it is sent
--- again: a redelivery), else 0.
+-- again: a redelivery), else 0. Answers claimed longer ago than `keep` are forgotten here
+-- too (as in ENGAGE): this moves the hash's expiry, so a couple that stopped answering but
+-- is still sent nudges kept its old answers for ever.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local count, last, trigger = 0, '', ''
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
@@ -114,6 +117,13 @@ end
 if last ~= '' then count = count + 1 end
 trigger = ''
 if count >= tonumber(ARGV[3]) then count, trigger = 0, ARGV[2] end
+local now, all = tonumber(ARGV[5]), redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'a|' then
+    local first = tonumber(string.match(all[i + 1], '^(%d+)|'))
+    if first and now - first > tonumber(ARGV[4]) then redis.call('HDEL', KEYS[2], all[i]) end
+  end
+end
 redis.call('HSET', KEYS[2], ARGV[1], count .. '|' .. ARGV[2] .. '|' .. trigger)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if trigger == ARGV[2] then return 1 end
@@ -182,11 +192,12 @@ class EngagementStore:
         )
 
     async def sent(
-        self, couple_id: str, partner_id: str, kind: str, occurrence_id: str, *, limit: int
-    ) -> bool:
+        self, couple_id: str, partner_id: str, kind: str, occurrence_id: str, *, limit: int,
+        now_ms: int,
+    ) -> bool:  # fmt: skip
         """A nudge was sent to the partner; True when it completes an ignored streak."""
         triggered = await self._streak(
             keys=[self.keys.couple(couple_id), self.keys.engaged(couple_id)],
-            args=[streak_field(partner_id, kind), occurrence_id, limit, self.keep_ms],
+            args=[streak_field(partner_id, kind), occurrence_id, limit, self.keep_ms, now_ms],
         )
         return int(triggered) == 1

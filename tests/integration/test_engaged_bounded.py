@@ -41,7 +41,9 @@ class TestEngagedHash:
             at = START + timedelta(days=day)
             occurrence = f"{couple}/c/both@{int(at.timestamp())}"
             for partner in ("maya", "sam"):
-                await store.sent(couple, partner, "check_in", occurrence, limit=3)
+                await store.sent(
+                    couple, partner, "check_in", occurrence, limit=3, now_ms=epoch_ms(at)
+                )
                 claimed = await store.claim(
                     couple, occurrence, partner, "check_in", "done", now_ms=epoch_ms(at)
                 )
@@ -57,3 +59,29 @@ class TestEngagedHash:
             couple, recent, "maya", "check_in", "done", now_ms=epoch_ms(last_day)
         )
         assert again.state == "done"
+
+    async def test_answers_are_forgotten_while_unanswered_nudges_keep_coming(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A listening couple answers ten days, then only gets nudges for sixty: the old
+        answers go after the links' lifetime and a day although no answer comes to trim them
+        (every nudge sent moves the hash's expiry, so it never expires). Before, only a new
+        answer trimmed them: all ten were still there after sixty days."""
+        settings = notifier_settings(redis_url, key_prefix)
+        await plant(redis, settings, example()["data"], START)
+        store = EngagementStore(
+            redis, settings.keys, keep_ms=int(LINKS_LIVE.total_seconds() * 1000)
+        )
+        couple = "maya-sam"
+        for day in range(70):
+            at = START + timedelta(days=day)
+            occurrence = f"{couple}/c/both@{int(at.timestamp())}"
+            await store.sent(couple, "maya", "check_in", occurrence, limit=3, now_ms=epoch_ms(at))
+            if day < 10:
+                await store.claim(
+                    couple, occurrence, "maya", "check_in", "done", now_ms=epoch_ms(at)
+                )
+                await store.done(couple, occurrence, "maya", "done")
+        fields = cast("dict[bytes, bytes]", await redis.hgetall(settings.keys.engaged(couple)))
+        assert [f for f in fields if f.startswith(b"a|")] == []
+        assert b"s|maya|check_in" in fields  # the streak stays
