@@ -320,6 +320,22 @@ class TestMailgun:
         assert await relays.post("mailgun", spam) == 200
         assert _bounces(await relays.events()) == sorted(_hard() + _complaint())
 
+    async def test_retries_of_one_message_are_one_soft_bounce(self, relays: Relays) -> None:
+        """Mailgun reports a temporary failure on every attempt it retries (greylisting, a full
+        mailbox): one message's attempts count one soft bounce, not one each, so a message
+        that is only slow cannot reach NUDGE_SOFT_BOUNCE_LIMIT and kill a good address."""
+        for _ in range(3):
+            body = mailgun_body(MAILGUN_KEY, relays.message_id, severity="temporary")
+            assert await relays.post("mailgun", body) == 200
+        assert _bounces(await relays.events()) == [
+            ("channel.bounced.v1", "maya", "soft", OCCURRENCE),
+            ("nudge.bounced.v1", "maya", "soft", OCCURRENCE),
+        ]
+        # A permanent failure of the same message afterwards is still a hard bounce.
+        assert await relays.post("mailgun", mailgun_body(MAILGUN_KEY, relays.message_id)) == 200
+        preferences, _ = await relays.events()
+        assert [e.data.bounce for e in preferences] == ["soft", "hard"]
+
     async def test_forged_reused_stale_and_unsigned_are_refused(self, relays: Relays) -> None:
         """Wrong key (403), a reused token (403), an old timestamp (403), no signature (401)."""
         assert await relays.post("mailgun", mailgun_body("wrong-key", relays.message_id)) == 403

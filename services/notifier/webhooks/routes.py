@@ -19,7 +19,8 @@ the recipient's address, which is never read, logged or stored. Each report then
 state change on the preferences stream for the scheduler to apply (channel.bounced.v1,
 channel.complained.v1: the HTTP side never writes couple state itself) and the fact on the
 outcomes stream (nudge.bounced.v1, nudge.complained.v1). Event ids are derived from the
-relay's event id, so an event published twice is recognisably the same.
+relay's event id, so an event published twice is recognisably the same; a message's soft
+bounces are published once (a relay that retries reports each attempt).
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class DeliveryReports:
                     self.metrics.observe_report(source, "unmatched")
                     log.info("delivery_report_unmatched", source=source, report=report.kind)
                     continue
-                event_key = f"event:{report.event_key}:{ref.partner_id}"
+                event_key = _event_key(report, ref)
                 if not await self.replay.first(source, event_key, _EVENT_MEMORY):
                     self.metrics.observe_report(source, "duplicate")
                     continue
@@ -368,6 +369,15 @@ class DeliveryReports:
                 data=NudgeBouncedData.model_validate(bounce),
             ),
         )
+
+
+def _event_key(report: Report, ref: MessageRef) -> str:
+    """What makes a report the same as one acted on already. A soft bounce is one per message:
+    relays that retry report a temporary failure on each attempt (Mailgun), and counting them
+    all would let one slow message reach NUDGE_SOFT_BOUNCE_LIMIT and kill a good address."""
+    if report.kind == "soft":
+        return f"soft:{ref.couple_id}:{ref.partner_id}:{ref.occurrence_id}"
+    return f"event:{report.event_key}:{ref.partner_id}"
 
 
 def report_routes(
