@@ -320,6 +320,13 @@ class TestMailgun:
         assert await relays.post("mailgun", spam) == 200
         assert _bounces(await relays.events()) == sorted(_hard() + _complaint())
 
+    async def test_a_send_to_a_complainer_suppressed_is_a_complaint(self, relays: Relays) -> None:
+        """A permanent failure for reason suppress-complaint is Mailgun refusing to mail someone
+        who reported spam before: a complaint (kept across preferences.set), not a bounce."""
+        body = mailgun_body(MAILGUN_KEY, relays.message_id, reason="suppress-complaint")
+        assert await relays.post("mailgun", body) == 200
+        assert _bounces(await relays.events()) == _complaint()
+
     async def test_retries_of_one_message_are_one_soft_bounce(self, relays: Relays) -> None:
         """Mailgun reports a temporary failure on every attempt it retries (greylisting, a full
         mailbox): one message's attempts count one soft bounce, not one each, so a message

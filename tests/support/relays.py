@@ -188,6 +188,7 @@ def mailgun_body(
     severity: str = "permanent",
     timestamp: int | None = None,
     token: str | None = None,
+    reason: str = "bounce",
 ) -> bytes:
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     token = token or secrets.token_hex(25)
@@ -198,6 +199,7 @@ def mailgun_body(
             "event-data": {
                 "event": event,
                 "severity": severity,
+                "reason": reason,
                 "id": secrets.token_hex(8),
                 "timestamp": float(stamp),
                 "recipient": "maya@example.test",

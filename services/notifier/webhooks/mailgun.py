@@ -4,7 +4,9 @@ tracking-messages/#securing-webhooks).
 The JSON body holds {"signature": {"timestamp", "token", "signature"}, "event-data": {...}};
 the signature is hex HMAC-SHA256 of timestamp + token with the webhook signing key. A
 timestamp outside the replay window and a token seen before are refused (routes.py keeps the
-tokens). Events: "failed" (severity permanent -> hard, temporary -> soft) and "complained";
+tokens). Events: "failed" (severity permanent -> hard, temporary -> soft; reason
+"suppress-complaint", an address Mailgun no longer mails after a spam report -> complaint)
+and "complained";
 the nudge comes back as the Message-ID in event-data.message.headers["message-id"].
 """
 
@@ -81,6 +83,8 @@ def mailgun_reports(request: MailgunRequest) -> list[Report]:
             severity = event.get("severity")
             if severity not in ("permanent", "temporary"):
                 return []
+            if event.get("reason") == "suppress-complaint":  # a spam report, earlier
+                return [Report("mailgun", "complaint", reference, key, when)]
             kind: Any = "hard" if severity == "permanent" else "soft"
             status = status_code(field(event, "delivery-status", "enhanced-code"))
             return [Report("mailgun", kind, reference, key, when, status)]
