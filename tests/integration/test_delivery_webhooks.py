@@ -11,7 +11,7 @@ from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.couple_state import parse_couple
 from couples_nudge.common.http import HttpServer
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import read_events
@@ -32,6 +33,8 @@ from couples_nudge.notifier.message_ids import MessageIds, MessageRef
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.unsubscribe import parse_keys
 from couples_nudge.notifier.webhooks.routes import DeliveryReports
+from couples_nudge.scheduler.ingest import PreferenceIngest
+from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge_schemas import (
     ChannelBounced,
     ChannelComplained,
@@ -40,6 +43,8 @@ from couples_nudge_schemas import (
     parse_outcomes_entry,
     parse_preference,
 )
+from tests.support.events import example
+from tests.support.notifier import plant
 from tests.support.relays import (
     TOPIC,
     FakeSendGrid,
@@ -49,11 +54,12 @@ from tests.support.relays import (
     dsn,
     mailgun_body,
     postmark_bounce,
+    postmark_subscription_change,
     sendgrid_events,
     ses_bounce,
     ses_complaint,
 )
-from tests.support.settings import notifier_settings
+from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.tls import HttpsServer, self_signed
 from tests.support.waiting import eventually
 
@@ -356,6 +362,72 @@ class TestMailgun:
         assert await relays.post("mailgun", unsigned) == 401
         assert _bounces(await relays.events()) == _hard()
         assert relays.counted("mailgun", 403, "replayed") == 1
+
+
+class TestRelayUnsubscribes:
+    """A partner who unsubscribes through the relay's own link (the relay then drops every
+    email to them) is unsubscribed here too, from all email, as through our own link: before,
+    these events were ignored (or a hard bounce, forgotten at the next preferences.set), and
+    the service went on sending what the relay silently dropped."""
+
+    async def test_sendgrid_unsubscribes_and_a_drop_for_an_unsubscribed_address(
+        self, relays: Relays
+    ) -> None:
+        body = sendgrid_events(
+            relays.token,
+            ("unsubscribe", {}),
+            ("group_unsubscribe", {"asm_group_id": 7}),
+            ("dropped", {"reason": "Unsubscribed Address"}),
+        )
+        assert await relays.post("sendgrid", body, SENDGRID.headers(body)) == 200
+        assert _unsubscribes(await relays.events()) == [("maya", "all", "email")] * 3
+
+    async def test_mailgun_unsubscribed_and_a_failure_for_an_unsubscribed_address(
+        self, relays: Relays
+    ) -> None:
+        unsubscribed = mailgun_body(MAILGUN_KEY, relays.message_id, event="unsubscribed")
+        suppressed = mailgun_body(MAILGUN_KEY, relays.message_id, reason="suppress-unsubscribe")
+        assert await relays.post("mailgun", unsubscribed) == 200
+        assert await relays.post("mailgun", suppressed) == 200
+        assert _unsubscribes(await relays.events()) == [("maya", "all", "email")] * 2
+
+    async def test_postmark_subscription_change_by_the_recipient(self, relays: Relays) -> None:
+        """Only the recipient's own suppression counts: a reactivation, or one by the
+        sender's staff, changes nothing."""
+        auth = basic("postmark", "postmark-password-123")
+        for origin, suppress in (("Recipient", True), ("Customer", True), ("Recipient", False)):
+            body = postmark_subscription_change(relays.token, origin=origin, suppress=suppress)
+            assert await relays.post("postmark", body, auth) == 200
+        assert _unsubscribes(await relays.events()) == [("maya", "all", "email")]
+
+    async def test_the_scheduler_stops_the_partners_email(
+        self, relays: Relays, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """End to end: the event applied by the scheduler's own code unsubscribes Maya from
+        every kind by email, and Sam not at all."""
+        settings = relays.settings
+        scheduler = scheduler_settings(redis_url, key_prefix)
+        await plant(redis, settings, example()["data"], NOW)
+        body = sendgrid_events(relays.token, ("unsubscribe", {}))
+        assert await relays.post("sendgrid", body, SENDGRID.headers(body)) == 200
+        [event] = (await relays.events())[0]
+        store = ScheduleStore(redis, scheduler.keys, due_maxlen=1000)
+        assert await PreferenceIngest(store, ManualClock(NOW), scheduler).apply(event) == "applied"
+        raw = await redis.hgetall(settings.keys.couple(REF.couple_id))
+        state = parse_couple(cast("dict[bytes, bytes]", raw))
+        assert all(
+            state.unsubscribed("maya", kind, "email")
+            for kind in ("date_night", "check_in", "appreciation")
+        )
+        assert not state.unsubscribed("sam", "date_night", "email")
+
+
+def _unsubscribes(events: Events) -> list[tuple[str, str, str]]:
+    """(partner, kind, channel) of the unsubscribes published; nothing else is published."""
+    preferences, outcomes = events
+    assert outcomes == []
+    assert all(e.type == "preferences.unsubscribed.v1" for e in preferences)
+    return [(e.data.partner_id, e.data.kind, e.data.channel) for e in preferences]
 
 
 class TestPostmark:

@@ -229,6 +229,25 @@ def postmark_bounce(ref: str, type_: str = "HardBounce", record: str = "Bounce")
     ).encode()
 
 
+def postmark_subscription_change(ref: str, *, origin: str, suppress: bool) -> bytes:
+    """Postmark's SubscriptionChange record (it has no ID): the message's address suppressed
+    (or reactivated) by the recipient, the sender's staff or Postmark."""
+    return json.dumps(
+        {
+            "RecordType": "SubscriptionChange",
+            "MessageID": str(uuid.uuid4()),
+            "ServerID": 23,
+            "MessageStream": "outbound",
+            "ChangedAt": datetime.now(UTC).isoformat(),
+            "Recipient": "maya@example.test",
+            "Origin": origin,
+            "SuppressSending": suppress,
+            "SuppressionReason": "ManualSuppression",
+            "Metadata": {"nudge-ref": ref},
+        }
+    ).encode()
+
+
 def dsn(message_id: str, status: str = "5.1.1", action: str = "failed") -> bytes:
     """An RFC 3464 report about the message `message_id`, as an MTA sends it."""
     report = MIMEMultipart("report", report_type="delivery-status")

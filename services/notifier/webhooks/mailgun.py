@@ -5,8 +5,9 @@ The JSON body holds {"signature": {"timestamp", "token", "signature"}, "event-da
 the signature is hex HMAC-SHA256 of timestamp + token with the webhook signing key. A
 timestamp outside the replay window and a token seen before are refused (routes.py keeps the
 tokens). Events: "failed" (severity permanent -> hard, temporary -> soft; reason
-"suppress-complaint", an address Mailgun no longer mails after a spam report -> complaint)
-and "complained";
+"suppress-complaint", an address Mailgun no longer mails after a spam report -> complaint;
+"suppress-unsubscribe", one that unsubscribed -> unsubscribe), "complained" and
+"unsubscribed" (Mailgun's own unsubscribe link);
 the nudge comes back as the Message-ID in event-data.message.headers["message-id"].
 """
 
@@ -85,9 +86,13 @@ def mailgun_reports(request: MailgunRequest) -> list[Report]:
                 return []
             if event.get("reason") == "suppress-complaint":  # a spam report, earlier
                 return [Report("mailgun", "complaint", reference, key, when)]
+            if event.get("reason") == "suppress-unsubscribe":  # unsubscribed, earlier
+                return [Report("mailgun", "unsubscribe", reference, key, when)]
             kind: Any = "hard" if severity == "permanent" else "soft"
             status = status_code(field(event, "delivery-status", "enhanced-code"))
             return [Report("mailgun", kind, reference, key, when, status)]
         case "complained":
             return [Report("mailgun", "complaint", reference, key, when)]
+        case "unsubscribed":  # Mailgun's own unsubscribe link
+            return [Report("mailgun", "unsubscribe", reference, key, when)]
     return []

@@ -5,7 +5,8 @@ webhook URL).
 Postmark signs nothing, so the credentials are the proof, compared in constant time; an event
 ID seen before is refused as a replay. One JSON object per request: RecordType "Bounce" (Type
 HardBounce, BadEmailAddress, ManuallyDeactivated -> hard; SoftBounce, Transient, DnsError ->
-soft; others such as AutoResponder are ignored) or "SpamComplaint". Postmark replaces the
+soft; others such as AutoResponder are ignored), "SpamComplaint", or "SubscriptionChange" (a
+recipient who unsubscribed through Postmark's own link -> unsubscribe). Postmark replaces the
 Message-ID, so the nudge comes back in Metadata["nudge-ref"] (message_ids.provider_headers).
 """
 
@@ -59,12 +60,14 @@ def postmark_reports(body: bytes) -> list[Report]:
     if not isinstance(event, dict):
         raise malformed("not_event")
     record = event.get("RecordType")
+    reference = field(event, "Metadata", POSTMARK_FIELD)
+    reference = reference if isinstance(reference, str) else None
+    if record == "SubscriptionChange":
+        return _subscription_change(event, reference)
     event_id = event.get("ID")
     if not isinstance(event_id, int | str) or isinstance(event_id, bool):
         raise malformed("no_event_id")
     key = f"{record}:{str(event_id)[:80]}"
-    reference = field(event, "Metadata", POSTMARK_FIELD)
-    reference = reference if isinstance(reference, str) else None
     when = at_iso(event.get("BouncedAt"))
     if record == "SpamComplaint" or (record == "Bounce" and event.get("Type") == "SpamComplaint"):
         return [Report("postmark", "complaint", reference, key, when)]
@@ -72,3 +75,21 @@ def postmark_reports(body: bytes) -> list[Report]:
         kind = _TYPES.get(str(event.get("Type"))[:40])
         return [] if kind is None else [Report("postmark", kind, reference, key, when)]
     return []
+
+
+def _subscription_change(event: dict[str, Any], reference: str | None) -> list[Report]:
+    """A recipient who unsubscribed through Postmark's own link (suppressed, reason
+    ManualSuppression, origin Recipient): an unsubscribe. Suppressions for a hard bounce or a
+    spam complaint come as their own Bounce and SpamComplaint records; a reactivation, or a
+    suppression by the sender's staff (origin Customer or Admin), is not the partner's."""
+    if not (
+        event.get("SuppressSending") is True
+        and event.get("SuppressionReason") == "ManualSuppression"
+        and event.get("Origin") == "Recipient"
+    ):
+        return []
+    changed = event.get("ChangedAt")
+    if not isinstance(changed, str):
+        raise malformed("no_event_id")  # a change has no ID: its message and time name it
+    key = f"SubscriptionChange:{str(event.get('MessageID'))[:80]}:{changed[:40]}"
+    return [Report("postmark", "unsubscribe", reference, key, at_iso(changed))]

@@ -26,13 +26,15 @@ __all__ = [
     "status_code",
 ]
 
-ReportKind = Literal["hard", "soft", "complaint"]
+# "unsubscribe": the partner unsubscribed through the relay's own link or list (the relay
+# then drops every email to them): published as preferences.unsubscribed.v1 (all, email).
+ReportKind = Literal["hard", "soft", "complaint", "unsubscribe"]
 _STATUS: Final = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One bounce or complaint about one message, as a relay reported it."""
+    """One bounce, complaint or unsubscribe about one message, as a relay reported it."""
 
     source: ReportSource
     kind: ReportKind

@@ -78,6 +78,8 @@ from couples_nudge_schemas import (
     NudgeBouncedData,
     NudgeComplained,
     NudgeComplainedData,
+    PreferencesUnsubscribed,
+    PreferencesUnsubscribedData,
 )
 
 __all__ = ["DeliveryReports", "report_routes"]
@@ -295,7 +297,8 @@ class DeliveryReports:
                 marked.append(event_key)
                 preference, outcome = self._events(report, ref)
                 preferences.append(preference)
-                outcomes.append(outcome)
+                if outcome is not None:
+                    outcomes.append(outcome)
                 self.metrics.observe_report(source, report.kind)
                 log.info(
                     "delivery_reported",
@@ -312,7 +315,10 @@ class DeliveryReports:
                 await publish(
                     self.redis, self.keys.preferences, preferences, maxlen=s.preferences_maxlen
                 )
-                await publish(self.redis, self.keys.outcomes, outcomes, maxlen=s.outcomes_maxlen)
+                if outcomes:
+                    await publish(
+                        self.redis, self.keys.outcomes, outcomes, maxlen=s.outcomes_maxlen
+                    )
         except (RedisError, OSError) as exc:
             log.warning("delivery_report_not_published", source=source, error=type(exc).__name__)
             for event_key in marked:
@@ -323,8 +329,14 @@ class DeliveryReports:
 
     def _events(
         self, report: Report, ref: MessageRef
-    ) -> tuple[ChannelBounced | ChannelComplained, NudgeBounced | NudgeComplained]:
-        """The state change (preferences stream) and the fact (outcomes stream) of a report."""
+    ) -> tuple[
+        ChannelBounced | ChannelComplained | PreferencesUnsubscribed,
+        NudgeBounced | NudgeComplained | None,
+    ]:
+        """The state change (preferences stream) and the fact (outcomes stream) of a report.
+
+        An unsubscribe through the relay's own link is the partner's choice, as through ours
+        (unsubscribe_routes.py): preferences.unsubscribed.v1 from all email, and no outcome."""
         now = self.clock.now()
         at = now if report.occurred_at is None else min(report.occurred_at, now)
         name = f"{report.source}|{report.event_key}|{ref.couple_id}|{ref.partner_id}"
@@ -335,6 +347,20 @@ class DeliveryReports:
             "occurrence_id": ref.occurrence_id,
             "source": report.source,
         }
+        if report.kind == "unsubscribe":
+            unsubscribed = {"couple_id": ref.couple_id, "partner_id": ref.partner_id}
+            return (
+                PreferencesUnsubscribed(
+                    type="preferences.unsubscribed.v1",
+                    event_id=first,
+                    occurred_at=at,
+                    producer=PRODUCER,
+                    data=PreferencesUnsubscribedData.model_validate(
+                        unsubscribed | {"kind": "all", "channel": "email"}
+                    ),
+                ),
+                None,
+            )
         if report.kind == "complaint":
             return (
                 ChannelComplained(

@@ -5,9 +5,11 @@ SendGrid signs "<timestamp><raw body>" with ECDSA on P-256 and SHA-256, and send
 base64 DER signature and the timestamp in X-Twilio-Email-Event-Webhook-Signature and
 X-Twilio-Email-Event-Webhook-Timestamp; the verification key is the base64 DER public key it
 shows in its settings. A request is a JSON array of events: "bounce" (type "blocked" is soft,
-the others hard), "spamreport" (a complaint) and "dropped" for an address on SendGrid's own
-bounce or spam list; everything else is ignored. The nudge comes back in our unique argument
-`nudge_ref` (message_ids.provider_headers), else in "smtp-id" (the Message-ID).
+the others hard), "spamreport" (a complaint), "unsubscribe" and "group_unsubscribe" (the
+partner used SendGrid's own unsubscribe link) and "dropped" for an address on SendGrid's own
+bounce, spam or unsubscribe list; everything else is ignored. The nudge comes back in our
+unique argument `nudge_ref` (message_ids.provider_headers), else in "smtp-id" (the
+Message-ID).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _MAX_EVENTS: Final = 10_000
 _DROPPED: Final[dict[str, ReportKind]] = {
     "Bounced Address": "hard",
     "Spam Reporting Address": "complaint",
+    "Unsubscribed Address": "unsubscribe",
 }
 
 
@@ -123,6 +126,8 @@ def _kind(event: dict[str, Any]) -> ReportKind | None:
             return "soft" if event.get("type") == "blocked" else "hard"
         case "spamreport":
             return "complaint"
+        case "unsubscribe" | "group_unsubscribe":  # SendGrid's own unsubscribe link
+            return "unsubscribe"
         case "dropped":
             return _DROPPED.get(str(event.get("reason", ""))[:40])
     return None
