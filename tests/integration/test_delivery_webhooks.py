@@ -310,6 +310,14 @@ class TestSendGrid:
         )
         assert relays.counted("sendgrid", 403, "replayed") == 1
 
+    async def test_an_odd_element_does_not_sink_its_batch(self, relays: Relays) -> None:
+        """A signed batch with one element that is not an event object: the others are
+        published and the batch gets 200 (a 400 made SendGrid retry, then drop, all of it)."""
+        events = json.loads(sendgrid_events(relays.token, ("bounce", {"type": "bounce"})))
+        body = json.dumps([7, *events, None]).encode()
+        assert await relays.post("sendgrid", body, SENDGRID.headers(body)) == 200
+        assert _bounces(await relays.events()) == _hard()
+
     async def test_signed_but_malformed_is_400(self, relays: Relays) -> None:
         """A genuine signature over a body that is not an event list: 400, nothing published."""
         body = b'{"not": "a list"}'

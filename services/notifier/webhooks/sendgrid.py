@@ -99,7 +99,7 @@ def sendgrid_reports(body: bytes) -> list[Report]:
     reports = []
     for event in events:
         if not isinstance(event, dict):
-            raise malformed("not_event_list")
+            continue  # as an event without an id: one odd element must not sink the batch
         kind = _kind(event)
         if kind is None:
             continue
