@@ -89,7 +89,10 @@ async def run_demo(
     ]
     start = start or default_start()
     speed = days * 86400 / seconds
-    clock = ScaledClock(start, speed)
+    # Held at `start` while the servers, the services and the couples are set up: a second of
+    # start-up is a day and a half of the month, and running meanwhile, the couples' first
+    # nudges went out hours late in one burst (a Friday date night in the small hours).
+    clock = ScaledClock(start, speed, held=True)
     real_second = timedelta(seconds=speed)
     valkey = None if os.environ.get("REDIS_URL") else EmbeddedValkey().start()
     url = os.environ["REDIS_URL"] if valkey is None else valkey.url
@@ -127,6 +130,8 @@ async def run_demo(
         await notifier.start()
         for event in events:
             await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: event})
+        await _applied(redis, scheduler.keys.preferences)
+        clock.release()
         end = start + timedelta(days=days)
         with Progress(
             TextColumn("[bold]simulated month[/]"),
@@ -214,6 +219,16 @@ def write_calendar(
     path = outbox / CALENDAR
     path.write_text(page, encoding="utf-8")
     return path
+
+
+async def _applied(redis: aioredis.Redis, stream: str, within: float = 15.0) -> None:
+    """Wait until the scheduler has applied every event (the preferences stream is a queue:
+    an applied entry is deleted)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not await redis.xlen(stream):
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _drain(redis: aioredis.Redis, streams: list[str], within: float = 15.0) -> None:

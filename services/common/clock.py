@@ -39,10 +39,14 @@ class ScaledClock:
     """Starts at `start` and runs `speed` times faster than the wall clock.
 
     With `anchor` (a Unix time), `start` is the simulated time at that real instant, so that
-    several processes share one simulated time; without it, at this clock's creation.
+    several processes share one simulated time; without it, at this clock's creation, or
+    with `held`, at `release()`: until then it stands at `start` (the demo sets its services
+    up on a held clock, so that the simulated hours its start-up takes are not skipped).
     """
 
-    def __init__(self, start: datetime, speed: float, anchor: float | None = None) -> None:
+    def __init__(
+        self, start: datetime, speed: float, anchor: float | None = None, *, held: bool = False
+    ) -> None:
         if start.tzinfo is None:
             raise ValueError("ScaledClock needs an aware start")
         if speed <= 0:
@@ -50,9 +54,16 @@ class ScaledClock:
         self.start = start.astimezone(UTC)
         self.speed = speed
         self._anchor = anchor
-        self._t0 = time.monotonic()
+        self._t0: float | None = None if held else time.monotonic()
+
+    def release(self) -> None:
+        """Start a held clock: it is at `start` now and runs from here."""
+        if self._t0 is None:
+            self._t0 = time.monotonic()
 
     def now(self) -> datetime:
+        if self._t0 is None:
+            return self.start
         if self._anchor is not None:
             elapsed = time.time() - self._anchor
         else:

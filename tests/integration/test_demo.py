@@ -70,6 +70,28 @@ class TestDemo:
             assert questions >= 25
         assert sum(n for (couple, _), n in result.from_jar.items() if couple != "priya-noor") == 0
 
+    async def test_the_month_starts_when_the_couples_are_in_place(
+        self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The simulated clock waits at the start for the servers, the services and the
+        couples: a real second of start-up is days of the month, and the clock running
+        meanwhile skipped the first day's nudges and sent others hours late in one burst.
+        priya-noor's daily question comes every local day of January, the 1st included."""
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        start = datetime(2027, 1, 1, tzinfo=UTC)  # 08:30 in Amsterdam and Lisbon: 31 days
+        result = await run_demo(
+            couples_dir=EXAMPLES, outbox=tmp_path / "o", days=31, seconds=8, start=start
+        )
+        for partner in ("priya", "noor"):
+            sent = result.sent[("priya-noor", partner, "check_in", "email")]
+            held = sum(
+                n
+                for (couple, who, kind, _), n in result.suppressed_for.items()
+                if (couple, who, kind) == ("priya-noor", partner, "check_in")
+            )
+            print(f"{partner}: {sent} questions sent, {held} suppressed")
+            assert sent + held == 31, partner
+
 
 class TestDemoCalendar:
     async def test_the_month_is_a_calendar_page_linking_every_email(

@@ -75,6 +75,15 @@ class TestScaledClock:
         monotonic.value += real_seconds
         assert clock.now() == expected
 
+    def test_a_held_clock_stands_at_start_until_released(self, monotonic: FakeMonotonic) -> None:
+        """Held, real time does not move it; released, it runs from `start` from that instant."""
+        clock = ScaledClock(START, speed=60, held=True)
+        monotonic.value += 10
+        assert clock.now() == START
+        clock.release()
+        monotonic.value += 1
+        assert clock.now() == START + timedelta(minutes=1)
+
     def test_now_is_utc(self, monotonic: FakeMonotonic) -> None:
         """A start in another zone is the same instant, read back in UTC."""
         clock = ScaledClock(datetime(2026, 6, 10, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")), 1.0)
