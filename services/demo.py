@@ -11,6 +11,7 @@ couple, linking each nudge to its email (services/demo_calendar.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from couples_nudge.common.clock import ScaledClock
 from couples_nudge.common.keys import NOTIFIER_GROUP
+from couples_nudge.common.shutdown import Deadline
 from couples_nudge.common.streams import DATA_FIELD, read_events
 from couples_nudge.demo_calendar import SentEmail, build_calendars, render_calendar
 from couples_nudge.demo_outbox import CALENDAR, prepare_outbox
@@ -46,6 +48,9 @@ from couples_nudge_schemas import (
 )
 
 __all__ = ["DemoResult", "default_start", "run_demo"]
+
+# How long services still running when the demo is interrupted get to stop (Ctrl-C).
+_INTERRUPTED_STOP = timedelta(seconds=2)
 
 
 def default_start(today: datetime | None = None) -> datetime:
@@ -125,9 +130,12 @@ async def run_demo(
     )
     redis = aioredis.Redis.from_url(url)
     began = time.monotonic()
+    running: list[SchedulerService | NotifierService] = []  # stopped in `finally` if left
     try:
         await scheduler.start()
+        running.append(scheduler)
         await notifier.start()
+        running.append(notifier)
         for event in events:
             await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: event})
         await _applied(redis, scheduler.keys.preferences)
@@ -153,8 +161,10 @@ async def run_demo(
             progress.update(
                 task, completed=days * 24, description=f"{len(catcher.messages)} emails"
             )
+        running.remove(scheduler)
         await scheduler.stop()
         await _drain(redis, notifier.keys.all_due())
+        running.remove(notifier)
         await notifier.stop()
         sent, suppressed, from_jar, suppressed_for = await _tally(redis, notifier.keys.outcomes)
         outcomes = await read_events(redis, notifier.keys.outcomes, parse_outcome)
@@ -168,6 +178,17 @@ async def run_demo(
         )
         await redis.delete(*[k async for k in redis.scan_iter(match=f"{prefix}:*")])
     finally:
+        # Interrupted (Ctrl-C) or failed: the services still running stop first, briefly
+        # (their tasks were destroyed pending, and the exit took seconds), and a server the
+        # demo did not start (REDIS_URL) keeps none of its keys.
+        for service in running:
+            with contextlib.suppress(Exception):
+                await service.stop(Deadline.after(_INTERRUPTED_STOP))
+        if running and valkey is None:
+            with contextlib.suppress(Exception):
+                keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
+                if keys:
+                    await redis.delete(*keys)
         await redis.aclose()
         catcher.stop()
         if valkey is not None:

@@ -8,16 +8,22 @@ import email.policy
 import html
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from couples_nudge.demo import run_demo
 from couples_nudge.notifier.catalog import load_catalog
 from couples_nudge_schemas import NudgeKind
 from tests.integration.test_dashboard import png_facts
 from tests.support.browser import WIDTHS, chromium, layout_overflow, shoot, viewport
+from tests.support.cli import cli_env
 from tests.support.events import EXAMPLES
 
 KINDS: tuple[NudgeKind, ...] = ("date_night", "check_in", "appreciation")
@@ -91,6 +97,42 @@ class TestDemo:
             )
             print(f"{partner}: {sent} questions sent, {held} suppressed")
             assert sent + held == 31, partner
+
+
+class TestDemoInterrupted:
+    def test_ctrl_c_stops_everything_promptly_and_leaves_no_keys(
+        self, tmp_path: Path, redis_url: str
+    ) -> None:
+        """Ctrl-C mid-month: the services stop within their short budget, no task is
+        destroyed pending, and a server the demo did not start (REDIS_URL) keeps none of its
+        keys. Before, the services were never stopped: 5.4 s to exit, "Task was destroyed but
+        it is pending!", and their keys left behind."""
+        outbox = tmp_path / "outbox"
+        demo = ("demo", "--seconds", "20", "--outbox", str(outbox), "--couples", str(EXAMPLES))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "couples_nudge", *demo],
+            env=cli_env(REDIS_URL=redis_url),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not list(outbox.glob("*.eml")) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the month has begun: both services run
+            assert list(outbox.glob("*.eml"))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - interrupted
+        with redis.Redis.from_url(redis_url) as client:
+            left = list(client.scan_iter(match="demo*"))
+        print(f"demo interrupted: exit {proc.returncode} after {took:.1f} s, {len(left)} keys left")
+        assert "destroyed but it is pending" not in err, err[-2000:]
+        assert left == []
+        assert took < 4.0
 
 
 class TestDemoCalendar:
