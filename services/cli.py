@@ -133,6 +133,13 @@ def demo(
     couples: Annotated[Path, typer.Option(help="Folder of preference events.")] = Path(
         "examples/couples"
     ),
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="First simulated instant, UTC (default: the 1st of next month); "
+            "2027-03-01 shows the spring clock changes."
+        ),
+    ] = None,
 ) -> None:
     """Live demo: embedded Valkey, SMTP catcher, both services, a simulated month of nudges."""
     from couples_nudge.common.logging import configure_logging
@@ -153,7 +160,10 @@ def demo(
     except OutboxRefused as exc:
         raise CliError(bounded(str(exc), 300)) from None
     configure_logging("demo", "console", "warning")
-    result = asyncio.run(run_demo(couples_dir=couples, outbox=outbox, days=days, seconds=seconds))
+    first = None if start is None else start.replace(tzinfo=start.tzinfo or UTC)
+    result = asyncio.run(
+        run_demo(couples_dir=couples, outbox=outbox, days=days, seconds=seconds, start=first)
+    )
     print_summary(result, console)
     if result.emails == 0:
         raise typer.Exit(1)

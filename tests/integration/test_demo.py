@@ -135,6 +135,25 @@ class TestDemoInterrupted:
         assert took < 4.0
 
 
+class TestDemoCommand:
+    def test_start_shows_a_month_with_clock_changes(self, tmp_path: Path, redis_url: str) -> None:
+        """`--start 2027-03-01` simulates March, so the calendar marks the partners' spring
+        clock changes (the default month, the next one, often has none)."""
+        outbox = tmp_path / "outbox"
+        demo = ("demo", "--seconds", "4", "--start", "2027-03-01", "--outbox", str(outbox))
+        ran = subprocess.run(
+            [sys.executable, "-m", "couples_nudge", *demo, "--couples", str(EXAMPLES)],
+            env=cli_env(REDIS_URL=redis_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        page = html.unescape((outbox / "index.html").read_text("utf-8"))
+        assert "clocks change (+01:00 -> +02:00)" in page  # Berlin, Madrid, Vienna: 28 March
+
+
 class TestDemoCalendar:
     async def test_the_month_is_a_calendar_page_linking_every_email(
         self, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
