@@ -97,7 +97,8 @@ async def run_demo(
     # Held at `start` while the servers, the services and the couples are set up: a second of
     # start-up is a day and a half of the month, and running meanwhile, the couples' first
     # nudges went out hours late in one burst (a Friday date night in the small hours).
-    clock = ScaledClock(start, speed, held=True)
+    end = start + timedelta(days=days)
+    clock = ScaledClock(start, speed, held=True, until=end)  # the month, and not a minute more
     real_second = timedelta(seconds=speed)
     valkey = None if os.environ.get("REDIS_URL") else EmbeddedValkey().start()
     url = os.environ["REDIS_URL"] if valkey is None else valkey.url
@@ -140,7 +141,6 @@ async def run_demo(
             await redis.xadd(scheduler.keys.preferences, {DATA_FIELD: event})
         await _applied(redis, scheduler.keys.preferences)
         clock.release()
-        end = start + timedelta(days=days)
         with Progress(
             TextColumn("[bold]simulated month[/]"),
             BarColumn(),

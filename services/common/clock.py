@@ -41,11 +41,18 @@ class ScaledClock:
     With `anchor` (a Unix time), `start` is the simulated time at that real instant, so that
     several processes share one simulated time; without it, at this clock's creation, or
     with `held`, at `release()`: until then it stands at `start` (the demo sets its services
-    up on a held clock, so that the simulated hours its start-up takes are not skipped).
+    up on a held clock, so that the simulated hours its start-up takes are not skipped). With
+    `until`, it stands still at that instant once it gets there.
     """
 
     def __init__(
-        self, start: datetime, speed: float, anchor: float | None = None, *, held: bool = False
+        self,
+        start: datetime,
+        speed: float,
+        anchor: float | None = None,
+        *,
+        held: bool = False,
+        until: datetime | None = None,
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("ScaledClock needs an aware start")
@@ -55,6 +62,10 @@ class ScaledClock:
         self.speed = speed
         self._anchor = anchor
         self._t0: float | None = None if held else time.monotonic()
+        # Where it stands still once there (the demo's month ends there: stopping the
+        # services takes real milliseconds, hours at the demo's speed, which fired the next
+        # month's first nudges).
+        self._until = None if until is None else until.astimezone(UTC)
 
     def release(self) -> None:
         """Start a held clock: it is at `start` now and runs from here."""
@@ -68,7 +79,8 @@ class ScaledClock:
             elapsed = time.time() - self._anchor
         else:
             elapsed = time.monotonic() - self._t0
-        return self.start + timedelta(seconds=elapsed * self.speed)
+        now = self.start + timedelta(seconds=elapsed * self.speed)
+        return now if self._until is None or now < self._until else self._until
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -84,6 +84,15 @@ class TestScaledClock:
         monotonic.value += 1
         assert clock.now() == START + timedelta(minutes=1)
 
+    def test_it_stands_still_at_until(self, monotonic: FakeMonotonic) -> None:
+        """With `until`, it runs up to that instant and stays there (the demo's month end:
+        stopping the services took real milliseconds, hours of the next month)."""
+        clock = ScaledClock(START, speed=3600, until=START + timedelta(hours=2))
+        monotonic.value += 1.5
+        assert clock.now() == START + timedelta(hours=1.5)
+        monotonic.value += 10
+        assert clock.now() == START + timedelta(hours=2)
+
     def test_now_is_utc(self, monotonic: FakeMonotonic) -> None:
         """A start in another zone is the same instant, read back in UTC."""
         clock = ScaledClock(datetime(2026, 6, 10, 9, 0, tzinfo=ZoneInfo("Europe/Berlin")), 1.0)
