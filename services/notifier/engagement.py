@@ -37,7 +37,26 @@ __all__ = ["DONE", "ENGAGE", "LEASE_MS", "RELEASE", "STREAK", "Claimed", "Engage
 LEASE_MS: Final = 30_000
 _DAY_MS: Final = 86_400_000
 
-ENGAGE: Final = """
+# Answers claimed longer ago than `keep` are forgotten: their links have expired, so none can
+# come again. ENGAGE (a new answer) and STREAK (a nudge sent) both move the hash's expiry, so
+# each trims, or an answering couple's hash, or one sent nudges but no longer answering, kept
+# them for ever.
+_FORGET_OLD_ANSWERS: Final = """
+-- forget_old_answers(now, keep): KEYS[2] is the engaged hash in both scripts.
+local function forget_old_answers(now, keep)
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'a|' then
+      local first = tonumber(string.match(all[i + 1], '^(%d+)|'))
+      if first and now - first > keep then redis.call('HDEL', KEYS[2], all[i]) end
+    end
+  end
+end
+"""
+
+ENGAGE: Final = (
+    _FORGET_OLD_ANSWERS
+    + """
 -- Claim one answer (occurrence, partner, action) for publishing.
 -- KEYS: 1 couple hash, 2 engaged hash
 -- ARGV: 1 member "a|<occurrence>|<partner>|<action>", 2 now ms, 3 lease ms, 4 keep ms,
@@ -49,17 +68,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', 0} end
 local now = tonumber(ARGV[2])
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then
-  -- Answers claimed longer ago than `keep` are forgotten: their links have expired, so none
-  -- can come again, and an answered couple's hash would otherwise grow for as long as it
-  -- answers (its expiry moves with every write). One read of a hash of weeks of answers,
-  -- only when an answer is new.
-  local all = redis.call('HGETALL', KEYS[2])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'a|' then
-      local first = tonumber(string.match(all[i + 1], '^(%d+)|'))
-      if first and now - first > tonumber(ARGV[4]) then redis.call('HDEL', KEYS[2], all[i]) end
-    end
-  end
+  forget_old_answers(now, tonumber(ARGV[4]))  -- only when an answer is new
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|pending|' .. ARGV[2])
   redis.call('HDEL', KEYS[2], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -73,6 +82,7 @@ if lease == '' or now - tonumber(lease) >= tonumber(ARGV[3]) then
 end
 return {'busy', tonumber(first)}
 """
+)
 
 DONE: Final = """
 -- Mark a claimed answer published. KEYS: 1 engaged hash   ARGV: 1 member
@@ -95,7 +105,9 @@ redis.call('HSET', KEYS[1], ARGV[1], first .. '|pending|')
 return 1
 """
 
-STREAK: Final = """
+STREAK: Final = (
+    _FORGET_OLD_ANSWERS
+    + """
 -- One nudge of a kind sent to a partner: count the previous one as ignored if unanswered.
 -- KEYS: 1 couple hash, 2 engaged hash
 -- ARGV: 1 field "s|<partner>|<kind>", 2 occurrence id, 3 limit, 4 keep ms, 5 now ms
@@ -117,18 +129,13 @@ end
 if last ~= '' then count = count + 1 end
 trigger = ''
 if count >= tonumber(ARGV[3]) then count, trigger = 0, ARGV[2] end
-local now, all = tonumber(ARGV[5]), redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 'a|' then
-    local first = tonumber(string.match(all[i + 1], '^(%d+)|'))
-    if first and now - first > tonumber(ARGV[4]) then redis.call('HDEL', KEYS[2], all[i]) end
-  end
-end
+forget_old_answers(tonumber(ARGV[5]), tonumber(ARGV[4]))
 redis.call('HSET', KEYS[2], ARGV[1], count .. '|' .. ARGV[2] .. '|' .. trigger)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if trigger == ARGV[2] then return 1 end
 return 0
 """
+)
 
 ClaimState = Literal["publish", "done", "busy", "gone"]
 
