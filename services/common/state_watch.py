@@ -23,11 +23,14 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from faststream.redis import RedisBroker
 from redis.exceptions import RedisError
 
+from couples_nudge.common.keys import Keys
 from couples_nudge.common.metrics import Metrics
+from couples_nudge.common.settings import CommonSettings
 from couples_nudge.common.state_marker import Observation, StateEpoch, StateMarker
 from couples_nudge.common.streams import ensure_group
 
@@ -56,6 +59,36 @@ class StateWatcher:
         self.restarts = 0  # subscribers started again
         self._poked = asyncio.Event()
         self._stopping: asyncio.Event | None = None  # set by run(): the service is stopping
+
+    @classmethod
+    def for_service(
+        cls,
+        redis: aioredis.Redis,
+        keys: Keys,
+        settings: CommonSettings,
+        *,
+        name: str,
+        producer: str,
+        groups: Sequence[tuple[str, str]],
+        metrics: Metrics,
+        broker: RedisBroker,
+    ) -> StateWatcher:
+        """A service's watcher, its marker made from the service's settings."""
+        marker = StateMarker(
+            redis,
+            keys,
+            name=name,
+            producer=producer,
+            outcomes_maxlen=settings.outcomes_maxlen,
+            per_shard=settings.redis_cluster,  # a primary may lose its shards alone
+        )
+        return cls(
+            marker,
+            groups=groups,
+            metrics=metrics,
+            interval=settings.state_check_seconds,
+            broker=broker,
+        )
 
     async def begin(self) -> StateEpoch:
         """At start-up, before consuming: join (or start) the state epoch, create the groups."""

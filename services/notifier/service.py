@@ -29,7 +29,6 @@ from couples_nudge.common.reclaim import Interrupted, Reclaimer
 from couples_nudge.common.refusals import not_now, pause
 from couples_nudge.common.runtime import broker_for, clock_from, consumer_name, redis_client
 from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
-from couples_nudge.common.state_marker import StateMarker
 from couples_nudge.common.state_watch import StateWatcher
 from couples_nudge.common.streams import (
     DATA_FIELD,
@@ -143,19 +142,14 @@ class NotifierService:
         self.broker = broker_for(settings)
         self.broker.include_router(self._router())
         # A Redis that came back empty: noticed, reported once, groups and subscribers back.
-        marker = StateMarker(
+        self.watch = StateWatcher.for_service(
             self.redis,
             self.keys,
+            settings,
             name=self.consumer,
             producer=PRODUCER,
-            outcomes_maxlen=settings.outcomes_maxlen,
-            per_shard=settings.redis_cluster,  # a primary may lose its shards alone
-        )
-        self.watch = StateWatcher(
-            marker,
             groups=[(stream, NOTIFIER_GROUP) for stream in self.keys.all_due()],
             metrics=self.metrics,
-            interval=settings.state_check_seconds,
             broker=self.broker,
         )
 

@@ -48,7 +48,6 @@ from couples_nudge.common.runtime import (
     redis_client,
 )
 from couples_nudge.common.shutdown import Deadline, settle, stopped_reading
-from couples_nudge.common.state_marker import StateMarker
 from couples_nudge.common.state_watch import StateWatcher
 from couples_nudge.common.streams import (
     couple_id_in,
@@ -105,19 +104,14 @@ class SchedulerService:
         self.broker = broker_for(settings)
         self.broker.include_router(self._router())
         # A Redis that came back empty: noticed, reported once, groups and subscriber back.
-        marker = StateMarker(
+        self.watch = StateWatcher.for_service(
             self.redis,
             self.keys,
+            settings,
             name=self.consumer,
             producer=PRODUCER,
-            outcomes_maxlen=settings.outcomes_maxlen,
-            per_shard=settings.redis_cluster,  # a primary may lose its shards alone
-        )
-        self.watch = StateWatcher(
-            marker,
             groups=[(self.keys.preferences, SCHEDULER_GROUP)],
             metrics=self.metrics,
-            interval=settings.state_check_seconds,
             broker=self.broker,
         )
         self._stop = asyncio.Event()
