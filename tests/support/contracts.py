@@ -15,26 +15,34 @@ from couples_nudge.scheduler.entries import read_payload
 from couples_nudge_schemas import EventRejected, parse_due, parse_outcomes_entry
 
 __all__ = [
+    "BASELINE",
     "EXAMPLES",
+    "PUBLISHED",
     "STREAM_STEMS",
     "Refused",
     "Verdict",
     "event_types",
+    "form_of",
     "refused_corpus",
     "stem_of",
+    "valid_examples",
     "validator",
     "verdict",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
+PUBLISHED = REPO / "schemas" / "json"
+# The JSON Schemas of v1 as first published: what the oldest service still supported reads.
+BASELINE = REPO / "tests" / "contracts" / "v1"
 Json = dict[str, Any]
 
 
 @cache
-def validator(stem: str) -> Draft202012Validator:
-    """A standard validator of schemas/json/<stem>.schema.json, asserting formats."""
-    schema = json.loads((REPO / "schemas/json" / f"{stem}.schema.json").read_text())
+def validator(stem: str, folder: Path = PUBLISHED) -> Draft202012Validator:
+    """A standard validator of <folder>/<stem>.schema.json (the published schemas/json, or
+    the v1 baseline BASELINE), asserting formats."""
+    schema = json.loads((folder / f"{stem}.schema.json").read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
@@ -89,6 +97,15 @@ class Verdict:
         return not self.schema_errors
 
 
+def form_of(event: Any) -> str:
+    """The exported schema an event is checked against: its stream's, or the CloudEvents
+    form's for a preferences entry naming `specversion`."""
+    stem = stem_of(event["type"])
+    if stem == "preference-event" and "specversion" in event:
+        return "preference-cloudevent"
+    return stem
+
+
 def verdict(stem: str, event: Any) -> Verdict:
     """What the service and the exported JSON Schema each make of one event. A preferences
     entry naming `specversion` is a CloudEvent: the service reads it as one, and it is
@@ -120,3 +137,18 @@ def refused_corpus() -> list[Refused]:
         Refused(name=path.stem, **json.loads(path.read_text()))
         for path in sorted((EXAMPLES / "refused").glob("*.json"))
     ]
+
+
+def valid_examples() -> list[tuple[str, Any]]:
+    """Every valid event the repository shows: couples, jars, one per event type and the
+    CloudEvents form."""
+    found: list[tuple[str, Any]] = []
+    for path in sorted((EXAMPLES / "couples").glob("*.json")):
+        found.append((path.name, json.loads(path.read_text())))
+    for path in sorted((EXAMPLES / "couples").glob("*/*.jsonl")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found.append((f"{path.name}:{number}", json.loads(line)))
+    for folder in ("events", "cloudevents"):
+        for path in sorted((EXAMPLES / folder).glob("*.json")):
+            found.append((f"{folder}/{path.name}", json.loads(path.read_text())))
+    return found

@@ -15,25 +15,11 @@ from tests.support.contracts import (
     event_types,
     refused_corpus,
     stem_of,
+    valid_examples,
     verdict,
 )
 
 STEMS = ("preference-event", "nudge-due", "outcome-event")  # one per stream
-
-
-def valid_examples() -> list[tuple[str, Any]]:
-    """Every valid event the repository shows: couples, jars, one per event type and the
-    CloudEvents form."""
-    found: list[tuple[str, Any]] = []
-    for path in sorted((EXAMPLES / "couples").glob("*.json")):
-        found.append((path.name, json.loads(path.read_text())))
-    for path in sorted((EXAMPLES / "couples").glob("*/*.jsonl")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            found.append((f"{path.name}:{number}", json.loads(line)))
-    for folder in ("events", "cloudevents"):
-        for path in sorted((EXAMPLES / folder).glob("*.json")):
-            found.append((f"{folder}/{path.name}", json.loads(path.read_text())))
-    return found
 
 
 class TestValidExamples:
