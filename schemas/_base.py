@@ -53,6 +53,7 @@ __all__ = [
     "StrictModel",
     "TimeZoneName",
     "Unique",
+    "added_field",
 ]
 
 
@@ -374,6 +375,20 @@ Producer = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
 ]
 ExactInt = BeforeValidator(_exact_int)  # Annotated[Literal[1, 2], ExactInt]
+
+
+def added_field(default: Any = None, **field: Any) -> Any:
+    """A field added to an event within its version (docs/publishers.md, "How the contracts
+    evolve"): optional, and left out of the JSON while it holds its default.
+
+    Every model forbids unknown fields, so a plain optional field would be written as
+    `"name": null` by a publisher on a newer schemas package, and an older service would
+    refuse every such event, whether or not the publisher used the field. Left out, the
+    event is one the older service reads; only an event that sets the field needs the newer
+    service. tests/unit/test_contract_evolution.py holds what the models write to the v1
+    baseline.
+    """
+    return Field(default=default, exclude_if=lambda value: value == default, **field)
 
 
 class Envelope(StrictModel):

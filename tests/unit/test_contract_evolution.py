@@ -17,10 +17,14 @@ from pydantic import BaseModel
 from couples_nudge.scheduler.entries import read_payload
 from couples_nudge_schemas import (
     EventRejected,
+    PreferencesPaused,
+    PreferencesPausedData,
     json_schemas,
     parse_due,
     parse_outcomes_entry,
+    parse_preference,
 )
+from couples_nudge_schemas._base import added_field
 from tests.support.contracts import BASELINE, form_of, stem_of, valid_examples, validator
 from tests.support.schema_diff import breaking_changes
 
@@ -91,3 +95,63 @@ class TestExamplesAgainstV1:
             if errors := _errors(stem_of(written["type"]), written):
                 refused[name] = errors
         assert refused == {}
+
+
+class Newer(PreferencesPausedData):
+    """PreferencesPausedData as a newer schemas package might have it: one field more."""
+
+    reason: str | None = added_field(description="Why the couple paused (illustration).")
+
+
+class NewerPlain(PreferencesPausedData):
+    """The same field added without `added_field`: what the policy forbids."""
+
+    reason: str | None = None
+
+
+class NewerPaused(PreferencesPaused):
+    data: Newer | NewerPlain  # a newer package's field type
+
+
+class TestAddedFields:
+    def _paused(self, data: Newer | NewerPlain) -> dict[str, Any]:
+        event = NewerPaused(
+            type="preferences.paused.v1",
+            event_id="3f1c2a4b-5d6e-4f70-8a9b-0c1d2e3f4a01",  # type: ignore[arg-type]
+            occurred_at="2026-11-20T18:00:00+01:00",  # type: ignore[arg-type]
+            producer="couples-app",
+            data=data,
+        )
+        written: dict[str, Any] = json.loads(event.model_dump_json())
+        return written
+
+    def test_an_added_field_left_unset_is_not_written(self) -> None:
+        """A v1 service reads the event of a newer package that does not use the field."""
+        event = self._paused(Newer(couple_id="maya-sam"))
+        assert "reason" not in event["data"]
+        assert _errors("preference-event", event) == []
+        assert parse_preference(json.dumps(event)).data == PreferencesPausedData(
+            couple_id="maya-sam"
+        )
+
+    def test_an_added_field_that_is_set_is_written(self) -> None:
+        """Only an event that uses the field needs a service that reads it."""
+        event = self._paused(Newer(couple_id="maya-sam", reason="holiday"))
+        assert event["data"]["reason"] == "holiday"
+        assert _errors("preference-event", event) != []
+        with pytest.raises(EventRejected, match="Extra inputs are not permitted"):
+            parse_preference(json.dumps(event))
+
+    def test_a_plain_optional_field_would_break_v1_services(self) -> None:
+        """Why the policy asks for `added_field`: `"reason": null` on every event, refused
+        by every service that knows only v1."""
+        event = self._paused(NewerPlain(couple_id="maya-sam"))
+        assert event["data"]["reason"] is None
+        assert _errors("preference-event", event) != []
+        with pytest.raises(EventRejected, match=r"data\.reason: Extra inputs are not permitted"):
+            parse_preference(json.dumps(event))
+
+    def test_the_added_field_is_optional_in_the_json_schema(self) -> None:
+        schema = Newer.model_json_schema()
+        assert "reason" in schema["properties"]
+        assert "reason" not in schema.get("required", [])
