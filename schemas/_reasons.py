@@ -59,6 +59,8 @@ def _message(item: ErrorDetails) -> str:
             return "not valid JSON"
         case "union_tag_invalid":  # pydantic's message quotes the input's tag
             ctx = item.get("ctx") or {}
+            if newer := _other_version(ctx.get("tag"), str(ctx.get("expected_tags", ""))):
+                return newer
             return (
                 f"{ctx.get('discriminator', 'the tag')} does not match any of the expected tags: "
                 f"{ctx.get('expected_tags', '?')}"
@@ -67,6 +69,31 @@ def _message(item: ErrorDetails) -> str:
             return _cut(_UTC_REPR.sub(_iso, item["msg"]), _MESSAGE_LIMIT)
         case _:
             return _cut(item["msg"], _MESSAGE_LIMIT)
+
+
+# A versioned event type: `preferences.set.v1` is `preferences.set` at version 1.
+_VERSIONED: Final = re.compile(
+    r"(?P<name>[a-z][a-z_]*(?:\.[a-z][a-z_]*)+)\.v(?P<version>[0-9]{1,4})"
+)
+_TAG: Final = re.compile(r"'([^']*)'")
+
+
+def _other_version(tag: object, expected_tags: str) -> str | None:
+    """The reason for a known event at a version this service does not read (a publisher
+    ahead of the service, docs/publishers.md "How the contracts evolve"); None for any other
+    tag. Only the version number comes from the input; the name is the service's own."""
+    found = _VERSIONED.fullmatch(tag) if isinstance(tag, str) else None
+    if found is None:
+        return None
+    name = found["name"]
+    read = [t for t in _TAG.findall(expected_tags) if t.rpartition(".v")[0] == name]
+    if not read:
+        return None
+    return _cut(
+        f"type: v{int(found['version'])} of {read[0].rpartition('.v')[0]} is not read here "
+        f"(read: {', '.join(read)}); upgrade the reader first",
+        _MESSAGE_LIMIT,
+    )
 
 
 # pydantic writes a datetime bound (NudgeDue's scheduled_at) as its repr.

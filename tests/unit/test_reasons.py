@@ -34,6 +34,30 @@ class TestReasons:
         assert len(reason) <= REASON_LIMIT
 
     @pytest.mark.parametrize(
+        ("tag", "expected"),
+        [
+            (
+                "preferences.set.v2",
+                "event: type: v2 of preferences.set is not read here (read: preferences.set.v1); "
+                "upgrade the reader first",
+            ),
+            ("datejar.idea_added.v0010", "event: type: v10 of datejar.idea_added is not read"),
+        ],
+    )
+    def test_an_unknown_version_of_a_known_event_says_so(self, tag: str, expected: str) -> None:
+        """A publisher ahead of the service is told apart from a typo: the reason names the
+        versions this service reads (the name is the service's; only the number is read)."""
+        assert reason_of(json.dumps({"type": tag})).startswith(expected)
+
+    @pytest.mark.parametrize(
+        "tag", ["preferences.deleted.v1", "Preferences.set.v2", "preferences.set.v12345", "set.v2"]
+    )
+    def test_an_unknown_event_is_not_taken_for_a_version(self, tag: str) -> None:
+        assert reason_of(json.dumps({"type": tag})).startswith(
+            "event: 'type' does not match any of the expected tags: "
+        )
+
+    @pytest.mark.parametrize(
         "event",
         [
             {"type": PERSONAL},
