@@ -313,6 +313,10 @@ class NotifierService:
                 service=SERVICE,
                 maxlen=self.settings.rejected_maxlen,
             )
+            # Its copy on the rejected stream is the one an erasure scrubs: the entry itself
+            # (raw input, which may name people) leaves the due stream once the copy is
+            # written, as a refused preference event leaves the preferences stream.
+            await self.redis.xdel(stream, entry_id)
             self.metrics.observe_rejected(stream)
             log.warning("nudge_due_rejected", entry_id=entry_id, reason=exc.reason)
             return

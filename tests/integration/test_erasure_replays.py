@@ -273,6 +273,31 @@ class TestScrubbedWithTheErasure:
         finally:
             await notifier.stop()
 
+    async def test_a_refused_nudge_due_leaves_the_due_stream_and_goes_with_the_erasure(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, mail: MailCatcher
+    ) -> None:
+        """A malformed NudgeDue naming the couple (an address where partner ids go) is copied
+        to the rejected stream and deleted from the due stream, so the erasure's scrub of the
+        rejected stream takes the last copy (it was only acknowledged: the address stayed on
+        the due stream, which the erasure does not scrub, until a million entries trimmed it)."""
+        settings = notifier_settings(redis_url, key_prefix, smtp_port=mail.port)
+        keys = settings.keys
+        bad = json.loads((EVENTS / "nudge.due.v1.json").read_text())
+        bad["data"].update(couple_id=COUPLE, recipients=["maya@example.test"])
+        notifier = NotifierService(settings, ManualClock(T0))
+        await notifier.start()
+        try:
+            await redis.xadd(keys.due(0), {"__data__": json.dumps(bad)})
+            await eventually(lambda: redis.xlen(keys.rejected), until=lambda n: n == 1)
+            await eventually(lambda: redis.xlen(keys.due(0)), until=lambda n: n == 0)
+        finally:
+            await notifier.stop()
+        erase = envelope("couple.erased.v1", {"couple_id": COUPLE}, ERASED_AT)
+        ingest = _ingest(redis, scheduler_settings(redis_url, key_prefix))
+        assert await ingest.apply(parse_preference(erase)) == "erased"
+        left = [await read_entries(redis, stream) for stream in (keys.due(0), keys.rejected)]
+        assert left == [[], []]
+
     async def test_a_dead_lettered_preference_leaves_the_stream_and_goes_with_the_erasure(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
