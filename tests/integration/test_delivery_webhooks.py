@@ -498,6 +498,38 @@ class TestMapping:
         )
         assert unmatched == 2
 
+    async def test_a_report_about_an_erased_couple_publishes_nothing(
+        self, relays: Relays, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A bounce or complaint that arrives after its couple was erased (relays report
+        minutes to days late) is answered 200 and publishes nothing: no outcome names the
+        erased couple and partner again (nudge.bounced.v1 and nudge.complained.v1 were
+        published after the erasure, with its ids and the fact that the address failed)."""
+        scheduler = scheduler_settings(redis_url, key_prefix)
+        await plant(redis, relays.settings, example()["data"], NOW)
+        erase = parse_preference(
+            json.dumps(
+                {
+                    "type": "couple.erased.v1",
+                    "event_id": "0b6c3f2e-5d4a-4b8e-9f1a-2c3d4e5f6a7b",
+                    "occurred_at": NOW.isoformat(),
+                    "producer": "tests",
+                    "data": {"couple_id": REF.couple_id},
+                }
+            ).encode()
+        )
+        store = ScheduleStore(redis, scheduler.keys, due_maxlen=1000)
+        assert await PreferenceIngest(store, ManualClock(NOW), scheduler).apply(erase) == "erased"
+        hard = mailgun_body(MAILGUN_KEY, relays.message_id)
+        spam = mailgun_body(MAILGUN_KEY, relays.message_id, event="complained")
+        assert await relays.post("mailgun", hard) == 200
+        assert await relays.post("mailgun", spam) == 200
+        assert await relays.events() == ([], [])
+        erased = relays.metrics.registry.get_sample_value(
+            "nudge_delivery_reports_total", {"source": "mailgun", "report": "erased"}
+        )
+        assert erased == 2
+
     @pytest.mark.parametrize(
         ("path", "body", "status", "reason"),
         [

@@ -20,7 +20,8 @@ state change on the preferences stream for the scheduler to apply (channel.bounc
 channel.complained.v1: the HTTP side never writes couple state itself) and the fact on the
 outcomes stream (nudge.bounced.v1, nudge.complained.v1). Event ids are derived from the
 relay's event id, so an event published twice is recognisably the same; a message's soft
-bounces are published once (a relay that retries reports each attempt).
+bounces are published once (a relay that retries reports each attempt). A report about a
+couple erased since publishes nothing (counted `erased`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from couples_nudge.common.clock import Clock
+from couples_nudge.common.keys import couple_digest
 from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.message_ids import MessageIds, MessageRef
@@ -290,6 +292,10 @@ class DeliveryReports:
                     self.metrics.observe_report(source, "unmatched")
                     log.info("delivery_report_unmatched", source=source, report=report.kind)
                     continue
+                if await self._erased(ref.couple_id):  # its ids are not published again
+                    self.metrics.observe_report(source, "erased")
+                    log.info("delivery_report_erased", source=source, report=report.kind)
+                    continue
                 event_key = _event_key(report, ref)
                 if not await self.replay.first(source, event_key, _EVENT_MEMORY):
                     self.metrics.observe_report(source, "duplicate")
@@ -326,6 +332,18 @@ class DeliveryReports:
             await self._forget(source, key)
             raise WebhookRefused(503, "unavailable") from None
         return PlainTextResponse("ok")
+
+    async def _erased(self, couple_id: str) -> bool:
+        """Whether the couple a report names was erased (and not created again since), as
+        vanished.py tells it: no record, and a tombstone. Relays report minutes to days
+        late; publishing then would name the erased couple and partner again, and that
+        their address failed."""
+        keys = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.couple(couple_id))
+            pipe.zscore(keys.tombstones(keys.shard_of(couple_id)), couple_digest(couple_id))
+            exists, erased_at = await pipe.execute()
+        return not exists and erased_at is not None
 
     def _events(
         self, report: Report, ref: MessageRef
