@@ -53,6 +53,9 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:replay:<source>:<digest>    string  a relay's webhook request or event already acted
                                                on (services/notifier/webhooks/replay.py);
                                                expires after the replay window
+    nudges:limit:<page>:<digest>       string  a partner's changes this minute through the
+                                               manage or unsubscribe page (digest of couple
+                                               and partner; services/notifier/change_limit.py)
     nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
                                                and the last loss (services/common/state_marker.py)
     nudges:state:{s00}                 string  on a cluster: the state epoch shard 00's primary
@@ -133,6 +136,10 @@ class Keys:
     def replay(self, source: str, digest: str) -> str:
         """A webhook request or event already acted on: `digest` of the relay's own id."""
         return f"{self.prefix}:replay:{source}:{digest}"
+
+    def change_limit(self, page: str, digest: str) -> str:
+        """A partner's changes this minute through `page`: `digest` of couple and partner."""
+        return f"{self.prefix}:limit:{page}:{digest}"
 
     def shard_of(self, couple_id: str) -> int:
         return zlib.crc32(couple_id.encode()) % self.shards

@@ -7,6 +7,7 @@
                            outcomes stream), however often the link is followed
     GET  /manage/<token>   the manage page: per kind, snooze a week or a month, stop, start again
     POST /manage/<token>   form fields `kind` and `choice`: publishes that change, shows the page
+                           (CHANGES_PER_MINUTE a partner, then 429: change_limit.py)
 
 The HTTP side never writes couple state: it reads the couple hash (the partner's language,
 what is snoozed or stopped) and publishes events; the scheduler applies them. It remembers
@@ -38,6 +39,7 @@ from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
 from couples_nudge.notifier.answers import ManageChoice, answer_events, manage_events
+from couples_nudge.notifier.change_limit import RETRY_AFTER_S, ChangeLimit
 from couples_nudge.notifier.engagement import ClaimState, EngagementStore
 from couples_nudge.notifier.pages import (
     AnswerState,
@@ -93,6 +95,7 @@ class ActionPages:
         self.store = EngagementStore(
             redis, settings.keys, keep_ms=int(settings.action_link_ttl.total_seconds() * 1000)
         )
+        self.limit = ChangeLimit(redis, settings.keys, "manage")
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -246,6 +249,9 @@ class ActionPages:
             couple = await self._couple(claim.couple_id)
             if not couple.exists:
                 return self._answer("invalid", 404, "en")
+            if not await self.limit.allow(claim.couple_id, claim.partner_id):
+                log.info("manage_refused", method="POST", reason="too_many_changes")
+                return _too_many(self._answer("error", 429, _locale(couple, claim.partner_id)))
             now = self.clock.now()
             prefs, engaged = manage_events(
                 claim, _kind(kind), _choice(choice), now, uuid.uuid4().hex
@@ -315,6 +321,11 @@ def _page(html: str, status: int) -> HTMLResponse:
     return HTMLResponse(
         html, status, headers={**_HEADERS, "Content-Security-Policy": csp_for(html)}
     )
+
+
+def _too_many(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return page
 
 
 def _kind(value: str) -> NudgeKind:

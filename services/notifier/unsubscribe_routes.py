@@ -5,6 +5,7 @@
     POST /unsubscribe/<token>   body "List-Unsubscribe=One-Click" (what mail clients send, and
                                 what the page's buttons send): publishes
                                 preferences.unsubscribed.v1 on the preferences stream, 200
+                                (CHANGES_PER_MINUTE a partner, then 429: change_limit.py)
 
 The scheduler applies the event to the couple's state and the notifier checks that state just
 before every send. A token that is forged, tampered with, malformed or signed with a key we no
@@ -31,6 +32,7 @@ from couples_nudge.common.clock import Clock
 from couples_nudge.common.couple_state import UnreadableCouple, parse_couple
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.catalog import DEFAULT_LOCALE
+from couples_nudge.notifier.change_limit import RETRY_AFTER_S, ChangeLimit
 from couples_nudge.notifier.delivery import PRODUCER
 from couples_nudge.notifier.pages import csp_for
 from couples_nudge.notifier.render import PageState, render_unsubscribe_page
@@ -68,6 +70,7 @@ class UnsubscribePages:
         self.stream = settings.keys.preferences
         self.maxlen = settings.preferences_maxlen
         self.clock = clock
+        self.limit = ChangeLimit(redis, settings.keys, "unsubscribe")
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -149,6 +152,11 @@ class UnsubscribePages:
             ),
         )
         try:
+            if not await self.limit.allow(claim.couple_id, claim.partner_id):
+                log.info("unsubscribe_refused", method="POST", reason="too_many_changes")
+                page = self._page("error", 429)
+                page.headers["Retry-After"] = str(RETRY_AFTER_S)
+                return page
             await publish(self.redis, self.stream, [event], maxlen=self.maxlen)
         except (RedisError, OSError) as exc:
             log.warning("unsubscribe_not_published", error=type(exc).__name__)

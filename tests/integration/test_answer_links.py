@@ -18,6 +18,7 @@ from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.streams import DATA_FIELD, read_events
 from couples_nudge.embedded.valkey import free_port
 from couples_nudge.notifier.actions import ActionClaim, ActionTokens
+from couples_nudge.notifier.change_limit import CHANGES_PER_MINUTE
 from couples_nudge.notifier.service import NotifierService
 from couples_nudge.scheduler.service import SchedulerService
 from couples_nudge_schemas import (
@@ -198,6 +199,32 @@ class TestManagePage:
                 if isinstance(e, PreferencesSnoozed)
             ]
             assert (snooze.data.kind, (snooze.data.until - NOW).days) == ("check_in", 30)
+
+
+class TestChangesPerMinute:
+    async def test_a_manage_link_posted_in_a_loop_publishes_a_bounded_number_of_changes(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A manage link never expires and each POST is a deliberate change with fresh ids: one
+        POSTed 50 times in a row published 50 changes on each stream (a link in a forwarded
+        email could fill them). Now a partner has CHANGES_PER_MINUTE a minute (429 with
+        Retry-After beyond); the other partner's link is not held back."""
+        async with notifier_http(redis, redis_url, key_prefix) as (notifier, tokens):
+            keys = notifier.keys
+            url = tokens.link(claim("manage"))
+            other = tokens.link(claim("manage").model_copy(update={"partner_id": "sam"}))
+            form = {"kind": "date_night", "choice": "week"}
+            async with httpx.AsyncClient(timeout=10) as client:
+                answers = [await client.post(url, data=form) for _ in range(50)]
+                theirs = await client.post(other, data=form)
+            statuses = [a.status_code for a in answers]
+            print(f"50 POSTs: {statuses.count(200)} published, {statuses.count(429)} refused")
+            assert statuses == [200] * CHANGES_PER_MINUTE + [429] * (50 - CHANGES_PER_MINUTE)
+            assert answers[-1].headers["retry-after"] == "60"
+            assert answers[-1].headers["cache-control"] == "no-store"
+            assert theirs.status_code == 200
+            assert await redis.xlen(keys.preferences) == CHANGES_PER_MINUTE + 1
+            assert await redis.xlen(keys.outcomes) == CHANGES_PER_MINUTE + 1
 
 
 class TestErasure:

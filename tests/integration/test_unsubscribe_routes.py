@@ -21,6 +21,7 @@ from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.http import HttpServer
 from couples_nudge.common.streams import read_events
 from couples_nudge.embedded.valkey import free_port
+from couples_nudge.notifier.change_limit import CHANGES_PER_MINUTE
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.unsubscribe import Scope, UnsubscribeClaim, UnsubscribeTokens
 from couples_nudge.notifier.unsubscribe_routes import unsubscribe_routes
@@ -202,6 +203,20 @@ class TestOneClick:
         response = await client.post(endpoint.link(), data=body)
         assert response.status_code == 400
         assert await endpoint.events() == []
+
+    async def test_a_link_posted_in_a_loop_publishes_a_bounded_number_of_unsubscribes(
+        self, endpoint: Endpoint, client: httpx.AsyncClient
+    ) -> None:
+        """Each POST published a new event (fresh id): 50 in a row put 50 on the preferences
+        stream. Now a partner has CHANGES_PER_MINUTE a minute (429 with Retry-After beyond);
+        the other partner's link is not held back."""
+        answers = [await client.post(endpoint.link(), data=ONE_CLICK) for _ in range(50)]
+        theirs = await client.post(endpoint.link(claim(partner="sam")), data=ONE_CLICK)
+        statuses = [a.status_code for a in answers]
+        assert statuses == [200] * CHANGES_PER_MINUTE + [429] * (50 - CHANGES_PER_MINUTE)
+        assert answers[-1].headers["retry-after"] == "60"
+        assert theirs.status_code == 200
+        assert len(await endpoint.events()) == CHANGES_PER_MINUTE + 1
 
     async def test_no_secrets_in_logs(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
         """Logs name the couple, partner and scope, never the token."""
