@@ -16,8 +16,6 @@ links do not, like unsubscribe links. No link redirects anywhere: a link is the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -26,7 +24,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, ValidationError
 
 from couples_nudge.notifier.signing import Sha256Mac
-from couples_nudge.notifier.unsubscribe import InvalidToken
+from couples_nudge.notifier.unsubscribe import InvalidToken, b64url_decode, b64url_encode
 from couples_nudge_schemas import NudgeKind, StrictModel
 from couples_nudge_schemas._base import SafeId
 from couples_nudge_schemas.nudges import OccurrenceId
@@ -59,19 +57,6 @@ class ActionClaim(StrictModel):
     action: ActionKind
     sequence: Annotated[int, Field(ge=0, lt=2**40)]
     issued_at: Annotated[int, Field(ge=0, lt=2**40)]  # epoch seconds
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    if not text or not text.replace("-", "a").replace("_", "a").isalnum() or not text.isascii():
-        raise InvalidToken("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidToken("not base64url") from None
 
 
 class ActionTokens:
@@ -109,8 +94,8 @@ class ActionTokens:
                 str(claim.issued_at),
             ]
         )
-        payload64 = _b64encode(payload.encode())
-        return f"{kid}.{payload64}.{_b64encode(self._mac(key, kid, payload64))}"
+        payload64 = b64url_encode(payload.encode())
+        return f"{kid}.{payload64}.{b64url_encode(self._mac(key, kid, payload64))}"
 
     def verify(self, token: str, *, now_s: int) -> ActionClaim:
         """The claim of a genuine, unexpired token; InvalidToken (ExpiredToken) otherwise."""
@@ -120,10 +105,10 @@ class ActionTokens:
         key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown key")
-        if not hmac.compare_digest(self._mac(key, kid, payload64), _b64decode(mac64)):
+        if not hmac.compare_digest(self._mac(key, kid, payload64), b64url_decode(mac64)):
             raise InvalidToken("bad signature")
         try:
-            parts = _b64decode(payload64).decode("ascii").split("|")
+            parts = b64url_decode(payload64).decode("ascii").split("|")
             if len(parts) != 8 or parts[0] != _VERSION:
                 raise InvalidToken("malformed")
             _, couple_id, partner_id, kind, occurrence, action, seq, issued = parts

@@ -33,6 +33,8 @@ __all__ = [
     "Scope",
     "UnsubscribeClaim",
     "UnsubscribeTokens",
+    "b64url_decode",
+    "b64url_encode",
     "parse_keys",
 ]
 
@@ -41,7 +43,7 @@ MAX_TOKEN_LENGTH: Final = 512
 MIN_SECRET_LENGTH: Final = 32
 _VERSION: Final = "v1"
 _KID: Final = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
-_B64: Final = re.compile(r"^[A-Za-z0-9_-]+$")
+_B64: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidToken(ValueError):
@@ -55,17 +57,24 @@ class UnsubscribeClaim(StrictModel):
     issued_at: Annotated[int, Field(ge=0, lt=2**40)]  # epoch seconds
 
 
-def _b64encode(raw: bytes) -> str:
+def b64url_encode(raw: bytes) -> str:
+    """Unpadded base64url, as tokens (here and actions.py) spell their parts."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _b64decode(text: str) -> bytes:
-    if not _B64.match(text):
+def b64url_decode(text: str) -> bytes:
+    """The bytes of unpadded base64url spelled as `b64url_encode` spells them; InvalidToken
+    for any other spelling (the decoder alone ignores a last character's unused bits, so
+    four spellings of a MAC would verify)."""
+    if not _B64.fullmatch(text):
         raise InvalidToken("not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidToken("not base64url") from None
+    if b64url_encode(raw) != text:
+        raise InvalidToken("not base64url")
+    return raw
 
 
 def parse_keys(entries: Sequence[SecretStr]) -> list[tuple[str, bytes]]:
@@ -110,8 +119,8 @@ class UnsubscribeTokens:
         payload = "|".join(
             [_VERSION, claim.couple_id, claim.partner_id, claim.scope, str(claim.issued_at)]
         )
-        payload64 = _b64encode(payload.encode())
-        return f"{kid}.{payload64}.{_b64encode(self._mac(secret, kid, payload64))}"
+        payload64 = b64url_encode(payload.encode())
+        return f"{kid}.{payload64}.{b64url_encode(self._mac(secret, kid, payload64))}"
 
     def verify(self, token: str) -> UnsubscribeClaim:
         """The claim a genuine token carries; InvalidToken for anything else."""
@@ -122,11 +131,11 @@ class UnsubscribeTokens:
         if secret is None:
             raise InvalidToken("unknown key")
         expected = self._mac(secret, kid, payload64)
-        if not hmac.compare_digest(expected, _b64decode(mac64)):
+        if not hmac.compare_digest(expected, b64url_decode(mac64)):
             raise InvalidToken("bad signature")
         try:
             version, couple_id, partner_id, scope, issued = (
-                _b64decode(payload64).decode("ascii").split("|")
+                b64url_decode(payload64).decode("ascii").split("|")
             )
             if version != _VERSION or not issued.isdigit():
                 raise InvalidToken("malformed")

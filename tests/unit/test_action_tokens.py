@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import string
+
 import pytest
 
 from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
@@ -46,6 +49,18 @@ class TestActionTokens:
         flipped = "A" if token[where] != "A" else "B"
         with pytest.raises(InvalidToken):
             tokens(NEW).verify(token[:where] + flipped + token[where + 1 :], now_s=0)
+
+    def test_a_token_verifies_only_as_it_was_signed(self) -> None:
+        """The MAC's last base64url character carries 2 unused bits, which the decoder
+        ignored: four spellings of every link verified. Only the signed one does now."""
+        t = tokens(NEW)
+        token = t.sign(CLAIM)
+        alphabet = string.ascii_letters + string.digits + "-_"
+        accepted = []
+        for c in alphabet.replace(token[-1], ""):
+            with contextlib.suppress(InvalidToken):
+                accepted.append(t.verify(token[:-1] + c, now_s=CLAIM.issued_at))
+        assert accepted == []
 
     def test_an_unsubscribe_token_is_not_an_action_token(self) -> None:
         """Same secret, different derived key: one kind of link cannot act as the other."""

@@ -7,9 +7,11 @@ HMAC-SHA256 over "<kid>.<payload64>". The first key signs; every configured key 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import re
+import string
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -147,6 +149,24 @@ class TestRefusals:
         """Garbage of any shape is refused without an exception other than InvalidToken."""
         with pytest.raises(InvalidToken):
             self.SIGNER.verify(token)
+
+
+class TestOneSpelling:
+    SIGNER = tokens(f"k1:{SECRET_A}")
+
+    def test_a_token_verifies_only_as_it_was_signed(self) -> None:
+        """A 32-byte MAC is 43 base64url characters, the last carrying 2 unused bits: the
+        decoder ignored them, so four spellings of every token verified (and a trailing
+        newline, which the pattern's `$` let through). Only the signed spelling does now."""
+        token = self.SIGNER.sign(CLAIM)
+        assert self.SIGNER.verify(token) == CLAIM
+        alphabet = string.ascii_letters + string.digits + "-_"
+        others = [token[:-1] + c for c in alphabet if c != token[-1]] + [token + "\n"]
+        accepted = []
+        for other in others:
+            with contextlib.suppress(InvalidToken):
+                accepted.append(self.SIGNER.verify(other))
+        assert accepted == []
 
 
 class TestKeys:
