@@ -149,6 +149,8 @@ class Timing:
 
 
 def timing(schedule: Schedule, current: Occurrence, *, now: datetime, grace: timedelta) -> Timing:
+    if current.fire_at > now:  # not due yet: a timer the zone's new rules moved later
+        return Timing(None, current)
     missed: list[Occurrence] = []
     nxt = next_occurrence(schedule, current.nominal)
     steps = 0

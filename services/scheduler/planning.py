@@ -48,6 +48,7 @@ __all__ = [
     "first_occurrence",
     "next_occurrence",
     "occurrence_at",
+    "occurrence_in_force",
     "plan",
     "plan_kind",
     "quiet_occurrence",
@@ -62,6 +63,10 @@ _FREQUENCY_HORIZON = timedelta(days=366)
 # The furthest quiet hours move a nudge: later than a day after its nominal instant it is
 # dropped (quiet_occurrence), so a nudge still waiting at `now` has its nominal within a day.
 _LONGEST_DEFERRAL = timedelta(days=1)
+# The most a change of a zone's rules in the tz database has moved a wall time (Samoa skipped
+# 30 December 2011: a day); `occurrence_in_force` looks no further.
+_RULES_CHANGE = timedelta(days=1)
+_MS = timedelta(milliseconds=1)
 
 
 class PlanningError(ValueError):
@@ -258,6 +263,29 @@ def _human(delta: timedelta) -> str:
 def occurrence_at(schedule: Schedule, nominal: datetime) -> Occurrence:
     """Where a rule instant of `schedule` lands once its recipients' quiet hours apply."""
     return quiet_occurrence(schedule.quiet, nominal)
+
+
+def occurrence_in_force(schedule: Schedule, nominal: datetime) -> Occurrence:
+    """The occurrence a timer planned for `nominal` stands for under the zone rules in force.
+
+    A timer keeps the instant it was planned for. When a newer tz database changes the zone's
+    rules after that (a country gives up summer time; the service is redeployed with the new
+    tzdata), the instant is no longer one of the rule's: 09:00 planned at +03:00 is 06:00Z,
+    08:00 at +02:00, and the rule's next instant after it is 09:00 that same day, a second
+    nudge. The timer stands for the rule's instant nearest to it within `_RULES_CHANGE`
+    (the earlier one on a tie); an instant that is still the rule's, or one with none of the
+    rule's that near, stands for itself.
+    """
+    zone, rule = schedule.tz(), schedule.rule
+    if next_fire(rule, zone, nominal - _MS) == nominal:  # the rules have not moved it
+        return occurrence_at(schedule, nominal)
+    before, at = None, nominal - _RULES_CHANGE
+    while (after := next_fire(rule, zone, at)) is not None and after < nominal:
+        before = at = after
+    near = [t for t in (before, after) if t is not None and abs(t - nominal) <= _RULES_CHANGE]
+    if not near:
+        return occurrence_at(schedule, nominal)
+    return occurrence_at(schedule, min(near, key=lambda t: abs(t - nominal)))
 
 
 def quiet_occurrence(quiet: tuple[QuietWindow, ...], nominal: datetime) -> Occurrence:

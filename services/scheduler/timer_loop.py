@@ -55,7 +55,7 @@ from couples_nudge.scheduler.lookahead import (
     lead_ms,
     restamped,
 )
-from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_at
+from couples_nudge.scheduler.planning import Occurrence, QuietWindow, Schedule, occurrence_in_force
 from couples_nudge.scheduler.records import audience_of, decode_record, split_joined
 from couples_nudge.scheduler.rules import CronRule, Rule
 from couples_nudge.scheduler.settings import SchedulerSettings
@@ -469,8 +469,10 @@ class TimerLoop:
         key = (schedule.rule, schedule.timezone, schedule.quiet, record.nominal_ms, score, grace)
         timed = timings.get(key)
         if timed is None:  # `now` is the batch's: the key holds everything else timing reads
-            current = occurrence_at(schedule, from_ms(record.nominal_ms))
-            if epoch_ms(current.fire_at) != score:  # the score is authoritative (deferrals)
+            nominal = from_ms(record.nominal_ms)
+            current = occurrence_in_force(schedule, nominal)  # planned under older zone rules?
+            if current.nominal == nominal and epoch_ms(current.fire_at) != score:
+                # the score is authoritative (deferrals), unless the rules moved the nominal
                 current = Occurrence(current.nominal, from_ms(score), current.note, current.dropped)
             decided = timing(schedule, current, now=now, grace=grace)
             nxt = decided.next

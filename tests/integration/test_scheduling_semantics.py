@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import zoneinfo
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.resources import as_file, files
+from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 
 from couples_nudge.common.clock import ManualClock, epoch_ms
@@ -92,6 +98,50 @@ class TestMisfires:
         assert await world.dues() == []
         missed = await read_events(redis, world.settings.keys.outcomes, parse_outcome)
         assert sorted(o.data.scheduled_at.day for o in missed) == [7, 8]
+
+
+@pytest.fixture
+def zone_files(tmp_path: Path) -> Iterator[Path]:
+    """A tz database of the test's own, read before any other (restored afterwards)."""
+    zoneinfo.reset_tzpath(to=[str(tmp_path)])
+    zoneinfo.ZoneInfo.clear_cache()
+    yield tmp_path
+    zoneinfo.reset_tzpath()
+    zoneinfo.ZoneInfo.clear_cache()
+
+
+def _install_zone(zone_files: Path, name: str, rules_of: str) -> None:
+    """Redeploy with new tzdata: the zone `name` now has the rules of `rules_of`."""
+    (zone_files / name).parent.mkdir(parents=True, exist_ok=True)
+    with as_file(files("tzdata.zoneinfo").joinpath(rules_of)) as source:
+        shutil.copyfile(source, zone_files / name)
+    zoneinfo.ZoneInfo.clear_cache()
+
+
+class TestZoneRulesChange:
+    @pytest.mark.parametrize("new_rules", ["Etc/GMT-1", "Etc/GMT-3"])
+    async def test_a_timer_planned_under_old_rules_fires_once_at_the_wall_time_of_the_new(
+        self,
+        redis: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+        zone_files: Path,
+        new_rules: str,
+    ) -> None:
+        """Helsinki's 09:00 planned at +02:00, then tzdata moves it to +01:00 or +03:00: each
+        day still gets one nudge, at 09:00 under the new rules (at +01:00 the first day got two,
+        at 08:00 and 09:00, before)."""
+        _install_zone(zone_files, "Europe/Helsinki", "Europe/Helsinki")
+        world = _World(redis, scheduler_settings(redis_url, key_prefix))
+        daily = {
+            "check_in": {"cadence": {"repeat": "cron", "cron": "0 9 * * *"}, "timing": "together"}
+        }
+        await world.ingest.apply(parse_preference(_prefs(daily, timezone="Europe/Helsinki")))
+        _install_zone(zone_files, "Europe/Helsinki", new_rules)
+        await world.run_until(MONDAY + timedelta(days=3))
+        zone = zoneinfo.ZoneInfo("Europe/Helsinki")
+        fired = [d.data.scheduled_at.astimezone(zone).timetuple()[2:4] for d in await world.dues()]
+        assert fired == [(7, 9), (8, 9), (9, 9)]  # (day, hour) in Helsinki under the new rules
 
 
 class TestLongOutage:
