@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -117,7 +116,7 @@ class ShardLeases:
     async def refresh(self) -> set[int]:
         """Renew the leases held, take the free ones this replica should hold, give up the
         rest (per the policy); returns the shards held now."""
-        live = await self.store.heartbeat(self.holder, int(time.time() * 1000), self.ttl_ms)
+        live = await self.store.heartbeat(self.holder, self.ttl_ms)
         if self.policy is LeasePolicy.ONE:
             held, share = await self._one(), len(self.shards)
         else:
@@ -177,7 +176,7 @@ class ShardLeases:
         compare a server under one with a cluster under the other)."""
         try:
             with contextlib.suppress(RedisError):
-                await self.store.heartbeat(self.holder, int(time.time() * 1000), self.ttl_ms)
+                await self.store.heartbeat(self.holder, self.ttl_ms)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.ttl_ms / 6000)
             while not stop.is_set():
@@ -197,4 +196,4 @@ class ShardLeases:
         held, self.held = self.held, set()
         with contextlib.suppress(RedisError, OSError):
             await self._give_up(sorted(held, reverse=True))
-            await self.store.heartbeat(self.holder, int(time.time() * 1000), 0)
+            await self.store.heartbeat(self.holder, 0)

@@ -437,8 +437,13 @@ return 1
 
 HEARTBEAT: Final = """
 -- A scheduler replica says it is alive; returns how many are (seen within the time to live).
--- KEYS: 1 the replicas zset; ARGV: 1 holder id, 2 now ms, 3 time to live ms (0: leaving)
-local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- KEYS: 1 the replicas zset; ARGV: 1 holder id, 2 time to live ms (0: leaving)
+-- Dated by the server's clock, the one clock every replica shares: dated by each host's, a
+-- replica killed with its clock an hour ahead was counted live for that hour (under `fair`,
+-- the survivors held too few shards and the rest fired nothing), and one behind was dropped.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
 if ttl == 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return redis.call('ZCARD', KEYS[1])

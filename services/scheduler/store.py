@@ -396,11 +396,10 @@ class ScheduleStore:
         calls = [([self.keys.fire_lease(shard)], [holder, ttl_ms]) for shard in shards]
         return [bool(held) for held in await self.pipe.script_many(self._lease, calls)]
 
-    async def heartbeat(self, holder: str, now_ms: int, ttl_ms: int) -> int:
-        """Say `holder` is alive (ttl_ms 0: leaving); how many scheduler replicas are."""
-        live = await self.pipe.script(
-            self._heartbeat, [self.keys.schedulers], [holder, now_ms, ttl_ms]
-        )
+    async def heartbeat(self, holder: str, ttl_ms: int) -> int:
+        """Say `holder` is alive (ttl_ms 0: leaving); how many scheduler replicas are (by the
+        server's clock: lua.HEARTBEAT)."""
+        live = await self.pipe.script(self._heartbeat, [self.keys.schedulers], [holder, ttl_ms])
         return int(live)
 
     async def count_due(self, shard: int, from_ms: int, to_ms: int) -> int:

@@ -115,6 +115,25 @@ class TestShardLeases:
         await second.release()
         assert await redis.exists(first.store.keys.schedulers) == 0
 
+    async def test_a_replica_killed_with_its_clock_an_hour_ahead_is_not_counted_for_an_hour(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Hosts' clocks differ: a replica whose clock is an hour ahead takes its share and is
+        killed (no release). Once its leases lapse the survivor holds every shard (it held
+        half for the hour: the dead replica's heartbeat, dated by its own clock, still counted
+        it as live, and four shards fired nothing)."""
+        ahead, survivor = (_leases(redis, redis_url, key_prefix, 8, ttl_ms=300) for _ in range(2))
+        with pytest.MonkeyPatch.context() as host:  # this replica's host clock: an hour ahead
+            real = time.time
+            host.setattr(time, "time", lambda: real() + 3600)
+            await ahead.refresh()
+        for _ in range(5):  # refreshing every third of a lease, while the other's lapse
+            await survivor.refresh()
+            await asyncio.sleep(0.1)
+        assert await survivor.refresh() == set(range(8))
+        await survivor.release()
+        await redis.delete(ahead.store.keys.schedulers)
+
 
 class TestLeasePolicy:
     def test_auto_is_one_firer_on_a_server_and_fair_shares_on_a_cluster(self) -> None:
