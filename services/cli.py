@@ -19,6 +19,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from couples_nudge.cli_errors import CliError, Where, bounded, explain, redis_location
+from couples_nudge.common.zones import pin_zone_database
 from couples_nudge.dlq_cli import app as dlq_app
 from couples_nudge.notifier.catalog_cli import catalog
 from couples_nudge.notifier.render_cli import render
@@ -94,6 +95,7 @@ def _options(
     ] = False,
 ) -> None:
     """Reminders and nudges for couples: scheduler, notifier and operator tools."""
+    pin_zone_database()  # every command reads the zone rules requirements.lock pins
 
 
 @app.command()

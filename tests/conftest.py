@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
+from couples_nudge.common.zones import pin_zone_database
 from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.embedded.valkey import EmbeddedValkey
 from tests.support.leftovers import dbsize, remove_leftovers
@@ -132,7 +133,9 @@ _SHARED_DB_AT_START: list[int] = []
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """With REDIS_URL (a server the suite did not start), note how many keys it holds."""
+    """Read the zones the services read (the pinned tzdata, common/zones.py). With REDIS_URL (a
+    server the suite did not start), note how many keys it holds."""
+    pin_zone_database()
     if url := os.environ.get("REDIS_URL"):
         _SHARED_DB_AT_START.append(dbsize(url))
 

@@ -32,6 +32,7 @@ class BuildInfo(NamedTuple):
     python: str
     redis_py: str
     faststream: str
+    tzdata: str  # the tz database's release the zones are read from (common/zones.py)
 
 
 @cache
@@ -42,4 +43,5 @@ def build_info() -> BuildInfo:
         python=platform.python_version(),
         redis_py=_version("redis"),
         faststream=_version("faststream"),
+        tzdata=_version("tzdata"),
     )

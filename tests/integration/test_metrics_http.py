@@ -193,6 +193,7 @@ class TestProcessAndBuildMetrics:
                                 ("python", platform.python_version()),
                                 ("redis_py", version("redis")),
                                 ("faststream", version("faststream")),
+                                ("tzdata", version("tzdata")),
                             }
                         ),
                         1.0,

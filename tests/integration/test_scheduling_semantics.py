@@ -103,10 +103,11 @@ class TestMisfires:
 @pytest.fixture
 def zone_files(tmp_path: Path) -> Iterator[Path]:
     """A tz database of the test's own, read before any other (restored afterwards)."""
+    found = zoneinfo.TZPATH
     zoneinfo.reset_tzpath(to=[str(tmp_path)])
     zoneinfo.ZoneInfo.clear_cache()
     yield tmp_path
-    zoneinfo.reset_tzpath()
+    zoneinfo.reset_tzpath(to=found)
     zoneinfo.ZoneInfo.clear_cache()
 
 

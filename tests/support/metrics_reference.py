@@ -80,8 +80,8 @@ class Metrics:
         self.build_info = Gauge(
             "nudge_build_info",
             "Always 1; the labels say what this process runs: the service's version, Python, "
-            "redis-py and FastStream.",
-            ["version", "python", "redis_py", "faststream"],
+            "redis-py, FastStream and the tz database (tzdata).",
+            ["version", "python", "redis_py", "faststream", "tzdata"],
             registry=r,
         )
         self.build_info.labels(**build_info()._asdict()).set(1)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import UTC, datetime
+from importlib.resources import as_file, files
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from typer.testing import CliRunner
 
 from couples_nudge.cli import app
-from tests.support.events import EXAMPLES, example
+from tests.support.cli import cli_env, nudge
+from tests.support.events import EXAMPLES, envelope, example
 
 SPRING_FORWARD = "2027-03-14"  # America/New_York: 02:00 -> 03:00
 
@@ -69,3 +74,32 @@ class TestPreview:
         result = CliRunner().invoke(app, ["preview", str(path)])
         assert result.exit_code == 2
         assert "not a valid preference event" in " ".join(result.output.split())
+
+
+class TestZoneDatabase:
+    def test_the_command_reads_the_pinned_tzdata_not_the_hosts_zone_files(
+        self, tmp_path: Path
+    ) -> None:
+        """A host whose zone files put Vancouver at UTC-5 (PYTHONTZPATH names them): 09:00 there
+        is still the instant the pinned tzdata package gives (it was 14:00Z, the host's)."""
+        host = tmp_path / "zoneinfo"
+        (host / "America").mkdir(parents=True)
+        with as_file(files("tzdata.zoneinfo").joinpath("Etc/GMT+5")) as utc_minus_5:
+            shutil.copyfile(utc_minus_5, host / "America" / "Vancouver")
+        data = example()["data"]
+        data["nudges"] = {
+            "check_in": {"cadence": {"repeat": "cron", "cron": "0 9 * * *"}, "timing": "together"}
+        }
+        for partner in data["partners"]:
+            partner.update(timezone="America/Vancouver", quiet_hours=None)
+        event = tmp_path / "vancouver.json"
+        event.write_bytes(envelope("preferences.set.v1", data, datetime(2026, 12, 1, tzinfo=UTC)))
+        ran = nudge(
+            *("preview", str(event), "--start", "2026-12-07T00:00:00Z", "--days", "1", "--json"),
+            env=cli_env(PYTHONTZPATH=str(host)),
+        )
+        assert ran.code == 0, ran.err
+        with files("tzdata.zoneinfo").joinpath("America/Vancouver").open("rb") as pinned:
+            nine = datetime(2026, 12, 7, 9, tzinfo=ZoneInfo.from_file(pinned))
+        expected = nine.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert {json.loads(line)["at_utc"] for line in ran.out.splitlines()} == {expected}
