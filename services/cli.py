@@ -157,6 +157,11 @@ def demo(
             "`pip install 'couples-nudge[demo]'` (`make demo` does)"
         ) from None
 
+    if not any(couples.glob("*.json")):  # `nudge demo` run outside the repository's root
+        raise CliError(
+            f"{bounded(str(couples), 200)}: no preference events (*.json) there: run the demo "
+            "from the repository's root (`make demo` does) or pass --couples FOLDER"
+        )
     try:
         prepare_outbox(outbox)  # before anything starts: a refusal is a usage error
     except OutboxRefused as exc:

@@ -48,6 +48,23 @@ class TestUsageErrors:
         [line] = ran.err_lines
         assert "not a valid preference event" in line
 
+    @pytest.mark.parametrize("made", [False, True], ids=["missing", "empty"])
+    def test_the_demo_without_couples_says_where_it_looked(
+        self, tmp_path: Path, made: bool
+    ) -> None:
+        """`nudge demo` run outside the repository's root found no couples and exited 1 with
+        no word (0 emails): now one line names the folder and the two ways out, and nothing
+        (not even the outbox) is made."""
+        couples, outbox = tmp_path / "couples", tmp_path / "outbox"
+        if made:
+            couples.mkdir()
+        ran = nudge("demo", "--couples", str(couples), "--outbox", str(outbox))
+        assert ran.code == 2
+        [line] = ran.err_lines
+        assert str(couples) in line
+        assert "--couples" in line
+        assert not outbox.exists()
+
     def test_an_invalid_setting_names_the_variable(self) -> None:
         """A setting that does not parse is a usage error naming its variable."""
         ran = nudge("status", env=cli_env(NUDGE_SHARDS="many"))
