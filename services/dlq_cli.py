@@ -15,21 +15,26 @@ from rich.table import Table
 
 from couples_nudge.cli_errors import CliError, bounded
 from couples_nudge.common import dead_letters
+from couples_nudge.common.keys import Keys
 from couples_nudge.common.runtime import redis_client
 from couples_nudge.common.settings import CommonSettings
+from couples_nudge.scheduler import requeue
 
-app = typer.Typer(help="Dead letters: nudges and events that exhausted their retries.")
+app = typer.Typer(
+    help="Dead letters: nudges and events that exhausted their retries; rejected preference "
+    "events an older scheduler refused."
+)
 console = Console()
 T = TypeVar("T")
 
 
-def _run(action: Callable[[aioredis.Redis, str], Awaitable[T]]) -> T:
+def _run(action: Callable[[aioredis.Redis, Keys], Awaitable[T]]) -> T:
     settings = CommonSettings()
 
     async def go() -> T:
         redis = redis_client(settings)
         try:
-            return await action(redis, settings.keys.dead)
+            return await action(redis, settings.keys)
         finally:
             await redis.aclose()
 
@@ -42,7 +47,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List dead letters with the reason each one died (no personal data is shown)."""
-    letters = _run(lambda r, s: dead_letters.list_dead(r, s, count))
+    letters = _run(lambda r, k: dead_letters.list_dead(r, k.dead, count))
     if as_json:
         for d in letters:
             row = {
@@ -77,7 +82,7 @@ def replay(
     if all_ and not yes:
         _confirm("Replay every dead letter?", "replay --all")
     wanted = None if all_ else list(dict.fromkeys(ids or []))
-    replayed = _run(lambda r, s: dead_letters.replay_letters(r, s, wanted))
+    replayed = _run(lambda r, k: dead_letters.replay_letters(r, k.dead, wanted))
     console.print(f"replayed {len(replayed)} dead letter(s)")
     missing = [i for i in wanted or [] if i not in replayed]
     if missing:  # a mistyped or already replayed id: say so, not "replayed 0" and exit 0
@@ -95,8 +100,20 @@ def purge(
     """Delete every dead letter for good."""
     if not yes:
         _confirm("Delete every dead letter for good?", "purge")
-    purged = _run(dead_letters.purge)
+    purged = _run(lambda r, k: dead_letters.purge(r, k.dead))
     console.print(f"purged {purged} dead letter(s)")
+
+
+@app.command("requeue-rejected")
+def requeue_rejected(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Put rejected preference events this version reads back on the preferences stream
+    (those an older scheduler refused during a rolling upgrade)."""
+    if not yes:
+        _confirm("Put the rejected preference events this version reads back?", "requeue-rejected")
+    done = _run(requeue.requeue_rejected)
+    console.print(f"requeued {done.requeued} rejected preference event(s); {done.kept} kept")
 
 
 def _confirm(question: str, command: str) -> None:

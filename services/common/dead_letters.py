@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from couples_nudge.common.streams import DATA_FIELD, couple_id_in, read_entries
 from couples_nudge_schemas import MAX_EVENT_BYTES
 
-__all__ = ["DeadLetter", "bury", "list_dead", "purge", "replay", "replay_letters"]
+__all__ = ["DeadLetter", "bury", "list_dead", "purge", "put_back", "replay", "replay_letters"]
 
 _EVENT_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+){1,4}")
 
@@ -113,31 +114,40 @@ async def replay_letters(
     """Put dead letters back on their source streams (all of them if `ids` is None); the ids
     of those put back (an id that names no dead letter is not among them).
 
-    A letter leaves the dead stream only once its copy is on its source stream: the copies
-    are written first (one round trip), then the letters Redis took are deleted; if Redis
-    refused any copy, its error is raised after that and the letter stays. (In one pipeline,
-    under `maxmemory` Redis refused the XADD and still ran the XDEL, which needs no memory:
-    the letter was lost.)
+    A letter leaves the dead stream only once its copy is on its source stream (`put_back`).
     """
     letters = await list_dead(redis, dead_stream, count=100_000)
     chosen = [d for d in letters if ids is None or d.id in ids]
-    if not chosen:
-        return []
+    await put_back(redis, dead_stream, [(d.id, d.source, d.data) for d in chosen])
+    return [letter.id for letter in chosen]
+
+
+async def put_back(
+    redis: aioredis.Redis, stream: str, entries: Sequence[tuple[str, str, bytes]]
+) -> None:
+    """Copy each (entry id, source stream, payload) of `stream` onto its source stream as
+    `__data__`, in order, then delete from `stream` the entries whose copy Redis took.
+
+    The copies are written first (one round trip), then the entries Redis took are deleted; if
+    Redis refused any copy, its error is raised after that and the entry stays. (In one
+    pipeline, under `maxmemory` Redis refused the XADD and still ran the XDEL, which needs no
+    memory: the entry was lost.)
+    """
+    if not entries:
+        return
     async with redis.pipeline(transaction=False) as pipe:
-        for letter in chosen:
-            pipe.xadd(letter.source, {DATA_FIELD: letter.data})
+        for _, source, data in entries:
+            pipe.xadd(source, {DATA_FIELD: data})
         copies: list[Any] = await pipe.execute(raise_on_error=False)
     copied = [
-        letter.id
-        for letter, copy in zip(chosen, copies, strict=True)
+        entry for (entry, _, _), copy in zip(entries, copies, strict=True)
         if not isinstance(copy, Exception)
-    ]
+    ]  # fmt: skip
     if copied:
-        await redis.xdel(dead_stream, *copied)
+        await redis.xdel(stream, *copied)
     refused = next((copy for copy in copies if isinstance(copy, Exception)), None)
     if refused is not None:
         raise refused
-    return [letter.id for letter in chosen]
 
 
 async def purge(redis: aioredis.Redis, dead_stream: str) -> int:
