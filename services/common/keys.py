@@ -56,6 +56,8 @@ Layout (prefix "nudges", shard tag {sNN}):
     nudges:limit:<page>:<digest>       string  a partner's changes this minute through the
                                                manage or unsubscribe page (digest of couple
                                                and partner; services/notifier/change_limit.py)
+    nudges:swept:records               string  "1" once no sent or seen set is left without an
+                                               expiry (services/notifier/record_expiry.py)
     nudges:state:{nudges:outcomes}     hash    the state marker: which state epoch Redis holds,
                                                and the last loss (services/common/state_marker.py)
     nudges:state:{s00}                 string  on a cluster: the state epoch shard 00's primary
@@ -167,6 +169,11 @@ class Keys:
 
     def fire_lease(self, shard: int) -> str:
         return f"{self.prefix}:lease:{self._tag(shard)}"
+
+    @property
+    def records_swept(self) -> str:
+        """Set once no sent or seen set is left without an expiry (record_expiry.py)."""
+        return f"{self.prefix}:swept:records"
 
     @property
     def schedulers(self) -> str:

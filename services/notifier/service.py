@@ -44,6 +44,7 @@ from couples_nudge.notifier.channels.base import Channel
 from couples_nudge.notifier.channels.dkim import DkimSigner
 from couples_nudge.notifier.channels.email import SmtpChannel
 from couples_nudge.notifier.delivery import PRODUCER, Boxed, Delivery
+from couples_nudge.notifier.record_expiry import RecordExpiry
 from couples_nudge.notifier.retries import RetryPolicy, RetryQueue, failure_reason, jitter
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge.notifier.state import NotifierState
@@ -509,6 +510,12 @@ class NotifierService:
         loops: list[Coroutine[Any, Any, None]] = [
             self.retries.run(self._stop, self.settings.retry_poll_seconds),
             self.watch.run(self._stop),
+            RecordExpiry(
+                self.redis,
+                self.keys,
+                retention=self.settings.idempotency_retention,
+                repeat_window=self.settings.repeat_window,
+            ).run(self._stop),
         ]
         for stream in self.keys.all_due():
 

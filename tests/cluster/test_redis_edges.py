@@ -31,6 +31,7 @@ from couples_nudge.common.streams import (
     reject,
 )
 from couples_nudge.notifier.caps import CapLedger
+from couples_nudge.notifier.record_expiry import RecordExpiry
 from couples_nudge.notifier.retries import RetryQueue
 from couples_nudge.notifier.state import NotifierState, idempotency_key
 from couples_nudge.operator.status import gather_status
@@ -220,6 +221,23 @@ class TestNotifierStateOnCluster:
         assert outbox == dict.fromkeys(sent, b'{"outcome": 1}')
         assert await cluster_redis.hget(keys.couple("c00005"), "dead:sam:email") is not None
         assert couple is not None
+
+
+class TestRecordExpiryOnCluster:
+    async def test_sets_without_an_expiry_on_every_primary_are_given_one(
+        self, cluster: LocalCluster, cluster_redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """The sweep scans every primary and gives each set its expiry in a pipeline."""
+        keys = _settings(cluster, key_prefix).keys
+        couples = [f"c{n:05d}" for n in range(COUPLES)]
+        for couple in couples:  # as a release before expiring records wrote them
+            await cluster_redis.zadd(keys.sent(couple), {f"{couple}/d/both@1|maya|email": 1})
+        week = timedelta(days=7)
+        expiry = RecordExpiry(cluster_redis, keys, retention=week, repeat_window=week)
+        assert await expiry.sweep() == COUPLES
+        ttls = [await cluster_redis.pttl(keys.sent(couple)) for couple in couples]
+        assert all(week.total_seconds() * 1000 < t <= 8 * 86_400_000 for t in ttls)
+        assert await expiry.sweep() == 0
 
 
 class TestRetryQueueOnCluster:

@@ -1,16 +1,17 @@
-"""Upgrading from an older release: what an older scheduler left behind is recovered.
+"""Upgrading from an older release: what it left behind is recovered.
 
-The rejected entries below are a fixture written directly, field for field as daad069's
-scheduler (main of 2026-12-05, the first development round) wrote them when it read, during a
-rolling upgrade, events only the newer schema knows. Running that release inside a test would
-need its tree beside this one; the experiment that ran it (old and new services side by side
-on one server) is in docs/operations.md, "Upgrading".
+The fixtures are written directly, field for field as daad069 (main of 2026-12-05, the first
+development round) wrote them: the rejected entries its scheduler wrote when it read, during a
+rolling upgrade, events only the newer schema knows; the send records and sightings its
+notifier wrote without an expiry. Running that release inside a test would need its tree
+beside this one; the experiments that ran it (stopped, killed, and side by side with this
+release on one server) are in docs/operations.md, "Upgrading".
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,12 +21,15 @@ from couples_nudge.cli import app
 from couples_nudge.common.clock import ManualClock
 from couples_nudge.common.keys import Keys
 from couples_nudge.common.streams import RAW_LIMIT, read_entries
+from couples_nudge.notifier.record_expiry import RecordExpiry
+from couples_nudge.notifier.service import NotifierService
 from couples_nudge.scheduler.service import SchedulerService
 from tests.support.events import envelope, example, preferences
-from tests.support.settings import scheduler_settings
+from tests.support.settings import notifier_settings, scheduler_settings
 from tests.support.waiting import eventually
 
 NOW = datetime(2027, 3, 24, 12, tzinfo=UTC)
+DAY_MS = 86_400_000
 OCCURRED = datetime(2027, 3, 24, 11, tzinfo=UTC)
 
 
@@ -106,3 +110,52 @@ class TestEventsAnOlderSchedulerRefused:
             assert kept == [b"not JSON", b"too large", b"unknown"]
         finally:
             await scheduler.stop()
+
+
+async def _written_by_the_old_notifier(redis: aioredis.Redis, keys: Keys, couple_id: str) -> None:
+    """A couple's send records and sightings as daad069's RECORD_SENT left them: no expiry."""
+    sent_ms = 1805751000123
+    await redis.zadd(keys.sent(couple_id), {f"{couple_id}/c/both@1805751000|p1|email": sent_ms})
+    await redis.zadd(keys.seen(couple_id), {"ci-q-grateful-today": 1805751000000})
+
+
+class TestRecordsWrittenWithoutAnExpiry:
+    async def test_a_starting_notifier_gives_them_the_expiry_a_send_gives(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """The sent and seen sets of a couple sent nothing more since the upgrade (paused for
+        good) get the expiry RECORD_SENT gives (retention, repeat window, and a day); a set
+        that has one keeps it."""
+        keys = Keys(prefix=key_prefix)
+        await _written_by_the_old_notifier(redis, keys, "lena")
+        await redis.zadd(keys.sent("kai"), {"kai/a/kai@1805751000|kai|email": 1805751000123})
+        await redis.pexpire(keys.sent("kai"), DAY_MS)
+        notifier = NotifierService(notifier_settings(redis_url, key_prefix), ManualClock(NOW))
+        await notifier.start()
+        try:
+            sent = await eventually(lambda: redis.pttl(keys.sent("lena")), until=lambda t: t > 0)
+            seen = await eventually(lambda: redis.pttl(keys.seen("lena")), until=lambda t: t > 0)
+        finally:
+            await notifier.stop()
+        assert 14 * DAY_MS < sent <= 15 * DAY_MS  # NUDGE_IDEMPOTENCY_RETENTION 14 days
+        assert 90 * DAY_MS < seen <= 91 * DAY_MS  # NUDGE_REPEAT_WINDOW 90 days
+        assert await redis.pttl(keys.sent("kai")) <= DAY_MS
+
+    async def test_sweeps_until_none_is_left_then_never_again(
+        self, redis: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A sweep that gave expiries is repeated (an older notifier may still be writing);
+        the first that finds none marks the keyspace swept, and no later start sweeps."""
+        keys = Keys(prefix=key_prefix)
+        await _written_by_the_old_notifier(redis, keys, "lena")
+
+        def expiry() -> RecordExpiry:
+            week = timedelta(days=7)
+            return RecordExpiry(redis, keys, retention=week, repeat_window=week, again_after_s=0)
+
+        await asyncio.wait_for(expiry().run(asyncio.Event()), timeout=10)
+        assert await redis.get(keys.records_swept) == b"1"
+        assert 7 * DAY_MS < await redis.pttl(keys.seen("lena")) <= 8 * DAY_MS
+        await _written_by_the_old_notifier(redis, keys, "kai")  # after the marker: not swept
+        await asyncio.wait_for(expiry().run(asyncio.Event()), timeout=10)
+        assert await redis.pttl(keys.sent("kai")) == -1
