@@ -50,6 +50,10 @@ RESERVE: Final = """
 --       argument instead of 4 + 2 a partner: the client packed each with a sprintf (~1.3k
 --       instructions; docs/performance.md, branch h/notify12). Decoding writes nothing: the
 --       first write is still the ZADD below.
+--       2 the sent zset's lifetime in ms from now: the retention and a day, as RECORD_SENT
+--         gives it (state.py); a couple whose sends only ever failed for a while (dead
+--         letters) or met its cap is recorded by nothing else, and kept its slots and marks
+--         for ever.
 -- Returns, per partner: 1 reserved (now or before), 0 over the cap (recorded, final);
 -- or -1 alone when the couple is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -94,6 +98,7 @@ for i = 5, #arg, 2 do
     end
   end
 end
+if ARGV[2] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return out
 """
 
@@ -157,14 +162,16 @@ class CapLedger:
         now_ms: int,
         window_ms: int,
         cap: int,
+        keep_ms: int,
     ) -> list[CapResult]:
         """Take (or find) this occurrence's slot for each (partner, channels about to be sent)
         and mark those sends as starting: one script call. Raises (OutOfMemoryError, ...) when
         Redis refuses writes: then nothing may be sent. One answer per entry of `sends`, in
-        its order (checked: the delivery zips them without `strict=`)."""
+        its order (checked: the delivery zips them without `strict=`). The couple's sent set
+        then expires `keep_ms` from now unless written again."""
         k = self._couple_keys(couple_id)
         arg = reserve_arg(occurrence_id, sends, now_ms=now_ms, window_ms=window_ms, cap=cap)
-        result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], (arg,))
+        result = await self.pipe.script(self._reserve, [k.couple, k.sent, k.outbox], (arg, keep_ms))
         if not isinstance(result, list):  # -1: the couple was erased
             return ["erased" for _ in sends]
         if len(result) != len(sends):  # the callers zip the answers with `sends`

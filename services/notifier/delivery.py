@@ -373,6 +373,7 @@ class Delivery:
             now_ms=now_ms,
             window_ms=_DAY_MS,
             cap=self._daily_cap,
+            keep_ms=self._retention_ms + _DAY_MS,
         )
         sends: list[tuple[_Wanted, _Send, Item]] = []
         shared = _SharedPick()  # the catalog's pick when both partners get the same one

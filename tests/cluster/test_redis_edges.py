@@ -202,6 +202,7 @@ class TestNotifierStateOnCluster:
             now_ms=now,
             window_ms=86_400_000,
             cap=3,
+            keep_ms=2 * 86_400_000,
         )
         recorded = await state.record_sent(
             "c00005",

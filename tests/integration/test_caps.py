@@ -14,8 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from couples_nudge.common.clock import ManualClock
-from couples_nudge.notifier.channels.base import RecordingChannel
+from couples_nudge.notifier.channels.base import Outgoing, RecordingChannel
 from couples_nudge.notifier.delivery import Delivery
+from couples_nudge.notifier.errors import TransientSendError
 from couples_nudge.notifier.settings import NotifierSettings
 from couples_nudge_schemas import NudgeKind, OutcomeEvent
 from tests.support.events import example
@@ -72,6 +73,31 @@ async def couple(
     c = Couple(redis, settings, {"email": email})
     await c.plant(example()["data"])
     return c
+
+
+class TryLater(RecordingChannel):
+    """A mail server that always answers 451: every send is to be retried."""
+
+    async def send(self, message: Outgoing) -> None:
+        raise TransientSendError("email", "SMTP 451")
+
+
+class TestSlotsExpire:
+    async def test_a_couple_whose_sends_only_fail_for_a_while_keeps_no_set_for_ever(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """RESERVE writes the cap slot and "sending" marks before a send; only RECORD_SENT
+        gave the sent set an expiry, and a send that is retried until it is dead-lettered
+        (or a partner over the cap) is never recorded: such a couple kept its slots and marks
+        for ever. Now RESERVE gives the set the lifetime RECORD_SENT gives."""
+        settings = notifier_settings(redis_url, key_prefix)
+        c = Couple(redis, settings, {"email": TryLater()})
+        await c.plant(example()["data"])
+        assert summary(await c.nudge(["maya"])) == []  # to be retried: no outcome yet
+        sent = settings.keys.sent("maya-sam")
+        assert await redis.zcard(sent) > 0  # the slot and the "sending" mark
+        keep = settings.idempotency_retention + timedelta(days=1)
+        assert 0 < await redis.pttl(sent) <= keep.total_seconds() * 1000
 
 
 class TestDailyCap:
