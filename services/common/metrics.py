@@ -236,6 +236,12 @@ class Metrics:
             ["source", "report"],
             registry=r,
         )
+        self.schedule_failures = Counter(
+            "nudge_schedule_failures",
+            "Schedules the timer loop could not step (a record it cannot read or plan, such as "
+            "a rule an upgrade refuses): logged as schedule_failed, tried again an hour later.",
+            registry=r,
+        )
         self.firing_lateness = Histogram(
             "nudge_firing_lateness_seconds",
             "From an occurrence's scheduled instant to its NudgeDue being published.",
@@ -445,6 +451,9 @@ class Metrics:
 
     def observe_state_lost(self) -> None:
         self.state_lost.inc()
+
+    def observe_schedule_failure(self) -> None:
+        self.schedule_failures.inc()
 
     def observe_refusal(self, error: BaseException) -> None:
         """A wait after Redis said "not now" (`refusals.not_now`): counted by error class."""

@@ -392,6 +392,7 @@ class TimerLoop:
                 step, decided = self._step(sid, score, raw, now, timings)
             except Exception:  # one broken record must not stop every other schedule
                 log.exception("schedule_failed", schedule_id=sid)
+                self.metrics.observe_schedule_failure()
                 step = Fire(sid, score, score + _RETRY_BROKEN_MS, raw, None, None)
                 decided = None
             steps.append(step)

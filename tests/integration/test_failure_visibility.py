@@ -108,3 +108,33 @@ class TestFailedDeliveries:
         for partner in partners:
             assert partner["email"] not in log
             assert partner["name"] not in log
+
+
+class TestBrokenSchedules:
+    async def test_a_schedule_that_cannot_be_stepped_is_counted_and_the_others_fire(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A record the timer loop cannot read (here its spec is garbage: a rule an upgrade
+        refuses does the same) was logged and retried an hour later, but counted nowhere an
+        operator alerts on: now `nudge_schedule_failures_total` counts it
+        (deploy/prometheus/alerts.yml: NudgeScheduleFailing)."""
+        settings = scheduler_settings(redis_url, key_prefix)
+        clock = ManualClock(DATE_NIGHT - timedelta(hours=1))
+        store = ScheduleStore(redis, settings.keys, due_maxlen=10_000)
+        await PreferenceIngest(store, clock, settings).apply(
+            parse_preference(preferences("maya-sam"))
+        )
+        couple = settings.keys.couple("maya-sam")
+        record = await redis.hget(couple, "d/both")
+        assert isinstance(record, bytes)
+        seq, nominal, _ = record.split(b"|", 2)
+        await redis.hset(couple, "d/both", b"|".join((seq, nominal, b"not a rule")))
+        loop = TimerLoop(store, clock, settings)
+        clock.set(DATE_NIGHT + timedelta(seconds=5))
+        await loop.tick(0)
+        failures = loop.metrics.registry.get_sample_value("nudge_schedule_failures_total")
+        assert failures == 1
+        retry_at = await redis.zscore(settings.keys.timers(0), "maya-sam/d/both")
+        assert retry_at is not None
+        assert retry_at > (DATE_NIGHT + timedelta(minutes=59)).timestamp() * 1000
+        assert await read_events(redis, settings.keys.due(0), parse_due) == []
