@@ -1,5 +1,5 @@
 """`python -m couples_nudge ...` is `nudge ...` (for environments without the console script)."""
 
-from couples_nudge.cli import app
+from couples_nudge.entry import main
 
-app(prog_name="nudge")
+main()

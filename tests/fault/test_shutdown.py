@@ -29,7 +29,7 @@ from couples_nudge.embedded.mailcatcher import MailCatcher
 from couples_nudge.scheduler.store import ScheduleStore
 from couples_nudge.scheduler.timer_loop import TimerLoop
 from tests.support.couples import couple_event, plant_couples
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, catches, pid_inside, pid_one_available
 from tests.support.settings import scheduler_settings
 from tests.support.throttle import CpuQuota
 from tests.support.waiting import drained, eventually
@@ -327,3 +327,44 @@ class TestSchedulerSlowBatch:
 
 async def _unique(mail: MailCatcher) -> int:
     return len({str(m["To"]) for m in mail.messages})
+
+
+@pytest.mark.skipif(not pid_one_available(), reason="needs root and util-linux's unshare")
+class TestAsPidOne:
+    """As a container's entry point (PID 1, which the kernel sends only the signals it has a
+    handler for), SIGTERM stops the service at any moment, from before its imports on."""
+
+    @staticmethod
+    def _service(redis_url: str, key_prefix: str, tmp_path: Path) -> ServiceProcess:
+        env = {"REDIS_URL": redis_url, "NUDGE_KEY_PREFIX": key_prefix, "NUDGE_LOG_LEVEL": "info"}
+        return ServiceProcess("scheduler", env, tmp_path, "pid1", pid_one=True)
+
+    async def test_sigterm_is_caught_before_the_service_starts(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, tmp_path: Path
+    ) -> None:
+        """SIGTERM is caught before the imports (not only once the event loop runs), and a
+        SIGTERM then exits 0 at once, without starting the service."""
+        with self._service(redis_url, key_prefix, tmp_path) as service:
+            pid = service.pid
+            assert pid_inside(pid) == 1
+
+            async def catching() -> bool:
+                return catches(pid, signal.SIGTERM)
+
+            await eventually(catching, until=bool, within=30)
+            code, seconds = _stop_timed(service)
+        print(f"\n[pid 1] SIGTERM before start: exit {code} after {seconds:.2f} s")
+        assert code == 0, service.log()
+        assert '"service_running"' not in service.log()
+        assert seconds < SLACK_S
+
+    async def test_sigterm_once_running_stops_gracefully(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str, tmp_path: Path
+    ) -> None:
+        with self._service(redis_url, key_prefix, tmp_path) as service:
+            await _running(service)
+            code, seconds = _stop_timed(service)
+        print(f"\n[pid 1] SIGTERM running: exit {code} after {seconds:.2f} s")
+        assert code == 0, service.log()
+        assert '"service_stopped"' in service.log()
+        assert _noise(service.log()) == []

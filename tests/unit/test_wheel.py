@@ -76,7 +76,7 @@ class TestServiceWheel:
 
     def test_console_script_points_at_the_installed_name(self, service_wheel: Path) -> None:
         project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-        assert project["scripts"] == {"nudge": "couples_nudge.cli:app"}
+        assert project["scripts"] == {"nudge": "couples_nudge.entry:main"}
 
     def test_nudge_runs_from_the_wheel_outside_the_repository(
         self, service_wheel: Path, tmp_path: Path
