@@ -3,11 +3,13 @@
 # The runtime dependencies come from requirements.lock (pinned, with hashes: what the image
 # installs too), then the project with its `dev` and `demo` extras.
 
-# The first Python 3.11+ on PATH, probed once. A pyenv shim answers `command -v` for a
-# version it does not have and then fails loudly: its complaint goes to /dev/null.
+# The first Python 3.11.3+ on PATH, probed once (not Debian 12's python3, 3.11.2: redis-py
+# needs async-timeout before 3.11.3, and requirements.lock does not hold it). A pyenv shim
+# answers `command -v` for a version it does not have and then fails loudly: its complaint
+# goes to /dev/null.
 ifndef PYTHON
 PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11, 3))' 2>/dev/null && echo $$p && break; done)
 endif
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +18,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test pytest lint typecheck schema bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
-	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.11.3+ is required" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
