@@ -3,9 +3,7 @@
 On a machine with only Python and make, a check whose tool is missing is skipped with a
 reason naming the tool and how to install it, and the run ends with a summary of the checks
 not run (tests/conftest.py). With NUDGE_REQUIRE_TOOLS=1 (set by .ci/run, which installs the
-tools) a missing tool fails the test instead: CI never skips these checks quietly. A tool CI
-cannot have (`required_in_ci=False`: compose, as CI has no Docker engine or compose plugin)
-is only ever skipped, and still listed in the summary.
+tools) a missing tool fails the test instead: CI never skips these checks quietly.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ class Tool:
     commands: tuple[str, ...]  # the first one found on PATH is used
     package: str  # Debian package
     checks: str  # what is not checked without it
-    required_in_ci: bool = True  # NUDGE_REQUIRE_TOOLS=1 turns its absence into a failure
 
 
 TOOLS: Final = {
@@ -53,7 +50,6 @@ TOOLS: Final = {
         ("docker-compose",),
         "docker-compose",
         "the compose files (`docker compose config`)",
-        required_in_ci=False,
     ),
 }
 
@@ -90,12 +86,7 @@ def require_node_packages(folder: Path, repo: Path) -> str:
 
 
 def _missing(name: str, reason: str) -> NoReturn:
-    if not TOOLS[name].required_in_ci:
-        reason = (
-            f"{name} is not installed, so {TOOLS[name].checks} are not checked: install it (or "
-            "the Docker compose plugin) to run them; CI has none, so they are skipped there too"
-        )
-    elif os.environ.get(REQUIRE_ENV) == "1":
+    if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(reason)
     _NOT_RUN[name] = _NOT_RUN.get(name, 0) + 1
     pytest.skip(reason)

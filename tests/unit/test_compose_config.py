@@ -1,6 +1,6 @@
 """The compose files as Docker Compose itself reads them (`docker compose config`), where a
-compose binary exists: the Docker CLI's plugin or a standalone docker-compose. CI has neither,
-so there these tests are skipped (loudly: the run's "checks not run" summary lists them)."""
+compose binary exists: the Docker CLI's plugin or a standalone docker-compose (Debian's
+`docker-compose` reads them without a Docker engine; .ci/run installs it and requires it)."""
 
 from __future__ import annotations
 

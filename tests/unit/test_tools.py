@@ -120,14 +120,3 @@ class TestRunWithoutTools:
         )
         assert strict.returncode == 1, strict.stdout[-2000:]
         assert "3 failed" in strict.stdout
-
-
-class TestToolsCiCannotHave:
-    def test_a_tool_ci_cannot_have_is_skipped_even_when_tools_are_required(
-        self, bare_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """docker-compose (no Docker in CI): skipped and listed, never failed."""
-        monkeypatch.setenv(REQUIRE_ENV, "1")
-        with pytest.raises(pytest.skip.Exception, match="docker-compose is not installed"):
-            require_tool("docker-compose")
-        assert tools.not_run()[0].startswith("docker-compose: the compose files")
