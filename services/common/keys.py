@@ -12,6 +12,11 @@ Layout (prefix "nudges", shard tag {sNN}):
                                                read and migrated, no longer written
     nudges:couple:{s00}:<couple>       hash    revision, profile, schedule records, pause and
                                                unsubscribe state (services/common/couple_state.py)
+    nudges:parked:{s00}:<couple>       hash    pause, unsubscribe and snooze fields ("<ms>|
+                                               <value>", last writer wins) applied before the
+                                               couple's first preferences.set: APPLY_PLAN
+                                               moves them into the new couple hash; expires a
+                                               day after the last (lua.PARKED_TTL_MS)
     nudges:sent:{s00}:<couple>         zset    idempotency: "occurrence|partner|channel" -> sent ms,
                                                daily-cap slots "occurrence|partner|cap(ped)",
                                                and "occurrence|partner|channel|sending" -> ms,
@@ -205,6 +210,14 @@ class Keys:
         return (f"{p}:couple{tail}", f"{p}:sent{tail}", f"{p}:seen{tail}",
                 f"{p}:outbox{tail}")  # fmt: skip
 
+    def parked_prefix(self, shard: int) -> str:
+        """What a couple's parked key is named after (`parked` without the couple id)."""
+        return f"{self.prefix}:parked:{self._tag(shard)}:"
+
+    def parked(self, couple_id: str) -> str:
+        """Consent applied before the couple exists (lua.SET_IF_NEWER, lua.APPLY_PLAN)."""
+        return f"{self.parked_prefix(self.shard_of(couple_id))}{couple_id}"
+
     def sent(self, couple_id: str) -> str:
         return f"{self.prefix}:sent:{self._tag(self.shard_of(couple_id))}:{couple_id}"
 
@@ -227,6 +240,7 @@ class Keys:
         """Every key that holds data of one couple: what erasure deletes."""
         return [
             self.couple(couple_id),
+            self.parked(couple_id),
             self.sent(couple_id),
             self.seen(couple_id),
             self.outbox(couple_id),

@@ -10,8 +10,11 @@ The couple hash fields involved (services/common/couple_state.py):
 
 Every write is last-writer-wins by the event's occurred_ms, like SET_IF_NEWER (lua.py), and
 never recreates a couple that does not exist (an erasure may have won), nor touches one that
-was erased after the event occurred and created again since (lua.ERASED_SINCE). A preferences.set
-keeps unsub fields and drops dead and soft ones (APPLY_PLAN: a new address gets a new chance).
+was erased after the event occurred and created again since (lua.ERASED_SINCE). A resubscribe
+for a couple not created yet is parked as SET_IF_NEWER parks an unsubscribe (Keys.parked); a
+bounce is not (the preferences.set that creates the couple gives every address its chance).
+A preferences.set keeps unsub fields and drops dead and soft ones (APPLY_PLAN: a new address
+gets a new chance).
 """
 
 from __future__ import annotations
@@ -30,20 +33,28 @@ RESUBSCRIBE: Final = (
     + lua.ERASED_SINCE
     + """
 -- Clear one partner's unsubscribes inside a scope (a kind or 'all', a channel or 'all').
--- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP), 3 tombstones zset
--- ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms, 5 couple digest
+-- KEYS: 1 couple hash, 2 the shard's change counter (lua.BUMP), 3 tombstones zset,
+--       4 the couple's parked consent (Keys.parked)
+-- ARGV: 1 partner id, 2 kind or 'all', 3 channel or 'all', 4 occurred_ms, 5 couple digest,
+--       6 lua.PARKED_TTL_MS
 -- An unsubscribe field is inside the scope when its kind and its channel both are ('all' in
 -- the scope covers every value, 'all' included). Each one not newer than the event becomes
 -- "<occurred_ms>|0"; so does the scope's own field, so an older unsubscribe of exactly this
--- scope that arrives later is stale. Returns how many were in force and are cleared, -1 if
--- the couple is unknown, or -2 if it was erased after the event occurred.
+-- scope that arrives later is stale. A couple that does not exist yet has this done to its
+-- parked fields instead (lua.SET_IF_NEWER: APPLY_PLAN moves them into the couple it creates).
+-- Returns how many were in force and are cleared, -2 if the couple was erased after the
+-- event occurred, or -3 if parked.
 if erased_since(KEYS[3], ARGV[5], ARGV[4]) then return -2 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-bump(KEYS[2])
+local into = 1
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  into = 4  -- the parked hash is no state FIRE reads: no bump
+else
+  bump(KEYS[2])
+end
 local prefix = 'unsub:' .. ARGV[1] .. ':'
 local at = tonumber(ARGV[4])
 local cleared = 0
-local fields = redis.call('HGETALL', KEYS[1])
+local fields = redis.call('HGETALL', KEYS[into])
 for i = 1, #fields, 2 do
   local field, value = fields[i], fields[i + 1]
   if string.sub(field, 1, #prefix) == prefix then
@@ -52,14 +63,18 @@ for i = 1, #fields, 2 do
       local ms = tonumber(string.match(value, '^(%d+)')) or 0
       if ms <= at then
         if string.sub(value, -2) ~= '|0' then cleared = cleared + 1 end
-        redis.call('HSET', KEYS[1], field, ARGV[4] .. '|0')
+        redis.call('HSET', KEYS[into], field, ARGV[4] .. '|0')
       end
     end
   end
 end
 local own = prefix .. ARGV[2] .. ':' .. ARGV[3]
-if redis.call('HEXISTS', KEYS[1], own) == 0 then
-  redis.call('HSET', KEYS[1], own, ARGV[4] .. '|0')
+if redis.call('HEXISTS', KEYS[into], own) == 0 then
+  redis.call('HSET', KEYS[into], own, ARGV[4] .. '|0')
+end
+if into == 4 then
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  return -3
 end
 return cleared
 """
@@ -119,10 +134,17 @@ class ConsentStore:
     async def resubscribe(
         self, couple_id: str, partner_id: str, kind: str, channel: str, occurred_ms: int
     ) -> int:
-        """How many unsubscribes were cleared; -1: unknown couple; -2: erased since."""
+        """How many unsubscribes were cleared; -2: erased since; -3: parked (no couple yet)."""
         cleared = await self._resubscribe(
-            keys=self._keys(couple_id),
-            args=[partner_id, kind, channel, occurred_ms, couple_digest(couple_id)],
+            keys=[*self._keys(couple_id), self.keys.parked(couple_id)],
+            args=[
+                partner_id,
+                kind,
+                channel,
+                occurred_ms,
+                couple_digest(couple_id),
+                lua.PARKED_TTL_MS,
+            ],
         )
         return int(cleared)
 

@@ -208,20 +208,14 @@ class PreferenceIngest:
                 field = "pause" if data.partner_id is None else f"pause:{data.partner_id}"
                 until = None if data.until is None else epoch_ms(data.until)
                 value = pause_value(occurred_ms, until).partition("|")[2]
-                return _written(
-                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, value)
-                )
+                return await self._consent(data.couple_id, field, occurred_ms, value)
             case PreferencesResumed(data=data):
                 field = "pause" if data.partner_id is None else f"pause:{data.partner_id}"
                 value = pause_value(occurred_ms, None, resume=True).partition("|")[2]
-                return _written(
-                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, value)
-                )
+                return await self._consent(data.couple_id, field, occurred_ms, value)
             case PreferencesUnsubscribed(data=data):
                 field = f"unsub:{data.partner_id}:{data.kind}:{data.channel}"
-                return _written(
-                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, "1")
-                )
+                return await self._consent(data.couple_id, field, occurred_ms, "1")
             case CoupleErased(data=data):
                 await self.store.erase(
                     data.couple_id,
@@ -239,9 +233,7 @@ class PreferenceIngest:
                 return _written(cleared) if cleared < 0 else "applied"
             case ChannelComplained(data=data):  # a spam report: no more email of any kind
                 field = f"unsub:{data.partner_id}:all:{data.channel}"
-                return _written(
-                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, "complaint")
-                )
+                return await self._consent(data.couple_id, field, occurred_ms, "complaint")
             case ChannelBounced(data=data) if data.bounce == "hard":
                 field = f"dead:{data.partner_id}:{data.channel}"
                 return _written(
@@ -262,15 +254,20 @@ class PreferenceIngest:
             case PreferencesSnoozed(data=data):  # until <= occurred: the snooze ends
                 field = f"snz:{data.partner_id}:{data.kind}"
                 ends = str(epoch_ms(data.until))
-                return _written(
-                    await self.store.set_if_newer(data.couple_id, field, occurred_ms, ends)
-                )
+                return await self._consent(data.couple_id, field, occurred_ms, ends)
             case NudgeFeedback():
                 return await self.feedback.apply(event)
             case DateJarIdeaAdded(data=data):
                 return await self._jar_add(data.couple_id, event, occurred_ms)
             case DateJarIdeaRemoved(data=data):
                 return await self.store.jar_remove(data.couple_id, data.idea_id)
+
+    async def _consent(self, couple_id: str, field: str, occurred_ms: int, value: str) -> str:
+        """A pause, unsubscribe or snooze field, last writer wins; parked when the couple's
+        preferences.set is not applied yet (another replica holds it, or publishers resend
+        after a loss of state), for the set to take (lua.SET_IF_NEWER, APPLY_PLAN)."""
+        written = await self.store.set_if_newer(couple_id, field, occurred_ms, value, park=True)
+        return _written(written)
 
     async def _jar_add(self, couple_id: str, event: DateJarIdeaAdded, occurred_ms: int) -> str:
         """An idea into the couple's jar; raises PlanningError (the entry is rejected, with a
@@ -306,4 +303,4 @@ _JAR_REFUSALS: Final = {
 
 
 def _written(code: int) -> str:
-    return {1: "applied", 0: "stale", -1: "unknown_couple", -2: "erased"}[code]
+    return {1: "applied", 0: "stale", -1: "unknown_couple", -2: "erased", -3: "parked"}[code]

@@ -57,8 +57,14 @@ __all__ = [
     "JAR_ADD",
     "JAR_REMOVE",
     "LEASE",
+    "PARKED_TTL_MS",
     "SET_IF_NEWER",
 ]
+
+# How long consent applied before its couple exists waits for the couple's preferences.set
+# (Keys.parked, SET_IF_NEWER): a day after its last write, far longer than replicas or a
+# republishing publisher take to deliver the set; a couple that never comes leaves nothing.
+PARKED_TTL_MS: Final = 86_400_000
 
 BUMP: Final = """
 -- bump(key): move the shard's change counter (see the module docstring) to the server's clock
@@ -91,7 +97,7 @@ APPLY_PLAN: Final = (
     + """
 -- Replace a couple's profile and schedules if the revision is newer; keep each schedule's seq.
 -- KEYS: 1 couple hash, 2 timers zset, 3 legacy schedules hash, 4 tombstones zset,
---       5 the shard's change counter (BUMP)
+--       5 the shard's change counter (BUMP), 6 the couple's parked consent (Keys.parked)
 -- ARGV: 1 a JSON array of strings, decoded by cjson (C) into `arg`: 1 revision, 2 occurred_ms,
 --       3 couple digest, 4 couple id (also the field "id"), 5 r schedules, then p pairs
 --       (profile field but "id", value), then r pairs (record field "<kind code>/<target>",
@@ -107,11 +113,14 @@ APPLY_PLAN: Final = (
 -- A couple hash without "rev" does not exist (every other writer needs it to exist), so a new
 -- couple has no old schedules, sequences or dead channels to look up: its fields and timers
 -- are written as given, one HSET and one ZADD over ranges of the decoded array (no other
--- table is built: a tenth of the script's CPU on bulk ingestion). A new revision of a known
--- couple restates everything but consent (pause, unsubscribe) and the partners' answers
--- (snoozes, the listening cadence's levels): the hash is rebuilt, which also gives it back the
--- compact listpack encoding, and channels marked dead get another chance; each record kept
--- keeps its seq (the "0" before its first "|" is replaced by the stored one).
+-- table is built: a tenth of the script's CPU on bulk ingestion), and the consent fields
+-- parked for it (SET_IF_NEWER, RESUBSCRIBE) are moved in: the set writes no such field, so
+-- each parked one is the newest there is (one HGETALL of KEYS[6], for new couples only).
+-- A new revision of a known couple restates everything but consent (pause, unsubscribe) and
+-- the partners' answers (snoozes, the listening cadence's levels): the hash is rebuilt, which
+-- also gives it back the compact listpack encoding, and channels marked dead get another
+-- chance; each record kept keeps its seq (the "0" before its first "|" is replaced by the
+-- stored one).
 -- The layout before issue 7 (records in KEYS[3], listed in the field "sids") is migrated.
 local arg = cjson.decode(ARGV[1])
 local rev, digest, couple = arg[1], arg[3], arg[4]
@@ -125,6 +134,11 @@ local timers = #arg - 2 * tonumber(arg[5]) + 1
 local records = timers - 2 * tonumber(arg[5])
 if not stored then
   redis.call('HSET', KEYS[1], 'rev', rev, 'id', couple, unpack(arg, 6, timers - 1))
+  local parked = redis.call('HGETALL', KEYS[6])  -- consent applied before it (SET_IF_NEWER)
+  if #parked > 0 then
+    redis.call('HSET', KEYS[1], unpack(parked))
+    redis.call('DEL', KEYS[6])
+  end
 else
   local out = {'rev', rev, 'id', couple}
   for i = 6, records - 1 do out[#out + 1] = arg[i] end
@@ -493,15 +507,28 @@ SET_IF_NEWER: Final = (
     BUMP
     + ERASED_SINCE
     + """
--- Last-writer-wins field of an existing couple: "<occurred_ms>|<value>" replaces an older one.
--- KEYS: 1 couple hash, 2 the shard's change counter (BUMP), 3 tombstones zset
--- ARGV: 1 field, 2 occurred_ms, 3 value, 4 couple digest
--- Returns 1 if written, 0 if older than what is stored, -1 if the couple is unknown, -2 if
--- it was erased after the event occurred (ERASED_SINCE).
+-- Last-writer-wins field of a couple: "<occurred_ms>|<value>" replaces an older one.
+-- KEYS: 1 couple hash, 2 the shard's change counter (BUMP), 3 tombstones zset,
+--       4 (optional) the couple's parked consent (Keys.parked)
+-- ARGV: 1 field, 2 occurred_ms, 3 value, 4 couple digest, 5 PARKED_TTL_MS (with KEYS[4])
+-- A couple that does not exist yet has its field written to KEYS[4] instead, by the same
+-- rule, for APPLY_PLAN to move into the couple hash it creates (a pause applied by one
+-- replica before the preferences.set another holds); without KEYS[4] nothing is written.
+-- Returns 1 if written, 0 if older than what is stored (or parked), -1 if the couple is
+-- unknown, -2 if it was erased after the event occurred (ERASED_SINCE), -3 if parked.
 if erased_since(KEYS[3], ARGV[4], ARGV[2]) then return -2 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local into = 1
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if #KEYS < 4 then return -1 end
+  into = 4
+end
+local cur = redis.call('HGET', KEYS[into], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end
+if into == 4 then  -- the parked hash is no state FIRE reads: no bump
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  return -3
+end
 bump(KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
 return 1

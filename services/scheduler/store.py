@@ -130,13 +130,15 @@ _new_row: Final = tuple.__new__
 
 
 class _ShardKeys(NamedTuple):
-    """A shard's couple-key prefix and the keys APPLY_PLAN touches (`_shard_keys`)."""
+    """A shard's couple-key and parked-key prefixes and the keys APPLY_PLAN touches
+    (`_shard_keys`)."""
 
     couple_prefix: str
     timers: str
     schedules: str
     tombstones: str
     changes: str
+    parked_prefix: str
 
 
 class ScheduleStore:
@@ -203,11 +205,18 @@ class ScheduleStore:
         named = self._named.get(shard)
         if named is None:
             named = self._shard_keys(shard)
-        prefix, timers, schedules, tombstones, changes = named
-        return [prefix + couple_id, timers, schedules, tombstones, changes], args
+        prefix, timers, schedules, tombstones, changes, parked = named
+        return [
+            prefix + couple_id,
+            timers,
+            schedules,
+            tombstones,
+            changes,
+            parked + couple_id,
+        ], args
 
     def _shard_keys(self, shard: int) -> _ShardKeys:
-        """A shard's couple-key prefix and the keys APPLY_PLAN touches, named once."""
+        """A shard's key prefixes and the keys APPLY_PLAN touches, named once."""
         named = self._named.get(shard)
         if named is None:
             keys = self.keys
@@ -217,6 +226,7 @@ class ScheduleStore:
                 keys.schedules(shard),
                 keys.tombstones(shard),
                 keys.changes(shard),
+                keys.parked_prefix(shard),
             )
         return named
 
@@ -240,12 +250,18 @@ class ScheduleStore:
         trims = [self.keys.tombstones(s) for s in shards]
         await asyncio.gather(*(self.redis.zremrangebyscore(k, "-inf", before_ms) for k in trims))
 
-    async def set_if_newer(self, couple_id: str, field: str, occurred_ms: int, value: str) -> int:
+    async def set_if_newer(
+        self, couple_id: str, field: str, occurred_ms: int, value: str, *, park: bool = False
+    ) -> int:
         """1 written, 0 older than the stored value, -1 unknown couple, -2 erased after the
-        event occurred (lua.SET_IF_NEWER)."""
+        event occurred, -3 parked: `park`ed for a couple that does not exist yet, for its
+        preferences.set to take (lua.SET_IF_NEWER)."""
         shard = self.keys.shard_of(couple_id)
         keys = [self.keys.couple(couple_id), self.keys.changes(shard), self.keys.tombstones(shard)]
         args: list[str | int] = [field, occurred_ms, value, couple_digest(couple_id)]
+        if park:
+            keys.append(self.keys.parked(couple_id))
+            args.append(lua.PARKED_TTL_MS)
         return int(await self._set_if_newer(keys=keys, args=args))
 
     async def jar_add(

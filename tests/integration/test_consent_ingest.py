@@ -4,13 +4,16 @@ the unsubscribes inside its scope; all last-writer-wins by when they happened.""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 
-from couples_nudge.common.clock import ManualClock
+from couples_nudge.common.clock import ManualClock, epoch_ms
 from couples_nudge.common.couple_state import CoupleState, parse_couple
+from couples_nudge.scheduler import lua
 from couples_nudge.scheduler.ingest import PreferenceIngest
 from couples_nudge.scheduler.settings import SchedulerSettings
 from couples_nudge.scheduler.store import ScheduleStore
@@ -48,6 +51,10 @@ class Couple:
         data = {"couple_id": "maya-sam", "partner_id": "maya", "source": "sendgrid"}
         return await self.apply("channel.complained.v1", data, at)
 
+    async def pause(self, at: datetime, partner: str | None = None) -> str:
+        data = {"couple_id": "maya-sam", "partner_id": partner, "until": None}
+        return await self.apply("preferences.paused.v1", data, at)
+
     async def unsubscribe(self, kind: str, at: datetime, channel: str = "all") -> str:
         data = {"couple_id": "maya-sam", "partner_id": "maya", "kind": kind, "channel": channel}
         return await self.apply("preferences.unsubscribed.v1", data, at)
@@ -62,6 +69,13 @@ class Couple:
             "method": "in_app",
         }
         return await self.apply("preferences.resubscribed.v1", data, at)
+
+    async def fields(self) -> dict[bytes, bytes]:
+        return cast("dict[bytes, bytes]", await self.redis.hgetall(self.key))
+
+    @property
+    def key(self) -> str:
+        return self.settings.keys.couple("maya-sam")
 
     async def state(self) -> CoupleState:
         raw = await self.redis.hgetall(self.settings.keys.couple("maya-sam"))
@@ -129,12 +143,14 @@ class TestBounces:
     async def test_an_unknown_couple_is_not_created(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
-        """A report about a couple that is gone (erased) recreates nothing."""
+        """A report about a couple that does not exist recreates nothing: a bounce is
+        dropped (the couple's preferences.set gives the address its chance anyway), a
+        complaint or resubscribe is parked for that set (TestConsentBeforeItsCouple)."""
         couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
         assert await couple.bounce("hard", at(1)) == "unknown_couple"
         assert await couple.bounce("soft", at(1)) == "unknown_couple"
-        assert await couple.complaint(at(1)) == "unknown_couple"
-        assert await couple.resubscribe("all", "all", at(1)) == "unknown_couple"
+        assert await couple.complaint(at(1)) == "parked"
+        assert await couple.resubscribe("all", "all", at(1)) == "parked"
         assert await redis.exists(couple.settings.keys.couple("maya-sam")) == 0
 
 
@@ -186,3 +202,72 @@ class TestComplaintsAndResubscribes:
         assert await couple.blocked() == OPEN
         await couple.unsubscribe("date_night", at(40))
         assert await couple.blocked() == OPEN | {"date_night": True}
+
+
+# Consent dated 2 s after the couple's preferences.set (T0), each through SET_IF_NEWER.
+CONSENT: dict[str, Callable[[Couple], Awaitable[str]]] = {
+    "pause": lambda c: c.pause(T0 + timedelta(seconds=2)),
+    "unsubscribe": lambda c: c.unsubscribe("all", T0 + timedelta(seconds=2)),
+    "complaint": lambda c: c.complaint(T0 + timedelta(seconds=2)),
+}
+
+
+class TestConsentBeforeItsCouple:
+    """With two scheduler replicas (or publishers republishing after a loss of state), a
+    pause or unsubscribe can be applied before the couple's preferences.set: it is parked,
+    and the set that creates the couple takes it, last writer wins by occurred_at."""
+
+    @pytest.mark.parametrize("kind", list(CONSENT))
+    async def test_consent_applies_whichever_arrives_first(
+        self, kind: str, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Set then consent, or consent then set: the same couple hash fields of consent."""
+        consent = CONSENT[kind]
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
+        assert [await couple.set(1), await consent(couple)] == ["applied", "applied"]
+        in_order = await couple.fields()
+        assert any(f.startswith((b"pause", b"unsub:")) for f in in_order)
+        await redis.delete(couple.key)  # the other order, from no couple again
+        assert [await consent(couple), await couple.set(1)] == ["parked", "applied"]
+        assert await couple.fields() == in_order
+        assert await redis.exists(couple.settings.keys.parked("maya-sam")) == 0
+
+    async def test_the_newer_of_two_parked_writes_wins(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """A resume older than the parked pause is stale; a resubscribe clears a parked
+        unsubscribe it is newer than."""
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
+        assert await couple.pause(at(2)) == "parked"
+        resume = {"couple_id": "maya-sam", "partner_id": None}
+        assert await couple.apply("preferences.resumed.v1", resume, at(1)) == "stale"
+        assert await couple.unsubscribe("date_night", at(3), channel="email") == "parked"
+        assert await couple.resubscribe("all", "all", at(4)) == "parked"
+        assert await couple.set(1) == "applied"
+        assert (await couple.state()).paused("maya", epoch_ms(at(5)))
+        assert await couple.blocked() == OPEN
+
+    async def test_a_parked_write_for_a_couple_that_never_comes_expires(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Nothing creates the couple: the parked fields expire in a day (PARKED_TTL_MS)."""
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
+        assert await couple.pause(at(1)) == "parked"
+        parked = couple.settings.keys.parked("maya-sam")
+        assert 0 < await redis.pttl(parked) <= lua.PARKED_TTL_MS
+        assert await redis.pttl(parked) > lua.PARKED_TTL_MS - 60_000
+        assert await redis.exists(couple.key) == 0
+
+    async def test_erasure_removes_a_parked_write(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """couple.erased deletes the parked fields with every other key of the couple, and
+        a parked write from before the erasure is refused afterwards."""
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
+        keys = couple.settings.keys
+        assert keys.parked("maya-sam") in keys.couple_keys("maya-sam")
+        assert await couple.unsubscribe("all", at(1)) == "parked"
+        assert await couple.apply("couple.erased.v1", {"couple_id": "maya-sam"}, at(2)) == "erased"
+        assert await redis.exists(*keys.couple_keys("maya-sam")) == 0
+        assert await couple.pause(at(1)) == "erased"
+        assert await redis.exists(*keys.couple_keys("maya-sam")) == 0

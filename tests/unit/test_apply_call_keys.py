@@ -15,7 +15,8 @@ class TestApplyCallKeys:
     @pytest.mark.parametrize("shards", [1, 2, 7, 16, 128])
     @pytest.mark.parametrize("couple_id", _IDS)
     def test_keys_are_the_couple_and_its_shard(self, shards: int, couple_id: str) -> None:
-        """The couple key and the shard's keys are Keys.couple's and Keys.shard_of's."""
+        """The couple key, the shard's keys and the parked key are Keys.couple's, Keys.shard_of's
+        and Keys.parked's."""
         keys = Keys(prefix="t", shards=shards)
         store = ScheduleStore(aioredis.Redis(), keys, due_maxlen=10)
         arm = build_arm(f"{couple_id}/d/both", "spec", 1, 2)
@@ -27,4 +28,5 @@ class TestApplyCallKeys:
             keys.schedules(shard),
             keys.tombstones(shard),
             keys.changes(shard),
+            keys.parked(couple_id),
         ]
