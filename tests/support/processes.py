@@ -94,7 +94,8 @@ class ServiceProcess:
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: returns the exit code (0 for a graceful shutdown)."""
         assert self._proc is not None
-        os.kill(self.pid, signal.SIGTERM)
+        if self._proc.poll() is None:  # stopped already (a second call): its code, as before
+            os.kill(self.pid, signal.SIGTERM)
         code = self._proc.wait(timeout=timeout)
         self._close()
         return code
