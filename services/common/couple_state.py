@@ -547,11 +547,15 @@ class CoupleState:
                 break
         else:
             return False  # the common case, checked once per call without building keys
+        scopes: dict[tuple[str, str], str] = {}
         for k in (kind, "all"):
             for c in (channel, "all"):
                 value = self.fields.get(f"unsub:{partner_id}:{k}:{c}")
-                if value is not None and not value.endswith("|0"):  # "|0": resubscribed
-                    return True
+                if value is not None:
+                    scopes[k, c] = value
+        for (k, c), value in scopes.items():
+            if not value.endswith("|0") and not _undone(k, c, _ms_of(value), scopes):
+                return True
         return False
 
     def channel_dead(self, partner_id: str, channel: str) -> bool:
@@ -677,3 +681,21 @@ _SET_MARKS: Final = cast("Any", CoupleState).consent_marks.__set__
 def _joined(pieces: list[tuple[bytes, bytes]], prefix: bytes) -> bytes | None:
     mine = sorted(p for p in pieces if p[0].startswith(prefix))
     return b"".join(v for _, v in mine) if mine else None
+
+
+def _ms_of(value: str) -> int:
+    """The occurred_ms an `unsub:` value starts with (0 for one written without it)."""
+    head = value.partition("|")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _undone(kind: str, channel: str, since_ms: int, scopes: dict[tuple[str, str], str]) -> bool:
+    """Whether a resubscribe of a scope covering (kind, channel), not older than `since_ms`,
+    undoes that scope's unsubscribe. RESUBSCRIBE clears the unsubscribes inside its scope that
+    it is not older than, but one delivered after it (another replica, a retry) has no field
+    yet and is written: the reader weighs the two by when they happened."""
+    for (k, c), value in scopes.items():
+        covers = k in (kind, "all") and c in (channel, "all")
+        if covers and value.endswith("|0") and _ms_of(value) >= since_ms:
+            return True
+    return False

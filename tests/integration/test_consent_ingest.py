@@ -185,6 +185,21 @@ class TestComplaintsAndResubscribes:
         assert await couple.resubscribe("date_night", "all", at(2)) == "applied"
         assert await couple.blocked() == OPEN | {"check_in": True}
 
+    async def test_an_older_narrower_unsubscribe_after_a_broader_resubscribe_stays_undone(
+        self, redis: aioredis.Redis, redis_url: str, key_prefix: str
+    ) -> None:
+        """Resubscribed to everything at 10; an unsubscribe from date-night emails made at 5
+        arrives after it (another replica, a retry): its field did not exist, so it was
+        written and blocked date night, though the resubscribe is newer and covers it."""
+        couple = Couple(redis, scheduler_settings(redis_url, key_prefix))
+        await couple.set(1)
+        await couple.unsubscribe("all", at(1))
+        await couple.resubscribe("all", "all", at(10))
+        await couple.unsubscribe("date_night", at(5), channel="email")  # delivered late
+        assert await couple.blocked() == OPEN
+        await couple.unsubscribe("date_night", at(12), channel="email")  # a newer one holds
+        assert await couple.blocked() == OPEN | {"date_night": True}
+
     async def test_order_is_by_when_things_happened(
         self, redis: aioredis.Redis, redis_url: str, key_prefix: str
     ) -> None:
