@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 from rapidfuzz import fuzz
 
+from couples_nudge.notifier.variants import parse_variants
+
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "services/notifier/catalog"
 REFERENCE_LOCALE = "en"
 
@@ -964,6 +966,22 @@ def _uk_forms() -> tuple[str, ...]:
 
 UK_FORMS = _uk_forms()
 
+# US words and phrases with a different UK word. The source may use one only when the en-GB
+# table lists it (else en-GB readers get "pajamas" and "thrift store"); where the UK word
+# depends on the sense or the sentence (mail/post, store/shop, a ride/a lift, "the holidays"),
+# the catalog words it so both read naturally and the word stays out of the source.
+US_WORDS = _terms(
+    """
+    backyard, yard, bookstore, bookstores, campground, candy, checkout line, closet, cookie,
+    cookies, couch, couches, diaper, diapers, drugstore, faucet, flashlight, gas station,
+    go to the movies, grocery store, hooky, litter box, mail, mailed, mailing, mailbox,
+    mini golf, movie theater, movie theaters, pajamas, pantry, parking garage, parking lot,
+    root for, schoolyard, sidewalk, soccer, sweater, sweaters, the holidays, thrift store,
+    thrift stores, trash, trivia night, windshield, zipper, enroll, colored, watercolor,
+    watercolors, stroller, store, stores, community college, community colleges
+    """
+)
+
 
 class TestSpelling:
     def test_uk_forms_known(self) -> None:
@@ -979,6 +997,19 @@ class TestSpelling:
             for form in _wording(UK_FORMS, _all_text(i))
         ]
         assert hits == []
+
+    @pytest.mark.parametrize("kind", SECOND_EDITION_KINDS)
+    def test_us_words_have_a_uk_form(self, kind: str) -> None:
+        """Through the en-GB table no US-only word is left: each is listed there or not used."""
+        gb = parse_variants(
+            tomllib.loads((CATALOG_DIR / REFERENCE_LOCALE / VARIANTS_FILE).read_text("utf-8"))
+        )["en-GB"]
+        hits = [
+            (i["id"], word)
+            for i in _items(REFERENCE_LOCALE, kind)
+            for word in _wording(US_WORDS, gb.apply(_all_text(i)))
+        ]
+        assert hits == [], "add the UK form to variants.toml, or reword"
 
     @pytest.mark.parametrize("locale", OTHER_LOCALES)
     def test_no_misspellings(self, locale: str) -> None:
