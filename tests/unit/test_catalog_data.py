@@ -160,6 +160,17 @@ ASSUMPTION_WORDING: dict[str, tuple[str, ...]] = {
     ),
     "no_children_home": _terms("kids are asleep, kids are in bed, babysitter, child-free"),
 }
+# Children: many couples have none, so an item that speaks of the couple's children says "if"
+# (English source; translations keep the hedge in their own words).
+CHILDREN_WORDING = _terms(
+    """
+    the kids, your kids, with the kids, the children, your children, baby, babysitting,
+    monitor, little ones, little one, school run, school drop-off
+    """
+)
+CHILDREN_HEDGES = _terms(
+    "if you have, if you raise, kids at home, if little ones, if the kids, if there are kids"
+)
 DISTANCE_WORDING = _terms(
     "video call, long distance, long-distance, miles apart, time zone, time zones, parcel"
 )
@@ -951,6 +962,20 @@ class TestSecondEditionCare:
             for i in _items(locale, kind)
             if i.get("setting") != "apart"
             and (found := _wording(_rules(locale).distance_wording, _all_text(i)))
+        ]
+        assert bad == []
+
+
+class TestChildrenAreNotAssumed:
+    @pytest.mark.parametrize("kind", SECOND_EDITION_KINDS)
+    def test_children_come_with_an_if(self, kind: str) -> None:
+        """An item that speaks of the couple's children says "if you have kids" (or similar):
+        no tag says a couple has children, so every couple may get it."""
+        bad = [
+            (i["id"], found)
+            for i in _items(REFERENCE_LOCALE, kind)
+            if (found := _wording(CHILDREN_WORDING, _all_text(i)))
+            and not _wording(CHILDREN_HEDGES, _all_text(i))
         ]
         assert bad == []
 
