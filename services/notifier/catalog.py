@@ -65,6 +65,18 @@ class Item:
     steps: tuple[str, ...] = ()  # monthly guides only: the agenda, in order
 
 
+# English locales that write as British English does (colour, favourite, the cinema, a torch):
+# served by the en-GB table, where they have none of their own. Canadian English mixes both
+# spellings (colour, but also program and pajamas) and keeps the catalog's US English.
+SPELLS_AS: Final[Mapping[str, str]] = {
+    "en-AU": "en-GB",
+    "en-NZ": "en-GB",
+    "en-IE": "en-GB",
+    "en-ZA": "en-GB",
+    "en-IN": "en-GB",
+}
+
+
 class Catalog:
     def __init__(
         self,
@@ -91,8 +103,9 @@ class Catalog:
         return tuple(i for i in self._items.get(locale, ()) if i.kind == kind)
 
     def variants(self, locale: str) -> Variants | None:
-        """The variant table that derives `locale` from its language (en-GB), if any."""
-        return self._variants.get(locale)
+        """The variant table that derives `locale` from its language (en-GB), if any; a
+        locale that spells as another does (`SPELLS_AS`) gets that one's."""
+        return self._variants.get(locale) or self._variants.get(SPELLS_AS.get(locale, ""))
 
     def localized(self, item: Item, locale: str) -> Item:
         """The same item (same id) in `locale`; the item itself where the locale lacks it.
@@ -110,7 +123,7 @@ class Catalog:
         chosen = own or self._items.get(locale.split("-")[0])
         pool = chosen if chosen is not None else self._items[DEFAULT_LOCALE]
         items = tuple(item for item in pool if item.kind == kind)
-        variants = self._variants.get(locale) if own is None else None
+        variants = self.variants(locale) if own is None else None
         return tuple(_varied(i, variants) for i in items) if variants else items
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from couples_nudge.notifier.catalog import load_catalog
 from couples_nudge.notifier.locales import (
     chain,
     folder_for,
@@ -131,6 +132,24 @@ class TestRegionalEnglish:
         gb, us = flat(dict(strings_for("en-GB"))), flat(dict(strings_for("en")))
         assert gb.keys() == us.keys()
         assert sum(gb[k] != us[k] for k in us) >= 1
+
+    @pytest.mark.parametrize("locale", ["en-AU", "en-NZ", "en-IE", "en-ZA", "en-IN"])
+    def test_british_spelling_locales_read_the_en_gb_forms(self, locale: str) -> None:
+        """Australia, New Zealand, Ireland, South Africa and India spell as Britain does:
+        they read en-GB's forms, strings and items alike (they got the US source: an
+        Australian partner's footer said 'counselor', an appreciation 'favorite')."""
+        assert "counsellor" in strings_for(locale)["footer"]["counselor"]
+        catalog = load_catalog()
+        ours = {i.id: i.body for i in catalog.items("appreciation", locale)}
+        gb = {i.id: i.body for i in catalog.items("appreciation", "en-GB")}
+        assert ours == gb
+        assert any("favourite" in body for body in ours.values())
+
+    def test_canadian_english_keeps_the_source(self) -> None:
+        """Canadian English mixes both spellings: it keeps the catalog's own text."""
+        assert "counselor" in strings_for("en-CA")["footer"]["counselor"]
+        catalog = load_catalog()
+        assert catalog.items("appreciation", "en-CA") == catalog.items("appreciation", "en")
 
 
 WHEN = datetime(2026, 12, 11, 18, 0, tzinfo=UTC)  # a Friday
