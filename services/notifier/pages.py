@@ -128,7 +128,8 @@ def _row(
 ) -> dict[str, Any]:
     label = str(m[state])
     if state == "snoozed" and until is not None:
-        label = f"{label}: {format_when(until, timezone, locale, s['email']['when'])}"
+        when = format_when(until, timezone, locale, s["email"]["when"])
+        label = str(m["snoozed_until"]).format(when=when)
     choices = ["week", "month", "stop"] if state == "on" else ["start", "week", "month"]
     if state == "stopped":
         choices = ["start"]
