@@ -46,6 +46,11 @@ TOOLS: Final = {
         "valgrind",
         "instruction counts of ours against the code issue 20 started from (callgrind)",
     ),
+    "spamassassin": Tool(
+        ("spamassassin",),
+        "spamassassin",
+        "the emails' SpamAssassin scores (local tests, no network rules)",
+    ),
     "docker-compose": Tool(
         ("docker-compose",),
         "docker-compose",
