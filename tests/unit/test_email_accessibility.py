@@ -1,0 +1,73 @@
+"""The HTML part of every kind of email, in every language, read as assistive technology and
+WCAG 2.2 read it: text contrast computed from the inline CSS (tests/support/wcag.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+
+from couples_nudge.notifier.catalog import Item, load_catalog
+from couples_nudge.notifier.render import NudgeView, render_email
+from couples_nudge.notifier.render_cli import every_locale
+from tests.support.wcag import text_runs
+from tests.unit.test_render_golden import VIEW as GOLDEN_VIEW
+
+WHEN = datetime(2026, 12, 11, 18, 0, tzinfo=UTC)
+ANSWERS = tuple(
+    (action, f"https://nudges.example.org/a/{action}") for action in ("done", "skip", "snooze")
+)
+
+
+def _item(kind: str, locale: str, *, steps: bool = False, detail: bool = True) -> Item:
+    catalog = load_catalog()
+    for item in catalog.items(kind, locale):  # type: ignore[arg-type]
+        if bool(item.steps) == steps and bool(item.detail) == detail:
+            return catalog.localized(item, locale)
+    raise AssertionError(f"no {kind} item with steps={steps} and detail={detail}")
+
+
+def views(locale: str) -> dict[str, NudgeView]:
+    """Each kind with everything its email can show: time, turn, tip, jar idea, agenda,
+    answers, the counselling line and every footer link."""
+    # The reviewed golden email's view (every link, a turn, a time), in this language.
+    date_night = GOLDEN_VIEW._replace(item=_item("date_night", locale), locale=locale)
+    return {
+        "date_night": date_night,
+        "jar": date_night._replace(jar_idea="Paint each other's portrait"),
+        "check_in": date_night._replace(
+            kind="check_in", item=_item("check_in", locale, steps=True), turn=None, actions=ANSWERS
+        ),
+        "appreciation": date_night._replace(
+            kind="appreciation", item=_item("appreciation", locale), turn=None
+        ),
+    }
+
+
+def html_of(view: NudgeView) -> str:
+    message = render_email(
+        view, sender="Nudges <nudges@example.org>", to="Maya <maya@example.org>", when=WHEN
+    )
+    html = message.get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    return str(html.get_content())
+
+
+CASES = [(locale, kind) for locale in every_locale() for kind in views("en")]
+
+
+class TestContrast:
+    @pytest.mark.parametrize(("locale", "kind"), CASES)
+    def test_text_meets_wcag_aa(self, locale: str, kind: str) -> None:
+        """Every visible text meets WCAG AA contrast against its background: 4.5:1, or 3:1
+        for large text (24px, or 18.66px bold). The footer (why, support, unsubscribe) and
+        the small labels included."""
+        runs = text_runs(html_of(views(locale)[kind]))
+        assert runs
+        low = [
+            (run.text[:40], run.color, run.background, round(run.ratio, 2))
+            for run in runs
+            if run.ratio < (3 if run.large else 4.5)
+        ]
+        assert low == []
