@@ -3,12 +3,15 @@ WCAG 2.2 read it: text contrast computed from the inline CSS (tests/support/wcag
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from html.parser import HTMLParser
 
 import pytest
 
 from couples_nudge.notifier.catalog import Item, load_catalog
+from couples_nudge.notifier.locales import strings_for
 from couples_nudge.notifier.render import NudgeView, render_email
 from couples_nudge.notifier.render_cli import every_locale
 from tests.support.wcag import text_runs
@@ -71,3 +74,54 @@ class TestContrast:
             if run.ratio < (3 if run.large else 4.5)
         ]
         assert low == []
+
+
+class _Headings(HTMLParser):
+    """The document's headings, in order: (level, text)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.headings: list[tuple[int, str]] = []
+        self._level = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if re.fullmatch(r"h[1-6]", tag):
+            self._level = int(tag[1])
+            self.headings.append((self._level, ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if re.fullmatch(r"h[1-6]", tag):
+            self._level = 0
+
+    def handle_data(self, data: str) -> None:
+        if self._level:
+            level, text = self.headings[-1]
+            self.headings[-1] = (level, text + data)
+
+
+def headings(html: str) -> list[tuple[int, str]]:
+    parser = _Headings()
+    parser.feed(html)
+    return parser.headings
+
+
+class TestHeadings:
+    @pytest.mark.parametrize(("locale", "kind"), CASES)
+    def test_title_and_sections(self, locale: str, kind: str) -> None:
+        """A screen reader's list of headings is the email's outline: the title as the one
+        h1, then an h2 for each labelled part (the jar idea, the agenda, the tip, the answers),
+        in the order they are read."""
+        view = views(locale)[kind]
+        strings = strings_for(locale)
+        sections = [
+            label
+            for label, shown in [
+                (strings["jar"]["label"], view.jar_idea),
+                (strings["email"]["agenda"], view.item.steps),
+                (strings["email"]["tip"], view.item.detail),
+                (strings["actions"]["label"], view.actions),
+            ]
+            if shown
+        ]
+        outline = [(1, view.item.title), *((2, label) for label in sections)]
+        assert headings(html_of(view)) == outline

@@ -346,13 +346,13 @@ class TestHeadline:
         """Both parts show the kind's heading and then the item's title as the headline."""
         text, html = parts(email(view()))
         assert text.startswith("A moment of appreciation\nSay a specific thank you\n")
-        assert ">Say a specific thank you</td>" in html
+        assert ">Say a specific thank you</h1>" in html
 
     def test_tip_is_labelled(self) -> None:
         """The detail is introduced as a tip."""
         text, html = parts(email(view()))
         assert "A tip: Small and specific beats grand and vague." in text
-        assert ">A tip</p>" in html
+        assert ">A tip</h2>" in html
 
 
 def preheader(html: str) -> str:
@@ -565,7 +565,7 @@ class TestAgenda:
             "Talk about the month together.\n\nYour check-in, step by step\n"
             "1. Say thanks & why\n2. Listen, then say back <what> you heard\n3. Plan one thing\n"
         ) in text
-        assert ">Your check-in, step by step</p>\n<ol" in html
+        assert ">Your check-in, step by step</h2>\n<ol" in html
         assert '<li\nstyle="margin:0 0 4px 0;">Say thanks &amp; why</li>' in html
         assert "say back &lt;what&gt; you heard" in html
 
