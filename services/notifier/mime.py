@@ -5,7 +5,8 @@ about 2 ms per message, which capped the notifier at a few hundred emails a seco
 always the same shape (multipart/alternative: text + HTML, UTF-8), so we write it ourselves:
 RFC 2047 for non-ASCII header text, a quoted-printable text part and a base64 HTML part,
 CRLF line ends, headers on one line (RFC 5322 allows 998 characters; a folded
-List-Unsubscribe URL breaks mail clients).
+List-Unsubscribe URL breaks mail clients) but for encoded-words: at most 75 characters
+each, on lines of at most 76, as RFC 2047 requires (a long name in Greek is several).
 Anything unusual (a non-ASCII address, a header too long for one line) goes through the
 standard library instead, so correctness never depends on the fast path.
 
@@ -63,16 +64,18 @@ __all__ = [
 ]
 
 _MAX_HEADER_LINE: Final = 998  # and of a 7bit body line (RFC 5322 2.1.1)
+_WORDS_LINE: Final = 76  # a header line holding an RFC 2047 encoded-word (RFC 2047 2)
 _PROCESS_TOKEN: Final = secrets.token_hex(8)  # see the module docstring
 _SERIALS: Final = itertools.count(int(time.time() * 1000) << 20)  # rises across restarts too
 _BOUNDARY: Final = "=_nudge_"  # how every boundary starts (then the token and a serial)
 
 
-def _text(value: str) -> str:
-    """A header value: as is when ASCII, else RFC 2047 encoded-words."""
+def _text(value: str, name: str = "Subject") -> str:
+    """Header `name`'s value: as is when ASCII, else RFC 2047 encoded-words (each at most 75
+    characters), folded (CRLF SPACE) into lines of at most 76 with the name (RFC 2047 2)."""
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=_MAX_HEADER_LINE).encode()
+    return Header(value, "utf-8", maxlinelen=_WORDS_LINE, header_name=name).encode(linesep="\r\n")
 
 
 def _seven_bit(body: str, boundary: str) -> bytes | None:
@@ -511,8 +514,16 @@ def _to(name: str, address: str) -> str:
 
 def _to_quoted(name: str, address: str) -> str:
     """formataddr's To for a name it quotes or encodes: per email, not cached (a partner's
-    name and address are personal data; only such names come here)."""
-    return formataddr((name, address), charset="utf-8")
+    name and address are personal data; only such names come here). A name whose one
+    encoded-word would make the line longer than RFC 2047 allows (a long name in Greek or
+    Japanese, say) is `_text`'s words instead, the address on a line of its own if need be."""
+    quoted = formataddr((name, address), charset="utf-8")
+    if name.isascii() or len(quoted) <= _WORDS_LINE - len("To: "):
+        return quoted
+    words = _text(name, "To")
+    last = len(words) - (words.rfind("\n") + 1)
+    fold = " " if last + len(address) + 3 <= _WORDS_LINE else "\r\n "
+    return f"{words}{fold}<{address}>"
 
 
 def _date(when: datetime) -> str:
@@ -628,7 +639,7 @@ def build_email(
     if extra_headers is AUTO_SUBMITTED:  # that header alone (the usual email): its line
         extra = _AUTO_SUBMITTED_LINE
     elif not (extra := "\r\n".join(map(": ".join, extra_headers))).isascii():
-        extra = "".join([f"{name}: {_text(value)}\r\n" for name, value in extra_headers])
+        extra = "".join([f"{name}: {_text(value, name)}\r\n" for name, value in extra_headers])
     elif extra:
         extra += "\r\n"
     if (
@@ -692,7 +703,7 @@ def _opening(subject: str, sender: str) -> str | None:
 def _longest_line(to: str, message_id: str, extra_headers: Sequence[tuple[str, str]]) -> int:
     """The longest of the head's lines with per-message values (the Date line is short)."""
     lines = [f"To: {to}", f"Message-ID: {message_id}"]
-    lines += [f"{name}: {_text(value)}" for name, value in extra_headers]
+    lines += [f"{name}: {_text(value, name)}" for name, value in extra_headers]
     return max(map(len, lines))
 
 

@@ -39,7 +39,7 @@ def _reference(kw: dict[str, Any]) -> bytes:
         f"To: {mime._to(to_name, to_address)}",
         f"Date: {mime._date(when)}",
         f"Message-ID: {message_id}",
-        *[f"{name}: {mime._text(value)}" for name, value in extra_headers],
+        *[f"{name}: {mime._text(value, name)}" for name, value in extra_headers],
         "MIME-Version: 1.0",
     ]
     if max(map(len, lines)) > _MAX_HEADER_LINE:

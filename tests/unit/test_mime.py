@@ -6,8 +6,9 @@ import email
 import email.policy
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 
 import pytest
 
@@ -94,6 +95,35 @@ class TestReadBack:
 
 def _encodings(raw: bytes) -> list[str]:
     return [str(p["Content-Transfer-Encoding"]) for p in _read(raw).iter_parts()]
+
+
+class TestEncodedWords:
+    # The longest name the schema accepts (40 characters), in scripts of two and three bytes a
+    # character in UTF-8; a subject as long as the catalog's longest, all accented.
+    @pytest.mark.parametrize(
+        ("subject", "name"),
+        [
+            ("Date night", "Αλεξάνδρα-Κωνσταντίνα Παπαδοπούλου-Ξανθή"),
+            ("Date night", "山田花子" * 10),
+            ("Ünterstützung für größere Änderungen: ÄÖÜ", "Zoë"),
+        ],
+    )
+    def test_each_at_most_75_characters_on_lines_of_76(self, subject: str, name: str) -> None:
+        """RFC 2047 2: an encoded-word is at most 75 characters and a header line holding one
+        at most 76; a longer name or subject is several words, folded, and reads back whole."""
+        raw = _build(subject=subject, to_name=name)
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        for line in head.split("\r\n"):
+            words = re.findall(r"=\?utf-8\?[qb]\?[^?]*\?=", line, re.IGNORECASE)
+            assert all(len(word) <= 75 for word in words)
+            assert not words or len(line) <= 76
+        message = email.message_from_bytes(raw, policy=email.policy.strict)
+        assert message["Subject"] == subject
+        assert message["To"].addresses[0].addr_spec == "maya@example.org"
+        # The name as RFC 2047 6.2 decodes it (the space that folds adjacent words away):
+        # the standard library's address parser keeps that space in a display name.
+        to_name, _ = parseaddr(str(email.message_from_bytes(raw)["To"]))
+        assert str(make_header(decode_header(to_name))) == name
 
 
 class TestDateHeader:
