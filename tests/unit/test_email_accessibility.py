@@ -48,13 +48,18 @@ def views(locale: str) -> dict[str, NudgeView]:
     }
 
 
-def html_of(view: NudgeView) -> str:
+def part_of(view: NudgeView, subtype: str) -> str:
+    """The email's text part ("plain") or HTML part ("html"), decoded."""
     message = render_email(
         view, sender="Nudges <nudges@example.org>", to="Maya <maya@example.org>", when=WHEN
     )
-    html = message.get_body(("html",))
-    assert isinstance(html, EmailMessage)
-    return str(html.get_content())
+    part = message.get_body((subtype,))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def html_of(view: NudgeView) -> str:
+    return part_of(view, "html")
 
 
 CASES = [(locale, kind) for locale in every_locale() for kind in views("en")]
@@ -125,3 +130,18 @@ class TestHeadings:
         ]
         outline = [(1, view.item.title), *((2, label) for label in sections)]
         assert headings(html_of(view)) == outline
+
+
+class TestPlainText:
+    @pytest.mark.parametrize(("locale", "kind"), CASES)
+    @pytest.mark.parametrize("links", [True, False], ids=["links", "no-links"])
+    def test_paragraphs_one_blank_line_apart(self, locale: str, kind: str, links: bool) -> None:
+        """The text part reads as paragraphs one blank line apart (after the answers too) and
+        ends with its last line, not with a blank one."""
+        view = views(locale)[kind]
+        if not links:
+            view = view._replace(link=None, unsubscribe_url=None, manage_url=None, actions=())
+        text = part_of(view, "plain")
+        assert "\n\n\n" not in text
+        assert text.endswith("\n")
+        assert not text.endswith("\n\n")
