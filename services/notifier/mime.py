@@ -521,7 +521,8 @@ def _to_quoted(name: str, address: str) -> str:
     if name.isascii() or len(quoted) <= _WORDS_LINE - len("To: "):
         return quoted
     words = _text(name, "To")
-    last = len(words) - (words.rfind("\n") + 1)
+    newline = words.rfind("\n")  # the last line's length; the first one's starts with "To: "
+    last = len(words) - (newline + 1) + (len("To: ") if newline < 0 else 0)
     fold = " " if last + len(address) + 3 <= _WORDS_LINE else "\r\n "
     return f"{words}{fold}<{address}>"
 

@@ -25,6 +25,9 @@ class TestToHeader:
     @given(NAMES, st.sampled_from(["maya@example.org", "a.b+c@example.test"]))
     @example("Αλεξάνδρα Παπαδοπούλου-Κωνσταντινίδου", "maya@example.org")  # folded
     @example("Zoë", "maya@example.org")  # one word
+    @example(
+        "0000\xa0\xa0\xa0\xa0\u0800\U00010000\U00010000\U00010000\U00010000", "maya@example.org"
+    )
     def test_equals_formataddr_or_folds_within_rfc_2047(self, name: str, address: str) -> None:
         """Plain names on the direct path, quoted, escaped or encoded ones through it; a name
         whose one encoded-word would pass 76 characters a line is several, folded."""
