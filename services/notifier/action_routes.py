@@ -39,7 +39,7 @@ from couples_nudge.common.metrics import Metrics
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.actions import ActionClaim, ActionTokens, ExpiredToken, InvalidToken
 from couples_nudge.notifier.answers import ManageChoice, answer_events, manage_events
-from couples_nudge.notifier.change_limit import RETRY_AFTER_S, ChangeLimit
+from couples_nudge.notifier.change_limit import ChangeLimit, too_many
 from couples_nudge.notifier.engagement import ClaimState, EngagementStore
 from couples_nudge.notifier.pages import (
     AnswerState,
@@ -251,7 +251,7 @@ class ActionPages:
                 return self._answer("invalid", 404, "en")
             if not await self.limit.allow(claim.couple_id, claim.partner_id):
                 log.info("manage_refused", method="POST", reason="too_many_changes")
-                return _too_many(self._answer("error", 429, _locale(couple, claim.partner_id)))
+                return too_many(self._answer("error", 429, _locale(couple, claim.partner_id)))
             now = self.clock.now()
             prefs, engaged = manage_events(
                 claim, _kind(kind), _choice(choice), now, uuid.uuid4().hex
@@ -321,11 +321,6 @@ def _page(html: str, status: int) -> HTMLResponse:
     return HTMLResponse(
         html, status, headers={**_HEADERS, "Content-Security-Policy": csp_for(html)}
     )
-
-
-def _too_many(page: HTMLResponse) -> HTMLResponse:
-    page.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return page
 
 
 def _kind(value: str) -> NudgeKind:

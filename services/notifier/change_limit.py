@@ -16,16 +16,19 @@ with Retry-After until the minute ends. A person clicking never comes near it.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Final, TypeVar
 
 import redis.asyncio as aioredis
+from starlette.responses import Response
 
 from couples_nudge.common.keys import Keys
 
-__all__ = ["CHANGES_PER_MINUTE", "COUNT", "RETRY_AFTER_S", "ChangeLimit"]
+__all__ = ["CHANGES_PER_MINUTE", "COUNT", "RETRY_AFTER_S", "ChangeLimit", "too_many"]
 
 CHANGES_PER_MINUTE: Final = 20
 RETRY_AFTER_S: Final = 60
+
+_Page = TypeVar("_Page", bound=Response)
 
 COUNT: Final = """
 -- Count one change. KEYS: 1 the counter   ARGV: 1 window ms
@@ -48,3 +51,9 @@ class ChangeLimit:
         key = self.keys.change_limit(self.page, digest.hexdigest())
         n = await self._count(keys=[key], args=[RETRY_AFTER_S * 1000])
         return int(n) <= CHANGES_PER_MINUTE
+
+
+def too_many(page: _Page) -> _Page:
+    """A page refusing a change past the minute's budget (429), saying when to try again."""
+    page.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return page

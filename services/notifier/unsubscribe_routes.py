@@ -32,7 +32,7 @@ from couples_nudge.common.clock import Clock
 from couples_nudge.common.couple_state import UnreadableCouple, parse_couple
 from couples_nudge.common.streams import publish
 from couples_nudge.notifier.catalog import DEFAULT_LOCALE
-from couples_nudge.notifier.change_limit import RETRY_AFTER_S, ChangeLimit
+from couples_nudge.notifier.change_limit import ChangeLimit, too_many
 from couples_nudge.notifier.delivery import PRODUCER
 from couples_nudge.notifier.pages import csp_for
 from couples_nudge.notifier.render import PageState, render_unsubscribe_page
@@ -154,9 +154,7 @@ class UnsubscribePages:
         try:
             if not await self.limit.allow(claim.couple_id, claim.partner_id):
                 log.info("unsubscribe_refused", method="POST", reason="too_many_changes")
-                page = self._page("error", 429)
-                page.headers["Retry-After"] = str(RETRY_AFTER_S)
-                return page
+                return too_many(self._page("error", 429))
             await publish(self.redis, self.stream, [event], maxlen=self.maxlen)
         except (RedisError, OSError) as exc:
             log.warning("unsubscribe_not_published", error=type(exc).__name__)
